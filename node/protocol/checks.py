@@ -1,0 +1,311 @@
+"""The receiver's checks, in the order DESIGN.md §3 fixes, before anything is stored.
+
+    size → parse → TLS identity = header.sender → sender is a member → key is the sender's,
+    current and not revoked → signature → recipient is us → sent_at in the clock window →
+    message_id not seen with other bytes → policy allows the payload type → payload valid
+
+Each failing step raises a ``Refusal`` with its own ``FaultCode``. A message whose id was
+seen before with the same bytes is not refused: the caller gets a ``Redelivery`` holding the
+original reply, so delivery is idempotent. Replies (receipts, faults, answers) are checked
+by ``check_reply``: same authentication, no clock window (a stored receipt handed back on
+re-delivery is legitimately old), and they must answer the request they claim to answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from google.protobuf.message import DecodeError
+
+from node.protocol.envelope import digest, payload_type, signing_input
+from node.protocol.faults import FaultCode, Refusal
+from node.trust.manifest import Manifest, Member
+from node.wire import pb
+
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+DEFAULT_CLOCK_WINDOW = 300.0
+REPLY_TYPES = frozenset({"receipt", "fault"})
+
+
+@dataclass(frozen=True)
+class CheckLimits:
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    """Largest serialized Envelope accepted."""
+    clock_window: float = DEFAULT_CLOCK_WINDOW
+    """How far (seconds, either way) header.sent_at may be from the receiver's clock."""
+
+
+@dataclass(frozen=True)
+class PriorDelivery:
+    """What the inbox remembers of a message it already accepted."""
+
+    digest: bytes
+    reply: bytes
+    """The signed reply envelope that was returned the first time."""
+
+
+class InboxView(Protocol):
+    def prior(self, sender: str, message_id: str) -> PriorDelivery | None: ...
+
+
+PayloadValidator = Callable[[pb.Message], None]
+"""Raises ``Refusal(FaultCode.INVALID_PAYLOAD, …)`` when the payload is not acceptable."""
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    """A message whose signature verified under a usable key of a member."""
+
+    envelope: bytes
+    message_bytes: bytes
+    message: pb.Message
+    digest: bytes
+    key_id: str
+    signature: bytes
+    sender: Member
+
+    @property
+    def message_id(self) -> str:
+        return self.message.header.message_id
+
+    @property
+    def payload_type(self) -> str:
+        return payload_type(self.message)
+
+
+@dataclass(frozen=True)
+class Redelivery:
+    """The same message (same id, same bytes) again: answer with the original reply."""
+
+    message: Authenticated
+    prior: PriorDelivery
+
+
+def _parse(raw: bytes, limits: CheckLimits) -> tuple[pb.Envelope, pb.Message, bytes]:
+    if len(raw) > limits.max_message_bytes:
+        raise Refusal(
+            FaultCode.MESSAGE_TOO_LARGE,
+            f"envelope is {len(raw)} bytes; the limit is {limits.max_message_bytes}",
+            field="envelope",
+        )
+    envelope = pb.Envelope()
+    try:
+        envelope.ParseFromString(raw)
+    except DecodeError as exc:
+        raise Refusal(
+            FaultCode.MALFORMED_ENVELOPE, f"envelope is not a valid protobuf Envelope: {exc}"
+        ) from exc
+    if not envelope.message or not envelope.signature or not envelope.key_id:
+        raise Refusal(
+            FaultCode.MALFORMED_ENVELOPE,
+            "envelope must carry message, signature and key_id",
+            field="envelope",
+        )
+    message_digest = digest(envelope.message)
+    message = pb.Message()
+    try:
+        message.ParseFromString(envelope.message)
+    except DecodeError as exc:
+        raise Refusal(
+            FaultCode.MALFORMED_MESSAGE,
+            f"envelope.message is not a valid protobuf Message: {exc}",
+            field="envelope.message",
+            digest=message_digest,
+        ) from exc
+    h = message.header
+    for name in ("message_id", "sender", "recipient"):
+        if not getattr(h, name):
+            raise Refusal(
+                FaultCode.MALFORMED_MESSAGE,
+                f"header.{name} is empty",
+                field=f"header.{name}",
+                message_id=h.message_id,
+                digest=message_digest,
+            )
+    return envelope, message, message_digest
+
+
+def _authenticate(
+    envelope: pb.Envelope,
+    message: pb.Message,
+    message_digest: bytes,
+    manifest: Manifest,
+    now: float,
+) -> Member:
+    h = message.header
+    ids = {"message_id": h.message_id, "digest": message_digest}
+    member = manifest.member(h.sender)
+    if member is None:
+        raise Refusal(
+            FaultCode.UNKNOWN_SENDER,
+            f"sender {h.sender!r} is not a member of the federation (manifest "
+            f"version {manifest.version})",
+            field="header.sender",
+            **ids,
+        )
+    key = member.key(envelope.key_id)
+    if key is None:
+        raise Refusal(
+            FaultCode.UNKNOWN_KEY,
+            f"key {envelope.key_id!r} is not one of {h.sender}'s keys in manifest version "
+            f"{manifest.version}",
+            field="envelope.key_id",
+            **ids,
+        )
+    if key.revoked:
+        raise Refusal(
+            FaultCode.KEY_REVOKED,
+            f"key {envelope.key_id} of {h.sender} is revoked",
+            field="envelope.key_id",
+            **ids,
+        )
+    if not key.usable_at(now):
+        raise Refusal(
+            FaultCode.KEY_NOT_CURRENT,
+            f"key {envelope.key_id} of {h.sender} is outside its validity window",
+            field="envelope.key_id",
+            **ids,
+        )
+    if not key.verify_key.verify(envelope.signature, signing_input(envelope.message)):
+        raise Refusal(
+            FaultCode.BAD_SIGNATURE,
+            f"signature does not verify under {envelope.key_id}",
+            field="envelope.signature",
+            **ids,
+        )
+    return member
+
+
+def check_envelope(
+    raw: bytes,
+    *,
+    tls_identity: str | None,
+    manifest: Manifest,
+    me: str,
+    now: float,
+    inbox: InboxView,
+    limits: CheckLimits = CheckLimits(),
+    validators: Mapping[str, PayloadValidator] | None = None,
+) -> Authenticated | Redelivery:
+    """Run every receiver check on a request envelope; raise ``Refusal`` at the first failure."""
+    envelope, message, message_digest = _parse(raw, limits)
+    h = message.header
+    ids = {"message_id": h.message_id, "digest": message_digest}
+    if tls_identity != h.sender:
+        raise Refusal(
+            FaultCode.SENDER_MISMATCH,
+            f"header.sender {h.sender!r} is not the TLS peer identity {tls_identity!r}",
+            field="header.sender",
+            **ids,
+        )
+    member = _authenticate(envelope, message, message_digest, manifest, now)
+    if h.recipient != me:
+        raise Refusal(
+            FaultCode.WRONG_RECIPIENT,
+            f"header.recipient is {h.recipient!r}; this node is {me!r}",
+            field="header.recipient",
+            **ids,
+        )
+    sent_at = h.sent_at.seconds + h.sent_at.nanos / 1e9
+    if abs(sent_at - now) > limits.clock_window:
+        raise Refusal(
+            FaultCode.CLOCK_SKEW,
+            f"header.sent_at is {sent_at - now:+.0f} s from this node's clock; the window is "
+            f"±{limits.clock_window:.0f} s",
+            field="header.sent_at",
+            **ids,
+        )
+    authenticated = Authenticated(
+        envelope=raw,
+        message_bytes=envelope.message,
+        message=message,
+        digest=message_digest,
+        key_id=envelope.key_id,
+        signature=envelope.signature,
+        sender=member,
+    )
+    prior = inbox.prior(h.sender, h.message_id)
+    if prior is not None:
+        if prior.digest != message_digest:
+            raise Refusal(
+                FaultCode.REPLAY_MISMATCH,
+                f"message id {h.message_id} was already received with different content",
+                field="header.message_id",
+                **ids,
+            )
+        return Redelivery(authenticated, prior)
+    kind = authenticated.payload_type
+    if kind not in member.may_send or kind in REPLY_TYPES:
+        raise Refusal(
+            FaultCode.PAYLOAD_NOT_ALLOWED,
+            f"the manifest policy does not allow {h.sender} to send {kind or 'an empty body'}",
+            field="body",
+            **ids,
+        )
+    validator = (validators or {}).get(kind)
+    if validator is not None:
+        validator(message)
+    return authenticated
+
+
+def check_reply(
+    raw: bytes,
+    *,
+    peer: str,
+    manifest: Manifest,
+    me: str,
+    now: float,
+    request_id: str,
+    request_digest: bytes,
+    limits: CheckLimits = CheckLimits(),
+) -> Authenticated:
+    """Check a peer's signed reply to a request this node sent."""
+    envelope, message, message_digest = _parse(raw, limits)
+    h = message.header
+    ids = {"message_id": h.message_id, "digest": message_digest}
+    if h.sender != peer:
+        raise Refusal(
+            FaultCode.SENDER_MISMATCH,
+            f"reply comes from {h.sender!r}, not from the peer asked, {peer!r}",
+            field="header.sender",
+            **ids,
+        )
+    member = _authenticate(envelope, message, message_digest, manifest, now)
+    if h.recipient != me or h.in_reply_to != request_id:
+        raise Refusal(
+            FaultCode.WRONG_RECIPIENT,
+            f"reply is addressed to {h.recipient!r} about {h.in_reply_to!r}, not to {me!r} "
+            f"about {request_id!r}",
+            field="header.in_reply_to",
+            **ids,
+        )
+    kind = payload_type(message)
+    answered = (
+        message.receipt.digest
+        if kind == "receipt"
+        else message.fault.digest
+        if kind == "fault"
+        else b""
+    )
+    if kind in REPLY_TYPES and answered and answered != request_digest:
+        raise Refusal(
+            FaultCode.INVALID_PAYLOAD,
+            f"{kind} carries the digest of another message than {request_id}",
+            field=f"body.{kind}.digest",
+            **ids,
+        )
+    if kind == "receipt" and not answered:
+        raise Refusal(
+            FaultCode.INVALID_PAYLOAD, "receipt carries no digest", field="body.receipt.digest"
+        )
+    return Authenticated(
+        envelope=raw,
+        message_bytes=envelope.message,
+        message=message,
+        digest=message_digest,
+        key_id=envelope.key_id,
+        signature=envelope.signature,
+        sender=member,
+    )

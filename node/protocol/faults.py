@@ -1,0 +1,90 @@
+"""Every refusal the protocol can give, with its stable code and the gRPC status that fits.
+
+The code (``FaultCode.value``) is what peers, metrics labels, logs and problem documents
+carry; it never changes meaning once released. The human text names the field at fault.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import grpc
+
+
+class FaultCode(enum.Enum):
+    MESSAGE_TOO_LARGE = "message_too_large"
+    MALFORMED_ENVELOPE = "malformed_envelope"
+    MALFORMED_MESSAGE = "malformed_message"
+    SENDER_MISMATCH = "sender_mismatch"
+    UNKNOWN_SENDER = "unknown_sender"
+    UNKNOWN_KEY = "unknown_key"
+    KEY_NOT_CURRENT = "key_not_current"
+    KEY_REVOKED = "key_revoked"
+    BAD_SIGNATURE = "bad_signature"
+    WRONG_RECIPIENT = "wrong_recipient"
+    CLOCK_SKEW = "clock_skew"
+    REPLAY_MISMATCH = "replay_mismatch"
+    PAYLOAD_NOT_ALLOWED = "payload_not_allowed"
+    INVALID_PAYLOAD = "invalid_payload"
+    MANIFEST_EXPIRED = "manifest_expired"
+    UNAVAILABLE = "unavailable"
+
+    @property
+    def grpc_status(self) -> grpc.StatusCode:
+        return _STATUS[self]
+
+    @property
+    def is_permanent(self) -> bool:
+        """Whether re-sending the same bytes can never succeed (so a sender should park it)."""
+        return self not in _TRANSIENT
+
+
+_STATUS: dict[FaultCode, grpc.StatusCode] = {
+    FaultCode.MESSAGE_TOO_LARGE: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    FaultCode.MALFORMED_ENVELOPE: grpc.StatusCode.INVALID_ARGUMENT,
+    FaultCode.MALFORMED_MESSAGE: grpc.StatusCode.INVALID_ARGUMENT,
+    FaultCode.SENDER_MISMATCH: grpc.StatusCode.PERMISSION_DENIED,
+    FaultCode.UNKNOWN_SENDER: grpc.StatusCode.PERMISSION_DENIED,
+    FaultCode.UNKNOWN_KEY: grpc.StatusCode.UNAUTHENTICATED,
+    FaultCode.KEY_NOT_CURRENT: grpc.StatusCode.UNAUTHENTICATED,
+    FaultCode.KEY_REVOKED: grpc.StatusCode.UNAUTHENTICATED,
+    FaultCode.BAD_SIGNATURE: grpc.StatusCode.UNAUTHENTICATED,
+    FaultCode.WRONG_RECIPIENT: grpc.StatusCode.INVALID_ARGUMENT,
+    FaultCode.CLOCK_SKEW: grpc.StatusCode.FAILED_PRECONDITION,
+    FaultCode.REPLAY_MISMATCH: grpc.StatusCode.ALREADY_EXISTS,
+    FaultCode.PAYLOAD_NOT_ALLOWED: grpc.StatusCode.PERMISSION_DENIED,
+    FaultCode.INVALID_PAYLOAD: grpc.StatusCode.INVALID_ARGUMENT,
+    FaultCode.MANIFEST_EXPIRED: grpc.StatusCode.FAILED_PRECONDITION,
+    FaultCode.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+}
+
+# Refusals that depend on the receiver's or sender's current state (clocks, keys about to be
+# published, a manifest being renewed), so the same bytes may pass later.
+_TRANSIENT = frozenset(
+    {
+        FaultCode.CLOCK_SKEW,
+        FaultCode.UNKNOWN_KEY,
+        FaultCode.MANIFEST_EXPIRED,
+        FaultCode.UNAVAILABLE,
+    }
+)
+
+
+class Refusal(Exception):
+    """A message was refused. Carries everything a signed Fault needs."""
+
+    def __init__(
+        self,
+        code: FaultCode,
+        text: str,
+        *,
+        field: str = "",
+        message_id: str = "",
+        digest: bytes = b"",
+    ) -> None:
+        super().__init__(f"{code.value}: {text}")
+        self.code = code
+        self.text = text
+        self.field = field
+        self.message_id = message_id
+        self.digest = digest

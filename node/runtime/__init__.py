@@ -1,0 +1,1 @@
+"""A running node: its configuration and the wiring of store, trust, transport and delivery."""

@@ -1,0 +1,231 @@
+"""Node configuration: one TOML file per node (``node.toml``), read into frozen dataclasses.
+
+Rules kept here:
+- Relative paths in the file are relative to the file's own folder, so a mesh folder can be
+  moved as a whole.
+- The loader takes the environment as an argument instead of reading ``os.environ`` itself.
+  The only thing the environment may supply is the HTTP bearer token (``YRD_HTTP_TOKEN``),
+  so secrets need not sit in the file.
+- A REST API listening beyond loopback without a token is a configuration error.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from node.protocol.checks import DEFAULT_CLOCK_WINDOW, DEFAULT_MAX_MESSAGE_BYTES
+from node.trust.keys import VerifyKey, key_id_for, public_key_from_text
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, malformed or unsafe; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Paths:
+    manifest: Path
+    """The signed federation manifest."""
+    signing_key: Path
+    """This node's Ed25519 private key (PEM, mode 0600)."""
+    tls_key: Path
+    """The TLS private key (PEM, mode 0600)."""
+    tls_cert: Path
+    """The TLS certificate; its DNS SAN is the node id."""
+    ca_cert: Path
+    """The federation CA certificate that every peer's TLS certificate chains to."""
+    store: Path
+    """The SQLite store file."""
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    batch_size: int = 64
+    """Envelopes in flight on a peer's stream at once."""
+    retry_initial_seconds: float = 0.5
+    """First back-off after a failed attempt."""
+    retry_max_seconds: float = 120.0
+    """Back-off ceiling: minutes, not days, so a returning peer is found soon."""
+    dead_letter_after_seconds: float = 86400.0
+    """A message still undelivered after this long is parked for an operator."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    node_id: str
+    """This node's id in the manifest and in its TLS certificate."""
+    province: str
+    """shanghai, jiangsu, zhejiang or anhui."""
+    governance_keys: tuple[VerifyKey, ...]
+    """Trust anchors: the public keys allowed to sign the manifest."""
+    paths: Paths
+    grpc_listen: str
+    """host:port of the federation gRPC server."""
+    http_listen: str
+    """host:port of the REST API, metrics and status."""
+    http_token: str | None = None
+    """Bearer token the REST API requires; mandatory when http_listen is not loopback."""
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    clock_window_seconds: float = DEFAULT_CLOCK_WINDOW
+    heartbeat_interval_seconds: float = 5.0
+    shutdown_grace_seconds: float = 10.0
+    """How long in-flight calls may run after SIGTERM before they are cancelled."""
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    source: Path | None = None
+    """The file this was read from."""
+
+
+def _get(table: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in table:
+        raise ConfigError(f"{where}: missing key {key!r}")
+    value = table[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
+        raise ConfigError(f"{where}: {key!r} must be a {kind.__name__}, not {value!r}")
+    return value
+
+
+def _opt(table: Mapping[str, Any], key: str, kind: type, default: Any, where: str) -> Any:
+    return _get(table, key, kind, where) if key in table else default
+
+
+def _is_loopback(listen: str) -> bool:
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_config(
+    data: Mapping[str, Any], *, base: Path, env: Mapping[str, str], source: Path | None = None
+) -> NodeConfig:
+    where = str(source or "config")
+    paths_table = _get(data, "paths", dict, where)
+    paths = Paths(
+        **{
+            name: base / _get(paths_table, name, str, f"{where} [paths]")
+            for name in ("manifest", "signing_key", "tls_key", "tls_cert", "ca_cert", "store")
+        }
+    )
+    anchors = []
+    for i, text in enumerate(_get(data, "governance_keys", list, where)):
+        try:
+            public = public_key_from_text(str(text))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: governance_keys[{i}]: {exc}") from exc
+        anchors.append(VerifyKey(key_id_for(public), public))
+    if not anchors:
+        raise ConfigError(f"{where}: governance_keys must name at least one key")
+    grpc_t = _get(data, "grpc", dict, where)
+    http_t = _get(data, "http", dict, where)
+    delivery_t = _opt(data, "delivery", dict, {}, where)
+    defaults = DeliveryConfig()
+    delivery = DeliveryConfig(
+        **{
+            name: _opt(
+                delivery_t,
+                name,
+                type(getattr(defaults, name)),
+                getattr(defaults, name),
+                f"{where} [delivery]",
+            )
+            for name in DeliveryConfig.__dataclass_fields__
+        }
+    )
+    http_listen = _get(http_t, "listen", str, f"{where} [http]")
+    token = env.get("YRD_HTTP_TOKEN") or _opt(http_t, "token", str, None, f"{where} [http]")
+    if not _is_loopback(http_listen) and not token:
+        raise ConfigError(
+            f"{where} [http]: listen {http_listen} is not loopback, so a bearer token is "
+            "required (set token or YRD_HTTP_TOKEN)"
+        )
+    return NodeConfig(
+        node_id=_get(data, "node_id", str, where),
+        province=_get(data, "province", str, where),
+        governance_keys=tuple(anchors),
+        paths=paths,
+        grpc_listen=_get(grpc_t, "listen", str, f"{where} [grpc]"),
+        http_listen=http_listen,
+        http_token=token or None,
+        max_message_bytes=_opt(
+            grpc_t, "max_message_bytes", int, DEFAULT_MAX_MESSAGE_BYTES, f"{where} [grpc]"
+        ),
+        clock_window_seconds=_opt(data, "clock_window_seconds", float, DEFAULT_CLOCK_WINDOW, where),
+        heartbeat_interval_seconds=_opt(data, "heartbeat_interval_seconds", float, 5.0, where),
+        shutdown_grace_seconds=_opt(data, "shutdown_grace_seconds", float, 10.0, where),
+        delivery=delivery,
+        source=source,
+    )
+
+
+def load_config(path: Path, env: Mapping[str, str]) -> NodeConfig:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    return parse_config(data, base=path.resolve().parent, env=env, source=path)
+
+
+def render_config(
+    *,
+    node_id: str,
+    province: str,
+    governance_public_keys: list[str],
+    paths: Mapping[str, str],
+    grpc_listen: str,
+    http_listen: str,
+) -> str:
+    """A node.toml text with every default written out, for ``yrd mesh init``.
+
+    ``paths`` maps manifest, signing_key, tls_key, tls_cert, ca_cert and store to paths
+    relative to the file's folder.
+    """
+    d = DeliveryConfig()
+
+    def q(text: str) -> str:
+        return json.dumps(text, ensure_ascii=False)  # a JSON string is a TOML basic string
+
+    lines = [
+        "# Federation node configuration (yrd node run --config THIS_FILE).",
+        "# Relative paths are relative to this file's folder.",
+        f"node_id = {q(node_id)}",
+        f"province = {q(province)}",
+        "# Public keys allowed to sign the federation manifest (base64 Ed25519).",
+        f"governance_keys = [{', '.join(q(k) for k in governance_public_keys)}]",
+        f"clock_window_seconds = {DEFAULT_CLOCK_WINDOW}",
+        "heartbeat_interval_seconds = 5.0",
+        "shutdown_grace_seconds = 10.0",
+        "",
+        "[paths]",
+        *(
+            f"{name} = {q(paths[name])}"
+            for name in ("manifest", "signing_key", "tls_key", "tls_cert", "ca_cert", "store")
+        ),
+        "",
+        "[grpc]",
+        f"listen = {q(grpc_listen)}",
+        f"max_message_bytes = {DEFAULT_MAX_MESSAGE_BYTES}",
+        "",
+        "[http]",
+        "# Loopback only unless a bearer token is set here or in YRD_HTTP_TOKEN.",
+        f"listen = {q(http_listen)}",
+        "",
+        "[delivery]",
+        f"batch_size = {d.batch_size}",
+        f"retry_initial_seconds = {d.retry_initial_seconds}",
+        f"retry_max_seconds = {d.retry_max_seconds}",
+        f"dead_letter_after_seconds = {d.dead_letter_after_seconds}",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,304 @@
+"""The federation manifest: who the members are, where they listen, which keys speak for
+them, what each may send, and until when all of that may be trusted.
+
+Rules kept here:
+- A manifest is JSON ``{"manifest": {...}, "signature": {"key_id", "value"}}``; the signature
+  is Ed25519 by a governance key over ``MANIFEST_PREFIX`` + the canonical JSON of the
+  ``manifest`` object (sorted keys, no spaces, UTF-8). Canonical JSON has one encoding per
+  value, so verifying re-encodes the parsed object; the manifest holds no floats.
+- A node accepts a manifest only if it is signed by one of its configured governance keys,
+  unexpired, and not older than the one it holds (same version must mean same content).
+- Signing keys carry validity windows; a key outside its window or marked revoked does not
+  verify anything, from the moment the manifest that says so is loaded.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from node.trust.keys import (
+    SigningKey,
+    VerifyKey,
+    key_id_for,
+    public_key_from_text,
+    public_key_to_text,
+)
+
+MANIFEST_PREFIX = b"yrd.federation.v1/manifest\x00"
+
+PROVINCES: dict[str, tuple[str, str]] = {
+    # name: (GB/T 2260 code, Chinese name)
+    "shanghai": ("310000", "上海"),
+    "jiangsu": ("320000", "江苏"),
+    "zhejiang": ("330000", "浙江"),
+    "anhui": ("340000", "安徽"),
+}
+
+
+class ManifestError(Exception):
+    """The manifest cannot be trusted; the message says why."""
+
+
+class ManifestMalformed(ManifestError):
+    pass
+
+
+class ManifestUnsigned(ManifestError):
+    pass
+
+
+class ManifestSignatureInvalid(ManifestError):
+    pass
+
+
+class ManifestExpired(ManifestError):
+    pass
+
+
+class ManifestDowngrade(ManifestError):
+    pass
+
+
+def format_time(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str, where: str) -> float:
+    try:
+        parsed = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except (TypeError, ValueError) as exc:
+        raise ManifestMalformed(
+            f"{where}: {text!r} is not a UTC time like 2026-01-31T08:00:00Z"
+        ) from exc
+    return parsed.timestamp()
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    """One signing key of a member, with the window in which its signatures count."""
+
+    key_id: str
+    verify_key: VerifyKey
+    not_before: float
+    not_after: float
+    revoked: bool = False
+
+    def usable_at(self, now: float) -> bool:
+        return not self.revoked and self.not_before <= now <= self.not_after
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key_id": self.key_id,
+            "public_key": public_key_to_text(self.verify_key.public_key),
+            "not_before": format_time(self.not_before),
+            "not_after": format_time(self.not_after),
+            "revoked": self.revoked,
+        }
+
+
+@dataclass(frozen=True)
+class Member:
+    """A province's node as the federation knows it."""
+
+    node_id: str
+    province: str
+    code: str
+    endpoint: str
+    keys: tuple[KeyEntry, ...]
+    may_send: frozenset[str]
+    """Payload types (``Message.body`` field names) this member may send to others."""
+
+    def key(self, key_id: str) -> KeyEntry | None:
+        return next((k for k in self.keys if k.key_id == key_id), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "node_id": self.node_id,
+            "province": self.province,
+            "code": self.code,
+            "endpoint": self.endpoint,
+            "signing_keys": [k.to_json() for k in self.keys],
+            "policy": {"may_send": sorted(self.may_send)},
+        }
+
+
+@dataclass(frozen=True)
+class Manifest:
+    federation: str
+    version: int
+    issued_at: float
+    expires_at: float
+    members: tuple[Member, ...]
+    raw: bytes = field(default=b"", compare=False, repr=False)
+    """The signed file's bytes, as loaded (kept for the evidence log)."""
+
+    def member(self, node_id: str) -> Member | None:
+        return next((m for m in self.members if m.node_id == node_id), None)
+
+    def member_for_province(self, province: str) -> Member | None:
+        return next((m for m in self.members if m.province == province), None)
+
+    def expired_at(self, now: float) -> bool:
+        return now >= self.expires_at
+
+    def all_keys(self) -> dict[str, VerifyKey]:
+        """Every key ever listed, revoked or not: old evidence must stay verifiable."""
+        return {k.key_id: k.verify_key for m in self.members for k in m.keys}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "federation": self.federation,
+            "version": self.version,
+            "issued_at": format_time(self.issued_at),
+            "expires_at": format_time(self.expires_at),
+            "members": [m.to_json() for m in self.members],
+        }
+
+    def with_member(self, member: Member) -> Manifest:
+        members = tuple(member if m.node_id == member.node_id else m for m in self.members)
+        return replace(self, members=members)
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sign_manifest(manifest: Manifest, governance_key: SigningKey) -> bytes:
+    body = manifest.to_json()
+    signature = governance_key.sign(MANIFEST_PREFIX + canonical_json(body))
+    document = {
+        "manifest": body,
+        "signature": {
+            "key_id": governance_key.key_id,
+            "value": base64.b64encode(signature).decode("ascii"),
+        },
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True).encode() + b"\n"
+
+
+def _require(obj: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    value = obj.get(key)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ManifestMalformed(f"{where}.{key} is missing or not a {kind.__name__}")
+    return value
+
+
+def _parse_key(obj: Any, where: str) -> KeyEntry:
+    if not isinstance(obj, dict):
+        raise ManifestMalformed(f"{where} is not an object")
+    key_id = _require(obj, "key_id", str, where)
+    try:
+        public = public_key_from_text(_require(obj, "public_key", str, where))
+    except ValueError as exc:
+        raise ManifestMalformed(f"{where}.public_key: {exc}") from exc
+    verify_key = VerifyKey(key_id, public)
+    if key_id_for(public) != key_id:
+        raise ManifestMalformed(f"{where}.key_id {key_id} does not match its public key")
+    return KeyEntry(
+        key_id=key_id,
+        verify_key=verify_key,
+        not_before=parse_time(_require(obj, "not_before", str, where), f"{where}.not_before"),
+        not_after=parse_time(_require(obj, "not_after", str, where), f"{where}.not_after"),
+        revoked=bool(obj.get("revoked", False)),
+    )
+
+
+def _parse_member(obj: Any, where: str) -> Member:
+    if not isinstance(obj, dict):
+        raise ManifestMalformed(f"{where} is not an object")
+    keys = _require(obj, "signing_keys", list, where)
+    policy = _require(obj, "policy", dict, where)
+    may_send = _require(policy, "may_send", list, f"{where}.policy")
+    return Member(
+        node_id=_require(obj, "node_id", str, where),
+        province=_require(obj, "province", str, where),
+        code=_require(obj, "code", str, where),
+        endpoint=_require(obj, "endpoint", str, where),
+        keys=tuple(_parse_key(k, f"{where}.signing_keys[{i}]") for i, k in enumerate(keys)),
+        may_send=frozenset(str(t) for t in may_send),
+    )
+
+
+def parse_manifest_body(body: Any) -> Manifest:
+    if not isinstance(body, dict):
+        raise ManifestMalformed("manifest is not an object")
+    members = _require(body, "members", list, "manifest")
+    parsed = tuple(_parse_member(m, f"manifest.members[{i}]") for i, m in enumerate(members))
+    ids = [m.node_id for m in parsed]
+    if len(set(ids)) != len(ids):
+        raise ManifestMalformed("manifest.members lists a node id twice")
+    return Manifest(
+        federation=_require(body, "federation", str, "manifest"),
+        version=_require(body, "version", int, "manifest"),
+        issued_at=parse_time(_require(body, "issued_at", str, "manifest"), "manifest.issued_at"),
+        expires_at=parse_time(_require(body, "expires_at", str, "manifest"), "manifest.expires_at"),
+        members=parsed,
+    )
+
+
+def verify_manifest(
+    data: bytes,
+    governance_keys: Iterable[VerifyKey],
+    *,
+    now: float,
+    current: Manifest | None = None,
+) -> Manifest:
+    """Parse and check a signed manifest file's bytes; raise a ManifestError saying why not."""
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ManifestMalformed(f"manifest is not UTF-8 JSON: {exc}") from exc
+    if not isinstance(document, dict) or "manifest" not in document:
+        raise ManifestMalformed('manifest file has no "manifest" object')
+    signature = document.get("signature")
+    if not isinstance(signature, dict) or not signature.get("value"):
+        raise ManifestUnsigned("manifest carries no governance signature")
+    anchors = {k.key_id: k for k in governance_keys}
+    anchor = anchors.get(str(signature.get("key_id")))
+    if anchor is None:
+        raise ManifestSignatureInvalid(
+            f"manifest is signed by {signature.get('key_id')!r}, not a configured governance key"
+        )
+    try:
+        value = base64.b64decode(str(signature["value"]), validate=True)
+    except ValueError as exc:
+        raise ManifestSignatureInvalid("manifest signature is not base64") from exc
+    if not anchor.verify(value, MANIFEST_PREFIX + canonical_json(document["manifest"])):
+        raise ManifestSignatureInvalid("manifest signature does not verify: it was altered")
+    manifest = replace(parse_manifest_body(document["manifest"]), raw=data)
+    if manifest.expired_at(now):
+        raise ManifestExpired(
+            f"manifest version {manifest.version} expired at {format_time(manifest.expires_at)}"
+        )
+    if current is not None:
+        if manifest.version < current.version:
+            raise ManifestDowngrade(
+                f"manifest version {manifest.version} is older than the held version "
+                f"{current.version}"
+            )
+        if manifest.version == current.version and manifest != current:
+            raise ManifestDowngrade(
+                f"manifest version {manifest.version} differs from the held manifest of the "
+                "same version; a change must raise the version"
+            )
+    return manifest
+
+
+def load_manifest(
+    path: Path,
+    governance_keys: Iterable[VerifyKey],
+    *,
+    now: float,
+    current: Manifest | None = None,
+) -> Manifest:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ManifestMalformed(f"cannot read manifest {path}: {exc.strerror}") from exc
+    return verify_manifest(data, governance_keys, now=now, current=current)

@@ -1,0 +1,104 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Envelope(_message.Message):
+    __slots__ = ("message", "signature", "key_id")
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    message: bytes
+    signature: bytes
+    key_id: str
+    def __init__(self, message: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., key_id: _Optional[str] = ...) -> None: ...
+
+class Header(_message.Message):
+    __slots__ = ("message_id", "sender", "recipient", "sent_at", "in_reply_to", "correlation_id", "manifest_version")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    SENT_AT_FIELD_NUMBER: _ClassVar[int]
+    IN_REPLY_TO_FIELD_NUMBER: _ClassVar[int]
+    CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_VERSION_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    sender: str
+    recipient: str
+    sent_at: _timestamp_pb2.Timestamp
+    in_reply_to: str
+    correlation_id: str
+    manifest_version: int
+    def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., recipient: _Optional[str] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., in_reply_to: _Optional[str] = ..., correlation_id: _Optional[str] = ..., manifest_version: _Optional[int] = ...) -> None: ...
+
+class Message(_message.Message):
+    __slots__ = ("header", "receipt", "fault", "heartbeat", "probe")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    FAULT_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    PROBE_FIELD_NUMBER: _ClassVar[int]
+    header: Header
+    receipt: Receipt
+    fault: Fault
+    heartbeat: Heartbeat
+    probe: Probe
+    def __init__(self, header: _Optional[_Union[Header, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., fault: _Optional[_Union[Fault, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., probe: _Optional[_Union[Probe, _Mapping]] = ...) -> None: ...
+
+class Receipt(_message.Message):
+    __slots__ = ("message_id", "digest", "status", "reason", "received_at")
+    class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STATUS_UNSPECIFIED: _ClassVar[Receipt.Status]
+        STATUS_ACCEPTED: _ClassVar[Receipt.Status]
+    STATUS_UNSPECIFIED: Receipt.Status
+    STATUS_ACCEPTED: Receipt.Status
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    digest: bytes
+    status: Receipt.Status
+    reason: str
+    received_at: _timestamp_pb2.Timestamp
+    def __init__(self, message_id: _Optional[str] = ..., digest: _Optional[bytes] = ..., status: _Optional[_Union[Receipt.Status, str]] = ..., reason: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Fault(_message.Message):
+    __slots__ = ("message_id", "digest", "code", "text", "field", "grpc_status")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    GRPC_STATUS_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    digest: bytes
+    code: str
+    text: str
+    field: str
+    grpc_status: int
+    def __init__(self, message_id: _Optional[str] = ..., digest: _Optional[bytes] = ..., code: _Optional[str] = ..., text: _Optional[str] = ..., field: _Optional[str] = ..., grpc_status: _Optional[int] = ...) -> None: ...
+
+class Heartbeat(_message.Message):
+    __slots__ = ("sequence", "outbox_depth")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    OUTBOX_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    outbox_depth: int
+    def __init__(self, sequence: _Optional[int] = ..., outbox_depth: _Optional[int] = ...) -> None: ...
+
+class Probe(_message.Message):
+    __slots__ = ("sequence", "payload")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    payload: bytes
+    def __init__(self, sequence: _Optional[int] = ..., payload: _Optional[bytes] = ...) -> None: ...
