@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 from google.protobuf.message import DecodeError
 
@@ -27,6 +27,13 @@ from node.wire import pb
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 DEFAULT_CLOCK_WINDOW = 300.0
 REPLY_TYPES = frozenset({"receipt", "fault"})
+
+
+class _Ids(TypedDict):
+    """What a refusal says about the message it refuses."""
+
+    message_id: str
+    digest: bytes
 
 
 @dataclass(frozen=True)
@@ -135,7 +142,7 @@ def _authenticate(
     now: float,
 ) -> Member:
     h = message.header
-    ids = {"message_id": h.message_id, "digest": message_digest}
+    ids: _Ids = {"message_id": h.message_id, "digest": message_digest}
     member = manifest.member(h.sender)
     if member is None:
         raise Refusal(
@@ -192,7 +199,7 @@ def check_envelope(
     """Run every receiver check on a request envelope; raise ``Refusal`` at the first failure."""
     envelope, message, message_digest = _parse(raw, limits)
     h = message.header
-    ids = {"message_id": h.message_id, "digest": message_digest}
+    ids: _Ids = {"message_id": h.message_id, "digest": message_digest}
     if tls_identity != h.sender:
         raise Refusal(
             FaultCode.SENDER_MISMATCH,
@@ -264,7 +271,7 @@ def check_reply(
     """Check a peer's signed reply to a request this node sent."""
     envelope, message, message_digest = _parse(raw, limits)
     h = message.header
-    ids = {"message_id": h.message_id, "digest": message_digest}
+    ids: _Ids = {"message_id": h.message_id, "digest": message_digest}
     if h.sender != peer:
         raise Refusal(
             FaultCode.SENDER_MISMATCH,

@@ -200,13 +200,19 @@ def _parse_key(obj: Any, where: str) -> KeyEntry:
     verify_key = VerifyKey(key_id, public)
     if key_id_for(public) != key_id:
         raise ManifestMalformed(f"{where}.key_id {key_id} does not match its public key")
-    return KeyEntry(
+    revoked = obj.get("revoked", False)
+    if not isinstance(revoked, bool):
+        raise ManifestMalformed(f"{where}.revoked must be true or false, not {revoked!r}")
+    entry = KeyEntry(
         key_id=key_id,
         verify_key=verify_key,
         not_before=parse_time(_require(obj, "not_before", str, where), f"{where}.not_before"),
         not_after=parse_time(_require(obj, "not_after", str, where), f"{where}.not_after"),
-        revoked=bool(obj.get("revoked", False)),
+        revoked=revoked,
     )
+    if entry.not_before > entry.not_after:
+        raise ManifestMalformed(f"{where}: not_before is after not_after")
+    return entry
 
 
 def _parse_member(obj: Any, where: str) -> Member:
@@ -215,10 +221,17 @@ def _parse_member(obj: Any, where: str) -> Member:
     keys = _require(obj, "signing_keys", list, where)
     policy = _require(obj, "policy", dict, where)
     may_send = _require(policy, "may_send", list, f"{where}.policy")
+    province = _require(obj, "province", str, where)
+    code = _require(obj, "code", str, where)
+    if PROVINCES.get(province, (code,))[0] != code:
+        raise ManifestMalformed(
+            f"{where}.code {code} is not the GB/T 2260 code of {province} "
+            f"({PROVINCES[province][0]})"
+        )
     return Member(
         node_id=_require(obj, "node_id", str, where),
-        province=_require(obj, "province", str, where),
-        code=_require(obj, "code", str, where),
+        province=province,
+        code=code,
         endpoint=_require(obj, "endpoint", str, where),
         keys=tuple(_parse_key(k, f"{where}.signing_keys[{i}]") for i, k in enumerate(keys)),
         may_send=frozenset(str(t) for t in may_send),
@@ -233,6 +246,9 @@ def parse_manifest_body(body: Any) -> Manifest:
     ids = [m.node_id for m in parsed]
     if len(set(ids)) != len(ids):
         raise ManifestMalformed("manifest.members lists a node id twice")
+    key_ids = [k.key_id for m in parsed for k in m.keys]
+    if len(set(key_ids)) != len(key_ids):
+        raise ManifestMalformed("manifest lists one signing key twice (keys are never shared)")
     return Manifest(
         federation=_require(body, "federation", str, "manifest"),
         version=_require(body, "version", int, "manifest"),
@@ -246,10 +262,14 @@ def verify_manifest(
     data: bytes,
     governance_keys: Iterable[VerifyKey],
     *,
-    now: float,
+    now: float | None,
     current: Manifest | None = None,
 ) -> Manifest:
-    """Parse and check a signed manifest file's bytes; raise a ManifestError saying why not."""
+    """Parse and check a signed manifest file's bytes; raise a ManifestError saying why not.
+
+    ``now=None`` skips the expiry check: a node reads its held manifest that way, to learn
+    what it trusted even after that trust ran out.
+    """
     try:
         document = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -269,10 +289,14 @@ def verify_manifest(
         value = base64.b64decode(str(signature["value"]), validate=True)
     except ValueError as exc:
         raise ManifestSignatureInvalid("manifest signature is not base64") from exc
-    if not anchor.verify(value, MANIFEST_PREFIX + canonical_json(document["manifest"])):
+    try:
+        signed = MANIFEST_PREFIX + canonical_json(document["manifest"])
+    except UnicodeEncodeError as exc:
+        raise ManifestMalformed(f"manifest holds text that is not valid Unicode: {exc}") from exc
+    if not anchor.verify(value, signed):
         raise ManifestSignatureInvalid("manifest signature does not verify: it was altered")
     manifest = replace(parse_manifest_body(document["manifest"]), raw=data)
-    if manifest.expired_at(now):
+    if now is not None and manifest.expired_at(now):
         raise ManifestExpired(
             f"manifest version {manifest.version} expired at {format_time(manifest.expires_at)}"
         )

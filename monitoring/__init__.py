@@ -1,0 +1,1 @@
+"""Operator-facing observability: metric definitions and the federation status view."""

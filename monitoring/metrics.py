@@ -1,0 +1,158 @@
+"""The node's Prometheus metrics, one registry per node.
+
+Rules kept here:
+- Names carry the ``yrd_`` prefix and base units; counters end in ``_total``.
+- Label values are bounded: peers are province names (``unknown`` for anything not in the
+  manifest), payload types are ``Message.body`` field names, codes are ``FaultCode`` values.
+  No message ids, case ids, names or ID numbers ever become label values.
+- Values that live in the store (outbox depth, oldest pending age, dead letters) are read at
+  scrape time by a collector, so they can never drift from the truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+UNKNOWN_PEER = "unknown"
+
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    300,
+    900,
+    3600,
+)
+
+
+@dataclass(frozen=True)
+class OutboxSnapshot:
+    depth: int
+    oldest_pending_age_seconds: float
+    dead_letters: int
+
+
+class _StoreCollector(Collector):
+    def __init__(self, read: Callable[[], Mapping[str, OutboxSnapshot]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        depth = GaugeMetricFamily(
+            "yrd_outbox_depth", "Messages waiting for delivery to a peer.", labels=["peer"]
+        )
+        age = GaugeMetricFamily(
+            "yrd_outbox_oldest_pending_age_seconds",
+            "Age of the oldest message waiting for delivery to a peer.",
+            labels=["peer"],
+        )
+        dead = GaugeMetricFamily(
+            "yrd_dead_letters",
+            "Messages parked after exhausting delivery, waiting for an operator.",
+            labels=["peer"],
+        )
+        for peer, snap in sorted(self._read().items()):
+            depth.add_metric([peer], snap.depth)
+            age.add_metric([peer], snap.oldest_pending_age_seconds)
+            dead.add_metric([peer], snap.dead_letters)
+        yield depth
+        yield age
+        yield dead
+
+
+class NodeMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.messages_sent = Counter(
+            "yrd_messages_sent_total",
+            "Messages delivered to a peer and acknowledged by its signed receipt.",
+            ["peer", "type"],
+            registry=r,
+        )
+        self.messages_received = Counter(
+            "yrd_messages_received_total",
+            "Messages accepted from a peer (re-deliveries not counted).",
+            ["peer", "type"],
+            registry=r,
+        )
+        self.messages_duplicate = Counter(
+            "yrd_messages_duplicate_total",
+            "Re-deliveries answered with the original receipt.",
+            ["peer", "type"],
+            registry=r,
+        )
+        self.messages_refused = Counter(
+            "yrd_messages_refused_total",
+            "Messages refused, by who refused them (direction inbound: this node refused "
+            "a peer's message; outbound: a peer refused ours).",
+            ["peer", "type", "code", "direction"],
+            registry=r,
+        )
+        self.delivery_latency = Histogram(
+            "yrd_delivery_latency_seconds",
+            "From the moment a message is committed to the outbox to its verified receipt.",
+            ["peer"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.peer_up = Gauge(
+            "yrd_peer_up", "1 when the peer answered the last heartbeat.", ["peer"], registry=r
+        )
+        self.heartbeat_rtt = Gauge(
+            "yrd_heartbeat_rtt_seconds",
+            "Round trip of the last answered heartbeat.",
+            ["peer"],
+            registry=r,
+        )
+        self.circuit_open = Gauge(
+            "yrd_peer_circuit_state",
+            "Delivery circuit per peer: 0 closed, 1 half-open, 2 open.",
+            ["peer"],
+            registry=r,
+        )
+        self.retry_interval = Gauge(
+            "yrd_peer_retry_interval_seconds",
+            "Current delivery back-off interval per peer (0 when healthy).",
+            ["peer"],
+            registry=r,
+        )
+        self.manifest_version = Gauge(
+            "yrd_manifest_version", "Version of the federation manifest in force.", registry=r
+        )
+        self.manifest_expiry = Gauge(
+            "yrd_manifest_expiry_timestamp_seconds",
+            "When the manifest in force expires (Unix time).",
+            registry=r,
+        )
+        self.manifest_reload_failures = Counter(
+            "yrd_manifest_reload_failures_total",
+            "Manifest reloads refused (bad signature, older version, expired, malformed).",
+            ["reason"],
+            registry=r,
+        )
+        self.store_commit_seconds = Histogram(
+            "yrd_store_write_seconds",
+            "Duration of store writes as the caller sees them (queueing and group commit).",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+
+    def watch_store(self, read: Callable[[], Mapping[str, OutboxSnapshot]]) -> None:
+        self.registry.register(_StoreCollector(read))

@@ -1,0 +1,105 @@
+"""The federation status view: ask every node for ``/v1/status`` and judge the whole.
+
+Used by ``yrd status`` and the demo. A federation is healthy when every node answered and is
+ready, every directed link is up with its circuit closed, and nothing is parked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+STATUS_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class NodeAnswer:
+    url: str
+    status: Mapping[str, Any] | None
+    error: str = ""
+
+
+async def fetch_status(
+    session: aiohttp.ClientSession, url: str, token: str | None = None
+) -> NodeAnswer:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        async with session.get(
+            f"{url.rstrip('/')}/v1/status",
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=STATUS_TIMEOUT),
+        ) as response:
+            if response.status != 200:
+                return NodeAnswer(url, None, f"HTTP {response.status}")
+            return NodeAnswer(url, await response.json())
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return NodeAnswer(url, None, f"unreachable: {type(exc).__name__} {exc}".strip())
+
+
+async def fetch_all(urls: Sequence[str], token: str | None = None) -> list[NodeAnswer]:
+    async with aiohttp.ClientSession() as session:
+        return list(await asyncio.gather(*(fetch_status(session, u, token) for u in urls)))
+
+
+def problems(answers: Sequence[NodeAnswer]) -> list[str]:
+    """Everything unhealthy, one sentence each; empty means healthy."""
+    found = []
+    for answer in answers:
+        s = answer.status
+        if s is None:
+            found.append(f"{answer.url}: no status ({answer.error})")
+            continue
+        name = s.get("province", answer.url)
+        if not s.get("ready"):
+            bad = {k: v for k, v in s.get("checks", {}).items() if v != "ok"}
+            found.append(f"{name}: not ready ({'; '.join(f'{k}: {v}' for k, v in bad.items())})")
+        for link in s.get("peers", []):
+            arrow = f"{name}→{link['peer']}"
+            if not link.get("up"):
+                found.append(f"{arrow}: peer not answering heartbeats")
+            if link.get("circuit") != "closed":
+                found.append(f"{arrow}: delivery circuit {link.get('circuit')}")
+            if link.get("dead_letters"):
+                found.append(f"{arrow}: {link['dead_letters']} dead letter(s)")
+    return found
+
+
+def link_rows(answers: Sequence[NodeAnswer]) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    for answer in answers:
+        s = answer.status
+        if s is None:
+            rows.append([answer.url, "?", "DOWN", "", "", "", "", "", answer.error])
+            continue
+        for link in s.get("peers", []):
+            rows.append(
+                [
+                    s.get("province"),
+                    link["peer"],
+                    "up" if link.get("up") else "DOWN",
+                    "" if link.get("rtt_ms") is None else f"{link['rtt_ms']:.1f}",
+                    link.get("outbox_depth", 0),
+                    f"{link.get('oldest_pending_age_seconds', 0):.1f}",
+                    link.get("circuit", ""),
+                    link.get("dead_letters", 0),
+                    link.get("last_success_at") or "",
+                ]
+            )
+    return rows
+
+
+LINK_HEADERS = [
+    "from",
+    "to",
+    "link",
+    "rtt ms",
+    "backlog",
+    "oldest s",
+    "circuit",
+    "dead",
+    "last success",
+]

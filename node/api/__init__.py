@@ -1,0 +1,1 @@
+"""The node's HTTP surface (aiohttp): health, readiness, metrics, status, and the REST API."""

@@ -1,0 +1,138 @@
+"""The HTTP application of a node.
+
+Rules kept here:
+- Liveness (``/healthz``) is trivial; readiness (``/readyz``) reports each check by name and
+  answers 503 when any fails.
+- When a bearer token is configured every route but ``/healthz`` and ``/readyz`` requires it.
+- Errors are ``application/problem+json`` naming the field at fault; request bodies are
+  bounded.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from node.api.problems import ProblemError, problem
+from node.protocol.faults import Refusal
+from node.wire import pb
+
+if TYPE_CHECKING:
+    from node.runtime.node import Node
+
+MAX_BODY_BYTES = 1024 * 1024
+MAX_PROBES = 10_000
+MAX_PROBE_PAYLOAD = 64 * 1024
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+
+NODE_KEY: web.AppKey[Node] = web.AppKey("node")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status, text=json.dumps(data, ensure_ascii=False), content_type="application/json"
+    )
+
+
+@web.middleware
+async def problems_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ProblemError as exc:
+        return problem(exc.status, exc.code, exc.detail, field=exc.field)
+    except Refusal as exc:
+        return problem(409, exc.code.value, exc.text, field=exc.field or None)
+    except web.HTTPRequestEntityTooLarge:
+        return problem(413, "body_too_large", f"request body exceeds {MAX_BODY_BYTES} bytes")
+
+
+def auth_middleware(token: str | None) -> Middleware:
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if token and request.path not in OPEN_PATHS:
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return problem(401, "unauthorized", "a valid bearer token is required")
+        return await handler(request)
+
+    return check
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise ProblemError(415, "unsupported_media_type", "send the body as application/json")
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ProblemError(400, "malformed_json", f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ProblemError(400, "malformed_json", "request body must be a JSON object")
+    return body
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return _json({"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    checks = request.app[NODE_KEY].readiness()
+    ready = all(v == "ok" for v in checks.values())
+    return _json({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    output = generate_latest(request.app[NODE_KEY].metrics.registry)
+    return web.Response(body=output, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def status(request: web.Request) -> web.Response:
+    return _json(request.app[NODE_KEY].status())
+
+
+async def send_probes(request: web.Request) -> web.Response:
+    """Operator diagnostics: send ``count`` signed probes to ``peer`` through the outbox."""
+    node = request.app[NODE_KEY]
+    body = await read_json(request)
+    peer = body.get("peer")
+    if not isinstance(peer, str) or peer not in node.peers:
+        raise ProblemError(
+            422, "unknown_peer", f"peer must be one of {sorted(node.peers)}", field="peer"
+        )
+    count = body.get("count", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_PROBES:
+        raise ProblemError(
+            422, "invalid_count", f"count must be an integer from 1 to {MAX_PROBES}", field="count"
+        )
+    size = body.get("payload_bytes", 0)
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_PROBE_PAYLOAD:
+        raise ProblemError(
+            422,
+            "invalid_payload_bytes",
+            f"payload_bytes must be an integer from 0 to {MAX_PROBE_PAYLOAD}",
+            field="payload_bytes",
+        )
+    payload = bytes(size)
+    ids = await node.send(
+        peer, [("probe", pb.Probe(sequence=i, payload=payload)) for i in range(count)]
+    )
+    return _json({"peer": peer, "message_ids": ids}, status=202)
+
+
+def build_app(node: Node) -> web.Application:
+    middlewares: list[Middleware] = [problems_middleware, auth_middleware(node.config.http_token)]
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
+    app[NODE_KEY] = node
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/v1/status", status)
+    app.router.add_post("/v1/probes", send_probes)
+    return app

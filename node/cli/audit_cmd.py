@@ -1,0 +1,49 @@
+"""``yrd audit verify --store PATH``: recompute the evidence log's chain and signatures."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from node.cli.output import emit_json, fail
+from node.store.audit import verify_store
+from node.store.database import StoreError
+
+
+def register(commands: Any) -> None:
+    group = commands.add_parser("audit", help="the evidence log")
+    sub = group.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    verify = sub.add_parser("verify", help="recompute the hash chain and every signature")
+    verify.add_argument("--store", type=Path, required=True, help="the node's store file")
+    verify.add_argument("--json", action="store_true", help="machine-readable output")
+    verify.set_defaults(run=run_verify)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    if not args.store.exists():
+        return fail(f"store file {args.store} does not exist")
+    try:
+        report = verify_store(args.store)
+    except StoreError as exc:
+        return fail(str(exc))
+    if args.json:
+        emit_json(
+            {
+                "ok": report.ok,
+                "entries": report.entries,
+                "first_bad_seq": report.first_bad_seq,
+                "reason": report.reason,
+            }
+        )
+    elif report.ok:
+        sys.stdout.write(
+            f"evidence log intact: {report.entries} entries, chain and signatures verified\n"
+        )
+    else:
+        sys.stdout.write(
+            f"evidence log BROKEN at entry {report.first_bad_seq}: {report.reason} "
+            f"({report.entries} entries checked before it)\n"
+        )
+    return 0 if report.ok else 1

@@ -1,0 +1,53 @@
+"""``yrd status --mesh DIR | URL…``: one table for the whole federation; exit 1 if unhealthy."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from monitoring.status import LINK_HEADERS, fetch_all, link_rows, problems
+from node.cli.output import emit_json, fail, table
+from node.runtime.mesh import MeshError, node_configs
+
+
+def register(commands: Any) -> None:
+    status = commands.add_parser("status", help="federation health from every node")
+    status.add_argument("--mesh", type=Path, help="mesh folder: ask each of its nodes")
+    status.add_argument("urls", nargs="*", help="node HTTP base URLs, e.g. http://127.0.0.1:8101")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(run=run_status)
+
+
+def render(answers: list[Any]) -> str:
+    return table(LINK_HEADERS, link_rows(answers))
+
+
+def run_status(args: argparse.Namespace) -> int:
+    urls = list(args.urls)
+    if args.mesh:
+        try:
+            urls += [f"http://{c.http_listen}" for c in node_configs(args.mesh)]
+        except (MeshError, OSError, ValueError) as exc:
+            return fail(f"cannot read mesh {args.mesh}: {exc}")
+    if not urls:
+        return fail("name a mesh folder (--mesh DIR) or node URLs")
+    answers = asyncio.run(fetch_all(urls, os.environ.get("YRD_HTTP_TOKEN")))
+    found = problems(answers)
+    if args.json:
+        emit_json(
+            {
+                "healthy": not found,
+                "problems": found,
+                "nodes": [a.status or {"url": a.url, "error": a.error} for a in answers],
+            }
+        )
+    else:
+        sys.stdout.write(render(answers))
+        sys.stdout.write(
+            "\nhealthy\n" if not found else "\nUNHEALTHY:\n" + "".join(f"  - {p}\n" for p in found)
+        )
+    return 0 if not found else 1

@@ -1,0 +1,21 @@
+"""Outbound delivery: one worker per peer drains that peer's outbox.
+
+How it works (the design, in one place):
+
+- Everything a node promises to send is first a row in the ``outbox`` table, committed with
+  its evidence-log entry before the call that caused it returns. Workers only read the store;
+  nothing is held only in memory.
+- Each peer has one worker and one long-lived gRPC stream with at most one bounded batch in
+  flight. A batch is the next ``batch_size`` pending rows above the peer's persisted cursor,
+  in outbox order; replies come back in the same order.
+- Each reply is checked (signature, addressed to us, answers that very message by digest).
+  A receipt settles its row as delivered; a permanent refusal parks it (dead letter) with the
+  peer's signed Fault as evidence; a transient refusal or a transport failure leaves it
+  pending and the worker backs off (exponential with jitter, tenacity, capped at minutes).
+- The cursor moves over settled rows only, so after an outage or a restart the worker
+  catches up from where it was; receivers deduplicate by message id, so re-sending what was
+  in flight when things broke has no second effect.
+- A row pending longer than ``dead_letter_after_seconds`` is parked; ``yrd outbox retry``
+  puts parked rows back in line.
+- The circuit (``CircuitState``) tells operators and the heartbeat where each link stands.
+"""

@@ -1,0 +1,51 @@
+"""Per-peer link state: the circuit and what the last attempts said."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class CircuitState(enum.Enum):
+    CLOSED = "closed"
+    """Deliveries succeed; send as soon as there is something to send."""
+    OPEN = "open"
+    """The last attempt failed; waiting out the back-off before trying again."""
+    HALF_OPEN = "half_open"
+    """Back-off over (or the peer answered a heartbeat); one trial batch decides."""
+
+    def is_available(self) -> bool:
+        return self is not CircuitState.OPEN
+
+
+@dataclass
+class PeerLink:
+    """What the node knows about its link to one peer (shown in status and metrics)."""
+
+    peer: str
+    circuit: CircuitState = CircuitState.CLOSED
+    consecutive_failures: int = 0
+    retry_interval: float = 0.0
+    """The current back-off interval in seconds (0 while the circuit is closed)."""
+    last_error: str = ""
+    last_success_at: float | None = None
+    last_attempt_at: float | None = None
+    up: bool = False
+    """Whether the peer answered the last heartbeat."""
+    rtt_seconds: float | None = None
+    last_heartbeat_at: float | None = None
+    last_received_at: float | None = None
+
+    def failed(self, error: str, at: float, retry_interval: float) -> None:
+        self.circuit = CircuitState.OPEN
+        self.consecutive_failures += 1
+        self.last_error = error
+        self.last_attempt_at = at
+        self.retry_interval = retry_interval
+
+    def succeeded(self, at: float) -> None:
+        self.circuit = CircuitState.CLOSED
+        self.consecutive_failures = 0
+        self.retry_interval = 0.0
+        self.last_success_at = at
+        self.last_attempt_at = at

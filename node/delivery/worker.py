@@ -1,0 +1,225 @@
+"""The delivery worker of one peer (see the package docstring for the design)."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Protocol
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+
+from node.delivery.circuit import CircuitState, PeerLink
+from node.runtime.config import DeliveryConfig
+from node.store import audit, outbox
+from node.store.database import Database
+from node.store.outbox import OutboxItem
+from node.transport.errors import TransportError
+
+log = logging.getLogger(__name__)
+
+BATCH_TIMEOUT = 30.0
+"""A batch with no complete answer after this long counts as a transport failure."""
+IDLE_TICK = 5.0
+"""How often an idle worker wakes to park rows that have waited too long."""
+
+
+class Outcome(enum.Enum):
+    DELIVERED = "delivered"
+    PARKED = "parked"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What a checked reply means for the row it answers."""
+
+    outcome: Outcome
+    reply: bytes
+    """The signed reply envelope (kept as evidence); empty when the reply itself was bad."""
+    code: str = ""
+    reason: str = ""
+
+
+class BatchChannel(Protocol):
+    async def exchange_batch(
+        self, envelopes: Sequence[bytes], *, timeout: float
+    ) -> list[bytes]: ...
+
+
+class DeliveryObserver(Protocol):
+    def delivered(self, item: OutboxItem, settlement: Settlement, now: float) -> None: ...
+
+    def refused(self, item: OutboxItem, settlement: Settlement) -> None: ...
+
+
+class DeliveryFailed(Exception):
+    """This attempt did not settle the head of the queue; back off and try again."""
+
+
+SettleReply = Callable[[bytes, OutboxItem], Settlement]
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class PeerWorker:
+    def __init__(
+        self,
+        *,
+        peer: str,
+        peer_node_id: str,
+        db: Database,
+        channel: BatchChannel,
+        settle: SettleReply,
+        config: DeliveryConfig,
+        clock: Clock,
+        observer: DeliveryObserver,
+        sleep: Sleep | None = None,
+    ) -> None:
+        self.link = PeerLink(peer)
+        self.peer_node_id = peer_node_id
+        self._db = db
+        self._channel = channel
+        self._settle = settle
+        self._config = config
+        self._clock = clock
+        self._observer = observer
+        self._sleep = sleep or self._interruptible_sleep
+        self._work = asyncio.Event()
+        self._kick = asyncio.Event()
+        self._work.set()  # catch up on whatever the store holds from before
+
+    def notify(self) -> None:
+        """New rows are in this peer's outbox."""
+        self._work.set()
+
+    def kick(self) -> None:
+        """The peer is answering again (heartbeat): cut the current back-off short."""
+        if self.link.circuit is CircuitState.OPEN:
+            self.link.circuit = CircuitState.HALF_OPEN
+            self._kick.set()
+
+    async def _interruptible_sleep(self, seconds: float) -> None:
+        self._kick.clear()
+        try:
+            async with asyncio.timeout(seconds):
+                await self._kick.wait()
+        except TimeoutError:
+            pass
+
+    def _backing_off(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        interval = state.next_action.sleep if state.next_action else 0.0
+        self.link.failed(str(error), self._clock(), interval)
+        log.warning(
+            "delivery failed; backing off",
+            extra={"peer": self.link.peer, "retry_in": round(interval, 3), "error": str(error)},
+        )
+
+    async def run(self) -> None:
+        retrying = AsyncRetrying(
+            wait=wait_exponential_jitter(
+                multiplier=self._config.retry_initial_seconds,
+                max=self._config.retry_max_seconds,
+                jitter=self._config.retry_initial_seconds,
+            ),
+            retry=retry_if_exception_type(DeliveryFailed),
+            sleep=self._sleep,
+            before_sleep=self._backing_off,
+            reraise=True,
+        )
+        while True:
+            try:
+                async with asyncio.timeout(IDLE_TICK):
+                    await self._work.wait()
+            except TimeoutError:
+                pass
+            self._work.clear()
+            async for attempt in retrying:
+                with attempt:
+                    await self.drain()
+
+    async def drain(self) -> None:
+        """Send until this peer's queue is empty; raise DeliveryFailed to back off."""
+        while True:
+            now = self._clock()
+            cutoff = now - self._config.dead_letter_after_seconds
+            parked = await self._db.write(partial(self._park_expired, older_than=cutoff, at=now))
+            if parked:
+                log.error(
+                    "parked undelivered messages past their age limit",
+                    extra={"peer": self.link.peer, "count": parked},
+                )
+            batch = outbox.pending_batch(self._db.reader(), self.link.peer, self._config.batch_size)
+            if not batch:
+                return
+            if self.link.circuit is CircuitState.OPEN:
+                self.link.circuit = CircuitState.HALF_OPEN
+            await self._send(batch)
+
+    def _park_expired(self, conn: sqlite3.Connection, *, older_than: float, at: float) -> int:
+        return outbox.dead_letter_expired(conn, self.link.peer, older_than=older_than, at=at)
+
+    async def _send(self, batch: list[OutboxItem]) -> None:
+        seqs = [item.seq for item in batch]
+        try:
+            replies = await self._channel.exchange_batch(
+                [item.envelope for item in batch], timeout=BATCH_TIMEOUT
+            )
+        except TransportError as exc:
+            at, detail = self._clock(), exc.detail
+            await self._db.write(lambda c: outbox.mark_failed_attempt(c, seqs, error=detail, at=at))
+            raise DeliveryFailed(str(exc)) from exc
+        settlements = [
+            self._settle(reply, item) for reply, item in zip(replies, batch, strict=True)
+        ]
+        at = self._clock()
+        await self._db.write(lambda c: self._record(c, batch, settlements, at))
+        for item, settlement in zip(batch, settlements, strict=True):
+            if settlement.outcome is Outcome.DELIVERED:
+                self._observer.delivered(item, settlement, at)
+            else:
+                self._observer.refused(item, settlement)
+        retry = [s for s in settlements if s.outcome is Outcome.RETRY]
+        if retry:
+            raise DeliveryFailed(
+                f"{len(retry)} refused for now: {retry[0].code}: {retry[0].reason}"
+            )
+        self.link.succeeded(at)
+
+    def _record(
+        self,
+        conn: sqlite3.Connection,
+        batch: list[OutboxItem],
+        settlements: list[Settlement],
+        at: float,
+    ) -> None:
+        for item, settlement in zip(batch, settlements, strict=True):
+            if settlement.reply and settlement.outcome is not Outcome.RETRY:
+                audit.append(
+                    conn,
+                    direction="received",
+                    peer=self.link.peer,
+                    message_id=item.message_id,
+                    kind="reply",
+                    body=settlement.reply,
+                    recorded_at=at,
+                )
+            if settlement.outcome is Outcome.DELIVERED:
+                outbox.mark_delivered(conn, item.seq, reply=settlement.reply, at=at)
+            elif settlement.outcome is Outcome.PARKED:
+                outbox.dead_letter(
+                    conn,
+                    item.seq,
+                    reason=f"{settlement.code}: {settlement.reason}",
+                    at=at,
+                    reply=settlement.reply,
+                )
+            else:
+                outbox.mark_failed_attempt(
+                    conn, [item.seq], error=f"{settlement.code}: {settlement.reason}", at=at
+                )

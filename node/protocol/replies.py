@@ -1,0 +1,64 @@
+"""Building the signed replies a receiver sends: receipts for accepted messages, faults for
+refused ones. Both point back at the exact bytes they answer by digest."""
+
+from __future__ import annotations
+
+from node.protocol.checks import Authenticated
+from node.protocol.envelope import Sealed, header, seal
+from node.protocol.faults import Refusal
+from node.trust.keys import SigningKey
+from node.wire import pb
+
+
+def receipt_for(
+    accepted: Authenticated, *, me: str, now: float, manifest_version: int, key: SigningKey
+) -> Sealed:
+    h = accepted.message.header
+    receipt = pb.Receipt(
+        message_id=h.message_id,
+        digest=accepted.digest,
+        status=pb.Receipt.STATUS_ACCEPTED,
+    )
+    receipt.received_at.FromNanoseconds(int(now * 1e9))
+    reply = pb.Message(
+        header=header(
+            sender=me,
+            recipient=h.sender,
+            now=now,
+            manifest_version=manifest_version,
+            in_reply_to=h.message_id,
+            correlation_id=h.correlation_id,
+        ),
+        receipt=receipt,
+    )
+    return seal(reply, key)
+
+
+def fault_for(
+    refusal: Refusal,
+    *,
+    me: str,
+    recipient: str,
+    now: float,
+    manifest_version: int,
+    key: SigningKey,
+) -> Sealed:
+    """The signed Fault for a refused message; ``recipient`` is whoever we believe sent it."""
+    reply = pb.Message(
+        header=header(
+            sender=me,
+            recipient=recipient,
+            now=now,
+            manifest_version=manifest_version,
+            in_reply_to=refusal.message_id,
+        ),
+        fault=pb.Fault(
+            message_id=refusal.message_id,
+            digest=refusal.digest,
+            code=refusal.code.value,
+            text=refusal.text,
+            field=refusal.field,
+            grpc_status=refusal.code.grpc_status.value[0],
+        ),
+    )
+    return seal(reply, key)

@@ -1,0 +1,88 @@
+"""Signed heartbeats: each node asks every peer for a receipt at a fixed interval.
+
+The receipt's round trip is the peer's RTT; a peer that answers is "up". An answer from a
+peer whose delivery circuit is open cuts that worker's back-off short, so a backlog starts
+draining as soon as the peer is back rather than at the end of a long back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from node.protocol.checks import check_reply
+from node.protocol.envelope import header, seal
+from node.protocol.faults import Refusal
+from node.transport.errors import SignedRefusal, TransportError
+from node.wire import pb
+
+if TYPE_CHECKING:
+    from node.runtime.node import Node, Peer
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_TIMEOUT = 3.0
+
+
+async def beat_once(node: Node, peer: Peer, sequence: int) -> None:
+    credentials = node.credentials
+    link = peer.worker.link
+    started = node.clock()
+    message = pb.Message(
+        header=header(
+            sender=node.config.node_id,
+            recipient=peer.node_id,
+            now=started,
+            manifest_version=credentials.manifest.version,
+        ),
+        heartbeat=pb.Heartbeat(sequence=sequence),
+    )
+    sealed = seal(message, credentials.signing_key)
+    try:
+        try:
+            raw = await peer.channel.deliver(sealed.envelope, timeout=HEARTBEAT_TIMEOUT)
+        except SignedRefusal as refusal:
+            raw = refusal.envelope
+        reply = check_reply(
+            raw,
+            peer=peer.node_id,
+            manifest=credentials.manifest,
+            me=node.config.node_id,
+            now=node.clock(),
+            request_id=sealed.message_id,
+            request_digest=sealed.digest,
+        )
+    except (TransportError, Refusal) as exc:
+        was_up = link.up
+        link.up = False
+        link.last_error = str(exc)
+        if was_up:
+            log.warning(
+                "peer stopped answering heartbeats",
+                extra={"peer": peer.province, "error": str(exc)},
+            )
+    else:
+        link.last_heartbeat_at = node.clock()
+        if reply.payload_type == "receipt":
+            link.up = True
+            link.rtt_seconds = link.last_heartbeat_at - started
+            peer.worker.kick()
+        else:
+            link.up = False
+            link.last_error = f"{reply.message.fault.code}: {reply.message.fault.text}"
+            log.warning(
+                "peer refused our heartbeat",
+                extra={"peer": peer.province, "code": reply.message.fault.code},
+            )
+    node.metrics.peer_up.labels(peer.province).set(1 if link.up else 0)
+    if link.rtt_seconds is not None:
+        node.metrics.heartbeat_rtt.labels(peer.province).set(link.rtt_seconds)
+
+
+async def heartbeat_loop(node: Node) -> None:
+    sequence = 0
+    while True:
+        sequence += 1
+        await asyncio.gather(*(beat_once(node, peer, sequence) for peer in node.peers.values()))
+        await asyncio.sleep(node.config.heartbeat_interval_seconds)

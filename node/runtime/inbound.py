@@ -1,0 +1,205 @@
+"""Receiving: run the checks, store what passed with its receipt, answer.
+
+Rules kept here:
+- Nothing is stored before every check passed; a refusal changes no state (it is counted
+  and logged, never written to the store or the evidence log).
+- An accepted message, its effects, its evidence-log entries and its signed receipt commit
+  in one transaction; the receipt leaves this node only after that commit.
+- Heartbeats are answered but not stored: they carry no business effect and would otherwise
+  fill the evidence log with liveness noise.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from monitoring.metrics import UNKNOWN_PEER
+from node.protocol.checks import (
+    Authenticated,
+    CheckLimits,
+    PayloadValidator,
+    Redelivery,
+    check_envelope,
+)
+from node.protocol.envelope import Sealed
+from node.protocol.faults import FaultCode, Refusal
+from node.protocol.replies import fault_for, receipt_for
+from node.store import audit, inbox
+from node.transport.server import Reply
+
+if TYPE_CHECKING:
+    from node.runtime.node import Node
+
+log = logging.getLogger(__name__)
+
+EPHEMERAL_TYPES = frozenset({"heartbeat"})
+
+Effect = Callable[[sqlite3.Connection, Authenticated], None]
+"""Applies an accepted message's effect inside the transaction that stores it."""
+
+
+class InboundProcessor:
+    def __init__(
+        self,
+        node: Node,
+        *,
+        effects: Mapping[str, Effect] | None = None,
+        validators: Mapping[str, PayloadValidator] | None = None,
+    ) -> None:
+        self._node = node
+        self._effects = dict(effects or {})
+        self._validators = dict(validators or {})
+
+    async def receive(self, raw: bytes, tls_identity: str | None) -> Reply:
+        node = self._node
+        credentials = node.credentials
+        now = node.clock()
+        limits = CheckLimits(node.config.max_message_bytes, node.config.clock_window_seconds)
+        try:
+            if credentials.manifest.expired_at(now):
+                raise Refusal(
+                    FaultCode.MANIFEST_EXPIRED,
+                    f"this node's manifest (version {credentials.manifest.version}) has expired; "
+                    "it refuses all traffic until a current manifest is loaded",
+                )
+            if node.stopping:
+                raise Refusal(FaultCode.UNAVAILABLE, "this node is shutting down; retry later")
+            verdict = check_envelope(
+                raw,
+                tls_identity=tls_identity,
+                manifest=credentials.manifest,
+                me=node.config.node_id,
+                now=now,
+                inbox=inbox.InboxReader(node.db.reader()),
+                limits=limits,
+                validators=self._validators,
+            )
+        except Refusal as refusal:
+            return self._refuse(refusal, raw, tls_identity, now)
+        peer = (
+            verdict.message.sender.province
+            if isinstance(verdict, Redelivery)
+            else (verdict.sender.province)
+        )
+        if isinstance(verdict, Redelivery):
+            node.metrics.messages_duplicate.labels(peer, verdict.message.payload_type).inc()
+            return Reply(verdict.prior.reply)
+        receipt = receipt_for(
+            verdict,
+            me=node.config.node_id,
+            now=now,
+            manifest_version=credentials.manifest.version,
+            key=credentials.signing_key,
+        )
+        if verdict.payload_type not in EPHEMERAL_TYPES:
+            try:
+                stored = await node.db.write(lambda c: self._store(c, verdict, receipt, now))
+            except Refusal as refusal:
+                return self._refuse(refusal, raw, tls_identity, now)
+            if stored is not receipt.envelope:
+                node.metrics.messages_duplicate.labels(peer, verdict.payload_type).inc()
+                return Reply(stored)
+        node.metrics.messages_received.labels(peer, verdict.payload_type).inc()
+        node.link(peer).last_received_at = now
+        log.debug(
+            "accepted",
+            extra={"peer": peer, "message_id": verdict.message_id, "type": verdict.payload_type},
+        )
+        return Reply(receipt.envelope)
+
+    def _store(
+        self, conn: sqlite3.Connection, accepted: Authenticated, receipt: Sealed, now: float
+    ) -> bytes:
+        sender = accepted.sender.node_id
+        # The same message may arrive twice at once (a retried stream and a unary call); the
+        # writer runs jobs one by one, so checking again here makes the first one win.
+        prior = inbox.prior(conn, sender, accepted.message_id)
+        if prior is not None:
+            if prior.digest != accepted.digest:
+                raise Refusal(
+                    FaultCode.REPLAY_MISMATCH,
+                    f"message id {accepted.message_id} was already received with different content",
+                    field="header.message_id",
+                    message_id=accepted.message_id,
+                    digest=accepted.digest,
+                )
+            return prior.reply
+        peer = accepted.sender.province
+        inbox.record(
+            conn,
+            sender=sender,
+            message_id=accepted.message_id,
+            digest=accepted.digest,
+            payload_type=accepted.payload_type,
+            envelope=accepted.envelope,
+            reply=receipt.envelope,
+            received_at=now,
+        )
+        audit.append(
+            conn,
+            direction="received",
+            peer=peer,
+            message_id=accepted.message_id,
+            kind="envelope",
+            body=accepted.envelope,
+            recorded_at=now,
+        )
+        audit.append(
+            conn,
+            direction="sent",
+            peer=peer,
+            message_id=accepted.message_id,
+            kind="reply",
+            body=receipt.envelope,
+            recorded_at=now,
+        )
+        effect = self._effects.get(accepted.payload_type)
+        if effect is not None:
+            effect(conn, accepted)
+        return receipt.envelope
+
+    def _refuse(self, refusal: Refusal, raw: bytes, tls_identity: str | None, now: float) -> Reply:
+        node = self._node
+        credentials = node.credentials
+        member = credentials.manifest.member(tls_identity or "")
+        peer = member.province if member else UNKNOWN_PEER
+        kind = _peek_type(raw)
+        node.metrics.messages_refused.labels(peer, kind, refusal.code.value, "inbound").inc()
+        log.warning(
+            "refused",
+            extra={
+                "peer": peer,
+                "message_id": refusal.message_id,
+                "code": refusal.code.value,
+                "field": refusal.field,
+                "reason": refusal.text,
+            },
+        )
+        fault = fault_for(
+            refusal,
+            me=node.config.node_id,
+            recipient=tls_identity or "",
+            now=now,
+            manifest_version=credentials.manifest.version,
+            key=credentials.signing_key,
+        )
+        return Reply(
+            fault.envelope, refusal.code.grpc_status, f"{refusal.code.value}: {refusal.text}"
+        )
+
+
+def _peek_type(raw: bytes) -> str:
+    """The payload type of a refused envelope, for the metric label, if it parses at all."""
+    from google.protobuf.message import DecodeError
+
+    from node.protocol.envelope import payload_type
+    from node.wire import pb
+
+    try:
+        envelope = pb.Envelope.FromString(raw)
+        return payload_type(pb.Message.FromString(envelope.message)) or "none"
+    except DecodeError:
+        return "malformed"

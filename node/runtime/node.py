@@ -1,0 +1,494 @@
+"""A running federation node: the wiring of store, trust, gRPC, delivery and HTTP.
+
+Start-up refuses, with a message that says what to fix, when: a key file is unsafe or
+malformed, the store is corrupt, the manifest on disk is unsigned, tampered or older than
+the one the store last recorded, or this node's signing key is not listed for it. An
+*expired* manifest does not stop start-up: the node comes up not ready and refuses all
+traffic, so operators can see it and replace the manifest (SIGHUP reloads it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import Message as ProtoMessage
+
+from monitoring.metrics import NodeMetrics, OutboxSnapshot
+from node.delivery.circuit import CircuitState, PeerLink
+from node.delivery.worker import Outcome, PeerWorker, Settlement
+from node.protocol.checks import CheckLimits, check_reply
+from node.protocol.envelope import Sealed, header, seal
+from node.protocol.faults import FaultCode, Refusal
+from node.runtime.config import NodeConfig, load_config
+from node.runtime.heartbeat import heartbeat_loop
+from node.runtime.inbound import InboundProcessor
+from node.store import audit, outbox
+from node.store.database import Database
+from node.store.outbox import OutboxItem
+from node.transport.client import PeerChannel
+from node.transport.server import FederationServer, start_server
+from node.trust.keys import SigningKey, load_signing_key
+from node.trust.manifest import Manifest, ManifestError, format_time, verify_manifest
+from node.trust.tls import TlsMaterial
+from node.wire import pb
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+class StartupError(Exception):
+    """The node cannot start; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What this node trusts and signs with; swapped as a whole on reload."""
+
+    manifest: Manifest
+    signing_key: SigningKey
+
+
+@dataclass
+class Peer:
+    province: str
+    node_id: str
+    channel: PeerChannel
+    worker: PeerWorker
+    task: asyncio.Task[None] | None = None
+
+
+def held_manifest(conn: sqlite3.Connection) -> bytes | None:
+    """The manifest file bytes this node last recorded in its evidence log."""
+    row = conn.execute(
+        "SELECT body FROM audit WHERE kind = 'manifest' ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    return bytes(row[0]) if row else None
+
+
+def check_own_key(manifest: Manifest, node_id: str, key: SigningKey, now: float) -> None:
+    member = manifest.member(node_id)
+    if member is None:
+        raise StartupError(f"manifest version {manifest.version} does not list this node {node_id}")
+    entry = member.key(key.key_id)
+    if entry is None or not entry.usable_at(now):
+        state = "not listed" if entry is None else "revoked" if entry.revoked else "not current"
+        raise StartupError(
+            f"signing key {key.key_id} is {state} for {node_id} in manifest version "
+            f"{manifest.version}"
+        )
+
+
+class Node:
+    def __init__(self, config: NodeConfig, *, clock: Clock = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.metrics = NodeMetrics()
+        self.peers: dict[str, Peer] = {}
+        self.stopping = False
+        self._links: dict[str, PeerLink] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._db: Database | None = None
+        self._credentials: Credentials | None = None
+        self._grpc: FederationServer | None = None
+        self._crashed: list[str] = []
+        self.inbound = InboundProcessor(self)
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def db(self) -> Database:
+        assert self._db is not None, "node not started"
+        return self._db
+
+    @property
+    def credentials(self) -> Credentials:
+        assert self._credentials is not None, "node not started"
+        return self._credentials
+
+    @property
+    def grpc_port(self) -> int:
+        assert self._grpc is not None
+        return self._grpc.port
+
+    def link(self, province: str) -> PeerLink:
+        peer = self.peers.get(province)
+        if peer is not None:
+            return peer.worker.link
+        return self._links.setdefault(province, PeerLink(province))
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        config = self.config
+        try:
+            key = load_signing_key(config.paths.signing_key)
+            tls = TlsMaterial.load(
+                config.paths.ca_cert, config.paths.tls_cert, config.paths.tls_key
+            )
+        except Exception as exc:
+            raise StartupError(str(exc)) from exc
+        self._db = await Database.open(config.paths.store)
+        try:
+            manifest = await self._load_manifest()
+            check_own_key(manifest, config.node_id, key, self.clock())
+        except (ManifestError, StartupError) as exc:
+            await self._db.close()
+            raise StartupError(str(exc)) from exc
+        self._credentials = Credentials(manifest, key)
+        self._observe_manifest()
+        self.metrics.watch_store(self._outbox_snapshots)
+        self._grpc = await start_server(
+            self.inbound, config.grpc_listen, tls, max_message_bytes=config.max_message_bytes
+        )
+        for member in manifest.members:
+            if member.node_id == config.node_id:
+                continue
+            channel = PeerChannel(
+                member.node_id, member.endpoint, tls, max_message_bytes=config.max_message_bytes
+            )
+            worker = PeerWorker(
+                peer=member.province,
+                peer_node_id=member.node_id,
+                db=self.db,
+                channel=channel,
+                settle=self._settler(member.node_id),
+                config=config.delivery,
+                clock=self.clock,
+                observer=self,
+            )
+            peer = Peer(member.province, member.node_id, channel, worker)
+            peer.task = self._background(worker.run(), f"deliver-{member.province}")
+            self.peers[member.province] = peer
+        self._tasks.append(self._background(heartbeat_loop(self), "heartbeat"))
+        log.info(
+            "node started",
+            extra={
+                "node_id": config.node_id,
+                "grpc_port": self.grpc_port,
+                "manifest_version": manifest.version,
+            },
+        )
+
+    def _background(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Start a task that must run as long as the node; its death is never silent."""
+        task = asyncio.create_task(work, name=name)
+
+        def watch(done: asyncio.Task[None]) -> None:
+            if done.cancelled() or done.exception() is None:
+                return
+            error = done.exception()
+            self._crashed.append(f"{name} crashed: {type(error).__name__}: {error}")
+            log.critical(
+                "background task crashed",
+                extra={"task": name, "error": repr(error)},
+                exc_info=error,
+            )
+
+        task.add_done_callback(watch)
+        return task
+
+    async def _load_manifest(self) -> Manifest:
+        """Load the manifest file, refusing one older than what the store last recorded."""
+        anchors = self.config.governance_keys
+        held_bytes = held_manifest(self.db.reader())
+        held = verify_manifest(held_bytes, anchors, now=None) if held_bytes else None
+        data = self.config.paths.manifest.read_bytes()
+        manifest = verify_manifest(data, anchors, now=None, current=held)
+        if held is None or manifest.version != held.version:
+            await self.db.write(lambda c: self._record_manifest(c, manifest))
+        if manifest.expired_at(self.clock()):
+            log.error(
+                "manifest has expired; refusing all traffic until a current one is loaded",
+                extra={
+                    "manifest_version": manifest.version,
+                    "expired_at": format_time(manifest.expires_at),
+                },
+            )
+        return manifest
+
+    def _record_manifest(self, conn: sqlite3.Connection, manifest: Manifest) -> None:
+        audit.append(
+            conn,
+            direction="local",
+            peer="",
+            message_id=f"manifest-v{manifest.version}",
+            kind="manifest",
+            body=manifest.raw,
+            recorded_at=self.clock(),
+        )
+
+    def _observe_manifest(self) -> None:
+        manifest = self.credentials.manifest
+        self.metrics.manifest_version.set(manifest.version)
+        self.metrics.manifest_expiry.set(manifest.expires_at)
+
+    async def reload(self) -> None:
+        """SIGHUP: re-read node.toml's signing key and the manifest; keep the old on error."""
+        try:
+            fresh = load_config(self.config.source, {}) if self.config.source else self.config
+            key = load_signing_key(fresh.paths.signing_key)
+            data = fresh.paths.manifest.read_bytes()
+            manifest = verify_manifest(
+                data,
+                self.config.governance_keys,
+                now=self.clock(),
+                current=self.credentials.manifest,
+            )
+            check_own_key(manifest, self.config.node_id, key, self.clock())
+        except (ManifestError, StartupError, OSError, ValueError) as exc:
+            reason = type(exc).__name__
+            self.metrics.manifest_reload_failures.labels(reason).inc()
+            log.error(
+                "reload refused; keeping the manifest and key in force", extra={"reason": str(exc)}
+            )
+            raise
+        if manifest.version != self.credentials.manifest.version:
+            await self.db.write(lambda c: self._record_manifest(c, manifest))
+        self._credentials = Credentials(manifest, key)
+        self._observe_manifest()
+        log.info("reloaded", extra={"manifest_version": manifest.version, "key_id": key.key_id})
+
+    async def stop(self) -> None:
+        """Stop accepting, finish in-flight calls within the grace period, flush the store."""
+        self.stopping = True
+        if self._grpc is not None:
+            await self._grpc.stop(self.config.shutdown_grace_seconds)
+        tasks = [*self._tasks, *(p.task for p in self.peers.values() if p.task)]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for peer in self.peers.values():
+            await peer.channel.close()
+        if self._db is not None:
+            await self._db.close()
+        log.info("node stopped", extra={"node_id": self.config.node_id})
+
+    # -- sending ----------------------------------------------------------------------------
+
+    async def send(
+        self, province: str, bodies: Sequence[tuple[str, ProtoMessage]], *, correlation_id: str = ""
+    ) -> list[str]:
+        """Seal messages to a peer and commit them to its outbox; return their message ids.
+
+        When this returns, the messages are durable and will be delivered.
+        """
+        credentials = self.credentials
+        manifest = credentials.manifest
+        me = manifest.member(self.config.node_id)
+        peer = self.peers.get(province)
+        if peer is None or me is None:
+            raise ValueError(f"{province!r} is not a peer of this node")
+        now = self.clock()
+        if manifest.expired_at(now):
+            raise Refusal(FaultCode.MANIFEST_EXPIRED, "this node's manifest has expired")
+        sealed: list[Sealed] = []
+        for field, body in bodies:
+            if field not in me.may_send:
+                raise Refusal(
+                    FaultCode.PAYLOAD_NOT_ALLOWED,
+                    f"the manifest policy does not allow this node to send {field}",
+                    field="body",
+                )
+            message = pb.Message(
+                header=header(
+                    sender=self.config.node_id,
+                    recipient=peer.node_id,
+                    now=now,
+                    manifest_version=manifest.version,
+                    correlation_id=correlation_id,
+                ),
+            )
+            getattr(message, field).CopyFrom(body)
+            sealed.append(seal(message, credentials.signing_key))
+
+        def enqueue(conn: sqlite3.Connection) -> None:
+            for s in sealed:
+                outbox.enqueue(
+                    conn,
+                    peer=province,
+                    message_id=s.message_id,
+                    payload_type=s.payload_type,
+                    envelope=s.envelope,
+                    digest=s.digest,
+                    created_at=now,
+                    correlation_id=correlation_id,
+                )
+                audit.append(
+                    conn,
+                    direction="sent",
+                    peer=province,
+                    message_id=s.message_id,
+                    kind="envelope",
+                    body=s.envelope,
+                    recorded_at=now,
+                )
+
+        started = time.perf_counter()
+        await self.db.write(enqueue)
+        self.metrics.store_commit_seconds.observe(time.perf_counter() - started)
+        peer.worker.notify()
+        return [s.message_id for s in sealed]
+
+    def _settler(self, peer_node_id: str) -> Callable[[bytes, OutboxItem], Settlement]:
+        def settle(raw: bytes, item: OutboxItem) -> Settlement:
+            credentials = self.credentials
+            try:
+                reply = check_reply(
+                    raw,
+                    peer=peer_node_id,
+                    manifest=credentials.manifest,
+                    me=self.config.node_id,
+                    now=self.clock(),
+                    request_id=item.message_id,
+                    request_digest=item.digest,
+                    limits=CheckLimits(self.config.max_message_bytes),
+                )
+            except Refusal as refusal:
+                # An answer we cannot trust settles nothing: keep the row and try again.
+                return Settlement(
+                    Outcome.RETRY, b"", f"bad_reply_{refusal.code.value}", refusal.text
+                )
+            if reply.payload_type != "fault":
+                return Settlement(Outcome.DELIVERED, raw)
+            fault = reply.message.fault
+            try:
+                permanent = FaultCode(fault.code).is_permanent
+            except ValueError:
+                permanent = True
+            outcome = Outcome.PARKED if permanent else Outcome.RETRY
+            return Settlement(outcome, raw, fault.code, fault.text)
+
+        return settle
+
+    # DeliveryObserver
+    def delivered(self, item: OutboxItem, settlement: Settlement, now: float) -> None:
+        self.metrics.messages_sent.labels(item.peer, item.payload_type).inc()
+        self.metrics.delivery_latency.labels(item.peer).observe(max(0.0, now - item.created_at))
+
+    def refused(self, item: OutboxItem, settlement: Settlement) -> None:
+        self.metrics.messages_refused.labels(
+            item.peer, item.payload_type, settlement.code, "outbound"
+        ).inc()
+        log.warning(
+            "peer refused our message",
+            extra={
+                "peer": item.peer,
+                "message_id": item.message_id,
+                "code": settlement.code,
+                "outcome": settlement.outcome.value,
+            },
+        )
+
+    # -- views ------------------------------------------------------------------------------
+
+    def _outbox_snapshots(self) -> dict[str, OutboxSnapshot]:
+        if self._db is None or self._db.closed:
+            return {}
+        conn = self.db.reader()
+        now = self.clock()
+        depths = outbox.depths(conn)
+        result = {}
+        for province in self.peers:
+            count, oldest = depths.get(province, (0, None))
+            result[province] = OutboxSnapshot(
+                depth=count,
+                oldest_pending_age_seconds=max(0.0, now - oldest) if oldest else 0.0,
+                dead_letters=outbox.dead_count(conn, province),
+            )
+            link = self.peers[province].worker.link
+            state = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
+            self.metrics.circuit_open.labels(province).set(state[link.circuit])
+            self.metrics.retry_interval.labels(province).set(link.retry_interval)
+        return result
+
+    def readiness(self) -> dict[str, str]:
+        """Each readiness check and its verdict: "ok" or what is wrong."""
+        checks: dict[str, str] = {}
+        now = self.clock()
+        if self._db is None or self._db.closed:
+            checks["store"] = "store is not open"
+        else:
+            try:
+                self._db.reader().execute("SELECT 1").fetchone()
+                checks["store"] = "ok"
+            except sqlite3.Error as exc:
+                checks["store"] = f"store cannot be read: {exc}"
+        if self._credentials is None:
+            checks["manifest"] = checks["keys"] = "not loaded"
+        else:
+            manifest = self._credentials.manifest
+            checks["manifest"] = (
+                f"manifest version {manifest.version} expired at {format_time(manifest.expires_at)}"
+                if manifest.expired_at(now)
+                else "ok"
+            )
+            try:
+                check_own_key(manifest, self.config.node_id, self._credentials.signing_key, now)
+                checks["keys"] = "ok"
+            except StartupError as exc:
+                checks["keys"] = str(exc)
+        checks["grpc"] = "ok" if self._grpc is not None and not self.stopping else "not serving"
+        checks["tasks"] = "; ".join(self._crashed) or "ok"
+        return checks
+
+    def status(self) -> dict[str, object]:
+        snapshots = self._outbox_snapshots()
+        manifest = self.credentials.manifest
+        now = self.clock()
+        peers = []
+        for province, peer in sorted(self.peers.items()):
+            link = peer.worker.link
+            snap = snapshots.get(province, OutboxSnapshot(0, 0.0, 0))
+            peers.append(
+                {
+                    "peer": province,
+                    "node_id": peer.node_id,
+                    "up": link.up,
+                    "rtt_ms": round(link.rtt_seconds * 1000, 2) if link.rtt_seconds else None,
+                    "outbox_depth": snap.depth,
+                    "oldest_pending_age_seconds": round(snap.oldest_pending_age_seconds, 3),
+                    "circuit": link.circuit.value,
+                    "retry_interval_seconds": round(link.retry_interval, 3),
+                    "dead_letters": snap.dead_letters,
+                    "last_success_at": format_time(link.last_success_at)
+                    if link.last_success_at
+                    else None,
+                    "last_received_at": format_time(link.last_received_at)
+                    if link.last_received_at
+                    else None,
+                    "last_heartbeat_at": format_time(link.last_heartbeat_at)
+                    if link.last_heartbeat_at
+                    else None,
+                    "last_error": link.last_error,
+                }
+            )
+        readiness = self.readiness()
+        return {
+            "node_id": self.config.node_id,
+            "province": self.config.province,
+            "ready": all(v == "ok" for v in readiness.values()),
+            "checks": readiness,
+            "manifest": {
+                "version": manifest.version,
+                "expires_at": format_time(manifest.expires_at),
+                "expired": manifest.expired_at(now),
+            },
+            "peers": peers,
+            "dead_letters": sum(s.dead_letters for s in snapshots.values()),
+            "overdue_cases": 0,
+            "inbox_messages": _count_inbox(self.db.reader()),
+        }
+
+
+def _count_inbox(conn: sqlite3.Connection) -> int:
+    with contextlib.suppress(sqlite3.Error):
+        return int(conn.execute("SELECT count(*) FROM inbox").fetchone()[0])
+    return 0

@@ -1,0 +1,400 @@
+"""The node's SQLite store: one file, one writer thread, group commit.
+
+Rules kept here:
+- Exactly one connection writes, and one thread owns it. ``Database.write(fn)`` queues ``fn``;
+  the writer thread takes everything queued (up to ``MAX_BATCH`` jobs) and runs it in ONE
+  transaction, so many concurrent writes share one fsync (group commit). Each job runs inside
+  its own savepoint: a job that raises undoes only its own changes and gets its own
+  exception, while the rest of the batch commits.
+- Jobs commit in the order they were submitted; callers rely on it (a case update queued
+  after another is never stored before it).
+- ``write()`` returns only after COMMIT, in WAL mode with ``synchronous=FULL``: from that
+  moment what it wrote survives a crash or a power loss.
+- A job is plain synchronous SQL over the connection it is given. It must not begin, commit
+  or roll back transactions itself, must not keep the connection, and should return plain
+  values. Once queued it runs even if its caller stops waiting (is cancelled).
+- A store file that is not SQLite or fails ``PRAGMA quick_check`` stops start-up with
+  ``StoreCorrupt``. The file is never deleted, recreated or repaired: it may be the only copy
+  of the node's evidence, so what to do with it is an operator's decision.
+- A store whose schema version is newer than this code knows is refused, never downgraded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from node.store.schema import MIGRATIONS
+
+T = TypeVar("T")
+
+MAX_BATCH = 512
+"""Most jobs one transaction takes; bounds how long a commit holds the write lock."""
+BUSY_TIMEOUT_MS = 5000
+STORE_FILE_MODE = 0o600
+STORE_DIR_MODE = 0o700
+SQLITE_HEADER = b"SQLite format 3\x00"
+_CORRUPTION_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked; the message says why."""
+
+
+class StoreCorrupt(StoreError):
+    """The store file is damaged; the node refuses to start rather than touch it."""
+
+
+class DuplicateEntry(StoreError):
+    """A row with the same key (message id) is already stored."""
+
+
+@dataclass
+class _Job:
+    fn: Callable[[sqlite3.Connection], Any]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+class _Stop:
+    """Queued by ``close()``: everything queued before it is written, then the thread ends."""
+
+
+class _BatchLost(Exception):
+    """The batch transaction ended while a job ran; nothing in the batch was committed."""
+
+    def __init__(self, index: int, cause: BaseException | None) -> None:
+        super().__init__(f"job {index} ended the transaction")
+        self.index = index
+        self.cause = cause
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    # A caller that was cancelled no longer waits; its write happened all the same.
+    if future.done():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+def _corrupt(path: Path, what: str) -> StoreCorrupt:
+    return StoreCorrupt(
+        f"store file {path} is corrupt ({what}); the node refuses to start. Restore it from a "
+        "backup or move it aside; it has been left exactly as it was"
+    )
+
+
+def _is_corruption(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and (code & 0xFF) in _CORRUPTION_CODES
+
+
+def _check_file(path: Path) -> None:
+    """Refuse a file that is not an intact SQLite database, without writing to it."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise StoreError(f"cannot read store file {path}: {exc.strerror or exc}") from exc
+    if size == 0:
+        # SQLite's own "new, empty database"; also what a crash right after creating the
+        # file leaves behind. No data can have been in it.
+        return
+    if head != SQLITE_HEADER:
+        raise _corrupt(path, "it does not start with the SQLite header; not a SQLite database")
+    try:
+        # Read-only, so a damaged file is looked at, never rolled back or checkpointed into.
+        # With no write-ahead log beside it, also immutable: then SQLite creates no -wal and
+        # -shm files next to a file it may be about to refuse.
+        has_wal = path.with_name(path.name + "-wal").exists()
+        mode = "?mode=ro" if has_wal else "?mode=ro&immutable=1"
+        check = sqlite3.connect(path.resolve().as_uri() + mode, uri=True)
+        try:
+            rows = check.execute("PRAGMA quick_check").fetchall()
+        finally:
+            check.close()
+    except sqlite3.Error as exc:
+        if _is_corruption(exc):
+            raise _corrupt(path, f"SQLite reports: {exc}") from exc
+        raise StoreError(f"cannot open store file {path}: {exc}") from exc
+    problems = [str(row[0]) for row in rows]
+    if problems != ["ok"]:
+        more = f" and {len(problems) - 3} more problems" if len(problems) > 3 else ""
+        raise _corrupt(path, "quick_check found: " + "; ".join(problems[:3]) + more)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # isolation_level=None: the sqlite3 module opens no transactions of its own; the writer
+    # thread says BEGIN/SAVEPOINT/COMMIT explicitly. check_same_thread=False because the
+    # connections are made in a worker thread and then handed to their one user.
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def _configure_writer(conn: sqlite3.Connection, path: Path) -> None:
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise StoreError(
+            f"store file {path} cannot use write-ahead logging (journal_mode is {mode}); "
+            "put it on a local file system"
+        )
+    # FULL: in WAL mode NORMAL may lose the last commits on power loss; a write() that has
+    # returned is a promise to a peer or a platform, so it must not be lost.
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _schema_version(conn: sqlite3.Connection, path: Path) -> int:
+    """The store's schema version, refusing one this code cannot run on. Writes nothing."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    known = len(MIGRATIONS)
+    if version > known:
+        raise StoreError(
+            f"store file {path} has schema version {version}, newer than version {known} that "
+            "this node knows; it was written by a newer node. Run that version, or restore a "
+            "backup made by this one"
+        )
+    if version < 0:
+        raise StoreError(f"store file {path} has a negative schema version ({version})")
+    if version == 0:
+        tables = [
+            str(row[0])
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        if tables:
+            # Migrating would write our tables into somebody else's database.
+            raise StoreError(
+                f"store file {path} is a SQLite database but not a node store (schema version "
+                f"0, yet it holds tables: {', '.join(sorted(tables)[:5])}); point the node at "
+                "its own store file"
+            )
+    return version
+
+
+def _migrate(conn: sqlite3.Connection, path: Path, version: int) -> None:
+    for target in range(version + 1, len(MIGRATIONS) + 1):
+        script = MIGRATIONS[target - 1]
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {target};\nCOMMIT;"
+            )
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(
+                f"migrating store file {path} to schema version {target} failed: {exc}; the "
+                f"store was left at version {target - 1}"
+            ) from exc
+
+
+def _open_files(path: Path) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+    try:
+        path.parent.mkdir(mode=STORE_DIR_MODE, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the store directory {path.parent}: {exc.strerror or exc}"
+        ) from exc
+    if path.exists():
+        _check_file(path)
+    else:
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise StoreError(
+                f"store file {path} is missing but its write-ahead log {wal} is there; the node "
+                "refuses to start a new store over it. Restore the store file or move the log "
+                "aside"
+            )
+        try:
+            # Created 0600 from the first byte: the store holds case data and evidence.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, STORE_FILE_MODE))
+        except OSError as exc:
+            raise StoreError(f"cannot create store file {path}: {exc.strerror or exc}") from exc
+    writer: sqlite3.Connection | None = None
+    reader: sqlite3.Connection | None = None
+    try:
+        writer = _connect(path)
+        # Checked before anything (even switching to WAL) is written to a file we may refuse.
+        version = _schema_version(writer, path)
+        _configure_writer(writer, path)
+        _migrate(writer, path, version)
+        reader = _connect(path)
+        reader.execute("PRAGMA query_only = ON")
+    except BaseException as exc:
+        for conn in (reader, writer):
+            if conn is not None:
+                conn.close()
+        if isinstance(exc, sqlite3.Error):
+            raise StoreError(f"cannot open store file {path}: {exc}") from exc
+        raise
+    return writer, reader
+
+
+class Database:
+    """The store file, its one writer thread and the event loop's read connection."""
+
+    def __init__(self, path: Path, writer: sqlite3.Connection, reader: sqlite3.Connection) -> None:
+        self._path = path
+        self._writer = writer
+        self._reader = reader
+        self._queue: queue.SimpleQueue[_Job | _Stop] = queue.SimpleQueue()
+        self._closed = False
+        self._stop_error: BaseException | None = None
+        self.commits = 0
+        """Transactions committed (each may carry many jobs)."""
+        self.jobs_committed = 0
+        """Write jobs that committed."""
+        self.commit_seconds_total = 0.0
+        """Time spent from BEGIN to the end of COMMIT (fsync included), summed."""
+        self._thread = threading.Thread(
+            target=self._run, name=f"store-writer:{path.name}", daemon=True
+        )
+        self._thread.start()
+
+    @classmethod
+    async def open(cls, path: Path) -> Database:
+        """Open (or create) the store at ``path``, check it, and bring its schema up to date."""
+        path = Path(path)
+        writer, reader = await asyncio.to_thread(_open_files, path)
+        return cls(path, writer, reader)
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` has begun; writes and reads are refused from then on."""
+        return self._closed
+
+    @property
+    def queued(self) -> int:
+        """Write jobs waiting for the writer thread."""
+        return self._queue.qsize()
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in the writer thread; return its result once it is durably committed."""
+        if self._closed:
+            raise StoreError(f"store {self._path} is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(fn, loop, future))
+        return await future
+
+    def reader(self) -> sqlite3.Connection:
+        """The event loop's read-only connection, for small fast reads.
+
+        Fetch results fully: a half-read cursor holds a read snapshot open, which keeps the
+        write-ahead log from being folded back into the file."""
+        if self._closed:
+            raise StoreError(f"store {self._path} is closed")
+        return self._reader
+
+    async def close(self) -> None:
+        """Write everything already queued, checkpoint the log, close the file."""
+        if self._closed:
+            return
+        self._closed = True
+        # Closed first so the writer's connection is the last one and can fold the WAL back.
+        self._reader.close()
+        self._queue.put(_Stop())
+        await asyncio.to_thread(self._thread.join)
+        if self._stop_error is not None:
+            raise StoreError(
+                f"store {self._path} did not close cleanly: {self._stop_error}"
+            ) from self._stop_error
+
+    # --- the writer thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            item = self._queue.get()
+            if isinstance(item, _Stop):
+                break
+            batch = [item]
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, _Stop):
+                    stopping = True
+                    break
+                batch.append(item)
+            self._commit(batch)
+        try:
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            self._stop_error = exc
+        finally:
+            self._writer.close()
+
+    def _commit(self, batch: list[_Job]) -> None:
+        conn = self._writer
+        outcomes: list[tuple[bool, Any]] = []
+        started = time.perf_counter()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for index, job in enumerate(batch):
+                outcomes.append(self._run_job(conn, index, job))
+            conn.execute("COMMIT")
+        except _BatchLost as lost:
+            self._rollback()
+            reason = StoreError(
+                f"not written: the transaction was lost when another write failed ({lost.cause})"
+            )
+            outcomes = [(False, reason) for _ in batch]
+            if lost.cause is not None:
+                outcomes[lost.index] = (False, lost.cause)
+        except Exception as exc:
+            self._rollback()
+            reason = StoreError(f"not written: the store could not commit ({exc})")
+            reason.__cause__ = exc
+            outcomes = [(False, reason) for _ in batch]
+        else:
+            self.commits += 1
+            self.jobs_committed += sum(1 for ok, _ in outcomes if ok)
+            self.commit_seconds_total += time.perf_counter() - started
+        for job, (ok, value) in zip(batch, outcomes, strict=True):
+            # RuntimeError: the caller's event loop is gone; nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
+                job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
+
+    def _run_job(self, conn: sqlite3.Connection, index: int, job: _Job) -> tuple[bool, Any]:
+        conn.execute("SAVEPOINT job")
+        try:
+            value = job.fn(conn)
+        except Exception as exc:
+            if not conn.in_transaction:
+                # SQLite rolls back the whole transaction on some errors (disk full, I/O).
+                raise _BatchLost(index, exc) from exc
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            return False, exc
+        if not conn.in_transaction:
+            raise _BatchLost(
+                index, StoreError("a write job must not commit or roll back the transaction")
+            )
+        conn.execute("RELEASE job")
+        return True, value
+
+    def _rollback(self) -> None:
+        # If ROLLBACK itself fails the transaction is gone anyway; the next BEGIN starts clean.
+        if self._writer.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._writer.execute("ROLLBACK")

@@ -1,0 +1,69 @@
+"""The inbox: which messages this node accepted, and the reply it signed for each.
+
+Rules kept here:
+- A message is recorded once per (sender, message_id), in the same transaction as its
+  effects and before its reply leaves the node; a second record of the same id is refused.
+- The stored reply is returned verbatim when the same message is delivered again, so
+  delivery is idempotent and the sender always holds the same signed receipt.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from node.protocol.checks import PriorDelivery
+from node.store.database import DuplicateEntry
+
+
+def prior(conn: sqlite3.Connection, sender: str, message_id: str) -> PriorDelivery | None:
+    """What was accepted before under this id from this sender, if anything."""
+    row = conn.execute(
+        "SELECT digest, reply FROM inbox WHERE sender = ? AND message_id = ?",
+        (sender, message_id),
+    ).fetchone()
+    return None if row is None else PriorDelivery(digest=bytes(row[0]), reply=bytes(row[1]))
+
+
+def record(
+    conn: sqlite3.Connection,
+    *,
+    sender: str,
+    message_id: str,
+    digest: bytes,
+    payload_type: str,
+    envelope: bytes,
+    reply: bytes,
+    received_at: float,
+) -> None:
+    """Remember an accepted message and the signed reply it got."""
+    try:
+        conn.execute(
+            "INSERT INTO inbox (sender, message_id, digest, payload_type, envelope, reply, "
+            "received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (sender, message_id, digest, payload_type, envelope, reply, received_at),
+        )
+    except sqlite3.IntegrityError as exc:
+        if prior(conn, sender, message_id) is not None:
+            raise DuplicateEntry(
+                f"message {message_id} from {sender} is already in the inbox"
+            ) from exc
+        raise
+
+
+def count(conn: sqlite3.Connection, sender: str | None = None) -> int:
+    """How many messages were accepted (from ``sender``, or from anyone)."""
+    if sender is None:
+        row = conn.execute("SELECT COUNT(*) FROM inbox").fetchone()
+    else:
+        row = conn.execute("SELECT COUNT(*) FROM inbox WHERE sender = ?", (sender,)).fetchone()
+    return int(row[0])
+
+
+class InboxReader:
+    """``node.protocol.checks.InboxView`` over a connection (usually ``Database.reader()``)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def prior(self, sender: str, message_id: str) -> PriorDelivery | None:
+        return prior(self._conn, sender, message_id)

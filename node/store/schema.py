@@ -1,0 +1,79 @@
+"""The store's schema, as an ordered list of migrations.
+
+Rules kept here:
+- ``MIGRATIONS[i]`` takes a store from ``PRAGMA user_version`` ``i`` to ``i + 1``; the database
+  module runs each in its own transaction together with the version bump, so a store is always
+  exactly at one version.
+- A migration, once released, is never edited: a change is a new migration appended at the end.
+- Scripts hold no transaction statements of their own.
+"""
+
+from __future__ import annotations
+
+_V1 = """
+CREATE TABLE outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    peer TEXT NOT NULL,
+    message_id TEXT NOT NULL UNIQUE,
+    payload_type TEXT NOT NULL,
+    correlation_id TEXT NOT NULL DEFAULT '',
+    envelope BLOB NOT NULL,
+    digest BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    last_attempt_at REAL,
+    delivered_at REAL,
+    dead_at REAL,
+    reply BLOB
+);
+-- AUTOINCREMENT, not plain rowid: a seq is never reused, so a peer's cursor that has moved
+-- past a row can never be overtaken by a new row with the same number.
+CREATE INDEX outbox_peer_state_seq ON outbox (peer, state, seq);
+
+-- Every outbox row of `peer` with seq <= `seq` is settled (delivered or dead).
+CREATE TABLE peer_cursor (
+    peer TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+);
+
+CREATE TABLE inbox (
+    sender TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    digest BLOB NOT NULL,
+    payload_type TEXT NOT NULL,
+    envelope BLOB NOT NULL,
+    reply BLOB NOT NULL,
+    received_at REAL NOT NULL,
+    PRIMARY KEY (sender, message_id)
+);
+
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    recorded_at REAL NOT NULL,
+    direction TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    body BLOB NOT NULL,
+    prev_hash BLOB NOT NULL,
+    hash BLOB NOT NULL
+);
+-- The hash chain makes edits detectable; these make them impossible through the node's own
+-- SQL, so a bug cannot rewrite evidence either.
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN
+    SELECT RAISE(ABORT, 'audit log is append-only');
+END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN
+    SELECT RAISE(ABORT, 'audit log is append-only');
+END;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1,)
+"""Migration ``i`` brings ``user_version`` from ``i`` to ``i + 1``."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+"""The version this code reads and writes."""

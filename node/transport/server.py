@@ -1,0 +1,149 @@
+"""The federation gRPC server: mutual TLS, raw-bytes handlers, health and reflection.
+
+Rules kept here:
+- Client certificates are required and must chain to the federation CA; the verified DNS
+  SAN of the client certificate is the identity handed to the receiver checks.
+- Handlers take and return raw bytes so that malformed protobuf reaches our own checks and
+  gets a signed Fault, rather than dying in a deserializer.
+- A stream is read by one task while replies are produced concurrently and written back in
+  request order, so a batch from a peer shares the store's group commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
+from typing import Protocol
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from node.transport.errors import FAULT_TRAILER
+from node.trust.tls import TlsMaterial, peer_identity
+from node.wire import SERVICE_NAME, pb
+
+# Transport headroom over the protocol limit, so an oversize envelope reaches our checks and
+# gets a signed "message_too_large" instead of a bare transport error.
+TRANSPORT_HEADROOM = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A signed reply envelope, and the gRPC status that goes with it (None = OK)."""
+
+    envelope: bytes
+    status: grpc.StatusCode | None = None
+    text: str = ""
+
+
+class EnvelopeReceiver(Protocol):
+    def receive(self, raw: bytes, tls_identity: str | None) -> Awaitable[Reply]: ...
+
+
+class FederationServicer:
+    def __init__(self, receiver: EnvelopeReceiver) -> None:
+        self._receiver = receiver
+
+    async def deliver(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        reply = await self._receiver.receive(request, peer_identity(context.auth_context()))
+        if reply.status is not None:
+            await context.abort(
+                reply.status, reply.text, trailing_metadata=((FAULT_TRAILER, reply.envelope),)
+            )
+        return reply.envelope
+
+    async def deliver_stream(
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        identity = peer_identity(context.auth_context())
+        pending: asyncio.Queue[asyncio.Task[Reply] | None] = asyncio.Queue()
+
+        async def read_all() -> None:
+            try:
+                async for request in requests:
+                    # Creating the task starts the checks in arrival order; the store's
+                    # writer keeps that order for the effects.
+                    pending.put_nowait(
+                        asyncio.ensure_future(self._receiver.receive(request, identity))
+                    )
+            finally:
+                pending.put_nowait(None)
+
+        reader = asyncio.create_task(read_all())
+        try:
+            while (task := await pending.get()) is not None:
+                yield (await task).envelope
+            await reader
+        finally:
+            reader.cancel()
+            while not pending.empty():
+                leftover = pending.get_nowait()
+                if leftover is not None:
+                    leftover.cancel()
+
+
+def federation_handler(servicer: FederationServicer) -> grpc.GenericRpcHandler:
+    return grpc.method_handlers_generic_handler(
+        SERVICE_NAME,
+        {
+            "Deliver": grpc.unary_unary_rpc_method_handler(servicer.deliver),
+            "DeliverStream": grpc.stream_stream_rpc_method_handler(servicer.deliver_stream),
+        },
+    )
+
+
+@dataclass
+class FederationServer:
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    port: int
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        await self.health.set("", status)
+        await self.health.set(SERVICE_NAME, status)
+
+    async def stop(self, grace: float) -> None:
+        """Stop accepting calls; let in-flight ones finish within ``grace`` seconds."""
+        await self.set_serving(False)
+        await self.server.stop(grace)
+
+
+async def start_server(
+    receiver: EnvelopeReceiver, listen: str, tls: TlsMaterial, *, max_message_bytes: int
+) -> FederationServer:
+    limit = max_message_bytes + TRANSPORT_HEADROOM
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    server.add_generic_rpc_handlers((federation_handler(FederationServicer(receiver)),))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (
+            pb.DESCRIPTOR.services_by_name["Federation"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    credentials = grpc.ssl_server_credentials(
+        [(tls.key_pem, tls.cert_pem)], root_certificates=tls.ca_pem, require_client_auth=True
+    )
+    port = server.add_secure_port(listen, credentials)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen} for gRPC")
+    await server.start()
+    result = FederationServer(server, health_servicer, port)
+    await result.set_serving(True)
+    return result

@@ -1,0 +1,438 @@
+"""The mesh folder: what ``yrd mesh init DIR`` writes, and the governance operations on it
+(publishing a manifest, rotating and revoking a province's signing key).
+
+Layout::
+
+    DIR/ca/ca.crt, ca.key                    federation CA
+    DIR/governance/governance.key, .pub      the key that signs the manifest
+    DIR/manifest.json                        the signed manifest
+    DIR/<province>/node.toml                 one node's config (paths relative to it)
+    DIR/<province>/signing.key               Ed25519 signing key (signing-<n>.key after rotation)
+    DIR/<province>/tls.key, tls.crt          TLS key and certificate (SAN = node id)
+
+Rules kept here:
+- Every private key file is created 0600 (``write_private_file``), never chmod-ed later.
+- ``init_mesh`` writes everything or nothing: it builds the mesh in a hidden sibling folder
+  and renames it into place, and refuses a DIR that exists and is not empty.
+- Every published manifest is one version above the one it replaces, is checked by the same
+  ``verify_manifest`` the nodes run before it is written, and replaces the file atomically.
+- Rotation is an overlap: the new key is published first, then the node is pointed at it, and
+  the old key keeps verifying until the overlap ends, so no message in flight is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from node.runtime.config import load_config, render_config
+from node.trust.keys import (
+    SigningKey,
+    VerifyKey,
+    key_id_for,
+    load_signing_key,
+    public_key_from_text,
+    public_key_to_text,
+    save_signing_key,
+    write_private_file,
+)
+from node.trust.manifest import (
+    PROVINCES,
+    KeyEntry,
+    Manifest,
+    Member,
+    load_manifest,
+    sign_manifest,
+    verify_manifest,
+)
+from node.trust.tls import certificate_pem, create_ca, issue_node_certificate, private_key_pem
+
+FEDERATION = "yangtze-river-delta"
+DEFAULT_PROVINCES = ("shanghai", "jiangsu", "zhejiang", "anhui")
+DEFAULT_MAY_SEND = ("heartbeat", "probe")
+"""Payload types every member may send for now."""
+
+DAY = 86400.0
+# A new signing key starts a minute early so a peer whose clock runs behind accepts it.
+KEY_CLOCK_TOLERANCE = 60.0
+
+MANIFEST_FILE = "manifest.json"
+CA_CERT = Path("ca/ca.crt")
+CA_KEY = Path("ca/ca.key")
+GOVERNANCE_KEY = Path("governance/governance.key")
+GOVERNANCE_PUB = Path("governance/governance.pub")
+NODE_CONFIG = "node.toml"
+
+
+class MeshDirectoryNotEmpty(FileExistsError):
+    """``mesh init`` was pointed at a folder that already holds something."""
+
+
+@dataclass(frozen=True)
+class ProvincePorts:
+    grpc: int
+    """Federation gRPC server."""
+    http: int
+    """REST API, metrics and status."""
+    platform: int
+    """The simulated provincial platform the node talks to."""
+
+
+def ports_for(province_index: int, base_port: int = 7101) -> ProvincePorts:
+    """The ports of the ``province_index``-th province (0 = Shanghai) on one machine."""
+    ports = ProvincePorts(
+        grpc=base_port + province_index,
+        http=base_port + 1000 + province_index,
+        platform=base_port + 2000 + province_index,
+    )
+    if province_index < 0 or not (ports.grpc > 0 and ports.platform <= 65535):
+        raise ValueError(
+            f"base port {base_port} with province index {province_index} gives ports outside "
+            "1-65535"
+        )
+    return ports
+
+
+def node_id_for(province: str) -> str:
+    """``node-`` and the province's GB/T 2260 code, e.g. ``node-310000`` for Shanghai."""
+    try:
+        code, _ = PROVINCES[province]
+    except KeyError:
+        raise ValueError(
+            f"unknown province {province!r}; expected one of {', '.join(PROVINCES)}"
+        ) from None
+    return f"node-{code}"
+
+
+def init_mesh(
+    directory: Path,
+    *,
+    now: float,
+    base_port: int = 7101,
+    manifest_days: int = 90,
+    key_days: int = 365,
+    provinces: Sequence[str] = DEFAULT_PROVINCES,
+) -> Manifest:
+    """Create a mesh folder for ``provinces`` and return its signed manifest (version 1)."""
+    if len(set(provinces)) != len(provinces) or not provinces:
+        raise ValueError(f"provinces must be distinct and not empty, not {list(provinces)}")
+    for province in provinces:
+        node_id_for(province)
+    ports = [ports_for(i, base_port) for i in range(len(provinces))]
+    directory = directory.absolute()
+    _refuse_non_empty(directory)
+
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    # Built beside DIR and renamed into place, so a failure half-way leaves nothing behind.
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.init-", dir=directory.parent))
+    try:
+        manifest = _write_mesh(
+            staging,
+            now=now,
+            ports=ports,
+            provinces=provinces,
+            manifest_days=manifest_days,
+            key_days=key_days,
+        )
+        _refuse_non_empty(directory)
+        # rename(2) replaces an empty directory and fails if one appeared with content.
+        os.replace(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _refuse_non_empty(directory: Path) -> None:
+    if directory.is_dir():
+        if any(directory.iterdir()):
+            raise MeshDirectoryNotEmpty(
+                f"{directory} already exists and is not empty; mesh init writes only into a "
+                "new or empty folder"
+            )
+    elif directory.exists():
+        raise MeshDirectoryNotEmpty(f"{directory} exists and is not a folder")
+
+
+def _write_mesh(
+    root: Path,
+    *,
+    now: float,
+    ports: Sequence[ProvincePorts],
+    provinces: Sequence[str],
+    manifest_days: int,
+    key_days: int,
+) -> Manifest:
+    ca_key, ca_cert = create_ca("Yangtze River Delta Federation CA", now=now)
+    (root / CA_CERT).parent.mkdir()
+    (root / CA_CERT).write_bytes(certificate_pem(ca_cert))
+    write_private_file(root / CA_KEY, private_key_pem(ca_key))
+
+    governance = SigningKey.generate()
+    governance_text = public_key_to_text(governance.private_key.public_key())
+    save_signing_key(governance, root / GOVERNANCE_KEY)
+    (root / GOVERNANCE_PUB).write_text(governance_text + "\n", encoding="ascii")
+
+    members = []
+    for province, port in zip(provinces, ports, strict=True):
+        node_id = node_id_for(province)
+        folder = root / province
+        folder.mkdir()
+        signing = SigningKey.generate()
+        save_signing_key(signing, folder / "signing.key")
+        tls_key, tls_cert = issue_node_certificate(ca_key, ca_cert, node_id, now=now)
+        write_private_file(folder / "tls.key", private_key_pem(tls_key))
+        (folder / "tls.crt").write_bytes(certificate_pem(tls_cert))
+        (folder / NODE_CONFIG).write_text(
+            render_config(
+                node_id=node_id,
+                province=province,
+                governance_public_keys=[governance_text],
+                paths={
+                    "manifest": f"../{MANIFEST_FILE}",
+                    "signing_key": "signing.key",
+                    "tls_key": "tls.key",
+                    "tls_cert": "tls.crt",
+                    "ca_cert": f"../{CA_CERT}",
+                    "store": "node.db",
+                },
+                grpc_listen=f"127.0.0.1:{port.grpc}",
+                http_listen=f"127.0.0.1:{port.http}",
+            ),
+            encoding="utf-8",
+        )
+        members.append(
+            Member(
+                node_id=node_id,
+                province=province,
+                code=PROVINCES[province][0],
+                endpoint=f"127.0.0.1:{port.grpc}",
+                keys=(_new_key_entry(signing, now=now, key_days=key_days),),
+                may_send=frozenset(DEFAULT_MAY_SEND),
+            )
+        )
+
+    manifest = Manifest(
+        federation=FEDERATION,
+        version=1,
+        issued_at=now,
+        expires_at=now + manifest_days * DAY,
+        members=tuple(members),
+    )
+    data = sign_manifest(manifest, governance)
+    checked = verify_manifest(data, [governance.verify_key], now=now)
+    _write_atomically(root / MANIFEST_FILE, data)
+    return checked
+
+
+def _new_key_entry(key: SigningKey, *, now: float, key_days: float) -> KeyEntry:
+    return KeyEntry(
+        key_id=key.key_id,
+        verify_key=key.verify_key,
+        not_before=now - KEY_CLOCK_TOLERANCE,
+        not_after=now + key_days * DAY,
+    )
+
+
+def load_governance_key(directory: Path) -> SigningKey:
+    """The private key that signs DIR's manifest (refused if group/other-readable)."""
+    return load_signing_key(directory / GOVERNANCE_KEY)
+
+
+def _governance_public(directory: Path) -> VerifyKey:
+    """DIR's trust anchor; a missing file is an OSError, bad content a ValueError."""
+    path = directory / GOVERNANCE_PUB
+    try:
+        public = public_key_from_text(path.read_bytes().decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{path} is not a governance public key: {exc}") from exc
+    return VerifyKey(key_id_for(public), public)
+
+
+def read_manifest(directory: Path, *, now: float | None = None) -> Manifest:
+    """DIR's manifest, verified exactly as a node would with DIR's governance public key.
+
+    ``now`` defaults to the wall clock; raises a ``ManifestError`` saying what is wrong.
+    """
+    return load_manifest(
+        directory / MANIFEST_FILE,
+        [_governance_public(directory)],
+        now=time.time() if now is None else now,
+    )
+
+
+def publish_manifest(directory: Path, manifest: Manifest, *, now: float) -> Manifest:
+    """Sign ``manifest`` as the next version with DIR's governance key and replace the file.
+
+    ``manifest`` must be based on the version in DIR: publishing from a stale copy would
+    silently undo someone else's change, so it is refused. Raises ``ManifestExpired`` (and
+    writes nothing) if the result would already be expired at ``now``.
+    """
+    on_disk = _version_on_disk(directory)
+    if on_disk is not None and on_disk != manifest.version:
+        raise ValueError(
+            f"cannot publish a change to manifest version {manifest.version}: "
+            f"{directory / MANIFEST_FILE} is at version {on_disk}; re-read it and retry"
+        )
+    governance = load_governance_key(directory)
+    next_manifest = replace(manifest, version=manifest.version + 1, issued_at=now, raw=b"")
+    data = sign_manifest(next_manifest, governance)
+    # The nodes' own check, run before writing, so a manifest they would refuse never lands.
+    checked = verify_manifest(data, [governance.verify_key], now=now)
+    _write_atomically(directory / MANIFEST_FILE, data)
+    return checked
+
+
+def _version_on_disk(directory: Path) -> int | None:
+    try:
+        document = json.loads((directory / MANIFEST_FILE).read_bytes())
+        version = document["manifest"]["version"]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"cannot read the version of {directory / MANIFEST_FILE}: {exc}") from exc
+    if not isinstance(version, int):
+        raise ValueError(f"{directory / MANIFEST_FILE} has a non-integer version {version!r}")
+    return version
+
+
+def _member(manifest: Manifest, province: str) -> Member:
+    member = manifest.member_for_province(province)
+    if member is None:
+        raise ValueError(f"province {province!r} is not a member of the manifest")
+    return member
+
+
+def rotate_signing_key(
+    directory: Path,
+    province: str,
+    *,
+    now: float,
+    overlap_days: float = 7,
+    key_days: int = 365,
+) -> str:
+    """Give ``province`` a new signing key and return its key id.
+
+    The key the node signs with now (the one its node.toml names) stays valid for
+    ``overlap_days`` more (never longer than it already was), so messages it signed before
+    the switch still verify at their receivers.
+    """
+    manifest = read_manifest(directory, now=now)
+    member = _member(manifest, province)
+    config_path = directory / province / NODE_CONFIG
+    current_id = load_signing_key(load_config(config_path, env={}).paths.signing_key).key_id
+    old = member.key(current_id)
+    if old is None:
+        raise ValueError(
+            f"{config_path} signs with {current_id}, which the manifest does not list for "
+            f"{province}; fix the config before rotating"
+        )
+
+    new_key = SigningKey.generate()
+    new_path = _next_key_path(directory / province)
+    # Prepared first so that a node.toml this cannot rewrite stops the rotation before
+    # anything is published.
+    new_config = _config_pointing_at(config_path, new_path.name)
+    save_signing_key(new_key, new_path)
+    retired = replace(old, not_after=min(old.not_after, now + overlap_days * DAY))
+    keys = tuple(retired if k.key_id == old.key_id else k for k in member.keys)
+    updated = replace(member, keys=(*keys, _new_key_entry(new_key, now=now, key_days=key_days)))
+    # Publish before switching the node: a node signing with a key its peers do not yet
+    # know would have every message refused.
+    try:
+        publish_manifest(directory, manifest.with_member(updated), now=now)
+    except BaseException:
+        new_path.unlink()
+        raise
+    target = new_path.resolve()
+
+    def still_loads(tmp: Path) -> None:
+        # The node must still load the rewritten file and find the new key through it.
+        if load_config(tmp, env={}).paths.signing_key != target:
+            raise ValueError(f"rewriting {config_path} did not point it at {new_path.name}")
+
+    _write_atomically(config_path, new_config, check=still_loads)
+    return new_key.key_id
+
+
+def _next_key_path(folder: Path) -> Path:
+    n = 2
+    while (folder / f"signing-{n}.key").exists():
+        n += 1
+    return folder / f"signing-{n}.key"
+
+
+_TABLE = re.compile(r"^\s*\[([^\]]*)\]")
+_SIGNING_KEY = re.compile(r"^\s*signing_key\s*=")
+
+
+def _config_pointing_at(config_path: Path, key_file: str) -> bytes:
+    """node.toml's text with the ``signing_key`` line under ``[paths]`` naming ``key_file``.
+
+    A line edit rather than a re-render, so an operator's other edits to the file survive.
+    """
+    lines = config_path.read_text(encoding="utf-8").splitlines(keepends=True)
+    table = ""
+    replaced = 0
+    for i, line in enumerate(lines):
+        header = _TABLE.match(line)
+        if header:
+            table = header.group(1).strip()
+        elif table == "paths" and _SIGNING_KEY.match(line):
+            lines[i] = f"signing_key = {json.dumps(key_file)}\n"
+            replaced += 1
+    if replaced != 1:
+        raise ValueError(
+            f"{config_path} has {replaced} signing_key lines under [paths]; expected one"
+        )
+    return "".join(lines).encode("utf-8")
+
+
+def revoke_signing_key(directory: Path, province: str, key_id: str, *, now: float) -> Manifest:
+    """Mark ``key_id`` of ``province`` revoked and publish; already revoked changes nothing.
+
+    Nodes stop accepting the key the moment they load the result.
+    """
+    manifest = read_manifest(directory, now=now)
+    member = _member(manifest, province)
+    key = member.key(key_id)
+    if key is None:
+        raise ValueError(f"key {key_id!r} is not a signing key of {province}")
+    if key.revoked:
+        return manifest
+    keys = tuple(replace(k, revoked=True) if k.key_id == key_id else k for k in member.keys)
+    return publish_manifest(directory, manifest.with_member(replace(member, keys=keys)), now=now)
+
+
+def _write_atomically(
+    path: Path, data: bytes, *, check: Callable[[Path], None] | None = None
+) -> None:
+    """Replace ``path`` with ``data`` so a reader sees the old file or the new, never a mix.
+
+    ``check`` may inspect the written temporary file and raise to abandon the write.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if check is not None:
+            check(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    # The rename itself must reach the disk, or a crash could bring back the old file.
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
