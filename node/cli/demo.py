@@ -32,17 +32,36 @@ def say(text: str) -> None:
     sys.stdout.flush()
 
 
+class Progress:
+    """One progress line: rewritten in place on a terminal, printed when it changes otherwise."""
+
+    def __init__(self) -> None:
+        self._tty = sys.stdout.isatty()
+        self._last = ""
+
+    def show(self, text: str) -> None:
+        if text == self._last:
+            return
+        self._last = text
+        sys.stdout.write(f"\r  {text} " if self._tty else f"  {text}\n")
+        sys.stdout.flush()
+
+    def done(self) -> None:
+        if self._tty:
+            sys.stdout.write("\n")
+
+
 async def _wait_links_up(mesh: Mesh) -> None:
     deadline = time.monotonic() + HEARTBEAT_WAIT
+    progress = Progress()
     while True:
         answers = await fetch_all(mesh.urls)
         links = [(a.status or {}).get("peers", []) for a in answers]
         up = sum(1 for peers in links for link in peers if link.get("up"))
         total = sum(len(peers) for peers in links)
-        sys.stdout.write(f"\r  heartbeats: {up}/{total} directed links up ")
-        sys.stdout.flush()
+        progress.show(f"heartbeats: {up}/{total} directed links up")
         if total and up == total:
-            sys.stdout.write("\n")
+            progress.done()
             return
         if time.monotonic() > deadline:
             raise MeshError(f"only {up} of {total} links came up within {HEARTBEAT_WAIT:.0f} s")
@@ -69,6 +88,7 @@ async def _burst(mesh: Mesh, probes: int) -> int:
 
 async def _wait_drained(mesh: Mesh, expected: int) -> list[Any]:
     deadline = time.monotonic() + DRAIN_WAIT
+    progress = Progress()
     while True:
         answers = await fetch_all(mesh.urls)
         received = sum((a.status or {}).get("inbox_messages", 0) for a in answers)
@@ -77,10 +97,9 @@ async def _wait_drained(mesh: Mesh, expected: int) -> list[Any]:
             for a in answers
             for link in (a.status or {}).get("peers", [])
         )
-        sys.stdout.write(f"\r  receipted: {received}/{expected}, backlog {backlog} ")
-        sys.stdout.flush()
+        progress.show(f"receipted: {received}/{expected}, backlog {backlog}")
         if received >= expected and backlog == 0:
-            sys.stdout.write("\n")
+            progress.done()
             return answers
         if time.monotonic() > deadline:
             raise MeshError(f"burst not drained within {DRAIN_WAIT:.0f} s")

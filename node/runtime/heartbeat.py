@@ -1,6 +1,7 @@
 """Signed heartbeats: each node asks every peer for a receipt at a fixed interval.
 
-The receipt's round trip is the peer's RTT; a peer that answers is "up". An answer from a
+The receipt's round trip is the peer's RTT; a peer that answers is "up". Heartbeats are
+signed and checked like any message but not stored (see ``inbound``). An answer from a
 peer whose delivery circuit is open cuts that worker's back-off short, so a backlog starts
 draining as soon as the peer is back rather than at the end of a long back-off.
 """
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HEARTBEAT_TIMEOUT = 3.0
+DOWN_RETRY = 1.0
+"""Seconds between heartbeats to a peer that did not answer the last one."""
 
 
 async def beat_once(node: Node, peer: Peer, sequence: int) -> None:
@@ -80,9 +83,12 @@ async def beat_once(node: Node, peer: Peer, sequence: int) -> None:
         node.metrics.heartbeat_rtt.labels(peer.province).set(link.rtt_seconds)
 
 
-async def heartbeat_loop(node: Node) -> None:
+async def heartbeat_loop(node: Node, peer: Peer) -> None:
+    """Beat one peer forever: at the configured interval while it answers, every second
+    (at most) while it does not, so its return is seen quickly."""
     sequence = 0
     while True:
         sequence += 1
-        await asyncio.gather(*(beat_once(node, peer, sequence) for peer in node.peers.values()))
-        await asyncio.sleep(node.config.heartbeat_interval_seconds)
+        await beat_once(node, peer, sequence)
+        interval = node.config.heartbeat_interval_seconds
+        await asyncio.sleep(interval if peer.worker.link.up else min(interval, DOWN_RETRY))

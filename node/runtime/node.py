@@ -167,7 +167,9 @@ class Node:
             peer = Peer(member.province, member.node_id, channel, worker)
             peer.task = self._background(worker.run(), f"deliver-{member.province}")
             self.peers[member.province] = peer
-        self._tasks.append(self._background(heartbeat_loop(self), "heartbeat"))
+            self._tasks.append(
+                self._background(heartbeat_loop(self, peer), f"heartbeat-{member.province}")
+            )
         log.info(
             "node started",
             extra={
