@@ -16,6 +16,8 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from google.protobuf.message import DecodeError
+
 from monitoring.metrics import UNKNOWN_PEER
 from node.protocol.checks import (
     Authenticated,
@@ -24,11 +26,12 @@ from node.protocol.checks import (
     Redelivery,
     check_envelope,
 )
-from node.protocol.envelope import Sealed
+from node.protocol.envelope import Sealed, payload_type
 from node.protocol.faults import FaultCode, Refusal
 from node.protocol.replies import fault_for, receipt_for
 from node.store import audit, inbox
 from node.transport.server import Reply
+from node.wire import pb
 
 if TYPE_CHECKING:
     from node.runtime.node import Node
@@ -193,11 +196,6 @@ class InboundProcessor:
 
 def _peek_type(raw: bytes) -> str:
     """The payload type of a refused envelope, for the metric label, if it parses at all."""
-    from google.protobuf.message import DecodeError
-
-    from node.protocol.envelope import payload_type
-    from node.wire import pb
-
     try:
         envelope = pb.Envelope.FromString(raw)
         return payload_type(pb.Message.FromString(envelope.message)) or "none"

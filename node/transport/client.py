@@ -92,7 +92,5 @@ class PeerChannel:
             self._stream = None
 
     async def close(self) -> None:
-        if self._stream is not None:
-            await self._stream.done_writing() if not self._stream.done() else None
         self._drop_stream()
         await self._channel.close()
