@@ -417,7 +417,7 @@ async def test_retry_makes_dead_items_pending_and_lowers_the_cursor(db: Database
     await db.write(lambda c: outbox.dead_letter(c, seqs[1], reason="too many attempts", at=T0))
     await db.write(lambda c: outbox.mark_delivered(c, seqs[2], reply=b"r", at=T0))
     assert outbox.cursor(db.reader(), "jiangsu") == seqs[2]
-    retried = await db.write(lambda c: outbox.retry(c, seqs=[seqs[1], seqs[2], 999]))
+    retried = await db.write(lambda c: outbox.retry(c, seqs=[seqs[1], seqs[2], 999], at=2000.0))
     assert retried == [seqs[1]]
     assert outbox.cursor(db.reader(), "jiangsu") == seqs[1] - 1
     item = outbox.get(db.reader(), "m1")
@@ -429,11 +429,11 @@ async def test_retry_makes_dead_items_pending_and_lowers_the_cursor(db: Database
         None,
     )
     assert [i.seq for i in outbox.pending_batch(db.reader(), "jiangsu", 10)] == [seqs[1]]
-    assert await db.write(lambda c: outbox.retry(c, peer="jiangsu")) == [seqs[0]]
+    assert await db.write(lambda c: outbox.retry(c, peer="jiangsu", at=2000.0)) == [seqs[0]]
     assert outbox.cursor(db.reader(), "jiangsu") == seqs[0] - 1
     assert outbox.dead_count(db.reader()) == 0
     with pytest.raises(ValueError, match="give seqs, peer, or both"):
-        await db.write(lambda c: outbox.retry(c))
+        await db.write(lambda c: outbox.retry(c, at=2000.0))
 
 
 async def test_depth_counts_pending_and_finds_the_oldest(db: Database) -> None:
@@ -521,3 +521,27 @@ async def test_inbox_refuses_a_second_record(db: Database) -> None:
     prior = inbox.prior(db.reader(), "jiangsu", "m1")
     assert prior is not None
     assert prior.reply == b"signed receipt"
+
+
+async def test_a_version_1_store_is_migrated_in_place(tmp_path: Path) -> None:
+    """A store written by schema version 1 opens at the current version with its rows kept
+    and the new retried_at column present."""
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0])
+    conn.execute(
+        "INSERT INTO outbox (peer, message_id, payload_type, envelope, digest, created_at, state)"
+        " VALUES ('anhui', 'm-1', 'probe', x'00', x'00', 1.0, 'pending')"
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    db = await Database.open(path)
+    try:
+        assert rows(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+        item = outbox.get(db.reader(), "m-1")
+        assert item is not None and item.peer == "anhui"
+        columns = [r[1] for r in db.reader().execute("PRAGMA table_info(outbox)")]
+        assert "retried_at" in columns
+    finally:
+        await db.close()

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,9 @@ def run_retry(args: argparse.Namespace) -> int:
     async def retry() -> list[int]:
         db = await Database.open(path)
         try:
-            return await db.write(lambda c: outbox.retry(c, seqs=args.seqs or None, peer=args.peer))
+            return await db.write(
+                lambda c: outbox.retry(c, seqs=args.seqs or None, peer=args.peer, at=time.time())
+            )
         finally:
             await db.close()
 
@@ -121,5 +124,16 @@ def run_retry(args: argparse.Namespace) -> int:
         changed = asyncio.run(retry())
     except (StoreError, ValueError) as exc:
         return fail(str(exc))
+    if not changed:
+        named = []
+        if args.seqs:
+            named.append("seq " + ", ".join(map(str, args.seqs)))
+        if args.peer:
+            named.append(f"peer {args.peer}")
+        return fail(
+            f"nothing retried: no parked (dead-lettered) message matches {' and '.join(named)}; "
+            "see `yrd outbox list --state dead`",
+            1,
+        )
     sys.stdout.write(f"{len(changed)} message(s) back in line for delivery\n")
-    return 0 if changed else 1
+    return 0

@@ -173,10 +173,11 @@ def dead_letter_expired(
     at: float,
     reason: str = EXPIRED_REASON,
 ) -> int:
-    """Park every pending item of ``peer`` created before ``older_than``; return how many."""
+    """Park every pending item of ``peer`` waiting since before ``older_than`` (since it was
+    created, or since an operator last retried it); return how many."""
     changed = conn.execute(
         "UPDATE outbox SET state = 'dead', last_error = ?, dead_at = ? "
-        "WHERE peer = ? AND state = 'pending' AND created_at < ?",
+        "WHERE peer = ? AND state = 'pending' AND COALESCE(retried_at, created_at) < ?",
         (reason, at, peer, older_than),
     ).rowcount
     if changed:
@@ -189,9 +190,10 @@ def retry(
     *,
     seqs: Sequence[int] | None = None,
     peer: str | None = None,
+    at: float,
 ) -> list[int]:
     """Make dead items pending again (the given ``seqs``, or all of ``peer``'s, or both
-    filters together); return the seqs changed, in order."""
+    filters together); return the seqs changed, in order. Their age limit restarts at ``at``."""
     if seqs is None and peer is None:
         raise ValueError("say which dead items to retry: give seqs, peer, or both")
     where = ["state = 'dead'"]
@@ -212,8 +214,9 @@ def retry(
         lowest.setdefault(str(row_peer), int(seq))
     # The previous error stays in last_error so the operator still sees why it was parked.
     conn.executemany(
-        "UPDATE outbox SET state = 'pending', attempts = 0, dead_at = NULL WHERE seq = ?",
-        [(int(seq),) for seq, _ in rows],
+        "UPDATE outbox SET state = 'pending', attempts = 0, dead_at = NULL, retried_at = ? "
+        "WHERE seq = ?",
+        [(at, int(seq)) for seq, _ in rows],
     )
     for row_peer, seq in lowest.items():
         # The cursor promises that everything at or below it is settled; that is no longer

@@ -72,7 +72,13 @@ BEGIN
 END;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+_V2 = """
+-- When an operator last put a parked item back in line: its age limit counts from then, so
+-- a retried item is not parked again for being old before it is even sent.
+ALTER TABLE outbox ADD COLUMN retried_at REAL;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 """Migration ``i`` brings ``user_version`` from ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

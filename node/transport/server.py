@@ -140,7 +140,10 @@ async def start_server(
     credentials = grpc.ssl_server_credentials(
         [(tls.key_pem, tls.cert_pem)], root_certificates=tls.ca_pem, require_client_auth=True
     )
-    port = server.add_secure_port(listen, credentials)
+    try:
+        port = server.add_secure_port(listen, credentials)
+    except RuntimeError as exc:  # grpc reports a busy or bad address this way
+        raise OSError(f"cannot listen on {listen} for gRPC: {exc}") from exc
     if port == 0:
         raise OSError(f"cannot listen on {listen} for gRPC")
     await server.start()
