@@ -52,6 +52,15 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
         return problem(409, exc.code.value, exc.text, field=exc.field or None)
     except web.HTTPRequestEntityTooLarge:
         return problem(413, "body_too_large", f"request body exceeds {MAX_BODY_BYTES} bytes")
+    except web.HTTPException as exc:
+        # The router's own refusals (404, 405) are errors like any other: problem+json too.
+        if exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        response = problem(exc.status, code, f"{request.method} {request.path}: {exc.reason}")
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
 
 
 def auth_middleware(token: str | None) -> Middleware:
@@ -71,7 +80,9 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         raise ProblemError(415, "unsupported_media_type", "send the body as application/json")
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except RecursionError as exc:
+        raise ProblemError(400, "malformed_json", "request body is nested too deeply") from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an over-long integer
         raise ProblemError(400, "malformed_json", f"request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise ProblemError(400, "malformed_json", "request body must be a JSON object")

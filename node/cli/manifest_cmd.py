@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from node.cli.output import emit_json, fail, table
+from node.runtime.config import ConfigError
 from node.trust import layout
 from node.trust.keys import KeyFileError, load_signing_key
 from node.trust.manifest import (
@@ -108,7 +109,10 @@ def run_sign(args: argparse.Namespace) -> int:
         verify_manifest(signed, [key.verify_key], now=time.time())
     except (KeyFileError, ManifestError, OSError, ValueError) as exc:
         return fail(f"cannot sign {args.draft}: {exc}")
-    args.out.write_bytes(signed)
+    try:
+        args.out.write_bytes(signed)
+    except OSError as exc:
+        return fail(f"cannot write {args.out}: {exc.strerror or exc}")
     sys.stdout.write(f"signed manifest version {manifest.version} written to {args.out}\n")
     return 0
 
@@ -119,7 +123,7 @@ def run_rotate(args: argparse.Namespace) -> int:
             args.dir, args.province, now=time.time(), overlap_days=args.overlap_days
         )
         manifest = layout.read_manifest(args.dir)
-    except (ManifestError, OSError, ValueError) as exc:
+    except (ConfigError, KeyFileError, ManifestError, OSError, ValueError) as exc:
         return fail(str(exc))
     sys.stdout.write(
         f"{args.province} signs with {key_id} from now on; the old key stays valid for "
@@ -132,7 +136,7 @@ def run_rotate(args: argparse.Namespace) -> int:
 def run_revoke(args: argparse.Namespace) -> int:
     try:
         manifest = layout.revoke_signing_key(args.dir, args.province, args.key_id, now=time.time())
-    except (ManifestError, OSError, ValueError) as exc:
+    except (KeyFileError, ManifestError, OSError, ValueError) as exc:
         return fail(str(exc))
     sys.stdout.write(
         f"key {args.key_id} of {args.province} revoked in manifest version {manifest.version}: "

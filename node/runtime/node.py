@@ -133,6 +133,9 @@ class Node:
             tls = TlsMaterial.load(
                 config.paths.ca_cert, config.paths.tls_cert, config.paths.tls_key
             )
+            # Signature and form first, so a bad manifest never leaves a new store behind;
+            # the version is compared with the held one once the store is open.
+            verify_manifest(config.paths.manifest.read_bytes(), config.governance_keys, now=None)
         except Exception as exc:
             raise StartupError(str(exc)) from exc
         self._db = await Database.open(config.paths.store)

@@ -32,7 +32,11 @@ async def start_http(node: Node) -> web.AppRunner:
 async def serve(config: NodeConfig) -> None:
     node = Node(config)
     await node.start()
-    runner = await start_http(node)
+    try:
+        runner = await start_http(node)
+    except BaseException:
+        await node.stop()
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
