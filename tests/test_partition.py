@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Awaitable
 from dataclasses import replace
 from pathlib import Path
 from typing import cast
@@ -131,8 +132,11 @@ class StallAfterStoring(InboundProcessor):
         self.stalled = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def receive(self, raw: bytes, tls_identity: str | None) -> Reply:
-        reply = await super().receive(raw, tls_identity)
+    def receive(self, raw: bytes, tls_identity: str | None) -> Awaitable[Reply]:
+        return self._hold(super().receive(raw, tls_identity), raw)
+
+    async def _hold(self, pending: Awaitable[Reply], raw: bytes) -> Reply:
+        reply = await pending
         message = pb.Message.FromString(pb.Envelope.FromString(raw).message)
         if message.WhichOneof("body") == "probe" and message.probe.sequence == self.sequence:
             self.stalled.set()

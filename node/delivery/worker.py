@@ -45,10 +45,14 @@ class Settlement:
     reason: str = ""
 
 
+OnReply = Callable[[int, bytes], None]
+"""Called with each reply's index in the batch as soon as that reply arrives."""
+
+
 class BatchChannel(Protocol):
     async def exchange_batch(
-        self, envelopes: Sequence[bytes], *, timeout: float
-    ) -> list[bytes]: ...
+        self, envelopes: Sequence[bytes], *, timeout: float, on_reply: OnReply
+    ) -> None: ...
 
 
 class DeliveryObserver(Protocol):
@@ -91,6 +95,7 @@ class PeerWorker:
         self._sleep = sleep or self._interruptible_sleep
         self._work = asyncio.Event()
         self._kick = asyncio.Event()
+        self._parked_at = float("-inf")
         self._work.set()  # catch up on whatever the store holds from before
 
     def notify(self) -> None:
@@ -144,60 +149,100 @@ class PeerWorker:
                     await self.drain()
 
     async def drain(self) -> None:
-        """Send until this peer's queue is empty; raise DeliveryFailed to back off."""
-        while True:
-            now = self._clock()
-            cutoff = now - self._config.dead_letter_after_seconds
-            parked = await self._db.write(partial(self._park_expired, older_than=cutoff, at=now))
-            if parked:
-                log.error(
-                    "parked undelivered messages past their age limit",
-                    extra={"peer": self.link.peer, "count": parked},
-                )
-            batch = outbox.pending_batch(self._db.reader(), self.link.peer, self._config.batch_size)
-            if not batch:
-                return
-            if self.link.circuit is CircuitState.OPEN:
-                self.link.circuit = CircuitState.HALF_OPEN
-            await self._send(batch)
+        """Send until this peer's queue is empty; raise DeliveryFailed to back off.
 
-    def _park_expired(self, conn: sqlite3.Connection, *, older_than: float, at: float) -> int:
-        return outbox.dead_letter_expired(conn, self.link.peer, older_than=older_than, at=at)
-
-    async def _send(self, batch: list[OutboxItem]) -> None:
-        seqs = [item.seq for item in batch]
+        Batch N's settlement commits while batch N+1 is on the wire: one batch in flight,
+        one being recorded, commits in batch order. Rows still being recorded are left out
+        of the next batch, since the store shows them pending until that commit.
+        """
+        recording: asyncio.Future[None] | None = None
+        recording_seqs: frozenset[int] = frozenset()
         try:
-            replies = await self._channel.exchange_batch(
-                [item.envelope for item in batch], timeout=BATCH_TIMEOUT
+            while True:
+                await self._park_expired()
+                size = self._config.batch_size
+                rows = outbox.pending_batch(
+                    self._db.reader(), self.link.peer, size + len(recording_seqs)
+                )
+                batch = [row for row in rows if row.seq not in recording_seqs][:size]
+                if not batch:
+                    return
+                if self.link.circuit is CircuitState.OPEN:
+                    self.link.circuit = CircuitState.HALF_OPEN
+                settlements = await self._exchange(batch)
+                if recording is not None:
+                    await recording
+                at = self._clock()
+                recording = self._db.submit(partial(self._record, batch, settlements, at))
+                recording.add_done_callback(partial(self._observe, batch, settlements, at))
+                recording_seqs = frozenset(item.seq for item in batch)
+                retry = [s for s in settlements if s.outcome is Outcome.RETRY]
+                if retry:
+                    raise DeliveryFailed(
+                        f"{len(retry)} refused for now: {retry[0].code}: {retry[0].reason}"
+                    )
+                self.link.succeeded(at)
+        finally:
+            if recording is not None:
+                await recording
+
+    async def _park_expired(self) -> None:
+        """Park rows past their age limit, at most once per IDLE_TICK of the clock."""
+        now = self._clock()
+        if now - self._parked_at < IDLE_TICK:
+            return
+        self._parked_at = now
+        cutoff = now - self._config.dead_letter_after_seconds
+        parked = await self._db.write(
+            lambda c: outbox.dead_letter_expired(c, self.link.peer, older_than=cutoff, at=now)
+        )
+        if parked:
+            log.error(
+                "parked undelivered messages past their age limit",
+                extra={"peer": self.link.peer, "count": parked},
+            )
+
+    async def _exchange(self, batch: list[OutboxItem]) -> list[Settlement]:
+        """Send a batch; check each reply as it arrives, while the peer works on the rest."""
+        settlements: list[Settlement] = []
+
+        def settle(index: int, reply: bytes) -> None:
+            settlements.append(self._settle(reply, batch[index]))
+
+        try:
+            await self._channel.exchange_batch(
+                [item.envelope for item in batch], timeout=BATCH_TIMEOUT, on_reply=settle
             )
         except TransportError as exc:
             at, detail = self._clock(), exc.detail
+            seqs = [item.seq for item in batch]
             await self._db.write(lambda c: outbox.mark_failed_attempt(c, seqs, error=detail, at=at))
             raise DeliveryFailed(str(exc)) from exc
-        settlements = [
-            self._settle(reply, item) for reply, item in zip(replies, batch, strict=True)
-        ]
-        at = self._clock()
-        await self._db.write(lambda c: self._record(c, batch, settlements, at))
+        return settlements
+
+    def _observe(
+        self,
+        batch: list[OutboxItem],
+        settlements: list[Settlement],
+        at: float,
+        recorded: asyncio.Future[None],
+    ) -> None:
+        if recorded.cancelled() or recorded.exception() is not None:
+            return
         for item, settlement in zip(batch, settlements, strict=True):
             if settlement.outcome is Outcome.DELIVERED:
                 self._observer.delivered(item, settlement, at)
             else:
                 self._observer.refused(item, settlement)
-        retry = [s for s in settlements if s.outcome is Outcome.RETRY]
-        if retry:
-            raise DeliveryFailed(
-                f"{len(retry)} refused for now: {retry[0].code}: {retry[0].reason}"
-            )
-        self.link.succeeded(at)
 
     def _record(
         self,
-        conn: sqlite3.Connection,
         batch: list[OutboxItem],
         settlements: list[Settlement],
         at: float,
+        conn: sqlite3.Connection,
     ) -> None:
+        delivered: list[tuple[int, bytes]] = []
         for item, settlement in zip(batch, settlements, strict=True):
             if settlement.reply and settlement.outcome is not Outcome.RETRY:
                 audit.append(
@@ -210,7 +255,7 @@ class PeerWorker:
                     recorded_at=at,
                 )
             if settlement.outcome is Outcome.DELIVERED:
-                outbox.mark_delivered(conn, item.seq, reply=settlement.reply, at=at)
+                delivered.append((item.seq, settlement.reply))
             elif settlement.outcome is Outcome.PARKED:
                 outbox.dead_letter(
                     conn,
@@ -223,3 +268,4 @@ class PeerWorker:
                 outbox.mark_failed_attempt(
                     conn, [item.seq], error=f"{settlement.code}: {settlement.reason}", at=at
                 )
+        outbox.mark_delivered_batch(conn, self.link.peer, delivered, at=at)

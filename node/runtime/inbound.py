@@ -11,9 +11,11 @@ Rules kept here:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING
 
 from google.protobuf.message import DecodeError
@@ -56,7 +58,13 @@ class InboundProcessor:
         self._effects = dict(effects or {})
         self._validators = dict(validators or {})
 
-    async def receive(self, raw: bytes, tls_identity: str | None) -> Reply:
+    def receive(self, raw: bytes, tls_identity: str | None) -> Awaitable[Reply]:
+        """Check ``raw`` and queue its write now; the awaitable gives the reply after commit.
+
+        The checks and the write submission happen synchronously, in call order, so the
+        messages of one stream reach the store's writer in the order they arrived and share
+        its group commit, without a task per message.
+        """
         node = self._node
         credentials = node.credentials
         now = node.clock()
@@ -81,15 +89,11 @@ class InboundProcessor:
                 validators=self._validators,
             )
         except Refusal as refusal:
-            return self._refuse(refusal, raw, tls_identity, now)
-        peer = (
-            verdict.message.sender.province
-            if isinstance(verdict, Redelivery)
-            else (verdict.sender.province)
-        )
+            return _ready(self._refuse(refusal, raw, tls_identity, now))
         if isinstance(verdict, Redelivery):
+            peer = verdict.message.sender.province
             node.metrics.messages_duplicate.labels(peer, verdict.message.payload_type).inc()
-            return Reply(verdict.prior.reply)
+            return _ready(Reply(verdict.prior.reply))
         receipt = receipt_for(
             verdict,
             me=node.config.node_id,
@@ -97,24 +101,53 @@ class InboundProcessor:
             manifest_version=credentials.manifest.version,
             key=credentials.signing_key,
         )
-        if verdict.payload_type not in EPHEMERAL_TYPES:
-            try:
-                stored = await node.db.write(lambda c: self._store(c, verdict, receipt, now))
-            except Refusal as refusal:
-                return self._refuse(refusal, raw, tls_identity, now)
-            if stored is not receipt.envelope:
-                node.metrics.messages_duplicate.labels(peer, verdict.payload_type).inc()
-                return Reply(stored)
-        node.metrics.messages_received.labels(peer, verdict.payload_type).inc()
-        node.link(peer).last_received_at = now
+        if verdict.payload_type in EPHEMERAL_TYPES:
+            return _ready(self._accepted(verdict, receipt, now))
+        stored = node.db.submit(partial(self._store, accepted=verdict, receipt=receipt, now=now))
+        return self._after_commit(stored, verdict, receipt, raw, tls_identity, now)
+
+    def _after_commit(
+        self,
+        stored: asyncio.Future[bytes],
+        accepted: Authenticated,
+        receipt: Sealed,
+        raw: bytes,
+        tls_identity: str | None,
+        now: float,
+    ) -> asyncio.Future[Reply]:
+        """The reply, once the store's commit resolves ``stored`` (a callback, not a task)."""
+        result: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+
+        def committed(done: asyncio.Future[bytes]) -> None:
+            if result.cancelled():
+                return
+            error = done.exception()
+            if isinstance(error, Refusal):
+                result.set_result(self._refuse(error, raw, tls_identity, now))
+            elif error is not None:
+                result.set_exception(error)
+            elif done.result() is not receipt.envelope:
+                metric = self._node.metrics.messages_duplicate
+                metric.labels(accepted.sender.province, accepted.payload_type).inc()
+                result.set_result(Reply(done.result()))
+            else:
+                result.set_result(self._accepted(accepted, receipt, now))
+
+        stored.add_done_callback(committed)
+        return result
+
+    def _accepted(self, accepted: Authenticated, receipt: Sealed, now: float) -> Reply:
+        peer = accepted.sender.province
+        self._node.metrics.messages_received.labels(peer, accepted.payload_type).inc()
+        self._node.link(peer).last_received_at = now
         log.debug(
             "accepted",
-            extra={"peer": peer, "message_id": verdict.message_id, "type": verdict.payload_type},
+            extra={"peer": peer, "message_id": accepted.message_id, "type": accepted.payload_type},
         )
         return Reply(receipt.envelope)
 
     def _store(
-        self, conn: sqlite3.Connection, accepted: Authenticated, receipt: Sealed, now: float
+        self, conn: sqlite3.Connection, *, accepted: Authenticated, receipt: Sealed, now: float
     ) -> bytes:
         sender = accepted.sender.node_id
         # The same message may arrive twice at once (a retried stream and a unary call); the
@@ -192,6 +225,12 @@ class InboundProcessor:
         return Reply(
             fault.envelope, refusal.code.grpc_status, f"{refusal.code.value}: {refusal.text}"
         )
+
+
+def _ready(reply: Reply) -> asyncio.Future[Reply]:
+    future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+    future.set_result(reply)
+    return future
 
 
 def _peek_type(raw: bytes) -> str:

@@ -286,14 +286,19 @@ class Database:
         """Write jobs waiting for the writer thread."""
         return self._queue.qsize()
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in the writer thread; return its result once it is durably committed."""
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue ``fn`` for the writer thread now; the future resolves once it is durably
+        committed. Jobs commit in the order they were submitted."""
         if self._closed:
             raise StoreError(f"store {self._path} is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_Job(fn, loop, future))
-        return await future
+        return future
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in the writer thread; return its result once it is durably committed."""
+        return await self.submit(fn)
 
     def reader(self) -> sqlite3.Connection:
         """The event loop's read-only connection, for small fast reads.

@@ -137,6 +137,18 @@ def mark_delivered(conn: sqlite3.Connection, seq: int, *, reply: bytes, at: floa
     advance_cursor(conn, peer)
 
 
+def mark_delivered_batch(
+    conn: sqlite3.Connection, peer: str, replies: Sequence[tuple[int, bytes]], *, at: float
+) -> None:
+    """``mark_delivered`` for many items of one peer, advancing its cursor once."""
+    conn.executemany(
+        "UPDATE outbox SET state = 'delivered', reply = ?, delivered_at = ? "
+        "WHERE seq = ? AND peer = ? AND state = 'pending'",
+        [(reply, at, seq, peer) for seq, reply in replies],
+    )
+    advance_cursor(conn, peer)
+
+
 def mark_failed_attempt(
     conn: sqlite3.Connection, seqs: Sequence[int], *, error: str, at: float
 ) -> None:

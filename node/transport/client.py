@@ -7,7 +7,7 @@ channel overrides the TLS target name with it, since peers are addressed by host
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import grpc
 
@@ -53,8 +53,15 @@ class PeerChannel:
         assert isinstance(reply, bytes)
         return reply
 
-    async def exchange_batch(self, envelopes: Sequence[bytes], *, timeout: float) -> list[bytes]:
-        """Send a batch on the long-lived stream; return one signed reply per envelope, in order.
+    async def exchange_batch(
+        self,
+        envelopes: Sequence[bytes],
+        *,
+        timeout: float,
+        on_reply: Callable[[int, bytes], None],
+    ) -> None:
+        """Send a batch on the long-lived stream; hand each signed reply to ``on_reply`` (with
+        its index) as soon as it arrives, in order, one per envelope.
 
         The stream is opened on first use and reopened after any failure.
         """
@@ -71,20 +78,18 @@ class PeerChannel:
                 async with asyncio.timeout(timeout):
                     writer = asyncio.ensure_future(write_all())
                     try:
-                        replies: list[bytes] = []
-                        for _ in envelopes:
+                        for index in range(len(envelopes)):
                             reply = await stream.read()
                             if reply is grpc.aio.EOF:
                                 raise PeerUnavailable(self.node_id, "stream closed mid-batch")
                             assert isinstance(reply, bytes)
-                            replies.append(reply)
+                            on_reply(index, reply)
                         await writer
                     finally:
                         writer.cancel()
         except BaseException:
             self._drop_stream()
             raise
-        return replies
 
     def _drop_stream(self) -> None:
         if self._stream is not None:

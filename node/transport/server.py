@@ -12,7 +12,7 @@ Rules kept here:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Coroutine
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,7 +39,9 @@ class Reply:
 
 
 class EnvelopeReceiver(Protocol):
-    def receive(self, raw: bytes, tls_identity: str | None) -> Awaitable[Reply]: ...
+    def receive(self, raw: bytes, tls_identity: str | None) -> Awaitable[Reply]:
+        """Check ``raw`` now (synchronously, in call order); await the result for the reply."""
+        ...
 
 
 class FederationServicer:
@@ -58,30 +60,28 @@ class FederationServicer:
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
         identity = peer_identity(context.auth_context())
-        pending: asyncio.Queue[asyncio.Task[Reply] | None] = asyncio.Queue()
+        pending: asyncio.Queue[Awaitable[Reply] | None] = asyncio.Queue()
 
         async def read_all() -> None:
             try:
                 async for request in requests:
-                    # Creating the task starts the checks in arrival order; the store's
-                    # writer keeps that order for the effects.
-                    pending.put_nowait(
-                        asyncio.ensure_future(self._receiver.receive(request, identity))
-                    )
+                    # receive() checks and queues the write at once, in arrival order; the
+                    # store's writer keeps that order for the effects.
+                    pending.put_nowait(self._receiver.receive(request, identity))
             finally:
                 pending.put_nowait(None)
 
         reader = asyncio.create_task(read_all())
         try:
-            while (task := await pending.get()) is not None:
-                yield (await task).envelope
+            while (reply := await pending.get()) is not None:
+                yield (await reply).envelope
             await reader
         finally:
             reader.cancel()
             while not pending.empty():
                 leftover = pending.get_nowait()
-                if leftover is not None:
-                    leftover.cancel()
+                if isinstance(leftover, Coroutine):  # a receiver may return coroutines
+                    leftover.close()
 
 
 def federation_handler(servicer: FederationServicer) -> grpc.GenericRpcHandler:
