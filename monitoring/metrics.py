@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 UNKNOWN_PEER = "unknown"
@@ -43,6 +43,16 @@ LATENCY_BUCKETS = (
 
 
 @dataclass(frozen=True)
+class StoreSnapshot:
+    commits: int
+    """Group commits (transactions) since the node started."""
+    jobs: int
+    """Write jobs committed since the node started (several per commit under load)."""
+    commit_seconds: float
+    """Time spent running and committing those transactions."""
+
+
+@dataclass(frozen=True)
 class OutboxSnapshot:
     depth: int
     oldest_pending_age_seconds: float
@@ -50,10 +60,28 @@ class OutboxSnapshot:
 
 
 class _StoreCollector(Collector):
-    def __init__(self, read: Callable[[], Mapping[str, OutboxSnapshot]]) -> None:
+    def __init__(
+        self,
+        read: Callable[[], Mapping[str, OutboxSnapshot]],
+        store: Callable[[], StoreSnapshot | None],
+    ) -> None:
         self._read = read
+        self._store = store
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
+        stats = self._store()
+        if stats is not None:
+            yield CounterMetricFamily(
+                "yrd_store_commits", "Store transactions committed.", value=stats.commits
+            )
+            yield CounterMetricFamily(
+                "yrd_store_write_jobs", "Store write jobs committed.", value=stats.jobs
+            )
+            yield CounterMetricFamily(
+                "yrd_store_commit_seconds",
+                "Time the store's writer spent running and committing transactions.",
+                value=stats.commit_seconds,
+            )
         depth = GaugeMetricFamily(
             "yrd_outbox_depth", "Messages waiting for delivery to a peer.", labels=["peer"]
         )
@@ -147,12 +175,10 @@ class NodeMetrics:
             ["reason"],
             registry=r,
         )
-        self.store_commit_seconds = Histogram(
-            "yrd_store_write_seconds",
-            "Duration of store writes as the caller sees them (queueing and group commit).",
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
 
-    def watch_store(self, read: Callable[[], Mapping[str, OutboxSnapshot]]) -> None:
-        self.registry.register(_StoreCollector(read))
+    def watch_store(
+        self,
+        read: Callable[[], Mapping[str, OutboxSnapshot]],
+        store: Callable[[], StoreSnapshot | None],
+    ) -> None:
+        self.registry.register(_StoreCollector(read, store))

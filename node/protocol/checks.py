@@ -135,12 +135,13 @@ def _parse(raw: bytes, limits: CheckLimits) -> tuple[pb.Envelope, pb.Message, by
 
 
 def _authenticate(
+    raw: bytes,
     envelope: pb.Envelope,
     message: pb.Message,
     message_digest: bytes,
     manifest: Manifest,
     now: float,
-) -> Member:
+) -> Authenticated:
     h = message.header
     ids: _Ids = {"message_id": h.message_id, "digest": message_digest}
     member = manifest.member(h.sender)
@@ -182,7 +183,15 @@ def _authenticate(
             field="envelope.signature",
             **ids,
         )
-    return member
+    return Authenticated(
+        envelope=raw,
+        message_bytes=envelope.message,
+        message=message,
+        digest=message_digest,
+        key_id=envelope.key_id,
+        signature=envelope.signature,
+        sender=member,
+    )
 
 
 def check_envelope(
@@ -207,7 +216,7 @@ def check_envelope(
             field="header.sender",
             **ids,
         )
-    member = _authenticate(envelope, message, message_digest, manifest, now)
+    authenticated = _authenticate(raw, envelope, message, message_digest, manifest, now)
     if h.recipient != me:
         raise Refusal(
             FaultCode.WRONG_RECIPIENT,
@@ -224,15 +233,6 @@ def check_envelope(
             field="header.sent_at",
             **ids,
         )
-    authenticated = Authenticated(
-        envelope=raw,
-        message_bytes=envelope.message,
-        message=message,
-        digest=message_digest,
-        key_id=envelope.key_id,
-        signature=envelope.signature,
-        sender=member,
-    )
     prior = inbox.prior(h.sender, h.message_id)
     if prior is not None:
         if prior.digest != message_digest:
@@ -244,7 +244,7 @@ def check_envelope(
             )
         return Redelivery(authenticated, prior)
     kind = authenticated.payload_type
-    if kind not in member.may_send or kind in REPLY_TYPES:
+    if kind not in authenticated.sender.may_send or kind in REPLY_TYPES:
         raise Refusal(
             FaultCode.PAYLOAD_NOT_ALLOWED,
             f"the manifest policy does not allow {h.sender} to send {kind or 'an empty body'}",
@@ -279,7 +279,7 @@ def check_reply(
             field="header.sender",
             **ids,
         )
-    member = _authenticate(envelope, message, message_digest, manifest, now)
+    authenticated = _authenticate(raw, envelope, message, message_digest, manifest, now)
     if h.recipient != me or h.in_reply_to != request_id:
         raise Refusal(
             FaultCode.WRONG_RECIPIENT,
@@ -307,12 +307,4 @@ def check_reply(
         raise Refusal(
             FaultCode.INVALID_PAYLOAD, "receipt carries no digest", field="body.receipt.digest"
         )
-    return Authenticated(
-        envelope=raw,
-        message_bytes=envelope.message,
-        message=message,
-        digest=message_digest,
-        key_id=envelope.key_id,
-        signature=envelope.signature,
-        sender=member,
-    )
+    return authenticated

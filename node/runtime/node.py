@@ -20,7 +20,7 @@ from typing import Any
 
 from google.protobuf.message import Message as ProtoMessage
 
-from monitoring.metrics import NodeMetrics, OutboxSnapshot
+from monitoring.metrics import NodeMetrics, OutboxSnapshot, StoreSnapshot
 from node.delivery.circuit import CircuitState, PeerLink
 from node.delivery.worker import Outcome, PeerWorker, Settlement
 from node.protocol.checks import CheckLimits, check_reply
@@ -147,7 +147,7 @@ class Node:
             raise StartupError(str(exc)) from exc
         self._credentials = Credentials(manifest, key)
         self._observe_manifest()
-        self.metrics.watch_store(self._outbox_snapshots)
+        self.metrics.watch_store(self._outbox_snapshots, self._store_snapshot)
         self._grpc = await start_server(
             self.inbound, config.grpc_listen, tls, max_message_bytes=config.max_message_bytes
         )
@@ -336,9 +336,7 @@ class Node:
                     recorded_at=now,
                 )
 
-        started = time.perf_counter()
         await self.db.write(enqueue)
-        self.metrics.store_commit_seconds.observe(time.perf_counter() - started)
         peer.worker.notify()
         return [s.message_id for s in sealed]
 
@@ -393,6 +391,12 @@ class Node:
         )
 
     # -- views ------------------------------------------------------------------------------
+
+    def _store_snapshot(self) -> StoreSnapshot | None:
+        db = self._db
+        if db is None:
+            return None
+        return StoreSnapshot(db.commits, db.jobs_committed, db.commit_seconds_total)
 
     def _outbox_snapshots(self) -> dict[str, OutboxSnapshot]:
         if self._db is None or self._db.closed:
