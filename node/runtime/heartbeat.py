@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from node.protocol.checks import check_reply
 from node.protocol.envelope import header, seal
 from node.protocol.faults import Refusal
+from node.store import outbox
 from node.transport.errors import SignedRefusal, TransportError
 from node.wire import pb
 
@@ -39,7 +40,9 @@ async def beat_once(node: Node, peer: Peer, sequence: int) -> None:
             now=started,
             manifest_version=credentials.manifest.version,
         ),
-        heartbeat=pb.Heartbeat(sequence=sequence),
+        heartbeat=pb.Heartbeat(
+            sequence=sequence, outbox_depth=outbox.depth(node.db.reader(), peer.province)[0]
+        ),
     )
     sealed = seal(message, credentials.signing_key)
     try:
