@@ -6,6 +6,7 @@ import json
 import signal
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -15,11 +16,24 @@ from node.protocol.envelope import seal
 from node.protocol.faults import FaultCode
 from node.store import inbox, outbox
 from node.trust.keys import load_signing_key
-from node.trust.layout import read_manifest, revoke_signing_key, rotate_signing_key
+from node.trust.layout import (
+    publish_manifest,
+    read_manifest,
+    revoke_signing_key,
+    rotate_signing_key,
+)
 from node.trust.manifest import ManifestDowngrade, ManifestError
 from node.wire import pb
 from tests.federation import probe_message
-from tests.nodes import config_for, eventually, make_mesh, raw_channel, running, tls_of
+from tests.nodes import (
+    config_for,
+    eventually,
+    free_base_port,
+    make_mesh,
+    raw_channel,
+    running,
+    tls_of,
+)
 from tests.test_crash import http, process
 from tests.test_exchange import call_raw, fault_code
 
@@ -125,3 +139,24 @@ async def test_sighup_loads_a_revocation_into_a_running_process(tmp_path: Path) 
             assert item.last_error.startswith(FaultCode.KEY_REVOKED.value)
             assert item.reply is not None and fault_code(item.reply) == "key_revoked"
     assert read_manifest(mesh).version == 3
+
+
+async def test_reload_follows_a_peer_to_its_new_endpoint(tmp_path: Path) -> None:
+    """When a new manifest moves a peer to another address, a reload points delivery and
+    heartbeats at it, and the backlog reaches the peer there."""
+    mesh = make_mesh(tmp_path)
+    new_port = free_base_port(1) + 3000
+    async with running(config_for(mesh, "shanghai")) as sh:
+        manifest = read_manifest(mesh)
+        jiangsu = manifest.member_for_province("jiangsu")
+        assert jiangsu is not None
+        moved = replace(jiangsu, endpoint=f"127.0.0.1:{new_port}")
+        publish_manifest(mesh, manifest.with_member(moved), now=time.time())
+        await sh.reload()
+        assert sh.peers["jiangsu"].channel.endpoint == moved.endpoint
+        [message_id] = await sh.send("jiangsu", [("probe", pb.Probe(sequence=1))])
+        async with running(config_for(mesh, "jiangsu", grpc_listen=moved.endpoint)) as js:
+            await eventually(lambda: inbox.count(js.db.reader()) == 1)
+            await eventually(lambda: sh.link("jiangsu").up)
+        item = outbox.get(sh.db.reader(), message_id)
+        assert item is not None and item.state == "delivered"

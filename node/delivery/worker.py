@@ -98,6 +98,10 @@ class PeerWorker:
         self._parked_at = float("-inf")
         self._work.set()  # catch up on whatever the store holds from before
 
+    def use_channel(self, channel: BatchChannel) -> None:
+        """The peer moved (a new manifest): send the next batch through ``channel``."""
+        self._channel = channel
+
     def notify(self) -> None:
         """New rows are in this peer's outbox."""
         self._work.set()

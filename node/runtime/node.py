@@ -15,19 +15,19 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.message import Message as ProtoMessage
 
 from monitoring.metrics import NodeMetrics, OutboxSnapshot, StoreSnapshot
 from node.delivery.circuit import CircuitState, PeerLink
-from node.delivery.worker import Outcome, PeerWorker, Settlement
+from node.delivery.worker import BATCH_TIMEOUT, Outcome, PeerWorker, Settlement
 from node.protocol.checks import CheckLimits, check_reply
 from node.protocol.envelope import Sealed, header, seal
 from node.protocol.faults import FaultCode, Refusal
 from node.runtime.config import NodeConfig, load_config
-from node.runtime.heartbeat import heartbeat_loop
+from node.runtime.heartbeat import HEARTBEAT_TIMEOUT, heartbeat_loop
 from node.runtime.inbound import InboundProcessor
 from node.store import audit, outbox
 from node.store.database import Database
@@ -35,13 +35,16 @@ from node.store.outbox import OutboxItem
 from node.transport.client import PeerChannel
 from node.transport.server import FederationServer, start_server
 from node.trust.keys import SigningKey, load_signing_key
-from node.trust.manifest import Manifest, ManifestError, format_time, verify_manifest
+from node.trust.manifest import Manifest, ManifestError, Member, format_time, verify_manifest
 from node.trust.tls import TlsMaterial
 from node.wire import pb
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+
+CHANNEL_RETIRE_GRACE = BATCH_TIMEOUT + HEARTBEAT_TIMEOUT + 5.0
+"""How long a replaced channel lives on for the calls already made on it."""
 
 
 class StartupError(Exception):
@@ -62,7 +65,8 @@ class Peer:
     node_id: str
     channel: PeerChannel
     worker: PeerWorker
-    task: asyncio.Task[None] | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    """Its delivery worker and heartbeat loop."""
 
 
 def held_manifest(conn: sqlite3.Connection) -> bytes | None:
@@ -94,11 +98,15 @@ class Node:
         self.peers: dict[str, Peer] = {}
         self.stopping = False
         self._links: dict[str, PeerLink] = {}
-        self._tasks: list[asyncio.Task[None]] = []
         self._db: Database | None = None
         self._credentials: Credentials | None = None
         self._grpc: FederationServer | None = None
         self._crashed: list[str] = []
+        self._tls: TlsMaterial | None = None
+        self._owned: set[asyncio.Task[None]] = set()
+        """Every background task; stop() cancels what is left of them."""
+        self._retired: set[asyncio.Task[None]] = set()
+        """Tasks this node cancelled on purpose (a peer that left), not crashes."""
         self.inbound = InboundProcessor(self)
 
     # -- state ------------------------------------------------------------------------------
@@ -151,28 +159,8 @@ class Node:
         self._grpc = await start_server(
             self.inbound, config.grpc_listen, tls, max_message_bytes=config.max_message_bytes
         )
-        for member in manifest.members:
-            if member.node_id == config.node_id:
-                continue
-            channel = PeerChannel(
-                member.node_id, member.endpoint, tls, max_message_bytes=config.max_message_bytes
-            )
-            worker = PeerWorker(
-                peer=member.province,
-                peer_node_id=member.node_id,
-                db=self.db,
-                channel=channel,
-                settle=self._settler(member.node_id),
-                config=config.delivery,
-                clock=self.clock,
-                observer=self,
-            )
-            peer = Peer(member.province, member.node_id, channel, worker)
-            peer.task = self._background(worker.run(), f"deliver-{member.province}")
-            self.peers[member.province] = peer
-            self._tasks.append(
-                self._background(heartbeat_loop(self, peer), f"heartbeat-{member.province}")
-            )
+        self._tls = tls
+        await self._sync_peers(manifest)
         log.info(
             "node started",
             extra={
@@ -182,14 +170,78 @@ class Node:
             },
         )
 
+    def _channel(self, member: Member) -> PeerChannel:
+        assert self._tls is not None
+        return PeerChannel(
+            member.node_id,
+            member.endpoint,
+            self._tls,
+            max_message_bytes=self.config.max_message_bytes,
+        )
+
+    async def _sync_peers(self, manifest: Manifest) -> None:
+        """Make the peers match the manifest: a new member gets a delivery worker and
+        heartbeats, a moved endpoint a new channel. A member that left is no longer
+        contacted; what waits for it stays in the outbox, visible to operators."""
+        for member in manifest.members:
+            if member.node_id == self.config.node_id:
+                continue
+            peer = self.peers.get(member.province)
+            if peer is None:
+                channel = self._channel(member)
+                worker = PeerWorker(
+                    peer=member.province,
+                    peer_node_id=member.node_id,
+                    db=self.db,
+                    channel=channel,
+                    settle=self._settler(member.node_id),
+                    config=self.config.delivery,
+                    clock=self.clock,
+                    observer=self,
+                )
+                peer = Peer(member.province, member.node_id, channel, worker)
+                self.peers[member.province] = peer
+                peer.tasks = [
+                    self._background(worker.run(), f"deliver-{member.province}"),
+                    self._background(heartbeat_loop(self, peer), f"heartbeat-{member.province}"),
+                ]
+            elif peer.channel.endpoint != member.endpoint:
+                old = peer.channel
+                peer.channel = self._channel(member)
+                peer.worker.use_channel(peer.channel)
+                # Calls already on the old channel finish or time out first: closing it
+                # under them would cancel the worker or heartbeat awaiting them.
+                self._background(
+                    old.close(grace=CHANNEL_RETIRE_GRACE), f"retire-channel-{member.province}"
+                )
+                log.info("peer endpoint changed", extra={"peer": member.province})
+        members = {m.province for m in manifest.members}
+        for province in [p for p in self.peers if p not in members]:
+            await self._drop_peer(self.peers.pop(province))
+            log.warning("peer left the federation", extra={"peer": province})
+
+    async def _drop_peer(self, peer: Peer) -> None:
+        for task in peer.tasks:
+            self._retired.add(task)
+            task.cancel()
+        await asyncio.gather(*peer.tasks, return_exceptions=True)
+        await peer.channel.close()
+
     def _background(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Start a task that must run as long as the node; its death is never silent."""
         task = asyncio.create_task(work, name=name)
+        self._owned.add(task)
+        task.add_done_callback(self._owned.discard)
 
         def watch(done: asyncio.Task[None]) -> None:
-            if done.cancelled() or done.exception() is None:
+            if done.cancelled():
+                if self.stopping or done in self._retired:
+                    return
+                error: BaseException | None = asyncio.CancelledError("cancelled unexpectedly")
+            else:
+                error = done.exception()
+            if error is None:
                 return
-            error = done.exception()
             self._crashed.append(f"{name} crashed: {type(error).__name__}: {error}")
             log.critical(
                 "background task crashed",
@@ -259,6 +311,7 @@ class Node:
             await self.db.write(lambda c: self._record_manifest(c, manifest))
         self._credentials = Credentials(manifest, key)
         self._observe_manifest()
+        await self._sync_peers(manifest)
         log.info("reloaded", extra={"manifest_version": manifest.version, "key_id": key.key_id})
 
     async def stop(self) -> None:
@@ -266,12 +319,12 @@ class Node:
         self.stopping = True
         if self._grpc is not None:
             await self._grpc.stop(self.config.shutdown_grace_seconds)
-        tasks = [*self._tasks, *(p.task for p in self.peers.values() if p.task)]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         for peer in self.peers.values():
-            await peer.channel.close()
+            await self._drop_peer(peer)
+        leftovers = list(self._owned)
+        for task in leftovers:
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
         if self._db is not None:
             await self._db.close()
         log.info("node stopped", extra={"node_id": self.config.node_id})
@@ -295,11 +348,11 @@ class Node:
         if manifest.expired_at(now):
             raise Refusal(FaultCode.MANIFEST_EXPIRED, "this node's manifest has expired")
         sealed: list[Sealed] = []
-        for field, body in bodies:
-            if field not in me.may_send:
+        for kind, body in bodies:
+            if kind not in me.may_send:
                 raise Refusal(
                     FaultCode.PAYLOAD_NOT_ALLOWED,
-                    f"the manifest policy does not allow this node to send {field}",
+                    f"the manifest policy does not allow this node to send {kind}",
                     field="body",
                 )
             message = pb.Message(
@@ -311,7 +364,7 @@ class Node:
                     correlation_id=correlation_id,
                 ),
             )
-            getattr(message, field).CopyFrom(body)
+            getattr(message, kind).CopyFrom(body)
             sealed.append(seal(message, credentials.signing_key))
 
         def enqueue(conn: sqlite3.Connection) -> None:

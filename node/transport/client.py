@@ -96,6 +96,8 @@ class PeerChannel:
             self._stream.cancel()
             self._stream = None
 
-    async def close(self) -> None:
-        self._drop_stream()
-        await self._channel.close()
+    async def close(self, grace: float | None = None) -> None:
+        """Close the channel; with ``grace``, calls in progress get that long to finish."""
+        if grace is None:
+            self._drop_stream()
+        await self._channel.close(grace)
