@@ -169,6 +169,28 @@ class NodeMetrics:
             "When the manifest in force expires (Unix time).",
             registry=r,
         )
+        self.signing_key_expiry = Gauge(
+            "yrd_signing_key_expiry_timestamp_seconds",
+            "When the signing key this node uses stops being valid (Unix time).",
+            registry=r,
+        )
+        self.tls_certificate_expiry = Gauge(
+            "yrd_tls_certificate_expiry_timestamp_seconds",
+            "When this node's TLS certificate expires (Unix time).",
+            registry=r,
+        )
+        self.last_sent = Gauge(
+            "yrd_peer_last_delivery_timestamp_seconds",
+            "When a message to the peer was last receipted (Unix time).",
+            ["peer"],
+            registry=r,
+        )
+        self.last_received = Gauge(
+            "yrd_peer_last_receive_timestamp_seconds",
+            "When a message from the peer was last accepted (Unix time).",
+            ["peer"],
+            registry=r,
+        )
         self.manifest_reload_failures = Counter(
             "yrd_manifest_reload_failures_total",
             "Manifest reloads refused (bad signature, older version, expired, malformed).",

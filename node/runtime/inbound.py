@@ -140,6 +140,7 @@ class InboundProcessor:
         peer = accepted.sender.province
         self._node.metrics.messages_received.labels(peer, accepted.payload_type).inc()
         self._node.link(peer).last_received_at = now
+        self._node.metrics.last_received.labels(peer).set(now)
         log.debug(
             "accepted",
             extra={"peer": peer, "message_id": accepted.message_id, "type": accepted.payload_type},

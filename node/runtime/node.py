@@ -36,7 +36,7 @@ from node.transport.client import PeerChannel
 from node.transport.server import FederationServer, start_server
 from node.trust.keys import SigningKey, load_signing_key
 from node.trust.manifest import Manifest, ManifestError, Member, format_time, verify_manifest
-from node.trust.tls import TlsMaterial
+from node.trust.tls import TlsMaterial, certificate_not_after
 from node.wire import pb
 
 log = logging.getLogger(__name__)
@@ -154,12 +154,12 @@ class Node:
             await self._db.close()
             raise StartupError(str(exc)) from exc
         self._credentials = Credentials(manifest, key)
+        self._tls = tls
         self._observe_manifest()
         self.metrics.watch_store(self._outbox_snapshots, self._store_snapshot)
         self._grpc = await start_server(
             self.inbound, config.grpc_listen, tls, max_message_bytes=config.max_message_bytes
         )
-        self._tls = tls
         await self._sync_peers(manifest)
         log.info(
             "node started",
@@ -283,9 +283,17 @@ class Node:
         )
 
     def _observe_manifest(self) -> None:
-        manifest = self.credentials.manifest
+        """Publish what this node trusts and signs with, and until when."""
+        credentials = self.credentials
+        manifest = credentials.manifest
         self.metrics.manifest_version.set(manifest.version)
         self.metrics.manifest_expiry.set(manifest.expires_at)
+        member = manifest.member(self.config.node_id)
+        entry = member.key(credentials.signing_key.key_id) if member else None
+        if entry is not None:
+            self.metrics.signing_key_expiry.set(entry.not_after)
+        if self._tls is not None:
+            self.metrics.tls_certificate_expiry.set(certificate_not_after(self._tls.cert_pem))
 
     async def reload(self) -> None:
         """SIGHUP: re-read node.toml's signing key and the manifest; keep the old on error."""
@@ -427,6 +435,7 @@ class Node:
     # DeliveryObserver
     def delivered(self, item: OutboxItem, settlement: Settlement, now: float) -> None:
         self.metrics.messages_sent.labels(item.peer, item.payload_type).inc()
+        self.metrics.last_sent.labels(item.peer).set(now)
         self.metrics.delivery_latency.labels(item.peer).observe(max(0.0, now - item.created_at))
 
     def refused(self, item: OutboxItem, settlement: Settlement) -> None:
