@@ -5,8 +5,9 @@ Rules kept here:
 - Label values are bounded: peers are province names (``unknown`` for anything not in the
   manifest), payload types are ``Message.body`` field names, codes are ``FaultCode`` values.
   No message ids, case ids, names or ID numbers ever become label values.
-- Values that live in the store (outbox depth, oldest pending age, dead letters) are read at
-  scrape time by a collector, so they can never drift from the truth.
+- Values that live in the store or in a peer's link state (outbox depth, oldest pending age,
+  dead letters, circuit, back-off) are read at scrape time by a collector, so they can never
+  drift from the truth or lag a scrape behind.
 """
 
 from __future__ import annotations
@@ -53,16 +54,21 @@ class StoreSnapshot:
 
 
 @dataclass(frozen=True)
-class OutboxSnapshot:
+class PeerSnapshot:
+    """One peer's delivery state as it is at scrape time."""
+
     depth: int
     oldest_pending_age_seconds: float
     dead_letters: int
+    circuit_state: int = 0
+    """0 closed, 1 half-open, 2 open."""
+    retry_interval_seconds: float = 0.0
 
 
 class _StoreCollector(Collector):
     def __init__(
         self,
-        read: Callable[[], Mapping[str, OutboxSnapshot]],
+        read: Callable[[], Mapping[str, PeerSnapshot]],
         store: Callable[[], StoreSnapshot | None],
     ) -> None:
         self._read = read
@@ -95,13 +101,23 @@ class _StoreCollector(Collector):
             "Messages parked after exhausting delivery, waiting for an operator.",
             labels=["peer"],
         )
+        circuit = GaugeMetricFamily(
+            "yrd_peer_circuit_state",
+            "Delivery circuit per peer: 0 closed, 1 half-open, 2 open.",
+            labels=["peer"],
+        )
+        retry = GaugeMetricFamily(
+            "yrd_peer_retry_interval_seconds",
+            "Current delivery back-off interval per peer (0 when healthy).",
+            labels=["peer"],
+        )
         for peer, snap in sorted(self._read().items()):
             depth.add_metric([peer], snap.depth)
             age.add_metric([peer], snap.oldest_pending_age_seconds)
             dead.add_metric([peer], snap.dead_letters)
-        yield depth
-        yield age
-        yield dead
+            circuit.add_metric([peer], snap.circuit_state)
+            retry.add_metric([peer], snap.retry_interval_seconds)
+        yield from (depth, age, dead, circuit, retry)
 
 
 class NodeMetrics:
@@ -149,18 +165,6 @@ class NodeMetrics:
             ["peer"],
             registry=r,
         )
-        self.circuit_open = Gauge(
-            "yrd_peer_circuit_state",
-            "Delivery circuit per peer: 0 closed, 1 half-open, 2 open.",
-            ["peer"],
-            registry=r,
-        )
-        self.retry_interval = Gauge(
-            "yrd_peer_retry_interval_seconds",
-            "Current delivery back-off interval per peer (0 when healthy).",
-            ["peer"],
-            registry=r,
-        )
         self.manifest_version = Gauge(
             "yrd_manifest_version", "Version of the federation manifest in force.", registry=r
         )
@@ -200,7 +204,7 @@ class NodeMetrics:
 
     def watch_store(
         self,
-        read: Callable[[], Mapping[str, OutboxSnapshot]],
+        read: Callable[[], Mapping[str, PeerSnapshot]],
         store: Callable[[], StoreSnapshot | None],
     ) -> None:
         self.registry.register(_StoreCollector(read, store))

@@ -109,8 +109,8 @@ async def test_reload_refuses_tampered_and_older_manifests(tmp_path: Path) -> No
             await js.reload()
         assert js.credentials.manifest.version == 2
         failures = js.metrics.manifest_reload_failures
-        assert failures.labels("ManifestSignatureInvalid")._value.get() == 1
-        assert failures.labels("ManifestDowngrade")._value.get() == 1
+        assert failures.labels("manifest_signature_invalid")._value.get() == 1
+        assert failures.labels("manifest_downgrade")._value.get() == 1
 
 
 async def test_sighup_loads_a_revocation_into_a_running_process(tmp_path: Path) -> None:

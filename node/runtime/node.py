@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -20,7 +21,7 @@ from typing import Any
 
 from google.protobuf.message import Message as ProtoMessage
 
-from monitoring.metrics import NodeMetrics, OutboxSnapshot, StoreSnapshot
+from monitoring.metrics import NodeMetrics, PeerSnapshot, StoreSnapshot
 from node.delivery.circuit import CircuitState, PeerLink
 from node.delivery.worker import BATCH_TIMEOUT, Outcome, PeerWorker, Settlement
 from node.protocol.checks import CheckLimits, check_reply
@@ -42,6 +43,8 @@ from node.wire import pb
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+
+CIRCUIT_GAUGE = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
 
 CHANNEL_RETIRE_GRACE = BATCH_TIMEOUT + HEARTBEAT_TIMEOUT + 5.0
 """How long a replaced channel lives on for the calls already made on it."""
@@ -309,7 +312,8 @@ class Node:
             )
             check_own_key(manifest, self.config.node_id, key, self.clock())
         except (ManifestError, StartupError, OSError, ValueError) as exc:
-            reason = type(exc).__name__
+            # ManifestSignatureInvalid -> manifest_signature_invalid: codes are snake_case.
+            reason = re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
             self.metrics.manifest_reload_failures.labels(reason).inc()
             log.error(
                 "reload refused; keeping the manifest and key in force", extra={"reason": str(exc)}
@@ -460,7 +464,7 @@ class Node:
             return None
         return StoreSnapshot(db.commits, db.jobs_committed, db.commit_seconds_total)
 
-    def _outbox_snapshots(self) -> dict[str, OutboxSnapshot]:
+    def _outbox_snapshots(self) -> dict[str, PeerSnapshot]:
         if self._db is None or self._db.closed:
             return {}
         conn = self.db.reader()
@@ -469,15 +473,14 @@ class Node:
         result = {}
         for province in self.peers:
             count, oldest = depths.get(province, (0, None))
-            result[province] = OutboxSnapshot(
+            link = self.peers[province].worker.link
+            result[province] = PeerSnapshot(
                 depth=count,
                 oldest_pending_age_seconds=max(0.0, now - oldest) if oldest else 0.0,
                 dead_letters=outbox.dead_count(conn, province),
+                circuit_state=CIRCUIT_GAUGE[link.circuit],
+                retry_interval_seconds=link.retry_interval,
             )
-            link = self.peers[province].worker.link
-            state = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
-            self.metrics.circuit_open.labels(province).set(state[link.circuit])
-            self.metrics.retry_interval.labels(province).set(link.retry_interval)
         return result
 
     def readiness(self) -> dict[str, str]:
@@ -517,7 +520,7 @@ class Node:
         peers = []
         for province, peer in sorted(self.peers.items()):
             link = peer.worker.link
-            snap = snapshots.get(province, OutboxSnapshot(0, 0.0, 0))
+            snap = snapshots.get(province, PeerSnapshot(0, 0.0, 0))
             peers.append(
                 {
                     "peer": province,
