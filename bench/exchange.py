@@ -458,8 +458,11 @@ async def run_lockstep(
     while done < messages:
         size = min(batch, messages - done)
         t0 = time.perf_counter()
-        replies = await channel.exchange_batch([request] * size, timeout=CALL_TIMEOUT)
-        latencies.extend([time.perf_counter() - t0] * len(replies))
+
+        def answered(_index: int, _reply: bytes, t0: float = t0) -> None:
+            latencies.append(time.perf_counter() - t0)
+
+        await channel.exchange_batch([request] * size, timeout=CALL_TIMEOUT, on_reply=answered)
         done += size
     return messages, time.perf_counter() - started, latencies
 
