@@ -467,6 +467,15 @@ async def run_lockstep(
     return messages, time.perf_counter() - started, latencies
 
 
+def sender_outbox_count(sender: Node, *, exclude: str) -> int:
+    row = (
+        sender.db.reader()
+        .execute("SELECT count(*) FROM outbox WHERE payload_type != ?", (exclude,))
+        .fetchone()
+    )
+    return int(row[0])
+
+
 async def echo_paths(
     args: argparse.Namespace,
     mesh: Path,
@@ -712,7 +721,8 @@ async def node_paths(
         status_code, status = http_json(f"{http}/v1/status")
         if status_code == 200 and isinstance(status, dict):
             facts["receiver_inbox"] = status.get("inbox_messages")
-        facts["expected_inbox"] = sent
+        # Plus what the sender node sends by itself on start-up (its catalog announcement).
+        facts["expected_inbox"] = sent + sender_outbox_count(sender, exclude="probe")
         facts["receiver_warnings"] = [
             line for line in receiver.log_tail(10_000).splitlines() if line.strip()
         ]

@@ -331,8 +331,9 @@ async def test_audit_verify_intact(exchanged: Path, capsys: pytest.CaptureFixtur
         assert await yrd("audit", "verify", "--store", str(exchanged / province / "node.db")) == 0
         out = capsys.readouterr().out
         assert "intact" in out
-        # manifest + 3 sent envelopes + 3 received replies, and 3 received with 3 receipts
-        assert "13 entries" in out
+        # manifest; 3 probes and 1 catalog announcement sent, with their 4 receipts; and
+        # the same 4 received, with the 4 receipts sent for them
+        assert "17 entries" in out
 
 
 def tamper_body(store: Path, seq: int) -> None:

@@ -78,14 +78,21 @@ def read_only(path: Path) -> Iterator[sqlite3.Connection]:
 
 def inbox_ids(store: Path) -> list[str]:
     with read_only(store) as conn:
-        return [r[0] for r in conn.execute("SELECT message_id FROM inbox ORDER BY rowid")]
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT message_id FROM inbox WHERE payload_type = 'probe' ORDER BY rowid"
+            )
+        ]
 
 
 def assert_receipts_held(mesh: Path, sender_store: Path, expected: int) -> None:
     """Every outbox row is delivered, and its reply is a signed receipt for exactly it."""
     manifest = read_manifest(mesh)
     with read_only(sender_store) as conn:
-        rows = outbox.list_items(conn, limit=expected + 10)
+        rows = [
+            r for r in outbox.list_items(conn, limit=expected + 10) if r.payload_type == "probe"
+        ]
     assert len(rows) == expected
     for row in rows:
         assert row.state == "delivered", (row.seq, row.state, row.last_error)

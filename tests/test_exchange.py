@@ -74,7 +74,7 @@ async def test_probe_delivered_with_verified_receipt(mesh: Path) -> None:
         )
         assert reply.payload_type == "receipt"
         assert reply.message.receipt.digest == item.digest
-        assert inbox.count(js.db.reader()) == 1
+        assert inbox.count(js.db.reader(), payload_type="probe") == 1
         assert inbox.prior(js.db.reader(), sh.config.node_id, message_id) is not None
     for province in ("shanghai", "jiangsu"):
         report = verify_store(mesh / province / "node.db")
@@ -106,7 +106,7 @@ async def test_redelivery_returns_original_receipt_and_stores_once(mesh: Path) -
             status2, second = await call_raw(ch, sealed.envelope)
         assert status1 == status2 == grpc.StatusCode.OK
         assert first == second
-        assert inbox.count(js.db.reader()) == 1
+        assert inbox.count(js.db.reader(), payload_type="probe") == 1
 
 
 async def _refused(
@@ -177,7 +177,7 @@ async def test_far_oversize_envelope_stopped_by_transport(mesh: Path) -> None:
             status, fault = await call_raw(ch, sealed.envelope)
         assert status == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert fault == b""
-        assert inbox.count(js.db.reader()) == 0
+        assert inbox.count(js.db.reader(), payload_type="probe") == 0
 
 
 async def test_client_without_federation_certificate_cannot_connect(
@@ -197,7 +197,7 @@ async def test_client_without_federation_certificate_cannot_connect(
         async with raw_channel(js.config, rogue, js.config.node_id) as ch:
             status, _ = await call_raw(ch, sealed.envelope)
         assert status == grpc.StatusCode.UNAVAILABLE
-        assert inbox.count(js.db.reader()) == 0
+        assert inbox.count(js.db.reader(), payload_type="probe") == 0
 
 
 async def test_health_and_reflection_served_on_the_same_port(mesh: Path) -> None:

@@ -44,7 +44,7 @@ def arrivals(conn: sqlite3.Connection) -> list[tuple[str, int]]:
     """(message id, probe sequence) of every stored message, in the order it was stored."""
     found = []
     for message_id, envelope in conn.execute(
-        "SELECT message_id, envelope FROM inbox ORDER BY rowid"
+        "SELECT message_id, envelope FROM inbox WHERE payload_type = 'probe' ORDER BY rowid"
     ):
         message = pb.Message.FromString(pb.Envelope.FromString(envelope).message)
         assert message.header.message_id == message_id
@@ -71,11 +71,18 @@ def peer_status(node: Node) -> dict[str, object]:
 
 
 def pending(node: Node) -> int:
-    return outbox.depth(node.db.reader(), PEER)[0]
+    """Probes (not the node's own catalog announcement) still waiting for the peer."""
+    rows = outbox.list_items(node.db.reader(), state=outbox.PENDING, peer=PEER, limit=1000)
+    return sum(1 for row in rows if row.payload_type == "probe")
+
+
+def probe_rows(node: Node, **filters: str) -> list[outbox.OutboxItem]:
+    rows = outbox.list_items(node.db.reader(), peer=PEER, limit=1000, **filters)
+    return [row for row in rows if row.payload_type == "probe"]
 
 
 def assert_all_delivered_with_receipts(node: Node, ids: list[str]) -> None:
-    rows = outbox.list_items(node.db.reader(), peer=PEER, limit=len(ids) + 1)
+    rows = probe_rows(node)
     assert [row.message_id for row in rows] == ids
     for row in rows:
         assert row.state == outbox.DELIVERED, row
@@ -101,20 +108,23 @@ async def test_backlog_queued_while_peer_is_down_drains_in_order(mesh: Path) -> 
 
         await eventually(backing_off)
         assert status["circuit"] == CircuitState.OPEN.value
-        assert status["outbox_depth"] == 50
+        # The 50 probes queue behind the node's catalog announcement, sent first on start.
+        assert status["outbox_depth"] == 51
         assert status["up"] is False
         assert status["last_error"]
-        queued = outbox.list_items(sh.db.reader(), peer=PEER)
+        queued = probe_rows(sh)
         assert [row.message_id for row in queued] == ids
         assert all(row.state == outbox.PENDING for row in queued)
-        # Only the head batch is ever tried while the peer is away; it carries the attempts.
-        assert queued[0].attempts >= 1
-        assert queued[0].last_error
+        # Only the head batch (announcement and first probes) is tried while the peer is
+        # away; it carries the attempts.
+        head = outbox.list_items(sh.db.reader(), peer=PEER, limit=1)[0]
+        assert head.attempts >= 1
+        assert head.last_error
 
         async with running(config_for(mesh, PEER)) as js:
             await eventually(lambda: pending(sh) == 0)
             received = arrivals(js.db.reader())
-            assert inbox.count(js.db.reader(), sh.config.node_id) == 50
+            assert inbox.count(js.db.reader(), sh.config.node_id, payload_type="probe") == 50
 
         assert received == list(zip(ids, range(50), strict=True))
         assert_all_delivered_with_receipts(sh, ids)
@@ -148,8 +158,10 @@ async def test_peer_stopping_mid_drain_gets_every_message_exactly_once(mesh: Pat
     """A peer stopped mid-batch while a 200-message backlog drains, and restarted on the same
     store, ends with each message stored once: what it stored without our seeing the receipt
     is re-sent, answered with the original receipt, and every outbox row is delivered."""
-    # Batches of 4, so the stall at probe 41 cuts the batch 40..43 after the peer stored all
-    # four; no shutdown grace, so stopping cuts the stream with that batch in flight.
+    # Batches of 4 rows. The node's catalog announcement is the first outbox row, so the
+    # batches hold probes -1..2, 3..6, …, and the stall at probe 41 cuts the batch of probes
+    # 39..42 after the peer stored all four; no shutdown grace, so stopping cuts the stream
+    # with that batch in flight.
     sh_config = config_for(mesh, "shanghai", delivery=replace(FAST_DELIVERY, batch_size=4))
     js_config = config_for(mesh, PEER, shutdown_grace_seconds=0.0)
     async with running(sh_config) as sh:
@@ -162,7 +174,7 @@ async def test_peer_stopping_mid_drain_gets_every_message_exactly_once(mesh: Pat
         try:
             async with asyncio.timeout(20):
                 await stall.stalled.wait()
-            await eventually(lambda: inbox.count(js.db.reader()) == 44)
+            await eventually(lambda: inbox.count(js.db.reader(), payload_type="probe") == 43)
         finally:
             await js.stop()
             stall.release.set()
@@ -170,11 +182,11 @@ async def test_peer_stopping_mid_drain_gets_every_message_exactly_once(mesh: Pat
         await eventually(lambda: sh.link(PEER).circuit is CircuitState.OPEN)
 
         stored_first = [message_id for message_id, _ in stored_arrivals(js_config.paths.store)]
-        assert stored_first == ids[:44]
-        delivered = outbox.list_items(sh.db.reader(), state=outbox.DELIVERED, peer=PEER)
-        assert [row.message_id for row in delivered] == ids[:40]
-        assert pending(sh) == 160
-        for message_id in ids[40:44]:
+        assert stored_first == ids[:43]
+        delivered = probe_rows(sh, state=outbox.DELIVERED)
+        assert [row.message_id for row in delivered] == ids[:39]
+        assert pending(sh) == 161
+        for message_id in ids[39:43]:
             cut = outbox.get(sh.db.reader(), message_id)
             assert cut is not None and cut.state == outbox.PENDING and cut.attempts >= 1
 

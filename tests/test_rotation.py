@@ -45,7 +45,8 @@ def manifest_version_of(mesh: Path, province: str) -> int:
 
 def stored_key_ids(node_db_reader: object, sender: str) -> list[str]:
     rows = node_db_reader.execute(  # type: ignore[attr-defined]
-        "SELECT envelope FROM inbox WHERE sender = ? ORDER BY rowid", (sender,)
+        "SELECT envelope FROM inbox WHERE sender = ? AND payload_type = 'probe' ORDER BY rowid",
+        (sender,),
     ).fetchall()
     return [pb.Envelope.FromString(r[0]).key_id for r in rows]
 
@@ -63,11 +64,11 @@ async def test_rotation_overlaps_then_revocation_refuses_the_old_key(tmp_path: P
         assert js.credentials.manifest.version == 2
         # Shanghai has not reloaded yet: it still signs with the old key, inside the overlap.
         [first] = await sh.send("jiangsu", [("probe", pb.Probe(sequence=1))])
-        await eventually(lambda: inbox.count(js.db.reader()) == 1)
+        await eventually(lambda: inbox.count(js.db.reader(), payload_type="probe") == 1)
         await sh.reload()
         assert sh.credentials.signing_key.key_id == new_key_id
         [second] = await sh.send("jiangsu", [("probe", pb.Probe(sequence=2))])
-        await eventually(lambda: inbox.count(js.db.reader()) == 2)
+        await eventually(lambda: inbox.count(js.db.reader(), payload_type="probe") == 2)
         assert stored_key_ids(js.db.reader(), sh.config.node_id) == [old_key.key_id, new_key_id]
 
         revoke_signing_key(mesh, "shanghai", old_key.key_id, now=time.time())
@@ -77,11 +78,11 @@ async def test_rotation_overlaps_then_revocation_refuses_the_old_key(tmp_path: P
             status, fault = await call_raw(ch, stale.envelope)
         assert status == grpc.StatusCode.UNAUTHENTICATED
         assert fault_code(fault) == FaultCode.KEY_REVOKED.value
-        assert inbox.count(js.db.reader()) == 2
+        assert inbox.count(js.db.reader(), payload_type="probe") == 2
         # The new key keeps working.
         await sh.reload()
         await sh.send("jiangsu", [("probe", pb.Probe(sequence=3))])
-        await eventually(lambda: inbox.count(js.db.reader()) == 3)
+        await eventually(lambda: inbox.count(js.db.reader(), payload_type="probe") == 3)
         assert {first, second} <= {
             r[0] for r in js.db.reader().execute("SELECT message_id FROM inbox")
         }
@@ -156,7 +157,7 @@ async def test_reload_follows_a_peer_to_its_new_endpoint(tmp_path: Path) -> None
         assert sh.peers["jiangsu"].channel.endpoint == moved.endpoint
         [message_id] = await sh.send("jiangsu", [("probe", pb.Probe(sequence=1))])
         async with running(config_for(mesh, "jiangsu", grpc_listen=moved.endpoint)) as js:
-            await eventually(lambda: inbox.count(js.db.reader()) == 1)
+            await eventually(lambda: inbox.count(js.db.reader(), payload_type="probe") == 1)
             await eventually(lambda: sh.link("jiangsu").up)
         item = outbox.get(sh.db.reader(), message_id)
         assert item is not None and item.state == "delivered"

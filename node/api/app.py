@@ -20,7 +20,10 @@ from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from node.api.problems import ProblemError, problem
+from node.cases.announce import held_catalogs
+from node.cases.catalog import matter_to_json, merge
 from node.protocol.faults import Refusal
+from node.trust.manifest import format_time
 from node.wire import pb
 
 if TYPE_CHECKING:
@@ -108,6 +111,26 @@ async def status(request: web.Request) -> web.Response:
     return _json(request.app[NODE_KEY].status())
 
 
+async def catalog(request: web.Request) -> web.Response:
+    """The federated matter catalog: this province's matters and every peer's announced ones."""
+    node = request.app[NODE_KEY]
+    held = held_catalogs(node.db.reader())
+    catalogs = [node.catalog, *(c for c, _ in held if c.province != node.catalog.province)]
+    announced = {c.province: at for c, at in held}
+    provinces = [
+        {
+            "province": c.province,
+            "version": c.version,
+            "matters": len(c.matters),
+            "announced_at": format_time(announced[c.province]) if c.province in announced else None,
+            "own": c.province == node.catalog.province,
+        }
+        for c in sorted(catalogs, key=lambda c: c.province)
+    ]
+    matters = [matter_to_json(m) for m in merge(catalogs)]
+    return _json({"provinces": provinces, "matters": matters})
+
+
 async def send_probes(request: web.Request) -> web.Response:
     """Operator diagnostics: send ``count`` signed probes to ``peer`` through the outbox."""
     node = request.app[NODE_KEY]
@@ -145,5 +168,6 @@ def build_app(node: Node) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/status", status)
+    app.router.add_get("/v1/catalog", catalog)
     app.router.add_post("/v1/probes", send_probes)
     return app

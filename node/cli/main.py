@@ -6,7 +6,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from node.cli import audit_cmd, manifest_cmd, mesh_cmd, node_cmd, outbox_cmd, status_cmd
+from node.cli import (
+    audit_cmd,
+    catalog_cmd,
+    manifest_cmd,
+    mesh_cmd,
+    node_cmd,
+    outbox_cmd,
+    status_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,7 +24,15 @@ def build_parser() -> argparse.ArgumentParser:
         "certificate mutual recognition over signed peer-to-peer gRPC.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (mesh_cmd, node_cmd, status_cmd, manifest_cmd, outbox_cmd, audit_cmd):
+    for module in (
+        mesh_cmd,
+        node_cmd,
+        status_cmd,
+        catalog_cmd,
+        manifest_cmd,
+        outbox_cmd,
+        audit_cmd,
+    ):
         module.register(commands)
     return parser
 

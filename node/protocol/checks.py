@@ -57,7 +57,7 @@ class InboxView(Protocol):
     def prior(self, sender: str, message_id: str) -> PriorDelivery | None: ...
 
 
-PayloadValidator = Callable[[pb.Message], None]
+PayloadValidator = Callable[["Authenticated"], None]
 """Raises ``Refusal(FaultCode.INVALID_PAYLOAD, …)`` when the payload is not acceptable."""
 
 
@@ -253,7 +253,7 @@ def check_envelope(
         )
     validator = (validators or {}).get(kind)
     if validator is not None:
-        validator(message)
+        validator(authenticated)
     return authenticated
 
 

@@ -22,6 +22,8 @@ from typing import Any
 from google.protobuf.message import Message as ProtoMessage
 
 from monitoring.metrics import NodeMetrics, PeerSnapshot, StoreSnapshot
+from node.cases.announce import catalog_digest, store_announce, to_announce, validate_announce
+from node.cases.catalog import load_catalog
 from node.delivery.circuit import CircuitState, PeerLink
 from node.delivery.worker import BATCH_TIMEOUT, Outcome, PeerWorker, Settlement
 from node.protocol.checks import CheckLimits, check_reply
@@ -110,7 +112,13 @@ class Node:
         """Every background task; stop() cancels what is left of them."""
         self._retired: set[asyncio.Task[None]] = set()
         """Tasks this node cancelled on purpose (a peer that left), not crashes."""
-        self.inbound = InboundProcessor(self)
+        self.inbound = InboundProcessor(
+            self,
+            effects={"catalog_announce": store_announce},
+            validators={"catalog_announce": validate_announce},
+        )
+        self.catalog = load_catalog(config.province)
+        """The cross-province matters this node's province handles."""
 
     # -- state ------------------------------------------------------------------------------
 
@@ -164,6 +172,7 @@ class Node:
             self.inbound, config.grpc_listen, tls, max_message_bytes=config.max_message_bytes
         )
         await self._sync_peers(manifest)
+        await self._announce_catalog()
         log.info(
             "node started",
             extra={
@@ -222,6 +231,32 @@ class Node:
         for province in [p for p in self.peers if p not in members]:
             await self._drop_peer(self.peers.pop(province))
             log.warning("peer left the federation", extra={"peer": province})
+
+    async def _announce_catalog(self) -> None:
+        """Queue our catalog for every peer that has not had this very catalog queued before.
+
+        Runs at start and after every reload; nothing is announced on an expired manifest
+        (the first reload onto a current one catches up)."""
+        manifest = self.credentials.manifest
+        me = manifest.member(self.config.node_id)
+        if manifest.expired_at(self.clock()):
+            return
+        if me is None or "catalog_announce" not in me.may_send:
+            log.warning("the manifest does not let this node announce its catalog")
+            return
+        correlation = f"catalog:{catalog_digest(self.catalog)}"
+        for province in self.peers:
+            if not outbox.sent_before(
+                self.db.reader(),
+                peer=province,
+                payload_type="catalog_announce",
+                correlation_id=correlation,
+            ):
+                await self.send(
+                    province,
+                    [("catalog_announce", to_announce(self.catalog))],
+                    correlation_id=correlation,
+                )
 
     async def _drop_peer(self, peer: Peer) -> None:
         for task in peer.tasks:
@@ -324,6 +359,7 @@ class Node:
         self._credentials = Credentials(manifest, key)
         self._observe_manifest()
         await self._sync_peers(manifest)
+        await self._announce_catalog()
         log.info("reloaded", extra={"manifest_version": manifest.version, "key_id": key.key_id})
 
     async def stop(self) -> None:

@@ -50,12 +50,15 @@ def record(
         raise
 
 
-def count(conn: sqlite3.Connection, sender: str | None = None) -> int:
-    """How many messages were accepted (from ``sender``, or from anyone)."""
-    if sender is None:
-        row = conn.execute("SELECT COUNT(*) FROM inbox").fetchone()
-    else:
-        row = conn.execute("SELECT COUNT(*) FROM inbox WHERE sender = ?", (sender,)).fetchone()
+def count(
+    conn: sqlite3.Connection, sender: str | None = None, *, payload_type: str | None = None
+) -> int:
+    """How many messages were accepted (from ``sender``, or from anyone; of one type, or all)."""
+    row = conn.execute(
+        "SELECT COUNT(*) FROM inbox WHERE (?1 IS NULL OR sender = ?1) "
+        "AND (?2 IS NULL OR payload_type = ?2)",
+        (sender, payload_type),
+    ).fetchone()
     return int(row[0])
 
 

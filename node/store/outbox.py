@@ -326,6 +326,17 @@ def list_items(
     return [_item(row) for row in rows]
 
 
+def sent_before(
+    conn: sqlite3.Connection, *, peer: str, payload_type: str, correlation_id: str
+) -> bool:
+    """Whether a message of this type and correlation id was ever queued for ``peer``."""
+    row = conn.execute(
+        "SELECT 1 FROM outbox WHERE peer = ? AND payload_type = ? AND correlation_id = ? LIMIT 1",
+        (peer, payload_type, correlation_id),
+    ).fetchone()
+    return row is not None
+
+
 def get(conn: sqlite3.Connection, message_id: str) -> OutboxItem | None:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM outbox WHERE message_id = ?",  # noqa: S608

@@ -78,7 +78,18 @@ _V2 = """
 ALTER TABLE outbox ADD COLUMN retried_at REAL;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+_V3 = """
+-- The newest catalog each peer province announced (跨省通办 matters it handles).
+CREATE TABLE catalogs (
+    province TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    document TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    received_at REAL NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 """Migration ``i`` brings ``user_version`` from ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

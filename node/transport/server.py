@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Coroutine
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -44,9 +44,24 @@ class EnvelopeReceiver(Protocol):
         ...
 
 
+_CLOSE = object()
+"""Put into a stream's queue on shutdown: answer what is queued, then end the stream."""
+
+
 class FederationServicer:
     def __init__(self, receiver: EnvelopeReceiver) -> None:
         self._receiver = receiver
+        self._streams: set[asyncio.Queue[object]] = set()
+
+    def close_streams(self) -> None:
+        """End every open stream once the replies already queued on it are sent.
+
+        Peers keep a stream open for as long as they run; without this a graceful stop
+        would wait out its whole grace period for streams that are merely idle. A message
+        read after this gets no reply; its sender re-sends it and receivers deduplicate.
+        """
+        for queue in self._streams:
+            queue.put_nowait(_CLOSE)
 
     async def deliver(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         reply = await self._receiver.receive(request, peer_identity(context.auth_context()))
@@ -60,7 +75,7 @@ class FederationServicer:
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
         identity = peer_identity(context.auth_context())
-        pending: asyncio.Queue[Awaitable[Reply] | None] = asyncio.Queue()
+        pending: asyncio.Queue[object] = asyncio.Queue()
 
         async def read_all() -> None:
             try:
@@ -72,11 +87,15 @@ class FederationServicer:
                 pending.put_nowait(None)
 
         reader = asyncio.create_task(read_all())
+        self._streams.add(pending)
         try:
-            while (reply := await pending.get()) is not None:
+            while (item := await pending.get()) is not None and item is not _CLOSE:
+                reply = cast(Awaitable[Reply], item)
                 yield (await reply).envelope
-            await reader
+            if item is None:
+                await reader
         finally:
+            self._streams.discard(pending)
             reader.cancel()
             while not pending.empty():
                 leftover = pending.get_nowait()
@@ -98,6 +117,7 @@ def federation_handler(servicer: FederationServicer) -> grpc.GenericRpcHandler:
 class FederationServer:
     server: grpc.aio.Server
     health: health.aio.HealthServicer
+    servicer: FederationServicer
     port: int
 
     async def set_serving(self, serving: bool) -> None:
@@ -112,7 +132,11 @@ class FederationServer:
     async def stop(self, grace: float) -> None:
         """Stop accepting calls; let in-flight ones finish within ``grace`` seconds."""
         await self.set_serving(False)
-        await self.server.stop(grace)
+        stopping = asyncio.ensure_future(self.server.stop(grace))
+        # Once the server refuses new calls, end the idle long-lived peer streams.
+        await asyncio.sleep(0)
+        self.servicer.close_streams()
+        await stopping
 
 
 async def start_server(
@@ -126,7 +150,8 @@ async def start_server(
             ("grpc.so_reuseport", 0),
         ]
     )
-    server.add_generic_rpc_handlers((federation_handler(FederationServicer(receiver)),))
+    servicer = FederationServicer(receiver)
+    server.add_generic_rpc_handlers((federation_handler(servicer),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -147,6 +172,6 @@ async def start_server(
     if port == 0:
         raise OSError(f"cannot listen on {listen} for gRPC")
     await server.start()
-    result = FederationServer(server, health_servicer, port)
+    result = FederationServer(server, health_servicer, servicer, port)
     await result.set_serving(True)
     return result

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"yrd/federation/v1/federation.proto\x12\x11yrd.federation.v1\x1a\x1fgoogle/protobuf/timestamp.proto\">\n\x08\x45nvelope\x12\x0f\n\x07message\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x0e\n\x06key_id\x18\x03 \x01(\t\"\xb3\x01\n\x06Header\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12+\n\x07sent_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bin_reply_to\x18\x05 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x06 \x01(\t\x12\x18\n\x10manifest_version\x18\x07 \x01(\x04\"\xf4\x01\n\x07Message\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x19.yrd.federation.v1.Header\x12-\n\x07receipt\x18\n \x01(\x0b\x32\x1a.yrd.federation.v1.ReceiptH\x00\x12)\n\x05\x66\x61ult\x18\x0b \x01(\x0b\x32\x18.yrd.federation.v1.FaultH\x00\x12\x31\n\theartbeat\x18\x0c \x01(\x0b\x32\x1c.yrd.federation.v1.HeartbeatH\x00\x12)\n\x05probe\x18\r \x01(\x0b\x32\x18.yrd.federation.v1.ProbeH\x00\x42\x06\n\x04\x62ody\"\xd8\x01\n\x07Receipt\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\x0c\x12\x31\n\x06status\x18\x03 \x01(\x0e\x32!.yrd.federation.v1.Receipt.Status\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12/\n\x0breceived_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"5\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x13\n\x0fSTATUS_ACCEPTED\x10\x01\"k\n\x05\x46\x61ult\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\x0c\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\r\n\x05\x66ield\x18\x05 \x01(\t\x12\x13\n\x0bgrpc_status\x18\x06 \x01(\r\"3\n\tHeartbeat\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x14\n\x0coutbox_depth\x18\x02 \x01(\x04\"*\n\x05Probe\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x32\xa0\x01\n\nFederation\x12\x43\n\x07\x44\x65liver\x12\x1b.yrd.federation.v1.Envelope\x1a\x1b.yrd.federation.v1.Envelope\x12M\n\rDeliverStream\x12\x1b.yrd.federation.v1.Envelope\x1a\x1b.yrd.federation.v1.Envelope(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"yrd/federation/v1/federation.proto\x12\x11yrd.federation.v1\x1a\x1fgoogle/protobuf/timestamp.proto\">\n\x08\x45nvelope\x12\x0f\n\x07message\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x0e\n\x06key_id\x18\x03 \x01(\t\"\xb3\x01\n\x06Header\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12+\n\x07sent_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bin_reply_to\x18\x05 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x06 \x01(\t\x12\x18\n\x10manifest_version\x18\x07 \x01(\x04\"\xb4\x02\n\x07Message\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x19.yrd.federation.v1.Header\x12-\n\x07receipt\x18\n \x01(\x0b\x32\x1a.yrd.federation.v1.ReceiptH\x00\x12)\n\x05\x66\x61ult\x18\x0b \x01(\x0b\x32\x18.yrd.federation.v1.FaultH\x00\x12\x31\n\theartbeat\x18\x0c \x01(\x0b\x32\x1c.yrd.federation.v1.HeartbeatH\x00\x12)\n\x05probe\x18\r \x01(\x0b\x32\x18.yrd.federation.v1.ProbeH\x00\x12>\n\x10\x63\x61talog_announce\x18\x14 \x01(\x0b\x32\".yrd.federation.v1.CatalogAnnounceH\x00\x42\x06\n\x04\x62ody\"\xd8\x01\n\x07Receipt\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\x0c\x12\x31\n\x06status\x18\x03 \x01(\x0e\x32!.yrd.federation.v1.Receipt.Status\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12/\n\x0breceived_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"5\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x13\n\x0fSTATUS_ACCEPTED\x10\x01\"k\n\x05\x46\x61ult\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\x0c\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\r\n\x05\x66ield\x18\x05 \x01(\t\x12\x13\n\x0bgrpc_status\x18\x06 \x01(\r\"3\n\tHeartbeat\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x14\n\x0coutbox_depth\x18\x02 \x01(\x04\"*\n\x05Probe\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\"`\n\x0f\x43\x61talogAnnounce\x12\x10\n\x08province\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12*\n\x07matters\x18\x03 \x03(\x0b\x32\x19.yrd.federation.v1.Matter\"\x9f\x01\n\x06Matter\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07name_en\x18\x03 \x01(\t\x12\r\n\x05modes\x18\x04 \x03(\t\x12.\n\tmaterials\x18\x05 \x03(\x0b\x32\x1b.yrd.federation.v1.Material\x12\x15\n\rpromised_days\x18\x06 \x01(\r\x12\x12\n\ndepartment\x18\x07 \x01(\t\"\xa7\x01\n\x08Material\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x04kind\x18\x02 \x01(\x0e\x32 .yrd.federation.v1.Material.Kind\x12\x18\n\x10\x63\x65rtificate_type\x18\x03 \x01(\t\"C\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n\x0bKIND_UPLOAD\x10\x01\x12\x14\n\x10KIND_CERTIFICATE\x10\x02\x32\xa0\x01\n\nFederation\x12\x43\n\x07\x44\x65liver\x12\x1b.yrd.federation.v1.Envelope\x1a\x1b.yrd.federation.v1.Envelope\x12M\n\rDeliverStream\x12\x1b.yrd.federation.v1.Envelope\x1a\x1b.yrd.federation.v1.Envelope(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,17 +37,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HEADER']._serialized_start=155
   _globals['_HEADER']._serialized_end=334
   _globals['_MESSAGE']._serialized_start=337
-  _globals['_MESSAGE']._serialized_end=581
-  _globals['_RECEIPT']._serialized_start=584
-  _globals['_RECEIPT']._serialized_end=800
-  _globals['_RECEIPT_STATUS']._serialized_start=747
-  _globals['_RECEIPT_STATUS']._serialized_end=800
-  _globals['_FAULT']._serialized_start=802
-  _globals['_FAULT']._serialized_end=909
-  _globals['_HEARTBEAT']._serialized_start=911
-  _globals['_HEARTBEAT']._serialized_end=962
-  _globals['_PROBE']._serialized_start=964
-  _globals['_PROBE']._serialized_end=1006
-  _globals['_FEDERATION']._serialized_start=1009
-  _globals['_FEDERATION']._serialized_end=1169
+  _globals['_MESSAGE']._serialized_end=645
+  _globals['_RECEIPT']._serialized_start=648
+  _globals['_RECEIPT']._serialized_end=864
+  _globals['_RECEIPT_STATUS']._serialized_start=811
+  _globals['_RECEIPT_STATUS']._serialized_end=864
+  _globals['_FAULT']._serialized_start=866
+  _globals['_FAULT']._serialized_end=973
+  _globals['_HEARTBEAT']._serialized_start=975
+  _globals['_HEARTBEAT']._serialized_end=1026
+  _globals['_PROBE']._serialized_start=1028
+  _globals['_PROBE']._serialized_end=1070
+  _globals['_CATALOGANNOUNCE']._serialized_start=1072
+  _globals['_CATALOGANNOUNCE']._serialized_end=1168
+  _globals['_MATTER']._serialized_start=1171
+  _globals['_MATTER']._serialized_end=1330
+  _globals['_MATERIAL']._serialized_start=1333
+  _globals['_MATERIAL']._serialized_end=1500
+  _globals['_MATERIAL_KIND']._serialized_start=1433
+  _globals['_MATERIAL_KIND']._serialized_end=1500
+  _globals['_FEDERATION']._serialized_start=1503
+  _globals['_FEDERATION']._serialized_end=1663
 # @@protoc_insertion_point(module_scope)

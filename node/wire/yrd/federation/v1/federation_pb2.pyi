@@ -1,10 +1,11 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -38,18 +39,20 @@ class Header(_message.Message):
     def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., recipient: _Optional[str] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., in_reply_to: _Optional[str] = ..., correlation_id: _Optional[str] = ..., manifest_version: _Optional[int] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("header", "receipt", "fault", "heartbeat", "probe")
+    __slots__ = ("header", "receipt", "fault", "heartbeat", "probe", "catalog_announce")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     FAULT_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     PROBE_FIELD_NUMBER: _ClassVar[int]
+    CATALOG_ANNOUNCE_FIELD_NUMBER: _ClassVar[int]
     header: Header
     receipt: Receipt
     fault: Fault
     heartbeat: Heartbeat
     probe: Probe
-    def __init__(self, header: _Optional[_Union[Header, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., fault: _Optional[_Union[Fault, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., probe: _Optional[_Union[Probe, _Mapping]] = ...) -> None: ...
+    catalog_announce: CatalogAnnounce
+    def __init__(self, header: _Optional[_Union[Header, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., fault: _Optional[_Union[Fault, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., probe: _Optional[_Union[Probe, _Mapping]] = ..., catalog_announce: _Optional[_Union[CatalogAnnounce, _Mapping]] = ...) -> None: ...
 
 class Receipt(_message.Message):
     __slots__ = ("message_id", "digest", "status", "reason", "received_at")
@@ -102,3 +105,49 @@ class Probe(_message.Message):
     sequence: int
     payload: bytes
     def __init__(self, sequence: _Optional[int] = ..., payload: _Optional[bytes] = ...) -> None: ...
+
+class CatalogAnnounce(_message.Message):
+    __slots__ = ("province", "version", "matters")
+    PROVINCE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    MATTERS_FIELD_NUMBER: _ClassVar[int]
+    province: str
+    version: int
+    matters: _containers.RepeatedCompositeFieldContainer[Matter]
+    def __init__(self, province: _Optional[str] = ..., version: _Optional[int] = ..., matters: _Optional[_Iterable[_Union[Matter, _Mapping]]] = ...) -> None: ...
+
+class Matter(_message.Message):
+    __slots__ = ("code", "name", "name_en", "modes", "materials", "promised_days", "department")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NAME_EN_FIELD_NUMBER: _ClassVar[int]
+    MODES_FIELD_NUMBER: _ClassVar[int]
+    MATERIALS_FIELD_NUMBER: _ClassVar[int]
+    PROMISED_DAYS_FIELD_NUMBER: _ClassVar[int]
+    DEPARTMENT_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    name: str
+    name_en: str
+    modes: _containers.RepeatedScalarFieldContainer[str]
+    materials: _containers.RepeatedCompositeFieldContainer[Material]
+    promised_days: int
+    department: str
+    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., name_en: _Optional[str] = ..., modes: _Optional[_Iterable[str]] = ..., materials: _Optional[_Iterable[_Union[Material, _Mapping]]] = ..., promised_days: _Optional[int] = ..., department: _Optional[str] = ...) -> None: ...
+
+class Material(_message.Message):
+    __slots__ = ("name", "kind", "certificate_type")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[Material.Kind]
+        KIND_UPLOAD: _ClassVar[Material.Kind]
+        KIND_CERTIFICATE: _ClassVar[Material.Kind]
+    KIND_UNSPECIFIED: Material.Kind
+    KIND_UPLOAD: Material.Kind
+    KIND_CERTIFICATE: Material.Kind
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: Material.Kind
+    certificate_type: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[Material.Kind, str]] = ..., certificate_type: _Optional[str] = ...) -> None: ...

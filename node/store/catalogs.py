@@ -1,0 +1,45 @@
+"""Peer catalogs as announced: the newest version per province."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class HeldCatalog:
+    province: str
+    version: int
+    document: str
+    """The catalog as JSON (node.cases.catalog.to_json)."""
+    message_id: str
+    received_at: float
+
+
+def record(
+    conn: sqlite3.Connection,
+    *,
+    province: str,
+    version: int,
+    document: str,
+    message_id: str,
+    received_at: float,
+) -> bool:
+    """Keep this announcement unless an older one arrived late; return whether it was kept."""
+    changed = conn.execute(
+        "INSERT INTO catalogs (province, version, document, message_id, received_at) "
+        "VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (province) DO UPDATE SET version = excluded.version, "
+        "document = excluded.document, message_id = excluded.message_id, "
+        "received_at = excluded.received_at WHERE excluded.version >= catalogs.version",
+        (province, version, document, message_id, received_at),
+    ).rowcount
+    return changed > 0
+
+
+def all_held(conn: sqlite3.Connection) -> list[HeldCatalog]:
+    rows = conn.execute(
+        "SELECT province, version, document, message_id, received_at FROM catalogs "
+        "ORDER BY province"
+    ).fetchall()
+    return [HeldCatalog(*row) for row in rows]
