@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -94,4 +95,12 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "heartbeats: 12/12 directed links up" in result.stdout
     assert "300 messages signed, stored, delivered and receipted" in result.stdout
     assert "\nhealthy\n" in result.stdout
+    catalog = re.search(r"federated catalog .*: (\d+) cross-province matters — (.*)", result.stdout)
+    assert catalog is not None, result.stdout
+    assert [part.split()[0] for part in catalog.group(2).split(", ")] == [
+        "anhui",
+        "jiangsu",
+        "shanghai",
+        "zhejiang",
+    ]
     assert result.stdout.count("chain and signatures verified") == 4

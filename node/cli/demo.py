@@ -91,7 +91,7 @@ async def _wait_drained(mesh: Mesh, expected: int) -> list[Any]:
     progress = Progress()
     while True:
         answers = await fetch_all(mesh.urls)
-        received = sum((a.status or {}).get("inbox_messages", 0) for a in answers)
+        received = sum((a.status or {}).get("inbox_by_type", {}).get("probe", 0) for a in answers)
         backlog = sum(
             link.get("outbox_depth", 0)
             for a in answers
@@ -104,6 +104,26 @@ async def _wait_drained(mesh: Mesh, expected: int) -> list[Any]:
         if time.monotonic() > deadline:
             raise MeshError(f"burst not drained within {DRAIN_WAIT:.0f} s")
         await asyncio.sleep(0.2)
+
+
+async def _show_catalog(mesh: Mesh) -> None:
+    """The federated catalog as the first node sees it, once every province announced."""
+    url = mesh.urls[0] + "/v1/catalog"
+    deadline = time.monotonic() + HEARTBEAT_WAIT
+    async with aiohttp.ClientSession() as session:
+        while True:
+            async with session.get(url) as response:
+                body: dict[str, Any] = await response.json()
+            if len(body["provinces"]) == len(mesh.configs) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+    per_province: dict[str, int] = {}
+    for matter in body["matters"]:
+        per_province[matter["handler"]] = per_province.get(matter["handler"], 0) + 1
+    say(
+        f"federated catalog (signed announcements): {len(body['matters'])} cross-province "
+        "matters — " + ", ".join(f"{p} {n}" for p, n in sorted(per_province.items())) + "\n"
+    )
 
 
 async def _scenario(mesh: Mesh, probes: int) -> bool:
@@ -126,6 +146,7 @@ async def _scenario(mesh: Mesh, probes: int) -> bool:
         f"  {sent} messages signed, stored, delivered and receipted in {elapsed:.2f} s "
         f"({sent / elapsed:.0f} msg/s across the mesh)\n"
     )
+    await _show_catalog(mesh)
     say("federation status:")
     say(render(answers))
     found = problems(answers)

@@ -10,7 +10,6 @@ traffic, so operators can see it and replace the manifest (SIGHUP reloads it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import sqlite3
@@ -581,6 +580,7 @@ class Node:
                 }
             )
         readiness = self.readiness()
+        by_type = _inbox_by_type(self.db.reader())
         return {
             "node_id": self.config.node_id,
             "province": self.config.province,
@@ -594,11 +594,11 @@ class Node:
             "peers": peers,
             "dead_letters": sum(s.dead_letters for s in snapshots.values()),
             "overdue_cases": 0,
-            "inbox_messages": _count_inbox(self.db.reader()),
+            "inbox_messages": sum(by_type.values()),
+            "inbox_by_type": by_type,
         }
 
 
-def _count_inbox(conn: sqlite3.Connection) -> int:
-    with contextlib.suppress(sqlite3.Error):
-        return int(conn.execute("SELECT count(*) FROM inbox").fetchone()[0])
-    return 0
+def _inbox_by_type(conn: sqlite3.Connection) -> dict[str, int]:
+    rows = conn.execute("SELECT payload_type, count(*) FROM inbox GROUP BY payload_type")
+    return {str(kind): int(n) for kind, n in rows}
