@@ -149,8 +149,3 @@ class Mesh:
                 process.wait()
         (self.directory / "mesh.json").unlink(missing_ok=True)
         return {p: proc.returncode for p, proc in self.processes.items()}
-
-
-def read_mesh_json(directory: Path) -> list[MeshNode]:
-    data = json.loads((directory / "mesh.json").read_text())
-    return [MeshNode(**n) for n in data["nodes"]]

@@ -125,22 +125,16 @@ def pending_batch(conn: sqlite3.Connection, peer: str, limit: int) -> list[Outbo
 
 def mark_delivered(conn: sqlite3.Connection, seq: int, *, reply: bytes, at: float) -> None:
     """Record the peer's signed reply; a no-op unless the item is still pending."""
-    peer, state = _peer_of(conn, seq)
-    if state != PENDING:
-        # Already settled: a second completion of the same send, or an item that was
-        # dead-lettered while in flight. Its first settlement stands.
-        return
-    conn.execute(
-        "UPDATE outbox SET state = 'delivered', reply = ?, delivered_at = ? WHERE seq = ?",
-        (reply, at, seq),
-    )
-    advance_cursor(conn, peer)
+    peer, _ = _peer_of(conn, seq)  # an unknown seq is a ValueError
+    mark_delivered_batch(conn, peer, [(seq, reply)], at=at)
 
 
 def mark_delivered_batch(
     conn: sqlite3.Connection, peer: str, replies: Sequence[tuple[int, bytes]], *, at: float
 ) -> None:
-    """``mark_delivered`` for many items of one peer, advancing its cursor once."""
+    """``mark_delivered`` for many items of one peer, advancing its cursor once. Items no
+    longer pending keep their first settlement (a second completion of the same send, or an
+    item dead-lettered while in flight)."""
     conn.executemany(
         "UPDATE outbox SET state = 'delivered', reply = ?, delivered_at = ? "
         "WHERE seq = ? AND peer = ? AND state = 'pending'",
