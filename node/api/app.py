@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from node.api.dashboard import dashboard
 from node.api.problems import ProblemError, problem
 from node.cases.announce import held_catalogs
 from node.cases.catalog import matter_to_json, merge
@@ -164,6 +165,7 @@ def build_app(node: Node) -> web.Application:
     middlewares: list[Middleware] = [problems_middleware, auth_middleware(node.config.http_token)]
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
     app[NODE_KEY] = node
+    app.router.add_get("/", dashboard)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -1,0 +1,386 @@
+"""The operator dashboard at ``GET /``: one server-rendered HTML page, no script, no CDN.
+
+Rules kept here:
+- The page works offline: inline CSS only, nothing fetched by the browser but the page itself
+  (a Content-Security-Policy says so), and it refreshes itself with ``<meta http-equiv>``.
+- Without a query it shows this node's view: its three outbound links and when each peer was
+  last heard from. With ``?mesh=URL,URL,...`` it also asks those nodes for ``/v1/status`` and
+  ``/metrics`` server-side and fills the whole directed-link matrix.
+- Mesh URLs must be plain ``http://`` on a loopback host (the operator's own machine); any
+  other URL is refused with 400 so the page cannot be used to reach arbitrary hosts.
+- Every value that came from a node or a request is escaped before it reaches the HTML.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from yarl import URL
+
+from monitoring.status import STATUS_TIMEOUT, fetch_status
+from node.api.problems import ProblemError
+from node.trust.manifest import PROVINCES
+
+if TYPE_CHECKING:
+    from node.runtime.node import Node
+
+REFRESH_SECONDS = 5
+MAX_MESH_URLS = 8
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+EXPIRY_WARNING_DAYS = 14.0
+EXPIRY_GAUGES = {
+    "manifest": "yrd_manifest_expiry_timestamp_seconds",
+    "signing key": "yrd_signing_key_expiry_timestamp_seconds",
+    "TLS certificate": "yrd_tls_certificate_expiry_timestamp_seconds",
+}
+REFUSALS_COUNTER = "yrd_messages_refused_total"
+CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+
+@dataclass(frozen=True)
+class RefusalCount:
+    """How many messages of one type were refused with one code on one link, since start."""
+
+    peer: str
+    direction: str
+    payload_type: str
+    code: str
+    count: int
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """What the dashboard knows about one node: its status document and a few metrics."""
+
+    source: str
+    status: Mapping[str, Any] | None
+    error: str = ""
+    refusals: tuple[RefusalCount, ...] = ()
+    expiries: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def province(self) -> str | None:
+        if self.status is None:
+            return None
+        value = self.status.get("province")
+        return value if isinstance(value, str) else None
+
+
+def parse_mesh(raw: str) -> list[str]:
+    """The loopback base URLs named in ``?mesh=``; anything else raises a 400 problem."""
+    urls = [part.strip() for part in raw.split(",") if part.strip()]
+    if not urls:
+        raise ProblemError(400, "invalid_mesh", "mesh must list node URLs", field="mesh")
+    if len(urls) > MAX_MESH_URLS:
+        raise ProblemError(
+            400, "invalid_mesh", f"mesh may list at most {MAX_MESH_URLS} URLs", field="mesh"
+        )
+    for text in urls:
+        try:
+            url = URL(text)
+            host, _ = url.host, url.port
+        except ValueError as exc:
+            raise ProblemError(
+                400, "invalid_mesh_url", f"mesh URL {text!r} is not a URL", field="mesh"
+            ) from exc
+        if (
+            url.scheme != "http"
+            or host not in LOOPBACK_HOSTS
+            or url.user is not None
+            or url.password is not None
+            or url.path not in ("", "/")
+            or url.query_string
+            or url.fragment
+        ):
+            raise ProblemError(
+                400,
+                "invalid_mesh_url",
+                f"mesh URL {text!r} must be http://127.0.0.1:PORT or http://localhost:PORT",
+                field="mesh",
+            )
+    return urls
+
+
+def metric_facts(
+    families: Iterable[Metric],
+) -> tuple[tuple[RefusalCount, ...], dict[str, float]]:
+    """Refusal counts and expiry timestamps read from metric families, local or scraped."""
+    refusals: list[RefusalCount] = []
+    expiries: dict[str, float] = {}
+    wanted = {name: label for label, name in EXPIRY_GAUGES.items()}
+    for family in families:
+        for sample in family.samples:
+            if sample.name == REFUSALS_COUNTER and sample.value > 0:
+                labels = sample.labels
+                refusals.append(
+                    RefusalCount(
+                        peer=labels.get("peer", ""),
+                        direction=labels.get("direction", ""),
+                        payload_type=labels.get("type", ""),
+                        code=labels.get("code", ""),
+                        count=int(sample.value),
+                    )
+                )
+            elif sample.name in wanted and sample.value > 0:
+                expiries[wanted[sample.name]] = sample.value
+    refusals.sort(key=lambda r: (-r.count, r.code, r.peer, r.direction))
+    return tuple(refusals), expiries
+
+
+def local_view(node: Node) -> NodeView:
+    """This node's own status and metrics, read in-process."""
+    refusals, expiries = metric_facts(node.metrics.registry.collect())
+    return NodeView("this node", node.status(), refusals=refusals, expiries=expiries)
+
+
+async def fetch_view(session: aiohttp.ClientSession, url: str) -> NodeView:
+    """Another node's view from its ``/v1/status`` and ``/metrics``; errors are reported."""
+    answer = await fetch_status(session, url)
+    if answer.status is None:
+        return NodeView(url, None, answer.error)
+    try:
+        async with session.get(
+            f"{url.rstrip('/')}/metrics", timeout=aiohttp.ClientTimeout(total=STATUS_TIMEOUT)
+        ) as response:
+            text = await response.text() if response.status == 200 else ""
+    except (aiohttp.ClientError, TimeoutError):
+        text = ""
+    try:
+        refusals, expiries = metric_facts(text_string_to_metric_families(text))
+    except ValueError:
+        refusals, expiries = (), {}
+    return NodeView(url, answer.status, refusals=refusals, expiries=expiries)
+
+
+async def gather_views(node: Node, mesh: Sequence[str]) -> list[NodeView]:
+    """This node's view first, then one per mesh URL that is not this node again."""
+    views = [local_view(node)]
+    if mesh:
+        async with aiohttp.ClientSession() as session:
+            fetched = await asyncio.gather(*(fetch_view(session, url) for url in mesh))
+        own = node.config.province
+        views.extend(v for v in fetched if v.province != own)
+    return views
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+STYLE = """
+body{font-family:system-ui,"Noto Sans CJK SC","WenQuanYi Micro Hei",sans-serif;margin:1.5rem;
+color:#1b1f24;background:#f6f8fa}
+h1{font-size:1.4rem;margin:0 0 .2rem}h2{font-size:1.1rem;margin:1.5rem 0 .5rem}
+.muted{color:#57606a;font-size:.85rem}
+table{border-collapse:collapse;background:#fff}
+th,td{border:1px solid #d0d7de;padding:.35rem .55rem;text-align:left;vertical-align:top;
+font-size:.9rem}
+th{background:#eaeef2}
+td.link{min-width:9rem}
+td.self{background:#eaeef2}
+.link-up{background:#dafbe1}.link-down{background:#ffebe9}.link-degraded{background:#fff8c5}
+.link-partial{background:#ddf4ff}.link-unknown{background:#f6f8fa;color:#57606a}
+.state{font-weight:700}
+.cards{display:flex;flex-wrap:wrap;gap:1rem}
+.card{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:.8rem 1rem;
+min-width:17rem}
+.card h3{margin:0 0 .4rem;font-size:1rem}
+.ok{color:#1a7f37;font-weight:700}.bad{color:#cf222e;font-weight:700}
+.warn{color:#9a6700;font-weight:700}
+dl{display:grid;grid-template-columns:auto auto;gap:.15rem .8rem;margin:0;font-size:.9rem}
+dt{color:#57606a}dd{margin:0}
+"""
+
+
+def _e(value: object) -> str:
+    return escape(str(value), quote=True)
+
+
+def province_label(province: str) -> str:
+    """``shanghai 上海`` for a known province, the escaped name otherwise."""
+    chinese = PROVINCES.get(province, ("", ""))[1]
+    return f"{_e(province)} <span lang=zh>{_e(chinese)}</span>" if chinese else _e(province)
+
+
+def _number(value: object, digits: int = 1) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "–"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _days(timestamp: float, now: float) -> tuple[str, str]:
+    days = (timestamp - now) / 86400
+    css = "bad" if days < 0 else "warn" if days < EXPIRY_WARNING_DAYS else "ok"
+    return f"{math.floor(days)} days", css
+
+
+def link_cell(views: Mapping[str, NodeView], sender: str, receiver: str) -> str:
+    """One directed link: the sender's outbound state, or failing that what the receiver saw."""
+    view = views.get(sender)
+    status = view.status if view else None
+    if status is not None:
+        for link in status.get("peers", []):
+            if link.get("peer") != receiver:
+                continue
+            up = bool(link.get("up"))
+            circuit = str(link.get("circuit", ""))
+            dead = link.get("dead_letters", 0)
+            css = "up" if up and circuit == "closed" and not dead else "degraded" if up else "down"
+            rows = [
+                f'<span class="state">{"up" if up else "DOWN"}</span>'
+                f" · rtt {_number(link.get('rtt_ms'))} ms",
+                f"backlog {_number(link.get('outbox_depth'))}"
+                f" · oldest {_number(link.get('oldest_pending_age_seconds'))} s",
+                f"circuit {_e(circuit)}",
+            ]
+            if dead:
+                rows.append(f"dead letters {_number(dead)}")
+            # A healthy link's last error is history from before it came up, not news.
+            if css != "up" and link.get("last_error"):
+                rows.append(f'<span class="muted">{_e(link["last_error"])}</span>')
+            return (
+                f'<td class="link link-{css}" data-link="{_e(sender)}-{_e(receiver)}">'
+                + "<br>".join(rows)
+                + "</td>"
+            )
+    receiving = views.get(receiver)
+    if receiving is not None and receiving.status is not None:
+        for link in receiving.status.get("peers", []):
+            if link.get("peer") == sender and link.get("last_received_at"):
+                return (
+                    f'<td class="link link-partial" data-link="{_e(sender)}-{_e(receiver)}">'
+                    f'<span class="state">seen</span><br>last received<br>'
+                    f"{_e(link['last_received_at'])}</td>"
+                )
+    return f'<td class="link link-unknown" data-link="{_e(sender)}-{_e(receiver)}">no data</td>'
+
+
+def render_matrix(views: Mapping[str, NodeView], provinces: Sequence[str]) -> str:
+    head = "".join(f"<th>to {province_label(p)}</th>" for p in provinces)
+    body = []
+    for sender in provinces:
+        cells = "".join(
+            '<td class="self">—</td>' if sender == receiver else link_cell(views, sender, receiver)
+            for receiver in provinces
+        )
+        body.append(f"<tr><th>from {province_label(sender)}</th>{cells}</tr>")
+    return (
+        f'<table class="matrix"><thead><tr><th></th>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def render_card(view: NodeView, now: float) -> str:
+    status = view.status
+    if status is None:
+        return (
+            f'<div class="card"><h3>{_e(view.source)}</h3>'
+            f'<span class="bad">no status</span> <span class="muted">{_e(view.error)}</span></div>'
+        )
+    province = str(status.get("province", "?"))
+    if status.get("ready"):
+        readiness = '<span class="ok">ready</span>'
+    else:
+        failing = [f"{k}: {v}" for k, v in dict(status.get("checks", {})).items() if v != "ok"]
+        readiness = f'<span class="bad">not ready</span> {_e("; ".join(failing))}'
+    manifest = dict(status.get("manifest", {}))
+    rows = [
+        ("node", _e(status.get("node_id", ""))),
+        ("readiness", readiness),
+        ("manifest version", _e(manifest.get("version", "?"))),
+    ]
+    for label in EXPIRY_GAUGES:
+        stamp = view.expiries.get(label)
+        if stamp is None:
+            rows.append((f"{label} expires in", "–"))
+        else:
+            text, css = _days(stamp, now)
+            rows.append((f"{label} expires in", f'<span class="{css}">{_e(text)}</span>'))
+    dead = status.get("dead_letters", 0)
+    overdue = status.get("overdue_cases", 0)
+    rows.append(("dead letters", f'<span class="{"bad" if dead else "ok"}">{_number(dead)}</span>'))
+    rows.append(
+        ("overdue cases", f'<span class="{"bad" if overdue else "ok"}">{_number(overdue)}</span>')
+    )
+    rows.append(("inbox messages", _number(status.get("inbox_messages", 0))))
+    details = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
+    return (
+        f'<div class="card" data-province="{_e(province)}"><h3>{province_label(province)}</h3>'
+        f'<dl>{details}</dl><p class="muted">from {_e(view.source)}</p></div>'
+    )
+
+
+def render_refusals(views: Sequence[NodeView]) -> str:
+    rows = [
+        f"<tr><td>{province_label(view.province or view.source)}</td><td>{_e(r.code)}</td>"
+        f"<td>{_e(r.direction)}</td><td>{province_label(r.peer)}</td>"
+        f"<td>{_e(r.payload_type)}</td><td>{r.count}</td></tr>"
+        for view in views
+        for r in view.refusals
+    ]
+    if not rows:
+        return '<p class="muted">No refusals since the nodes started.</p>'
+    return (
+        '<table class="refusals"><thead><tr><th>node</th><th>code</th><th>direction</th>'
+        "<th>peer</th><th>type</th><th>count</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def render_page(views: Sequence[NodeView], *, own: str, now: float) -> str:
+    """The whole dashboard document for these node views."""
+    by_province = {v.province: v for v in views if v.province is not None}
+    named: set[str] = set(by_province)
+    for view in views:
+        if view.status is not None:
+            named.update(str(link.get("peer")) for link in view.status.get("peers", []))
+    order = list(PROVINCES)
+    provinces = sorted(named, key=lambda p: (order.index(p) if p in order else len(order), p))
+    links = len(provinces) * (len(provinces) - 1)
+    generated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now))
+    return (
+        "<!doctype html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Yangtze Delta federation — {_e(own)}</title>"
+        f"<style>{STYLE}</style></head><body>"
+        f"<h1>Yangtze Delta federation 长三角 — served by {province_label(own)}</h1>"
+        f'<p class="muted">{len(provinces)} provinces, {links} directed links; generated '
+        f"{_e(generated)}; refreshes every {REFRESH_SECONDS} s.</p>"
+        "<h2>Links (rows send, columns receive)</h2>"
+        f"{render_matrix(by_province, provinces)}"
+        "<h2>Nodes</h2>"
+        f'<div class="cards">{"".join(render_card(v, now) for v in views)}</div>'
+        "<h2>Refusals by code (since each node started)</h2>"
+        f"{render_refusals(views)}"
+        "</body></html>\n"
+    )
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    """The operator dashboard: this node's view, or the whole mesh's with ``?mesh=``."""
+    from node.api.app import NODE_KEY  # app.py imports this module to route it
+
+    node = request.app[NODE_KEY]
+    raw = request.query.get("mesh")
+    mesh = parse_mesh(raw) if raw is not None else []
+    views = await gather_views(node, mesh)
+    page = render_page(views, own=node.config.province, now=node.clock())
+    return web.Response(
+        text=page,
+        content_type="text/html",
+        charset="utf-8",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+        },
+    )

@@ -1,0 +1,219 @@
+"""The operator dashboard at ``GET /``: a four-node mesh rendered by one node, read by aiohttp
+and by real headless Chromium (Debian package chromium), which leaves a screenshot in
+``test-artifacts/dashboard.png``.
+
+Without Chromium the browser test skips on a workstation; in CI (``CI=true``) it fails instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import aiohttp
+import grpc
+import pytest
+
+from node.api.dashboard import NodeView, RefusalCount, parse_mesh, render_page
+from node.api.problems import ProblemError
+from node.runtime.node import Node
+from node.runtime.service import start_http
+from node.transport.errors import FAULT_TRAILER
+from node.wire import DELIVER_METHOD
+from tests.nodes import config_for, eventually, make_mesh, raw_channel, running, tls_of
+
+PROVINCES = ("shanghai", "jiangsu", "zhejiang", "anhui")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM_TIMEOUT = 60.0
+
+
+class Mesh:
+    """Four running nodes with their HTTP servers, one refusal already counted at Jiangsu."""
+
+    def __init__(self, nodes: dict[str, Node]) -> None:
+        self.nodes = nodes
+        self.urls = {p: f"http://{n.config.http_listen}" for p, n in nodes.items()}
+
+    def dashboard_url(self, served_by: str = "shanghai") -> str:
+        mesh = ",".join(self.urls[p] for p in PROVINCES)
+        return f"{self.urls[served_by]}/?mesh={mesh}"
+
+
+@pytest.fixture
+async def mesh(tmp_path: Path) -> AsyncIterator[Mesh]:
+    directory = make_mesh(tmp_path, provinces=PROVINCES)
+    async with AsyncExitStack() as stack:
+        nodes: dict[str, Node] = {}
+        for province in PROVINCES:
+            node = await stack.enter_async_context(running(config_for(directory, province)))
+            runner = await start_http(node)
+            stack.push_async_callback(runner.cleanup)
+            nodes[province] = node
+        await eventually(
+            lambda: all(n.link(p).up for n in nodes.values() for p in n.peers), timeout=30
+        )
+        jiangsu = nodes["jiangsu"]
+        async with raw_channel(
+            jiangsu.config, tls_of(directory, "shanghai"), jiangsu.config.node_id
+        ) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await channel.unary_unary(DELIVER_METHOD)(b"\xff\x00garbage", timeout=5)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert dict(refused.value.trailing_metadata() or ()).get(FAULT_TRAILER)
+        yield Mesh(nodes)
+
+
+def assert_shows_the_mesh(page: str) -> None:
+    for sender in PROVINCES:
+        for receiver in PROVINCES:
+            if sender == receiver:
+                continue
+            cell = re.search(rf'data-link="{sender}-{receiver}">(.*?)</td>', page, re.S)
+            assert cell is not None, f"no cell for {sender}→{receiver}"
+            assert ">up</span>" in cell.group(1), f"{sender}→{receiver} is not shown up"
+            assert "circuit closed" in cell.group(1)
+    for chinese in ("上海", "江苏", "浙江", "安徽"):
+        assert chinese in page
+    assert "4 provinces, 12 directed links" in page
+    assert "malformed_envelope" in page
+    assert page.count('class="card"') == 4
+
+
+async def test_dashboard_shows_all_twelve_links_and_the_refusal(mesh: Mesh) -> None:
+    """One node renders the whole mesh: every directed link up, the refusal by code, offline."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(mesh.dashboard_url()) as response,
+    ):
+        assert response.status == 200
+        assert response.content_type == "text/html"
+        assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+        page = await response.text()
+    assert_shows_the_mesh(page)
+    assert re.search(r'<meta http-equiv="refresh" content="\d+">', page)
+    # Offline: nothing for the browser to fetch (no script, stylesheet, image or font links).
+    assert not re.search(r"<(script|link|img|iframe)\b", page)
+    assert not re.search(r"""(src|href)\s*=|url\(|@import""", page)
+    # The only URLs on the page are the mesh nodes', shown as text on their cards.
+    assert set(re.findall(r"https?://[^\s<\"']+", page)) <= set(mesh.urls.values())
+
+
+async def test_dashboard_without_mesh_shows_this_nodes_links(mesh: Mesh) -> None:
+    """Without ``?mesh`` a node shows its own outbound links and when each peer was heard."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(mesh.urls["shanghai"] + "/") as response,
+    ):
+        assert response.status == 200
+        page = await response.text()
+    for peer in ("jiangsu", "zhejiang", "anhui"):
+        assert re.search(rf'data-link="shanghai-{peer}">\s*<span class="state">up<', page)
+        assert f'class="link link-partial" data-link="{peer}-shanghai"' in page
+    assert page.count('class="card"') == 1
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "http://example.com",
+        "http://10.0.0.1:8101",
+        "https://127.0.0.1:8101",
+        "http://user:pw@127.0.0.1:8101",
+        "http://127.0.0.1:8101/v1/status",
+        "file:///etc/passwd",
+        "",
+    ],
+)
+async def test_dashboard_refuses_non_loopback_mesh_urls(mesh: Mesh, bad: str) -> None:
+    """A mesh URL that is not plain http on loopback is a 400 problem naming the field."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(mesh.urls["anhui"] + "/", params={"mesh": bad}) as response,
+    ):
+        assert response.status == 400
+        assert response.content_type == "application/problem+json"
+        body = await response.json()
+    assert body["field"] == "mesh"
+    assert body["code"] in {"invalid_mesh", "invalid_mesh_url"}
+
+
+def test_parse_mesh_accepts_loopback_hosts() -> None:
+    """127.0.0.1, localhost and [::1] with a port (and an optional slash) are accepted."""
+    raw = "http://127.0.0.1:1, http://localhost:2/,http://[::1]:3"
+    assert parse_mesh(raw) == ["http://127.0.0.1:1", "http://localhost:2/", "http://[::1]:3"]
+    with pytest.raises(ProblemError):
+        parse_mesh(",".join(["http://127.0.0.1:1"] * 9))
+
+
+def test_every_dynamic_value_is_escaped() -> None:
+    """Markup in a node's status or metric labels reaches the page as text, never as markup."""
+    evil = "<script>alert(1)</script>"
+    status = {
+        "node_id": evil,
+        "province": "shanghai",
+        "ready": False,
+        "checks": {"store": evil},
+        "manifest": {"version": evil},
+        "peers": [{"peer": "jiangsu", "up": False, "circuit": evil, "last_error": evil}],
+    }
+    refusal = RefusalCount(peer=evil, direction="inbound", payload_type=evil, code=evil, count=1)
+    page = render_page(
+        [NodeView(evil, status, refusals=(refusal,)), NodeView(evil, None, error=evil)],
+        own="shanghai",
+        now=0.0,
+    )
+    assert "<script" not in page
+    assert "&lt;script&gt;" in page
+
+
+def chromium_binary() -> str:
+    found = shutil.which("chromium")
+    if found:
+        return found
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail("chromium is missing in CI: `make test` installs Debian's chromium package")
+    pytest.skip("chromium is missing (Debian package chromium; `make test` installs it as root)")
+
+
+async def test_dashboard_in_headless_chromium(mesh: Mesh, tmp_path: Path) -> None:
+    """Real Chromium renders the mesh page; its DOM shows every link and the refusal."""
+    chromium = chromium_binary()
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "dashboard.png"
+    screenshot.unlink(missing_ok=True)
+    process = await asyncio.create_subprocess_exec(
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        f"--screenshot={screenshot}",
+        "--window-size=1400,1000",
+        "--dump-dom",
+        mesh.dashboard_url(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), CHROMIUM_TIMEOUT)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode == 0, stderr.decode(errors="replace")[-2000:]
+    dom = stdout.decode()
+    assert_shows_the_mesh(dom)
+    assert screenshot.is_file()
+    assert screenshot.stat().st_size > 10_000
