@@ -7,8 +7,10 @@ ready, every directed link is up with its circuit closed, and nothing is parked.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -103,3 +105,51 @@ LINK_HEADERS = [
     "dead",
     "last success",
 ]
+
+
+NODE_HEADERS = [
+    "node",
+    "ready",
+    "manifest",
+    "manifest ends",
+    "signing key ends",
+    "TLS cert ends",
+    "dead",
+    "overdue",
+    "not ok",
+]
+
+
+def _days_left(stamp: str | None, now: float) -> str:
+    if not stamp:
+        return "?"
+    moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    days = (moment - now) / 86400
+    return "EXPIRED" if days <= 0 else f"{days:.0f} d"
+
+
+def node_rows(answers: Sequence[NodeAnswer], now: float | None = None) -> list[list[Any]]:
+    """One row per node: readiness, trust expiries (days left), dead letters, overdue cases."""
+    now = time.time() if now is None else now
+    rows: list[list[Any]] = []
+    for answer in answers:
+        s = answer.status
+        if s is None:
+            rows.append([answer.url, "NO ANSWER", "", "", "", "", "", "", answer.error])
+            continue
+        expiries = s.get("expiries", {})
+        failing = [k for k, v in s.get("checks", {}).items() if v != "ok"]
+        rows.append(
+            [
+                s.get("province"),
+                "yes" if s.get("ready") else "NO",
+                f"v{s.get('manifest', {}).get('version', '?')}",
+                _days_left(expiries.get("manifest"), now),
+                _days_left(expiries.get("signing_key"), now),
+                _days_left(expiries.get("tls_certificate"), now),
+                s.get("dead_letters", 0),
+                s.get("overdue_cases", 0),
+                ", ".join(failing),
+            ]
+        )
+    return rows

@@ -437,7 +437,12 @@ async def test_status_table_for_healthy_pair(
             for runner in runners:
                 await runner.cleanup()
 
-    lines = out.splitlines()
+    all_lines = out.splitlines()
+    # The per-node table (readiness, expiries) comes first, then the link table.
+    assert all_lines[0].split()[:2] == ["node", "ready"]
+    node_rows = [line.split() for line in all_lines[2:4]]
+    assert [r[:2] for r in node_rows] == [["shanghai", "yes"], ["jiangsu", "yes"]]
+    lines = all_lines[all_lines.index(next(x for x in all_lines if x.startswith("from"))) :]
     assert lines[0].split() == [
         "from",
         "to",

@@ -112,6 +112,17 @@ async def status(request: web.Request) -> web.Response:
     return _json(request.app[NODE_KEY].status())
 
 
+async def set_maintenance(request: web.Request) -> web.Response:
+    """Operators: ``{"on": true|false}`` switches maintenance mode (readiness fails while on)."""
+    node = request.app[NODE_KEY]
+    body = await read_json(request)
+    on = body.get("on")
+    if not isinstance(on, bool):
+        raise ProblemError(422, "invalid_maintenance", "on must be true or false", field="on")
+    node.set_maintenance(on)
+    return _json({"maintenance": on, "checks": node.readiness()})
+
+
 async def catalog(request: web.Request) -> web.Response:
     """The federated matter catalog: this province's matters and every peer's announced ones."""
     node = request.app[NODE_KEY]
@@ -171,5 +182,6 @@ def build_app(node: Node) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/status", status)
     app.router.add_get("/v1/catalog", catalog)
+    app.router.add_put("/v1/maintenance", set_maintenance)
     app.router.add_post("/v1/probes", send_probes)
     return app

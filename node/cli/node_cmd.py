@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 from node.cli.output import fail
 from node.runtime.config import ConfigError, load_config
@@ -23,6 +26,14 @@ def register(commands: Any) -> None:
     run.add_argument("--log-format", choices=("json", "console"), default="json")
     run.add_argument("--log-level", default="info")
     run.set_defaults(run=run_node)
+    maintenance = sub.add_parser(
+        "maintenance", help="switch maintenance mode (the node reports not ready while on)"
+    )
+    maintenance.add_argument("state", choices=("on", "off"))
+    where = maintenance.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", type=Path, help="the node's node.toml")
+    where.add_argument("--url", help="the node's HTTP base URL")
+    maintenance.set_defaults(run=run_maintenance)
 
 
 def run_node(args: argparse.Namespace) -> int:
@@ -36,4 +47,38 @@ def run_node(args: argparse.Namespace) -> int:
         return fail(f"cannot start the node: {exc}")
     except OSError as exc:
         return fail(f"cannot start the node: {exc}")
+    return 0
+
+
+def run_maintenance(args: argparse.Namespace) -> int:
+    url = args.url
+    if args.config is not None:
+        try:
+            url = "http://" + load_config(args.config, os.environ).http_listen
+        except ConfigError as exc:
+            return fail(str(exc))
+    token = os.environ.get("YRD_HTTP_TOKEN")
+
+    async def switch() -> tuple[int, dict[str, Any]]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.put(
+                f"{url.rstrip('/')}/v1/maintenance",
+                json={"on": args.state == "on"},
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=10),
+            ) as response,
+        ):
+            return response.status, await response.json(content_type=None)
+
+    try:
+        status, body = asyncio.run(switch())
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return fail(f"cannot reach the node at {url}: {exc}")
+    if status != 200:
+        return fail(f"the node refused: {body.get('detail', body)}")
+    failing = {k: v for k, v in body["checks"].items() if v != "ok"}
+    verdict = "; ".join(f"{k}: {v}" for k, v in failing.items()) or "ready"
+    sys.stdout.write(f"maintenance mode {args.state}; readiness now: {verdict}\n")
     return 0

@@ -9,7 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from monitoring.status import LINK_HEADERS, fetch_all, link_rows, problems
+from monitoring.status import (
+    LINK_HEADERS,
+    NODE_HEADERS,
+    fetch_all,
+    link_rows,
+    node_rows,
+    problems,
+)
 from node.cli.output import emit_json, fail, table
 from node.runtime.mesh import MeshError, node_configs
 
@@ -23,7 +30,7 @@ def register(commands: Any) -> None:
 
 
 def render(answers: list[Any]) -> str:
-    return table(LINK_HEADERS, link_rows(answers))
+    return table(NODE_HEADERS, node_rows(answers)) + "\n" + table(LINK_HEADERS, link_rows(answers))
 
 
 def run_status(args: argparse.Namespace) -> int:

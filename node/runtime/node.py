@@ -106,6 +106,7 @@ class Node:
         self._credentials: Credentials | None = None
         self._grpc: FederationServer | None = None
         self._crashed: list[str] = []
+        self.maintenance_since: float | None = None
         self._tls: TlsMaterial | None = None
         self._owned: set[asyncio.Task[None]] = set()
         """Every background task; stop() cancels what is left of them."""
@@ -527,7 +528,7 @@ class Node:
         else:
             try:
                 self._db.reader().execute("SELECT 1").fetchone()
-                checks["store"] = "ok"
+                checks["store"] = self._db.write_problem() or "ok"
             except sqlite3.Error as exc:
                 checks["store"] = f"store cannot be read: {exc}"
         if self._credentials is None:
@@ -544,9 +545,39 @@ class Node:
                 checks["keys"] = "ok"
             except StartupError as exc:
                 checks["keys"] = str(exc)
+        if self._tls is None:
+            checks["tls"] = "not loaded"
+        else:
+            not_after = certificate_not_after(self._tls.cert_pem)
+            checks["tls"] = (
+                f"TLS certificate expired at {format_time(not_after)}" if now >= not_after else "ok"
+            )
         checks["grpc"] = "ok" if self._grpc is not None and not self.stopping else "not serving"
         checks["tasks"] = "; ".join(self._crashed) or "ok"
+        checks["maintenance"] = (
+            f"maintenance mode since {format_time(self.maintenance_since)}"
+            if self.maintenance_since is not None
+            else "ok"
+        )
         return checks
+
+    def _expiries(self) -> dict[str, str | None]:
+        """When the trust this node runs on ends: manifest, signing key, TLS certificate."""
+        credentials = self.credentials
+        member = credentials.manifest.member(self.config.node_id)
+        key = member.key(credentials.signing_key.key_id) if member else None
+        cert = certificate_not_after(self._tls.cert_pem) if self._tls else None
+        return {
+            "manifest": format_time(credentials.manifest.expires_at),
+            "signing_key": format_time(key.not_after) if key else None,
+            "tls_certificate": format_time(cert) if cert is not None else None,
+        }
+
+    def set_maintenance(self, on: bool) -> None:
+        """Maintenance mode: the node keeps working but reports not ready, so load balancers
+        and operators' checks route around it while it is serviced."""
+        self.maintenance_since = (self.maintenance_since or self.clock()) if on else None
+        log.warning("maintenance mode " + ("on" if on else "off"))
 
     def status(self) -> dict[str, object]:
         snapshots = self._outbox_snapshots()
@@ -591,6 +622,7 @@ class Node:
                 "expires_at": format_time(manifest.expires_at),
                 "expired": manifest.expired_at(now),
             },
+            "expiries": self._expiries(),
             "peers": peers,
             "dead_letters": sum(s.dead_letters for s in snapshots.values()),
             "overdue_cases": 0,

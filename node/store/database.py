@@ -254,6 +254,8 @@ class Database:
         self._queue: queue.SimpleQueue[_Job | _Stop] = queue.SimpleQueue()
         self._closed = False
         self._stop_error: BaseException | None = None
+        self.commit_failure: str | None = None
+        """Why the last transaction failed to commit; None after a successful one."""
         self.commits = 0
         """Transactions committed (each may carry many jobs)."""
         self.jobs_committed = 0
@@ -280,6 +282,18 @@ class Database:
     def closed(self) -> bool:
         """True once ``close()`` has begun; writes and reads are refused from then on."""
         return self._closed
+
+    def write_problem(self) -> str | None:
+        """Why writes would fail now (None when the store can take them): closed, writer
+        stopped, file or folder not writable, or the last commit failed."""
+        if self._closed:
+            return "store is closed"
+        if not self._thread.is_alive():
+            return "the store's writer thread has stopped"
+        for target in (self._path, self._path.parent):
+            if not os.access(target, os.W_OK):
+                return f"{target} is not writable"
+        return self.commit_failure
 
     @property
     def queued(self) -> int:
@@ -368,10 +382,12 @@ class Database:
                 outcomes[lost.index] = (False, lost.cause)
         except Exception as exc:
             self._rollback()
+            self.commit_failure = f"the last commit failed: {exc}"
             reason = StoreError(f"not written: the store could not commit ({exc})")
             reason.__cause__ = exc
             outcomes = [(False, reason) for _ in batch]
         else:
+            self.commit_failure = None
             self.commits += 1
             self.jobs_committed += sum(1 for ok, _ in outcomes if ok)
             self.commit_seconds_total += time.perf_counter() - started
