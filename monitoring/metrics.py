@@ -51,6 +51,8 @@ class StoreSnapshot:
     """Write jobs committed since the node started (several per commit under load)."""
     commit_seconds: float
     """Time spent running and committing those transactions."""
+    size_bytes: int
+    """The store file and its write-ahead log on disk."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,11 @@ class _StoreCollector(Collector):
             )
             yield CounterMetricFamily(
                 "yrd_store_write_jobs", "Store write jobs committed.", value=stats.jobs
+            )
+            yield GaugeMetricFamily(
+                "yrd_store_size_bytes",
+                "Size of the store file and its write-ahead log.",
+                value=stats.size_bytes,
             )
             yield CounterMetricFamily(
                 "yrd_store_commit_seconds",

@@ -38,3 +38,5 @@ async def test_expiries_and_last_activity_are_exported(tmp_path: Path) -> None:
         )
         assert received is not None and received >= before
         assert message_id
+        size = value("yrd_store_size_bytes")
+        assert size is not None and size >= (mesh / "shanghai" / "node.db").stat().st_size

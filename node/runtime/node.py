@@ -498,7 +498,12 @@ class Node:
         db = self._db
         if db is None:
             return None
-        return StoreSnapshot(db.commits, db.jobs_committed, db.commit_seconds_total)
+        size = sum(
+            path.stat().st_size
+            for path in (db.path, db.path.with_name(db.path.name + "-wal"))
+            if path.exists()
+        )
+        return StoreSnapshot(db.commits, db.jobs_committed, db.commit_seconds_total, size)
 
     def _outbox_snapshots(self) -> dict[str, PeerSnapshot]:
         if self._db is None or self._db.closed:
