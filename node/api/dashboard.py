@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 REFRESH_SECONDS = 5
 MAX_MESH_URLS = 8
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-EXPIRY_WARNING_DAYS = 14.0
+EXPIRY_WARNING_DAYS = 30.0
+"""Amber from here on, the same horizon as the expiry alerts in monitoring/prometheus."""
 EXPIRY_GAUGES = {
     "manifest": "yrd_manifest_expiry_timestamp_seconds",
     "signing key": "yrd_signing_key_expiry_timestamp_seconds",
