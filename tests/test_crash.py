@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,54 +13,14 @@ import aiohttp
 import pytest
 
 from node.protocol.checks import check_reply
-from node.runtime.config import load_config
 from node.store import outbox
 from node.store.audit import verify_store
 from node.trust.layout import read_manifest
 from node.wire import pb
 from tests.nodes import config_for, eventually, make_mesh, running
+from tests.processes import http, process, start_process, wait_ready
 
 pytestmark = pytest.mark.slow
-
-
-def start_process(mesh: Path, province: str) -> subprocess.Popen[bytes]:
-    config = mesh / province / "node.toml"
-    with (mesh / province / "node.log").open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "node.cli.main", "node", "run", "--config", str(config)],
-            stdout=log,
-            stderr=log,
-        )
-
-
-def http(mesh: Path, province: str) -> str:
-    return "http://" + load_config(mesh / province / "node.toml", {}).http_listen
-
-
-def wait_ready(mesh: Path, province: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, (mesh / province / "node.log").read_text()[-2000:]
-        try:
-            with urllib.request.urlopen(http(mesh, province) + "/readyz", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"{province} not ready")
-
-
-@contextmanager
-def process(mesh: Path, province: str) -> Iterator[subprocess.Popen[bytes]]:
-    proc = start_process(mesh, province)
-    try:
-        wait_ready(mesh, province, proc)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=20)
 
 
 @contextmanager

@@ -34,7 +34,7 @@ from tests.nodes import (
     running,
     tls_of,
 )
-from tests.test_crash import http, process
+from tests.processes import http, process
 from tests.test_exchange import call_raw, fault_code
 
 

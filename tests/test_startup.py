@@ -87,7 +87,9 @@ def test_corrupt_store_refused_and_left_untouched(mesh: Path, content: bytes) ->
     assert "refuses to start" in result.stderr
     assert str(store) in result.stderr
     assert store.read_bytes() == content
-    assert sorted(p.name for p in store.parent.glob("node.db*")) == ["node.db"]
+    # No write-ahead log or shared-memory file beside a refused store (the process lock file
+    # is the only companion, and holds no data).
+    assert sorted(p.name for p in store.parent.glob("node.db*")) == ["node.db", "node.db.lock"]
 
 
 def test_group_readable_signing_key_refused(mesh: Path) -> None:

@@ -33,6 +33,7 @@ from node.runtime.heartbeat import HEARTBEAT_TIMEOUT, heartbeat_loop
 from node.runtime.inbound import InboundProcessor
 from node.store import audit, outbox
 from node.store.database import Database
+from node.store.lock import StoreLock
 from node.store.outbox import OutboxItem
 from node.transport.client import PeerChannel
 from node.transport.server import FederationServer, start_server
@@ -106,6 +107,7 @@ class Node:
         self._credentials: Credentials | None = None
         self._grpc: FederationServer | None = None
         self._crashed: list[str] = []
+        self._lock = StoreLock(config.paths.store)
         self.maintenance_since: float | None = None
         self._tls: TlsMaterial | None = None
         self._owned: set[asyncio.Task[None]] = set()
@@ -157,12 +159,18 @@ class Node:
             verify_manifest(config.paths.manifest.read_bytes(), config.governance_keys, now=None)
         except Exception as exc:
             raise StartupError(str(exc)) from exc
-        self._db = await Database.open(config.paths.store)
+        self._lock.acquire()
+        try:
+            self._db = await Database.open(config.paths.store)
+        except BaseException:
+            self._lock.release()
+            raise
         try:
             manifest = await self._load_manifest()
             check_own_key(manifest, config.node_id, key, self.clock())
         except (ManifestError, StartupError) as exc:
             await self._db.close()
+            self._lock.release()
             raise StartupError(str(exc)) from exc
         self._credentials = Credentials(manifest, key)
         self._tls = tls
@@ -375,6 +383,7 @@ class Node:
         await asyncio.gather(*leftovers, return_exceptions=True)
         if self._db is not None:
             await self._db.close()
+        self._lock.release()
         log.info("node stopped", extra={"node_id": self.config.node_id})
 
     # -- sending ----------------------------------------------------------------------------

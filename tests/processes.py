@@ -1,0 +1,56 @@
+"""Node processes for tests: ``yrd node run`` as a real process, waited on until ready and
+stopped with SIGTERM; its log goes to ``<mesh>/<province>/node.log``."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from node.runtime.config import load_config
+
+
+def start_process(mesh: Path, province: str) -> subprocess.Popen[bytes]:
+    config = mesh / province / "node.toml"
+    with (mesh / province / "node.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "node.cli.main", "node", "run", "--config", str(config)],
+            stdout=log,
+            stderr=log,
+        )
+
+
+def http(mesh: Path, province: str) -> str:
+    return "http://" + load_config(mesh / province / "node.toml", {}).http_listen
+
+
+def wait_ready(mesh: Path, province: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, (mesh / province / "node.log").read_text()[-2000:]
+        try:
+            with urllib.request.urlopen(http(mesh, province) + "/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{province} not ready")
+
+
+@contextmanager
+def process(mesh: Path, province: str) -> Iterator[subprocess.Popen[bytes]]:
+    proc = start_process(mesh, province)
+    try:
+        wait_ready(mesh, province, proc)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=20)

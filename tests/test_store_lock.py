@@ -1,0 +1,52 @@
+"""One node process per store: a second node on the same store is refused, not run twice."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from node.runtime.node import Node
+from node.store.lock import StoreInUse
+from tests.nodes import config_for, make_mesh, running
+from tests.processes import process
+
+
+async def test_second_node_on_the_same_store_is_refused(tmp_path: Path) -> None:
+    """While a node runs, another on its store fails to start naming the holder; once the
+    first stops, the store can be opened again."""
+    mesh = make_mesh(tmp_path)
+    config = config_for(mesh, "shanghai")
+    async with running(config):
+        second = Node(config)
+        with pytest.raises(StoreInUse, match="in use by another node process"):
+            await second.start()
+    async with running(config) as again:
+        assert again.readiness()["store"] == "ok"
+
+
+def test_second_process_on_the_same_store_exits_with_a_clear_message(tmp_path: Path) -> None:
+    """A second `yrd node run` with the same config exits non-zero saying the store is in
+    use, and the first keeps running."""
+    mesh = make_mesh(tmp_path)
+    with process(mesh, "shanghai") as first:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "node.cli.main",
+                "node",
+                "run",
+                "--config",
+                str(mesh / "shanghai" / "node.toml"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode != 0
+        assert "in use by another node process" in result.stderr
+        assert f"pid {first.pid}" in result.stderr
+        assert first.poll() is None
