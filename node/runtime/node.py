@@ -14,7 +14,7 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
+SHUTDOWN_STEP_LIMIT = 5.0
+"""Seconds a shutdown step beyond the gRPC grace may take before the node moves on: a
+graceful stop must end even if a library call never returns."""
+
 CIRCUIT_GAUGE = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
 
 CHANNEL_RETIRE_GRACE = BATCH_TIMEOUT + HEARTBEAT_TIMEOUT + 5.0
@@ -72,6 +76,14 @@ class Peer:
     worker: PeerWorker
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     """Its delivery worker and heartbeat loop."""
+
+
+async def _bounded(work: Awaitable[object], seconds: float, step: str) -> None:
+    try:
+        async with asyncio.timeout(seconds):
+            await work
+    except TimeoutError:
+        log.error("shutdown step overran its limit; moving on", extra={"step": step})
 
 
 def held_manifest(conn: sqlite3.Connection) -> bytes | None:
@@ -373,14 +385,20 @@ class Node:
     async def stop(self) -> None:
         """Stop accepting, finish in-flight calls within the grace period, flush the store."""
         self.stopping = True
+        grace = self.config.shutdown_grace_seconds
         if self._grpc is not None:
-            await self._grpc.stop(self.config.shutdown_grace_seconds)
+            await _bounded(self._grpc.stop(grace), grace + SHUTDOWN_STEP_LIMIT, "grpc server stop")
         for peer in self.peers.values():
-            await self._drop_peer(peer)
+            await _bounded(self._drop_peer(peer), SHUTDOWN_STEP_LIMIT, f"closing {peer.province}")
         leftovers = list(self._owned)
         for task in leftovers:
             task.cancel()
-        await asyncio.gather(*leftovers, return_exceptions=True)
+        await _bounded(
+            asyncio.gather(*leftovers, return_exceptions=True),
+            SHUTDOWN_STEP_LIMIT,
+            "background tasks",
+        )
+        # The store is flushed without a limit: what was promised must be written.
         if self._db is not None:
             await self._db.close()
         self._lock.release()
