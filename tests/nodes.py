@@ -101,3 +101,18 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+def settled(*nodes: Node) -> bool:
+    """Every link of these nodes is up, its circuit closed, and nothing waits to be sent."""
+    from node.delivery.circuit import CircuitState
+    from node.store import outbox
+
+    for node in nodes:
+        for province, peer in node.peers.items():
+            link = peer.worker.link
+            if not link.up or link.circuit is not CircuitState.CLOSED:
+                return False
+            if outbox.depth(node.db.reader(), province)[0]:
+                return False
+    return True

@@ -20,7 +20,7 @@ from node.store import outbox
 from node.trust.layout import load_governance_key, read_manifest
 from node.trust.manifest import verify_manifest
 from node.wire import pb
-from tests.nodes import config_for, eventually, free_base_port, make_mesh, running
+from tests.nodes import config_for, eventually, free_base_port, make_mesh, running, settled
 
 PROVINCES = ("shanghai", "jiangsu", "zhejiang", "anhui")
 
@@ -427,7 +427,7 @@ async def test_status_table_for_healthy_pair(
     ):
         runners = [await start_http(sh), await start_http(js)]
         try:
-            await eventually(lambda: sh.link("jiangsu").up and js.link("shanghai").up)
+            await eventually(lambda: settled(sh, js))
             capsys.readouterr()
             assert await yrd("status", *urls(mesh)) == 0
             out = capsys.readouterr().out

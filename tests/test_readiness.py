@@ -18,7 +18,7 @@ from node.cli.main import main
 from node.runtime.service import start_http
 from node.trust.keys import write_private_file
 from node.trust.tls import certificate_pem, issue_node_certificate, private_key_pem
-from tests.nodes import config_for, eventually, make_mesh, running
+from tests.nodes import config_for, eventually, make_mesh, running, settled
 
 
 async def test_maintenance_mode_fails_readiness_until_switched_off(tmp_path: Path) -> None:
@@ -53,7 +53,7 @@ async def test_yrd_node_maintenance_and_status_table(
     ):
         runners = [await start_http(sh), await start_http(js)]
         try:
-            await eventually(lambda: sh.link("jiangsu").up and js.link("shanghai").up)
+            await eventually(lambda: settled(sh, js))
             config = str(mesh / "shanghai" / "node.toml")
             assert (
                 await asyncio.to_thread(main, ["node", "maintenance", "on", "--config", config])
