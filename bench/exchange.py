@@ -93,6 +93,7 @@ from node.protocol.checks import (
 from node.protocol.envelope import digest, header, seal
 from node.protocol.replies import receipt_for
 from node.runtime.config import NodeConfig, load_config
+from node.runtime.mesh import node_run_command
 from node.runtime.node import Node
 from node.store import outbox
 from node.transport.client import PeerChannel
@@ -629,17 +630,7 @@ async def node_paths(
     receiver_config = load_config(mesh / RECEIVER / "node.toml", {})
     receiver = spawn(
         "receiver node",
-        [
-            sys.executable,
-            "-m",
-            "node.cli.main",
-            "node",
-            "run",
-            "--config",
-            str(mesh / RECEIVER / "node.toml"),
-            "--log-level",
-            "warning",
-        ],
+        node_run_command(mesh / RECEIVER / "node.toml", "--log-level", "warning"),
         workdir / "receiver.log",
         children,
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -14,13 +13,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from node.runtime.config import load_config
+from node.runtime.mesh import node_run_command
 
 
 def start_process(mesh: Path, province: str) -> subprocess.Popen[bytes]:
     config = mesh / province / "node.toml"
     with (mesh / province / "node.log").open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "node.cli.main", "node", "run", "--config", str(config)],
+            node_run_command(config),
             stdout=log,
             stderr=log,
         )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from node.runtime.mesh import node_run_command
 from node.runtime.node import Node
 from node.store.lock import StoreInUse
 from tests.nodes import config_for, make_mesh, running
@@ -33,15 +33,7 @@ def test_second_process_on_the_same_store_exits_with_a_clear_message(tmp_path: P
     mesh = make_mesh(tmp_path)
     with process(mesh, "shanghai") as first:
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "node.cli.main",
-                "node",
-                "run",
-                "--config",
-                str(mesh / "shanghai" / "node.toml"),
-            ],
+            node_run_command(mesh / "shanghai" / "node.toml"),
             capture_output=True,
             text=True,
             timeout=30,

@@ -44,6 +44,11 @@ class MeshError(Exception):
     pass
 
 
+def node_run_command(config: Path, *options: str) -> list[str]:
+    """The command line that runs one node as its own process (this Python, this package)."""
+    return [sys.executable, "-m", "node.cli.main", "node", "run", "--config", str(config), *options]
+
+
 def node_configs(directory: Path) -> list[NodeConfig]:
     manifest = read_manifest(directory)
     configs = []
@@ -72,15 +77,7 @@ class Mesh:
         log_path = config.source.parent / "node.log"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "node.cli.main",
-                    "node",
-                    "run",
-                    "--config",
-                    str(config.source),
-                ],
+                node_run_command(config.source),
                 stdout=log,
                 stderr=log,
                 stdin=subprocess.DEVNULL,
