@@ -24,7 +24,15 @@ from node.runtime.config import ConfigError, NodeConfig, parse_config
 from node.runtime.node import Node
 from node.store import inbox, outbox
 from node.wire import DELIVER_METHOD
-from tests.nodes import config_for, eventually, make_mesh, raw_channel, running, tls_of
+from tests.nodes import (
+    config_for,
+    eventually,
+    make_mesh,
+    raw_channel,
+    running,
+    settled,
+    tls_of,
+)
 
 DAY = 86400.0
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
@@ -217,7 +225,9 @@ async def test_status_json_shape(mesh: Path) -> None:
         running(config_for(mesh, "jiangsu")),
         serving(config_for(mesh, "shanghai")) as (sh, client),
     ):
-        await eventually(lambda: sh.link("jiangsu").up)
+        # The catalog announcement may have been sent before jiangsu listened; wait for
+        # its retry to land so the backlog is really empty.
+        await eventually(lambda: settled(sh))
         response = await client.get("/v1/status")
         assert response.status == 200
         assert response.content_type == "application/json"
