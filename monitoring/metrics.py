@@ -67,6 +67,67 @@ class PeerSnapshot:
     retry_interval_seconds: float = 0.0
 
 
+CASE_DURATION_BUCKETS = (
+    1,
+    10,
+    60,
+    600,
+    3600,
+    4 * 3600,
+    86400,
+    3 * 86400,
+    7 * 86400,
+    15 * 86400,
+    30 * 86400,
+    60 * 86400,
+)
+"""A case runs from seconds (the demo) to the weeks of a promised time limit."""
+
+
+@dataclass(frozen=True)
+class CaseSnapshot:
+    """The node's cases as they are at scrape time."""
+
+    by_status: Mapping[tuple[str, str], int]
+    """(role, status) -> cases."""
+    overdue: Mapping[tuple[str, str], int]
+    """(role, peer province) -> open cases past their due time."""
+    evaluations: Mapping[tuple[str, int], int]
+    """(handling province, level 1-5) -> evaluations."""
+
+
+class _CaseCollector(Collector):
+    def __init__(self, read: Callable[[], CaseSnapshot | None]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        snap = self._read()
+        cases = GaugeMetricFamily(
+            "yrd_cases",
+            "Cases this node takes part in, by role and status.",
+            labels=["role", "status"],
+        )
+        overdue = GaugeMetricFamily(
+            "yrd_cases_overdue",
+            "Open cases past their due time, by role and peer province.",
+            labels=["role", "peer"],
+        )
+        evaluations = GaugeMetricFamily(
+            "yrd_case_evaluations",
+            "Evaluations (好差评) recorded, by handling province and level "
+            "(5 非常满意 … 1 非常不满意).",
+            labels=["handling", "level"],
+        )
+        if snap is not None:
+            for (role, status), n in sorted(snap.by_status.items()):
+                cases.add_metric([role, status], n)
+            for (role, peer), n in sorted(snap.overdue.items()):
+                overdue.add_metric([role, peer], n)
+            for (handling, level), n in sorted(snap.evaluations.items()):
+                evaluations.add_metric([handling, str(level)], n)
+        yield from (cases, overdue, evaluations)
+
+
 class _StoreCollector(Collector):
     def __init__(
         self,
@@ -202,12 +263,22 @@ class NodeMetrics:
             ["peer"],
             registry=r,
         )
+        self.case_duration = Histogram(
+            "yrd_case_duration_seconds",
+            "End-to-end case time, submission to outcome, seen by the accepting side.",
+            ["handling", "outcome"],
+            buckets=CASE_DURATION_BUCKETS,
+            registry=r,
+        )
         self.manifest_reload_failures = Counter(
             "yrd_manifest_reload_failures_total",
             "Manifest reloads refused (bad signature, older version, expired, malformed).",
             ["reason"],
             registry=r,
         )
+
+    def watch_cases(self, read: Callable[[], CaseSnapshot | None]) -> None:
+        self.registry.register(_CaseCollector(read))
 
     def watch_store(
         self,

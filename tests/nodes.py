@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import grpc
+from aiohttp.test_utils import TestClient, TestServer
 
 from node.runtime.config import DeliveryConfig, NodeConfig, load_config
 from node.runtime.node import Node
@@ -71,6 +73,18 @@ async def running(
         yield node
     finally:
         await node.stop()
+
+
+@asynccontextmanager
+async def serving(
+    config: NodeConfig, *, clock: Callable[[], float] = time.time
+) -> AsyncIterator[tuple[Node, TestClient[Any, Any]]]:
+    """A started node with its HTTP app on a loopback port, and a client for it."""
+    from node.api.app import build_app
+
+    async with running(config, clock=clock) as node:
+        async with TestClient(TestServer(build_app(node))) as client:
+            yield node, client
 
 
 def tls_of(directory: Path, province: str) -> TlsMaterial:

@@ -8,8 +8,6 @@ import json
 import re
 import time
 import tomllib
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from node.api.app import MAX_BODY_BYTES, MAX_PROBE_PAYLOAD, MAX_PROBES, build_app
-from node.runtime.config import ConfigError, NodeConfig, parse_config
+from node.runtime.config import ConfigError, parse_config
 from node.runtime.node import Node
 from node.store import inbox, outbox
 from node.wire import DELIVER_METHOD
@@ -30,6 +28,7 @@ from tests.nodes import (
     make_mesh,
     raw_channel,
     running,
+    serving,
     settled,
     tls_of,
 )
@@ -42,16 +41,6 @@ PROBLEM_FIELDS = {"type", "title", "status", "detail", "code"}
 @pytest.fixture
 def mesh(tmp_path: Path) -> Path:
     return make_mesh(tmp_path)
-
-
-@asynccontextmanager
-async def serving(
-    config: NodeConfig, *, clock: Callable[[], float] = time.time
-) -> AsyncIterator[tuple[Node, TestClient[Any, Any]]]:
-    """A started node with its HTTP app on a loopback port, and a client for it."""
-    async with running(config, clock=clock) as node:
-        async with TestClient(TestServer(build_app(node))) as client:
-            yield node, client
 
 
 def state_counts(node: Node) -> tuple[int, int, int]:

@@ -11,16 +11,17 @@ Rules kept here:
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from node.api import cases
 from node.api.dashboard import dashboard
 from node.api.problems import ProblemError, problem
+from node.api.requests import NODE_KEY, json_response, read_json
 from node.cases.announce import held_catalogs
 from node.cases.catalog import matter_to_json, merge
 from node.protocol.faults import Refusal
@@ -35,15 +36,7 @@ MAX_PROBES = 10_000
 MAX_PROBE_PAYLOAD = 64 * 1024
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 
-NODE_KEY: web.AppKey[Node] = web.AppKey("node")
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        status=status, text=json.dumps(data, ensure_ascii=False), content_type="application/json"
-    )
 
 
 @web.middleware
@@ -79,28 +72,14 @@ def auth_middleware(token: str | None) -> Middleware:
     return check
 
 
-async def read_json(request: web.Request) -> dict[str, Any]:
-    if request.content_type != "application/json":
-        raise ProblemError(415, "unsupported_media_type", "send the body as application/json")
-    try:
-        body = await request.json()
-    except RecursionError as exc:
-        raise ProblemError(400, "malformed_json", "request body is nested too deeply") from exc
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an over-long integer
-        raise ProblemError(400, "malformed_json", f"request body is not valid JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise ProblemError(400, "malformed_json", "request body must be a JSON object")
-    return body
-
-
 async def healthz(request: web.Request) -> web.Response:
-    return _json({"status": "alive"})
+    return json_response({"status": "alive"})
 
 
 async def readyz(request: web.Request) -> web.Response:
     checks = request.app[NODE_KEY].readiness()
     ready = all(v == "ok" for v in checks.values())
-    return _json({"ready": ready, "checks": checks}, status=200 if ready else 503)
+    return json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -109,7 +88,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    return _json(request.app[NODE_KEY].status())
+    return json_response(request.app[NODE_KEY].status())
 
 
 async def set_maintenance(request: web.Request) -> web.Response:
@@ -120,7 +99,7 @@ async def set_maintenance(request: web.Request) -> web.Response:
     if not isinstance(on, bool):
         raise ProblemError(422, "invalid_maintenance", "on must be true or false", field="on")
     node.set_maintenance(on)
-    return _json({"maintenance": on, "checks": node.readiness()})
+    return json_response({"maintenance": on, "checks": node.readiness()})
 
 
 async def catalog(request: web.Request) -> web.Response:
@@ -140,7 +119,7 @@ async def catalog(request: web.Request) -> web.Response:
         for c in sorted(catalogs, key=lambda c: c.province)
     ]
     matters = [matter_to_json(m) for m in merge(catalogs)]
-    return _json({"provinces": provinces, "matters": matters})
+    return json_response({"provinces": provinces, "matters": matters})
 
 
 async def send_probes(request: web.Request) -> web.Response:
@@ -169,7 +148,7 @@ async def send_probes(request: web.Request) -> web.Response:
     ids = await node.send(
         peer, [("probe", pb.Probe(sequence=i, payload=payload)) for i in range(count)]
     )
-    return _json({"peer": peer, "message_ids": ids}, status=202)
+    return json_response({"peer": peer, "message_ids": ids}, status=202)
 
 
 def build_app(node: Node) -> web.Application:
@@ -184,4 +163,5 @@ def build_app(node: Node) -> web.Application:
     app.router.add_get("/v1/catalog", catalog)
     app.router.add_put("/v1/maintenance", set_maintenance)
     app.router.add_post("/v1/probes", send_probes)
+    cases.add_routes(app)
     return app

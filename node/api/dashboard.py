@@ -29,6 +29,7 @@ from yarl import URL
 
 from monitoring.status import STATUS_TIMEOUT, fetch_status
 from node.api.problems import ProblemError
+from node.api.requests import NODE_KEY
 from node.trust.manifest import PROVINCES
 
 if TYPE_CHECKING:
@@ -369,7 +370,6 @@ def render_page(views: Sequence[NodeView], *, own: str, now: float) -> str:
 
 async def dashboard(request: web.Request) -> web.Response:
     """The operator dashboard: this node's view, or the whole mesh's with ``?mesh=``."""
-    from node.api.app import NODE_KEY  # app.py imports this module to route it
 
     node = request.app[NODE_KEY]
     raw = request.query.get("mesh")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from node.cases.catalog import Catalog, CatalogError, parse_catalog, to_json
 from node.protocol.checks import Authenticated
@@ -24,6 +24,9 @@ from node.protocol.faults import FaultCode, Refusal
 from node.store import catalogs
 from node.trust.manifest import PROVINCES
 from node.wire import pb
+
+if TYPE_CHECKING:
+    from node.runtime.inbound import Received, Wake
 
 _KIND_TO_WIRE = {"upload": pb.Material.KIND_UPLOAD, "certificate": pb.Material.KIND_CERTIFICATE}
 _KIND_FROM_WIRE = {wire: name for name, wire in _KIND_TO_WIRE.items()}
@@ -124,8 +127,9 @@ def validate_announce(message: Authenticated) -> None:
         ) from exc
 
 
-def store_announce(conn: sqlite3.Connection, message: Authenticated) -> None:
+def store_announce(conn: sqlite3.Connection, received: Received) -> Wake:
     """The effect of an accepted announcement: keep it unless a newer version is held."""
+    message = received.message
     catalog = from_announce(message.message.catalog_announce)
     catalogs.record(
         conn,
@@ -135,6 +139,7 @@ def store_announce(conn: sqlite3.Connection, message: Authenticated) -> None:
         message_id=message.message_id,
         received_at=message.message.header.sent_at.ToSeconds(),
     )
+    return ()
 
 
 def held_catalogs(conn: sqlite3.Connection) -> list[tuple[Catalog, float]]:

@@ -30,6 +30,8 @@ IDLE_TICK = 5.0
 
 class Outcome(enum.Enum):
     DELIVERED = "delivered"
+    DECLINED = "declined"
+    """The peer stored nothing but answered for good (a refused case action): settled."""
     PARKED = "parked"
     RETRY = "retry"
 
@@ -66,6 +68,9 @@ class DeliveryFailed(Exception):
 
 
 SettleReply = Callable[[bytes, OutboxItem], Settlement]
+SettledHook = Callable[[sqlite3.Connection, OutboxItem, Settlement, float], None]
+"""Runs inside the transaction that records a row's settlement (delivered, declined or
+parked), so what the answer means for the row's business is stored with it."""
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -82,6 +87,7 @@ class PeerWorker:
         config: DeliveryConfig,
         clock: Clock,
         observer: DeliveryObserver,
+        on_settled: SettledHook | None = None,
         sleep: Sleep | None = None,
     ) -> None:
         self.link = PeerLink(peer)
@@ -92,6 +98,7 @@ class PeerWorker:
         self._config = config
         self._clock = clock
         self._observer = observer
+        self._on_settled = on_settled
         self._sleep = sleep or self._interruptible_sleep
         self._work = asyncio.Event()
         self._kick = asyncio.Event()
@@ -258,7 +265,7 @@ class PeerWorker:
                     body=settlement.reply,
                     recorded_at=at,
                 )
-            if settlement.outcome is Outcome.DELIVERED:
+            if settlement.outcome in (Outcome.DELIVERED, Outcome.DECLINED):
                 delivered.append((item.seq, settlement.reply))
             elif settlement.outcome is Outcome.PARKED:
                 outbox.dead_letter(
@@ -272,4 +279,6 @@ class PeerWorker:
                 outbox.mark_failed_attempt(
                     conn, [item.seq], error=f"{settlement.code}: {settlement.reason}", at=at
                 )
+            if self._on_settled is not None and settlement.outcome is not Outcome.RETRY:
+                self._on_settled(conn, item, settlement, at)
         outbox.mark_delivered_batch(conn, self.link.peer, delivered, at=at)

@@ -28,6 +28,12 @@ class FaultCode(enum.Enum):
     INVALID_PAYLOAD = "invalid_payload"
     MANIFEST_EXPIRED = "manifest_expired"
     UNAVAILABLE = "unavailable"
+    # Case refusals: the handling node's answer to a case message it cannot apply.
+    UNKNOWN_CASE = "unknown_case"
+    ILLEGAL_TRANSITION = "illegal_transition"
+    WRONG_SIDE = "wrong_side"
+    SEQUENCE_CONFLICT = "sequence_conflict"
+    SEQUENCE_GAP = "sequence_gap"
 
     @property
     def grpc_status(self) -> grpc.StatusCode:
@@ -37,6 +43,13 @@ class FaultCode(enum.Enum):
     def is_permanent(self) -> bool:
         """Whether re-sending the same bytes can never succeed (so a sender should park it)."""
         return self not in _TRANSIENT
+
+    @property
+    def is_decision(self) -> bool:
+        """Whether the refusal is the peer's final answer to a request (a case action it
+        will not apply), not a failure to deliver: the sender records the answer and does
+        not park the message for an operator."""
+        return self in _DECISIONS
 
 
 _STATUS: dict[FaultCode, grpc.StatusCode] = {
@@ -56,6 +69,11 @@ _STATUS: dict[FaultCode, grpc.StatusCode] = {
     FaultCode.INVALID_PAYLOAD: grpc.StatusCode.INVALID_ARGUMENT,
     FaultCode.MANIFEST_EXPIRED: grpc.StatusCode.FAILED_PRECONDITION,
     FaultCode.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    FaultCode.UNKNOWN_CASE: grpc.StatusCode.NOT_FOUND,
+    FaultCode.ILLEGAL_TRANSITION: grpc.StatusCode.FAILED_PRECONDITION,
+    FaultCode.WRONG_SIDE: grpc.StatusCode.PERMISSION_DENIED,
+    FaultCode.SEQUENCE_CONFLICT: grpc.StatusCode.ALREADY_EXISTS,
+    FaultCode.SEQUENCE_GAP: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 # Refusals that depend on the receiver's or sender's current state (clocks, keys about to be
@@ -66,8 +84,12 @@ _TRANSIENT = frozenset(
         FaultCode.UNKNOWN_KEY,
         FaultCode.MANIFEST_EXPIRED,
         FaultCode.UNAVAILABLE,
+        # An update too far ahead of the ones applied: the earlier ones are on their way.
+        FaultCode.SEQUENCE_GAP,
     }
 )
+
+_DECISIONS = frozenset({FaultCode.UNKNOWN_CASE, FaultCode.ILLEGAL_TRANSITION, FaultCode.WRONG_SIDE})
 
 
 class Refusal(Exception):

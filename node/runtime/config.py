@@ -76,6 +76,9 @@ class NodeConfig:
     shutdown_grace_seconds: float = 10.0
     """How long in-flight calls may run after SIGTERM before they are cancelled."""
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    holiday_tables: tuple[Path, ...] = ()
+    """Extra holiday tables (``[cases] holiday_tables``) for years the packaged ones do not
+    cover, or to correct one; case deadlines count working days with them."""
     source: Path | None = None
     """The file this was read from."""
 
@@ -141,6 +144,10 @@ def parse_config(
             for name in DeliveryConfig.__dataclass_fields__
         }
     )
+    cases_t = _opt(data, "cases", dict, {}, where)
+    holiday_tables = tuple(
+        base / str(name) for name in _opt(cases_t, "holiday_tables", list, [], f"{where} [cases]")
+    )
     http_listen = _get(http_t, "listen", str, f"{where} [http]")
     token = env.get("YRD_HTTP_TOKEN") or _opt(http_t, "token", str, None, f"{where} [http]")
     if not _is_loopback(http_listen) and not token:
@@ -163,6 +170,7 @@ def parse_config(
         heartbeat_interval_seconds=_opt(data, "heartbeat_interval_seconds", float, 5.0, where),
         shutdown_grace_seconds=_opt(data, "shutdown_grace_seconds", float, 10.0, where),
         delivery=delivery,
+        holiday_tables=holiday_tables,
         source=source,
     )
 

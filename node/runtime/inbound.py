@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -42,8 +43,23 @@ log = logging.getLogger(__name__)
 
 EPHEMERAL_TYPES = frozenset({"heartbeat"})
 
-Effect = Callable[[sqlite3.Connection, Authenticated], None]
-"""Applies an accepted message's effect inside the transaction that stores it."""
+
+@dataclass(frozen=True)
+class Received:
+    """An accepted inbound message, as its effect sees it inside the storing transaction."""
+
+    message: Authenticated
+    receipt: bytes
+    """This node's signed receipt for it, stored in the same transaction."""
+    received_at: float
+
+
+Wake = Iterable[str]
+"""Provinces whose outbox an effect added to; their workers wake after the commit."""
+
+Effect = Callable[[sqlite3.Connection, Received], Wake]
+"""Applies an accepted message's effect inside the transaction that stores it. It may raise
+``Refusal``: then nothing of the message is stored and the sender gets that fault."""
 
 
 class InboundProcessor:
@@ -104,11 +120,12 @@ class InboundProcessor:
         if verdict.payload_type in EPHEMERAL_TYPES:
             return _ready(self._accepted(verdict, receipt, now))
         stored = node.db.submit(partial(self._store, accepted=verdict, receipt=receipt, now=now))
+
         return self._after_commit(stored, verdict, receipt, raw, tls_identity, now)
 
     def _after_commit(
         self,
-        stored: asyncio.Future[bytes],
+        stored: asyncio.Future[tuple[bytes, Wake]],
         accepted: Authenticated,
         receipt: Sealed,
         raw: bytes,
@@ -118,18 +135,22 @@ class InboundProcessor:
         """The reply, once the store's commit resolves ``stored`` (a callback, not a task)."""
         result: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
 
-        def committed(done: asyncio.Future[bytes]) -> None:
+        def committed(done: asyncio.Future[tuple[bytes, Wake]]) -> None:
+            error = done.exception()
+            if error is None:
+                reply, wake = done.result()
+                for province in wake:
+                    self._node.wake(province)
             if result.cancelled():
                 return
-            error = done.exception()
             if isinstance(error, Refusal):
                 result.set_result(self._refuse(error, raw, tls_identity, now))
             elif error is not None:
                 result.set_exception(error)
-            elif done.result() is not receipt.envelope:
+            elif reply is not receipt.envelope:
                 metric = self._node.metrics.messages_duplicate
                 metric.labels(accepted.sender.province, accepted.payload_type).inc()
-                result.set_result(Reply(done.result()))
+                result.set_result(Reply(reply))
             else:
                 result.set_result(self._accepted(accepted, receipt, now))
 
@@ -149,7 +170,7 @@ class InboundProcessor:
 
     def _store(
         self, conn: sqlite3.Connection, *, accepted: Authenticated, receipt: Sealed, now: float
-    ) -> bytes:
+    ) -> tuple[bytes, Wake]:
         sender = accepted.sender.node_id
         # The same message may arrive twice at once (a retried stream and a unary call); the
         # writer runs jobs one by one, so checking again here makes the first one win.
@@ -163,7 +184,7 @@ class InboundProcessor:
                     message_id=accepted.message_id,
                     digest=accepted.digest,
                 )
-            return prior.reply
+            return prior.reply, ()
         peer = accepted.sender.province
         inbox.record(
             conn,
@@ -194,9 +215,10 @@ class InboundProcessor:
             recorded_at=now,
         )
         effect = self._effects.get(accepted.payload_type)
+        wake: Wake = ()
         if effect is not None:
-            effect(conn, accepted)
-        return receipt.envelope
+            wake = tuple(effect(conn, Received(accepted, receipt.envelope, now)))
+        return receipt.envelope, wake
 
     def _refuse(self, refusal: Refusal, raw: bytes, tls_identity: str | None, now: float) -> Reply:
         node = self._node

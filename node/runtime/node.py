@@ -20,9 +20,11 @@ from typing import Any
 
 from google.protobuf.message import Message as ProtoMessage
 
-from monitoring.metrics import NodeMetrics, PeerSnapshot, StoreSnapshot
+from monitoring.metrics import CaseSnapshot, NodeMetrics, PeerSnapshot, StoreSnapshot
 from node.cases.announce import catalog_digest, store_announce, to_announce, validate_announce
+from node.cases.calendar import WorkingCalendar, load_holidays
 from node.cases.catalog import load_catalog
+from node.cases.exchange import CaseExchange
 from node.delivery.circuit import CircuitState, PeerLink
 from node.delivery.worker import BATCH_TIMEOUT, Outcome, PeerWorker, Settlement
 from node.protocol.checks import CheckLimits, check_reply
@@ -32,6 +34,7 @@ from node.runtime.config import NodeConfig, load_config
 from node.runtime.heartbeat import HEARTBEAT_TIMEOUT, heartbeat_loop
 from node.runtime.inbound import InboundProcessor
 from node.store import audit, outbox
+from node.store import cases as cases_store
 from node.store.database import Database
 from node.store.lock import StoreLock
 from node.store.outbox import OutboxItem
@@ -49,6 +52,8 @@ Clock = Callable[[], float]
 SHUTDOWN_STEP_LIMIT = 5.0
 """Seconds a shutdown step beyond the gRPC grace may take before the node moves on: a
 graceful stop must end even if a library call never returns."""
+
+_DECISION_CODES = frozenset(code.value for code in FaultCode if code.is_decision)
 
 CIRCUIT_GAUGE = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
 
@@ -126,13 +131,24 @@ class Node:
         """Every background task; stop() cancels what is left of them."""
         self._retired: set[asyncio.Task[None]] = set()
         """Tasks this node cancelled on purpose (a peer that left), not crashes."""
-        self.inbound = InboundProcessor(
-            self,
-            effects={"catalog_announce": store_announce},
-            validators={"catalog_announce": validate_announce},
-        )
         self.catalog = load_catalog(config.province)
         """The cross-province matters this node's province handles."""
+        self.cases = CaseExchange(self, WorkingCalendar(load_holidays(config.holiday_tables)))
+        self.inbound = InboundProcessor(
+            self,
+            effects={
+                "catalog_announce": store_announce,
+                "case_submit": self.cases.on_submit,
+                "case_update": self.cases.on_update,
+                "case_action": self.cases.on_action,
+            },
+            validators={
+                "catalog_announce": validate_announce,
+                "case_submit": self.cases.validate_submit,
+                "case_update": self.cases.validate_update,
+                "case_action": self.cases.validate_action,
+            },
+        )
 
     # -- state ------------------------------------------------------------------------------
 
@@ -188,6 +204,7 @@ class Node:
         self._tls = tls
         self._observe_manifest()
         self.metrics.watch_store(self._outbox_snapshots, self._store_snapshot)
+        self.metrics.watch_cases(self._case_snapshot)
         self._grpc = await start_server(
             self.inbound, config.grpc_listen, tls, max_message_bytes=config.max_message_bytes
         )
@@ -230,6 +247,7 @@ class Node:
                     config=self.config.delivery,
                     clock=self.clock,
                     observer=self,
+                    on_settled=self.cases.on_settled,
                 )
                 peer = Peer(member.province, member.node_id, channel, worker)
                 self.peers[member.province] = peer
@@ -413,6 +431,17 @@ class Node:
 
         When this returns, the messages are durable and will be delivered.
         """
+        sealed = self.seal_to(province, bodies, correlation_id=correlation_id)
+        await self.db.write(
+            lambda conn: self.enqueue(conn, province, sealed, correlation_id=correlation_id)
+        )
+        self.wake(province)
+        return [s.message_id for s in sealed]
+
+    def seal_to(
+        self, province: str, bodies: Sequence[tuple[str, ProtoMessage]], *, correlation_id: str = ""
+    ) -> list[Sealed]:
+        """Sign messages for a peer, as the manifest policy allows; nothing is stored yet."""
         credentials = self.credentials
         manifest = credentials.manifest
         me = manifest.member(self.config.node_id)
@@ -441,32 +470,45 @@ class Node:
             )
             getattr(message, kind).CopyFrom(body)
             sealed.append(seal(message, credentials.signing_key))
+        return sealed
 
-        def enqueue(conn: sqlite3.Connection) -> None:
-            for s in sealed:
-                outbox.enqueue(
-                    conn,
-                    peer=province,
-                    message_id=s.message_id,
-                    payload_type=s.payload_type,
-                    envelope=s.envelope,
-                    digest=s.digest,
-                    created_at=now,
-                    correlation_id=correlation_id,
-                )
-                audit.append(
-                    conn,
-                    direction="sent",
-                    peer=province,
-                    message_id=s.message_id,
-                    kind="envelope",
-                    body=s.envelope,
-                    recorded_at=now,
-                )
+    def enqueue(
+        self,
+        conn: sqlite3.Connection,
+        province: str,
+        sealed: Sequence[Sealed],
+        *,
+        correlation_id: str = "",
+    ) -> None:
+        """Put sealed messages in a peer's outbox and the evidence log, inside ``conn``'s
+        transaction; call ``wake(province)`` once it has committed."""
+        now = self.clock()
+        for s in sealed:
+            outbox.enqueue(
+                conn,
+                peer=province,
+                message_id=s.message_id,
+                payload_type=s.payload_type,
+                envelope=s.envelope,
+                digest=s.digest,
+                created_at=now,
+                correlation_id=correlation_id,
+            )
+            audit.append(
+                conn,
+                direction="sent",
+                peer=province,
+                message_id=s.message_id,
+                kind="envelope",
+                body=s.envelope,
+                recorded_at=now,
+            )
 
-        await self.db.write(enqueue)
-        peer.worker.notify()
-        return [s.message_id for s in sealed]
+    def wake(self, province: str) -> None:
+        """New rows are committed in this peer's outbox: its worker sends them now."""
+        peer = self.peers.get(province)
+        if peer is not None:
+            peer.worker.notify()
 
     def _settler(self, peer_node_id: str) -> Callable[[bytes, OutboxItem], Settlement]:
         def settle(raw: bytes, item: OutboxItem) -> Settlement:
@@ -495,6 +537,8 @@ class Node:
             except ValueError:
                 permanent = True
             outcome = Outcome.PARKED if permanent else Outcome.RETRY
+            if fault.code in _DECISION_CODES:
+                outcome = Outcome.DECLINED
             return Settlement(outcome, raw, fault.code, fault.text)
 
         return settle
@@ -531,6 +575,16 @@ class Node:
             if path.exists()
         )
         return StoreSnapshot(db.commits, db.jobs_committed, db.commit_seconds_total, size)
+
+    def _case_snapshot(self) -> CaseSnapshot | None:
+        if self._db is None or self._db.closed:
+            return None
+        conn = self.db.reader()
+        return CaseSnapshot(
+            by_status=cases_store.counts(conn),
+            overdue=cases_store.overdue_counts(conn, self.clock()),
+            evaluations=cases_store.evaluation_counts(conn),
+        )
 
     def _outbox_snapshots(self) -> dict[str, PeerSnapshot]:
         if self._db is None or self._db.closed:
@@ -657,10 +711,19 @@ class Node:
             "expiries": self._expiries(),
             "peers": peers,
             "dead_letters": sum(s.dead_letters for s in snapshots.values()),
-            "overdue_cases": 0,
+            "overdue_cases": self.cases.overdue_count(),
+            "cases": _case_counts(self.db.reader()),
+            "satisfaction": self.cases.satisfaction(),
             "inbox_messages": sum(by_type.values()),
             "inbox_by_type": by_type,
         }
+
+
+def _case_counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+    shown: dict[str, dict[str, int]] = {}
+    for (role, status), n in sorted(cases_store.counts(conn).items()):
+        shown.setdefault(role, {})[status] = n
+    return shown
 
 
 def _inbox_by_type(conn: sqlite3.Connection) -> dict[str, int]:

@@ -89,7 +89,66 @@ CREATE TABLE catalogs (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+_V4 = """
+-- Cross-province cases this node takes part in, as the accepting (收件地) or the handling
+-- (办理地) side. The applicant and materials live only in the signed submission.
+CREATE TABLE cases (
+    case_id TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('accepting', 'handling')),
+    accepting TEXT NOT NULL,
+    handling TEXT NOT NULL,
+    matter_code TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    promised_days INTEGER NOT NULL,
+    submission BLOB NOT NULL,
+    status TEXT NOT NULL,
+    applied INTEGER NOT NULL DEFAULT 0,
+    due_at REAL,
+    submitted_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    concluded_at REAL,
+    evaluation_level INTEGER,
+    problem TEXT NOT NULL DEFAULT '',
+    idempotency_key TEXT UNIQUE,
+    request_digest BLOB
+);
+CREATE INDEX cases_status ON cases (status, case_id);
+CREATE INDEX cases_due ON cases (due_at) WHERE due_at IS NOT NULL;
+
+-- Every numbered update of a case, with the signed message that proves it. applied = 0
+-- marks an update held until the ones before it arrive.
+CREATE TABLE case_updates (
+    case_id TEXT NOT NULL REFERENCES cases (case_id),
+    sequence INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    by_role TEXT NOT NULL,
+    at REAL NOT NULL,
+    detail TEXT NOT NULL,
+    evidence BLOB NOT NULL,
+    request BLOB,
+    applied INTEGER NOT NULL,
+    PRIMARY KEY (case_id, sequence)
+);
+CREATE TRIGGER case_updates_no_delete BEFORE DELETE ON case_updates
+BEGIN
+    SELECT RAISE(ABORT, 'case history is append-only');
+END;
+
+-- Actions the accepting side asked of the handling node, until answered.
+CREATE TABLE case_requests (
+    message_id TEXT PRIMARY KEY,
+    case_id TEXT NOT NULL REFERENCES cases (case_id),
+    action TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'applied', 'refused')),
+    requested_at REAL NOT NULL,
+    answered_at REAL,
+    fault_code TEXT NOT NULL DEFAULT '',
+    fault_text TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX case_requests_case ON case_requests (case_id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 """Migration ``i`` brings ``user_version`` from ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -56,7 +56,14 @@ from node.trust.tls import certificate_pem, create_ca, issue_node_certificate, p
 
 FEDERATION = "yangtze-river-delta"
 DEFAULT_PROVINCES = ("shanghai", "jiangsu", "zhejiang", "anhui")
-DEFAULT_MAY_SEND = ("catalog_announce", "heartbeat", "probe")
+DEFAULT_MAY_SEND = (
+    "case_action",
+    "case_submit",
+    "case_update",
+    "catalog_announce",
+    "heartbeat",
+    "probe",
+)
 """Payload types every member may send for now."""
 
 DAY = 86400.0

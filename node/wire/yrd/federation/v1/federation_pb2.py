@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"yrd/federation/v1/federation.proto\x12\x11yrd.federation.v1\x1a\x1fgoogle/protobuf/timestamp.proto\">\n\x08\x45nvelope\x12\x0f\n\x07message\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x0e\n\x06key_id\x18\x03 \x01(\t\"\xb3\x01\n\x06Header\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12+\n\x07sent_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bin_reply_to\x18\x05 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x06 \x01(\t\x12\x18\n\x10manifest_version\x18\x07 \x01(\x04\"\xb4\x02\n\x07Message\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x19.yrd.federation.v1.Header\x12-\n\x07receipt\x18\n \x01(\x0b\x32\x1a.yrd.federation.v1.ReceiptH\x00\x12)\n\x05\x66\x61ult\x18\x0b \x01(\x0b\x32\x18.yrd.federation.v1.FaultH\x00\x12\x31\n\theartbeat\x18\x0c \x01(\x0b\x32\x1c.yrd.federation.v1.HeartbeatH\x00\x12)\n\x05probe\x18\r \x01(\x0b\x32\x18.yrd.federation.v1.ProbeH\x00\x12>\n\x10\x63\x61talog_announce\x18\x14 \x01(\x0b\x32\".yrd.federation.v1.CatalogAnnounceH\x00\x42\x06\n\x04\x62ody\"\xd8\x01\n\x07Receipt\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\x0c\x12\x31\n\x06status\x18\x03 \x01(\x0e\x32!.yrd.federation.v1.Receipt.Status\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12/\n\x0breceived_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"5\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x13\n\x0fSTATUS_ACCEPTED\x10\x01\"k\n\x05\x46\x61ult\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\x0c\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\r\n\x05\x66ield\x18\x05 \x01(\t\x12\x13\n\x0bgrpc_status\x18\x06 \x01(\r\"3\n\tHeartbeat\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x14\n\x0coutbox_depth\x18\x02 \x01(\x04\"*\n\x05Probe\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\"`\n\x0f\x43\x61talogAnnounce\x12\x10\n\x08province\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12*\n\x07matters\x18\x03 \x03(\x0b\x32\x19.yrd.federation.v1.Matter\"\x9f\x01\n\x06Matter\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07name_en\x18\x03 \x01(\t\x12\r\n\x05modes\x18\x04 \x03(\t\x12.\n\tmaterials\x18\x05 \x03(\x0b\x32\x1b.yrd.federation.v1.Material\x12\x15\n\rpromised_days\x18\x06 \x01(\r\x12\x12\n\ndepartment\x18\x07 \x01(\t\"\xa7\x01\n\x08Material\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x04kind\x18\x02 \x01(\x0e\x32 .yrd.federation.v1.Material.Kind\x12\x18\n\x10\x63\x65rtificate_type\x18\x03 \x01(\t\"C\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n\x0bKIND_UPLOAD\x10\x01\x12\x14\n\x10KIND_CERTIFICATE\x10\x02\x32\xa0\x01\n\nFederation\x12\x43\n\x07\x44\x65liver\x12\x1b.yrd.federation.v1.Envelope\x1a\x1b.yrd.federation.v1.Envelope\x12M\n\rDeliverStream\x12\x1b.yrd.federation.v1.Envelope\x1a\x1b.yrd.federation.v1.Envelope(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"yrd/federation/v1/federation.proto\x12\x11yrd.federation.v1\x1a\x1fgoogle/protobuf/timestamp.proto\">\n\x08\x45nvelope\x12\x0f\n\x07message\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x0e\n\x06key_id\x18\x03 \x01(\t\"\xb3\x01\n\x06Header\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12+\n\x07sent_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bin_reply_to\x18\x05 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x06 \x01(\t\x12\x18\n\x10manifest_version\x18\x07 \x01(\x04\"\xd6\x03\n\x07Message\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x19.yrd.federation.v1.Header\x12-\n\x07receipt\x18\n \x01(\x0b\x32\x1a.yrd.federation.v1.ReceiptH\x00\x12)\n\x05\x66\x61ult\x18\x0b \x01(\x0b\x32\x18.yrd.federation.v1.FaultH\x00\x12\x31\n\theartbeat\x18\x0c \x01(\x0b\x32\x1c.yrd.federation.v1.HeartbeatH\x00\x12)\n\x05probe\x18\r \x01(\x0b\x32\x18.yrd.federation.v1.ProbeH\x00\x12>\n\x10\x63\x61talog_announce\x18\x14 \x01(\x0b\x32\".yrd.federation.v1.CatalogAnnounceH\x00\x12\x34\n\x0b\x63\x61se_submit\x18\x15 \x01(\x0b\x32\x1d.yrd.federation.v1.CaseSubmitH\x00\x12\x34\n\x0b\x63\x61se_update\x18\x16 \x01(\x0b\x32\x1d.yrd.federation.v1.CaseUpdateH\x00\x12\x34\n\x0b\x63\x61se_action\x18\x17 \x01(\x0b\x32\x1d.yrd.federation.v1.CaseActionH\x00\x42\x06\n\x04\x62ody\"\xd8\x01\n\x07Receipt\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\x0c\x12\x31\n\x06status\x18\x03 \x01(\x0e\x32!.yrd.federation.v1.Receipt.Status\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12/\n\x0breceived_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"5\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x13\n\x0fSTATUS_ACCEPTED\x10\x01\"k\n\x05\x46\x61ult\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\x0c\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\r\n\x05\x66ield\x18\x05 \x01(\t\x12\x13\n\x0bgrpc_status\x18\x06 \x01(\r\"3\n\tHeartbeat\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x14\n\x0coutbox_depth\x18\x02 \x01(\x04\"*\n\x05Probe\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\"`\n\x0f\x43\x61talogAnnounce\x12\x10\n\x08province\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12*\n\x07matters\x18\x03 \x03(\x0b\x32\x19.yrd.federation.v1.Matter\"\x9f\x01\n\x06Matter\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07name_en\x18\x03 \x01(\t\x12\r\n\x05modes\x18\x04 \x03(\t\x12.\n\tmaterials\x18\x05 \x03(\x0b\x32\x1b.yrd.federation.v1.Material\x12\x15\n\rpromised_days\x18\x06 \x01(\r\x12\x12\n\ndepartment\x18\x07 \x01(\t\"\xa7\x01\n\x08Material\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x04kind\x18\x02 \x01(\x0e\x32 .yrd.federation.v1.Material.Kind\x12\x18\n\x10\x63\x65rtificate_type\x18\x03 \x01(\t\"C\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n\x0bKIND_UPLOAD\x10\x01\x12\x14\n\x10KIND_CERTIFICATE\x10\x02\"\xd7\x01\n\nCaseSubmit\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x13\n\x0bmatter_code\x18\x02 \x01(\t\x12\x0c\n\x04mode\x18\x03 \x01(\t\x12/\n\tapplicant\x18\x04 \x01(\x0b\x32\x1c.yrd.federation.v1.Applicant\x12\x32\n\tmaterials\x18\x05 \x03(\x0b\x32\x1f.yrd.federation.v1.CaseMaterial\x12\x30\n\x0csubmitted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\":\n\tApplicant\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tcode_type\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\"R\n\x0c\x43\x61seMaterial\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x06sha256\x18\x02 \x01(\tH\x00\x12\x18\n\x0e\x63\x65rtificate_id\x18\x03 \x01(\tH\x00\x42\x08\n\x06source\"\xa9\x02\n\nCaseUpdate\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\n\n\x02\x62y\x18\x04 \x01(\t\x12&\n\x02\x61t\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12-\n\x06result\x18\x07 \x01(\x0b\x32\x1d.yrd.federation.v1.CaseResult\x12\x35\n\nevaluation\x18\x08 \x01(\x0b\x32!.yrd.federation.v1.CaseEvaluation\x12\x12\n\nrequest_id\x18\t \x01(\t\x12*\n\x06\x64ue_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9c\x01\n\nCaseAction\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12&\n\x02\x61t\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x35\n\nevaluation\x18\x05 \x01(\x0b\x32!.yrd.federation.v1.CaseEvaluation\"K\n\nCaseResult\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x17\n\x0f\x64ocument_sha256\x18\x02 \x01(\t\x12\x16\n\x0e\x63\x65rtificate_id\x18\x03 \x01(\t\"0\n\x0e\x43\x61seEvaluation\x12\r\n\x05level\x18\x01 \x01(\r\x12\x0f\n\x07\x63omment\x18\x02 \x01(\t2\xa0\x01\n\nFederation\x12\x43\n\x07\x44\x65liver\x12\x1b.yrd.federation.v1.Envelope\x1a\x1b.yrd.federation.v1.Envelope\x12M\n\rDeliverStream\x12\x1b.yrd.federation.v1.Envelope\x1a\x1b.yrd.federation.v1.Envelope(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,25 +37,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HEADER']._serialized_start=155
   _globals['_HEADER']._serialized_end=334
   _globals['_MESSAGE']._serialized_start=337
-  _globals['_MESSAGE']._serialized_end=645
-  _globals['_RECEIPT']._serialized_start=648
-  _globals['_RECEIPT']._serialized_end=864
-  _globals['_RECEIPT_STATUS']._serialized_start=811
-  _globals['_RECEIPT_STATUS']._serialized_end=864
-  _globals['_FAULT']._serialized_start=866
-  _globals['_FAULT']._serialized_end=973
-  _globals['_HEARTBEAT']._serialized_start=975
-  _globals['_HEARTBEAT']._serialized_end=1026
-  _globals['_PROBE']._serialized_start=1028
-  _globals['_PROBE']._serialized_end=1070
-  _globals['_CATALOGANNOUNCE']._serialized_start=1072
-  _globals['_CATALOGANNOUNCE']._serialized_end=1168
-  _globals['_MATTER']._serialized_start=1171
-  _globals['_MATTER']._serialized_end=1330
-  _globals['_MATERIAL']._serialized_start=1333
-  _globals['_MATERIAL']._serialized_end=1500
-  _globals['_MATERIAL_KIND']._serialized_start=1433
-  _globals['_MATERIAL_KIND']._serialized_end=1500
-  _globals['_FEDERATION']._serialized_start=1503
-  _globals['_FEDERATION']._serialized_end=1663
+  _globals['_MESSAGE']._serialized_end=807
+  _globals['_RECEIPT']._serialized_start=810
+  _globals['_RECEIPT']._serialized_end=1026
+  _globals['_RECEIPT_STATUS']._serialized_start=973
+  _globals['_RECEIPT_STATUS']._serialized_end=1026
+  _globals['_FAULT']._serialized_start=1028
+  _globals['_FAULT']._serialized_end=1135
+  _globals['_HEARTBEAT']._serialized_start=1137
+  _globals['_HEARTBEAT']._serialized_end=1188
+  _globals['_PROBE']._serialized_start=1190
+  _globals['_PROBE']._serialized_end=1232
+  _globals['_CATALOGANNOUNCE']._serialized_start=1234
+  _globals['_CATALOGANNOUNCE']._serialized_end=1330
+  _globals['_MATTER']._serialized_start=1333
+  _globals['_MATTER']._serialized_end=1492
+  _globals['_MATERIAL']._serialized_start=1495
+  _globals['_MATERIAL']._serialized_end=1662
+  _globals['_MATERIAL_KIND']._serialized_start=1595
+  _globals['_MATERIAL_KIND']._serialized_end=1662
+  _globals['_CASESUBMIT']._serialized_start=1665
+  _globals['_CASESUBMIT']._serialized_end=1880
+  _globals['_APPLICANT']._serialized_start=1882
+  _globals['_APPLICANT']._serialized_end=1940
+  _globals['_CASEMATERIAL']._serialized_start=1942
+  _globals['_CASEMATERIAL']._serialized_end=2024
+  _globals['_CASEUPDATE']._serialized_start=2027
+  _globals['_CASEUPDATE']._serialized_end=2324
+  _globals['_CASEACTION']._serialized_start=2327
+  _globals['_CASEACTION']._serialized_end=2483
+  _globals['_CASERESULT']._serialized_start=2485
+  _globals['_CASERESULT']._serialized_end=2560
+  _globals['_CASEEVALUATION']._serialized_start=2562
+  _globals['_CASEEVALUATION']._serialized_end=2610
+  _globals['_FEDERATION']._serialized_start=2613
+  _globals['_FEDERATION']._serialized_end=2773
 # @@protoc_insertion_point(module_scope)

@@ -39,20 +39,26 @@ class Header(_message.Message):
     def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., recipient: _Optional[str] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., in_reply_to: _Optional[str] = ..., correlation_id: _Optional[str] = ..., manifest_version: _Optional[int] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("header", "receipt", "fault", "heartbeat", "probe", "catalog_announce")
+    __slots__ = ("header", "receipt", "fault", "heartbeat", "probe", "catalog_announce", "case_submit", "case_update", "case_action")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     FAULT_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     PROBE_FIELD_NUMBER: _ClassVar[int]
     CATALOG_ANNOUNCE_FIELD_NUMBER: _ClassVar[int]
+    CASE_SUBMIT_FIELD_NUMBER: _ClassVar[int]
+    CASE_UPDATE_FIELD_NUMBER: _ClassVar[int]
+    CASE_ACTION_FIELD_NUMBER: _ClassVar[int]
     header: Header
     receipt: Receipt
     fault: Fault
     heartbeat: Heartbeat
     probe: Probe
     catalog_announce: CatalogAnnounce
-    def __init__(self, header: _Optional[_Union[Header, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., fault: _Optional[_Union[Fault, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., probe: _Optional[_Union[Probe, _Mapping]] = ..., catalog_announce: _Optional[_Union[CatalogAnnounce, _Mapping]] = ...) -> None: ...
+    case_submit: CaseSubmit
+    case_update: CaseUpdate
+    case_action: CaseAction
+    def __init__(self, header: _Optional[_Union[Header, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., fault: _Optional[_Union[Fault, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., probe: _Optional[_Union[Probe, _Mapping]] = ..., catalog_announce: _Optional[_Union[CatalogAnnounce, _Mapping]] = ..., case_submit: _Optional[_Union[CaseSubmit, _Mapping]] = ..., case_update: _Optional[_Union[CaseUpdate, _Mapping]] = ..., case_action: _Optional[_Union[CaseAction, _Mapping]] = ...) -> None: ...
 
 class Receipt(_message.Message):
     __slots__ = ("message_id", "digest", "status", "reason", "received_at")
@@ -151,3 +157,95 @@ class Material(_message.Message):
     kind: Material.Kind
     certificate_type: str
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[Material.Kind, str]] = ..., certificate_type: _Optional[str] = ...) -> None: ...
+
+class CaseSubmit(_message.Message):
+    __slots__ = ("case_id", "matter_code", "mode", "applicant", "materials", "submitted_at")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    MATTER_CODE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    APPLICANT_FIELD_NUMBER: _ClassVar[int]
+    MATERIALS_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_AT_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    matter_code: str
+    mode: str
+    applicant: Applicant
+    materials: _containers.RepeatedCompositeFieldContainer[CaseMaterial]
+    submitted_at: _timestamp_pb2.Timestamp
+    def __init__(self, case_id: _Optional[str] = ..., matter_code: _Optional[str] = ..., mode: _Optional[str] = ..., applicant: _Optional[_Union[Applicant, _Mapping]] = ..., materials: _Optional[_Iterable[_Union[CaseMaterial, _Mapping]]] = ..., submitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Applicant(_message.Message):
+    __slots__ = ("name", "code_type", "code")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CODE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    code_type: str
+    code: str
+    def __init__(self, name: _Optional[str] = ..., code_type: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+
+class CaseMaterial(_message.Message):
+    __slots__ = ("name", "sha256", "certificate_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    sha256: str
+    certificate_id: str
+    def __init__(self, name: _Optional[str] = ..., sha256: _Optional[str] = ..., certificate_id: _Optional[str] = ...) -> None: ...
+
+class CaseUpdate(_message.Message):
+    __slots__ = ("case_id", "sequence", "action", "by", "at", "reason", "result", "evaluation", "request_id", "due_at")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DUE_AT_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    sequence: int
+    action: str
+    by: str
+    at: _timestamp_pb2.Timestamp
+    reason: str
+    result: CaseResult
+    evaluation: CaseEvaluation
+    request_id: str
+    due_at: _timestamp_pb2.Timestamp
+    def __init__(self, case_id: _Optional[str] = ..., sequence: _Optional[int] = ..., action: _Optional[str] = ..., by: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., result: _Optional[_Union[CaseResult, _Mapping]] = ..., evaluation: _Optional[_Union[CaseEvaluation, _Mapping]] = ..., request_id: _Optional[str] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CaseAction(_message.Message):
+    __slots__ = ("case_id", "action", "at", "reason", "evaluation")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    action: str
+    at: _timestamp_pb2.Timestamp
+    reason: str
+    evaluation: CaseEvaluation
+    def __init__(self, case_id: _Optional[str] = ..., action: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., evaluation: _Optional[_Union[CaseEvaluation, _Mapping]] = ...) -> None: ...
+
+class CaseResult(_message.Message):
+    __slots__ = ("kind", "document_sha256", "certificate_id")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_ID_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    document_sha256: str
+    certificate_id: str
+    def __init__(self, kind: _Optional[str] = ..., document_sha256: _Optional[str] = ..., certificate_id: _Optional[str] = ...) -> None: ...
+
+class CaseEvaluation(_message.Message):
+    __slots__ = ("level", "comment")
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    level: int
+    comment: str
+    def __init__(self, level: _Optional[int] = ..., comment: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,766 @@
+"""The case exchange: cross-province cases between this node and its peers.
+
+How a case travels (DESIGN.md §6):
+1. The accepting node (收件地) takes a submission from its platform, stores the case and
+   queues a signed ``CaseSubmit`` to the handling node, in one transaction.
+2. The handling node (办理地) stores the case with its signed receipt. That receipt is the
+   case's update 1, ``deliver``, on both sides: the accepting node records it when the
+   receipt reaches it, the handling node when it signs it, so both hold the same bytes.
+3. The handling node numbers every later update of the cases it handles. Its own actions
+   (accept, reject, request_supplement, complete, deny) are applied there and sent as signed
+   ``CaseUpdate`` messages. The accepting side's actions (supplement, withdraw, evaluate)
+   travel as a signed ``CaseAction`` request; the handling node applies it to its current
+   state and sends it back numbered as a ``CaseUpdate`` naming the request, or refuses it
+   with a signed fault (illegal_transition, wrong_side) that the accepting node records as
+   the request's answer. One authority numbers each case, so the two sides never race.
+4. The accepting node applies updates in sequence order (``CaseSequencer``): an early one is
+   stored and held until the ones before it arrive, an exact duplicate changes nothing, a
+   different update under a known number is refused.
+5. The handling node derives the due time from its history (acceptance starts the clock,
+   supplement requests pause it) and every update carries the due time after it.
+
+Every change happens inside the store transaction that records the message causing it, so
+a crash leaves either all of it or none. Everything the node learns or sends about a case
+also sits in the evidence log.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import secrets
+import sqlite3
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from node.cases.calendar import CalendarError, Deadline, WorkingCalendar
+from node.cases.catalog import Catalog, Matter, matter_code_province, parse_catalog
+from node.cases.lifecycle import (
+    CONCLUDED,
+    Action,
+    CaseSequencer,
+    CaseUpdate,
+    Evaluation,
+    InvalidCaseField,
+    Result,
+    Role,
+    Status,
+    TransitionRefused,
+    allowed_actions,
+    apply_update,
+    open_case,
+)
+from node.cases.submission import CaseInputError, parse_new_case
+from node.cases.wire import (
+    detail_of,
+    exact,
+    from_action,
+    from_update,
+    instant,
+    submission_json,
+    submit_body,
+    to_action,
+    to_submit,
+    to_update,
+    update_of,
+)
+from node.identifiers import IdentifierError
+from node.protocol.checks import Authenticated
+from node.protocol.faults import FaultCode, Refusal
+from node.store import cases, catalogs, outbox
+from node.store.cases import CaseRow, UpdateRow
+from node.store.outbox import OutboxItem
+from node.trust.manifest import PROVINCES, format_time
+from node.wire import pb
+
+if TYPE_CHECKING:
+    from node.delivery.worker import Settlement
+    from node.runtime.inbound import Received, Wake
+    from node.runtime.node import Node
+
+log = logging.getLogger(__name__)
+
+PLATFORM_ACTIONS = frozenset(Action) - {Action.SUBMIT, Action.DELIVER}
+"""Actions a platform may post as events; submit and deliver happen through the exchange."""
+
+_REFUSAL_FAULTS = {
+    "illegal_transition": FaultCode.ILLEGAL_TRANSITION,
+    "wrong_side": FaultCode.WRONG_SIDE,
+    "sequence_conflict": FaultCode.SEQUENCE_CONFLICT,
+    "sequence_too_far_ahead": FaultCode.SEQUENCE_GAP,
+}
+
+
+class CaseNotFound(LookupError):
+    pass
+
+
+class CaseConflict(Exception):
+    """A request conflicts with what is stored (an Idempotency-Key reused with another body,
+    a request already waiting for the handler's answer)."""
+
+    def __init__(self, code: str, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.field = field
+
+
+class CaseExchange:
+    def __init__(self, node: Node, calendar: WorkingCalendar) -> None:
+        self._node = node
+        self.calendar = calendar
+        self._catalog_cache: dict[str, Catalog] = {}
+
+    @property
+    def me(self) -> str:
+        return self._node.config.province
+
+    # -- submitting (accepting side) ---------------------------------------------------------
+
+    def find_matter(self, code: str) -> Matter | None:
+        """A matter of the federated catalog: our own, or as its province announced it."""
+        province = matter_code_province(code) if len(code) == 31 else None
+        if province == self.me:
+            return self._node.catalog.get(code)
+        for held in catalogs.all_held(self._node.db.reader()):
+            if held.province != province:
+                continue
+            catalog = self._catalog_cache.get(held.message_id)
+            if catalog is None:
+                catalog = parse_catalog(json.loads(held.document), held.province)
+                self._catalog_cache = {held.message_id: catalog}
+            return catalog.get(code)
+        return None
+
+    async def submit(
+        self, body: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> tuple[CaseRow, bool]:
+        """Store a new case and queue it for its handler; return it and whether it is new.
+
+        Raises CaseInputError for a bad body and CaseConflict for a key reused with another.
+        """
+        node = self._node
+        case = parse_new_case(body, find_matter=self.find_matter, me=self.me)
+        canonical = json.dumps(case.to_json(), sort_keys=True, ensure_ascii=False)
+        digest = hashlib.sha256(canonical.encode()).digest()
+        now = exact(node.clock())
+        case_id = new_case_id(self.me, now)
+        open_case(by=Role.ACCEPTING)
+        sealed = node.seal_to(
+            case.handler, [("case_submit", to_submit(case_id, case, now))], correlation_id=case_id
+        )[0]
+        row = CaseRow(
+            case_id=case_id,
+            role=Role.ACCEPTING.value,
+            accepting=self.me,
+            handling=case.handler,
+            matter_code=case.matter.code,
+            mode=case.mode,
+            promised_days=case.matter.promised_days,
+            submission=sealed.envelope,
+            status=Status.SUBMITTED.value,
+            applied=0,
+            due_at=None,
+            submitted_at=now,
+            updated_at=now,
+            concluded_at=None,
+            evaluation_level=None,
+            problem="",
+            idempotency_key=idempotency_key,
+            request_digest=digest if idempotency_key else None,
+        )
+
+        def store(conn: sqlite3.Connection) -> tuple[CaseRow, bool]:
+            if idempotency_key is not None:
+                prior = cases.by_idempotency_key(conn, idempotency_key)
+                if prior is not None:
+                    if prior.request_digest != digest:
+                        raise CaseConflict(
+                            "idempotency_key_reused",
+                            "this Idempotency-Key was used with a different request body",
+                            field="Idempotency-Key",
+                        )
+                    return prior, False
+            cases.insert_case(conn, row)
+            node.enqueue(conn, case.handler, [sealed], correlation_id=case_id)
+            return row, True
+
+        stored, created = await node.db.write(store)
+        if created:
+            node.wake(case.handler)
+            log.info(
+                "case submitted",
+                extra={"case_id": case_id, "peer": case.handler, "message_id": sealed.message_id},
+            )
+        return stored, created
+
+    # -- events from this side's platform ----------------------------------------------------
+
+    async def act(self, case_id: str, body: Mapping[str, Any]) -> tuple[CaseRow, str | None]:
+        """Apply (handling side) or request (accepting side) an action from our platform.
+
+        Returns the case and, for a request sent to the handler, its message id. Raises
+        CaseNotFound, CaseInputError (malformed event), TransitionRefused (not allowed now,
+        or not for this side) and CaseConflict (a request already awaits its answer).
+        """
+        node = self._node
+        action, reason, result, evaluation = _parse_event(body)
+        now = exact(node.clock())
+
+        def change(conn: sqlite3.Connection) -> tuple[CaseRow, str | None, str]:
+            case = cases.get(conn, case_id)
+            if case is None:
+                raise CaseNotFound(case_id)
+            side = Role(case.role)
+            update = CaseUpdate(
+                case_id=case_id,
+                sequence=case.applied + 1,
+                action=action,
+                by=side,
+                at=now,
+                reason=reason,
+                result=result,
+                evaluation=evaluation,
+            )
+            apply_update(Status(case.status), update)
+            if side is Role.HANDLING:
+                self._apply(conn, case, update, send=True)
+                return _reload(conn, case_id), None, case.accepting
+            pending = [r for r in cases.requests(conn, case_id) if r.state == "pending"]
+            if pending:
+                raise CaseConflict(
+                    "request_pending",
+                    f"the handler has not yet answered this case's {pending[0].action} request "
+                    f"({pending[0].message_id}); send the next action after it",
+                )
+            sealed = node.seal_to(
+                case.handling,
+                [("case_action", to_action(case_id, action, now, reason, evaluation))],
+                correlation_id=case_id,
+            )[0]
+            node.enqueue(conn, case.handling, [sealed], correlation_id=case_id)
+            cases.add_request(
+                conn, message_id=sealed.message_id, case_id=case_id, action=action.value, at=now
+            )
+            return case, sealed.message_id, case.handling
+
+        case, request_id, peer = await node.db.write(change)
+        node.wake(peer)
+        log.info(
+            "case action",
+            extra={"case_id": case_id, "peer": peer, "action": action.value, "request": request_id},
+        )
+        return case, request_id
+
+    # -- inbound (inside the storing transaction) --------------------------------------------
+
+    def validate_submit(self, message: Authenticated) -> None:
+        submit = message.message.case_submit
+        field = "body.case_submit"
+        if not submit.case_id.startswith(f"{message.sender.code}-") or len(submit.case_id) > 128:
+            raise _invalid(message, f"{field}.case_id", "must start with the sender's code")
+        matter = self._node.catalog.get(submit.matter_code)
+        if matter is None:
+            raise _invalid(
+                message, f"{field}.matter_code", f"{self.me} does not handle this matter code"
+            )
+        try:
+            parse_new_case(
+                submit_body(submit, self.me),
+                find_matter=self._node.catalog.get,
+                me=message.sender.province,
+            )
+        except CaseInputError as error:
+            raise _invalid(message, f"{field}.{error.field}", error.detail) from None
+
+    def on_submit(self, conn: sqlite3.Connection, received: Received) -> Wake:
+        message = received.message
+        submit = message.message.case_submit
+        if cases.get(conn, submit.case_id) is not None:
+            raise Refusal(
+                FaultCode.SEQUENCE_CONFLICT,
+                f"case {submit.case_id} already exists here",
+                field="body.case_submit.case_id",
+                message_id=message.message_id,
+                digest=message.digest,
+            )
+        matter = self._node.catalog.get(submit.matter_code)
+        assert matter is not None, "validate_submit checked it"
+        submitted_at = instant(submit.submitted_at)
+        row = CaseRow(
+            case_id=submit.case_id,
+            role=Role.HANDLING.value,
+            accepting=message.sender.province,
+            handling=self.me,
+            matter_code=submit.matter_code,
+            mode=submit.mode,
+            promised_days=matter.promised_days,
+            submission=message.envelope,
+            status=Status.SUBMITTED.value,
+            applied=0,
+            due_at=None,
+            submitted_at=submitted_at,
+            updated_at=received.received_at,
+            concluded_at=None,
+            evaluation_level=None,
+            problem="",
+            idempotency_key=None,
+            request_digest=None,
+        )
+        cases.insert_case(conn, row)
+        deliver = _delivered(row.case_id, received.receipt)
+        self._apply(conn, row, deliver, evidence=received.receipt)
+        log.info("case received", extra={"case_id": row.case_id, "peer": row.accepting})
+        return ()
+
+    def validate_update(self, message: Authenticated) -> None:
+        try:
+            from_update(message.message.case_update)
+        except (InvalidCaseField, IdentifierError) as error:
+            raise _invalid(message, f"body.case_update.{error.field}", str(error)) from None
+
+    def on_update(self, conn: sqlite3.Connection, received: Received) -> Wake:
+        message = received.message
+        update, request_id, due_at = from_update(message.message.case_update)
+        case = self._case_of(conn, message, update.case_id, Role.ACCEPTING)
+        try:
+            self._offer(conn, case, update, request_id, due_at, message.envelope)
+        except TransitionRefused as refusal:
+            raise _refusal(message, refusal) from None
+        return ()
+
+    def validate_action(self, message: Authenticated) -> None:
+        try:
+            from_action(message.message.case_action, 1)
+        except (InvalidCaseField, IdentifierError) as error:
+            raise _invalid(message, f"body.case_action.{error.field}", str(error)) from None
+
+    def on_action(self, conn: sqlite3.Connection, received: Received) -> Wake:
+        message = received.message
+        action = message.message.case_action
+        case = self._case_of(conn, message, action.case_id, Role.HANDLING)
+        update = from_action(action, case.applied + 1)
+        try:
+            apply_update(Status(case.status), update)
+        except TransitionRefused as refusal:
+            raise _refusal(message, refusal) from None
+        self._apply(
+            conn,
+            case,
+            update,
+            send=True,
+            request=message.envelope,
+            request_id=message.message_id,
+        )
+        log.info(
+            "case action applied",
+            extra={"case_id": case.case_id, "peer": case.accepting, "action": action.action},
+        )
+        return (case.accepting,)
+
+    # -- answers to what we sent (inside the transaction that settles it) ------------------
+
+    def on_settled(
+        self, conn: sqlite3.Connection, item: OutboxItem, settlement: Settlement, at: float
+    ) -> None:
+        from node.delivery.worker import Outcome
+
+        case = cases.get(conn, item.correlation_id)
+        if case is None or case.role != Role.ACCEPTING.value:
+            return
+        if item.payload_type == "case_submit":
+            if settlement.outcome is Outcome.DELIVERED:
+                deliver = _delivered(case.case_id, settlement.reply)
+                self._offer(conn, case, deliver, "", None, settlement.reply)
+            else:
+                cases.set_problem(
+                    conn,
+                    case.case_id,
+                    f"the handler refused the case: {settlement.code}: {settlement.reason}",
+                    at,
+                )
+                log.error(
+                    "handler refused a case",
+                    extra={"case_id": case.case_id, "peer": case.handling, "code": settlement.code},
+                )
+        elif item.payload_type == "case_action" and settlement.outcome is not Outcome.DELIVERED:
+            cases.answer_request(
+                conn,
+                item.message_id,
+                state="refused",
+                at=at,
+                fault_code=settlement.code,
+                fault_text=settlement.reason,
+            )
+
+    # -- applying updates ----------------------------------------------------------------
+
+    def _case_of(
+        self, conn: sqlite3.Connection, message: Authenticated, case_id: str, role: Role
+    ) -> CaseRow:
+        case = cases.get(conn, case_id)
+        if case is None:
+            raise Refusal(
+                FaultCode.UNKNOWN_CASE,
+                f"no case {case_id} is known here",
+                field="case_id",
+                message_id=message.message_id,
+                digest=message.digest,
+            )
+        if case.role != role.value or case.peer != message.sender.province:
+            raise Refusal(
+                FaultCode.WRONG_SIDE,
+                f"case is {case.status}; {message.sender.province} is not this case's "
+                f"{'handling' if role is Role.ACCEPTING else 'accepting'} side",
+                field="case_id",
+                message_id=message.message_id,
+                digest=message.digest,
+            )
+        return case
+
+    def _offer(
+        self,
+        conn: sqlite3.Connection,
+        case: CaseRow,
+        update: CaseUpdate,
+        request_id: str,
+        due_at: float | None,
+        evidence: bytes,
+    ) -> None:
+        """Accepting side: take an update from the handler, holding it until its turn."""
+        history = cases.updates(conn, case.case_id)
+        sequencer = CaseSequencer(case_id=case.case_id)
+        for row in history:
+            sequencer.offer(_update_of(row))
+        before = sequencer.applied
+        ready = sequencer.offer(update)
+        for refusal in sequencer.take_refused():
+            log.error(
+                "held case update is illegal in its turn",
+                extra={"case_id": case.case_id, "code": refusal.code, "detail": refusal.detail},
+            )
+        known = {row.sequence for row in history}
+        if update.sequence not in known:
+            request = _sent_envelope(conn, request_id)
+            cases.add_update(
+                conn, _row(update, request_id, due_at, evidence, request, applied=False)
+            )
+        if not ready or sequencer.applied == before:
+            return
+        newly = [u.sequence for u, _ in ready]
+        cases.mark_applied(conn, case.case_id, newly)
+        rows = {row.sequence: row for row in cases.updates(conn, case.case_id)}
+        for sequence in newly:
+            row = rows[sequence]
+            if row.detail.get("request_id"):
+                cases.answer_request(conn, row.detail["request_id"], state="applied", at=row.at)
+        last = rows[sequencer.applied]
+        self._set_state(conn, case, sequencer.status, sequencer.applied, last)
+
+    def _apply(
+        self,
+        conn: sqlite3.Connection,
+        case: CaseRow,
+        update: CaseUpdate,
+        *,
+        send: bool = False,
+        evidence: bytes = b"",
+        request: bytes | None = None,
+        request_id: str = "",
+    ) -> None:
+        """Handling side: apply an update it numbered itself and, if ``send``, send it."""
+        history = [_update_of(row) for row in cases.updates(conn, case.case_id)]
+        status = apply_update(Status(case.status), update)
+        due_at = self._due_at(case, [*history, update])
+        if send:
+            message = to_update(update, request_id=request_id, due_at=due_at)
+            sealed = self._node.seal_to(
+                case.accepting, [("case_update", message)], correlation_id=case.case_id
+            )
+            self._node.enqueue(conn, case.accepting, sealed, correlation_id=case.case_id)
+            evidence = sealed[0].envelope
+        row = _row(update, request_id, due_at, evidence, request, applied=True)
+        cases.add_update(conn, row)
+        self._set_state(conn, case, status, update.sequence, row)
+
+    def _set_state(
+        self,
+        conn: sqlite3.Connection,
+        case: CaseRow,
+        status: Status,
+        applied: int,
+        last: UpdateRow,
+    ) -> None:
+        evaluation = last.detail.get("evaluation")
+        level = evaluation["level"] if evaluation else case.evaluation_level
+        concluded_at = case.concluded_at
+        if status in CONCLUDED and concluded_at is None:
+            concluded_at = last.at
+            if case.role == Role.ACCEPTING.value:
+                self._node.metrics.case_duration.labels(case.handling, status.value).observe(
+                    max(0.0, last.at - case.submitted_at)
+                )
+        cases.set_state(
+            conn,
+            case.case_id,
+            status=status.value,
+            applied=applied,
+            due_at=last.detail.get("due_at"),
+            updated_at=last.at,
+            concluded_at=concluded_at,
+            evaluation_level=level,
+        )
+
+    def _due_at(self, case: CaseRow, history: Sequence[CaseUpdate]) -> float | None:
+        """The due time after ``history`` (rule 5 of the module doc), None before acceptance,
+        while paused, or when the calendar cannot tell (a year without a holiday table)."""
+        deadline: Deadline | None = None
+        for update in history:
+            if update.action is Action.ACCEPT:
+                deadline = Deadline(update.at, case.promised_days)
+            elif deadline is None:
+                continue
+            elif update.action is Action.REQUEST_SUPPLEMENT and not deadline.is_paused:
+                deadline = deadline.pause(update.at)
+            elif update.action is Action.SUPPLEMENT and deadline.is_paused:
+                deadline = deadline.resume(update.at)
+        if deadline is None:
+            return None
+        try:
+            return deadline.due_at(self.calendar)
+        except CalendarError as error:
+            log.warning(
+                "case due time unknown", extra={"case_id": case.case_id, "reason": str(error)}
+            )
+            return None
+
+    # -- views ---------------------------------------------------------------------------
+
+    def get(self, case_id: str) -> CaseRow:
+        case = cases.get(self._node.db.reader(), case_id)
+        if case is None:
+            raise CaseNotFound(case_id)
+        return case
+
+    def view(self, case: CaseRow, *, history: bool = True) -> dict[str, Any]:
+        """A case as the REST API shows it."""
+        now = self._node.clock()
+        status = Status(case.status)
+        role = Role(case.role)
+        shown: dict[str, Any] = {
+            "case_id": case.case_id,
+            "status": case.status,
+            "role": case.role,
+            "accepting": case.accepting,
+            "handling": case.handling,
+            "matter_code": case.matter_code,
+            "mode": case.mode,
+            "promised_days": case.promised_days,
+            "submitted_at": format_time(case.submitted_at),
+            "updated_at": format_time(case.updated_at),
+            "due_at": format_time(case.due_at) if case.due_at is not None else None,
+            "overdue": case.overdue(now),
+            "concluded_at": format_time(case.concluded_at) if case.concluded_at else None,
+            "sequence": case.applied,
+            "allowed_actions": [a.value for a in allowed_actions(status, role)],
+            "evaluation_level": case.evaluation_level,
+        }
+        if case.problem:
+            shown["problem"] = case.problem
+        if not history:
+            return shown
+        conn = self._node.db.reader()
+        submit = pb.Envelope.FromString(case.submission)
+        message = pb.Message.FromString(submit.message)
+        shown.update(submission_json(message.case_submit))
+        shown["submission"] = {"envelope": _b64(case.submission), "key_id": submit.key_id}
+        shown["history"] = [_history_entry(row) for row in cases.updates(conn, case.case_id)]
+        shown["requests"] = [
+            {
+                "message_id": r.message_id,
+                "action": r.action,
+                "state": r.state,
+                "requested_at": format_time(r.requested_at),
+                "answered_at": format_time(r.answered_at) if r.answered_at else None,
+                **({"fault": {"code": r.fault_code, "text": r.fault_text}} if r.fault_code else {}),
+            }
+            for r in cases.requests(conn, case.case_id)
+        ]
+        return shown
+
+    def overdue_count(self) -> int:
+        return sum(cases.overdue_counts(self._node.db.reader(), self._node.clock()).values())
+
+    def satisfaction(self) -> dict[str, dict[str, Any]]:
+        """Evaluations per handling province: count per level, mean and share satisfied."""
+        per: dict[str, dict[int, int]] = {}
+        for (handling, level), n in cases.evaluation_counts(self._node.db.reader()).items():
+            per.setdefault(handling, {})[level] = n
+        shown: dict[str, dict[str, Any]] = {}
+        for handling, levels in sorted(per.items()):
+            total = sum(levels.values())
+            shown[handling] = {
+                "evaluations": total,
+                "levels": {str(level): levels.get(level, 0) for level in range(5, 0, -1)},
+                "mean_level": round(sum(k * v for k, v in levels.items()) / total, 2),
+                # 满意率 as provincial reports count it: 基本满意 and better.
+                "satisfied_share": round(sum(v for k, v in levels.items() if k >= 3) / total, 4),
+            }
+        return shown
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def new_case_id(province: str, now: float) -> str:
+    """``<accepting GB/T 2260 code>-<yyyymmdd>-<16 hex>``: unique without coordination."""
+    code = PROVINCES[province][0]
+    day = format_time(now)[:10].replace("-", "")
+    return f"{code}-{day}-{secrets.token_hex(8)}"
+
+
+def _delivered(case_id: str, receipt_envelope: bytes) -> CaseUpdate:
+    """Update 1 of every case: its delivery, at the instant the handler's receipt names."""
+    receipt = pb.Message.FromString(pb.Envelope.FromString(receipt_envelope).message).receipt
+    return CaseUpdate(
+        case_id=case_id,
+        sequence=1,
+        action=Action.DELIVER,
+        by=Role.ACCEPTING,
+        at=instant(receipt.received_at),
+    )
+
+
+def _row(
+    update: CaseUpdate,
+    request_id: str,
+    due_at: float | None,
+    evidence: bytes,
+    request: bytes | None,
+    *,
+    applied: bool,
+) -> UpdateRow:
+    return UpdateRow(
+        case_id=update.case_id,
+        sequence=update.sequence,
+        action=update.action.value,
+        by_role=update.by.value,
+        at=update.at,
+        detail=detail_of(update, request_id=request_id, due_at=due_at),
+        evidence=evidence,
+        request=request,
+        applied=applied,
+    )
+
+
+def _update_of(row: UpdateRow) -> CaseUpdate:
+    return update_of(row.case_id, row.sequence, row.action, row.by_role, row.at, row.detail)
+
+
+def _sent_envelope(conn: sqlite3.Connection, message_id: str) -> bytes | None:
+    """Our own signed request that an update applies, as we sent it."""
+    if not message_id:
+        return None
+    item = outbox.get(conn, message_id)
+    return item.envelope if item is not None else None
+
+
+def _reload(conn: sqlite3.Connection, case_id: str) -> CaseRow:
+    case = cases.get(conn, case_id)
+    assert case is not None
+    return case
+
+
+def _history_entry(row: UpdateRow) -> dict[str, Any]:
+    detail = dict(row.detail)
+    if "due_at" in detail:
+        detail["due_at"] = format_time(detail["due_at"])
+    entry: dict[str, Any] = {
+        "sequence": row.sequence,
+        "action": row.action,
+        "by": row.by_role,
+        "at": format_time(row.at),
+        "at_ns": round(row.at * 1e9),
+        **detail,
+        "evidence": _b64(row.evidence),
+        "applied": row.applied,
+    }
+    if row.request is not None:
+        entry["request"] = _b64(row.request)
+    return entry
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _parse_event(
+    body: Mapping[str, Any],
+) -> tuple[Action, str, Result | None, Evaluation | None]:
+    allowed = {"action", "reason", "result", "level", "comment"}
+    for key in body:
+        if key not in allowed:
+            raise CaseInputError(
+                "unknown_field", key, f"not a field here; known: {sorted(allowed)}"
+            )
+    name = body.get("action")
+    try:
+        action = Action(name)
+    except ValueError:
+        action = None
+    if action is None or action not in PLATFORM_ACTIONS:
+        names = sorted(a.value for a in PLATFORM_ACTIONS)
+        raise CaseInputError("invalid_action", "action", f"action must be one of {names}")
+    reason = body.get("reason", "")
+    if not isinstance(reason, str):
+        raise CaseInputError("invalid_update", "reason", "reason must be text")
+    result: Result | None = None
+    if "result" in body:
+        data = body["result"]
+        if not isinstance(data, Mapping):
+            raise CaseInputError("invalid_result", "result", "result must be an object")
+        try:
+            result = Result(
+                data.get("kind"),  # type: ignore[arg-type]  # Result checks it
+                document_sha256=data.get("document_sha256"),
+                certificate_id=data.get("certificate_id"),
+            )
+        except (InvalidCaseField, IdentifierError) as error:
+            raise CaseInputError(error.code, error.field, str(error)) from None
+    evaluation: Evaluation | None = None
+    if "level" in body or "comment" in body:
+        try:
+            evaluation = Evaluation(body.get("level"), body.get("comment", ""))  # type: ignore[arg-type]
+        except InvalidCaseField as error:
+            field = error.field.removeprefix("evaluation.")
+            raise CaseInputError(error.code, field, str(error)) from None
+    try:
+        CaseUpdate("x", 1, action, Role.ACCEPTING, 0.0, reason=reason)
+    except InvalidCaseField as error:
+        raise CaseInputError(error.code, error.field, str(error)) from None
+    return action, reason, result, evaluation
+
+
+def _invalid(message: Authenticated, field: str, detail: str) -> Refusal:
+    return Refusal(
+        FaultCode.INVALID_PAYLOAD,
+        detail,
+        field=field,
+        message_id=message.message_id,
+        digest=message.digest,
+    )
+
+
+def _refusal(message: Authenticated, refusal: TransitionRefused) -> Refusal:
+    code = _REFUSAL_FAULTS.get(refusal.code, FaultCode.INVALID_PAYLOAD)
+    return Refusal(
+        code,
+        f"{refusal.detail} (current status {refusal.current.value}, attempted "
+        f"{refusal.action.value})",
+        field=refusal.field,
+        message_id=message.message_id,
+        digest=message.digest,
+    )

@@ -1,0 +1,287 @@
+"""Cases, their numbered updates and the accepting side's open requests, as stored.
+
+Plain SQL over the connection it is given; the rules of what may change live in
+``node.cases`` (the lifecycle) and are checked before anything here is called.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+OPEN_STATUSES = ("submitted", "delivered", "accepted", "supplement_requested", "supplemented")
+"""Statuses of a case that has no outcome yet: the only ones that can be overdue."""
+
+_CASE_COLUMNS = (
+    "case_id, role, accepting, handling, matter_code, mode, promised_days, submission, status, "
+    "applied, "
+    "due_at, submitted_at, updated_at, concluded_at, evaluation_level, problem, "
+    "idempotency_key, request_digest"
+)
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    case_id: str
+    role: str
+    """This node's side: accepting (收件地) or handling (办理地)."""
+    accepting: str
+    handling: str
+    matter_code: str
+    mode: str
+    promised_days: int
+    """The matter's promised working days (承诺时限) when the case was submitted."""
+    submission: bytes
+    """The accepting node's signed CaseSubmit envelope: applicant and materials."""
+    status: str
+    applied: int
+    """The sequence number of the last applied update."""
+    due_at: float | None
+    submitted_at: float
+    updated_at: float
+    concluded_at: float | None
+    evaluation_level: int | None
+    problem: str
+    """Why the case cannot move, when it cannot (the handler refused the submission)."""
+    idempotency_key: str | None
+    request_digest: bytes | None
+
+    @property
+    def peer(self) -> str:
+        return self.handling if self.role == "accepting" else self.accepting
+
+    def overdue(self, now: float) -> bool:
+        return self.status in OPEN_STATUSES and self.due_at is not None and now >= self.due_at
+
+
+@dataclass(frozen=True)
+class UpdateRow:
+    case_id: str
+    sequence: int
+    action: str
+    by_role: str
+    at: float
+    detail: dict[str, Any]
+    """reason, result, evaluation, request_id, due_at: what the update carried."""
+    evidence: bytes
+    """The signed envelope that makes the update: the handler's CaseUpdate, or for update 1
+    (deliver) the handler's receipt of the submission."""
+    request: bytes | None
+    """The accepting side's signed CaseAction, for its actions."""
+    applied: bool
+
+
+@dataclass(frozen=True)
+class RequestRow:
+    message_id: str
+    case_id: str
+    action: str
+    state: str
+    requested_at: float
+    answered_at: float | None
+    fault_code: str
+    fault_text: str
+
+
+def insert_case(conn: sqlite3.Connection, row: CaseRow) -> None:
+    conn.execute(
+        f"INSERT INTO cases ({_CASE_COLUMNS}) VALUES ({', '.join('?' * 18)})",  # noqa: S608
+        (
+            row.case_id,
+            row.role,
+            row.accepting,
+            row.handling,
+            row.matter_code,
+            row.mode,
+            row.promised_days,
+            row.submission,
+            row.status,
+            row.applied,
+            row.due_at,
+            row.submitted_at,
+            row.updated_at,
+            row.concluded_at,
+            row.evaluation_level,
+            row.problem,
+            row.idempotency_key,
+            row.request_digest,
+        ),
+    )
+
+
+def get(conn: sqlite3.Connection, case_id: str) -> CaseRow | None:
+    found = conn.execute(
+        f"SELECT {_CASE_COLUMNS} FROM cases WHERE case_id = ?",  # noqa: S608
+        (case_id,),
+    ).fetchone()
+    return CaseRow(*found) if found else None
+
+
+def by_idempotency_key(conn: sqlite3.Connection, key: str) -> CaseRow | None:
+    found = conn.execute(
+        f"SELECT {_CASE_COLUMNS} FROM cases WHERE idempotency_key = ?",  # noqa: S608
+        (key,),
+    ).fetchone()
+    return CaseRow(*found) if found else None
+
+
+def set_state(
+    conn: sqlite3.Connection,
+    case_id: str,
+    *,
+    status: str,
+    applied: int,
+    due_at: float | None,
+    updated_at: float,
+    concluded_at: float | None,
+    evaluation_level: int | None,
+) -> None:
+    conn.execute(
+        "UPDATE cases SET status = ?, applied = ?, due_at = ?, updated_at = ?, "
+        "concluded_at = ?, evaluation_level = ? WHERE case_id = ?",
+        (status, applied, due_at, updated_at, concluded_at, evaluation_level, case_id),
+    )
+
+
+def set_problem(conn: sqlite3.Connection, case_id: str, problem: str, at: float) -> None:
+    conn.execute(
+        "UPDATE cases SET problem = ?, updated_at = ? WHERE case_id = ?", (problem, at, case_id)
+    )
+
+
+def add_update(conn: sqlite3.Connection, row: UpdateRow) -> None:
+    conn.execute(
+        "INSERT INTO case_updates (case_id, sequence, action, by_role, at, detail, evidence, "
+        "request, applied) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            row.case_id,
+            row.sequence,
+            row.action,
+            row.by_role,
+            row.at,
+            json.dumps(row.detail, ensure_ascii=False, sort_keys=True),
+            row.evidence,
+            row.request,
+            int(row.applied),
+        ),
+    )
+
+
+def mark_applied(conn: sqlite3.Connection, case_id: str, sequences: Iterable[int]) -> None:
+    conn.executemany(
+        "UPDATE case_updates SET applied = 1 WHERE case_id = ? AND sequence = ?",
+        [(case_id, sequence) for sequence in sequences],
+    )
+
+
+def updates(conn: sqlite3.Connection, case_id: str) -> list[UpdateRow]:
+    """Every update of the case, applied and held, in sequence order."""
+    rows = conn.execute(
+        "SELECT case_id, sequence, action, by_role, at, detail, evidence, request, applied "
+        "FROM case_updates WHERE case_id = ? ORDER BY sequence",
+        (case_id,),
+    ).fetchall()
+    return [
+        UpdateRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], bool(r[8]))
+        for r in rows
+    ]
+
+
+def add_request(
+    conn: sqlite3.Connection, *, message_id: str, case_id: str, action: str, at: float
+) -> None:
+    conn.execute(
+        "INSERT INTO case_requests (message_id, case_id, action, state, requested_at) "
+        "VALUES (?, ?, ?, 'pending', ?)",
+        (message_id, case_id, action, at),
+    )
+
+
+def answer_request(
+    conn: sqlite3.Connection,
+    message_id: str,
+    *,
+    state: str,
+    at: float,
+    fault_code: str = "",
+    fault_text: str = "",
+) -> None:
+    conn.execute(
+        "UPDATE case_requests SET state = ?, answered_at = ?, fault_code = ?, fault_text = ? "
+        "WHERE message_id = ? AND state = 'pending'",
+        (state, at, fault_code, fault_text, message_id),
+    )
+
+
+def requests(conn: sqlite3.Connection, case_id: str) -> list[RequestRow]:
+    rows = conn.execute(
+        "SELECT message_id, case_id, action, state, requested_at, answered_at, fault_code, "
+        "fault_text FROM case_requests WHERE case_id = ? ORDER BY requested_at, rowid",
+        (case_id,),
+    ).fetchall()
+    return [RequestRow(*row) for row in rows]
+
+
+def list_cases(
+    conn: sqlite3.Connection,
+    *,
+    role: str | None = None,
+    status: str | None = None,
+    peer: str | None = None,
+    overdue_at: float | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> list[tuple[int, CaseRow]]:
+    """Cases newest first, each with its position (the paging cursor), filtered."""
+    where: list[str] = []
+    args: list[Any] = []
+    if role is not None:
+        where.append("role = ?")
+        args.append(role)
+    if status is not None:
+        where.append("status = ?")
+        args.append(status)
+    if peer is not None:
+        where.append("(CASE role WHEN 'accepting' THEN handling ELSE accepting END) = ?")
+        args.append(peer)
+    if overdue_at is not None:
+        where.append(f"status IN ({', '.join('?' * len(OPEN_STATUSES))}) AND due_at <= ?")
+        args.extend([*OPEN_STATUSES, overdue_at])
+    if before is not None:
+        where.append("rowid < ?")
+        args.append(before)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    rows = conn.execute(
+        f"SELECT rowid, {_CASE_COLUMNS} FROM cases {clause} ORDER BY rowid DESC LIMIT ?",  # noqa: S608
+        (*args, limit),
+    ).fetchall()
+    return [(row[0], CaseRow(*row[1:])) for row in rows]
+
+
+def counts(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
+    """How many cases per (role, status)."""
+    rows = conn.execute("SELECT role, status, COUNT(*) FROM cases GROUP BY role, status")
+    return {(role, status): n for role, status, n in rows}
+
+
+def overdue_counts(conn: sqlite3.Connection, now: float) -> dict[tuple[str, str], int]:
+    """Open cases past their due time, per (role, peer province)."""
+    rows = conn.execute(
+        "SELECT role, CASE role WHEN 'accepting' THEN handling ELSE accepting END, COUNT(*) "  # noqa: S608
+        f"FROM cases WHERE status IN ({', '.join('?' * len(OPEN_STATUSES))}) AND due_at <= ? "
+        "GROUP BY 1, 2",
+        (*OPEN_STATUSES, now),
+    )
+    return {(role, peer): n for role, peer, n in rows}
+
+
+def evaluation_counts(conn: sqlite3.Connection) -> dict[tuple[str, int], int]:
+    """Evaluations per (handling province, level 1-5)."""
+    rows = conn.execute(
+        "SELECT handling, evaluation_level, COUNT(*) FROM cases "
+        "WHERE evaluation_level IS NOT NULL GROUP BY 1, 2"
+    )
+    return {(handling, level): n for handling, level, n in rows}
