@@ -74,7 +74,8 @@ def test_mesh_up_writes_mesh_json_and_stops_cleanly(tmp_path: Path) -> None:
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    """make demo's command brings four nodes up, delivers the burst on all twelve links,
+    """make demo's command brings four nodes up, delivers the burst on all twelve links, runs
+    a case on every directed pair to its evaluation with equal histories on both sides,
     reports a healthy federation, verifies every evidence log and exits 0."""
     result = subprocess.run(
         [
@@ -103,4 +104,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         "shanghai",
         "zhejiang",
     ]
+    pairs = re.findall(r"^(\w+) → (\w+) .* evaluated ", result.stdout, re.M)
+    assert len(set(pairs)) == 12, result.stdout
+    assert "histories equal on both sides for 12 of 12" in result.stdout
+    assert "satisfaction (好差评) by handling province: anhui" in result.stdout
     assert result.stdout.count("chain and signatures verified") == 4
