@@ -1,0 +1,372 @@
+"""Disclosure policy: which fields of which certificate a purpose may see, and when.
+
+Every certificate check carries a purpose (用证事由): a matter code from the federated
+catalog, or a named scene (``SCENES``). ``decide_disclosure`` answers one request with the
+fields to disclose or a ``PolicyRefusal``. Rules kept, in the order they are checked:
+
+1. The purpose is a scene name or a 31-character matter code (``invalid_purpose``); a
+   matter code must be in the federated catalog passed in (``unknown_matter``).
+2. The purpose must be allowed for the certificate type (``purpose_not_allowed``), even for
+   status alone: a check is tied to the matter or scene it serves, and a hotel has no
+   business asking whether a guest's marriage certificate is valid.
+   - A matter allows the types its materials name, and each of them whole: disclosable
+     fields are ``model.disclosable_fields`` (the face plus authority and validity).
+     Mutual recognition (免于提交) replaces the copy of the certificate the applicant would
+     otherwise hand in, and that copy showed the whole face. The catalog does not say which
+     face fields a matter needs; a narrower allowance needs a ``fields`` list on catalog
+     materials first.
+   - A scene allows the types and fields in ``SCENES``, chosen as the least the verifier
+     needs; each choice is explained there.
+3. Each requested field must be a disclosable field of the type (``unknown_field``) and
+   inside the purpose's allowance (``field_not_allowed``). A field outside the allowance is
+   refused, never silently dropped: a requester that asked for more than it may see has a
+   bug or a wrong purpose, and a partial answer would hide both. Repeats are ignored.
+4. ``status`` is always disclosed and needs no consent. Any other field needs the holder's
+   consent (``consent_required``) for the same purpose (``consent_purpose_mismatch``),
+   unexpired at ``now`` (``consent_expired``: expired at ``expires_at`` exactly), and, if
+   the consent names a holder, for this holder (``consent_holder_mismatch``). A consent sent
+   with a status-only request is not needed and not recorded.
+5. ``PRESENTATION_FIELDS`` are what an offline presentation (亮证) carries: the least that
+   lets someone looking at the holder recognise the certificate, since anyone who scans
+   the QR code reads them without asking anyone.
+
+Refusals carry a stable ``code``, the ``field`` at fault and a sentence that never repeats
+personal data. Nothing here reads a clock: ``now`` is epoch seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final, Literal
+
+from node.cases.catalog import MATTER_CODE_LENGTH, CatalogError, Matter, validate_matter_code
+from node.certificates.model import (
+    TYPES,
+    Certificate,
+    CertificateType,
+    disclosable_fields,
+    is_certificate_type,
+)
+
+__all__ = [
+    "PRESENTATION_FIELDS",
+    "SCENES",
+    "STATUS",
+    "Consent",
+    "Disclosure",
+    "PolicyRefusal",
+    "Scene",
+    "allowed_fields",
+    "decide_disclosure",
+]
+
+Scene = Literal["hotel_check_in", "roadside_vehicle_inspection", "traffic_violation_handling"]
+PolicyRefusalCode = Literal[
+    "invalid_purpose",
+    "unknown_matter",
+    "unknown_type",
+    "purpose_not_allowed",
+    "unknown_field",
+    "field_not_allowed",
+    "consent_required",
+    "consent_purpose_mismatch",
+    "consent_expired",
+    "consent_holder_mismatch",
+    "invalid_consent",
+]
+
+STATUS: Final = "status"
+"""The one field every allowed purpose sees, without consent (rule 4)."""
+
+MAX_GRANT_ID_LENGTH: Final = 64
+_GRANT_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,63}")
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    chinese_name: str
+    allowance: Mapping[CertificateType, tuple[str, ...]]
+
+
+SCENES: Final[Mapping[Scene, SceneSpec]] = MappingProxyType(
+    {
+        # The guest register hotels keep for public security (旅客住宿登记) needs who the
+        # guest is and where they live. Sex and birth date are inside the ID number, so they
+        # add nothing; ethnicity is sensitive and not needed to identify anyone. Only the
+        # resident ID card: the other types are not identity documents for check-in.
+        "hotel_check_in": SceneSpec(
+            "宾馆旅馆住宿登记",
+            {"resident_id_card": ("name", "id_number", "address")},
+        ),
+        # An officer at the roadside (机动车路面查验) matches the driver to the licence (name,
+        # number), the licence to the vehicle (classes; first issue for the probation year)
+        # and the vehicle to its papers (plate, type, VIN, engine number, owner, use, the
+        # inspection date in valid_until).
+        "roadside_vehicle_inspection": SceneSpec(
+            "机动车路面查验",
+            {
+                "driving_licence": (
+                    "name",
+                    "licence_number",
+                    "vehicle_classes",
+                    "first_issued_on",
+                    "valid_until",
+                ),
+                "vehicle_licence": (
+                    "plate_number",
+                    "vehicle_type",
+                    "owner",
+                    "use_character",
+                    "brand_model",
+                    "vin",
+                    "engine_number",
+                    "valid_until",
+                ),
+            },
+        ),
+        # A violation is booked against a licence number (points) and a plate (the vehicle
+        # and its owner); nothing about the vehicle's build is needed.
+        "traffic_violation_handling": SceneSpec(
+            "交通违法处理",
+            {
+                "driving_licence": ("name", "licence_number", "vehicle_classes"),
+                "vehicle_licence": ("plate_number", "vehicle_type", "owner"),
+            },
+        ),
+    }
+)
+"""Named scenes of the 2020 mutual-recognition consensus and what each may see (rule 2)."""
+
+PRESENTATION_FIELDS: Final[Mapping[CertificateType, tuple[str, ...]]] = MappingProxyType(
+    {
+        # Name and sex match the person in front of the verifier; the ID number is bound by
+        # a digest in the presentation, not printed.
+        "resident_id_card": ("name", "sex"),
+        # A business licence's face is public (国家企业信用信息公示系统).
+        "business_licence": ("company_name", "credit_code", "legal_representative"),
+        "driving_licence": ("name", "vehicle_classes", "valid_until"),
+        "vehicle_licence": ("plate_number", "vehicle_type", "valid_until"),
+        "marriage_certificate": ("registered_on", "husband_name", "wife_name"),
+        # A residence permit's benefits are bound to the issuing city.
+        "residence_permit": ("name", "issuing_authority", "valid_until"),
+        "birth_medical_certificate": ("child_name", "sex", "born_at"),
+    }
+)
+"""The fields an offline presentation carries, per type, in field order (rule 5)."""
+
+
+class PolicyRefusal(Exception):
+    """A disclosure was refused; nothing may be disclosed for this request.
+
+    ``code`` is stable and machine-readable; ``field`` names the request part at fault
+    (``purpose``, ``fields[2]``, ``consent.expires_at``); ``detail`` (also ``str(error)``)
+    starts with it.
+    """
+
+    def __init__(self, code: PolicyRefusalCode, field: str, sentence: str) -> None:
+        detail = f"{field}: {sentence}"
+        super().__init__(detail)
+        self.code: PolicyRefusalCode = code
+        self.field = field
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Consent:
+    """The holder's authorisation (授权) for one purpose, until ``expires_at``."""
+
+    grant_id: str
+    """The consent system's id for the grant: 8 to 64 of ``A-Z a-z 0-9 . _ : -``, starting
+    with a letter or digit, so it is safe in logs and usage records (用证记录)."""
+    purpose: str
+    """The matter code or scene the holder consented to."""
+    expires_at: float
+    """Epoch seconds; the consent is void from this instant."""
+    holder_code: str | None = None
+    """The holder who granted it, when the consent system says; checked against the request."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.grant_id, str) or not _GRANT_ID.fullmatch(self.grant_id):
+            raise PolicyRefusal(
+                "invalid_consent",
+                "consent.grant_id",
+                f"must be 8 to {MAX_GRANT_ID_LENGTH} letters, digits, '.', '_', ':' or '-', "
+                "starting with a letter or digit",
+            )
+        if not isinstance(self.purpose, str) or not self.purpose:
+            raise PolicyRefusal("invalid_consent", "consent.purpose", "must be a purpose")
+        if (
+            isinstance(self.expires_at, bool)
+            or not isinstance(self.expires_at, int | float)
+            or not math.isfinite(self.expires_at)
+        ):
+            raise PolicyRefusal(
+                "invalid_consent", "consent.expires_at", "must be a finite number of seconds"
+            )
+        if self.holder_code is not None and not isinstance(self.holder_code, str):
+            raise PolicyRefusal("invalid_consent", "consent.holder_code", "must be a string")
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    """What one request may see: ``status`` always, and ``fields`` (none if status only)."""
+
+    certificate_type: CertificateType
+    purpose: str
+    fields: tuple[str, ...]
+    """Requested fields other than ``status``, in the type's field order, no repeats."""
+    consent_grant_id: str | None
+    """The grant that allowed ``fields``; None when only status is disclosed."""
+
+    def values(self, certificate: Certificate) -> dict[str, str | None]:
+        """The disclosed fields' values (``status`` excluded: the caller knows the date)."""
+        if certificate.type != self.certificate_type:
+            raise ValueError(
+                f"this disclosure is for a {self.certificate_type}, not a {certificate.type}"
+            )
+        every = certificate.disclosable_values()
+        return {name: every[name] for name in self.fields}
+
+
+def allowed_fields(
+    certificate_type: CertificateType, purpose: str, *, matters: Mapping[str, Matter]
+) -> tuple[str, ...]:
+    """The fields ``purpose`` may see of ``certificate_type`` besides status (rules 1-2)."""
+    if not is_certificate_type(certificate_type):
+        raise PolicyRefusal(
+            "unknown_type",
+            "certificate_type",
+            f"not a certificate type (one of {', '.join(TYPES)})",
+        )
+    if not isinstance(purpose, str):
+        raise PolicyRefusal("invalid_purpose", "purpose", "must be a string")
+    if purpose in SCENES:
+        scene = SCENES[purpose]  # type: ignore[index]  # checked just above
+        allowance = scene.allowance.get(certificate_type)
+        if allowance is None:
+            raise PolicyRefusal(
+                "purpose_not_allowed",
+                "purpose",
+                f"{purpose} ({scene.chinese_name}) does not check a {certificate_type}; it "
+                f"checks {_types(scene.allowance)}",
+            )
+        return allowance
+    matter = _matter(purpose, matters)
+    required = [m.certificate_type for m in matter.materials if m.certificate_type is not None]
+    if certificate_type not in required:
+        raise PolicyRefusal(
+            "purpose_not_allowed",
+            "purpose",
+            f"matter {purpose} does not take a {certificate_type} as a material"
+            + (f"; it takes {_types(required)}" if required else ""),
+        )
+    return disclosable_fields(certificate_type)
+
+
+def decide_disclosure(
+    certificate_type: CertificateType,
+    purpose: str,
+    requested_fields: Iterable[str],
+    consent: Consent | None,
+    now: float,
+    *,
+    matters: Mapping[str, Matter],
+    holder_code: str | None = None,
+) -> Disclosure:
+    """Decide one request: the fields to disclose, or a ``PolicyRefusal`` (rules 1-4).
+
+    ``matters`` is the federated catalog by matter code; ``holder_code`` is the holder the
+    request names, checked against a consent that names one.
+    """
+    allowance = allowed_fields(certificate_type, purpose, matters=matters)
+    known = disclosable_fields(certificate_type)
+    wanted: set[str] = set()
+    for index, name in enumerate(requested_fields):
+        if name == STATUS:
+            continue
+        if name not in known:
+            raise PolicyRefusal(
+                "unknown_field",
+                f"fields[{index}]",
+                f"a {certificate_type} has no field {_show(name)}",
+            )
+        if name not in allowance:
+            raise PolicyRefusal(
+                "field_not_allowed",
+                f"fields[{index}]",
+                f"{name} of a {certificate_type} is not disclosed for {purpose}; "
+                f"it may see {', '.join((STATUS, *allowance))}",
+            )
+        wanted.add(name)
+    if not wanted:
+        return Disclosure(certificate_type, purpose, (), None)
+    _check_consent(consent, purpose, now, holder_code)
+    assert consent is not None  # _check_consent refuses None
+    fields = tuple(name for name in known if name in wanted)
+    return Disclosure(certificate_type, purpose, fields, consent.grant_id)
+
+
+def _check_consent(
+    consent: Consent | None, purpose: str, now: float, holder_code: str | None
+) -> None:
+    if consent is None:
+        raise PolicyRefusal(
+            "consent_required",
+            "consent",
+            "fields other than status need the holder's consent (grant_id, purpose, expires_at)",
+        )
+    if consent.purpose != purpose:
+        raise PolicyRefusal(
+            "consent_purpose_mismatch",
+            "consent.purpose",
+            "the holder consented to another purpose than the one this request names",
+        )
+    if now >= consent.expires_at:
+        raise PolicyRefusal(
+            "consent_expired",
+            "consent.expires_at",
+            f"consent {consent.grant_id} has expired; ask the holder again",
+        )
+    if consent.holder_code is not None and (
+        holder_code is None or consent.holder_code.upper() != holder_code.upper()
+    ):
+        raise PolicyRefusal(
+            "consent_holder_mismatch",
+            "consent.holder_code",
+            "the consent was granted by someone other than the holder this request names",
+        )
+
+
+def _matter(purpose: str, matters: Mapping[str, Matter]) -> Matter:
+    if len(purpose) != MATTER_CODE_LENGTH:
+        raise PolicyRefusal(
+            "invalid_purpose",
+            "purpose",
+            f"is neither a scene ({', '.join(SCENES)}) nor a {MATTER_CODE_LENGTH}-character "
+            "matter code",
+        )
+    try:
+        validate_matter_code(purpose, field="purpose")
+    except CatalogError as error:
+        raise PolicyRefusal(
+            "invalid_purpose", "purpose", error.detail.removeprefix("purpose: ")
+        ) from None
+    matter = matters.get(purpose)
+    if matter is None:
+        raise PolicyRefusal(
+            "unknown_matter", "purpose", f"matter {purpose} is not in the federated catalog"
+        )
+    return matter
+
+
+def _types(types: Iterable[str]) -> str:
+    return ", ".join(dict.fromkeys(types))
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
