@@ -25,3 +25,16 @@ def test_quick_benchmark_runs_every_path_and_delivers_everything() -> None:
         assert re.search(rf"^{path}\b.*\d+\s+[\d.]+×?", result.stdout, re.M), path
     inbox = re.search(r"receiver inbox: (\d+) messages \(expected (\d+)\)", result.stdout)
     assert inbox is not None and inbox.group(1) == inbox.group(2)
+
+
+def test_quick_case_benchmark_prints_both_figures() -> None:
+    """bench/cases.py --quick measures case hand-off and lifecycle against probes."""
+    result = subprocess.run(
+        [sys.executable, str(BENCH.with_name("cases.py")), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    for row in ("hand-off (cases/s)", "lifecycle p50 (ms)", "lifecycle p95 (ms)"):
+        assert re.search(rf"^{re.escape(row)}\s+[\d.]+\s+[\d.]+\s+[\d.]+×", result.stdout, re.M)
