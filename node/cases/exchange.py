@@ -556,6 +556,7 @@ class CaseExchange:
             "role": case.role,
             "accepting": case.accepting,
             "handling": case.handling,
+            "peer": case.peer,
             "matter_code": case.matter_code,
             "mode": case.mode,
             "promised_days": case.promised_days,
@@ -565,7 +566,9 @@ class CaseExchange:
             "overdue": case.overdue(now),
             "concluded_at": format_time(case.concluded_at) if case.concluded_at else None,
             "sequence": case.applied,
-            "allowed_actions": [a.value for a in allowed_actions(status, role)],
+            "allowed_actions": [
+                a.value for a in allowed_actions(status, role) if a in PLATFORM_ACTIONS
+            ],
             "evaluation_level": case.evaluation_level,
         }
         if case.problem:
@@ -686,10 +689,12 @@ def _history_entry(row: UpdateRow) -> dict[str, Any]:
         "at_ns": round(row.at * 1e9),
         **detail,
         "evidence": _b64(row.evidence),
+        "signed_by": pb.Envelope.FromString(row.evidence).key_id,
         "applied": row.applied,
     }
     if row.request is not None:
         entry["request"] = _b64(row.request)
+        entry["request_signed_by"] = pb.Envelope.FromString(row.request).key_id
     return entry
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from node.cli import (
     audit_cmd,
+    case_cmd,
     catalog_cmd,
     manifest_cmd,
     mesh_cmd,
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         node_cmd,
         status_cmd,
         catalog_cmd,
+        case_cmd,
         manifest_cmd,
         outbox_cmd,
         audit_cmd,
