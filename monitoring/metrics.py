@@ -94,6 +94,10 @@ class CaseSnapshot:
     """(role, peer province) -> open cases past their due time."""
     evaluations: Mapping[tuple[str, int], int]
     """(handling province, level 1-5) -> evaluations."""
+    provinces: tuple[str, ...] = ()
+    """This node's province and its peers: every series exists from the first scrape, at 0
+    until something happens, so alerts and panels see 0 rather than no data."""
+    statuses: tuple[str, ...] = ()
 
 
 class _CaseCollector(Collector):
@@ -119,11 +123,16 @@ class _CaseCollector(Collector):
             labels=["handling", "level"],
         )
         if snap is not None:
-            for (role, status), n in sorted(snap.by_status.items()):
+            roles = ("accepting", "handling")
+            by_status = {(r, s): 0 for r in roles for s in snap.statuses} | dict(snap.by_status)
+            late = {(r, p): 0 for r in roles for p in snap.provinces[1:]} | dict(snap.overdue)
+            rated = {(p, level): 0 for p in snap.provinces for level in range(1, 6)}
+            rated |= dict(snap.evaluations)
+            for (role, status), n in sorted(by_status.items()):
                 cases.add_metric([role, status], n)
-            for (role, peer), n in sorted(snap.overdue.items()):
+            for (role, peer), n in sorted(late.items()):
                 overdue.add_metric([role, peer], n)
-            for (handling, level), n in sorted(snap.evaluations.items()):
+            for (handling, level), n in sorted(rated.items()):
                 evaluations.add_metric([handling, str(level)], n)
         yield from (cases, overdue, evaluations)
 

@@ -25,6 +25,7 @@ from node.cases.announce import catalog_digest, store_announce, to_announce, val
 from node.cases.calendar import WorkingCalendar, load_holidays
 from node.cases.catalog import load_catalog
 from node.cases.exchange import CaseExchange
+from node.cases.lifecycle import Status
 from node.delivery.circuit import CircuitState, PeerLink
 from node.delivery.worker import BATCH_TIMEOUT, Outcome, PeerWorker, Settlement
 from node.protocol.checks import CheckLimits, check_reply
@@ -584,6 +585,8 @@ class Node:
             by_status=cases_store.counts(conn),
             overdue=cases_store.overdue_counts(conn, self.clock()),
             evaluations=cases_store.evaluation_counts(conn),
+            provinces=(self.config.province, *sorted(self.peers)),
+            statuses=tuple(status.value for status in Status),
         )
 
     def _outbox_snapshots(self) -> dict[str, PeerSnapshot]:
