@@ -207,3 +207,52 @@ async def test_update_from_a_province_not_on_the_case_is_refused(mesh: Path) -> 
         assert code is grpc.StatusCode.NOT_FOUND
         assert reply.fault.code == "unknown_case"
         assert status_of(sh, case_id) == "delivered"
+
+
+async def test_request_overtaken_by_the_handler_is_answered_not_parked(mesh: Path) -> None:
+    """A withdrawal asked while the handler's completion is still on its way is refused by the
+    handler as illegal_transition; the accepting node records that answer on the request, the
+    case ends completed on both sides, and nothing is dead-lettered."""
+    sh_config, js_config = config_for(mesh, "shanghai"), config_for(mesh, "jiangsu")
+    matter = matter_of("jiangsu")
+    async with serving(sh_config) as (sh, sh_client), running(js_config) as js:
+        await eventually(lambda: settled(sh, js))
+        response = await sh_client.post("/v1/cases", json=case_body(matter))
+        case_id = (await response.json())["case_id"]
+        await eventually(lambda: status_of(js, case_id) == "delivered")
+        await js.cases.act(case_id, {"action": "accept"})
+        await eventually(lambda: status_of(sh, case_id) == "accepted")
+    async with running(js_config) as js:
+        # Shanghai is down: the completion waits in Jiangsu's outbox.
+        await js.cases.act(
+            case_id,
+            {"action": "complete", "result": {"kind": "document", "document_sha256": DOCUMENT}},
+        )
+    async with serving(sh_config) as (sh, sh_client):
+        response = await sh_client.post(f"/v1/cases/{case_id}/events", json={"action": "withdraw"})
+        assert response.status == 202
+        async with running(js_config) as js:
+            await eventually(lambda: status_of(sh, case_id) == "completed")
+            await eventually(lambda: settled(sh, js))
+            await eventually(lambda: no_pending_request(sh, case_id))
+            view = await (await sh_client.get(f"/v1/cases/{case_id}")).json()
+            handled = js.cases.view(js.cases.get(case_id))
+            dead = sh.status()["dead_letters"]
+    [request] = view["requests"]
+    assert request["action"] == "withdraw" and request["state"] == "refused"
+    assert request["fault"]["code"] == "illegal_transition"
+    assert "completed" in request["fault"]["text"] and "withdraw" in request["fault"]["text"]
+    assert [h["action"] for h in handled["history"]] == ["deliver", "accept", "complete"]
+    assert view["history"] == handled["history"]
+    assert dead == 0
+
+
+def no_pending_request(node: Node, case_id: str) -> bool:
+    row = (
+        node.db.reader()
+        .execute(
+            "SELECT count(*) FROM case_requests WHERE case_id = ? AND state = 'pending'", (case_id,)
+        )
+        .fetchone()
+    )
+    return int(row[0]) == 0
