@@ -1,0 +1,546 @@
+"""The REST API's OpenAPI document (node/api/openapi.json) against the server that serves it.
+
+The document must be valid OpenAPI 3.1, list exactly the routes the app registers, and
+describe every request and response of a real two-node run: a case's whole life from
+Shanghai (accepting) to Jiangsu (handling) and back, and the usual mistakes.
+
+How requests and responses are checked: ``Conforming`` wraps the aiohttp test client and
+hands openapi-core what actually crossed the wire, through its raw wrappers
+(``openapi_core.testing.MockRequest`` and ``MockResponse``): the bytes, headers, query and
+status sent and received. openapi-core's aiohttp integration wraps the *server's*
+``web.Request``/``web.Response`` instead, which would mean a test middleware inside the app
+and would miss what aiohttp itself adds on the way out (the charset in Content-Type, for
+one). Each call states whether the document should accept the request: a mistake the
+document can see (malformed JSON, a bad enum, no token) must be refused by both, one it
+cannot (an unknown matter code, a transition the case's status forbids) only by the server;
+either way the server's answer must be one the document describes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from aiohttp.test_utils import TestClient
+from openapi_core import Config, OpenAPI
+from openapi_core.deserializing.media_types.util import json_loads
+from openapi_core.exceptions import OpenAPIError
+from openapi_core.templating.paths.exceptions import PathError
+from openapi_core.testing import MockRequest, MockResponse
+from openapi_spec_validator import OpenAPIV31SpecValidator, validate
+
+from node.api.app import MAX_BODY_BYTES, build_app
+from node.api.openapi import DOCUMENT, document
+from node.runtime.node import Node
+from tests.cases import case_body, matter_of, status_of
+from tests.nodes import config_for, eventually, make_mesh, serving, settled
+
+Client = TestClient[Any, Any]
+
+TOKEN = "openapi-test-token"
+HTTP_METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
+JS_MATTER = matter_of("jiangsu")
+DOCUMENT_SHA256 = "cd" * 32
+
+SPEC = document()
+
+
+@cache
+def checker() -> OpenAPI:
+    """openapi-core's view of the document, built once (it checks the whole document first)."""
+    # Problem documents are JSON; openapi-core only knows plain application/json by name.
+    config = Config(extra_media_type_deserializers={"application/problem+json": json_loads})
+    return OpenAPI.from_dict(SPEC, config=config)
+
+
+def documented_operations() -> set[tuple[str, str]]:
+    return {
+        (path, method)
+        for path, item in SPEC["paths"].items()
+        for method in item
+        if method in HTTP_METHODS
+    }
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Conforming:
+    """A client for one node that checks every request and response against the document."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.seen: set[tuple[str, str, int]] = set()
+        """(documented path, method, status) of every exchange."""
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        data: bytes | None = None,
+        content_type: str = "application/json",
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        token: str | None = TOKEN,
+        conforms: bool = True,
+        status: int | None = None,
+        code: str | None = None,
+    ) -> Reply:
+        sent = dict(headers or {})
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        if body is not None:
+            data = json.dumps(body, ensure_ascii=False).encode()
+        if data is not None:
+            sent["Content-Type"] = content_type
+        # A file-like body: aiohttp warns about (and filterwarnings fails on) big raw bytes.
+        payload = io.BytesIO(data) if data is not None and len(data) > 65536 else data
+        async with self.client.request(
+            method, path, data=payload, params=params, headers=sent
+        ) as response:
+            reply = Reply(response.status, dict(response.headers), await response.read())
+
+        request = MockRequest(
+            host_url=str(self.client.make_url("/")).rstrip("/"),
+            method=method,
+            path=path,
+            args=params,
+            headers=sent,
+            data=data,
+            content_type=content_type if data is not None else "",
+        )
+        refusal = _request_refusal(request)
+        label = f"{method} {path} -> {reply.status}"
+        if conforms:
+            assert refusal is None, f"{label}: the document refuses the request: {refusal}"
+        else:
+            assert refusal is not None, f"{label}: the document accepts a request it should not"
+        try:
+            checker().validate_response(
+                request,
+                MockResponse(
+                    data=reply.body,
+                    status_code=reply.status,
+                    headers=reply.headers,
+                    content_type=reply.headers.get("Content-Type", ""),
+                ),
+            )
+        except OpenAPIError as error:
+            raise AssertionError(f"{label}: response off the document: {_explain(error)}") from None
+        if status is not None:
+            assert reply.status == status, f"{label}: {reply.body[:500]!r}"
+        if code is not None:
+            assert reply.headers["Content-Type"].startswith("application/problem+json"), label
+            assert reply.json()["code"] == code, f"{label}: {reply.body[:500]!r}"
+        self.seen.add((_documented_path(path), method.lower(), reply.status))
+        return reply
+
+
+def _request_refusal(request: MockRequest) -> str | None:
+    try:
+        checker().validate_request(request)
+    except PathError as error:
+        raise AssertionError(
+            f"{request.method} {request.path} is not documented: {error}"
+        ) from None
+    except OpenAPIError as error:
+        return _explain(error)
+    return None
+
+
+def _explain(error: BaseException) -> str:
+    """The error and its causes: openapi-core wraps schema errors several layers deep."""
+    parts = [f"{type(error).__name__}: {error}"]
+    schema_errors = getattr(error, "schema_errors", None)
+    if schema_errors:
+        parts.extend(f"  {e.json_path}: {e.message}" for e in schema_errors)
+    if error.__cause__ is not None:
+        parts.append(_explain(error.__cause__))
+    return "\n".join(parts)
+
+
+def _documented_path(path: str) -> str:
+    parts = path.split("/")
+    if len(parts) >= 4 and parts[1:3] == ["v1", "cases"]:
+        parts[3] = "{case_id}"
+    return "/".join(parts)
+
+
+@asynccontextmanager
+async def pair(mesh: Path) -> AsyncIterator[tuple[Node, Conforming, Node, Conforming]]:
+    """Shanghai (accepting) and Jiangsu (handling), both requiring the token, catalogs
+    exchanged."""
+    async with (
+        serving(config_for(mesh, "shanghai", http_token=TOKEN)) as (sh, sh_client),
+        serving(config_for(mesh, "jiangsu", http_token=TOKEN)) as (js, js_client),
+    ):
+        await eventually(lambda: settled(sh, js))
+        yield sh, Conforming(sh_client), js, Conforming(js_client)
+
+
+@pytest.fixture
+def mesh(tmp_path: Path) -> Path:
+    return make_mesh(tmp_path)
+
+
+# -- the document itself -------------------------------------------------------------------
+
+
+def test_document_is_valid_openapi_31() -> None:
+    """The shipped document is a valid OpenAPI 3.1.0 document and every $ref resolves."""
+    assert SPEC["openapi"] == "3.1.0"
+    validate(SPEC, cls=OpenAPIV31SpecValidator)
+
+
+def test_routes_match_document() -> None:
+    """Every route the app registers is documented, and every documented operation is a route
+    (HEAD, which aiohttp adds to each GET, is left out of both)."""
+    stub = cast(Node, SimpleNamespace(config=SimpleNamespace(http_token=None)))
+    app = build_app(stub)
+    registered = set()
+    for resource in app.router.resources():
+        info = resource.get_info()
+        path = info.get("path") or info.get("formatter")
+        for route in resource:
+            if route.method != "HEAD":
+                registered.add((path, route.method.lower()))
+    assert registered == documented_operations()
+
+
+def test_bearer_auth_on_all_but_health() -> None:
+    """Every operation requires the bearer token except /healthz and /readyz, which are open."""
+    assert SPEC["security"] == [{"bearerAuth": []}]
+    open_paths = {
+        path
+        for path, method in documented_operations()
+        if SPEC["paths"][path][method].get("security") == []
+    }
+    assert open_paths == {"/healthz", "/readyz"}
+
+
+# -- a real run ----------------------------------------------------------------------------
+
+
+async def test_case_lifecycle_conforms(mesh: Path) -> None:
+    """A case's whole life (submit, replay, accept, request_supplement, supplement, complete,
+    evaluate), its listing and every operator route answer as the document says, and every
+    documented operation is exercised."""
+    async with pair(mesh) as (sh, sh_api, js, js_api):
+        body = case_body(JS_MATTER, seed=11)
+        key = {"Idempotency-Key": "openapi-lifecycle-1"}
+        created = await sh_api.call("POST", "/v1/cases", body=body, headers=key, status=201)
+        case_id = created.json()["case_id"]
+        assert created.headers["Location"] == f"/v1/cases/{case_id}"
+        assert "Idempotent-Replayed" not in created.headers
+        replayed = await sh_api.call("POST", "/v1/cases", body=body, headers=key, status=201)
+        assert replayed.headers["Idempotent-Replayed"] == "true"
+        assert replayed.json()["case_id"] == case_id
+        await eventually(lambda: status_of(js, case_id) == "delivered")
+        await eventually(lambda: status_of(sh, case_id) == "delivered")
+
+        events = f"/v1/cases/{case_id}/events"
+        await js_api.call("POST", events, body={"action": "accept"}, status=200)
+        await eventually(lambda: status_of(sh, case_id) == "accepted")
+        await js_api.call(
+            "POST",
+            events,
+            body={"action": "request_supplement", "reason": "照片不清晰"},
+            status=200,
+        )
+        await eventually(lambda: status_of(sh, case_id) == "supplement_requested")
+        asked = await sh_api.call(
+            "POST", events, body={"action": "supplement", "reason": "已重新上传"}, status=202
+        )
+        assert asked.json()["request_id"]
+        await eventually(lambda: status_of(sh, case_id) == "supplemented")
+        await js_api.call(
+            "POST",
+            events,
+            body={
+                "action": "complete",
+                "result": {"kind": "document", "document_sha256": DOCUMENT_SHA256},
+            },
+            status=200,
+        )
+        await eventually(lambda: status_of(sh, case_id) == "completed")
+        await sh_api.call(
+            "POST", events, body={"action": "evaluate", "level": 5, "comment": "办事快"}, status=202
+        )
+        await eventually(lambda: status_of(sh, case_id) == "evaluated")
+        await eventually(lambda: status_of(js, case_id) == "evaluated")
+
+        sh_view = (await sh_api.call("GET", f"/v1/cases/{case_id}", status=200)).json()
+        js_view = (await js_api.call("GET", f"/v1/cases/{case_id}", status=200)).json()
+        assert [h["action"] for h in sh_view["history"]] == [
+            "deliver",
+            "accept",
+            "request_supplement",
+            "supplement",
+            "complete",
+            "evaluate",
+        ]
+        assert [r["state"] for r in sh_view["requests"]] == ["applied", "applied"]
+        assert js_view["requests"] == []
+
+        second = case_body(JS_MATTER, seed=12)
+        await sh_api.call("POST", "/v1/cases", body=second, status=201)
+        page = await sh_api.call(
+            "GET", "/v1/cases", params={"limit": "1", "role": "accepting"}, status=200
+        )
+        assert page.json()["next_cursor"] is not None
+        await sh_api.call(
+            "GET",
+            "/v1/cases",
+            params={"limit": "1", "cursor": page.json()["next_cursor"], "peer": "jiangsu"},
+            status=200,
+        )
+        await js_api.call(
+            "GET", "/v1/cases", params={"status": "evaluated", "overdue": "false"}, status=200
+        )
+        await sh_api.call("GET", "/v1/cases", params={"overdue": "true"}, status=200)
+
+        status = (await sh_api.call("GET", "/v1/status", status=200)).json()
+        assert status["satisfaction"]["jiangsu"]["levels"]["5"] == 1
+        await js_api.call("GET", "/v1/status", status=200)
+        await sh_api.call("GET", "/v1/catalog", status=200)
+        await sh_api.call("GET", "/metrics", status=200)
+        await sh_api.call("GET", "/healthz", token=None, status=200)
+        await sh_api.call("GET", "/readyz", token=None, status=200)
+        await sh_api.call("PUT", "/v1/maintenance", body={"on": True}, status=200)
+        await sh_api.call("GET", "/readyz", token=None, status=503)
+        await sh_api.call("PUT", "/v1/maintenance", body={"on": False}, status=200)
+        await sh_api.call(
+            "POST",
+            "/v1/probes",
+            body={"peer": "jiangsu", "count": 2, "payload_bytes": 16},
+            status=202,
+        )
+        await sh_api.call("GET", "/", status=200)
+        await sh_api.call("GET", "/v1/openapi.json", status=200)
+
+    exercised = {
+        (path, method) for path, method, status in sh_api.seen | js_api.seen if status < 300
+    }
+    assert exercised == documented_operations()
+
+
+async def test_refusals_conform(mesh: Path) -> None:
+    """Malformed JSON, a wrong media type, an oversize body, an unknown matter, a bad digest, a
+    reused or malformed Idempotency-Key, an illegal transition, the wrong side, an unknown
+    case, an invalid query and a missing or wrong token are each a problem the document
+    describes, and the document itself refuses exactly those it can see."""
+    async with pair(mesh) as (sh, sh_api, js, js_api):
+        body = case_body(JS_MATTER, seed=21)
+
+        # Bodies.
+        await sh_api.call(
+            "POST",
+            "/v1/cases",
+            data=b'{"matter_code": ',
+            conforms=False,
+            status=400,
+            code="malformed_json",
+        )
+        await sh_api.call(
+            "POST", "/v1/cases", data=b"[]", conforms=False, status=400, code="malformed_json"
+        )
+        await sh_api.call(
+            "POST",
+            "/v1/cases",
+            data=json.dumps(body).encode(),
+            content_type="text/plain",
+            conforms=False,
+            status=415,
+            code="unsupported_media_type",
+        )
+        await sh_api.call(
+            "POST",
+            "/v1/probes",
+            data=b'{"pad": "' + b"x" * MAX_BODY_BYTES + b'"}',
+            conforms=False,
+            status=413,
+            code="body_too_large",
+        )
+
+        # Submissions.
+        unknown = {**body, "matter_code": "11320000003011047K2000172999000"}
+        await sh_api.call("POST", "/v1/cases", body=unknown, status=422, code="unknown_matter")
+        bad_digest = json.loads(json.dumps(body))
+        bad_digest["materials"][0]["sha256"] = "AB" * 32
+        await sh_api.call(
+            "POST", "/v1/cases", body=bad_digest, conforms=False, status=422, code="invalid_digest"
+        )
+        await sh_api.call(
+            "POST",
+            "/v1/cases",
+            body={**body, "priority": "high"},
+            conforms=False,
+            status=422,
+            code="unknown_field",
+        )
+        await sh_api.call(
+            "POST",
+            "/v1/cases",
+            body=body,
+            headers={"Idempotency-Key": "has space"},
+            conforms=False,
+            status=422,
+            code="invalid_idempotency_key",
+        )
+        key = {"Idempotency-Key": "openapi-refusals-1"}
+        created = await sh_api.call("POST", "/v1/cases", body=body, headers=key, status=201)
+        changed = json.loads(json.dumps(body))
+        changed["applicant"]["name"] = "李四"
+        await sh_api.call(
+            "POST",
+            "/v1/cases",
+            body=changed,
+            headers=key,
+            status=409,
+            code="idempotency_key_reused",
+        )
+
+        # Events.
+        case_id = created.json()["case_id"]
+        await eventually(lambda: status_of(js, case_id) == "delivered")
+        await eventually(lambda: status_of(sh, case_id) == "delivered")
+        events = f"/v1/cases/{case_id}/events"
+        await sh_api.call("POST", events, body={"action": "accept"}, status=403, code="wrong_side")
+        await js_api.call(
+            "POST", events, body={"action": "withdraw"}, status=403, code="wrong_side"
+        )
+        await js_api.call(
+            "POST",
+            events,
+            body={
+                "action": "complete",
+                "result": {"kind": "document", "document_sha256": DOCUMENT_SHA256},
+            },
+            status=409,
+            code="illegal_transition",
+        )
+        await sh_api.call(
+            "POST",
+            events,
+            body={"action": "evaluate", "level": 4},
+            status=409,
+            code="illegal_transition",
+        )
+        await js_api.call(
+            "POST",
+            events,
+            body={"action": "reject"},
+            conforms=False,
+            status=422,
+            code="missing_field",
+        )
+        await js_api.call(
+            "POST",
+            events,
+            body={"action": "deliver"},
+            conforms=False,
+            status=422,
+            code="invalid_action",
+        )
+        await sh_api.call(
+            "POST",
+            events,
+            body={"action": "evaluate", "level": 9},
+            conforms=False,
+            status=422,
+            code="invalid_evaluation",
+        )
+        await sh_api.call(
+            "POST",
+            "/v1/cases/310000-20260101-00/events",
+            body={"action": "withdraw"},
+            status=404,
+            code="unknown_case",
+        )
+        await sh_api.call("GET", "/v1/cases/310000-20260101-00", status=404, code="unknown_case")
+
+        # Queries.
+        for query in (
+            {"role": "boss"},
+            {"status": "done"},
+            {"limit": "0"},
+            {"cursor": "abc"},
+            {"overdue": "yes"},
+        ):
+            reply = await sh_api.call(
+                "GET", "/v1/cases", params=query, conforms=False, status=422, code="invalid_query"
+            )
+            assert reply.json()["field"] == next(iter(query))
+        # A province that is not a peer is well-formed; only the server knows it is not one.
+        await sh_api.call(
+            "GET", "/v1/cases", params={"peer": "shanghai"}, status=422, code="invalid_query"
+        )
+
+        # Operator routes.
+        await sh_api.call(
+            "PUT",
+            "/v1/maintenance",
+            body={"on": "yes"},
+            conforms=False,
+            status=422,
+            code="invalid_maintenance",
+        )
+        await sh_api.call(
+            "POST", "/v1/probes", body={"peer": "shanghai"}, status=422, code="unknown_peer"
+        )
+        await sh_api.call(
+            "POST",
+            "/v1/probes",
+            body={"peer": "jiangsu", "count": 0},
+            conforms=False,
+            status=422,
+            code="invalid_count",
+        )
+        await sh_api.call(
+            "GET", "/", params={"mesh": "https://example.org"}, status=400, code="invalid_mesh_url"
+        )
+
+        # The token.
+        await sh_api.call(
+            "GET", "/v1/status", token=None, conforms=False, status=401, code="unauthorized"
+        )
+        await sh_api.call("GET", "/v1/status", token="wrong", status=401, code="unauthorized")
+        await sh_api.call(
+            "POST",
+            "/v1/cases",
+            body=body,
+            token=None,
+            conforms=False,
+            status=401,
+            code="unauthorized",
+        )
+        await sh_api.call(
+            "GET", "/v1/openapi.json", token=None, conforms=False, status=401, code="unauthorized"
+        )
+
+
+async def test_openapi_json_is_the_document(mesh: Path) -> None:
+    """GET /v1/openapi.json answers the shipped document, byte for byte, as application/json."""
+    async with serving(config_for(mesh, "shanghai", http_token=TOKEN)) as (_, client):
+        api = Conforming(client)
+        reply = await api.call("GET", "/v1/openapi.json", status=200)
+    assert reply.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert reply.body == DOCUMENT
+    assert reply.json() == SPEC
