@@ -436,3 +436,14 @@ def test_config_accepts_public_listen_with_token(mesh: Path) -> None:
     assert parse_config(data, base=mesh / "shanghai", env={}).http_token == "from-file"
     loopback = node_toml(mesh)
     assert parse_config(loopback, base=mesh / "shanghai", env={}).http_token is None
+
+
+async def test_unauthorized_names_the_scheme(mesh: Path) -> None:
+    """A missing token is a 401 problem with WWW-Authenticate: Bearer, as RFC 6750 asks."""
+    config = config_for(mesh, "shanghai", http_token="s3cret")
+    async with serving(config) as (_, client):
+        response = await client.get("/v1/status")
+        assert response.status == 401
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert (await response.json())["code"] == "unauthorized"
+        assert (await client.get("/healthz")).status == 200

@@ -11,6 +11,7 @@ Rules kept here:
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,8 @@ from node.wire import pb
 
 if TYPE_CHECKING:
     from node.runtime.node import Node
+
+log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_PROBES = 10_000
@@ -58,6 +61,11 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
+    except Exception:
+        # A bug, not the caller's fault: logged with its traceback, answered as a problem
+        # like every other error, without the internals.
+        log.exception("unhandled error", extra={"path": request.path})
+        return problem(500, "internal_error", "the node failed to answer; see its log")
 
 
 def auth_middleware(token: str | None) -> Middleware:
@@ -66,7 +74,14 @@ def auth_middleware(token: str | None) -> Middleware:
         if token and request.path not in OPEN_PATHS:
             given = request.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                return problem(401, "unauthorized", "a valid bearer token is required")
+                response = problem(
+                    401,
+                    "unauthorized",
+                    "a valid bearer token is required (Authorization: Bearer <token>; the "
+                    "yrd commands read it from YRD_HTTP_TOKEN)",
+                )
+                response.headers["WWW-Authenticate"] = 'Bearer realm="yrd"'
+                return response
         return await handler(request)
 
     return check

@@ -45,6 +45,7 @@ class PeerLink:
 
     def succeeded(self, at: float) -> None:
         self.circuit = CircuitState.CLOSED
+        self.last_error = ""
         self.consecutive_failures = 0
         self.retry_interval = 0.0
         self.last_success_at = at

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from node.delivery.circuit import CircuitState
 from node.protocol.checks import check_reply
 from node.protocol.envelope import header, seal
 from node.protocol.faults import Refusal
@@ -72,6 +73,8 @@ async def beat_once(node: Node, peer: Peer, sequence: int) -> None:
         link.last_heartbeat_at = node.clock()
         if reply.payload_type == "receipt":
             link.up = True
+            if link.circuit is CircuitState.CLOSED:
+                link.last_error = ""
             link.rtt_seconds = link.last_heartbeat_at - started
             peer.worker.kick()
         else:
