@@ -137,6 +137,21 @@ class _CaseCollector(Collector):
         yield from (cases, overdue, evaluations)
 
 
+class _RevocationCollector(Collector):
+    def __init__(self, read: Callable[[], Mapping[str, float]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        age = GaugeMetricFamily(
+            "yrd_revocation_list_age_seconds",
+            "Seconds since the held revocation list of each issuing province was issued.",
+            labels=["issuer"],
+        )
+        for issuer, seconds in sorted(self._read().items()):
+            age.add_metric([issuer], seconds)
+        yield age
+
+
 class _StoreCollector(Collector):
     def __init__(
         self,
@@ -279,12 +294,38 @@ class NodeMetrics:
             buckets=CASE_DURATION_BUCKETS,
             registry=r,
         )
+        self.certificate_verifications = Counter(
+            "yrd_certificate_verifications_total",
+            "Online certificate verifications asked by this node, by result (the status "
+            "attested or the refusal code) and purpose (a scene, or 'matter').",
+            ["result", "purpose"],
+            registry=r,
+        )
+        self.certificate_disclosures = Counter(
+            "yrd_certificate_disclosures_total",
+            "Attestations this node signed about its province's certificates, by requester.",
+            ["requester"],
+            registry=r,
+        )
+        self.presentations_issued = Counter(
+            "yrd_presentations_issued_total", "Offline presentations this node signed.", registry=r
+        )
+        self.presentations_checked = Counter(
+            "yrd_presentations_checked_total",
+            "Offline presentations checked here, by result (status or refusal code).",
+            ["result"],
+            registry=r,
+        )
         self.manifest_reload_failures = Counter(
             "yrd_manifest_reload_failures_total",
             "Manifest reloads refused (bad signature, older version, expired, malformed).",
             ["reason"],
             registry=r,
         )
+
+    def watch_revocation_lists(self, read: Callable[[], Mapping[str, float]]) -> None:
+        """Seconds since each held revocation list was issued, by issuing province."""
+        self.registry.register(_RevocationCollector(read))
 
     def watch_cases(self, read: Callable[[], CaseSnapshot | None]) -> None:
         self.registry.register(_CaseCollector(read))

@@ -63,7 +63,8 @@ async def test_restart_does_not_announce_the_same_catalog_again(tmp_path: Path) 
     for _ in range(2):
         async with running(config_for(mesh, "shanghai")) as sh:
             rows = outbox.list_items(sh.db.reader(), peer="jiangsu", limit=10)
-            assert [r.payload_type for r in rows] == ["catalog_announce"]
+            kinds = [r.payload_type for r in rows if r.payload_type == "catalog_announce"]
+            assert kinds == ["catalog_announce"]
 
 
 async def _announce(mesh: Path, announce: pb.CatalogAnnounce) -> tuple[grpc.StatusCode, bytes]:

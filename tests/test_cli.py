@@ -331,9 +331,9 @@ async def test_audit_verify_intact(exchanged: Path, capsys: pytest.CaptureFixtur
         assert await yrd("audit", "verify", "--store", str(exchanged / province / "node.db")) == 0
         out = capsys.readouterr().out
         assert "intact" in out
-        # manifest; 3 probes and 1 catalog announcement sent, with their 4 receipts; and
-        # the same 4 received, with the 4 receipts sent for them
-        assert "17 entries" in out
+        # manifest; 3 probes, 1 catalog announcement and 1 revocation list sent, with their
+        # 5 receipts; and the same 5 received, with the 5 receipts sent for them
+        assert "21 entries" in out
 
 
 def tamper_body(store: Path, seq: int) -> None:

@@ -171,8 +171,8 @@ async def test_metrics_after_probe_exchange(mesh: Path) -> None:
     assert sh_samples[("yrd_outbox_depth", (("peer", "jiangsu"),))] == 0
     assert sh_samples[("yrd_outbox_oldest_pending_age_seconds", (("peer", "jiangsu"),))] == 0
     inf_bucket = (("le", "+Inf"), ("peer", "jiangsu"))
-    # Three probes and the node's catalog announcement.
-    assert sh_samples[("yrd_delivery_latency_seconds_bucket", inf_bucket)] == 4
+    # Three probes, the node's catalog announcement and its revocation list.
+    assert sh_samples[("yrd_delivery_latency_seconds_bucket", inf_bucket)] == 5
     refused = [
         dict(labels)
         for (name, labels), value in js_samples.items()

@@ -108,8 +108,9 @@ async def test_backlog_queued_while_peer_is_down_drains_in_order(mesh: Path) -> 
 
         await eventually(backing_off)
         assert status["circuit"] == CircuitState.OPEN.value
-        # The 50 probes queue behind the node's catalog announcement, sent first on start.
-        assert status["outbox_depth"] == 51
+        # The 50 probes queue behind the node's catalog announcement and revocation list,
+        # queued first on start.
+        assert status["outbox_depth"] == 52
         assert status["up"] is False
         assert status["last_error"]
         queued = probe_rows(sh)
@@ -158,10 +159,10 @@ async def test_peer_stopping_mid_drain_gets_every_message_exactly_once(mesh: Pat
     """A peer stopped mid-batch while a 200-message backlog drains, and restarted on the same
     store, ends with each message stored once: what it stored without our seeing the receipt
     is re-sent, answered with the original receipt, and every outbox row is delivered."""
-    # Batches of 4 rows. The node's catalog announcement is the first outbox row, so the
-    # batches hold probes -1..2, 3..6, …, and the stall at probe 41 cuts the batch of probes
-    # 39..42 after the peer stored all four; no shutdown grace, so stopping cuts the stream
-    # with that batch in flight.
+    # Batches of 4 rows. The node's catalog announcement and revocation list are the first
+    # outbox rows, so the batches hold probes -2..1, 2..5, …, and the stall at probe 40 cuts
+    # the batch of probes 38..41 after the peer stored all four; no shutdown grace, so
+    # stopping cuts the stream with that batch in flight.
     sh_config = config_for(mesh, "shanghai", delivery=replace(FAST_DELIVERY, batch_size=4))
     js_config = config_for(mesh, PEER, shutdown_grace_seconds=0.0)
     async with running(sh_config) as sh:
@@ -169,12 +170,12 @@ async def test_peer_stopping_mid_drain_gets_every_message_exactly_once(mesh: Pat
         await eventually(lambda: sh.link(PEER).circuit is CircuitState.OPEN)
 
         js = Node(js_config)
-        stall = js.inbound = StallAfterStoring(js, sequence=41)
+        stall = js.inbound = StallAfterStoring(js, sequence=40)
         await js.start()
         try:
             async with asyncio.timeout(20):
                 await stall.stalled.wait()
-            await eventually(lambda: inbox.count(js.db.reader(), payload_type="probe") == 43)
+            await eventually(lambda: inbox.count(js.db.reader(), payload_type="probe") == 42)
         finally:
             await js.stop()
             stall.release.set()
@@ -182,11 +183,11 @@ async def test_peer_stopping_mid_drain_gets_every_message_exactly_once(mesh: Pat
         await eventually(lambda: sh.link(PEER).circuit is CircuitState.OPEN)
 
         stored_first = [message_id for message_id, _ in stored_arrivals(js_config.paths.store)]
-        assert stored_first == ids[:43]
+        assert stored_first == ids[:42]
         delivered = probe_rows(sh, state=outbox.DELIVERED)
-        assert [row.message_id for row in delivered] == ids[:39]
-        assert pending(sh) == 161
-        for message_id in ids[39:43]:
+        assert [row.message_id for row in delivered] == ids[:38]
+        assert pending(sh) == 162
+        for message_id in ids[38:42]:
             cut = outbox.get(sh.db.reader(), message_id)
             assert cut is not None and cut.state == outbox.PENDING and cut.attempts >= 1
 

@@ -259,8 +259,8 @@ def test_sigterm_stops_node_cleanly(
         def drained() -> bool:
             _, shanghai = get_json(base[0] + "/v1/status")
             _, jiangsu = get_json(base[1] + "/v1/status")
-            # The five probes and Shanghai's catalog announcement.
-            return shanghai["peers"][0]["outbox_depth"] == 0 and jiangsu["inbox_messages"] == 6
+            # The five probes, Shanghai's catalog announcement and its revocation list.
+            return shanghai["peers"][0]["outbox_depth"] == 0 and jiangsu["inbox_messages"] == 7
 
         wait_for(drained, "probes receipted", processes)
 

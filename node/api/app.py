@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from node.api import cases, openapi
+from node.api import cases, certificates, openapi
 from node.api.dashboard import dashboard
 from node.api.problems import ProblemError, problem
 from node.api.requests import NODE_KEY, json_response, read_json
@@ -180,4 +180,5 @@ def build_app(node: Node) -> web.Application:
     app.router.add_post("/v1/probes", send_probes)
     app.router.add_get("/v1/openapi.json", openapi.openapi)
     cases.add_routes(app)
+    certificates.add_routes(app)
     return app

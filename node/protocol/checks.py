@@ -26,7 +26,8 @@ from node.wire import pb
 
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 DEFAULT_CLOCK_WINDOW = 300.0
-REPLY_TYPES = frozenset({"receipt", "fault"})
+REPLY_TYPES = frozenset({"receipt", "fault", "attestation"})
+"""Payloads that only ever answer a request; nobody may send one as a message of its own."""
 
 
 class _Ids(TypedDict):
@@ -289,22 +290,23 @@ def check_reply(
             **ids,
         )
     kind = payload_type(message)
-    answered = (
-        message.receipt.digest
-        if kind == "receipt"
-        else message.fault.digest
-        if kind == "fault"
-        else b""
-    )
-    if kind in REPLY_TYPES and answered and answered != request_digest:
+    digest_field = _ANSWER_DIGEST.get(kind)
+    answered = getattr(getattr(message, kind), digest_field) if digest_field else b""
+    if digest_field and answered and answered != request_digest:
+        # An attestation (or receipt) for another request, replayed as this one's answer.
         raise Refusal(
             FaultCode.INVALID_PAYLOAD,
             f"{kind} carries the digest of another message than {request_id}",
-            field=f"body.{kind}.digest",
+            field=f"body.{kind}.{digest_field}",
             **ids,
         )
-    if kind == "receipt" and not answered:
+    if kind in ("receipt", "attestation") and not answered:
         raise Refusal(
-            FaultCode.INVALID_PAYLOAD, "receipt carries no digest", field="body.receipt.digest"
+            FaultCode.INVALID_PAYLOAD,
+            f"{kind} carries no digest of the request it answers",
+            field=f"body.{kind}.{digest_field}",
         )
     return authenticated
+
+
+_ANSWER_DIGEST = {"receipt": "digest", "fault": "digest", "attestation": "request_digest"}

@@ -34,6 +34,16 @@ class FaultCode(enum.Enum):
     WRONG_SIDE = "wrong_side"
     SEQUENCE_CONFLICT = "sequence_conflict"
     SEQUENCE_GAP = "sequence_gap"
+    # Certificate refusals: the issuer's answer to a verification it will not attest.
+    UNKNOWN_ISSUER = "unknown_issuer"
+    CERTIFICATE_NOT_FOUND = "certificate_not_found"
+    HOLDER_MISMATCH = "holder_mismatch"
+    PURPOSE_NOT_ALLOWED = "purpose_not_allowed"
+    FIELD_NOT_ALLOWED = "field_not_allowed"
+    CONSENT_REQUIRED = "consent_required"
+    CONSENT_EXPIRED = "consent_expired"
+    CONSENT_MISMATCH = "consent_mismatch"
+    LIBRARY_UNAVAILABLE = "library_unavailable"
 
     @property
     def grpc_status(self) -> grpc.StatusCode:
@@ -74,6 +84,15 @@ _STATUS: dict[FaultCode, grpc.StatusCode] = {
     FaultCode.WRONG_SIDE: grpc.StatusCode.PERMISSION_DENIED,
     FaultCode.SEQUENCE_CONFLICT: grpc.StatusCode.ALREADY_EXISTS,
     FaultCode.SEQUENCE_GAP: grpc.StatusCode.FAILED_PRECONDITION,
+    FaultCode.UNKNOWN_ISSUER: grpc.StatusCode.INVALID_ARGUMENT,
+    FaultCode.CERTIFICATE_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    FaultCode.HOLDER_MISMATCH: grpc.StatusCode.PERMISSION_DENIED,
+    FaultCode.PURPOSE_NOT_ALLOWED: grpc.StatusCode.PERMISSION_DENIED,
+    FaultCode.FIELD_NOT_ALLOWED: grpc.StatusCode.PERMISSION_DENIED,
+    FaultCode.CONSENT_REQUIRED: grpc.StatusCode.PERMISSION_DENIED,
+    FaultCode.CONSENT_EXPIRED: grpc.StatusCode.PERMISSION_DENIED,
+    FaultCode.CONSENT_MISMATCH: grpc.StatusCode.PERMISSION_DENIED,
+    FaultCode.LIBRARY_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
 }
 
 # Refusals that depend on the receiver's or sender's current state (clocks, keys about to be
@@ -86,6 +105,8 @@ _TRANSIENT = frozenset(
         FaultCode.UNAVAILABLE,
         # An update too far ahead of the ones applied: the earlier ones are on their way.
         FaultCode.SEQUENCE_GAP,
+        # The issuer's province platform did not answer; ask again later.
+        FaultCode.LIBRARY_UNAVAILABLE,
     }
 )
 

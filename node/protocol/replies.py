@@ -3,6 +3,8 @@ refused ones. Both point back at the exact bytes they answer by digest."""
 
 from __future__ import annotations
 
+from google.protobuf.message import Message as ProtoMessage
+
 from node.protocol.checks import Authenticated
 from node.protocol.envelope import Sealed, header, seal
 from node.protocol.faults import Refusal
@@ -20,6 +22,28 @@ def receipt_for(
         status=pb.Receipt.STATUS_ACCEPTED,
     )
     receipt.received_at.FromNanoseconds(int(now * 1e9))
+    return answer_for(
+        accepted,
+        ("receipt", receipt),
+        me=me,
+        now=now,
+        manifest_version=manifest_version,
+        key=key,
+    )
+
+
+def answer_for(
+    accepted: Authenticated,
+    body: tuple[str, ProtoMessage],
+    *,
+    me: str,
+    now: float,
+    manifest_version: int,
+    key: SigningKey,
+) -> Sealed:
+    """The signed reply to ``accepted`` carrying ``body`` (field name, payload): a receipt,
+    or the answer to a request such as an attestation."""
+    h = accepted.message.header
     reply = pb.Message(
         header=header(
             sender=me,
@@ -29,8 +53,8 @@ def receipt_for(
             in_reply_to=h.message_id,
             correlation_id=h.correlation_id,
         ),
-        receipt=receipt,
     )
+    getattr(reply, body[0]).CopyFrom(body[1])
     return seal(reply, key)
 
 

@@ -76,6 +76,9 @@ class NodeConfig:
     shutdown_grace_seconds: float = 10.0
     """How long in-flight calls may run after SIGTERM before they are cancelled."""
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    revocation_refresh_seconds: float = 30.0
+    """How often the node checks its library for revocations to publish, and pulls each
+    peer's revocation list."""
     holiday_tables: tuple[Path, ...] = ()
     """Extra holiday tables (``[cases] holiday_tables``) for years the packaged ones do not
     cover, or to correct one; case deadlines count working days with them."""
@@ -171,6 +174,13 @@ def parse_config(
         shutdown_grace_seconds=_opt(data, "shutdown_grace_seconds", float, 10.0, where),
         delivery=delivery,
         holiday_tables=holiday_tables,
+        revocation_refresh_seconds=_opt(
+            _opt(data, "certificates", dict, {}, where),
+            "revocation_refresh_seconds",
+            float,
+            30.0,
+            f"{where} [certificates]",
+        ),
         source=source,
     )
 

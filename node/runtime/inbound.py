@@ -7,6 +7,9 @@ Rules kept here:
   in one transaction; the receipt leaves this node only after that commit.
 - Heartbeats are answered but not stored: they carry no business effect and would otherwise
   fill the evidence log with liveness noise.
+- A request with an answer of its own (a certificate verification) is answered by its
+  responder instead of a receipt; the answer is stored with the request, in the inbox as
+  its reply and in the evidence log, before it leaves, exactly like a receipt.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from google.protobuf.message import DecodeError
+from google.protobuf.message import Message as ProtoMessage
 
 from monitoring.metrics import UNKNOWN_PEER
 from node.protocol.checks import (
@@ -31,7 +35,7 @@ from node.protocol.checks import (
 )
 from node.protocol.envelope import Sealed, payload_type
 from node.protocol.faults import FaultCode, Refusal
-from node.protocol.replies import fault_for, receipt_for
+from node.protocol.replies import answer_for, fault_for, receipt_for
 from node.store import audit, inbox
 from node.transport.server import Reply
 from node.wire import pb
@@ -62,6 +66,24 @@ Effect = Callable[[sqlite3.Connection, Received], Wake]
 ``Refusal``: then nothing of the message is stored and the sender gets that fault."""
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A responder's answer to a request: the reply's body and what storing it also does."""
+
+    body: tuple[str, ProtoMessage]
+    """(Message.body field, payload): replaces the receipt as the signed reply."""
+    effect: Effect | None = None
+    store: bool = True
+    """False for a question with no lasting effect (a revocation-list pull): answered
+    without storing the request, like a heartbeat."""
+
+
+Responder = Callable[[Authenticated, float], Awaitable[Answer]]
+"""Answers a request that has a reply of its own (a certificate verification). It may await
+I/O (the province's certificate library) and raise ``Refusal``. The answer is stored, with
+the request and ``effect``, before it is sent, so a re-delivered request gets the same one."""
+
+
 class InboundProcessor:
     def __init__(
         self,
@@ -69,10 +91,12 @@ class InboundProcessor:
         *,
         effects: Mapping[str, Effect] | None = None,
         validators: Mapping[str, PayloadValidator] | None = None,
+        responders: Mapping[str, Responder] | None = None,
     ) -> None:
         self._node = node
         self._effects = dict(effects or {})
         self._validators = dict(validators or {})
+        self._responders = dict(responders or {})
 
     def receive(self, raw: bytes, tls_identity: str | None) -> Awaitable[Reply]:
         """Check ``raw`` and queue its write now; the awaitable gives the reply after commit.
@@ -110,6 +134,11 @@ class InboundProcessor:
             peer = verdict.message.sender.province
             node.metrics.messages_duplicate.labels(peer, verdict.message.payload_type).inc()
             return _ready(Reply(verdict.prior.reply))
+        responder = self._responders.get(verdict.payload_type)
+        if responder is not None:
+            return asyncio.ensure_future(
+                self._respond(responder, verdict, raw=raw, tls_identity=tls_identity, now=now)
+            )
         receipt = receipt_for(
             verdict,
             me=node.config.node_id,
@@ -122,6 +151,36 @@ class InboundProcessor:
         stored = node.db.submit(partial(self._store, accepted=verdict, receipt=receipt, now=now))
 
         return self._after_commit(stored, verdict, receipt, raw, tls_identity, now)
+
+    async def _respond(
+        self,
+        responder: Responder,
+        accepted: Authenticated,
+        *,
+        raw: bytes,
+        tls_identity: str | None,
+        now: float,
+    ) -> Reply:
+        node = self._node
+        try:
+            answer = await responder(accepted, now)
+        except Refusal as refusal:
+            return self._refuse(refusal, raw, tls_identity, now)
+        credentials = node.credentials
+        reply = answer_for(
+            accepted,
+            answer.body,
+            me=node.config.node_id,
+            now=now,
+            manifest_version=credentials.manifest.version,
+            key=credentials.signing_key,
+        )
+        if not answer.store:
+            return self._accepted(accepted, reply, now)
+        stored = node.db.submit(
+            partial(self._store, accepted=accepted, receipt=reply, now=now, effect=answer.effect)
+        )
+        return await self._after_commit(stored, accepted, reply, raw, tls_identity, now)
 
     def _after_commit(
         self,
@@ -169,7 +228,13 @@ class InboundProcessor:
         return Reply(receipt.envelope)
 
     def _store(
-        self, conn: sqlite3.Connection, *, accepted: Authenticated, receipt: Sealed, now: float
+        self,
+        conn: sqlite3.Connection,
+        *,
+        accepted: Authenticated,
+        receipt: Sealed,
+        now: float,
+        effect: Effect | None = None,
     ) -> tuple[bytes, Wake]:
         sender = accepted.sender.node_id
         # The same message may arrive twice at once (a retried stream and a unary call); the
@@ -214,7 +279,7 @@ class InboundProcessor:
             body=receipt.envelope,
             recorded_at=now,
         )
-        effect = self._effects.get(accepted.payload_type)
+        effect = effect or self._effects.get(accepted.payload_type)
         wake: Wake = ()
         if effect is not None:
             wake = tuple(effect(conn, Received(accepted, receipt.envelope, now)))

@@ -26,6 +26,8 @@ from node.cases.calendar import WorkingCalendar, load_holidays
 from node.cases.catalog import load_catalog
 from node.cases.exchange import CaseExchange
 from node.cases.lifecycle import Status
+from node.certificates.library import StoreLibrary
+from node.certificates.recognition import CertificateRecognition
 from node.delivery.circuit import CircuitState, PeerLink
 from node.delivery.worker import BATCH_TIMEOUT, Outcome, PeerWorker, Settlement
 from node.protocol.checks import CheckLimits, check_reply
@@ -135,6 +137,7 @@ class Node:
         self.catalog = load_catalog(config.province)
         """The cross-province matters this node's province handles."""
         self.cases = CaseExchange(self, WorkingCalendar(load_holidays(config.holiday_tables)))
+        self.certificates = CertificateRecognition(self, StoreLibrary(lambda: self.db))
         self.inbound = InboundProcessor(
             self,
             effects={
@@ -142,12 +145,19 @@ class Node:
                 "case_submit": self.cases.on_submit,
                 "case_update": self.cases.on_update,
                 "case_action": self.cases.on_action,
+                "revocation_list": self.certificates.on_list,
             },
             validators={
                 "catalog_announce": validate_announce,
                 "case_submit": self.cases.validate_submit,
                 "case_update": self.cases.validate_update,
                 "case_action": self.cases.validate_action,
+                "certificate_verify": self.certificates.validate_verify,
+                "revocation_list": self.certificates.validate_list,
+            },
+            responders={
+                "certificate_verify": self.certificates.answer_verify,
+                "revocation_list_request": self.certificates.answer_list_request,
             },
         )
 
@@ -206,11 +216,14 @@ class Node:
         self._observe_manifest()
         self.metrics.watch_store(self._outbox_snapshots, self._store_snapshot)
         self.metrics.watch_cases(self._case_snapshot)
+        self.metrics.watch_revocation_lists(self._revocation_ages)
         self._grpc = await start_server(
             self.inbound, config.grpc_listen, tls, max_message_bytes=config.max_message_bytes
         )
         await self._sync_peers(manifest)
         await self._announce_catalog()
+        await self._publish_revocations()
+        self._background(self._revocation_loop(), "revocation-lists")
         log.info(
             "node started",
             extra={
@@ -303,6 +316,29 @@ class Node:
             task.cancel()
         await asyncio.gather(*peer.tasks, return_exceptions=True)
         await peer.channel.close()
+
+    async def _revocation_loop(self) -> None:
+        """Publish our revocation list when it changes (checked every refresh), and pull each
+        peer's, so a list missed while a link was down still arrives."""
+        while True:
+            await asyncio.sleep(self.config.revocation_refresh_seconds)
+            await self._publish_revocations()
+            for province in list(self.peers):
+                await self.certificates.pull(province)
+
+    async def _publish_revocations(self) -> None:
+        if self.credentials.manifest.expired_at(self.clock()):
+            return
+        try:
+            await self.certificates.publish()
+        except Refusal as refusal:
+            # A manifest whose policy does not let us send lists: say so, keep going.
+            log.warning("revocation list not published", extra={"reason": refusal.text})
+
+    def _revocation_ages(self) -> dict[str, float]:
+        if self._db is None or self._db.closed:
+            return {}
+        return self.certificates.list_ages()
 
     def _background(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Start a task that must run as long as the node; its death is never silent."""

@@ -148,7 +148,49 @@ CREATE TABLE case_requests (
 CREATE INDEX case_requests_case ON case_requests (case_id);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+_V5 = """
+-- The certificate library of a node whose province platform has no adapter configured
+-- (operators load it with `yrd cert import`); with an adapter, the platform's library is read.
+CREATE TABLE certificate_library (
+    certificate_id TEXT PRIMARY KEY,
+    document TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+
+-- 用证记录: every disclosure this node made about a certificate its province issued.
+CREATE TABLE certificate_usage (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    certificate_id TEXT NOT NULL,
+    requester_province TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    consent_grant_id TEXT,
+    status TEXT NOT NULL,
+    message_id TEXT NOT NULL UNIQUE,
+    at REAL NOT NULL
+);
+CREATE INDEX certificate_usage_certificate ON certificate_usage (certificate_id, seq);
+CREATE TRIGGER certificate_usage_no_update BEFORE UPDATE ON certificate_usage
+BEGIN
+    SELECT RAISE(ABORT, 'usage records are append-only');
+END;
+CREATE TRIGGER certificate_usage_no_delete BEFORE DELETE ON certificate_usage
+BEGIN
+    SELECT RAISE(ABORT, 'usage records are append-only');
+END;
+
+-- The newest signed revocation list of each issuing province, this node's own included.
+CREATE TABLE revocation_lists (
+    province TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    signed BLOB NOT NULL,
+    issued_at REAL NOT NULL,
+    received_at REAL NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 """Migration ``i`` brings ``user_version`` from ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -57,12 +57,16 @@ from node.trust.tls import certificate_pem, create_ca, issue_node_certificate, p
 FEDERATION = "yangtze-river-delta"
 DEFAULT_PROVINCES = ("shanghai", "jiangsu", "zhejiang", "anhui")
 DEFAULT_MAY_SEND = (
+    "attestation",
     "case_action",
     "case_submit",
     "case_update",
     "catalog_announce",
+    "certificate_verify",
     "heartbeat",
     "probe",
+    "revocation_list",
+    "revocation_list_request",
 )
 """Payload types every member may send for now."""
 

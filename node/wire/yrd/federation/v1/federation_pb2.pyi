@@ -39,7 +39,7 @@ class Header(_message.Message):
     def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., recipient: _Optional[str] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., in_reply_to: _Optional[str] = ..., correlation_id: _Optional[str] = ..., manifest_version: _Optional[int] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("header", "receipt", "fault", "heartbeat", "probe", "catalog_announce", "case_submit", "case_update", "case_action")
+    __slots__ = ("header", "receipt", "fault", "heartbeat", "probe", "catalog_announce", "case_submit", "case_update", "case_action", "certificate_verify", "attestation", "revocation_list", "revocation_list_request")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     FAULT_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +49,10 @@ class Message(_message.Message):
     CASE_SUBMIT_FIELD_NUMBER: _ClassVar[int]
     CASE_UPDATE_FIELD_NUMBER: _ClassVar[int]
     CASE_ACTION_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_VERIFY_FIELD_NUMBER: _ClassVar[int]
+    ATTESTATION_FIELD_NUMBER: _ClassVar[int]
+    REVOCATION_LIST_FIELD_NUMBER: _ClassVar[int]
+    REVOCATION_LIST_REQUEST_FIELD_NUMBER: _ClassVar[int]
     header: Header
     receipt: Receipt
     fault: Fault
@@ -58,7 +62,11 @@ class Message(_message.Message):
     case_submit: CaseSubmit
     case_update: CaseUpdate
     case_action: CaseAction
-    def __init__(self, header: _Optional[_Union[Header, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., fault: _Optional[_Union[Fault, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., probe: _Optional[_Union[Probe, _Mapping]] = ..., catalog_announce: _Optional[_Union[CatalogAnnounce, _Mapping]] = ..., case_submit: _Optional[_Union[CaseSubmit, _Mapping]] = ..., case_update: _Optional[_Union[CaseUpdate, _Mapping]] = ..., case_action: _Optional[_Union[CaseAction, _Mapping]] = ...) -> None: ...
+    certificate_verify: CertificateVerify
+    attestation: Attestation
+    revocation_list: RevocationListAnnounce
+    revocation_list_request: RevocationListRequest
+    def __init__(self, header: _Optional[_Union[Header, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., fault: _Optional[_Union[Fault, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., probe: _Optional[_Union[Probe, _Mapping]] = ..., catalog_announce: _Optional[_Union[CatalogAnnounce, _Mapping]] = ..., case_submit: _Optional[_Union[CaseSubmit, _Mapping]] = ..., case_update: _Optional[_Union[CaseUpdate, _Mapping]] = ..., case_action: _Optional[_Union[CaseAction, _Mapping]] = ..., certificate_verify: _Optional[_Union[CertificateVerify, _Mapping]] = ..., attestation: _Optional[_Union[Attestation, _Mapping]] = ..., revocation_list: _Optional[_Union[RevocationListAnnounce, _Mapping]] = ..., revocation_list_request: _Optional[_Union[RevocationListRequest, _Mapping]] = ...) -> None: ...
 
 class Receipt(_message.Message):
     __slots__ = ("message_id", "digest", "status", "reason", "received_at")
@@ -249,3 +257,72 @@ class CaseEvaluation(_message.Message):
     level: int
     comment: str
     def __init__(self, level: _Optional[int] = ..., comment: _Optional[str] = ...) -> None: ...
+
+class CertificateVerify(_message.Message):
+    __slots__ = ("certificate_id", "holder_code", "purpose", "fields", "consent", "requester")
+    CERTIFICATE_ID_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_CODE_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_FIELD_NUMBER: _ClassVar[int]
+    REQUESTER_FIELD_NUMBER: _ClassVar[int]
+    certificate_id: str
+    holder_code: str
+    purpose: str
+    fields: _containers.RepeatedScalarFieldContainer[str]
+    consent: Consent
+    requester: str
+    def __init__(self, certificate_id: _Optional[str] = ..., holder_code: _Optional[str] = ..., purpose: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., consent: _Optional[_Union[Consent, _Mapping]] = ..., requester: _Optional[str] = ...) -> None: ...
+
+class Consent(_message.Message):
+    __slots__ = ("grant_id", "purpose", "expires_at")
+    GRANT_ID_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    grant_id: str
+    purpose: str
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, grant_id: _Optional[str] = ..., purpose: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Attestation(_message.Message):
+    __slots__ = ("request_digest", "certificate_id", "certificate_type", "status", "checked_at", "valid_until", "fields", "purpose")
+    class FieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    REQUEST_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_ID_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CHECKED_AT_FIELD_NUMBER: _ClassVar[int]
+    VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    request_digest: bytes
+    certificate_id: str
+    certificate_type: str
+    status: str
+    checked_at: _timestamp_pb2.Timestamp
+    valid_until: _timestamp_pb2.Timestamp
+    fields: _containers.ScalarMap[str, str]
+    purpose: str
+    def __init__(self, request_digest: _Optional[bytes] = ..., certificate_id: _Optional[str] = ..., certificate_type: _Optional[str] = ..., status: _Optional[str] = ..., checked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fields: _Optional[_Mapping[str, str]] = ..., purpose: _Optional[str] = ...) -> None: ...
+
+class RevocationListAnnounce(_message.Message):
+    __slots__ = ("province", "signed_list", "version")
+    PROVINCE_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_LIST_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    province: str
+    signed_list: bytes
+    version: int
+    def __init__(self, province: _Optional[str] = ..., signed_list: _Optional[bytes] = ..., version: _Optional[int] = ...) -> None: ...
+
+class RevocationListRequest(_message.Message):
+    __slots__ = ("held_version",)
+    HELD_VERSION_FIELD_NUMBER: _ClassVar[int]
+    held_version: int
+    def __init__(self, held_version: _Optional[int] = ...) -> None: ...

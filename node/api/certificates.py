@@ -1,0 +1,92 @@
+"""The certificate routes of the REST API (DESIGN.md §9): online verification, offline
+presentations, usage records, and the node's own library when no platform supplies one.
+
+Refusals are problem documents with the issuer's (or this node's) stable code and the field
+at fault: 422 malformed or unknown issuer, 403 holder, purpose, field or consent refused,
+404 no such certificate, 409 a certificate that cannot be presented, 503 the issuer's node
+or library did not answer.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from node.api.problems import ProblemError
+from node.api.requests import NODE_KEY, json_response, read_json
+from node.certificates.library import StoreLibrary
+from node.certificates.model import CertificateError, parse_certificate
+from node.certificates.recognition import VerificationRefused
+
+
+def _problem(refusal: VerificationRefused) -> ProblemError:
+    return ProblemError(refusal.status, refusal.code, refusal.detail, field=refusal.field or None)
+
+
+async def verify(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    body = await read_json(request)
+    try:
+        return json_response(await node.certificates.verify(body))
+    except VerificationRefused as refusal:
+        raise _problem(refusal) from None
+
+
+async def usage(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    try:
+        return json_response(node.certificates.usage(request.match_info["certificate_id"]))
+    except VerificationRefused as refusal:
+        raise _problem(refusal) from None
+
+
+async def issue_presentation(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    body = await read_json(request)
+    try:
+        return json_response(await node.certificates.issue(body), status=201)
+    except VerificationRefused as refusal:
+        raise _problem(refusal) from None
+
+
+async def verify_presentation(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    body = await read_json(request)
+    try:
+        return json_response(await node.certificates.check_presentation(body))
+    except VerificationRefused as refusal:
+        raise _problem(refusal) from None
+
+
+async def import_certificate(request: web.Request) -> web.Response:
+    """Operators: put a certificate of this province into the node's own library."""
+    node = request.app[NODE_KEY]
+    library = node.certificates.library
+    if not isinstance(library, StoreLibrary):
+        raise ProblemError(
+            409,
+            "library_is_platform",
+            "this node reads certificates from its province platform; import them there",
+        )
+    body = await read_json(request)
+    try:
+        certificate = parse_certificate(body)
+    except CertificateError as error:
+        raise ProblemError(422, error.code, error.detail, field=error.field) from None
+    if certificate.issuer_province != node.config.province:
+        raise ProblemError(
+            422,
+            "not_issuer",
+            f"the certificate was issued in {certificate.issuer_province}; a node's library "
+            f"holds only {node.config.province}'s",
+            field="certificate_id",
+        )
+    await library.put(certificate, node.clock())
+    return json_response({"certificate_id": str(certificate.certificate_id)}, status=201)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/certificates/verify", verify)
+    app.router.add_get("/v1/certificates/{certificate_id}/usage", usage)
+    app.router.add_post("/v1/certificates", import_certificate)
+    app.router.add_post("/v1/presentations", issue_presentation)
+    app.router.add_post("/v1/presentations/verify", verify_presentation)

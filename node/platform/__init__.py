@@ -1,0 +1,1 @@
+"""The node's own province platform: the adapter interface and the node's side of it."""

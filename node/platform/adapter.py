@@ -1,0 +1,169 @@
+"""The adapter interface: how a node talks to its own province's platform (DESIGN.md §8).
+
+An adapter speaks one platform's dialect over HTTP and gives the node province-neutral
+values. Rules every adapter keeps:
+
+1. The node is the client; the platform is a server the adapter calls. Polls return what
+   happened since an opaque cursor the adapter gave before (``None``: from the beginning),
+   and the next cursor. The node stores the cursor only after it has durably taken every
+   item of the page, so a crash re-reads a page, never skips one.
+2. What the platform sends is translated into the REST API's shapes (DESIGN.md §9), so the
+   node checks it with exactly the rules its REST API applies: an ``Application.body`` is a
+   ``POST /v1/cases`` body, a ``PlatformEvent.body`` a ``POST /v1/cases/{id}/events`` body.
+3. A record the adapter cannot translate (a missing field, an unknown status code or label,
+   a bad time format) is returned as a ``Malformed`` in its place, naming the platform's
+   reference, the field and why, so one bad record neither stops the feed nor vanishes.
+   A reply that is not the dialect at all (bad signature, malformed body, non-UTF-8, an XML
+   entity bomb) raises ``DialectError``: nothing of it is used.
+4. Deliveries into the platform (``deliver_case``, ``deliver_update``) are idempotent on
+   the case id (and the update's sequence): the node retries until the platform took it,
+   and a platform that is down or answers 5xx raises ``PlatformUnavailable`` so the node
+   keeps the item queued. A 4xx refusal raises ``DialectError``: retrying cannot help.
+5. Times are epoch seconds (float) here, whatever the dialect writes.
+6. An adapter never logs names or ID numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class PlatformUnavailable(Exception):
+    """The platform did not answer, timed out or answered 5xx; try again later."""
+
+
+class DialectError(Exception):
+    """The platform's answer or request is not valid in its dialect; retrying cannot help.
+
+    ``code`` is stable and machine-readable (e.g. ``malformed_body``, ``bad_signature``,
+    ``unknown_status``, ``bad_time``, ``missing_field``, ``not_utf8``, ``forbidden_xml``),
+    ``field`` names the dialect's field at fault when there is one.
+    """
+
+    def __init__(self, code: str, detail: str, *, field: str = "") -> None:
+        super().__init__(f"{code}: {detail}" + (f" (field {field})" if field else ""))
+        self.code = code
+        self.detail = detail
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Application:
+    """A cross-province application entered at this platform (this province accepts it)."""
+
+    reference: str
+    """The platform's own application number; the node keys idempotency on it."""
+    body: Mapping[str, Any]
+    """A ``POST /v1/cases`` body: matter_code, handler, mode, applicant, materials."""
+
+
+@dataclass(frozen=True)
+class PlatformEvent:
+    """Something the platform's people did on a federation case: an officer's decision on a
+    case this province handles, or the applicant's supplement, withdrawal or evaluation on
+    a case this province accepted."""
+
+    event_id: str
+    """Unique in the platform's event feed; the node applies each event once."""
+    case_id: str
+    body: Mapping[str, Any]
+    """A ``POST /v1/cases/{id}/events`` body: action, reason?, result?, level?, comment?"""
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A record of a feed the adapter could not translate (rule 3)."""
+
+    reference: str
+    """The platform's id of the record (application number or event id)."""
+    code: str
+    field: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Page:
+    items: Sequence[Application | PlatformEvent | Malformed]
+    cursor: str | None
+    """Where the next poll starts; unchanged when nothing new arrived."""
+
+
+@dataclass(frozen=True)
+class InboundCase:
+    """A case another province accepted for this province to handle."""
+
+    case_id: str
+    accepting: str
+    """The accepting province: shanghai, jiangsu, zhejiang or anhui."""
+    matter_code: str
+    mode: str
+    applicant: Mapping[str, str]
+    """name, code_type ("111" or "001"), code."""
+    materials: Sequence[Mapping[str, str]]
+    """Each: name and sha256, or name and certificate_id."""
+    submitted_at: float
+
+
+@dataclass(frozen=True)
+class CaseNotice:
+    """An applied update of a case this province takes part in, for its platform."""
+
+    case_id: str
+    sequence: int
+    action: str
+    """deliver, accept, reject, request_supplement, supplement, complete, deny, withdraw,
+    evaluate."""
+    by: str
+    """accepting or handling."""
+    status: str
+    """The case's status after the update."""
+    at: float
+    reason: str = ""
+    result: Mapping[str, str] | None = None
+    evaluation: Mapping[str, Any] | None = None
+    """level (1-5) and comment."""
+    due_at: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ProvinceAdapter(Protocol):
+    """One province platform, in its dialect (rules in the module docstring)."""
+
+    async def poll_applications(self, cursor: str | None) -> Page:
+        """New cross-province applications entered at the platform."""
+        ...
+
+    async def acknowledge(self, reference: str, case_id: str) -> None:
+        """Tell the platform which federation case its application became."""
+        ...
+
+    async def poll_events(self, cursor: str | None) -> Page:
+        """New officer and applicant actions on federation cases."""
+        ...
+
+    async def deliver_case(self, case: InboundCase) -> None:
+        """Hand the platform a case to handle; idempotent on ``case_id``."""
+        ...
+
+    async def deliver_update(self, notice: CaseNotice) -> None:
+        """Tell the platform about an applied update; idempotent on (case_id, sequence)."""
+        ...
+
+    async def fetch_certificate(self, certificate_id: str) -> Mapping[str, Any] | None:
+        """A certificate of the platform's library in ``node.certificates.model.to_json``
+        form (status as the library holds it), or None if the library has no such id."""
+        ...
+
+    async def list_revocations(self) -> Sequence[Mapping[str, Any]]:
+        """Every certificate of the library that is revoked or suspended now: each
+        ``{"certificate_id", "status": "revoked"|"suspended", "since": epoch seconds,
+        "reason"}``, the input of the issuer's signed revocation list."""
+        ...
+
+    async def list_matters(self) -> Sequence[Mapping[str, Any]]:
+        """The platform's cross-province matters, in the catalog's JSON form."""
+        ...
+
+    async def close(self) -> None: ...
