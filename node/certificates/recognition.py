@@ -41,6 +41,7 @@ from node.certificates.issuers import manifest_issuer_keys
 from node.certificates.library import CertificateLibrary, LibraryUnavailable
 from node.certificates.model import (
     CHINA_STANDARD_TIME,
+    TYPES,
     CertificateError,
     CertificateStatus,
     check_holder,
@@ -61,14 +62,20 @@ from node.certificates.revocation import (
     read_revocation_list,
     sign_revocation_list,
 )
-from node.identifiers import CertificateId, IdentifierError, issuer_province, parse_certificate_id
+from node.identifiers import (
+    CertificateId,
+    IdentifierError,
+    issuer_province,
+    parse_certificate_id,
+    validate_holder_code,
+)
 from node.protocol.checks import Authenticated, CheckLimits, check_reply
 from node.protocol.envelope import header, seal
 from node.protocol.faults import FaultCode, Refusal
 from node.store import audit
 from node.store import certificates as store
 from node.transport.errors import PeerUnavailable, SignedRefusal, TransportError
-from node.trust.manifest import PROVINCES, Manifest, format_time, parse_time
+from node.trust.manifest import PROVINCES, Manifest, format_time
 from node.wire import pb
 
 if TYPE_CHECKING:
@@ -129,7 +136,7 @@ class VerifyRequest:
         return province
 
     def cache_key(self) -> tuple[Any, ...]:
-        consent = (self.consent.grant_id, self.consent.expires_at) if self.consent else None
+        consent = self.consent  # the whole grant: id, purpose, expiry and holder
         return (str(self.certificate_id), self.holder_code, self.purpose, self.fields, consent)
 
     def to_wire(self) -> pb.CertificateVerify:
@@ -146,6 +153,7 @@ class VerifyRequest:
                     grant_id=self.consent.grant_id,
                     purpose=self.consent.purpose,
                     expires_at=stamp(self.consent.expires_at),
+                    holder_code=self.consent.holder_code or "",
                 )
             )
         return message
@@ -190,9 +198,7 @@ def parse_verify_request(body: Mapping[str, Any], *, now: float) -> VerifyReques
         issuer_province(certificate_id)
     except IdentifierError as error:
         raise VerificationRefused(error.code, error.detail, field=error.field) from None
-    holder_code = body.get("holder_code")
-    if not isinstance(holder_code, str) or not holder_code:
-        raise VerificationRefused("missing_field", "holder_code is required", field="holder_code")
+    holder_code = _holder_code(body.get("holder_code"), certificate_id)
     purpose = body.get("purpose")
     if not isinstance(purpose, str) or not purpose:
         raise VerificationRefused("missing_field", "purpose is required", field="purpose")
@@ -222,23 +228,45 @@ def parse_verify_request(body: Mapping[str, Any], *, now: float) -> VerifyReques
     )
 
 
+def _holder_code(value: object, certificate_id: CertificateId) -> str:
+    """The holder code, checked by the holder-code type the certificate's type takes."""
+    if not isinstance(value, str) or not value:
+        raise VerificationRefused("missing_field", "holder_code is required", field="holder_code")
+    spec = next((t for t in TYPES.values() if t.type_code == certificate_id.type_code), None)
+    if spec is None:
+        return value.upper()  # a type this node does not know: the issuer answers for it
+    errors: list[IdentifierError] = []
+    for code_type in spec.holder_code_types:
+        try:
+            return validate_holder_code(code_type, value, field="holder_code")
+        except IdentifierError as error:
+            errors.append(error)
+    raise VerificationRefused(errors[0].code, errors[0].detail, field="holder_code")
+
+
 def _consent(data: object, purpose: str, now: float) -> Consent | None:
     if data is None:
         return None
     if not isinstance(data, Mapping):
         raise VerificationRefused("invalid_consent", "consent must be an object", field="consent")
+    for key in data:
+        if key not in ("grant_id", "purpose", "expires_at", "holder_code"):
+            raise VerificationRefused(
+                "unknown_field", f"{key} is not a consent field", field=f"consent.{key}"
+            )
     expires = data.get("expires_at")
     try:
         if isinstance(expires, str):
-            expires_at = parse_time(expires, "consent.expires_at")
+            expires_at = _rfc3339(expires)
         elif isinstance(expires, int | float) and not isinstance(expires, bool):
             expires_at = float(expires)
         else:
             raise ValueError("consent.expires_at must be an RFC 3339 time")
         return Consent(
-            grant_id=data.get("grant_id"),  # type: ignore[arg-type]
+            grant_id=data.get("grant_id"),  # type: ignore[arg-type]  # Consent checks it
             purpose=data.get("purpose", purpose),
             expires_at=expires_at,
+            holder_code=data.get("holder_code"),
         )
     except PolicyRefusal as error:
         raise VerificationRefused(error.code, error.detail, field=error.field) from None
@@ -246,6 +274,17 @@ def _consent(data: object, purpose: str, now: float) -> Consent | None:
         raise VerificationRefused(
             "invalid_consent", str(error), field="consent.expires_at"
         ) from None
+
+
+def _rfc3339(text: str) -> float:
+    """An RFC 3339 time with its offset (``Z`` or ``+08:00``) as epoch seconds."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"consent.expires_at {text!r} is not an RFC 3339 time") from None
+    if moment.tzinfo is None:
+        raise ValueError("consent.expires_at needs an offset (Z or +08:00)")
+    return moment.timestamp()
 
 
 def _from_wire(message: pb.CertificateVerify) -> VerifyRequest:
@@ -262,6 +301,8 @@ def _from_wire(message: pb.CertificateVerify) -> VerifyRequest:
             "purpose": message.consent.purpose,
             "expires_at": instant(message.consent.expires_at),
         }
+        if message.consent.holder_code:
+            body["consent"]["holder_code"] = message.consent.holder_code
     return parse_verify_request(body, now=0.0)
 
 
@@ -612,6 +653,10 @@ class CertificateRecognition:
                 "the certificate library holds no such certificate",
                 field="certificate_id",
                 status=404,
+            )
+        if not isinstance(body.get("holder_code"), str) or not body.get("holder_code"):
+            raise VerificationRefused(
+                "missing_field", "holder_code is required", field="holder_code"
             )
         try:
             check_holder(certificate, body.get("holder_code"))

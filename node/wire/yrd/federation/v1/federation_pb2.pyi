@@ -275,14 +275,16 @@ class CertificateVerify(_message.Message):
     def __init__(self, certificate_id: _Optional[str] = ..., holder_code: _Optional[str] = ..., purpose: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., consent: _Optional[_Union[Consent, _Mapping]] = ..., requester: _Optional[str] = ...) -> None: ...
 
 class Consent(_message.Message):
-    __slots__ = ("grant_id", "purpose", "expires_at")
+    __slots__ = ("grant_id", "purpose", "expires_at", "holder_code")
     GRANT_ID_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_CODE_FIELD_NUMBER: _ClassVar[int]
     grant_id: str
     purpose: str
     expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, grant_id: _Optional[str] = ..., purpose: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    holder_code: str
+    def __init__(self, grant_id: _Optional[str] = ..., purpose: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., holder_code: _Optional[str] = ...) -> None: ...
 
 class Attestation(_message.Message):
     __slots__ = ("request_digest", "certificate_id", "certificate_type", "status", "checked_at", "valid_until", "fields", "purpose")
