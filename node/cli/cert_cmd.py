@@ -1,0 +1,379 @@
+"""``yrd cert verify|usage|import`` and ``yrd presentation issue|verify``: certificate mutual
+recognition through one node's REST API (DESIGN.md §7, §9).
+
+Rules kept here:
+- Node selection, the bearer token, exit codes and problem output are ``case_cmd``'s: one
+  node by ``--url`` or ``--mesh DIR --province P``, ``YRD_HTTP_TOKEN``, exit 1 with the
+  problem's code, detail and field on stderr when the node refuses, exit 2 when it cannot be
+  reached or the command line cannot be turned into a request.
+- ``presentation verify`` also exits 3 when the token checks out but the certificate is not
+  valid (revoked, suspended, expired), so a script can tell a bad token from a bad
+  certificate.
+- Human output never shows an ID number in full (``case_cmd.mask_code``): not a holder's
+  code, not an ID-number field of a certificate's face. ``--json`` gives the node's answer.
+- ``--consent-expires`` takes any RFC 3339 time with a zone and sends it as the UTC form the
+  API takes; nothing is sent when it cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote
+
+from node.certificates.model import disclosable_fields, field_label, is_certificate_type
+
+# case_cmd's node client and runner: one way to ask a node and turn its answer into an exit
+# code and stderr line.
+from node.cli.case_cmd import (
+    NodeApi,
+    NodeRefused,
+    UsageProblem,
+    _fields,
+    _run,
+    mask_code,
+)
+from node.cli.output import emit_json, table
+
+_ID_NUMBER: Final = re.compile(r"[0-9]{17}[0-9Xx]")
+EXIT_NOT_VALID: Final = 3
+"""``presentation verify``: the presentation is genuine, the certificate is not valid."""
+
+
+def register(commands: Any) -> None:
+    # The node options of case_cmd, built the same way (argparse parents cannot be shared
+    # across modules without exposing the parser).
+    node = argparse.ArgumentParser(add_help=False)
+    where = node.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", help="the node's HTTP base URL, e.g. http://127.0.0.1:8101")
+    where.add_argument(
+        "--mesh", type=Path, metavar="DIR", help="mesh folder: ask the node of --province"
+    )
+    node.add_argument(
+        "--province", metavar="P", help="with --mesh: whose node to ask, e.g. shanghai"
+    )
+    node.add_argument("--json", action="store_true", help="print the node's answer as JSON")
+
+    cert = commands.add_parser(
+        "cert", help="verify certificates, see who checked them, load a node's library"
+    )
+    sub = cert.add_subparsers(dest="cert_command", required=True, metavar="SUBCOMMAND")
+
+    verify = sub.add_parser(
+        "verify",
+        parents=[node],
+        help="verify a certificate online with its issuing province",
+        description="Ask the node to verify a certificate with the node of the province that "
+        "issued it. Status needs no consent; fields beyond it need the holder's.",
+    )
+    verify.add_argument("certificate_id", metavar="CERTIFICATE_ID")
+    verify.add_argument(
+        "--holder", required=True, metavar="CODE", help="the holder's ID number or credit code"
+    )
+    verify.add_argument(
+        "--purpose",
+        required=True,
+        metavar="P",
+        help="a scene (hotel_check_in, roadside_vehicle_inspection, "
+        "traffic_violation_handling) or a matter code",
+    )
+    verify.add_argument(
+        "--field",
+        dest="fields",
+        action="append",
+        default=[],
+        metavar="F",
+        help="a field to disclose besides status, e.g. name (repeat; needs --consent)",
+    )
+    verify.add_argument("--consent", metavar="GRANT_ID", help="the holder's consent grant")
+    verify.add_argument(
+        "--consent-expires",
+        type=_rfc3339,
+        metavar="RFC3339",
+        help="when the consent ends, e.g. 2026-12-01T18:00:00+08:00",
+    )
+    verify.add_argument("--requester", metavar="NAME", help="who asks, shown to the holder")
+    verify.set_defaults(run=lambda args: _run(args, _verify))
+
+    usage = sub.add_parser(
+        "usage",
+        parents=[node],
+        help="who checked a certificate issued by this node's province (用证记录)",
+    )
+    usage.add_argument("certificate_id", metavar="CERTIFICATE_ID")
+    usage.set_defaults(run=lambda args: _run(args, _usage))
+
+    load = sub.add_parser(
+        "import",
+        parents=[node],
+        help="put certificates into the node's own library",
+        description="For a node without a platform adapter: store certificates of its own "
+        "province, given as one JSON object or a JSON array of them. Importing an "
+        "identifier again replaces it (a revoked status is then published).",
+    )
+    load.add_argument("file", metavar="FILE", help="the JSON file, - for stdin")
+    load.set_defaults(run=lambda args: _run(args, _import))
+
+    presentation = commands.add_parser(
+        "presentation", help="issue and verify offline presentations (亮证)"
+    )
+    psub = presentation.add_subparsers(
+        dest="presentation_command", required=True, metavar="SUBCOMMAND"
+    )
+    issue = psub.add_parser(
+        "issue",
+        parents=[node],
+        help="a short-lived signed token of a certificate issued by this node's province",
+    )
+    issue.add_argument("certificate_id", metavar="CERTIFICATE_ID")
+    issue.add_argument(
+        "--holder", required=True, metavar="CODE", help="the holder's ID number or credit code"
+    )
+    issue.set_defaults(run=lambda args: _run(args, _issue))
+
+    check = psub.add_parser(
+        "verify",
+        parents=[node],
+        help="verify a presentation offline",
+        description="Exit 0 when the presentation is genuine and the certificate valid, 3 "
+        "when it is genuine but the certificate is revoked, suspended or expired, 1 when "
+        "the node refuses the token.",
+    )
+    check.add_argument("presentation", metavar="TOKEN", help="the token, - for stdin")
+    check.set_defaults(run=lambda args: _run(args, _check))
+
+
+def _rfc3339(text: str) -> str:
+    """An RFC 3339 time with a zone, as the API's UTC form (``2026-12-01T10:00:00Z``)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an RFC 3339 time like 2026-12-01T18:00:00+08:00"
+        ) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a zone: Z or an offset such as +08:00")
+    # Whole seconds, rounded down: the consent never reaches past what the holder granted.
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _id_segment(certificate_id: str) -> str:
+    # An identifier is one path segment; a slash in a mistyped one must not change the route.
+    return quote(certificate_id, safe="")
+
+
+# --- the commands ---------------------------------------------------------------------------
+
+
+async def _verify(api: NodeApi, args: argparse.Namespace) -> int:
+    if (args.consent is None) != (args.consent_expires is None):
+        raise UsageProblem("--consent and --consent-expires go together")
+    body: dict[str, Any] = {
+        "certificate_id": args.certificate_id,
+        "holder_code": args.holder,
+        "purpose": args.purpose,
+    }
+    if args.fields:
+        body["fields"] = args.fields
+    if args.consent is not None:
+        body["consent"] = {"grant_id": args.consent, "expires_at": args.consent_expires}
+    if args.requester is not None:
+        body["requester"] = args.requester
+    answer = (await api.call("POST", "/v1/certificates/verify", body=body)).body
+    if args.json:
+        emit_json(answer)
+        return 0
+    sys.stdout.write(
+        _fields(
+            [
+                ("certificate", args.certificate_id),
+                ("holder", mask_code(args.holder)),
+                ("status", answer["status"]),
+                ("type", answer["certificate_type"]),
+                ("issuer", answer["issuer"]),
+                ("checked", answer["checked_at"]),
+                ("valid until", answer["valid_until"]),
+                ("cached", "yes" if answer["cached"] else "no"),
+            ]
+        )
+    )
+    sys.stdout.write(_disclosed(answer["certificate_type"], answer["fields"]))
+    return 0
+
+
+async def _usage(api: NodeApi, args: argparse.Namespace) -> int:
+    path = f"/v1/certificates/{_id_segment(args.certificate_id)}/usage"
+    report = (await api.call("GET", path)).body
+    if args.json:
+        emit_json(report)
+        return 0
+    records = report["usage"]
+    sys.stdout.write(
+        table(
+            ["at", "requester province", "requester", "purpose", "fields", "consent", "status"],
+            [
+                [
+                    r["at"],
+                    r["requester_province"],
+                    r["requester"] or "-",
+                    r["purpose"],
+                    ",".join(r["fields"]),
+                    r["consent_grant_id"] or "-",
+                    r["status"],
+                ]
+                for r in records
+            ],
+        )
+    )
+    sys.stdout.write(
+        f"\n{len(records)} check{'' if len(records) == 1 else 's'} of "
+        f"{report['certificate_id']} (issued in {report['issuer']})\n"
+    )
+    return 0
+
+
+async def _import(api: NodeApi, args: argparse.Namespace) -> int:
+    certificates, single = _read_certificates(args.file)  # before anything is sent
+    imported: list[dict[str, Any]] = []
+    refused: list[dict[str, Any]] = []
+    for index, certificate in enumerate(certificates):
+        try:
+            answer = (await api.call("POST", "/v1/certificates", body=certificate)).body
+        except NodeRefused as refusal:
+            field = refusal.field
+            if not single:
+                # A path into the array, the way the API names the fields of a body.
+                field = f"[{index}].{field}" if field else f"[{index}]"
+            sys.stderr.write(f"yrd: {NodeRefused(refusal.code, refusal.detail, field)}\n")
+            refused.append(
+                {"index": index, "code": refusal.code, "detail": refusal.detail, "field": field}
+            )
+            left = len(certificates) - index - 1
+            if refusal.field is None and left:
+                # Not about this certificate (the token, the node's library): the rest would
+                # meet the same refusal.
+                sys.stderr.write(f"yrd: stopped; {left} more not sent\n")
+                break
+            continue
+        imported.append({"index": index, **answer})
+        if not args.json:
+            sys.stdout.write(
+                f"{answer['certificate_id']}  imported  "
+                f"({certificate.get('type', '?')}, {certificate.get('status', '?')})\n"
+            )
+    if args.json:
+        emit_json({"imported": imported, "refused": refused})
+    return 1 if refused else 0
+
+
+async def _issue(api: NodeApi, args: argparse.Namespace) -> int:
+    body = {"certificate_id": args.certificate_id, "holder_code": args.holder}
+    issued = (await api.call("POST", "/v1/presentations", body=body)).body
+    if args.json:
+        emit_json(issued)
+        return 0
+    sys.stdout.write(
+        _fields(
+            [
+                ("certificate", issued["certificate_id"]),
+                ("expires", issued["expires_at"]),
+                ("size", f"{issued['size_bytes']} bytes"),
+            ]
+        )
+    )
+    sys.stdout.write(f"\n{issued['token']}\n")
+    return 0
+
+
+async def _check(api: NodeApi, args: argparse.Namespace) -> int:
+    from_stdin = args.presentation == "-"
+    token = (sys.stdin.read() if from_stdin else args.presentation).strip()
+    if not token:
+        raise UsageProblem("no token given" + (" on stdin" if from_stdin else ""))
+    checked = (await api.call("POST", "/v1/presentations/verify", body={"token": token})).body
+    code = 0 if checked["valid"] else EXIT_NOT_VALID
+    if args.json:
+        emit_json(checked)
+        return code
+    age, version = checked["revocation_list_age_seconds"], checked["revocation_list_version"]
+    revocations = (
+        "none held (the status at issue stands)"
+        if age is None
+        else f"version {version}, issued {age:.1f} s ago"
+    )
+    sys.stdout.write(
+        _fields(
+            [
+                ("valid", "yes" if checked["valid"] else "NO"),
+                ("status", checked["status"]),
+                ("certificate", checked["certificate_id"]),
+                ("type", checked["certificate_type"]),
+                ("issuer", checked["issuer"]),
+                ("expires", checked["expires_at"]),
+                ("revocation list", revocations),
+            ]
+        )
+    )
+    sys.stdout.write(_disclosed(checked["certificate_type"], checked["fields"]))
+    return code
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _read_certificates(source: str) -> tuple[list[dict[str, Any]], bool]:
+    """The certificates in ``source`` and whether it held one object (not an array)."""
+    where = "stdin" if source == "-" else source
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageProblem(f"cannot read certificates from {where}: {exc}") from None
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise UsageProblem(f"the certificates in {where} are not JSON: {exc}") from None
+    if isinstance(document, dict):
+        return [document], True
+    if not isinstance(document, list) or not document:
+        raise UsageProblem(f"{where} must hold a certificate object or a non-empty array of them")
+    for index, item in enumerate(document):
+        if not isinstance(item, dict):
+            raise UsageProblem(f"{where}: item [{index}] is not a certificate object")
+    return document, False
+
+
+def _disclosed(certificate_type: str, fields: Mapping[str, str | None]) -> str:
+    """The disclosed fields in the type's field order as a table, ID numbers masked; a line
+    when there are none."""
+    if not fields:
+        return "\ndisclosed: status only\n"
+    # The answer's order is the issuer's map order, which means nothing; the face's does.
+    order = disclosable_fields(certificate_type) if is_certificate_type(certificate_type) else ()
+    names = sorted(fields, key=lambda n: (order.index(n) if n in order else len(order), n))
+    rows: list[Sequence[str]] = [
+        [name, _label(certificate_type, name), _shown(fields[name])] for name in names
+    ]
+    return "\ndisclosed\n" + table(["field", "label", "value"], rows)
+
+
+def _label(certificate_type: str, name: str) -> str:
+    if not is_certificate_type(certificate_type):
+        return ""
+    try:
+        return field_label(certificate_type, name)
+    except KeyError:
+        return ""
+
+
+def _shown(value: str | None) -> str:
+    # By shape rather than by field name: an ID number stays masked in a field or a type
+    # this command does not know yet.
+    if not value:
+        return "-"
+    return mask_code(value) if _ID_NUMBER.fullmatch(value) else value

@@ -1,0 +1,292 @@
+"""``yrd cert verify|usage|import`` and ``yrd presentation issue|verify`` against two live nodes
+(Shanghai issues the card, Jiangsu checks it) on their configured HTTP ports; the command
+runs in-process in a worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from node.cli.main import main
+from node.identifiers import make_certificate_id, parse_certificate_id
+from node.runtime.node import Node
+from node.runtime.service import start_http
+from tests.certificate_samples import LI_MINGHUA, OTHER_PERSON, sample_json
+from tests.nodes import config_for, eventually, free_base_port, make_mesh, running, settled
+
+CARD = sample_json("resident_id_card")
+CARD_ID = CARD["certificate_id"]
+MASKED = f"{LI_MINGHUA[:6]}{'*' * 8}{LI_MINGHUA[-4:]}"
+
+
+@asynccontextmanager
+async def live(
+    tmp_path: Path, *, sh_token: str | None = None
+) -> AsyncIterator[tuple[Path, Node, str, Node, str]]:
+    """Shanghai and Jiangsu running, each serving HTTP on its configured port, links up, and
+    revocation lists refreshed every 0.2 s."""
+    mesh = make_mesh(tmp_path)
+    fast = {"revocation_refresh_seconds": 0.2}
+    async with (
+        running(config_for(mesh, "shanghai", http_token=sh_token, **fast)) as sh,
+        running(config_for(mesh, "jiangsu", **fast)) as js,
+    ):
+        runners = [await start_http(sh), await start_http(js)]
+        try:
+            await eventually(lambda: settled(sh, js))
+            yield (
+                mesh,
+                sh,
+                f"http://{sh.config.http_listen}",
+                js,
+                f"http://{js.config.http_listen}",
+            )
+        finally:
+            for runner in runners:
+                await runner.cleanup()
+
+
+async def yrd(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``yrd ARGV`` in a worker thread (it runs its own event loop): exit code, stdout, stderr."""
+    capsys.readouterr()
+    code = await asyncio.to_thread(main, list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def card_file(tmp_path: Path, *cards: object, name: str = "card.json") -> Path:
+    """One card as a JSON object, or several as an array."""
+    path = tmp_path / name
+    document = cards[0] if len(cards) == 1 else list(cards)
+    path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def header(out: str) -> dict[str, str]:
+    """The ``key  value`` lines before the first blank line."""
+    pairs = (line.split("  ", 1) for line in out.split("\n\n")[0].splitlines())
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+async def test_import_verify_and_usage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A card imported at Shanghai is verified from Jiangsu for status alone and, with consent,
+    for fields shown in a table with the ID number masked; a refusal exits 1 naming its code
+    and field; Shanghai's usage table lists each disclosure and Jiangsu's usage is refused."""
+    async with live(tmp_path) as (mesh, _, sh_url, _, js_url):
+        one = str(card_file(tmp_path, CARD))
+        code, out, err = await yrd(capsys, "cert", "import", one, "--url", sh_url)
+        assert (code, err) == (0, "")
+        assert out == f"{CARD_ID}  imported  (resident_id_card, valid)\n"
+
+        parts = parse_certificate_id(CARD_ID)
+        licence = sample_json("driving_licence")
+        other = make_certificate_id(parts.type_code, parts.issuer_code, "SH02")
+        wrong = {**CARD, "certificate_id": str(other), "status": "lost"}
+        monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps([licence, wrong])))
+        code, out, err = await yrd(capsys, "cert", "import", "-", "--url", sh_url)
+        assert code == 1
+        assert out == f"{licence['certificate_id']}  imported  (driving_licence, valid)\n"
+        assert err.startswith("yrd: invalid_status: ")
+        assert err.rstrip().endswith("(field: [1].status)")
+
+        ask = ["cert", "verify", CARD_ID, "--holder", LI_MINGHUA, "--purpose", "hotel_check_in"]
+        code, out, err = await yrd(capsys, *ask, "--mesh", str(mesh), "--province", "jiangsu")
+        assert code == 0, err
+        shown = header(out)
+        assert shown["status"] == "valid" and shown["issuer"] == "shanghai"
+        assert shown["holder"] == MASKED and shown["cached"] == "no"
+        assert shown["checked"] and shown["valid until"] >= shown["checked"]
+        assert out.endswith("\ndisclosed: status only\n")
+
+        code, out, err = await yrd(capsys, *ask, "--field", "name", "--url", js_url)
+        assert (code, out) == (1, "")
+        assert err.startswith("yrd: consent_required: ")
+        assert err.rstrip().endswith("(field: consent)")
+
+        fields = ["--field", "name", "--field", "id_number", "--field", "address"]
+        expires = "2099-12-01T18:00:00+08:00"  # sent as 2099-12-01T10:00:00Z
+        consent = ["--consent", "grant-20261130-0001", "--consent-expires", expires]
+        argv = [*ask, *fields, *consent, "--requester", "南京市某酒店", "--url", js_url]
+        code, out, err = await yrd(capsys, *argv)
+        assert code == 0, err
+        assert LI_MINGHUA not in out and LI_MINGHUA[6:14] not in out
+        table = out[out.index("\ndisclosed\n") + len("\ndisclosed\n") :].splitlines()
+        assert table[0].split() == ["field", "label", "value"]
+        assert [row.split() for row in table[2:]] == [
+            ["name", "姓名", CARD["fields"]["name"]],
+            ["address", "住址", CARD["fields"]["address"]],
+            ["id_number", "公民身份号码", MASKED],
+        ]  # the card's face order, whatever the answer's
+        code, out, err = await yrd(capsys, *argv, "--json")
+        assert code == 0, err
+        answer = json.loads(out)
+        assert answer["cached"] is True and answer["fields"]["id_number"] == LI_MINGHUA
+
+        code, out, err = await yrd(capsys, "cert", "usage", CARD_ID, "--url", sh_url)
+        assert code == 0, err
+        lines = out.splitlines()
+        columns = ["at", "requester province", "requester", "purpose", "fields", "consent"]
+        assert [h.strip() for h in lines[0].split("  ") if h.strip()] == [*columns, "status"]
+        rows = [line.split() for line in lines[2:4]]
+        disclosed = "status,name,address,id_number"
+        assert [r[1:] for r in rows] == [
+            [
+                "jiangsu",
+                "南京市某酒店",
+                "hotel_check_in",
+                disclosed,
+                "grant-20261130-0001",
+                "valid",
+            ],
+            ["jiangsu", "-", "hotel_check_in", "status", "-", "valid"],
+        ]
+        assert lines[-1] == f"2 checks of {CARD_ID} (issued in shanghai)"
+        code, out, err = await yrd(capsys, "cert", "usage", CARD_ID, "--url", sh_url, "--json")
+        assert code == 0, err
+        assert json.loads(out)["usage"][0]["consent_grant_id"] == "grant-20261130-0001"
+
+        code, out, err = await yrd(capsys, "cert", "usage", CARD_ID, "--url", js_url)
+        assert (code, out) == (1, "")
+        assert err.startswith("yrd: not_issuer: ") and "(field: certificate_id)" in err
+
+
+async def test_presentations_and_revocation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shanghai issues a presentation that Jiangsu verifies (exit 0) with the revocation list's
+    age and version; a tampered token and a stranger's request exit 1; once the card is
+    revoked and Jiangsu holds the newer list the same token exits 3 and no new one is issued."""
+    async with live(tmp_path) as (mesh, _, sh_url, js, js_url):
+        one = str(card_file(tmp_path, CARD))
+        code, _, err = await yrd(capsys, "cert", "import", one, "--url", sh_url)
+        assert code == 0, err
+        issue = ["presentation", "issue", CARD_ID, "--holder", LI_MINGHUA]
+        code, out, err = await yrd(capsys, *issue, "--url", sh_url)
+        assert code == 0, err
+        shown = header(out)
+        token = out.rstrip().splitlines()[-1]
+        assert shown["certificate"] == CARD_ID and shown["size"] == f"{len(token)} bytes"
+        assert shown["expires"].endswith("Z")
+        code, out, err = await yrd(capsys, *issue, "--url", sh_url, "--json")
+        assert code == 0, err
+        assert json.loads(out)["size_bytes"] == len(json.loads(out)["token"])
+
+        code, out, err = await yrd(
+            capsys, "presentation", "issue", CARD_ID, "--holder", OTHER_PERSON, "--url", sh_url
+        )
+        assert (code, out) == (1, "")
+        assert err.startswith("yrd: holder_mismatch: ") and "(field: holder_code)" in err
+
+        await eventually(lambda: js.certificates.held_list("shanghai") is not None)
+        code, out, err = await yrd(capsys, "presentation", "verify", token, "--url", js_url)
+        assert code == 0, err
+        shown = header(out)
+        assert (shown["valid"], shown["status"], shown["issuer"]) == ("yes", "valid", "shanghai")
+        assert shown["revocation list"].startswith("version ")
+        assert [row.split() for row in out.split("\ndisclosed\n")[1].splitlines()[2:]] == [
+            ["name", "姓名", CARD["fields"]["name"]],
+            ["sex", "性别", "male"],
+        ]
+
+        tampered = token[:-6] + ("A" if token[-6] != "A" else "B") + token[-5:]
+        code, out, err = await yrd(capsys, "presentation", "verify", tampered, "--url", js_url)
+        assert (code, out) == (1, "")
+        assert err.startswith("yrd: bad_signature: ") and "(field: token)" in err
+
+        held = js.certificates.held_list("shanghai")
+        assert held is not None
+        revoked = card_file(tmp_path, {**CARD, "status": "revoked"}, name="revoked.json")
+        code, out, err = await yrd(capsys, "cert", "import", str(revoked), "--url", sh_url)
+        assert code == 0, err
+        assert out.endswith("(resident_id_card, revoked)\n")
+
+        def newer_list() -> bool:
+            now_held = js.certificates.held_list("shanghai")
+            return now_held is not None and now_held.version > held.version
+
+        await eventually(newer_list)
+        monkeypatch.setattr("sys.stdin", io.StringIO(token + "\n"))
+        code, out, err = await yrd(
+            capsys, "presentation", "verify", "-", "--mesh", str(mesh), "--province", "jiangsu"
+        )
+        assert (code, err) == (3, "")
+        shown = header(out)
+        assert (shown["valid"], shown["status"]) == ("NO", "revoked")
+        code, out, err = await yrd(
+            capsys, "presentation", "verify", token, "--url", js_url, "--json"
+        )
+        assert code == 3
+        checked = json.loads(out)
+        assert checked["valid"] is False
+        assert checked["revocation_list_version"] > held.version
+
+        code, out, err = await yrd(capsys, *issue, "--url", sh_url)
+        assert (code, out) == (1, "")
+        assert err.startswith("yrd: certificate_not_valid: ")
+
+
+async def test_import_stops_when_the_node_refuses_the_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the bearer token an array import stops at the first refusal (it names no field,
+    so every certificate would meet it) and exits 1; with YRD_HTTP_TOKEN all are imported."""
+    monkeypatch.delenv("YRD_HTTP_TOKEN", raising=False)
+    cards = str(card_file(tmp_path, CARD, sample_json("driving_licence")))
+    async with live(tmp_path, sh_token="s3cret-token") as (_, _, sh_url, _, _):
+        code, out, err = await yrd(capsys, "cert", "import", cards, "--url", sh_url)
+        assert (code, out) == (1, "")
+        first, stopped = err.splitlines()
+        assert first.startswith("yrd: unauthorized: ") and first.endswith("(field: [0])")
+        assert stopped == "yrd: stopped; 1 more not sent"
+        monkeypatch.setenv("YRD_HTTP_TOKEN", "s3cret-token")
+        code, out, err = await yrd(capsys, "cert", "import", cards, "--url", sh_url, "--json")
+        assert (code, err) == (0, "")
+        assert [c["index"] for c in json.loads(out)["imported"]] == [0, 1]
+
+
+async def test_command_line_problems_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A consent without its expiry, an expiry without a zone, a file that is not JSON and an
+    array holding something other than certificates exit 2 before anything is sent."""
+    unused = "http://127.0.0.1:9"  # nothing is asked: the command line is refused first
+    ask = ["cert", "verify", CARD_ID, "--holder", LI_MINGHUA, "--purpose", "hotel_check_in"]
+    code, out, err = await yrd(capsys, *ask, "--consent", "grant-20261130-0001", "--url", unused)
+    assert (code, out) == (2, "")
+    assert "--consent and --consent-expires go together" in err
+    with pytest.raises(SystemExit) as exited:
+        await yrd(capsys, *ask, "--consent-expires", "2099-12-01T18:00:00", "--url", unused)
+    assert exited.value.code == 2
+    assert "needs a zone" in capsys.readouterr().err
+
+    broken = tmp_path / "broken.json"
+    broken.write_text("{", encoding="utf-8")
+    code, out, err = await yrd(capsys, "cert", "import", str(broken), "--url", unused)
+    assert (code, out) == (2, "") and "not JSON" in err
+    code, out, err = await yrd(
+        capsys, "cert", "import", str(card_file(tmp_path, CARD, "x")), "--url", unused
+    )
+    assert (code, out) == (2, "") and "item [1] is not a certificate object" in err
+
+
+async def test_unreachable_node_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A URL where no node listens exits 2 with a message naming the URL, for every command."""
+    url = f"http://127.0.0.1:{free_base_port(1) + 1000}"
+    for argv in (
+        ("cert", "verify", CARD_ID, "--holder", LI_MINGHUA, "--purpose", "hotel_check_in"),
+        ("cert", "usage", CARD_ID),
+        ("cert", "import", str(card_file(tmp_path, CARD))),
+        ("presentation", "issue", CARD_ID, "--holder", LI_MINGHUA),
+        ("presentation", "verify", "AQAB"),
+    ):
+        code, out, err = await yrd(capsys, *argv, "--url", url)
+        assert (code, out) == (2, ""), argv
+        assert f"cannot reach the node at {url}" in err and "connection refused" in err
