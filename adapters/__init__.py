@@ -1,0 +1,16 @@
+"""Province adapters and the simulated platforms they are tested against (DESIGN.md §8).
+
+Layout:
+
+- ``adapters.simulation``: the province-neutral engine every simulated platform shares
+  (seeded data, its own SQLite store, the simulated officer and applicant, the process entry
+  point and ``GET /sim/fixtures``). A dialect adds only its HTTP routes and translations.
+- ``adapters.<province>``: one package per dialect, each exposing
+  ``build_platform(store_path, *, seed, officer_delay, ...) -> aiohttp.web.Application``
+  (the simulated platform) and ``make_adapter(base_url, *, credentials) -> ProvinceAdapter``
+  (the node's client of it).
+- ``adapters.registry``: province name → those two callables.
+- ``adapters.transport``: the one place where HTTP transport failures and 5xx answers
+  become ``PlatformUnavailable``, for every adapter.
+- ``adapters.strict_json``: strict reading of decoded JSON objects for JSON dialects.
+"""

@@ -1,0 +1,160 @@
+"""The node's adapter to the Shanghai platform (一网通办), speaking its dialect.
+
+Implements ``node.platform.adapter.ProvinceAdapter`` (whose docstring has the rules every
+adapter keeps). Particular to Shanghai:
+
+1. Translations, both ways, are ``adapters.shanghai.dialect``'s, the very functions the
+   simulated platform uses.
+2. A feed record that does not translate becomes a ``Malformed`` naming its ``applyNo`` or
+   ``eventId`` (``"?"`` when even that is unreadable); a reply that is not the dialect at all
+   raises ``DialectError``. A certificate is also checked by ``parse_certificate`` and the
+   matter list by ``parse_catalog``: what the node receives is what its model accepts.
+3. A 404 for a licence is "not in the library" (None); every other 4xx is a ``DialectError``
+   carrying the platform's ``errorType``; 5xx, timeouts and refused connections are
+   ``PlatformUnavailable`` (``adapters.transport``).
+4. ``credentials`` may hold ``access_token`` (sent as ``X-Access-Token``) and ``timeout``
+   (seconds, default 10).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from adapters.shanghai import dialect
+from adapters.shanghai.platform import BASE, LICENSES, REVOCATIONS, TOKEN_HEADER
+from adapters.strict_json import JsonObject, decode_json_object
+from adapters.transport import DEFAULT_TIMEOUT, PlatformClient, Reply
+from node.cases.catalog import CatalogError, matter_to_json, parse_catalog
+from node.certificates.model import CertificateError, parse_certificate, to_json
+from node.platform.adapter import (
+    Application,
+    CaseNotice,
+    DialectError,
+    InboundCase,
+    Malformed,
+    Page,
+    PlatformEvent,
+    ProvinceAdapter,
+)
+
+
+class ShanghaiAdapter:
+    """``ProvinceAdapter`` for the Shanghai dialect (rules in the module docstring)."""
+
+    def __init__(
+        self, base_url: str, *, access_token: str = "", timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        headers = {TOKEN_HEADER: access_token} if access_token else {}
+        self._client = PlatformClient(base_url, timeout=timeout, headers=headers)
+
+    async def poll_applications(self, cursor: str | None) -> Page:
+        records, next_cursor = await self._page(f"{BASE}/applications", cursor)
+        items: list[Application | PlatformEvent | Malformed] = []
+        for record in records:
+            try:
+                items.append(dialect.read_application_record(record))
+            except DialectError as error:
+                items.append(_malformed(record, "applyNo", error))
+        return Page(items, next_cursor)
+
+    async def acknowledge(self, reference: str, case_id: str) -> None:
+        path = f"{BASE}/applications/{quote(reference, safe='')}/acknowledgement"
+        await self._send("POST", path, {"caseId": case_id})
+
+    async def poll_events(self, cursor: str | None) -> Page:
+        records, next_cursor = await self._page(f"{BASE}/events", cursor)
+        items: list[Application | PlatformEvent | Malformed] = []
+        for record in records:
+            try:
+                items.append(dialect.read_event_record(record))
+            except DialectError as error:
+                items.append(_malformed(record, "eventId", error))
+        return Page(items, next_cursor)
+
+    async def deliver_case(self, case: InboundCase) -> None:
+        await self._send("POST", f"{BASE}/inboundCases", dialect.case_to_dialect(case))
+
+    async def deliver_update(self, notice: CaseNotice) -> None:
+        await self._send("POST", f"{BASE}/caseNotices", dialect.notice_to_dialect(notice))
+
+    async def fetch_certificate(self, certificate_id: str) -> Mapping[str, Any] | None:
+        path = f"{LICENSES}/{quote(certificate_id, safe='')}"
+        reply = await self._client.request("GET", path)
+        if reply.status == 404:
+            error = dialect.read_error(reply.body, reply.status)
+            if error.code == "not_found":
+                return None
+            raise error
+        data = _object(reply)
+        try:
+            return to_json(parse_certificate(dialect.read_certificate(JsonObject(data))))
+        except CertificateError as error:
+            raise DialectError(
+                "invalid_certificate", f"the licence is not a valid certificate: {error.detail}"
+            ) from None
+
+    async def list_revocations(self) -> Sequence[Mapping[str, Any]]:
+        reply = await self._client.request("GET", REVOCATIONS)
+        fields = JsonObject(_object(reply))
+        records = fields.objects("records", max_items=100_000)
+        fields.finish()
+        return [dialect.read_revocation(record) for record in records]
+
+    async def list_matters(self) -> Sequence[Mapping[str, Any]]:
+        reply = await self._client.request("GET", f"{BASE}/matters")
+        fields = JsonObject(_object(reply))
+        matters = [dialect.read_matter(item) for item in fields.objects("records", max_items=1000)]
+        fields.finish()
+        document = {"province": dialect.PROVINCE, "version": 1, "matters": matters}
+        try:
+            catalog = parse_catalog(document, dialect.PROVINCE)
+        except CatalogError as error:
+            raise DialectError("invalid_matter", error.detail, field=error.field) from None
+        return [matter_to_json(matter) for matter in catalog.matters]
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    async def _page(self, path: str, cursor: str | None) -> tuple[list[object], str | None]:
+        params = {"cursor": cursor} if cursor is not None else {}
+        reply = await self._client.request("GET", path, params=params)
+        fields = JsonObject(_object(reply))
+        records = fields.raw("records")
+        if not isinstance(records, list):
+            raise DialectError("malformed_body", "records must be a list", field="records")
+        next_cursor = fields.text("nextCursor", max_length=40)
+        fields.boolean("hasMore")
+        fields.finish()
+        if not records and cursor is None and next_cursor == "0":
+            return [], None
+        return records, next_cursor
+
+    async def _send(self, method: str, path: str, body: Mapping[str, Any]) -> None:
+        data = json.dumps(body, ensure_ascii=False).encode()
+        reply = await self._client.request(method, path, body=data, content_type="application/json")
+        _object(reply)
+
+
+def _object(reply: Reply) -> dict[str, Any]:
+    if reply.status >= 400:
+        raise dialect.read_error(reply.body, reply.status)
+    return decode_json_object(reply.body, what="reply")
+
+
+def _malformed(record: object, key: str, error: DialectError) -> Malformed:
+    reference = record.get(key) if isinstance(record, dict) else None
+    shown = reference if isinstance(reference, str) and 0 < len(reference) <= 200 else "?"
+    return Malformed(reference=shown, code=error.code, field=error.field, detail=error.detail)
+
+
+def make_adapter(base_url: str, *, credentials: Mapping[str, str]) -> ProvinceAdapter:
+    """The Shanghai adapter for the platform at ``base_url`` (rule 4 for ``credentials``)."""
+    timeout = float(credentials.get("timeout", DEFAULT_TIMEOUT))
+    return ShanghaiAdapter(
+        base_url, access_token=credentials.get("access_token", ""), timeout=timeout
+    )

@@ -1,0 +1,313 @@
+"""The province-neutral simulated platform: what a dialect's HTTP handlers call.
+
+A dialect (``adapters/<province>/platform.py``) decodes a request in its own dialect into the
+engine's neutral values, calls one ``SimulatedPlatform`` method, and encodes the answer
+back; a ``PlatformRefusal`` it renders in its own error format. The engine keeps the data,
+the rules and the simulated people; the dialect keeps only the translation.
+
+What a dialect author uses:
+
+- ``SimulatedPlatform.open(province, store_path, seed=..., officer_delay=..., clock=...,
+  reference_prefix=...)``: open (and on first use seed) the platform's SQLite file.
+- ``platform.app(routes, middlewares=...)``: the ``aiohttp`` application, with the dialect's
+  routes, ``GET /sim/fixtures`` and the simulated people as a background task. Handlers find
+  the platform at ``request.app[SIMULATION]``.
+- Applications (this province accepts): ``submit_application`` (a tester enters one; checked
+  as the node's ``POST /v1/cases`` would check it), ``applications_since``,
+  ``acknowledge``, ``application_progress``.
+- Inbound (this province handles): ``deliver_case``, ``deliver_notice`` (both idempotent).
+- The event feed: ``events_since``.
+- Library and catalog: ``certificate``, ``revocations``, ``matters``; ``fixtures`` for
+  testers.
+
+Rules kept:
+
+1. A refusal raises ``PlatformRefusal`` with a stable ``code``, the ``field`` at fault (in the
+   engine's neutral names; the dialect maps them) and the HTTP status to answer, and
+   changes nothing in the store.
+2. Cursors are positions (integers, 0 = from the beginning); a page holds at most
+   ``MAX_PAGE`` records; the next cursor is the last position returned, or the same cursor
+   when nothing new arrived.
+3. Refusal sentences name fields, never values (names and ID numbers are personal data).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from adapters.simulation.officer import Clock, SimulatedPeople
+from adapters.simulation.seed import make_seed
+from adapters.simulation.store import (
+    FeedEvent,
+    PlatformStore,
+    StoreConflict,
+    StoredApplication,
+    StoredNotice,
+)
+from node.cases.catalog import PROVINCES, Matter, load_catalog, matter_to_json
+from node.cases.submission import CaseInputError, parse_new_case
+from node.certificates.model import CHINA_STANDARD_TIME
+from node.platform.adapter import CaseNotice, InboundCase
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE: Final = 500
+DEFAULT_PAGE: Final = 100
+
+
+class PlatformRefusal(Exception):
+    """A request the simulated platform refuses; nothing was stored (rule 1)."""
+
+    def __init__(self, code: str, detail: str, *, field: str = "", status: int = 400) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.field = field
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ApplicationProgress:
+    """An application as its applicant sees it: the case it became and what happened since."""
+
+    application: StoredApplication
+    status: str
+    """The latest status the node reported, or ``submitted`` before any notice."""
+    notices: tuple[StoredNotice, ...]
+
+
+class SimulatedPlatform:
+    """One province's simulated platform (rules in the module docstring)."""
+
+    def __init__(
+        self,
+        province: str,
+        store: PlatformStore,
+        *,
+        seed: int,
+        officer_delay: float,
+        clock: Clock = time.time,
+        reference_prefix: str,
+    ) -> None:
+        self.province = province
+        self.store = store
+        self.seed = seed
+        self.clock = clock
+        self.reference_prefix = reference_prefix
+        self.people = SimulatedPeople(
+            store, province=province, seed=seed, delay=officer_delay, clock=clock
+        )
+        self._own = load_catalog(province)
+        self._federated = {m.code: m for p in PROVINCES for m in load_catalog(p).matters}
+
+    @classmethod
+    def open(
+        cls,
+        province: str,
+        store_path: str | Path,
+        *,
+        seed: int,
+        officer_delay: float,
+        clock: Clock = time.time,
+        reference_prefix: str,
+    ) -> SimulatedPlatform:
+        """Open the platform's store, seeding it on first use; refuse another seed's store."""
+        if province not in PROVINCES:
+            raise ValueError(f"unknown province {province!r}; one of {', '.join(PROVINCES)}")
+        store = PlatformStore.open(store_path)
+        seeded = store.seeded_with()
+        if seeded is None:
+            store.load_seed(make_seed(province, seed))
+        elif seeded != (province, seed):
+            store.close()
+            raise ValueError(
+                f"{store_path} holds the {seeded[0]} platform seeded with {seeded[1]}, "
+                f"not {province} with {seed}"
+            )
+        return cls(
+            province,
+            store,
+            seed=seed,
+            officer_delay=officer_delay,
+            clock=clock,
+            reference_prefix=reference_prefix,
+        )
+
+    # -- the aiohttp application -------------------------------------------------------------
+
+    def app(
+        self, routes: Iterable[web.AbstractRouteDef], *, middlewares: Sequence[Middleware] = ()
+    ) -> web.Application:
+        """The platform's HTTP application: the dialect's routes plus ``GET /sim/fixtures``."""
+        app = web.Application(middlewares=list(middlewares))
+        app[SIMULATION] = self
+        app.router.add_get("/sim/fixtures", _fixtures)
+        app.add_routes(routes)
+        app.cleanup_ctx.append(self._background)
+        return app
+
+    async def _background(self, app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(self.people.run(), name=f"{self.province}-simulated-people")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        self.store.close()
+
+    # -- applications (this province accepts) ------------------------------------------------
+
+    def submit_application(self, body: Mapping[str, Any]) -> StoredApplication:
+        """Take an application (a ``POST /v1/cases`` body) entered at this platform."""
+        try:
+            case = parse_new_case(body, find_matter=self._federated.get, me=self.province)
+        except CaseInputError as error:
+            raise PlatformRefusal(error.code, error.detail, field=error.field) from None
+        stored = self.store.add_application(case.to_json(), self.clock(), self._reference)
+        log.info("application entered", extra={"reference": stored.reference})
+        return stored
+
+    def _reference(self, position: int) -> str:
+        day = datetime.fromtimestamp(self.clock(), CHINA_STANDARD_TIME).strftime("%Y%m%d")
+        return f"{self.reference_prefix}{day}{position:06d}"
+
+    def applications_since(self, cursor: int, limit: int = DEFAULT_PAGE) -> list[StoredApplication]:
+        return self.store.applications_since(cursor, _page_size(limit))
+
+    def acknowledge(self, reference: str, case_id: str) -> StoredApplication:
+        """Record which federation case an application became (idempotent)."""
+        try:
+            stored = self.store.acknowledge(reference, case_id, self.clock())
+        except StoreConflict as error:
+            raise PlatformRefusal("conflict", str(error), field="case_id", status=409) from None
+        if stored is None:
+            raise PlatformRefusal(
+                "not_found", "no application has this reference", field="reference", status=404
+            )
+        self.people.wake()
+        return stored
+
+    def application_progress(self, reference: str) -> ApplicationProgress:
+        stored = self.store.application(reference)
+        if stored is None:
+            raise PlatformRefusal(
+                "not_found", "no application has this reference", field="reference", status=404
+            )
+        notices = tuple(self.store.notices(stored.case_id)) if stored.case_id else ()
+        status = notices[-1].notice.status if notices else "submitted"
+        return ApplicationProgress(stored, status, notices)
+
+    # -- deliveries from the node (this province handles) ------------------------------------
+
+    def deliver_case(self, case: InboundCase) -> bool:
+        """Take a case to handle; False if exactly this case was delivered before."""
+        if self._own.get(case.matter_code) is None:
+            raise PlatformRefusal(
+                "unknown_matter",
+                f"{self.province} does not handle this matter code",
+                field="matter_code",
+            )
+        if case.accepting == self.province or case.accepting not in PROVINCES:
+            raise PlatformRefusal(
+                "invalid_province",
+                "the accepting province must be another member of the federation",
+                field="accepting",
+            )
+        try:
+            created = self.store.add_inbound_case(case, self.clock())
+        except StoreConflict as error:
+            raise PlatformRefusal("conflict", str(error), field="case_id", status=409) from None
+        if created:
+            log.info("case delivered", extra={"case_id": case.case_id})
+            self.people.wake()
+        return created
+
+    def deliver_notice(self, notice: CaseNotice) -> bool:
+        """Take an update notice; False if exactly this one was delivered before."""
+        try:
+            created = self.store.add_notice(notice, self.clock())
+        except StoreConflict as error:
+            raise PlatformRefusal("conflict", str(error), field="sequence", status=409) from None
+        if created:
+            log.info(
+                "notice delivered",
+                extra={"case_id": notice.case_id, "sequence": notice.sequence},
+            )
+            self.people.wake()
+        return created
+
+    # -- the feed, the library and the catalog -----------------------------------------------
+
+    def events_since(self, cursor: int, limit: int = DEFAULT_PAGE) -> list[FeedEvent]:
+        return self.store.events_since(cursor, _page_size(limit))
+
+    def certificate(self, certificate_id: str) -> dict[str, Any] | None:
+        return self.store.certificate(certificate_id)
+
+    def revocations(self) -> list[dict[str, Any]]:
+        """The library's revoked and suspended certificates (``certificate_id``, ``status``,
+        ``since`` in epoch seconds, ``reason``), for the issuer's revocation list."""
+        return self.store.revocations()
+
+    def matters(self) -> list[dict[str, Any]]:
+        """This province's cross-province matters, in the catalog's JSON form."""
+        return [matter_to_json(matter) for matter in self._own.matters]
+
+    def matter(self, code: str) -> Matter | None:
+        """A matter of any member's packaged catalog (for dialects that show names)."""
+        return self._federated.get(code)
+
+    def fixtures(self) -> dict[str, Any]:
+        """The seeded data for testers (DESIGN.md §8)."""
+        return {
+            "province": self.province,
+            "seed": self.seed,
+            "persons": self.store.persons(),
+            "companies": self.store.companies(),
+            "certificates": [
+                {
+                    "certificate_id": c["certificate_id"],
+                    "type": c["type"],
+                    "holder_code_type": c["holder_code_type"],
+                    "holder_code": c["holder_code"],
+                    "holder_name": c["holder_name"],
+                    "status": c["status"],
+                    "valid_until": c["valid_until"],
+                }
+                for c in self.store.certificates()
+            ],
+        }
+
+
+SIMULATION: Final = web.AppKey("simulation", SimulatedPlatform)
+
+
+async def _fixtures(request: web.Request) -> web.Response:
+    text = json.dumps(request.app[SIMULATION].fixtures(), ensure_ascii=False)
+    return web.json_response(text=text)
+
+
+def parse_cursor(value: str | None) -> int:
+    """A cursor as the engine keeps it: absent or empty is 0; anything else a position."""
+    if value is None or value == "":
+        return 0
+    if not value.isdigit() or len(value) > 18:
+        raise PlatformRefusal(
+            "invalid_cursor", "the cursor must be a non-negative integer", field="cursor"
+        )
+    return int(value)
+
+
+def _page_size(limit: int) -> int:
+    return max(1, min(limit, MAX_PAGE))
