@@ -137,6 +137,29 @@ class _CaseCollector(Collector):
         yield from (cases, overdue, evaluations)
 
 
+class _PlatformCollector(Collector):
+    def __init__(self, read: Callable[[], Mapping[str, float] | None]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        snap = self._read()
+        if snap is None:
+            return
+        for name, help_text in (
+            (
+                "yrd_platform_up",
+                "Whether the province platform answered the last poll or delivery.",
+            ),
+            ("yrd_platform_outbox_depth", "Items waiting to be handed to the province platform."),
+            (
+                "yrd_platform_oldest_pending_age_seconds",
+                "Age of the oldest item waiting for the province platform.",
+            ),
+            ("yrd_platform_dead_letters", "Deliveries the province platform refused, parked."),
+        ):
+            yield GaugeMetricFamily(name, help_text, value=snap[name])
+
+
 class _RevocationCollector(Collector):
     def __init__(self, read: Callable[[], Mapping[str, float]]) -> None:
         self._read = read
@@ -316,12 +339,22 @@ class NodeMetrics:
             ["result"],
             registry=r,
         )
+        self.platform_records_refused = Counter(
+            "yrd_platform_records_refused_total",
+            "Records of the province platform's feeds the node could not take, by feed "
+            "(applications, events) and code.",
+            ["feed", "code"],
+            registry=r,
+        )
         self.manifest_reload_failures = Counter(
             "yrd_manifest_reload_failures_total",
             "Manifest reloads refused (bad signature, older version, expired, malformed).",
             ["reason"],
             registry=r,
         )
+
+    def watch_platform(self, read: Callable[[], Mapping[str, float] | None]) -> None:
+        self.registry.register(_PlatformCollector(read))
 
     def watch_revocation_lists(self, read: Callable[[], Mapping[str, float]]) -> None:
         """Seconds since each held revocation list was issued, by issuing province."""

@@ -70,6 +70,7 @@ from node.identifiers import IdentifierError
 from node.protocol.checks import Authenticated
 from node.protocol.faults import FaultCode, Refusal
 from node.store import cases, catalogs, outbox
+from node.store import platform as platform_store
 from node.store.cases import CaseRow, UpdateRow
 from node.store.outbox import OutboxItem
 from node.trust.manifest import PROVINCES, format_time
@@ -199,7 +200,9 @@ class CaseExchange:
 
     # -- events from this side's platform ----------------------------------------------------
 
-    async def act(self, case_id: str, body: Mapping[str, Any]) -> tuple[CaseRow, str | None]:
+    async def act(
+        self, case_id: str, body: Mapping[str, Any], *, platform_event: str | None = None
+    ) -> tuple[CaseRow, str | None]:
         """Apply (handling side) or request (accepting side) an action from our platform.
 
         Returns the case and, for a request sent to the handler, its message id. Raises
@@ -214,6 +217,12 @@ class CaseExchange:
             case = cases.get(conn, case_id)
             if case is None:
                 raise CaseNotFound(case_id)
+            if platform_event is not None:
+                if platform_store.event_outcome(conn, platform_event) is not None:
+                    return case, None, ""  # this platform event was taken before
+                platform_store.record_event(
+                    conn, event_id=platform_event, case_id=case_id, outcome="applied", at=now
+                )
             side = Role(case.role)
             update = CaseUpdate(
                 case_id=case_id,
@@ -248,6 +257,8 @@ class CaseExchange:
             return case, sealed.message_id, case.handling
 
         case, request_id, peer = await node.db.write(change)
+        if not peer:
+            return case, request_id
         node.wake(peer)
         log.info(
             "case action",
@@ -311,6 +322,9 @@ class CaseExchange:
             request_digest=None,
         )
         cases.insert_case(conn, row)
+        self._tell_platform(
+            conn, "case", row.case_id, _inbound_case(row, submit), received.received_at
+        )
         deliver = _delivered(row.case_id, received.receipt)
         self._apply(conn, row, deliver, evidence=received.receipt)
         log.info("case received", extra={"case_id": row.case_id, "peer": row.accepting})
@@ -503,6 +517,19 @@ class CaseExchange:
                 self._node.metrics.case_duration.labels(case.handling, status.value).observe(
                     max(0.0, last.at - case.submitted_at)
                 )
+        notice = {
+            "case_id": case.case_id,
+            "sequence": last.sequence,
+            "action": last.action,
+            "by": last.by_role,
+            "status": status.value,
+            "at": last.at,
+            "reason": last.detail.get("reason", ""),
+            "result": last.detail.get("result"),
+            "evaluation": _evaluation_notice(last.detail.get("evaluation")),
+            "due_at": last.detail.get("due_at"),
+        }
+        self._tell_platform(conn, "notice", case.case_id, notice, last.at)
         cases.set_state(
             conn,
             case.case_id,
@@ -513,6 +540,15 @@ class CaseExchange:
             concluded_at=concluded_at,
             evaluation_level=level,
         )
+
+    def _tell_platform(
+        self, conn: sqlite3.Connection, kind: str, case_id: str, payload: dict[str, Any], at: float
+    ) -> None:
+        """Queue what this node's platform must learn, in the transaction that caused it."""
+        if self._node.config.platform is None:
+            return
+        platform_store.enqueue(conn, kind=kind, case_id=case_id, payload=payload, at=at)
+        self._node.db.after_commit(self._node.platform_wake)
 
     def _due_at(self, case: CaseRow, history: Sequence[CaseUpdate]) -> float | None:
         """The due time after ``history`` (rule 5 of the module doc), None before acceptance,
@@ -623,6 +659,25 @@ def new_case_id(province: str, now: float) -> str:
     code = PROVINCES[province][0]
     day = format_time(now)[:10].replace("-", "")
     return f"{code}-{day}-{secrets.token_hex(8)}"
+
+
+def _inbound_case(row: CaseRow, submit: pb.CaseSubmit) -> dict[str, Any]:
+    shown = submission_json(submit)
+    return {
+        "case_id": row.case_id,
+        "accepting": row.accepting,
+        "matter_code": row.matter_code,
+        "mode": row.mode,
+        "applicant": shown["applicant"],
+        "materials": shown["materials"],
+        "submitted_at": row.submitted_at,
+    }
+
+
+def _evaluation_notice(evaluation: Any) -> dict[str, Any] | None:
+    if not evaluation:
+        return None
+    return {"level": evaluation["level"], "comment": evaluation.get("comment", "")}
 
 
 def _delivered(case_id: str, receipt_envelope: bytes) -> CaseUpdate:

@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from node.protocol.checks import DEFAULT_CLOCK_WINDOW, DEFAULT_MAX_MESSAGE_BYTES
-from node.trust.keys import VerifyKey, key_id_for, public_key_from_text
+from node.trust.keys import (
+    KeyFileError,
+    VerifyKey,
+    key_id_for,
+    public_key_from_text,
+    read_private_file,
+)
 
 
 class ConfigError(Exception):
@@ -56,6 +62,34 @@ class DeliveryConfig:
 
 
 @dataclass(frozen=True)
+class PlatformConfig:
+    """This node's own province platform (``[platform]``), reached through an adapter."""
+
+    adapter: str
+    """The dialect's package in ``adapters.registry``: shanghai, jiangsu, zhejiang, anhui."""
+    url: str
+    """The platform's base URL."""
+    credentials_file: Path | None = None
+    """A JSON object of strings the adapter sends (a token, an app key and secret); a
+    private file (0600), like a key."""
+    poll_interval_seconds: float = 0.5
+    retry_max_seconds: float = 60.0
+
+    def credentials(self) -> dict[str, str]:
+        if self.credentials_file is None:
+            return {}
+        try:
+            data = json.loads(read_private_file(self.credentials_file))
+        except (KeyFileError, ValueError) as exc:
+            raise ConfigError(f"platform credentials: {exc}") from exc
+        if not isinstance(data, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+        ):
+            raise ConfigError(f"{self.credentials_file} must hold a JSON object of strings")
+        return data
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     node_id: str
     """This node's id in the manifest and in its TLS certificate."""
@@ -76,6 +110,9 @@ class NodeConfig:
     shutdown_grace_seconds: float = 10.0
     """How long in-flight calls may run after SIGTERM before they are cancelled."""
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    platform: PlatformConfig | None = None
+    """Without one, the node's certificate library lives in its store and cases come only
+    through the REST API."""
     revocation_refresh_seconds: float = 30.0
     """How often the node checks its library for revocations to publish, and pulls each
     peer's revocation list."""
@@ -147,6 +184,7 @@ def parse_config(
             for name in DeliveryConfig.__dataclass_fields__
         }
     )
+    platform = _platform(_opt(data, "platform", dict, None, where), base, f"{where} [platform]")
     cases_t = _opt(data, "cases", dict, {}, where)
     holiday_tables = tuple(
         base / str(name) for name in _opt(cases_t, "holiday_tables", list, [], f"{where} [cases]")
@@ -174,6 +212,7 @@ def parse_config(
         shutdown_grace_seconds=_opt(data, "shutdown_grace_seconds", float, 10.0, where),
         delivery=delivery,
         holiday_tables=holiday_tables,
+        platform=platform,
         revocation_refresh_seconds=_opt(
             _opt(data, "certificates", dict, {}, where),
             "revocation_refresh_seconds",
@@ -182,6 +221,19 @@ def parse_config(
             f"{where} [certificates]",
         ),
         source=source,
+    )
+
+
+def _platform(table: Mapping[str, Any] | None, base: Path, where: str) -> PlatformConfig | None:
+    if table is None:
+        return None
+    credentials = _opt(table, "credentials_file", str, None, where)
+    return PlatformConfig(
+        adapter=_get(table, "adapter", str, where),
+        url=_get(table, "url", str, where),
+        credentials_file=base / credentials if credentials else None,
+        poll_interval_seconds=_opt(table, "poll_interval_seconds", float, 0.5, where),
+        retry_max_seconds=_opt(table, "retry_max_seconds", float, 60.0, where),
     )
 
 

@@ -26,14 +26,15 @@ from node.cases.calendar import WorkingCalendar, load_holidays
 from node.cases.catalog import load_catalog
 from node.cases.exchange import CaseExchange
 from node.cases.lifecycle import Status
-from node.certificates.library import StoreLibrary
+from node.certificates.library import PlatformLibrary, StoreLibrary
 from node.certificates.recognition import CertificateRecognition
 from node.delivery.circuit import CircuitState, PeerLink
 from node.delivery.worker import BATCH_TIMEOUT, Outcome, PeerWorker, Settlement
+from node.platform.link import PlatformLink
 from node.protocol.checks import CheckLimits, check_reply
 from node.protocol.envelope import Sealed, header, seal
 from node.protocol.faults import FaultCode, Refusal
-from node.runtime.config import NodeConfig, load_config
+from node.runtime.config import NodeConfig, PlatformConfig, load_config
 from node.runtime.heartbeat import HEARTBEAT_TIMEOUT, heartbeat_loop
 from node.runtime.inbound import InboundProcessor
 from node.store import audit, outbox
@@ -138,6 +139,8 @@ class Node:
         """The cross-province matters this node's province handles."""
         self.cases = CaseExchange(self, WorkingCalendar(load_holidays(config.holiday_tables)))
         self.certificates = CertificateRecognition(self, StoreLibrary(lambda: self.db))
+        self.platform: PlatformLink | None = None
+        """The link to this node's own province platform, when one is configured."""
         self.inbound = InboundProcessor(
             self,
             effects={
@@ -217,10 +220,13 @@ class Node:
         self.metrics.watch_store(self._outbox_snapshots, self._store_snapshot)
         self.metrics.watch_cases(self._case_snapshot)
         self.metrics.watch_revocation_lists(self._revocation_ages)
+        self.metrics.watch_platform(self._platform_snapshot)
         self._grpc = await start_server(
             self.inbound, config.grpc_listen, tls, max_message_bytes=config.max_message_bytes
         )
         await self._sync_peers(manifest)
+        if config.platform is not None:
+            self._connect_platform(config.platform)
         await self._announce_catalog()
         await self._publish_revocations()
         self._background(self._revocation_loop(), "revocation-lists")
@@ -317,6 +323,17 @@ class Node:
         await asyncio.gather(*peer.tasks, return_exceptions=True)
         await peer.channel.close()
 
+    def _connect_platform(self, config: PlatformConfig) -> None:
+        """The adapter named in the config, its library as ours, and the feed and delivery
+        loops; the platform may be down now, the loops wait for it."""
+        from adapters.registry import dialect
+
+        adapter = dialect(config.adapter).make_adapter(config.url, credentials=config.credentials())
+        self.platform = PlatformLink(self, adapter, config)
+        self.certificates.library = PlatformLibrary(adapter)
+        self._background(self.platform.run_polls(), "platform-polls")
+        self._background(self.platform.run_deliveries(), "platform-deliveries")
+
     async def _revocation_loop(self) -> None:
         """Publish our revocation list when it changes (checked every refresh), and pull each
         peer's, so a list missed while a link was down still arrives."""
@@ -334,6 +351,17 @@ class Node:
         except Refusal as refusal:
             # A manifest whose policy does not let us send lists: say so, keep going.
             log.warning("revocation list not published", extra={"reason": refusal.text})
+
+    def _platform_snapshot(self) -> dict[str, float] | None:
+        if self.platform is None or self._db is None or self._db.closed:
+            return None
+        shown = self.platform.status()
+        return {
+            "yrd_platform_up": 1.0 if shown["up"] else 0.0,
+            "yrd_platform_outbox_depth": shown["outbox_depth"],
+            "yrd_platform_oldest_pending_age_seconds": shown["oldest_pending_age_seconds"],
+            "yrd_platform_dead_letters": shown["dead_letters"],
+        }
 
     def _revocation_ages(self) -> dict[str, float]:
         if self._db is None or self._db.closed:
@@ -453,6 +481,8 @@ class Node:
             SHUTDOWN_STEP_LIMIT,
             "background tasks",
         )
+        if self.platform is not None:
+            await _bounded(self.platform.adapter.close(), SHUTDOWN_STEP_LIMIT, "platform adapter")
         # The store is flushed without a limit: what was promised must be written.
         if self._db is not None:
             await self._db.close()
@@ -540,6 +570,11 @@ class Node:
                 body=s.envelope,
                 recorded_at=now,
             )
+
+    def platform_wake(self) -> None:
+        """New items are committed in the platform outbox."""
+        if self.platform is not None:
+            self.platform.notify()
 
     def wake(self, province: str) -> None:
         """New rows are committed in this peer's outbox: its worker sends them now."""
@@ -753,6 +788,7 @@ class Node:
             "overdue_cases": self.cases.overdue_count(),
             "cases": _case_counts(self.db.reader()),
             "satisfaction": self.cases.satisfaction(),
+            "platform": self.platform.status() if self.platform else None,
             "inbox_messages": sum(by_type.values()),
             "inbox_by_type": by_type,
         }

@@ -29,7 +29,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -63,6 +63,8 @@ class _Job:
     fn: Callable[[sqlite3.Connection], Any]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
+    callbacks: list[Callable[[], None]] = field(default_factory=list)
+    """``after_commit`` callbacks the job registered."""
 
 
 class _Stop:
@@ -262,6 +264,7 @@ class Database:
         """Write jobs that committed."""
         self.commit_seconds_total = 0.0
         """Time spent from BEGIN to the end of COMMIT (fsync included), summed."""
+        self._job_callbacks: list[Callable[[], None]] = []
         self._thread = threading.Thread(
             target=self._run, name=f"store-writer:{path.name}", daemon=True
         )
@@ -395,9 +398,18 @@ class Database:
             # RuntimeError: the caller's event loop is gone; nobody is waiting any more.
             with contextlib.suppress(RuntimeError):
                 job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
+                for callback in job.callbacks if ok else ():
+                    job.loop.call_soon_threadsafe(callback)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """From inside a write job: run ``callback`` on the job's event loop once the
+        transaction holding the job has committed (never if the job or the batch fails)."""
+        assert threading.current_thread() is self._thread, "only from inside a write job"
+        self._job_callbacks.append(callback)
 
     def _run_job(self, conn: sqlite3.Connection, index: int, job: _Job) -> tuple[bool, Any]:
         conn.execute("SAVEPOINT job")
+        self._job_callbacks = []
         try:
             value = job.fn(conn)
         except Exception as exc:
@@ -412,6 +424,7 @@ class Database:
                 index, StoreError("a write job must not commit or roll back the transaction")
             )
         conn.execute("RELEASE job")
+        job.callbacks = self._job_callbacks
         return True, value
 
     def _rollback(self) -> None:

@@ -190,7 +190,39 @@ CREATE TABLE revocation_lists (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+_V6 = """
+-- What waits to be handed to this node's own province platform, in order: inbound cases
+-- and notices of applied case updates. Written with the change that causes it.
+CREATE TABLE platform_outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('case', 'notice')),
+    case_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')) DEFAULT 'pending',
+    created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    settled_at REAL
+);
+CREATE INDEX platform_outbox_state ON platform_outbox (state, seq);
+
+-- Where each of the platform's feeds was read up to (the adapter's opaque cursor).
+CREATE TABLE platform_cursors (
+    feed TEXT PRIMARY KEY,
+    cursor TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+
+-- Platform events already taken, so an event read twice is applied once.
+CREATE TABLE platform_events (
+    event_id TEXT PRIMARY KEY,
+    case_id TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    at REAL NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 """Migration ``i`` brings ``user_version`` from ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,261 @@
+"""The node's side of its own province platform: reading its feeds, handing it what arrives.
+
+Rules kept here (the adapter's own rules are in ``node.platform.adapter``):
+1. Applications entered at the platform become cases through ``CaseExchange.submit`` with
+   the Idempotency-Key ``platform:<reference>``, then are acknowledged with the case id; a
+   feed page is re-read after a crash or an outage, and re-reading changes nothing.
+2. Platform events become case actions through ``CaseExchange.act``, each recorded by its
+   event id in the transaction that applies it, so an event read twice is applied once.
+   An event the lifecycle refuses is recorded as refused and logged; it does not stop the
+   feed. A feed's cursor is stored only after every item of the page was taken.
+3. What the platform must learn (inbound cases, applied updates) is queued in the store by
+   the transaction that causes it and delivered in order by ``run_deliveries``: a platform
+   that is down or answers 5xx is retried with exponential back-off and jitter, and the
+   item waits, visible in status and metrics, until the platform takes it. A 4xx refusal
+   parks the item for an operator: retrying the same request cannot help.
+4. Nothing here logs names or ID numbers: references, case ids and codes only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    wait_exponential_jitter,
+)
+
+from node.cases.exchange import CaseConflict, CaseNotFound
+from node.cases.lifecycle import TransitionRefused
+from node.cases.submission import CaseInputError
+from node.platform.adapter import (
+    Application,
+    CaseNotice,
+    DialectError,
+    InboundCase,
+    Malformed,
+    PlatformEvent,
+    PlatformUnavailable,
+    ProvinceAdapter,
+)
+from node.store import platform as store
+from node.trust.manifest import format_time
+
+if TYPE_CHECKING:
+    from node.runtime.config import PlatformConfig
+    from node.runtime.node import Node
+
+log = logging.getLogger(__name__)
+
+IDLE_TICK = 5.0
+MAX_PAGES = 20
+"""Pages read from one feed in one poll before the other feed gets its turn."""
+
+
+@dataclass
+class PlatformState:
+    up: bool = False
+    last_error: str = ""
+    last_poll_at: float | None = None
+    last_delivery_at: float | None = None
+
+
+class PlatformLink:
+    def __init__(self, node: Node, adapter: ProvinceAdapter, config: PlatformConfig) -> None:
+        self._node = node
+        self.adapter = adapter
+        self.config = config
+        self.state = PlatformState()
+        self._work = asyncio.Event()
+        self._work.set()
+
+    def notify(self) -> None:
+        """New items wait in the platform outbox."""
+        self._work.set()
+
+    # -- reading the platform ------------------------------------------------------------
+
+    async def run_polls(self) -> None:
+        while True:
+            try:
+                await self.poll_once()
+            except PlatformUnavailable as error:
+                self._down(error)
+            except DialectError as error:
+                self._down(error)
+                log.error("platform answered outside its dialect", extra={"code": error.code})
+            await asyncio.sleep(self.config.poll_interval_seconds)
+
+    async def poll_once(self) -> None:
+        await self._drain_feed("applications")
+        await self._drain_feed("events")
+        self.state.up = True
+        self.state.last_poll_at = self._node.clock()
+
+    async def _drain_feed(self, feed: str) -> None:
+        node = self._node
+        for _ in range(MAX_PAGES):
+            cursor = store.cursor(node.db.reader(), feed)
+            if feed == "applications":
+                page = await self.adapter.poll_applications(cursor)
+            else:
+                page = await self.adapter.poll_events(cursor)
+            for item in page.items:
+                if isinstance(item, Malformed):
+                    self._malformed(feed, item)
+                elif isinstance(item, Application):
+                    await self._take_application(item)
+                elif isinstance(item, PlatformEvent):
+                    await self._take_event(item)
+            if page.cursor is not None and page.cursor != cursor:
+                await self._save_cursor(feed, page.cursor)
+            if not page.items:
+                return
+
+    async def _save_cursor(self, feed: str, value: str) -> None:
+        at = self._node.clock()
+        await self._node.db.write(lambda conn: store.save_cursor(conn, feed, value, at))
+
+    def _malformed(self, feed: str, item: Malformed) -> None:
+        self._node.metrics.platform_records_refused.labels(feed, item.code).inc()
+        log.warning(
+            "platform record not in its dialect",
+            extra={"feed": feed, "reference": item.reference, "code": item.code,
+                   "field": item.field, "reason": item.detail},
+        )  # fmt: skip
+
+    async def _take_application(self, item: Application) -> None:
+        node = self._node
+        try:
+            case, created = await node.cases.submit(
+                item.body, idempotency_key=f"platform:{item.reference}"
+            )
+        except (CaseInputError, CaseConflict) as error:
+            code = error.code
+            node.metrics.platform_records_refused.labels("applications", code).inc()
+            log.warning(
+                "platform application refused",
+                extra={"reference": item.reference, "code": code,
+                       "field": getattr(error, "field", None)},
+            )  # fmt: skip
+            return
+        await self.adapter.acknowledge(item.reference, case.case_id)
+        if created:
+            log.info(
+                "platform application submitted",
+                extra={"reference": item.reference, "case_id": case.case_id},
+            )
+
+    async def _take_event(self, item: PlatformEvent) -> None:
+        node = self._node
+        try:
+            await node.cases.act(item.case_id, item.body, platform_event=item.event_id)
+        except (CaseNotFound, CaseInputError, TransitionRefused, CaseConflict) as error:
+            code = "unknown_case" if isinstance(error, CaseNotFound) else error.code
+            at = node.clock()
+            await node.db.write(
+                lambda c: store.record_event(
+                    c, event_id=item.event_id, case_id=item.case_id, outcome=f"refused:{code}",
+                    at=at,
+                )
+            )  # fmt: skip
+            node.metrics.platform_records_refused.labels("events", code).inc()
+            log.warning(
+                "platform event refused",
+                extra={"event_id": item.event_id, "case_id": item.case_id, "code": code},
+            )
+
+    # -- handing the platform what arrived ---------------------------------------------------
+
+    async def run_deliveries(self) -> None:
+        retrying = AsyncRetrying(
+            wait=wait_exponential_jitter(multiplier=0.2, max=self.config.retry_max_seconds, jitter=0.2),
+            retry=retry_if_exception_type(PlatformUnavailable),
+            before_sleep=self._backing_off,
+            reraise=True,
+        )
+        while True:
+            try:
+                async with asyncio.timeout(IDLE_TICK):
+                    await self._work.wait()
+            except TimeoutError:
+                pass
+            self._work.clear()
+            async for attempt in retrying:
+                with attempt:
+                    await self.deliver_pending()
+
+    async def deliver_pending(self) -> None:
+        """Hand every pending item to the platform in order; raise PlatformUnavailable to
+        back off with the head item still pending."""
+        node = self._node
+        while items := store.pending(node.db.reader()):
+            for item in items:
+                try:
+                    await self._deliver(item.kind, item.payload)
+                except PlatformUnavailable as error:
+                    await self._settle(item.seq, None, str(error))
+                    raise
+                except DialectError as error:
+                    await self._settle(item.seq, "dead", str(error))
+                    log.error(
+                        "platform refused a delivery; parked",
+                        extra={"case_id": item.case_id, "kind": item.kind, "code": error.code},
+                    )
+                    continue
+                await self._settle(item.seq, "delivered", "")
+                self.state.up = True
+                self.state.last_delivery_at = node.clock()
+
+    async def _settle(self, seq: int, state: str | None, error: str) -> None:
+        """Record one attempt: delivered, parked (dead), or failed for now (None)."""
+        at = self._node.clock()
+
+        def record(conn: sqlite3.Connection) -> None:
+            if state is None:
+                store.failed_attempt(conn, seq, error)
+            else:
+                store.settle(conn, seq, state=state, at=at, error=error)
+
+        await self._node.db.write(record)
+
+    async def _deliver(self, kind: str, payload: dict[str, Any]) -> None:
+        if kind == "case":
+            await self.adapter.deliver_case(InboundCase(**payload))
+        else:
+            await self.adapter.deliver_update(CaseNotice(**payload))
+
+    def _backing_off(self, state: RetryCallState) -> None:
+        self._down(state.outcome.exception() if state.outcome else None)
+
+    def _down(self, error: BaseException | None) -> None:
+        if self.state.up:
+            log.warning("platform unreachable", extra={"error": str(error)})
+        self.state.up = False
+        self.state.last_error = str(error)
+
+    # -- views ---------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        now = self._node.clock()
+        waiting, oldest, dead = store.depth(self._node.db.reader())
+        state = self.state
+        return {
+            "adapter": self.config.adapter,
+            "url": self.config.url,
+            "up": state.up,
+            "outbox_depth": waiting,
+            "oldest_pending_age_seconds": round(now - oldest, 3) if oldest else 0.0,
+            "dead_letters": dead,
+            "last_poll_at": format_time(state.last_poll_at) if state.last_poll_at else None,
+            "last_delivery_at": format_time(state.last_delivery_at)
+            if state.last_delivery_at
+            else None,
+            "last_error": state.last_error,
+        }

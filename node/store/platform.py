@@ -1,0 +1,95 @@
+"""The node's side of its province platform, as stored: deliveries waiting for the platform,
+feed cursors, and the platform events already taken."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PlatformItem:
+    seq: int
+    kind: str
+    """``case`` (an inbound case to handle) or ``notice`` (an applied case update)."""
+    case_id: str
+    payload: dict[str, Any]
+    state: str
+    created_at: float
+    attempts: int
+    last_error: str
+
+
+def enqueue(
+    conn: sqlite3.Connection, *, kind: str, case_id: str, payload: dict[str, Any], at: float
+) -> None:
+    conn.execute(
+        "INSERT INTO platform_outbox (kind, case_id, payload, created_at) VALUES (?, ?, ?, ?)",
+        (kind, case_id, json.dumps(payload, ensure_ascii=False, sort_keys=True), at),
+    )
+
+
+def pending(conn: sqlite3.Connection, limit: int = 100) -> list[PlatformItem]:
+    rows = conn.execute(
+        "SELECT seq, kind, case_id, payload, state, created_at, attempts, last_error "
+        "FROM platform_outbox WHERE state = 'pending' ORDER BY seq LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [PlatformItem(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
+
+
+def settle(conn: sqlite3.Connection, seq: int, *, state: str, at: float, error: str = "") -> None:
+    conn.execute(
+        "UPDATE platform_outbox SET state = ?, settled_at = ?, last_error = ?, "
+        "attempts = attempts + 1 WHERE seq = ?",
+        (state, at, error, seq),
+    )
+
+
+def failed_attempt(conn: sqlite3.Connection, seq: int, error: str) -> None:
+    conn.execute(
+        "UPDATE platform_outbox SET attempts = attempts + 1, last_error = ? WHERE seq = ?",
+        (error, seq),
+    )
+
+
+def depth(conn: sqlite3.Connection) -> tuple[int, float | None, int]:
+    """Pending items, the oldest pending one's creation time, and parked items."""
+    waiting, oldest = conn.execute(
+        "SELECT count(*), min(created_at) FROM platform_outbox WHERE state = 'pending'"
+    ).fetchone()
+    dead = conn.execute("SELECT count(*) FROM platform_outbox WHERE state = 'dead'").fetchone()[0]
+    return int(waiting), oldest, int(dead)
+
+
+def cursor(conn: sqlite3.Connection, feed: str) -> str | None:
+    row = conn.execute("SELECT cursor FROM platform_cursors WHERE feed = ?", (feed,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def save_cursor(conn: sqlite3.Connection, feed: str, value: str, at: float) -> None:
+    conn.execute(
+        "INSERT INTO platform_cursors (feed, cursor, updated_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (feed) DO UPDATE SET cursor = excluded.cursor, "
+        "updated_at = excluded.updated_at",
+        (feed, value, at),
+    )
+
+
+def event_outcome(conn: sqlite3.Connection, event_id: str) -> str | None:
+    row = conn.execute(
+        "SELECT outcome FROM platform_events WHERE event_id = ?", (event_id,)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def record_event(
+    conn: sqlite3.Connection, *, event_id: str, case_id: str, outcome: str, at: float
+) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO platform_events (event_id, case_id, outcome, at) "
+        "VALUES (?, ?, ?, ?)",
+        (event_id, case_id, outcome, at),
+    )
