@@ -19,8 +19,9 @@ import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
+import aiohttp
 from aiohttp import web
 
 from node.platform.adapter import ProvinceAdapter
@@ -49,6 +50,22 @@ class MakeAdapter(Protocol):
     def __call__(self, base_url: str, *, credentials: Mapping[str, str]) -> ProvinceAdapter: ...
 
 
+class Citizen(Protocol):
+    """How a citizen (a tester, the demo) uses the platform: ``adapters.<province>.citizen``."""
+
+    async def enter_application(
+        self, session: aiohttp.ClientSession, base_url: str, body: Mapping[str, Any]
+    ) -> str:
+        """Enter a ``POST /v1/cases``-shaped application in the dialect; its reference."""
+        ...
+
+    async def case_of(
+        self, session: aiohttp.ClientSession, base_url: str, reference: str
+    ) -> str | None:
+        """The federation case id the application became, once acknowledged."""
+        ...
+
+
 class DialectNotAvailable(LookupError):
     """No province of that name, or its package does not provide both callables."""
 
@@ -58,6 +75,18 @@ class Dialect:
     province: str
     build_platform: BuildPlatform
     make_adapter: MakeAdapter
+
+
+def citizen(province: str) -> Citizen:
+    """The citizen's side of ``province``'s platform (``adapters.<province>.citizen``)."""
+    package = PACKAGES.get(province)
+    if package is None:
+        raise DialectNotAvailable(f"unknown province {province!r}; one of {', '.join(PACKAGES)}")
+    try:
+        module: Any = importlib.import_module(f"{package}.citizen")
+    except ModuleNotFoundError:
+        raise DialectNotAvailable(f"{package} has no citizen module") from None
+    return module  # type: ignore[no-any-return]
 
 
 def dialect(province: str) -> Dialect:

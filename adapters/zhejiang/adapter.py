@@ -1,0 +1,205 @@
+"""The node's adapter to the Zhejiang platform (浙里办 open platform), speaking its dialect.
+
+Implements ``node.platform.adapter.ProvinceAdapter`` (whose docstring has the rules every
+adapter keeps). Particular to Zhejiang:
+
+1. Translations, both ways, are ``adapters.zhejiang.dialect``'s, the very functions the
+   simulated platform uses; every request is signed with ``adapters.zhejiang.signing``
+   (a fresh nonce and timestamp each time, so a retried delivery is a new request).
+2. The node's cursor for a feed is the platform's ``next_page_token`` (``None`` until the
+   platform has given one); one poll reads one page of ``page_size`` records. Matters and
+   revocations are read page after page to the last.
+3. A feed record that does not translate becomes a ``Malformed`` naming its ``apply_no``
+   or ``event_id`` (``"?"`` when even that is unreadable); an answer that is not the
+   dialect at all (not the envelope, not UTF-8, a page that does not advance) raises
+   ``DialectError``. A certificate is also checked by ``parse_certificate`` and the matter
+   list by ``parse_catalog``: what the node receives is what its model accepts.
+4. A refusal (HTTP 4xx, or any non-zero ``code``) is a ``DialectError`` carrying the
+   platform's stable error name (``bad_signature``, ``conflict`` …), except ``not_found``
+   on field ``license_id``, which is "not in the library" (None); 5xx, timeouts and
+   refused connections are ``PlatformUnavailable`` (``adapters.transport``).
+5. ``credentials`` holds ``app_key`` and ``app_secret`` (both required) and may hold
+   ``timeout`` (seconds, default 10). The app secret is never logged or sent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+from urllib.parse import quote, urlencode, urlsplit
+
+from adapters.strict_json import JsonObject
+from adapters.transport import DEFAULT_TIMEOUT, PlatformClient
+from adapters.zhejiang import dialect
+from adapters.zhejiang.platform import BASE, LICENSES, REVOCATIONS
+from adapters.zhejiang.signing import signed_headers
+from node.cases.catalog import CatalogError, matter_to_json, parse_catalog
+from node.certificates.model import CertificateError, parse_certificate, to_json
+from node.platform.adapter import (
+    Application,
+    CaseNotice,
+    DialectError,
+    InboundCase,
+    Malformed,
+    Page,
+    PlatformEvent,
+    ProvinceAdapter,
+)
+
+PAGE_SIZE: Final = 100
+MAX_PAGES: Final = 1000
+"""Most pages a snapshot list may take: a guard against a platform that never ends one."""
+
+
+class ZhejiangAdapter:
+    """``ProvinceAdapter`` for the Zhejiang dialect (rules in the module docstring)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        app_key: str,
+        app_secret: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        page_size: int = PAGE_SIZE,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not app_key or not app_secret:
+            raise ValueError("the Zhejiang adapter needs an app_key and an app_secret")
+        self._client = PlatformClient(base_url, timeout=timeout)
+        # The signature covers the request target as sent, so a base URL's own path
+        # (a gateway prefix) is part of it.
+        self._prefix = urlsplit(base_url).path.rstrip("/")
+        self._app_key = app_key
+        self._app_secret = app_secret
+        self._page_size = page_size
+        self._clock = clock
+
+    async def poll_applications(self, cursor: str | None) -> Page:
+        records, next_cursor = await self._feed(f"{BASE}/applications", cursor)
+        items: list[Application | PlatformEvent | Malformed] = []
+        for record in records:
+            try:
+                items.append(dialect.read_application_record(record))
+            except DialectError as error:
+                items.append(_malformed(record, "apply_no", error))
+        return Page(items, next_cursor)
+
+    async def acknowledge(self, reference: str, case_id: str) -> None:
+        target = f"{BASE}/applications/{quote(reference, safe='')}/acknowledge"
+        await self._call("POST", target, {"case_id": case_id})
+
+    async def poll_events(self, cursor: str | None) -> Page:
+        records, next_cursor = await self._feed(f"{BASE}/events", cursor)
+        items: list[Application | PlatformEvent | Malformed] = []
+        for record in records:
+            try:
+                items.append(dialect.read_event_record(record))
+            except DialectError as error:
+                items.append(_malformed(record, "event_id", error))
+        return Page(items, next_cursor)
+
+    async def deliver_case(self, case: InboundCase) -> None:
+        await self._call("POST", f"{BASE}/inbound_cases", dialect.case_to_dialect(case))
+
+    async def deliver_update(self, notice: CaseNotice) -> None:
+        await self._call("POST", f"{BASE}/case_notices", dialect.notice_to_dialect(notice))
+
+    async def fetch_certificate(self, certificate_id: str) -> Mapping[str, Any] | None:
+        try:
+            data = await self._call("GET", f"{LICENSES}/{quote(certificate_id, safe='')}")
+        except DialectError as error:
+            # Only the licence lookup's own refusal means "not in the library"; a 404 for
+            # the route itself (a wrong base URL) must not read as an empty library.
+            if (error.code, error.field) == ("not_found", "license_id"):
+                return None
+            raise
+        try:
+            return to_json(parse_certificate(dialect.read_certificate(data)))
+        except CertificateError as error:
+            raise DialectError(
+                "invalid_certificate", f"the licence is not a valid certificate: {error.detail}"
+            ) from None
+
+    async def list_revocations(self) -> Sequence[Mapping[str, Any]]:
+        return [dialect.read_revocation(item) for item in await self._snapshot(REVOCATIONS)]
+
+    async def list_matters(self) -> Sequence[Mapping[str, Any]]:
+        matters = [dialect.read_matter(item) for item in await self._snapshot(f"{BASE}/matters")]
+        document = {"province": dialect.PROVINCE, "version": 1, "matters": matters}
+        try:
+            catalog = parse_catalog(document, dialect.PROVINCE)
+        except CatalogError as error:
+            raise DialectError("invalid_matter", error.detail, field=error.field) from None
+        return [matter_to_json(matter) for matter in catalog.matters]
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    async def _feed(self, path: str, cursor: str | None) -> tuple[list[object], str | None]:
+        """One page of a feed from ``cursor``, and the cursor after it (rule 2)."""
+        items, _, token = await self._page(path, cursor or "")
+        return items, token or None
+
+    async def _snapshot(self, path: str) -> list[object]:
+        """Every item of a snapshot list, page after page (rule 2)."""
+        collected: list[object] = []
+        token = ""
+        for _ in range(MAX_PAGES):
+            items, more, next_token = await self._page(path, token)
+            collected.extend(items)
+            if not more:
+                return collected
+            if not next_token or next_token == token:
+                raise DialectError(
+                    "invalid_page",
+                    "has_more is true but the next page token does not advance",
+                    field="data.next_page_token",
+                )
+            token = next_token
+        raise DialectError("invalid_page", f"the list runs past {MAX_PAGES} pages")
+
+    async def _page(self, path: str, token: str) -> tuple[list[object], bool, str]:
+        query = {"page_size": str(self._page_size), **({"page_token": token} if token else {})}
+        data = await self._call("GET", f"{path}?{urlencode(query, quote_via=quote)}")
+        return dialect.read_page(data)
+
+    async def _call(
+        self, method: str, target: str, body: Mapping[str, Any] | None = None
+    ) -> JsonObject:
+        """One signed exchange; the ``data`` of its answer (rules 1 and 4)."""
+        data = b"" if body is None else json.dumps(body, ensure_ascii=False).encode()
+        headers = signed_headers(
+            self._app_key, self._app_secret, method, self._prefix + target, data, now=self._clock()
+        )
+        reply = await self._client.request(
+            method,
+            target,
+            body=data if body is not None else None,
+            content_type="application/json" if body is not None else None,
+            headers=headers,
+        )
+        return dialect.read_reply(reply.body, reply.status)
+
+
+def _malformed(record: object, key: str, error: DialectError) -> Malformed:
+    reference = record.get(key) if isinstance(record, dict) else None
+    shown = reference if isinstance(reference, str) and 0 < len(reference) <= 200 else "?"
+    return Malformed(reference=shown, code=error.code, field=error.field, detail=error.detail)
+
+
+def make_adapter(base_url: str, *, credentials: Mapping[str, str]) -> ProvinceAdapter:
+    """The Zhejiang adapter for the platform at ``base_url`` (rule 5 for ``credentials``)."""
+    missing = [key for key in ("app_key", "app_secret") if not credentials.get(key)]
+    if missing:
+        raise ValueError(f"the Zhejiang adapter's credentials need {' and '.join(missing)}")
+    return ZhejiangAdapter(
+        base_url,
+        app_key=credentials["app_key"],
+        app_secret=credentials["app_secret"],
+        timeout=float(credentials.get("timeout", DEFAULT_TIMEOUT)),
+    )
