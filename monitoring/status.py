@@ -68,6 +68,17 @@ def problems(answers: Sequence[NodeAnswer]) -> list[str]:
                 found.append(f"{arrow}: delivery circuit open ({link.get('last_error') or '?'})")
             if link.get("dead_letters"):
                 found.append(f"{arrow}: {link['dead_letters']} dead letter(s)")
+        platform = s.get("platform")
+        if platform:
+            if not platform.get("up"):
+                found.append(
+                    f"{name}: its platform is not answering ({platform.get('last_error') or '?'}); "
+                    f"{platform.get('outbox_depth', 0)} item(s) wait for it"
+                )
+            if platform.get("dead_letters"):
+                found.append(
+                    f"{name}: its platform refused {platform['dead_letters']} delivery(ies)"
+                )
     return found
 
 
@@ -117,6 +128,7 @@ NODE_HEADERS = [
     "TLS cert ends",
     "dead",
     "overdue",
+    "platform",
     "not ok",
 ]
 
@@ -136,7 +148,7 @@ def node_rows(answers: Sequence[NodeAnswer], now: float | None = None) -> list[l
     for answer in answers:
         s = answer.status
         if s is None:
-            rows.append([answer.url, "NO ANSWER", "", "", "", "", "", "", answer.error])
+            rows.append([answer.url, "NO ANSWER", "", "", "", "", "", "", "", answer.error])
             continue
         expiries = s.get("expiries", {})
         failing = [k for k, v in s.get("checks", {}).items() if v != "ok"]
@@ -150,7 +162,16 @@ def node_rows(answers: Sequence[NodeAnswer], now: float | None = None) -> list[l
                 _days_left(expiries.get("tls_certificate"), now),
                 s.get("dead_letters", 0),
                 s.get("overdue_cases", 0),
+                _platform_cell(s.get("platform")),
                 ", ".join(failing),
             ]
         )
     return rows
+
+
+def _platform_cell(platform: dict[str, Any] | None) -> str:
+    if not platform:
+        return "-"
+    state = "up" if platform.get("up") else "DOWN"
+    waiting = platform.get("outbox_depth", 0)
+    return f"{state}, {waiting} waiting" if waiting else state

@@ -50,7 +50,11 @@ def free_base_port(count: int = 4) -> int:
 def make_mesh(tmp_path: Path, provinces: tuple[str, ...] = ("shanghai", "jiangsu")) -> Path:
     directory = tmp_path / "mesh"
     init_mesh(
-        directory, now=time.time(), base_port=free_base_port(len(provinces)), provinces=provinces
+        directory,
+        now=time.time(),
+        base_port=free_base_port(len(provinces)),
+        provinces=provinces,
+        platforms=False,
     )
     return directory
 

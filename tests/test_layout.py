@@ -87,16 +87,23 @@ def test_init_creates_every_file(mesh: Path) -> None:
     }
     for province in PROVINCES:
         expected |= {
-            f"{province}/{name}" for name in ("node.toml", "signing.key", "tls.key", "tls.crt")
+            f"{province}/{name}"
+            for name in (
+                "node.toml",
+                "signing.key",
+                "tls.key",
+                "tls.crt",
+                "platform-credentials.json",
+            )
         }
     assert set(files_under(mesh)) == expected
     assert not [p for p in mesh.parent.iterdir() if p != mesh], "no staging folder left behind"
 
 
 def test_every_private_key_file_is_owner_only(mesh: Path) -> None:
-    """Every *.key file in the mesh has mode 0600."""
-    keys = sorted(mesh.rglob("*.key"))
-    assert len(keys) == 2 + 2 * len(PROVINCES)
+    """Every *.key file and every platform's credentials in the mesh has mode 0600."""
+    keys = sorted([*mesh.rglob("*.key"), *mesh.rglob("platform-credentials.json")])
+    assert len(keys) == 2 + 3 * len(PROVINCES)
     assert {str(k.relative_to(mesh)): k.stat().st_mode & 0o777 for k in keys} == {
         str(k.relative_to(mesh)): 0o600 for k in keys
     }

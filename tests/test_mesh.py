@@ -29,8 +29,9 @@ def alive(pid: int) -> bool:
 
 
 def test_mesh_up_writes_mesh_json_and_stops_cleanly(tmp_path: Path) -> None:
-    """mesh up starts four node processes, writes mesh.json once all are ready, reports a
-    healthy federation, and Ctrl-C stops every process and removes mesh.json."""
+    """mesh up starts four simulated platforms and four node processes, writes mesh.json once
+    all are ready, reports a healthy federation with every node's platform up, and Ctrl-C
+    stops every process and removes mesh.json."""
     directory = tmp_path / "mesh"
     base = free_base_port()
     supervisor = subprocess.Popen(
@@ -48,7 +49,8 @@ def test_mesh_up_writes_mesh_json_and_stops_cleanly(tmp_path: Path) -> None:
         assert [n["province"] for n in nodes] == ["shanghai", "jiangsu", "zhejiang", "anhui"]
         assert [n["grpc"] for n in nodes] == [f"127.0.0.1:{base + i}" for i in range(4)]
         assert [n["http"] for n in nodes] == [f"127.0.0.1:{base + 1000 + i}" for i in range(4)]
-        assert all(alive(n["pid"]) for n in nodes)
+        assert [n["platform"] for n in nodes] == [f"127.0.0.1:{base + 2000 + i}" for i in range(4)]
+        assert all(alive(n["pid"]) and alive(n["platform_pid"]) for n in nodes)
         deadline = time.monotonic() + 30
         while True:
             status = subprocess.run(
@@ -70,13 +72,15 @@ def test_mesh_up_writes_mesh_json_and_stops_cleanly(tmp_path: Path) -> None:
     assert supervisor.returncode == 0, err
     assert b"mesh stopped" in out
     assert not (directory / "mesh.json").exists()
-    assert not any(alive(n["pid"]) for n in nodes)
+    assert not any(alive(n["pid"]) or alive(n["platform_pid"]) for n in nodes)
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    """make demo's command brings four nodes up, delivers the burst on all twelve links, runs
-    a case on every directed pair to its evaluation with equal histories on both sides,
-    reports a healthy federation, verifies every evidence log and exits 0."""
+    """make demo's command brings four platforms and four nodes up, delivers the burst on all
+    twelve links, runs cases entered at the platforms on every directed pair to their
+    conclusion with equal histories on both sides, checks certificates across provinces
+    (a revoked one refused as revoked, presentations verified offline), reports a healthy
+    federation, verifies every evidence log and exits 0."""
     result = subprocess.run(
         [
             *YRD,
@@ -104,8 +108,15 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         "shanghai",
         "zhejiang",
     ]
-    pairs = re.findall(r"^(\w+) → (\w+) .* evaluated ", result.stdout, re.M)
-    assert len(set(pairs)) == 12, result.stdout
-    assert "histories equal on both sides for 12 of 12" in result.stdout
+    pairs = re.findall(r"^(\w+) → (\w+) +2 +\d +\d +[\d.]+ +[\d.]+ +(\d+)", result.stdout, re.M)
+    assert len({(a, h) for a, h, _ in pairs}) == 12, result.stdout
+    assert all(int(checked) >= 1 for _, _, checked in pairs), "免于提交 checks on every pair"
+    assert "histories equal for 24 of 24" in result.stdout
     assert "satisfaction (好差评) by handling province: anhui" in result.stdout
+    assert len(re.findall(r"^\w+ +\w+ +\w+ +\S+ +revoked ", result.stdout, re.M)) >= 1
+    assert (
+        len(re.findall(r"resident_id_card +hotel_check_in +valid +address, name", result.stdout))
+        == 4
+    )
+    assert result.stdout.count("verified it offline: valid") == 4
     assert result.stdout.count("chain and signatures verified") == 4

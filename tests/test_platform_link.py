@@ -20,6 +20,8 @@ from adapters.shanghai.dialect import application_form
 from adapters.shanghai.platform import BASE, build_platform
 from node.cases.catalog import load_catalog
 from node.runtime.config import PlatformConfig
+from node.runtime.node import Node
+from node.store import cases as cases_store
 from tests.cases import case_body, status_of
 from tests.nodes import config_for, eventually, make_mesh, serving, settled
 from tests.test_adapter_shanghai import application_body
@@ -41,6 +43,11 @@ async def shanghai_platform(
     app = build_platform(store, seed=5, officer_delay=delay, credentials={"access_token": TOKEN})
     async with TestServer(app, host="127.0.0.1", port=port) as server:
         yield server
+
+
+def checks_done(node: Node, case_id: str) -> bool:
+    checks = cases_store.certificate_checks(node.db.reader(), case_id)
+    return bool(checks) and all(check.state != "pending" for check in checks)
 
 
 async def get_json(url: str) -> Any:
@@ -84,6 +91,11 @@ async def test_applications_events_and_deliveries_flow_through_the_platform(tmp_
             while case_id is None:
                 case_id = (await progress())["caseId"]
             await eventually(lambda: status_of(js, case_id) == "delivered")
+            # Jiangsu verifies the applicant's Shanghai ID card (免于提交) before it may accept;
+            # Shanghai reads it from its platform's library.
+            await eventually(lambda: checks_done(js, case_id))
+            [check] = cases_store.certificate_checks(js.db.reader(), case_id)
+            assert (check.state, check.status) == ("verified", "valid")
             response = await js_client.post(
                 f"/v1/cases/{case_id}/events", json={"action": "accept"}
             )

@@ -45,3 +45,23 @@ def test_unreachable_node_dead_letters_and_not_ready_are_problems() -> None:
     silent = NodeAnswer("http://127.0.0.1:8102", None, "unreachable: ClientConnectorError")
     expected = "http://127.0.0.1:8102: no status (unreachable: ClientConnectorError)"
     assert problems([silent]) == [expected]
+
+
+def test_platform_down_or_refusing_is_a_problem() -> None:
+    """A node whose province platform does not answer, or refused deliveries, is unhealthy;
+    a node without a platform, or with one that answers, is not."""
+    healthy = answer("closed")
+    assert healthy.status is not None
+    healthy.status["platform"] = {"up": True, "outbox_depth": 0, "dead_letters": 0}
+    assert problems([healthy]) == []
+    down = answer("closed")
+    assert down.status is not None
+    down.status["platform"] = {
+        "up": False,
+        "outbox_depth": 3,
+        "dead_letters": 1,
+        "last_error": "connection refused",
+    }
+    found = problems([down])
+    assert any("platform is not answering (connection refused); 3 item(s) wait" in p for p in found)
+    assert any("platform refused 1 delivery" in p for p in found)

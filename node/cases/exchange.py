@@ -26,6 +26,7 @@ also sits in the evidence log.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -66,6 +67,7 @@ from node.cases.wire import (
     to_update,
     update_of,
 )
+from node.certificates.recognition import VerificationRefused
 from node.identifiers import IdentifierError
 from node.protocol.checks import Authenticated
 from node.protocol.faults import FaultCode, Refusal
@@ -82,6 +84,9 @@ if TYPE_CHECKING:
     from node.runtime.node import Node
 
 log = logging.getLogger(__name__)
+
+CHECK_RETRY = 2.0
+"""How often pending certificate checks are retried when their issuer did not answer."""
 
 PLATFORM_ACTIONS = frozenset(Action) - {Action.SUBMIT, Action.DELIVER}
 """Actions a platform may post as events; submit and deliver happen through the exchange."""
@@ -114,6 +119,8 @@ class CaseExchange:
         self._node = node
         self.calendar = calendar
         self._catalog_cache: dict[str, Catalog] = {}
+        self._checks_due = asyncio.Event()
+        self._checks_due.set()  # whatever a crash left pending
 
     @property
     def me(self) -> str:
@@ -235,6 +242,8 @@ class CaseExchange:
                 evaluation=evaluation,
             )
             apply_update(Status(case.status), update)
+            if side is Role.HANDLING and action is Action.ACCEPT:
+                _check_materials(cases.certificate_checks(conn, case_id))
             if side is Role.HANDLING:
                 self._apply(conn, case, update, send=True)
                 return _reload(conn, case_id), None, case.accepting
@@ -322,9 +331,19 @@ class CaseExchange:
             request_digest=None,
         )
         cases.insert_case(conn, row)
-        self._tell_platform(
-            conn, "case", row.case_id, _inbound_case(row, submit), received.received_at
-        )
+        checks = [m for m in submit.materials if m.WhichOneof("source") == "certificate_id"]
+        for material in checks:
+            cases.add_certificate_check(
+                conn,
+                case_id=row.case_id,
+                material=material.name,
+                certificate_id=material.certificate_id,
+                holder_code=material.holder_code or submit.applicant.code,
+            )
+        if checks:
+            self._node.db.after_commit(self._checks_due.set)
+        inbound = _inbound_case(row, submit)
+        self._tell_platform(conn, "case", row.case_id, inbound, received.received_at)
         deliver = _delivered(row.case_id, received.receipt)
         self._apply(conn, row, deliver, evidence=received.receipt)
         log.info("case received", extra={"case_id": row.case_id, "peer": row.accepting})
@@ -573,6 +592,92 @@ class CaseExchange:
             )
             return None
 
+    # -- 免于提交: certificate materials verified by mutual recognition --------------------
+
+    async def run_certificate_checks(self) -> None:
+        """Verify the certificate materials of the cases this node handles, as they arrive.
+
+        A material whose certificate is not valid, or that the issuer refuses to attest, is
+        rejected with its reason, and the case with it (不予受理): the applicant uploads
+        nothing for such a material, so the formal review cannot pass. A check that cannot
+        reach the issuer stays pending and is tried again.
+        """
+        while True:
+            try:
+                async with asyncio.timeout(CHECK_RETRY):
+                    await self._checks_due.wait()
+            except TimeoutError:
+                pass
+            self._checks_due.clear()
+            for check in cases.certificate_checks(self._node.db.reader(), pending_only=True):
+                await self._check(check)
+
+    async def _check(self, check: cases.CertificateCheck) -> None:
+        node = self._node
+        case = cases.get(node.db.reader(), check.case_id)
+        if case is None:
+            return
+        matter = node.catalog.get(case.matter_code)
+        request = {
+            "certificate_id": check.certificate_id,
+            "holder_code": check.holder_code,
+            "purpose": case.matter_code,
+            "requester": matter.department if matter else "",
+        }
+        try:
+            answer = await node.certificates.verify(request)
+        except VerificationRefused as refusal:
+            if refusal.status >= 500:
+                log.warning(
+                    "certificate check postponed",
+                    extra={"case_id": case.case_id, "code": refusal.code},
+                )
+                return
+            state, status, reason, attestation = (
+                "rejected",
+                "",
+                f"{refusal.code}: {refusal.detail}",
+                "",
+            )
+        else:
+            status = answer["status"]
+            attestation = answer["attestation"]
+            state = "verified" if status == "valid" else "rejected"
+            reason = "" if state == "verified" else f"the certificate is {status}"
+        now = exact(node.clock())
+
+        def record(conn: sqlite3.Connection) -> None:
+            cases.settle_certificate_check(
+                conn,
+                case_id=check.case_id,
+                material=check.material,
+                state=state,
+                status=status,
+                reason=reason,
+                attestation=attestation,
+                at=now,
+            )
+            current = cases.get(conn, check.case_id)
+            if state != "rejected" or current is None or current.status != "delivered":
+                return
+            update = CaseUpdate(
+                case_id=current.case_id,
+                sequence=current.applied + 1,
+                action=Action.REJECT,
+                by=Role.HANDLING,
+                at=now,
+                reason=f"电子证照核验未通过：{check.material}（{reason}）",
+            )
+            self._apply(conn, current, update, send=True)
+
+        await node.db.write(record)
+        if state == "rejected":
+            node.wake(case.accepting)
+        log.info(
+            "certificate material checked",
+            extra={"case_id": case.case_id, "material_state": state, "status": status},
+        )
+
     # -- views ---------------------------------------------------------------------------
 
     def get(self, case_id: str) -> CaseRow:
@@ -615,6 +720,17 @@ class CaseExchange:
         submit = pb.Envelope.FromString(case.submission)
         message = pb.Message.FromString(submit.message)
         shown.update(submission_json(message.case_submit))
+        checks = {c.material: c for c in cases.certificate_checks(conn, case.case_id)}
+        for material in shown["materials"]:
+            check = checks.get(material["name"])
+            if check is not None:
+                material["verification"] = {
+                    "state": check.state,
+                    "status": check.status,
+                    "reason": check.reason,
+                    "checked_at": format_time(check.checked_at) if check.checked_at else None,
+                    "attestation": check.attestation,
+                }
         shown["submission"] = {"envelope": _b64(case.submission), "key_id": submit.key_id}
         shown["history"] = [_history_entry(row) for row in cases.updates(conn, case.case_id)]
         shown["requests"] = [
@@ -678,6 +794,23 @@ def _evaluation_notice(evaluation: Any) -> dict[str, Any] | None:
     if not evaluation:
         return None
     return {"level": evaluation["level"], "comment": evaluation.get("comment", "")}
+
+
+def _check_materials(checks: Sequence[cases.CertificateCheck]) -> None:
+    """Refuse acceptance while a certificate material is unverified or rejected."""
+    for check in checks:
+        if check.state == "pending":
+            raise CaseConflict(
+                "material_check_pending",
+                f"{check.material} is still being verified with its issuer; accept after it",
+                field="materials",
+            )
+        if check.state == "rejected":
+            raise CaseConflict(
+                "material_rejected",
+                f"{check.material} failed verification ({check.reason})",
+                field="materials",
+            )
 
 
 def _delivered(case_id: str, receipt_envelope: bytes) -> CaseUpdate:

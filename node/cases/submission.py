@@ -35,7 +35,7 @@ MAX_MATERIALS: Final = 50
 _SHA256_HEX: Final = re.compile(r"[0-9a-f]{64}")
 _FIELDS: Final = frozenset({"matter_code", "handler", "mode", "applicant", "materials"})
 _APPLICANT_FIELDS: Final = frozenset({"name", "code_type", "code"})
-_MATERIAL_FIELDS: Final = frozenset({"name", "sha256", "certificate_id"})
+_MATERIAL_FIELDS: Final = frozenset({"name", "sha256", "certificate_id", "holder_code"})
 
 
 class CaseInputError(ValueError):
@@ -62,6 +62,8 @@ class SuppliedMaterial:
     sha256: str | None = None
     certificate_id: str | None = None
     """Canonical certificate identifier, when the material is fetched by mutual recognition."""
+    holder_code: str | None = None
+    """The certificate's holder when not the applicant (a parent's ID card for a newborn)."""
 
 
 @dataclass(frozen=True)
@@ -86,13 +88,17 @@ class NewCase:
                 "code_type": self.applicant.code_type,
                 "code": self.applicant.code,
             },
-            "materials": [
-                {"name": m.name, "sha256": m.sha256}
-                if m.sha256 is not None
-                else {"name": m.name, "certificate_id": m.certificate_id}
-                for m in self.materials
-            ],
+            "materials": [_material_json(m) for m in self.materials],
         }
+
+
+def _material_json(material: SuppliedMaterial) -> dict[str, str]:
+    if material.sha256 is not None:
+        return {"name": material.name, "sha256": material.sha256}
+    shown = {"name": material.name, "certificate_id": material.certificate_id or ""}
+    if material.holder_code is not None:
+        shown["holder_code"] = material.holder_code
+    return shown
 
 
 MatterLookup = Callable[[str], Matter | None]
@@ -195,6 +201,13 @@ def _materials(data: object, matter: Matter) -> tuple[SuppliedMaterial, ...]:
 
 def _material(entry: Mapping[str, Any], name: str, kind: str, path: str) -> SuppliedMaterial:
     sha256, certificate_id = entry.get("sha256"), entry.get("certificate_id")
+    holder_code = entry.get("holder_code")
+    if holder_code is not None and certificate_id is None:
+        raise CaseInputError(
+            "invalid_material",
+            f"{path}.holder_code",
+            "only a certificate material (with certificate_id) names a holder",
+        )
     if sha256 is not None and certificate_id is not None:
         raise CaseInputError(
             "invalid_material", path, "give either sha256 or certificate_id, not both"
@@ -214,7 +227,10 @@ def _material(entry: Mapping[str, Any], name: str, kind: str, path: str) -> Supp
             parsed = parse_certificate_id(certificate_id, field=f"{path}.certificate_id")
         except IdentifierError as error:
             raise CaseInputError(error.code, error.field, _sentence(error)) from None
-        return SuppliedMaterial(name, certificate_id=str(parsed))
+        holder = None
+        if holder_code is not None:
+            holder = _holder(holder_code, f"{path}.holder_code")
+        return SuppliedMaterial(name, certificate_id=str(parsed), holder_code=holder)
     if not isinstance(sha256, str) or not _SHA256_HEX.fullmatch(sha256):
         raise CaseInputError(
             "invalid_digest",
@@ -222,6 +238,20 @@ def _material(entry: Mapping[str, Any], name: str, kind: str, path: str) -> Supp
             "the material's digest must be 64 lower-case hexadecimal characters (SHA-256)",
         )
     return SuppliedMaterial(name, sha256=sha256)
+
+
+def _holder(value: object, field: str) -> str:
+    """A holder code: a resident ID number or a unified social credit code."""
+    if not isinstance(value, str):
+        raise CaseInputError("invalid_holder_code", field, "expected a string")
+    errors: list[IdentifierError] = []
+    for code_type in ("111", "001"):
+        try:
+            return validate_holder_code(code_type, value, field=field)
+        except IdentifierError as error:
+            errors.append(error)
+    first = errors[0] if len(value) == 18 and value[:-1].isdigit() else errors[-1]
+    raise CaseInputError(first.code, field, _sentence(first))
 
 
 def _only(data: Mapping[str, Any], allowed: frozenset[str], prefix: str) -> None:

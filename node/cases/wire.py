@@ -48,7 +48,9 @@ def to_submit(case_id: str, case: NewCase, submitted_at: float) -> pb.CaseSubmit
         materials=[
             pb.CaseMaterial(name=m.name, sha256=m.sha256)
             if m.sha256 is not None
-            else pb.CaseMaterial(name=m.name, certificate_id=m.certificate_id or "")
+            else pb.CaseMaterial(
+                name=m.name, certificate_id=m.certificate_id or "", holder_code=m.holder_code or ""
+            )
             for m in case.materials
         ],
         submitted_at=stamp(submitted_at),
@@ -63,6 +65,8 @@ def submit_body(submit: pb.CaseSubmit, handler: str) -> dict[str, Any]:
         entry = {"name": material.name}
         if source is not None:
             entry[source] = getattr(material, source)
+        if material.holder_code:
+            entry["holder_code"] = material.holder_code
         materials.append(entry)
     return {
         "matter_code": submit.matter_code,

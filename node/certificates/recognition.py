@@ -9,7 +9,8 @@ Rules kept here:
 2. Every disclosure is recorded at the issuer (用证记录) in the transaction that stores the
    request and the attestation, before the attestation leaves; a refusal records nothing.
 3. The requester checks the attestation (signature, issuer, the request digest) and caches
-   it until its ``valid_until``, which the issuer bounds by the certificate's validity and
+   it until its ``valid_until`` or until a newer revocation list of the issuer names the
+   certificate, which the issuer bounds by the certificate's validity and
    by the consent that let it disclose fields; a cached answer is served only for the same
    question (the same certificate, holder, purpose, fields and consent) while that consent
    holds.
@@ -314,6 +315,7 @@ class CertificateRecognition:
         self._node = node
         self.library = library
         self._cache: OrderedDict[tuple[Any, ...], Verified] = OrderedDict()
+        self._parsed_lists: dict[tuple[str, int], RevocationList] = {}
 
     @property
     def me(self) -> str:
@@ -332,6 +334,8 @@ class CertificateRecognition:
         key = request.cache_key()
         cached = self._cache.get(key)
         consent_holds = request.consent is None or request.consent.expires_at > now
+        if cached is not None and cached.status == "valid" and self._listed(request):
+            cached = None  # revoked or suspended since: the newer list outranks the cache
         if cached is not None and cached.valid_until > now and consent_holds:
             self._count(request, cached.status)
             return cached.to_json(cached=True)
@@ -349,6 +353,19 @@ class CertificateRecognition:
             self._cache.popitem(last=False)
         self._count(request, verified.status)
         return verified.to_json(cached=False)
+
+    def _listed(self, request: VerifyRequest) -> bool:
+        """Whether the issuer's latest list held here names the certificate."""
+        held = store.held_list(self._node.db.reader(), request.issuer)
+        if held is None:
+            return False
+        parsed = self._parsed_lists.get((held.province, held.version))
+        if parsed is None:
+            parsed = self.held_list(request.issuer)
+            if parsed is None:
+                return False
+            self._parsed_lists = {(held.province, held.version): parsed}
+        return parsed.status_of(request.certificate_id) is not None
 
     def _count(self, request: VerifyRequest, result: str) -> None:
         purpose = request.purpose if request.purpose in _SCENE_NAMES else "matter"

@@ -1,8 +1,9 @@
 """``yrd demo`` (``make demo``): the whole federation on this machine, in one command.
 
-Creates a mesh, starts the four nodes as processes, waits for signed heartbeats on all
-twelve directed links, sends a burst of signed probes on every link, waits until each one is
-receipted, runs a cross-province case on every directed pair to its evaluation, prints the
+Creates a mesh, starts the four simulated platforms and the four nodes as processes, waits for
+signed heartbeats on all twelve directed links, sends a burst of signed probes on every link,
+waits until each one is receipted, runs cross-province cases on every directed pair through
+the platforms (``demo_cases``) and certificate checks across provinces, prints the
 federation status, verifies every node's evidence log, and stops.
 """
 
@@ -18,7 +19,8 @@ from typing import Any
 import aiohttp
 
 from monitoring.status import fetch_all, problems
-from node.cli.demo_cases import run_cases
+from node.cli.demo_cases import check_certificates, pair_rows, run_cases
+from node.cli.mesh_cmd import endpoints_table
 from node.cli.output import table
 from node.cli.status_cmd import render
 from node.runtime.mesh import Mesh, MeshError
@@ -26,6 +28,8 @@ from node.store.audit import verify_store
 from node.trust.layout import init_mesh
 
 HEARTBEAT_WAIT = 30.0
+OFFICER_DELAY = 0.3
+"""Seconds the platforms' simulated officers and applicants wait before each step."""
 DRAIN_WAIT = 120.0
 
 
@@ -130,51 +134,39 @@ async def _show_catalog(mesh: Mesh) -> list[dict[str, Any]]:
     return matters
 
 
-_SHORT = {
-    "deliver": "delivered",
-    "accept": "accepted",
-    "request_supplement": "补正 asked",
-    "supplement": "supplied",
-    "complete": "completed",
-    "deny": "denied",
-    "evaluate": "evaluated",
-}
-
-
-async def _cases(mesh: Mesh, catalog: list[dict[str, Any]]) -> None:
+async def _cases(mesh: Mesh, catalog: list[dict[str, Any]], per_pair: int) -> None:
     say(
-        "cases (跨省通办): one per directed pair, worked by both sides' officers through the nodes…"
+        f"cases (跨省通办): {per_pair * 12} applications entered at the four platforms, each in "
+        "its own dialect, for matters of the other provinces; officers and applicants are the "
+        "platforms' simulated people, the nodes carry everything between them…"
     )
     started = time.monotonic()
-    done = await run_cases(mesh, catalog)
+    progress = Progress()
+    done = await run_cases(mesh, catalog, per_pair=per_pair, show=progress.show)
+    progress.done()
     elapsed = time.monotonic() - started
-    rows = []
-    for case in done:
-        evaluation = next((h for h in case.history if h["action"] == "evaluate"), {})
-        level = evaluation.get("evaluation", {})
-        rows.append(
-            [
-                f"{case.accepting} → {case.handling}",
-                case.matter["name"],
-                " → ".join(_SHORT.get(step, step) for step in case.path),
-                f"{level.get('level', '')} {level.get('label', '')}".strip(),
-                f"{case.seconds * 1000:.0f}",
-            ]
+    say(
+        table(
+            ["accepting → handling", "cases", "completed", "rejected", "median s", "p95 s",
+             "certificates checked"],
+            pair_rows(done),
         )
-    say(
-        table(["accepting → handling", "matter", "path (signed updates)", "evaluation", "ms"], rows)
-    )
+    )  # fmt: skip
     updates = sum(len(case.path) for case in done)
-    equal = sum(case.histories_equal for case in done)
+    equal = sum(case.equal for case in done)
+    outcomes: dict[str, int] = {}
+    for case in done:
+        outcomes[case.status] = outcomes.get(case.status, 0) + 1
     say(
-        f"  {len(done)} cases, {updates} signed case updates, all concluded and evaluated in "
-        f"{elapsed:.2f} s; histories equal on both sides for {equal} of {len(done)}"
+        f"  {len(done)} cases concluded in {elapsed:.1f} s ("
+        + ", ".join(f"{n} {status}" for status, n in sorted(outcomes.items()))
+        + f"), {updates} signed case updates; both sides' histories equal for {equal} of "
+        f"{len(done)}"
     )
     levels: dict[str, list[int]] = {}
     for case in done:
-        for entry in case.history:
-            if entry["action"] == "evaluate":
-                levels.setdefault(case.handling, []).append(entry["evaluation"]["level"])
+        if case.level is not None:
+            levels.setdefault(case.handling, []).append(case.level)
     say(
         "  satisfaction (好差评) by handling province: "
         + ", ".join(
@@ -187,15 +179,28 @@ async def _cases(mesh: Mesh, catalog: list[dict[str, Any]]) -> None:
         raise MeshError("the two sides of a case disagree about its history")
 
 
-async def _scenario(mesh: Mesh, probes: int) -> bool:
-    say("starting four nodes (separate processes)…")
-    nodes = await mesh.up()
+async def _certificates(mesh: Mesh, catalog: list[dict[str, Any]]) -> None:
+    say("certificates (电子证照互认): online checks across provinces, offline presentations…")
+    checks, presentations = await check_certificates(mesh, catalog)
     say(
         table(
-            ["province", "node", "grpc", "http", "pid"],
-            [[n.province, n.node_id, n.grpc, n.http, n.pid] for n in nodes],
+            ["issuer", "checked by", "certificate", "purpose", "result", "fields disclosed"],
+            [
+                [c.issuer, c.verifier, c.certificate_type, c.purpose[:31], c.result,
+                 ", ".join(c.fields) or "(status only)"]
+                for c in checks
+            ],
         )
-    )
+    )  # fmt: skip
+    for line in presentations:
+        say(f"  {line}")
+    say("")
+
+
+async def _scenario(mesh: Mesh, probes: int, per_pair: int) -> bool:
+    say("starting four simulated platforms and four nodes (separate processes)…")
+    nodes = await mesh.up()
+    say(endpoints_table(nodes))
     say("waiting for signed heartbeats on all twelve directed links…")
     await _wait_links_up(mesh)
     say(f"burst: {probes} signed probes on each directed link…")
@@ -208,7 +213,8 @@ async def _scenario(mesh: Mesh, probes: int) -> bool:
         f"({sent / elapsed:.0f} msg/s across the mesh)\n"
     )
     catalog = await _show_catalog(mesh)
-    await _cases(mesh, catalog)
+    await _cases(mesh, catalog, per_pair)
+    await _certificates(mesh, catalog)
     say("federation status:")
     say(render(answers))
     found = problems(answers)
@@ -216,7 +222,7 @@ async def _scenario(mesh: Mesh, probes: int) -> bool:
     return not found
 
 
-def demo(directory: Path | None, *, base_port: int, probes: int) -> int:
+def demo(directory: Path | None, *, base_port: int, probes: int, per_pair: int = 2) -> int:
     with tempfile.TemporaryDirectory(prefix="yrd-demo-") as tmp:
         root = directory or Path(tmp) / "mesh"
         say(f"yrd demo: a four-province federation in {root}")
@@ -225,10 +231,10 @@ def demo(directory: Path | None, *, base_port: int, probes: int) -> int:
             "  created CA, governance key, manifest v1, and per province: TLS certificate, "
             "Ed25519 signing key, node.toml"
         )
-        mesh = Mesh(root)
+        mesh = Mesh(root, officer_delay=OFFICER_DELAY)
         healthy = False
         try:
-            healthy = asyncio.run(_scenario(mesh, probes))
+            healthy = asyncio.run(_scenario(mesh, probes, per_pair))
         except MeshError as exc:
             say(f"demo failed: {exc}")
         finally:

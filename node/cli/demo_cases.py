@@ -1,43 +1,53 @@
-"""The case part of ``yrd demo``: a cross-province case on each of the twelve directed links.
+"""The case and certificate parts of ``yrd demo``, driven through the simulated platforms.
 
-Each accepting province (收件地) submits one case for a matter of the handling province
-(办理地) through the accepting node's REST API, then both platforms' officers work it
-through the nodes' REST APIs, as a province platform would: the handler accepts, sometimes
-asks for a supplement (补正) that the applicant supplies, and completes or denies; the
-accepting side records the applicant's evaluation (好差评). Every step waits until the
-other side's node shows it, so the summary's timings are end to end across the mesh.
+Cases: on each of the twelve directed province pairs, citizens enter applications at the
+accepting province's platform, in that platform's own dialect, for a high-frequency matter
+of the handling province, handing in their electronic ID card by its identifier (免于提交).
+From there nobody drives them: the accepting node reads the application from its platform,
+the handling node verifies the card with its issuer and hands the case to its platform,
+whose simulated officer works it, and the accepting platform's simulated applicant answers
+supplement requests and evaluates. The demo only watches both nodes until every case has
+concluded, and times it end to end.
+
+Certificates: each province's node checks certificates issued in another province online
+(a hotel check-in seeing only the fields the scene allows, with the holder's consent; a
+revoked certificate refused as revoked) and verifies an offline presentation issued by the
+certificate's home node.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import random
+import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 import aiohttp
 
-from node.identifiers import make_id_number
+from adapters.registry import citizen
 from node.runtime.mesh import Mesh, MeshError
 
-STEP_WAIT = 30.0
-# Matters by their basic code (the last 12 digits, the same in every province's catalog):
-# the high-frequency ones of Yangtze Delta practice, one per pair in turn.
+CASE_WAIT = 90.0
+TERMINAL = frozenset({"evaluated", "rejected", "withdrawn"})
+# Matters by their basic code (the last 9 digits, the same in every province's catalog):
+# the high-frequency ones of Yangtze Delta practice, in turn.
 HIGH_FREQUENCY = (
     "172001000",  # 户籍类证明
     "172015000",  # 无犯罪记录证明
     "174006000",  # 出入境记录查询
-    "175012000",  # 异地缴纳交通违法罚款
     "022008000",  # 企业内档查询
     "418003000",  # 学历学位公证
     "145002000",  # 住房公积金异地转移接续
     "215004000",  # 失业登记
 )
-DIVISIONS = {"shanghai": "310104", "jiangsu": "320102", "zhejiang": "330106", "anhui": "340104"}
-EVALUATIONS = (5, 5, 4, 5, 3, 5, 4, 5, 5, 2, 5, 4)
+SCENE_OF_TYPE = {
+    "resident_id_card": "hotel_check_in",
+    "driving_licence": "roadside_vehicle_inspection",
+    "vehicle_licence": "roadside_vehicle_inspection",
+}
 
 
 @dataclass
@@ -45,158 +55,302 @@ class DemoCase:
     accepting: str
     handling: str
     matter: dict[str, Any]
-    plan: list[str]
-    level: int
+    body: dict[str, Any]
+    reference: str = ""
     case_id: str = ""
+    started: float = 0.0
+    seconds: float | None = None
+    status: str = "entered"
     path: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    histories_equal: bool = False
-    """Whether both nodes hold the same signed history, entry for entry."""
+    certificates_checked: int = 0
+    equal: bool = False
+    level: int | None = None
+    """The applicant's evaluation (好差评), 1-5."""
 
 
-class CaseDriver:
-    def __init__(self, mesh: Mesh, session: aiohttp.ClientSession) -> None:
-        self._mesh = mesh
-        self._session = session
+@dataclass
+class CertificateCheck:
+    issuer: str
+    verifier: str
+    certificate_type: str
+    purpose: str
+    result: str
+    fields: list[str]
 
-    async def _call(
-        self, method: str, province: str, path: str, body: Any = None, *, missing_ok: bool = False
-    ) -> dict[str, Any] | None:
-        url = self._mesh.url(province) + path
-        async with self._session.request(method, url, json=body) as response:
-            data: dict[str, Any] = await response.json()
+
+class _Api:
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    async def get(self, url: str, *, missing_ok: bool = False) -> dict[str, Any] | None:
+        async with self.session.get(url) as response:
             if response.status == 404 and missing_ok:
                 return None
-            if response.status >= 400:
-                raise MeshError(f"{province} {method} {path}: {data.get('code')}: {data}")
-            return data
+            body: dict[str, Any] = await response.json()
+            if response.status != 200:
+                raise MeshError(f"GET {url}: {body.get('code')}: {body.get('detail', body)}")
+            return body
 
-    async def _must(
-        self, method: str, province: str, path: str, body: Any = None
-    ) -> dict[str, Any]:
-        data = await self._call(method, province, path, body)
-        assert data is not None
-        return data
-
-    async def _until(self, province: str, case_id: str, status: str) -> None:
-        """Wait until ``province``'s node shows the case in ``status`` (it may not know it yet)."""
-        deadline = time.monotonic() + STEP_WAIT
-        while True:
-            case = await self._call("GET", province, f"/v1/cases/{case_id}", missing_ok=True)
-            shown = case["status"] if case else "unknown"
-            if shown == status:
-                return
-            if time.monotonic() > deadline:
-                raise MeshError(f"case {case_id} at {province} stuck in {shown}, not {status}")
-            await asyncio.sleep(0.05)
-
-    async def run(self, case: DemoCase, seed: int) -> DemoCase:
-        rng = random.Random(seed)  # noqa: S311  (demo data, not secrets)
-        body = {
-            "matter_code": case.matter["code"],
-            "handler": case.handling,
-            "mode": case.matter["modes"][0],
-            "applicant": {
-                "name": "演示申请人",
-                "code_type": "111",
-                "code": make_id_number(
-                    rng, division=DIVISIONS[case.accepting], birth=date(1988, 3, 9), sex="female"
-                ),
-            },
-            "materials": [
-                {
-                    "name": m["name"],
-                    "sha256": hashlib.sha256(f"{seed}{m['name']}".encode()).hexdigest(),
-                }
-                for m in case.matter["materials"]
-            ],
-        }
-        started = time.monotonic()
-        created = await self._must("POST", case.accepting, "/v1/cases", body)
-        case.case_id = created["case_id"]
-        await self._until(case.handling, case.case_id, "delivered")
-        for step in case.plan:
-            side, action, after = _STEPS[step]
-            province = case.handling if side == "handling" else case.accepting
-            event: dict[str, Any] = {"action": action, **_DETAILS.get(step, {})}
-            if action == "evaluate":
-                event["level"] = case.level
-            await self._must("POST", province, f"/v1/cases/{case.case_id}/events", event)
-            await self._until(case.accepting, case.case_id, after)
-            await self._until(case.handling, case.case_id, after)
-        case.seconds = time.monotonic() - started
-        final = await self._must("GET", case.accepting, f"/v1/cases/{case.case_id}")
-        handler_view = await self._must("GET", case.handling, f"/v1/cases/{case.case_id}")
-        case.history = final["history"]
-        case.histories_equal = final["history"] == handler_view["history"]
-        case.path = [entry["action"] for entry in final["history"]]
-        return case
+    async def post(self, url: str, body: Any) -> tuple[int, dict[str, Any]]:
+        async with self.session.post(url, json=body) as response:
+            return response.status, await response.json()
 
 
-_STEPS = {
-    "accept": ("handling", "accept", "accepted"),
-    "request_supplement": ("handling", "request_supplement", "supplement_requested"),
-    "supplement": ("accepting", "supplement", "supplemented"),
-    "complete": ("handling", "complete", "completed"),
-    "deny": ("handling", "deny", "denied"),
-    "evaluate": ("accepting", "evaluate", "evaluated"),
-}
-_DETAILS: dict[str, dict[str, Any]] = {
-    "request_supplement": {"reason": "申请表缺少签字页，请补正"},
-    "supplement": {"reason": "已补交签字页"},
-    "complete": {
-        "result": {"kind": "document", "document_sha256": hashlib.sha256(b"demo").hexdigest()}
-    },
-    "deny": {"reason": "不符合办理条件"},
-}
-_PLANS = (
-    ["accept", "complete", "evaluate"],
-    ["accept", "request_supplement", "supplement", "complete", "evaluate"],
-    ["accept", "complete", "evaluate"],
-    ["accept", "deny", "evaluate"],
-)
+def _pick_matter(matters: list[dict[str, Any]], index: int) -> dict[str, Any]:
+    for offset in range(len(HIGH_FREQUENCY)):
+        wanted = HIGH_FREQUENCY[(index + offset) % len(HIGH_FREQUENCY)]
+        for matter in matters:
+            if matter["code"].endswith(wanted):
+                return matter
+    return matters[index % len(matters)]
 
 
-def plan_cases(mesh: Mesh, catalog: list[dict[str, Any]]) -> list[DemoCase]:
-    """One case per directed pair, for a high-frequency matter of the handling province."""
+def _body(matter: dict[str, Any], person: dict[str, Any], card: str, seed: int) -> dict[str, Any]:
+    """The applicant hands in their own ID card by its identifier (the first ID-card material:
+    a parent's or a guardian's card would be someone else's); everything else is uploaded."""
+    own = next(
+        (m["name"] for m in matter["materials"] if m.get("certificate_type") == "resident_id_card"),
+        None,
+    )
+    materials = []
+    for material in matter["materials"]:
+        if material["name"] == own:
+            materials.append({"name": own, "certificate_id": card})
+        else:
+            digest = hashlib.sha256(f"{seed}{material['name']}".encode()).hexdigest()
+            materials.append({"name": material["name"], "sha256": digest})
+    return {
+        "matter_code": matter["code"],
+        "handler": matter["handler"],
+        "mode": matter["modes"][0],
+        "applicant": {"name": person["name"], "code_type": "111", "code": person["id_number"]},
+        "materials": materials,
+    }
+
+
+def plan_cases(
+    mesh: Mesh,
+    catalog: list[dict[str, Any]],
+    fixtures: dict[str, dict[str, Any]],
+    per_pair: int,
+) -> list[DemoCase]:
+    """``per_pair`` cases on every directed pair, each by a seeded resident of the accepting
+    province who holds a valid ID card."""
     provinces = [c.province for c in mesh.configs]
     by_handler: dict[str, list[dict[str, Any]]] = {}
     for matter in catalog:
         by_handler.setdefault(matter["handler"], []).append(matter)
     planned: list[DemoCase] = []
     for accepting in provinces:
+        cards = [
+            c
+            for c in fixtures[accepting]["certificates"]
+            if c["type"] == "resident_id_card" and c["status"] == "valid"
+        ]
+        persons = {p["id_number"]: p for p in fixtures[accepting]["persons"]}
+        holders = [
+            (persons[c["holder_code"]], c["certificate_id"])
+            for c in cards
+            if c["holder_code"] in persons
+        ]
+        if not holders:
+            raise MeshError(f"{accepting}'s platform holds no resident with a valid ID card")
         for handling in provinces:
-            if accepting == handling:
+            if handling == accepting:
                 continue
-            index = len(planned)
-            chosen = _pick(by_handler.get(handling, []), index)
-            if chosen is None:
-                raise MeshError(f"{handling} announced no matters")
-            planned.append(
-                DemoCase(
-                    accepting,
-                    handling,
-                    chosen,
-                    list(_PLANS[index % len(_PLANS)]),
-                    EVALUATIONS[index % len(EVALUATIONS)],
+            for _ in range(per_pair):
+                index = len(planned)
+                matter = _pick_matter(by_handler[handling], index)
+                person, card = holders[index % len(holders)]
+                planned.append(
+                    DemoCase(accepting, handling, matter, _body(matter, person, card, index))
                 )
-            )
     return planned
 
 
-def _pick(matters: list[dict[str, Any]], index: int) -> dict[str, Any] | None:
-    wanted = HIGH_FREQUENCY[index % len(HIGH_FREQUENCY)]
-    for matter in matters:
-        if matter["code"].endswith(wanted):
-            return matter
-    return matters[index % len(matters)] if matters else None
-
-
-async def run_cases(mesh: Mesh, catalog: list[dict[str, Any]]) -> list[DemoCase]:
+async def run_cases(
+    mesh: Mesh, catalog: list[dict[str, Any]], *, per_pair: int, show: Callable[[str], None]
+) -> list[DemoCase]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        driver = CaseDriver(mesh, session)
-        planned = plan_cases(mesh, catalog)
-        return list(
-            await asyncio.gather(*(driver.run(case, seed) for seed, case in enumerate(planned)))
+        api = _Api(session)
+        fixtures = {}
+        for config in mesh.configs:
+            url = mesh.platform_url(config.province)
+            if url is None:
+                raise MeshError(f"{config.province} has no platform; the demo needs all four")
+            fixtures[config.province] = await api.get(url + "/sim/fixtures") or {}
+        planned = plan_cases(mesh, catalog, fixtures, per_pair)
+        for case in planned:
+            platform = mesh.platform_url(case.accepting)
+            assert platform is not None
+            case.reference = await citizen(case.accepting).enter_application(
+                session, platform, case.body
+            )
+            case.started = time.monotonic()
+        await _follow(mesh, api, planned, show)
+        return planned
+
+
+async def _follow(
+    mesh: Mesh, api: _Api, planned: list[DemoCase], show: Callable[[str], None]
+) -> None:
+    deadline = time.monotonic() + CASE_WAIT
+    while True:
+        for case in planned:
+            if case.seconds is not None:
+                continue
+            if not case.case_id:
+                platform = mesh.platform_url(case.accepting)
+                assert platform is not None
+                case.case_id = (
+                    await citizen(case.accepting).case_of(api.session, platform, case.reference)
+                    or ""
+                )
+                if not case.case_id:
+                    continue
+            path = f"/v1/cases/{case.case_id}"
+            seen = await api.get(mesh.url(case.accepting) + path, missing_ok=True)
+            handled = await api.get(mesh.url(case.handling) + path, missing_ok=True)
+            if seen is None:
+                continue
+            case.status = seen["status"]
+            if case.status in TERMINAL and handled is not None and handled["status"] == case.status:
+                case.seconds = time.monotonic() - case.started
+                case.path = [entry["action"] for entry in seen["history"]]
+                case.level = seen.get("evaluation_level")
+                case.equal = seen["history"] == handled["history"]
+                case.certificates_checked = sum(
+                    1
+                    for m in handled["materials"]
+                    if m.get("verification", {}).get("state") in ("verified", "rejected")
+                )
+        counts: dict[str, int] = {}
+        for case in planned:
+            counts[case.status] = counts.get(case.status, 0) + 1
+        show(
+            f"{sum(c.seconds is not None for c in planned)}/{len(planned)} concluded — "
+            + ", ".join(f"{status} {n}" for status, n in sorted(counts.items()))
         )
+        if all(c.seconds is not None for c in planned):
+            return
+        if time.monotonic() > deadline:
+            stuck = [c for c in planned if c.seconds is None]
+            raise MeshError(
+                f"{len(stuck)} cases did not conclude within {CASE_WAIT:.0f} s, e.g. "
+                f"{stuck[0].case_id or stuck[0].reference} ({stuck[0].status})"
+            )
+        await asyncio.sleep(0.25)
+
+
+def pair_rows(done: Sequence[DemoCase]) -> list[list[Any]]:
+    """Per directed pair: cases, completed, median and p95 end-to-end seconds, certificates."""
+    pairs: dict[tuple[str, str], list[DemoCase]] = {}
+    for case in done:
+        pairs.setdefault((case.accepting, case.handling), []).append(case)
+    rows = []
+    for (accepting, handling), cases in pairs.items():
+        times = sorted(c.seconds or 0.0 for c in cases)
+        p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+        rows.append(
+            [
+                f"{accepting} → {handling}",
+                len(cases),
+                sum("complete" in c.path for c in cases),
+                sum(c.status == "rejected" for c in cases),
+                f"{statistics.median(times):.1f}",
+                f"{p95:.1f}",
+                sum(c.certificates_checked for c in cases),
+            ]
+        )
+    return rows
+
+
+# --- certificates ---------------------------------------------------------------------------
+
+
+async def check_certificates(
+    mesh: Mesh, catalog: list[dict[str, Any]]
+) -> tuple[list[CertificateCheck], list[str]]:
+    """Online checks across provinces and one offline presentation per province."""
+    provinces = [c.province for c in mesh.configs]
+    checks: list[CertificateCheck] = []
+    presentations: list[str] = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        api = _Api(session)
+        for index, issuer in enumerate(provinces):
+            verifier = provinces[(index + 1) % len(provinces)]
+            platform = mesh.platform_url(issuer)
+            assert platform is not None
+            fixtures = await api.get(platform + "/sim/fixtures") or {}
+            certificates = fixtures["certificates"]
+            card = next(
+                c
+                for c in certificates
+                if c["type"] == "resident_id_card" and c["status"] == "valid"
+            )
+            asked = {
+                "certificate_id": card["certificate_id"],
+                "holder_code": card["holder_code"],
+                "purpose": "hotel_check_in",
+                "fields": ["name", "address"],
+                "consent": {"grant_id": f"demo-grant-{issuer}-0001", "expires_at": _in(600)},
+                "requester": "演示酒店前台",
+            }
+            checks.append(await _verify(api, mesh, issuer, verifier, asked, "resident_id_card"))
+            revoked = next((c for c in certificates if c["status"] == "revoked"), None)
+            if revoked is not None:
+                purpose = SCENE_OF_TYPE.get(revoked["type"]) or _matter_for(
+                    catalog, revoked["type"], verifier
+                )
+                asked = {
+                    "certificate_id": revoked["certificate_id"],
+                    "holder_code": revoked["holder_code"],
+                    "purpose": purpose,
+                }
+                checks.append(await _verify(api, mesh, issuer, verifier, asked, revoked["type"]))
+            status, issued = await api.post(
+                mesh.url(issuer) + "/v1/presentations",
+                {"certificate_id": card["certificate_id"], "holder_code": card["holder_code"]},
+            )
+            if status != 201:
+                raise MeshError(f"{issuer} refused a presentation: {issued}")
+            status, checked = await api.post(
+                mesh.url(verifier) + "/v1/presentations/verify", {"token": issued["token"]}
+            )
+            age = checked.get("revocation_list_age_seconds")
+            presentations.append(
+                f"{issuer} issued a {issued['size_bytes']}-character presentation (fits one QR "
+                f"code); {verifier} verified it offline: "
+                + (
+                    f"{'valid' if checked.get('valid') else checked.get('status')}, "
+                    f"revocation list v{checked.get('revocation_list_version')} {age:.0f} s old"
+                    if status == 200 and age is not None
+                    else f"{checked.get('code', checked.get('status'))}"
+                )
+            )
+    return checks, presentations
+
+
+async def _verify(
+    api: _Api, mesh: Mesh, issuer: str, verifier: str, asked: dict[str, Any], kind: str
+) -> CertificateCheck:
+    status, answer = await api.post(mesh.url(verifier) + "/v1/certificates/verify", asked)
+    result = answer["status"] if status == 200 else f"refused: {answer.get('code')}"
+    return CertificateCheck(
+        issuer, verifier, kind, asked["purpose"], result, sorted(answer.get("fields", {}))
+    )
+
+
+def _matter_for(catalog: list[dict[str, Any]], certificate_type: str, province: str) -> str:
+    """A matter of ``province`` (else any) that takes a certificate of that type."""
+    takes = [
+        m
+        for m in catalog
+        if any(x.get("certificate_type") == certificate_type for x in m["materials"])
+    ]
+    own = [m for m in takes if m["handler"] == province]
+    return str((own or takes)[0]["code"]) if takes else "hotel_check_in"
+
+
+def _in(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))

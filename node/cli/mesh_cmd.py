@@ -27,13 +27,22 @@ def register(commands: Any) -> None:
         help="gRPC ports start here; HTTP at +1000, platforms at +2000",
     )
     init.set_defaults(run=run_init)
-    up = sub.add_parser("up", help="start the four nodes as processes until Ctrl-C")
+    up = sub.add_parser(
+        "up", help="start the four nodes and their simulated platforms as processes until Ctrl-C"
+    )
     up.add_argument("--dir", type=Path, required=True)
     up.add_argument(
         "--base-port",
         type=int,
         default=7101,
         help="used when DIR does not exist yet and is initialised first",
+    )
+    up.add_argument("--seed", type=int, default=1, help="seed of the platforms' simulated data")
+    up.add_argument(
+        "--officer-delay",
+        type=float,
+        default=1.0,
+        help="seconds the simulated officers and applicants wait before each step",
     )
     up.set_defaults(run=run_up)
 
@@ -60,8 +69,8 @@ def run_init(args: argparse.Namespace) -> int:
 
 def endpoints_table(nodes: list[MeshNode]) -> str:
     return table(
-        ["province", "node", "grpc", "http", "pid"],
-        [[n.province, n.node_id, n.grpc, n.http, n.pid] for n in nodes],
+        ["province", "node", "grpc", "http", "pid", "platform", "platform pid"],
+        [[n.province, n.node_id, n.grpc, n.http, n.pid, n.platform, n.platform_pid] for n in nodes],
     )
 
 
@@ -71,7 +80,7 @@ def run_up(args: argparse.Namespace) -> int:
         if code:
             return code
     try:
-        mesh = Mesh(args.dir)
+        mesh = Mesh(args.dir, seed=args.seed, officer_delay=args.officer_delay)
     except (OSError, ValueError) as exc:
         return fail(f"cannot read mesh {args.dir}: {exc}")
 
@@ -84,14 +93,11 @@ def run_up(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: mesh.signal_all(signal.SIGHUP))
+        loop.add_signal_handler(signal.SIGHUP, lambda: mesh.signal_nodes(signal.SIGHUP))
         while not stop.is_set():
-            for province, process in mesh.processes.items():
-                if process.poll() is not None:
-                    sys.stderr.write(
-                        f"yrd: {province} node exited ({process.returncode}); stopping the mesh\n"
-                    )
-                    stop.set()
+            for gone in mesh.exited():
+                sys.stderr.write(f"yrd: {gone} exited; stopping the mesh\n")
+                stop.set()
             try:
                 async with asyncio.timeout(1.0):
                     await stop.wait()

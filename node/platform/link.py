@@ -53,9 +53,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+RETRY_LATER = frozenset({"material_check_pending"})
+"""Refusals of an event that will pass once the node has finished something of its own."""
 IDLE_TICK = 5.0
 MAX_PAGES = 20
 """Pages read from one feed in one poll before the other feed gets its turn."""
+
+
+class NotYet(Exception):
+    """An event the node cannot apply yet; the feed is read again from it next poll."""
 
 
 @dataclass
@@ -85,6 +91,8 @@ class PlatformLink:
         while True:
             try:
                 await self.poll_once()
+            except NotYet:
+                pass
             except PlatformUnavailable as error:
                 self._down(error)
             except DialectError as error:
@@ -156,26 +164,38 @@ class PlatformLink:
         node = self._node
         try:
             await node.cases.act(item.case_id, item.body, platform_event=item.event_id)
-        except (CaseNotFound, CaseInputError, TransitionRefused, CaseConflict) as error:
+        except CaseConflict as error:
+            if error.code in RETRY_LATER:
+                # Valid, but not yet: the feed stops here and this event is read again.
+                raise NotYet(error.detail) from None
+            await self._refused_event(item, error.code)
+        except (CaseNotFound, CaseInputError, TransitionRefused) as error:
             code = "unknown_case" if isinstance(error, CaseNotFound) else error.code
-            at = node.clock()
-            await node.db.write(
-                lambda c: store.record_event(
-                    c, event_id=item.event_id, case_id=item.case_id, outcome=f"refused:{code}",
-                    at=at,
-                )
-            )  # fmt: skip
-            node.metrics.platform_records_refused.labels("events", code).inc()
-            log.warning(
-                "platform event refused",
-                extra={"event_id": item.event_id, "case_id": item.case_id, "code": code},
+            await self._refused_event(item, code)
+
+    async def _refused_event(self, item: PlatformEvent, code: str) -> None:
+        """Record the event as taken, refused, so it is not applied when read again."""
+        node = self._node
+        at = node.clock()
+        outcome = f"refused:{code}"
+        await node.db.write(
+            lambda conn: store.record_event(
+                conn, event_id=item.event_id, case_id=item.case_id, outcome=outcome, at=at
             )
+        )
+        node.metrics.platform_records_refused.labels("events", code).inc()
+        log.warning(
+            "platform event refused",
+            extra={"event_id": item.event_id, "case_id": item.case_id, "code": code},
+        )
 
     # -- handing the platform what arrived ---------------------------------------------------
 
     async def run_deliveries(self) -> None:
         retrying = AsyncRetrying(
-            wait=wait_exponential_jitter(multiplier=0.2, max=self.config.retry_max_seconds, jitter=0.2),
+            wait=wait_exponential_jitter(
+                multiplier=0.2, max=self.config.retry_max_seconds, jitter=0.2
+            ),
             retry=retry_if_exception_type(PlatformUnavailable),
             before_sleep=self._backing_off,
             reraise=True,

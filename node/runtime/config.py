@@ -255,11 +255,14 @@ def render_config(
     paths: Mapping[str, str],
     grpc_listen: str,
     http_listen: str,
+    platform_url: str | None = None,
+    platform_credentials: str | None = None,
 ) -> str:
     """A node.toml text with every default written out, for ``yrd mesh init``.
 
     ``paths`` maps manifest, signing_key, tls_key, tls_cert, ca_cert and store to paths
-    relative to the file's folder.
+    relative to the file's folder. With ``platform_url`` the node reaches its province's
+    platform through the adapter of its own province's dialect.
     """
     d = DeliveryConfig()
 
@@ -298,4 +301,14 @@ def render_config(
         f"dead_letter_after_seconds = {d.dead_letter_after_seconds}",
         "",
     ]
+    if platform_url is not None:
+        lines += [
+            "[platform]",
+            "# The province platform, in its own dialect (adapters/<adapter>/README.md).",
+            f"adapter = {q(province)}",
+            f"url = {q(platform_url)}",
+            *([f"credentials_file = {q(platform_credentials)}"] if platform_credentials else []),
+            "poll_interval_seconds = 0.5",
+            "",
+        ]
     return "\n".join(lines)

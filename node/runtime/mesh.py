@@ -3,6 +3,9 @@
 Rules kept here:
 - Every node runs as its own ``yrd node run`` process with its log in ``DIR/<province>/``;
   the supervisor only starts, watches and stops them.
+- A node configured with a province platform gets that province's simulated platform as its
+  own process too (``python -m adapters.simulation.run``: its SQLite, seed and log in
+  ``DIR/<province>/``), started and ready before the node.
 - ``DIR/mesh.json`` is written once every node is ready, and removed on a clean stop.
 - Stopping sends SIGTERM (the nodes' graceful shutdown) and waits; SIGKILL only after the
   grace period.
@@ -23,6 +26,7 @@ from pathlib import Path
 import aiohttp
 
 from node.runtime.config import NodeConfig, load_config
+from node.trust.layout import DEFAULT_PROVINCES as PROVINCE_ORDER
 from node.trust.layout import read_manifest
 
 READY_TIMEOUT = 30.0
@@ -36,8 +40,9 @@ class MeshNode:
     grpc: str
     http: str
     platform: str | None
-    """The simulated platform's address (issue 5 adds the platforms)."""
+    """The simulated platform's address, when the node has one."""
     pid: int
+    platform_pid: int | None = None
 
 
 class MeshError(Exception):
@@ -47,6 +52,32 @@ class MeshError(Exception):
 def node_run_command(config: Path, *options: str) -> list[str]:
     """The command line that runs one node as its own process (this Python, this package)."""
     return [sys.executable, "-m", "node.cli.main", "node", "run", "--config", str(config), *options]
+
+
+def platform_run_command(config: NodeConfig, *, seed: int, officer_delay: float) -> list[str]:
+    """The command line of the simulated platform of ``config``'s province."""
+    platform = config.platform
+    assert platform is not None, "a node without a platform has none to run"
+    assert config.source is not None
+    folder = config.source.parent
+    command = [
+        sys.executable,
+        "-m",
+        "adapters.simulation.run",
+        "--province",
+        platform.adapter,
+        "--listen",
+        platform.url.removeprefix("http://").rstrip("/"),
+        "--db",
+        str(folder / "platform.db"),
+        "--seed",
+        str(seed),
+        "--officer-delay",
+        str(officer_delay),
+    ]
+    if platform.credentials_file is not None:
+        command += ["--credentials-file", str(platform.credentials_file)]
+    return command
 
 
 def node_configs(directory: Path) -> list[NodeConfig]:
@@ -59,10 +90,42 @@ def node_configs(directory: Path) -> list[NodeConfig]:
 
 
 class Mesh:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, seed: int = 1, officer_delay: float = 1.0) -> None:
         self.directory = directory
         self.configs = node_configs(directory)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.platforms: dict[str, subprocess.Popen[bytes]] = {}
+        self.seed = seed
+        self.officer_delay = officer_delay
+
+    def platform_url(self, province: str) -> str | None:
+        config = next(c for c in self.configs if c.province == province)
+        return config.platform.url if config.platform else None
+
+    def start_platform(self, config: NodeConfig) -> subprocess.Popen[bytes]:
+        assert config.source is not None
+        command = platform_run_command(
+            config,
+            seed=self.seed + PROVINCE_ORDER.index(config.province),
+            officer_delay=self.officer_delay,
+        )
+        with (config.source.parent / "platform.log").open("ab") as log:
+            process = subprocess.Popen(
+                command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        self.platforms[config.province] = process
+        return process
+
+    async def wait_platform(self, province: str, timeout: float = READY_TIMEOUT) -> None:
+        url = self.platform_url(province)
+        assert url is not None
+        await self._wait_http(
+            url + "/sim/fixtures",
+            self.platforms[province],
+            f"{province} platform",
+            self.directory / province / "platform.log",
+            timeout,
+        )
 
     def url(self, province: str) -> str:
         config = next(c for c in self.configs if c.province == province)
@@ -87,16 +150,27 @@ class Mesh:
         return process
 
     async def wait_ready(self, province: str, timeout: float = READY_TIMEOUT) -> None:
+        await self._wait_http(
+            self.url(province) + "/readyz",
+            self.processes[province],
+            f"{province} node",
+            self.directory / province / "node.log",
+            timeout,
+        )
+
+    async def _wait_http(
+        self,
+        url: str,
+        process: subprocess.Popen[bytes],
+        what: str,
+        log: Path,
+        timeout: float,
+    ) -> None:
         deadline = time.monotonic() + timeout
-        url = self.url(province) + "/readyz"
-        process = self.processes[province]
         async with aiohttp.ClientSession() as session:
             while time.monotonic() < deadline:
                 if process.poll() is not None:
-                    raise MeshError(
-                        f"{province} node exited with code {process.returncode}; see "
-                        f"{self.directory / province / 'node.log'}"
-                    )
+                    raise MeshError(f"{what} exited with code {process.returncode}; see {log}")
                 try:
                     async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as r:
                         if r.status == 200:
@@ -104,12 +178,16 @@ class Mesh:
                 except (aiohttp.ClientError, TimeoutError):
                     pass
                 await asyncio.sleep(0.1)
-        raise MeshError(f"{province} node was not ready within {timeout:.0f} s")
+        raise MeshError(f"{what} was not ready within {timeout:.0f} s")
 
     async def up(self) -> list[MeshNode]:
-        for config in self.configs:
-            self.start_node(config)
         try:
+            with_platform = [c for c in self.configs if c.platform is not None]
+            for config in with_platform:
+                self.start_platform(config)
+            await asyncio.gather(*(self.wait_platform(c.province) for c in with_platform))
+            for config in self.configs:
+                self.start_node(config)
             await asyncio.gather(*(self.wait_ready(c.province) for c in self.configs))
         except MeshError:
             self.stop()
@@ -120,8 +198,9 @@ class Mesh:
                 c.node_id,
                 c.grpc_listen,
                 c.http_listen,
-                None,
+                c.platform.url.removeprefix("http://") if c.platform else None,
                 self.processes[c.province].pid,
+                self.platforms[c.province].pid if c.province in self.platforms else None,
             )
             for c in self.configs
         ]
@@ -130,19 +209,33 @@ class Mesh:
         )
         return nodes
 
-    def signal_all(self, signum: int) -> None:
+    def signal_nodes(self, signum: int) -> None:
+        """Send ``signum`` to every node (SIGHUP: reload), not to the platforms."""
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signum)
 
+    def exited(self) -> list[str]:
+        """What has stopped on its own: "<province> node" or "<province> platform"."""
+        return [
+            f"{province} {kind} ({process.returncode})"
+            for kind, group in (("node", self.processes), ("platform", self.platforms))
+            for province, process in group.items()
+            if process.poll() is not None
+        ]
+
     def stop(self, grace: float = STOP_GRACE) -> dict[str, int | None]:
-        self.signal_all(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        """Stop the nodes, then their platforms; the nodes' exit codes by province."""
+        for group in (self.processes, self.platforms):
+            for process in group.values():
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            for process in group.values():
+                try:
+                    process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
         (self.directory / "mesh.json").unlink(missing_ok=True)
         return {p: proc.returncode for p, proc in self.processes.items()}

@@ -230,6 +230,7 @@ class Node:
         await self._announce_catalog()
         await self._publish_revocations()
         self._background(self._revocation_loop(), "revocation-lists")
+        self._background(self.cases.run_certificate_checks(), "certificate-checks")
         log.info(
             "node started",
             extra={

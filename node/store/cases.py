@@ -285,3 +285,66 @@ def evaluation_counts(conn: sqlite3.Connection) -> dict[tuple[str, int], int]:
         "WHERE evaluation_level IS NOT NULL GROUP BY 1, 2"
     )
     return {(handling, level): n for handling, level, n in rows}
+
+
+@dataclass(frozen=True)
+class CertificateCheck:
+    """A certificate material of a case this node handles (免于提交), and its verification."""
+
+    case_id: str
+    material: str
+    certificate_id: str
+    holder_code: str
+    state: str
+    """pending, verified or rejected."""
+    status: str
+    reason: str
+    attestation: str
+    checked_at: float | None
+
+
+def add_certificate_check(
+    conn: sqlite3.Connection, *, case_id: str, material: str, certificate_id: str, holder_code: str
+) -> None:
+    conn.execute(
+        "INSERT INTO case_certificates (case_id, material, certificate_id, holder_code, state) "
+        "VALUES (?, ?, ?, ?, 'pending')",
+        (case_id, material, certificate_id, holder_code),
+    )
+
+
+def settle_certificate_check(
+    conn: sqlite3.Connection,
+    *,
+    case_id: str,
+    material: str,
+    state: str,
+    status: str,
+    reason: str,
+    attestation: str,
+    at: float,
+) -> None:
+    conn.execute(
+        "UPDATE case_certificates SET state = ?, status = ?, reason = ?, attestation = ?, "
+        "checked_at = ? WHERE case_id = ? AND material = ? AND state = 'pending'",
+        (state, status, reason, attestation, at, case_id, material),
+    )
+
+
+def certificate_checks(
+    conn: sqlite3.Connection, case_id: str | None = None, *, pending_only: bool = False
+) -> list[CertificateCheck]:
+    where = []
+    args: list[Any] = []
+    if case_id is not None:
+        where.append("case_id = ?")
+        args.append(case_id)
+    if pending_only:
+        where.append("state = 'pending'")
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    query = (
+        "SELECT case_id, material, certificate_id, holder_code, state, status, reason, "  # noqa: S608
+        f"attestation, checked_at FROM case_certificates {clause} ORDER BY case_id, rowid"
+    )
+    rows = conn.execute(query, args).fetchall()
+    return [CertificateCheck(*row) for row in rows]

@@ -222,7 +222,25 @@ CREATE TABLE platform_events (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+_V7 = """
+-- 免于提交: certificate materials of a case this node handles, verified by mutual
+-- recognition before the case can be accepted; the attestation is kept with the case.
+CREATE TABLE case_certificates (
+    case_id TEXT NOT NULL REFERENCES cases (case_id),
+    material TEXT NOT NULL,
+    certificate_id TEXT NOT NULL,
+    holder_code TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'verified', 'rejected')),
+    status TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT '',
+    attestation TEXT NOT NULL DEFAULT '',
+    checked_at REAL,
+    PRIMARY KEY (case_id, material)
+);
+CREATE INDEX case_certificates_pending ON case_certificates (state) WHERE state = 'pending';
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 """Migration ``i`` brings ``user_version`` from ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import time
@@ -96,6 +97,20 @@ class ProvincePorts:
     """The simulated provincial platform the node talks to."""
 
 
+PLATFORM_CREDENTIALS = "platform-credentials.json"
+
+
+def platform_credentials() -> dict[str, str]:
+    """Fresh secrets for a node and its simulated platform. One set serves every dialect:
+    each side reads the keys its dialect uses (a token, an app key and secret)."""
+    return {
+        "access_token": secrets.token_urlsafe(24),
+        "token": secrets.token_urlsafe(24),
+        "app_key": "yrd-" + secrets.token_hex(8),
+        "app_secret": secrets.token_urlsafe(32),
+    }
+
+
 def ports_for(province_index: int, base_port: int = 7101) -> ProvincePorts:
     """The ports of the ``province_index``-th province (0 = Shanghai) on one machine."""
     ports = ProvincePorts(
@@ -130,8 +145,15 @@ def init_mesh(
     manifest_days: int = 90,
     key_days: int = 365,
     provinces: Sequence[str] = DEFAULT_PROVINCES,
+    platforms: bool = True,
 ) -> Manifest:
-    """Create a mesh folder for ``provinces`` and return its signed manifest (version 1)."""
+    """Create a mesh folder for ``provinces`` and return its signed manifest (version 1).
+
+    With ``platforms`` each node is configured for its province's simulated platform on the
+    province's platform port, with fresh credentials both sides share
+    (``<province>/platform-credentials.json``, 0600); without, nodes take cases through
+    their REST API only and keep their certificate library in their store.
+    """
     if len(set(provinces)) != len(provinces) or not provinces:
         raise ValueError(f"provinces must be distinct and not empty, not {list(provinces)}")
     for province in provinces:
@@ -151,6 +173,7 @@ def init_mesh(
             provinces=provinces,
             manifest_days=manifest_days,
             key_days=key_days,
+            platforms=platforms,
         )
         _refuse_non_empty(directory)
         # rename(2) replaces an empty directory and fails if one appeared with content.
@@ -180,6 +203,7 @@ def _write_mesh(
     provinces: Sequence[str],
     manifest_days: int,
     key_days: int,
+    platforms: bool,
 ) -> Manifest:
     ca_key, ca_cert = create_ca("Yangtze River Delta Federation CA", now=now)
     (root / CA_CERT).parent.mkdir()
@@ -201,6 +225,10 @@ def _write_mesh(
         tls_key, tls_cert = issue_node_certificate(ca_key, ca_cert, node_id, now=now)
         write_private_file(folder / "tls.key", private_key_pem(tls_key))
         (folder / "tls.crt").write_bytes(certificate_pem(tls_cert))
+        if platforms:
+            write_private_file(
+                folder / PLATFORM_CREDENTIALS, json.dumps(platform_credentials()).encode()
+            )
         (folder / NODE_CONFIG).write_text(
             render_config(
                 node_id=node_id,
@@ -216,6 +244,8 @@ def _write_mesh(
                 },
                 grpc_listen=f"127.0.0.1:{port.grpc}",
                 http_listen=f"127.0.0.1:{port.http}",
+                platform_url=f"http://127.0.0.1:{port.platform}" if platforms else None,
+                platform_credentials=PLATFORM_CREDENTIALS if platforms else None,
             ),
             encoding="utf-8",
         )

@@ -193,14 +193,16 @@ class Applicant(_message.Message):
     def __init__(self, name: _Optional[str] = ..., code_type: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
 
 class CaseMaterial(_message.Message):
-    __slots__ = ("name", "sha256", "certificate_id")
+    __slots__ = ("name", "sha256", "certificate_id", "holder_code")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_ID_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_CODE_FIELD_NUMBER: _ClassVar[int]
     name: str
     sha256: str
     certificate_id: str
-    def __init__(self, name: _Optional[str] = ..., sha256: _Optional[str] = ..., certificate_id: _Optional[str] = ...) -> None: ...
+    holder_code: str
+    def __init__(self, name: _Optional[str] = ..., sha256: _Optional[str] = ..., certificate_id: _Optional[str] = ..., holder_code: _Optional[str] = ...) -> None: ...
 
 class CaseUpdate(_message.Message):
     __slots__ = ("case_id", "sequence", "action", "by", "at", "reason", "result", "evaluation", "request_id", "due_at")

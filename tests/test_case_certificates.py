@@ -1,0 +1,88 @@
+"""免于提交: a case's certificate material is verified by mutual recognition at the handler
+before acceptance, its attestation kept with the case; a failed check rejects the case."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from pathlib import Path
+from typing import Any
+
+from tests.cases import case_body, matter_of, status_of
+from tests.certificate_samples import LI_MINGHUA, sample_json
+from tests.nodes import config_for, eventually, make_mesh, serving, settled
+
+CARD = sample_json("resident_id_card")
+FAST = {"revocation_refresh_seconds": 0.2}
+
+
+def with_card(body: dict[str, Any], matter_index: int = 0) -> dict[str, Any]:
+    """The applicant is the card's holder and hands in the card by its identifier."""
+    body = copy.deepcopy(body)
+    body["applicant"]["code"] = LI_MINGHUA
+    for material in body["materials"]:
+        if material["name"] == "居民身份证":
+            material.pop("sha256")
+            material["certificate_id"] = CARD["certificate_id"]
+    return body
+
+
+async def test_certificate_material_verified_before_acceptance(tmp_path: Path) -> None:
+    """Jiangsu handles a case whose ID card was issued in Shanghai: it verifies the card with
+    Shanghai, keeps the attestation with the case, and can then accept; when the card is
+    revoked, the next such case is rejected with the reason and cannot be accepted."""
+    mesh = make_mesh(tmp_path)
+    matter = matter_of("jiangsu")
+    assert any(m.certificate_type == "resident_id_card" for m in matter.materials)
+    async with (
+        serving(config_for(mesh, "shanghai", **FAST)) as (sh, sh_client),
+        serving(config_for(mesh, "jiangsu", **FAST)) as (js, js_client),
+    ):
+        await eventually(lambda: settled(sh, js))
+        assert (await sh_client.post("/v1/certificates", json=CARD)).status == 201
+        response = await sh_client.post("/v1/cases", json=with_card(case_body(matter)))
+        assert response.status == 201, await response.text()
+        case_id = (await response.json())["case_id"]
+
+        async def verification(client: Any, case: str) -> dict[str, Any]:
+            view = await (await client.get(f"/v1/cases/{case}")).json()
+            return next(m for m in view["materials"] if m["name"] == "居民身份证")["verification"]  # type: ignore[no-any-return]
+
+        await eventually(lambda: status_of(js, case_id) == "delivered")
+        for _ in range(200):
+            checked = await verification(js_client, case_id)
+            if checked["state"] != "pending":
+                break
+            await asyncio.sleep(0.02)
+        assert checked["state"] == "verified" and checked["status"] == "valid"
+        assert checked["attestation"]
+        usage = await (
+            await sh_client.get(f"/v1/certificates/{CARD['certificate_id']}/usage")
+        ).json()
+        assert [u["purpose"] for u in usage["usage"]] == [matter.code]
+        assert usage["usage"][0]["requester_province"] == "jiangsu"
+        accepted = await js_client.post(f"/v1/cases/{case_id}/events", json={"action": "accept"})
+        assert accepted.status == 200
+
+        held = js.certificates.held_list("shanghai")
+        assert held is not None
+        revoked = {**CARD, "status": "revoked"}
+        assert (await sh_client.post("/v1/certificates", json=revoked)).status == 201
+
+        def newer_list() -> bool:
+            current = js.certificates.held_list("shanghai")
+            return current is not None and current.version > held.version
+
+        # Jiangsu's cached attestation of the card yields to the newer list naming it.
+        await eventually(newer_list)
+        response = await sh_client.post("/v1/cases", json=with_card(case_body(matter, seed=2)))
+        second = (await response.json())["case_id"]
+        await eventually(lambda: status_of(sh, second) == "rejected")
+        view = await (await sh_client.get(f"/v1/cases/{second}")).json()
+        reject = view["history"][-1]
+        assert reject["action"] == "reject" and "居民身份证" in reject["reason"]
+        assert "revoked" in reject["reason"]
+        checked = await verification(js_client, second)
+        assert checked["state"] == "rejected"
+        refused = await js_client.post(f"/v1/cases/{second}/events", json={"action": "accept"})
+        assert refused.status == 409
