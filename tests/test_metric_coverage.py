@@ -18,18 +18,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import grpc
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from adapters.shanghai.platform import build_platform
 from node.api.app import build_app
+from node.cases.catalog import load_catalog
+from node.platform.adapter import PlatformEvent
 from node.protocol.envelope import seal
+from node.runtime.config import PlatformConfig
 from node.runtime.node import Node
 from node.store import outbox
 from node.trust.keys import load_signing_key
 from node.trust.manifest import ManifestMalformed
 from node.wire import DELIVER_METHOD
+from tests.cases import case_body, status_of
 from tests.federation import probe_message
 from tests.nodes import config_for, eventually, make_mesh, raw_channel, running, tls_of
 
@@ -160,9 +166,17 @@ def _delivered(node: Node, message_ids: list[str]) -> bool:
 async def exposition_after_traffic(mesh: Path) -> list[str]:
     """Shanghai's and Jiangsu's /metrics after a delivered probe, a refused envelope, a
     re-delivered envelope and a refused manifest reload: every labelled series exists."""
+    # Shanghai with its province platform, so the platform link's series exist too.
+    platform = TestServer(
+        build_platform(mesh / "platform.db", seed=1, officer_delay=3600), host="127.0.0.1"
+    )
+    await platform.start_server()
+    with_platform = PlatformConfig(
+        "shanghai", str(platform.make_url("")).rstrip("/"), poll_interval_seconds=0.05
+    )
     async with (
         running(config_for(mesh, "jiangsu")) as js,
-        running(config_for(mesh, "shanghai")) as sh,
+        running(config_for(mesh, "shanghai", platform=with_platform)) as sh,
         TestClient(TestServer(build_app(sh))) as sh_client,
         TestClient(TestServer(build_app(js))) as js_client,
     ):
@@ -181,17 +195,62 @@ async def exposition_after_traffic(mesh: Path) -> list[str]:
             await deliver(sealed.envelope, timeout=5)
             await deliver(sealed.envelope, timeout=5)
 
+        await cases_and_certificates(sh, sh_client, js, js_client)
+
         sh.config.paths.manifest.write_bytes(b"not a manifest")
         with pytest.raises(ManifestMalformed):
             await sh.reload()
 
+        await eventually(lambda: sh.platform is not None and sh.platform.state.up)
         texts = []
         for client in (sh_client, js_client):
             # One scrape: every family must be there the first time Prometheus asks.
             response = await client.get("/metrics")
             assert response.status == 200
             texts.append(await response.text())
-        return texts
+    await platform.close()
+    return texts
+
+
+async def cases_and_certificates(
+    sh: Node, sh_client: TestClient[Any, Any], js: Node, js_client: TestClient[Any, Any]
+) -> None:
+    """A case concluded, a platform event refused, a certificate verified and presented."""
+    matter = load_catalog("jiangsu").matters[3]
+    await eventually(lambda: sh.cases.find_matter(matter.code) is not None)
+    response = await sh_client.post("/v1/cases", json=case_body(matter))
+    case_id = (await response.json())["case_id"]
+    await eventually(lambda: status_of(js, case_id) == "delivered")
+    await js_client.post(f"/v1/cases/{case_id}/events", json={"action": "reject", "reason": "测试"})
+    await eventually(lambda: status_of(sh, case_id) == "rejected")
+    assert sh.platform is not None
+    stray = PlatformEvent("coverage-1", "310000-20260101-0000", {"action": "accept"})
+    await sh.platform._take_event(stray)
+
+    card = next(
+        c
+        for c in (await sh_platform_fixtures(sh))["certificates"]
+        if c["type"] == "resident_id_card" and c["status"] == "valid"
+    )
+    asked = {
+        "certificate_id": card["certificate_id"],
+        "holder_code": card["holder_code"],
+        "purpose": "hotel_check_in",
+    }
+    assert (await js_client.post("/v1/certificates/verify", json=asked)).status == 200
+    held = {"certificate_id": card["certificate_id"], "holder_code": card["holder_code"]}
+    token = (await (await sh_client.post("/v1/presentations", json=held)).json())["token"]
+    assert (await js_client.post("/v1/presentations/verify", json={"token": token})).status == 200
+
+
+async def sh_platform_fixtures(sh: Node) -> dict[str, Any]:
+    assert sh.config.platform is not None
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(sh.config.platform.url + "/sim/fixtures") as response,
+    ):
+        body: dict[str, Any] = await response.json()
+        return body
 
 
 @pytest.fixture(scope="module")
