@@ -38,3 +38,31 @@ def test_quick_case_benchmark_prints_both_figures() -> None:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     for row in ("hand-off (cases/s)", "lifecycle p50 (ms)", "lifecycle p95 (ms)"):
         assert re.search(rf"^{re.escape(row)}\s+[\d.]+\s+[\d.]+\s+[\d.]+×", result.stdout, re.M)
+
+
+def test_quick_certificate_benchmark_prints_every_row() -> None:
+    """bench/certificates.py --quick measures online verification (cache cold and warm),
+    offline presentations over HTTP and in-process, and the token size against their
+    ceilings; every cold request reached the issuer and every warm one was served cached."""
+    result = subprocess.run(
+        [sys.executable, str(BENCH.with_name("certificates.py")), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    rows = (
+        "bare Ed25519 verify (/s)",
+        "online verify, cache cold (/s)",
+        "online verify, cache warm (/s)",
+        "offline presentation, HTTP (/s)",
+        "offline presentation, in-process (/s)",
+        "offline, route's work in-process (/s)",
+        "presentation token (characters)",
+    )
+    for row in rows:
+        assert re.search(rf"^{re.escape(row)}\s+[\d.]+\s+[\d.]+\s+[\d.]+×", result.stdout, re.M)
+    cache = re.search(r"cache: cold (\d+) of \d+ .*, warm (\d+) of (\d+)", result.stdout)
+    assert cache is not None and cache.group(1) == "0" and cache.group(2) == cache.group(3)
+    usage = re.search(r"usage records added: (\d+) \(expected (\d+)\)", result.stdout)
+    assert usage is not None and usage.group(1) == usage.group(2)

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient
 from node.api.app import MAX_BODY_BYTES
 from node.runtime.node import Node
 from tests.cases import case_body, matter_of, status_of
+from tests.certificate_samples import sample_json
 from tests.nodes import config_for, eventually, make_mesh, serving, settled
 
 Client = TestClient[Any, Any]
@@ -68,6 +69,7 @@ def mutate(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
 
 
 _DELETE = object()
+LICENCE_ID = sample_json("driving_licence")["certificate_id"]
 JS_MATTER = matter_of("jiangsu")
 SH_MATTER = matter_of("shanghai")
 
@@ -153,6 +155,13 @@ BAD_SUBMISSIONS = [
     ("mode the matter does not offer", mutate("mode", "多地联办"), 422, "invalid_mode", "mode"),
     ("missing applicant", mutate("applicant", _DELETE), 422, "missing_field", "applicant"),
     ("unknown field", mutate("priority", "high"), 422, "unknown_field", "priority"),
+    (
+        "certificate of another type for an ID-card material",
+        mutate("materials.0", {"name": "居民身份证", "certificate_id": LICENCE_ID}),
+        422,
+        "certificate_type_mismatch",
+        "materials[0].certificate_id",
+    ),
 ]
 
 

@@ -8,8 +8,16 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from aiohttp.test_utils import TestServer
+
+from adapters.jiangsu.platform import build_platform
+from adapters.simulation.officer import plan_for
+from node.certificates.model import TYPES
+from node.identifiers import make_certificate_id
+from node.runtime.config import PlatformConfig
+from node.store import cases as cases_store
 from tests.cases import case_body, matter_of, status_of
-from tests.certificate_samples import LI_MINGHUA, sample_json
+from tests.certificate_samples import LI_MINGHUA, _credit_code, sample_json
 from tests.nodes import config_for, eventually, make_mesh, serving, settled
 
 CARD = sample_json("resident_id_card")
@@ -86,3 +94,68 @@ async def test_certificate_material_verified_before_acceptance(tmp_path: Path) -
         assert checked["state"] == "rejected"
         refused = await js_client.post(f"/v1/cases/{second}/events", json={"action": "accept"})
         assert refused.status == 409
+
+
+async def test_acceptance_from_the_platform_waits_for_the_check(tmp_path: Path) -> None:
+    """While the card's issuer (Zhejiang) is down the check stays pending: the handling
+    officer's acceptance, read from Jiangsu's platform, is kept and tried again, and applies
+    once Zhejiang answers; nothing else in the platform's feed waits for it."""
+    mesh = make_mesh(tmp_path, ("shanghai", "jiangsu", "zhejiang"))
+    hangzhou_police = _credit_code(17, "330106")
+    card = {
+        **CARD,
+        "certificate_id": str(
+            make_certificate_id(TYPES["resident_id_card"].type_code, hangzhou_police, "ZJ0B21D4")
+        ),
+        "issuing_authority": "杭州市公安局西湖分局",
+        "issuing_authority_code": hangzhou_police,
+    }
+    async with serving(config_for(mesh, "zhejiang", **FAST)) as (_, zj_client):
+        response = await zj_client.post("/v1/certificates", json=card)
+        assert response.status == 201, await response.text()
+    platform = build_platform(tmp_path / "js-platform.db", seed=2, officer_delay=0.0)
+    async with TestServer(platform, host="127.0.0.1") as server:
+        js_platform = PlatformConfig(
+            "jiangsu", str(server.make_url("")).rstrip("/"), poll_interval_seconds=0.05
+        )
+        matter = matter_of("jiangsu")
+        body = with_card(case_body(matter))
+        for material in body["materials"]:
+            if "certificate_id" in material:
+                material["certificate_id"] = card["certificate_id"]
+        async with (
+            serving(config_for(mesh, "shanghai", **FAST)) as (sh, sh_client),
+            serving(config_for(mesh, "jiangsu", platform=js_platform, **FAST)) as (js, _),
+        ):
+            await eventually(lambda: sh.cases.find_matter(matter.code) is not None)
+            # The simulated officer's decisions follow from the seed and the case id: submit
+            # until a case its officer accepts (about nine in ten are).
+            for seed in range(10):
+                body["applicant"]["name"] = f"申请人{seed}"
+                response = await sh_client.post("/v1/cases", json=body)
+                case_id = (await response.json())["case_id"]
+                if plan_for(2, case_id).accept:
+                    break
+            await eventually(lambda: status_of(js, case_id) == "delivered")
+
+            def deferred() -> bool:
+                rows = (
+                    js.db.reader()
+                    .execute(
+                        "SELECT count(*) FROM platform_events WHERE case_id = ? "
+                        "AND outcome = 'deferred'",
+                        (case_id,),
+                    )
+                    .fetchone()
+                )
+                return int(rows[0]) == 1
+
+            await eventually(deferred)
+            assert status_of(js, case_id) == "delivered"
+            [check] = cases_store.certificate_checks(js.db.reader(), case_id)
+            assert check.state == "pending"
+            async with serving(config_for(mesh, "zhejiang", **FAST)):
+                await eventually(lambda: status_of(sh, case_id) == "accepted", timeout=30)
+            [check] = cases_store.certificate_checks(js.db.reader(), case_id)
+            assert check.state == "verified"
+            assert not deferred()

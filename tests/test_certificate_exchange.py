@@ -196,3 +196,35 @@ async def test_presentation_and_revocation_reach_every_node(mesh: Path) -> None:
             'yrd_certificate_verifications_total{purpose="hotel_check_in",result="revoked"} 1.0'
             in metrics
         )
+
+
+async def test_expired_certificate_is_attested_expired(mesh: Path) -> None:
+    """A card stored as valid but past its valid_until is attested expired to Jiangsu, cannot
+    be presented, and Shanghai records the disclosure with the status it attested."""
+    lapsed = {**copy.deepcopy(CARD), "valid_until": "2020-03-02"}
+    async with (
+        serving(config_for(mesh, "shanghai", **FAST)) as (sh, sh_client),
+        serving(config_for(mesh, "jiangsu", **FAST)) as (js, js_client),
+    ):
+        await eventually(lambda: settled(sh, js))
+        response = await sh_client.post("/v1/certificates", json=lapsed)
+        assert response.status == 201, await response.text()
+
+        ask = {"certificate_id": CARD_ID, "holder_code": LI_MINGHUA, "purpose": "hotel_check_in",
+               "requester": "南京市某酒店"}  # fmt: skip
+        verified = await js_client.post("/v1/certificates/verify", json=ask)
+        assert verified.status == 200, await verified.text()
+        attested = await verified.json()
+        assert attested["status"] == "expired" and attested["cached"] is False
+
+        await problem(
+            await sh_client.post(
+                "/v1/presentations", json={"certificate_id": CARD_ID, "holder_code": LI_MINGHUA}
+            ),
+            409,
+            "certificate_not_valid",
+        )
+        usage = await (await sh_client.get(f"/v1/certificates/{CARD_ID}/usage")).json()
+        [record] = usage["usage"]
+        assert record["status"] == "expired"
+        assert record["requester_province"] == "jiangsu" and record["fields"] == ["status"]

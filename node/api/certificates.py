@@ -81,6 +81,8 @@ async def import_certificate(request: web.Request) -> web.Response:
             field="certificate_id",
         )
     await library.put(certificate, node.clock())
+    # A revocation or suspension goes out to every peer now, not at the next refresh.
+    await node.certificates.publish()
     return json_response({"certificate_id": str(certificate.certificate_id)}, status=201)
 
 

@@ -225,7 +225,8 @@ class CaseExchange:
             if case is None:
                 raise CaseNotFound(case_id)
             if platform_event is not None:
-                if platform_store.event_outcome(conn, platform_event) is not None:
+                taken = platform_store.event_outcome(conn, platform_event)
+                if taken is not None and taken != platform_store.DEFERRED:
                     return case, None, ""  # this platform event was taken before
                 platform_store.record_event(
                     conn, event_id=platform_event, case_id=case_id, outcome="applied", at=now

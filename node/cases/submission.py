@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from node.cases.catalog import Matter
+from node.certificates.model import TYPES
 from node.identifiers import IdentifierError, parse_certificate_id, validate_holder_code
 
 MAX_NAME_LENGTH: Final = 100
@@ -191,6 +192,7 @@ def _materials(data: object, matter: Matter) -> tuple[SuppliedMaterial, ...]:
         if name in supplied:
             raise CaseInputError("duplicate_material", f"{path}.name", f"{name} is supplied twice")
         supplied[name] = _material(entry, name, required[name].kind, path)
+        _check_type(supplied[name], required[name].certificate_type, f"{path}.certificate_id")
     missing = [name for name in required if name not in supplied]
     if missing:
         raise CaseInputError(
@@ -238,6 +240,23 @@ def _material(entry: Mapping[str, Any], name: str, kind: str, path: str) -> Supp
             "the material's digest must be 64 lower-case hexadecimal characters (SHA-256)",
         )
     return SuppliedMaterial(name, sha256=sha256)
+
+
+def _check_type(material: SuppliedMaterial, wanted: str | None, field: str) -> None:
+    """A certificate handed in by identifier must be of the type the matter asks for."""
+    if material.certificate_id is None or wanted is None:
+        return
+    spec = TYPES.get(wanted)  # type: ignore[call-overload]
+    if (
+        spec is not None
+        and parse_certificate_id(material.certificate_id).type_code != spec.type_code
+    ):
+        raise CaseInputError(
+            "certificate_type_mismatch",
+            field,
+            f"{material.name} must be a {wanted} ({spec.chinese_name}); this identifier is of "
+            "another type",
+        )
 
 
 def _holder(value: object, field: str) -> str:

@@ -137,8 +137,16 @@ class VerifyRequest:
         return province
 
     def cache_key(self) -> tuple[Any, ...]:
+        # The requester too: each authority's check is a disclosure the issuer records.
         consent = self.consent  # the whole grant: id, purpose, expiry and holder
-        return (str(self.certificate_id), self.holder_code, self.purpose, self.fields, consent)
+        return (
+            str(self.certificate_id),
+            self.holder_code,
+            self.purpose,
+            self.fields,
+            consent,
+            self.requester,
+        )
 
     def to_wire(self) -> pb.CertificateVerify:
         message = pb.CertificateVerify(
@@ -356,16 +364,8 @@ class CertificateRecognition:
 
     def _listed(self, request: VerifyRequest) -> bool:
         """Whether the issuer's latest list held here names the certificate."""
-        held = store.held_list(self._node.db.reader(), request.issuer)
-        if held is None:
-            return False
-        parsed = self._parsed_lists.get((held.province, held.version))
-        if parsed is None:
-            parsed = self.held_list(request.issuer)
-            if parsed is None:
-                return False
-            self._parsed_lists = {(held.province, held.version): parsed}
-        return parsed.status_of(request.certificate_id) is not None
+        parsed = self.held_list(request.issuer)
+        return parsed is not None and parsed.status_of(request.certificate_id) is not None
 
     def _count(self, request: VerifyRequest, result: str) -> None:
         purpose = request.purpose if request.purpose in _SCENE_NAMES else "matter"
@@ -740,12 +740,23 @@ class CertificateRecognition:
     # -- revocation lists --------------------------------------------------------------------
 
     def held_list(self, province: str) -> RevocationList | None:
+        """The newest list of ``province`` held here, checked (each version once)."""
         held = store.held_list(self._node.db.reader(), province)
         if held is None:
             return None
+        parsed = self._parsed_lists.get((province, held.version))
+        if parsed is not None:
+            return parsed
         keys = manifest_issuer_keys(self._manifest(), self._node.clock())
         try:
-            return read_revocation_list(held.signed, keys)
+            parsed = read_revocation_list(held.signed, keys)
+            self._parsed_lists[(province, held.version)] = parsed
+            self._parsed_lists = {
+                key: value
+                for key, value in self._parsed_lists.items()
+                if key[0] != province or key[1] == held.version
+            }
+            return parsed
         except RevocationError as error:
             # Held lists were checked on arrival; a key revoked since then voids them.
             log.warning(

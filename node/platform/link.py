@@ -6,8 +6,10 @@ Rules kept here (the adapter's own rules are in ``node.platform.adapter``):
    feed page is re-read after a crash or an outage, and re-reading changes nothing.
 2. Platform events become case actions through ``CaseExchange.act``, each recorded by its
    event id in the transaction that applies it, so an event read twice is applied once.
-   An event the lifecycle refuses is recorded as refused and logged; it does not stop the
-   feed. A feed's cursor is stored only after every item of the page was taken.
+   An event the lifecycle refuses is recorded as refused and logged; one that cannot apply
+   yet (an acceptance while a certificate check still runs) is kept and tried again at each
+   poll; neither stops the feed. A feed's cursor is stored only after every item of the
+   page was taken.
 3. What the platform must learn (inbound cases, applied updates) is queued in the store by
    the transaction that causes it and delivered in order by ``run_deliveries``: a platform
    that is down or answers 5xx is retried with exponential back-off and jitter, and the
@@ -60,10 +62,6 @@ MAX_PAGES = 20
 """Pages read from one feed in one poll before the other feed gets its turn."""
 
 
-class NotYet(Exception):
-    """An event the node cannot apply yet; the feed is read again from it next poll."""
-
-
 @dataclass
 class PlatformState:
     up: bool = False
@@ -91,8 +89,6 @@ class PlatformLink:
         while True:
             try:
                 await self.poll_once()
-            except NotYet:
-                pass
             except PlatformUnavailable as error:
                 self._down(error)
             except DialectError as error:
@@ -103,6 +99,7 @@ class PlatformLink:
     async def poll_once(self) -> None:
         await self._drain_feed("applications")
         await self._drain_feed("events")
+        await self.retry_deferred()
         self.state.up = True
         self.state.last_poll_at = self._node.clock()
 
@@ -166,12 +163,32 @@ class PlatformLink:
             await node.cases.act(item.case_id, item.body, platform_event=item.event_id)
         except CaseConflict as error:
             if error.code in RETRY_LATER:
-                # Valid, but not yet: the feed stops here and this event is read again.
-                raise NotYet(error.detail) from None
+                await self._defer(item)
+                return
             await self._refused_event(item, error.code)
         except (CaseNotFound, CaseInputError, TransitionRefused) as error:
             code = "unknown_case" if isinstance(error, CaseNotFound) else error.code
             await self._refused_event(item, code)
+
+    async def _defer(self, item: PlatformEvent) -> None:
+        """Valid but not yet applicable: kept and tried again, the feed moves on."""
+        at = self._node.clock()
+        body = dict(item.body)
+        await self._node.db.write(
+            lambda conn: store.record_event(
+                conn,
+                event_id=item.event_id,
+                case_id=item.case_id,
+                outcome=store.DEFERRED,
+                at=at,
+                body=body,
+            )
+        )
+
+    async def retry_deferred(self) -> None:
+        """Try again every event deferred before (rule 2)."""
+        for event_id, case_id, body in store.deferred_events(self._node.db.reader()):
+            await self._take_event(PlatformEvent(event_id, case_id, body))
 
     async def _refused_event(self, item: PlatformEvent, code: str) -> None:
         """Record the event as taken, refused, so it is not applied when read again."""

@@ -85,11 +85,33 @@ def event_outcome(conn: sqlite3.Connection, event_id: str) -> str | None:
     return None if row is None else str(row[0])
 
 
+DEFERRED = "deferred"
+"""The outcome of an event to try again later; any other outcome is final."""
+
+
 def record_event(
-    conn: sqlite3.Connection, *, event_id: str, case_id: str, outcome: str, at: float
+    conn: sqlite3.Connection,
+    *,
+    event_id: str,
+    case_id: str,
+    outcome: str,
+    at: float,
+    body: dict[str, Any] | None = None,
 ) -> None:
+    """Record what became of a platform event; a deferred one may later become final."""
     conn.execute(
-        "INSERT OR IGNORE INTO platform_events (event_id, case_id, outcome, at) "
-        "VALUES (?, ?, ?, ?)",
-        (event_id, case_id, outcome, at),
+        "INSERT INTO platform_events (event_id, case_id, outcome, at, body) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET "
+        "outcome = excluded.outcome, at = excluded.at, body = excluded.body "
+        "WHERE platform_events.outcome = 'deferred'",
+        (event_id, case_id, outcome, at, None if body is None else json.dumps(body)),
     )
+
+
+def deferred_events(conn: sqlite3.Connection) -> list[tuple[str, str, dict[str, Any]]]:
+    """(event id, case id, body) of every event waiting to be tried again."""
+    rows = conn.execute(
+        "SELECT event_id, case_id, body FROM platform_events WHERE outcome = 'deferred' "
+        "ORDER BY at, event_id"
+    ).fetchall()
+    return [(event_id, case_id, json.loads(body)) for event_id, case_id, body in rows]

@@ -240,7 +240,13 @@ CREATE TABLE case_certificates (
 CREATE INDEX case_certificates_pending ON case_certificates (state) WHERE state = 'pending';
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+_V8 = """
+-- A platform event the node could not apply yet (a certificate check still running) is
+-- kept with its body and tried again, instead of holding up the rest of the feed.
+ALTER TABLE platform_events ADD COLUMN body TEXT;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 """Migration ``i`` brings ``user_version`` from ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
