@@ -14,7 +14,7 @@ from node.protocol.checks import (
 )
 from node.protocol.envelope import DOMAIN_PREFIX, digest, seal, signing_input
 from node.protocol.faults import FaultCode, Refusal
-from node.protocol.replies import fault_for, receipt_for
+from node.protocol.replies import answer_for, fault_for, receipt_for
 from node.trust.keys import SigningKey
 from node.trust.manifest import KeyEntry
 from node.wire import pb
@@ -288,6 +288,54 @@ def test_reply_for_another_request_refused(fed: Federation) -> None:
             request_id=first.message_id,
             request_digest=second.digest,
         )
+
+
+def test_attestation_replayed_for_another_request_refused(fed: Federation) -> None:
+    """An attestation names the digest of the request it answers: sent back as the answer to
+    another verification request (same in_reply_to, other question) it is refused, and one
+    without any digest is refused too."""
+    asked = sealed_probe(fed, "shanghai", "jiangsu", sequence=1)
+    other = sealed_probe(fed, "shanghai", "jiangsu", sequence=2)
+    accepted = check(fed, asked.envelope)
+    assert isinstance(accepted, Authenticated)
+
+    def attestation(request_digest: bytes) -> bytes:
+        body = pb.Attestation(
+            request_digest=request_digest, certificate_id="x", status="valid", purpose="p"
+        )
+        reply = answer_for(
+            accepted,
+            ("attestation", body),
+            me=ME,
+            now=NOW,
+            manifest_version=1,
+            key=fed.key("jiangsu"),
+        )
+        return reply.envelope
+
+    good = check_reply(
+        attestation(asked.digest),
+        peer=ME,
+        manifest=fed.manifest,
+        me=SENDER,
+        now=NOW,
+        request_id=asked.message_id,
+        request_digest=asked.digest,
+    )
+    assert good.payload_type == "attestation"
+    for replayed in (attestation(other.digest), attestation(b"")):
+        with pytest.raises(Refusal) as caught:
+            check_reply(
+                replayed,
+                peer=ME,
+                manifest=fed.manifest,
+                me=SENDER,
+                now=NOW,
+                request_id=asked.message_id,
+                request_digest=asked.digest,
+            )
+        assert caught.value.code is FaultCode.INVALID_PAYLOAD
+        assert caught.value.field == "body.attestation.request_digest"
 
 
 def test_reply_from_someone_else_refused(fed: Federation) -> None:
