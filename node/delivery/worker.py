@@ -171,11 +171,12 @@ class PeerWorker:
         try:
             while True:
                 await self._park_expired()
-                size = self._config.batch_size
-                rows = outbox.pending_batch(
-                    self._db.reader(), self.link.peer, size + len(recording_seqs)
+                batch = outbox.pending_batch(
+                    self._db.reader(),
+                    self.link.peer,
+                    self._config.batch_size,
+                    skip=recording_seqs,
                 )
-                batch = [row for row in rows if row.seq not in recording_seqs][:size]
                 if not batch:
                     return
                 if self.link.circuit is CircuitState.OPEN:
@@ -253,18 +254,20 @@ class PeerWorker:
         at: float,
         conn: sqlite3.Connection,
     ) -> None:
+        # The batch's replies enter the evidence log first, in one statement, then what
+        # they settle is recorded row by row.
+        audit.append_many(
+            conn,
+            [
+                audit.Record(
+                    "received", self.link.peer, item.message_id, "reply", settlement.reply, at
+                )
+                for item, settlement in zip(batch, settlements, strict=True)
+                if settlement.reply and settlement.outcome is not Outcome.RETRY
+            ],
+        )
         delivered: list[tuple[int, bytes]] = []
         for item, settlement in zip(batch, settlements, strict=True):
-            if settlement.reply and settlement.outcome is not Outcome.RETRY:
-                audit.append(
-                    conn,
-                    direction="received",
-                    peer=self.link.peer,
-                    message_id=item.message_id,
-                    kind="reply",
-                    body=settlement.reply,
-                    recorded_at=at,
-                )
             if settlement.outcome in (Outcome.DELIVERED, Outcome.DECLINED):
                 delivered.append((item.seq, settlement.reply))
             elif settlement.outcome is Outcome.PARKED:

@@ -37,6 +37,7 @@ from node.protocol.envelope import Sealed, payload_type
 from node.protocol.faults import FaultCode, Refusal
 from node.protocol.replies import answer_for, fault_for, receipt_for
 from node.store import audit, inbox
+from node.store.database import DuplicateEntry
 from node.transport.server import Reply
 from node.wire import pb
 
@@ -237,10 +238,23 @@ class InboundProcessor:
         effect: Effect | None = None,
     ) -> tuple[bytes, Wake]:
         sender = accepted.sender.node_id
-        # The same message may arrive twice at once (a retried stream and a unary call); the
-        # writer runs jobs one by one, so checking again here makes the first one win.
-        prior = inbox.prior(conn, sender, accepted.message_id)
-        if prior is not None:
+        peer = accepted.sender.province
+        try:
+            inbox.record(
+                conn,
+                sender=sender,
+                message_id=accepted.message_id,
+                digest=accepted.digest,
+                payload_type=accepted.payload_type,
+                envelope=accepted.envelope,
+                reply=receipt.envelope,
+                received_at=now,
+            )
+        except DuplicateEntry:
+            # The same message may arrive twice at once (a retried stream and a unary call);
+            # the writer runs jobs one by one, so the first one stored wins.
+            prior = inbox.prior(conn, sender, accepted.message_id)
+            assert prior is not None
             if prior.digest != accepted.digest:
                 raise Refusal(
                     FaultCode.REPLAY_MISMATCH,
@@ -248,36 +262,16 @@ class InboundProcessor:
                     field="header.message_id",
                     message_id=accepted.message_id,
                     digest=accepted.digest,
-                )
+                ) from None
             return prior.reply, ()
-        peer = accepted.sender.province
-        inbox.record(
+        audit.append_many(
             conn,
-            sender=sender,
-            message_id=accepted.message_id,
-            digest=accepted.digest,
-            payload_type=accepted.payload_type,
-            envelope=accepted.envelope,
-            reply=receipt.envelope,
-            received_at=now,
-        )
-        audit.append(
-            conn,
-            direction="received",
-            peer=peer,
-            message_id=accepted.message_id,
-            kind="envelope",
-            body=accepted.envelope,
-            recorded_at=now,
-        )
-        audit.append(
-            conn,
-            direction="sent",
-            peer=peer,
-            message_id=accepted.message_id,
-            kind="reply",
-            body=receipt.envelope,
-            recorded_at=now,
+            (
+                audit.Record(
+                    "received", peer, accepted.message_id, "envelope", accepted.envelope, now
+                ),
+                audit.Record("sent", peer, accepted.message_id, "reply", receipt.envelope, now),
+            ),
         )
         effect = effect or self._effects.get(accepted.payload_type)
         wake: Wake = ()

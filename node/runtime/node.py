@@ -562,15 +562,13 @@ class Node:
                 created_at=now,
                 correlation_id=correlation_id,
             )
-            audit.append(
-                conn,
-                direction="sent",
-                peer=province,
-                message_id=s.message_id,
-                kind="envelope",
-                body=s.envelope,
-                recorded_at=now,
-            )
+        audit.append_many(
+            conn,
+            [
+                audit.Record("sent", province, s.message_id, "envelope", s.envelope, now)
+                for s in sealed
+            ],
+        )
 
     def platform_wake(self) -> None:
         """New items are committed in the platform outbox."""

@@ -21,10 +21,10 @@ import hashlib
 import json
 import sqlite3
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from google.protobuf.message import DecodeError
 
@@ -49,6 +49,8 @@ SIGNED_KINDS = frozenset({"envelope", "reply"})
 
 # Interpolated into queries as a fixed fragment; values are always bound (hence noqa S608).
 _COLUMNS = "seq, recorded_at, direction, peer, message_id, kind, body, prev_hash, hash"
+_Row = tuple[int, float, str, str, str, str, bytes, bytes, bytes]
+"""An entry's columns, in ``_COLUMNS`` order."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ def _field(data: bytes) -> bytes:
     return struct.pack(">Q", len(data)) + data
 
 
+_SEQ_AND_TIME = struct.Struct(">qd")
+
+
 def entry_hash(
     prev_hash: bytes,
     *,
@@ -93,14 +98,31 @@ def entry_hash(
 ) -> bytes:
     """SHA-256 over a domain tag and every field, each length-prefixed so no two different
     entries encode alike; ``recorded_at`` as its exact IEEE-754 double, as SQLite stores it."""
-    h = hashlib.sha256(HASH_DOMAIN)
-    h.update(_field(prev_hash))
-    h.update(struct.pack(">q", seq))
-    h.update(struct.pack(">d", recorded_at))
-    for text in (direction, peer, message_id, kind):
-        h.update(_field(text.encode("utf-8")))
-    h.update(_field(body))
-    return h.digest()
+    return hashlib.sha256(
+        b"".join(
+            (
+                HASH_DOMAIN,
+                _field(prev_hash),
+                _SEQ_AND_TIME.pack(seq, recorded_at),
+                _field(direction.encode("utf-8")),
+                _field(peer.encode("utf-8")),
+                _field(message_id.encode("utf-8")),
+                _field(kind.encode("utf-8")),
+                _field(body),
+            )
+        )
+    ).digest()
+
+
+class Record(NamedTuple):
+    """An entry to append, before the chain gives it its ``seq`` and hashes."""
+
+    direction: str
+    peer: str
+    message_id: str
+    kind: str
+    body: bytes
+    recorded_at: float
 
 
 def append(
@@ -114,30 +136,53 @@ def append(
     recorded_at: float,
 ) -> AuditEntry:
     """Add an entry at the end of the chain (inside a ``Database.write`` job)."""
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, not {direction!r}")
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {sorted(KINDS)}, not {kind!r}")
-    high = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
-    last = conn.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-    seq = 1 if high is None else int(high[0]) + 1
-    prev_hash = GENESIS if last is None else bytes(last[0])
-    recorded_at = float(recorded_at)
-    digest = entry_hash(
-        prev_hash,
-        seq=seq,
-        recorded_at=recorded_at,
-        direction=direction,
-        peer=peer,
-        message_id=message_id,
-        kind=kind,
-        body=body,
-    )
-    conn.execute(
+    record = Record(direction, peer, message_id, kind, body, recorded_at)
+    return AuditEntry(*_append_rows(conn, (record,))[0])
+
+
+def append_many(conn: sqlite3.Connection, records: Sequence[Record]) -> None:
+    """Add entries at the end of the chain, in order (inside a ``Database.write`` job): one
+    read of the chain's head and one statement for all of them."""
+    if records:
+        _append_rows(conn, records)
+
+
+def _append_rows(conn: sqlite3.Connection, records: Sequence[Record]) -> list[_Row]:
+    for record in records:
+        if record.direction not in DIRECTIONS:
+            raise ValueError(
+                f"direction must be one of {sorted(DIRECTIONS)}, not {record.direction!r}"
+            )
+        if record.kind not in KINDS:
+            raise ValueError(f"kind must be one of {sorted(KINDS)}, not {record.kind!r}")
+    # The high-water mark, not the last row, decides the next seq: see the module docstring.
+    high, last = conn.execute(
+        "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'audit'), "
+        "(SELECT hash FROM audit ORDER BY seq DESC LIMIT 1)"
+    ).fetchone()
+    seq = 0 if high is None else int(high)
+    prev_hash = GENESIS if last is None else bytes(last)
+    rows: list[_Row] = []
+    for direction, peer, message_id, kind, body, recorded_at in records:
+        seq += 1
+        recorded_at = float(recorded_at)
+        digest = entry_hash(
+            prev_hash,
+            seq=seq,
+            recorded_at=recorded_at,
+            direction=direction,
+            peer=peer,
+            message_id=message_id,
+            kind=kind,
+            body=body,
+        )
+        rows.append((seq, recorded_at, direction, peer, message_id, kind, body, prev_hash, digest))
+        prev_hash = digest
+    conn.executemany(
         f"INSERT INTO audit ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
-        (seq, recorded_at, direction, peer, message_id, kind, body, prev_hash, digest),
+        rows,
     )
-    return AuditEntry(seq, recorded_at, direction, peer, message_id, kind, body, prev_hash, digest)
+    return rows
 
 
 def _entry(row: Any) -> AuditEntry | None:

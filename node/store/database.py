@@ -80,14 +80,24 @@ class _BatchLost(Exception):
         self.cause = cause
 
 
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    # A caller that was cancelled no longer waits; its write happened all the same.
-    if future.done():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+def _settle_all(settled: list[tuple[_Job, bool, Any]]) -> None:
+    """On the jobs' event loop: resolve each job's future, then run its ``after_commit``
+    callbacks, in commit order."""
+    for job, ok, value in settled:
+        future = job.future
+        # A caller that was cancelled no longer waits; its write happened all the same.
+        if not future.done():
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+        for callback in job.callbacks if ok else ():
+            try:
+                callback()
+            except Exception as exc:  # one failing callback must not strand the other jobs
+                future.get_loop().call_exception_handler(
+                    {"message": "after_commit callback failed", "exception": exc}
+                )
 
 
 def _corrupt(path: Path, what: str) -> StoreCorrupt:
@@ -394,12 +404,15 @@ class Database:
             self.commits += 1
             self.jobs_committed += sum(1 for ok, _ in outcomes if ok)
             self.commit_seconds_total += time.perf_counter() - started
+        # One wake-up per event loop for the whole batch, not one per job: under load a
+        # batch holds hundreds of jobs, and each wake-up is a write to the loop's self-pipe.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, bool, Any]]] = {}
         for job, (ok, value) in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(job.loop, []).append((job, ok, value))
+        for loop, settled in by_loop.items():
             # RuntimeError: the caller's event loop is gone; nobody is waiting any more.
             with contextlib.suppress(RuntimeError):
-                job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
-                for callback in job.callbacks if ok else ():
-                    job.loop.call_soon_threadsafe(callback)
+                loop.call_soon_threadsafe(_settle_all, settled)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """From inside a write job: run ``callback`` on the job's event loop once the

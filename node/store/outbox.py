@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,14 +112,25 @@ def enqueue(
     return seq
 
 
-def pending_batch(conn: sqlite3.Connection, peer: str, limit: int) -> list[OutboxItem]:
-    """The next ``limit`` pending messages for ``peer`` above its cursor, in ``seq`` order."""
+def pending_batch(
+    conn: sqlite3.Connection, peer: str, limit: int, *, skip: Collection[int] = ()
+) -> list[OutboxItem]:
+    """The next ``limit`` pending messages for ``peer`` above its cursor, in ``seq`` order,
+    leaving out the seqs in ``skip`` (rows whose settlement is being recorded)."""
     _check_limit(limit)
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM outbox WHERE peer = ? AND state = 'pending' AND seq > ? "  # noqa: S608
-        "ORDER BY seq LIMIT ?",
-        (peer, cursor(conn, peer), limit),
-    )
+    if not skip:
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM outbox WHERE peer = ? AND state = 'pending' AND seq > ? "  # noqa: S608
+            "ORDER BY seq LIMIT ?",
+            (peer, cursor(conn, peer), limit),
+        )
+    else:
+        # Left out in SQL, so the rows skipped are never read or built.
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM outbox WHERE peer = ? AND state = 'pending' AND seq > ? "  # noqa: S608
+            "AND seq NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?",
+            (peer, cursor(conn, peer), json.dumps(sorted(skip)), limit),
+        )
     return [_item(row) for row in rows]
 
 
