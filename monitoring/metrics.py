@@ -310,6 +310,12 @@ class NodeMetrics:
             ["peer"],
             registry=r,
         )
+        self.store_write_latency = Histogram(
+            "yrd_store_write_latency_seconds",
+            "Time from a write being queued to its transaction being durable (group commit).",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
         self.case_duration = Histogram(
             "yrd_case_duration_seconds",
             "End-to-end case time, submission to outcome, seen by the accepting side.",

@@ -218,6 +218,7 @@ class Node:
         self._tls = tls
         self._observe_manifest()
         self.metrics.watch_store(self._outbox_snapshots, self._store_snapshot)
+        self.db.observe_write = self.metrics.store_write_latency.observe
         self.metrics.watch_cases(self._case_snapshot)
         self.metrics.watch_revocation_lists(self._revocation_ages)
         self.metrics.watch_platform(self._platform_snapshot)

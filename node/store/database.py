@@ -65,6 +65,7 @@ class _Job:
     future: asyncio.Future[Any]
     callbacks: list[Callable[[], None]] = field(default_factory=list)
     """``after_commit`` callbacks the job registered."""
+    queued_at: float = field(default_factory=time.perf_counter)
 
 
 class _Stop:
@@ -275,6 +276,9 @@ class Database:
         self.commit_seconds_total = 0.0
         """Time spent from BEGIN to the end of COMMIT (fsync included), summed."""
         self._job_callbacks: list[Callable[[], None]] = []
+        self.observe_write: Callable[[float], None] | None = None
+        """Called in the writer thread with each committed write's latency (queued to
+        durable), e.g. a Prometheus histogram's ``observe`` (thread-safe)."""
         self._thread = threading.Thread(
             target=self._run, name=f"store-writer:{path.name}", daemon=True
         )
@@ -403,7 +407,11 @@ class Database:
             self.commit_failure = None
             self.commits += 1
             self.jobs_committed += sum(1 for ok, _ in outcomes if ok)
-            self.commit_seconds_total += time.perf_counter() - started
+            finished = time.perf_counter()
+            self.commit_seconds_total += finished - started
+            if self.observe_write is not None:
+                for job in batch:
+                    self.observe_write(finished - job.queued_at)
         # One wake-up per event loop for the whole batch, not one per job: under load a
         # batch holds hundreds of jobs, and each wake-up is a write to the loop's self-pipe.
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, bool, Any]]] = {}
