@@ -19,7 +19,7 @@ import aiohttp
 import grpc
 import pytest
 
-from node.api.dashboard import NodeView, RefusalCount, parse_mesh, render_page
+from node.api.dashboard import NodeView, RefusalCount, parse_mesh, render_card, render_page
 from node.api.problems import ProblemError
 from node.runtime.node import Node
 from node.runtime.service import start_http
@@ -169,6 +169,24 @@ def test_every_dynamic_value_is_escaped() -> None:
     )
     assert "<script" not in page
     assert "&lt;script&gt;" in page
+
+
+def test_card_shows_the_platform_link_and_cases() -> None:
+    """A node's card says whether its province platform answers and how much waits for it,
+    and how many cases it takes part in by role."""
+    status = {
+        "node_id": "node-340000",
+        "province": "anhui",
+        "ready": True,
+        "checks": {},
+        "manifest": {"version": 1},
+        "peers": [],
+        "platform": {"up": False, "outbox_depth": 3, "dead_letters": 0},
+        "cases": {"accepting": {"evaluated": 2, "delivered": 1}, "handling": {"accepted": 4}},
+    }
+    card = render_card(NodeView("http://127.0.0.1:8104", status), now=0.0)
+    assert '<dt>province platform</dt><dd><span class="bad">DOWN, 3 waiting</span>' in card
+    assert "<dt>cases</dt><dd>accepting 3, handling 4</dd>" in card
 
 
 def chromium_binary() -> str:

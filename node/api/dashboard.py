@@ -312,6 +312,19 @@ def render_card(view: NodeView, now: float) -> str:
     rows.append(
         ("overdue cases", f'<span class="{"bad" if overdue else "ok"}">{_number(overdue)}</span>')
     )
+    platform = status.get("platform")
+    if isinstance(platform, Mapping):
+        state = "up" if platform.get("up") else "DOWN"
+        waiting = int(platform.get("outbox_depth", 0))
+        css = "ok" if platform.get("up") and not platform.get("dead_letters") else "bad"
+        text = f"{state}, {waiting} waiting" if waiting else state
+        rows.append(("province platform", f'<span class="{css}">{_e(text)}</span>'))
+    cases = status.get("cases")
+    if isinstance(cases, Mapping) and cases:
+        counts = ", ".join(
+            f"{role} {sum(by_status.values())}" for role, by_status in sorted(cases.items())
+        )
+        rows.append(("cases", _e(counts)))
     rows.append(("inbox messages", _number(status.get("inbox_messages", 0))))
     details = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
     return (
