@@ -10,6 +10,12 @@ Layout:
   (the simulated platform) and ``make_adapter(base_url, *, credentials) -> ProvinceAdapter``
   (the node's client of it).
 - ``adapters.registry``: province name → those two callables.
+- ``adapters.translation``: the province-neutral translation steps (a case, a notice, an
+  event, an application, a certificate and its face, a revocation, a matter, both ways),
+  which each ``adapters.<province>.dialect`` parameterises with its names, code tables and
+  formats.
+- ``adapters.replies``: what every adapter makes of its platform's replies (feed records
+  or ``Malformed``, the feed cursor, certificates and matters checked by the node's model).
 - ``adapters.transport``: the one place where HTTP transport failures and 5xx answers
   become ``PlatformUnavailable``, for every adapter.
 - ``adapters.strict_json``: strict reading of decoded JSON objects for JSON dialects.

@@ -7,8 +7,9 @@ refuse the same things the same way. Rules kept:
    ``NaN``, ``Infinity`` and a key repeated in one object are refused as malformed.
 2. ``JsonObject`` hands out each field once, checked by kind; a required field that is
    absent or null is ``missing_field``, a value of the wrong kind ``invalid_field``, a code
-   not in its table the caller's code (``unknown_code``, ``unknown_status``), and
-   ``finish()`` refuses every field nobody asked for (``unknown_field``).
+   not in its table the caller's code (``unknown_code``, ``unknown_status``), a list of
+   codes that is not a non-empty list ``invalid_field``, and ``finish()`` refuses every
+   field nobody asked for (``unknown_field``).
 3. Every refusal is a ``DialectError`` whose ``field`` is the dialect's own path
    (``applicant.certNo``, ``materials[1].fileHash``) and whose sentence never repeats the
    value (it may be personal data).
@@ -20,6 +21,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from adapters.records import MappingFields, utf8
 from node.platform.adapter import DialectError
 
 T = TypeVar("T")
@@ -27,12 +29,7 @@ T = TypeVar("T")
 
 def decode_json_object(data: bytes, *, what: str = "body") -> dict[str, Any]:
     """The JSON object in ``data`` (rule 1)."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise DialectError(
-            "not_utf8", f"the {what} is not UTF-8 (bad byte at offset {error.start})"
-        ) from None
+    text = utf8(data, what=what)
     try:
         value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except (json.JSONDecodeError, _Refused) as error:
@@ -59,33 +56,10 @@ def _no_constant(name: str) -> Any:
     raise _Refused(f"{name} is not a JSON number")
 
 
-class JsonObject:
-    """One decoded JSON object, read field by field (rule 2)."""
+class JsonObject(MappingFields):
+    """One decoded JSON object, read field by field (rule 2; ``adapters.records``)."""
 
-    def __init__(self, data: object, path: str = "") -> None:
-        if not isinstance(data, Mapping):
-            raise DialectError("invalid_field", "must be a JSON object", field=path or "body")
-        self._data = data
-        self._path = path
-        self._read: set[str] = set()
-
-    def path(self, name: str) -> str:
-        """The dialect path of a field of this object."""
-        return f"{self._path}.{name}" if self._path else name
-
-    def has(self, name: str) -> bool:
-        return self._data.get(name) is not None
-
-    def raw(self, name: str) -> Any:
-        """The value as decoded (None if absent), for kinds this class does not know."""
-        self._read.add(name)
-        return self._data.get(name)
-
-    def _required(self, name: str) -> Any:
-        value = self.raw(name)
-        if value is None:
-            raise DialectError("missing_field", "is required", field=self.path(name))
-        return value
+    what = "a JSON object"
 
     def text(self, name: str, *, max_length: int = 2000) -> str:
         value = self._required(name)
@@ -96,11 +70,6 @@ class JsonObject:
                 "invalid_field", f"must be 1 to {max_length} characters", field=self.path(name)
             )
         return value
-
-    def optional_text(self, name: str, *, max_length: int = 2000) -> str | None:
-        if self._absent(name):
-            return None
-        return self.text(name, max_length=max_length)
 
     def integer(self, name: str) -> int:
         value = self._required(name)
@@ -122,19 +91,26 @@ class JsonObject:
 
     def code(self, name: str, table: Mapping[Any, T], *, error: str = "unknown_code") -> T:
         """The meaning of a coded value; a code not in ``table`` is refused with ``error``."""
-        value = self._required(name)
-        if isinstance(value, bool) or not isinstance(value, int | str) or value not in table:
-            known = ", ".join(str(code) for code in table)
-            raise DialectError(error, f"is not one of the codes {known}", field=self.path(name))
-        return table[value]
+        return _meaning(self._required(name), table, self.path(name), error)
 
-    def obj(self, name: str) -> JsonObject:
-        return JsonObject(self._required(name), self.path(name))
+    def codes(self, name: str, table: Mapping[Any, T], *, error: str = "unknown_code") -> list[T]:
+        """The meanings of a non-empty list of coded values (each refused as ``code`` would)."""
+        value = self.raw(name)
+        if not isinstance(value, list) or not value:
+            raise DialectError(
+                "invalid_field", "must be a non-empty list of codes", field=self.path(name)
+            )
+        return [
+            _meaning(item, table, f"{self.path(name)}[{index}]", error)
+            for index, item in enumerate(value)
+        ]
 
-    def optional_obj(self, name: str) -> JsonObject | None:
-        if self._absent(name):
-            return None
-        return self.obj(name)
+    def passthrough(self, name: str) -> dict[str, Any]:
+        """An object the dialect carries unchanged (empty if absent), checked to be one."""
+        value = self.raw(name)
+        if value is not None and not isinstance(value, dict):
+            raise DialectError("invalid_field", "must be a JSON object", field=self.path(name))
+        return dict(value) if value else {}
 
     def objects(self, name: str, *, max_items: int = 500) -> list[JsonObject]:
         value = self._required(name)
@@ -146,15 +122,10 @@ class JsonObject:
             )
         return [JsonObject(item, f"{self.path(name)}[{index}]") for index, item in enumerate(value)]
 
-    def finish(self) -> None:
-        """Refuse the fields nobody read (rule 2)."""
-        for key in self._data:
-            if key not in self._read:
-                raise DialectError(
-                    "unknown_field", "is not a field here", field=self.path(str(key)[:60])
-                )
 
-    def _absent(self, name: str) -> bool:
-        """Whether an optional field is absent or null (and mark it read either way)."""
-        self._read.add(name)
-        return not self.has(name)
+def _meaning(value: object, table: Mapping[Any, T], path: str, error: str) -> T:
+    # bool is an int subclass in Python; true is not a code in any dialect.
+    if isinstance(value, bool) or not isinstance(value, int | str) or value not in table:
+        known = ", ".join(str(code) for code in table)
+        raise DialectError(error, f"is not one of the codes {known}", field=path)
+    return table[value]

@@ -5,28 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.anhui import dialect
 from adapters.anhui.adapter import AnhuiAdapter, make_adapter
+from adapters.anhui.dialect import ANHUI
 from adapters.anhui.form import FormFields, encode_form, parse_form
 from adapters.anhui.platform import BASE, FORM_TYPE, LICENSES, TOKEN_HEADER, build_platform
 from adapters.registry import dialect as registered
 from adapters.simulation.officer import plan_for
-from adapters.simulation.platform import SIMULATION, SimulatedPlatform
-from node.cases.catalog import MODES, PROVINCES, load_catalog, matter_to_json
+from adapters.translation import CERTIFICATE_TYPES
+from node.cases.catalog import load_catalog, matter_to_json
 from node.cases.exchange import _parse_event
 from node.cases.submission import parse_new_case
 from node.certificates.library import PlatformLibrary
@@ -41,113 +40,22 @@ from node.platform.adapter import (
     PlatformEvent,
     PlatformUnavailable,
 )
+from tests import platforms
 from tests.certificate_samples import anhui_area_code_card
+from tests.platforms import FEDERATED, T0, Platform, Reply, inbound_cases, notices
 
 TOKEN = "ah-test-token"
-T0 = 1_772_416_800.0
-"""2026-03-02 10:00 Beijing time."""
-FEDERATED = {m.code: m for p in PROVINCES for m in load_catalog(p).matters}
 CASE_ID = "320000-20260302-00000000000000d1"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Running:
-    """A simulated Anhui platform on 127.0.0.1, its adapter and a plain HTTP client."""
-
-    def __init__(
-        self, server: TestServer, clock: FakeClock, session: aiohttp.ClientSession
-    ) -> None:
-        self.server = server
-        self.clock = clock
-        self.session = session
-        self.url = str(server.make_url("")).rstrip("/")
-        self.adapter = make_adapter(self.url, credentials={"token": TOKEN})
-
-    @property
-    def platform(self) -> SimulatedPlatform:
-        assert self.server.app is not None
-        return self.server.app[SIMULATION]
-
-    async def post(
-        self, path: str, data: bytes, *, token: bool = True, content_type: str = FORM_TYPE
-    ) -> tuple[int, Any]:
-        headers = {"Content-Type": content_type}
-        if token:
-            headers[TOKEN_HEADER] = TOKEN
-        async with self.session.post(self.url + path, data=data, headers=headers) as response:
-            return response.status, await response.json()
-
-    async def get(self, path: str, **query: str) -> tuple[int, Any]:
-        headers = {TOKEN_HEADER: TOKEN}
-        async with self.session.get(self.url + path, params=query, headers=headers) as response:
-            return response.status, await response.json()
-
-    async def fixtures(self) -> dict[str, Any]:
-        async with self.session.get(self.url + "/sim/fixtures") as response:
-            data: dict[str, Any] = await response.json()
-            return data
-
-
-@asynccontextmanager
-async def anhui(tmp_path: Path, *, delay: float = 3600) -> AsyncIterator[Running]:
-    clock = FakeClock()
-    app = build_platform(
-        tmp_path / "anhui.db",
-        seed=11,
-        officer_delay=delay,
-        clock=clock,
-        credentials={"token": TOKEN},
-    )
-    server = TestServer(app, host="127.0.0.1")
-    async with server, aiohttp.ClientSession() as session:
-        running = Running(server, clock, session)
-        try:
-            yield running
-        finally:
-            await running.adapter.close()
-
-
-def application_body(fixtures: dict[str, Any], handler: str = "shanghai") -> dict[str, Any]:
-    """A ``POST /v1/cases`` body for a seeded person, for a matter of ``handler``."""
-    card = next(
-        c
-        for c in fixtures["certificates"]
-        if c["type"] == "resident_id_card" and c["status"] == "valid"
-    )
-    person = next(p for p in fixtures["persons"] if p["id_number"] == card["holder_code"])
-    matter = load_catalog(handler).matters[0]
-    return {
-        "matter_code": matter.code,
-        "handler": handler,
-        "mode": matter.modes[-1],
-        "applicant": {"name": person["name"], "code_type": "111", "code": person["id_number"]},
-        "materials": [
-            {"name": m.name, "certificate_id": card["certificate_id"]}
-            if m.certificate_type == "resident_id_card"
-            else {"name": m.name, "sha256": "0f" * 32}
-            for m in matter.materials
-        ],
-    }
-
-
-def inbound_case(case_id: str, matter: int = 0) -> InboundCase:
-    chosen = load_catalog("anhui").matters[matter]
-    return InboundCase(
-        case_id=case_id,
-        accepting="jiangsu",
-        matter_code=chosen.code,
-        mode=chosen.modes[0],
-        applicant={"name": "王静", "code_type": "111", "code": "320506199211030025"},
-        materials=[{"name": m.name, "sha256": "1a" * 32} for m in chosen.materials],
-        submitted_at=T0 - 30,
-    )
+PLATFORM = Platform(
+    build_platform,
+    credentials={"token": TOKEN},
+    adapter=lambda url, clock: make_adapter(url, credentials={"token": TOKEN}),
+    token=(TOKEN_HEADER, TOKEN),
+    content_type=FORM_TYPE,
+)
+anhui = PLATFORM.serve
+application_body = partial(platforms.application_body, handler="shanghai")
+inbound_case = partial(platforms.inbound_case, "anhui", submitted_at=T0 - 30)
 
 
 # --- round trips against the real platform --------------------------------------------------
@@ -158,7 +66,7 @@ async def test_application_round_trip(tmp_path: Path) -> None:
     body, once, and the acknowledgement and later notices are visible to the applicant."""
     async with anhui(tmp_path) as ah:
         body = application_body(await ah.fixtures())
-        form = encode_form(dialect.application_form(body))
+        form = encode_form(ANHUI.application_form(body))
         status, reply = await ah.post(f"{BASE}/sq/tj", form, token=False)
         assert status == 201, reply
         assert reply["flag"] is True
@@ -284,7 +192,7 @@ async def test_every_certificate_is_fetched_and_parses(tmp_path: Path) -> None:
             assert fetched == held
             parse_certificate(dict(fetched))
         assert {c["status"] for c in library} == {"valid", "suspended", "revoked", "expired"}
-        assert {c["type"] for c in library} == set(dialect.LICENSE_TYPE_CODES.values())
+        assert {c["type"] for c in library} == set(CERTIFICATE_TYPES.values())
         first = parse_certificate_id(library[0]["certificate_id"])
         for issuer in (first.issuer_code, "340103"):
             unknown = make_certificate_id(first.type_code, issuer, "ZZZ999")
@@ -304,7 +212,7 @@ async def test_area_code_identifier_is_accepted() -> None:
 
     async def reply(request: web.Request) -> web.Response:
         assert request.query["zzbs"] == held["certificate_id"]
-        return web.json_response(dialect.ok_body(dialect.certificate_to_dialect(held)))
+        return web.json_response(dialect.ok_body(ANHUI.certificate_to_dialect(held)))
 
     async with stub(reply) as adapter:
         assert await adapter.fetch_certificate(held["certificate_id"]) == held
@@ -368,7 +276,7 @@ def test_registry_finds_the_anhui_dialect() -> None:
 
 
 def _notice_form(**changes: str | None) -> bytes:
-    base = dialect.notice_to_dialect(
+    base = ANHUI.notice_to_dialect(
         CaseNotice(CASE_ID, 2, "accept", "handling", "accepted", T0, due_at=T0 + 86400)
     )
     base.update(changes)
@@ -376,7 +284,7 @@ def _notice_form(**changes: str | None) -> bytes:
 
 
 def _case_form(**changes: str | None) -> bytes:
-    base = dialect.case_to_dialect(inbound_case("320000-20260302-00000000000000d2"))
+    base = ANHUI.case_to_dialect(inbound_case("320000-20260302-00000000000000d2"))
     base.update(changes)
     return encode_form({k: v for k, v in base.items() if v is not None})
 
@@ -469,7 +377,7 @@ async def test_platform_refuses_bad_requests(
     and changes nothing in the platform's store."""
     async with anhui(tmp_path) as ah:
         if not data:
-            form = dialect.application_form(application_body(await ah.fixtures()))
+            form = ANHUI.application_form(application_body(await ah.fixtures()))
             number = form["sqr"]["zjhm"]
             form["sqr"]["zjhm"] = number[:-1] + ("1" if number[-1] == "0" else "0")
             data = encode_form(form)
@@ -490,7 +398,7 @@ async def test_platform_refuses_wrong_media_type_charset_and_missing_token(
     endpoint without the token 401; none of them stores anything."""
     async with anhui(tmp_path) as ah:
         before = ah.platform.store.counts()
-        body = json.dumps(dialect.case_to_dialect(inbound_case(CASE_ID))).encode()
+        body = json.dumps(ANHUI.case_to_dialect(inbound_case(CASE_ID))).encode()
         status, reply = await ah.post(f"{BASE}/bj/js", body, content_type="application/json")
         assert (status, reply["code"]) == (415, "unsupported_media_type")
         status, reply = await ah.post(
@@ -522,23 +430,13 @@ async def test_query_refusals(tmp_path: Path) -> None:
 
 # --- bad replies to the adapter, from a stub that speaks broken dialect ---------------------
 
-Reply = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
-@asynccontextmanager
-async def stub(handler: Reply) -> AsyncIterator[AnhuiAdapter]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    async with TestServer(app, host="127.0.0.1") as server:
-        adapter = AnhuiAdapter(str(server.make_url("")), timeout=0.2)
-        try:
-            yield adapter
-        finally:
-            await adapter.close()
+def stub(handler: Reply) -> AbstractAsyncContextManager[AnhuiAdapter]:
+    return platforms.stub(handler, lambda url: AnhuiAdapter(url, timeout=0.2))
 
 
 def _good_event(n: int) -> dict[str, Any]:
-    return dialect.event_record(f"e{n}", "c", {"action": "accept", "reason": "ok"}, T0)
+    return ANHUI.event_record(f"e{n}", "c", {"action": "accept", "reason": "ok"}, T0)
 
 
 async def test_untranslatable_rows_become_malformed() -> None:
@@ -608,7 +506,7 @@ async def test_unknown_certificate_status_is_refused(tmp_path: Path) -> None:
     """A licence with a status label outside the table is a DialectError, not a guess."""
     async with anhui(tmp_path) as ah:
         held = ah.platform.store.certificates()[0]
-    licence = {**dialect.certificate_to_dialect(held), "zzzt": "正常"}
+    licence = {**ANHUI.certificate_to_dialect(held), "zzzt": "正常"}
 
     async def reply(request: web.Request) -> web.Response:
         return web.json_response(dialect.ok_body(licence))
@@ -621,7 +519,7 @@ async def test_unknown_certificate_status_is_refused(tmp_path: Path) -> None:
 
 async def test_revocation_with_a_valid_status_is_refused() -> None:
     """A revocation list naming a licence as valid is not the dialect: DialectError."""
-    row = dialect.revocation_record(
+    row = ANHUI.revocation_record(
         {"certificate_id": "x", "status": "revoked", "since": T0, "reason": "lost"}
     )
 
@@ -721,7 +619,7 @@ def test_bad_times_are_refused(text: str) -> None:
 
 # --- the form scheme and the dialect both ways (sans-I/O, property-based) --------------------
 
-_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=30)
+_text = platforms.TEXT
 _name = st.from_regex(r"[a-z][A-Za-z0-9]{0,6}", fullmatch=True)
 
 
@@ -761,73 +659,30 @@ def test_form_fields_refuse_non_text_in_json() -> None:
     """In a JSON reply a number or boolean where text belongs is invalid_field."""
     fields = FormFields({"xh": 3, "ok": True}, "rows[0]")
     with pytest.raises(DialectError) as refused:
-        fields.number("xh")
+        fields.integer("xh")
     assert (refused.value.code, refused.value.field) == ("invalid_field", "rows[0].xh")
 
 
 _whole_second = st.integers(
     min_value=int(dialect.EARLIEST.timestamp()), max_value=int(dialect.LATEST.timestamp()) - 1
 ).map(float)
-_sha = st.text("0123456789abcdef", min_size=64, max_size=64)
-_material = st.one_of(
-    st.fixed_dictionaries({"name": _text, "sha256": _sha}),
-    st.fixed_dictionaries({"name": _text, "certificate_id": _text}),
-)
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    case_id=_text,
-    accepting=st.sampled_from(PROVINCES),
-    mode=st.sampled_from(MODES),
-    code_type=st.sampled_from(["111", "001"]),
-    materials=st.lists(_material, max_size=4),
-    at=_whole_second,
-)
-def test_inbound_case_round_trips(
-    case_id: str,
-    accepting: str,
-    mode: str,
-    code_type: str,
-    materials: list[dict[str, str]],
-    at: float,
-) -> None:
+@given(case=inbound_cases(_whole_second))
+def test_inbound_case_round_trips(case: InboundCase) -> None:
     """Every field of an inbound case survives the form and back."""
-    case = InboundCase(
-        case_id, accepting, "M" * 31, mode, {"name": "n", "code_type": code_type, "code": "c"},
-        materials, at,
-    )  # fmt: skip
-    form = encode_form(dialect.case_to_dialect(case))
-    assert dialect.read_case(FormFields(parse_form(form))) == case
+    form = encode_form(ANHUI.case_to_dialect(case))
+    assert ANHUI.read_case(FormFields(parse_form(form))) == case
 
 
 @settings(max_examples=80, deadline=None)
-@given(
-    sequence=st.integers(min_value=1, max_value=10**6),
-    action=st.sampled_from(list(dialect.ACTION_LABELS.values())),
-    by=st.sampled_from(["accepting", "handling"]),
-    status=st.sampled_from(list(dialect.STATUS_LABELS.values())),
-    at=_whole_second,
-    reason=st.one_of(st.just(""), _text),
-    result=st.one_of(
-        st.none(),
-        st.fixed_dictionaries({"kind": st.just("document"), "document_sha256": _sha}),
-        st.fixed_dictionaries({"kind": st.just("certificate"), "certificate_id": _text}),
-    ),
-    evaluation=st.one_of(
-        st.none(),
-        st.fixed_dictionaries({"level": st.integers(1, 5)}),
-        st.fixed_dictionaries({"level": st.integers(1, 5), "comment": _text}),
-    ),
-    due_at=st.one_of(st.none(), _whole_second),
-    extra=st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
-)
-def test_notice_round_trips(**fields: Any) -> None:
+@given(notice=notices(_whole_second))
+def test_notice_round_trips(notice: CaseNotice) -> None:
     """Every field of an update notice survives the form, and the JSON of sq/xq, and back."""
-    notice = CaseNotice(case_id="c-1", **fields)
-    shape = dialect.notice_to_dialect(notice)
-    assert dialect.read_notice(FormFields(parse_form(encode_form(shape)))) == notice
-    assert dialect.read_notice(FormFields(json.loads(json.dumps(shape)))) == notice
+    shape = ANHUI.notice_to_dialect(notice)
+    assert ANHUI.read_notice(FormFields(parse_form(encode_form(shape)))) == notice
+    assert ANHUI.read_notice(FormFields(json.loads(json.dumps(shape)))) == notice
 
 
 @settings(max_examples=60, deadline=None)
@@ -848,8 +703,8 @@ def test_event_round_trips(action: str, reason: str | None, at: float) -> None:
         {"action": "evaluate", "level": 1},
     ]
     for body in bodies:
-        record = json.loads(json.dumps(dialect.event_record("e", "c", body, at)))
-        assert dialect.read_event_record(record) == PlatformEvent("e", "c", body)
+        record = json.loads(json.dumps(ANHUI.event_record("e", "c", body, at)))
+        assert ANHUI.read_event_record(FormFields(record)) == PlatformEvent("e", "c", body)
 
 
 def test_labels_cover_every_canonical_value() -> None:

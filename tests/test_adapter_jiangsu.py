@@ -4,27 +4,26 @@ against a stub that answers in broken dialect."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.jiangsu import dialect
 from adapters.jiangsu.adapter import JiangsuAdapter, make_adapter
+from adapters.jiangsu.dialect import JIANGSU
 from adapters.jiangsu.platform import BASE, TOKEN_HEADER, build_platform
 from adapters.jiangsu.strict_xml import Node, read_document, to_xml
 from adapters.registry import citizen
 from adapters.registry import dialect as registered
 from adapters.simulation.officer import plan_for
-from adapters.simulation.platform import SIMULATION, SimulatedPlatform
-from node.cases.catalog import MODES, PROVINCES, load_catalog, matter_to_json
+from node.cases.catalog import MODES, load_catalog, matter_to_json
 from node.cases.exchange import _parse_event
 from node.cases.submission import parse_new_case
 from node.certificates.library import PlatformLibrary
@@ -40,75 +39,35 @@ from node.platform.adapter import (
     PlatformEvent,
     PlatformUnavailable,
 )
+from tests import platforms
+from tests.platforms import (
+    FEDERATED,
+    T0,
+    Platform,
+    Reply,
+    application_body,
+    inbound_cases,
+    notices,
+)
 
 TOKEN = "js-test-token"
-T0 = 1_772_416_800.0
-"""2026-03-02 10:00 Beijing time."""
-FEDERATED = {m.code: m for p in PROVINCES for m in load_catalog(p).matters}
 XML = "application/xml; charset=utf-8"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Running:
-    """A simulated Jiangsu platform on 127.0.0.1, its adapter and a plain HTTP client."""
-
-    def __init__(
-        self, server: TestServer, clock: FakeClock, session: aiohttp.ClientSession
-    ) -> None:
-        self.server = server
-        self.clock = clock
-        self.session = session
-        self.url = str(server.make_url("")).rstrip("/")
-        self.adapter = make_adapter(self.url, credentials={"access_token": TOKEN})
-
-    @property
-    def platform(self) -> SimulatedPlatform:
-        assert self.server.app is not None
-        return self.server.app[SIMULATION]
-
-    async def post(
-        self, path: str, data: bytes, *, token: bool = True, content_type: str = XML
-    ) -> tuple[int, bytes]:
-        sent = {"Content-Type": content_type}
-        if token:
-            sent[TOKEN_HEADER] = TOKEN
-        async with self.session.post(self.url + path, data=data, headers=sent) as response:
-            return response.status, await response.read()
-
-    async def get(self, path: str) -> tuple[int, bytes]:
-        async with self.session.get(self.url + path) as response:
-            return response.status, await response.read()
-
-    async def fixtures(self) -> dict[str, Any]:
-        async with self.session.get(self.url + "/sim/fixtures") as response:
-            data: dict[str, Any] = await response.json()
-            return data
-
-
-@asynccontextmanager
-async def jiangsu(tmp_path: Path, *, delay: float = 3600) -> AsyncIterator[Running]:
-    clock = FakeClock()
-    app = build_platform(
-        tmp_path / "jiangsu.db",
-        seed=11,
-        officer_delay=delay,
-        clock=clock,
-        credentials={"access_token": TOKEN},
-    )
-    server = TestServer(app, host="127.0.0.1")
-    async with server, aiohttp.ClientSession() as session:
-        running = Running(server, clock, session)
-        try:
-            yield running
-        finally:
-            await running.adapter.close()
+PLATFORM = Platform(
+    build_platform,
+    credentials={"access_token": TOKEN},
+    adapter=lambda url, clock: make_adapter(url, credentials={"access_token": TOKEN}),
+    token=(TOKEN_HEADER, TOKEN),
+    content_type=XML,
+    decode=aiohttp.ClientResponse.read,
+)
+jiangsu = PLATFORM.serve
+inbound_case = partial(
+    platforms.inbound_case,
+    "jiangsu",
+    accepting="shanghai",
+    applicant={"name": "何佳", "code_type": "111", "code": "310117198908077983"},
+    submitted_at=T0 - 31,
+)
 
 
 def refusal(data: bytes) -> dict[str, str]:
@@ -121,42 +80,6 @@ def refusal(data: bytes) -> dict[str, str]:
     }
     fields.finish()
     return error
-
-
-def application_body(fixtures: dict[str, Any], handler: str = "anhui") -> dict[str, Any]:
-    """A ``POST /v1/cases`` body for a seeded person, for a matter of ``handler``."""
-    card = next(
-        c
-        for c in fixtures["certificates"]
-        if c["type"] == "resident_id_card" and c["status"] == "valid"
-    )
-    person = next(p for p in fixtures["persons"] if p["id_number"] == card["holder_code"])
-    matter = load_catalog(handler).matters[0]
-    return {
-        "matter_code": matter.code,
-        "handler": handler,
-        "mode": matter.modes[-1],
-        "applicant": {"name": person["name"], "code_type": "111", "code": person["id_number"]},
-        "materials": [
-            {"name": m.name, "certificate_id": card["certificate_id"]}
-            if m.certificate_type == "resident_id_card"
-            else {"name": m.name, "sha256": "0f" * 32}
-            for m in matter.materials
-        ],
-    }
-
-
-def inbound_case(case_id: str, matter: int = 0) -> InboundCase:
-    chosen = load_catalog("jiangsu").matters[matter]
-    return InboundCase(
-        case_id=case_id,
-        accepting="shanghai",
-        matter_code=chosen.code,
-        mode=chosen.modes[0],
-        applicant={"name": "何佳", "code_type": "111", "code": "310117198908077983"},
-        materials=[{"name": m.name, "sha256": "1a" * 32} for m in chosen.materials],
-        submitted_at=T0 - 31,
-    )
 
 
 def edit(node: Node, **changes: Node | str | None) -> Node:
@@ -226,7 +149,7 @@ async def test_application_round_trip(tmp_path: Path) -> None:
         progress = read_document(data, "sqjd")
         assert status == 200
         assert progress.text("ajbh") == "320000-20260302-0123456789abcdef"
-        assert progress.text("blzt") == "YTJ" and progress.items("tzlb", "tz") == []
+        assert progress.text("blzt") == "YTJ" and progress.objects("tzlb") == []
 
 
 async def test_citizen_enters_and_follows_an_application(tmp_path: Path) -> None:
@@ -303,7 +226,7 @@ async def test_applicant_evaluation_reaches_the_node(tmp_path: Path) -> None:
         progress = read_document(data, "sqjd")
         assert progress.text("blzt") == "BJ"
         assert progress.obj("jg").text("sha256") == "ab" * 32
-        assert len(progress.items("tzlb", "tz")) == 3
+        assert len(progress.objects("tzlb")) == 3
 
 
 async def test_deliveries_are_idempotent(tmp_path: Path) -> None:
@@ -556,7 +479,7 @@ async def test_platform_refuses_wrong_media_type_and_missing_token(tmp_path: Pat
             assert (status, refusal(reply)["cwdm"]) == (415, "unsupported_media_type")
         status, reply = await js.post(f"{BASE}/ajjs", _case_xml(), token=False)
         assert (status, refusal(reply)["cwdm"]) == (401, "unauthorized")
-        status, reply = await js.get(f"{BASE}/bjdt")
+        status, reply = await js.get(f"{BASE}/bjdt", token=False)
         assert (status, refusal(reply)["cwdm"]) == (401, "unauthorized")
         unauthorised = make_adapter(js.url, credentials={})
         with pytest.raises(DialectError) as refused:
@@ -579,19 +502,9 @@ async def test_platform_refuses_bad_paging(tmp_path: Path) -> None:
 
 # --- bad replies to the adapter, from a stub that speaks broken dialect ---------------------
 
-Reply = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
-@asynccontextmanager
-async def stub(handler: Reply) -> AsyncIterator[JiangsuAdapter]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    async with TestServer(app, host="127.0.0.1") as server:
-        adapter = JiangsuAdapter(str(server.make_url("")), timeout=0.2)
-        try:
-            yield adapter
-        finally:
-            await adapter.close()
+def stub(handler: Reply) -> AbstractAsyncContextManager[JiangsuAdapter]:
+    return platforms.stub(handler, lambda url: JiangsuAdapter(url, timeout=0.2))
 
 
 def _xml_reply(data: bytes, status: int = 200) -> web.Response:
@@ -786,11 +699,7 @@ _xml_text = st.text(
 _instant = st.integers(min_value=946_656_000, max_value=4_102_415_999).map(
     float
 )  # 2000-01-01 to 2099-12-31 23:59:59, Beijing time, whole seconds
-_sha = st.text("0123456789abcdef", min_size=64, max_size=64)
-_material = st.one_of(
-    st.fixed_dictionaries({"name": _xml_text, "sha256": _sha}),
-    st.fixed_dictionaries({"name": _xml_text, "certificate_id": _xml_text}),
-)
+_materials = platforms.materials(_xml_text)
 
 
 def _wire(node: Node, root: str) -> Any:
@@ -798,57 +707,17 @@ def _wire(node: Node, root: str) -> Any:
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    case_id=_xml_text,
-    accepting=st.sampled_from(PROVINCES),
-    mode=st.sampled_from(MODES),
-    code_type=st.sampled_from(["111", "001"]),
-    name=_xml_text,
-    materials=st.lists(_material, max_size=4),
-    at=_instant,
-)
-def test_inbound_case_round_trips(
-    case_id: str,
-    accepting: str,
-    mode: str,
-    code_type: str,
-    name: str,
-    materials: list[dict[str, str]],
-    at: float,
-) -> None:
+@given(case=inbound_cases(_instant, _xml_text, names=_xml_text))
+def test_inbound_case_round_trips(case: InboundCase) -> None:
     """Every field of an inbound case survives the dialect and back."""
-    case = InboundCase(
-        case_id, accepting, "M" * 31, mode, {"name": name, "code_type": code_type, "code": "c"},
-        materials, at,
-    )  # fmt: skip
-    assert dialect.read_case(_wire(dialect.case_to_dialect(case), "aj")) == case
+    assert JIANGSU.read_case(_wire(dialect.case_to_dialect(case), "aj")) == case
 
 
 @settings(max_examples=80, deadline=None)
-@given(
-    sequence=st.integers(min_value=1, max_value=10**6),
-    action=st.sampled_from(list(dialect.ACTION_CODES.values())),
-    by=st.sampled_from(["accepting", "handling"]),
-    status=st.sampled_from(list(dialect.STATUS_CODES.values())),
-    at=_instant,
-    reason=st.one_of(st.just(""), _xml_text),
-    result=st.one_of(
-        st.none(),
-        st.fixed_dictionaries({"kind": st.just("document"), "document_sha256": _sha}),
-        st.fixed_dictionaries({"kind": st.just("certificate"), "certificate_id": _xml_text}),
-    ),
-    evaluation=st.one_of(
-        st.none(),
-        st.fixed_dictionaries({"level": st.integers(1, 5)}),
-        st.fixed_dictionaries({"level": st.integers(1, 5), "comment": _xml_text}),
-    ),
-    due_at=st.one_of(st.none(), _instant),
-    extra=st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5), max_size=2),
-)
-def test_notice_round_trips(**fields: Any) -> None:
+@given(notice=notices(_instant, _xml_text, extra_values=st.integers() | st.text(max_size=5)))
+def test_notice_round_trips(notice: CaseNotice) -> None:
     """Every field of an update notice survives the dialect and back."""
-    notice = CaseNotice(case_id="c-1", **fields)
-    assert dialect.read_notice(_wire(dialect.notice_to_dialect(notice), "tz")) == notice
+    assert JIANGSU.read_notice(_wire(dialect.notice_to_dialect(notice), "tz")) == notice
 
 
 @settings(max_examples=60, deadline=None)
@@ -870,14 +739,14 @@ def test_event_round_trips(action: str, reason: str | None, at: float) -> None:
     ]
     for body in bodies:
         record = _wire(dialect.event_record("e", "c", body, at), "dt")
-        assert dialect.read_event_record(record) == PlatformEvent("e", "c", body)
+        assert JIANGSU.read_event_record(record) == PlatformEvent("e", "c", body)
 
 
 @settings(max_examples=40, deadline=None)
 @given(
     handler=st.sampled_from(["shanghai", "zhejiang", "anhui"]),
     name=_xml_text,
-    materials=st.lists(_material, max_size=4),
+    materials=_materials,
     submitted=_instant,
     acknowledged=st.one_of(st.none(), _instant),
 )
@@ -898,7 +767,7 @@ def test_application_record_round_trips(
     }
     case_id = None if acknowledged is None else "c-1"
     record = dialect.application_record("JSZW1", body, submitted, case_id, acknowledged)
-    assert dialect.read_application_record(_wire(record, "sq")) == Application("JSZW1", body)
+    assert JIANGSU.read_application_record(_wire(record, "sq")) == Application("JSZW1", body)
 
 
 def test_times_are_beijing_whole_seconds() -> None:

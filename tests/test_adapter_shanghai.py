@@ -4,26 +4,23 @@ against a stub that answers in broken dialect."""
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.shanghai import dialect
 from adapters.shanghai.adapter import ShanghaiAdapter, make_adapter
+from adapters.shanghai.dialect import SHANGHAI
 from adapters.shanghai.platform import BASE, TOKEN_HEADER, build_platform
 from adapters.simulation.officer import plan_for
-from adapters.simulation.platform import SIMULATION, SimulatedPlatform
 from adapters.strict_json import JsonObject
-from node.cases.catalog import MODES, PROVINCES, load_catalog, matter_to_json
+from node.cases.catalog import load_catalog, matter_to_json
 from node.cases.exchange import _parse_event
 from node.cases.submission import parse_new_case
 from node.certificates.library import PlatformLibrary
@@ -38,105 +35,28 @@ from node.platform.adapter import (
     PlatformEvent,
     PlatformUnavailable,
 )
+from tests import platforms
+from tests.platforms import (
+    FEDERATED,
+    T0,
+    Platform,
+    Reply,
+    application_body,
+    inbound_cases,
+    json_body,
+    json_wire,
+    notices,
+)
 
 TOKEN = "sh-test-token"
-T0 = 1_772_416_800.0
-"""2026-03-02 10:00 Beijing time."""
-FEDERATED = {m.code: m for p in PROVINCES for m in load_catalog(p).matters}
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Running:
-    """A simulated Shanghai platform on 127.0.0.1, its adapter and a plain HTTP client."""
-
-    def __init__(self, server: TestServer, clock: FakeClock, session: aiohttp.ClientSession):
-        self.server = server
-        self.clock = clock
-        self.session = session
-        self.url = str(server.make_url("")).rstrip("/")
-        self.adapter = make_adapter(self.url, credentials={"access_token": TOKEN})
-
-    @property
-    def platform(self) -> SimulatedPlatform:
-        assert self.server.app is not None
-        return self.server.app[SIMULATION]
-
-    async def post(self, path: str, data: bytes, *, token: bool = True, **headers: str) -> Any:
-        sent = {"Content-Type": "application/json", **headers}
-        if token:
-            sent[TOKEN_HEADER] = TOKEN
-        async with self.session.post(self.url + path, data=data, headers=sent) as response:
-            return response.status, await response.json()
-
-    async def fixtures(self) -> dict[str, Any]:
-        async with self.session.get(self.url + "/sim/fixtures") as response:
-            data: dict[str, Any] = await response.json()
-            return data
-
-
-@asynccontextmanager
-async def shanghai(tmp_path: Path, *, delay: float = 3600) -> AsyncIterator[Running]:
-    clock = FakeClock()
-    app = build_platform(
-        tmp_path / "shanghai.db",
-        seed=11,
-        officer_delay=delay,
-        clock=clock,
-        credentials={"access_token": TOKEN},
-    )
-    async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as session:
-        running = Running(server, clock, session)
-        try:
-            yield running
-        finally:
-            await running.adapter.close()
-
-
-def application_body(fixtures: dict[str, Any], handler: str = "anhui") -> dict[str, Any]:
-    """A ``POST /v1/cases`` body for a seeded person, for a matter of ``handler``."""
-    card = next(
-        c
-        for c in fixtures["certificates"]
-        if c["type"] == "resident_id_card" and c["status"] == "valid"
-    )
-    person = next(p for p in fixtures["persons"] if p["id_number"] == card["holder_code"])
-    matter = load_catalog(handler).matters[0]
-    return {
-        "matter_code": matter.code,
-        "handler": handler,
-        "mode": matter.modes[-1],
-        "applicant": {"name": person["name"], "code_type": "111", "code": person["id_number"]},
-        "materials": [
-            {"name": m.name, "certificate_id": card["certificate_id"]}
-            if m.certificate_type == "resident_id_card"
-            else {"name": m.name, "sha256": "0f" * 32}
-            for m in matter.materials
-        ],
-    }
-
-
-def inbound_case(case_id: str, matter: int = 0) -> InboundCase:
-    chosen = load_catalog("shanghai").matters[matter]
-    return InboundCase(
-        case_id=case_id,
-        accepting="jiangsu",
-        matter_code=chosen.code,
-        mode=chosen.modes[0],
-        applicant={"name": "王静", "code_type": "111", "code": "320506199211030025"},
-        materials=[{"name": m.name, "sha256": "1a" * 32} for m in chosen.materials],
-        submitted_at=T0 - 30.5,
-    )
-
-
-def encode(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False).encode()
+PLATFORM = Platform(
+    build_platform,
+    credentials={"access_token": TOKEN},
+    adapter=lambda url, clock: make_adapter(url, credentials={"access_token": TOKEN}),
+    token=(TOKEN_HEADER, TOKEN),
+)
+shanghai = PLATFORM.serve
+inbound_case = partial(platforms.inbound_case, "shanghai")
 
 
 # --- round trips against the real platform --------------------------------------------------
@@ -148,7 +68,7 @@ async def test_application_round_trip(tmp_path: Path) -> None:
     async with shanghai(tmp_path) as sh:
         body = application_body(await sh.fixtures())
         status, reply = await sh.post(
-            f"{BASE}/applications", encode(dialect.application_form(body)), token=False
+            f"{BASE}/applications", json_body(SHANGHAI.application_form(body)), token=False
         )
         assert status == 201, reply
         reference = reply["applyNo"]
@@ -268,17 +188,17 @@ async def test_matters(tmp_path: Path) -> None:
 
 
 def _notice_json(**changes: Any) -> bytes:
-    base = dialect.notice_to_dialect(
+    base = SHANGHAI.notice_to_dialect(
         CaseNotice("320000-20260302-00000000000000d1", 2, "accept", "handling", "accepted", T0)
     )
     base.update(changes)
-    return encode({k: v for k, v in base.items() if v is not None})
+    return json_body({k: v for k, v in base.items() if v is not None})
 
 
 def _case_json(**changes: Any) -> bytes:
-    base = dialect.case_to_dialect(inbound_case("320000-20260302-00000000000000d2"))
+    base = SHANGHAI.case_to_dialect(inbound_case("320000-20260302-00000000000000d2"))
     base.update(changes)
-    return encode({k: v for k, v in base.items() if v is not None})
+    return json_body({k: v for k, v in base.items() if v is not None})
 
 
 BAD_REQUESTS = [
@@ -345,10 +265,10 @@ async def test_platform_refuses_bad_requests(
     field, and changes nothing in the platform's store."""
     async with shanghai(tmp_path) as sh:
         if not data:
-            form = dialect.application_form(application_body(await sh.fixtures()))
+            form = SHANGHAI.application_form(application_body(await sh.fixtures()))
             number = form["applicant"]["certNo"]
             form["applicant"]["certNo"] = number[:-1] + ("1" if number[-1] == "0" else "0")
-            data = encode(form)
+            data = json_body(form)
         before = sh.platform.store.counts()
         status, reply = await sh.post(BASE + path, data)
         assert status == 400, reply
@@ -363,7 +283,7 @@ async def test_platform_refuses_wrong_media_type_and_missing_token(tmp_path: Pat
     async with shanghai(tmp_path) as sh:
         before = sh.platform.store.counts()
         status, reply = await sh.post(
-            f"{BASE}/inboundCases", _case_json(), **{"Content-Type": "text/plain"}
+            f"{BASE}/inboundCases", _case_json(), content_type="text/plain"
         )
         assert (status, reply["errorType"]) == (415, "unsupported_media_type")
         status, reply = await sh.post(f"{BASE}/inboundCases", _case_json(), token=False)
@@ -378,23 +298,13 @@ async def test_platform_refuses_wrong_media_type_and_missing_token(tmp_path: Pat
 
 # --- bad replies to the adapter, from a stub that speaks broken dialect ---------------------
 
-Reply = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
-@asynccontextmanager
-async def stub(handler: Reply) -> AsyncIterator[ShanghaiAdapter]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    async with TestServer(app, host="127.0.0.1") as server:
-        adapter = ShanghaiAdapter(str(server.make_url("")), timeout=0.2)
-        try:
-            yield adapter
-        finally:
-            await adapter.close()
+def stub(handler: Reply) -> AbstractAsyncContextManager[ShanghaiAdapter]:
+    return platforms.stub(handler, lambda url: ShanghaiAdapter(url, timeout=0.2))
 
 
 def _good_event(n: int) -> dict[str, Any]:
-    return dialect.event_record(f"e{n}", "c", {"action": "accept", "reason": "ok"}, T0)
+    return SHANGHAI.event_record(f"e{n}", "c", {"action": "accept", "reason": "ok"}, T0)
 
 
 async def test_untranslatable_records_become_malformed(tmp_path: Path) -> None:
@@ -457,7 +367,7 @@ async def test_unknown_certificate_status_is_refused(tmp_path: Path) -> None:
     """A licence with a status code outside the table is a DialectError, not a guess."""
     async with shanghai(tmp_path) as sh:
         held = sh.platform.store.certificates()[0]
-    licence = {**dialect.certificate_to_dialect(held), "licenseStatus": 9}
+    licence = {**SHANGHAI.certificate_to_dialect(held), "licenseStatus": 9}
 
     async def reply(request: web.Request) -> web.Response:
         return web.json_response(licence)
@@ -470,7 +380,7 @@ async def test_unknown_certificate_status_is_refused(tmp_path: Path) -> None:
 
 async def test_revocation_with_a_valid_status_is_refused() -> None:
     """A revocation list naming a licence as valid is not the dialect: DialectError."""
-    record = dialect.revocation_record(
+    record = SHANGHAI.revocation_record(
         {"certificate_id": "x", "status": "revoked", "since": T0, "reason": "lost"}
     )
 
@@ -527,69 +437,25 @@ async def test_platform_down_is_unavailable(tmp_path: Path) -> None:
 
 # --- the dialect both ways (sans-I/O, property-based) -----------------------------------------
 
-_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=30)
 _instant = st.integers(min_value=dialect.EARLIEST_MS, max_value=dialect.LATEST_MS - 1).map(
     lambda ms: ms / 1000
-)
-_sha = st.text("0123456789abcdef", min_size=64, max_size=64)
-_material = st.one_of(
-    st.fixed_dictionaries({"name": _text, "sha256": _sha}),
-    st.fixed_dictionaries({"name": _text, "certificate_id": _text}),
 )
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    case_id=_text,
-    accepting=st.sampled_from(PROVINCES),
-    mode=st.sampled_from(MODES),
-    code_type=st.sampled_from(["111", "001"]),
-    materials=st.lists(_material, max_size=4),
-    at=_instant,
-)
-def test_inbound_case_round_trips(
-    case_id: str,
-    accepting: str,
-    mode: str,
-    code_type: str,
-    materials: list[dict[str, str]],
-    at: float,
-) -> None:
+@given(case=inbound_cases(_instant))
+def test_inbound_case_round_trips(case: InboundCase) -> None:
     """Every field of an inbound case survives the dialect and back."""
-    case = InboundCase(
-        case_id, accepting, "M" * 31, mode, {"name": "n", "code_type": code_type, "code": "c"},
-        materials, at,
-    )  # fmt: skip
-    wire = json.loads(json.dumps(dialect.case_to_dialect(case)))
-    assert dialect.read_case(JsonObject(wire)) == case
+    wire = json_wire(SHANGHAI.case_to_dialect(case))
+    assert SHANGHAI.read_case(JsonObject(wire)) == case
 
 
 @settings(max_examples=80, deadline=None)
-@given(
-    sequence=st.integers(min_value=1, max_value=10**6),
-    action=st.sampled_from(list(dialect.ACTION_CODES.values())),
-    by=st.sampled_from(["accepting", "handling"]),
-    status=st.sampled_from(list(dialect.STATUS_CODES.values())),
-    at=_instant,
-    reason=st.one_of(st.just(""), _text),
-    result=st.one_of(
-        st.none(),
-        st.fixed_dictionaries({"kind": st.just("document"), "document_sha256": _sha}),
-        st.fixed_dictionaries({"kind": st.just("certificate"), "certificate_id": _text}),
-    ),
-    evaluation=st.one_of(
-        st.none(),
-        st.fixed_dictionaries({"level": st.integers(1, 5)}),
-        st.fixed_dictionaries({"level": st.integers(1, 5), "comment": _text}),
-    ),
-    due_at=st.one_of(st.none(), _instant),
-    extra=st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
-)
-def test_notice_round_trips(**fields: Any) -> None:
+@given(notice=notices(_instant))
+def test_notice_round_trips(notice: CaseNotice) -> None:
     """Every field of an update notice survives the dialect and back."""
-    notice = CaseNotice(case_id="c-1", **fields)
-    wire = json.loads(json.dumps(dialect.notice_to_dialect(notice)))
-    assert dialect.read_notice(JsonObject(wire)) == notice
+    wire = json_wire(SHANGHAI.notice_to_dialect(notice))
+    assert SHANGHAI.read_notice(JsonObject(wire)) == notice
 
 
 @settings(max_examples=60, deadline=None)
@@ -597,7 +463,7 @@ def test_notice_round_trips(**fields: Any) -> None:
     action=st.sampled_from(
         ["accept", "reject", "request_supplement", "supplement", "deny", "withdraw"]
     ),
-    reason=st.one_of(st.none(), _text),
+    reason=st.one_of(st.none(), platforms.TEXT),
     at=_instant,
 )
 def test_event_round_trips(action: str, reason: str | None, at: float) -> None:
@@ -609,5 +475,5 @@ def test_event_round_trips(action: str, reason: str | None, at: float) -> None:
         {"action": "evaluate", "level": 2},
     ]
     for body in bodies:
-        record = json.loads(json.dumps(dialect.event_record("e", "c", body, at)))
-        assert dialect.read_event_record(record) == PlatformEvent("e", "c", body)
+        record = json_wire(SHANGHAI.event_record("e", "c", body, at))
+        assert SHANGHAI.read_event_record(JsonObject(record)) == PlatformEvent("e", "c", body)

@@ -10,26 +10,26 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from functools import partial
 from pathlib import Path
 from subprocess import DEVNULL, PIPE
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import BaseTestServer, TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 from adapters.registry import dialect as dialect_of
 from adapters.simulation.officer import plan_for
-from adapters.simulation.platform import SIMULATION, PlatformRefusal, SimulatedPlatform
+from adapters.simulation.platform import PlatformRefusal
 from adapters.strict_json import JsonObject
 from adapters.zhejiang import citizen, dialect
 from adapters.zhejiang.adapter import ZhejiangAdapter, make_adapter
+from adapters.zhejiang.dialect import ZHEJIANG
 from adapters.zhejiang.platform import APP_BASE, BASE, REVOCATIONS, build_platform
 from adapters.zhejiang.signing import (
     APP_KEY_HEADER,
@@ -41,7 +41,7 @@ from adapters.zhejiang.signing import (
     signed_headers,
     string_to_sign,
 )
-from node.cases.catalog import MODES, PROVINCES, load_catalog, matter_to_json
+from node.cases.catalog import MODES, load_catalog, matter_to_json
 from node.cases.exchange import _parse_event
 from node.cases.submission import parse_new_case
 from node.certificates.library import PlatformLibrary
@@ -56,48 +56,29 @@ from node.platform.adapter import (
     PlatformEvent,
     PlatformUnavailable,
 )
+from tests import platforms
+from tests.platforms import (
+    FEDERATED,
+    T0,
+    FakeClock,
+    Platform,
+    Reply,
+    application_body,
+    inbound_cases,
+    json_body,
+    json_wire,
+    notices,
+)
 
 APP_KEY = "zj-test-app"
 APP_SECRET = "zj-test-secret"
 CREDENTIALS = {"app_key": APP_KEY, "app_secret": APP_SECRET}
-T0 = 1_772_416_800.0
-"""2026-03-02 10:00 Beijing time."""
 ROOT = Path(__file__).resolve().parent.parent
-FEDERATED = {m.code: m for p in PROVINCES for m in load_catalog(p).matters}
 
 
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Running:
-    """A simulated Zhejiang platform on 127.0.0.1, its adapter (on the platform's clock) and
-    a plain HTTP client that signs what it sends."""
-
-    def __init__(
-        self,
-        server: BaseTestServer,
-        app: web.Application,
-        clock: FakeClock,
-        session: aiohttp.ClientSession,
-        page_size: int,
-    ) -> None:
-        self.server = server
-        self.app = app
-        self.clock = clock
-        self.session = session
-        self.url = str(server.make_url("")).rstrip("/")
-        self.adapter = ZhejiangAdapter(
-            self.url, app_key=APP_KEY, app_secret=APP_SECRET, page_size=page_size, clock=clock
-        )
-
-    @property
-    def platform(self) -> SimulatedPlatform:
-        return self.app[SIMULATION]
+class Running(platforms.Running):
+    """The Zhejiang platform on 127.0.0.1, its adapter (on the platform's clock) and a plain
+    HTTP client that signs what it sends."""
 
     def signed(self, method: str, target: str, data: bytes, **changes: Any) -> dict[str, str]:
         """Signing headers for a request, with the keyword arguments of ``signed_headers``
@@ -126,70 +107,24 @@ class Running:
         ) as response:
             return response.status, await response.json()
 
-    async def fixtures(self) -> dict[str, Any]:
-        async with self.session.get(self.url + "/sim/fixtures") as response:
-            data: dict[str, Any] = await response.json()
-            return data
+
+def _adapter(url: str, clock: FakeClock, *, page_size: int = 100) -> ZhejiangAdapter:
+    return ZhejiangAdapter(
+        url, app_key=APP_KEY, app_secret=APP_SECRET, page_size=page_size, clock=clock
+    )
 
 
-@asynccontextmanager
-async def zhejiang(
+PLATFORM = Platform(build_platform, credentials=CREDENTIALS, adapter=_adapter, seed=13)
+
+
+def zhejiang(
     tmp_path: Path, *, page_size: int = 100, clock: FakeClock | None = None
-) -> AsyncIterator[Running]:
-    clock = clock or FakeClock()
-    app = build_platform(
-        tmp_path / "zhejiang.db",
-        seed=13,
-        officer_delay=3600,
-        clock=clock,
-        credentials=CREDENTIALS,
-    )
-    async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as session:
-        running = Running(server, app, clock, session, page_size)
-        try:
-            yield running
-        finally:
-            await running.adapter.close()
+) -> AbstractAsyncContextManager[Running]:
+    adapter = partial(_adapter, page_size=page_size)
+    return PLATFORM.serve(tmp_path, clock=clock, adapter=adapter, running=Running)
 
 
-def application_body(fixtures: dict[str, Any], handler: str = "anhui") -> dict[str, Any]:
-    """A ``POST /v1/cases`` body for a seeded person, for a matter of ``handler``."""
-    card = next(
-        c
-        for c in fixtures["certificates"]
-        if c["type"] == "resident_id_card" and c["status"] == "valid"
-    )
-    person = next(p for p in fixtures["persons"] if p["id_number"] == card["holder_code"])
-    matter = load_catalog(handler).matters[0]
-    return {
-        "matter_code": matter.code,
-        "handler": handler,
-        "mode": matter.modes[-1],
-        "applicant": {"name": person["name"], "code_type": "111", "code": person["id_number"]},
-        "materials": [
-            {"name": m.name, "certificate_id": card["certificate_id"]}
-            if m.certificate_type == "resident_id_card"
-            else {"name": m.name, "sha256": "0f" * 32}
-            for m in matter.materials
-        ],
-    }
-
-
-def inbound_case(case_id: str, matter: int = 0) -> InboundCase:
-    chosen = load_catalog("zhejiang").matters[matter]
-    return InboundCase(
-        case_id=case_id,
-        accepting="jiangsu",
-        matter_code=chosen.code,
-        mode=chosen.modes[0],
-        applicant={"name": "王静", "code_type": "111", "code": "320506199211030025"},
-        materials=[{"name": m.name, "sha256": "1a" * 32} for m in chosen.materials],
-        submitted_at=T0 - 30.5,
-    )
-
-
-def encode(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False).encode()
+inbound_case = partial(platforms.inbound_case, "zhejiang")
 
 
 def straight_through_cases(count: int) -> list[str]:
@@ -209,7 +144,10 @@ async def test_application_round_trip(tmp_path: Path) -> None:
     async with zhejiang(tmp_path) as zj:
         body = application_body(await zj.fixtures())
         status, reply = await zj.send(
-            "POST", f"{APP_BASE}/applications", encode(dialect.application_form(body)), headers={}
+            "POST",
+            f"{APP_BASE}/applications",
+            json_body(ZHEJIANG.application_form(body)),
+            headers={},
         )
         assert status == 201, reply
         assert (reply["code"], reply["msg"]) == ("0", "success")
@@ -330,7 +268,7 @@ async def test_deliveries_are_idempotent(tmp_path: Path) -> None:
 async def test_duplicate_delivery_is_answered_200(tmp_path: Path) -> None:
     """The platform answers 201 for a new case and 200 with duplicate true for the same one."""
     async with zhejiang(tmp_path) as zj:
-        data = encode(dialect.case_to_dialect(inbound_case("320000-20260302-00000000000000c2")))
+        data = json_body(ZHEJIANG.case_to_dialect(inbound_case("320000-20260302-00000000000000c2")))
         first = await zj.send("POST", f"{BASE}/inbound_cases", data)
         second = await zj.send("POST", f"{BASE}/inbound_cases", data)
     assert first[0] == 201 and first[1]["data"]["duplicate"] is False
@@ -466,17 +404,17 @@ async def test_run_serves_zhejiang_signed(tmp_path: Path) -> None:
 
 
 def _notice_json(**changes: Any) -> bytes:
-    base = dialect.notice_to_dialect(
+    base = ZHEJIANG.notice_to_dialect(
         CaseNotice("320000-20260302-00000000000000d1", 2, "accept", "handling", "accepted", T0)
     )
     base.update(changes)
-    return encode({k: v for k, v in base.items() if v is not None})
+    return json_body({k: v for k, v in base.items() if v is not None})
 
 
 def _case_json(**changes: Any) -> bytes:
-    base = dialect.case_to_dialect(inbound_case("320000-20260302-00000000000000d2"))
+    base = ZHEJIANG.case_to_dialect(inbound_case("320000-20260302-00000000000000d2"))
     base.update(changes)
-    return encode({k: v for k, v in base.items() if v is not None})
+    return json_body({k: v for k, v in base.items() if v is not None})
 
 
 BAD_REQUESTS = [
@@ -588,10 +526,10 @@ async def test_platform_refuses_bad_requests(
     envelope naming the field, and changes nothing in the platform's store."""
     async with zhejiang(tmp_path) as zj:
         if not data:
-            form = dialect.application_form(application_body(await zj.fixtures()))
+            form = ZHEJIANG.application_form(application_body(await zj.fixtures()))
             number = form["applicant"]["id_number"]
             form["applicant"]["id_number"] = number[:-1] + ("1" if number[-1] == "0" else "0")
-            data = encode(form)
+            data = json_body(form)
         before = zj.platform.store.counts()
         status, reply = await zj.send("POST", path, data)
         assert status == 400, reply
@@ -864,25 +802,15 @@ def test_signature_check_reads_headers_case_insensitively() -> None:
 
 # --- bad replies to the adapter, from a stub that speaks broken dialect ---------------------
 
-Reply = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
-@asynccontextmanager
-async def stub(handler: Reply) -> AsyncIterator[ZhejiangAdapter]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    async with TestServer(app, host="127.0.0.1") as server:
-        adapter = ZhejiangAdapter(
-            str(server.make_url("")), app_key="k", app_secret="s", timeout=0.2
-        )
-        try:
-            yield adapter
-        finally:
-            await adapter.close()
+def stub(handler: Reply) -> AbstractAsyncContextManager[ZhejiangAdapter]:
+    return platforms.stub(
+        handler, lambda url: ZhejiangAdapter(url, app_key="k", app_secret="s", timeout=0.2)
+    )
 
 
 def _good_event(n: int) -> dict[str, Any]:
-    return dialect.event_record(f"e{n}", "c", {"action": "accept", "reason": "ok"}, T0)
+    return ZHEJIANG.event_record(f"e{n}", "c", {"action": "accept", "reason": "ok"}, T0)
 
 
 def _envelope(data: Any) -> dict[str, Any]:
@@ -1022,7 +950,7 @@ async def test_unknown_certificate_status_is_refused(tmp_path: Path) -> None:
     """A licence with a status word outside the table is a DialectError, not a guess."""
     async with zhejiang(tmp_path) as zj:
         held = zj.platform.store.certificates()[0]
-    licence = {**dialect.certificate_to_dialect(held), "license_status": "valid"}
+    licence = {**ZHEJIANG.certificate_to_dialect(held), "license_status": "valid"}
 
     async def reply(request: web.Request) -> web.Response:
         return web.json_response(_envelope(licence))
@@ -1035,7 +963,7 @@ async def test_unknown_certificate_status_is_refused(tmp_path: Path) -> None:
 
 async def test_revocation_with_an_effective_status_is_refused() -> None:
     """A revocation list naming a licence as effective is not the dialect: DialectError."""
-    record = dialect.revocation_record(
+    record = ZHEJIANG.revocation_record(
         {"certificate_id": "x", "status": "revoked", "since": T0, "reason": "lost"}
     )
 
@@ -1092,14 +1020,8 @@ async def test_platform_down_is_unavailable(tmp_path: Path) -> None:
 
 # --- the dialect both ways (sans-I/O, property-based) -----------------------------------------
 
-_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=30)
 _instant = st.integers(min_value=dialect.EARLIEST_MS, max_value=dialect.LATEST_MS - 1).map(
     lambda ms: ms / 1000
-)
-_sha = st.text("0123456789abcdef", min_size=64, max_size=64)
-_material = st.one_of(
-    st.fixed_dictionaries({"name": _text, "sha256": _sha}),
-    st.fixed_dictionaries({"name": _text, "certificate_id": _text}),
 )
 
 
@@ -1113,57 +1035,19 @@ def test_instants_round_trip(at: float) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    case_id=_text,
-    accepting=st.sampled_from(PROVINCES),
-    mode=st.sampled_from(MODES),
-    code_type=st.sampled_from(["111", "001"]),
-    materials=st.lists(_material, max_size=4),
-    at=_instant,
-)
-def test_inbound_case_round_trips(
-    case_id: str,
-    accepting: str,
-    mode: str,
-    code_type: str,
-    materials: list[dict[str, str]],
-    at: float,
-) -> None:
+@given(case=inbound_cases(_instant))
+def test_inbound_case_round_trips(case: InboundCase) -> None:
     """Every field of an inbound case survives the dialect and back."""
-    case = InboundCase(
-        case_id, accepting, "M" * 31, mode, {"name": "n", "code_type": code_type, "code": "c"},
-        materials, at,
-    )  # fmt: skip
-    wire = json.loads(json.dumps(dialect.case_to_dialect(case)))
-    assert dialect.read_case(JsonObject(wire)) == case
+    wire = json_wire(ZHEJIANG.case_to_dialect(case))
+    assert ZHEJIANG.read_case(JsonObject(wire)) == case
 
 
 @settings(max_examples=80, deadline=None)
-@given(
-    sequence=st.integers(min_value=1, max_value=10**6),
-    action=st.sampled_from(list(dialect.ACTION_TYPES.values())),
-    by=st.sampled_from(["accepting", "handling"]),
-    status=st.sampled_from(list(dialect.CASE_STATUSES.values())),
-    at=_instant,
-    reason=st.one_of(st.just(""), _text),
-    result=st.one_of(
-        st.none(),
-        st.fixed_dictionaries({"kind": st.just("document"), "document_sha256": _sha}),
-        st.fixed_dictionaries({"kind": st.just("certificate"), "certificate_id": _text}),
-    ),
-    evaluation=st.one_of(
-        st.none(),
-        st.fixed_dictionaries({"level": st.integers(1, 5)}),
-        st.fixed_dictionaries({"level": st.integers(1, 5), "comment": _text}),
-    ),
-    due_at=st.one_of(st.none(), _instant),
-    extra=st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
-)
-def test_notice_round_trips(**fields: Any) -> None:
+@given(notice=notices(_instant))
+def test_notice_round_trips(notice: CaseNotice) -> None:
     """Every field of an update notice survives the dialect and back."""
-    notice = CaseNotice(case_id="c-1", **fields)
-    wire = json.loads(json.dumps(dialect.notice_to_dialect(notice)))
-    assert dialect.read_notice(JsonObject(wire)) == notice
+    wire = json_wire(ZHEJIANG.notice_to_dialect(notice))
+    assert ZHEJIANG.read_notice(JsonObject(wire)) == notice
 
 
 @settings(max_examples=60, deadline=None)
@@ -1171,7 +1055,7 @@ def test_notice_round_trips(**fields: Any) -> None:
     action=st.sampled_from(
         ["accept", "reject", "request_supplement", "supplement", "deny", "withdraw"]
     ),
-    reason=st.one_of(st.none(), _text),
+    reason=st.one_of(st.none(), platforms.TEXT),
     at=_instant,
 )
 def test_event_round_trips(action: str, reason: str | None, at: float) -> None:
@@ -1184,8 +1068,8 @@ def test_event_round_trips(action: str, reason: str | None, at: float) -> None:
         {"action": "evaluate", "level": 2},
     ]
     for body in bodies:
-        record = json.loads(json.dumps(dialect.event_record("e", "c", body, at)))
-        assert dialect.read_event_record(record) == PlatformEvent("e", "c", body)
+        record = json_wire(ZHEJIANG.event_record("e", "c", body, at))
+        assert ZHEJIANG.read_event_record(JsonObject(record)) == PlatformEvent("e", "c", body)
 
 
 def test_application_form_round_trips() -> None:
@@ -1199,6 +1083,6 @@ def test_application_form_round_trips() -> None:
             "applicant": {"name": "某某有限公司", "code_type": "001", "code": "9" * 18},
             "materials": [{"name": "营业执照", "certificate_id": "1.2"}],
         }
-        fields = JsonObject(json.loads(json.dumps(dialect.application_form(body))))
-        assert dialect.read_application_form(fields) == body
+        fields = JsonObject(json.loads(json.dumps(ZHEJIANG.application_form(body))))
+        assert ZHEJIANG.read_application_form(fields) == body
         fields.finish()

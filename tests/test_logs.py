@@ -23,7 +23,7 @@ from node.runtime.config import PlatformConfig
 from node.runtime.logs import JsonFormatter
 from tests.cases import status_of
 from tests.nodes import config_for, eventually, make_mesh, serving, settled
-from tests.test_adapter_shanghai import application_body
+from tests.platforms import application_body
 
 
 class Lines(logging.Handler):

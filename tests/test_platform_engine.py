@@ -41,18 +41,9 @@ from node.identifiers import (
     validate_id_number,
 )
 from node.platform.adapter import CaseNotice, InboundCase
+from tests.platforms import T0, FakeClock
 
 ROOT = Path(__file__).resolve().parent.parent
-T0 = 1_772_416_800.0
-"""2026-03-02 10:00 Beijing time."""
-
-
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

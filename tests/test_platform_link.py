@@ -24,7 +24,7 @@ from node.runtime.node import Node
 from node.store import cases as cases_store
 from tests.cases import case_body, status_of
 from tests.nodes import config_for, eventually, make_mesh, serving, settled
-from tests.test_adapter_shanghai import application_body
+from tests.platforms import application_body
 
 TOKEN = "platform-token-0123456789"
 

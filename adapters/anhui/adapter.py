@@ -1,7 +1,8 @@
 """The node's adapter to the Anhui platform (安徽政务服务网 / 皖事通), speaking its dialect.
 
 Implements ``node.platform.adapter.ProvinceAdapter`` (whose docstring has the rules every
-adapter keeps). Particular to Anhui:
+adapter keeps; ``adapters.replies`` keeps the parts all four share). Particular to
+Anhui:
 
 1. Translations, both ways, are ``adapters.anhui.dialect``'s, the very functions the
    simulated platform uses; requests go out as UTF-8 forms (``adapters.anhui.form``).
@@ -28,20 +29,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from adapters.anhui import dialect
+from adapters.anhui.dialect import ANHUI
 from adapters.anhui.form import FormFields, encode_form
 from adapters.anhui.platform import BASE, FORM_TYPE, LICENSES, TOKEN_HEADER
+from adapters.replies import checked_certificate, checked_matters, feed_cursor, key, translate_feed
 from adapters.strict_json import JsonObject, decode_json_object
 from adapters.transport import DEFAULT_TIMEOUT, PlatformClient, Reply
-from node.cases.catalog import CatalogError, matter_to_json, parse_catalog
-from node.certificates.model import CertificateError, parse_certificate, to_json
 from node.platform.adapter import (
-    Application,
     CaseNotice,
     DialectError,
     InboundCase,
-    Malformed,
     Page,
-    PlatformEvent,
     ProvinceAdapter,
 )
 
@@ -55,12 +53,9 @@ class AnhuiAdapter:
 
     async def poll_applications(self, cursor: str | None) -> Page:
         rows, next_cursor = await self._page(f"{BASE}/sq/lb", cursor)
-        items: list[Application | PlatformEvent | Malformed] = []
-        for row in rows:
-            try:
-                items.append(dialect.read_application_record(row))
-            except DialectError as error:
-                items.append(_malformed(row, "sqbh", error))
+        items = translate_feed(
+            rows, lambda row: ANHUI.read_application_record(FormFields(row)), key("sqbh")
+        )
         return Page(items, next_cursor)
 
     async def acknowledge(self, reference: str, case_id: str) -> None:
@@ -68,19 +63,16 @@ class AnhuiAdapter:
 
     async def poll_events(self, cursor: str | None) -> Page:
         rows, next_cursor = await self._page(f"{BASE}/bjdt/lb", cursor)
-        items: list[Application | PlatformEvent | Malformed] = []
-        for row in rows:
-            try:
-                items.append(dialect.read_event_record(row))
-            except DialectError as error:
-                items.append(_malformed(row, "dtbh", error))
+        items = translate_feed(
+            rows, lambda row: ANHUI.read_event_record(FormFields(row)), key("dtbh")
+        )
         return Page(items, next_cursor)
 
     async def deliver_case(self, case: InboundCase) -> None:
-        await self._send(f"{BASE}/bj/js", dialect.case_to_dialect(case))
+        await self._send(f"{BASE}/bj/js", ANHUI.case_to_dialect(case))
 
     async def deliver_update(self, notice: CaseNotice) -> None:
-        await self._send(f"{BASE}/bj/ztgx", dialect.notice_to_dialect(notice))
+        await self._send(f"{BASE}/bj/ztgx", ANHUI.notice_to_dialect(notice))
 
     async def fetch_certificate(self, certificate_id: str) -> Mapping[str, Any] | None:
         reply = await self._client.request("GET", f"{LICENSES}/xq", params={"zzbs": certificate_id})
@@ -89,27 +81,17 @@ class AnhuiAdapter:
             if error.code == "not_found":
                 return None
             raise error
-        data = dialect.read_certificate(FormFields(_result(reply)))
-        try:
-            return to_json(parse_certificate(data))
-        except CertificateError as error:
-            raise DialectError(
-                "invalid_certificate", f"the licence is not a valid certificate: {error.detail}"
-            ) from None
+        data = ANHUI.read_certificate(FormFields(_result(reply)))
+        return checked_certificate(data, noun="licence")
 
     async def list_revocations(self) -> Sequence[Mapping[str, Any]]:
         reply = await self._client.request("GET", f"{LICENSES}/zxlb")
-        return [dialect.read_revocation(row) for row in _rows(_result(reply), 100_000)]
+        return [ANHUI.read_revocation(row) for row in _rows(_result(reply), 100_000)]
 
     async def list_matters(self) -> Sequence[Mapping[str, Any]]:
         reply = await self._client.request("GET", f"{BASE}/sx/lb")
-        matters = [dialect.read_matter(row) for row in _rows(_result(reply), 1000)]
-        document = {"province": dialect.PROVINCE, "version": 1, "matters": matters}
-        try:
-            catalog = parse_catalog(document, dialect.PROVINCE)
-        except CatalogError as error:
-            raise DialectError("invalid_matter", error.detail, field=error.field) from None
-        return [matter_to_json(matter) for matter in catalog.matters]
+        matters = [ANHUI.read_matter(row) for row in _rows(_result(reply), 1000)]
+        return checked_matters(matters, dialect.PROVINCE)
 
     async def close(self) -> None:
         await self._client.close()
@@ -126,9 +108,7 @@ class AnhuiAdapter:
         next_cursor = page.text("nextCursor", max_length=40)
         page.boolean("hasMore")
         page.finish()
-        if not rows and cursor is None and next_cursor == "0":
-            return [], None
-        return rows, next_cursor
+        return rows, feed_cursor(cursor, next_cursor, empty=not rows)
 
     async def _send(self, path: str, form: Mapping[str, Any]) -> None:
         reply = await self._client.request(
@@ -162,12 +142,6 @@ def _rows(result: Any, max_items: int) -> list[FormFields]:
         )
     page.finish()
     return [FormFields(row, f"rows[{index}]") for index, row in enumerate(rows)]
-
-
-def _malformed(row: object, key: str, error: DialectError) -> Malformed:
-    reference = row.get(key) if isinstance(row, dict) else None
-    shown = reference if isinstance(reference, str) and 0 < len(reference) <= 200 else "?"
-    return Malformed(reference=shown, code=error.code, field=error.field, detail=error.detail)
 
 
 def make_adapter(base_url: str, *, credentials: Mapping[str, str]) -> ProvinceAdapter:

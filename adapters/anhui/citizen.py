@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from adapters.anhui.dialect import application_form, read_error
+from adapters.anhui.dialect import ANHUI, read_error
 from adapters.anhui.form import encode_form
 from adapters.anhui.platform import BASE, FORM_TYPE
 
@@ -19,7 +19,7 @@ async def enter_application(
     session: aiohttp.ClientSession, base_url: str, body: Mapping[str, Any]
 ) -> str:
     """Enter ``body`` (a ``POST /v1/cases`` body) as a citizen; return the application number."""
-    form = encode_form(application_form(body))
+    form = encode_form(ANHUI.application_form(body))
     headers = {"Content-Type": f"{FORM_TYPE}; charset=UTF-8"}
     async with session.post(f"{base_url}{BASE}/sq/tj", data=form, headers=headers) as r:
         answer = await r.read()

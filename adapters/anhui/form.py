@@ -32,6 +32,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
+from adapters.records import MappingFields, utf8
 from node.platform.adapter import DialectError
 
 T = TypeVar("T")
@@ -54,12 +55,7 @@ class _Slots(dict[int, Any]):
 
 def parse_form(data: bytes) -> dict[str, Any]:
     """The tree of values in a form body (rules 2 and 3)."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise DialectError(
-            "not_utf8", f"the form body is not UTF-8 (bad byte at offset {error.start})"
-        ) from None
+    text = utf8(data, what="form body")
     if _BAD_ESCAPE.search(text):
         raise DialectError("malformed_body", "a % must be followed by two hexadecimal digits")
     try:
@@ -165,28 +161,13 @@ def _flatten(value: Any, path: str) -> Iterator[tuple[str, str]]:
 # --- reading a tree field by field ----------------------------------------------------------
 
 
-class FormFields:
-    """One object of a form or of a JSON reply, read field by field (rules 1 and 4)."""
-
-    def __init__(self, data: object, path: str = "") -> None:
-        if not isinstance(data, Mapping):
-            raise DialectError("invalid_field", "must be an object", field=path or "body")
-        self._data = data
-        self._path = path
-        self._read: set[str] = set()
-
-    def path(self, name: str) -> str:
-        """The dotted path of a field of this object, as a form key writes it."""
-        return f"{self._path}.{name}" if self._path else name
+class FormFields(MappingFields):
+    """One object of a form or of a JSON reply, read field by field (rules 1 and 4;
+    ``adapters.records``); its dotted paths are the form's keys."""
 
     def has(self, name: str) -> bool:
         value = self._data.get(name)
         return value is not None and value != ""
-
-    def raw(self, name: str) -> Any:
-        """The value as decoded (None if absent), marked as read."""
-        self._read.add(name)
-        return self._data.get(name)
 
     def text(self, name: str, *, max_length: int = 2000) -> str:
         value = self.raw(name)
@@ -200,13 +181,7 @@ class FormFields:
             )
         return value
 
-    def optional_text(self, name: str, *, max_length: int = 2000) -> str | None:
-        if not self.has(name):
-            self.raw(name)
-            return None
-        return self.text(name, max_length=max_length)
-
-    def number(self, name: str) -> int:
+    def integer(self, name: str) -> int:
         """A whole number written as decimal text without sign or leading zeros."""
         value = self.text(name, max_length=18)
         if not _NUMBER.fullmatch(value):
@@ -217,25 +192,13 @@ class FormFields:
             )
         return int(value)
 
-    def label(self, name: str, table: Mapping[str, T], *, error: str = "unknown_label") -> T:
+    def code(self, name: str, table: Mapping[str, T], *, error: str = "unknown_label") -> T:
         """The meaning of a label; one not in ``table`` is refused with ``error``."""
         value = self.text(name, max_length=40)
         if value not in table:
             known = "、".join(table)
             raise DialectError(error, f"is not one of {known}", field=self.path(name))
         return table[value]
-
-    def obj(self, name: str) -> FormFields:
-        value = self.raw(name)
-        if value is None:
-            raise DialectError("missing_field", "is required", field=self.path(name))
-        return FormFields(value, self.path(name))
-
-    def optional_obj(self, name: str) -> FormFields | None:
-        if not self.has(name):
-            self.raw(name)
-            return None
-        return self.obj(name)
 
     def objects(self, name: str, *, max_items: int = 500) -> list[FormFields]:
         """A list of objects; absent is the empty list (rule 2)."""
@@ -244,17 +207,24 @@ class FormFields:
             for index, item in enumerate(self._list(name, max_items))
         ]
 
-    def texts(self, name: str, *, max_items: int = 50, max_length: int = 200) -> list[str]:
-        """A list of text; absent is the empty list (rule 2)."""
-        items = self._list(name, max_items)
+    def codes(self, name: str, table: Mapping[str, T], *, error: str = "unknown_label") -> list[T]:
+        """The meanings of a list of labels, each at most once (so no longer than ``table``);
+        absent is the empty list (rule 2). Every item must be text before any is looked up."""
+        items = self._list(name, len(table))
         for index, item in enumerate(items):
-            if not isinstance(item, str) or not item or len(item) > max_length:
+            if not isinstance(item, str) or not item or len(item) > 200:
                 raise DialectError(
                     "invalid_field",
-                    f"must be text of 1 to {max_length} characters",
+                    "must be text of 1 to 200 characters",
                     field=f"{self.path(name)}[{index}]",
                 )
-        return items
+        for index, item in enumerate(items):
+            if item not in table:
+                known = "、".join(table)
+                raise DialectError(
+                    error, f"is not one of {known}", field=f"{self.path(name)}[{index}]"
+                )
+        return [table[item] for item in items]
 
     def _list(self, name: str, max_items: int) -> list[Any]:
         value = self.raw(name)
@@ -267,11 +237,3 @@ class FormFields:
                 "invalid_field", f"must hold at most {max_items} items", field=self.path(name)
             )
         return value
-
-    def finish(self) -> None:
-        """Refuse the fields nobody read (rule 4)."""
-        for key in self._data:
-            if key not in self._read:
-                raise DialectError(
-                    "unknown_field", "is not a field here", field=self.path(str(key)[:60])
-                )

@@ -1,7 +1,8 @@
 """The node's adapter to the Jiangsu platform (江苏政务服务网), speaking its dialect.
 
 Implements ``node.platform.adapter.ProvinceAdapter`` (whose docstring has the rules every
-adapter keeps). Particular to Jiangsu:
+adapter keeps; ``adapters.replies`` keeps the parts all four share). Particular to
+Jiangsu:
 
 1. Translations, both ways, are ``adapters.jiangsu.dialect``'s, the very functions the
    simulated platform uses; XML is read by ``adapters.jiangsu.strict_xml`` (defusedxml, no
@@ -28,19 +29,16 @@ from typing import Any
 from urllib.parse import quote
 
 from adapters.jiangsu import dialect
+from adapters.jiangsu.dialect import JIANGSU
 from adapters.jiangsu.platform import BASE, CERTIFICATES, STATUS_CHANGES, TOKEN_HEADER
 from adapters.jiangsu.strict_xml import Node, XmlRecord, read_document, to_xml
+from adapters.replies import checked_certificate, checked_matters, feed_cursor, translate_feed
 from adapters.transport import DEFAULT_TIMEOUT, PlatformClient, Reply
-from node.cases.catalog import CatalogError, matter_to_json, parse_catalog
-from node.certificates.model import CertificateError, parse_certificate, to_json
 from node.platform.adapter import (
-    Application,
     CaseNotice,
     DialectError,
     InboundCase,
-    Malformed,
     Page,
-    PlatformEvent,
     ProvinceAdapter,
 )
 
@@ -58,12 +56,9 @@ class JiangsuAdapter:
 
     async def poll_applications(self, cursor: str | None) -> Page:
         records, next_cursor = await self._page(f"{BASE}/sq", "sqlb", "sq", cursor)
-        items: list[Application | PlatformEvent | Malformed] = []
-        for record in records:
-            try:
-                items.append(dialect.read_application_record(record))
-            except DialectError as error:
-                items.append(_malformed(record, "sqbh", error))
+        items = translate_feed(
+            records, JIANGSU.read_application_record, lambda record: record.peek("sqbh")
+        )
         return Page(items, next_cursor)
 
     async def acknowledge(self, reference: str, case_id: str) -> None:
@@ -78,12 +73,9 @@ class JiangsuAdapter:
 
     async def poll_events(self, cursor: str | None) -> Page:
         records, next_cursor = await self._page(f"{BASE}/bjdt", "dtlb", "dt", cursor)
-        items: list[Application | PlatformEvent | Malformed] = []
-        for record in records:
-            try:
-                items.append(dialect.read_event_record(record))
-            except DialectError as error:
-                items.append(_malformed(record, "dtbh", error))
+        items = translate_feed(
+            records, JIANGSU.read_event_record, lambda record: record.peek("dtbh")
+        )
         return Page(items, next_cursor)
 
     async def deliver_case(self, case: InboundCase) -> None:
@@ -102,32 +94,22 @@ class JiangsuAdapter:
             if error.code == "not_found":
                 return None
             raise error
-        fields = _document(reply, "zz")
-        try:
-            return to_json(parse_certificate(dialect.read_certificate(fields)))
-        except CertificateError as error:
-            raise DialectError(
-                "invalid_certificate", f"the certificate is not valid: {error.detail}"
-            ) from None
+        data = JIANGSU.read_certificate(_document(reply, "zz"))
+        return checked_certificate(data, noun="<zz>")
 
     async def list_revocations(self) -> Sequence[Mapping[str, Any]]:
         reply = await self._client.request("GET", STATUS_CHANGES)
         fields = _document(reply, "ztbglb")
         records = fields.repeated("ztbg", max_items=100_000)
         fields.finish()
-        return [dialect.read_revocation(record) for record in records]
+        return [JIANGSU.read_revocation(record) for record in records]
 
     async def list_matters(self) -> Sequence[Mapping[str, Any]]:
         reply = await self._client.request("GET", f"{BASE}/sxlb")
         fields = _document(reply, "sxlb")
-        matters = [dialect.read_matter(item) for item in fields.repeated("sx", max_items=1000)]
+        matters = [JIANGSU.read_matter(item) for item in fields.repeated("sx", max_items=1000)]
         fields.finish()
-        document = {"province": dialect.PROVINCE, "version": 1, "matters": matters}
-        try:
-            catalog = parse_catalog(document, dialect.PROVINCE)
-        except CatalogError as error:
-            raise DialectError("invalid_matter", error.detail, field=error.field) from None
-        return [matter_to_json(matter) for matter in catalog.matters]
+        return checked_matters(matters, dialect.PROVINCE)
 
     async def close(self) -> None:
         await self._client.close()
@@ -144,9 +126,7 @@ class JiangsuAdapter:
         fields.code("sfyhx", dialect.YES_NO)
         records = fields.repeated(item, max_items=10_000)
         fields.finish()
-        if not records and cursor is None and next_cursor == "0":
-            return [], None
-        return records, next_cursor
+        return records, feed_cursor(cursor, next_cursor, empty=not records)
 
     async def _send(self, path: str, body: Node, reply_root: str) -> XmlRecord:
         reply = await self._client.request(
@@ -159,12 +139,6 @@ def _document(reply: Reply, root: str) -> XmlRecord:
     if reply.status >= 400:
         raise dialect.read_error(reply.body, reply.status)
     return read_document(reply.body, root, what="reply")
-
-
-def _malformed(record: XmlRecord, key: str, error: DialectError) -> Malformed:
-    reference = record.peek(key)
-    shown = reference if reference is not None and 0 < len(reference) <= 200 else "?"
-    return Malformed(reference=shown, code=error.code, field=error.field, detail=error.detail)
 
 
 def make_adapter(base_url: str, *, credentials: Mapping[str, str]) -> ProvinceAdapter:

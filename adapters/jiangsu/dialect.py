@@ -1,8 +1,9 @@
-"""The Jiangsu dialect (江苏政务服务网): code tables and translations, both ways, without I/O.
+"""The Jiangsu dialect (江苏政务服务网): its element names, code tables and formats, without I/O.
 
-The simulated platform decodes requests and encodes replies with these functions; the
-adapter encodes requests and decodes replies with the same ones, so the two sides cannot
-drift apart. Conventions of the dialect (README.md has the integrator's view):
+The simulated platform and the adapter both translate with ``JIANGSU``, the steps of
+``adapters.translation`` in these words, and write the results as XML with the root elements
+below (``case_to_dialect`` is an ``<aj>`` …), so the two sides cannot drift apart.
+Conventions of the dialect (README.md has the integrator's view):
 
 1. XML, UTF-8, elements only, element names the pinyin initials of their Chinese names
    (``sqbh`` 申请编号, ``sxbm`` 事项编码, ``blzt`` 办理状态 …); ``adapters.jiangsu.strict_xml``
@@ -19,105 +20,108 @@ drift apart. Conventions of the dialect (README.md has the integrator's view):
    outside ``STATUS_CODES`` (or a certificate status outside ``CERT_STATUS_CODES``) is
    ``unknown_status``; any other unknown code ``unknown_code``.
 4. Yes/no is ``Y``/``N`` in ``sf…`` (是否) elements; a list is a ``…lb`` (列表) element of
-   repeated items, which may be empty; an empty element is the same as an absent one.
+   repeated items named without the ``lb``, which may be empty; an empty element is the same
+   as an absent one.
 5. Errors are ``<cwxx><cwdm>stable code</cwdm><cwms>sentence</cwms><cwzd>path</cwzd></cwxx>``
    with a 4xx/5xx HTTP status.
+6. A notice's ``kzxx`` (扩展信息) is a JSON object written as ASCII text (``\\u`` escapes);
+   text that is not one is ``invalid_field``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
-from adapters.jiangsu.strict_xml import Node, XmlRecord, read_document
+from adapters.jiangsu.strict_xml import Node, XmlRecord, element, read_document
 from adapters.strict_json import decode_json_object
+from adapters.translation import CodeTable, Names, Translation, read_certificate_type, refusal
 from node.cases.catalog import MODES
-from node.certificates.model import CHINA_STANDARD_TIME, TYPES, FieldSpec
-from node.certificates.revocation import ReasonCode
-from node.platform.adapter import (
-    Application,
-    CaseNotice,
-    DialectError,
-    InboundCase,
-    PlatformEvent,
-)
-
-K = TypeVar("K")
-V = TypeVar("V")
+from node.certificates.model import CHINA_STANDARD_TIME, FieldSpec
+from node.platform.adapter import CaseNotice, DialectError, InboundCase
 
 PROVINCE: Final = "jiangsu"
 
-STATUS_CODES: Final[Mapping[str, str]] = {
-    "YTJ": "submitted",  # 已提交
-    "YSD": "delivered",  # 已送达办理地
-    "YSL": "accepted",  # 已受理
-    "BZGZ": "supplement_requested",  # 补正告知
-    "YBZ": "supplemented",  # 已补正
-    "BYSL": "rejected",  # 不予受理
-    "BJ": "completed",  # 办结
-    "BYXK": "denied",  # 不予许可
-    "YCH": "withdrawn",  # 已撤回
-    "YPJ": "evaluated",  # 已评价
-}
+STATUS_CODES: Final[CodeTable[str, str]] = CodeTable(
+    {
+        "YTJ": "submitted",  # 已提交
+        "YSD": "delivered",  # 已送达办理地
+        "YSL": "accepted",  # 已受理
+        "BZGZ": "supplement_requested",  # 补正告知
+        "YBZ": "supplemented",  # 已补正
+        "BYSL": "rejected",  # 不予受理
+        "BJ": "completed",  # 办结
+        "BYXK": "denied",  # 不予许可
+        "YCH": "withdrawn",  # 已撤回
+        "YPJ": "evaluated",  # 已评价
+    }
+)
 """办理状态 ``blzt``."""
-ACTION_CODES: Final[Mapping[str, str]] = {
-    "SD": "deliver",  # 送达
-    "SL": "accept",  # 受理
-    "BYSL": "reject",  # 不予受理
-    "BZGZ": "request_supplement",  # 补正告知
-    "BZTJ": "supplement",  # 补正提交
-    "BJ": "complete",  # 办结
-    "BYXK": "deny",  # 不予许可
-    "CH": "withdraw",  # 撤回
-    "PJ": "evaluate",  # 评价
-}
+ACTION_CODES: Final[CodeTable[str, str]] = CodeTable(
+    {
+        "SD": "deliver",  # 送达
+        "SL": "accept",  # 受理
+        "BYSL": "reject",  # 不予受理
+        "BZGZ": "request_supplement",  # 补正告知
+        "BZTJ": "supplement",  # 补正提交
+        "BJ": "complete",  # 办结
+        "BYXK": "deny",  # 不予许可
+        "CH": "withdraw",  # 撤回
+        "PJ": "evaluate",  # 评价
+    }
+)
 """操作类型 ``czlx``."""
-ROLE_CODES: Final[Mapping[str, str]] = {"SJD": "accepting", "BLD": "handling"}
+ROLE_CODES: Final[CodeTable[str, str]] = CodeTable({"SJD": "accepting", "BLD": "handling"})
 """操作方 ``czf``: 收件地, 办理地."""
-MODE_CODES: Final[Mapping[str, str]] = dict(zip(("QCWB", "YDDS", "DDLB"), MODES, strict=True))
+MODE_CODES: Final[CodeTable[str, str]] = CodeTable(
+    dict(zip(("QCWB", "YDDS", "DDLB"), MODES, strict=True))
+)
 """办理方式 ``blfs``: 全程网办, 异地代收代办, 多地联办."""
-AREA_CODES: Final[Mapping[str, str]] = {
-    "310000": "shanghai",
-    "320000": "jiangsu",
-    "330000": "zhejiang",
-    "340000": "anhui",
-}
+AREA_CODES: Final[CodeTable[str, str]] = CodeTable(
+    {
+        "310000": "shanghai",
+        "320000": "jiangsu",
+        "330000": "zhejiang",
+        "340000": "anhui",
+    }
+)
 """收件地 ``sjd`` and 办理地 ``bld``: GB/T 2260 province codes."""
-HOLDER_CODE_TYPES: Final[Mapping[str, str]] = {"111": "111", "001": "001"}
+HOLDER_CODE_TYPES: Final[CodeTable[str, str]] = CodeTable({"111": "111", "001": "001"})
 """证件类型 ``zjlx``: 111 居民身份证号码, 001 统一社会信用代码."""
-RESULT_TYPES: Final[Mapping[str, str]] = {"WS": "document", "ZZ": "certificate"}
+RESULT_TYPES: Final[CodeTable[str, str]] = CodeTable({"WS": "document", "ZZ": "certificate"})
 """结果类型 ``jglx``: 文书 (with ``sha256``), 证照 (with ``zzbs``)."""
-MATERIAL_TYPES: Final[Mapping[str, str]] = {"SC": "upload", "ZZ": "certificate"}
+MATERIAL_TYPES: Final[CodeTable[str, str]] = CodeTable({"SC": "upload", "ZZ": "certificate"})
 """提交方式 ``tjfs`` of a matter's material: 上传, 电子证照."""
-CERT_STATUS_CODES: Final[Mapping[str, str]] = {
-    "YX": "valid",  # 有效
-    "ZT": "suspended",  # 暂停使用
-    "ZF": "revoked",  # 作废 (吊销、注销、撤销)
-    "GQ": "expired",  # 过期
-}
+CERT_STATUS_CODES: Final[CodeTable[str, str]] = CodeTable(
+    {
+        "YX": "valid",  # 有效
+        "ZT": "suspended",  # 暂停使用
+        "ZF": "revoked",  # 作废 (吊销、注销、撤销)
+        "GQ": "expired",  # 过期
+    }
+)
 """证照状态 ``zzzt``."""
-REASON_CODES: Final[Mapping[str, ReasonCode]] = {
-    "HFBF": "superseded",  # 换发、补发
-    "YSBD": "lost",  # 遗失、被盗
-    "CZRSQ": "holder_request",  # 持证人申请
-    "YFCX": "withdrawn_by_authority",  # 依法撤销、吊销
-    "CZRSW": "holder_deceased",  # 持证人死亡
-    "ZTZX": "entity_deregistered",  # 主体注销
-    "HCZ": "under_review",  # 核查中
-}
+REASON_CODES: Final[CodeTable[str, str]] = CodeTable(
+    {
+        "HFBF": "superseded",  # 换发、补发
+        "YSBD": "lost",  # 遗失、被盗
+        "CZRSQ": "holder_request",  # 持证人申请
+        "YFCX": "withdrawn_by_authority",  # 依法撤销、吊销
+        "CZRSW": "holder_deceased",  # 持证人死亡
+        "ZTZX": "entity_deregistered",  # 主体注销
+        "HCZ": "under_review",  # 核查中
+    }
+)
 """原因代码 ``yydm`` of a status change (``node.certificates.revocation.REASONS``)."""
-SEX_CODES: Final[Mapping[str, str]] = {"男": "male", "女": "female"}
+SEX_CODES: Final[CodeTable[str, str]] = CodeTable({"男": "male", "女": "female"})
 """性别 ``xb`` as printed on the face."""
-LEVEL_CODES: Final[Mapping[str, int]] = {str(level): level for level in range(1, 6)}
+LEVEL_CODES: Final[CodeTable[str, int]] = CodeTable({str(level): level for level in range(1, 6)})
 """评价等级 ``dj``: 5 非常满意, 4 满意, 3 基本满意, 2 不满意, 1 非常不满意."""
-YES_NO: Final[Mapping[str, bool]] = {"Y": True, "N": False}
-LICENSE_TYPE_CODES: Final[Mapping[str, str]] = {
-    spec.type_code: name for name, spec in TYPES.items()
-}
-"""证照类型代码 ``zzlxdm``: the national type code (21 characters) of each type."""
+YES_NO: Final = CodeTable({"Y": True, "N": False})
+"""是否 (``sf…``) elements."""
 LONG_TERM: Final = "长期"
 """``yxqz`` of a certificate valid without end."""
 
@@ -168,31 +172,6 @@ EARLIEST_DATE_YEAR: Final = 1900
 """Calendar dates and birth minutes on certificates reach further back than instants."""
 
 
-def _invert(table: Mapping[K, V]) -> dict[V, K]:
-    return {value: key for key, value in table.items()}
-
-
-_STATUS_OF: Final = _invert(STATUS_CODES)
-_ACTION_OF: Final = _invert(ACTION_CODES)
-_ROLE_OF: Final = _invert(ROLE_CODES)
-_MODE_OF: Final = _invert(MODE_CODES)
-_AREA_OF: Final = _invert(AREA_CODES)
-_RESULT_OF: Final = _invert(RESULT_TYPES)
-_MATERIAL_OF: Final = _invert(MATERIAL_TYPES)
-_CERT_STATUS_OF: Final = _invert(CERT_STATUS_CODES)
-_REASON_OF: Final = _invert(REASON_CODES)
-_SEX_OF: Final = _invert(SEX_CODES)
-
-
-def status_code(status: str) -> str:
-    """The dialect's code of a canonical case status."""
-    return _STATUS_OF[status]
-
-
-def yes_no(value: bool) -> str:
-    return "Y" if value else "N"
-
-
 # --- times ----------------------------------------------------------------------------------
 
 
@@ -205,13 +184,6 @@ def to_local(seconds: float) -> str:
 def read_time(fields: XmlRecord, name: str) -> float:
     """An instant written ``yyyyMMddHHmmss`` in Beijing time, as epoch seconds (rule 2)."""
     return _local(fields, name, EARLIEST_YEAR).timestamp()
-
-
-def read_optional_time(fields: XmlRecord, name: str) -> float | None:
-    if not fields.has(name):
-        fields.optional_text(name)
-        return None
-    return read_time(fields, name)
 
 
 def _local(fields: XmlRecord, name: str, earliest: int) -> datetime:
@@ -269,267 +241,10 @@ def read_minute(fields: XmlRecord, name: str) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M")
 
 
-# --- parties and materials ------------------------------------------------------------------
+# --- the dialect's words for the translation steps ------------------------------------------
 
 
-def _party_to_dialect(party: Mapping[str, Any]) -> Node:
-    return ("sqr", [("xm", party["name"]), ("zjlx", party["code_type"]), ("zjhm", party["code"])])
-
-
-def _read_party(fields: XmlRecord) -> dict[str, str]:
-    party = {
-        "name": fields.text("xm", max_length=100),
-        "code_type": fields.code("zjlx", HOLDER_CODE_TYPES),
-        "code": fields.text("zjhm", max_length=18),
-    }
-    fields.finish()
-    return party
-
-
-def _materials_to_dialect(materials: Sequence[Mapping[str, Any]]) -> Node:
-    return ("cllb", [_material_to_dialect(material) for material in materials])
-
-
-def _material_to_dialect(material: Mapping[str, Any]) -> Node:
-    if "certificate_id" in material:
-        return ("cl", [("clmc", material["name"]), ("zzbs", material["certificate_id"])])
-    return ("cl", [("clmc", material["name"]), ("sha256", material["sha256"])])
-
-
-def _read_materials(fields: XmlRecord) -> list[dict[str, str]]:
-    return [_read_material(item) for item in fields.items("cllb", "cl", max_items=50)]
-
-
-def _read_material(fields: XmlRecord) -> dict[str, str]:
-    name = fields.text("clmc", max_length=200)
-    certificate_id = fields.optional_text("zzbs", max_length=128)
-    digest = fields.optional_text("sha256", max_length=64)
-    fields.finish()
-    if (certificate_id is None) == (digest is None):
-        raise DialectError(
-            "missing_field" if certificate_id is None else "invalid_field",
-            "give exactly one of sha256 and zzbs",
-            field=fields.path("sha256"),
-        )
-    if certificate_id is not None:
-        return {"name": name, "certificate_id": certificate_id}
-    assert digest is not None
-    return {"name": name, "sha256": digest}
-
-
-# --- applications ---------------------------------------------------------------------------
-
-
-def application_form(body: Mapping[str, Any]) -> Node:
-    """A ``POST /v1/cases`` body as the citizen's form: what ``POST …/sq`` takes."""
-    return ("sq", _form_children(body))
-
-
-def _form_children(body: Mapping[str, Any]) -> list[Node]:
-    return [
-        ("sxbm", body["matter_code"]),
-        ("bld", _AREA_OF[body["handler"]]),
-        ("blfs", _MODE_OF[body["mode"]]),
-        _party_to_dialect(body["applicant"]),
-        _materials_to_dialect(body["materials"]),
-    ]
-
-
-def read_application_form(fields: XmlRecord) -> dict[str, Any]:
-    """The ``POST /v1/cases`` body of a citizen's form; ``finish()`` is the caller's."""
-    return {
-        "matter_code": fields.text("sxbm", max_length=64),
-        "handler": fields.code("bld", AREA_CODES),
-        "mode": fields.code("blfs", MODE_CODES),
-        "applicant": _read_party(fields.obj("sqr")),
-        "materials": _read_materials(fields),
-    }
-
-
-def application_record(
-    reference: str,
-    body: Mapping[str, Any],
-    submitted_at: float,
-    case_id: str | None,
-    acknowledged_at: float | None,
-) -> Node:
-    """One ``<sq>`` of ``GET …/sq``: the form plus its number, time and acknowledgement."""
-    children: list[Node] = [("sqbh", reference), ("sqsj", to_local(submitted_at))]
-    children += _form_children(body)
-    if case_id is not None:
-        children.append(("ajbh", case_id))
-    if acknowledged_at is not None:
-        children.append(("qrsj", to_local(acknowledged_at)))
-    return ("sq", children)
-
-
-def read_application_record(fields: XmlRecord) -> Application:
-    reference = fields.text("sqbh", max_length=64)
-    read_time(fields, "sqsj")
-    body = read_application_form(fields)
-    fields.optional_text("ajbh", max_length=128)
-    read_optional_time(fields, "qrsj")
-    fields.finish()
-    return Application(reference=reference, body=body)
-
-
-# --- events (the platform's people acted) ---------------------------------------------------
-
-
-def event_record(event_id: str, case_id: str, body: Mapping[str, Any], created: float) -> Node:
-    """One ``<dt>`` (办件动态) of ``GET …/bjdt`` from a ``POST /v1/cases/{id}/events`` body."""
-    children: list[Node] = [
-        ("dtbh", event_id),
-        ("ajbh", case_id),
-        ("czlx", _ACTION_OF[body["action"]]),
-        ("sj", to_local(created)),
-    ]
-    if body.get("reason"):
-        children.append(("yy", body["reason"]))
-    if body.get("result") is not None:
-        children.append(result_to_dialect(body["result"]))
-    if "level" in body:
-        children.append(_evaluation_to_dialect(body))
-    return ("dt", children)
-
-
-def read_event_record(fields: XmlRecord) -> PlatformEvent:
-    event_id = fields.text("dtbh", max_length=200)
-    case_id = fields.text("ajbh", max_length=128)
-    body: dict[str, Any] = {"action": fields.code("czlx", ACTION_CODES)}
-    read_time(fields, "sj")
-    reason = fields.optional_text("yy")
-    if reason is not None:
-        body["reason"] = reason
-    result = fields.optional_obj("jg")
-    if result is not None:
-        body["result"] = _read_result(result)
-    evaluation = fields.optional_obj("pj")
-    if evaluation is not None:
-        body.update(_read_evaluation(evaluation))
-    fields.finish()
-    return PlatformEvent(event_id=event_id, case_id=case_id, body=body)
-
-
-def result_to_dialect(result: Mapping[str, Any]) -> Node:
-    if result["kind"] == "certificate":
-        return ("jg", [("jglx", _RESULT_OF["certificate"]), ("zzbs", result["certificate_id"])])
-    return ("jg", [("jglx", _RESULT_OF["document"]), ("sha256", result["document_sha256"])])
-
-
-def _read_result(fields: XmlRecord) -> dict[str, str]:
-    kind = fields.code("jglx", RESULT_TYPES)
-    if kind == "certificate":
-        result = {"kind": kind, "certificate_id": fields.text("zzbs", max_length=128)}
-    else:
-        result = {"kind": kind, "document_sha256": fields.text("sha256", max_length=64)}
-    fields.finish()
-    return result
-
-
-def _evaluation_to_dialect(evaluation: Mapping[str, Any]) -> Node:
-    children: list[Node] = [("dj", str(evaluation["level"]))]
-    if evaluation.get("comment"):
-        children.append(("nr", evaluation["comment"]))
-    return ("pj", children)
-
-
-def _read_evaluation(fields: XmlRecord) -> dict[str, Any]:
-    evaluation: dict[str, Any] = {"level": fields.code("dj", LEVEL_CODES)}
-    comment = fields.optional_text("nr", max_length=500)
-    if comment is not None:
-        evaluation["comment"] = comment
-    fields.finish()
-    return evaluation
-
-
-# --- inbound cases and notices (the node delivers) ------------------------------------------
-
-
-def case_to_dialect(case: InboundCase) -> Node:
-    """An inbound case as ``POST …/ajjs`` (案件接收) takes it: ``<aj>``."""
-    return (
-        "aj",
-        [
-            ("ajbh", case.case_id),
-            ("sjd", _AREA_OF[case.accepting]),
-            ("sxbm", case.matter_code),
-            ("blfs", _MODE_OF[case.mode]),
-            _party_to_dialect(case.applicant),
-            _materials_to_dialect(case.materials),
-            ("tjsj", to_local(case.submitted_at)),
-        ],
-    )
-
-
-def read_case(fields: XmlRecord) -> InboundCase:
-    case = InboundCase(
-        case_id=fields.text("ajbh", max_length=128),
-        accepting=fields.code("sjd", AREA_CODES),
-        matter_code=fields.text("sxbm", max_length=64),
-        mode=fields.code("blfs", MODE_CODES),
-        applicant=_read_party(fields.obj("sqr")),
-        materials=_read_materials(fields),
-        submitted_at=read_time(fields, "tjsj"),
-    )
-    fields.finish()
-    return case
-
-
-def notice_to_dialect(notice: CaseNotice) -> Node:
-    """An applied update as ``POST …/ajtz`` (案件通知) takes it: ``<tz>``."""
-    children: list[Node] = [
-        ("ajbh", notice.case_id),
-        ("xh", str(notice.sequence)),
-        ("czlx", _ACTION_OF[notice.action]),
-        ("czf", _ROLE_OF[notice.by]),
-        ("blzt", _STATUS_OF[notice.status]),
-        ("sj", to_local(notice.at)),
-    ]
-    if notice.reason:
-        children.append(("yy", notice.reason))
-    if notice.result is not None:
-        children.append(result_to_dialect(notice.result))
-    if notice.evaluation is not None:
-        children.append(_evaluation_to_dialect(notice.evaluation))
-    if notice.due_at is not None:
-        children.append(("qx", to_local(notice.due_at)))
-    if notice.extra:
-        children.append(("kzxx", _extra_to_dialect(notice.extra)))
-    return ("tz", children)
-
-
-def read_notice(fields: XmlRecord) -> CaseNotice:
-    case_id = fields.text("ajbh", max_length=128)
-    sequence = fields.integer("xh")
-    if sequence < 1:
-        raise DialectError("invalid_field", "must be 1 or more", field=fields.path("xh"))
-    action = fields.code("czlx", ACTION_CODES)
-    by = fields.code("czf", ROLE_CODES)
-    status = fields.code("blzt", STATUS_CODES, error="unknown_status")
-    at = read_time(fields, "sj")
-    reason = fields.optional_text("yy") or ""
-    result_fields = fields.optional_obj("jg")
-    evaluation_fields = fields.optional_obj("pj")
-    due_at = read_optional_time(fields, "qx")
-    extra = fields.optional_text("kzxx", max_length=20_000)
-    fields.finish()
-    return CaseNotice(
-        case_id=case_id,
-        sequence=sequence,
-        action=action,
-        by=by,
-        status=status,
-        at=at,
-        reason=reason,
-        result=None if result_fields is None else _read_result(result_fields),
-        evaluation=None if evaluation_fields is None else _read_evaluation(evaluation_fields),
-        due_at=due_at,
-        extra={} if extra is None else _read_extra(extra, fields.path("kzxx")),
-    )
-
-
-def _extra_to_dialect(extra: Mapping[str, Any]) -> str:
+def _extra_text(extra: Mapping[str, Any]) -> str:
     # JSON inside the element: the node passes ``extra`` through unchanged, whatever it holds.
     # ASCII escapes keep every character of it carriable in XML 1.0.
     try:
@@ -540,24 +255,184 @@ def _extra_to_dialect(extra: Mapping[str, Any]) -> str:
         ) from None
 
 
-def _read_extra(text: str, path: str) -> dict[str, Any]:
+def _read_extra(fields: XmlRecord, name: str) -> dict[str, Any]:
+    """``kzxx``: a JSON object as text (rule 6); absent is empty."""
+    text = fields.optional_text(name, max_length=20_000)
+    if text is None:
+        return {}
     try:
         return decode_json_object(text.encode(), what="kzxx")
     except DialectError as error:
-        raise DialectError("invalid_field", error.detail, field=path) from None
+        raise DialectError("invalid_field", error.detail, field=fields.path(name)) from None
+
+
+def _face_key(spec: FieldSpec) -> str:
+    return FACE_ELEMENTS[spec.name]
+
+
+NAMES: Final = Names(
+    party_name="xm",
+    code_type="zjlx",
+    code="zjhm",
+    material_name="clmc",
+    certificate_id="zzbs",
+    digest="sha256",
+    result_kind="jglx",
+    document_digest="sha256",
+    level="dj",
+    comment="nr",
+    case_id="ajbh",
+    accepting="sjd",
+    matter_code="sxbm",
+    mode="blfs",
+    applicant="sqr",
+    materials="cllb",
+    submitted_at="tjsj",
+    sequence="xh",
+    action="czlx",
+    by="czf",
+    status="blzt",
+    notice_at="sj",
+    reason="yy",
+    result="jg",
+    evaluation="pj",
+    due_at="qx",
+    extra="kzxx",
+    event_id="dtbh",
+    event_at="sj",
+    reference="sqbh",
+    handler="bld",
+    entered_at="sqsj",
+    acknowledged_at="qrsj",
+    type_code="zzlxdm",
+    issuing_authority="fzjg",
+    issuing_authority_code="fzjgdm",
+    holder_name="czrxm",
+    holder_code_type="czrzjlx",
+    holder_code="czrzjhm",
+    issued_on="fzrq",
+    valid_from="yxqq",
+    valid_until="yxqz",
+    certificate_status="zzzt",
+    face="zmxx",
+    since="bgsj",
+    revocation_reason="yydm",
+    matter_name="sxmc",
+    matter_name_en="ywmc",
+    department="bjdw",
+    modes="blfslb",
+    material_kind="tjfs",
+    promised_days="cnsx",
+    duplicate="sfcf",
+)
+
+JIANGSU: Final = Translation[XmlRecord](
+    names=NAMES,
+    statuses=STATUS_CODES,
+    actions=ACTION_CODES,
+    roles=ROLE_CODES,
+    modes=MODE_CODES,
+    provinces=AREA_CODES,
+    holder_code_types=HOLDER_CODE_TYPES,
+    result_kinds=RESULT_TYPES,
+    material_kinds=MATERIAL_TYPES,
+    certificate_statuses=CERT_STATUS_CODES,
+    reasons=REASON_CODES,
+    sexes=SEX_CODES,
+    yes_no=YES_NO,
+    levels=LEVEL_CODES,
+    write_instant=to_local,
+    read_instant=read_time,
+    write_date=to_date,
+    read_date=read_date,
+    write_minute=minute_to_local,
+    read_minute=read_minute,
+    write_number=str,
+    write_extra=_extra_text,
+    read_extra=_read_extra,
+    face_key=_face_key,
+    read_certificate_type=read_certificate_type,
+    long_term=LONG_TERM,
+)
+"""Every translation of the dialect, both ways (``adapters.translation``); what it writes,
+the functions below put under their root elements."""
+
+
+# --- the documents the dialect writes -------------------------------------------------------
+
+
+def application_form(body: Mapping[str, Any]) -> Node:
+    """A ``POST /v1/cases`` body as the citizen's form: what ``POST …/sq`` takes."""
+    return element("sq", JIANGSU.application_form(body))
+
+
+def application_record(
+    reference: str,
+    body: Mapping[str, Any],
+    submitted_at: float,
+    case_id: str | None,
+    acknowledged_at: float | None,
+) -> Node:
+    """One ``<sq>`` of ``GET …/sq``: the form plus its number, time and acknowledgement."""
+    record = JIANGSU.application_record(reference, body, submitted_at, case_id, acknowledged_at)
+    return element("sq", record)
+
+
+def event_record(event_id: str, case_id: str, body: Mapping[str, Any], created: float) -> Node:
+    """One ``<dt>`` (办件动态) of ``GET …/bjdt`` from a ``POST /v1/cases/{id}/events`` body."""
+    return element("dt", JIANGSU.event_record(event_id, case_id, body, created))
+
+
+def result_to_dialect(result: Mapping[str, Any]) -> Node:
+    return element("jg", JIANGSU.result_to_dialect(result))
+
+
+def case_to_dialect(case: InboundCase) -> Node:
+    """An inbound case as ``POST …/ajjs`` (案件接收) takes it: ``<aj>``."""
+    return element("aj", JIANGSU.case_to_dialect(case))
+
+
+def notice_to_dialect(notice: CaseNotice) -> Node:
+    """An applied update as ``POST …/ajtz`` (案件通知) takes it: ``<tz>``."""
+    return element("tz", JIANGSU.notice_to_dialect(notice))
+
+
+def certificate_to_dialect(data: Mapping[str, Any]) -> Node:
+    """A certificate in ``to_json`` form as ``GET /jszwfw/dzzz/zz/{zzbs}`` answers it."""
+    return element("zz", JIANGSU.certificate_to_dialect(data))
+
+
+def revocation_record(revocation: Mapping[str, Any]) -> Node:
+    """A revoked or suspended certificate as ``GET /jszwfw/dzzz/ztbg`` lists it: ``<ztbg>``."""
+    return element("ztbg", JIANGSU.revocation_record(revocation))
+
+
+def matter_to_dialect(matter: Mapping[str, Any]) -> Node:
+    """A matter in the catalog's JSON form as ``GET …/sxlb`` lists it: ``<sx>``."""
+    return element("sx", JIANGSU.matter_to_dialect(matter))
 
 
 # --- replies to deliveries ------------------------------------------------------------------
 
 
+def application_receipt(reference: str, submitted_at: float) -> Node:
+    """``<sqhz>`` (申请回执): the reply to ``POST …/sq``."""
+    return element("sqhz", JIANGSU.application_receipt(reference, submitted_at))
+
+
+def acknowledgement(reference: str, case_id: str, acknowledged_at: float) -> Node:
+    """``<qrhz>`` (确认回执): the reply to ``POST …/sq/{sqbh}/qr``."""
+    return element("qrhz", JIANGSU.acknowledgement(reference, case_id, acknowledged_at))
+
+
 def delivery_receipt(case_id: str, duplicate: bool) -> Node:
     """``<jshz>`` (接收回执): the reply to ``POST …/ajjs``."""
-    return ("jshz", [("ajbh", case_id), ("sfcf", yes_no(duplicate))])
+    return element("jshz", JIANGSU.delivery_receipt(case_id, None, duplicate=duplicate))
 
 
 def notice_receipt(case_id: str, sequence: int, duplicate: bool) -> Node:
     """``<tzhz>`` (通知回执): the reply to ``POST …/ajtz``."""
-    return ("tzhz", [("ajbh", case_id), ("xh", str(sequence)), ("sfcf", yes_no(duplicate))])
+    return element("tzhz", JIANGSU.delivery_receipt(case_id, sequence, duplicate=duplicate))
 
 
 def read_delivery_receipt(fields: XmlRecord, case_id: str, sequence: int | None) -> None:
@@ -569,182 +444,6 @@ def read_delivery_receipt(fields: XmlRecord, case_id: str, sequence: int | None)
         raise DialectError("invalid_field", "names another update", field=fields.path("xh"))
     fields.code("sfcf", YES_NO)
     fields.finish()
-
-
-# --- certificates (电子证照) ----------------------------------------------------------------
-
-
-def certificate_to_dialect(data: Mapping[str, Any]) -> Node:
-    """A certificate in ``to_json`` form as ``GET /jszwfw/dzzz/zz/{zzbs}`` answers it."""
-    spec = TYPES[data["type"]]
-    face: list[Node] = [
-        (FACE_ELEMENTS[name], _face_to_dialect(spec.field_spec(name), value))
-        for name, value in data["fields"].items()
-    ]
-    until = data.get("valid_until")
-    return (
-        "zz",
-        [
-            ("zzbs", data["certificate_id"]),
-            ("zzlxdm", spec.type_code),
-            ("fzjg", data["issuing_authority"]),
-            ("fzjgdm", data["issuing_authority_code"]),
-            ("czrxm", data["holder_name"]),
-            ("czrzjlx", data["holder_code_type"]),
-            ("czrzjhm", data["holder_code"]),
-            ("fzrq", to_date(data["issued_on"])),
-            ("yxqq", to_date(data["valid_from"])),
-            ("yxqz", LONG_TERM if until is None else to_date(until)),
-            ("zzzt", _CERT_STATUS_OF[data["status"]]),
-            ("zmxx", face),
-        ],
-    )
-
-
-def _face_to_dialect(spec: FieldSpec | None, value: str) -> str:
-    kind = spec.kind if spec is not None else "text"
-    if kind == "date":
-        return to_date(value)
-    if kind == "datetime":
-        return minute_to_local(value)
-    if kind == "sex":
-        return _SEX_OF[value]
-    return value
-
-
-def read_certificate(fields: XmlRecord) -> dict[str, Any]:
-    """The ``to_json`` form of a ``<zz>`` (still to be checked by ``parse_certificate``)."""
-    certificate_id = fields.text("zzbs", max_length=128)
-    certificate_type = fields.code("zzlxdm", LICENSE_TYPE_CODES)
-    spec = TYPES[certificate_type]  # type: ignore[index]  # the table holds only type names
-    data: dict[str, Any] = {
-        "certificate_id": certificate_id,
-        "type": certificate_type,
-        "issuing_authority": fields.text("fzjg", max_length=100),
-        "issuing_authority_code": fields.text("fzjgdm", max_length=18),
-        "holder_name": fields.text("czrxm", max_length=100),
-        "holder_code_type": fields.code("czrzjlx", HOLDER_CODE_TYPES),
-        "holder_code": fields.text("czrzjhm", max_length=18),
-        "issued_on": read_date(fields, "fzrq"),
-        "valid_from": read_date(fields, "yxqq"),
-        "valid_until": (
-            None if fields.text("yxqz", max_length=64) == LONG_TERM else read_date(fields, "yxqz")
-        ),
-        "status": fields.code("zzzt", CERT_STATUS_CODES, error="unknown_status"),
-    }
-    face_fields = fields.obj("zmxx")
-    face: dict[str, str] = {}
-    for field_spec in spec.fields:
-        name = FACE_ELEMENTS[field_spec.name]
-        if not face_fields.has(name):
-            face_fields.optional_text(name)
-            continue
-        if field_spec.kind == "date":
-            face[field_spec.name] = read_date(face_fields, name)
-        elif field_spec.kind == "datetime":
-            face[field_spec.name] = read_minute(face_fields, name)
-        elif field_spec.kind == "sex":
-            face[field_spec.name] = face_fields.code(name, SEX_CODES)
-        else:
-            face[field_spec.name] = face_fields.text(name, max_length=field_spec.max_length)
-    face_fields.finish()
-    fields.finish()
-    data["fields"] = face
-    return data
-
-
-def revocation_record(revocation: Mapping[str, Any]) -> Node:
-    """A revoked or suspended certificate as ``GET /jszwfw/dzzz/ztbg`` lists it: ``<ztbg>``."""
-    return (
-        "ztbg",
-        [
-            ("zzbs", revocation["certificate_id"]),
-            ("zzzt", _CERT_STATUS_OF[revocation["status"]]),
-            ("bgsj", to_local(revocation["since"])),
-            ("yydm", _REASON_OF[revocation["reason"]]),
-        ],
-    )
-
-
-def read_revocation(fields: XmlRecord) -> dict[str, Any]:
-    """``{"certificate_id", "status", "since" (epoch seconds), "reason"}`` of a listed one."""
-    certificate_id = fields.text("zzbs", max_length=128)
-    status = fields.code("zzzt", CERT_STATUS_CODES, error="unknown_status")
-    if status not in ("revoked", "suspended"):
-        raise DialectError(
-            "unknown_status",
-            "a listed certificate is revoked (ZF) or suspended (ZT)",
-            field=fields.path("zzzt"),
-        )
-    revocation = {
-        "certificate_id": certificate_id,
-        "status": status,
-        "since": read_time(fields, "bgsj"),
-        "reason": fields.code("yydm", REASON_CODES),
-    }
-    fields.finish()
-    return revocation
-
-
-# --- matters (事项) -------------------------------------------------------------------------
-
-
-def matter_to_dialect(matter: Mapping[str, Any]) -> Node:
-    """A matter in the catalog's JSON form as ``GET …/sxlb`` lists it: ``<sx>``."""
-    materials: list[Node] = []
-    for material in matter["materials"]:
-        children: list[Node] = [
-            ("clmc", material["name"]),
-            ("tjfs", _MATERIAL_OF[material["kind"]]),
-        ]
-        if material.get("certificate_type"):
-            children.append(("zzlxdm", TYPES[material["certificate_type"]].type_code))
-        materials.append(("cl", children))
-    return (
-        "sx",
-        [
-            ("sxbm", matter["code"]),
-            ("sxmc", matter["name"]),
-            ("ywmc", matter["name_en"]),
-            ("bld", _AREA_OF[matter["handler"]]),
-            ("bjdw", matter["department"]),
-            ("blfslb", [("blfs", _MODE_OF[mode]) for mode in matter["modes"]]),
-            ("cllb", materials),
-            ("cnsx", str(matter["promised_days"])),
-        ],
-    )
-
-
-def read_matter(fields: XmlRecord) -> dict[str, Any]:
-    """The catalog's JSON form of an ``<sx>`` (still to be checked by ``parse_catalog``)."""
-    modes = fields.codes("blfslb", "blfs", MODE_CODES)
-    if not modes:
-        raise DialectError(
-            "missing_field", "must list at least one blfs", field=fields.path("blfslb")
-        )
-    matter = {
-        "code": fields.text("sxbm", max_length=64),
-        "name": fields.text("sxmc", max_length=200),
-        "name_en": fields.text("ywmc", max_length=200),
-        "handler": fields.code("bld", AREA_CODES),
-        "department": fields.text("bjdw", max_length=200),
-        "modes": modes,
-        "materials": [_read_matter_material(item) for item in fields.items("cllb", "cl")],
-        "promised_days": fields.integer("cnsx"),
-    }
-    fields.finish()
-    return matter
-
-
-def _read_matter_material(fields: XmlRecord) -> dict[str, Any]:
-    material: dict[str, Any] = {
-        "name": fields.text("clmc", max_length=200),
-        "kind": fields.code("tjfs", MATERIAL_TYPES),
-    }
-    if material["kind"] == "certificate":
-        material["certificate_type"] = fields.code("zzlxdm", LICENSE_TYPE_CODES)
-    fields.finish()
-    return material
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -800,12 +499,13 @@ def error_body(code: str, detail: str, *, field: str = "") -> Node:
 
 def read_error(data: bytes, status: int) -> DialectError:
     """The platform's refusal as a ``DialectError`` (a generic one if it is not in dialect)."""
-    try:
+
+    def read() -> tuple[str, str, str]:
         fields = read_document(data, "cwxx", what="error reply")
         code = fields.text("cwdm", max_length=64)
         detail = fields.text("cwms")
         field = fields.optional_text("cwzd", max_length=200) or ""
         fields.finish()
-    except DialectError:
-        return DialectError(f"http_{status}", f"the platform refused the request with {status}")
-    return DialectError(code, f"the platform refused it ({status}): {detail}", field=field)
+        return code, detail, field
+
+    return refusal(status, read)

@@ -20,29 +20,21 @@ Rules kept:
 
 from __future__ import annotations
 
-import hmac
-import logging
-import time
-from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 from typing import Final
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from adapters.jiangsu import dialect
+from adapters.jiangsu.dialect import JIANGSU
 from adapters.jiangsu.strict_xml import Node, XmlRecord, read_document, to_xml
 from adapters.simulation.platform import (
-    DEFAULT_PAGE,
-    MAX_PAGE,
-    SIMULATION,
+    Front,
     PlatformRefusal,
-    SimulatedPlatform,
+    TokenGate,
     parse_cursor,
+    parse_limit,
+    platform_of,
 )
-from node.platform.adapter import DialectError
-
-log = logging.getLogger(__name__)
 
 BASE: Final = "/jszwfw/kstb"
 """跨省通办: applications, the event feed, deliveries and matters."""
@@ -54,36 +46,6 @@ TOKEN_HEADER: Final = "X-JSZW-Token"  # noqa: S105  (a header name, not a secret
 REFERENCE_PREFIX: Final = "JSZW"
 """Application numbers read ``JSZW<yyyymmdd><6 digits>`` (江苏政务)."""
 XML_TYPES: Final = ("application/xml", "text/xml")
-
-_CITIZEN_PATHS: Final = ("/sim/",)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def build_platform(
-    store_path: str | Path,
-    *,
-    seed: int,
-    officer_delay: float,
-    clock: Callable[[], float] = time.time,
-    credentials: Mapping[str, str] | None = None,
-) -> web.Application:
-    """The simulated Jiangsu platform as an ``aiohttp`` application (its store opened).
-
-    ``credentials`` is the mapping the node's adapter gets; ``access_token`` in it makes the
-    node's endpoints require that token (rule 2).
-    """
-    access_token = (credentials or {}).get("access_token") or None
-    platform = SimulatedPlatform.open(
-        dialect.PROVINCE,
-        store_path,
-        seed=seed,
-        officer_delay=officer_delay,
-        clock=clock,
-        reference_prefix=REFERENCE_PREFIX,
-    )
-    middlewares: list[Middleware] = [_errors, _token_check(access_token)]
-    return platform.app(_routes(), middlewares=middlewares)
 
 
 def _routes() -> list[web.RouteDef]:
@@ -101,27 +63,30 @@ def _routes() -> list[web.RouteDef]:
     ]
 
 
+def _is_citizens(request: web.Request) -> bool:
+    """Entering an application and following it are the citizen's, without a token."""
+    citizen_submit = request.method == "POST" and request.path == f"{BASE}/sq"
+    citizen_follow = (
+        request.method == "GET"
+        and request.path.startswith(f"{BASE}/sq/")
+        and "/" not in request.path.removeprefix(f"{BASE}/sq/")
+    )
+    return citizen_submit or citizen_follow
+
+
 # --- the citizen's side ---------------------------------------------------------------------
 
 
 async def submit_application(request: web.Request) -> web.Response:
     fields = await _read_body(request, "sq")
-    body = dialect.read_application_form(fields)
+    body = JIANGSU.read_application_form(fields)
     fields.finish()
-    stored = _platform(request).submit_application(body)
-    receipt: Node = (
-        "sqhz",
-        [
-            ("sqbh", stored.reference),
-            ("sqsj", dialect.to_local(stored.submitted_at)),
-            ("blzt", dialect.status_code("submitted")),
-        ],
-    )
-    return _xml(receipt, status=201)
+    stored = platform_of(request).submit_application(body)
+    return _xml(dialect.application_receipt(stored.reference, stored.submitted_at), status=201)
 
 
 async def show_application(request: web.Request) -> web.Response:
-    progress = _platform(request).application_progress(request.match_info["sqbh"])
+    progress = platform_of(request).application_progress(request.match_info["sqbh"])
     stored = progress.application
     children: list[Node] = [
         ("sqbh", stored.reference),
@@ -129,12 +94,9 @@ async def show_application(request: web.Request) -> web.Response:
     ]
     if stored.case_id is not None:
         children.append(("ajbh", stored.case_id))
-    children.append(("blzt", dialect.status_code(progress.status)))
-    concluded = [n.notice for n in progress.notices if n.notice.result is not None]
-    if concluded:
-        result = concluded[-1].result
-        assert result is not None
-        children.append(dialect.result_to_dialect(result))
+    children.append(("blzt", dialect.STATUS_CODES.code_of(progress.status)))
+    if progress.result is not None:
+        children.append(dialect.result_to_dialect(progress.result))
     children.append(("tzlb", [dialect.notice_to_dialect(n.notice) for n in progress.notices]))
     return _xml(("sqjd", children))
 
@@ -144,7 +106,7 @@ async def show_application(request: web.Request) -> web.Response:
 
 async def list_applications(request: web.Request) -> web.Response:
     cursor, limit = _paging(request)
-    records = _platform(request).applications_since(cursor, limit)
+    records = platform_of(request).applications_since(cursor, limit)
     return _page(
         "sqlb",
         [
@@ -162,23 +124,15 @@ async def acknowledge(request: web.Request) -> web.Response:
     fields = await _read_body(request, "qr")
     case_id = fields.text("ajbh", max_length=128)
     fields.finish()
-    stored = _platform(request).acknowledge(request.match_info["sqbh"], case_id)
+    stored = platform_of(request).acknowledge(request.match_info["sqbh"], case_id)
     assert stored.acknowledged_at is not None
     assert stored.case_id is not None
-    receipt: Node = (
-        "qrhz",
-        [
-            ("sqbh", stored.reference),
-            ("ajbh", stored.case_id),
-            ("qrsj", dialect.to_local(stored.acknowledged_at)),
-        ],
-    )
-    return _xml(receipt)
+    return _xml(dialect.acknowledgement(stored.reference, stored.case_id, stored.acknowledged_at))
 
 
 async def list_events(request: web.Request) -> web.Response:
     cursor, limit = _paging(request)
-    events = _platform(request).events_since(cursor, limit)
+    events = platform_of(request).events_since(cursor, limit)
     return _page(
         "dtlb",
         [dialect.event_record(e.event_id, e.case_id, e.body, e.created) for e in events],
@@ -188,26 +142,26 @@ async def list_events(request: web.Request) -> web.Response:
 
 
 async def deliver_case(request: web.Request) -> web.Response:
-    case = dialect.read_case(await _read_body(request, "aj"))
-    created = _platform(request).deliver_case(case)
+    case = JIANGSU.read_case(await _read_body(request, "aj"))
+    created = platform_of(request).deliver_case(case)
     receipt = dialect.delivery_receipt(case.case_id, duplicate=not created)
     return _xml(receipt, status=201 if created else 200)
 
 
 async def deliver_notice(request: web.Request) -> web.Response:
-    notice = dialect.read_notice(await _read_body(request, "tz"))
-    created = _platform(request).deliver_notice(notice)
+    notice = JIANGSU.read_notice(await _read_body(request, "tz"))
+    created = platform_of(request).deliver_notice(notice)
     receipt = dialect.notice_receipt(notice.case_id, notice.sequence, duplicate=not created)
     return _xml(receipt, status=201 if created else 200)
 
 
 async def list_matters(request: web.Request) -> web.Response:
-    matters = _platform(request).matters()
+    matters = platform_of(request).matters()
     return _xml(("sxlb", [dialect.matter_to_dialect(matter) for matter in matters]))
 
 
 async def show_certificate(request: web.Request) -> web.Response:
-    certificate = _platform(request).certificate(request.match_info["zzbs"])
+    certificate = platform_of(request).certificate(request.match_info["zzbs"])
     if certificate is None:
         raise PlatformRefusal(
             "not_found", "the library holds no certificate with this id", field="zzbs", status=404
@@ -216,15 +170,11 @@ async def show_certificate(request: web.Request) -> web.Response:
 
 
 async def list_status_changes(request: web.Request) -> web.Response:
-    revocations = _platform(request).revocations()
+    revocations = platform_of(request).revocations()
     return _xml(("ztbglb", [dialect.revocation_record(r) for r in revocations]))
 
 
 # --- plumbing -------------------------------------------------------------------------------
-
-
-def _platform(request: web.Request) -> SimulatedPlatform:
-    return request.app[SIMULATION]
 
 
 async def _read_body(request: web.Request, root: str) -> XmlRecord:
@@ -241,16 +191,15 @@ async def _read_body(request: web.Request, root: str) -> XmlRecord:
 
 def _paging(request: web.Request) -> tuple[int, int]:
     cursor = parse_cursor(request.query.get("yb"))
-    text = request.query.get("ts", str(DEFAULT_PAGE))
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_PAGE:
-        raise PlatformRefusal(
-            "invalid_field", f"ts must be a whole number from 1 to {MAX_PAGE}", field="ts"
-        )
-    return cursor, int(text)
+    size = request.query.get("ts")
+    # The dialect's numbers are ASCII digits only; anything else is refused as no number.
+    return cursor, parse_limit(size if size is None or size.isascii() else "", field="ts")
 
 
 def _page(root: str, records: list[Node], position: int, more: bool) -> web.Response:
-    return _xml((root, [("xyyb", str(position)), ("sfyhx", dialect.yes_no(more)), *records]))
+    return _xml(
+        (root, [("xyyb", str(position)), ("sfyhx", dialect.YES_NO.code_of(more)), *records])
+    )
 
 
 def _xml(root: Node, *, status: int = 200) -> web.Response:
@@ -259,49 +208,18 @@ def _xml(root: Node, *, status: int = 200) -> web.Response:
     )
 
 
-def _error(status: int, code: str, detail: str, field: str = "") -> web.Response:
+def _error(status: int, code: str, detail: str, field: str) -> web.Response:
     return _xml(dialect.error_body(code, detail, field=field), status=status)
 
 
-@web.middleware
-async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except DialectError as error:
-        return _error(400, error.code, error.detail, error.field)
-    except PlatformRefusal as error:
-        return _error(error.status, error.code, error.detail, dialect.dialect_field(error.field))
-    except web.HTTPException as error:
-        if error.status < 400:
-            raise
-        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
-            error.status, f"http_{error.status}"
-        )
-        return _error(error.status, code, f"{request.method} {request.path}: {error.reason}")
-    except Exception:
-        log.exception("simulated Jiangsu platform failed", extra={"path": request.path})
-        return _error(500, "internal", "the platform failed; try again later")
-
-
-def _token_check(token: str | None) -> Middleware:
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token and not _is_open(request):
-            given = request.headers.get(TOKEN_HEADER, "")
-            if not hmac.compare_digest(given.encode(), token.encode()):
-                return _error(401, "unauthorized", f"a valid {TOKEN_HEADER} header is required")
-        return await handler(request)
-
-    return check
-
-
-def _is_open(request: web.Request) -> bool:
-    if request.path.startswith(_CITIZEN_PATHS):
-        return True
-    citizen_submit = request.method == "POST" and request.path == f"{BASE}/sq"
-    citizen_follow = (
-        request.method == "GET"
-        and request.path.startswith(f"{BASE}/sq/")
-        and "/" not in request.path.removeprefix(f"{BASE}/sq/")
-    )
-    return citizen_submit or citizen_follow
+FRONT: Final = Front(
+    province=dialect.PROVINCE,
+    reference_prefix=REFERENCE_PREFIX,
+    routes=_routes,
+    error_reply=_error,
+    dialect_field=dialect.dialect_field,
+    gate=TokenGate(TOKEN_HEADER, credential="access_token", is_open=_is_citizens),
+)
+build_platform: Final = FRONT.build_platform
+"""The simulated Jiangsu platform as an ``aiohttp`` application (its store opened);
+``access_token`` in ``credentials`` makes the node's endpoints require it (rule 2)."""

@@ -24,6 +24,9 @@ refuse the same things the same way; both write with ``to_xml``. Rules kept:
    into line feeds), and refuses a character XML 1.0 cannot carry (most C0 controls, U+FFFE,
    U+FFFF) with ``invalid_field``: a value goes out exactly as it will be read back, or not
    at all.
+6. A list is an element named ``…lb`` (列表) whose items are the elements named without the
+   ``lb`` (``<cllb><cl>…</cl><cl>…</cl></cllb>``); ``objects`` and ``codes`` read one, and
+   ``element`` writes a tree of text, objects and such lists as elements.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from xml.etree.ElementTree import Element  # the type only; parsing is defusedxm
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
 
+from adapters.records import utf8
 from node.platform.adapter import DialectError
 
 T = TypeVar("T")
@@ -61,12 +65,7 @@ _NUMBER: Final = re.compile(f"0|[1-9][0-9]{{0,{MAX_NUMBER_DIGITS - 1}}}")
 
 def read_document(data: bytes, root: str, *, what: str = "body") -> XmlRecord:
     """The document in ``data``, whose root must be ``<root>`` (rules 1 and 2)."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise DialectError(
-            "not_utf8", f"the {what} is not UTF-8 (bad byte at offset {error.start})"
-        ) from None
+    text = utf8(data, what=what)
     declared = _DECLARED_ENCODING.match(text)
     if declared is not None and declared[1].lower() not in _UTF8_NAMES:
         raise DialectError("not_utf8", f"the {what} must declare encoding UTF-8 or none")
@@ -145,17 +144,16 @@ class XmlRecord:
             for index, child in enumerate(self._all(name, max_items), 1)
         ]
 
-    def items(self, name: str, item: str, *, max_items: int = 500) -> list[XmlRecord]:
-        """The ``<item>`` records of the list element ``name`` (present, possibly empty)."""
+    def objects(self, name: str, *, max_items: int = 500) -> list[XmlRecord]:
+        """The item records of the list element ``name`` (present, possibly empty; rule 6)."""
         listed = self._list(name)
-        records = listed.repeated(item, max_items=max_items)
+        records = listed.repeated(_item_tag(name), max_items=max_items)
         listed.finish()
         return records
 
-    def codes(
-        self, name: str, item: str, table: Mapping[str, T], *, error: str = "unknown_code"
-    ) -> list[T]:
-        """The meanings of the coded ``<item>`` elements of the list element ``name``."""
+    def codes(self, name: str, table: Mapping[str, T], *, error: str = "unknown_code") -> list[T]:
+        """The meanings of the coded items of the list element ``name`` (rule 6)."""
+        item = _item_tag(name)
         listed = self._list(name)
         elements = listed._all(item, 64)
         listed.finish()
@@ -250,6 +248,12 @@ def _meaning(value: str, table: Mapping[str, T], path: str, error: str) -> T:
     return table[value]
 
 
+def _item_tag(name: str) -> str:
+    if not name.endswith("lb") or name == "lb":
+        raise ValueError(f"<{name}> is not a list element (列表, …lb)")
+    return name.removesuffix("lb")
+
+
 def _at(element: Element, path: str) -> str:
     return f"{path}/@{next(iter(element.attrib))[:60]}"
 
@@ -259,6 +263,23 @@ def _empty(element: Element) -> bool:
 
 
 # --- writing ------------------------------------------------------------------------------
+
+
+def element(tag: str, tree: Mapping[str, object]) -> Node:
+    """``tree`` as the element ``<tag>``, children in the tree's order: text is a leaf, an
+    object an element, a list (under a ``…lb`` name) its items (rule 6)."""
+    return (tag, [_node(name, value) for name, value in tree.items()])
+
+
+def _node(tag: str, value: object) -> Node:
+    if isinstance(value, str):
+        return (tag, value)
+    if isinstance(value, Mapping):
+        return element(tag, value)
+    if isinstance(value, list):
+        item = _item_tag(tag)
+        return (tag, [_node(item, each) for each in value])
+    raise TypeError(f"<{tag}> holds text, elements or a list, not {type(value).__name__}")
 
 
 def to_xml(root: Node) -> bytes:

@@ -1,9 +1,10 @@
 """The node's adapter to the Shanghai platform (一网通办), speaking its dialect.
 
 Implements ``node.platform.adapter.ProvinceAdapter`` (whose docstring has the rules every
-adapter keeps). Particular to Shanghai:
+adapter keeps; ``adapters.replies`` keeps the parts all four share). Particular to
+Shanghai:
 
-1. Translations, both ways, are ``adapters.shanghai.dialect``'s, the very functions the
+1. Translations, both ways, are ``adapters.shanghai.dialect``'s, the very ones the
    simulated platform uses.
 2. A feed record that does not translate becomes a ``Malformed`` naming its ``applyNo`` or
    ``eventId`` (``"?"`` when even that is unreadable); a reply that is not the dialect at all
@@ -23,20 +24,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
+from adapters.replies import checked_certificate, checked_matters, feed_cursor, key, translate_feed
 from adapters.shanghai import dialect
+from adapters.shanghai.dialect import SHANGHAI
 from adapters.shanghai.platform import BASE, LICENSES, REVOCATIONS, TOKEN_HEADER
 from adapters.strict_json import JsonObject, decode_json_object
 from adapters.transport import DEFAULT_TIMEOUT, PlatformClient, Reply
-from node.cases.catalog import CatalogError, matter_to_json, parse_catalog
-from node.certificates.model import CertificateError, parse_certificate, to_json
 from node.platform.adapter import (
-    Application,
     CaseNotice,
     DialectError,
     InboundCase,
-    Malformed,
     Page,
-    PlatformEvent,
     ProvinceAdapter,
 )
 
@@ -52,12 +50,9 @@ class ShanghaiAdapter:
 
     async def poll_applications(self, cursor: str | None) -> Page:
         records, next_cursor = await self._page(f"{BASE}/applications", cursor)
-        items: list[Application | PlatformEvent | Malformed] = []
-        for record in records:
-            try:
-                items.append(dialect.read_application_record(record))
-            except DialectError as error:
-                items.append(_malformed(record, "applyNo", error))
+        items = translate_feed(
+            records, lambda r: SHANGHAI.read_application_record(JsonObject(r)), key("applyNo")
+        )
         return Page(items, next_cursor)
 
     async def acknowledge(self, reference: str, case_id: str) -> None:
@@ -66,19 +61,16 @@ class ShanghaiAdapter:
 
     async def poll_events(self, cursor: str | None) -> Page:
         records, next_cursor = await self._page(f"{BASE}/events", cursor)
-        items: list[Application | PlatformEvent | Malformed] = []
-        for record in records:
-            try:
-                items.append(dialect.read_event_record(record))
-            except DialectError as error:
-                items.append(_malformed(record, "eventId", error))
+        items = translate_feed(
+            records, lambda r: SHANGHAI.read_event_record(JsonObject(r)), key("eventId")
+        )
         return Page(items, next_cursor)
 
     async def deliver_case(self, case: InboundCase) -> None:
-        await self._send("POST", f"{BASE}/inboundCases", dialect.case_to_dialect(case))
+        await self._send("POST", f"{BASE}/inboundCases", SHANGHAI.case_to_dialect(case))
 
     async def deliver_update(self, notice: CaseNotice) -> None:
-        await self._send("POST", f"{BASE}/caseNotices", dialect.notice_to_dialect(notice))
+        await self._send("POST", f"{BASE}/caseNotices", SHANGHAI.notice_to_dialect(notice))
 
     async def fetch_certificate(self, certificate_id: str) -> Mapping[str, Any] | None:
         path = f"{LICENSES}/{quote(certificate_id, safe='')}"
@@ -88,32 +80,22 @@ class ShanghaiAdapter:
             if error.code == "not_found":
                 return None
             raise error
-        data = _object(reply)
-        try:
-            return to_json(parse_certificate(dialect.read_certificate(JsonObject(data))))
-        except CertificateError as error:
-            raise DialectError(
-                "invalid_certificate", f"the licence is not a valid certificate: {error.detail}"
-            ) from None
+        data = SHANGHAI.read_certificate(JsonObject(_object(reply)))
+        return checked_certificate(data, noun="licence")
 
     async def list_revocations(self) -> Sequence[Mapping[str, Any]]:
         reply = await self._client.request("GET", REVOCATIONS)
         fields = JsonObject(_object(reply))
         records = fields.objects("records", max_items=100_000)
         fields.finish()
-        return [dialect.read_revocation(record) for record in records]
+        return [SHANGHAI.read_revocation(record) for record in records]
 
     async def list_matters(self) -> Sequence[Mapping[str, Any]]:
         reply = await self._client.request("GET", f"{BASE}/matters")
         fields = JsonObject(_object(reply))
-        matters = [dialect.read_matter(item) for item in fields.objects("records", max_items=1000)]
+        matters = [SHANGHAI.read_matter(item) for item in fields.objects("records", max_items=1000)]
         fields.finish()
-        document = {"province": dialect.PROVINCE, "version": 1, "matters": matters}
-        try:
-            catalog = parse_catalog(document, dialect.PROVINCE)
-        except CatalogError as error:
-            raise DialectError("invalid_matter", error.detail, field=error.field) from None
-        return [matter_to_json(matter) for matter in catalog.matters]
+        return checked_matters(matters, dialect.PROVINCE)
 
     async def close(self) -> None:
         await self._client.close()
@@ -130,9 +112,7 @@ class ShanghaiAdapter:
         next_cursor = fields.text("nextCursor", max_length=40)
         fields.boolean("hasMore")
         fields.finish()
-        if not records and cursor is None and next_cursor == "0":
-            return [], None
-        return records, next_cursor
+        return records, feed_cursor(cursor, next_cursor, empty=not records)
 
     async def _send(self, method: str, path: str, body: Mapping[str, Any]) -> None:
         data = json.dumps(body, ensure_ascii=False).encode()
@@ -144,12 +124,6 @@ def _object(reply: Reply) -> dict[str, Any]:
     if reply.status >= 400:
         raise dialect.read_error(reply.body, reply.status)
     return decode_json_object(reply.body, what="reply")
-
-
-def _malformed(record: object, key: str, error: DialectError) -> Malformed:
-    reference = record.get(key) if isinstance(record, dict) else None
-    shown = reference if isinstance(reference, str) and 0 < len(reference) <= 200 else "?"
-    return Malformed(reference=shown, code=error.code, field=error.field, detail=error.detail)
 
 
 def make_adapter(base_url: str, *, credentials: Mapping[str, str]) -> ProvinceAdapter:

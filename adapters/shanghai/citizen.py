@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from adapters.shanghai.dialect import application_form
+from adapters.shanghai.dialect import SHANGHAI
 from adapters.shanghai.platform import BASE
 
 
@@ -16,7 +16,9 @@ async def enter_application(
     session: aiohttp.ClientSession, base_url: str, body: Mapping[str, Any]
 ) -> str:
     """Enter ``body`` (a ``POST /v1/cases`` body) as a citizen; return the application number."""
-    async with session.post(f"{base_url}{BASE}/applications", json=application_form(body)) as r:
+    async with session.post(
+        f"{base_url}{BASE}/applications", json=SHANGHAI.application_form(body)
+    ) as r:
         answer = await r.json()
         if r.status != 201:
             raise ValueError(f"the platform refused the application: {answer}")

@@ -12,7 +12,8 @@ Modules, each with its rules in its docstring:
 - ``run``: ``python -m adapters.simulation.run --province P --listen HOST:PORT --db PATH
   --seed N --officer-delay SECONDS``.
 
-A dialect author writes ``adapters/<province>/platform.py`` (routes that translate the
-dialect and call ``SimulatedPlatform``) and ``build_platform``; see ``adapters/shanghai``
-for the worked example.
+A dialect author writes ``adapters/<province>/platform.py``: routes that translate the
+dialect and call ``SimulatedPlatform``, declared with the dialect's error reply and gate as a
+``Front``, whose ``build_platform`` the package exposes; see ``adapters/shanghai`` for the
+worked example.
 """

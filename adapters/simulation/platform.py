@@ -11,7 +11,7 @@ What a dialect author uses:
   reference_prefix=...)``: open (and on first use seed) the platform's SQLite file.
 - ``platform.app(routes, middlewares=...)``: the ``aiohttp`` application, with the dialect's
   routes, ``GET /sim/fixtures`` and the simulated people as a background task. Handlers find
-  the platform at ``request.app[SIMULATION]``.
+  the platform with ``platform_of(request)``.
 - Applications (this province accepts): ``submit_application`` (a tester enters one; checked
   as the node's ``POST /v1/cases`` would check it), ``applications_since``,
   ``acknowledge``, ``application_progress``.
@@ -19,6 +19,11 @@ What a dialect author uses:
 - The event feed: ``events_since``.
 - Library and catalog: ``certificate``, ``revocations``, ``matters``; ``fixtures`` for
   testers.
+- The HTTP front: a dialect describes its own as a ``Front`` (routes, error reply, field
+  names, ``Gate``) whose ``build_platform`` opens the platform and answers every refusal in
+  the dialect (``refusals``); ``TokenGate`` is the gate of a platform that wants a token.
+  Handlers parse paging with ``parse_cursor`` and ``parse_limit``, a JSON body with
+  ``read_json_body``, and find the platform with ``platform_of``.
 
 Rules kept:
 
@@ -29,16 +34,24 @@ Rules kept:
    ``MAX_PAGE`` records; the next cursor is the last position returned, or the same cursor
    when nothing new arrived.
 3. Refusal sentences name fields, never values (names and ID numbers are personal data).
+4. Every refusal is answered in the dialect: a ``DialectError`` (the request is not the
+   dialect) with 400, a ``PlatformRefusal`` with its status and its field in the dialect's
+   names, aiohttp's own 4xx (unknown path, method, a body too large) by a stable code, and
+   anything else with 500 ``internal``, logged without the request's body.
+5. A platform built with a token refuses a node endpoint without it (401
+   ``unauthorized``); the citizen's endpoints (the dialect says which) and ``/sim/…`` are
+   open.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -56,10 +69,11 @@ from adapters.simulation.store import (
     StoredApplication,
     StoredNotice,
 )
+from adapters.strict_json import decode_json_object
 from node.cases.catalog import PROVINCES, Matter, load_catalog, matter_to_json
 from node.cases.submission import CaseInputError, parse_new_case
 from node.certificates.model import CHINA_STANDARD_TIME
-from node.platform.adapter import CaseNotice, InboundCase
+from node.platform.adapter import CaseNotice, DialectError, InboundCase
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +100,12 @@ class ApplicationProgress:
     status: str
     """The latest status the node reported, or ``submitted`` before any notice."""
     notices: tuple[StoredNotice, ...]
+
+    @property
+    def result(self) -> Mapping[str, Any] | None:
+        """What the applicant was given: the result of the latest notice that carried one."""
+        results = [n.notice.result for n in self.notices if n.notice.result is not None]
+        return results[-1] if results else None
 
 
 class SimulatedPlatform:
@@ -298,6 +318,11 @@ async def _fixtures(request: web.Request) -> web.Response:
     return web.json_response(text=text)
 
 
+def platform_of(request: web.Request) -> SimulatedPlatform:
+    """The simulated platform a dialect's handler serves."""
+    return request.app[SIMULATION]
+
+
 def parse_cursor(value: str | None) -> int:
     """A cursor as the engine keeps it: absent or empty is 0; anything else a position."""
     if value is None or value == "":
@@ -311,3 +336,130 @@ def parse_cursor(value: str | None) -> int:
 
 def _page_size(limit: int) -> int:
     return max(1, min(limit, MAX_PAGE))
+
+
+def parse_limit(value: str | None, *, field: str) -> int:
+    """A page size as the query gives it: absent is ``DEFAULT_PAGE``; else 1 to ``MAX_PAGE``."""
+    text = str(DEFAULT_PAGE) if value is None else value
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+        raise PlatformRefusal(
+            "invalid_field", f"{field} must be a whole number from 1 to {MAX_PAGE}", field=field
+        )
+    return int(text)
+
+
+async def read_json_body(request: web.Request) -> dict[str, Any]:
+    """The JSON object a JSON dialect's request carries (``adapters.strict_json``)."""
+    if request.content_type != "application/json":
+        raise PlatformRefusal(
+            "unsupported_media_type",
+            "the body must be sent as application/json",
+            field="Content-Type",
+            status=415,
+        )
+    return decode_json_object(await request.read(), what="request body")
+
+
+# --- the HTTP front: refusals and the token -------------------------------------------------
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ErrorReply = Callable[[int, str, str, str], web.Response]
+"""How a dialect answers a refusal: (HTTP status, code, sentence, field) → its reply."""
+
+_HTTP_CODES: Final = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+
+
+def refusals(reply: ErrorReply, *, dialect_field: Callable[[str], str]) -> Middleware:
+    """Every refusal answered in the dialect, ``dialect_field`` naming the engine's fields in
+    the dialect's words (rule 4)."""
+
+    @web.middleware
+    async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except DialectError as error:
+            return reply(400, error.code, error.detail, error.field)
+        except PlatformRefusal as error:
+            return reply(error.status, error.code, error.detail, dialect_field(error.field))
+        except web.HTTPException as error:
+            if error.status < 400:
+                raise
+            code = _HTTP_CODES.get(error.status, f"http_{error.status}")
+            return reply(error.status, code, f"{request.method} {request.path}: {error.reason}", "")
+        except Exception:
+            log.exception(
+                "simulated platform failed",
+                extra={"province": platform_of(request).province, "path": request.path},
+            )
+            return reply(500, "internal", "the platform failed; try again later", "")
+
+    return answer
+
+
+Gate = Callable[[Mapping[str, str], Clock, ErrorReply], Middleware]
+"""What a platform demands of the node's requests (a token, a signature), made from the
+credentials the node's adapter gets and the platform's clock; it refuses with the reply."""
+
+
+@dataclass(frozen=True)
+class TokenGate:
+    """A node endpoint needs the credential ``credential`` in the header ``header`` when the
+    platform was given one; ``/sim/…`` and what ``is_open`` names (the citizen's endpoints)
+    do not (rule 5)."""
+
+    header: str
+    credential: str
+    is_open: Callable[[web.Request], bool]
+
+    def __call__(
+        self, credentials: Mapping[str, str], clock: Clock, reply: ErrorReply
+    ) -> Middleware:
+        token = credentials.get(self.credential) or None
+        header, is_open = self.header, self.is_open
+
+        @web.middleware
+        async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+            if token and not (request.path.startswith("/sim/") or is_open(request)):
+                given = request.headers.get(header, "")
+                if not hmac.compare_digest(given.encode(), token.encode()):
+                    return reply(401, "unauthorized", f"a valid {header} header is required", "")
+            return await handler(request)
+
+        return check
+
+
+@dataclass(frozen=True)
+class Front:
+    """What a dialect adds to the engine (``adapters/<province>/platform.py``): its routes,
+    its error reply, its names for the engine's fields and what it demands of the node."""
+
+    province: str
+    reference_prefix: str
+    """Application numbers read ``<prefix><yyyymmdd><6 digits>``."""
+    routes: Callable[[], Iterable[web.AbstractRouteDef]]
+    error_reply: ErrorReply
+    dialect_field: Callable[[str], str]
+    gate: Gate
+
+    def build_platform(
+        self,
+        store_path: str | Path,
+        *,
+        seed: int,
+        officer_delay: float,
+        clock: Clock = time.time,
+        credentials: Mapping[str, str] | None = None,
+    ) -> web.Application:
+        """The simulated platform as an ``aiohttp`` application, its store opened
+        (``adapters.registry``'s ``build_platform``); ``credentials`` make the gate."""
+        gate = self.gate(credentials or {}, clock, self.error_reply)
+        platform = SimulatedPlatform.open(
+            self.province,
+            store_path,
+            seed=seed,
+            officer_delay=officer_delay,
+            clock=clock,
+            reference_prefix=self.reference_prefix,
+        )
+        errors = refusals(self.error_reply, dialect_field=self.dialect_field)
+        return platform.app(self.routes(), middlewares=[errors, gate])

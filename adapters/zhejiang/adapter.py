@@ -1,7 +1,8 @@
 """The node's adapter to the Zhejiang platform (浙里办 open platform), speaking its dialect.
 
 Implements ``node.platform.adapter.ProvinceAdapter`` (whose docstring has the rules every
-adapter keeps). Particular to Zhejiang:
+adapter keeps; ``adapters.replies`` keeps the parts all four share). Particular to
+Zhejiang:
 
 1. Translations, both ways, are ``adapters.zhejiang.dialect``'s, the very functions the
    simulated platform uses; every request is signed with ``adapters.zhejiang.signing``
@@ -30,21 +31,18 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import quote, urlencode, urlsplit
 
+from adapters.replies import checked_certificate, checked_matters, key, translate_feed
 from adapters.strict_json import JsonObject
 from adapters.transport import DEFAULT_TIMEOUT, PlatformClient
 from adapters.zhejiang import dialect
+from adapters.zhejiang.dialect import ZHEJIANG
 from adapters.zhejiang.platform import BASE, LICENSES, REVOCATIONS
 from adapters.zhejiang.signing import signed_headers
-from node.cases.catalog import CatalogError, matter_to_json, parse_catalog
-from node.certificates.model import CertificateError, parse_certificate, to_json
 from node.platform.adapter import (
-    Application,
     CaseNotice,
     DialectError,
     InboundCase,
-    Malformed,
     Page,
-    PlatformEvent,
     ProvinceAdapter,
 )
 
@@ -79,12 +77,9 @@ class ZhejiangAdapter:
 
     async def poll_applications(self, cursor: str | None) -> Page:
         records, next_cursor = await self._feed(f"{BASE}/applications", cursor)
-        items: list[Application | PlatformEvent | Malformed] = []
-        for record in records:
-            try:
-                items.append(dialect.read_application_record(record))
-            except DialectError as error:
-                items.append(_malformed(record, "apply_no", error))
+        items = translate_feed(
+            records, lambda r: ZHEJIANG.read_application_record(JsonObject(r)), key("apply_no")
+        )
         return Page(items, next_cursor)
 
     async def acknowledge(self, reference: str, case_id: str) -> None:
@@ -93,19 +88,16 @@ class ZhejiangAdapter:
 
     async def poll_events(self, cursor: str | None) -> Page:
         records, next_cursor = await self._feed(f"{BASE}/events", cursor)
-        items: list[Application | PlatformEvent | Malformed] = []
-        for record in records:
-            try:
-                items.append(dialect.read_event_record(record))
-            except DialectError as error:
-                items.append(_malformed(record, "event_id", error))
+        items = translate_feed(
+            records, lambda r: ZHEJIANG.read_event_record(JsonObject(r)), key("event_id")
+        )
         return Page(items, next_cursor)
 
     async def deliver_case(self, case: InboundCase) -> None:
-        await self._call("POST", f"{BASE}/inbound_cases", dialect.case_to_dialect(case))
+        await self._call("POST", f"{BASE}/inbound_cases", ZHEJIANG.case_to_dialect(case))
 
     async def deliver_update(self, notice: CaseNotice) -> None:
-        await self._call("POST", f"{BASE}/case_notices", dialect.notice_to_dialect(notice))
+        await self._call("POST", f"{BASE}/case_notices", ZHEJIANG.notice_to_dialect(notice))
 
     async def fetch_certificate(self, certificate_id: str) -> Mapping[str, Any] | None:
         try:
@@ -116,24 +108,16 @@ class ZhejiangAdapter:
             if (error.code, error.field) == ("not_found", "license_id"):
                 return None
             raise
-        try:
-            return to_json(parse_certificate(dialect.read_certificate(data)))
-        except CertificateError as error:
-            raise DialectError(
-                "invalid_certificate", f"the licence is not a valid certificate: {error.detail}"
-            ) from None
+        return checked_certificate(ZHEJIANG.read_certificate(data), noun="licence")
 
     async def list_revocations(self) -> Sequence[Mapping[str, Any]]:
-        return [dialect.read_revocation(item) for item in await self._snapshot(REVOCATIONS)]
+        items = await self._snapshot(REVOCATIONS)
+        return [ZHEJIANG.read_revocation(JsonObject(item)) for item in items]
 
     async def list_matters(self) -> Sequence[Mapping[str, Any]]:
-        matters = [dialect.read_matter(item) for item in await self._snapshot(f"{BASE}/matters")]
-        document = {"province": dialect.PROVINCE, "version": 1, "matters": matters}
-        try:
-            catalog = parse_catalog(document, dialect.PROVINCE)
-        except CatalogError as error:
-            raise DialectError("invalid_matter", error.detail, field=error.field) from None
-        return [matter_to_json(matter) for matter in catalog.matters]
+        items = await self._snapshot(f"{BASE}/matters")
+        matters = [ZHEJIANG.read_matter(JsonObject(item)) for item in items]
+        return checked_matters(matters, dialect.PROVINCE)
 
     async def close(self) -> None:
         await self._client.close()
@@ -184,12 +168,6 @@ class ZhejiangAdapter:
             headers=headers,
         )
         return dialect.read_reply(reply.body, reply.status)
-
-
-def _malformed(record: object, key: str, error: DialectError) -> Malformed:
-    reference = record.get(key) if isinstance(record, dict) else None
-    shown = reference if isinstance(reference, str) and 0 < len(reference) <= 200 else "?"
-    return Malformed(reference=shown, code=error.code, field=error.field, detail=error.detail)
 
 
 def make_adapter(base_url: str, *, credentials: Mapping[str, str]) -> ProvinceAdapter:

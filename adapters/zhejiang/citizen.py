@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from adapters.zhejiang.dialect import application_form
+from adapters.zhejiang.dialect import ZHEJIANG
 from adapters.zhejiang.platform import APP_BASE
 
 
@@ -19,7 +19,7 @@ async def enter_application(
 ) -> str:
     """Enter ``body`` (a ``POST /v1/cases`` body) as a citizen; return the application number."""
     url = f"{base_url.rstrip('/')}{APP_BASE}/applications"
-    async with session.post(url, json=application_form(body)) as reply:
+    async with session.post(url, json=ZHEJIANG.application_form(body)) as reply:
         answer = await reply.json()
         if reply.status != 201 or answer.get("code") != "0":
             raise ValueError(f"the platform refused the application: {answer}")

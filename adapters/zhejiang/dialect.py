@@ -1,12 +1,12 @@
-"""The Zhejiang dialect (浙里办 open platform): vocabularies and translations, both ways,
-without I/O.
+"""The Zhejiang dialect (浙里办 open platform): its names, vocabularies, formats, envelope and
+paging, without I/O.
 
-The simulated platform decodes requests and encodes replies with these functions; the
-adapter encodes requests and decodes replies with the same ones, so the two sides cannot
-drift apart. Request signing is ``adapters.zhejiang.signing``. Conventions of the dialect
-(README.md has the integrator's view):
+The simulated platform and the adapter both translate with ``ZHEJIANG``, the steps of
+``adapters.translation`` in these words, so the two sides cannot drift apart. Request
+signing is ``adapters.zhejiang.signing``. Conventions of the dialect (README.md has the
+integrator's view):
 
-1. JSON, field names in snake_case, UTF-8. Every answer is the envelope
+1. JSON, field names in snake_case (``NAMES``), UTF-8. Every answer is the envelope
    ``{"code": "0", "msg": "success", "data": <object>}``; a refusal has a non-zero string
    ``code`` from ``ERROR_CODES`` and ``data = {"error": <stable name>, "field": <path>}``.
 2. Every instant is a string of Beijing time with milliseconds and the fixed offset,
@@ -30,83 +30,69 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from adapters.strict_json import JsonObject, decode_json_object
+from adapters.translation import CodeTable, Names, Translation, read_certificate_type, rename
 from node.cases.catalog import MODES
-from node.certificates.model import CHINA_STANDARD_TIME, TYPES, FieldSpec
+from node.certificates.model import CHINA_STANDARD_TIME, FieldSpec
 from node.certificates.revocation import REASONS
-from node.platform.adapter import (
-    Application,
-    CaseNotice,
-    DialectError,
-    InboundCase,
-    PlatformEvent,
-)
-
-K = TypeVar("K")
-V = TypeVar("V")
+from node.platform.adapter import DialectError
 
 PROVINCE: Final = "zhejiang"
 SUCCESS: Final = "0"
 
-CASE_STATUSES: Final[Mapping[str, str]] = {
-    "applied": "submitted",
-    "received": "delivered",
-    "accepted": "accepted",
-    "awaiting_supplement": "supplement_requested",
-    "supplemented": "supplemented",
-    "not_accepted": "rejected",
-    "concluded": "completed",
-    "not_approved": "denied",
-    "withdrawn": "withdrawn",
-    "rated": "evaluated",
-}
+CASE_STATUSES: Final = CodeTable(
+    {
+        "applied": "submitted",
+        "received": "delivered",
+        "accepted": "accepted",
+        "awaiting_supplement": "supplement_requested",
+        "supplemented": "supplemented",
+        "not_accepted": "rejected",
+        "concluded": "completed",
+        "not_approved": "denied",
+        "withdrawn": "withdrawn",
+        "rated": "evaluated",
+    }
+)
 """``case_status`` word → the federation's case status."""
-ACTION_TYPES: Final[Mapping[str, str]] = {
-    "receive": "deliver",
-    "accept": "accept",
-    "decline": "reject",
-    "request_supplement": "request_supplement",
-    "submit_supplement": "supplement",
-    "conclude": "complete",
-    "disapprove": "deny",
-    "withdraw": "withdraw",
-    "rate": "evaluate",
-}
+ACTION_TYPES: Final = CodeTable(
+    {
+        "receive": "deliver",
+        "accept": "accept",
+        "decline": "reject",
+        "request_supplement": "request_supplement",
+        "submit_supplement": "supplement",
+        "conclude": "complete",
+        "disapprove": "deny",
+        "withdraw": "withdraw",
+        "rate": "evaluate",
+    }
+)
 """``action_type`` word → the federation's action."""
-ACTOR_SIDES: Final[Mapping[str, str]] = {
-    "receiving_place": "accepting",
-    "handling_place": "handling",
-}
+ACTOR_SIDES: Final = CodeTable({"receiving_place": "accepting", "handling_place": "handling"})
 """收件地 and 办理地."""
-HANDLE_MODES: Final[Mapping[str, str]] = dict(
-    zip(("full_online", "proxy_acceptance", "joint_handling"), MODES, strict=True)
+HANDLE_MODES: Final[CodeTable[str, str]] = CodeTable(
+    dict(zip(("full_online", "proxy_acceptance", "joint_handling"), MODES, strict=True))
 )
 """全程网办, 异地代收代办, 多地联办."""
-REGION_CODES: Final[Mapping[str, str]] = {
-    "310000": "shanghai",
-    "320000": "jiangsu",
-    "330000": "zhejiang",
-    "340000": "anhui",
-}
-ID_TYPES: Final[Mapping[str, str]] = {"resident_id": "111", "uscc": "001"}
+REGION_CODES: Final = CodeTable(
+    {"310000": "shanghai", "320000": "jiangsu", "330000": "zhejiang", "340000": "anhui"}
+)
+ID_TYPES: Final = CodeTable({"resident_id": "111", "uscc": "001"})
 """Resident ID number (GB 11643) and unified social credit code (GB 32100)."""
-RESULT_TYPES: Final[Mapping[str, str]] = {"document": "document", "license": "certificate"}
-MATERIAL_TYPES: Final[Mapping[str, str]] = {"upload": "upload", "license": "certificate"}
-LICENSE_STATUSES: Final[Mapping[str, str]] = {
-    "effective": "valid",
-    "suspended": "suspended",
-    "revoked": "revoked",
-    "expired": "expired",
-}
-REVOCATION_REASONS: Final[Mapping[str, str]] = {reason: reason for reason in REASONS}
+RESULT_TYPES: Final = CodeTable({"document": "document", "license": "certificate"})
+MATERIAL_TYPES: Final = CodeTable({"upload": "upload", "license": "certificate"})
+LICENSE_STATUSES: Final = CodeTable(
+    {"effective": "valid", "suspended": "suspended", "revoked": "revoked", "expired": "expired"}
+)
+REVOCATION_REASONS: Final[CodeTable[str, str]] = CodeTable({reason: reason for reason in REASONS})
 """The federation's own reason names (``superseded`` … ``under_review``)."""
-SEXES: Final[Mapping[str, str]] = {"male": "male", "female": "female"}
-LICENSE_TYPE_CODES: Final[Mapping[str, str]] = {
-    spec.type_code: name for name, spec in TYPES.items()
-}
-"""The national type code (21 characters) of each certificate type."""
+SEXES: Final = CodeTable({"male": "male", "female": "female"})
+
+YES_NO: Final = CodeTable({True: True, False: False})
+"""``duplicate``: JSON's own true and false."""
 
 ERROR_CODES: Final[Mapping[str, str]] = {
     "malformed_body": "40000",
@@ -150,26 +136,6 @@ _DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _MINUTE: Final = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2})\+08:00")
 
 
-def _invert(table: Mapping[K, V]) -> dict[V, K]:
-    return {value: key for key, value in table.items()}
-
-
-_STATUS_OF: Final = _invert(CASE_STATUSES)
-_ACTION_OF: Final = _invert(ACTION_TYPES)
-_SIDE_OF: Final = _invert(ACTOR_SIDES)
-_MODE_OF: Final = _invert(HANDLE_MODES)
-_REGION_OF: Final = _invert(REGION_CODES)
-_ID_TYPE_OF: Final = _invert(ID_TYPES)
-_RESULT_OF: Final = _invert(RESULT_TYPES)
-_MATERIAL_OF: Final = _invert(MATERIAL_TYPES)
-_LICENSE_STATUS_OF: Final = _invert(LICENSE_STATUSES)
-
-
-def status_word(status: str) -> str:
-    """The dialect's word for a federation case status."""
-    return _STATUS_OF[status]
-
-
 # --- times ----------------------------------------------------------------------------------
 
 
@@ -197,13 +163,6 @@ def read_instant(fields: JsonObject, name: str) -> float:
     if not EARLIEST_MS <= ms < LATEST_MS:
         raise DialectError("bad_time", "must be between 2000 and 2100", field=path)
     return ms / 1000
-
-
-def read_optional_instant(fields: JsonObject, name: str) -> float | None:
-    if not fields.has(name):
-        fields.raw(name)
-        return None
-    return read_instant(fields, name)
 
 
 def read_date(fields: JsonObject, name: str) -> str:
@@ -330,431 +289,101 @@ def _refusal(code: str, message: str, data: object, status: int) -> DialectError
     )
 
 
-_ERROR_NAMES: Final = _invert(ERROR_CODES)
+_ERROR_NAMES: Final = {number: name for name, number in ERROR_CODES.items()}
 
 
-# --- applications ---------------------------------------------------------------------------
+# --- the dialect's words for the translation steps ------------------------------------------
+
+NAMES: Final = Names(
+    party_name="name",
+    code_type="id_type",
+    code="id_number",
+    material_name="material_name",
+    certificate_id="license_id",
+    digest="file_sha256",
+    result_kind="result_type",
+    document_digest="doc_sha256",
+    level="satisfaction",
+    comment="comment",
+    case_id="case_id",
+    accepting="accept_region_code",
+    matter_code="matter_code",
+    mode="handle_mode",
+    applicant="applicant",
+    materials="materials",
+    submitted_at="submit_time",
+    sequence="seq_no",
+    action="action_type",
+    by="actor_side",
+    status="case_status",
+    notice_at="notice_time",
+    reason="opinion",
+    result="result",
+    evaluation="evaluation",
+    due_at="due_time",
+    extra="extra",
+    event_id="event_id",
+    event_at="event_time",
+    reference="apply_no",
+    handler="handle_region_code",
+    entered_at="apply_time",
+    acknowledged_at="ack_time",
+    type_code="license_type_code",
+    issuing_authority="issue_org_name",
+    issuing_authority_code="issue_org_code",
+    holder_name="holder_name",
+    holder_code_type="holder_id_type",
+    holder_code="holder_id_number",
+    issued_on="issue_date",
+    valid_from="valid_from",
+    valid_until="valid_to",
+    certificate_status="license_status",
+    face="surface",
+    since="status_time",
+    revocation_reason="reason",
+    matter_name="matter_name",
+    matter_name_en="matter_name_en",
+    department="dept_name",
+    modes="handle_modes",
+    material_kind="material_type",
+    promised_days="promise_days",
+    duplicate="duplicate",
+)
 
 
-def application_form(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A ``POST /v1/cases`` body as the citizen's form: what ``POST …/applications`` takes."""
-    return {
-        "matter_code": body["matter_code"],
-        "handle_region_code": _REGION_OF[body["handler"]],
-        "handle_mode": _MODE_OF[body["mode"]],
-        "applicant": _party_to_dialect(body["applicant"]),
-        "materials": [_material_to_dialect(material) for material in body["materials"]],
-    }
+def _face_key(spec: FieldSpec) -> str:
+    return spec.name
 
 
-def read_application_form(fields: JsonObject) -> dict[str, Any]:
-    """The ``POST /v1/cases`` body of a citizen's form; ``finish()`` is the caller's."""
-    return {
-        "matter_code": fields.text("matter_code", max_length=64),
-        "handler": fields.code("handle_region_code", REGION_CODES),
-        "mode": fields.code("handle_mode", HANDLE_MODES),
-        "applicant": _read_party(fields.obj("applicant")),
-        "materials": [_read_material(item) for item in fields.objects("materials", max_items=50)],
-    }
-
-
-def application_record(
-    reference: str,
-    body: Mapping[str, Any],
-    submitted_at: float,
-    case_id: str | None,
-    acknowledged_at: float | None,
-) -> dict[str, Any]:
-    """One item of ``GET …/applications``."""
-    return {
-        "apply_no": reference,
-        "apply_time": to_instant(submitted_at),
-        **application_form(body),
-        "case_id": case_id,
-        "ack_time": None if acknowledged_at is None else to_instant(acknowledged_at),
-    }
-
-
-def read_application_record(record: object) -> Application:
-    fields = JsonObject(record)
-    reference = fields.text("apply_no", max_length=64)
-    read_instant(fields, "apply_time")
-    body = read_application_form(fields)
-    fields.optional_text("case_id", max_length=128)
-    read_optional_instant(fields, "ack_time")
-    fields.finish()
-    return Application(reference=reference, body=body)
-
-
-def _party_to_dialect(party: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "name": party["name"],
-        "id_type": _ID_TYPE_OF[party["code_type"]],
-        "id_number": party["code"],
-    }
-
-
-def _read_party(fields: JsonObject) -> dict[str, str]:
-    party = {
-        "name": fields.text("name", max_length=100),
-        "code_type": fields.code("id_type", ID_TYPES),
-        "code": fields.text("id_number", max_length=18),
-    }
-    fields.finish()
-    return party
-
-
-def _material_to_dialect(material: Mapping[str, Any]) -> dict[str, Any]:
-    if "certificate_id" in material:
-        return {"material_name": material["name"], "license_id": material["certificate_id"]}
-    return {"material_name": material["name"], "file_sha256": material["sha256"]}
-
-
-def _read_material(fields: JsonObject) -> dict[str, str]:
-    name = fields.text("material_name", max_length=200)
-    license_id = fields.optional_text("license_id", max_length=128)
-    file_sha256 = fields.optional_text("file_sha256", max_length=64)
-    fields.finish()
-    if license_id is not None and file_sha256 is None:
-        return {"name": name, "certificate_id": license_id}
-    if file_sha256 is not None and license_id is None:
-        return {"name": name, "sha256": file_sha256}
-    raise DialectError(
-        "missing_field" if license_id is None else "invalid_field",
-        "give exactly one of file_sha256 and license_id",
-        field=fields.path("file_sha256"),
-    )
-
-
-# --- events (the platform's people acted) ---------------------------------------------------
-
-
-def event_record(
-    event_id: str, case_id: str, body: Mapping[str, Any], created: float
-) -> dict[str, Any]:
-    """One item of ``GET …/events`` from a ``POST /v1/cases/{id}/events`` body."""
-    record: dict[str, Any] = {
-        "event_id": event_id,
-        "case_id": case_id,
-        "action_type": _ACTION_OF[body["action"]],
-        "event_time": to_instant(created),
-    }
-    if body.get("reason"):
-        record["opinion"] = body["reason"]
-    if body.get("result") is not None:
-        record["result"] = _result_to_dialect(body["result"])
-    if "level" in body:
-        record["evaluation"] = _evaluation_to_dialect(body)
-    return record
-
-
-def read_event_record(record: object) -> PlatformEvent:
-    fields = JsonObject(record)
-    event_id = fields.text("event_id", max_length=200)
-    case_id = fields.text("case_id", max_length=128)
-    body: dict[str, Any] = {"action": fields.code("action_type", ACTION_TYPES)}
-    read_instant(fields, "event_time")
-    opinion = fields.optional_text("opinion")
-    if opinion is not None:
-        body["reason"] = opinion
-    result = fields.optional_obj("result")
-    if result is not None:
-        body["result"] = _read_result(result)
-    evaluation = fields.optional_obj("evaluation")
-    if evaluation is not None:
-        body.update(_read_evaluation(evaluation))
-    fields.finish()
-    return PlatformEvent(event_id=event_id, case_id=case_id, body=body)
-
-
-def _result_to_dialect(result: Mapping[str, Any]) -> dict[str, Any]:
-    if result["kind"] == "certificate":
-        return {"result_type": "license", "license_id": result["certificate_id"]}
-    return {"result_type": "document", "doc_sha256": result["document_sha256"]}
-
-
-def _read_result(fields: JsonObject) -> dict[str, str]:
-    kind = fields.code("result_type", RESULT_TYPES)
-    if kind == "certificate":
-        result = {"kind": kind, "certificate_id": fields.text("license_id", max_length=128)}
-    else:
-        result = {"kind": kind, "document_sha256": fields.text("doc_sha256", max_length=64)}
-    fields.finish()
-    return result
-
-
-def _evaluation_to_dialect(evaluation: Mapping[str, Any]) -> dict[str, Any]:
-    shape: dict[str, Any] = {"satisfaction": evaluation["level"]}
-    if evaluation.get("comment"):
-        shape["comment"] = evaluation["comment"]
-    return shape
-
-
-def _read_evaluation(fields: JsonObject) -> dict[str, Any]:
-    evaluation: dict[str, Any] = {"level": fields.integer("satisfaction")}
-    comment = fields.optional_text("comment", max_length=500)
-    if comment is not None:
-        evaluation["comment"] = comment
-    fields.finish()
-    return evaluation
-
-
-# --- inbound cases and notices (the node delivers) ------------------------------------------
-
-
-def case_to_dialect(case: InboundCase) -> dict[str, Any]:
-    return {
-        "case_id": case.case_id,
-        "accept_region_code": _REGION_OF[case.accepting],
-        "matter_code": case.matter_code,
-        "handle_mode": _MODE_OF[case.mode],
-        "applicant": _party_to_dialect(case.applicant),
-        "materials": [_material_to_dialect(material) for material in case.materials],
-        "submit_time": to_instant(case.submitted_at),
-    }
-
-
-def read_case(fields: JsonObject) -> InboundCase:
-    case = InboundCase(
-        case_id=fields.text("case_id", max_length=128),
-        accepting=fields.code("accept_region_code", REGION_CODES),
-        matter_code=fields.text("matter_code", max_length=64),
-        mode=fields.code("handle_mode", HANDLE_MODES),
-        applicant=_read_party(fields.obj("applicant")),
-        materials=[_read_material(item) for item in fields.objects("materials", max_items=50)],
-        submitted_at=read_instant(fields, "submit_time"),
-    )
-    fields.finish()
-    return case
-
-
-def notice_to_dialect(notice: CaseNotice) -> dict[str, Any]:
-    shape: dict[str, Any] = {
-        "case_id": notice.case_id,
-        "seq_no": notice.sequence,
-        "action_type": _ACTION_OF[notice.action],
-        "actor_side": _SIDE_OF[notice.by],
-        "case_status": _STATUS_OF[notice.status],
-        "notice_time": to_instant(notice.at),
-    }
-    if notice.reason:
-        shape["opinion"] = notice.reason
-    if notice.result is not None:
-        shape["result"] = _result_to_dialect(notice.result)
-    if notice.evaluation is not None:
-        shape["evaluation"] = _evaluation_to_dialect(notice.evaluation)
-    if notice.due_at is not None:
-        shape["due_time"] = to_instant(notice.due_at)
-    if notice.extra:
-        shape["extra"] = dict(notice.extra)
-    return shape
-
-
-def read_notice(fields: JsonObject) -> CaseNotice:
-    case_id = fields.text("case_id", max_length=128)
-    sequence = fields.integer("seq_no")
-    if sequence < 1:
-        raise DialectError("invalid_field", "must be 1 or more", field=fields.path("seq_no"))
-    action = fields.code("action_type", ACTION_TYPES)
-    by = fields.code("actor_side", ACTOR_SIDES)
-    status = fields.code("case_status", CASE_STATUSES, error="unknown_status")
-    at = read_instant(fields, "notice_time")
-    reason = fields.optional_text("opinion") or ""
-    result_fields = fields.optional_obj("result")
-    evaluation_fields = fields.optional_obj("evaluation")
-    due_at = read_optional_instant(fields, "due_time")
-    extra = fields.raw("extra")
-    if extra is not None and not isinstance(extra, dict):
-        raise DialectError("invalid_field", "must be a JSON object", field=fields.path("extra"))
-    fields.finish()
-    return CaseNotice(
-        case_id=case_id,
-        sequence=sequence,
-        action=action,
-        by=by,
-        status=status,
-        at=at,
-        reason=reason,
-        result=None if result_fields is None else _read_result(result_fields),
-        evaluation=None if evaluation_fields is None else _read_evaluation(evaluation_fields),
-        due_at=due_at,
-        extra=extra or {},
-    )
-
-
-# --- licences (电子证照) ---------------------------------------------------------------------
-
-
-def certificate_to_dialect(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A certificate in ``to_json`` form as ``GET /zlb/open/v2/licenses/{id}`` answers it."""
-    spec = TYPES[data["type"]]
-    surface = {
-        name: _face_to_dialect(spec.field_spec(name), value)
-        for name, value in data["fields"].items()
-    }
-    return {
-        "license_id": data["certificate_id"],
-        "license_type_code": spec.type_code,
-        "issue_org_name": data["issuing_authority"],
-        "issue_org_code": data["issuing_authority_code"],
-        "holder_name": data["holder_name"],
-        "holder_id_type": _ID_TYPE_OF[data["holder_code_type"]],
-        "holder_id_number": data["holder_code"],
-        "issue_date": data["issued_on"],
-        "valid_from": data["valid_from"],
-        "valid_to": data.get("valid_until"),
-        "license_status": _LICENSE_STATUS_OF[data["status"]],
-        "surface": surface,
-    }
-
-
-def _face_to_dialect(spec: FieldSpec | None, value: str) -> str:
-    if spec is not None and spec.kind == "datetime":
-        return minute_to_dialect(value)
-    return value
-
-
-def read_certificate(fields: JsonObject) -> dict[str, Any]:
-    """The ``to_json`` form of a licence (still to be checked by ``parse_certificate``)."""
-    certificate_id = fields.text("license_id", max_length=128)
-    certificate_type = fields.code("license_type_code", LICENSE_TYPE_CODES)
-    spec = TYPES[certificate_type]  # type: ignore[index]  # the table holds only type names
-    data: dict[str, Any] = {
-        "certificate_id": certificate_id,
-        "type": certificate_type,
-        "issuing_authority": fields.text("issue_org_name", max_length=100),
-        "issuing_authority_code": fields.text("issue_org_code", max_length=18),
-        "holder_name": fields.text("holder_name", max_length=100),
-        "holder_code_type": fields.code("holder_id_type", ID_TYPES),
-        "holder_code": fields.text("holder_id_number", max_length=18),
-        "issued_on": read_date(fields, "issue_date"),
-        "valid_from": read_date(fields, "valid_from"),
-        "valid_until": read_date(fields, "valid_to") if fields.has("valid_to") else None,
-        "status": fields.code("license_status", LICENSE_STATUSES, error="unknown_status"),
-    }
-    fields.raw("valid_to")
-    surface = fields.obj("surface")
-    face: dict[str, str] = {}
-    for field_spec in spec.fields:
-        name = field_spec.name
-        if not surface.has(name):
-            surface.raw(name)
-            continue
-        if field_spec.kind == "date":
-            face[name] = read_date(surface, name)
-        elif field_spec.kind == "datetime":
-            face[name] = read_minute(surface, name)
-        elif field_spec.kind == "sex":
-            face[name] = surface.code(name, SEXES)
-        else:
-            face[name] = surface.text(name, max_length=field_spec.max_length)
-    surface.finish()
-    fields.finish()
-    data["fields"] = face
-    return data
-
-
-def revocation_record(revocation: Mapping[str, Any]) -> dict[str, Any]:
-    """A revoked or suspended licence as ``GET /zlb/open/v2/license_revocations`` lists it."""
-    return {
-        "license_id": revocation["certificate_id"],
-        "license_status": _LICENSE_STATUS_OF[revocation["status"]],
-        "status_time": to_instant(revocation["since"]),
-        "reason": revocation["reason"],
-    }
-
-
-def read_revocation(record: object) -> dict[str, Any]:
-    """``{"certificate_id", "status", "since" (epoch seconds), "reason"}`` of a listed licence."""
-    fields = JsonObject(record)
-    certificate_id = fields.text("license_id", max_length=128)
-    status = fields.code("license_status", LICENSE_STATUSES, error="unknown_status")
-    if status not in ("revoked", "suspended"):
-        raise DialectError(
-            "unknown_status",
-            "a listed licence is revoked or suspended",
-            field=fields.path("license_status"),
-        )
-    revocation = {
-        "certificate_id": certificate_id,
-        "status": status,
-        "since": read_instant(fields, "status_time"),
-        "reason": fields.code("reason", REVOCATION_REASONS),
-    }
-    fields.finish()
-    return revocation
-
-
-# --- matters --------------------------------------------------------------------------------
-
-
-def matter_to_dialect(matter: Mapping[str, Any]) -> dict[str, Any]:
-    """A matter in the catalog's JSON form as ``GET …/matters`` lists it."""
-    return {
-        "matter_code": matter["code"],
-        "matter_name": matter["name"],
-        "matter_name_en": matter["name_en"],
-        "handle_region_code": _REGION_OF[matter["handler"]],
-        "dept_name": matter["department"],
-        "handle_modes": [_MODE_OF[mode] for mode in matter["modes"]],
-        "materials": [
-            {
-                "material_name": material["name"],
-                "material_type": _MATERIAL_OF[material["kind"]],
-                **(
-                    {"license_type_code": TYPES[material["certificate_type"]].type_code}
-                    if material.get("certificate_type")
-                    else {}
-                ),
-            }
-            for material in matter["materials"]
-        ],
-        "promise_days": matter["promised_days"],
-    }
-
-
-def read_matter(record: object) -> dict[str, Any]:
-    """The catalog's JSON form of a listed matter (still to be checked by ``parse_catalog``)."""
-    fields = JsonObject(record)
-    words = fields.raw("handle_modes")
-    if not isinstance(words, list) or not words:
-        raise DialectError(
-            "invalid_field",
-            "must be a non-empty list of mode words",
-            field=fields.path("handle_modes"),
-        )
-    modes = []
-    for index, word in enumerate(words):
-        if not isinstance(word, str) or word not in HANDLE_MODES:
-            raise DialectError(
-                "unknown_code",
-                f"is not one of the words {', '.join(HANDLE_MODES)}",
-                field=f"{fields.path('handle_modes')}[{index}]",
-            )
-        modes.append(HANDLE_MODES[word])
-    matter = {
-        "code": fields.text("matter_code", max_length=64),
-        "name": fields.text("matter_name", max_length=200),
-        "name_en": fields.text("matter_name_en", max_length=200),
-        "handler": fields.code("handle_region_code", REGION_CODES),
-        "department": fields.text("dept_name", max_length=200),
-        "modes": modes,
-        "materials": [_read_matter_material(item) for item in fields.objects("materials")],
-        "promised_days": fields.integer("promise_days"),
-    }
-    fields.finish()
-    return matter
-
-
-def _read_matter_material(fields: JsonObject) -> dict[str, Any]:
-    material: dict[str, Any] = {
-        "name": fields.text("material_name", max_length=200),
-        "kind": fields.code("material_type", MATERIAL_TYPES),
-    }
-    if material["kind"] == "certificate":
-        material["certificate_type"] = fields.code("license_type_code", LICENSE_TYPE_CODES)
-    fields.finish()
-    return material
+ZHEJIANG: Final = Translation[JsonObject](
+    names=NAMES,
+    statuses=CASE_STATUSES,
+    actions=ACTION_TYPES,
+    roles=ACTOR_SIDES,
+    modes=HANDLE_MODES,
+    provinces=REGION_CODES,
+    holder_code_types=ID_TYPES,
+    result_kinds=RESULT_TYPES,
+    material_kinds=MATERIAL_TYPES,
+    certificate_statuses=LICENSE_STATUSES,
+    reasons=REVOCATION_REASONS,
+    sexes=SEXES,
+    yes_no=YES_NO,
+    levels=None,
+    write_instant=to_instant,
+    read_instant=read_instant,
+    write_date=str,
+    read_date=read_date,
+    write_minute=minute_to_dialect,
+    read_minute=read_minute,
+    write_number=int,
+    write_extra=dict,
+    read_extra=JsonObject.passthrough,
+    face_key=_face_key,
+    read_certificate_type=read_certificate_type,
+    null=True,
+)
+"""Every translation of the dialect, both ways (``adapters.translation``)."""
 
 
 # --- the engine's field names in the dialect ------------------------------------------------
@@ -775,6 +404,4 @@ _FIELD_NAMES: Final = (
 
 def dialect_field(field: str) -> str:
     """The dialect's path of a field the engine names in its neutral form."""
-    for pattern, name in _FIELD_NAMES:
-        field = pattern.sub(name, field)
-    return field
+    return rename(field, _FIELD_NAMES)

@@ -26,29 +26,29 @@ the engine keeps data and rules. Rules kept:
 from __future__ import annotations
 
 import json
-import logging
-import time
-from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Final
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from adapters.simulation.officer import Clock
 from adapters.simulation.platform import (
     DEFAULT_PAGE,
     MAX_PAGE,
-    SIMULATION,
+    ErrorReply,
+    Front,
+    Handler,
     PlatformRefusal,
-    SimulatedPlatform,
     parse_cursor,
+    platform_of,
+    read_json_body,
 )
-from adapters.strict_json import JsonObject, decode_json_object
+from adapters.strict_json import JsonObject
 from adapters.zhejiang import dialect
+from adapters.zhejiang.dialect import ZHEJIANG
 from adapters.zhejiang.signing import SignatureCheck
 from node.platform.adapter import DialectError
-
-log = logging.getLogger(__name__)
 
 SIGNED_PREFIX: Final = "/zlb/open/"
 BASE: Final = "/zlb/open/v2/cross_province"
@@ -60,42 +60,6 @@ REFERENCE_PREFIX: Final = "ZLB"
 """Application numbers read ``ZLB<yyyymmdd><6 digits>`` (浙里办)."""
 
 _PAGE_PARAMETERS: Final = frozenset({"page_size", "page_token"})
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def build_platform(
-    store_path: str | Path,
-    *,
-    seed: int,
-    officer_delay: float,
-    clock: Callable[[], float] = time.time,
-    credentials: Mapping[str, str] | None = None,
-) -> web.Application:
-    """The simulated Zhejiang platform as an ``aiohttp`` application (its store opened).
-
-    ``credentials`` is the mapping the node's adapter gets and must hold ``app_key`` and
-    ``app_secret``: the one app allowed to call the platform (rule 1). ``clock`` is also
-    the clock the timestamp window is measured by.
-    """
-    given = credentials or {}
-    missing = [key for key in ("app_key", "app_secret") if not given.get(key)]
-    if missing:
-        raise ValueError(
-            "the Zhejiang open platform checks every request's signature: its credentials "
-            "need " + " and ".join(missing)
-        )
-    check = SignatureCheck(given["app_key"], given["app_secret"], clock=clock)
-    platform = SimulatedPlatform.open(
-        dialect.PROVINCE,
-        store_path,
-        seed=seed,
-        officer_delay=officer_delay,
-        clock=clock,
-        reference_prefix=REFERENCE_PREFIX,
-    )
-    middlewares: list[Middleware] = [_errors, _signature_check(check)]
-    return platform.app(_routes(), middlewares=middlewares)
 
 
 def _routes() -> list[web.RouteDef]:
@@ -118,34 +82,26 @@ def _routes() -> list[web.RouteDef]:
 
 async def submit_application(request: web.Request) -> web.Response:
     _no_query(request)
-    fields = JsonObject(await _read_body(request))
-    body = dialect.read_application_form(fields)
+    fields = JsonObject(await read_json_body(request))
+    body = ZHEJIANG.read_application_form(fields)
     fields.finish()
-    stored = _platform(request).submit_application(body)
-    return _json(
-        {
-            "apply_no": stored.reference,
-            "apply_time": dialect.to_instant(stored.submitted_at),
-            "case_status": dialect.status_word("submitted"),
-        },
-        status=201,
-    )
+    stored = platform_of(request).submit_application(body)
+    return _json(ZHEJIANG.application_receipt(stored.reference, stored.submitted_at), status=201)
 
 
 async def show_application(request: web.Request) -> web.Response:
     _no_query(request)
-    progress = _platform(request).application_progress(request.match_info["apply_no"])
+    progress = platform_of(request).application_progress(request.match_info["apply_no"])
     stored = progress.application
     shape: dict[str, Any] = {
         "apply_no": stored.reference,
         "apply_time": dialect.to_instant(stored.submitted_at),
         "case_id": stored.case_id,
-        "case_status": dialect.status_word(progress.status),
-        "progress": [dialect.notice_to_dialect(n.notice) for n in progress.notices],
+        "case_status": dialect.CASE_STATUSES.code_of(progress.status),
+        "progress": [ZHEJIANG.notice_to_dialect(n.notice) for n in progress.notices],
     }
-    concluded = [n.notice for n in progress.notices if n.notice.result is not None]
-    if concluded:
-        shape["result"] = dialect.notice_to_dialect(concluded[-1])["result"]
+    if progress.result is not None:
+        shape["result"] = ZHEJIANG.result_to_dialect(progress.result)
     return _json(shape)
 
 
@@ -154,13 +110,13 @@ async def show_application(request: web.Request) -> web.Response:
 
 async def list_applications(request: web.Request) -> web.Response:
     token, position, size = _paging(request)
-    platform = _platform(request)
+    platform = platform_of(request)
     records = platform.applications_since(position, size)
     last = records[-1].position if records else position
     return _json(
         dialect.page(
             [
-                dialect.application_record(
+                ZHEJIANG.application_record(
                     r.reference, r.body, r.submitted_at, r.case_id, r.acknowledged_at
                 )
                 for r in records
@@ -174,28 +130,23 @@ async def list_applications(request: web.Request) -> web.Response:
 
 async def acknowledge(request: web.Request) -> web.Response:
     _no_query(request)
-    fields = JsonObject(await _read_body(request))
+    fields = JsonObject(await read_json_body(request))
     case_id = fields.text("case_id", max_length=128)
     fields.finish()
-    stored = _platform(request).acknowledge(request.match_info["apply_no"], case_id)
+    stored = platform_of(request).acknowledge(request.match_info["apply_no"], case_id)
     assert stored.acknowledged_at is not None
-    return _json(
-        {
-            "apply_no": stored.reference,
-            "case_id": stored.case_id,
-            "ack_time": dialect.to_instant(stored.acknowledged_at),
-        }
-    )
+    assert stored.case_id is not None
+    return _json(ZHEJIANG.acknowledgement(stored.reference, stored.case_id, stored.acknowledged_at))
 
 
 async def list_events(request: web.Request) -> web.Response:
     token, position, size = _paging(request)
-    platform = _platform(request)
+    platform = platform_of(request)
     events = platform.events_since(position, size)
     last = events[-1].position if events else position
     return _json(
         dialect.page(
-            [dialect.event_record(e.event_id, e.case_id, e.body, e.created) for e in events],
+            [ZHEJIANG.event_record(e.event_id, e.case_id, e.body, e.created) for e in events],
             size,
             bool(events) and bool(platform.events_since(last, 1)),
             str(last) if events else token,
@@ -205,61 +156,41 @@ async def list_events(request: web.Request) -> web.Response:
 
 async def deliver_case(request: web.Request) -> web.Response:
     _no_query(request)
-    fields = JsonObject(await _read_body(request))
-    case = dialect.read_case(fields)
-    created = _platform(request).deliver_case(case)
-    return _json(
-        {"case_id": case.case_id, "duplicate": not created}, status=201 if created else 200
-    )
+    case = ZHEJIANG.read_case(JsonObject(await read_json_body(request)))
+    created = platform_of(request).deliver_case(case)
+    receipt = ZHEJIANG.delivery_receipt(case.case_id, None, duplicate=not created)
+    return _json(receipt, status=201 if created else 200)
 
 
 async def deliver_notice(request: web.Request) -> web.Response:
     _no_query(request)
-    fields = JsonObject(await _read_body(request))
-    notice = dialect.read_notice(fields)
-    created = _platform(request).deliver_notice(notice)
-    return _json(
-        {"case_id": notice.case_id, "seq_no": notice.sequence, "duplicate": not created},
-        status=201 if created else 200,
-    )
+    notice = ZHEJIANG.read_notice(JsonObject(await read_json_body(request)))
+    created = platform_of(request).deliver_notice(notice)
+    receipt = ZHEJIANG.delivery_receipt(notice.case_id, notice.sequence, duplicate=not created)
+    return _json(receipt, status=201 if created else 200)
 
 
 async def list_matters(request: web.Request) -> web.Response:
-    matters = [dialect.matter_to_dialect(m) for m in _platform(request).matters()]
+    matters = [ZHEJIANG.matter_to_dialect(m) for m in platform_of(request).matters()]
     return _json(_snapshot_page(request, matters))
 
 
 async def show_license(request: web.Request) -> web.Response:
     _no_query(request)
-    certificate = _platform(request).certificate(request.match_info["license_id"])
+    certificate = platform_of(request).certificate(request.match_info["license_id"])
     if certificate is None:
         raise PlatformRefusal(
             "not_found", "the library holds no licence with this id", field="license_id", status=404
         )
-    return _json(dialect.certificate_to_dialect(certificate))
+    return _json(ZHEJIANG.certificate_to_dialect(certificate))
 
 
 async def list_revocations(request: web.Request) -> web.Response:
-    revocations = [dialect.revocation_record(r) for r in _platform(request).revocations()]
+    revocations = [ZHEJIANG.revocation_record(r) for r in platform_of(request).revocations()]
     return _json(_snapshot_page(request, revocations))
 
 
 # --- plumbing -------------------------------------------------------------------------------
-
-
-def _platform(request: web.Request) -> SimulatedPlatform:
-    return request.app[SIMULATION]
-
-
-async def _read_body(request: web.Request) -> dict[str, Any]:
-    if request.content_type != "application/json":
-        raise PlatformRefusal(
-            "unsupported_media_type",
-            "the body must be sent as application/json",
-            field="Content-Type",
-            status=415,
-        )
-    return decode_json_object(await request.read(), what="request body")
 
 
 def _no_query(request: web.Request) -> None:
@@ -302,32 +233,23 @@ def _json(data: Mapping[str, Any], *, status: int = 200) -> web.Response:
     return web.json_response(text=text, status=status)
 
 
-def _error(status: int, code: str, detail: str, field: str = "") -> web.Response:
+def _error(status: int, code: str, detail: str, field: str) -> web.Response:
     body = dialect.error_body(code, detail, field=field, status=status)
     return web.json_response(text=json.dumps(body, ensure_ascii=False), status=status)
 
 
-@web.middleware
-async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except DialectError as error:
-        return _error(400, error.code, error.detail, error.field)
-    except PlatformRefusal as error:
-        return _error(error.status, error.code, error.detail, dialect.dialect_field(error.field))
-    except web.HTTPException as error:
-        if error.status < 400:
-            raise
-        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
-            error.status, f"http_{error.status}"
+def _signature_gate(credentials: Mapping[str, str], clock: Clock, reply: ErrorReply) -> Middleware:
+    """Every request to the open platform passes ``SignatureCheck`` for the one app the
+    credentials name (``app_key``, ``app_secret``: both required), its timestamp window
+    measured by the platform's clock (rule 1); a refusal is a ``PlatformRefusal``."""
+    missing = [key for key in ("app_key", "app_secret") if not credentials.get(key)]
+    if missing:
+        raise ValueError(
+            "the Zhejiang open platform checks every request's signature: its credentials "
+            "need " + " and ".join(missing)
         )
-        return _error(error.status, code, f"{request.method} {request.path}: {error.reason}")
-    except Exception:
-        log.exception("simulated Zhejiang platform failed", extra={"path": request.path})
-        return _error(500, "internal", "the platform failed; try again later")
+    check = SignatureCheck(credentials["app_key"], credentials["app_secret"], clock=clock)
 
-
-def _signature_check(check: SignatureCheck) -> Middleware:
     @web.middleware
     async def signed(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith(SIGNED_PREFIX):
@@ -336,3 +258,17 @@ def _signature_check(check: SignatureCheck) -> Middleware:
         return await handler(request)
 
     return signed
+
+
+FRONT: Final = Front(
+    province=dialect.PROVINCE,
+    reference_prefix=REFERENCE_PREFIX,
+    routes=_routes,
+    error_reply=_error,
+    dialect_field=dialect.dialect_field,
+    gate=_signature_gate,
+)
+build_platform: Final = FRONT.build_platform
+"""The simulated Zhejiang platform as an ``aiohttp`` application (its store opened);
+``credentials`` must hold ``app_key`` and ``app_secret``, the one app allowed to call the
+platform, and ``clock`` also measures the timestamp window (rule 1)."""

@@ -134,6 +134,19 @@ async def _show_catalog(mesh: Mesh) -> list[dict[str, Any]]:
     return matters
 
 
+_STEP = {
+    "deliver": "delivered",
+    "accept": "accepted",
+    "reject": "rejected",
+    "request_supplement": "补正",
+    "supplement": "supplied",
+    "complete": "completed",
+    "deny": "denied",
+    "withdraw": "withdrawn",
+    "evaluate": "evaluated",
+}
+
+
 async def _cases(mesh: Mesh, catalog: list[dict[str, Any]], per_pair: int) -> None:
     say(
         f"cases (跨省通办): {per_pair * 12} applications entered at the four platforms, each in "
@@ -152,6 +165,16 @@ async def _cases(mesh: Mesh, catalog: list[dict[str, Any]], per_pair: int) -> No
             pair_rows(done),
         )
     )  # fmt: skip
+    rows = [
+        [
+            case.case_id,
+            f"{case.accepting} → {case.handling}",
+            " → ".join(_STEP.get(step, step) for step in case.path),
+            f"{case.seconds or 0:.1f}",
+        ]
+        for case in done
+    ]
+    say(table(["case", "accepting → handling", "path (signed updates)", "s"], rows))
     updates = sum(len(case.path) for case in done)
     equal = sum(case.equal for case in done)
     outcomes: dict[str, int] = {}

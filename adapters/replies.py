@@ -1,0 +1,83 @@
+"""What every adapter makes of its platform's replies, whatever the dialect.
+
+``node.platform.adapter`` states the contract; these are the parts of it the four adapters
+keep alike. Rules kept:
+
+1. A feed record that does not translate becomes a ``Malformed`` in its place, naming the
+   record by its reference when that is text of 1 to 200 characters, else ``"?"``; the
+   records around it come through.
+2. A feed paged by position that is empty from the very start leaves the node's cursor
+   unset (None) rather than storing the platform's ``"0"``.
+3. A certificate is checked by the node's own model (``parse_certificate``) and a matter
+   list by its catalog (``parse_catalog``): what the model refuses is a ``DialectError``
+   (``invalid_certificate``, ``invalid_matter``), never half-taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from node.cases.catalog import CatalogError, matter_to_json, parse_catalog
+from node.certificates.model import CertificateError, parse_certificate, to_json
+from node.platform.adapter import Application, DialectError, Malformed, PlatformEvent
+
+R = TypeVar("R")
+
+FeedItem = Application | PlatformEvent | Malformed
+
+
+def translate_feed(
+    records: Iterable[R],
+    read: Callable[[R], Application | PlatformEvent],
+    reference: Callable[[R], object],
+) -> list[FeedItem]:
+    """Each record as ``read`` translates it, or as a ``Malformed`` naming it by
+    ``reference`` (rule 1)."""
+    items: list[FeedItem] = []
+    for record in records:
+        try:
+            items.append(read(record))
+        except DialectError as error:
+            named = reference(record)
+            shown = named if isinstance(named, str) and 0 < len(named) <= 200 else "?"
+            items.append(
+                Malformed(reference=shown, code=error.code, field=error.field, detail=error.detail)
+            )
+    return items
+
+
+def key(name: str) -> Callable[[object], object]:
+    """The reference of a decoded record (a JSON object) under ``name``, if it is one."""
+
+    def reference(record: object) -> object:
+        return record.get(name) if isinstance(record, dict) else None
+
+    return reference
+
+
+def feed_cursor(sent: str | None, answered: str, *, empty: bool) -> str | None:
+    """The node's next cursor of a feed paged by position (rule 2)."""
+    if empty and sent is None and answered == "0":
+        return None
+    return answered
+
+
+def checked_certificate(data: Mapping[str, Any], *, noun: str) -> Mapping[str, Any]:
+    """A translated certificate as the node's model holds it (rule 3)."""
+    try:
+        return to_json(parse_certificate(data))
+    except CertificateError as error:
+        raise DialectError(
+            "invalid_certificate", f"the {noun} is not a valid certificate: {error.detail}"
+        ) from None
+
+
+def checked_matters(matters: list[dict[str, Any]], province: str) -> Sequence[Mapping[str, Any]]:
+    """Translated matters as ``province``'s catalog holds them (rule 3)."""
+    document = {"province": province, "version": 1, "matters": matters}
+    try:
+        catalog = parse_catalog(document, province)
+    except CatalogError as error:
+        raise DialectError("invalid_matter", error.detail, field=error.field) from None
+    return [matter_to_json(matter) for matter in catalog.matters]
