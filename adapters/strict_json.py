@@ -78,11 +78,6 @@ class JsonObject(MappingFields):
             raise DialectError("invalid_field", "must be a whole number", field=self.path(name))
         return value
 
-    def optional_integer(self, name: str) -> int | None:
-        if self._absent(name):
-            return None
-        return self.integer(name)
-
     def boolean(self, name: str) -> bool:
         value = self._required(name)
         if not isinstance(value, bool):

@@ -220,9 +220,6 @@ class PlatformStore:
     def application(self, reference: str) -> StoredApplication | None:
         return self._application("reference = ?", reference)
 
-    def application_for_case(self, case_id: str) -> StoredApplication | None:
-        return self._application("case_id = ?", case_id)
-
     def applications_since(self, position: int, limit: int) -> list[StoredApplication]:
         rows = self._conn.execute(
             f"SELECT {_APPLICATION_COLUMNS} FROM applications WHERE position > ? "  # noqa: S608

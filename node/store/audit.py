@@ -45,7 +45,6 @@ HASH_DOMAIN = b"yrd.audit.v1\x00"
 
 DIRECTIONS = frozenset({"sent", "received", "local"})
 KINDS = frozenset({"envelope", "reply", "manifest"})
-SIGNED_KINDS = frozenset({"envelope", "reply"})
 
 # Interpolated into queries as a fixed fragment; values are always bound (hence noqa S608).
 _COLUMNS = "seq, recorded_at, direction, peer, message_id, kind, body, prev_hash, hash"

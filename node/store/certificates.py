@@ -51,11 +51,6 @@ def get_certificate(conn: sqlite3.Connection, certificate_id: str) -> dict[str, 
     return None if row is None else dict(json.loads(row[0]))
 
 
-def all_certificates(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    rows = conn.execute("SELECT document FROM certificate_library ORDER BY certificate_id")
-    return [dict(json.loads(row[0])) for row in rows]
-
-
 def listed_certificates(conn: sqlite3.Connection) -> list[tuple[dict[str, Any], float]]:
     """Revoked and suspended certificates of the library, with when their row last changed."""
     rows = conn.execute(
@@ -106,10 +101,6 @@ def usage(conn: sqlite3.Connection, certificate_id: str, *, limit: int = 500) ->
         UsageRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8], r[9])
         for r in rows
     ]
-
-
-def usage_count(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT count(*) FROM certificate_usage").fetchone()[0])
 
 
 def keep_list(
