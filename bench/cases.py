@@ -284,7 +284,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="yrd-bench-cases-") as tmp:
         mesh = Path(tmp) / "mesh"
         base = random.randrange(20000, 28000)
-        init_mesh(mesh, now=time.time(), base_port=base, provinces=PROVINCES)
+        init_mesh(mesh, now=time.time(), base_port=base, provinces=PROVINCES, platforms=False)
         asyncio.run(run(args, mesh))
 
 

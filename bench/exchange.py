@@ -790,7 +790,13 @@ async def benchmark(args: argparse.Namespace, workdir: Path) -> None:
     children: list[Child] = []
     try:
         mesh = workdir / "mesh"
-        init_mesh(mesh, now=time.time(), base_port=free_base_port(2), provinces=(SENDER, RECEIVER))
+        init_mesh(
+            mesh,
+            now=time.time(),
+            base_port=free_base_port(2),
+            provinces=(SENDER, RECEIVER),
+            platforms=False,  # the nodes alone: no platform polls in the figures
+        )
         sender_config = load_config(mesh / SENDER / "node.toml", {})
         batch_size = sender_config.delivery.batch_size
         request_bytes, reply_bytes = probe_sizes(mesh)
