@@ -98,8 +98,8 @@ async def test_certificate_material_verified_before_acceptance(tmp_path: Path) -
 
 async def test_acceptance_from_the_platform_waits_for_the_check(tmp_path: Path) -> None:
     """While the card's issuer (Zhejiang) is down the check stays pending: the handling
-    officer's acceptance, read from Jiangsu's platform, is kept and tried again, and applies
-    once Zhejiang answers; nothing else in the platform's feed waits for it."""
+    officer's acceptance, read from Jiangsu's platform, is kept and tried again with the
+    officer's next step behind it, and both apply in order once Zhejiang answers."""
     mesh = make_mesh(tmp_path, ("shanghai", "jiangsu", "zhejiang"))
     hangzhou_police = _credit_code(17, "330106")
     card = {
@@ -148,14 +148,28 @@ async def test_acceptance_from_the_platform_waits_for_the_check(tmp_path: Path) 
                     )
                     .fetchone()
                 )
-                return int(rows[0]) == 1
+                return int(rows[0]) >= 1
 
             await eventually(deferred)
             assert status_of(js, case_id) == "delivered"
             [check] = cases_store.certificate_checks(js.db.reader(), case_id)
             assert check.state == "pending"
             async with serving(config_for(mesh, "zhejiang", **FAST)):
-                await eventually(lambda: status_of(sh, case_id) == "accepted", timeout=30)
+                # The officer's next step (complete, deny or ask for a supplement) came right
+                # behind its acceptance and waited behind it; both apply, in order.
+                moved_on = ("supplement_requested", "completed", "denied")
+                await eventually(lambda: status_of(sh, case_id) in moved_on, timeout=30)
             [check] = cases_store.certificate_checks(js.db.reader(), case_id)
             assert check.state == "verified"
             assert not deferred()
+            view = sh.cases.view(sh.cases.get(case_id))
+            assert [h["action"] for h in view["history"]][:3] == [
+                "deliver",
+                "accept",
+                view["history"][2]["action"],
+            ]
+            query = (
+                "SELECT count(*) FROM platform_events WHERE case_id = ? AND outcome != 'applied'"
+            )
+            refused = js.db.reader().execute(query, (case_id,)).fetchone()[0]
+            assert refused == 0

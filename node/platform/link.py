@@ -7,8 +7,9 @@ Rules kept here (the adapter's own rules are in ``node.platform.adapter``):
 2. Platform events become case actions through ``CaseExchange.act``, each recorded by its
    event id in the transaction that applies it, so an event read twice is applied once.
    An event the lifecycle refuses is recorded as refused and logged; one that cannot apply
-   yet (an acceptance while a certificate check still runs) is kept and tried again at each
-   poll; neither stops the feed. A feed's cursor is stored only after every item of the
+   yet (an acceptance while a certificate check still runs) is kept, with every later event
+   of the same case behind it, and tried again in order at each poll; neither stops the
+   feed. A feed's cursor is stored only after every item of the
    page was taken.
 3. What the platform must learn (inbound cases, applied updates) is queued in the store by
    the transaction that causes it and delivered in order by ``run_deliveries``: a platform
@@ -158,17 +159,27 @@ class PlatformLink:
             )
 
     async def _take_event(self, item: PlatformEvent) -> None:
+        # A case's events apply in the order the platform wrote them: behind a deferred
+        # one, the next waits too (an officer completes right after accepting).
+        if store.has_deferred(self._node.db.reader(), item.case_id):
+            await self._defer(item)
+            return
+        await self._apply_event(item)
+
+    async def _apply_event(self, item: PlatformEvent) -> bool:
+        """Apply one event; False when it had to be deferred (again)."""
         node = self._node
         try:
             await node.cases.act(item.case_id, item.body, platform_event=item.event_id)
         except CaseConflict as error:
             if error.code in RETRY_LATER:
                 await self._defer(item)
-                return
+                return False
             await self._refused_event(item, error.code)
         except (CaseNotFound, CaseInputError, TransitionRefused) as error:
             code = "unknown_case" if isinstance(error, CaseNotFound) else error.code
             await self._refused_event(item, code)
+        return True
 
     async def _defer(self, item: PlatformEvent) -> None:
         """Valid but not yet applicable: kept and tried again, the feed moves on."""
@@ -186,9 +197,13 @@ class PlatformLink:
         )
 
     async def retry_deferred(self) -> None:
-        """Try again every event deferred before (rule 2)."""
+        """Try again the events deferred before, each case's in order (rule 2)."""
+        blocked: set[str] = set()
         for event_id, case_id, body in store.deferred_events(self._node.db.reader()):
-            await self._take_event(PlatformEvent(event_id, case_id, body))
+            if case_id in blocked:
+                continue
+            if not await self._apply_event(PlatformEvent(event_id, case_id, body)):
+                blocked.add(case_id)
 
     async def _refused_event(self, item: PlatformEvent, code: str) -> None:
         """Record the event as taken, refused, so it is not applied when read again."""

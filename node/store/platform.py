@@ -108,10 +108,19 @@ def record_event(
     )
 
 
+def has_deferred(conn: sqlite3.Connection, case_id: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM platform_events WHERE case_id = ? AND outcome = 'deferred' LIMIT 1",
+        (case_id,),
+    ).fetchone()
+    return row is not None
+
+
 def deferred_events(conn: sqlite3.Connection) -> list[tuple[str, str, dict[str, Any]]]:
-    """(event id, case id, body) of every event waiting to be tried again."""
+    """(event id, case id, body) of every event waiting to be tried again, in the order
+    they were first deferred."""
     rows = conn.execute(
         "SELECT event_id, case_id, body FROM platform_events WHERE outcome = 'deferred' "
-        "ORDER BY at, event_id"
+        "ORDER BY rowid"
     ).fetchall()
     return [(event_id, case_id, json.loads(body)) for event_id, case_id, body in rows]
