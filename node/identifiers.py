@@ -29,6 +29,7 @@ Rules this module keeps:
 
 from __future__ import annotations
 
+import functools
 import random
 import string
 from dataclasses import dataclass
@@ -300,10 +301,18 @@ def parse_certificate_id(value: str, *, field: str = "certificate_id") -> Certif
     """Parse and validate a certificate identifier in its dotted national form.
 
     Any well-formed identifier is returned, whichever province issued it; ask
-    ``issuer_province`` whether the issuer is a federation member.
+    ``issuer_province`` whether the issuer is a federation member. Identifiers already seen
+    are answered from a bounded cache (a ``CertificateId`` is immutable): a node checks the
+    same certificates again and again, and each check is two credit codes and a MOD 37,36
+    check character. A refusal is never cached.
     """
     if not isinstance(value, str):
         raise _certificate_error(field, "the certificate identifier must be a string")
+    return _parse_certificate_id(value, field)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_certificate_id(value: str, field: str) -> CertificateId:
     if len(value) > _MAX_CERTIFICATE_ID_LENGTH:
         raise _certificate_error(
             field,
