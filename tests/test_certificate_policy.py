@@ -52,7 +52,9 @@ def refused(
     **extra: str,
 ) -> PolicyRefusal:
     with pytest.raises(PolicyRefusal) as caught:
-        decide_disclosure(certificate_type, purpose, fields, grant, now, matters=MATTERS, **extra)
+        decide_disclosure(
+            certificate_type, purpose, fields, grant, now, find_matter=MATTERS.get, **extra
+        )
     return caught.value
 
 
@@ -61,9 +63,14 @@ def refused(
 
 def test_status_alone_needs_no_consent() -> None:
     """Asking only for status is answered without consent and discloses no other field."""
-    decided = decide_disclosure("resident_id_card", HOTEL, ["status"], None, NOW, matters=MATTERS)
+    decided = decide_disclosure(
+        "resident_id_card", HOTEL, ["status"], None, NOW, find_matter=MATTERS.get
+    )
     assert decided == Disclosure("resident_id_card", HOTEL, (), None)
-    assert decide_disclosure("resident_id_card", HOTEL, [], None, NOW, matters=MATTERS) == decided
+    assert (
+        decide_disclosure("resident_id_card", HOTEL, [], None, NOW, find_matter=MATTERS.get)
+        == decided
+    )
 
 
 def test_fields_with_consent_are_disclosed_in_field_order() -> None:
@@ -74,7 +81,7 @@ def test_fields_with_consent_are_disclosed_in_field_order() -> None:
         ["status", "address", "name", "address"],
         consent(),
         NOW,
-        matters=MATTERS,
+        find_matter=MATTERS.get,
     )
     assert decided.fields == ("name", "address")
     assert decided.consent_grant_id == "G-20250601-000042"
@@ -92,7 +99,7 @@ def test_expired_consent_is_refused() -> None:
     error = refused("resident_id_card", HOTEL, ["name"], grant)
     assert (error.code, error.field) == ("consent_expired", "consent.expires_at")
     decided = decide_disclosure(
-        "resident_id_card", HOTEL, ["name"], grant, NOW - 1, matters=MATTERS
+        "resident_id_card", HOTEL, ["name"], grant, NOW - 1, find_matter=MATTERS.get
     )
     assert decided.fields == ("name",)
 
@@ -112,7 +119,7 @@ def test_consent_of_another_holder_is_refused() -> None:
         ["name"],
         grant,
         NOW,
-        matters=MATTERS,
+        find_matter=MATTERS.get,
         holder_code=LI_MINGHUA.lower(),
     )
     assert decided.fields == ("name",)
@@ -170,16 +177,16 @@ def test_field_the_type_does_not_have_is_refused() -> None:
 def test_matter_sees_every_disclosable_field_of_its_certificate_types() -> None:
     """A matter that takes a type as material may see that type's face and validity."""
     for certificate_type in ("birth_medical_certificate", "marriage_certificate"):
-        assert allowed_fields(certificate_type, NEWBORN, matters=MATTERS) == disclosable_fields(
-            certificate_type
-        )
+        assert allowed_fields(
+            certificate_type, NEWBORN, find_matter=MATTERS.get
+        ) == disclosable_fields(certificate_type)
     decided = decide_disclosure(
         "marriage_certificate",
         NEWBORN,
         ["wife_name", "certificate_number"],
         consent(NEWBORN),
         NOW,
-        matters=MATTERS,
+        find_matter=MATTERS.get,
     )
     assert decided.fields == ("certificate_number", "wife_name")
 
@@ -209,11 +216,16 @@ def test_roadside_inspection_sees_what_the_officer_compares() -> None:
         ["vehicle_classes", "valid_until"],
         grant,
         NOW,
-        matters=MATTERS,
+        find_matter=MATTERS.get,
     )
     assert licence.fields == ("vehicle_classes", "valid_until")
     vehicle = decide_disclosure(
-        "vehicle_licence", "roadside_vehicle_inspection", ["vin"], grant, NOW, matters=MATTERS
+        "vehicle_licence",
+        "roadside_vehicle_inspection",
+        ["vin"],
+        grant,
+        NOW,
+        find_matter=MATTERS.get,
     )
     assert vehicle.fields == ("vin",)
     error = refused("driving_licence", "roadside_vehicle_inspection", ["address"], grant)
@@ -234,7 +246,7 @@ def test_every_packaged_matter_allows_the_types_it_takes() -> None:
     for code, matter in federated.items():
         for material in matter.materials:
             if material.certificate_type is not None:
-                allowed_fields(material.certificate_type, code, matters=federated)
+                allowed_fields(material.certificate_type, code, find_matter=federated.get)
                 checked += 1
     assert checked > 0
 
@@ -255,7 +267,7 @@ def test_disclosure_values_pick_only_the_decided_fields() -> None:
     """A disclosure applied to a certificate yields exactly its fields' values."""
     certificate = sample("resident_id_card")
     decided = decide_disclosure(
-        "resident_id_card", HOTEL, ["name", "id_number"], consent(), NOW, matters=MATTERS
+        "resident_id_card", HOTEL, ["name", "id_number"], consent(), NOW, find_matter=MATTERS.get
     )
     assert decided.values(certificate) == {"name": "李明华", "id_number": LI_MINGHUA}
     with pytest.raises(ValueError, match="resident_id_card"):

@@ -34,7 +34,7 @@ province's own wording, so the same matter reads differently from province to pr
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Final, Literal, TypeVar
@@ -178,6 +178,10 @@ class Catalog:
 
 
 # --- loading and validation -----------------------------------------------------------------
+
+
+MatterLookup = Callable[[str], Matter | None]
+"""A matter of the federated catalog by its code, or None."""
 
 
 def load_catalog(province: str) -> Catalog:

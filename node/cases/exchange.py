@@ -118,7 +118,8 @@ class CaseExchange:
     def __init__(self, node: Node, calendar: WorkingCalendar) -> None:
         self._node = node
         self.calendar = calendar
-        self._catalog_cache: dict[str, Catalog] = {}
+        self._catalog_cache: dict[str, tuple[str, Catalog]] = {}
+        """Per peer province: the held announcement's message id and its parsed catalog."""
         self._checks_due = asyncio.Event()
         self._checks_due.set()  # whatever a crash left pending
 
@@ -133,15 +134,18 @@ class CaseExchange:
         province = matter_code_province(code) if len(code) == 31 else None
         if province == self.me:
             return self._node.catalog.get(code)
-        for held in catalogs.all_held(self._node.db.reader()):
-            if held.province != province:
-                continue
-            catalog = self._catalog_cache.get(held.message_id)
-            if catalog is None:
-                catalog = parse_catalog(json.loads(held.document), held.province)
-                self._catalog_cache = {held.message_id: catalog}
-            return catalog.get(code)
-        return None
+        if province is None:
+            return None
+        conn = self._node.db.reader()
+        message_id = catalogs.held_message_id(conn, province)
+        cached = self._catalog_cache.get(province)
+        if cached is None or cached[0] != message_id:
+            held = catalogs.held(conn, province)
+            if held is None:
+                return None
+            cached = (held.message_id, parse_catalog(json.loads(held.document), province))
+            self._catalog_cache[province] = cached
+        return cached[1].get(code)
 
     async def submit(
         self, body: Mapping[str, Any], *, idempotency_key: str | None = None

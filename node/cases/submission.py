@@ -23,11 +23,11 @@ arriving from a peer.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from node.cases.catalog import Matter
+from node.cases.catalog import Matter, MatterLookup
 from node.certificates.model import TYPES
 from node.identifiers import IdentifierError, parse_certificate_id, validate_holder_code
 
@@ -100,9 +100,6 @@ def _material_json(material: SuppliedMaterial) -> dict[str, str]:
     if material.holder_code is not None:
         shown["holder_code"] = material.holder_code
     return shown
-
-
-MatterLookup = Callable[[str], Matter | None]
 
 
 def parse_new_case(body: Mapping[str, Any], *, find_matter: MatterLookup, me: str) -> NewCase:

@@ -43,7 +43,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final, Literal
 
-from node.cases.catalog import MATTER_CODE_LENGTH, CatalogError, Matter, validate_matter_code
+from node.cases.catalog import (
+    MATTER_CODE_LENGTH,
+    CatalogError,
+    Matter,
+    MatterLookup,
+    validate_matter_code,
+)
 from node.certificates.model import (
     TYPES,
     Certificate,
@@ -233,7 +239,7 @@ class Disclosure:
 
 
 def allowed_fields(
-    certificate_type: CertificateType, purpose: str, *, matters: Mapping[str, Matter]
+    certificate_type: CertificateType, purpose: str, *, find_matter: MatterLookup
 ) -> tuple[str, ...]:
     """The fields ``purpose`` may see of ``certificate_type`` besides status (rules 1-2)."""
     if not is_certificate_type(certificate_type):
@@ -255,7 +261,7 @@ def allowed_fields(
                 f"checks {_types(scene.allowance)}",
             )
         return allowance
-    matter = _matter(purpose, matters)
+    matter = _matter(purpose, find_matter)
     required = [m.certificate_type for m in matter.materials if m.certificate_type is not None]
     if certificate_type not in required:
         raise PolicyRefusal(
@@ -274,15 +280,15 @@ def decide_disclosure(
     consent: Consent | None,
     now: float,
     *,
-    matters: Mapping[str, Matter],
+    find_matter: MatterLookup,
     holder_code: str | None = None,
 ) -> Disclosure:
     """Decide one request: the fields to disclose, or a ``PolicyRefusal`` (rules 1-4).
 
-    ``matters`` is the federated catalog by matter code; ``holder_code`` is the holder the
-    request names, checked against a consent that names one.
+    ``find_matter`` looks a matter code up in the federated catalog; ``holder_code`` is the
+    holder the request names, checked against a consent that names one.
     """
-    allowance = allowed_fields(certificate_type, purpose, matters=matters)
+    allowance = allowed_fields(certificate_type, purpose, find_matter=find_matter)
     known = disclosable_fields(certificate_type)
     wanted: set[str] = set()
     for index, name in enumerate(requested_fields):
@@ -341,7 +347,7 @@ def _check_consent(
         )
 
 
-def _matter(purpose: str, matters: Mapping[str, Matter]) -> Matter:
+def _matter(purpose: str, find_matter: MatterLookup) -> Matter:
     if len(purpose) != MATTER_CODE_LENGTH:
         raise PolicyRefusal(
             "invalid_purpose",
@@ -355,7 +361,7 @@ def _matter(purpose: str, matters: Mapping[str, Matter]) -> Matter:
         raise PolicyRefusal(
             "invalid_purpose", "purpose", error.detail.removeprefix("purpose: ")
         ) from None
-    matter = matters.get(purpose)
+    matter = find_matter(purpose)
     if matter is None:
         raise PolicyRefusal(
             "unknown_matter", "purpose", f"matter {purpose} is not in the federated catalog"

@@ -30,13 +30,12 @@ import logging
 import math
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import time as day_start
 from typing import TYPE_CHECKING, Any
 
-from node.cases.catalog import Matter
 from node.cases.wire import instant, stamp
 from node.certificates.issuers import manifest_issuer_keys
 from node.certificates.library import CertificateLibrary, LibraryUnavailable
@@ -329,9 +328,6 @@ class CertificateRecognition:
     def me(self) -> str:
         return self._node.config.province
 
-    def _matters(self) -> Mapping[str, Matter]:
-        return _CatalogView(self._node)
-
     # -- requester side ----------------------------------------------------------------------
 
     async def verify(self, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -566,7 +562,7 @@ class CertificateRecognition:
                 request.fields,
                 request.consent,
                 now,
-                matters=self._matters(),
+                find_matter=self._node.cases.find_matter,
                 holder_code=request.holder_code,
             )
         except PolicyRefusal as error:
@@ -925,28 +921,6 @@ class CertificateRecognition:
 # --- helpers --------------------------------------------------------------------------------
 
 _SCENE_NAMES = frozenset(SCENES)
-
-
-class _CatalogView(Mapping[str, Matter]):
-    """The federated catalog by matter code, looked up lazily (policy asks for one code)."""
-
-    def __init__(self, node: Node) -> None:
-        self._node = node
-
-    def __getitem__(self, code: str) -> Matter:
-        matter = self._node.cases.find_matter(code)
-        if matter is None:
-            raise KeyError(code)
-        return matter
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-    def __contains__(self, code: object) -> bool:
-        return isinstance(code, str) and self._node.cases.find_matter(code) is not None
 
 
 def _verified(attestation: pb.Attestation, issuer: str, envelope: bytes) -> Verified:

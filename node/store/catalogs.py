@@ -43,3 +43,18 @@ def all_held(conn: sqlite3.Connection) -> list[HeldCatalog]:
         "ORDER BY province"
     ).fetchall()
     return [HeldCatalog(*row) for row in rows]
+
+
+def held(conn: sqlite3.Connection, province: str) -> HeldCatalog | None:
+    row = conn.execute(
+        "SELECT province, version, document, message_id, received_at FROM catalogs "
+        "WHERE province = ?",
+        (province,),
+    ).fetchone()
+    return None if row is None else HeldCatalog(*row)
+
+
+def held_message_id(conn: sqlite3.Connection, province: str) -> str | None:
+    """Which announcement of ``province`` is held (it changes when a newer one arrives)."""
+    row = conn.execute("SELECT message_id FROM catalogs WHERE province = ?", (province,)).fetchone()
+    return None if row is None else str(row[0])
