@@ -26,7 +26,7 @@ from node.trust.manifest import PROVINCES
 from node.wire import pb
 
 if TYPE_CHECKING:
-    from node.runtime.inbound import Received, Wake
+    from node.runtime.inbound import Received
 
 _KIND_TO_WIRE = {"upload": pb.Material.KIND_UPLOAD, "certificate": pb.Material.KIND_CERTIFICATE}
 _KIND_FROM_WIRE = {wire: name for name, wire in _KIND_TO_WIRE.items()}
@@ -127,7 +127,7 @@ def validate_announce(message: Authenticated) -> None:
         ) from exc
 
 
-def store_announce(conn: sqlite3.Connection, received: Received) -> Wake:
+def store_announce(conn: sqlite3.Connection, received: Received) -> None:
     """The effect of an accepted announcement: keep it unless a newer version is held."""
     message = received.message
     catalog = from_announce(message.message.catalog_announce)
@@ -139,7 +139,6 @@ def store_announce(conn: sqlite3.Connection, received: Received) -> Wake:
         message_id=message.message_id,
         received_at=message.message.header.sent_at.ToSeconds(),
     )
-    return ()
 
 
 def held_catalogs(conn: sqlite3.Connection) -> list[tuple[Catalog, float]]:

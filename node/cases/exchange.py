@@ -80,7 +80,7 @@ from node.wire import pb
 
 if TYPE_CHECKING:
     from node.delivery.worker import Settlement
-    from node.runtime.inbound import Received, Wake
+    from node.runtime.inbound import Received
     from node.runtime.node import Node
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,6 @@ class CaseExchange:
 
         stored, created = await node.db.write(store)
         if created:
-            node.wake(case.handler)
             log.info(
                 "case submitted",
                 extra={"case_id": case_id, "peer": case.handler, "message_id": sealed.message_id},
@@ -271,9 +270,8 @@ class CaseExchange:
             return case, sealed.message_id, case.handling
 
         case, request_id, peer = await node.db.write(change)
-        if not peer:
+        if not peer:  # a platform event taken before
             return case, request_id
-        node.wake(peer)
         log.info(
             "case action",
             extra={"case_id": case_id, "peer": peer, "action": action.value, "request": request_id},
@@ -301,7 +299,7 @@ class CaseExchange:
         except CaseInputError as error:
             raise _invalid(message, f"{field}.{error.field}", error.detail) from None
 
-    def on_submit(self, conn: sqlite3.Connection, received: Received) -> Wake:
+    def on_submit(self, conn: sqlite3.Connection, received: Received) -> None:
         message = received.message
         submit = message.message.case_submit
         if cases.get(conn, submit.case_id) is not None:
@@ -352,7 +350,6 @@ class CaseExchange:
         deliver = _delivered(row.case_id, received.receipt)
         self._apply(conn, row, deliver, evidence=received.receipt)
         log.info("case received", extra={"case_id": row.case_id, "peer": row.accepting})
-        return ()
 
     def validate_update(self, message: Authenticated) -> None:
         try:
@@ -360,7 +357,7 @@ class CaseExchange:
         except (InvalidCaseField, IdentifierError) as error:
             raise _invalid(message, f"body.case_update.{error.field}", str(error)) from None
 
-    def on_update(self, conn: sqlite3.Connection, received: Received) -> Wake:
+    def on_update(self, conn: sqlite3.Connection, received: Received) -> None:
         message = received.message
         update, request_id, due_at = from_update(message.message.case_update)
         case = self._case_of(conn, message, update.case_id, Role.ACCEPTING)
@@ -368,7 +365,6 @@ class CaseExchange:
             self._offer(conn, case, update, request_id, due_at, message.envelope)
         except TransitionRefused as refusal:
             raise _refusal(message, refusal) from None
-        return ()
 
     def validate_action(self, message: Authenticated) -> None:
         try:
@@ -376,7 +372,7 @@ class CaseExchange:
         except (InvalidCaseField, IdentifierError) as error:
             raise _invalid(message, f"body.case_action.{error.field}", str(error)) from None
 
-    def on_action(self, conn: sqlite3.Connection, received: Received) -> Wake:
+    def on_action(self, conn: sqlite3.Connection, received: Received) -> None:
         message = received.message
         action = message.message.case_action
         case = self._case_of(conn, message, action.case_id, Role.HANDLING)
@@ -397,7 +393,6 @@ class CaseExchange:
             "case action applied",
             extra={"case_id": case.case_id, "peer": case.accepting, "action": action.action},
         )
-        return (case.accepting,)
 
     # -- answers to what we sent (inside the transaction that settles it) ------------------
 
@@ -676,8 +671,6 @@ class CaseExchange:
             self._apply(conn, current, update, send=True)
 
         await node.db.write(record)
-        if state == "rejected":
-            node.wake(case.accepting)
         log.info(
             "certificate material checked",
             extra={"case_id": case.case_id, "material_state": state, "status": status},

@@ -79,7 +79,7 @@ from node.trust.manifest import PROVINCES, Manifest, format_time
 from node.wire import pb
 
 if TYPE_CHECKING:
-    from node.runtime.inbound import Answer, Received, Wake
+    from node.runtime.inbound import Answer, Received
     from node.runtime.node import Node
 
 log = logging.getLogger(__name__)
@@ -524,9 +524,8 @@ class CertificateRecognition:
             raise
         self._node.metrics.certificate_disclosures.labels(message.sender.province).inc()
 
-        def effect(conn: sqlite3.Connection, received: Received) -> Wake:
+        def effect(conn: sqlite3.Connection, received: Received) -> None:
             usage(conn)
-            return ()
 
         return Answer(("attestation", attestation), effect)
 
@@ -808,8 +807,6 @@ class CertificateRecognition:
                 node.enqueue(conn, province, messages, correlation_id=f"revocation-list:{version}")
 
         await node.db.write(record)
-        for province in sealed:
-            node.wake(province)
         log.info("revocation list published", extra={"version": version, "count": len(entries)})
         return True
 
@@ -835,7 +832,7 @@ class CertificateRecognition:
             raise ValueError("the signed list's issuer or version differs from the announcement")
         return revocations
 
-    def on_list(self, conn: sqlite3.Connection, received: Received) -> Wake:
+    def on_list(self, conn: sqlite3.Connection, received: Received) -> None:
         message = received.message
         revocations = self._read_announce(message.message.revocation_list, message.sender.province)
         store.keep_list(
@@ -846,7 +843,6 @@ class CertificateRecognition:
             issued_at=revocations.issued_at,
             received_at=received.received_at,
         )
-        return ()
 
     async def answer_list_request(self, message: Authenticated, now: float) -> Answer:
         from node.runtime.inbound import Answer

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -59,10 +59,7 @@ class Received:
     received_at: float
 
 
-Wake = Iterable[str]
-"""Provinces whose outbox an effect added to; their workers wake after the commit."""
-
-Effect = Callable[[sqlite3.Connection, Received], Wake]
+Effect = Callable[[sqlite3.Connection, Received], None]
 """Applies an accepted message's effect inside the transaction that stores it. It may raise
 ``Refusal``: then nothing of the message is stored and the sender gets that fault."""
 
@@ -185,7 +182,7 @@ class InboundProcessor:
 
     def _after_commit(
         self,
-        stored: asyncio.Future[tuple[bytes, Wake]],
+        stored: asyncio.Future[bytes],
         accepted: Authenticated,
         receipt: Sealed,
         raw: bytes,
@@ -195,19 +192,15 @@ class InboundProcessor:
         """The reply, once the store's commit resolves ``stored`` (a callback, not a task)."""
         result: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
 
-        def committed(done: asyncio.Future[tuple[bytes, Wake]]) -> None:
+        def committed(done: asyncio.Future[bytes]) -> None:
             error = done.exception()
-            if error is None:
-                reply, wake = done.result()
-                for province in wake:
-                    self._node.wake(province)
             if result.cancelled():
                 return
             if isinstance(error, Refusal):
                 result.set_result(self._refuse(error, raw, tls_identity, now))
             elif error is not None:
                 result.set_exception(error)
-            elif reply is not receipt.envelope:
+            elif (reply := done.result()) is not receipt.envelope:
                 metric = self._node.metrics.messages_duplicate
                 metric.labels(accepted.sender.province, accepted.payload_type).inc()
                 result.set_result(Reply(reply))
@@ -236,7 +229,7 @@ class InboundProcessor:
         receipt: Sealed,
         now: float,
         effect: Effect | None = None,
-    ) -> tuple[bytes, Wake]:
+    ) -> bytes:
         sender = accepted.sender.node_id
         peer = accepted.sender.province
         try:
@@ -263,7 +256,7 @@ class InboundProcessor:
                     message_id=accepted.message_id,
                     digest=accepted.digest,
                 ) from None
-            return prior.reply, ()
+            return prior.reply
         audit.append_many(
             conn,
             (
@@ -274,10 +267,9 @@ class InboundProcessor:
             ),
         )
         effect = effect or self._effects.get(accepted.payload_type)
-        wake: Wake = ()
         if effect is not None:
-            wake = tuple(effect(conn, Received(accepted, receipt.envelope, now)))
-        return receipt.envelope, wake
+            effect(conn, Received(accepted, receipt.envelope, now))
+        return receipt.envelope
 
     def _refuse(self, refusal: Refusal, raw: bytes, tls_identity: str | None, now: float) -> Reply:
         node = self._node

@@ -10,6 +10,7 @@ traffic, so operators can see it and replace the manifest (SIGHUP reloads it).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import sqlite3
@@ -504,7 +505,6 @@ class Node:
         await self.db.write(
             lambda conn: self.enqueue(conn, province, sealed, correlation_id=correlation_id)
         )
-        self.wake(province)
         return [s.message_id for s in sealed]
 
     def seal_to(
@@ -550,7 +550,7 @@ class Node:
         correlation_id: str = "",
     ) -> None:
         """Put sealed messages in a peer's outbox and the evidence log, inside ``conn``'s
-        transaction; call ``wake(province)`` once it has committed."""
+        transaction (a write job); the peer's worker wakes once it has committed."""
         now = self.clock()
         for s in sealed:
             outbox.enqueue(
@@ -570,6 +570,7 @@ class Node:
                 for s in sealed
             ],
         )
+        self.db.after_commit(functools.partial(self.wake, province))
 
     def platform_wake(self) -> None:
         """New items are committed in the platform outbox."""
