@@ -70,7 +70,7 @@ from node.identifiers import (
     validate_holder_code,
 )
 from node.protocol.checks import Authenticated, CheckLimits, check_reply
-from node.protocol.envelope import header, seal
+from node.protocol.envelope import Sealed, header, seal
 from node.protocol.faults import FaultCode, Refusal
 from node.store import audit
 from node.store import certificates as store
@@ -400,19 +400,7 @@ class CertificateRecognition:
 
         def record(conn: sqlite3.Connection) -> None:
             usage(conn)
-            for kind, body, direction in (
-                ("envelope", sealed.envelope, "sent"),
-                ("reply", reply.envelope, "received"),
-            ):
-                audit.append(
-                    conn,
-                    direction=direction,
-                    peer=self.me,
-                    message_id=sealed.message_id,
-                    kind=kind,
-                    body=body,
-                    recorded_at=now,
-                )
+            _record_exchange(conn, self.me, sealed, reply.envelope, now)
 
         await node.db.write(record)
         return _verified(attestation, self.me, reply.envelope)
@@ -454,22 +442,7 @@ class CertificateRecognition:
             ) from None
         now = node.clock()
 
-        def record(conn: sqlite3.Connection) -> None:
-            for kind, body, direction in (
-                ("envelope", sealed.envelope, "sent"),
-                ("reply", raw, "received"),
-            ):
-                audit.append(
-                    conn,
-                    direction=direction,
-                    peer=request.issuer,
-                    message_id=sealed.message_id,
-                    kind=kind,
-                    body=body,
-                    recorded_at=now,
-                )
-
-        await node.db.write(record)
+        await node.db.write(lambda conn: _record_exchange(conn, request.issuer, sealed, raw, now))
         if reply.payload_type == "fault":
             fault = reply.message.fault
             raise _refused(fault.code, fault.text, fault.field)
@@ -917,6 +890,19 @@ class CertificateRecognition:
 # --- helpers --------------------------------------------------------------------------------
 
 _SCENE_NAMES = frozenset(SCENES)
+
+
+def _record_exchange(
+    conn: sqlite3.Connection, peer: str, sealed: Sealed, reply: bytes, now: float
+) -> None:
+    """A verification request as sent and its answer as received, in the evidence log."""
+    audit.append_many(
+        conn,
+        (
+            audit.Record("sent", peer, sealed.message_id, "envelope", sealed.envelope, now),
+            audit.Record("received", peer, sealed.message_id, "reply", reply, now),
+        ),
+    )
 
 
 def _verified(attestation: pb.Attestation, issuer: str, envelope: bytes) -> Verified:
