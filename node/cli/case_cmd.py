@@ -8,32 +8,33 @@ Rules kept here:
   request.
 - Human output never shows an applicant's name or ID number in full: they end up in
   terminals, scrollback and CI logs. ``--json`` gives the node's full record.
-- Transport errors are mapped to ``NodeUnreachable`` in one place (``NodeApi.call``).
+- Asking the node, its exit codes and errors are ``node.cli.node_client``'s.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import json
-import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
-import aiohttp
-
 from node.cases.exchange import PLATFORM_ACTIONS
 from node.cases.lifecycle import EVALUATION_LEVELS
-from node.cli.output import emit_json, fail, table
-from node.runtime.mesh import MeshError, node_configs
+from node.cli.node_client import (
+    NodeApi,
+    UsageProblem,
+    fields_block,
+    mask_code,
+    node_options,
+    run,
+)
+from node.cli.output import emit_json, table
 
-TIMEOUT: Final = aiohttp.ClientTimeout(total=10)
 _ACTIONS: Final = sorted(a.value for a in PLATFORM_ACTIONS)
 _SUBMISSION_FLAGS: Final = {
     "matter": "--matter",
@@ -44,110 +45,11 @@ _SUBMISSION_FLAGS: Final = {
 }
 
 
-class NodeUnreachable(Exception):
-    """The node did not answer: connection refused, DNS, TLS, timeout."""
-
-
-class NodeRefused(Exception):
-    """The node answered with an error (a problem document, or any non-2xx answer)."""
-
-    def __init__(self, code: str, detail: str, field: str | None = None) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
-        self.field = field
-
-    def __str__(self) -> str:
-        shown = f"{self.code}: {self.detail}"
-        return f"{shown} (field: {self.field})" if self.field else shown
-
-
-class UsageProblem(Exception):
-    """The command line cannot be turned into a request (nothing was sent)."""
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: dict[str, Any]
-    headers: Mapping[str, str]
-
-
-class NodeApi:
-    """The case routes of one node, over one HTTP session."""
-
-    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
-        self._session = session
-        self.url = url.rstrip("/")
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Any = None,
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Answer:
-        try:
-            async with self._session.request(
-                method,
-                self.url + path,
-                json=body,
-                params=params,
-                headers=headers,
-                timeout=TIMEOUT,
-            ) as response:
-                text = await response.text()
-                status, answer_headers = response.status, response.headers
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise NodeUnreachable(f"cannot reach the node at {self.url}: {_reason(exc)}") from None
-        try:
-            document = json.loads(text) if text else {}
-        except ValueError:
-            document = None
-        if not 200 <= status < 300:
-            if isinstance(document, dict) and "code" in document:
-                raise NodeRefused(
-                    str(document["code"]), str(document.get("detail", "")), document.get("field")
-                )
-            raise NodeRefused(f"http_{status}", f"{method} {path}: {text.strip()[:200]!r}")
-        if not isinstance(document, dict):
-            raise NodeRefused("unexpected_answer", f"{method} {path} did not answer a JSON object")
-        return Answer(status, document, answer_headers)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {TIMEOUT.total:.0f} s"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        if isinstance(exc.os_error, ConnectionRefusedError):
-            return "connection refused (is the node running, and is this its HTTP port?)"
-        return exc.os_error.strerror or str(exc.os_error)
-    return str(exc) or type(exc).__name__
-
-
-@asynccontextmanager
-async def node_api(url: str, token: str | None) -> AsyncIterator[NodeApi]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with aiohttp.ClientSession(headers=headers) as session:
-        yield NodeApi(session, url)
-
-
 # --- the command line -----------------------------------------------------------------------
 
 
 def register(commands: Any) -> None:
-    node = argparse.ArgumentParser(add_help=False)
-    where = node.add_mutually_exclusive_group(required=True)
-    where.add_argument("--url", help="the node's HTTP base URL, e.g. http://127.0.0.1:8101")
-    where.add_argument(
-        "--mesh", type=Path, metavar="DIR", help="mesh folder: ask the node of --province"
-    )
-    node.add_argument(
-        "--province", metavar="P", help="with --mesh: whose node to ask, e.g. shanghai"
-    )
-    node.add_argument("--json", action="store_true", help="print the node's answer as JSON")
+    node = node_options()
 
     case = commands.add_parser("case", help="submit, show, list and move cross-province cases")
     sub = case.add_subparsers(dest="case_command", required=True, metavar="SUBCOMMAND")
@@ -190,11 +92,11 @@ def register(commands: Any) -> None:
     submit.add_argument(
         "--idempotency-key", metavar="KEY", help="retries with this key create one case"
     )
-    submit.set_defaults(run=lambda args: _run(args, _submit))
+    submit.set_defaults(run=lambda args: run(args, _submit))
 
     show = sub.add_parser("show", parents=[node], help="a case with its signed history")
     show.add_argument("case_id", metavar="CASE_ID")
-    show.set_defaults(run=lambda args: _run(args, _show))
+    show.set_defaults(run=lambda args: run(args, _show))
 
     listing = sub.add_parser("list", parents=[node], help="cases, newest first")
     listing.add_argument("--role", choices=["accepting", "handling"], help="this node's side")
@@ -204,7 +106,7 @@ def register(commands: Any) -> None:
     listing.add_argument("--limit", type=int, help="cases per page (node default 50, max 200)")
     listing.add_argument("--cursor", help="continue from a page's next_cursor")
     listing.add_argument("--all", action="store_true", help="follow next_cursor to the end")
-    listing.set_defaults(run=lambda args: _run(args, _list))
+    listing.set_defaults(run=lambda args: run(args, _list))
 
     event = sub.add_parser(
         "event",
@@ -221,7 +123,7 @@ def register(commands: Any) -> None:
     result.add_argument("--certificate-id", metavar="ID", help="complete: the issued certificate")
     event.add_argument("--level", type=int, help="evaluate: 5 非常满意 … 1 非常不满意")
     event.add_argument("--comment", help="evaluate: free text")
-    event.set_defaults(run=lambda args: _run(args, _event))
+    event.set_defaults(run=lambda args: run(args, _event))
 
 
 @dataclass(frozen=True)
@@ -251,42 +153,6 @@ def _material(text: str) -> dict[str, str]:
 def _material_file(text: str) -> _MaterialFile:
     name, path = _split(text, "NAME=PATH")
     return _MaterialFile(name, Path(path))
-
-
-Command = Callable[[NodeApi, argparse.Namespace], Awaitable[int]]
-
-
-def _run(args: argparse.Namespace, command: Command) -> int:
-    async def go(url: str) -> int:
-        async with node_api(url, os.environ.get("YRD_HTTP_TOKEN")) as api:
-            return await command(api, args)
-
-    try:
-        return asyncio.run(go(_node_url(args)))
-    except UsageProblem as problem:
-        return fail(str(problem), 2)
-    except NodeUnreachable as exc:
-        return fail(str(exc), 2)
-    except NodeRefused as refusal:
-        return fail(str(refusal), 1)
-
-
-def _node_url(args: argparse.Namespace) -> str:
-    if args.mesh is None:
-        if args.province is not None:
-            raise UsageProblem("--province goes with --mesh; --url names the node itself")
-        return str(args.url)
-    if args.province is None:
-        raise UsageProblem("--mesh needs --province: whose node to ask")
-    try:
-        configs = node_configs(args.mesh)
-    except (MeshError, OSError, ValueError) as exc:
-        raise UsageProblem(f"cannot read mesh {args.mesh}: {exc}") from None
-    for config in configs:
-        if config.province == args.province:
-            return f"http://{config.http_listen}"
-    known = ", ".join(c.province for c in configs)
-    raise UsageProblem(f"{args.province} is not in mesh {args.mesh} (it has {known})")
 
 
 def _submission(args: argparse.Namespace) -> dict[str, Any]:
@@ -357,7 +223,7 @@ async def _submit(api: NodeApi, args: argparse.Namespace) -> int:
         return 0
     replayed = answer.headers.get("Idempotent-Replayed") == "true"
     sys.stdout.write(
-        _fields(
+        fields_block(
             [
                 ("case", case["case_id"]),
                 ("status", case["status"]),
@@ -495,7 +361,7 @@ def render_case(case: Mapping[str, Any]) -> str:
     ]
     if case.get("problem"):
         header.append(("problem", case["problem"]))
-    parts = [_fields(header)]
+    parts = [fields_block(header)]
     materials = case.get("materials") or []
     if materials:
         parts.append(
@@ -586,15 +452,3 @@ def _allowed(case: Mapping[str, Any]) -> list[str]:
 def mask_name(name: str) -> str:
     """张三 → 张*: the first character, a star for each of the rest."""
     return name[:1] + "*" * (len(name) - 1) if len(name) > 1 else "*" * len(name)
-
-
-def mask_code(code: str) -> str:
-    """310104199005171373 → 310104********1373: region and last four, never the birth date."""
-    if len(code) < 12:
-        return "*" * len(code)
-    return code[:6] + "*" * (len(code) - 10) + code[-4:]
-
-
-def _fields(pairs: Sequence[tuple[str, Any]]) -> str:
-    width = max(len(k) for k, _ in pairs)
-    return "".join(f"{k.ljust(width)}  {v}\n" for k, v in pairs)

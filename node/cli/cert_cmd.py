@@ -28,16 +28,14 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from node.certificates.model import disclosable_fields, field_label, is_certificate_type
-
-# case_cmd's node client and runner: one way to ask a node and turn its answer into an exit
-# code and stderr line.
-from node.cli.case_cmd import (
+from node.cli.node_client import (
     NodeApi,
     NodeRefused,
     UsageProblem,
-    _fields,
-    _run,
+    fields_block,
     mask_code,
+    node_options,
+    run,
 )
 from node.cli.output import emit_json, table
 
@@ -47,18 +45,7 @@ EXIT_NOT_VALID: Final = 3
 
 
 def register(commands: Any) -> None:
-    # The node options of case_cmd, built the same way (argparse parents cannot be shared
-    # across modules without exposing the parser).
-    node = argparse.ArgumentParser(add_help=False)
-    where = node.add_mutually_exclusive_group(required=True)
-    where.add_argument("--url", help="the node's HTTP base URL, e.g. http://127.0.0.1:8101")
-    where.add_argument(
-        "--mesh", type=Path, metavar="DIR", help="mesh folder: ask the node of --province"
-    )
-    node.add_argument(
-        "--province", metavar="P", help="with --mesh: whose node to ask, e.g. shanghai"
-    )
-    node.add_argument("--json", action="store_true", help="print the node's answer as JSON")
+    node = node_options()
 
     cert = commands.add_parser(
         "cert", help="verify certificates, see who checked them, load a node's library"
@@ -99,7 +86,7 @@ def register(commands: Any) -> None:
         help="when the consent ends, e.g. 2026-12-01T18:00:00+08:00",
     )
     verify.add_argument("--requester", metavar="NAME", help="who asks, shown to the holder")
-    verify.set_defaults(run=lambda args: _run(args, _verify))
+    verify.set_defaults(run=lambda args: run(args, _verify))
 
     usage = sub.add_parser(
         "usage",
@@ -107,7 +94,7 @@ def register(commands: Any) -> None:
         help="who checked a certificate issued by this node's province (用证记录)",
     )
     usage.add_argument("certificate_id", metavar="CERTIFICATE_ID")
-    usage.set_defaults(run=lambda args: _run(args, _usage))
+    usage.set_defaults(run=lambda args: run(args, _usage))
 
     load = sub.add_parser(
         "import",
@@ -118,7 +105,7 @@ def register(commands: Any) -> None:
         "identifier again replaces it (a revoked status is then published).",
     )
     load.add_argument("file", metavar="FILE", help="the JSON file, - for stdin")
-    load.set_defaults(run=lambda args: _run(args, _import))
+    load.set_defaults(run=lambda args: run(args, _import))
 
     presentation = commands.add_parser(
         "presentation", help="issue and verify offline presentations (亮证)"
@@ -135,7 +122,7 @@ def register(commands: Any) -> None:
     issue.add_argument(
         "--holder", required=True, metavar="CODE", help="the holder's ID number or credit code"
     )
-    issue.set_defaults(run=lambda args: _run(args, _issue))
+    issue.set_defaults(run=lambda args: run(args, _issue))
 
     check = psub.add_parser(
         "verify",
@@ -146,7 +133,7 @@ def register(commands: Any) -> None:
         "the node refuses the token.",
     )
     check.add_argument("presentation", metavar="TOKEN", help="the token, - for stdin")
-    check.set_defaults(run=lambda args: _run(args, _check))
+    check.set_defaults(run=lambda args: run(args, _check))
 
 
 def _rfc3339(text: str) -> str:
@@ -190,7 +177,7 @@ async def _verify(api: NodeApi, args: argparse.Namespace) -> int:
         emit_json(answer)
         return 0
     sys.stdout.write(
-        _fields(
+        fields_block(
             [
                 ("certificate", args.certificate_id),
                 ("holder", mask_code(args.holder)),
@@ -279,7 +266,7 @@ async def _issue(api: NodeApi, args: argparse.Namespace) -> int:
         emit_json(issued)
         return 0
     sys.stdout.write(
-        _fields(
+        fields_block(
             [
                 ("certificate", issued["certificate_id"]),
                 ("expires", issued["expires_at"]),
@@ -308,7 +295,7 @@ async def _check(api: NodeApi, args: argparse.Namespace) -> int:
         else f"version {version}, issued {age:.1f} s ago"
     )
     sys.stdout.write(
-        _fields(
+        fields_block(
             [
                 ("valid", "yes" if checked["valid"] else "NO"),
                 ("status", checked["status"]),

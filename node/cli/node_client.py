@@ -1,0 +1,182 @@
+"""Asking one node's REST API from the command line, for every ``yrd`` command that does.
+
+Rules kept here:
+- The node is named by ``--url`` or by ``--mesh DIR --province P`` (``node_options``); the
+  bearer token comes from ``YRD_HTTP_TOKEN``.
+- Exit 0 on success; 1 when the node refuses (its problem's code, detail and field on
+  stderr); 2 when the node cannot be reached or the command line cannot be turned into a
+  request (``run``).
+- Transport errors are mapped to ``NodeUnreachable`` in one place (``NodeApi.call``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+
+from node.cli.output import fail
+from node.runtime.mesh import MeshError, node_configs
+
+TIMEOUT: Final = aiohttp.ClientTimeout(total=10)
+
+
+def node_options() -> argparse.ArgumentParser:
+    """The options that name the node to ask, as a parent parser for subcommands."""
+    node = argparse.ArgumentParser(add_help=False)
+    where = node.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", help="the node's HTTP base URL, e.g. http://127.0.0.1:8101")
+    where.add_argument(
+        "--mesh", type=Path, metavar="DIR", help="mesh folder: ask the node of --province"
+    )
+    node.add_argument(
+        "--province", metavar="P", help="with --mesh: whose node to ask, e.g. shanghai"
+    )
+    node.add_argument("--json", action="store_true", help="print the node's answer as JSON")
+    return node
+
+
+class NodeUnreachable(Exception):
+    """The node did not answer: connection refused, DNS, TLS, timeout."""
+
+
+class NodeRefused(Exception):
+    """The node answered with an error (a problem document, or any non-2xx answer)."""
+
+    def __init__(self, code: str, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.field = field
+
+    def __str__(self) -> str:
+        shown = f"{self.code}: {self.detail}"
+        return f"{shown} (field: {self.field})" if self.field else shown
+
+
+class UsageProblem(Exception):
+    """The command line cannot be turned into a request (nothing was sent)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+    headers: Mapping[str, str]
+
+
+class NodeApi:
+    """The case routes of one node, over one HTTP session."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        self._session = session
+        self.url = url.rstrip("/")
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Answer:
+        try:
+            async with self._session.request(
+                method,
+                self.url + path,
+                json=body,
+                params=params,
+                headers=headers,
+                timeout=TIMEOUT,
+            ) as response:
+                text = await response.text()
+                status, answer_headers = response.status, response.headers
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise NodeUnreachable(f"cannot reach the node at {self.url}: {_reason(exc)}") from None
+        try:
+            document = json.loads(text) if text else {}
+        except ValueError:
+            document = None
+        if not 200 <= status < 300:
+            if isinstance(document, dict) and "code" in document:
+                raise NodeRefused(
+                    str(document["code"]), str(document.get("detail", "")), document.get("field")
+                )
+            raise NodeRefused(f"http_{status}", f"{method} {path}: {text.strip()[:200]!r}")
+        if not isinstance(document, dict):
+            raise NodeRefused("unexpected_answer", f"{method} {path} did not answer a JSON object")
+        return Answer(status, document, answer_headers)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {TIMEOUT.total:.0f} s"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, ConnectionRefusedError):
+            return "connection refused (is the node running, and is this its HTTP port?)"
+        return exc.os_error.strerror or str(exc.os_error)
+    return str(exc) or type(exc).__name__
+
+
+@asynccontextmanager
+async def node_api(url: str, token: str | None) -> AsyncIterator[NodeApi]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        yield NodeApi(session, url)
+
+
+Command = Callable[[NodeApi, argparse.Namespace], Awaitable[int]]
+
+
+def run(args: argparse.Namespace, command: Command) -> int:
+    async def go(url: str) -> int:
+        async with node_api(url, os.environ.get("YRD_HTTP_TOKEN")) as api:
+            return await command(api, args)
+
+    try:
+        return asyncio.run(go(_node_url(args)))
+    except UsageProblem as problem:
+        return fail(str(problem), 2)
+    except NodeUnreachable as exc:
+        return fail(str(exc), 2)
+    except NodeRefused as refusal:
+        return fail(str(refusal), 1)
+
+
+def _node_url(args: argparse.Namespace) -> str:
+    if args.mesh is None:
+        if args.province is not None:
+            raise UsageProblem("--province goes with --mesh; --url names the node itself")
+        return str(args.url)
+    if args.province is None:
+        raise UsageProblem("--mesh needs --province: whose node to ask")
+    try:
+        configs = node_configs(args.mesh)
+    except (MeshError, OSError, ValueError) as exc:
+        raise UsageProblem(f"cannot read mesh {args.mesh}: {exc}") from None
+    for config in configs:
+        if config.province == args.province:
+            return f"http://{config.http_listen}"
+    known = ", ".join(c.province for c in configs)
+    raise UsageProblem(f"{args.province} is not in mesh {args.mesh} (it has {known})")
+
+
+def mask_code(code: str) -> str:
+    """310104199005171373 → 310104********1373: region and last four, never the birth date."""
+    if len(code) < 12:
+        return "*" * len(code)
+    return code[:6] + "*" * (len(code) - 10) + code[-4:]
+
+
+def fields_block(pairs: Sequence[tuple[str, Any]]) -> str:
+    width = max(len(k) for k, _ in pairs)
+    return "".join(f"{k.ljust(width)}  {v}\n" for k, v in pairs)
