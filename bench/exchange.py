@@ -23,6 +23,16 @@ core) and stay meaningful when other work on the machine makes the rates noisy.
     ``PeerChannel.exchange_batch`` (the node's own stream client) against the same echo
     server, in batches of the delivery worker's ``batch_size``: what the echo stream gives
     under the worker's send-a-batch, wait-for-all policy, with no signing and no store.
+``floor: echo + Ed25519 both ways``
+    The sliding-window echo stream doing the cryptography no node can skip: the client seals
+    each probe with the sender's key (``seal``), the server verifies each request's signature
+    and answers with a receipt built and signed by ``receipt_for``, the client verifies each
+    reply's signature. No other checks, no store.
+``floor: + durable inbox row``
+    The same, and the server stores each request with its receipt as one inbox row through
+    the node's own store (group commit, WAL, ``synchronous=FULL``) before answering. The
+    client stores nothing, so this floor is kinder than a node pair (whose sender also
+    commits its outbox and both sides an evidence log).
 ``node unary``
     The sender seals a probe with its signing key, calls ``PeerChannel.deliver`` with
     ``--concurrency`` callers in flight, and checks each signed receipt with ``check_reply``.
@@ -52,7 +62,10 @@ Why the comparison is fair:
 - Warm-up: every path first runs a short warm-up on its connection, which is not counted.
 
 The headline ratios are node stream ÷ echo stream (sliding window) and node unary ÷ echo
-unary. The lock-step echo row separates what the worker's batching policy costs (on bare
+unary. The floor rows say how much of the gap is the protocol itself (every message signed
+and verified, every receipt signed and verified, stored before it is answered) and how much
+is the node's own work on top (its full checks, evidence log, outbox, metrics). The lock-step
+echo row separates what the worker's batching policy costs (on bare
 echo: nothing measurable) from what signing, checking and storing cost. The load average
 is printed before and after: on a shared machine, compare runs only at similar load.
 Benchmarks print figures; they never assert timing.
@@ -80,6 +93,7 @@ import urllib.request
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -90,12 +104,13 @@ from node.protocol.checks import (
     CheckLimits,
     check_reply,
 )
-from node.protocol.envelope import digest, header, seal
+from node.protocol.envelope import digest, header, seal, signing_input
 from node.protocol.replies import receipt_for
 from node.runtime.config import NodeConfig, load_config
 from node.runtime.mesh import node_run_command
 from node.runtime.node import Node
-from node.store import outbox
+from node.store import inbox, outbox
+from node.store.database import Database
 from node.transport.client import PeerChannel
 from node.transport.server import TRANSPORT_HEADROOM
 from node.trust.keys import load_signing_key
@@ -111,10 +126,22 @@ STOP_TIMEOUT = 15.0
 POLL_SECONDS = 0.002
 SCRIPT = Path(__file__).resolve()
 
-PATHS = ("echo-unary", "echo-stream", "echo-lockstep", "node-unary", "node-stream")
+PATHS = (
+    "echo-unary",
+    "echo-stream",
+    "echo-lockstep",
+    "echo-signed",
+    "echo-durable",
+    "node-unary",
+    "node-stream",
+)
 """Every path, in table order (``--paths`` selects some)."""
+ECHO_MODES = {"echo-signed": "signed", "echo-durable": "durable"}
+"""The floor rows, each against its own echo server doing that much of a node's work."""
 BASELINES = {
     "echo-lockstep": "echo-stream",
+    "echo-signed": "echo-stream",
+    "echo-durable": "echo-stream",
     "node-unary": "echo-unary",
     "node-stream": "echo-stream",
 }
@@ -346,20 +373,117 @@ def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
     return [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
 
 
-async def serve_echo(mesh: Path, listen: str, reply_bytes: int, max_message_bytes: int) -> None:
-    """A raw-bytes Deliver/DeliverStream server over the receiver's mutual TLS: no checks, no
-    store, no signing; each request is answered with a blob the size of a signed receipt."""
+class EchoAnswer:
+    """What a floor echo server does per request, besides answering over gRPC.
+
+    ``signed``: what no node can skip: parse the envelope, verify the sender's signature
+    (key from the manifest), and answer with a receipt built and signed by the node's own
+    ``receipt_for``. ``durable``: that, plus the request and its receipt stored durably
+    before the receipt leaves, as one inbox row written through the node's own store (group
+    commit, WAL, ``synchronous=FULL``). Neither runs the node's other checks, its evidence
+    log, metrics or logs: they are floors, not nodes.
+    """
+
+    def __init__(self, mesh: Path, db: Database | None) -> None:
+        manifest = read_manifest(mesh)
+        member = manifest.member(node_id_for(SENDER))
+        assert member is not None
+        self._member = member
+        self._manifest_version = manifest.version
+        self._key = load_signing_key(mesh / RECEIVER / "signing.key")
+        self._me = node_id_for(RECEIVER)
+        self._db = db
+
+    def receipt(self, raw: bytes) -> tuple[Authenticated, bytes]:
+        envelope = pb.Envelope.FromString(raw)
+        entry = self._member.key(envelope.key_id)
+        if entry is None or not entry.verify_key.verify(
+            envelope.signature, signing_input(envelope.message)
+        ):
+            raise ValueError("echo: request signature does not verify")
+        accepted = Authenticated(
+            envelope=raw,
+            message_bytes=envelope.message,
+            message=pb.Message.FromString(envelope.message),
+            digest=digest(envelope.message),
+            key_id=envelope.key_id,
+            signature=envelope.signature,
+            sender=self._member,
+        )
+        now = time.time()
+        sealed = receipt_for(
+            accepted,
+            me=self._me,
+            now=now,
+            manifest_version=self._manifest_version,
+            key=self._key,
+        )
+        return accepted, sealed.envelope
+
+    def answer(self, raw: bytes) -> Awaitable[bytes]:
+        """The signed receipt, once stored when durable. Checked and queued now, in order."""
+        accepted, receipt = self.receipt(raw)
+        future: asyncio.Future[bytes]
+        if self._db is None:
+            future = asyncio.get_running_loop().create_future()
+            future.set_result(receipt)
+            return future
+
+        def store(conn: sqlite3.Connection) -> bytes:
+            inbox.record(
+                conn,
+                sender=accepted.sender.node_id,
+                message_id=accepted.message_id,
+                digest=accepted.digest,
+                payload_type=accepted.payload_type,
+                envelope=raw,
+                reply=receipt,
+                received_at=time.time(),
+            )
+            return receipt
+
+        return self._db.submit(store)
+
+
+async def serve_echo(
+    mesh: Path, listen: str, reply_bytes: int, max_message_bytes: int, mode: str, store: Path
+) -> None:
+    """A Deliver/DeliverStream server over the receiver's mutual TLS. ``plain``: no checks, no
+    store, no signing; each request is answered with a blob the size of a signed receipt.
+    ``signed`` and ``durable``: see ``EchoAnswer``."""
     tls = tls_of(mesh, RECEIVER)
     reply = bytes(reply_bytes)
+    db = await Database.open(store) if mode == "durable" else None
+    answering = EchoAnswer(mesh, db) if mode != "plain" else None
 
     async def deliver(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        return reply
+        if answering is None:
+            return reply
+        return await answering.answer(request)
 
     async def deliver_stream(
         requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
-        async for _ in requests:
-            yield reply
+        if answering is None:
+            async for _ in requests:
+                yield reply
+            return
+        # As the node does: each request is answered in order once stored, while the next
+        # ones are already being read, checked and queued for the same group commit.
+        answers: asyncio.Queue[Awaitable[bytes] | None] = asyncio.Queue()
+
+        async def read_all() -> None:
+            async for request in requests:
+                answers.put_nowait(answering.answer(request))
+            answers.put_nowait(None)
+
+        reading = asyncio.create_task(read_all())
+        try:
+            while (answer := await answers.get()) is not None:
+                yield await answer
+            await reading
+        finally:
+            reading.cancel()
 
     server = grpc.aio.server(
         options=[*channel_options(max_message_bytes), ("grpc.so_reuseport", 0)]
@@ -388,6 +512,8 @@ async def serve_echo(mesh: Path, listen: str, reply_bytes: int, max_message_byte
     print("echo server ready", flush=True)
     await stop.wait()
     await server.stop(1.0)
+    if db is not None:
+        await db.close()
 
 
 # -- echo client paths -------------------------------------------------------------------------
@@ -417,19 +543,24 @@ async def run_unary(
 
 
 async def run_stream_window(
-    method: grpc.aio.StreamStreamMultiCallable, request: bytes, messages: int, window: int
+    method: grpc.aio.StreamStreamMultiCallable,
+    request: Callable[[int], bytes],
+    messages: int,
+    window: int,
+    check: Callable[[bytes], None] | None = None,
 ) -> tuple[int, float, list[float]]:
-    """One bidi stream, at most ``window`` requests unanswered at any time."""
+    """One bidi stream, at most ``window`` requests unanswered at any time; ``request(i)``
+    makes the i-th request, ``check`` looks at each reply."""
     call = method(wait_for_ready=False)
     sent_at: deque[float] = deque()
     slots = asyncio.Semaphore(window)
     latencies: list[float] = []
 
     async def writer() -> None:
-        for _ in range(messages):
+        for i in range(messages):
             await slots.acquire()
             sent_at.append(time.perf_counter())
-            await call.write(request)
+            await call.write(request(i))
         await call.done_writing()
 
     started = time.perf_counter()
@@ -439,6 +570,8 @@ async def run_stream_window(
             reply = await call.read()
             if reply is grpc.aio.EOF:
                 raise RuntimeError("echo stream closed early")
+            if check is not None:
+                check(reply)
             latencies.append(time.perf_counter() - sent_at.popleft())
             slots.release()
         await writing
@@ -477,19 +610,18 @@ def sender_outbox_count(sender: Node, *, exclude: str) -> int:
     return int(row[0])
 
 
-async def echo_paths(
-    args: argparse.Namespace,
-    mesh: Path,
-    workdir: Path,
-    children: list[Child],
-    request_bytes: int,
-    reply_bytes: int,
-    batch_size: int,
-    max_message_bytes: int,
-) -> list[Result]:
+@dataclass
+class EchoServer:
+    child: Child
+    address: str
+
+
+async def start_echo(
+    mode: str, mesh: Path, workdir: Path, children: list[Child], reply_bytes: int
+) -> EchoServer:
     port = free_port()
-    server = spawn(
-        "echo server",
+    child = spawn(
+        f"echo server ({mode})",
         [
             sys.executable,
             str(SCRIPT),
@@ -499,23 +631,27 @@ async def echo_paths(
             f"127.0.0.1:{port}",
             "--reply-bytes",
             str(reply_bytes),
+            "--echo-mode",
+            mode,
+            "--echo-store",
+            str(workdir / f"echo-{mode}.db"),
         ],
-        workdir / "echo-server.log",
+        workdir / f"echo-{mode}.log",
         children,
     )
-    await wait_until(lambda: "ready" in server.log_tail(), server, "echo server")
-    tls = tls_of(mesh, SENDER)
+    await wait_until(lambda: "ready" in child.log_tail(), child, f"echo server ({mode})")
+    return EchoServer(child, f"127.0.0.1:{port}")
+
+
+def raw_channel(address: str, tls: TlsMaterial, max_message_bytes: int) -> grpc.aio.Channel:
+    """A channel with PeerChannel's TLS and options, for the sliding-window stream, which
+    PeerChannel does not offer; so only the call pattern differs."""
     target = node_id_for(RECEIVER)
-    # The node's own client for the unary and lock-step rows...
-    peer = PeerChannel(target, f"127.0.0.1:{port}", tls, max_message_bytes=max_message_bytes)
-    # ...and a channel with the same TLS and options for the sliding-window stream, which
-    # PeerChannel does not offer.
-    raw = grpc.aio.secure_channel(
-        f"127.0.0.1:{port}",
+    return grpc.aio.secure_channel(
+        address,
         grpc.ssl_channel_credentials(
             root_certificates=tls.ca_pem, private_key=tls.key_pem, certificate_chain=tls.cert_pem
         ),
-        # PeerChannel's options, so only the call pattern differs.
         options=[
             ("grpc.ssl_target_name_override", target),
             ("grpc.default_authority", target),
@@ -526,39 +662,119 @@ async def echo_paths(
             ("grpc.keepalive_timeout_ms", 10000),
         ],
     )
-    request = bytes(request_bytes)
-    stream = raw.stream_stream(DELIVER_STREAM_METHOD)
+
+
+class SignedProbes:
+    """The client half of the floor rows: each request a freshly sealed probe (as the node's
+    sender seals each message), each reply's signature verified (as it checks each receipt)."""
+
+    def __init__(self, mesh: Path) -> None:
+        manifest = read_manifest(mesh)
+        receiver = manifest.member(node_id_for(RECEIVER))
+        assert receiver is not None
+        self._receiver = receiver
+        self._version = manifest.version
+        self._key = load_signing_key(mesh / SENDER / "signing.key")
+
+    def request(self, sequence: int) -> bytes:
+        message = pb.Message(
+            header=header(
+                sender=node_id_for(SENDER),
+                recipient=self._receiver.node_id,
+                now=time.time(),
+                manifest_version=self._version,
+            ),
+            probe=pb.Probe(sequence=sequence),
+        )
+        return seal(message, self._key).envelope
+
+    def check(self, reply: bytes) -> None:
+        envelope = pb.Envelope.FromString(reply)
+        entry = self._receiver.key(envelope.key_id)
+        if entry is None or not entry.verify_key.verify(
+            envelope.signature, signing_input(envelope.message)
+        ):
+            raise RuntimeError("echo: the reply's signature does not verify")
+
+
+async def floor_run(
+    stream: grpc.aio.StreamStreamMultiCallable,
+    probes: SignedProbes,
+    window: int,
+    messages: int,
+    _meter: CpuMeter,
+) -> tuple[int, float, list[float]]:
+    return await run_stream_window(stream, probes.request, messages, window, probes.check)
+
+
+async def echo_paths(
+    args: argparse.Namespace,
+    mesh: Path,
+    workdir: Path,
+    children: list[Child],
+    request_bytes: int,
+    reply_bytes: int,
+    batch_size: int,
+    max_message_bytes: int,
+) -> list[Result]:
+    tls = tls_of(mesh, SENDER)
     results: list[Result] = []
-    try:
+    if {"echo-unary", "echo-stream", "echo-lockstep"} & set(args.paths):
+        server = await start_echo("plain", mesh, workdir, children, reply_bytes)
+        # The node's own client for the unary and lock-step rows.
+        peer = PeerChannel(
+            node_id_for(RECEIVER), server.address, tls, max_message_bytes=max_message_bytes
+        )
+        raw = raw_channel(server.address, tls, max_message_bytes)
+        request = bytes(request_bytes)
+        stream = raw.stream_stream(DELIVER_STREAM_METHOD)
+        try:
 
-        async def unary_call(_: int) -> None:
-            await peer.deliver(request, timeout=CALL_TIMEOUT)
+            async def unary_call(_: int) -> None:
+                await peer.deliver(request, timeout=CALL_TIMEOUT)
 
-        results += await measured(
-            "echo-unary",
-            "echo unary",
-            lambda n, _: run_unary(unary_call, n, args.concurrency),
-            args,
-            server.pid,
-        )
-        results += await measured(
-            "echo-stream",
-            f"echo stream (window {args.window})",
-            lambda n, _: run_stream_window(stream, request, n, args.window),
-            args,
-            server.pid,
-        )
-        results += await measured(
-            "echo-lockstep",
-            f"echo stream (lock-step batches of {batch_size})",
-            lambda n, _: run_lockstep(peer, request, n, batch_size),
-            args,
-            server.pid,
-        )
-    finally:
-        await peer.close()
-        await raw.close()
-        server.stop()
+            results += await measured(
+                "echo-unary",
+                "echo unary",
+                lambda n, _: run_unary(unary_call, n, args.concurrency),
+                args,
+                server.child.pid,
+            )
+            results += await measured(
+                "echo-stream",
+                f"echo stream (window {args.window})",
+                lambda n, _: run_stream_window(stream, lambda _: request, n, args.window),
+                args,
+                server.child.pid,
+            )
+            results += await measured(
+                "echo-lockstep",
+                f"echo stream (lock-step batches of {batch_size})",
+                lambda n, _: run_lockstep(peer, request, n, batch_size),
+                args,
+                server.child.pid,
+            )
+        finally:
+            await peer.close()
+            await raw.close()
+            server.child.stop()
+    probes = SignedProbes(mesh)
+    labels = {
+        "echo-signed": "floor: echo + Ed25519 both ways",
+        "echo-durable": "floor: + durable inbox row",
+    }
+    for key, mode in ECHO_MODES.items():
+        if key not in args.paths:
+            continue
+        server = await start_echo(mode, mesh, workdir, children, reply_bytes)
+        raw = raw_channel(server.address, tls, max_message_bytes)
+        stream = raw.stream_stream(DELIVER_STREAM_METHOD)
+        run: Run = partial(floor_run, stream, probes, args.window)
+        try:
+            results += await measured(key, labels[key], run, args, server.child.pid)
+        finally:
+            await raw.close()
+            server.child.stop()
     return results
 
 
@@ -784,6 +1000,10 @@ def print_table(results: list[Result]) -> None:
     if node and echo:
         extra = f"; ÷ echo lock-step: {node.rate / lockstep.rate:.2f}×" if lockstep else ""
         print(f"stream target ≥ 0.5× bare stream echo: {node.rate / echo.rate:.2f}×{extra}")
+    floors = [by_key[k] for k in ECHO_MODES if k in by_key]
+    if node and floors:
+        shares = ", ".join(f"{f.label}: {node.rate / f.rate:.2f}×" for f in floors)
+        print(f"node stream ÷ floor rows: {shares}")
 
 
 async def benchmark(args: argparse.Namespace, workdir: Path) -> None:
@@ -872,6 +1092,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--serve-echo", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--listen", help=argparse.SUPPRESS)
     parser.add_argument("--reply-bytes", type=int, default=256, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--echo-mode", choices=("plain", *ECHO_MODES.values()), help=argparse.SUPPRESS
+    )
+    parser.add_argument("--echo-store", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.messages = min(args.messages, 500)
@@ -903,7 +1127,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve_echo is not None:
         asyncio.run(
-            serve_echo(args.serve_echo, args.listen, args.reply_bytes, DEFAULT_MAX_MESSAGE_BYTES)
+            serve_echo(
+                args.serve_echo,
+                args.listen,
+                args.reply_bytes,
+                DEFAULT_MAX_MESSAGE_BYTES,
+                args.echo_mode or "plain",
+                args.echo_store,
+            )
         )
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

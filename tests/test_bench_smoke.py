@@ -15,13 +15,14 @@ BENCH = Path(__file__).resolve().parents[1] / "bench" / "exchange.py"
 
 
 def test_quick_benchmark_runs_every_path_and_delivers_everything() -> None:
-    """bench/exchange.py --quick measures all five paths and the receiver holds every
-    message it was sent, so API changes cannot silently break the benchmark."""
+    """bench/exchange.py --quick measures every path (floors included) and the receiver holds
+    every message it was sent, so API changes cannot silently break the benchmark."""
     result = subprocess.run(
         [sys.executable, str(BENCH), "--quick"], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    for path in ("echo unary", "echo stream", "node unary", "node stream"):
+    paths = ("echo unary", "echo stream", "floor: echo", "floor: \\+ durable", "node unary")
+    for path in (*paths, "node stream"):
         assert re.search(rf"^{path}\b.*\d+\s+[\d.]+×?", result.stdout, re.M), path
     inbox = re.search(r"receiver inbox: (\d+) messages \(expected (\d+)\)", result.stdout)
     assert inbox is not None and inbox.group(1) == inbox.group(2)
