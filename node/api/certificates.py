@@ -2,9 +2,10 @@
 presentations, usage records, and the node's own library when no platform supplies one.
 
 Refusals are problem documents with the issuer's (or this node's) stable code and the field
-at fault: 422 malformed or unknown issuer, 403 holder, purpose, field or consent refused,
-404 no such certificate, 409 a certificate that cannot be presented, 503 the issuer's node
-or library did not answer.
+at fault: 422 malformed or unknown issuer, 403 holder, purpose, field or consent refused, or
+a certificate type or purpose the manifest does not let this node ask for
+(``certificate_not_permitted``, refused before anything is sent), 404 no such certificate,
+409 a certificate that cannot be presented, 503 the issuer's node or library did not answer.
 """
 
 from __future__ import annotations

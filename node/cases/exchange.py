@@ -599,8 +599,11 @@ class CaseExchange:
 
         A material whose certificate is not valid, or that the issuer refuses to attest, is
         rejected with its reason, and the case with it (不予受理): the applicant uploads
-        nothing for such a material, so the formal review cannot pass. A check that cannot
-        reach the issuer stays pending and is tried again.
+        nothing for such a material, so the formal review cannot pass. So is one whose type
+        this node's manifest policy does not let it ask for with a matter as the purpose
+        (``certificate_not_permitted``): ``verify`` refuses it here, before anything is
+        sent, and the governance decision stands until a new manifest changes it. A check
+        that cannot reach the issuer stays pending and is tried again.
         """
         while True:
             try:

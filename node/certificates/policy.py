@@ -29,6 +29,14 @@ fields to disclose or a ``PolicyRefusal``. Rules kept, in the order they are che
 5. ``PRESENTATION_FIELDS`` are what an offline presentation (亮证) carries: the least that
    lets someone looking at the holder recognise the certificate, since anyone who scans
    the QR code reads them without asking anyone.
+6. Checked before rule 1, by the callers rather than ``decide_disclosure``: the federation
+   manifest says which certificate types and purposes each member may ask for at all
+   (``check_may_verify``, ``certificate_not_permitted``).
+   Purposes are named there by ``purpose_token``: a scene by its name, and every matter
+   code by the one token ``MATTER`` (matter codes are many and change with the catalogs).
+   Types and purposes are allowed independently; rules 1-4 still decide whether a purpose
+   fits a type. The requester checks its own policy before it sends anything, the issuer
+   checks the requester's before it reads its library, both with this one function.
 
 Refusals carry a stable ``code``, the ``field`` at fault and a sentence that never repeats
 personal data. Nothing here reads a clock: ``now`` is epoch seconds.
@@ -41,7 +49,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from node.cases.catalog import (
     MATTER_CODE_LENGTH,
@@ -58,8 +66,14 @@ from node.certificates.model import (
     is_certificate_type,
 )
 
+if TYPE_CHECKING:
+    from node.identifiers import CertificateId
+    from node.trust.manifest import Member
+
 __all__ = [
+    "MATTER",
     "PRESENTATION_FIELDS",
+    "PURPOSE_TOKENS",
     "SCENES",
     "STATUS",
     "Consent",
@@ -67,7 +81,10 @@ __all__ = [
     "PolicyRefusal",
     "Scene",
     "allowed_fields",
+    "certificate_type_of",
+    "check_may_verify",
     "decide_disclosure",
+    "purpose_token",
 ]
 
 Scene = Literal["hotel_check_in", "roadside_vehicle_inspection", "traffic_violation_handling"]
@@ -83,6 +100,7 @@ PolicyRefusalCode = Literal[
     "consent_expired",
     "consent_holder_mismatch",
     "invalid_consent",
+    "certificate_not_permitted",
 ]
 
 STATUS: Final = "status"
@@ -146,6 +164,13 @@ SCENES: Final[Mapping[Scene, SceneSpec]] = MappingProxyType(
     }
 )
 """Named scenes of the 2020 mutual-recognition consensus and what each may see (rule 2)."""
+
+MATTER: Final = "matter"
+"""The manifest's purpose token for every matter code of the federated catalog (免于提交,
+case materials), whichever catalog it comes from (rule 6)."""
+
+PURPOSE_TOKENS: Final[tuple[str, ...]] = (*SCENES, MATTER)
+"""What a member's manifest policy may list as purposes: each scene, and ``MATTER``."""
 
 PRESENTATION_FIELDS: Final[Mapping[CertificateType, tuple[str, ...]]] = MappingProxyType(
     {
@@ -271,6 +296,61 @@ def allowed_fields(
             + (f"; it takes {_types(required)}" if required else ""),
         )
     return disclosable_fields(certificate_type)
+
+
+def purpose_token(purpose: str) -> str:
+    """How the manifest names ``purpose``: a scene by itself, anything else as ``MATTER``.
+
+    Whatever is not a scene claims to be a matter code; whether it is a well-formed one of
+    the catalog is rule 1's question, asked after the manifest's (rule 6).
+    """
+    return purpose if purpose in SCENES else MATTER
+
+
+def certificate_type_of(certificate_id: CertificateId) -> CertificateType | None:
+    """The type the identifier's type code names, or None if it names none of ``TYPES``."""
+    code = certificate_id.type_code
+    return next((name for name, spec in TYPES.items() if spec.type_code == code), None)
+
+
+def check_may_verify(
+    member: Member, certificate_type: CertificateType | None, purpose: str
+) -> None:
+    """Refuse (``certificate_not_permitted``) unless ``member``'s manifest policy lets it ask
+    for a ``certificate_type`` with ``purpose`` (rule 6); the one answer to that question,
+    for the requester and the issuer alike.
+
+    ``None`` stands for a type code of no federation type, which no policy can list. The
+    field at fault is ``certificate_id`` (the type is read from it) or ``purpose``.
+    """
+    allowed = member.may_verify
+    if certificate_type is None or certificate_type not in allowed.certificate_types:
+        asked = (
+            "a certificate of this type code, which is none of the federation's types"
+            if certificate_type is None
+            else f"a {certificate_type}"
+        )
+        raise PolicyRefusal(
+            "certificate_not_permitted",
+            "certificate_id",
+            f"the federation manifest does not let {member.province} ask for {asked}; it "
+            f"may ask for {_listing(allowed.certificate_types, TYPES)}",
+        )
+    token = purpose_token(purpose)
+    if token not in allowed.purposes:
+        asked = "a matter code" if token == MATTER else f"the scene {token}"
+        raise PolicyRefusal(
+            "certificate_not_permitted",
+            "purpose",
+            f"the federation manifest does not let {member.province} ask for certificates "
+            f"for {asked}; its purposes are {_listing(allowed.purposes, PURPOSE_TOKENS)}",
+        )
+
+
+def _listing(chosen: Iterable[str], order: Iterable[str]) -> str:
+    """``chosen`` in the table's ``order``, or "none"."""
+    picked = set(chosen)
+    return ", ".join(name for name in order if name in picked) or "none"
 
 
 def decide_disclosure(

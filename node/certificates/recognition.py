@@ -6,6 +6,10 @@ Rules kept here:
    by the same code. The issuer reads the certificate from its province's library, checks
    the holder, decides the disclosure (``policy``) and answers with a signed Attestation
    carrying the digest of the request, so it cannot be replayed as another answer.
+   Before all that, the manifest must let the requester ask for the certificate's type and
+   the purpose (``policy.check_may_verify``): the requester checks its own policy before it
+   sends anything, the issuer the requester's before it stores or reads anything, and a
+   refusal is ``certificate_not_permitted`` (HTTP 403, gRPC PERMISSION_DENIED).
 2. Every disclosure is recorded at the issuer (用证记录) in the transaction that stores the
    request and the attestation, before the attestation leaves; a refusal records nothing.
 3. The requester checks the attestation (signature, issuer, the request digest) and caches
@@ -48,7 +52,14 @@ from node.certificates.model import (
     china_date,
     effective_status,
 )
-from node.certificates.policy import SCENES, Consent, PolicyRefusal, decide_disclosure
+from node.certificates.policy import (
+    SCENES,
+    Consent,
+    PolicyRefusal,
+    certificate_type_of,
+    check_may_verify,
+    decide_disclosure,
+)
 from node.certificates.presentation import (
     PresentationError,
     check_offline,
@@ -335,6 +346,13 @@ class CertificateRecognition:
         node = self._node
         now = node.clock()
         request = parse_verify_request(body, now=now)
+        try:
+            # Before the cache too: it may hold answers from before the manifest narrowed
+            # what this node may ask.
+            self._check_own_policy(request)
+        except VerificationRefused as refusal:
+            self._count(request, refusal.code)
+            raise
         key = request.cache_key()
         cached = self._cache.get(key)
         consent_holds = request.consent is None or request.consent.expires_at > now
@@ -357,6 +375,24 @@ class CertificateRecognition:
             self._cache.popitem(last=False)
         self._count(request, verified.status)
         return verified.to_json(cached=False)
+
+    def _check_own_policy(self, request: VerifyRequest) -> None:
+        """Refuse, sending nothing, a question this node's manifest policy does not let it
+        ask; the issuer would refuse it the same way."""
+        node = self._node
+        me = node.credentials.manifest.member(node.config.node_id)
+        if me is None:
+            raise VerificationRefused(
+                "certificate_not_permitted",
+                f"{node.config.node_id} is not a member of its manifest; it may ask for nothing",
+                status=403,
+            )
+        try:
+            check_may_verify(me, certificate_type_of(request.certificate_id), request.purpose)
+        except PolicyRefusal as error:
+            raise VerificationRefused(
+                error.code, error.detail, field=error.field, status=403
+            ) from None
 
     def _listed(self, request: VerifyRequest) -> bool:
         """Whether the issuer's latest list held here names the certificate."""
@@ -483,6 +519,26 @@ class CertificateRecognition:
                 message_id=message.message_id,
                 digest=message.digest,
             )
+        # The manifest's word on this requester comes before every refusal about the
+        # certificate (not found, holder_mismatch, and the disclosure policy's
+        # purpose_not_allowed and the rest, decided in _attest): it is the federation's
+        # decision on who may ask what at all, so a requester outside its policy learns
+        # nothing of the certificate (whether it exists, whose it is, what a purpose would
+        # see) and the library, perhaps a province platform, is never called. Validators run
+        # before the message is stored: the refusal leaves no inbox row, evidence-log entry
+        # or usage record (用证记录).
+        try:
+            check_may_verify(
+                message.sender, certificate_type_of(request.certificate_id), request.purpose
+            )
+        except PolicyRefusal as error:
+            raise Refusal(
+                FaultCode.CERTIFICATE_NOT_PERMITTED,
+                error.detail,
+                field=f"body.certificate_verify.{error.field}",
+                message_id=message.message_id,
+                digest=message.digest,
+            ) from None
 
     async def answer_verify(self, message: Authenticated, now: float) -> Answer:
         from node.runtime.inbound import Answer
@@ -920,6 +976,7 @@ def _verified(attestation: pb.Attestation, issuer: str, envelope: bytes) -> Veri
 def _refused(code: str, text: str, field: str) -> VerificationRefused:
     status = {
         "certificate_not_found": 404,
+        "certificate_not_permitted": 403,
         "holder_mismatch": 403,
         "purpose_not_allowed": 403,
         "field_not_allowed": 403,

@@ -36,6 +36,8 @@ class FaultCode(enum.Enum):
     SEQUENCE_GAP = "sequence_gap"
     # Certificate refusals: the issuer's answer to a verification it will not attest.
     UNKNOWN_ISSUER = "unknown_issuer"
+    # The manifest does not let the requester ask for this certificate type or purpose.
+    CERTIFICATE_NOT_PERMITTED = "certificate_not_permitted"
     CERTIFICATE_NOT_FOUND = "certificate_not_found"
     HOLDER_MISMATCH = "holder_mismatch"
     PURPOSE_NOT_ALLOWED = "purpose_not_allowed"
@@ -85,6 +87,7 @@ _STATUS: dict[FaultCode, grpc.StatusCode] = {
     FaultCode.SEQUENCE_CONFLICT: grpc.StatusCode.ALREADY_EXISTS,
     FaultCode.SEQUENCE_GAP: grpc.StatusCode.FAILED_PRECONDITION,
     FaultCode.UNKNOWN_ISSUER: grpc.StatusCode.INVALID_ARGUMENT,
+    FaultCode.CERTIFICATE_NOT_PERMITTED: grpc.StatusCode.PERMISSION_DENIED,
     FaultCode.CERTIFICATE_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
     FaultCode.HOLDER_MISMATCH: grpc.StatusCode.PERMISSION_DENIED,
     FaultCode.PURPOSE_NOT_ALLOWED: grpc.StatusCode.PERMISSION_DENIED,

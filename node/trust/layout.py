@@ -33,6 +33,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from node.cases.catalog import CERTIFICATE_TYPES
+from node.certificates.policy import PURPOSE_TOKENS
 from node.runtime.config import load_config, render_config
 from node.trust.keys import (
     SigningKey,
@@ -49,6 +51,7 @@ from node.trust.manifest import (
     KeyEntry,
     Manifest,
     Member,
+    VerifyPermission,
     load_manifest,
     sign_manifest,
     verify_manifest,
@@ -70,6 +73,11 @@ DEFAULT_MAY_SEND = (
     "revocation_list_request",
 )
 """Payload types every member may send for now."""
+DEFAULT_MAY_VERIFY = VerifyPermission(
+    certificate_types=frozenset(CERTIFICATE_TYPES), purposes=frozenset(PURPOSE_TOKENS)
+)
+"""Every member may ask for every certificate type, for every scene and any matter; a
+federation narrows this per member in its manifest."""
 
 DAY = 86400.0
 # A new signing key starts a minute early so a peer whose clock runs behind accepts it.
@@ -257,6 +265,7 @@ def _write_mesh(
                 endpoint=f"127.0.0.1:{port.grpc}",
                 keys=(_new_key_entry(signing, now=now, key_days=key_days),),
                 may_send=frozenset(DEFAULT_MAY_SEND),
+                may_verify=DEFAULT_MAY_VERIFY,
             )
         )
 

@@ -1,5 +1,5 @@
 """The federation manifest: who the members are, where they listen, which keys speak for
-them, what each may send, and until when all of that may be trusted.
+them, what each may send and ask for, and until when all of that may be trusted.
 
 Rules kept here:
 - A manifest is JSON ``{"manifest": {...}, "signature": {"key_id", "value"}}``; the signature
@@ -10,6 +10,25 @@ Rules kept here:
   unexpired, and not older than the one it holds (same version must mean same content).
 - Signing keys carry validity windows; a key outside its window or marked revoked does not
   verify anything, from the moment the manifest that says so is loaded.
+- A member's ``policy`` says what it may do::
+
+      "policy": {
+        "may_send": ["case_submit", "certificate_verify", ...],
+        "may_verify": {
+          "certificate_types": ["resident_id_card", "driving_licence", ...],
+          "purposes": ["hotel_check_in", "matter", ...]
+        }
+      }
+
+  ``may_send`` lists the payload types (``Message.body`` field names) it may send.
+  ``may_verify`` lists what it may ask an issuer to verify online (``certificate_verify``):
+  ``certificate_types`` are names of ``node.certificates.model.TYPES``; ``purposes`` are
+  scene names (``node.certificates.policy.SCENES``) and ``"matter"``, which stands for every
+  matter code of the federated catalog (免于提交). A request is allowed when both its type
+  and its purpose are listed (``node.certificates.policy.check_may_verify``).
+- Secure by default: a member whose policy has no ``may_verify`` may ask for no
+  certificate at all. ``may_verify`` is parsed strictly: both lists present, no other keys,
+  every entry a known type or purpose token, or the manifest is refused naming the entry.
 """
 
 from __future__ import annotations
@@ -22,6 +41,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from node.cases.catalog import CERTIFICATE_TYPES
+from node.certificates.policy import PURPOSE_TOKENS
 from node.trust.keys import (
     SigningKey,
     VerifyKey,
@@ -103,6 +124,34 @@ class KeyEntry:
 
 
 @dataclass(frozen=True)
+class VerifyPermission:
+    """What a member may ask an issuer to verify online: any listed certificate type, for
+    any listed purpose. The empty permission (the default) allows nothing."""
+
+    certificate_types: frozenset[str] = frozenset()
+    """Names of ``node.certificates.model.TYPES``."""
+    purposes: frozenset[str] = frozenset()
+    """Scene names, and ``"matter"`` for every matter code of the federated catalog."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "certificate_types": _in_order(self.certificate_types, CERTIFICATE_TYPES),
+            "purposes": _in_order(self.purposes, PURPOSE_TOKENS),
+        }
+
+
+def _in_order(names: frozenset[str], table: Iterable[str]) -> list[str]:
+    """``names`` in the table's order, so the signed file reads the way the code lists them;
+    a name not in the table goes last, kept, for ``verify_manifest`` to refuse on publishing."""
+    position = {name: index for index, name in enumerate(table)}
+    return sorted(names, key=lambda name: (position.get(name, len(position)), name))
+
+
+NO_CERTIFICATES = VerifyPermission()
+"""The permission of a member whose policy names none: it may ask for no certificate."""
+
+
+@dataclass(frozen=True)
 class Member:
     """A province's node as the federation knows it."""
 
@@ -113,6 +162,8 @@ class Member:
     keys: tuple[KeyEntry, ...]
     may_send: frozenset[str]
     """Payload types (``Message.body`` field names) this member may send to others."""
+    may_verify: VerifyPermission = NO_CERTIFICATES
+    """Certificate types and purposes this member may ask issuers to verify."""
 
     def key(self, key_id: str) -> KeyEntry | None:
         return next((k for k in self.keys if k.key_id == key_id), None)
@@ -124,7 +175,10 @@ class Member:
             "code": self.code,
             "endpoint": self.endpoint,
             "signing_keys": [k.to_json() for k in self.keys],
-            "policy": {"may_send": sorted(self.may_send)},
+            "policy": {
+                "may_send": sorted(self.may_send),
+                "may_verify": self.may_verify.to_json(),
+            },
         }
 
 
@@ -215,6 +269,35 @@ def _parse_key(obj: Any, where: str) -> KeyEntry:
     return entry
 
 
+def _parse_names(
+    obj: Mapping[str, Any], key: str, known: Iterable[str], where: str
+) -> frozenset[str]:
+    names = _require(obj, key, list, where)
+    allowed = tuple(known)
+    for index, name in enumerate(names):
+        if not isinstance(name, str) or name not in allowed:
+            raise ManifestMalformed(
+                f"{where}.{key}[{index}] is {name!r}, not one of {', '.join(allowed)}"
+            )
+    return frozenset(names)
+
+
+def _parse_may_verify(policy: Mapping[str, Any], where: str) -> VerifyPermission:
+    if "may_verify" not in policy:
+        return NO_CERTIFICATES
+    obj = _require(policy, "may_verify", dict, where)
+    where = f"{where}.may_verify"
+    for key in obj:
+        if key not in ("certificate_types", "purposes"):
+            raise ManifestMalformed(
+                f"{where}.{key} is not a field here (certificate_types, purposes)"
+            )
+    return VerifyPermission(
+        certificate_types=_parse_names(obj, "certificate_types", CERTIFICATE_TYPES, where),
+        purposes=_parse_names(obj, "purposes", PURPOSE_TOKENS, where),
+    )
+
+
 def _parse_member(obj: Any, where: str) -> Member:
     if not isinstance(obj, dict):
         raise ManifestMalformed(f"{where} is not an object")
@@ -235,6 +318,7 @@ def _parse_member(obj: Any, where: str) -> Member:
         endpoint=_require(obj, "endpoint", str, where),
         keys=tuple(_parse_key(k, f"{where}.signing_keys[{i}]") for i, k in enumerate(keys)),
         may_send=frozenset(str(t) for t in may_send),
+        may_verify=_parse_may_verify(policy, f"{where}.policy"),
     )
 
 
