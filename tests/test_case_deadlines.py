@@ -102,6 +102,11 @@ async def test_due_time_pause_and_overdue(tmp_path: Path) -> None:
         for client, node, peer in ((sh_client, sh, "jiangsu"), (js_client, js, "shanghai")):
             listed = await (await client.get("/v1/cases", params={"overdue": "true"})).json()
             assert [c["case_id"] for c in listed["cases"]] == [late]
+            # false is a filter too: every case but the late one (the paused one has no due
+            # time, so it cannot be late).
+            others = await (await client.get("/v1/cases", params={"overdue": "false"})).json()
+            assert late not in {c["case_id"] for c in others["cases"]}
+            assert paused in {c["case_id"] for c in others["cases"]}
             status = await (await client.get("/v1/status")).json()
             assert status["overdue_cases"] == 1
             metrics = await (await client.get("/metrics")).text()

@@ -93,7 +93,8 @@ async def list_cases(request: web.Request) -> web.Response:
         role=role,
         status=status,
         peer=peer,
-        overdue_at=node.clock() if overdue == "true" else None,
+        overdue=None if overdue is None else overdue == "true",
+        now=node.clock(),
         before=before,
         limit=limit + 1,
     )

@@ -231,11 +231,15 @@ def list_cases(
     role: str | None = None,
     status: str | None = None,
     peer: str | None = None,
-    overdue_at: float | None = None,
+    overdue: bool | None = None,
+    now: float = 0.0,
     before: int | None = None,
     limit: int = 50,
 ) -> list[tuple[int, CaseRow]]:
-    """Cases newest first, each with its position (the paging cursor), filtered."""
+    """Cases newest first, each with its position (the paging cursor), filtered.
+
+    ``overdue`` True: only cases past their due time at ``now`` and not concluded
+    (``CaseRow.overdue``); False: only the others; None: either."""
     where: list[str] = []
     args: list[Any] = []
     if role is not None:
@@ -247,9 +251,10 @@ def list_cases(
     if peer is not None:
         where.append("(CASE role WHEN 'accepting' THEN handling ELSE accepting END) = ?")
         args.append(peer)
-    if overdue_at is not None:
-        where.append(f"status IN ({', '.join('?' * len(OPEN_STATUSES))}) AND due_at <= ?")
-        args.extend([*OPEN_STATUSES, overdue_at])
+    if overdue is not None:
+        late = f"(status IN ({', '.join('?' * len(OPEN_STATUSES))}) AND due_at <= ?)"
+        where.append(late if overdue else f"NOT COALESCE({late}, 0)")
+        args.extend([*OPEN_STATUSES, now])
     if before is not None:
         where.append("rowid < ?")
         args.append(before)
