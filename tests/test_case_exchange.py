@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from pathlib import Path
 from typing import Any
@@ -97,10 +98,23 @@ async def test_full_lifecycle_both_histories_equal_and_signed(mesh: Path) -> Non
         assert signature_holds(entry["evidence"], manifest)
         if "request" in entry:
             assert signature_holds(entry["request"], manifest)
+        assert entry["at_ns"] == signed_at_ns(entry["evidence"])
     assert sh_view["role"] == "accepting" and js_view["role"] == "handling"
     assert sh_view["evaluation_level"] == js_view["evaluation_level"] == 5
     assert [r["state"] for r in sh_view["requests"]] == ["applied", "applied"]
     assert js_view["due_at"] is not None or js_view["promised_days"] > 0
+
+
+def signed_at_ns(evidence: str) -> int:
+    """The time an update's evidence was signed with: the CaseUpdate's ``at``, or the
+    receipt's ``received_at`` for update 1."""
+    envelope = pb.Envelope.FromString(
+        base64.urlsafe_b64decode(evidence + "=" * (-len(evidence) % 4))
+    )
+    message = pb.Message.FromString(envelope.message)
+    if message.WhichOneof("body") == "receipt":
+        return int(message.receipt.received_at.ToNanoseconds())
+    return int(message.case_update.at.ToNanoseconds())
 
 
 async def deliver_as(
