@@ -4,8 +4,8 @@
 keep alike. Rules kept:
 
 1. A feed record that does not translate becomes a ``Malformed`` in its place, naming the
-   record by its reference when that is text of 1 to 200 characters, else ``"?"``; the
-   records around it come through.
+   record by its reference when that is text of 1 to 200 characters, else ``UNNAMED``
+   (``"?"``); the records around it come through.
 2. A feed paged by position that is empty from the very start leaves the node's cursor
    unset (None) rather than storing the platform's ``"0"``.
 3. A certificate is checked by the node's own model (``parse_certificate``) and a matter
@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from node.cases.catalog import CatalogError, matter_to_json, parse_catalog
 from node.certificates.model import CertificateError, parse_certificate, to_json
-from node.platform.adapter import Application, DialectError, Malformed, PlatformEvent
+from node.platform.adapter import UNNAMED, Application, DialectError, Malformed, PlatformEvent
 
 R = TypeVar("R")
 
@@ -40,7 +40,7 @@ def translate_feed(
             items.append(read(record))
         except DialectError as error:
             named = reference(record)
-            shown = named if isinstance(named, str) and 0 < len(named) <= 200 else "?"
+            shown = named if isinstance(named, str) and 0 < len(named) <= 200 else UNNAMED
             items.append(
                 Malformed(reference=shown, code=error.code, field=error.field, detail=error.detail)
             )

@@ -2,12 +2,12 @@
 
 The four dialects say the same things about the federation's values — a party and its
 materials, a result, an evaluation, an inbound case, an update notice, an event, an
-application and the platform's receipts, a certificate and its face (照面信息), a
-revocation, a matter — each in its own names, codes and formats. The steps are written here
-once, as the methods of ``Translation``; a dialect (``adapters/<province>/dialect.py``)
-declares its one ``Translation``: its field names (``Names``), its code tables
-(``CodeTable``) and how it writes and reads instants, dates, birth minutes, numbers and a
-notice's ``extra``. No I/O. Rules kept:
+application, the federation's refusal of one, and the platform's receipts, a certificate
+and its face (照面信息), a revocation, a matter — each in its own names, codes and formats.
+The steps are written here once, as the methods of ``Translation``; a dialect
+(``adapters/<province>/dialect.py``) declares its one ``Translation``: its field names
+(``Names``), its code tables (``CodeTable``) and how it writes and reads instants, dates,
+birth minutes, numbers and a notice's ``extra``. No I/O. Rules kept:
 
 1. A record is read through the dialect's reader of one record (``adapters.records.Fields``:
    a JSON object, a form, an XML element), which hands out each field once, checked by
@@ -26,6 +26,10 @@ notice's ``extra``. No I/O. Rules kept:
    certificate holds them or, where the translation says so, in the type's order, and read
    in the type's order.
 5. Sentences name fields, never values: these are names and ID numbers.
+6. A refusal of an application carries its stable code, the kind of refusal that code is
+   (``refusal_kind``: the applicant, the matter, a material, the record, other), written in
+   the dialect's own codes, the field at fault as the dialect names it, and a sentence.
+   Reading checks that the kind is the code's.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from adapters.records import Fields
 from node.certificates.model import TYPES, CertificateType, FieldSpec, TypeSpec
 from node.platform.adapter import (
     Application,
+    ApplicationRefusal,
     CaseNotice,
     DialectError,
     InboundCase,
@@ -80,6 +85,56 @@ CERTIFICATE_TYPES: Final[CodeTable[str, CertificateType]] = CodeTable(
     {spec.type_code: name for name, spec in TYPES.items()}
 )
 """The national type code (21 characters) of each certificate type: every dialect's."""
+
+
+REFUSAL_KINDS: Final = ("applicant", "matter", "material", "record", "other")
+"""What a refusal of an application is about (rule 6), in the dialects' own codes."""
+_KIND_OF_REFUSAL: Final[Mapping[str, str]] = {
+    **dict.fromkeys(
+        ("invalid_applicant", "invalid_id_number", "invalid_credit_code", "invalid_code_type"),
+        "applicant",
+    ),
+    **dict.fromkeys(
+        ("unknown_matter", "wrong_handler", "handler_is_local", "invalid_mode"), "matter"
+    ),
+    **dict.fromkeys(
+        (
+            "missing_material",
+            "unknown_material",
+            "duplicate_material",
+            "invalid_material",
+            "invalid_digest",
+            "invalid_certificate_id",
+            "invalid_holder_code",
+            "unknown_issuer",
+            "certificate_type_mismatch",
+        ),
+        "material",
+    ),
+    # The record as the platform wrote it: incomplete, unreadable, or its number reused.
+    **dict.fromkeys(
+        (
+            "missing_field",
+            "invalid_field",
+            "unknown_field",
+            "unknown_code",
+            "unknown_label",
+            "unknown_status",
+            "bad_time",
+            "malformed_body",
+            "not_utf8",
+            "reference_reused",
+        ),
+        "record",
+    ),
+}
+_REFUSAL_CODE: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def refusal_kind(code: str) -> str:
+    """The kind of refusal a stable code is (``REFUSAL_KINDS``); ``other`` for a code the
+    table does not list."""
+    return _KIND_OF_REFUSAL.get(code, "other")
 
 
 F = TypeVar("F", bound=Fields)
@@ -159,6 +214,12 @@ class Names:
     modes: str
     material_kind: str
     promised_days: str
+    # the federation's refusal of an application (rule 6)
+    refusal_kind: str
+    refusal_code: str
+    refusal_field: str
+    refusal_reason: str
+    refused_at: str
     # the platform's receipts
     duplicate: str
     """Whether a delivery was already held (是否重复)."""
@@ -217,6 +278,8 @@ class Translation(Generic[F]):
     reasons: CodeTable[Any, str]
     sexes: CodeTable[Any, str]
     yes_no: CodeTable[Any, bool]
+    refusal_kinds: CodeTable[Any, str]
+    """The dialect's code of each of ``REFUSAL_KINDS``."""
     levels: CodeTable[Any, int] | None
     """Evaluation levels as codes, or None where the level is a number on the wire."""
     write_instant: Callable[[float], Any]
@@ -405,6 +468,67 @@ class Translation(Generic[F]):
         read_optional(self.read_instant, fields, n.acknowledged_at)
         fields.finish()
         return Application(reference=reference, body=body)
+
+    # -- the federation's refusal of an application (rule 6) --------------------------------
+
+    def refusal_to_dialect(
+        self, refusal: ApplicationRefusal, dialect_field: Callable[[str], str]
+    ) -> dict[str, Any]:
+        """A refusal as the node sends it; ``dialect_field`` names a field of the
+        ``POST /v1/cases`` body in the dialect (a field already in it is sent as it is)."""
+        n = self.names
+        field = refusal.field if refusal.in_dialect else dialect_field(refusal.field)
+        shape: dict[str, Any] = {
+            n.refusal_kind: self.refusal_kinds.code_of(refusal_kind(refusal.code)),
+            n.refusal_code: refusal.code,
+        }
+        if field:
+            shape[n.refusal_field] = field
+        shape[n.refusal_reason] = refusal.reason
+        return shape
+
+    def read_refusal(self, fields: F) -> ApplicationRefusal:
+        """A refusal as the platform receives it, its field in the dialect's names; the kind
+        must be the code's (rule 6)."""
+        n = self.names
+        kind = fields.code(n.refusal_kind, self.refusal_kinds)
+        code = fields.text(n.refusal_code, max_length=64)
+        if _REFUSAL_CODE.fullmatch(code) is None:
+            raise DialectError(
+                "invalid_field",
+                "must be a stable code: a lower-case letter, then letters, digits and _",
+                field=fields.path(n.refusal_code),
+            )
+        if kind != refusal_kind(code):
+            wanted = self.refusal_kinds.code_of(refusal_kind(code))
+            raise DialectError(
+                "invalid_field",
+                f"this refusal code is of kind {wanted}",
+                field=fields.path(n.refusal_kind),
+            )
+        field = fields.optional_text(n.refusal_field, max_length=200) or ""
+        reason = fields.text(n.refusal_reason, max_length=2000)
+        fields.finish()
+        return ApplicationRefusal(code, field, reason, in_dialect=True)
+
+    def refusal_record(self, refusal: ApplicationRefusal, refused_at: float) -> dict[str, Any]:
+        """A refusal the platform holds, as the applicant's view of the application shows it."""
+        shape = self.refusal_to_dialect(refusal, lambda field: field)
+        shape[self.names.refused_at] = self.write_instant(refused_at)
+        return shape
+
+    def refusal_receipt(
+        self, reference: str, code: str, refused_at: float, *, duplicate: bool
+    ) -> dict[str, Any]:
+        """What the node's refusal of an application answers: the application, the code
+        held, when, and whether the platform held that refusal already."""
+        n = self.names
+        return {
+            n.reference: reference,
+            n.refusal_code: code,
+            n.refused_at: self.write_instant(refused_at),
+            n.duplicate: self.yes_no.code_of(duplicate),
+        }
 
     # -- events (the platform's people acted) ------------------------------------------------
 

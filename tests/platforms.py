@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from adapters.simulation.platform import SIMULATION, SimulatedPlatform
 from node.cases.catalog import MODES, PROVINCES, load_catalog
 from node.cases.lifecycle import Action, Status
-from node.platform.adapter import CaseNotice, InboundCase, ProvinceAdapter
+from node.platform.adapter import ApplicationRefusal, CaseNotice, InboundCase, ProvinceAdapter
 
 T0: Final = 1_772_416_800.0
 """2026-03-02 10:00 Beijing time."""
@@ -61,6 +61,21 @@ def application_body(fixtures: dict[str, Any], handler: str = "anhui") -> dict[s
             for m in matter.materials
         ],
     }
+
+
+def mistyped(body: Mapping[str, Any]) -> dict[str, Any]:
+    """``body`` with the applicant's ID number's check digit wrong: what a platform whose own
+    checks are laxer than the federation's lets through (``submit_application(...,
+    checked=False)``), and the node refuses as ``invalid_id_number``."""
+    code = body["applicant"]["code"]
+    wrong = code[:-1] + ("0" if code[-1] != "0" else "1")
+    return {**body, "applicant": {**body["applicant"], "code": wrong}}
+
+
+REFUSAL: Final = ApplicationRefusal(
+    "invalid_id_number", "applicant.code", "公民身份号码校验位错误，请核对后重新申请"
+)
+"""The node's refusal of a ``mistyped`` application, its field in the REST API's names."""
 
 
 def inbound_case(

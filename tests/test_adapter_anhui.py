@@ -33,6 +33,7 @@ from node.certificates.model import parse_certificate, to_json
 from node.identifiers import make_certificate_id, parse_certificate_id
 from node.platform.adapter import (
     Application,
+    ApplicationRefusal,
     CaseNotice,
     DialectError,
     InboundCase,
@@ -42,7 +43,16 @@ from node.platform.adapter import (
 )
 from tests import platforms
 from tests.certificate_samples import anhui_area_code_card
-from tests.platforms import FEDERATED, T0, Platform, Reply, inbound_cases, notices
+from tests.platforms import (
+    FEDERATED,
+    REFUSAL,
+    T0,
+    Platform,
+    Reply,
+    inbound_cases,
+    mistyped,
+    notices,
+)
 
 TOKEN = "ah-test-token"
 CASE_ID = "320000-20260302-00000000000000d1"
@@ -107,6 +117,80 @@ async def test_application_round_trip(tmp_path: Path) -> None:
         rows = (await ah.get(f"{BASE}/sq/lb"))[1]["result"]["rows"]
         assert rows[0]["bjbh"] == case_id
         assert rows[0]["qrsj"] == "2026-03-02 10:00:00"
+
+
+async def test_refusal_round_trip(tmp_path: Path) -> None:
+    """The federation's refusal of an application reaches the platform as a form with its
+    Chinese kind label, code, form key and reason, and the applicant sees it (已退回); a
+    repeat changes nothing, while another refusal, an acknowledgement after it, a refusal of
+    an application that became a case and one of an unknown application number are
+    refused."""
+    async with anhui(tmp_path) as ah:
+        fixtures = await ah.fixtures()
+        stored = ah.platform.submit_application(mistyped(application_body(fixtures)), checked=False)
+        [item] = (await ah.adapter.poll_applications(None)).items
+        assert isinstance(item, Application) and item.reference == stored.reference
+
+        await ah.adapter.reject_application(stored.reference, REFUSAL)
+        await ah.adapter.reject_application(stored.reference, REFUSAL)
+        progress = ah.platform.application_progress(stored.reference)
+        assert progress.status == "refused" and progress.refusal is not None
+        assert progress.refusal.refusal == ApplicationRefusal(
+            "invalid_id_number", "sqr.zjhm", REFUSAL.reason, in_dialect=True
+        )
+        assert ah.platform.store.counts()["refusals"] == 1
+
+        async with ah.session.get(
+            f"{ah.url}{BASE}/sq/xq", params={"sqbh": stored.reference}
+        ) as response:
+            shown = (await response.json())["result"]
+        assert shown["bjzt"] == "已退回" and "bjbh" not in shown and shown["jd"] == []
+        assert shown["th"] == {
+            "thlb": "申请人信息有误",
+            "thdm": "invalid_id_number",
+            "thzd": "sqr.zjhm",
+            "thyy": REFUSAL.reason,
+            "thsj": "2026-03-02 10:00:00",
+        }
+        form = {
+            "sqbh": stored.reference,
+            **ANHUI.refusal_to_dialect(REFUSAL, dialect.dialect_field),
+        }
+        status, again = await ah.post(f"{BASE}/sq/th", encode_form(form))
+        assert (status, again["result"]["sfcf"]) == (200, "是")
+
+        with pytest.raises(DialectError) as other:
+            await ah.adapter.reject_application(
+                stored.reference, ApplicationRefusal("unknown_matter", "matter_code", "无此事项")
+            )
+        assert (other.value.code, other.value.field) == ("conflict", "sqbh")
+        with pytest.raises(DialectError) as acknowledged:
+            await ah.adapter.acknowledge(stored.reference, "340000-20260302-0123456789abcdef")
+        assert acknowledged.value.code == "conflict"
+        with pytest.raises(DialectError) as missing:
+            await ah.adapter.reject_application("WSTB0", REFUSAL)
+        assert (missing.value.code, missing.value.field) == ("not_found", "sqbh")
+
+        became = ah.platform.submit_application(application_body(fixtures)).reference
+        await ah.adapter.acknowledge(became, "340000-20260302-0123456789abcdef")
+        with pytest.raises(DialectError) as answered:
+            await ah.adapter.reject_application(became, REFUSAL)
+        assert answered.value.code == "conflict"
+
+        unreadable = ah.platform.submit_application(application_body(fixtures)).reference
+        own = ApplicationRefusal("unknown_label", "rows[0].blfs", "is not a label", in_dialect=True)
+        await ah.adapter.reject_application(unreadable, own)
+        held = ah.platform.store.refusal(unreadable)
+        assert held is not None and held.refusal == own
+
+        fresh = ah.platform.submit_application(application_body(fixtures)).reference
+        wrong = {**form, "sqbh": fresh, "thlb": "其他"}
+        status, refused = await ah.post(f"{BASE}/sq/th", encode_form(wrong))
+        assert (status, refused["code"], refused["field"]) == (400, "invalid_field", "thlb")
+        unknown = {**form, "sqbh": fresh, "thlb": "不知道"}
+        status, refused = await ah.post(f"{BASE}/sq/th", encode_form(unknown))
+        assert (status, refused["code"], refused["field"]) == (400, "unknown_label", "thlb")
+        assert ah.platform.store.counts()["refusals"] == 2
 
 
 async def test_officer_events_reach_the_node(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from node.certificates.revocation import REASONS
 from node.identifiers import make_certificate_id, parse_certificate_id
 from node.platform.adapter import (
     Application,
+    ApplicationRefusal,
     CaseNotice,
     DialectError,
     InboundCase,
@@ -42,11 +43,13 @@ from node.platform.adapter import (
 from tests import platforms
 from tests.platforms import (
     FEDERATED,
+    REFUSAL,
     T0,
     Platform,
     Reply,
     application_body,
     inbound_cases,
+    mistyped,
     notices,
 )
 
@@ -165,6 +168,77 @@ async def test_citizen_enters_and_follows_an_application(tmp_path: Path) -> None
         assert case_id == "320000-20260302-0123456789abcdef"
         with pytest.raises(ValueError, match="refused"):
             await at_jiangsu.enter_application(js.session, js.url, {**body, "handler": "jiangsu"})
+
+
+async def test_refusal_round_trip(tmp_path: Path) -> None:
+    """The federation's refusal of an application reaches the platform as a <th> with its
+    kind, code, element path and reason, and the applicant sees it (已退回); a repeat
+    changes nothing, while another refusal, an acknowledgement after it, a refusal of an
+    application that became a case and one of an unknown application number are refused."""
+    async with jiangsu(tmp_path) as js:
+        fixtures = await js.fixtures()
+        stored = js.platform.submit_application(mistyped(application_body(fixtures)), checked=False)
+        [item] = (await js.adapter.poll_applications(None)).items
+        assert isinstance(item, Application) and item.reference == stored.reference
+
+        await js.adapter.reject_application(stored.reference, REFUSAL)
+        await js.adapter.reject_application(stored.reference, REFUSAL)
+        progress = js.platform.application_progress(stored.reference)
+        assert progress.status == "refused" and progress.refusal is not None
+        assert progress.refusal.refusal == ApplicationRefusal(
+            "invalid_id_number", "sqr/zjhm", REFUSAL.reason, in_dialect=True
+        )
+        assert js.platform.store.counts()["refusals"] == 1
+
+        status, data = await js.get(f"{BASE}/sq/{stored.reference}", token=False)
+        shown = read_document(data, "sqjd")
+        assert status == 200 and shown.text("blzt") == "YTH" and not shown.has("ajbh")
+        held = shown.obj("th")
+        assert [held.text(name) for name in ("thlb", "thdm", "thzd", "thyy", "thsj")] == [
+            "SQR",
+            "invalid_id_number",
+            "sqr/zjhm",
+            REFUSAL.reason,
+            "20260302100000",
+        ]
+        status, data = await js.post(
+            f"{BASE}/sq/{stored.reference}/th", to_xml(dialect.refusal_to_dialect(REFUSAL))
+        )
+        assert status == 200 and read_document(data, "thhz").text("sfcf") == "Y"
+
+        with pytest.raises(DialectError) as other:
+            await js.adapter.reject_application(
+                stored.reference, ApplicationRefusal("unknown_matter", "matter_code", "无此事项")
+            )
+        assert (other.value.code, other.value.field) == ("conflict", "sqbh")
+        with pytest.raises(DialectError) as acknowledged:
+            await js.adapter.acknowledge(stored.reference, "320000-20260302-0123456789abcdef")
+        assert acknowledged.value.code == "conflict"
+        with pytest.raises(DialectError) as missing:
+            await js.adapter.reject_application("JSZW0", REFUSAL)
+        assert (missing.value.code, missing.value.field) == ("not_found", "sqbh")
+
+        became = js.platform.submit_application(application_body(fixtures)).reference
+        await js.adapter.acknowledge(became, "320000-20260302-0123456789abcdef")
+        with pytest.raises(DialectError) as answered:
+            await js.adapter.reject_application(became, REFUSAL)
+        assert answered.value.code == "conflict"
+
+        unreadable = js.platform.submit_application(application_body(fixtures)).reference
+        own = ApplicationRefusal("unknown_code", "sq[1]/blfs", "is not a code", in_dialect=True)
+        await js.adapter.reject_application(unreadable, own)
+        held = read_document((await js.get(f"{BASE}/sq/{unreadable}"))[1], "sqjd").obj("th")
+        assert (held.text("thlb"), held.text("thzd")) == ("JL", "sq[1]/blfs")
+
+        wrong_kind = edit(dialect.refusal_to_dialect(REFUSAL), thlb="CL")
+        fresh = js.platform.submit_application(application_body(fixtures)).reference
+        status, data = await js.post(f"{BASE}/sq/{fresh}/th", to_xml(wrong_kind))
+        assert (status, refusal(data)["cwdm"], refusal(data)["cwzd"]) == (
+            400,
+            "invalid_field",
+            "thlb",
+        )
+        assert js.platform.store.counts()["refusals"] == 2
 
 
 async def test_officer_events_reach_the_node(tmp_path: Path) -> None:

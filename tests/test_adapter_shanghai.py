@@ -28,6 +28,7 @@ from node.certificates.model import parse_certificate
 from node.identifiers import make_certificate_id, parse_certificate_id
 from node.platform.adapter import (
     Application,
+    ApplicationRefusal,
     CaseNotice,
     DialectError,
     InboundCase,
@@ -38,6 +39,7 @@ from node.platform.adapter import (
 from tests import platforms
 from tests.platforms import (
     FEDERATED,
+    REFUSAL,
     T0,
     Platform,
     Reply,
@@ -45,6 +47,7 @@ from tests.platforms import (
     inbound_cases,
     json_body,
     json_wire,
+    mistyped,
     notices,
 )
 
@@ -95,6 +98,94 @@ async def test_application_round_trip(tmp_path: Path) -> None:
             progress = await response.json()
         assert progress["caseId"] == "310000-20260302-0123456789abcdef"
         assert progress["caseStatus"] == 10 and progress["progress"] == []
+
+
+async def test_refusal_round_trip(tmp_path: Path) -> None:
+    """The federation's refusal of an application reaches the platform with its code (and
+    numeric kind), the field at fault in the dialect's words and the reason, and the
+    applicant sees it; a repeat changes nothing, while another refusal, an acknowledgement
+    after it, a refusal of an application that became a case and one of an unknown
+    application number are refused."""
+    async with shanghai(tmp_path) as sh:
+        fixtures = await sh.fixtures()
+        stored = sh.platform.submit_application(mistyped(application_body(fixtures)), checked=False)
+        [item] = (await sh.adapter.poll_applications(None)).items
+        assert isinstance(item, Application) and item.reference == stored.reference
+
+        await sh.adapter.reject_application(stored.reference, REFUSAL)
+        await sh.adapter.reject_application(stored.reference, REFUSAL)
+        progress = sh.platform.application_progress(stored.reference)
+        assert progress.status == "refused" and progress.refusal is not None
+        assert progress.refusal.refusal == ApplicationRefusal(
+            "invalid_id_number", "applicant.certNo", REFUSAL.reason, in_dialect=True
+        )
+        assert sh.platform.store.counts()["refusals"] == 1
+        assert stored.reference not in sh.platform.store.open_work()[1]
+
+        status, shown = await sh.get(f"{BASE}/applications/{stored.reference}", token=False)
+        assert status == 200
+        assert (shown["caseId"], shown["caseStatus"], shown["progress"]) == (None, 90, [])
+        assert shown["rejection"] == {
+            "rejectCode": 60100,
+            "rejectType": "invalid_id_number",
+            "rejectField": "applicant.certNo",
+            "rejectReason": REFUSAL.reason,
+            "rejectTime": 1_772_416_800_000,
+        }
+        status, again = await sh.post(
+            f"{BASE}/applications/{stored.reference}/rejection",
+            json_body(SHANGHAI.refusal_to_dialect(REFUSAL, dialect.dialect_field)),
+        )
+        assert (status, again["duplicate"], again["rejectType"]) == (200, True, "invalid_id_number")
+
+        with pytest.raises(DialectError) as other:
+            await sh.adapter.reject_application(
+                stored.reference, ApplicationRefusal("unknown_matter", "matter_code", "无此事项")
+            )
+        assert (other.value.code, other.value.field) == ("conflict", "applyNo")
+        with pytest.raises(DialectError) as acknowledged:
+            await sh.adapter.acknowledge(stored.reference, "310000-20260302-0123456789abcdef")
+        assert acknowledged.value.code == "conflict"
+        with pytest.raises(DialectError) as missing:
+            await sh.adapter.reject_application("SHYW0", REFUSAL)
+        assert (missing.value.code, missing.value.field) == ("not_found", "applyNo")
+
+        became = sh.platform.submit_application(application_body(fixtures)).reference
+        await sh.adapter.acknowledge(became, "310000-20260302-0123456789abcdef")
+        with pytest.raises(DialectError) as answered:
+            await sh.adapter.reject_application(became, REFUSAL)
+        assert answered.value.code == "conflict"
+
+        # The adapter's own Malformed names the field as the dialect does: sent as it is.
+        unreadable = sh.platform.submit_application(application_body(fixtures)).reference
+        own = ApplicationRefusal("unknown_code", "handleMode", "is not a code", in_dialect=True)
+        await sh.adapter.reject_application(unreadable, own)
+        status, shown = await sh.get(f"{BASE}/applications/{unreadable}", token=False)
+        assert (shown["rejection"]["rejectCode"], shown["rejection"]["rejectField"]) == (
+            60400,
+            "handleMode",
+        )
+        assert sh.platform.store.counts()["refusals"] == 2
+
+
+async def test_refusal_of_the_wrong_kind_is_refused(tmp_path: Path) -> None:
+    """A refusal whose numeric kind is not its code's, or whose code is not a stable code,
+    is refused with 400 and the field at fault, and nothing is stored."""
+    async with shanghai(tmp_path) as sh:
+        reference = sh.platform.submit_application(application_body(await sh.fixtures())).reference
+        good = SHANGHAI.refusal_to_dialect(REFUSAL, dialect.dialect_field)
+        path = f"{BASE}/applications/{reference}/rejection"
+        for body, field in (
+            ({**good, "rejectCode": 60300}, "rejectCode"),
+            ({**good, "rejectCode": 12345}, "rejectCode"),
+            ({**good, "rejectType": "Invalid ID"}, "rejectType"),
+            ({k: v for k, v in good.items() if k != "rejectReason"}, "rejectReason"),
+        ):
+            status, refused = await sh.post(path, json_body(body))
+            assert status == 400 and refused["errorField"] == field, refused
+        status, _ = await sh.post(path, json_body(good), token=False)
+        assert status == 401
+        assert sh.platform.store.counts()["refusals"] == 0
 
 
 async def test_officer_events_reach_the_node(tmp_path: Path) -> None:

@@ -49,6 +49,7 @@ from node.certificates.model import parse_certificate
 from node.identifiers import issuer_province, make_certificate_id, parse_certificate_id
 from node.platform.adapter import (
     Application,
+    ApplicationRefusal,
     CaseNotice,
     DialectError,
     InboundCase,
@@ -59,6 +60,7 @@ from node.platform.adapter import (
 from tests import platforms
 from tests.platforms import (
     FEDERATED,
+    REFUSAL,
     T0,
     FakeClock,
     Platform,
@@ -67,6 +69,7 @@ from tests.platforms import (
     inbound_cases,
     json_body,
     json_wire,
+    mistyped,
     notices,
 )
 
@@ -179,6 +182,85 @@ async def test_application_round_trip(tmp_path: Path) -> None:
         assert status == 200
         assert progress["data"]["case_status"] == "applied"
         assert progress["data"]["progress"] == []
+
+
+async def test_refusal_round_trip(tmp_path: Path) -> None:
+    """The federation's refusal of an application reaches the platform, signed, with its
+    type word, code, field path and reason, and the applicant sees it (returned); a repeat
+    changes nothing, while another refusal, an acknowledgement after it, a refusal of an
+    application that became a case, one of an unknown application number and an unsigned
+    one are refused."""
+    async with zhejiang(tmp_path) as zj:
+        fixtures = await zj.fixtures()
+        stored = zj.platform.submit_application(mistyped(application_body(fixtures)), checked=False)
+        [item] = (await zj.adapter.poll_applications(None)).items
+        assert isinstance(item, Application) and item.reference == stored.reference
+
+        await zj.adapter.reject_application(stored.reference, REFUSAL)
+        await zj.adapter.reject_application(stored.reference, REFUSAL)
+        progress = zj.platform.application_progress(stored.reference)
+        assert progress.status == "refused" and progress.refusal is not None
+        assert progress.refusal.refusal == ApplicationRefusal(
+            "invalid_id_number", "applicant.id_number", REFUSAL.reason, in_dialect=True
+        )
+        assert zj.platform.store.counts()["refusals"] == 1
+
+        status, shown = await zj.send("GET", f"{APP_BASE}/applications/{stored.reference}")
+        assert status == 200
+        data = shown["data"]
+        assert (data["case_id"], data["case_status"]) == (None, "returned")
+        assert data["refusal"] == {
+            "refuse_type": "applicant",
+            "refuse_code": "invalid_id_number",
+            "refuse_field": "applicant.id_number",
+            "refuse_reason": REFUSAL.reason,
+            "refuse_time": "2026-03-02T10:00:00.000+08:00",
+        }
+        target = f"{BASE}/applications/{stored.reference}/refuse"
+        body = json_body(ZHEJIANG.refusal_to_dialect(REFUSAL, dialect.dialect_field))
+        status, again = await zj.send("POST", target, body)
+        assert (status, again["data"]["duplicate"]) == (200, True)
+        status, unsigned = await zj.send("POST", target, body, headers={})
+        assert (status, unsigned["data"]["error"]) == (401, "unsigned_request")
+
+        with pytest.raises(DialectError) as other:
+            await zj.adapter.reject_application(
+                stored.reference, ApplicationRefusal("unknown_matter", "matter_code", "无此事项")
+            )
+        assert (other.value.code, other.value.field) == ("conflict", "apply_no")
+        with pytest.raises(DialectError) as acknowledged:
+            await zj.adapter.acknowledge(stored.reference, "330000-20260302-0123456789abcdef")
+        assert acknowledged.value.code == "conflict"
+        with pytest.raises(DialectError) as missing:
+            await zj.adapter.reject_application("ZLB0", REFUSAL)
+        assert (missing.value.code, missing.value.field) == ("not_found", "apply_no")
+
+        became = zj.platform.submit_application(application_body(fixtures)).reference
+        await zj.adapter.acknowledge(became, "330000-20260302-0123456789abcdef")
+        with pytest.raises(DialectError) as answered:
+            await zj.adapter.reject_application(became, REFUSAL)
+        assert answered.value.code == "conflict"
+
+        unreadable = zj.platform.submit_application(application_body(fixtures)).reference
+        own = ApplicationRefusal("bad_time", "apply_time", "is not a time", in_dialect=True)
+        await zj.adapter.reject_application(unreadable, own)
+        shown = (await zj.send("GET", f"{APP_BASE}/applications/{unreadable}"))[1]["data"]
+        assert (shown["refusal"]["refuse_type"], shown["refusal"]["refuse_field"]) == (
+            "record",
+            "apply_time",
+        )
+
+        fresh = zj.platform.submit_application(application_body(fixtures)).reference
+        wrong = {**ZHEJIANG.refusal_to_dialect(REFUSAL, dialect.dialect_field)}
+        wrong["refuse_type"] = "matter"
+        status, refused = await zj.send(
+            "POST", f"{BASE}/applications/{fresh}/refuse", json_body(wrong)
+        )
+        assert (status, refused["data"]) == (
+            400,
+            {"error": "invalid_field", "field": "refuse_type"},
+        )
+        assert zj.platform.store.counts()["refusals"] == 2
 
 
 async def test_citizen_front_end_is_unsigned_and_the_open_platform_is_not(

@@ -40,8 +40,8 @@ from node.identifiers import (
     validate_credit_code,
     validate_id_number,
 )
-from node.platform.adapter import CaseNotice, InboundCase
-from tests.platforms import T0, FakeClock
+from node.platform.adapter import ApplicationRefusal, CaseNotice, InboundCase
+from tests.platforms import T0, FakeClock, mistyped
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -284,6 +284,44 @@ def test_refused_application_changes_nothing(platform: SimulatedPlatform) -> Non
     assert refused.value.code == "invalid_id_number"
     assert refused.value.field == "applicant.code"
     assert platform.store.counts() == before
+
+
+def test_an_application_is_answered_once(platform: SimulatedPlatform, clock: FakeClock) -> None:
+    """An application the platform let through unchecked is refused by the federation: the
+    refusal is held once (a repeat changes nothing, another is a conflict), the applicant
+    sees it, and it can no longer be acknowledged; an acknowledged application cannot be
+    refused; an unknown one is not found."""
+    refused = platform.submit_application(mistyped(application_body(platform)), checked=False)
+    assert platform.application_progress(refused.reference).status == "submitted"
+    refusal = ApplicationRefusal("invalid_id_number", "applicant.certNo", "校验位错误", True)
+    held, created = platform.refuse_application(refused.reference, refusal)
+    clock.now += 60
+    again, repeated = platform.refuse_application(refused.reference, refusal)
+    assert (created, repeated) == (True, False)
+    assert held == again and (held.refusal, held.refused_at) == (refusal, T0)
+    progress = platform.application_progress(refused.reference)
+    assert (progress.status, progress.refusal, progress.notices) == ("refused", held, ())
+    with pytest.raises(PlatformRefusal) as other:
+        platform.refuse_application(refused.reference, ApplicationRefusal("x", "", "y", True))
+    assert (other.value.code, other.value.status, other.value.field) == (
+        "conflict",
+        409,
+        "reference",
+    )
+    with pytest.raises(PlatformRefusal) as acknowledged:
+        platform.acknowledge(refused.reference, "310000-20260302-aa")
+    assert acknowledged.value.status == 409
+
+    became = platform.submit_application(application_body(platform))
+    platform.acknowledge(became.reference, "310000-20260302-bb")
+    with pytest.raises(PlatformRefusal) as answered:
+        platform.refuse_application(became.reference, refusal)
+    assert answered.value.status == 409
+    with pytest.raises(PlatformRefusal) as missing:
+        platform.refuse_application("T0", refusal)
+    assert missing.value.status == 404
+    assert platform.store.counts()["refusals"] == 1
+    assert platform.store.open_work()[1] == ["310000-20260302-bb"]
 
 
 # --- the simulated people -------------------------------------------------------------------

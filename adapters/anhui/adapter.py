@@ -36,6 +36,7 @@ from adapters.replies import checked_certificate, checked_matters, feed_cursor, 
 from adapters.strict_json import JsonObject, decode_json_object
 from adapters.transport import DEFAULT_TIMEOUT, PlatformClient, Reply
 from node.platform.adapter import (
+    ApplicationRefusal,
     CaseNotice,
     DialectError,
     InboundCase,
@@ -60,6 +61,10 @@ class AnhuiAdapter:
 
     async def acknowledge(self, reference: str, case_id: str) -> None:
         await self._send(f"{BASE}/sq/qr", {"sqbh": reference, "bjbh": case_id})
+
+    async def reject_application(self, reference: str, refusal: ApplicationRefusal) -> None:
+        form = {"sqbh": reference, **ANHUI.refusal_to_dialect(refusal, dialect.dialect_field)}
+        await self._send(f"{BASE}/sq/th", form)
 
     async def poll_events(self, cursor: str | None) -> Page:
         rows, next_cursor = await self._page(f"{BASE}/bjdt/lb", cursor)

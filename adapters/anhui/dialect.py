@@ -27,6 +27,10 @@ the dialect (README.md has the integrator's view):
    Chinese name (``zzlxmc``) beside the code.
 6. A notice's ``kz`` (扩展) is a JSON object written as text; text that is not one is
    refused with the JSON reader's code (``malformed_body`` …) on ``kz``.
+7. The federation's refusal of an application is a form ``sqbh`` (the application),
+   ``thlb`` (退回类别, a label of ``REFUSAL_LABELS``), ``thdm`` (退回代码, the stable code),
+   ``thzd`` (退回字段, the form key at fault, optional) and ``thyy`` (退回原因); the
+   application's ``bjzt`` is then ``已退回``.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from adapters.anhui.form import FormFields
 from adapters.strict_json import decode_json_object
 from adapters.translation import (
     CERTIFICATE_TYPES,
+    REFUSAL_KINDS,
     CodeTable,
     Names,
     Translation,
@@ -69,6 +74,8 @@ STATUS_LABELS: Final = CodeTable(
         "已撤回": "withdrawn",
     }
 )
+APPLICATION_STATUS_LABELS: Final = CodeTable({**STATUS_LABELS, "已退回": "refused"})
+"""``bjzt`` as the applicant's view of an application shows it (rule 7)."""
 ACTION_LABELS: Final = CodeTable(
     {
         "送达": "deliver",
@@ -109,6 +116,16 @@ REASON_LABELS: Final = CodeTable(
     }
 )
 SEX_LABELS: Final = CodeTable({"男": "male", "女": "female"})
+REFUSAL_LABELS: Final[CodeTable[str, str]] = CodeTable(
+    dict(
+        zip(
+            ("申请人信息有误", "事项信息有误", "材料不全或有误", "申请记录无法识别", "其他"),
+            REFUSAL_KINDS,
+            strict=True,
+        )
+    )
+)
+"""``thlb`` (退回类别): the applicant, the matter, a material, the record, other."""
 YES_NO_LABELS: Final = CodeTable({"是": True, "否": False})
 """``sfcf`` (是否重复): whether a delivery was already held."""
 LONG_TERM: Final = "长期"
@@ -284,6 +301,11 @@ NAMES: Final = Names(
     modes="blfs",
     material_kind="lx",
     promised_days="cnsx",
+    refusal_kind="thlb",
+    refusal_code="thdm",
+    refusal_field="thzd",
+    refusal_reason="thyy",
+    refused_at="thsj",
     duplicate="sfcf",
 )
 
@@ -301,6 +323,7 @@ ANHUI: Final = Translation[FormFields](
     reasons=REASON_LABELS,
     sexes=SEX_LABELS,
     yes_no=YES_NO_LABELS,
+    refusal_kinds=REFUSAL_LABELS,
     levels=LEVEL_LABELS,
     write_instant=format_time,
     read_instant=read_time,

@@ -12,8 +12,10 @@ rules. Rules kept:
 2. When built with a ``token`` credential, the node's endpoints require it in the
    ``X-WST-Token`` header (401 otherwise); the citizen's endpoints (entering an application,
    following it) and ``/sim/fixtures`` do not.
-3. Deliveries answer 201 the first time and 200 with ``"sfcf": "是"`` (a repeat) after that;
-   a different case or notice under a known key is a 409 ``conflict``.
+3. Deliveries (a case, a notice, the federation's refusal of an application) answer 201
+   the first time and 200 with ``"sfcf": "是"`` (a repeat) after that; a different case,
+   notice or refusal under a known key, and a refusal of an application that became a case,
+   is a 409 ``conflict``.
 4. Success is ``{"flag": true, "message": "成功", "result": ...}``; paged lists put
    ``{"rows": [...], "nextCursor": "<position>", "hasMore": bool}`` in ``result``.
 """
@@ -56,6 +58,7 @@ def _routes() -> list[web.RouteDef]:
         web.get(f"{BASE}/sq/xq", show_application),
         web.get(f"{BASE}/sq/lb", list_applications),
         web.post(f"{BASE}/sq/qr", acknowledge),
+        web.post(f"{BASE}/sq/th", reject_application),
         web.get(f"{BASE}/bjdt/lb", list_events),
         web.post(f"{BASE}/bj/js", deliver_case),
         web.post(f"{BASE}/bj/ztgx", deliver_notice),
@@ -90,9 +93,12 @@ async def show_application(request: web.Request) -> web.Response:
     }
     if stored.case_id is not None:
         shape["bjbh"] = stored.case_id
-    shape["bjzt"] = dialect.STATUS_LABELS.code_of(progress.status)
+    shape["bjzt"] = dialect.APPLICATION_STATUS_LABELS.code_of(progress.status)
     if progress.result is not None:
         shape["jg"] = ANHUI.result_to_dialect(progress.result)
+    if progress.refusal is not None:
+        held = progress.refusal
+        shape["th"] = ANHUI.refusal_record(held.refusal, held.refused_at)
     shape["jd"] = [ANHUI.notice_to_dialect(n.notice) for n in progress.notices]
     return _ok(shape)
 
@@ -124,6 +130,17 @@ async def acknowledge(request: web.Request) -> web.Response:
     assert stored.acknowledged_at is not None
     assert stored.case_id is not None
     return _ok(ANHUI.acknowledgement(stored.reference, stored.case_id, stored.acknowledged_at))
+
+
+async def reject_application(request: web.Request) -> web.Response:
+    fields = await _read_form(request)
+    reference = fields.text("sqbh", max_length=64)
+    refusal = ANHUI.read_refusal(fields)
+    held, created = platform_of(request).refuse_application(reference, refusal)
+    receipt = ANHUI.refusal_receipt(
+        reference, held.refusal.code, held.refused_at, duplicate=not created
+    )
+    return _ok(receipt, status=201 if created else 200)
 
 
 async def list_events(request: web.Request) -> web.Response:

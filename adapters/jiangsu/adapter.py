@@ -16,8 +16,8 @@ Jiangsu:
 3. A 404 for a certificate is "not in the library" (None); every other 4xx is a
    ``DialectError`` carrying the platform's ``cwdm``; 5xx, timeouts and refused connections
    are ``PlatformUnavailable`` (``adapters.transport``).
-4. A delivery's receipt must name the case (and update) delivered; new or duplicate, both
-   mean the platform has it.
+4. A delivery's receipt must name the case (and update), or the application and the
+   refusal, delivered; new or duplicate, both mean the platform has it.
 5. ``credentials`` may hold ``access_token`` (sent as ``X-JSZW-Token``) and ``timeout``
    (seconds, default 10).
 """
@@ -35,6 +35,7 @@ from adapters.jiangsu.strict_xml import Node, XmlRecord, read_document, to_xml
 from adapters.replies import checked_certificate, checked_matters, feed_cursor, translate_feed
 from adapters.transport import DEFAULT_TIMEOUT, PlatformClient, Reply
 from node.platform.adapter import (
+    ApplicationRefusal,
     CaseNotice,
     DialectError,
     InboundCase,
@@ -70,6 +71,11 @@ class JiangsuAdapter:
             raise DialectError("invalid_field", "names another case", field="ajbh")
         dialect.read_time(fields, "qrsj")
         fields.finish()
+
+    async def reject_application(self, reference: str, refusal: ApplicationRefusal) -> None:
+        path = f"{BASE}/sq/{quote(reference, safe='')}/th"
+        fields = await self._send(path, dialect.refusal_to_dialect(refusal), "thhz")
+        dialect.read_refusal_receipt(fields, reference, refusal.code)
 
     async def poll_events(self, cursor: str | None) -> Page:
         records, next_cursor = await self._page(f"{BASE}/bjdt", "dtlb", "dt", cursor)

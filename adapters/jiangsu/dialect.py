@@ -26,6 +26,10 @@ Conventions of the dialect (README.md has the integrator's view):
    with a 4xx/5xx HTTP status.
 6. A notice's ``kzxx`` (扩展信息) is a JSON object written as ASCII text (``\\u`` escapes);
    text that is not one is ``invalid_field``.
+7. The federation's refusal of an application is a ``<th>`` (退回): ``thlb`` (退回类别, a code
+   of ``REFUSAL_KINDS_CODES``), ``thdm`` (退回代码, the stable code), ``thzd`` (退回字段,
+   the element path at fault, optional) and ``thyy`` (退回原因); the application's status
+   is then ``YTH`` (已退回).
 """
 
 from __future__ import annotations
@@ -38,10 +42,17 @@ from typing import Any, Final
 
 from adapters.jiangsu.strict_xml import Node, XmlRecord, element, read_document
 from adapters.strict_json import decode_json_object
-from adapters.translation import CodeTable, Names, Translation, read_certificate_type, refusal
+from adapters.translation import (
+    REFUSAL_KINDS,
+    CodeTable,
+    Names,
+    Translation,
+    read_certificate_type,
+    refusal,
+)
 from node.cases.catalog import MODES
 from node.certificates.model import CHINA_STANDARD_TIME, FieldSpec
-from node.platform.adapter import CaseNotice, DialectError, InboundCase
+from node.platform.adapter import ApplicationRefusal, CaseNotice, DialectError, InboundCase
 
 PROVINCE: Final = "jiangsu"
 
@@ -60,6 +71,10 @@ STATUS_CODES: Final[CodeTable[str, str]] = CodeTable(
     }
 )
 """办理状态 ``blzt``."""
+APPLICATION_STATUS_CODES: Final[CodeTable[str, str]] = CodeTable(
+    {**STATUS_CODES, "YTH": "refused"}  # 已退回: the federation refused the application
+)
+"""``blzt`` as the applicant's view of an application shows it (rule 7)."""
 ACTION_CODES: Final[CodeTable[str, str]] = CodeTable(
     {
         "SD": "deliver",  # 送达
@@ -120,6 +135,10 @@ SEX_CODES: Final[CodeTable[str, str]] = CodeTable({"男": "male", "女": "female
 """性别 ``xb`` as printed on the face."""
 LEVEL_CODES: Final[CodeTable[str, int]] = CodeTable({str(level): level for level in range(1, 6)})
 """评价等级 ``dj``: 5 非常满意, 4 满意, 3 基本满意, 2 不满意, 1 非常不满意."""
+REFUSAL_KIND_CODES: Final[CodeTable[str, str]] = CodeTable(
+    dict(zip(("SQR", "SX", "CL", "JL", "QT"), REFUSAL_KINDS, strict=True))
+)
+"""退回类别 ``thlb``: 申请人, 事项, 材料, 记录 (the record as the platform wrote it), 其他."""
 YES_NO: Final = CodeTable({"Y": True, "N": False})
 """是否 (``sf…``) elements."""
 LONG_TERM: Final = "长期"
@@ -323,6 +342,11 @@ NAMES: Final = Names(
     modes="blfslb",
     material_kind="tjfs",
     promised_days="cnsx",
+    refusal_kind="thlb",
+    refusal_code="thdm",
+    refusal_field="thzd",
+    refusal_reason="thyy",
+    refused_at="thsj",
     duplicate="sfcf",
 )
 
@@ -340,6 +364,7 @@ JIANGSU: Final = Translation[XmlRecord](
     reasons=REASON_CODES,
     sexes=SEX_CODES,
     yes_no=YES_NO,
+    refusal_kinds=REFUSAL_KIND_CODES,
     levels=LEVEL_CODES,
     write_instant=to_local,
     read_instant=read_time,
@@ -383,6 +408,17 @@ def event_record(event_id: str, case_id: str, body: Mapping[str, Any], created: 
     return element("dt", JIANGSU.event_record(event_id, case_id, body, created))
 
 
+def refusal_to_dialect(refusal: ApplicationRefusal) -> Node:
+    """The federation's refusal of an application as ``POST …/sq/{sqbh}/th`` takes it:
+    ``<th>`` (rule 7), a field of the ``POST /v1/cases`` body named by its element path."""
+    return element("th", JIANGSU.refusal_to_dialect(refusal, dialect_field))
+
+
+def refusal_record(refusal: ApplicationRefusal, refused_at: float) -> Node:
+    """A held refusal in the applicant's view of the application: ``<th>`` with ``thsj``."""
+    return element("th", JIANGSU.refusal_record(refusal, refused_at))
+
+
 def result_to_dialect(result: Mapping[str, Any]) -> Node:
     return element("jg", JIANGSU.result_to_dialect(result))
 
@@ -423,6 +459,25 @@ def application_receipt(reference: str, submitted_at: float) -> Node:
 def acknowledgement(reference: str, case_id: str, acknowledged_at: float) -> Node:
     """``<qrhz>`` (确认回执): the reply to ``POST …/sq/{sqbh}/qr``."""
     return element("qrhz", JIANGSU.acknowledgement(reference, case_id, acknowledged_at))
+
+
+def refusal_receipt(reference: str, code: str, refused_at: float, duplicate: bool) -> Node:
+    """``<thhz>`` (退回回执): the reply to ``POST …/sq/{sqbh}/th``."""
+    return element(
+        "thhz", JIANGSU.refusal_receipt(reference, code, refused_at, duplicate=duplicate)
+    )
+
+
+def read_refusal_receipt(fields: XmlRecord, reference: str, code: str) -> None:
+    """Check a ``<thhz>`` names the application and the refusal; new or repeated, both
+    mean the platform holds it."""
+    if fields.text("sqbh", max_length=64) != reference:
+        raise DialectError("invalid_field", "names another application", field=fields.path("sqbh"))
+    if fields.text("thdm", max_length=64) != code:
+        raise DialectError("invalid_field", "names another refusal", field=fields.path("thdm"))
+    read_time(fields, "thsj")
+    fields.code("sfcf", YES_NO)
+    fields.finish()
 
 
 def delivery_receipt(case_id: str, duplicate: bool) -> Node:

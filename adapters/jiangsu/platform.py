@@ -12,8 +12,10 @@ Rules kept:
 2. When built with an ``access_token`` credential, the node's endpoints require it in the
    ``X-JSZW-Token`` header (401 otherwise); the citizen's endpoints (entering an application,
    following it) and ``/sim/fixtures`` do not.
-3. Deliveries answer 201 the first time and 200 with ``<sfcf>Y</sfcf>`` after that; a
-   different case or notice under a known key is a 409 ``conflict``.
+3. Deliveries (a case ``<aj>``, a notice ``<tz>``, the federation's refusal of an
+   application ``<th>``) answer 201 the first time and 200 with ``<sfcf>Y</sfcf>`` after
+   that; a different case, notice or refusal under a known key, and a refusal of an
+   application that became a case, is a 409 ``conflict``.
 4. Paged lists take ``?yb=<cursor>&ts=<1-500>`` and answer the records with ``<xyyb>``
    (the next cursor) and ``<sfyhx>`` (whether the page was full).
 """
@@ -54,6 +56,7 @@ def _routes() -> list[web.RouteDef]:
         web.get(f"{BASE}/sq", list_applications),
         web.get(f"{BASE}/sq/{{sqbh}}", show_application),
         web.post(f"{BASE}/sq/{{sqbh}}/qr", acknowledge),
+        web.post(f"{BASE}/sq/{{sqbh}}/th", reject_application),
         web.get(f"{BASE}/bjdt", list_events),
         web.post(f"{BASE}/ajjs", deliver_case),
         web.post(f"{BASE}/ajtz", deliver_notice),
@@ -94,9 +97,12 @@ async def show_application(request: web.Request) -> web.Response:
     ]
     if stored.case_id is not None:
         children.append(("ajbh", stored.case_id))
-    children.append(("blzt", dialect.STATUS_CODES.code_of(progress.status)))
+    children.append(("blzt", dialect.APPLICATION_STATUS_CODES.code_of(progress.status)))
     if progress.result is not None:
         children.append(dialect.result_to_dialect(progress.result))
+    if progress.refusal is not None:
+        held = progress.refusal
+        children.append(dialect.refusal_record(held.refusal, held.refused_at))
     children.append(("tzlb", [dialect.notice_to_dialect(n.notice) for n in progress.notices]))
     return _xml(("sqjd", children))
 
@@ -128,6 +134,16 @@ async def acknowledge(request: web.Request) -> web.Response:
     assert stored.acknowledged_at is not None
     assert stored.case_id is not None
     return _xml(dialect.acknowledgement(stored.reference, stored.case_id, stored.acknowledged_at))
+
+
+async def reject_application(request: web.Request) -> web.Response:
+    refusal = JIANGSU.read_refusal(await _read_body(request, "th"))
+    reference = request.match_info["sqbh"]
+    held, created = platform_of(request).refuse_application(reference, refusal)
+    receipt = dialect.refusal_receipt(
+        reference, held.refusal.code, held.refused_at, duplicate=not created
+    )
+    return _xml(receipt, status=201 if created else 200)
 
 
 async def list_events(request: web.Request) -> web.Response:

@@ -31,6 +31,7 @@ from adapters.shanghai.platform import BASE, LICENSES, REVOCATIONS, TOKEN_HEADER
 from adapters.strict_json import JsonObject, decode_json_object
 from adapters.transport import DEFAULT_TIMEOUT, PlatformClient, Reply
 from node.platform.adapter import (
+    ApplicationRefusal,
     CaseNotice,
     DialectError,
     InboundCase,
@@ -58,6 +59,10 @@ class ShanghaiAdapter:
     async def acknowledge(self, reference: str, case_id: str) -> None:
         path = f"{BASE}/applications/{quote(reference, safe='')}/acknowledgement"
         await self._send("POST", path, {"caseId": case_id})
+
+    async def reject_application(self, reference: str, refusal: ApplicationRefusal) -> None:
+        path = f"{BASE}/applications/{quote(reference, safe='')}/rejection"
+        await self._send("POST", path, SHANGHAI.refusal_to_dialect(refusal, dialect.dialect_field))
 
     async def poll_events(self, cursor: str | None) -> Page:
         records, next_cursor = await self._page(f"{BASE}/events", cursor)

@@ -18,6 +18,10 @@ the dialect (README.md has the integrator's view):
    of the wrong kind are refused with the dialect's path of the field.
 5. Errors are ``{"errorCode": <int>, "errorType": <stable code>, "errorMsg": <sentence>,
    "errorField": <dialect path or "">}`` with a 4xx/5xx HTTP status.
+6. The federation's refusal of an application says it the same way: ``{"rejectCode":
+   <int, the kind of refusal from REJECT_CODES>, "rejectType": <stable code>,
+   "rejectField"?: <dialect path>, "rejectReason": <sentence>}``; the application's status
+   is then ``REFUSED_STATUS`` (90).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any, Final
 
 from adapters.strict_json import JsonObject, decode_json_object
 from adapters.translation import (
+    REFUSAL_KINDS,
     CodeTable,
     Names,
     Translation,
@@ -56,6 +61,10 @@ STATUS_CODES: Final = CodeTable(
         80: "evaluated",
     }
 )
+REFUSED_STATUS: Final = 90
+"""退回: the federation refused the application before it became a case (rule 6)."""
+APPLICATION_STATUS_CODES: Final = CodeTable({**STATUS_CODES, REFUSED_STATUS: "refused"})
+"""``caseStatus`` as the applicant's view of an application shows it."""
 ACTION_CODES: Final = CodeTable(
     {
         101: "deliver",
@@ -83,6 +92,12 @@ REASON_CODES: Final[CodeTable[int, str]] = CodeTable(dict(enumerate(REASONS, sta
 """Why a licence is revoked or suspended: 1 superseded … 7 under_review (``REASONS`` order)."""
 SEX_CODES: Final = CodeTable({1: "male", 2: "female"})
 """GB/T 2261.1."""
+REJECT_CODES: Final[CodeTable[int, str]] = CodeTable(
+    dict(zip((60100, 60200, 60300, 60400, 69900), REFUSAL_KINDS, strict=True))
+)
+"""``rejectCode``, the kind of the federation's refusal of an application: 60100 the
+applicant, 60200 the matter, 60300 a material, 60400 the record, 69900 other; ``rejectType``
+is the precise stable code (rule 6)."""
 
 YES_NO: Final = CodeTable({True: True, False: False})
 """``duplicate``: JSON's own true and false."""
@@ -243,6 +258,11 @@ NAMES: Final = Names(
     modes="handleModes",
     material_kind="materialType",
     promised_days="promiseDays",
+    refusal_kind="rejectCode",
+    refusal_code="rejectType",
+    refusal_field="rejectField",
+    refusal_reason="rejectReason",
+    refused_at="rejectTime",
     duplicate="duplicate",
 )
 
@@ -260,6 +280,7 @@ SHANGHAI: Final = Translation[JsonObject](
     reasons=REASON_CODES,
     sexes=SEX_CODES,
     yes_no=YES_NO,
+    refusal_kinds=REJECT_CODES,
     levels=None,
     write_instant=to_ms,
     read_instant=read_ms,

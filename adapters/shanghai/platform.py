@@ -11,8 +11,10 @@ answers every refusal, ``adapters.simulation.platform.refusals``). Rules kept:
 2. When built with an ``access_token`` credential, the node's endpoints require it in the
    ``X-Access-Token`` header (401 otherwise); the citizen's endpoints (entering an
    application, following it) and ``/sim/fixtures`` do not.
-3. Deliveries answer 201 the first time and 200 with ``"duplicate": true`` after that; a
-   different case or notice under a known key is a 409 ``conflict``.
+3. Deliveries (a case, a notice, the federation's refusal of an application) answer 201
+   the first time and 200 with ``"duplicate": true`` after that; a different case, notice
+   or refusal under a known key, and a refusal of an application that became a case, is a
+   409 ``conflict``.
 4. Paged lists answer ``{"records": [...], "nextCursor": "<position>", "hasMore": bool}``.
 """
 
@@ -50,6 +52,7 @@ def _routes() -> list[web.RouteDef]:
         web.get(f"{BASE}/applications", list_applications),
         web.get(f"{BASE}/applications/{{applyNo}}", show_application),
         web.post(f"{BASE}/applications/{{applyNo}}/acknowledgement", acknowledge),
+        web.post(f"{BASE}/applications/{{applyNo}}/rejection", reject_application),
         web.get(f"{BASE}/events", list_events),
         web.post(f"{BASE}/inboundCases", deliver_case),
         web.post(f"{BASE}/caseNotices", deliver_notice),
@@ -84,11 +87,14 @@ async def show_application(request: web.Request) -> web.Response:
         "applyNo": stored.reference,
         "applyTime": dialect.to_ms(stored.submitted_at),
         "caseId": stored.case_id,
-        "caseStatus": dialect.STATUS_CODES.code_of(progress.status),
+        "caseStatus": dialect.APPLICATION_STATUS_CODES.code_of(progress.status),
         "progress": [SHANGHAI.notice_to_dialect(n.notice) for n in progress.notices],
     }
     if progress.result is not None:
         shape["result"] = SHANGHAI.result_to_dialect(progress.result)
+    if progress.refusal is not None:
+        held = progress.refusal
+        shape["rejection"] = SHANGHAI.refusal_record(held.refusal, held.refused_at)
     return _json(shape)
 
 
@@ -118,6 +124,16 @@ async def acknowledge(request: web.Request) -> web.Response:
     assert stored.acknowledged_at is not None
     assert stored.case_id is not None
     return _json(SHANGHAI.acknowledgement(stored.reference, stored.case_id, stored.acknowledged_at))
+
+
+async def reject_application(request: web.Request) -> web.Response:
+    refusal = SHANGHAI.read_refusal(JsonObject(await read_json_body(request)))
+    reference = request.match_info["applyNo"]
+    held, created = platform_of(request).refuse_application(reference, refusal)
+    receipt = SHANGHAI.refusal_receipt(
+        reference, held.refusal.code, held.refused_at, duplicate=not created
+    )
+    return _json(receipt, status=201 if created else 200)
 
 
 async def list_events(request: web.Request) -> web.Response:

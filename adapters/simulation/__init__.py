@@ -3,8 +3,8 @@
 Modules, each with its rules in its docstring:
 
 - ``seed``: deterministic, realistic people, companies and certificates of one province.
-- ``store``: the platform's own SQLite file (applications, inbound cases, notices, the
-  event feed), idempotent on every delivery.
+- ``store``: the platform's own SQLite file (applications and the federation's refusals of
+  them, inbound cases, notices, the event feed), idempotent on every delivery.
 - ``officer``: the simulated officer (works inbound cases) and applicant (answers supplement
   requests, evaluates), restart-safe, deterministic from the seed and the case id.
 - ``platform``: ``SimulatedPlatform``, the one object a dialect's HTTP handlers call, and

@@ -21,7 +21,9 @@ Rules kept:
    cases do not move in lock step) after what it answers; ``delay=0`` acts at once. Time is
    read from the injected ``clock``; ``work()`` is synchronous so tests drive it directly.
 5. A case the node reports concluded (rejected, withdrawn, completed, denied, evaluated) gets
-   nothing more from the officer; a case is settled once nobody here has more to do.
+   nothing more from the officer; a case is settled once nobody here has more to do. The
+   applicant follows only applications that became cases: one the federation refused has
+   none, and is not followed.
 6. Logs carry case ids and actions, never names or ID numbers.
 """
 

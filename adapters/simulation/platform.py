@@ -13,8 +13,9 @@ What a dialect author uses:
   routes, ``GET /sim/fixtures`` and the simulated people as a background task. Handlers find
   the platform with ``platform_of(request)``.
 - Applications (this province accepts): ``submit_application`` (a tester enters one; checked
-  as the node's ``POST /v1/cases`` would check it), ``applications_since``,
-  ``acknowledge``, ``application_progress``.
+  as the node's ``POST /v1/cases`` would check it, unless the tester asks for an unchecked
+  one), ``applications_since``, ``acknowledge`` or ``refuse_application`` (the node's answer:
+  the case it became, or the federation's refusal), ``application_progress``.
 - Inbound (this province handles): ``deliver_case``, ``deliver_notice`` (both idempotent).
 - The event feed: ``events_since``.
 - Library and catalog: ``certificate``, ``revocations``, ``matters``; ``fixtures`` for
@@ -68,12 +69,13 @@ from adapters.simulation.store import (
     StoreConflict,
     StoredApplication,
     StoredNotice,
+    StoredRefusal,
 )
 from adapters.strict_json import decode_json_object
 from node.cases.catalog import PROVINCES, Matter, load_catalog, matter_to_json
 from node.cases.submission import CaseInputError, parse_new_case
 from node.certificates.model import CHINA_STANDARD_TIME
-from node.platform.adapter import CaseNotice, DialectError, InboundCase
+from node.platform.adapter import ApplicationRefusal, CaseNotice, DialectError, InboundCase
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +100,10 @@ class ApplicationProgress:
 
     application: StoredApplication
     status: str
-    """The latest status the node reported, or ``submitted`` before any notice."""
+    """The latest status the node reported, ``submitted`` before any notice, or ``refused``
+    when the federation refused the application (then ``refusal`` says why)."""
     notices: tuple[StoredNotice, ...]
+    refusal: StoredRefusal | None = None
 
     @property
     def result(self) -> Mapping[str, Any] | None:
@@ -188,13 +192,20 @@ class SimulatedPlatform:
 
     # -- applications (this province accepts) ------------------------------------------------
 
-    def submit_application(self, body: Mapping[str, Any]) -> StoredApplication:
-        """Take an application (a ``POST /v1/cases`` body) entered at this platform."""
-        try:
-            case = parse_new_case(body, find_matter=self._federated.get, me=self.province)
-        except CaseInputError as error:
-            raise PlatformRefusal(error.code, error.detail, field=error.field) from None
-        stored = self.store.add_application(case.to_json(), self.clock(), self._reference)
+    def submit_application(
+        self, body: Mapping[str, Any], *, checked: bool = True
+    ) -> StoredApplication:
+        """Take an application (a ``POST /v1/cases`` body) entered at this platform.
+
+        ``checked=False`` (testers only) stores it as given, as a platform whose own checks
+        are laxer than the federation's would: the node then refuses it and says so."""
+        if checked:
+            try:
+                case = parse_new_case(body, find_matter=self._federated.get, me=self.province)
+            except CaseInputError as error:
+                raise PlatformRefusal(error.code, error.detail, field=error.field) from None
+            body = case.to_json()
+        stored = self.store.add_application(body, self.clock(), self._reference)
         log.info("application entered", extra={"reference": stored.reference})
         return stored
 
@@ -218,12 +229,37 @@ class SimulatedPlatform:
         self.people.wake()
         return stored
 
+    def refuse_application(
+        self, reference: str, refusal: ApplicationRefusal
+    ) -> tuple[StoredRefusal, bool]:
+        """Record that the federation refused an application; the refusal held and whether
+        it is new. The same refusal again changes nothing; another one, or one of an
+        application that became a case, is a 409 ``conflict``."""
+        try:
+            answer = self.store.refuse_application(reference, refusal, self.clock())
+        except StoreConflict as error:
+            raise PlatformRefusal("conflict", str(error), field="reference", status=409) from None
+        if answer is None:
+            raise PlatformRefusal(
+                "not_found", "no application has this reference", field="reference", status=404
+            )
+        held, created = answer
+        if created:
+            log.info(
+                "application refused by the federation",
+                extra={"reference": reference, "code": refusal.code},
+            )
+        return held, created
+
     def application_progress(self, reference: str) -> ApplicationProgress:
         stored = self.store.application(reference)
         if stored is None:
             raise PlatformRefusal(
                 "not_found", "no application has this reference", field="reference", status=404
             )
+        refusal = self.store.refusal(reference)
+        if refusal is not None:
+            return ApplicationProgress(stored, "refused", (), refusal)
         notices = tuple(self.store.notices(stored.case_id)) if stored.case_id else ()
         status = notices[-1].notice.status if notices else "submitted"
         return ApplicationProgress(stored, status, notices)

@@ -1,15 +1,18 @@
 """The simulated platform's own SQLite database (one file per platform, never the node's).
 
 What it holds, in the engine's province-neutral form (dialects translate at their HTTP edge):
-the seeded people, companies and certificate library; applications entered at this platform;
+the seeded people, companies and certificate library; applications entered at this platform,
+each answered by the node either with the case it became or with the federation's refusal;
 inbound cases and update notices delivered by the node; the event feed of what the
 platform's people did; and which cases the simulated people are finished with.
 
 Rules kept:
 
-1. Deliveries are idempotent: an inbound case is stored once per ``case_id`` and a notice
-   once per ``(case_id, sequence)``. Delivering the same thing again changes nothing and
-   says so; delivering something different under a known key raises ``StoreConflict``.
+1. Deliveries are idempotent: an inbound case is stored once per ``case_id``, a notice
+   once per ``(case_id, sequence)`` and a refusal once per application. Delivering the same
+   thing again changes nothing and says so; delivering something different under a known
+   key raises ``StoreConflict``. An application is answered once: a case id or a refusal,
+   never both.
 2. The event feed and the application list are append-only, each with positions that only
    increase (SQLite ``AUTOINCREMENT`` never reuses one), so a cursor is just the last
    position read. An event id is unique: appending a known id changes nothing, which is
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from adapters.simulation.seed import Seed
-from node.platform.adapter import CaseNotice, InboundCase
+from node.platform.adapter import ApplicationRefusal, CaseNotice, InboundCase
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -61,6 +64,12 @@ CREATE TABLE IF NOT EXISTS events (
     created REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS events_by_case ON events (case_id, position);
 CREATE TABLE IF NOT EXISTS settled (case_id TEXT PRIMARY KEY, side TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS refusals (
+    reference TEXT PRIMARY KEY REFERENCES applications (reference),
+    code TEXT NOT NULL,
+    field TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    refused_at REAL NOT NULL);
 """
 
 
@@ -82,6 +91,14 @@ class StoredApplication:
     submitted_at: float
     case_id: str | None
     acknowledged_at: float | None
+
+
+@dataclass(frozen=True)
+class StoredRefusal:
+    """The federation's refusal of an application, its field as the dialect named it."""
+
+    refusal: ApplicationRefusal
+    refused_at: float
 
 
 @dataclass(frozen=True)
@@ -240,6 +257,8 @@ class PlatformStore:
                 return False
             if row[0] is not None and row[0] != case_id:
                 raise StoreConflict("case id", f"application {reference}")
+            if _refused(conn, reference):
+                raise StoreConflict("answer (a refusal)", f"application {reference}")
             other = conn.execute(
                 "SELECT reference FROM applications WHERE case_id = ?", (case_id,)
             ).fetchone()
@@ -255,6 +274,45 @@ class PlatformStore:
         if not self._write(ack):
             return None
         return self.application(reference)
+
+    def refuse_application(
+        self, reference: str, refusal: ApplicationRefusal, at: float
+    ) -> tuple[StoredRefusal, bool] | None:
+        """Record the federation's refusal of an application; None if there is no such
+        application. The refusal held, and whether it is new: the same refusal again changes
+        nothing; another one, or a refusal of an application that became a case, is a
+        ``StoreConflict`` (rule 1)."""
+
+        def refuse(conn: sqlite3.Connection) -> bool | None:
+            row = conn.execute(
+                "SELECT case_id FROM applications WHERE reference = ?", (reference,)
+            ).fetchone()
+            if row is None:
+                return None
+            if row[0] is not None:
+                raise StoreConflict("answer (its federation case)", f"application {reference}")
+            held = _refused(conn, reference)
+            if held is not None:
+                if held.refusal != refusal:
+                    raise StoreConflict("refusal", f"application {reference}")
+                return False
+            conn.execute(
+                "INSERT INTO refusals (reference, code, field, reason, refused_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (reference, refusal.code, refusal.field, refusal.reason, at),
+            )
+            return True
+
+        created: bool | None = self._write(refuse)
+        if created is None:
+            return None
+        held = self.refusal(reference)
+        assert held is not None
+        return held, created
+
+    def refusal(self, reference: str) -> StoredRefusal | None:
+        """The federation's refusal of an application, if it was refused."""
+        return _refused(self._conn, reference)
 
     def _application(self, where: str, key: object) -> StoredApplication | None:
         row = self._conn.execute(
@@ -368,7 +426,8 @@ class PlatformStore:
             case_id
             for (case_id,) in self._conn.execute(
                 "SELECT case_id FROM applications WHERE case_id IS NOT NULL AND case_id NOT IN "
-                "(SELECT case_id FROM settled) ORDER BY position"
+                "(SELECT case_id FROM settled) AND reference NOT IN (SELECT reference FROM "
+                "refusals) ORDER BY position"
             )
         ]
         return handling, accepting
@@ -383,7 +442,7 @@ class PlatformStore:
 
     def counts(self) -> dict[str, int]:
         """Rows per table: what tests compare to show that a refusal changed nothing."""
-        tables = ("applications", "inbound_cases", "notices", "events", "settled")
+        tables = ("applications", "refusals", "inbound_cases", "notices", "events", "settled")
         return {
             table: int(self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608
             for table in tables
@@ -397,6 +456,16 @@ def _sequence(conn: sqlite3.Connection, table: str) -> int:
     # AUTOINCREMENT's high-water mark: a position is never reused, even after a delete.
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
     return 0 if row is None else int(row[0])
+
+
+def _refused(conn: sqlite3.Connection, reference: str) -> StoredRefusal | None:
+    row = conn.execute(
+        "SELECT code, field, reason, refused_at FROM refusals WHERE reference = ?", (reference,)
+    ).fetchone()
+    if row is None:
+        return None
+    code, field, reason, refused_at = row
+    return StoredRefusal(ApplicationRefusal(code, field, reason, in_dialect=True), refused_at)
 
 
 def _application(row: Sequence[Any]) -> StoredApplication:

@@ -39,6 +39,7 @@ from adapters.zhejiang.dialect import ZHEJIANG
 from adapters.zhejiang.platform import BASE, LICENSES, REVOCATIONS
 from adapters.zhejiang.signing import signed_headers
 from node.platform.adapter import (
+    ApplicationRefusal,
     CaseNotice,
     DialectError,
     InboundCase,
@@ -85,6 +86,11 @@ class ZhejiangAdapter:
     async def acknowledge(self, reference: str, case_id: str) -> None:
         target = f"{BASE}/applications/{quote(reference, safe='')}/acknowledge"
         await self._call("POST", target, {"case_id": case_id})
+
+    async def reject_application(self, reference: str, refusal: ApplicationRefusal) -> None:
+        target = f"{BASE}/applications/{quote(reference, safe='')}/refuse"
+        body = ZHEJIANG.refusal_to_dialect(refusal, dialect.dialect_field)
+        await self._call("POST", target, body)
 
     async def poll_events(self, cursor: str | None) -> Page:
         records, next_cursor = await self._feed(f"{BASE}/events", cursor)

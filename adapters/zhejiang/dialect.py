@@ -23,6 +23,9 @@ integrator's view):
    of the wrong kind are refused with the dialect's path of the field.
 5. Lists are paged by token (``PAGE_FIELDS``): ``page_size`` and ``page_token`` in the
    query, ``{"items", "page_size", "has_more", "next_page_token"}`` in ``data``.
+6. The federation's refusal of an application is ``{"refuse_type": <REFUSE_TYPES word>,
+   "refuse_code": <stable code>, "refuse_field"?: <dialect path>, "refuse_reason"}``; the
+   application's ``case_status`` is then ``returned`` (退件).
 """
 
 from __future__ import annotations
@@ -33,7 +36,14 @@ from datetime import date, datetime
 from typing import Any, Final
 
 from adapters.strict_json import JsonObject, decode_json_object
-from adapters.translation import CodeTable, Names, Translation, read_certificate_type, rename
+from adapters.translation import (
+    REFUSAL_KINDS,
+    CodeTable,
+    Names,
+    Translation,
+    read_certificate_type,
+    rename,
+)
 from node.cases.catalog import MODES
 from node.certificates.model import CHINA_STANDARD_TIME, FieldSpec
 from node.certificates.revocation import REASONS
@@ -57,6 +67,9 @@ CASE_STATUSES: Final = CodeTable(
     }
 )
 """``case_status`` word → the federation's case status."""
+APPLICATION_STATUSES: Final = CodeTable({**CASE_STATUSES, "returned": "refused"})
+"""``case_status`` as the applicant's view of an application shows it: ``returned`` (退件)
+when the federation refused it (rule 6)."""
 ACTION_TYPES: Final = CodeTable(
     {
         "receive": "deliver",
@@ -90,6 +103,9 @@ LICENSE_STATUSES: Final = CodeTable(
 REVOCATION_REASONS: Final[CodeTable[str, str]] = CodeTable({reason: reason for reason in REASONS})
 """The federation's own reason names (``superseded`` … ``under_review``)."""
 SEXES: Final = CodeTable({"male": "male", "female": "female"})
+REFUSE_TYPES: Final[CodeTable[str, str]] = CodeTable({kind: kind for kind in REFUSAL_KINDS})
+"""``refuse_type``: ``applicant``, ``matter``, ``material``, ``record`` (the record as the
+platform wrote it), ``other``."""
 
 YES_NO: Final = CodeTable({True: True, False: False})
 """``duplicate``: JSON's own true and false."""
@@ -347,6 +363,11 @@ NAMES: Final = Names(
     modes="handle_modes",
     material_kind="material_type",
     promised_days="promise_days",
+    refusal_kind="refuse_type",
+    refusal_code="refuse_code",
+    refusal_field="refuse_field",
+    refusal_reason="refuse_reason",
+    refused_at="refuse_time",
     duplicate="duplicate",
 )
 
@@ -369,6 +390,7 @@ ZHEJIANG: Final = Translation[JsonObject](
     reasons=REVOCATION_REASONS,
     sexes=SEXES,
     yes_no=YES_NO,
+    refusal_kinds=REFUSE_TYPES,
     levels=None,
     write_instant=to_instant,
     read_instant=read_instant,

@@ -15,8 +15,10 @@ the engine keeps data and rules. Rules kept:
    time not in the dialect's form are refused with 400 and the dialect's error envelope
    before anything is stored. A body must be sent as ``application/json`` (else 415); an
    unknown query parameter is refused too.
-3. Deliveries answer 201 the first time and 200 with ``"duplicate": true`` after that; a
-   different case or notice under a known key is a 409 ``conflict``.
+3. Deliveries (a case, a notice, the federation's refusal of an application) answer 201
+   the first time and 200 with ``"duplicate": true`` after that; a different case, notice
+   or refusal under a known key, and a refusal of an application that became a case, is a
+   409 ``conflict``.
 4. Lists are paged by token. The feeds (applications, events) answer a token naming the
    last position returned, or the token sent when nothing is new, and ``has_more`` is
    exact; the snapshots (matters, revocations) answer an offset token, ``""`` after the
@@ -68,6 +70,7 @@ def _routes() -> list[web.RouteDef]:
         web.get(f"{APP_BASE}/applications/{{apply_no}}", show_application),
         web.get(f"{BASE}/applications", list_applications),
         web.post(f"{BASE}/applications/{{apply_no}}/acknowledge", acknowledge),
+        web.post(f"{BASE}/applications/{{apply_no}}/refuse", refuse_application),
         web.get(f"{BASE}/events", list_events),
         web.post(f"{BASE}/inbound_cases", deliver_case),
         web.post(f"{BASE}/case_notices", deliver_notice),
@@ -97,11 +100,14 @@ async def show_application(request: web.Request) -> web.Response:
         "apply_no": stored.reference,
         "apply_time": dialect.to_instant(stored.submitted_at),
         "case_id": stored.case_id,
-        "case_status": dialect.CASE_STATUSES.code_of(progress.status),
+        "case_status": dialect.APPLICATION_STATUSES.code_of(progress.status),
         "progress": [ZHEJIANG.notice_to_dialect(n.notice) for n in progress.notices],
     }
     if progress.result is not None:
         shape["result"] = ZHEJIANG.result_to_dialect(progress.result)
+    if progress.refusal is not None:
+        held = progress.refusal
+        shape["refusal"] = ZHEJIANG.refusal_record(held.refusal, held.refused_at)
     return _json(shape)
 
 
@@ -137,6 +143,17 @@ async def acknowledge(request: web.Request) -> web.Response:
     assert stored.acknowledged_at is not None
     assert stored.case_id is not None
     return _json(ZHEJIANG.acknowledgement(stored.reference, stored.case_id, stored.acknowledged_at))
+
+
+async def refuse_application(request: web.Request) -> web.Response:
+    _no_query(request)
+    refusal = ZHEJIANG.read_refusal(JsonObject(await read_json_body(request)))
+    reference = request.match_info["apply_no"]
+    held, created = platform_of(request).refuse_application(reference, refusal)
+    receipt = ZHEJIANG.refusal_receipt(
+        reference, held.refusal.code, held.refused_at, duplicate=not created
+    )
+    return _json(receipt, status=201 if created else 200)
 
 
 async def list_events(request: web.Request) -> web.Response:

@@ -15,12 +15,22 @@ values. Rules every adapter keeps:
    reference, the field and why, so one bad record neither stops the feed nor vanishes.
    A reply that is not the dialect at all (bad signature, malformed body, non-UTF-8, an XML
    entity bomb) raises ``DialectError``: nothing of it is used.
-4. Deliveries into the platform (``deliver_case``, ``deliver_update``) are idempotent on
-   the case id (and the update's sequence): the node retries until the platform took it,
-   and a platform that is down or answers 5xx raises ``PlatformUnavailable`` so the node
-   keeps the item queued. A 4xx refusal raises ``DialectError``: retrying cannot help.
+4. Deliveries into the platform (``deliver_case``, ``deliver_update``,
+   ``reject_application``) are idempotent on the case id (and the update's sequence) or on
+   the application's reference: the node retries until the platform took it, and a
+   platform that is down or answers 5xx raises ``PlatformUnavailable`` so the node keeps
+   the item queued. A 4xx refusal raises ``DialectError``: retrying cannot help.
 5. Times are epoch seconds (float) here, whatever the dialect writes.
 6. An adapter never logs names or ID numbers.
+7. Every application read from the platform is answered exactly once: ``acknowledge`` with
+   the case it became, or ``reject_application`` with an ``ApplicationRefusal`` (never
+   both). The federation refuses an application its checks refuse (a wrong check digit, an
+   unknown matter, a missing material …) and one whose record the adapter could not
+   translate (a ``Malformed`` of the applications feed that names its reference). A
+   ``Malformed`` whose reference could not be read (``UNNAMED``) cannot be answered: the
+   node only logs and counts it. So it does with a ``Malformed`` of the event feed: an
+   event is not an application, and the platform's people see on the case whether it
+   took effect.
 """
 
 from __future__ import annotations
@@ -72,15 +82,40 @@ class PlatformEvent:
     """A ``POST /v1/cases/{id}/events`` body: action, reason?, result?, level?, comment?"""
 
 
+UNNAMED = "?"
+"""The reference of a ``Malformed`` whose own id could not be read (rules 3 and 7)."""
+
+
 @dataclass(frozen=True)
 class Malformed:
     """A record of a feed the adapter could not translate (rule 3)."""
 
     reference: str
-    """The platform's id of the record (application number or event id)."""
+    """The platform's id of the record (application number or event id), or ``UNNAMED``."""
     code: str
     field: str
     detail: str
+
+
+@dataclass(frozen=True)
+class ApplicationRefusal:
+    """Why the federation refused an application entered at the platform (rule 7)."""
+
+    code: str
+    """Stable and machine-readable: the node's refusal of the application
+    (``invalid_id_number``, ``unknown_matter``, ``missing_material``,
+    ``certificate_type_mismatch``, ``reference_reused`` …) or the adapter's of its record
+    (``unknown_code``, ``bad_time``, ``missing_field`` …)."""
+    field: str
+    """The field at fault, or ``""``: a path in the ``POST /v1/cases`` body
+    (``applicant.code``), which the adapter writes as its dialect names it, unless
+    ``in_dialect``."""
+    reason: str
+    """A sentence for the people at the window; it never repeats a value (a name, an ID
+    number)."""
+    in_dialect: bool = False
+    """Whether ``field`` is already the dialect's path (the adapter's own ``Malformed``),
+    sent as it is."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +172,11 @@ class ProvinceAdapter(Protocol):
 
     async def acknowledge(self, reference: str, case_id: str) -> None:
         """Tell the platform which federation case its application became."""
+        ...
+
+    async def reject_application(self, reference: str, refusal: ApplicationRefusal) -> None:
+        """Tell the platform that the federation refused its application (rule 7), with
+        the code, the field at fault and the reason; idempotent on ``reference``."""
         ...
 
     async def poll_events(self, cursor: str | None) -> Page:

@@ -4,6 +4,12 @@ Rules kept here (the adapter's own rules are in ``node.platform.adapter``):
 1. Applications entered at the platform become cases through ``CaseExchange.submit`` with
    the Idempotency-Key ``platform:<reference>``, then are acknowledged with the case id; a
    feed page is re-read after a crash or an outage, and re-reading changes nothing.
+   An application the exchange refuses (``CaseInputError``, ``CaseConflict``), or whose
+   record the adapter could not translate (a ``Malformed`` naming its reference), is
+   recorded by its reference as taken and refused, and its ``ApplicationRefusal`` (code,
+   field, reason) queued for the platform, in one transaction: read again, it is neither
+   submitted nor refused again, and it is never acknowledged. A ``Malformed`` without a
+   reference, and one of the event feed, cannot be answered: it is logged and counted.
 2. Platform events become case actions through ``CaseExchange.act``, each recorded by its
    event id in the transaction that applies it, so an event read twice is applied once.
    An event the lifecycle refuses is recorded as refused and logged; one that cannot apply
@@ -11,11 +17,12 @@ Rules kept here (the adapter's own rules are in ``node.platform.adapter``):
    of the same case behind it, and tried again in order at each poll; neither stops the
    feed. A feed's cursor is stored only after every item of the
    page was taken.
-3. What the platform must learn (inbound cases, applied updates) is queued in the store by
-   the transaction that causes it and delivered in order by ``run_deliveries``: a platform
-   that is down or answers 5xx is retried with exponential back-off and jitter, and the
-   item waits, visible in status and metrics, until the platform takes it. A 4xx refusal
-   parks the item for an operator: retrying the same request cannot help.
+3. What the platform must learn (inbound cases, applied updates, refused applications) is
+   queued in the store by the transaction that causes it and delivered in order by
+   ``run_deliveries``: a platform that is down or answers 5xx is retried with exponential
+   back-off and jitter, and the item waits, visible in status and metrics, until the
+   platform takes it. A 4xx refusal parks the item for an operator: retrying the same
+   request cannot help.
 4. Nothing here logs names or ID numbers: references, case ids and codes only.
 """
 
@@ -38,7 +45,9 @@ from node.cases.exchange import CaseConflict, CaseNotFound
 from node.cases.lifecycle import TransitionRefused
 from node.cases.submission import CaseInputError
 from node.platform.adapter import (
+    UNNAMED,
     Application,
+    ApplicationRefusal,
     CaseNotice,
     DialectError,
     InboundCase,
@@ -61,6 +70,8 @@ RETRY_LATER = frozenset({"material_check_pending"})
 IDLE_TICK = 5.0
 MAX_PAGES = 20
 """Pages read from one feed in one poll before the other feed gets its turn."""
+MAX_REASON = 1000
+"""Longest refusal sentence sent to the platform, in characters."""
 
 
 @dataclass
@@ -69,6 +80,18 @@ class PlatformState:
     last_error: str = ""
     last_poll_at: float | None = None
     last_delivery_at: float | None = None
+
+
+def _conflict_refusal(error: CaseConflict) -> ApplicationRefusal:
+    """A submission's conflict as the platform understands it: the Idempotency-Key it
+    knows nothing of is its own application number."""
+    if error.code == "idempotency_key_reused":
+        return ApplicationRefusal(
+            "reference_reused",
+            "reference",
+            "this application number was already submitted with different content",
+        )
+    return ApplicationRefusal(error.code, error.field or "", error.detail)
 
 
 class PlatformLink:
@@ -114,7 +137,7 @@ class PlatformLink:
                 page = await self.adapter.poll_events(cursor)
             for item in page.items:
                 if isinstance(item, Malformed):
-                    self._malformed(feed, item)
+                    await self._malformed(feed, item)
                 elif isinstance(item, Application):
                     await self._take_application(item)
                 elif isinstance(item, PlatformEvent):
@@ -128,7 +151,13 @@ class PlatformLink:
         at = self._node.clock()
         await self._node.db.write(lambda conn: store.save_cursor(conn, feed, value, at))
 
-    def _malformed(self, feed: str, item: Malformed) -> None:
+    async def _malformed(self, feed: str, item: Malformed) -> None:
+        if feed == "applications" and item.reference != UNNAMED:
+            if self._taken_and_refused(item.reference):
+                return
+            refusal = ApplicationRefusal(item.code, item.field, item.detail, in_dialect=True)
+            await self._refuse_application(item.reference, refusal)
+            return
         self._node.metrics.platform_records_refused.labels(feed, item.code).inc()
         log.warning(
             "platform record not in its dialect",
@@ -138,18 +167,18 @@ class PlatformLink:
 
     async def _take_application(self, item: Application) -> None:
         node = self._node
+        if self._taken_and_refused(item.reference):
+            return
         try:
             case, created = await node.cases.submit(
                 item.body, idempotency_key=f"platform:{item.reference}"
             )
-        except (CaseInputError, CaseConflict) as error:
-            code = error.code
-            node.metrics.platform_records_refused.labels("applications", code).inc()
-            log.warning(
-                "platform application refused",
-                extra={"reference": item.reference, "code": code,
-                       "field": getattr(error, "field", None)},
-            )  # fmt: skip
+        except CaseInputError as error:
+            refusal = ApplicationRefusal(error.code, error.field, error.detail)
+            await self._refuse_application(item.reference, refusal)
+            return
+        except CaseConflict as error:
+            await self._refuse_application(item.reference, _conflict_refusal(error))
             return
         await self.adapter.acknowledge(item.reference, case.case_id)
         if created:
@@ -157,6 +186,36 @@ class PlatformLink:
                 "platform application submitted",
                 extra={"reference": item.reference, "case_id": case.case_id},
             )
+
+    def _taken_and_refused(self, reference: str) -> bool:
+        """Whether the application was refused when read before (rule 1)."""
+        return store.application_outcome(self._node.db.reader(), reference) is not None
+
+    async def _refuse_application(self, reference: str, refusal: ApplicationRefusal) -> None:
+        """Record the application as taken and refused and queue the refusal for the
+        platform, in one transaction (rule 1)."""
+        node = self._node
+        at = node.clock()
+        payload = {
+            "code": refusal.code,
+            "field": refusal.field,
+            "reason": refusal.reason[:MAX_REASON],
+            "in_dialect": refusal.in_dialect,
+        }
+
+        def record(conn: sqlite3.Connection) -> bool:
+            queued = store.refuse_application(conn, reference=reference, refusal=payload, at=at)
+            if queued:
+                node.db.after_commit(node.platform_wake)
+            return queued
+
+        if not await node.db.write(record):
+            return
+        node.metrics.platform_records_refused.labels("applications", refusal.code).inc()
+        log.warning(
+            "platform application refused",
+            extra={"reference": reference, "code": refusal.code, "field": refusal.field},
+        )
 
     async def _take_event(self, item: PlatformEvent) -> None:
         # A case's events apply in the order the platform wrote them: behind a deferred
@@ -256,9 +315,12 @@ class PlatformLink:
                     raise
                 except DialectError as error:
                     await self._settle(item.seq, "dead", str(error))
+                    named = {"case_id": item.case_id}
+                    if item.kind == store.REFUSAL:
+                        named = {"reference": item.payload["reference"]}
                     log.error(
                         "platform refused a delivery; parked",
-                        extra={"case_id": item.case_id, "kind": item.kind, "code": error.code},
+                        extra={**named, "kind": item.kind, "code": error.code},
                     )
                     continue
                 await self._settle(item.seq, "delivered", "")
@@ -280,6 +342,9 @@ class PlatformLink:
     async def _deliver(self, kind: str, payload: dict[str, Any]) -> None:
         if kind == "case":
             await self.adapter.deliver_case(InboundCase(**payload))
+        elif kind == store.REFUSAL:
+            refusal = ApplicationRefusal(**payload["refusal"])
+            await self.adapter.reject_application(payload["reference"], refusal)
         else:
             await self.adapter.deliver_update(CaseNotice(**payload))
 

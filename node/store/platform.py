@@ -1,5 +1,6 @@
 """The node's side of its province platform, as stored: deliveries waiting for the platform,
-feed cursors, and the platform events already taken."""
+feed cursors, the platform events already taken and the applications the federation refused.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from typing import Any
 class PlatformItem:
     seq: int
     kind: str
-    """``case`` (an inbound case to handle) or ``notice`` (an applied case update)."""
+    """``case`` (an inbound case to handle), ``notice`` (an applied case update) or
+    ``refusal`` (an application the federation refused; ``refuse_application``)."""
     case_id: str
+    """The case the item is about; ``""`` for a refusal, which has none."""
     payload: dict[str, Any]
     state: str
     created_at: float
@@ -124,3 +127,34 @@ def deferred_events(conn: sqlite3.Connection) -> list[tuple[str, str, dict[str, 
         "ORDER BY rowid"
     ).fetchall()
     return [(event_id, case_id, json.loads(body)) for event_id, case_id, body in rows]
+
+
+REFUSAL = "refusal"
+"""The outbox kind of a refused application: payload ``{"reference", "refusal": {"code",
+"field", "reason", "in_dialect"}}``."""
+
+
+def application_outcome(conn: sqlite3.Connection, reference: str) -> str | None:
+    """What became of a platform application the federation refused (``refused:<code>``);
+    None for one never refused (a submitted one is found by its Idempotency-Key)."""
+    row = conn.execute(
+        "SELECT outcome FROM platform_applications WHERE reference = ?", (reference,)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def refuse_application(
+    conn: sqlite3.Connection, *, reference: str, refusal: dict[str, Any], at: float
+) -> bool:
+    """Record a platform application as taken and refused, and queue the refusal for the
+    platform, together; False (and nothing changed) if it was refused before."""
+    recorded = conn.execute(
+        "INSERT INTO platform_applications (reference, outcome, at) VALUES (?, ?, ?) "
+        "ON CONFLICT (reference) DO NOTHING",
+        (reference, f"refused:{refusal['code']}", at),
+    )
+    if recorded.rowcount != 1:
+        return False
+    payload = {"reference": reference, "refusal": refusal}
+    enqueue(conn, kind=REFUSAL, case_id="", payload=payload, at=at)
+    return True

@@ -246,7 +246,39 @@ _V8 = """
 ALTER TABLE platform_events ADD COLUMN body TEXT;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+_V9 = """
+-- Applications entered at the platform that the federation refused, by the platform's
+-- reference, so an application read twice is refused (and the platform told) once.
+CREATE TABLE platform_applications (
+    reference TEXT PRIMARY KEY,
+    outcome TEXT NOT NULL,
+    at REAL NOT NULL
+);
+
+-- The platform outbox also carries those refusals (kind 'refusal', no case). SQLite cannot
+-- change a CHECK constraint, so the table is rebuilt with its rows and their seqs; no row is
+-- ever deleted from it, so the highest seq is also its AUTOINCREMENT mark.
+CREATE TABLE platform_outbox_v9 (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('case', 'notice', 'refusal')),
+    case_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')) DEFAULT 'pending',
+    created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    settled_at REAL
+);
+INSERT INTO platform_outbox_v9
+    (seq, kind, case_id, payload, state, created_at, attempts, last_error, settled_at)
+SELECT seq, kind, case_id, payload, state, created_at, attempts, last_error, settled_at
+FROM platform_outbox;
+DROP TABLE platform_outbox;
+ALTER TABLE platform_outbox_v9 RENAME TO platform_outbox;
+CREATE INDEX platform_outbox_state ON platform_outbox (state, seq);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 """Migration ``i`` brings ``user_version`` from ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
