@@ -231,3 +231,27 @@ async def test_a_case_material_the_handler_may_not_ask_for_is_rejected_unsent(
         assert verify_envelopes(sh, "received") == 0
         assert inbox.count(sh.db.reader(), payload_type="certificate_verify") == 0
         assert usage_count(sh) == 0
+
+
+async def test_a_held_revocation_list_is_void_once_its_signing_key_is_revoked(
+    tmp_path: Path,
+) -> None:
+    """Jiangsu holds Shanghai's list, checked when it arrived; a manifest revoking the key
+    that signed it voids it at reload, not at the list's next version."""
+    mesh = make_mesh(tmp_path)
+    async with (
+        serving(config_for(mesh, "shanghai", **FAST)) as (sh, sh_client),
+        serving(config_for(mesh, "jiangsu", **FAST)) as (js, _),
+    ):
+        await eventually(lambda: settled(sh, js))
+        assert (await sh_client.post("/v1/certificates", json=CARD)).status == 201
+        await eventually(lambda: js.certificates.held_list("shanghai") is not None)
+
+        manifest = read_manifest(mesh)
+        member = manifest.member_for_province("shanghai")
+        assert member is not None
+        revoked = replace(member, keys=tuple(replace(k, revoked=True) for k in member.keys))
+        publish_manifest(mesh, manifest.with_member(revoked), now=time.time())
+        await js.reload()
+        assert js.credentials.manifest.version == 2
+        assert js.certificates.held_list("shanghai") is None

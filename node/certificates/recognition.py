@@ -333,7 +333,7 @@ class CertificateRecognition:
         self._node = node
         self.library = library
         self._cache: OrderedDict[tuple[Any, ...], Verified] = OrderedDict()
-        self._parsed_lists: dict[tuple[str, int], RevocationList] = {}
+        self._parsed_lists: dict[tuple[str, int, int], RevocationList] = {}
 
     @property
     def me(self) -> str:
@@ -768,18 +768,20 @@ class CertificateRecognition:
         held = store.held_list(self._node.db.reader(), province)
         if held is None:
             return None
-        parsed = self._parsed_lists.get((province, held.version))
+        # Checked once per list version under each manifest: a manifest that revokes the
+        # key a held list was signed with voids the list the moment it is loaded.
+        manifest = self._manifest()
+        cached = (province, held.version, manifest.version)
+        parsed = self._parsed_lists.get(cached)
         if parsed is not None:
             return parsed
-        keys = manifest_issuer_keys(self._manifest(), self._node.clock())
+        keys = manifest_issuer_keys(manifest, self._node.clock())
         try:
             parsed = read_revocation_list(held.signed, keys)
-            self._parsed_lists[(province, held.version)] = parsed
             self._parsed_lists = {
-                key: value
-                for key, value in self._parsed_lists.items()
-                if key[0] != province or key[1] == held.version
+                key: value for key, value in self._parsed_lists.items() if key[0] != province
             }
+            self._parsed_lists[cached] = parsed
             return parsed
         except RevocationError as error:
             # Held lists were checked on arrival; a key revoked since then voids them.
