@@ -401,6 +401,8 @@ class CaseExchange:
     ) -> None:
         from node.delivery.worker import Outcome
 
+        if item.payload_type not in ("case_submit", "case_action"):
+            return  # the only settlements that mean something for a case
         case = cases.get(conn, item.correlation_id)
         if case is None or case.role != Role.ACCEPTING.value:
             return
