@@ -10,7 +10,6 @@ federation status, verifies every node's evidence log, and stops.
 from __future__ import annotations
 
 import asyncio
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from monitoring.status import fetch_all, problems
 from node.cli.demo_cases import check_certificates, pair_rows, run_cases
 from node.cli.mesh_cmd import endpoints_table
 from node.cli.output import table
+from node.cli.progress import Progress, say
 from node.cli.status_cmd import render
 from node.runtime.mesh import Mesh, MeshError
 from node.store.audit import verify_store
@@ -31,30 +31,6 @@ HEARTBEAT_WAIT = 30.0
 OFFICER_DELAY = 0.3
 """Seconds the platforms' simulated officers and applicants wait before each step."""
 DRAIN_WAIT = 120.0
-
-
-def say(text: str) -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
-class Progress:
-    """One progress line: rewritten in place on a terminal, printed when it changes otherwise."""
-
-    def __init__(self) -> None:
-        self._tty = sys.stdout.isatty()
-        self._last = ""
-
-    def show(self, text: str) -> None:
-        if text == self._last:
-            return
-        self._last = text
-        sys.stdout.write(f"\r  {text} " if self._tty else f"  {text}\n")
-        sys.stdout.flush()
-
-    def done(self) -> None:
-        if self._tty:
-            sys.stdout.write("\n")
 
 
 async def _wait_links_up(mesh: Mesh) -> None:

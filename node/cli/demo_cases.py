@@ -18,7 +18,6 @@ certificate's home node.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -28,21 +27,11 @@ from typing import Any
 import aiohttp
 
 from adapters.registry import citizen
+from node.cli.applications import fetch_fixtures, plan_applications
 from node.runtime.mesh import Mesh, MeshError
 
 CASE_WAIT = 90.0
 TERMINAL = frozenset({"evaluated", "rejected", "withdrawn"})
-# Matters by their basic code (the last 9 digits, the same in every province's catalog):
-# the high-frequency ones of Yangtze Delta practice, in turn.
-HIGH_FREQUENCY = (
-    "172001000",  # 户籍类证明
-    "172015000",  # 无犯罪记录证明
-    "174006000",  # 出入境记录查询
-    "022008000",  # 企业内档查询
-    "418003000",  # 学历学位公证
-    "145002000",  # 住房公积金异地转移接续
-    "215004000",  # 失业登记
-)
 SCENE_OF_TYPE = {
     "resident_id_card": "hotel_check_in",
     "driving_licence": "roadside_vehicle_inspection",
@@ -96,38 +85,6 @@ class _Api:
             return response.status, await response.json()
 
 
-def _pick_matter(matters: list[dict[str, Any]], index: int) -> dict[str, Any]:
-    for offset in range(len(HIGH_FREQUENCY)):
-        wanted = HIGH_FREQUENCY[(index + offset) % len(HIGH_FREQUENCY)]
-        for matter in matters:
-            if matter["code"].endswith(wanted):
-                return matter
-    return matters[index % len(matters)]
-
-
-def _body(matter: dict[str, Any], person: dict[str, Any], card: str, seed: int) -> dict[str, Any]:
-    """The applicant hands in their own ID card by its identifier (the first ID-card material:
-    a parent's or a guardian's card would be someone else's); everything else is uploaded."""
-    own = next(
-        (m["name"] for m in matter["materials"] if m.get("certificate_type") == "resident_id_card"),
-        None,
-    )
-    materials = []
-    for material in matter["materials"]:
-        if material["name"] == own:
-            materials.append({"name": own, "certificate_id": card})
-        else:
-            digest = hashlib.sha256(f"{seed}{material['name']}".encode()).hexdigest()
-            materials.append({"name": material["name"], "sha256": digest})
-    return {
-        "matter_code": matter["code"],
-        "handler": matter["handler"],
-        "mode": matter["modes"][0],
-        "applicant": {"name": person["name"], "code_type": "111", "code": person["id_number"]},
-        "materials": materials,
-    }
-
-
 def plan_cases(
     mesh: Mesh,
     catalog: list[dict[str, Any]],
@@ -137,35 +94,11 @@ def plan_cases(
     """``per_pair`` cases on every directed pair, each by a seeded resident of the accepting
     province who holds a valid ID card."""
     provinces = [c.province for c in mesh.configs]
-    by_handler: dict[str, list[dict[str, Any]]] = {}
-    for matter in catalog:
-        by_handler.setdefault(matter["handler"], []).append(matter)
-    planned: list[DemoCase] = []
-    for accepting in provinces:
-        cards = [
-            c
-            for c in fixtures[accepting]["certificates"]
-            if c["type"] == "resident_id_card" and c["status"] == "valid"
-        ]
-        persons = {p["id_number"]: p for p in fixtures[accepting]["persons"]}
-        holders = [
-            (persons[c["holder_code"]], c["certificate_id"])
-            for c in cards
-            if c["holder_code"] in persons
-        ]
-        if not holders:
-            raise MeshError(f"{accepting}'s platform holds no resident with a valid ID card")
-        for handling in provinces:
-            if handling == accepting:
-                continue
-            for _ in range(per_pair):
-                index = len(planned)
-                matter = _pick_matter(by_handler[handling], index)
-                person, card = holders[index % len(holders)]
-                planned.append(
-                    DemoCase(accepting, handling, matter, _body(matter, person, card, index))
-                )
-    return planned
+    pairs = [(a, h) for a in provinces for h in provinces if h != a for _ in range(per_pair)]
+    return [
+        DemoCase(planned.accepting, planned.handling, planned.matter, planned.body)
+        for planned in plan_applications(catalog, fixtures, pairs)
+    ]
 
 
 async def run_cases(
@@ -173,12 +106,9 @@ async def run_cases(
 ) -> list[DemoCase]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         api = _Api(session)
-        fixtures = {}
-        for config in mesh.configs:
-            url = mesh.platform_url(config.province)
-            if url is None:
-                raise MeshError(f"{config.province} has no platform; the demo needs all four")
-            fixtures[config.province] = await api.get(url + "/sim/fixtures") or {}
+        fixtures = await fetch_fixtures(
+            session, {c.province: mesh.platform_url(c.province) for c in mesh.configs}
+        )
         planned = plan_cases(mesh, catalog, fixtures, per_pair)
         for case in planned:
             platform = mesh.platform_url(case.accepting)

@@ -11,6 +11,8 @@ from node.cli import (
     case_cmd,
     catalog_cmd,
     cert_cmd,
+    chaos_cmd,
+    load_cmd,
     manifest_cmd,
     mesh_cmd,
     node_cmd,
@@ -36,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         manifest_cmd,
         outbox_cmd,
         audit_cmd,
+        load_cmd,
+        chaos_cmd,
     ):
         module.register(commands)
     return parser

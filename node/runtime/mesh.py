@@ -7,8 +7,8 @@ Rules kept here:
   own process too (``python -m adapters.simulation.run``: its SQLite, seed and log in
   ``DIR/<province>/``), started and ready before the node.
 - ``DIR/mesh.json`` is written once every node is ready, and removed on a clean stop.
-- Stopping sends SIGTERM (the nodes' graceful shutdown) and waits; SIGKILL only after the
-  grace period.
+- Stopping sends SIGTERM (the nodes' graceful shutdown), after SIGCONT to wake a paused
+  process, and waits; SIGKILL only after the grace period.
 """
 
 from __future__ import annotations
@@ -192,6 +192,10 @@ class Mesh:
         except MeshError:
             self.stop()
             raise
+        return self.record()
+
+    def record(self) -> list[MeshNode]:
+        """Write ``DIR/mesh.json`` for the processes running now (again after a restart)."""
         nodes = [
             MeshNode(
                 c.province,
@@ -229,6 +233,8 @@ class Mesh:
         for group in (self.processes, self.platforms):
             for process in group.values():
                 if process.poll() is None:
+                    # A paused (SIGSTOPped) process acts on SIGTERM only once it runs again.
+                    process.send_signal(signal.SIGCONT)
                     process.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + grace
             for process in group.values():

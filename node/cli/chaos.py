@@ -1,0 +1,449 @@
+"""``yrd chaos``: a mesh of its own, disturbed on a seeded schedule while a steady stream of
+cases comes in, then healed and checked: nothing lost, nothing twice, both sides agree.
+
+Disturbances: SIGKILL a node and start it again after a pause; SIGSTOP a node for a few
+seconds and SIGCONT it (to its peers, a partition: connections open, nothing answers);
+SIGKILL a simulated platform and start it again.
+
+Rules kept here:
+- The schedule is a pure function of seed, duration and provinces (``plan_schedule``): the
+  same seed disturbs the same targets the same way at the same offsets. How long a restart
+  takes is measured, not scheduled.
+- One disturbance at a time, each undone (restarted, continued) before the next begins; the
+  heal then makes sure every process runs before anything is judged.
+- Cases are judged once every one has concluded and every outbox has drained, or the wait
+  is over; the evidence logs only after the mesh has stopped cleanly.
+- This process owns every child: whatever ends the run (its end, an error, Ctrl-C, SIGTERM),
+  ``Mesh.stop`` stops each one, continuing paused ones first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from monitoring.status import fetch_all
+from node.cli import invariants
+from node.cli.invariants import CaseSides, Verdict
+from node.cli.load import (
+    CONCLUDED_STATUSES,
+    CaseStream,
+    LoadCase,
+    LoadError,
+    LoadReport,
+    endpoints_of,
+    parse_pairs,
+    report,
+    session,
+)
+from node.runtime.mesh import Mesh, MeshError, MeshNode
+from node.store.audit import AuditReport, verify_store
+from node.store.database import StoreError
+
+KILL_NODE: Final = "kill_node"
+PAUSE_NODE: Final = "pause_node"
+KILL_PLATFORM: Final = "kill_platform"
+KINDS: Final = (KILL_NODE, PAUSE_NODE, KILL_PLATFORM)
+LEAD: Final = 1.0
+"""Seconds of undisturbed stream before the first disturbance."""
+SLOT: Final = 6.0
+"""About one disturbance per this many seconds; never fewer than one of each kind."""
+STREAM_CONCURRENCY: Final = 64
+"""Submissions in flight: enough that a paused node does not hold up the others' stream."""
+POLL: Final = 0.25
+
+
+@dataclass(frozen=True)
+class Disturbance:
+    at: float
+    """Seconds after the stream starts."""
+    kind: str
+    province: str
+    hold: float
+    """Seconds until it is undone: the process restarted, or continued."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": self.at, "kind": self.kind, "province": self.province, "hold": self.hold}
+
+
+def plan_schedule(seed: int, duration: float, provinces: Sequence[str]) -> list[Disturbance]:
+    """About one disturbance per ``SLOT`` seconds after ``LEAD``, at least one of each kind,
+    kinds and provinces in shuffled rounds, each inside its own slot with a hold of 35-60 %
+    of it; the last one holds until ``duration``, so the heal is what ends it and the
+    recovery measured after the heal is a real catch-up."""
+    rng = random.Random(seed)  # noqa: S311  (a test schedule, not a secret)
+    count = max(len(KINDS), int(duration // SLOT))
+    slot = max(0.0, duration - LEAD) / count
+    kinds: list[str] = []
+    targets: list[str] = []
+    while len(kinds) < count:
+        kinds += rng.sample(KINDS, len(KINDS))
+    while len(targets) < count:
+        targets += rng.sample(list(provinces), len(provinces))
+    schedule = []
+    for index in range(count):
+        at = round(LEAD + index * slot + rng.uniform(0.0, slot * 0.2), 1)
+        hold = round(slot * rng.uniform(0.35, 0.6), 1)
+        if index == count - 1:
+            hold = round(duration - at, 1)
+        schedule.append(Disturbance(at, kinds[index], targets[index], hold))
+    return schedule
+
+
+@dataclass(frozen=True)
+class Happening:
+    """Something done to the mesh, when it was done."""
+
+    at: float
+    """Seconds after the stream started."""
+    action: str
+    """SIGKILL, SIGSTOP, SIGCONT, restart or heal."""
+    target: str
+    """``<province> node`` or ``<province> platform``."""
+    pid: int | None
+    detail: str = ""
+
+    def line(self) -> str:
+        pid = f"pid {self.pid}" if self.pid is not None else ""
+        return f"  {self.at:7.2f} s  {self.action:<8} {self.target:<18} {pid:<10} {self.detail}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "action": self.action,
+            "target": self.target,
+            "pid": self.pid,
+            "detail": self.detail,
+        }
+
+
+class Disturber:
+    """Carries out a schedule on a mesh it owns, and heals it."""
+
+    def __init__(self, mesh: Mesh, started: float, tell: Callable[[Happening], None]) -> None:
+        self.mesh = mesh
+        self.started = started
+        self.tell = tell
+        self.happenings: list[Happening] = []
+        self._paused: set[subprocess.Popen[bytes]] = set()
+
+    def _happened(self, action: str, target: str, pid: int | None, detail: str = "") -> None:
+        at = round(time.monotonic() - self.started, 2)
+        happening = Happening(at, action, target, pid, detail)
+        self.happenings.append(happening)
+        self.tell(happening)
+
+    async def run(self, schedule: Sequence[Disturbance]) -> None:
+        for disturbance in schedule:
+            await asyncio.sleep(max(0.0, self.started + disturbance.at - time.monotonic()))
+            await self.apply(disturbance)
+
+    async def apply(self, disturbance: Disturbance) -> None:
+        province = disturbance.province
+        if disturbance.kind == PAUSE_NODE:
+            process = self.mesh.processes[province]
+            process.send_signal(signal.SIGSTOP)
+            self._paused.add(process)
+            self._happened(
+                "SIGSTOP", f"{province} node", process.pid, f"paused for {disturbance.hold:.1f} s"
+            )
+            await asyncio.sleep(disturbance.hold)
+            process.send_signal(signal.SIGCONT)
+            self._paused.discard(process)
+            self._happened("SIGCONT", f"{province} node", process.pid, "running again")
+            return
+        kind = "node" if disturbance.kind == KILL_NODE else "platform"
+        group = self.mesh.processes if kind == "node" else self.mesh.platforms
+        process = group[province]
+        process.kill()
+        await asyncio.to_thread(process.wait)
+        self._happened(
+            "SIGKILL", f"{province} {kind}", process.pid, f"down for {disturbance.hold:.1f} s"
+        )
+        await asyncio.sleep(disturbance.hold)
+        await self._restart(province, kind)
+
+    async def _restart(self, province: str, kind: str, why: str = "") -> None:
+        config = next(c for c in self.mesh.configs if c.province == province)
+        begun = time.monotonic()
+        if kind == "node":
+            process = self.mesh.start_node(config)
+            await self.mesh.wait_ready(province)
+        else:
+            process = self.mesh.start_platform(config)
+            await self.mesh.wait_platform(province)
+        self.mesh.record()
+        self._happened(
+            "restart",
+            f"{province} {kind}",
+            process.pid,
+            f"ready after {time.monotonic() - begun:.1f} s{why}",
+        )
+
+    async def heal(self) -> None:
+        """Every process running: paused ones continued, any that is down started again."""
+        for process in list(self._paused):
+            process.send_signal(signal.SIGCONT)
+        self._paused.clear()
+        restarted = 0
+        for kind, group in (("platform", self.mesh.platforms), ("node", self.mesh.processes)):
+            for province, process in list(group.items()):
+                if process.poll() is not None:
+                    # Not one of ours: the schedule restarts what it kills before moving on.
+                    await self._restart(
+                        province, kind, f" (it had exited on its own with {process.returncode})"
+                    )
+                    restarted += 1
+        self._happened(
+            "heal",
+            "every process",
+            None,
+            "all running" if not restarted else f"all running, {restarted} started again",
+        )
+
+
+@dataclass
+class ChaosResult:
+    """What a run did and found; filled in as it goes, so an interrupted run still tells."""
+
+    schedule: list[Disturbance]
+    nodes: list[MeshNode] = field(default_factory=list)
+    happenings: list[Happening] = field(default_factory=list)
+    cases: list[LoadCase] = field(default_factory=list)
+    drained_after: float | None = None
+    """Seconds from the heal until every outbox (to peers and platforms) was empty."""
+    settled_after: float | None = None
+    """Seconds from the heal until, besides, every case had concluded equally on both sides."""
+    submissions: LoadReport | None = None
+    verdicts: list[Verdict] = field(default_factory=list)
+    stopped: dict[str, int | None] = field(default_factory=dict)
+    error: str = ""
+    """Why the run broke down after the mesh was up (a restart that failed, say)."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and len(self.verdicts) == 6 and all(v.ok for v in self.verdicts)
+
+
+@dataclass(frozen=True)
+class ChaosOptions:
+    duration: float
+    seed: int
+    cases: int
+    wait: float
+    """Seconds after the heal for every case to conclude and every outbox to drain."""
+    officer_delay: float
+
+
+def run_chaos(
+    directory: Path,
+    options: ChaosOptions,
+    *,
+    tell: Callable[[Happening], None],
+    show: Callable[[str], None],
+    started: Callable[[ChaosResult], None],
+) -> ChaosResult:
+    """The whole run on the (initialised) mesh in ``directory``: up, stream and disturb,
+    heal, settle, judge, stop, verify the evidence logs. ``tell`` hears each happening,
+    ``show`` the stream's progress, ``started`` the result once the mesh is up. Raises
+    MeshError when the mesh cannot start, KeyboardInterrupt on Ctrl-C or SIGTERM; a breakdown
+    after that (a restart that fails) is the result's ``error``. Every child is stopped in
+    any case."""
+    mesh = Mesh(directory, seed=options.seed, officer_delay=options.officer_delay)
+    provinces = [c.province for c in mesh.configs]
+    result = ChaosResult(plan_schedule(options.seed, options.duration, provinces))
+    run = _ChaosRun(mesh, options, result, tell, show)
+    before = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        asyncio.run(run.main(started))
+    finally:
+        # Stopping is bounded by the grace period; a second Ctrl-C must not cut it short.
+        held = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            result.stopped = mesh.stop()
+        finally:
+            signal.signal(signal.SIGINT, held[signal.SIGINT])
+            signal.signal(signal.SIGTERM, before)
+    if len(result.verdicts) == 5:
+        reports = {c.province: _verified(c.paths.store) for c in mesh.configs}
+        result.verdicts.insert(4, invariants.evidence_intact(reports, result.stopped))
+    return result
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _verified(store: Path) -> AuditReport:
+    """``yrd audit verify --store`` on one node's store."""
+    try:
+        return verify_store(store)
+    except StoreError as exc:
+        return AuditReport(entries=0, ok=False, first_bad_seq=None, reason=str(exc))
+
+
+class _ChaosRun:
+    """One run's moving parts: the mesh it owns, the stream, the disturber, the result."""
+
+    def __init__(
+        self,
+        mesh: Mesh,
+        options: ChaosOptions,
+        result: ChaosResult,
+        tell: Callable[[Happening], None],
+        show: Callable[[str], None],
+    ) -> None:
+        self.mesh = mesh
+        self.options = options
+        self.result = result
+        self.tell = tell
+        self.show = show
+
+    async def main(self, started: Callable[[ChaosResult], None]) -> None:
+        """Ctrl-C and SIGTERM cancel the run (KeyboardInterrupt); the caller stops the mesh."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        interrupted = False
+
+        def interrupt() -> None:
+            nonlocal interrupted
+            interrupted = True
+            task.cancel()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, interrupt)
+        try:
+            self.result.nodes = await self.mesh.up()
+            started(self.result)
+            await self._stream_disturbed()
+        except asyncio.CancelledError:
+            if interrupted:
+                raise KeyboardInterrupt from None
+            raise
+        except LoadError as exc:
+            self.result.error = str(exc)
+        except MeshError as exc:
+            if not self.result.nodes:
+                raise  # the mesh never came up: nothing ran
+            self.result.error = str(exc)
+
+    async def _stream_disturbed(self) -> None:
+        mesh, options, result = self.mesh, self.options, self.result
+        provinces = [c.province for c in mesh.configs]
+        async with session() as http:
+            stream = CaseStream(http, endpoints_of(mesh))
+            cases = result.cases = await stream.plan(parse_pairs(None, provinces), options.cases)
+            began = time.monotonic()
+            disturber = Disturber(mesh, began, self.tell)
+            result.happenings = disturber.happenings
+            flowing = asyncio.create_task(
+                stream.run(
+                    cases,
+                    concurrency=STREAM_CONCURRENCY,
+                    retry_for=options.duration + options.wait,
+                    wait=options.wait,
+                    show=self.show,
+                    spread_over=options.duration,
+                )
+            )
+            try:
+                await disturber.run(result.schedule)
+                await asyncio.sleep(max(0.0, began + options.duration - time.monotonic()))
+                await disturber.heal()
+                healed = time.monotonic()
+                deadline = healed + options.wait
+                drained = asyncio.create_task(_drained(mesh, deadline))
+                await flowing
+                drained_at = await drained
+            finally:
+                flowing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await flowing
+            if drained_at is not None:
+                result.drained_after = drained_at - healed
+            sides, statuses, settled_at = await _settle(mesh, stream, cases, deadline)
+            if settled_at is not None:
+                result.settled_after = settled_at - healed
+            result.submissions = report(cases, stream)
+        unanswered = sum(c.outcome == "unanswered" for c in cases)
+        result.verdicts = [
+            invariants.on_both_sides(sides, unanswered=unanswered),
+            invariants.same_history(sides),
+            invariants.numbered_once(sides),
+            invariants.no_dead_letters(statuses),
+            invariants.recovered(result.drained_after, result.settled_after, options.wait),
+        ]
+
+
+async def _statuses(mesh: Mesh) -> dict[str, Mapping[str, Any] | None]:
+    answers = await fetch_all(mesh.urls)
+    return {c.province: a.status for c, a in zip(mesh.configs, answers, strict=True)}
+
+
+def _empty(statuses: Mapping[str, Mapping[str, Any] | None]) -> bool:
+    """Every node answered and nothing waits in any outbox, to a peer or to its platform."""
+    for status in statuses.values():
+        if status is None:
+            return False
+        if any(link.get("outbox_depth", 0) for link in status.get("peers", [])):
+            return False
+        if (status.get("platform") or {}).get("outbox_depth", 0):
+            return False
+    return True
+
+
+async def _drained(mesh: Mesh, deadline: float) -> float | None:
+    """When every outbox was first seen empty; None if not before ``deadline``."""
+    while time.monotonic() < deadline:
+        if _empty(await _statuses(mesh)):
+            return time.monotonic()
+        await asyncio.sleep(POLL)
+    return None
+
+
+async def _settle(
+    mesh: Mesh, stream: CaseStream, cases: Sequence[LoadCase], deadline: float
+) -> tuple[list[CaseSides], dict[str, Mapping[str, Any] | None], float | None]:
+    """Both sides of every case that was answered 201, and every node's status, once all
+    concluded alike on both sides with every outbox empty (and the time), or at ``deadline``."""
+    accepted = [c for c in cases if c.accepted]
+    gate = asyncio.Semaphore(16)
+
+    async def sides_of(case: LoadCase) -> CaseSides:
+        async with gate:
+            return CaseSides(
+                case.case_id,
+                case.accepting,
+                case.handling,
+                await stream.view(case.accepting, case.case_id),
+                await stream.view(case.handling, case.case_id),
+            )
+
+    while True:
+        sides = list(await asyncio.gather(*(sides_of(c) for c in accepted)))
+        statuses = await _statuses(mesh)
+        if _empty(statuses) and all(_alike(s) for s in sides):
+            return sides, statuses, time.monotonic()
+        if time.monotonic() >= deadline:
+            return sides, statuses, None
+        await asyncio.sleep(POLL * 2)
+
+
+def _alike(sides: CaseSides) -> bool:
+    a, h = sides.at_accepting, sides.at_handling
+    return (
+        a is not None
+        and h is not None
+        and a["status"] == h["status"]
+        and a["sequence"] == h["sequence"]
+        and a["status"] in CONCLUDED_STATUSES
+    )

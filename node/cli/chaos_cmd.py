@@ -1,0 +1,164 @@
+"""``yrd chaos``: init and start a mesh of its own, disturb it on a seeded schedule while a
+stream of cases comes in, heal it, and judge it (each invariant PASS or FAIL with numbers).
+
+Exit 0 only when every invariant holds; 1 when one fails or the run breaks down (a restart
+that fails, say); 2 when the mesh cannot be set up or started; 130 when interrupted (Ctrl-C,
+SIGTERM). Every child process is stopped in every case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from node.cli.chaos import ChaosOptions, ChaosResult, Happening, run_chaos
+from node.cli.mesh_cmd import endpoints_table
+from node.cli.output import emit_json, fail
+from node.cli.progress import Progress
+from node.runtime.mesh import MeshError
+from node.trust.layout import init_mesh
+
+
+def register(commands: Any) -> None:
+    chaos = commands.add_parser(
+        "chaos",
+        help="a mesh of its own, disturbed while cases stream in, then healed and checked",
+        description="Init and start a four-province mesh, submit a steady stream of cases "
+        "while a seeded schedule SIGKILLs and restarts nodes, SIGSTOPs and continues nodes "
+        "and SIGKILLs and restarts simulated platforms; then heal, wait until every case "
+        "has concluded and every outbox drained, and check that nothing was lost, "
+        "duplicated or told differently on the two sides.",
+    )
+    chaos.add_argument("--dir", type=Path, help="mesh folder (default: a fresh temporary one)")
+    chaos.add_argument("--base-port", type=int, default=7101)
+    chaos.add_argument(
+        "--duration", type=float, default=30.0, metavar="SECONDS", help="disturbed stream (30)"
+    )
+    chaos.add_argument("--seed", type=int, default=1, help="seed of the schedule and the data")
+    chaos.add_argument("--cases", type=int, default=100, help="cases in the stream (100)")
+    chaos.add_argument(
+        "--wait",
+        type=float,
+        default=90.0,
+        metavar="SECONDS",
+        help="after the heal, how long every case may take to conclude and every outbox "
+        "to drain (90)",
+    )
+    chaos.add_argument(
+        "--officer-delay",
+        type=float,
+        default=0.3,
+        help="seconds the simulated officers wait before each step (0.3)",
+    )
+    chaos.add_argument("--json", action="store_true", help="machine-readable report on stdout")
+    chaos.set_defaults(run=run_chaos_command)
+
+
+def run_chaos_command(args: argparse.Namespace) -> int:
+    if args.duration <= 0 or args.cases < 1 or args.wait < 0 or args.officer_delay < 0:
+        return fail(
+            "--duration and --cases must be positive, --wait and --officer-delay not negative"
+        )
+    with tempfile.TemporaryDirectory(prefix="yrd-chaos-") as tmp:
+        return _chaos(args, args.dir or Path(tmp) / "mesh")
+
+
+def _chaos(args: argparse.Namespace, root: Path) -> int:
+    out = sys.stderr if args.json else sys.stdout
+    progress = Progress(out)
+
+    say = progress.note
+    if not (root / "manifest.json").exists():
+        try:
+            init_mesh(root, now=time.time(), base_port=args.base_port)
+        except (OSError, ValueError) as exc:
+            return fail(str(exc))
+    options = ChaosOptions(args.duration, args.seed, args.cases, args.wait, args.officer_delay)
+    say(
+        f"yrd chaos: seed {args.seed}, {args.duration:g} s of disturbances while {args.cases} "
+        f"cases stream in on all twelve directed pairs; mesh in {root}"
+    )
+
+    def started(result: ChaosResult) -> None:
+        say(endpoints_table(result.nodes))
+        say(f"schedule (seed {args.seed}, seconds after the stream begins):")
+        for d in result.schedule:
+            say(f"  {d.at:7.1f} s  {d.kind:<14} {d.province:<9} for {d.hold:.1f} s")
+        say("stream and disturbances, as they happen:")
+
+    def tell(happening: Happening) -> None:
+        say(happening.line())
+
+    try:
+        result = run_chaos(root, options, tell=tell, show=progress.show, started=started)
+    except KeyboardInterrupt:
+        progress.done()
+        say("interrupted: every process of the mesh stopped")
+        return 130
+    except (MeshError, OSError, ValueError) as exc:
+        progress.done()
+        return fail(f"chaos could not start the mesh: {exc}")
+    progress.done()
+    if args.json:
+        emit_json(_as_json(args, result))
+    else:
+        sys.stdout.write(render(result))
+    return 0 if result.ok else 1
+
+
+def render(result: ChaosResult) -> str:
+    lines = []
+    if result.submissions is not None:
+        s = result.submissions
+        refused = ", ".join(f"{code} {n}" for code, n in s.refused.items())
+        lines.append(
+            f"stream: {s.accepted} cases created"
+            + (f" ({s.replayed} found again after a lost answer)" if s.replayed else "")
+            + f", {sum(s.refused.values())} refused"
+            + (f" ({refused})" if refused else "")
+            + f", {s.unanswered} unanswered; {s.total.handed_off} handed off, "
+            f"{s.total.concluded} concluded"
+        )
+    lines.append("stopped: " + ", ".join(f"{p} exit {c}" for p, c in result.stopped.items()))
+    lines.append("invariants:")
+    for verdict in result.verdicts:
+        lines.append(
+            f"  {'PASS' if verdict.ok else 'FAIL'}  ({verdict.number}) {verdict.name}: "
+            f"{verdict.detail}"
+        )
+        lines += [f"          {failure}" for failure in verdict.failures]
+    if result.error:
+        lines.append(f"  the run broke down: {result.error}")
+    if len(result.verdicts) < 6:
+        lines.append("  the run ended before every invariant could be checked")
+    failed = sum(not v.ok for v in result.verdicts)
+    lines.append(
+        "chaos: every invariant holds"
+        if result.ok
+        else f"chaos: FAILED ({failed} invariant(s) failed)"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _as_json(args: argparse.Namespace, result: ChaosResult) -> dict[str, Any]:
+    return {
+        "ok": result.ok,
+        "seed": args.seed,
+        "duration": args.duration,
+        "schedule": [d.to_json() for d in result.schedule],
+        "happenings": [h.to_json() for h in result.happenings],
+        "submissions": result.submissions.to_json() if result.submissions else None,
+        "drained_after_seconds": _rounded(result.drained_after),
+        "settled_after_seconds": _rounded(result.settled_after),
+        "invariants": [v.to_json() for v in result.verdicts],
+        "stopped": result.stopped,
+        "error": result.error or None,
+    }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)

@@ -1,0 +1,180 @@
+"""``yrd load --dir DIR``: a stream of realistic cases against a running mesh, and what became
+of them (submissions/s, refusals by problem code, hand-off and end-to-end times per pair).
+
+Exit 0 when every submitted case was handed off (its handler's signed receipt is back at the
+accepting node); 1 when a case is lost or stuck, or a submission went unanswered, each
+named; 2 when the stream cannot start (no mesh, a node that does not answer, bad options),
+and then nothing was submitted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from node.cli.load import (
+    CaseStream,
+    LoadError,
+    LoadReport,
+    PairFigures,
+    parse_pairs,
+    read_mesh,
+    report,
+    session,
+)
+from node.cli.output import emit_json, fail, table
+from node.cli.progress import Progress, say
+
+RETRY_FOR = 15.0
+"""Seconds a submission whose answer was lost is retried with its Idempotency-Key."""
+SHOWN_FAILURES = 20
+
+
+def register(commands: Any) -> None:
+    load = commands.add_parser(
+        "load",
+        help="submit a stream of cases to a running mesh and follow them",
+        description="Submit realistic cases (from the platforms' seeded residents and the "
+        "federated catalog) at the accepting nodes' REST API, spread over directed pairs, "
+        "then follow each at its accepting node until it concludes or the wait ends.",
+    )
+    load.add_argument(
+        "--dir", type=Path, required=True, help="the folder of a running `yrd mesh up`"
+    )
+    load.add_argument("--cases", type=_positive, default=200, help="cases to submit (200)")
+    load.add_argument(
+        "--concurrency", type=_positive, default=16, help="submissions in flight at once (16)"
+    )
+    load.add_argument(
+        "--pairs",
+        metavar="A:H,…",
+        help="accepting:handling pairs, e.g. shanghai:anhui,jiangsu:zhejiang "
+        "(default: all twelve directed pairs)",
+    )
+    load.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to follow the cases after the last submission (60)",
+    )
+    load.add_argument("--json", action="store_true", help="machine-readable report")
+    load.set_defaults(run=run_load)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number of at least 1")
+    return value
+
+
+def run_load(args: argparse.Namespace) -> int:
+    try:
+        endpoints = read_mesh(args.dir)
+        pairs = parse_pairs(args.pairs, list(endpoints))
+    except LoadError as exc:
+        return fail(str(exc))
+    if args.wait < 0:
+        return fail("--wait must not be negative")
+    progress = Progress(sys.stderr if args.json else sys.stdout)
+
+    async def go() -> LoadReport:
+        async with session(token=os.environ.get("YRD_HTTP_TOKEN")) as http:
+            stream = CaseStream(http, endpoints)
+            await stream.check_nodes()
+            cases = await stream.plan(pairs, args.cases)
+            if not args.json:
+                say(
+                    f"yrd load: {len(cases)} cases on {len(pairs)} directed pair(s), "
+                    f"{args.concurrency} in flight, against the mesh in {args.dir}"
+                )
+            await stream.run(
+                cases,
+                concurrency=args.concurrency,
+                retry_for=RETRY_FOR,
+                wait=args.wait,
+                show=progress.show,
+            )
+            progress.done()
+            return report(cases, stream)
+
+    try:
+        result = asyncio.run(go())
+    except LoadError as exc:
+        return fail(str(exc))
+    if args.json:
+        emit_json(result.to_json())
+    else:
+        sys.stdout.write(render(result))
+    return 0 if result.ok else 1
+
+
+def render(result: LoadReport) -> str:
+    lines = [
+        f"submitted {result.accepted + sum(result.refused.values())} in "
+        f"{result.submit_seconds:.1f} s ({result.submissions_per_second:.1f} submissions/s): "
+        f"{result.accepted} created"
+        + (f" ({result.replayed} found again after a lost answer)" if result.replayed else "")
+        + f", {sum(result.refused.values())} refused"
+        + (f", {result.unanswered} unanswered" if result.unanswered else ""),
+    ]
+    if result.refused:
+        lines.append(
+            "refused by problem: " + ", ".join(f"{k} {n}" for k, n in result.refused.items())
+        )
+    lines.append("")
+    lines.append(
+        table(
+            ["accepting → handling", "cases", "handed off", "concluded", "hand-off p50 s",
+             "p95 s", "end-to-end p50 s", "p95 s"],
+            [_row(p) for p in [*result.pairs, result.total]],
+        )
+    )  # fmt: skip
+    total = result.total
+    if result.ok:
+        open_cases = sum(result.still_open.values())
+        lines.append(
+            f"every submitted case was handed off ({total.handed_off} of {total.cases}); "
+            f"{total.concluded} concluded"
+            + (
+                f", {open_cases} still open when the wait ended ("
+                + ", ".join(f"{s} {n}" for s, n in result.still_open.items())
+                + ")"
+                if open_cases
+                else ""
+            )
+        )
+    elif result.accepted == 0 and not result.failures:
+        lines.append("FAILED: no case was created")
+    else:
+        lines.append(
+            f"FAILED: {len(result.failures)} case(s) lost, stuck or unanswered "
+            f"({total.handed_off} of {total.cases} handed off):"
+        )
+        lines += [f"  {f}" for f in result.failures[:SHOWN_FAILURES]]
+        if len(result.failures) > SHOWN_FAILURES:
+            lines.append(f"  … and {len(result.failures) - SHOWN_FAILURES} more")
+    return "\n".join(lines) + "\n"
+
+
+def _row(figures: PairFigures) -> Sequence[Any]:
+    return [
+        figures.pair,
+        figures.cases,
+        figures.handed_off,
+        figures.concluded,
+        _seconds(figures.handoff_p50, 3),
+        _seconds(figures.handoff_p95, 3),
+        _seconds(figures.end_to_end_p50, 1),
+        _seconds(figures.end_to_end_p95, 1),
+    ]
+
+
+def _seconds(value: float | None, places: int) -> str:
+    return "-" if value is None else f"{value:.{places}f}"

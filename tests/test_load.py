@@ -1,0 +1,147 @@
+"""``yrd load`` as a tester runs it: the real console entry against a real mesh of processes
+(``yrd mesh up`` in another "terminal")."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.nodes import free_base_port
+
+pytestmark = pytest.mark.slow
+
+YRD = [sys.executable, "-m", "node.cli.main"]
+PROVINCES = ("shanghai", "jiangsu", "zhejiang", "anhui")
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A running four-province mesh whose simulated officers act within a fraction of a second."""
+    directory = tmp_path_factory.mktemp("load") / "mesh"
+    supervisor = subprocess.Popen(
+        [*YRD, "mesh", "up", "--dir", str(directory), "--base-port", str(free_base_port()),
+         "--officer-delay", "0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (directory / "mesh.json").exists():
+            assert supervisor.poll() is None, supervisor.communicate()
+            assert time.monotonic() < deadline, "mesh.json never written"
+            time.sleep(0.1)
+        yield directory
+    finally:
+        supervisor.send_signal(signal.SIGINT)
+        supervisor.communicate(timeout=60)
+
+
+def load(*options: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*YRD, "load", *options], capture_output=True, text=True, timeout=90, check=False
+    )
+
+
+def get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def case_counts(directory: Path) -> dict[str, int]:
+    nodes = json.loads((directory / "mesh.json").read_text())["nodes"]
+    return {
+        n["province"]: sum(
+            sum(by_status.values())
+            for by_status in get(f"http://{n['http']}/v1/status")["cases"].values()
+        )
+        for n in nodes
+    }
+
+
+def test_load_hands_off_every_case_on_all_pairs(mesh: Path) -> None:
+    """24 cases spread over the twelve directed pairs are all created, handed off and
+    concluded; the report gives hand-off and end-to-end times per pair and in total."""
+    result = load("--dir", str(mesh), "--cases", "24", "--concurrency", "8", "--wait", "40",
+                  "--json")  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is True
+    assert (report["planned"], report["accepted"], report["unanswered"]) == (24, 24, 0)
+    assert report["refused"] == {}
+    assert report["failures"] == []
+    assert report["submissions_per_second"] > 0
+    pairs = {p["pair"]: p for p in report["pairs"]}
+    assert set(pairs) == {f"{a} → {h}" for a in PROVINCES for h in PROVINCES if a != h}
+    assert all((p["cases"], p["handed_off"], p["concluded"]) == (2, 2, 2) for p in pairs.values())
+    total = report["total"]
+    assert (total["cases"], total["handed_off"], total["concluded"]) == (24, 24, 24)
+    assert 0 < total["handoff_p50_seconds"] <= total["handoff_p95_seconds"]
+    assert total["handoff_p95_seconds"] <= total["end_to_end_p95_seconds"]
+    assert "submitted 24/24" in result.stderr  # progress goes to stderr with --json
+
+
+def test_load_table_on_chosen_pairs_names_no_one(mesh: Path) -> None:
+    """With --pairs only those pairs get cases; the printed report is a table with a total,
+    and neither it nor the progress shows an applicant's name or ID number."""
+    result = load("--dir", str(mesh), "--cases", "4", "--pairs", "shanghai:anhui,jiangsu:zhejiang",
+                  "--wait", "40")  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = re.findall(r"^(\w+ → \w+|total) +(\d+) +(\d+) +(\d+) +[\d.]+ +[\d.]+ ", result.stdout,
+                      re.M)  # fmt: skip
+    assert rows == [
+        ("jiangsu → zhejiang", "2", "2", "2"),
+        ("shanghai → anhui", "2", "2", "2"),
+        ("total", "4", "4", "4"),
+    ], result.stdout
+    assert "every submitted case was handed off (4 of 4)" in result.stdout
+    nodes = json.loads((mesh / "mesh.json").read_text())["nodes"]
+    for node in nodes:
+        fixtures = get(f"http://{node['platform']}/sim/fixtures")
+        for person in fixtures["persons"]:
+            assert person["id_number"] not in result.stdout + result.stderr
+            assert person["name"] not in result.stdout + result.stderr
+
+
+def test_unknown_province_in_pairs_submits_nothing(mesh: Path) -> None:
+    """A pair naming a province outside the mesh is refused with exit 2 before any case is
+    submitted anywhere."""
+    before = case_counts(mesh)
+    result = load("--dir", str(mesh), "--cases", "5", "--pairs", "shanghai:anhui,shanghai:beijing")
+    assert result.returncode == 2
+    assert "'beijing' is not a province of this mesh" in result.stderr
+    assert result.stdout == ""
+    assert case_counts(mesh) == before
+
+
+def test_no_mesh_is_up(tmp_path: Path) -> None:
+    """Without DIR/mesh.json there is no mesh to load: exit 2, saying how to start one."""
+    result = load("--dir", str(tmp_path))
+    assert result.returncode == 2
+    assert f"no mesh is up in {tmp_path}" in result.stderr
+    assert "yrd mesh up --dir" in result.stderr
+
+
+def test_node_that_does_not_answer(tmp_path: Path) -> None:
+    """A mesh.json whose nodes are gone (a mesh killed without a clean stop): exit 2, naming
+    the first node that does not answer."""
+    base = free_base_port()
+    nodes = [
+        {"province": p, "http": f"127.0.0.1:{base + 1000 + i}",
+         "platform": f"127.0.0.1:{base + 2000 + i}"}
+        for i, p in enumerate(PROVINCES)
+    ]  # fmt: skip
+    (tmp_path / "mesh.json").write_text(json.dumps({"nodes": nodes}))
+    result = load("--dir", str(tmp_path), "--cases", "3")
+    assert result.returncode == 2
+    assert "the shanghai node does not answer" in result.stderr
+    assert "connection refused" in result.stderr
