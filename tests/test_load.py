@@ -14,8 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 
+from node.cli.load import CaseStream, Endpoint, LoadCase
 from tests.nodes import free_base_port
 
 pytestmark = pytest.mark.slow
@@ -145,3 +148,45 @@ def test_node_that_does_not_answer(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "the shanghai node does not answer" in result.stderr
     assert "connection refused" in result.stderr
+
+
+async def test_a_5xx_is_asked_again_with_the_same_key_and_a_4xx_is_final() -> None:
+    """A node answering 503 (it could not decide now) gets the same submission again under
+    the same Idempotency-Key; a 422 refusal is final and counted by its code."""
+    keys: list[str] = []
+
+    async def cases(request: web.Request) -> web.Response:
+        keys.append(request.headers["Idempotency-Key"])
+        body = await request.json()
+        problem = {"type": "about:blank", "title": "refused", "detail": "no"}
+        if body["matter_code"] == "bad":
+            return web.json_response(
+                {**problem, "status": 422, "code": "unknown_matter"}, status=422
+            )
+        if len(keys) == 1:
+            return web.json_response(
+                {**problem, "status": 503, "code": "store_unavailable"}, status=503
+            )
+        return web.json_response({"case_id": "c1", "status": "submitted"}, status=201)
+
+    app = web.Application()
+    app.router.add_post("/v1/cases", cases)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as http:
+            stream = CaseStream(
+                http, {"shanghai": Endpoint("shanghai", f"http://127.0.0.1:{port}", None)}
+            )
+            good = LoadCase("shanghai", "anhui", {"matter_code": "good"}, key="k-good")
+            await stream.submit(good, retry_for=10)
+            assert good.outcome == "created" and good.case_id == "c1"
+            assert keys == ["k-good", "k-good"]
+            bad = LoadCase("shanghai", "anhui", {"matter_code": "bad"}, key="k-bad")
+            await stream.submit(bad, retry_for=10)
+            assert (bad.outcome, bad.refusal, bad.attempts) == ("refused", "unknown_matter", 1)
+    finally:
+        await runner.cleanup()

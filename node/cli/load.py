@@ -5,7 +5,8 @@ Rules kept here:
 - Every application has its own Idempotency-Key, so a submission whose answer was lost (the
   node killed or paused mid-request, a connection refused) is sent again with the same key
   until ``retry_for`` runs out: it creates its case once, or answers with the case the lost
-  attempt created. A refusal (a problem document) is final and counted by its code.
+  attempt created. So is one answered 5xx (the node could not decide now). A refusal (a
+  4xx problem document) is final and counted by its code.
 - This tool is the accepting platform of the cases it submits: it answers a supplement
   request (补正) as the applicant would, so the handler's simulated officer can conclude.
 - Figures come from the nodes' signed records: the submission time is the one the accepting
@@ -242,16 +243,17 @@ class CaseStream:
                 answer = await api.call(
                     "POST", "/v1/cases", body=case.body, headers={"Idempotency-Key": case.key}
                 )
-            except NodeUnreachable:
+            except (NodeUnreachable, NodeRefused) as error:
+                if isinstance(error, NodeRefused) and not error.transient:
+                    case.outcome, case.refusal = "refused", error.code
+                    break
+                # No answer, or a 5xx (the node could not decide now): the same key again.
                 lost = True
                 if time.monotonic() >= give_up:
                     case.outcome = "unanswered"
                     break
                 await asyncio.sleep(RETRY_PAUSE)
                 continue
-            except NodeRefused as refusal:
-                case.outcome, case.refusal = "refused", refusal.code
-                break
             case.case_id = str(answer.body["case_id"])
             case.status = str(answer.body.get("status", "submitted"))
             replayed = answer.headers.get("Idempotent-Replayed") == "true"

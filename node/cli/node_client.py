@@ -51,11 +51,21 @@ class NodeUnreachable(Exception):
 class NodeRefused(Exception):
     """The node answered with an error (a problem document, or any non-2xx answer)."""
 
-    def __init__(self, code: str, detail: str, field: str | None = None) -> None:
+    def __init__(
+        self, code: str, detail: str, field: str | None = None, *, status: int | None = None
+    ) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
         self.field = field
+        self.status = status
+        """The HTTP status, when the refusal came as an HTTP answer."""
+
+    @property
+    def transient(self) -> bool:
+        """A 5xx: the node could not answer now (store, issuer or shutdown); asking again
+        later may succeed, unlike a refusal of the request itself."""
+        return self.status is not None and self.status >= 500
 
     def __str__(self) -> str:
         shown = f"{self.code}: {self.detail}"
@@ -109,9 +119,14 @@ class NodeApi:
         if not 200 <= status < 300:
             if isinstance(document, dict) and "code" in document:
                 raise NodeRefused(
-                    str(document["code"]), str(document.get("detail", "")), document.get("field")
+                    str(document["code"]),
+                    str(document.get("detail", "")),
+                    document.get("field"),
+                    status=status,
                 )
-            raise NodeRefused(f"http_{status}", f"{method} {path}: {text.strip()[:200]!r}")
+            raise NodeRefused(
+                f"http_{status}", f"{method} {path}: {text.strip()[:200]!r}", status=status
+            )
         if not isinstance(document, dict):
             raise NodeRefused("unexpected_answer", f"{method} {path} did not answer a JSON object")
         return Answer(status, document, answer_headers)
