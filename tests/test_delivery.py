@@ -278,6 +278,8 @@ async def test_backoff_grows_exponentially_with_jitter_up_to_the_cap(rig: Rig) -
 
     async with running(worker):
         await eventually(lambda: states(rig.db) == {"m0": "delivered", "m1": "delivered"})
+        # Observed from the commit, on the loop, just after the store shows it.
+        await eventually(lambda: rig.observer.delivered_ids == ["m0", "m1"])
 
     # tenacity's wait_exponential_jitter: min(initial * 2**n + uniform(0, jitter), max), for
     # the n-th retry counted from 0; jitter is set to the initial interval.
@@ -557,3 +559,28 @@ async def test_transport_failure_counts_an_attempt_on_every_row_of_the_batch(rig
     assert outbox.cursor(rig.db.reader(), PEER) == 0
     assert rig.observer.delivered_ids == []
     assert audited_replies(rig.db) == []
+
+
+async def test_a_worker_cancelled_while_recording_still_commits_and_reports(rig: Rig) -> None:
+    """Stopping the node cancels the worker; a batch whose receipts it was recording at that
+    moment is still recorded (a queued write runs even if nobody waits for it), and the
+    observer (metrics) hears of it from the commit, not from the abandoned wait."""
+    answered = asyncio.Event()
+
+    class AnsweringChannel(ScriptedChannel):
+        async def exchange_batch(
+            self, envelopes: Sequence[bytes], *, timeout: float, on_reply: OnReply
+        ) -> None:
+            await super().exchange_batch(envelopes, timeout=timeout, on_reply=on_reply)
+            answered.set()
+
+    worker = rig.build(AnsweringChannel(), DeliveryConfig())
+    await enqueue(rig.db, "m0", "m1")
+    task = asyncio.create_task(worker.run())
+    await answered.wait()
+    # The worker has just queued the batch's recording and awaits its commit.
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await eventually(lambda: states(rig.db) == {"m0": "delivered", "m1": "delivered"})
+    await eventually(lambda: rig.observer.delivered_ids == ["m0", "m1"])

@@ -186,7 +186,6 @@ class PeerWorker:
                     await recording
                 at = self._clock()
                 recording = self._db.submit(partial(self._record, batch, settlements, at))
-                recording.add_done_callback(partial(self._observe, batch, settlements, at))
                 recording_seqs = frozenset(item.seq for item in batch)
                 retry = [s for s in settlements if s.outcome is Outcome.RETRY]
                 if retry:
@@ -232,15 +231,8 @@ class PeerWorker:
             raise DeliveryFailed(str(exc)) from exc
         return settlements
 
-    def _observe(
-        self,
-        batch: list[OutboxItem],
-        settlements: list[Settlement],
-        at: float,
-        recorded: asyncio.Future[None],
-    ) -> None:
-        if recorded.cancelled() or recorded.exception() is not None:
-            return
+    def _observe(self, batch: list[OutboxItem], settlements: list[Settlement], at: float) -> None:
+        """After the batch's settlement has committed: tell the observer (metrics, logs)."""
         for item, settlement in zip(batch, settlements, strict=True):
             if settlement.outcome is Outcome.DELIVERED:
                 self._observer.delivered(item, settlement, at)
@@ -285,3 +277,6 @@ class PeerWorker:
             if self._on_settled is not None and settlement.outcome is not Outcome.RETRY:
                 self._on_settled(conn, item, settlement, at)
         outbox.mark_delivered_batch(conn, self.link.peer, delivered, at=at)
+        # Tied to the commit, not to whoever awaits it: observed even if drain() was
+        # cancelled meanwhile, never if the transaction failed.
+        self._db.after_commit(partial(self._observe, batch, settlements, at))
