@@ -263,6 +263,11 @@ async def test_list_filters_pages_and_mesh_selection(
         handled = json.loads(out)["cases"]
         assert {c["case_id"] for c in handled} == set(ids)
         assert all(c["role"] == "handling" for c in handled)
+        # --dir is the same as --mesh, as in yrd mesh up, load and chaos.
+        again = ["case", "list", "--dir", str(mesh), "--province", "jiangsu", "--role", "handling"]
+        code, out, err = await yrd(capsys, *again, "--status", "delivered", "--json")
+        assert code == 0, err
+        assert json.loads(out)["cases"] == handled
 
         code, out, err = await yrd(capsys, "case", "list", "--url", js_url, "--role", "accepting")
         assert (code, out.splitlines()[-1]) == (0, "0 cases")

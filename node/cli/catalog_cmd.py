@@ -19,7 +19,9 @@ def register(commands: Any) -> None:
     parser = commands.add_parser("catalog", help="the federated cross-province matter catalog")
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--url", help="a node's HTTP base URL, e.g. http://127.0.0.1:8101")
-    where.add_argument("--mesh", type=Path, help="mesh folder: ask its first node")
+    where.add_argument(
+        "--mesh", "--dir", type=Path, metavar="DIR", help="mesh folder: ask its first node"
+    )
     parser.add_argument("--handler", help="only matters handled by this province")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(run=run_catalog)

@@ -35,7 +35,11 @@ def node_options() -> argparse.ArgumentParser:
     where = node.add_mutually_exclusive_group(required=True)
     where.add_argument("--url", help="the node's HTTP base URL, e.g. http://127.0.0.1:8101")
     where.add_argument(
-        "--mesh", type=Path, metavar="DIR", help="mesh folder: ask the node of --province"
+        "--mesh",
+        "--dir",
+        type=Path,
+        metavar="DIR",
+        help="mesh folder: ask the node of --province",
     )
     node.add_argument(
         "--province", metavar="P", help="with --mesh: whose node to ask, e.g. shanghai"

@@ -23,7 +23,9 @@ from node.runtime.mesh import MeshError, node_configs
 
 def register(commands: Any) -> None:
     status = commands.add_parser("status", help="federation health from every node")
-    status.add_argument("--mesh", type=Path, help="mesh folder: ask each of its nodes")
+    status.add_argument(
+        "--mesh", "--dir", type=Path, metavar="DIR", help="mesh folder: ask each of its nodes"
+    )
     status.add_argument("urls", nargs="*", help="node HTTP base URLs, e.g. http://127.0.0.1:8101")
     status.add_argument("--json", action="store_true")
     status.set_defaults(run=run_status)
