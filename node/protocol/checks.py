@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol, TypedDict
 
 from google.protobuf.message import DecodeError
@@ -78,8 +79,10 @@ class Authenticated:
     def message_id(self) -> str:
         return self.message.header.message_id
 
-    @property
+    @cached_property
     def payload_type(self) -> str:
+        # Asked several times per message on the receive path (checks, store, effects,
+        # metrics); the message never changes after parsing.
         return payload_type(self.message)
 
 
