@@ -115,6 +115,7 @@ from node.transport.client import PeerChannel
 from node.transport.server import TRANSPORT_HEADROOM
 from node.trust.keys import load_signing_key
 from node.trust.layout import init_mesh, node_id_for, read_manifest
+from node.trust.manifest import Member
 from node.trust.tls import TlsMaterial
 from node.wire import DELIVER_STREAM_METHOD, SERVICE_NAME, pb
 
@@ -327,6 +328,31 @@ def tls_of(mesh: Path, province: str) -> TlsMaterial:
     return TlsMaterial.load(mesh / "ca/ca.crt", folder / "tls.crt", folder / "tls.key")
 
 
+def verified(raw: bytes, signer: Member) -> pb.Envelope:
+    """``raw`` parsed, once its signature verifies under one of ``signer``'s keys; the floor
+    rows' whole check, where a node runs every check of ``check_envelope``."""
+    envelope = pb.Envelope.FromString(raw)
+    entry = signer.key(envelope.key_id)
+    if entry is None or not entry.verify_key.verify(
+        envelope.signature, signing_input(envelope.message)
+    ):
+        raise ValueError(f"a message from {signer.province} whose signature does not verify")
+    return envelope
+
+
+def authenticated(raw: bytes, envelope: pb.Envelope, sender: Member) -> Authenticated:
+    """What ``receipt_for`` answers: a parsed, verified envelope of ``sender``."""
+    return Authenticated(
+        envelope=raw,
+        message_bytes=envelope.message,
+        message=pb.Message.FromString(envelope.message),
+        digest=digest(envelope.message),
+        key_id=envelope.key_id,
+        signature=envelope.signature,
+        sender=sender,
+    )
+
+
 def probe_sizes(mesh: Path) -> tuple[int, int]:
     """Bytes of a sealed probe envelope and of the receiver's signed receipt for it."""
     manifest = read_manifest(mesh)
@@ -345,16 +371,7 @@ def probe_sizes(mesh: Path) -> tuple[int, int]:
     sealed = seal(message, sender_key)
     member = manifest.member(node_id_for(SENDER))
     assert member is not None
-    envelope = pb.Envelope.FromString(sealed.envelope)
-    accepted = Authenticated(
-        envelope=sealed.envelope,
-        message_bytes=sealed.message,
-        message=message,
-        digest=digest(sealed.message),
-        key_id=envelope.key_id,
-        signature=envelope.signature,
-        sender=member,
-    )
+    accepted = authenticated(sealed.envelope, verified(sealed.envelope, member), member)
     receipt = receipt_for(
         accepted,
         me=node_id_for(RECEIVER),
@@ -395,21 +412,7 @@ class EchoAnswer:
         self._db = db
 
     def receipt(self, raw: bytes) -> tuple[Authenticated, bytes]:
-        envelope = pb.Envelope.FromString(raw)
-        entry = self._member.key(envelope.key_id)
-        if entry is None or not entry.verify_key.verify(
-            envelope.signature, signing_input(envelope.message)
-        ):
-            raise ValueError("echo: request signature does not verify")
-        accepted = Authenticated(
-            envelope=raw,
-            message_bytes=envelope.message,
-            message=pb.Message.FromString(envelope.message),
-            digest=digest(envelope.message),
-            key_id=envelope.key_id,
-            signature=envelope.signature,
-            sender=self._member,
-        )
+        accepted = authenticated(raw, verified(raw, self._member), self._member)
         now = time.time()
         sealed = receipt_for(
             accepted,
@@ -689,12 +692,7 @@ class SignedProbes:
         return seal(message, self._key).envelope
 
     def check(self, reply: bytes) -> None:
-        envelope = pb.Envelope.FromString(reply)
-        entry = self._receiver.key(envelope.key_id)
-        if entry is None or not entry.verify_key.verify(
-            envelope.signature, signing_input(envelope.message)
-        ):
-            raise RuntimeError("echo: the reply's signature does not verify")
+        verified(reply, self._receiver)
 
 
 async def floor_run(
