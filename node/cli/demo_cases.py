@@ -28,6 +28,7 @@ import aiohttp
 
 from adapters.registry import citizen
 from node.cli.applications import fetch_fixtures, plan_applications
+from node.cli.output import percentile
 from node.runtime.mesh import Mesh, MeshError
 
 CASE_WAIT = 90.0
@@ -179,8 +180,8 @@ def pair_rows(done: Sequence[DemoCase]) -> list[list[Any]]:
         pairs.setdefault((case.accepting, case.handling), []).append(case)
     rows = []
     for (accepting, handling), cases in pairs.items():
-        times = sorted(c.seconds or 0.0 for c in cases)
-        p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+        times = [c.seconds or 0.0 for c in cases]
+        p95 = percentile(times, 0.95)
         rows.append(
             [
                 f"{accepting} → {handling}",
@@ -188,7 +189,7 @@ def pair_rows(done: Sequence[DemoCase]) -> list[list[Any]]:
                 sum("complete" in c.path for c in cases),
                 sum(c.status == "rejected" for c in cases),
                 f"{statistics.median(times):.1f}",
-                f"{p95:.1f}",
+                f"{p95 or 0.0:.1f}",
                 sum(c.certificates_checked for c in cases),
             ]
         )

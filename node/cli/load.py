@@ -24,7 +24,7 @@ import json
 import math
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -35,6 +35,7 @@ from node.cases.lifecycle import CONCLUDED
 from node.cases.wire import instant
 from node.cli.applications import Pair, fetch_fixtures, plan_applications
 from node.cli.node_client import NodeApi, NodeRefused, NodeUnreachable
+from node.cli.output import percentile
 from node.runtime.mesh import Mesh, MeshError
 from node.wire import pb
 
@@ -406,14 +407,6 @@ def progress_line(cases: Sequence[LoadCase]) -> str:
 
 
 # --- the report -----------------------------------------------------------------------------
-
-
-def percentile(values: Iterable[float], share: float) -> float | None:
-    """Nearest-rank percentile; None for no values."""
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 @dataclass(frozen=True)
