@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from node.runtime.node import Node
 from node.transport.errors import FAULT_TRAILER
 from node.trust.keys import load_signing_key
 from node.wire import DELIVER_METHOD, pb
-from tests.cases import case_body, matter_of, signature_holds, status_of
+from tests.cases import case_body, matter_of, signature_holds, status_of, unb64
 from tests.federation import node_id
 from tests.nodes import (
     config_for,
@@ -108,9 +107,7 @@ async def test_full_lifecycle_both_histories_equal_and_signed(mesh: Path) -> Non
 def signed_at_ns(evidence: str) -> int:
     """The time an update's evidence was signed with: the CaseUpdate's ``at``, or the
     receipt's ``received_at`` for update 1."""
-    envelope = pb.Envelope.FromString(
-        base64.urlsafe_b64decode(evidence + "=" * (-len(evidence) % 4))
-    )
+    envelope = pb.Envelope.FromString(unb64(evidence))
     message = pb.Message.FromString(envelope.message)
     if message.WhichOneof("body") == "receipt":
         return int(message.receipt.received_at.ToNanoseconds())
