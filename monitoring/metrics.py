@@ -53,6 +53,8 @@ class StoreSnapshot:
     """Time spent running and committing those transactions."""
     size_bytes: int
     """The store file and its write-ahead log on disk."""
+    writable: bool = True
+    """False while the store refuses writes (disk full, I/O error, locked)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class PeerSnapshot:
     circuit_state: int = 0
     """0 closed, 1 half-open, 2 open."""
     retry_interval_seconds: float = 0.0
+    suspended: bool = False
+    """Whether this node refuses the peer's streams and calls for now (refusable traffic)."""
 
 
 CASE_DURATION_BUCKETS = (
@@ -203,6 +207,11 @@ class _StoreCollector(Collector):
                 "Time the store's writer spent running and committing transactions.",
                 value=stats.commit_seconds,
             )
+            yield GaugeMetricFamily(
+                "yrd_store_writable",
+                "1 while the store takes writes, 0 while it refuses them (disk full, I/O error).",
+                value=1 if stats.writable else 0,
+            )
         depth = GaugeMetricFamily(
             "yrd_outbox_depth", "Messages waiting for delivery to a peer.", labels=["peer"]
         )
@@ -226,13 +235,19 @@ class _StoreCollector(Collector):
             "Current delivery back-off interval per peer (0 when healthy).",
             labels=["peer"],
         )
+        suspended = GaugeMetricFamily(
+            "yrd_peer_suspended",
+            "1 while this node refuses a peer's streams and calls for sending refusable traffic.",
+            labels=["peer"],
+        )
         for peer, snap in sorted(self._read().items()):
             depth.add_metric([peer], snap.depth)
             age.add_metric([peer], snap.oldest_pending_age_seconds)
             dead.add_metric([peer], snap.dead_letters)
             circuit.add_metric([peer], snap.circuit_state)
             retry.add_metric([peer], snap.retry_interval_seconds)
-        yield from (depth, age, dead, circuit, retry)
+            suspended.add_metric([peer], 1 if snap.suspended else 0)
+        yield from (depth, age, dead, circuit, retry, suspended)
 
 
 class NodeMetrics:
@@ -350,6 +365,19 @@ class NodeMetrics:
             "Records of the province platform's feeds the node could not take, by feed "
             "(applications, events) and code.",
             ["feed", "code"],
+            registry=r,
+        )
+        self.door_refusals = Counter(
+            "yrd_peer_door_refusals_total",
+            "Streams and calls of a peer refused before any message was read, by reason "
+            "(too_many_streams, too_many_calls, peer_suspended).",
+            ["peer", "reason"],
+            registry=r,
+        )
+        self.task_restarts = Counter(
+            "yrd_task_restarts_total",
+            "Background tasks restarted after an unexpected failure, by task name.",
+            ["task"],
             registry=r,
         )
         self.manifest_reload_failures = Counter(

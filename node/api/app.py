@@ -6,6 +6,8 @@ Rules kept here:
 - When a bearer token is configured every route but ``/healthz`` and ``/readyz`` requires it.
 - Errors are ``application/problem+json`` naming the field at fault; request bodies are
   bounded.
+- A store that refuses writes (disk full, I/O error) is 503 ``store_unavailable`` with
+  ``Retry-After``: nothing of the request was kept, the same request may succeed later.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from node.api.requests import NODE_KEY, json_response, read_json
 from node.cases.announce import held_catalogs
 from node.cases.catalog import matter_to_json, merge
 from node.protocol.faults import Refusal
+from node.store.database import StoreUnavailable
 from node.trust.manifest import format_time
 from node.wire import pb
 
@@ -37,6 +40,8 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 MAX_PROBES = 10_000
 MAX_PROBE_PAYLOAD = 64 * 1024
+STORE_RETRY_AFTER = 5
+"""Seconds a caller is asked to wait after a 503 ``store_unavailable``."""
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -50,6 +55,15 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
         return problem(exc.status, exc.code, exc.detail, field=exc.field)
     except Refusal as exc:
         return problem(409, exc.code.value, exc.text, field=exc.field or None)
+    except StoreUnavailable:
+        response = problem(
+            503,
+            "store_unavailable",
+            "the node's store cannot take writes now (disk full or I/O error); nothing of this "
+            "request was kept; send it again later",
+        )
+        response.headers["Retry-After"] = str(STORE_RETRY_AFTER)
+        return response
     except web.HTTPRequestEntityTooLarge:
         return problem(413, "body_too_large", f"request body exceeds {MAX_BODY_BYTES} bytes")
     except web.HTTPException as exc:

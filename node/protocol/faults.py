@@ -28,6 +28,7 @@ class FaultCode(enum.Enum):
     INVALID_PAYLOAD = "invalid_payload"
     MANIFEST_EXPIRED = "manifest_expired"
     UNAVAILABLE = "unavailable"
+    STORE_UNAVAILABLE = "store_unavailable"
     # Case refusals: the handling node's answer to a case message it cannot apply.
     UNKNOWN_CASE = "unknown_case"
     ILLEGAL_TRANSITION = "illegal_transition"
@@ -81,6 +82,7 @@ _STATUS: dict[FaultCode, grpc.StatusCode] = {
     FaultCode.INVALID_PAYLOAD: grpc.StatusCode.INVALID_ARGUMENT,
     FaultCode.MANIFEST_EXPIRED: grpc.StatusCode.FAILED_PRECONDITION,
     FaultCode.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    FaultCode.STORE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     FaultCode.UNKNOWN_CASE: grpc.StatusCode.NOT_FOUND,
     FaultCode.ILLEGAL_TRANSITION: grpc.StatusCode.FAILED_PRECONDITION,
     FaultCode.WRONG_SIDE: grpc.StatusCode.PERMISSION_DENIED,
@@ -106,6 +108,8 @@ _TRANSIENT = frozenset(
         FaultCode.UNKNOWN_KEY,
         FaultCode.MANIFEST_EXPIRED,
         FaultCode.UNAVAILABLE,
+        # The receiver's disk is full or failing; it keeps nothing until it recovers.
+        FaultCode.STORE_UNAVAILABLE,
         # An update too far ahead of the ones applied: the earlier ones are on their way.
         FaultCode.SEQUENCE_GAP,
         # The issuer's province platform did not answer; ask again later.

@@ -11,15 +11,17 @@ Rules kept here:
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from node.protocol.checks import DEFAULT_CLOCK_WINDOW, DEFAULT_MAX_MESSAGE_BYTES
+from node.transport.admission import PeerLimits
 from node.trust.keys import (
     KeyFileError,
     VerifyKey,
@@ -110,6 +112,8 @@ class NodeConfig:
     shutdown_grace_seconds: float = 10.0
     """How long in-flight calls may run after SIGTERM before they are cancelled."""
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    peer_limits: PeerLimits = field(default_factory=PeerLimits)
+    """What one peer may hold of the federation port (``[peer_limits]``)."""
     platform: PlatformConfig | None = None
     """Without one, the node's certificate library lives in its store and cases come only
     through the REST API."""
@@ -170,20 +174,11 @@ def parse_config(
         raise ConfigError(f"{where}: governance_keys must name at least one key")
     grpc_t = _get(data, "grpc", dict, where)
     http_t = _get(data, "http", dict, where)
-    delivery_t = _opt(data, "delivery", dict, {}, where)
-    defaults = DeliveryConfig()
-    delivery = DeliveryConfig(
-        **{
-            name: _opt(
-                delivery_t,
-                name,
-                type(getattr(defaults, name)),
-                getattr(defaults, name),
-                f"{where} [delivery]",
-            )
-            for name in DeliveryConfig.__dataclass_fields__
-        }
-    )
+    delivery = _section(data, "delivery", DeliveryConfig(), where)
+    peer_limits = _section(data, "peer_limits", PeerLimits(), where)
+    for name in ("max_streams", "max_calls", "stream_backlog", "refusals_to_suspend"):
+        if getattr(peer_limits, name) < 1:
+            raise ConfigError(f"{where} [peer_limits]: {name!r} must be at least 1")
     platform = _platform(_opt(data, "platform", dict, None, where), base, f"{where} [platform]")
     cases_t = _opt(data, "cases", dict, {}, where)
     holiday_tables = tuple(
@@ -211,6 +206,7 @@ def parse_config(
         heartbeat_interval_seconds=_opt(data, "heartbeat_interval_seconds", float, 5.0, where),
         shutdown_grace_seconds=_opt(data, "shutdown_grace_seconds", float, 10.0, where),
         delivery=delivery,
+        peer_limits=peer_limits,
         holiday_tables=holiday_tables,
         platform=platform,
         revocation_refresh_seconds=_opt(
@@ -222,6 +218,29 @@ def parse_config(
         ),
         source=source,
     )
+
+
+Section = TypeVar("Section")
+
+
+def _section(data: Mapping[str, Any], name: str, defaults: Section, where: str) -> Section:
+    """A table of settings read into a frozen dataclass, each key optional."""
+    table = _opt(data, name, dict, {}, where)
+    fields = dataclasses.fields(defaults)  # type: ignore[arg-type]
+    unknown = set(table) - {f.name for f in fields}
+    if unknown:
+        raise ConfigError(f"{where} [{name}]: unknown key {sorted(unknown)[0]!r}")
+    values = {
+        f.name: _opt(
+            table,
+            f.name,
+            type(getattr(defaults, f.name)),
+            getattr(defaults, f.name),
+            f"{where} [{name}]",
+        )
+        for f in fields
+    }
+    return dataclasses.replace(defaults, **values)  # type: ignore[type-var]
 
 
 def _platform(table: Mapping[str, Any] | None, base: Path, where: str) -> PlatformConfig | None:
@@ -265,6 +284,7 @@ def render_config(
     platform through the adapter of its own province's dialect.
     """
     d = DeliveryConfig()
+    limits = PeerLimits()
 
     def q(text: str) -> str:
         return json.dumps(text, ensure_ascii=False)  # a JSON string is a TOML basic string
@@ -299,6 +319,16 @@ def render_config(
         f"retry_initial_seconds = {d.retry_initial_seconds}",
         f"retry_max_seconds = {d.retry_max_seconds}",
         f"dead_letter_after_seconds = {d.dead_letter_after_seconds}",
+        "",
+        "[peer_limits]",
+        "# What one peer may hold of this node's federation port; past it, RESOURCE_EXHAUSTED.",
+        f"max_streams = {limits.max_streams}",
+        f"max_calls = {limits.max_calls}",
+        f"stream_backlog = {limits.stream_backlog}",
+        "# A peer refused for good this often within the window is suspended for a while.",
+        f"refusals_to_suspend = {limits.refusals_to_suspend}",
+        f"refusal_window = {limits.refusal_window}",
+        f"suspend_seconds = {limits.suspend_seconds}",
         "",
     ]
     if platform_url is not None:

@@ -7,6 +7,12 @@ Rules kept here:
   in one transaction; the receipt leaves this node only after that commit.
 - Heartbeats are answered but not stored: they carry no business effect and would otherwise
   fill the evidence log with liveness noise.
+- A store that cannot take the write now (disk full, I/O error) is answered with a signed
+  ``store_unavailable`` fault (gRPC UNAVAILABLE): the sender keeps the message and retries;
+  nothing of it was kept. Any other failure while storing is a signed ``unavailable`` fault
+  too, logged with its traceback: a peer never gets a bare transport error from us.
+- Refusals are logged at most once per peer and code per interval (``RefusalLog``); the
+  metrics count every one.
 - A request with an answer of its own (a certificate verification) is answered by its
   responder instead of a receipt; the answer is stored with the request, in the inbox as
   its reply and in the evidence log, before it leaves, exactly like a receipt.
@@ -37,7 +43,8 @@ from node.protocol.envelope import Sealed, payload_type
 from node.protocol.faults import FaultCode, Refusal
 from node.protocol.replies import answer_for, fault_for, receipt_for
 from node.store import audit, inbox
-from node.store.database import DuplicateEntry
+from node.store.database import DuplicateEntry, StoreError, StoreUnavailable
+from node.transport.admission import RefusalLog
 from node.transport.server import Reply
 from node.wire import pb
 
@@ -95,6 +102,7 @@ class InboundProcessor:
         self._effects = dict(effects or {})
         self._validators = dict(validators or {})
         self._responders = dict(responders or {})
+        self._refusal_log = RefusalLog()
 
     def receive(self, raw: bytes, tls_identity: str | None) -> Awaitable[Reply]:
         """Check ``raw`` and queue its write now; the awaitable gives the reply after commit.
@@ -103,9 +111,15 @@ class InboundProcessor:
         messages of one stream reach the store's writer in the order they arrived and share
         its group commit, without a task per message.
         """
+        now = self._node.clock()
+        try:
+            return self._receive(raw, tls_identity, now)
+        except StoreError as error:
+            return _ready(self._refuse(_store_refusal(error), raw, tls_identity, now))
+
+    def _receive(self, raw: bytes, tls_identity: str | None, now: float) -> Awaitable[Reply]:
         node = self._node
         credentials = node.credentials
-        now = node.clock()
         limits = CheckLimits(node.config.max_message_bytes, node.config.clock_window_seconds)
         try:
             if credentials.manifest.expired_at(now):
@@ -164,6 +178,8 @@ class InboundProcessor:
             answer = await responder(accepted, now)
         except Refusal as refusal:
             return self._refuse(refusal, raw, tls_identity, now)
+        except StoreError as error:
+            return self._refuse(_store_refusal(error), raw, tls_identity, now)
         credentials = node.credentials
         reply = answer_for(
             accepted,
@@ -175,9 +191,14 @@ class InboundProcessor:
         )
         if not answer.store:
             return self._accepted(accepted, reply, now)
-        stored = node.db.submit(
-            partial(self._store, accepted=accepted, receipt=reply, now=now, effect=answer.effect)
-        )
+        try:
+            stored = node.db.submit(
+                partial(
+                    self._store, accepted=accepted, receipt=reply, now=now, effect=answer.effect
+                )
+            )
+        except StoreError as error:
+            return self._refuse(_store_refusal(error), raw, tls_identity, now)
         return await self._after_commit(stored, accepted, reply, raw, tls_identity, now)
 
     def _after_commit(
@@ -199,7 +220,7 @@ class InboundProcessor:
             if isinstance(error, Refusal):
                 result.set_result(self._refuse(error, raw, tls_identity, now))
             elif error is not None:
-                result.set_exception(error)
+                result.set_result(self._refuse(_store_refusal(error), raw, tls_identity, now))
             elif (reply := done.result()) is not receipt.envelope:
                 metric = self._node.metrics.messages_duplicate
                 metric.labels(accepted.sender.province, accepted.payload_type).inc()
@@ -278,15 +299,13 @@ class InboundProcessor:
         peer = member.province if member else UNKNOWN_PEER
         kind = _peek_type(raw)
         node.metrics.messages_refused.labels(peer, kind, refusal.code.value, "inbound").inc()
-        log.warning(
+        self._refusal_log.warn(
             "refused",
-            extra={
-                "peer": peer,
-                "message_id": refusal.message_id,
-                "code": refusal.code.value,
-                "field": refusal.field,
-                "reason": refusal.text,
-            },
+            peer=peer,
+            reason=refusal.code.value,
+            message_id=refusal.message_id,
+            field=refusal.field,
+            detail=refusal.text,
         )
         fault = fault_for(
             refusal,
@@ -297,8 +316,26 @@ class InboundProcessor:
             key=credentials.signing_key,
         )
         return Reply(
-            fault.envelope, refusal.code.grpc_status, f"{refusal.code.value}: {refusal.text}"
+            fault.envelope,
+            refusal.code.grpc_status,
+            f"{refusal.code.value}: {refusal.text}",
+            fault=refusal.code,
         )
+
+
+def _store_refusal(error: BaseException) -> Refusal:
+    """A failure to store an accepted message, as the signed fault its sender gets."""
+    if isinstance(error, StoreUnavailable):
+        return Refusal(
+            FaultCode.STORE_UNAVAILABLE,
+            "this node's store cannot take writes now (disk full or I/O error); nothing of "
+            "the message was kept; send it again later",
+        )
+    log.error("failed to store an accepted message", exc_info=error)
+    return Refusal(
+        FaultCode.UNAVAILABLE,
+        "this node failed to store the message; nothing of it was kept; send it again later",
+    )
 
 
 def _ready(reply: Reply) -> asyncio.Future[Reply]:

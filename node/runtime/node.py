@@ -15,13 +15,18 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from google.protobuf.message import Message as ProtoMessage
 
-from monitoring.metrics import CaseSnapshot, NodeMetrics, PeerSnapshot, StoreSnapshot
+from monitoring.metrics import (
+    UNKNOWN_PEER,
+    CaseSnapshot,
+    NodeMetrics,
+    PeerSnapshot,
+    StoreSnapshot,
+)
 from node.cases.announce import catalog_digest, store_announce, to_announce, validate_announce
 from node.cases.calendar import WorkingCalendar, load_holidays
 from node.cases.catalog import load_catalog
@@ -38,11 +43,13 @@ from node.protocol.faults import FaultCode, Refusal
 from node.runtime.config import NodeConfig, PlatformConfig, load_config
 from node.runtime.heartbeat import HEARTBEAT_TIMEOUT, heartbeat_loop
 from node.runtime.inbound import InboundProcessor
+from node.runtime.supervisor import Supervisor
 from node.store import audit, outbox
 from node.store import cases as cases_store
-from node.store.database import Database
+from node.store.database import Database, StoreError, probe_write
 from node.store.lock import StoreLock
 from node.store.outbox import OutboxItem
+from node.transport.admission import PeerAdmission
 from node.transport.client import PeerChannel
 from node.transport.server import FederationServer, start_server
 from node.trust.keys import SigningKey, load_signing_key
@@ -61,6 +68,18 @@ graceful stop must end even if a library call never returns."""
 _DECISION_CODES = frozenset(code.value for code in FaultCode if code.is_decision)
 
 CIRCUIT_GAUGE = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
+
+IDLE_DOOR: dict[str, object] = {
+    "streams": 0,
+    "calls": 0,
+    "suspended": False,
+    "suspended_for_seconds": 0.0,
+    "suspensions": 0,
+}
+"""A peer's place at our federation port before it has called (``PeerAdmission.view``)."""
+
+STORE_WATCH_INTERVAL = 1.0
+"""Seconds between write attempts while the store refuses writes."""
 
 CHANNEL_RETIRE_GRACE = BATCH_TIMEOUT + HEARTBEAT_TIMEOUT + 5.0
 """How long a replaced channel lives on for the calls already made on it."""
@@ -128,14 +147,13 @@ class Node:
         self._db: Database | None = None
         self._credentials: Credentials | None = None
         self._grpc: FederationServer | None = None
-        self._crashed: list[str] = []
+        self.admission = PeerAdmission(config.peer_limits, on_refused=self._refused_at_door)
+        """The federation port's door: per-peer caps and suspension of abusive peers."""
+        self.tasks = Supervisor(on_restart=self._task_restarted)
+        """Every long-lived task of this node; a failed one is restarted after a back-off."""
         self._lock = StoreLock(config.paths.store)
         self.maintenance_since: float | None = None
         self._tls: TlsMaterial | None = None
-        self._owned: set[asyncio.Task[None]] = set()
-        """Every background task; stop() cancels what is left of them."""
-        self._retired: set[asyncio.Task[None]] = set()
-        """Tasks this node cancelled on purpose (a peer that left), not crashes."""
         self.catalog = load_catalog(config.province)
         """The cross-province matters this node's province handles."""
         self.cases = CaseExchange(self, WorkingCalendar(load_holidays(config.holiday_tables)))
@@ -224,15 +242,20 @@ class Node:
         self.metrics.watch_revocation_lists(self._revocation_ages)
         self.metrics.watch_platform(self._platform_snapshot)
         self._grpc = await start_server(
-            self.inbound, config.grpc_listen, tls, max_message_bytes=config.max_message_bytes
+            self.inbound,
+            config.grpc_listen,
+            tls,
+            max_message_bytes=config.max_message_bytes,
+            admission=self.admission,
         )
         await self._sync_peers(manifest)
         if config.platform is not None:
             self._connect_platform(config.platform)
         await self._announce_catalog()
         await self._publish_revocations()
-        self._background(self._revocation_loop(), "revocation-lists")
-        self._background(self.cases.run_certificate_checks(), "certificate-checks")
+        self.tasks.start("revocation-lists", self._revocation_loop)
+        self.tasks.start("certificate-checks", self.cases.run_certificate_checks)
+        self.tasks.start("store-watch", self._watch_store)
         log.info(
             "node started",
             extra={
@@ -275,8 +298,11 @@ class Node:
                 peer = Peer(member.province, member.node_id, channel, worker)
                 self.peers[member.province] = peer
                 peer.tasks = [
-                    self._background(worker.run(), f"deliver-{member.province}"),
-                    self._background(heartbeat_loop(self, peer), f"heartbeat-{member.province}"),
+                    self.tasks.start(f"deliver-{member.province}", worker.run),
+                    self.tasks.start(
+                        f"heartbeat-{member.province}",
+                        functools.partial(heartbeat_loop, self, peer),
+                    ),
                 ]
             elif peer.channel.endpoint != member.endpoint:
                 old = peer.channel
@@ -284,8 +310,9 @@ class Node:
                 peer.worker.use_channel(peer.channel)
                 # Calls already on the old channel finish or time out first: closing it
                 # under them would cancel the worker or heartbeat awaiting them.
-                self._background(
-                    old.close(grace=CHANNEL_RETIRE_GRACE), f"retire-channel-{member.province}"
+                self.tasks.start(
+                    f"retire-channel-{member.province}",
+                    functools.partial(old.close, grace=CHANNEL_RETIRE_GRACE),
                 )
                 log.info("peer endpoint changed", extra={"peer": member.province})
         members = {m.province for m in manifest.members}
@@ -320,10 +347,7 @@ class Node:
                 )
 
     async def _drop_peer(self, peer: Peer) -> None:
-        for task in peer.tasks:
-            self._retired.add(task)
-            task.cancel()
-        await asyncio.gather(*peer.tasks, return_exceptions=True)
+        await self.tasks.cancel(peer.tasks)
         await peer.channel.close()
 
     def _connect_platform(self, config: PlatformConfig) -> None:
@@ -334,8 +358,8 @@ class Node:
         adapter = dialect(config.adapter).make_adapter(config.url, credentials=config.credentials())
         self.platform = PlatformLink(self, adapter, config)
         self.certificates.library = PlatformLibrary(adapter)
-        self._background(self.platform.run_polls(), "platform-polls")
-        self._background(self.platform.run_deliveries(), "platform-deliveries")
+        self.tasks.start("platform-polls", self.platform.run_polls)
+        self.tasks.start("platform-deliveries", self.platform.run_deliveries)
 
     async def _revocation_loop(self) -> None:
         """Publish our revocation list when it changes (checked every refresh), and pull each
@@ -371,30 +395,34 @@ class Node:
             return {}
         return self.certificates.list_ages()
 
-    def _background(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        """Start a task that must run as long as the node; its death is never silent."""
-        task = asyncio.create_task(work, name=name)
-        self._owned.add(task)
-        task.add_done_callback(self._owned.discard)
+    def _peer_name(self, identity: str) -> str:
+        """A TLS identity as a metric label: the member's province, or "unknown"."""
+        if self._credentials is not None:
+            member = self._credentials.manifest.member(identity)
+            if member is not None:
+                return member.province
+        return UNKNOWN_PEER
 
-        def watch(done: asyncio.Task[None]) -> None:
-            if done.cancelled():
-                if self.stopping or done in self._retired:
-                    return
-                error: BaseException | None = asyncio.CancelledError("cancelled unexpectedly")
-            else:
-                error = done.exception()
-            if error is None:
-                return
-            self._crashed.append(f"{name} crashed: {type(error).__name__}: {error}")
-            log.critical(
-                "background task crashed",
-                extra={"task": name, "error": repr(error)},
-                exc_info=error,
-            )
+    def _refused_at_door(self, identity: str, reason: str) -> None:
+        self.metrics.door_refusals.labels(self._peer_name(identity), reason).inc()
 
-        task.add_done_callback(watch)
-        return task
+    def _task_restarted(self, name: str) -> None:
+        self.metrics.task_restarts.labels(name).inc()
+
+    async def _watch_store(self) -> None:
+        """While the store refuses writes (disk full, I/O error, locked), try a tiny write
+        every second; once one commits, end the other tasks' back-off so that work resumes
+        at once rather than when each back-off runs out."""
+        while True:
+            await asyncio.sleep(STORE_WATCH_INTERVAL)
+            if self.db.write_problem() is None:
+                continue
+            try:
+                await self.db.write(probe_write(self.clock()))
+            except StoreError:
+                continue
+            log.warning("the store takes writes again; resuming work")
+            self.tasks.wake()
 
     async def _load_manifest(self) -> Manifest:
         """Load the manifest file, refusing one older than what the store last recorded."""
@@ -476,14 +504,7 @@ class Node:
             await _bounded(self._grpc.stop(grace), grace + SHUTDOWN_STEP_LIMIT, "grpc server stop")
         for peer in self.peers.values():
             await _bounded(self._drop_peer(peer), SHUTDOWN_STEP_LIMIT, f"closing {peer.province}")
-        leftovers = list(self._owned)
-        for task in leftovers:
-            task.cancel()
-        await _bounded(
-            asyncio.gather(*leftovers, return_exceptions=True),
-            SHUTDOWN_STEP_LIMIT,
-            "background tasks",
-        )
+        await _bounded(self.tasks.stop(), SHUTDOWN_STEP_LIMIT, "background tasks")
         if self.platform is not None:
             await _bounded(self.platform.adapter.close(), SHUTDOWN_STEP_LIMIT, "platform adapter")
         # The store is flushed without a limit: what was promised must be written.
@@ -647,7 +668,13 @@ class Node:
             for path in (db.path, db.path.with_name(db.path.name + "-wal"))
             if path.exists()
         )
-        return StoreSnapshot(db.commits, db.jobs_committed, db.commit_seconds_total, size)
+        return StoreSnapshot(
+            db.commits,
+            db.jobs_committed,
+            db.commit_seconds_total,
+            size,
+            writable=db.write_problem() is None,
+        )
 
     def _case_snapshot(self) -> CaseSnapshot | None:
         if self._db is None or self._db.closed:
@@ -677,6 +704,7 @@ class Node:
                 dead_letters=outbox.dead_count(conn, province),
                 circuit_state=CIRCUIT_GAUGE[link.circuit],
                 retry_interval_seconds=link.retry_interval,
+                suspended=self.admission.suspended(self.peers[province].node_id),
             )
         return result
 
@@ -714,7 +742,7 @@ class Node:
                 f"TLS certificate expired at {format_time(not_after)}" if now >= not_after else "ok"
             )
         checks["grpc"] = "ok" if self._grpc is not None and not self.stopping else "not serving"
-        checks["tasks"] = "; ".join(self._crashed) or "ok"
+        checks["tasks"] = "; ".join(self.tasks.problems()) or "ok"
         checks["maintenance"] = (
             f"maintenance mode since {format_time(self.maintenance_since)}"
             if self.maintenance_since is not None
@@ -744,6 +772,7 @@ class Node:
         snapshots = self._outbox_snapshots()
         manifest = self.credentials.manifest
         now = self.clock()
+        inbound = self.admission.view()
         peers = []
         for province, peer in sorted(self.peers.items()):
             link = peer.worker.link
@@ -769,6 +798,7 @@ class Node:
                     if link.last_heartbeat_at
                     else None,
                     "last_error": link.last_error,
+                    "inbound": inbound.get(peer.node_id, IDLE_DOOR),
                 }
             )
         readiness = self.readiness()

@@ -17,6 +17,10 @@ Rules kept here:
   ``StoreCorrupt``. The file is never deleted, recreated or repaired: it may be the only copy
   of the node's evidence, so what to do with it is an operator's decision.
 - A store whose schema version is newer than this code knows is refused, never downgraded.
+- A store that cannot take writes for a while (disk full, I/O error, locked by another
+  process) is a state, not a crash: the failed writes raise ``StoreUnavailable``, nothing of
+  their transaction is kept, ``write_problem()`` says why until a commit succeeds again, and
+  ``probe_write`` is the smallest write that finds out.
 """
 
 from __future__ import annotations
@@ -40,10 +44,25 @@ T = TypeVar("T")
 MAX_BATCH = 512
 """Most jobs one transaction takes; bounds how long a commit holds the write lock."""
 BUSY_TIMEOUT_MS = 5000
+PROBE_BYTES = 16 * 1024
+"""What ``probe_write`` writes: a few fresh pages, as a small real write would need."""
 STORE_FILE_MODE = 0o600
 STORE_DIR_MODE = 0o700
 SQLITE_HEADER = b"SQLite format 3\x00"
 _CORRUPTION_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+_UNAVAILABLE_CODES = frozenset(
+    {
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+"""SQLite result codes that say the store cannot write now but may later: the data is
+intact, the disk or the file's lock is not."""
 
 
 class StoreError(Exception):
@@ -52,6 +71,11 @@ class StoreError(Exception):
 
 class StoreCorrupt(StoreError):
     """The store file is damaged; the node refuses to start rather than touch it."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot take writes now (disk full, I/O error, locked); nothing of the
+    write was kept, and the same write may succeed later."""
 
 
 class DuplicateEntry(StoreError):
@@ -75,7 +99,7 @@ class _Stop:
 class _BatchLost(Exception):
     """The batch transaction ended while a job ran; nothing in the batch was committed."""
 
-    def __init__(self, index: int, cause: BaseException | None) -> None:
+    def __init__(self, index: int, cause: BaseException) -> None:
         super().__init__(f"job {index} ended the transaction")
         self.index = index
         self.cause = cause
@@ -106,6 +130,34 @@ def _corrupt(path: Path, what: str) -> StoreCorrupt:
         f"store file {path} is corrupt ({what}); the node refuses to start. Restore it from a "
         "backup or move it aside; it has been left exactly as it was"
     )
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (
+        isinstance(exc, sqlite3.Error) and code is not None and (code & 0xFF) in _UNAVAILABLE_CODES
+    )
+
+
+def _write_failure(exc: BaseException, what: str) -> StoreError:
+    """The error a caller gets for a write that did not happen because of ``exc``."""
+    error = (StoreUnavailable if _is_unavailable(exc) else StoreError)(f"{what} ({exc})")
+    error.__cause__ = exc
+    return error
+
+
+def probe_write(at: float) -> Callable[[sqlite3.Connection], None]:
+    """The smallest real write: it commits only if the store takes writes again."""
+
+    def write(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO store_probe (id, written_at, filler) VALUES (1, ?, randomblob(?)) "
+            "ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at, "
+            "filler = excluded.filler",
+            (at, PROBE_BYTES),
+        )
+
+    return write
 
 
 def _is_corruption(exc: sqlite3.Error) -> bool:
@@ -384,6 +436,7 @@ class Database:
         conn = self._writer
         outcomes: list[tuple[bool, Any]] = []
         started = time.perf_counter()
+        changes = conn.total_changes
         try:
             conn.execute("BEGIN IMMEDIATE")
             for index, job in enumerate(batch):
@@ -391,20 +444,26 @@ class Database:
             conn.execute("COMMIT")
         except _BatchLost as lost:
             self._rollback()
-            reason = StoreError(
-                f"not written: the transaction was lost when another write failed ({lost.cause})"
+            if _is_unavailable(lost.cause):
+                self.commit_failure = f"the last commit failed: {lost.cause}"
+            reason = _write_failure(
+                lost.cause, "not written: the transaction was lost when another write failed"
             )
             outcomes = [(False, reason) for _ in batch]
-            if lost.cause is not None:
-                outcomes[lost.index] = (False, lost.cause)
+            own = lost.cause
+            if isinstance(own, sqlite3.Error):
+                own = _write_failure(own, "not written")
+            outcomes[lost.index] = (False, own)
         except Exception as exc:
             self._rollback()
             self.commit_failure = f"the last commit failed: {exc}"
-            reason = StoreError(f"not written: the store could not commit ({exc})")
-            reason.__cause__ = exc
+            reason = _write_failure(exc, "not written: the store could not commit")
             outcomes = [(False, reason) for _ in batch]
         else:
-            self.commit_failure = None
+            if conn.total_changes != changes:
+                # Only a commit that wrote something shows the store takes writes again; a
+                # transaction that changed nothing commits even on a full disk.
+                self.commit_failure = None
             self.commits += 1
             self.jobs_committed += sum(1 for ok, _ in outcomes if ok)
             finished = time.perf_counter()
@@ -434,8 +493,9 @@ class Database:
         try:
             value = job.fn(conn)
         except Exception as exc:
-            if not conn.in_transaction:
-                # SQLite rolls back the whole transaction on some errors (disk full, I/O).
+            if not conn.in_transaction or _is_unavailable(exc):
+                # SQLite rolls back the whole transaction on some errors (disk full, I/O);
+                # where it does not, the store cannot be trusted to commit the rest either.
                 raise _BatchLost(index, exc) from exc
             conn.execute("ROLLBACK TO job")
             conn.execute("RELEASE job")

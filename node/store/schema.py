@@ -278,7 +278,18 @@ ALTER TABLE platform_outbox_v9 RENAME TO platform_outbox;
 CREATE INDEX platform_outbox_state ON platform_outbox (state, seq);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
+_V10 = """
+-- One row the node rewrites to find out whether the store takes writes again after a full
+-- disk or an I/O error, without touching any row that means something. Its filler is
+-- rewritten with fresh pages each time, so the probe needs room as real writes do.
+CREATE TABLE store_probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    written_at REAL NOT NULL,
+    filler BLOB NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10)
 """Migration ``i`` brings ``user_version`` from ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -7,6 +7,9 @@ Rules kept here:
   gets a signed Fault, rather than dying in a deserializer.
 - A stream is read by one task while replies are produced concurrently and written back in
   request order, so a batch from a peer shares the store's group commit.
+- Every stream and call passes the door of ``admission`` first (per-peer caps, suspension
+  of a peer that keeps sending refusable traffic); a refused one ends with
+  RESOURCE_EXHAUSTED before any of its messages is read.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from node.protocol.faults import FaultCode
+from node.transport.admission import DoorClosed, PeerAdmission
 from node.transport.errors import FAULT_TRAILER
 from node.trust.tls import TlsMaterial, peer_identity
 from node.wire import SERVICE_NAME, pb
@@ -36,6 +41,8 @@ class Reply:
     envelope: bytes
     status: grpc.StatusCode | None = None
     text: str = ""
+    fault: FaultCode | None = None
+    """The refusal's code when the reply is a Fault."""
 
 
 class EnvelopeReceiver(Protocol):
@@ -49,8 +56,9 @@ _CLOSE = object()
 
 
 class FederationServicer:
-    def __init__(self, receiver: EnvelopeReceiver) -> None:
+    def __init__(self, receiver: EnvelopeReceiver, admission: PeerAdmission) -> None:
         self._receiver = receiver
+        self.admission = admission
         self._streams: set[asyncio.Queue[object]] = set()
 
     def close_streams(self) -> None:
@@ -64,7 +72,14 @@ class FederationServicer:
             queue.put_nowait(_CLOSE)
 
     async def deliver(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        reply = await self._receiver.receive(request, peer_identity(context.auth_context()))
+        identity = peer_identity(context.auth_context())
+        try:
+            with self.admission.call(identity):
+                reply = await self._receiver.receive(request, identity)
+        except DoorClosed as closed:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{closed.reason}: {closed}")
+        if reply.fault is not None:
+            self.admission.refused(identity, reply.fault)
         if reply.status is not None:
             await context.abort(
                 reply.status, reply.text, trailing_metadata=((FAULT_TRAILER, reply.envelope),)
@@ -75,11 +90,31 @@ class FederationServicer:
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
         identity = peer_identity(context.auth_context())
+        try:
+            with self.admission.stream(identity):
+                async for reply in self._answer_stream(requests, identity, context):
+                    yield reply
+        except DoorClosed as closed:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{closed.reason}: {closed}")
+
+    async def _answer_stream(
+        self,
+        requests: AsyncIterator[bytes],
+        identity: str | None,
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[bytes]:
         pending: asyncio.Queue[object] = asyncio.Queue()
+        # Places for replies not yet written back: the reader waits for one before it reads
+        # the next message, so a peer that never reads stalls its own stream, not our memory.
+        backlog = asyncio.Semaphore(self.admission.limits.stream_backlog)
 
         async def read_all() -> None:
             try:
-                async for request in requests:
+                while True:
+                    await backlog.acquire()
+                    request = await anext(requests, None)
+                    if request is None:
+                        break
                     # receive() checks and queues the write at once, in arrival order; the
                     # store's writer keeps that order for the effects.
                     pending.put_nowait(self._receiver.receive(request, identity))
@@ -90,8 +125,18 @@ class FederationServicer:
         self._streams.add(pending)
         try:
             while (item := await pending.get()) is not None and item is not _CLOSE:
-                reply = cast(Awaitable[Reply], item)
-                yield (await reply).envelope
+                reply = await cast(Awaitable[Reply], item)
+                if reply.fault is not None:
+                    self.admission.refused(identity, reply.fault)
+                yield reply.envelope
+                backlog.release()
+                if self.admission.suspended(identity):
+                    # Ended while the reader still waits on the peer, so the status goes out
+                    # before that read is cancelled.
+                    await context.abort(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        "peer_suspended: too many refused messages from this peer; stream ended",
+                    )
             if item is None:
                 await reader
         finally:
@@ -140,7 +185,12 @@ class FederationServer:
 
 
 async def start_server(
-    receiver: EnvelopeReceiver, listen: str, tls: TlsMaterial, *, max_message_bytes: int
+    receiver: EnvelopeReceiver,
+    listen: str,
+    tls: TlsMaterial,
+    *,
+    max_message_bytes: int,
+    admission: PeerAdmission,
 ) -> FederationServer:
     limit = max_message_bytes + TRANSPORT_HEADROOM
     server = grpc.aio.server(
@@ -150,7 +200,7 @@ async def start_server(
             ("grpc.so_reuseport", 0),
         ]
     )
-    servicer = FederationServicer(receiver)
+    servicer = FederationServicer(receiver, admission)
     server.add_generic_rpc_handlers((federation_handler(servicer),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

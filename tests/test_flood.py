@@ -1,0 +1,180 @@
+"""One member flooding a node's federation port cannot starve the node's other peers.
+
+Three real node processes (Shanghai, Jiangsu, Zhejiang) of a four-member federation; this
+test holds Anhui's credentials and, for ``FLOOD_SECONDS``, keeps 200 streams of malformed
+envelopes and 200 streams that send and never read open against Shanghai. Throughout, the
+links between Shanghai and its two well-behaved peers stay up on both sides; afterwards the
+node's memory and log are within the bounds below, and the flood is counted in metrics and
+shown in status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import grpc
+import pytest
+
+from node.runtime.config import load_config
+from node.trust.layout import node_id_for
+from node.wire import DELIVER_STREAM_METHOD
+from tests.nodes import make_mesh, raw_channel, tls_of
+from tests.processes import http, process
+
+pytestmark = pytest.mark.slow
+
+FLOOD_SECONDS = 10.0
+STREAMS = 200
+RSS_BOUND_MB = 300
+"""The node's resident memory during and after the flood (about 100 MB at rest)."""
+LOG_BOUND_BYTES = 256 * 1024
+"""What the node may log during the flood (refusals are logged once per peer and code per
+interval; before, the same flood wrote 15 MB in 30 s)."""
+WELL_BEHAVED = ("jiangsu", "zhejiang")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def status_of(mesh: Path, province: str) -> dict[str, object]:
+    with urllib.request.urlopen(http(mesh, province) + "/v1/status", timeout=5) as response:
+        body: dict[str, object] = json.load(response)
+        return body
+
+
+def read_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
+def links_up(mesh: Path) -> dict[tuple[str, str], bool]:
+    """(from, to) -> whether ``from`` shows its link to ``to`` up, for the links that matter."""
+    seen = {}
+    for province in ("shanghai", *WELL_BEHAVED):
+        for peer in status_of(mesh, province)["peers"]:  # type: ignore[union-attr]
+            assert isinstance(peer, dict)
+            target = peer["peer"]
+            if "anhui" in (province, target) or "shanghai" not in (province, target):
+                continue
+            seen[(province, str(target))] = bool(peer["up"])
+    return seen
+
+
+async def malformed_stream(channel: grpc.aio.Channel, until: float) -> int:
+    """Keep a stream open writing random bytes (and reading what comes back); reopen it when
+    it is refused or ended. Returns how many envelopes were written."""
+    written = 0
+    while time.monotonic() < until:
+        call = channel.stream_stream(DELIVER_STREAM_METHOD)(wait_for_ready=False)
+
+        async def drain(c: grpc.aio.StreamStreamCall = call) -> None:
+            while await c.read() is not grpc.aio.EOF:
+                pass
+
+        reader = asyncio.ensure_future(drain())
+        try:
+            while time.monotonic() < until and not reader.done():
+                await call.write(os.urandom(200))
+                written += 1
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError):
+            pass
+        finally:
+            call.cancel()
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+        await asyncio.sleep(0.5)
+    return written
+
+
+async def silent_stream(channel: grpc.aio.Channel, until: float) -> int:
+    """Keep a stream open that writes and never reads; reopen it when it is refused."""
+    written = 0
+    while time.monotonic() < until:
+        call = channel.stream_stream(DELIVER_STREAM_METHOD)(wait_for_ready=False)
+        try:
+            async with asyncio.timeout(max(0.0, until - time.monotonic())):
+                while True:
+                    await call.write(os.urandom(200))
+                    written += 1
+        except (TimeoutError, grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            pass
+        finally:
+            call.cancel()
+        await asyncio.sleep(0.5)
+    return written
+
+
+def watch_links(mesh: Path, until: float) -> Iterator[dict[tuple[str, str], bool]]:
+    while time.monotonic() < until:
+        yield links_up(mesh)
+        time.sleep(0.25)
+
+
+async def test_one_member_flooding_cannot_starve_the_others(tmp_path: Path) -> None:
+    """200 streams of malformed envelopes and 200 that never read, from one member's
+    credentials, for 10 s: no link of the target's other peers goes down, and the target's
+    memory and log stay bounded."""
+    mesh = make_mesh(tmp_path, ("shanghai", "jiangsu", "zhejiang", "anhui"))
+    target = load_config(mesh / "shanghai" / "node.toml", {})
+    with ExitStack() as stack:
+        procs = {p: stack.enter_context(process(mesh, p)) for p in ("shanghai", *WELL_BEHAVED)}
+        pid = procs["shanghai"].pid
+        deadline = time.monotonic() + 30
+        while not all(links_up(mesh).values()) or len(links_up(mesh)) != 4:
+            assert time.monotonic() < deadline, links_up(mesh)
+            await asyncio.sleep(0.2)
+        log = mesh / "shanghai" / "node.log"
+        log_before = log.stat().st_size
+        rss_before = rss_mb(pid)
+
+        channels = [
+            raw_channel(target, tls_of(mesh, "anhui"), node_id_for("shanghai")) for _ in range(8)
+        ]
+        until = time.monotonic() + FLOOD_SECONDS
+        flood = [
+            asyncio.ensure_future(malformed_stream(channels[i % 4], until)) for i in range(STREAMS)
+        ] + [
+            asyncio.ensure_future(silent_stream(channels[4 + i % 4], until)) for i in range(STREAMS)
+        ]
+        samples: list[dict[tuple[str, str], bool]] = []
+        peak_rss = rss_before
+        try:
+            while time.monotonic() < until + 1.0:
+                samples.append(await asyncio.to_thread(links_up, mesh))
+                peak_rss = max(peak_rss, rss_mb(pid))
+                await asyncio.sleep(0.25)
+            written = await asyncio.gather(*flood)
+        finally:
+            for task in flood:
+                task.cancel()
+            for channel in channels:
+                await channel.close()
+
+        down = [s for s in samples if not all(s.values())]
+        assert not down, f"links shown down during the flood: {down[:3]}"
+        assert sum(written) > STREAMS, "the flood did send"
+        logged = log.stat().st_size - log_before
+        print(
+            f"\nflood: {sum(written)} envelopes written; RSS {rss_before:.0f} MB before, "
+            f"{peak_rss:.0f} MB peak; log +{logged} bytes; {len(samples)} link samples"
+        )
+        assert peak_rss < RSS_BOUND_MB
+        assert logged < LOG_BOUND_BYTES
+        status = status_of(mesh, "shanghai")
+        anhui = next(p for p in status["peers"] if p["peer"] == "anhui")  # type: ignore[union-attr]
+        assert anhui["inbound"]["suspensions"] >= 1  # type: ignore[index]
+        metrics = await asyncio.to_thread(read_text, http(mesh, "shanghai") + "/metrics")
+        assert 'yrd_peer_door_refusals_total{peer="anhui",reason="too_many_streams"}' in metrics
+        assert "yrd_messages_refused_total{" in metrics
+        assert procs["shanghai"].poll() is None
