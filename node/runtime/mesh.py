@@ -2,7 +2,8 @@
 
 Rules kept here:
 - Every node runs as its own ``yrd node run`` process with its log in ``DIR/<province>/``;
-  the supervisor only starts, watches and stops them.
+  ``Mesh`` only starts, waits for and stops them; what starts again a process that exits is
+  ``mesh_supervisor`` (``yrd mesh up``), or ``yrd chaos`` for the processes it disturbs.
 - A node configured with a province platform gets that province's simulated platform as its
   own process too (``python -m adapters.simulation.run``: its SQLite, seed and log in
   ``DIR/<province>/``), started and ready before the node.
@@ -324,15 +325,6 @@ class Mesh:
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signum)
-
-    def exited(self) -> list[str]:
-        """What has stopped on its own: "<province> node" or "<province> platform"."""
-        return [
-            f"{province} {kind} ({process.returncode})"
-            for kind, group in (("node", self.processes), ("platform", self.platforms))
-            for province, process in group.items()
-            if process.poll() is not None
-        ]
 
     def stop(self, grace: float = STOP_GRACE) -> dict[str, int | None]:
         """Stop the nodes, then their platforms; the nodes' exit codes by province."""
