@@ -4,7 +4,6 @@ that kills, pauses and restarts processes of its own mesh and finds every invari
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 
 from node.cli.chaos import KINDS, plan_schedule
 from node.cli.invariants import CaseSides, numbered_once, on_both_sides, same_history
+from node.runtime.mesh_control import alive
 from tests.nodes import free_base_port
 
 YRD = [sys.executable, "-m", "node.cli.main"]
@@ -86,14 +86,6 @@ def test_invariants_catch_a_lost_and_an_unfinished_case() -> None:
                      view("rejected", [1, 2]))  # fmt: skip
     assert on_both_sides([done], unanswered=0).ok
     assert not on_both_sides([done], unanswered=1).ok
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -13,19 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from node.runtime.mesh_control import alive
 from tests.nodes import free_base_port
 
 pytestmark = pytest.mark.slow
 
 YRD = [sys.executable, "-m", "node.cli.main"]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_mesh_up_writes_mesh_json_and_stops_cleanly(tmp_path: Path) -> None:

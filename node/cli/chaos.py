@@ -44,7 +44,7 @@ from node.cli.load import (
     report,
     session,
 )
-from node.runtime.mesh import Mesh, MeshError, MeshNode
+from node.runtime.mesh import Kind, Mesh, MeshError, MeshNode
 from node.store.audit import AuditReport, verify_store
 from node.store.database import StoreError
 
@@ -160,9 +160,8 @@ class Disturber:
             self._paused.discard(process)
             self._happened("SIGCONT", f"{province} node", process.pid, "running again")
             return
-        kind = "node" if disturbance.kind == KILL_NODE else "platform"
-        group = self.mesh.processes if kind == "node" else self.mesh.platforms
-        process = group[province]
+        kind: Kind = "node" if disturbance.kind == KILL_NODE else "platform"
+        process = self.mesh.process(province, kind)
         process.kill()
         await asyncio.to_thread(process.wait)
         self._happened(
@@ -171,15 +170,10 @@ class Disturber:
         await asyncio.sleep(disturbance.hold)
         await self._restart(province, kind)
 
-    async def _restart(self, province: str, kind: str, why: str = "") -> None:
-        config = next(c for c in self.mesh.configs if c.province == province)
+    async def _restart(self, province: str, kind: Kind, why: str = "") -> None:
         begun = time.monotonic()
-        if kind == "node":
-            process = self.mesh.start_node(config)
-            await self.mesh.wait_ready(province)
-        else:
-            process = self.mesh.start_platform(config)
-            await self.mesh.wait_platform(province)
+        process = self.mesh.start_process(province, kind)
+        await self.mesh.wait_process(province, kind)
         self.mesh.record()
         self._happened(
             "restart",
@@ -194,7 +188,11 @@ class Disturber:
             process.send_signal(signal.SIGCONT)
         self._paused.clear()
         restarted = 0
-        for kind, group in (("platform", self.mesh.platforms), ("node", self.mesh.processes)):
+        groups: tuple[tuple[Kind, dict[str, subprocess.Popen[bytes]]], ...] = (
+            ("platform", self.mesh.platforms),
+            ("node", self.mesh.processes),
+        )
+        for kind, group in groups:
             for province, process in list(group.items()):
                 if process.poll() is not None:
                     # Not one of ours: the schedule restarts what it kills before moving on.

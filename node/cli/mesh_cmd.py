@@ -1,4 +1,11 @@
-"""``yrd mesh init|up`` and ``yrd demo``."""
+"""``yrd mesh init|up|stop|start`` and ``yrd demo``.
+
+``mesh up`` wires the terminal to a ``MeshSupervisor`` (Ctrl-C and SIGTERM stop the mesh,
+SIGHUP goes on to the nodes, what the supervisor tells goes to stderr); ``mesh stop`` and
+``mesh start`` are the tester's end of its control channel (``node.runtime.mesh_control``).
+Exit codes: 0 done, 1 the node did not get where it was asked to go in time, 2 a usage error
+or no mesh up in DIR (then nothing was changed).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +14,14 @@ import asyncio
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from node.cli.output import fail, table
 from node.runtime.mesh import Mesh, MeshError, MeshNode
+from node.runtime.mesh_control import Change, MeshControlError, NotDone, start_node, stop_node
+from node.runtime.mesh_supervisor import MeshSupervisor
 from node.trust.layout import init_mesh
 
 
@@ -45,6 +55,20 @@ def register(commands: Any) -> None:
         help="seconds the simulated officers and applicants wait before each step",
     )
     up.set_defaults(run=run_up)
+    stop = sub.add_parser(
+        "stop",
+        help="stop one province's node of a running `yrd mesh up`; it stays stopped until "
+        "`yrd mesh start`",
+    )
+    start = sub.add_parser(
+        "start", help="start again a node stopped with `yrd mesh stop`, and wait until it is ready"
+    )
+    for parser, run in ((stop, run_stop), (start, run_start)):
+        parser.add_argument(
+            "--dir", type=Path, required=True, help="the folder of a running `yrd mesh up`"
+        )
+        parser.add_argument("province", help="whose node, e.g. shanghai")
+        parser.set_defaults(run=run)
 
     demo = commands.add_parser("demo", help="init, up, a scenario across all pairs, stop")
     demo.add_argument("--dir", type=Path, help="mesh folder (default: a fresh temporary one)")
@@ -84,33 +108,72 @@ def run_up(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         return fail(f"cannot read mesh {args.dir}: {exc}")
 
+    supervisor = MeshSupervisor(mesh, tell=_tell)
+
     async def supervise() -> None:
-        nodes = await mesh.up()
+        nodes = await supervisor.up()
         sys.stdout.write(endpoints_table(nodes))
-        sys.stdout.write(f"\nmesh up; {args.dir / 'mesh.json'} written. Ctrl-C stops it.\n")
+        sys.stdout.write(
+            f"\nmesh up; {args.dir / 'mesh.json'} written. A process that exits is started "
+            "again; Ctrl-C stops the mesh.\n"
+        )
         sys.stdout.flush()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: mesh.signal_nodes(signal.SIGHUP))
-        while not stop.is_set():
-            for gone in mesh.exited():
-                sys.stderr.write(f"yrd: {gone} exited; stopping the mesh\n")
-                stop.set()
-            try:
-                async with asyncio.timeout(1.0):
-                    await stop.wait()
-            except TimeoutError:
-                pass
+        await supervisor.keep(stop)
 
     try:
         asyncio.run(supervise())
     except MeshError as exc:
         return fail(str(exc))
     finally:
-        codes = mesh.stop()
+        codes = supervisor.stop()
     sys.stdout.write("mesh stopped: " + ", ".join(f"{p} exit {c}" for p, c in codes.items()) + "\n")
+    return 0
+
+
+def _tell(line: str) -> None:
+    sys.stderr.write(f"yrd: {line}\n")
+    sys.stderr.flush()
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    def said(change: Change) -> str:
+        if not change.changed:
+            return f"the {args.province} node is already stopped"
+        pid = change.before.pid
+        return (
+            f"the {args.province} node is stopped"
+            + (f" (pid {pid} has exited)" if pid is not None else "")
+            + f"; it stays stopped until yrd mesh start --dir {args.dir} {args.province}"
+        )
+
+    return _by_hand(args, stop_node, said)
+
+
+def run_start(args: argparse.Namespace) -> int:
+    def said(change: Change) -> str:
+        how = "ready" if change.changed else "already running"
+        return f"the {args.province} node is {how} (pid {change.after.pid})"
+
+    return _by_hand(args, start_node, said)
+
+
+def _by_hand(
+    args: argparse.Namespace,
+    action: Callable[[Path, str], Change],
+    said: Callable[[Change], str],
+) -> int:
+    try:
+        change = action(args.dir, args.province)
+    except NotDone as exc:
+        return fail(str(exc), 1)
+    except MeshControlError as exc:
+        return fail(str(exc))
+    sys.stdout.write(said(change) + "\n")
     return 0
 
 

@@ -2,11 +2,17 @@
 
 Rules kept here:
 - Every node runs as its own ``yrd node run`` process with its log in ``DIR/<province>/``;
-  the supervisor only starts, watches and stops them.
+  ``Mesh`` only starts, waits for and stops them; what starts again a process that exits is
+  ``mesh_supervisor`` (``yrd mesh up``), or ``yrd chaos`` for the processes it disturbs.
 - A node configured with a province platform gets that province's simulated platform as its
   own process too (``python -m adapters.simulation.run``: its SQLite, seed and log in
   ``DIR/<province>/``), started and ready before the node.
-- ``DIR/mesh.json`` is written once every node is ready, and removed on a clean stop.
+- ``DIR/mesh.json`` is written once every node is ready, written again whenever a process's
+  pid or state changes (a temporary file renamed over it, so a reader never sees half a
+  file), and removed on a clean stop. Each province's entry keeps its keys (``pid`` and
+  ``platform_pid`` are null while that process is not running) and adds ``state`` and
+  ``platform_state`` (``ProcessState``); ``supervisor_pid`` names the ``yrd mesh up``
+  process that keeps the mesh, null when none does (``yrd demo``, ``yrd chaos``).
 - Stopping sends SIGTERM (the nodes' graceful shutdown), after SIGCONT to wake a paused
   process, and waits; SIGKILL only after the grace period.
 """
@@ -20,29 +26,93 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
+from enum import StrEnum
 from pathlib import Path
+from typing import Any, Literal
 
 import aiohttp
 
 from node.runtime.config import NodeConfig, load_config
 from node.trust.layout import DEFAULT_PROVINCES as PROVINCE_ORDER
-from node.trust.layout import read_manifest
+from node.trust.layout import read_manifest, write_atomically
 
 READY_TIMEOUT = 30.0
 STOP_GRACE = 15.0
+MESH_FILE = "mesh.json"
+
+Kind = Literal["node", "platform"]
+"""The two kinds of process a province has in the mesh."""
+
+
+class ProcessState(StrEnum):
+    """Where one process of the mesh stands, as ``mesh.json`` shows it."""
+
+    RUNNING = "running"
+    """Started and ready (a node answers /readyz, a platform /sim/fixtures)."""
+    STARTING = "starting"
+    """Started again after an exit or a stop by hand, not ready yet."""
+    RESTARTING = "restarting"
+    """Exited on its own; started again when its back-off is over. No pid meanwhile."""
+    STOPPED = "stopped"
+    """Stopped by hand (``yrd mesh stop``); only ``yrd mesh start`` starts it again."""
 
 
 @dataclass(frozen=True)
 class MeshNode:
+    """One province's entry in ``mesh.json``."""
+
     province: str
     node_id: str
     grpc: str
     http: str
     platform: str | None
     """The simulated platform's address, when the node has one."""
-    pid: int
+    pid: int | None
+    """The node's process id; None while it is not running (restarting or stopped)."""
     platform_pid: int | None = None
+    state: ProcessState = ProcessState.RUNNING
+    platform_state: ProcessState | None = None
+
+
+@dataclass(frozen=True)
+class MeshRecord:
+    """What ``DIR/mesh.json`` says of a running mesh."""
+
+    nodes: list[MeshNode]
+    supervisor_pid: int | None
+    """The ``yrd mesh up`` process that keeps the mesh; None when nothing restarts it."""
+
+    def node(self, province: str) -> MeshNode | None:
+        return next((n for n in self.nodes if n.province == province), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"supervisor_pid": self.supervisor_pid, "nodes": [asdict(n) for n in self.nodes]}
+
+
+def read_record(directory: Path) -> MeshRecord:
+    """``DIR/mesh.json``; FileNotFoundError when no mesh has written one, ValueError when it
+    is not what ``Mesh.record`` writes."""
+    data = json.loads((directory / MESH_FILE).read_text())
+    known = {f.name for f in fields(MeshNode)}
+    try:
+        nodes = []
+        for entry in data["nodes"]:
+            node = MeshNode(**{k: v for k, v in entry.items() if k in known})
+            platform_state = node.platform_state
+            nodes.append(
+                replace(
+                    node,
+                    state=ProcessState(node.state),
+                    platform_state=None if platform_state is None else ProcessState(platform_state),
+                )
+            )
+        supervisor_pid = data.get("supervisor_pid")
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"not a mesh record: {exc!r}") from None
+    if supervisor_pid is not None and not isinstance(supervisor_pid, int):
+        raise ValueError(f"supervisor_pid is {supervisor_pid!r}, not a process id")
+    return MeshRecord(nodes, supervisor_pid)
 
 
 class MeshError(Exception):
@@ -95,12 +165,41 @@ class Mesh:
         self.configs = node_configs(directory)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.platforms: dict[str, subprocess.Popen[bytes]] = {}
+        self.states: dict[tuple[str, Kind], ProcessState] = {}
+        """Each process's state as mesh.json shows it; one not named here is running."""
+        self.supervisor_pid: int | None = None
+        """Written into mesh.json: the process that restarts this mesh's processes."""
         self.seed = seed
         self.officer_delay = officer_delay
 
+    def config(self, province: str) -> NodeConfig:
+        return next(c for c in self.configs if c.province == province)
+
     def platform_url(self, province: str) -> str | None:
-        config = next(c for c in self.configs if c.province == province)
+        config = self.config(province)
         return config.platform.url if config.platform else None
+
+    def log_path(self, province: str, kind: Kind) -> Path:
+        return self.directory / province / f"{kind}.log"
+
+    def process(self, province: str, kind: Kind) -> subprocess.Popen[bytes]:
+        return (self.processes if kind == "node" else self.platforms)[province]
+
+    def state(self, province: str, kind: Kind) -> ProcessState:
+        return self.states.get((province, kind), ProcessState.RUNNING)
+
+    def start_process(self, province: str, kind: Kind) -> subprocess.Popen[bytes]:
+        """Start ``province``'s node or platform (again), with the same files as before."""
+        config = self.config(province)
+        return self.start_node(config) if kind == "node" else self.start_platform(config)
+
+    async def wait_process(self, province: str, kind: Kind) -> None:
+        """Until ``province``'s node or platform is ready; MeshError if it exits first or is
+        not ready in time."""
+        if kind == "node":
+            await self.wait_ready(province)
+        else:
+            await self.wait_platform(province)
 
     def start_platform(self, config: NodeConfig) -> subprocess.Popen[bytes]:
         assert config.source is not None
@@ -109,7 +208,7 @@ class Mesh:
             seed=self.seed + PROVINCE_ORDER.index(config.province),
             officer_delay=self.officer_delay,
         )
-        with (config.source.parent / "platform.log").open("ab") as log:
+        with self.log_path(config.province, "platform").open("ab") as log:
             process = subprocess.Popen(
                 command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
             )
@@ -123,13 +222,12 @@ class Mesh:
             url + "/sim/fixtures",
             self.platforms[province],
             f"{province} platform",
-            self.directory / province / "platform.log",
+            self.log_path(province, "platform"),
             timeout,
         )
 
     def url(self, province: str) -> str:
-        config = next(c for c in self.configs if c.province == province)
-        return f"http://{config.http_listen}"
+        return f"http://{self.config(province).http_listen}"
 
     @property
     def urls(self) -> list[str]:
@@ -137,8 +235,7 @@ class Mesh:
 
     def start_node(self, config: NodeConfig) -> subprocess.Popen[bytes]:
         assert config.source is not None
-        log_path = config.source.parent / "node.log"
-        with log_path.open("ab") as log:
+        with self.log_path(config.province, "node").open("ab") as log:
             process = subprocess.Popen(
                 node_run_command(config.source),
                 stdout=log,
@@ -154,7 +251,7 @@ class Mesh:
             self.url(province) + "/readyz",
             self.processes[province],
             f"{province} node",
-            self.directory / province / "node.log",
+            self.log_path(province, "node"),
             timeout,
         )
 
@@ -195,7 +292,7 @@ class Mesh:
         return self.record()
 
     def record(self) -> list[MeshNode]:
-        """Write ``DIR/mesh.json`` for the processes running now (again after a restart)."""
+        """Write ``DIR/mesh.json`` for the processes as they are now (again after a restart)."""
         nodes = [
             MeshNode(
                 c.province,
@@ -203,30 +300,31 @@ class Mesh:
                 c.grpc_listen,
                 c.http_listen,
                 c.platform.url.removeprefix("http://") if c.platform else None,
-                self.processes[c.province].pid,
-                self.platforms[c.province].pid if c.province in self.platforms else None,
+                self._pid(c.province, "node"),
+                self._pid(c.province, "platform"),
+                self.state(c.province, "node"),
+                self.state(c.province, "platform") if c.province in self.platforms else None,
             )
             for c in self.configs
         ]
-        (self.directory / "mesh.json").write_text(
-            json.dumps({"nodes": [asdict(n) for n in nodes]}, indent=2) + "\n"
-        )
+        text = json.dumps(MeshRecord(nodes, self.supervisor_pid).to_json(), indent=2) + "\n"
+        write_atomically(self.directory / MESH_FILE, text.encode())
         return nodes
+
+    def _pid(self, province: str, kind: Kind) -> int | None:
+        group = self.processes if kind == "node" else self.platforms
+        if province not in group or self.state(province, kind) in (
+            ProcessState.RESTARTING,
+            ProcessState.STOPPED,
+        ):
+            return None
+        return group[province].pid
 
     def signal_nodes(self, signum: int) -> None:
         """Send ``signum`` to every node (SIGHUP: reload), not to the platforms."""
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signum)
-
-    def exited(self) -> list[str]:
-        """What has stopped on its own: "<province> node" or "<province> platform"."""
-        return [
-            f"{province} {kind} ({process.returncode})"
-            for kind, group in (("node", self.processes), ("platform", self.platforms))
-            for province, process in group.items()
-            if process.poll() is not None
-        ]
 
     def stop(self, grace: float = STOP_GRACE) -> dict[str, int | None]:
         """Stop the nodes, then their platforms; the nodes' exit codes by province."""
@@ -243,5 +341,5 @@ class Mesh:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
-        (self.directory / "mesh.json").unlink(missing_ok=True)
+        (self.directory / MESH_FILE).unlink(missing_ok=True)
         return {p: proc.returncode for p, proc in self.processes.items()}

@@ -278,7 +278,7 @@ def _write_mesh(
     )
     data = sign_manifest(manifest, governance)
     checked = verify_manifest(data, [governance.verify_key], now=now)
-    _write_atomically(root / MANIFEST_FILE, data)
+    write_atomically(root / MANIFEST_FILE, data)
     return checked
 
 
@@ -336,7 +336,7 @@ def publish_manifest(directory: Path, manifest: Manifest, *, now: float) -> Mani
     data = sign_manifest(next_manifest, governance)
     # The nodes' own check, run before writing, so a manifest they would refuse never lands.
     checked = verify_manifest(data, [governance.verify_key], now=now)
-    _write_atomically(directory / MANIFEST_FILE, data)
+    write_atomically(directory / MANIFEST_FILE, data)
     return checked
 
 
@@ -408,7 +408,7 @@ def rotate_signing_key(
         if load_config(tmp, env={}).paths.signing_key != target:
             raise ValueError(f"rewriting {config_path} did not point it at {new_path.name}")
 
-    _write_atomically(config_path, new_config, check=still_loads)
+    write_atomically(config_path, new_config, check=still_loads)
     return new_key.key_id
 
 
@@ -461,7 +461,7 @@ def revoke_signing_key(directory: Path, province: str, key_id: str, *, now: floa
     return publish_manifest(directory, manifest.with_member(replace(member, keys=keys)), now=now)
 
 
-def _write_atomically(
+def write_atomically(
     path: Path, data: bytes, *, check: Callable[[Path], None] | None = None
 ) -> None:
     """Replace ``path`` with ``data`` so a reader sees the old file or the new, never a mix.
