@@ -149,7 +149,10 @@ class Node:
         self._grpc: FederationServer | None = None
         self.admission = PeerAdmission(config.peer_limits, on_refused=self._refused_at_door)
         """The federation port's door: per-peer caps and suspension of abusive peers."""
-        self.tasks = Supervisor(on_restart=self._task_restarted)
+        self.tasks = Supervisor(
+            on_start=lambda name: self.metrics.task_restarts.labels(name).inc(0),
+            on_restart=self._task_restarted,
+        )
         """Every long-lived task of this node; a failed one is restarted after a back-off."""
         self._lock = StoreLock(config.paths.store)
         self.maintenance_since: float | None = None

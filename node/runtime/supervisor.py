@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 TaskFactory = Callable[[], Coroutine[Any, Any, None]]
 Restarted = Callable[[str], None]
+"""Told a task's name when it starts (``on_start``) or fails and will restart (``on_restart``)."""
 
 INITIAL_BACKOFF = 0.5
 MAX_BACKOFF = 15.0
@@ -57,11 +58,13 @@ class Supervisor:
     def __init__(
         self,
         *,
+        on_start: Restarted | None = None,
         on_restart: Restarted | None = None,
         initial_backoff: float = INITIAL_BACKOFF,
         max_backoff: float = MAX_BACKOFF,
         healthy_after: float = HEALTHY_AFTER,
     ) -> None:
+        self._on_start = on_start
         self._on_restart = on_restart
         self._initial = initial_backoff
         self._max = max_backoff
@@ -72,6 +75,8 @@ class Supervisor:
     def start(self, name: str, factory: TaskFactory) -> asyncio.Task[None]:
         """Run ``factory()`` as task ``name`` until it returns or is cancelled."""
         entry = _Supervised(name, factory)
+        if self._on_start is not None:
+            self._on_start(name)
         task = asyncio.create_task(self._run(entry), name=name)
         self._tasks[task] = entry
         task.add_done_callback(self._forget)
