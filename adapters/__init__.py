@@ -17,6 +17,8 @@ Layout:
 - ``adapters.replies``: what every adapter makes of its platform's replies (feed records
   or ``Malformed``, the feed cursor, certificates and matters checked by the node's model).
 - ``adapters.transport``: the one place where HTTP transport failures and 5xx answers
-  become ``PlatformUnavailable``, for every adapter.
-- ``adapters.strict_json``: strict reading of decoded JSON objects for JSON dialects.
+  become ``PlatformUnavailable``, and where every reply is read, for every adapter: whatever
+  fails in reading it leaves as a ``DialectError`` naming the platform.
+- ``adapters.strict_json``: strict reading of JSON for JSON dialects, nesting and numbers
+  bounded before they are parsed.
 """

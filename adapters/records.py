@@ -12,16 +12,26 @@ read any of them through ``Fields``. Rules kept:
    nothing the reader did not expect.
 3. A refusal's sentence never repeats a value (it may be a name or an ID number).
 4. Every dialect's bytes are UTF-8: any other byte is ``not_utf8``, naming its offset.
+5. No dialect's document nests deeper than ``MAX_NESTING`` levels; a deeper one is refused
+   as ``too_deep`` by its reader (``adapters.strict_json``, ``adapters.jiangsu.strict_xml``)
+   before it is parsed into anything.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Final, Protocol, Self, TypeVar
 
 from node.platform.adapter import DialectError
 
 T = TypeVar("T")
+
+MAX_NESTING: Final = 32
+"""Deepest nesting of a dialect's document (JSON arrays and objects, XML elements; rule 5).
+The deepest record of any dialect (a page, a record, a certificate's face, its list, an item)
+is under ten levels. Python's JSON parser recurses once a level and gives up near the
+recursion limit (about a thousand, shared with the caller's stack) with ``RecursionError``,
+so a bound far below that, checked first, keeps a hostile reply from reaching it."""
 
 
 def utf8(data: bytes, *, what: str) -> str:

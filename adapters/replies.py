@@ -11,6 +11,8 @@ keep alike. Rules kept:
 3. A certificate is checked by the node's own model (``parse_certificate``) and a matter
    list by its catalog (``parse_catalog``): what the model refuses is a ``DialectError``
    (``invalid_certificate``, ``invalid_matter``), never half-taken.
+4. A certificate lookup answered 404 with the dialect's ``not_found`` refusal means "not in
+   the library" (None); any other refusal is raised.
 """
 
 from __future__ import annotations
@@ -18,18 +20,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from adapters.transport import Reply
 from node.cases.catalog import CatalogError, matter_to_json, parse_catalog
 from node.certificates.model import CertificateError, parse_certificate, to_json
 from node.platform.adapter import UNNAMED, Application, DialectError, Malformed, PlatformEvent
 
 R = TypeVar("R")
 
-FeedItem = Application | PlatformEvent | Malformed
+FeedRecord = Application | PlatformEvent
+"""What a record of a feed translates to."""
+FeedItem = FeedRecord | Malformed
 
 
 def translate_feed(
     records: Iterable[R],
-    read: Callable[[R], Application | PlatformEvent],
+    read: Callable[[R], FeedRecord],
     reference: Callable[[R], object],
 ) -> list[FeedItem]:
     """Each record as ``read`` translates it, or as a ``Malformed`` naming it by
@@ -73,11 +78,34 @@ def checked_certificate(data: Mapping[str, Any], *, noun: str) -> Mapping[str, A
         ) from None
 
 
+def certificate_lookup(
+    read_error: Callable[[bytes, int], DialectError],
+    read: Callable[[Reply], Mapping[str, Any]],
+    *,
+    noun: str,
+) -> Callable[[Reply], Mapping[str, Any] | None]:
+    """How a certificate lookup's reply is read: a certificate as ``read`` translates it,
+    checked (rule 3), or None for "not in the library" (rule 4); ``read_error`` reads the
+    dialect's refusal."""
+
+    def lookup(reply: Reply) -> Mapping[str, Any] | None:
+        if reply.status == 404:
+            error = read_error(reply.body, reply.status)
+            if error.code == "not_found":
+                return None
+            raise error
+        return checked_certificate(read(reply), noun=noun)
+
+    return lookup
+
+
 def checked_matters(matters: list[dict[str, Any]], province: str) -> Sequence[Mapping[str, Any]]:
     """Translated matters as ``province``'s catalog holds them (rule 3)."""
     document = {"province": province, "version": 1, "matters": matters}
     try:
         catalog = parse_catalog(document, province)
     except CatalogError as error:
-        raise DialectError("invalid_matter", error.detail, field=error.field) from None
+        raise DialectError(
+            "invalid_matter", error.detail, field=error.field, platform=province
+        ) from None
     return [matter_to_json(matter) for matter in catalog.matters]

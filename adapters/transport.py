@@ -1,29 +1,47 @@
-"""The one place where HTTP transport failures become ``PlatformUnavailable``.
+"""The one place where HTTP transport failures become ``PlatformUnavailable``, and where every
+reply is read into a ``DialectError`` or a value.
 
 Every adapter talks to its platform through ``PlatformClient``; dialect code never sees an
 aiohttp exception. Rules kept:
 
-1. A connection that fails or drops, a timeout (``timeout`` seconds for the whole exchange)
-   and any 5xx answer raise ``PlatformUnavailable``: the node keeps the item and retries.
-2. Any other answer is returned as a ``Reply`` (status, bytes, content type) for the
-   dialect to judge: a 4xx is its refusal, to be raised as ``DialectError``.
+1. A connection that fails or drops (also halfway through a reply), a timeout (``timeout``
+   seconds for the whole exchange) and any 5xx answer raise ``PlatformUnavailable``: the
+   node keeps the item and retries.
+2. Any other answer is a ``Reply`` (status, bytes, content type) that the caller's ``read``
+   judges and turns into its value: a 4xx is the dialect's refusal, to be raised as
+   ``DialectError``. A call gets a reply only through its ``read``.
 3. A reply larger than ``max_reply_bytes`` is a ``DialectError`` (``reply_too_large``):
-   no platform answers with megabytes of JSON, and reading on would cost memory.
-4. Nothing here logs bodies: they hold names and ID numbers.
+   no platform answers with megabytes of JSON, and reading on would cost memory. A
+   successful answer that is an HTML page is ``html_reply`` before it is read: no dialect
+   is HTML, and a gateway's login or error page is the usual cause.
+4. Whatever goes wrong in ``read`` leaves as a ``DialectError`` naming the platform
+   (``platform``): the dialect's own refusal as it is, and any other exception (which
+   the dialect's readers should have prevented) as ``malformed_reply``, logged with its
+   type and where it was raised. ``PlatformUnavailable`` passes unchanged, and nothing
+   outside ``Exception`` (a cancellation) is caught. So no reply, however hostile, raises
+   anything else from an adapter.
+5. Nothing here logs bodies or exception messages: they hold names and ID numbers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from pathlib import Path
+from typing import Final, TypeVar
 
 import aiohttp
 
 from node.platform.adapter import DialectError, PlatformUnavailable
 
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
 DEFAULT_TIMEOUT: Final = 10.0
 MAX_REPLY_BYTES: Final = 8 * 1024 * 1024
+HTML: Final = "text/html"
 
 
 @dataclass(frozen=True)
@@ -40,11 +58,14 @@ class PlatformClient:
         self,
         base_url: str,
         *,
+        platform: str,
         timeout: float = DEFAULT_TIMEOUT,
         headers: Mapping[str, str] | None = None,
         max_reply_bytes: int = MAX_REPLY_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.platform = platform
+        """The province whose platform this is, as every ``DialectError`` names it."""
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._headers = dict(headers or {})
         self._max_reply_bytes = max_reply_bytes
@@ -54,13 +75,26 @@ class PlatformClient:
         self,
         method: str,
         path: str,
+        read: Callable[[Reply], T],
         *,
         body: bytes | None = None,
         content_type: str | None = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+    ) -> T:
+        """One exchange, and what ``read`` makes of its reply (rules 1 to 4)."""
+        reply = await self._exchange(method, path, body, content_type, params, headers)
+        return self._read(reply, read)
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        content_type: str | None,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
     ) -> Reply:
-        """One exchange; raises ``PlatformUnavailable`` per rule 1."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         sent = {**self._headers, **(headers or {})}
@@ -87,10 +121,47 @@ class PlatformClient:
             raise DialectError(
                 "reply_too_large",
                 f"{method} {path}: the reply exceeds {self._max_reply_bytes} bytes",
+                platform=self.platform,
             )
         return Reply(status, bytes(data), kind)
+
+    def _read(self, reply: Reply, read: Callable[[Reply], T]) -> T:
+        """``read(reply)``, whatever goes wrong a ``DialectError`` naming the platform
+        (rules 3 and 4)."""
+        try:
+            if reply.status < 400 and reply.content_type == HTML:
+                raise DialectError(
+                    "html_reply", "the platform answered with an HTML page, not in its dialect"
+                )
+            return read(reply)
+        except DialectError as error:
+            error.platform = error.platform or self.platform
+            raise
+        except PlatformUnavailable:
+            raise
+        except Exception as error:
+            log.error(
+                "platform reply could not be read",
+                extra={"platform": self.platform, "error": type(error).__name__,
+                       "raised_at": _raised_at(error)},
+            )  # fmt: skip
+            raise DialectError(
+                "malformed_reply",
+                f"the reply could not be read ({type(error).__name__})",
+                platform=self.platform,
+            ) from None
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _raised_at(error: BaseException) -> str:
+    """Where ``error`` was raised (file and line), to find it without its message."""
+    trace = error.__traceback__
+    if trace is None:
+        return "?"
+    while trace.tb_next is not None:
+        trace = trace.tb_next
+    return f"{Path(trace.tb_frame.f_code.co_filename).name}:{trace.tb_lineno}"

@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestServer
 from hypothesis import strategies as st
 
 from adapters.simulation.platform import SIMULATION, SimulatedPlatform
+from adapters.strict_json import MAX_NUMBER_DIGITS
 from node.cases.catalog import MODES, PROVINCES, load_catalog
 from node.cases.lifecycle import Action, Status
 from node.platform.adapter import ApplicationRefusal, CaseNotice, InboundCase, ProvinceAdapter
@@ -231,6 +232,8 @@ TEXT: Final = st.text(
 )
 """Any text a JSON or form dialect carries."""
 SHA256: Final = st.text("0123456789abcdef", min_size=64, max_size=64)
+NUMBERS: Final = st.integers(-(10**MAX_NUMBER_DIGITS) + 1, 10**MAX_NUMBER_DIGITS - 1)
+"""Any whole number a dialect carries: at most ``MAX_NUMBER_DIGITS`` digits."""
 
 
 def materials(text: st.SearchStrategy[str] = TEXT) -> st.SearchStrategy[list[dict[str, str]]]:
@@ -273,7 +276,7 @@ def notices(
     extra_values: st.SearchStrategy[Any] | None = None,
 ) -> st.SearchStrategy[CaseNotice]:
     """Update notices of case ``c-1`` with every action, side and status, with and without a
-    reason, result, evaluation, deadline and extra data (of integers unless
+    reason, result, evaluation, deadline and extra data (of ``NUMBERS`` unless
     ``extra_values`` says otherwise)."""
     return st.builds(
         CaseNotice,
@@ -297,7 +300,7 @@ def notices(
         due_at=st.one_of(st.none(), instants),
         extra=st.dictionaries(
             st.text(max_size=5),
-            st.integers() if extra_values is None else extra_values,
+            NUMBERS if extra_values is None else extra_values,
             max_size=2,
         ),
     )
@@ -311,3 +314,22 @@ def json_body(value: Any) -> bytes:
 def json_wire(value: Any) -> Any:
     """``value`` as a JSON dialect's peer decodes it."""
     return json.loads(json.dumps(value))
+
+
+# --- a hostile platform's reply -------------------------------------------------------------
+
+DEEP: Final = 200_000
+"""How deep a hostile reply nests: far past Python's recursion limit (issue 10)."""
+
+
+BEYOND_RECURSION: Final = 2000
+"""Deep enough for ``RecursionError`` in Python's JSON parser, small enough for a request."""
+
+
+def nested(province: str, depth: int = DEEP) -> tuple[bytes, str]:
+    """A body nested ``depth`` levels in ``province``'s syntax, and its content type: JSON
+    arrays, or XML elements for Jiangsu."""
+    if province == "jiangsu":
+        body = "<sqlb>" + "<a>" * depth + "</a>" * depth + "</sqlb>"
+        return body.encode(), "application/xml; charset=utf-8"
+    return ("[" * depth + "]" * depth).encode(), "application/json"

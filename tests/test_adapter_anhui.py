@@ -445,6 +445,20 @@ BAD_REQUESTS = [
         "",
     ),
     ("bad extra JSON", "/bj/ztgx", _notice_form(kz="{not json"), "malformed_body", "kz"),
+    (
+        "extra nested too deep",
+        "/bj/ztgx",
+        _notice_form(kz="[" * platforms.BEYOND_RECURSION + "]" * platforms.BEYOND_RECURSION),
+        "too_deep",
+        "kz",
+    ),
+    (
+        "extra with a huge number",
+        "/bj/ztgx",
+        _notice_form(kz='{"n": ' + "9" * 5000 + "}"),
+        "number_too_large",
+        "kz",
+    ),
     ("bad applicant code", "/sq/tj", b"", "invalid_id_number", "sqr.zjhm"),
 ]
 

@@ -489,6 +489,27 @@ BAD_REQUESTS = [
     ),
     ("extra not JSON", "/ajtz", _notice_xml(kzxx="{oops"), "invalid_field", "kzxx"),
     (
+        "nested too deep",
+        "/ajtz",
+        platforms.nested("jiangsu", platforms.BEYOND_RECURSION)[0],
+        "too_deep",
+        "",
+    ),
+    (
+        "extra nested too deep",
+        "/ajtz",
+        _notice_xml(kzxx="[" * platforms.BEYOND_RECURSION + "]" * platforms.BEYOND_RECURSION),
+        "invalid_field",
+        "kzxx",
+    ),
+    (
+        "extra with a huge number",
+        "/ajtz",
+        _notice_xml(kzxx='{"n": ' + "9" * 5000 + "}"),
+        "invalid_field",
+        "kzxx",
+    ),
+    (
         "bad applicant code",
         "/sq",
         b"",  # filled in by the test from the fixtures
@@ -788,7 +809,7 @@ def test_inbound_case_round_trips(case: InboundCase) -> None:
 
 
 @settings(max_examples=80, deadline=None)
-@given(notice=notices(_instant, _xml_text, extra_values=st.integers() | st.text(max_size=5)))
+@given(notice=notices(_instant, _xml_text, extra_values=platforms.NUMBERS | st.text(max_size=5)))
 def test_notice_round_trips(notice: CaseNotice) -> None:
     """Every field of an update notice survives the dialect and back."""
     assert JIANGSU.read_notice(_wire(dialect.notice_to_dialect(notice), "tz")) == notice

@@ -335,6 +335,14 @@ BAD_REQUESTS = [
     ),
     ("duplicate key", "/caseNotices", b'{"caseId": "a", "caseId": "b"}', "malformed_body", ""),
     (
+        "nested too deep",
+        "/inboundCases",
+        platforms.nested("shanghai", platforms.BEYOND_RECURSION)[0],
+        "too_deep",
+        "",
+    ),
+    ("huge number", "/caseNotices", b'{"seqNo": ' + b"9" * 5000 + b"}", "number_too_large", ""),
+    (
         "bad applicant code",
         "/applications",
         b"",  # filled in by the test from the fixtures

@@ -587,6 +587,20 @@ BAD_REQUESTS = [
         "",
     ),
     (
+        "nested too deep",
+        BASE + "/inbound_cases",
+        platforms.nested("zhejiang", platforms.BEYOND_RECURSION)[0],
+        "too_deep",
+        "",
+    ),
+    (
+        "huge number",
+        BASE + "/case_notices",
+        b'{"seq_no": ' + b"9" * 5000 + b"}",
+        "number_too_large",
+        "",
+    ),
+    (
         "bad applicant code",
         APP_BASE + "/applications",
         b"",  # filled in by the test from the fixtures

@@ -25,14 +25,21 @@ Anhui:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from adapters.anhui import dialect
 from adapters.anhui.dialect import ANHUI
 from adapters.anhui.form import FormFields, encode_form
 from adapters.anhui.platform import BASE, FORM_TYPE, LICENSES, TOKEN_HEADER
-from adapters.replies import checked_certificate, checked_matters, feed_cursor, key, translate_feed
+from adapters.replies import (
+    FeedRecord,
+    certificate_lookup,
+    checked_matters,
+    feed_cursor,
+    key,
+    translate_feed,
+)
 from adapters.strict_json import JsonObject, decode_json_object
 from adapters.transport import DEFAULT_TIMEOUT, PlatformClient, Reply
 from node.platform.adapter import (
@@ -50,14 +57,12 @@ class AnhuiAdapter:
 
     def __init__(self, base_url: str, *, token: str = "", timeout: float = DEFAULT_TIMEOUT) -> None:
         headers = {TOKEN_HEADER: token} if token else {}
-        self._client = PlatformClient(base_url, timeout=timeout, headers=headers)
+        self._client = PlatformClient(
+            base_url, platform=dialect.PROVINCE, timeout=timeout, headers=headers
+        )
 
     async def poll_applications(self, cursor: str | None) -> Page:
-        rows, next_cursor = await self._page(f"{BASE}/sq/lb", cursor)
-        items = translate_feed(
-            rows, lambda row: ANHUI.read_application_record(FormFields(row)), key("sqbh")
-        )
-        return Page(items, next_cursor)
+        return await self._page(f"{BASE}/sq/lb", cursor, ANHUI.read_application_record, "sqbh")
 
     async def acknowledge(self, reference: str, case_id: str) -> None:
         await self._send(f"{BASE}/sq/qr", {"sqbh": reference, "bjbh": case_id})
@@ -67,11 +72,7 @@ class AnhuiAdapter:
         await self._send(f"{BASE}/sq/th", form)
 
     async def poll_events(self, cursor: str | None) -> Page:
-        rows, next_cursor = await self._page(f"{BASE}/bjdt/lb", cursor)
-        items = translate_feed(
-            rows, lambda row: ANHUI.read_event_record(FormFields(row)), key("dtbh")
-        )
-        return Page(items, next_cursor)
+        return await self._page(f"{BASE}/bjdt/lb", cursor, ANHUI.read_event_record, "dtbh")
 
     async def deliver_case(self, case: InboundCase) -> None:
         await self._send(f"{BASE}/bj/js", ANHUI.case_to_dialect(case))
@@ -80,46 +81,64 @@ class AnhuiAdapter:
         await self._send(f"{BASE}/bj/ztgx", ANHUI.notice_to_dialect(notice))
 
     async def fetch_certificate(self, certificate_id: str) -> Mapping[str, Any] | None:
-        reply = await self._client.request("GET", f"{LICENSES}/xq", params={"zzbs": certificate_id})
-        if reply.status == 404:
-            error = dialect.read_error(reply.body, reply.status)
-            if error.code == "not_found":
-                return None
-            raise error
-        data = ANHUI.read_certificate(FormFields(_result(reply)))
-        return checked_certificate(data, noun="licence")
+        read = certificate_lookup(
+            dialect.read_error,
+            lambda reply: ANHUI.read_certificate(FormFields(_result(reply))),
+            noun="licence",
+        )
+        params = {"zzbs": certificate_id}
+        return await self._client.request("GET", f"{LICENSES}/xq", read, params=params)
 
     async def list_revocations(self) -> Sequence[Mapping[str, Any]]:
-        reply = await self._client.request("GET", f"{LICENSES}/zxlb")
-        return [ANHUI.read_revocation(row) for row in _rows(_result(reply), 100_000)]
+        def read(reply: Reply) -> Sequence[Mapping[str, Any]]:
+            return [ANHUI.read_revocation(row) for row in _rows(_result(reply), 100_000)]
+
+        return await self._client.request("GET", f"{LICENSES}/zxlb", read)
 
     async def list_matters(self) -> Sequence[Mapping[str, Any]]:
-        reply = await self._client.request("GET", f"{BASE}/sx/lb")
-        matters = [ANHUI.read_matter(row) for row in _rows(_result(reply), 1000)]
-        return checked_matters(matters, dialect.PROVINCE)
+        def read(reply: Reply) -> Sequence[Mapping[str, Any]]:
+            matters = [ANHUI.read_matter(row) for row in _rows(_result(reply), 1000)]
+            return checked_matters(matters, dialect.PROVINCE)
+
+        return await self._client.request("GET", f"{BASE}/sx/lb", read)
 
     async def close(self) -> None:
         await self._client.close()
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    async def _page(self, path: str, cursor: str | None) -> tuple[list[object], str | None]:
+    async def _page(
+        self,
+        path: str,
+        cursor: str | None,
+        read_row: Callable[[FormFields], FeedRecord],
+        reference: str,
+    ) -> Page:
+        """One page of a feed from ``cursor``: its rows as ``read_row`` translates them, each
+        named by its field ``reference`` when it does not translate."""
+
+        def read(reply: Reply) -> Page:
+            page = JsonObject(_result(reply), "result")
+            rows = page.raw("rows")
+            if not isinstance(rows, list):
+                raise DialectError("malformed_body", "must be a list", field=page.path("rows"))
+            next_cursor = page.text("nextCursor", max_length=40)
+            page.boolean("hasMore")
+            page.finish()
+            items = translate_feed(rows, lambda row: read_row(FormFields(row)), key(reference))
+            return Page(items, feed_cursor(cursor, next_cursor, empty=not rows))
+
         params = {"cursor": cursor} if cursor is not None else {}
-        reply = await self._client.request("GET", path, params=params)
-        page = JsonObject(_result(reply), "result")
-        rows = page.raw("rows")
-        if not isinstance(rows, list):
-            raise DialectError("malformed_body", "must be a list", field=page.path("rows"))
-        next_cursor = page.text("nextCursor", max_length=40)
-        page.boolean("hasMore")
-        page.finish()
-        return rows, feed_cursor(cursor, next_cursor, empty=not rows)
+        return await self._client.request("GET", path, read, params=params)
 
     async def _send(self, path: str, form: Mapping[str, Any]) -> None:
-        reply = await self._client.request(
-            "POST", path, body=encode_form(form), content_type=f"{FORM_TYPE}; charset=UTF-8"
+        await self._client.request(
+            "POST",
+            path,
+            _result,
+            body=encode_form(form),
+            content_type=f"{FORM_TYPE}; charset=UTF-8",
         )
-        _result(reply)
 
 
 def _result(reply: Reply) -> Any:

@@ -6,8 +6,9 @@ Jiangsu:
 
 1. Translations, both ways, are ``adapters.jiangsu.dialect``'s, the very functions the
    simulated platform uses; XML is read by ``adapters.jiangsu.strict_xml`` (defusedxml, no
-   DTD, no entities), so a reply carrying an entity bomb raises ``DialectError``
-   (``forbidden_xml``) before anything is expanded.
+   DTD, no entities, nesting bounded), so a reply carrying an entity bomb raises
+   ``DialectError`` (``forbidden_xml``) before anything is expanded, and one nested too deep
+   (``too_deep``) before its tree grows deeper.
 2. A feed record (``<sq>``, ``<dt>``) that does not translate becomes a ``Malformed`` naming
    its ``sqbh`` or ``dtbh`` (``"?"`` when even that is unreadable); a reply that is not the
    dialect at all (not UTF-8, not well-formed, another root element, a broken page) raises
@@ -24,7 +25,7 @@ Jiangsu:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -32,7 +33,13 @@ from adapters.jiangsu import dialect
 from adapters.jiangsu.dialect import JIANGSU
 from adapters.jiangsu.platform import BASE, CERTIFICATES, STATUS_CHANGES, TOKEN_HEADER
 from adapters.jiangsu.strict_xml import Node, XmlRecord, read_document, to_xml
-from adapters.replies import checked_certificate, checked_matters, feed_cursor, translate_feed
+from adapters.replies import (
+    FeedRecord,
+    certificate_lookup,
+    checked_matters,
+    feed_cursor,
+    translate_feed,
+)
 from adapters.transport import DEFAULT_TIMEOUT, PlatformClient, Reply
 from node.platform.adapter import (
     ApplicationRefusal,
@@ -53,69 +60,83 @@ class JiangsuAdapter:
         self, base_url: str, *, access_token: str = "", timeout: float = DEFAULT_TIMEOUT
     ) -> None:
         headers = {TOKEN_HEADER: access_token} if access_token else {}
-        self._client = PlatformClient(base_url, timeout=timeout, headers=headers)
+        self._client = PlatformClient(
+            base_url, platform=dialect.PROVINCE, timeout=timeout, headers=headers
+        )
 
     async def poll_applications(self, cursor: str | None) -> Page:
-        records, next_cursor = await self._page(f"{BASE}/sq", "sqlb", "sq", cursor)
-        items = translate_feed(
-            records, JIANGSU.read_application_record, lambda record: record.peek("sqbh")
+        return await self._page(
+            f"{BASE}/sq", ("sqlb", "sq"), cursor, JIANGSU.read_application_record, "sqbh"
         )
-        return Page(items, next_cursor)
 
     async def acknowledge(self, reference: str, case_id: str) -> None:
+        def check(fields: XmlRecord) -> None:
+            if fields.text("sqbh", max_length=64) != reference:
+                raise DialectError("invalid_field", "names another application", field="sqbh")
+            if fields.text("ajbh", max_length=128) != case_id:
+                raise DialectError("invalid_field", "names another case", field="ajbh")
+            dialect.read_time(fields, "qrsj")
+            fields.finish()
+
         path = f"{BASE}/sq/{quote(reference, safe='')}/qr"
-        fields = await self._send(path, ("qr", [("ajbh", case_id)]), "qrhz")
-        if fields.text("sqbh", max_length=64) != reference:
-            raise DialectError("invalid_field", "names another application", field="sqbh")
-        if fields.text("ajbh", max_length=128) != case_id:
-            raise DialectError("invalid_field", "names another case", field="ajbh")
-        dialect.read_time(fields, "qrsj")
-        fields.finish()
+        await self._send(path, ("qr", [("ajbh", case_id)]), "qrhz", check)
 
     async def reject_application(self, reference: str, refusal: ApplicationRefusal) -> None:
         path = f"{BASE}/sq/{quote(reference, safe='')}/th"
-        fields = await self._send(path, dialect.refusal_to_dialect(refusal), "thhz")
-        dialect.read_refusal_receipt(fields, reference, refusal.code)
+        await self._send(
+            path,
+            dialect.refusal_to_dialect(refusal),
+            "thhz",
+            lambda fields: dialect.read_refusal_receipt(fields, reference, refusal.code),
+        )
 
     async def poll_events(self, cursor: str | None) -> Page:
-        records, next_cursor = await self._page(f"{BASE}/bjdt", "dtlb", "dt", cursor)
-        items = translate_feed(
-            records, JIANGSU.read_event_record, lambda record: record.peek("dtbh")
+        return await self._page(
+            f"{BASE}/bjdt", ("dtlb", "dt"), cursor, JIANGSU.read_event_record, "dtbh"
         )
-        return Page(items, next_cursor)
 
     async def deliver_case(self, case: InboundCase) -> None:
-        fields = await self._send(f"{BASE}/ajjs", dialect.case_to_dialect(case), "jshz")
-        dialect.read_delivery_receipt(fields, case.case_id, None)
+        await self._send(
+            f"{BASE}/ajjs",
+            dialect.case_to_dialect(case),
+            "jshz",
+            lambda fields: dialect.read_delivery_receipt(fields, case.case_id, None),
+        )
 
     async def deliver_update(self, notice: CaseNotice) -> None:
-        fields = await self._send(f"{BASE}/ajtz", dialect.notice_to_dialect(notice), "tzhz")
-        dialect.read_delivery_receipt(fields, notice.case_id, notice.sequence)
+        await self._send(
+            f"{BASE}/ajtz",
+            dialect.notice_to_dialect(notice),
+            "tzhz",
+            lambda fields: dialect.read_delivery_receipt(fields, notice.case_id, notice.sequence),
+        )
 
     async def fetch_certificate(self, certificate_id: str) -> Mapping[str, Any] | None:
+        read = certificate_lookup(
+            dialect.read_error,
+            lambda reply: JIANGSU.read_certificate(_document(reply, "zz")),
+            noun="<zz>",
+        )
         path = f"{CERTIFICATES}/{quote(certificate_id, safe='')}"
-        reply = await self._client.request("GET", path)
-        if reply.status == 404:
-            error = dialect.read_error(reply.body, reply.status)
-            if error.code == "not_found":
-                return None
-            raise error
-        data = JIANGSU.read_certificate(_document(reply, "zz"))
-        return checked_certificate(data, noun="<zz>")
+        return await self._client.request("GET", path, read)
 
     async def list_revocations(self) -> Sequence[Mapping[str, Any]]:
-        reply = await self._client.request("GET", STATUS_CHANGES)
-        fields = _document(reply, "ztbglb")
-        records = fields.repeated("ztbg", max_items=100_000)
-        fields.finish()
-        return [JIANGSU.read_revocation(record) for record in records]
+        def read(reply: Reply) -> Sequence[Mapping[str, Any]]:
+            fields = _document(reply, "ztbglb")
+            records = fields.repeated("ztbg", max_items=100_000)
+            fields.finish()
+            return [JIANGSU.read_revocation(record) for record in records]
+
+        return await self._client.request("GET", STATUS_CHANGES, read)
 
     async def list_matters(self) -> Sequence[Mapping[str, Any]]:
-        reply = await self._client.request("GET", f"{BASE}/sxlb")
-        fields = _document(reply, "sxlb")
-        matters = [JIANGSU.read_matter(item) for item in fields.repeated("sx", max_items=1000)]
-        fields.finish()
-        return checked_matters(matters, dialect.PROVINCE)
+        def read(reply: Reply) -> Sequence[Mapping[str, Any]]:
+            fields = _document(reply, "sxlb")
+            matters = [JIANGSU.read_matter(item) for item in fields.repeated("sx", max_items=1000)]
+            fields.finish()
+            return checked_matters(matters, dialect.PROVINCE)
+
+        return await self._client.request("GET", f"{BASE}/sxlb", read)
 
     async def close(self) -> None:
         await self._client.close()
@@ -123,22 +144,41 @@ class JiangsuAdapter:
     # -- plumbing ----------------------------------------------------------------------------
 
     async def _page(
-        self, path: str, root: str, item: str, cursor: str | None
-    ) -> tuple[list[XmlRecord], str | None]:
-        params = {"yb": cursor} if cursor is not None else {}
-        reply = await self._client.request("GET", path, params=params)
-        fields = _document(reply, root)
-        next_cursor = fields.text("xyyb", max_length=40)
-        fields.code("sfyhx", dialect.YES_NO)
-        records = fields.repeated(item, max_items=10_000)
-        fields.finish()
-        return records, feed_cursor(cursor, next_cursor, empty=not records)
+        self,
+        path: str,
+        tags: tuple[str, str],
+        cursor: str | None,
+        read_record: Callable[[XmlRecord], FeedRecord],
+        reference: str,
+    ) -> Page:
+        """One page of a feed from ``cursor``, a document ``<root>`` of ``<item>`` records
+        (``tags``): the records as ``read_record`` translates them, each named by its child
+        ``reference`` when it does not translate."""
+        root, item = tags
 
-    async def _send(self, path: str, body: Node, reply_root: str) -> XmlRecord:
-        reply = await self._client.request(
-            "POST", path, body=to_xml(body), content_type=CONTENT_TYPE
+        def read(reply: Reply) -> Page:
+            fields = _document(reply, root)
+            next_cursor = fields.text("xyyb", max_length=40)
+            fields.code("sfyhx", dialect.YES_NO)
+            records = fields.repeated(item, max_items=10_000)
+            fields.finish()
+            items = translate_feed(records, read_record, lambda record: record.peek(reference))
+            return Page(items, feed_cursor(cursor, next_cursor, empty=not records))
+
+        params = {"yb": cursor} if cursor is not None else {}
+        return await self._client.request("GET", path, read, params=params)
+
+    async def _send(
+        self, path: str, body: Node, reply_root: str, check: Callable[[XmlRecord], None]
+    ) -> None:
+        """Post ``body``; its receipt, a ``<reply_root>`` document, must pass ``check``."""
+        await self._client.request(
+            "POST",
+            path,
+            lambda reply: check(_document(reply, reply_root)),
+            body=to_xml(body),
+            content_type=CONTENT_TYPE,
         )
-        return _document(reply, reply_root)
 
 
 def _document(reply: Reply, root: str) -> XmlRecord:

@@ -6,9 +6,10 @@ refuse the same things the same way; both write with ``to_xml``. Rules kept:
 1. Bytes are UTF-8 (else ``not_utf8``), and an XML declaration, if there is one, declares
    UTF-8 (else ``not_utf8``). Parsing is defusedxml's with every document type declaration
    refused, so an entity declaration (the billion laughs, an external entity, a parameter
-   entity) is ``forbidden_xml`` before anything is expanded or fetched; anything expat cannot
-   parse, including a reference to an undeclared entity, is ``malformed_body``. Untrusted
-   bytes never reach ``xml.etree`` directly.
+   entity) is ``forbidden_xml`` before anything is expanded or fetched; an element nested
+   deeper than ``MAX_NESTING`` is ``too_deep`` as the parser reaches it, before the tree
+   grows any deeper; anything expat cannot parse, including a reference to an undeclared
+   entity, is ``malformed_body``. Untrusted bytes never reach ``xml.etree`` directly.
 2. A document is elements only: no attributes (``unknown_field``), no namespaces, no text
    beside child elements (``invalid_field``; whitespace between elements is ignored). Its
    root is the element the caller expects (else ``malformed_body``).
@@ -35,12 +36,12 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Final, TypeAlias, TypeVar
-from xml.etree.ElementTree import Element  # the type only; parsing is defusedxml's
+from xml.etree.ElementTree import Element, TreeBuilder  # parsing is defusedxml's
 
 from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import ParseError, fromstring
+from defusedxml.ElementTree import DefusedXMLParser, ParseError
 
-from adapters.records import utf8
+from adapters.records import MAX_NESTING, utf8
 from node.platform.adapter import DialectError
 
 T = TypeVar("T")
@@ -70,11 +71,15 @@ def read_document(data: bytes, root: str, *, what: str = "body") -> XmlRecord:
     if declared is not None and declared[1].lower() not in _UTF8_NAMES:
         raise DialectError("not_utf8", f"the {what} must declare encoding UTF-8 or none")
     try:
-        element = fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        element = _parse(data)
     except DefusedXmlException:
         raise DialectError(
             "forbidden_xml",
             f"the {what} holds a document type or entity declaration, which is refused",
+        ) from None
+    except _TooDeep:
+        raise DialectError(
+            "too_deep", f"the {what} nests elements deeper than {MAX_NESTING}"
         ) from None
     except ParseError as error:
         raise DialectError(
@@ -85,6 +90,44 @@ def read_document(data: bytes, root: str, *, what: str = "body") -> XmlRecord:
     record = XmlRecord(element)
     record._index()  # the root's shape (rule 2) is checked now, not at its first field
     return record
+
+
+def _parse(data: bytes) -> Element:
+    """The document's root element, parsed by defusedxml with no document type declaration
+    and nesting bounded (rule 1)."""
+    parser = DefusedXMLParser(
+        target=_BoundedTree(), forbid_dtd=True, forbid_entities=True, forbid_external=True
+    )
+    parser.feed(data)
+    return parser.close()
+
+
+class _TooDeep(Exception):
+    pass
+
+
+class _BoundedTree:
+    """The parser's tree builder, refusing an element nested deeper than ``MAX_NESTING``."""
+
+    def __init__(self) -> None:
+        self._tree = TreeBuilder()
+        self._depth = 0
+
+    def start(self, tag: str, attrs: dict[str, str]) -> Element:
+        self._depth += 1
+        if self._depth > MAX_NESTING:
+            raise _TooDeep
+        return self._tree.start(tag, attrs)
+
+    def end(self, tag: str) -> Element:
+        self._depth -= 1
+        return self._tree.end(tag)
+
+    def data(self, text: str) -> None:
+        self._tree.data(text)
+
+    def close(self) -> Element:
+        return self._tree.close()
 
 
 class XmlRecord:

@@ -20,11 +20,18 @@ Shanghai:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from adapters.replies import checked_certificate, checked_matters, feed_cursor, key, translate_feed
+from adapters.replies import (
+    FeedRecord,
+    certificate_lookup,
+    checked_matters,
+    feed_cursor,
+    key,
+    translate_feed,
+)
 from adapters.shanghai import dialect
 from adapters.shanghai.dialect import SHANGHAI
 from adapters.shanghai.platform import BASE, LICENSES, REVOCATIONS, TOKEN_HEADER
@@ -47,14 +54,14 @@ class ShanghaiAdapter:
         self, base_url: str, *, access_token: str = "", timeout: float = DEFAULT_TIMEOUT
     ) -> None:
         headers = {TOKEN_HEADER: access_token} if access_token else {}
-        self._client = PlatformClient(base_url, timeout=timeout, headers=headers)
+        self._client = PlatformClient(
+            base_url, platform=dialect.PROVINCE, timeout=timeout, headers=headers
+        )
 
     async def poll_applications(self, cursor: str | None) -> Page:
-        records, next_cursor = await self._page(f"{BASE}/applications", cursor)
-        items = translate_feed(
-            records, lambda r: SHANGHAI.read_application_record(JsonObject(r)), key("applyNo")
+        return await self._page(
+            f"{BASE}/applications", cursor, SHANGHAI.read_application_record, "applyNo"
         )
-        return Page(items, next_cursor)
 
     async def acknowledge(self, reference: str, case_id: str) -> None:
         path = f"{BASE}/applications/{quote(reference, safe='')}/acknowledgement"
@@ -65,11 +72,7 @@ class ShanghaiAdapter:
         await self._send("POST", path, SHANGHAI.refusal_to_dialect(refusal, dialect.dialect_field))
 
     async def poll_events(self, cursor: str | None) -> Page:
-        records, next_cursor = await self._page(f"{BASE}/events", cursor)
-        items = translate_feed(
-            records, lambda r: SHANGHAI.read_event_record(JsonObject(r)), key("eventId")
-        )
-        return Page(items, next_cursor)
+        return await self._page(f"{BASE}/events", cursor, SHANGHAI.read_event_record, "eventId")
 
     async def deliver_case(self, case: InboundCase) -> None:
         await self._send("POST", f"{BASE}/inboundCases", SHANGHAI.case_to_dialect(case))
@@ -78,51 +81,68 @@ class ShanghaiAdapter:
         await self._send("POST", f"{BASE}/caseNotices", SHANGHAI.notice_to_dialect(notice))
 
     async def fetch_certificate(self, certificate_id: str) -> Mapping[str, Any] | None:
+        read = certificate_lookup(
+            dialect.read_error,
+            lambda reply: SHANGHAI.read_certificate(JsonObject(_object(reply))),
+            noun="licence",
+        )
         path = f"{LICENSES}/{quote(certificate_id, safe='')}"
-        reply = await self._client.request("GET", path)
-        if reply.status == 404:
-            error = dialect.read_error(reply.body, reply.status)
-            if error.code == "not_found":
-                return None
-            raise error
-        data = SHANGHAI.read_certificate(JsonObject(_object(reply)))
-        return checked_certificate(data, noun="licence")
+        return await self._client.request("GET", path, read)
 
     async def list_revocations(self) -> Sequence[Mapping[str, Any]]:
-        reply = await self._client.request("GET", REVOCATIONS)
-        fields = JsonObject(_object(reply))
-        records = fields.objects("records", max_items=100_000)
-        fields.finish()
-        return [SHANGHAI.read_revocation(record) for record in records]
+        def read(reply: Reply) -> Sequence[Mapping[str, Any]]:
+            fields = JsonObject(_object(reply))
+            records = fields.objects("records", max_items=100_000)
+            fields.finish()
+            return [SHANGHAI.read_revocation(record) for record in records]
+
+        return await self._client.request("GET", REVOCATIONS, read)
 
     async def list_matters(self) -> Sequence[Mapping[str, Any]]:
-        reply = await self._client.request("GET", f"{BASE}/matters")
-        fields = JsonObject(_object(reply))
-        matters = [SHANGHAI.read_matter(item) for item in fields.objects("records", max_items=1000)]
-        fields.finish()
-        return checked_matters(matters, dialect.PROVINCE)
+        def read(reply: Reply) -> Sequence[Mapping[str, Any]]:
+            fields = JsonObject(_object(reply))
+            records = fields.objects("records", max_items=1000)
+            fields.finish()
+            return checked_matters(
+                [SHANGHAI.read_matter(item) for item in records], dialect.PROVINCE
+            )
+
+        return await self._client.request("GET", f"{BASE}/matters", read)
 
     async def close(self) -> None:
         await self._client.close()
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    async def _page(self, path: str, cursor: str | None) -> tuple[list[object], str | None]:
+    async def _page(
+        self,
+        path: str,
+        cursor: str | None,
+        read_record: Callable[[JsonObject], FeedRecord],
+        reference: str,
+    ) -> Page:
+        """One page of a feed from ``cursor``: its records as ``read_record`` translates them,
+        each named by its field ``reference`` when it does not translate."""
+
+        def read(reply: Reply) -> Page:
+            fields = JsonObject(_object(reply))
+            records = fields.raw("records")
+            if not isinstance(records, list):
+                raise DialectError("malformed_body", "records must be a list", field="records")
+            next_cursor = fields.text("nextCursor", max_length=40)
+            fields.boolean("hasMore")
+            fields.finish()
+            items = translate_feed(records, lambda r: read_record(JsonObject(r)), key(reference))
+            return Page(items, feed_cursor(cursor, next_cursor, empty=not records))
+
         params = {"cursor": cursor} if cursor is not None else {}
-        reply = await self._client.request("GET", path, params=params)
-        fields = JsonObject(_object(reply))
-        records = fields.raw("records")
-        if not isinstance(records, list):
-            raise DialectError("malformed_body", "records must be a list", field="records")
-        next_cursor = fields.text("nextCursor", max_length=40)
-        fields.boolean("hasMore")
-        fields.finish()
-        return records, feed_cursor(cursor, next_cursor, empty=not records)
+        return await self._client.request("GET", path, read, params=params)
 
     async def _send(self, method: str, path: str, body: Mapping[str, Any]) -> None:
         data = json.dumps(body, ensure_ascii=False).encode()
-        reply = await self._client.request(method, path, body=data, content_type="application/json")
-        _object(reply)
+        await self._client.request(
+            method, path, _object, body=data, content_type="application/json"
+        )
 
 
 def _object(reply: Reply) -> dict[str, Any]:

@@ -28,10 +28,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
-from adapters.replies import checked_certificate, checked_matters, key, translate_feed
+from adapters.replies import (
+    FeedItem,
+    FeedRecord,
+    checked_certificate,
+    checked_matters,
+    key,
+    translate_feed,
+)
 from adapters.strict_json import JsonObject
 from adapters.transport import DEFAULT_TIMEOUT, PlatformClient
 from adapters.zhejiang import dialect
@@ -46,6 +53,8 @@ from node.platform.adapter import (
     Page,
     ProvinceAdapter,
 )
+
+T = TypeVar("T")
 
 PAGE_SIZE: Final = 100
 MAX_PAGES: Final = 1000
@@ -67,7 +76,7 @@ class ZhejiangAdapter:
     ) -> None:
         if not app_key or not app_secret:
             raise ValueError("the Zhejiang adapter needs an app_key and an app_secret")
-        self._client = PlatformClient(base_url, timeout=timeout)
+        self._client = PlatformClient(base_url, platform=dialect.PROVINCE, timeout=timeout)
         # The signature covers the request target as sent, so a base URL's own path
         # (a gateway prefix) is part of it.
         self._prefix = urlsplit(base_url).path.rstrip("/")
@@ -77,52 +86,47 @@ class ZhejiangAdapter:
         self._clock = clock
 
     async def poll_applications(self, cursor: str | None) -> Page:
-        records, next_cursor = await self._feed(f"{BASE}/applications", cursor)
-        items = translate_feed(
-            records, lambda r: ZHEJIANG.read_application_record(JsonObject(r)), key("apply_no")
+        return await self._feed(
+            f"{BASE}/applications", cursor, ZHEJIANG.read_application_record, "apply_no"
         )
-        return Page(items, next_cursor)
 
     async def acknowledge(self, reference: str, case_id: str) -> None:
         target = f"{BASE}/applications/{quote(reference, safe='')}/acknowledge"
-        await self._call("POST", target, {"case_id": case_id})
+        await self._call("POST", target, _taken, {"case_id": case_id})
 
     async def reject_application(self, reference: str, refusal: ApplicationRefusal) -> None:
         target = f"{BASE}/applications/{quote(reference, safe='')}/refuse"
         body = ZHEJIANG.refusal_to_dialect(refusal, dialect.dialect_field)
-        await self._call("POST", target, body)
+        await self._call("POST", target, _taken, body)
 
     async def poll_events(self, cursor: str | None) -> Page:
-        records, next_cursor = await self._feed(f"{BASE}/events", cursor)
-        items = translate_feed(
-            records, lambda r: ZHEJIANG.read_event_record(JsonObject(r)), key("event_id")
-        )
-        return Page(items, next_cursor)
+        return await self._feed(f"{BASE}/events", cursor, ZHEJIANG.read_event_record, "event_id")
 
     async def deliver_case(self, case: InboundCase) -> None:
-        await self._call("POST", f"{BASE}/inbound_cases", ZHEJIANG.case_to_dialect(case))
+        await self._call("POST", f"{BASE}/inbound_cases", _taken, ZHEJIANG.case_to_dialect(case))
 
     async def deliver_update(self, notice: CaseNotice) -> None:
-        await self._call("POST", f"{BASE}/case_notices", ZHEJIANG.notice_to_dialect(notice))
+        body = ZHEJIANG.notice_to_dialect(notice)
+        await self._call("POST", f"{BASE}/case_notices", _taken, body)
 
     async def fetch_certificate(self, certificate_id: str) -> Mapping[str, Any] | None:
+        def read(data: JsonObject) -> Mapping[str, Any]:
+            return checked_certificate(ZHEJIANG.read_certificate(data), noun="licence")
+
         try:
-            data = await self._call("GET", f"{LICENSES}/{quote(certificate_id, safe='')}")
+            return await self._call("GET", f"{LICENSES}/{quote(certificate_id, safe='')}", read)
         except DialectError as error:
             # Only the licence lookup's own refusal means "not in the library"; a 404 for
             # the route itself (a wrong base URL) must not read as an empty library.
             if (error.code, error.field) == ("not_found", "license_id"):
                 return None
             raise
-        return checked_certificate(ZHEJIANG.read_certificate(data), noun="licence")
 
     async def list_revocations(self) -> Sequence[Mapping[str, Any]]:
-        items = await self._snapshot(REVOCATIONS)
-        return [ZHEJIANG.read_revocation(JsonObject(item)) for item in items]
+        return await self._snapshot(REVOCATIONS, ZHEJIANG.read_revocation)
 
     async def list_matters(self) -> Sequence[Mapping[str, Any]]:
-        items = await self._snapshot(f"{BASE}/matters")
-        matters = [ZHEJIANG.read_matter(JsonObject(item)) for item in items]
+        matters = await self._snapshot(f"{BASE}/matters", ZHEJIANG.read_matter)
         return checked_matters(matters, dialect.PROVINCE)
 
     async def close(self) -> None:
@@ -130,17 +134,34 @@ class ZhejiangAdapter:
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    async def _feed(self, path: str, cursor: str | None) -> tuple[list[object], str | None]:
-        """One page of a feed from ``cursor``, and the cursor after it (rule 2)."""
-        items, _, token = await self._page(path, cursor or "")
-        return items, token or None
+    async def _feed(
+        self,
+        path: str,
+        cursor: str | None,
+        read_record: Callable[[JsonObject], FeedRecord],
+        reference: str,
+    ) -> Page:
+        """One page of a feed from ``cursor``, and the cursor after it (rule 2): its records
+        as ``read_record`` translates them, each named by its field ``reference`` when it
+        does not translate."""
 
-    async def _snapshot(self, path: str) -> list[object]:
-        """Every item of a snapshot list, page after page (rule 2)."""
-        collected: list[object] = []
+        def read(items: list[object]) -> list[FeedItem]:
+            return translate_feed(items, lambda r: read_record(JsonObject(r)), key(reference))
+
+        items, _, token = await self._page(path, cursor or "", read)
+        return Page(items, token or None)
+
+    async def _snapshot(self, path: str, read_item: Callable[[JsonObject], T]) -> list[T]:
+        """Every item of a snapshot list, page after page, as ``read_item`` reads it
+        (rule 2)."""
+
+        def read(items: list[object]) -> list[T]:
+            return [read_item(JsonObject(item)) for item in items]
+
+        collected: list[T] = []
         token = ""
         for _ in range(MAX_PAGES):
-            items, more, next_token = await self._page(path, token)
+            items, more, next_token = await self._page(path, token, read)
             collected.extend(items)
             if not more:
                 return collected
@@ -149,31 +170,51 @@ class ZhejiangAdapter:
                     "invalid_page",
                     "has_more is true but the next page token does not advance",
                     field="data.next_page_token",
+                    platform=dialect.PROVINCE,
                 )
             token = next_token
-        raise DialectError("invalid_page", f"the list runs past {MAX_PAGES} pages")
+        raise DialectError(
+            "invalid_page", f"the list runs past {MAX_PAGES} pages", platform=dialect.PROVINCE
+        )
 
-    async def _page(self, path: str, token: str) -> tuple[list[object], bool, str]:
+    async def _page(
+        self, path: str, token: str, read_items: Callable[[list[object]], list[T]]
+    ) -> tuple[list[T], bool, str]:
+        """One page from ``token``: its items as ``read_items`` reads them, ``has_more`` and
+        the next page token."""
+
+        def read(data: JsonObject) -> tuple[list[T], bool, str]:
+            items, more, next_token = dialect.read_page(data)
+            return read_items(items), more, next_token
+
         query = {"page_size": str(self._page_size), **({"page_token": token} if token else {})}
-        data = await self._call("GET", f"{path}?{urlencode(query, quote_via=quote)}")
-        return dialect.read_page(data)
+        return await self._call("GET", f"{path}?{urlencode(query, quote_via=quote)}", read)
 
     async def _call(
-        self, method: str, target: str, body: Mapping[str, Any] | None = None
-    ) -> JsonObject:
-        """One signed exchange; the ``data`` of its answer (rules 1 and 4)."""
+        self,
+        method: str,
+        target: str,
+        read: Callable[[JsonObject], T],
+        body: Mapping[str, Any] | None = None,
+    ) -> T:
+        """One signed exchange; what ``read`` makes of the ``data`` of its answer (rules 1
+        and 4)."""
         data = b"" if body is None else json.dumps(body, ensure_ascii=False).encode()
         headers = signed_headers(
             self._app_key, self._app_secret, method, self._prefix + target, data, now=self._clock()
         )
-        reply = await self._client.request(
+        return await self._client.request(
             method,
             target,
+            lambda reply: read(dialect.read_reply(reply.body, reply.status)),
             body=data if body is not None else None,
             content_type="application/json" if body is not None else None,
             headers=headers,
         )
-        return dialect.read_reply(reply.body, reply.status)
+
+
+def _taken(data: JsonObject) -> None:
+    """What a delivery's answer holds beside the platform's success: nothing the node reads."""
 
 
 def make_adapter(base_url: str, *, credentials: Mapping[str, str]) -> ProvinceAdapter:

@@ -14,7 +14,10 @@ values. Rules every adapter keeps:
    a bad time format) is returned as a ``Malformed`` in its place, naming the platform's
    reference, the field and why, so one bad record neither stops the feed nor vanishes.
    A reply that is not the dialect at all (bad signature, malformed body, non-UTF-8, an XML
-   entity bomb) raises ``DialectError``: nothing of it is used.
+   entity bomb, nesting too deep, a number too long, an HTML page) raises ``DialectError``
+   naming the platform: nothing of it is used. Whatever fails while a reply is read is a
+   ``DialectError`` (or ``PlatformUnavailable``), never another exception, so no reply can
+   stop the node's polling.
 4. Deliveries into the platform (``deliver_case``, ``deliver_update``,
    ``reject_application``) are idempotent on the case id (and the update's sequence) or on
    the application's reference: the node retries until the platform took it, and a
@@ -48,15 +51,23 @@ class DialectError(Exception):
     """The platform's answer or request is not valid in its dialect; retrying cannot help.
 
     ``code`` is stable and machine-readable (e.g. ``malformed_body``, ``bad_signature``,
-    ``unknown_status``, ``bad_time``, ``missing_field``, ``not_utf8``, ``forbidden_xml``),
-    ``field`` names the dialect's field at fault when there is one.
+    ``unknown_status``, ``bad_time``, ``missing_field``, ``not_utf8``, ``forbidden_xml``,
+    ``too_deep``, ``number_too_large``, ``html_reply``, ``malformed_reply``), ``field``
+    names the dialect's field at fault when there is one, and ``platform`` the province
+    whose platform answered (set by the adapter; empty on the platform's own side).
     """
 
-    def __init__(self, code: str, detail: str, *, field: str = "") -> None:
-        super().__init__(f"{code}: {detail}" + (f" (field {field})" if field else ""))
+    def __init__(self, code: str, detail: str, *, field: str = "", platform: str = "") -> None:
+        super().__init__(code, detail, field)
         self.code = code
         self.detail = detail
         self.field = field
+        self.platform = platform
+
+    def __str__(self) -> str:
+        named = f"the {self.platform} platform: " if self.platform else ""
+        at = f" (field {self.field})" if self.field else ""
+        return f"{named}{self.code}: {self.detail}{at}"
 
 
 @dataclass(frozen=True)

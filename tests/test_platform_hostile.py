@@ -1,0 +1,154 @@
+"""A real node whose own platform first answers outside its dialect, then behaves, for each of
+the four dialects: the node's platform polling outlives the hostile replies (readiness'
+"tasks" stays "ok") and takes the application waiting at the platform within seconds of the
+platform behaving again (issue 10). The platform is the dialect's real simulated platform
+behind a front on 127.0.0.1 that, while told to, answers every request with a reply nested
+200,000 deep."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from yarl import URL
+
+from adapters.registry import citizen, dialect
+from node.runtime.config import PlatformConfig
+from node.runtime.node import Node
+from tests.nodes import config_for, eventually, make_mesh, running, settled
+from tests.platforms import application_body, nested
+
+CREDENTIALS: Final = {
+    "shanghai": {"access_token": "sh-token-0123456789"},
+    "jiangsu": {"access_token": "js-token-0123456789"},
+    "zhejiang": {"app_key": "zj-app", "app_secret": "zj-secret-0123456789"},
+    "anhui": {"token": "ah-token-0123456789"},
+}
+HANDLER: Final = {"shanghai": "jiangsu", "jiangsu": "zhejiang", "zhejiang": "anhui",
+                  "anhui": "shanghai"}  # fmt: skip
+"""The province that handles each test's application (another: it is cross-province), its node
+running beside."""
+WITHIN: Final = 5.0
+"""Seconds the node may take to turn the waiting application into a case once the platform
+behaves (it polls every 0.05 s)."""
+_NOT_FORWARDED: Final = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+
+
+@dataclass
+class Front:
+    """In front of a platform at ``target``: while ``spoiling``, every request is answered with
+    ``body``; otherwise it is passed to the platform as it came."""
+
+    target: str
+    body: bytes
+    content_type: str
+    session: aiohttp.ClientSession
+    spoiling: bool = True
+    spoilt: int = 0
+    """How many requests were answered with ``body``."""
+
+    async def answer(self, request: web.Request) -> web.Response:
+        if self.spoiling:
+            self.spoilt += 1
+            return web.Response(body=self.body, headers={"Content-Type": self.content_type})
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED}
+        # The raw target as sent: Zhejiang's signature covers it byte for byte.
+        url = URL(self.target + request.raw_path, encoded=True)
+        async with self.session.request(
+            request.method, url, data=await request.read(), headers=headers
+        ) as response:
+            return web.Response(
+                status=response.status,
+                body=await response.read(),
+                headers={"Content-Type": response.headers["Content-Type"]},
+            )
+
+
+@asynccontextmanager
+async def platform_behind_a_front(
+    province: str, folder: Path
+) -> AsyncIterator[tuple[str, str, Front]]:
+    """The province's simulated platform and a spoiling front to it: (the platform's URL, the
+    front's URL, the front)."""
+    app = dialect(province).build_platform(
+        folder / "platform.db", seed=5, officer_delay=3600, credentials=CREDENTIALS[province]
+    )
+    async with (
+        TestServer(app, host="127.0.0.1") as platform,
+        aiohttp.ClientSession() as session,
+    ):
+        url = str(platform.make_url("")).rstrip("/")
+        front = Front(url, *nested(province), session)
+        served = web.Application()
+        served.router.add_route("*", "/{tail:.*}", front.answer)
+        async with TestServer(served, host="127.0.0.1") as server:
+            yield url, str(server.make_url("")).rstrip("/"), front
+
+
+def credentials_file(folder: Path, province: str) -> Path:
+    path = folder / "platform.json"
+    path.write_text(json.dumps(CREDENTIALS[province]))
+    os.chmod(path, 0o600)
+    return path
+
+
+def tasks_ok(node: Node) -> bool:
+    return node.readiness()["tasks"] == "ok"
+
+
+@pytest.mark.parametrize("province", list(CREDENTIALS))
+async def test_platform_polling_outlives_a_hostile_platform(province: str, tmp_path: Path) -> None:
+    """Platform polling survives replies nested 200,000 deep, shows the platform down with the
+    refusal's code, and takes the waiting application within seconds once the platform
+    behaves."""
+    mesh = make_mesh(tmp_path, (province, HANDLER[province]))
+    people = citizen(province)
+    async with (
+        platform_behind_a_front(province, tmp_path) as (platform_url, front_url, front),
+        aiohttp.ClientSession() as session,
+    ):
+        async with session.get(f"{platform_url}/sim/fixtures") as response:
+            fixtures = await response.json()
+        body = application_body(fixtures, HANDLER[province])
+        reference = await people.enter_application(session, platform_url, body)
+        platform = PlatformConfig(
+            province,
+            front_url,
+            credentials_file=credentials_file(tmp_path, province),
+            poll_interval_seconds=0.05,
+        )
+        async with (
+            running(config_for(mesh, province, platform=platform)) as node,
+            running(config_for(mesh, HANDLER[province])) as handler,
+        ):
+            # The handler's catalog must have arrived for the application's matter to be known.
+            await eventually(lambda: settled(node, handler))
+            # A crashed poller asks once and never again.
+            await eventually(lambda: front.spoilt >= 3 or not tasks_ok(node), timeout=10)
+            assert tasks_ok(node), node.readiness()["tasks"]
+            assert node.platform is not None
+            shown = node.platform.status()
+            assert shown["up"] is False
+            assert province in shown["last_error"] and "too_deep" in shown["last_error"]
+
+            front.spoiling = False
+            deadline = time.monotonic() + WITHIN
+            case_id = None
+            while case_id is None:
+                assert time.monotonic() < deadline, "the application did not become a case"
+                await asyncio.sleep(0.05)
+                case_id = await people.case_of(session, platform_url, reference)
+            assert node.cases.get(case_id).case_id == case_id
+            assert tasks_ok(node), node.readiness()["tasks"]
+            await eventually(lambda: node.platform is not None and node.platform.state.up)
