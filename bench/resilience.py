@@ -4,8 +4,8 @@ in the same run.
 
 Run::
 
-    .venv/bin/python bench/resilience.py                        # full run (about 2 min)
-    .venv/bin/python bench/resilience.py --quick                # smoke run (about 1 min)
+    .venv/bin/python bench/resilience.py                        # full run (about 65 s)
+    .venv/bin/python bench/resilience.py --quick                # smoke run (about 35 s)
     .venv/bin/python bench/resilience.py --parts flood --seconds 30
     .venv/bin/python bench/resilience.py --json                 # one JSON object
 
@@ -25,8 +25,9 @@ a temporary folder; this process drives them over HTTP and gRPC.
     phase; the node writes whole seconds, so a gap is a whole number of seconds and 1 s is
     the floor at this heartbeat rate), samples showing a link down, Shanghai's resident
     memory (at the start, and the peak), the bytes it added to its log, the envelopes the
-    attacker wrote, and Shanghai's refusal counters (``yrd_messages_refused_total``,
-    ``yrd_peer_door_refusals_total``) over the phase.
+    attacker wrote, and over the phase Shanghai's refusal counters
+    (``yrd_messages_refused_total``, ``yrd_peer_door_refusals_total``) and how often it
+    suspended Anhui (``/v1/status``).
 ``disk``
     Shanghai's store on a tmpfs of 32 MiB (needs root; skipped otherwise, saying why), Jiangsu
     as usual. A client submits cases to Shanghai one after another, each with its own
@@ -34,9 +35,9 @@ a temporary folder; this process drives them over HTTP and gRPC.
     submission latency and hand-off time (the signed submission's time to the handler's
     receipt, from ``GET /v1/cases/{id}``). Then a file fills the tmpfs (unbuffered writes
     until ENOSPC) for ``--hold`` seconds and is deleted. Figures: 503s, time from freeing
-    the space to the first 201, to ``/readyz`` answering 200 and to every case submitted
-    being delivered; then whether every case exists on both nodes, and whether
-    ``yrd audit verify`` passes on both stores after a clean stop (SIGTERM).
+    the space to the first 201, to ``/readyz`` answering 200 and to every case accepted
+    before the free being delivered; then whether every case exists on both nodes, and
+    whether ``yrd audit verify`` passes on both stores after a clean stop (SIGTERM).
 ``platform``
     Shanghai's node with the real simulated Shanghai platform behind a reverse proxy in this
     process (the node's ``[platform] url`` points at the proxy), Jiangsu handling. Baseline:
@@ -373,6 +374,8 @@ class FloodPhase:
     written: int
     refused: float
     door: float
+    suspensions: int
+    """Times shanghai suspended anhui during the phase."""
 
     @property
     def gap(self) -> float:
@@ -463,6 +466,7 @@ async def sampled_phase(
     url = mesh.url("shanghai")
     log = mesh.log_path("shanghai", "node")
     metrics_before = await get_text(session, url + "/metrics")
+    suspensions_before = await suspensions(session, url, "anhui")
     log_before = log.stat().st_size
     rss_before = rss_mb(shanghai.pid)
     peak = rss_before
@@ -488,6 +492,7 @@ async def sampled_phase(
     end = time.time()
     written = await attacker.written() if attacker is not None else 0
     metrics_after = await get_text(session, url + "/metrics")
+    suspensions_after = await suspensions(session, url, "anhui")
     check_alive(mesh)
     return FloodPhase(
         seconds=time.monotonic() - started,
@@ -503,7 +508,17 @@ async def sampled_phase(
         - counter_total(metrics_before, "yrd_messages_refused_total"),
         door=counter_total(metrics_after, "yrd_peer_door_refusals_total")
         - counter_total(metrics_before, "yrd_peer_door_refusals_total"),
+        suspensions=suspensions_after - suspensions_before,
     )
+
+
+async def suspensions(session: aiohttp.ClientSession, url: str, peer: str) -> int:
+    """How often the node at ``url`` has suspended ``peer`` (``/v1/status``)."""
+    status, body = await get_json(session, url + "/v1/status")
+    if status != 200:
+        raise BenchBroke(f"GET /v1/status answered {status}")
+    entry = next(p for p in body["peers"] if p["peer"] == peer)
+    return int(entry["inbound"]["suspensions"])
 
 
 async def flood_part(
@@ -546,6 +561,7 @@ async def flood_part(
             round(flood.refused),
             round(quiet.refused),
         ),
+        Figure("suspensions", "anhui suspended (times)", flood.suspensions, quiet.suspensions),
         Figure(
             "door_refusals",
             "yrd_peer_door_refusals_total (+)",
@@ -930,6 +946,11 @@ def disk_report(run: DiskRun, heading: str) -> Part:
     ]
     first_503 = min(refused_full, default=None)
     part.notes = [
+        *(
+            [f"the store filled the {TMPFS_SIZE} tmpfs before the fill did: use fewer --seconds"]
+            if len(refused_full) < len(run.client.refused)
+            else []
+        ),
         f"cases: {len(accepted)} submitted ({len(before)} before the fill, {len(while_full)} "
         f"while full, {len(after)} after the free), {run.on_both} on both nodes, "
         f"{run.held_at_shanghai} held at shanghai, "

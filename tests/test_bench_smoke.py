@@ -79,6 +79,7 @@ FLOOD_ROWS = (
     "shanghai node.log growth (bytes)",
     "envelopes the attacker wrote",
     "yrd_messages_refused_total (+)",
+    "anhui suspended (times)",
     "yrd_peer_door_refusals_total (+)",
 )
 DISK_ROWS = (
