@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -67,3 +68,55 @@ def test_quick_certificate_benchmark_prints_every_row() -> None:
     assert cache is not None and cache.group(1) == "0" and cache.group(2) == cache.group(3)
     usage = re.search(r"usage records added: (\d+) \(expected (\d+)\)", result.stdout)
     assert usage is not None and usage.group(1) == usage.group(2)
+
+
+FLOOD_ROWS = (
+    "largest heartbeat gap (s)",
+    "samples with a link down",
+    "samples a /v1/status did not answer",
+    "shanghai RSS before (MB)",
+    "shanghai RSS peak (MB)",
+    "shanghai node.log growth (bytes)",
+    "envelopes the attacker wrote",
+    "yrd_messages_refused_total (+)",
+    "anhui suspended (times)",
+    "yrd_peer_door_refusals_total (+)",
+)
+DISK_ROWS = (
+    "submission p50 (ms), after vs before",
+    "hand-off p50 (ms), after vs before",
+    "503 answers",
+    "freed → first 201 (ms) vs submission p50",
+    "freed → /readyz 200 (ms)",
+    "freed → all cases so far delivered (ms)",
+)
+PLATFORM_ROWS = (
+    "platform back → case (s) vs entry → case",
+    "platform back → /readyz tasks ok (s)",
+    "readyz named a task",
+    "yrd_task_restarts_total",
+    "hostile answers the proxy gave",
+)
+
+
+@pytest.mark.timeout(300)
+def test_quick_resilience_benchmark_prints_every_figure() -> None:
+    """bench/resilience.py --quick floods a node, feeds it a hostile platform and, as root,
+    fills its disk, and prints every figure with its baseline; the exit status says that no
+    process died and no case was lost on the way."""
+    root = os.geteuid() == 0
+    parts = "flood,platform,disk" if root else "flood,platform"
+    result = subprocess.run(
+        [sys.executable, str(BENCH.with_name("resilience.py")), "--quick", "--parts", parts],
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # Where even root may not mount a tmpfs, the disk part says why it was skipped.
+    disk = root and "skipped: " not in result.stdout
+    for row in (*FLOOD_ROWS, *PLATFORM_ROWS, *(DISK_ROWS if disk else ())):
+        assert re.search(rf"^{re.escape(row)}\s+\S+\s+\S+\s+\S+$", result.stdout, re.M), row
+    if disk:
+        cases = re.search(r"cases: (\d+) submitted .*, (\d+) on both nodes", result.stdout)
+        assert cases is not None and cases.group(1) == cases.group(2)

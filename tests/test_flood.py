@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
-import grpc
 import pytest
 
 from node.runtime.config import load_config
 from node.trust.layout import node_id_for
-from node.wire import DELIVER_STREAM_METHOD
+from tests.flood import malformed_stream, rss_mb, silent_stream
 from tests.nodes import make_mesh, raw_channel, tls_of
 from tests.processes import http, process
 
@@ -38,13 +36,6 @@ LOG_BOUND_BYTES = 256 * 1024
 """What the node may log during the flood (refusals are logged once per peer and code per
 interval; before, the same flood wrote 15 MB in 30 s)."""
 WELL_BEHAVED = ("jiangsu", "zhejiang")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def status_of(mesh: Path, province: str) -> dict[str, object]:
@@ -69,50 +60,6 @@ def links_up(mesh: Path) -> dict[tuple[str, str], bool]:
                 continue
             seen[(province, str(target))] = bool(peer["up"])
     return seen
-
-
-async def malformed_stream(channel: grpc.aio.Channel, until: float) -> int:
-    """Keep a stream open writing random bytes (and reading what comes back); reopen it when
-    it is refused or ended. Returns how many envelopes were written."""
-    written = 0
-    while time.monotonic() < until:
-        call = channel.stream_stream(DELIVER_STREAM_METHOD)(wait_for_ready=False)
-
-        async def drain(c: grpc.aio.StreamStreamCall = call) -> None:
-            while await c.read() is not grpc.aio.EOF:
-                pass
-
-        reader = asyncio.ensure_future(drain())
-        try:
-            while time.monotonic() < until and not reader.done():
-                await call.write(os.urandom(200))
-                written += 1
-        except (grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError):
-            pass
-        finally:
-            call.cancel()
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-        await asyncio.sleep(0.5)
-    return written
-
-
-async def silent_stream(channel: grpc.aio.Channel, until: float) -> int:
-    """Keep a stream open that writes and never reads; reopen it when it is refused."""
-    written = 0
-    while time.monotonic() < until:
-        call = channel.stream_stream(DELIVER_STREAM_METHOD)(wait_for_ready=False)
-        try:
-            async with asyncio.timeout(max(0.0, until - time.monotonic())):
-                while True:
-                    await call.write(os.urandom(200))
-                    written += 1
-        except (TimeoutError, grpc.aio.AioRpcError, asyncio.InvalidStateError):
-            pass
-        finally:
-            call.cancel()
-        await asyncio.sleep(0.5)
-    return written
 
 
 def watch_links(mesh: Path, until: float) -> Iterator[dict[tuple[str, str], bool]]:
