@@ -414,18 +414,21 @@ class Node:
 
     async def _watch_store(self) -> None:
         """While the store refuses writes (disk full, I/O error, locked), try a tiny write
-        every second; once one commits, end the other tasks' back-off so that work resumes
-        at once rather than when each back-off runs out."""
+        every second. Once writes commit again, by that write or by any other, end the other
+        tasks' back-off, so work resumes at once rather than when each back-off runs out."""
+        failing = False
         while True:
             await asyncio.sleep(STORE_WATCH_INTERVAL)
-            if self.db.write_problem() is None:
-                continue
-            try:
-                await self.db.write(probe_write(self.clock()))
-            except StoreError:
-                continue
-            log.warning("the store takes writes again; resuming work")
-            self.tasks.wake()
+            if self.db.write_problem() is not None:
+                failing = True
+                try:
+                    await self.db.write(probe_write(self.clock()))
+                except StoreError:
+                    continue
+            if failing:
+                failing = False
+                log.warning("the store takes writes again; resuming work")
+                self.tasks.wake()
 
     async def _load_manifest(self) -> Manifest:
         """Load the manifest file, refusing one older than what the store last recorded."""
