@@ -26,7 +26,7 @@ from node.runtime.config import load_config
 from node.trust.layout import node_id_for
 from node.wire import DELIVER_STREAM_METHOD
 from tests.nodes import make_mesh, raw_channel, tls_of
-from tests.processes import http, process
+from tests.processes import authorized, http, process
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,8 @@ def rss_mb(pid: int) -> float:
 
 
 def status_of(mesh: Path, province: str) -> dict[str, object]:
-    with urllib.request.urlopen(http(mesh, province) + "/v1/status", timeout=5) as response:
+    request = authorized(mesh, http(mesh, province) + "/v1/status")
+    with urllib.request.urlopen(request, timeout=5) as response:
         body: dict[str, object] = json.load(response)
         return body
 
