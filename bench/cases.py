@@ -50,10 +50,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from node.cases.catalog import load_catalog  # noqa: E402
+from node.cli.mesh_auth import mesh_session  # noqa: E402
 from node.identifiers import make_id_number  # noqa: E402
 from node.runtime.config import load_config  # noqa: E402
 from node.runtime.mesh import node_run_command  # noqa: E402
-from node.trust.layout import init_mesh  # noqa: E402
+from node.runtime.mesh_access import create_mesh  # noqa: E402
 
 POLL = 0.005
 PROVINCES = ("shanghai", "jiangsu")
@@ -232,7 +233,7 @@ def pct(values: list[float], q: float) -> float:
 async def run(args: argparse.Namespace, mesh: Path) -> None:
     sh, js = start(mesh, "shanghai"), start(mesh, "jiangsu")
     try:
-        async with aiohttp.ClientSession() as session:
+        async with mesh_session(mesh) as session:
             for side in (sh, js):
                 await wait_ready(session, side)
             bench = Bench(session, sh, js)
@@ -284,7 +285,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="yrd-bench-cases-") as tmp:
         mesh = Path(tmp) / "mesh"
         base = random.randrange(20000, 28000)
-        init_mesh(mesh, now=time.time(), base_port=base, provinces=PROVINCES, platforms=False)
+        create_mesh(mesh, now=time.time(), base_port=base, provinces=PROVINCES, platforms=False)
         asyncio.run(run(args, mesh))
 
 

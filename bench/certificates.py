@@ -87,13 +87,15 @@ from node.certificates.presentation import (  # noqa: E402
     read_presentation,
 )
 from node.certificates.revocation import read_revocation_list  # noqa: E402
+from node.cli.mesh_auth import mesh_session  # noqa: E402
 from node.identifiers import make_certificate_id, make_credit_code, make_id_number  # noqa: E402
 from node.protocol.envelope import DOMAIN_PREFIX  # noqa: E402
 from node.runtime.config import load_config  # noqa: E402
 from node.runtime.mesh import node_run_command  # noqa: E402
+from node.runtime.mesh_access import create_mesh  # noqa: E402
 from node.store import certificates as store  # noqa: E402
 from node.trust.keys import SigningKey  # noqa: E402
-from node.trust.layout import init_mesh, ports_for, read_manifest  # noqa: E402
+from node.trust.layout import ports_for, read_manifest  # noqa: E402
 from node.wire import pb  # noqa: E402
 
 PROVINCES = ("shanghai", "jiangsu")
@@ -409,7 +411,7 @@ async def run(args: argparse.Namespace, mesh: Path) -> None:
     valid = cards[: args.cards]
     sh, js = start(mesh, "shanghai"), start(mesh, "jiangsu")
     try:
-        async with aiohttp.ClientSession() as session:
+        async with mesh_session(mesh) as session:
             for side in (sh, js):
                 await wait_ready(session, side)
             bench = Bench(session, sh, js)
@@ -519,7 +521,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="yrd-bench-certificates-") as tmp:
         mesh = Path(tmp) / "mesh"
         base = free_base_port(len(PROVINCES))
-        init_mesh(mesh, now=time.time(), base_port=base, provinces=PROVINCES, platforms=False)
+        create_mesh(mesh, now=time.time(), base_port=base, provinces=PROVINCES, platforms=False)
         asyncio.run(run(args, mesh))
 
 

@@ -108,13 +108,14 @@ from node.protocol.envelope import digest, header, seal, signing_input
 from node.protocol.replies import receipt_for
 from node.runtime.config import NodeConfig, load_config
 from node.runtime.mesh import node_run_command
+from node.runtime.mesh_access import bearer, create_mesh, mesh_token
 from node.runtime.node import Node
 from node.store import inbox, outbox
 from node.store.database import Database
 from node.transport.client import PeerChannel
 from node.transport.server import TRANSPORT_HEADROOM
 from node.trust.keys import load_signing_key
-from node.trust.layout import init_mesh, node_id_for, read_manifest
+from node.trust.layout import node_id_for, read_manifest
 from node.trust.manifest import Member
 from node.trust.tls import TlsMaterial
 from node.wire import DELIVER_STREAM_METHOD, SERVICE_NAME, pb
@@ -310,9 +311,10 @@ async def wait_until(
         await asyncio.sleep(0.05)
 
 
-def http_json(url: str) -> tuple[int, object]:
+def http_json(url: str, token: str | None = None) -> tuple[int, object]:
+    request = urllib.request.Request(url, headers=bearer(token))
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(request, timeout=2) as response:
             return int(response.status), json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         return int(error.code), None
@@ -923,7 +925,7 @@ async def node_paths(
             await channel.close()
 
         receiver.check_alive()
-        status_code, status = http_json(f"{http}/v1/status")
+        status_code, status = http_json(f"{http}/v1/status", mesh_token(mesh, "", "read"))
         if status_code == 200 and isinstance(status, dict):
             facts["receiver_inbox"] = status.get("inbox_messages")
         # Plus what the sender node sends by itself on start-up (its catalog announcement).
@@ -1008,7 +1010,7 @@ async def benchmark(args: argparse.Namespace, workdir: Path) -> None:
     children: list[Child] = []
     try:
         mesh = workdir / "mesh"
-        init_mesh(
+        create_mesh(
             mesh,
             now=time.time(),
             base_port=free_base_port(2),

@@ -367,6 +367,13 @@ class NodeMetrics:
             ["feed", "code"],
             registry=r,
         )
+        self.http_refusals = Counter(
+            "yrd_http_refusals_total",
+            "REST requests refused before their handler ran, by route pattern and reason "
+            "(misdirected_request, unauthorized, forbidden).",
+            ["route", "reason"],
+            registry=r,
+        )
         self.door_refusals = Counter(
             "yrd_peer_door_refusals_total",
             "Streams and calls of a peer refused before any message was read, by reason "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -16,8 +16,8 @@ import grpc
 from aiohttp.test_utils import TestClient, TestServer
 
 from node.runtime.config import DeliveryConfig, NodeConfig, load_config
+from node.runtime.mesh_access import create_mesh, mesh_token
 from node.runtime.node import Node
-from node.trust.layout import init_mesh
 from node.trust.tls import TlsMaterial
 
 FAST_DELIVERY = DeliveryConfig(
@@ -49,7 +49,7 @@ def free_base_port(count: int = 4) -> int:
 
 def make_mesh(tmp_path: Path, provinces: tuple[str, ...] = ("shanghai", "jiangsu")) -> Path:
     directory = tmp_path / "mesh"
-    init_mesh(
+    create_mesh(
         directory,
         now=time.time(),
         base_port=free_base_port(len(provinces)),
@@ -79,15 +79,49 @@ async def running(
         await node.stop()
 
 
+def tokens_of(config: NodeConfig) -> dict[str, str]:
+    """The platform and operator tokens ``create_mesh`` made for ``config``'s node, and the
+    mesh's read-only viewer token, by scope."""
+    assert config.source is not None
+    folder = config.source.parent
+    return {
+        **{s: mesh_token(folder.parent, folder.name, s) for s in ("platform", "operator")},
+        "read": mesh_token(folder.parent, "", "read"),
+    }
+
+
+class ScopedClient(TestClient[Any, Any]):
+    """A test client that holds a node's tokens and sends with each request the one of the
+    narrowest scope its route admits (``scope_for``), as the province platform, its operator
+    and a viewer would. A request that names its own ``Authorization`` is sent as it is."""
+
+    def __init__(self, server: TestServer, tokens: dict[str, str]) -> None:
+        super().__init__(server)
+        self.tokens = tokens
+
+    def scope_for(self, method: str, path: str) -> str:
+        from node.api.access import scope_for
+
+        return scope_for(method, path)
+
+    async def _request(self, method: str, path: Any, **kwargs: Any) -> Any:
+        headers = dict(kwargs.pop("headers", None) or {})
+        if "Authorization" not in headers:
+            token = self.tokens[self.scope_for(method, str(path))]
+            headers["Authorization"] = f"Bearer {token}"
+        return await super()._request(method, path, headers=headers, **kwargs)
+
+
 @asynccontextmanager
 async def serving(
     config: NodeConfig, *, clock: Callable[[], float] = time.time
-) -> AsyncIterator[tuple[Node, TestClient[Any, Any]]]:
-    """A started node with its HTTP app on a loopback port, and a client for it."""
+) -> AsyncIterator[tuple[Node, ScopedClient]]:
+    """A started node with its HTTP app on a loopback port, and a client for it holding the
+    node's tokens (``ScopedClient``)."""
     from node.api.app import build_app
 
     async with running(config, clock=clock) as node:
-        async with TestClient(TestServer(build_app(node))) as client:
+        async with ScopedClient(TestServer(build_app(node)), tokens_of(config)) as client:
             yield node, client
 
 
@@ -134,3 +168,25 @@ def settled(*nodes: Node) -> bool:
             if outbox.depth(node.db.reader(), province)[0]:
                 return False
     return True
+
+
+URL_TOKENS: dict[str, dict[str, str]] = {}
+"""Node base URL -> its tokens, for CLI tests that name nodes by ``--url`` (``cli_env``)."""
+
+
+def known_url(config: NodeConfig) -> str:
+    """``config``'s REST base URL, remembered with its tokens for ``cli_env``."""
+    url = f"http://{config.http_listen}"
+    URL_TOKENS[url] = tokens_of(config)
+    return url
+
+
+def cli_env(argv: Sequence[str]) -> str | None:
+    """The YRD_HTTP_TOKEN a tester would set for ``yrd ARGV`` naming a node by ``--url``:
+    the operator's token to import certificates, else the platform's."""
+    if "--url" not in argv:
+        return None
+    tokens = URL_TOKENS.get(argv[list(argv).index("--url") + 1])
+    if tokens is None:
+        return None
+    return tokens["operator" if list(argv[:2]) == ["cert", "import"] else "platform"]

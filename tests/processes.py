@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from node.api.access import scope_for
+from node.cli.mesh_auth import mesh_tokens
 from node.runtime.config import load_config
 from node.runtime.mesh import node_run_command
 
@@ -28,6 +30,24 @@ def start_process(mesh: Path, province: str) -> subprocess.Popen[bytes]:
 
 def http(mesh: Path, province: str) -> str:
     return "http://" + load_config(mesh / province / "node.toml", {}).http_listen
+
+
+def authorized(
+    mesh: Path, url: str, *, data: bytes | None = None, method: str | None = None
+) -> urllib.request.Request:
+    """A request to one of the mesh's nodes carrying its token of the narrowest scope the
+    route admits (``node.cli.mesh_auth``)."""
+    from urllib.parse import urlsplit
+
+    request = urllib.request.Request(url, data=data, method=method)
+    parts = urlsplit(url)
+    held = mesh_tokens(mesh).get(f"{parts.scheme}://{parts.netloc}")
+    if held is not None:
+        token = held[scope_for(request.get_method(), parts.path)]
+        request.add_header("Authorization", f"Bearer {token}")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    return request
 
 
 def wait_ready(mesh: Path, province: str, process: subprocess.Popen[bytes]) -> None:

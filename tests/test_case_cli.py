@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import io
 import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,19 +22,32 @@ from node.runtime.node import Node
 from node.runtime.service import start_http
 from node.trust.keys import load_signing_key
 from tests.cases import case_body, matter_of, status_of
-from tests.nodes import config_for, eventually, free_base_port, make_mesh, running, settled
+from tests.nodes import (
+    cli_env,
+    config_for,
+    eventually,
+    free_base_port,
+    known_url,
+    make_mesh,
+    running,
+    settled,
+    tokens_of,
+)
 
 MATTER = matter_of("jiangsu")  # 户籍类证明开具: a certificate material and two uploads
 
 
 @asynccontextmanager
-async def live(
-    tmp_path: Path, *, sh_token: str | None = None
-) -> AsyncIterator[tuple[Path, Node, str, Node, str]]:
+async def live(tmp_path: Path) -> AsyncIterator[tuple[Path, Node, str, Node, str]]:
     """Shanghai and Jiangsu running, each serving HTTP on its configured port, links up."""
     mesh = make_mesh(tmp_path)
     async with (
-        running(config_for(mesh, "shanghai", http_token=sh_token)) as sh,
+        running(
+            config_for(
+                mesh,
+                "shanghai",
+            )
+        ) as sh,
         running(config_for(mesh, "jiangsu")) as js,
     ):
         runners = [await start_http(sh), await start_http(js)]
@@ -42,9 +56,9 @@ async def live(
             yield (
                 mesh,
                 sh,
-                f"http://{sh.config.http_listen}",
+                known_url(sh.config),
                 js,
-                f"http://{js.config.http_listen}",
+                known_url(js.config),
             )
         finally:
             for runner in runners:
@@ -54,7 +68,11 @@ async def live(
 async def yrd(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     """``yrd ARGV`` in a worker thread (it runs its own event loop): exit code, stdout, stderr."""
     capsys.readouterr()
-    code = await asyncio.to_thread(main, list(argv))
+    token = cli_env(argv)
+    with pytest.MonkeyPatch.context() as env:
+        if token is not None and "YRD_HTTP_TOKEN" not in os.environ:
+            env.setenv("YRD_HTTP_TOKEN", token)
+        code = await asyncio.to_thread(main, list(argv))
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -438,14 +456,14 @@ async def test_unreachable_node_exits_2(capsys: pytest.CaptureFixture[str]) -> N
 async def test_bearer_token_from_environment(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A node that requires a bearer token refuses the command (exit 1, unauthorized) until
-    YRD_HTTP_TOKEN carries it."""
-    monkeypatch.delenv("YRD_HTTP_TOKEN", raising=False)
-    async with live(tmp_path, sh_token="s3cret-token") as (_, _, sh_url, _, _):
+    """A node named by URL refuses the command (exit 1, unauthorized) with a token not in
+    force, and answers it once YRD_HTTP_TOKEN carries one of its own."""
+    async with live(tmp_path) as (_, sh, sh_url, _, _):
+        monkeypatch.setenv("YRD_HTTP_TOKEN", "yrd_" + "A" * 43)
         code, out, err = await yrd(capsys, "case", "list", "--url", sh_url)
         assert (code, out) == (1, "")
         assert err.startswith("yrd: unauthorized: ")
-        monkeypatch.setenv("YRD_HTTP_TOKEN", "s3cret-token")
+        monkeypatch.setenv("YRD_HTTP_TOKEN", tokens_of(sh.config)["platform"])
         code, out, err = await yrd(capsys, "case", "list", "--url", sh_url)
         assert code == 0, err
         assert out.splitlines()[-1] == "0 cases"

@@ -11,11 +11,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from node.cli.mesh_auth import mesh_session
 from node.store.audit import verify_store
 from node.trust.layout import read_manifest
 from tests.cases import case_body, matter_of, signature_holds, status_of
 from tests.nodes import config_for, eventually, make_mesh, serving, settled
-from tests.processes import http, process, start_process, wait_ready
+from tests.processes import authorized, http, process, start_process, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +46,7 @@ async def test_handler_killed_mid_lifecycle(tmp_path: Path) -> None:
     wait_ready(mesh, "jiangsu", handler)
     async with (
         serving(config_for(mesh, "shanghai")) as (sh, sh_client),
-        aiohttp.ClientSession() as session,
+        mesh_session(mesh) as session,
     ):
         await eventually(lambda: sh.cases.find_matter(matter.code) is not None)
         first = await (await sh_client.post("/v1/cases", json=case_body(matter))).json()
@@ -90,7 +91,7 @@ async def test_handler_killed_mid_lifecycle(tmp_path: Path) -> None:
             await eventually(lambda: status_of(sh, case_id) == "evaluated")
             await eventually(lambda: all(status_of(sh, i) == "delivered" for i in later))
             handled = await get(session, f"{js_url}/v1/cases?role=handling&limit=200")
-            await eventually(lambda: handler_status(js_url, case_id) == "evaluated")
+            await eventually(lambda: handler_status(mesh, js_url, case_id) == "evaluated")
             js_view = await get(session, f"{js_url}/v1/cases/{case_id}")
         sh_view = await (await sh_client.get(f"/v1/cases/{case_id}")).json()
 
@@ -111,7 +112,8 @@ async def test_handler_killed_mid_lifecycle(tmp_path: Path) -> None:
         assert report.ok, (province, report.reason)
 
 
-def handler_status(url: str, case_id: str) -> str:
+def handler_status(mesh: Path, url: str, case_id: str) -> str:
     """The case's status at the handler process (a blocking read, for ``eventually``)."""
-    with urllib.request.urlopen(f"{url}/v1/cases/{case_id}", timeout=5) as response:
+    request = authorized(mesh, f"{url}/v1/cases/{case_id}")
+    with urllib.request.urlopen(request, timeout=5) as response:
         return str(json.load(response)["status"])

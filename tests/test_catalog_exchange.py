@@ -9,7 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 
 from node.api.app import build_app
 from node.cases.announce import to_announce
@@ -21,7 +21,16 @@ from node.runtime.service import start_http
 from node.store import catalogs, outbox
 from node.trust.keys import load_signing_key
 from node.wire import pb
-from tests.nodes import config_for, eventually, make_mesh, raw_channel, running, tls_of
+from tests.nodes import (
+    ScopedClient,
+    config_for,
+    eventually,
+    make_mesh,
+    raw_channel,
+    running,
+    tls_of,
+    tokens_of,
+)
 from tests.test_exchange import call_raw, fault_code
 
 
@@ -39,7 +48,7 @@ async def test_nodes_exchange_catalogs_and_serve_the_federated_one(tmp_path: Pat
         running(config_for(mesh, "jiangsu")) as js,
     ):
         await eventually(lambda: announced(sh, "jiangsu") and announced(js, "shanghai"))
-        async with TestClient(TestServer(build_app(sh))) as client:
+        async with ScopedClient(TestServer(build_app(sh)), tokens_of(sh.config)) as client:
             response = await client.get("/v1/catalog")
             assert response.status == 200
             body = await response.json()
@@ -124,7 +133,7 @@ def test_an_older_version_never_replaces_a_newer_one(tmp_path: Path) -> None:
 
 
 async def test_yrd_catalog_prints_the_federated_catalog(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """yrd catalog lists every province's matters as a table, --handler filters, --json
     parses, and an unreachable node is a clear error."""
@@ -137,6 +146,7 @@ async def test_yrd_catalog_prints_the_federated_catalog(
         runner = await start_http(sh)
         try:
             url = f"http://{sh.config.http_listen}"
+            monkeypatch.setenv("YRD_HTTP_TOKEN", tokens_of(sh.config)["read"])
             assert await asyncio.to_thread(main, ["catalog", "--url", url]) == 0
             out = capsys.readouterr().out
             assert "jiangsu" in out and "shanghai" in out

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,7 +19,17 @@ from node.identifiers import make_certificate_id, parse_certificate_id
 from node.runtime.node import Node
 from node.runtime.service import start_http
 from tests.certificate_samples import LI_MINGHUA, OTHER_PERSON, sample_json
-from tests.nodes import config_for, eventually, free_base_port, make_mesh, running, settled
+from tests.nodes import (
+    cli_env,
+    config_for,
+    eventually,
+    free_base_port,
+    known_url,
+    make_mesh,
+    running,
+    settled,
+    tokens_of,
+)
 
 CARD = sample_json("resident_id_card")
 CARD_ID = CARD["certificate_id"]
@@ -26,15 +37,13 @@ MASKED = f"{LI_MINGHUA[:6]}{'*' * 8}{LI_MINGHUA[-4:]}"
 
 
 @asynccontextmanager
-async def live(
-    tmp_path: Path, *, sh_token: str | None = None
-) -> AsyncIterator[tuple[Path, Node, str, Node, str]]:
+async def live(tmp_path: Path) -> AsyncIterator[tuple[Path, Node, str, Node, str]]:
     """Shanghai and Jiangsu running, each serving HTTP on its configured port, links up, and
     revocation lists refreshed every 0.2 s."""
     mesh = make_mesh(tmp_path)
     fast = {"revocation_refresh_seconds": 0.2}
     async with (
-        running(config_for(mesh, "shanghai", http_token=sh_token, **fast)) as sh,
+        running(config_for(mesh, "shanghai", **fast)) as sh,
         running(config_for(mesh, "jiangsu", **fast)) as js,
     ):
         runners = [await start_http(sh), await start_http(js)]
@@ -43,9 +52,9 @@ async def live(
             yield (
                 mesh,
                 sh,
-                f"http://{sh.config.http_listen}",
+                known_url(sh.config),
                 js,
-                f"http://{js.config.http_listen}",
+                known_url(js.config),
             )
         finally:
             for runner in runners:
@@ -55,7 +64,11 @@ async def live(
 async def yrd(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     """``yrd ARGV`` in a worker thread (it runs its own event loop): exit code, stdout, stderr."""
     capsys.readouterr()
-    code = await asyncio.to_thread(main, list(argv))
+    token = cli_env(argv)
+    with pytest.MonkeyPatch.context() as env:
+        if token is not None and "YRD_HTTP_TOKEN" not in os.environ:
+            env.setenv("YRD_HTTP_TOKEN", token)
+        code = await asyncio.to_thread(main, list(argv))
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -236,17 +249,18 @@ async def test_presentations_and_revocation(
 async def test_import_stops_when_the_node_refuses_the_request(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Without the bearer token an array import stops at the first refusal (it names no field,
-    so every certificate would meet it) and exits 1; with YRD_HTTP_TOKEN all are imported."""
-    monkeypatch.delenv("YRD_HTTP_TOKEN", raising=False)
+    """With a token that may not import (the platform's) an array import stops at the first
+    refusal (it names no field, so every certificate would meet it) and exits 1; with the
+    operator's token in YRD_HTTP_TOKEN all are imported."""
     cards = str(card_file(tmp_path, CARD, sample_json("driving_licence")))
-    async with live(tmp_path, sh_token="s3cret-token") as (_, _, sh_url, _, _):
+    async with live(tmp_path) as (_, sh, sh_url, _, _):
+        monkeypatch.setenv("YRD_HTTP_TOKEN", tokens_of(sh.config)["platform"])
         code, out, err = await yrd(capsys, "cert", "import", cards, "--url", sh_url)
         assert (code, out) == (1, "")
         first, stopped = err.splitlines()
-        assert first.startswith("yrd: unauthorized: ") and first.endswith("(field: [0])")
+        assert first.startswith("yrd: forbidden: ") and first.endswith("(field: [0])")
         assert stopped == "yrd: stopped; 1 more not sent"
-        monkeypatch.setenv("YRD_HTTP_TOKEN", "s3cret-token")
+        monkeypatch.setenv("YRD_HTTP_TOKEN", tokens_of(sh.config)["operator"])
         code, out, err = await yrd(capsys, "cert", "import", cards, "--url", sh_url, "--json")
         assert (code, err) == (0, "")
         assert [c["index"] for c in json.loads(out)["imported"]] == [0, 1]

@@ -20,7 +20,15 @@ from node.store import outbox
 from node.trust.layout import load_governance_key, read_manifest
 from node.trust.manifest import verify_manifest
 from node.wire import pb
-from tests.nodes import config_for, eventually, free_base_port, make_mesh, running, settled
+from tests.nodes import (
+    config_for,
+    eventually,
+    free_base_port,
+    make_mesh,
+    running,
+    settled,
+    tokens_of,
+)
 
 PROVINCES = ("shanghai", "jiangsu", "zhejiang", "anhui")
 
@@ -416,11 +424,13 @@ def urls(mesh: Path, provinces: Sequence[str] = ("shanghai", "jiangsu")) -> list
 
 
 async def test_status_table_for_healthy_pair(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``yrd status URL URL`` prints an aligned link table and "healthy" once heartbeats are
     up both ways, and ``--json`` says healthy with both nodes' status."""
     mesh = make_mesh(tmp_path)
+    # Nodes named by URL are asked with YRD_HTTP_TOKEN: the mesh's read-only viewer token.
+    monkeypatch.setenv("YRD_HTTP_TOKEN", tokens_of(config_for(mesh, "shanghai"))["read"])
     async with (
         running(config_for(mesh, "jiangsu")) as js,
         running(config_for(mesh, "shanghai")) as sh,
@@ -467,11 +477,13 @@ async def test_status_table_for_healthy_pair(
 
 
 async def test_status_with_node_stopped_is_unhealthy(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With one node stopped, ``yrd status`` exits 1 and names the unreachable node and the
     link that stopped answering; ``--json`` says healthy false."""
     mesh = make_mesh(tmp_path)
+    # Nodes named by URL are asked with YRD_HTTP_TOKEN: the mesh's read-only viewer token.
+    monkeypatch.setenv("YRD_HTTP_TOKEN", tokens_of(config_for(mesh, "shanghai"))["read"])
     async with running(config_for(mesh, "shanghai")) as sh:
         sh_http = await start_http(sh)
         try:

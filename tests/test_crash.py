@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import aiohttp
 import pytest
 
+from node.cli.mesh_auth import mesh_session
 from node.protocol.checks import check_reply
 from node.store import outbox
 from node.store.audit import verify_store
@@ -105,7 +105,7 @@ async def test_sender_killed_mid_backlog_loses_and_duplicates_nothing(tmp_path: 
         sender = start_process(mesh, "shanghai")
         wait_ready(mesh, "shanghai", sender)
         accepted: list[str] = []
-        async with aiohttp.ClientSession() as session:
+        async with mesh_session(mesh) as session:
             for _ in range(10):
                 async with session.post(
                     http(mesh, "shanghai") + "/v1/probes", json={"peer": "jiangsu", "count": 100}

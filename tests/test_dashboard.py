@@ -15,12 +15,12 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-import aiohttp
 import grpc
 import pytest
 
 from node.api.dashboard import NodeView, RefusalCount, parse_mesh, render_card, render_page
 from node.api.problems import ProblemError
+from node.cli.mesh_auth import mesh_session
 from node.runtime.node import Node
 from node.runtime.service import start_http
 from node.transport.errors import FAULT_TRAILER
@@ -35,13 +35,20 @@ CHROMIUM_TIMEOUT = 60.0
 class Mesh:
     """Four running nodes with their HTTP servers, one refusal already counted at Jiangsu."""
 
-    def __init__(self, nodes: dict[str, Node]) -> None:
+    def __init__(self, directory: Path, nodes: dict[str, Node]) -> None:
+        self.directory = directory
         self.nodes = nodes
         self.urls = {p: f"http://{n.config.http_listen}" for p, n in nodes.items()}
 
-    def dashboard_url(self, served_by: str = "shanghai") -> str:
+    def dashboard_url(self, served_by: str = "shanghai", *, credentials: bool = False) -> str:
+        """The mesh page; with ``credentials`` the viewer token in the URL, as HTTP Basic's
+        password, the way a browser is given it."""
         mesh = ",".join(self.urls[p] for p in PROVINCES)
-        return f"{self.urls[served_by]}/?mesh={mesh}"
+        url = f"{self.urls[served_by]}/?mesh={mesh}"
+        if credentials:
+            token = (self.directory / "viewer.token").read_text().strip()
+            url = url.replace("http://", f"http://viewer:{token}@", 1)
+        return url
 
 
 @pytest.fixture
@@ -65,7 +72,7 @@ async def mesh(tmp_path: Path) -> AsyncIterator[Mesh]:
                 await channel.unary_unary(DELIVER_METHOD)(b"\xff\x00garbage", timeout=5)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert dict(refused.value.trailing_metadata() or ()).get(FAULT_TRAILER)
-        yield Mesh(nodes)
+        yield Mesh(directory, nodes)
 
 
 def assert_shows_the_mesh(page: str) -> None:
@@ -87,7 +94,7 @@ def assert_shows_the_mesh(page: str) -> None:
 async def test_dashboard_shows_all_twelve_links_and_the_refusal(mesh: Mesh) -> None:
     """One node renders the whole mesh: every directed link up, the refusal by code, offline."""
     async with (
-        aiohttp.ClientSession() as session,
+        mesh_session(mesh.directory) as session,
         session.get(mesh.dashboard_url()) as response,
     ):
         assert response.status == 200
@@ -106,7 +113,7 @@ async def test_dashboard_shows_all_twelve_links_and_the_refusal(mesh: Mesh) -> N
 async def test_dashboard_without_mesh_shows_this_nodes_links(mesh: Mesh) -> None:
     """Without ``?mesh`` a node shows its own outbound links and when each peer was heard."""
     async with (
-        aiohttp.ClientSession() as session,
+        mesh_session(mesh.directory) as session,
         session.get(mesh.urls["shanghai"] + "/") as response,
     ):
         assert response.status == 200
@@ -132,7 +139,7 @@ async def test_dashboard_without_mesh_shows_this_nodes_links(mesh: Mesh) -> None
 async def test_dashboard_refuses_non_loopback_mesh_urls(mesh: Mesh, bad: str) -> None:
     """A mesh URL that is not plain http on loopback is a 400 problem naming the field."""
     async with (
-        aiohttp.ClientSession() as session,
+        mesh_session(mesh.directory) as session,
         session.get(mesh.urls["anhui"] + "/", params={"mesh": bad}) as response,
     ):
         assert response.status == 400
@@ -220,7 +227,7 @@ async def test_dashboard_in_headless_chromium(mesh: Mesh, tmp_path: Path) -> Non
         f"--screenshot={screenshot}",
         "--window-size=1400,1000",
         "--dump-dom",
-        mesh.dashboard_url(),
+        mesh.dashboard_url(credentials=True),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

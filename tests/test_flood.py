@@ -24,7 +24,7 @@ from node.runtime.config import load_config
 from node.trust.layout import node_id_for
 from tests.flood import malformed_stream, rss_mb, silent_stream
 from tests.nodes import make_mesh, raw_channel, tls_of
-from tests.processes import http, process
+from tests.processes import authorized, http, process
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,8 @@ WELL_BEHAVED = ("jiangsu", "zhejiang")
 
 
 def status_of(mesh: Path, province: str) -> dict[str, object]:
-    with urllib.request.urlopen(http(mesh, province) + "/v1/status", timeout=5) as response:
+    request = authorized(mesh, http(mesh, province) + "/v1/status")
+    with urllib.request.urlopen(request, timeout=5) as response:
         body: dict[str, object] = json.load(response)
         return body
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from aiohttp import web
 
 from node.cli.load import CaseStream, Endpoint, LoadCase
 from tests.nodes import free_base_port
+from tests.processes import authorized
 
 pytestmark = pytest.mark.slow
 
@@ -49,14 +51,15 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         supervisor.communicate(timeout=60)
 
 
-def load(*options: str) -> subprocess.CompletedProcess[str]:
+def load(*options: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "YRD_HTTP_TOKEN": token} if token else None
     return subprocess.run(
-        [*YRD, "load", *options], capture_output=True, text=True, timeout=90, check=False
+        [*YRD, "load", *options], capture_output=True, text=True, timeout=90, check=False, env=env
     )
 
 
-def get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:
+def get(directory: Path, url: str) -> Any:
+    with urllib.request.urlopen(authorized(directory, url), timeout=10) as response:
         return json.loads(response.read())
 
 
@@ -65,7 +68,7 @@ def case_counts(directory: Path) -> dict[str, int]:
     return {
         n["province"]: sum(
             sum(by_status.values())
-            for by_status in get(f"http://{n['http']}/v1/status")["cases"].values()
+            for by_status in get(directory, f"http://{n['http']}/v1/status")["cases"].values()
         )
         for n in nodes
     }
@@ -109,7 +112,7 @@ def test_load_table_on_chosen_pairs_names_no_one(mesh: Path) -> None:
     assert "every submitted case was handed off (4 of 4)" in result.stdout
     nodes = json.loads((mesh / "mesh.json").read_text())["nodes"]
     for node in nodes:
-        fixtures = get(f"http://{node['platform']}/sim/fixtures")
+        fixtures = get(mesh, f"http://{node['platform']}/sim/fixtures")
         for person in fixtures["persons"]:
             assert person["id_number"] not in result.stdout + result.stderr
             assert person["name"] not in result.stdout + result.stderr
@@ -144,7 +147,7 @@ def test_node_that_does_not_answer(tmp_path: Path) -> None:
         for i, p in enumerate(PROVINCES)
     ]  # fmt: skip
     (tmp_path / "mesh.json").write_text(json.dumps({"nodes": nodes}))
-    result = load("--dir", str(tmp_path), "--cases", "3")
+    result = load("--dir", str(tmp_path), "--cases", "3", token="yrd_" + "A" * 43)
     assert result.returncode == 2
     assert "the shanghai node does not answer" in result.stderr
     assert "connection refused" in result.stderr

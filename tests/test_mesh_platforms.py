@@ -16,8 +16,9 @@ import pytest
 
 from adapters.registry import citizen
 from adapters.shanghai.platform import BASE
+from node.cli.mesh_auth import mesh_session
 from node.runtime.mesh import Mesh
-from node.trust.layout import init_mesh
+from node.runtime.mesh_access import create_mesh
 from tests.nodes import free_base_port
 
 pytestmark = pytest.mark.slow
@@ -80,11 +81,11 @@ async def test_shanghai_application_handled_in_anhui_through_both_platforms(tmp_
     platform shows each outcome, completions with their result; while Anhui's platform is
     down the node holds what it owes it, and delivers it once the platform is back."""
     directory = tmp_path / "mesh"
-    init_mesh(directory, now=time.time(), base_port=free_base_port())
+    create_mesh(directory, now=time.time(), base_port=free_base_port())
     mesh = Mesh(directory, officer_delay=0.2)
     try:
         await mesh.up()
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
+        async with mesh_session(directory, timeout=aiohttp.ClientTimeout(total=20)) as session:
             shanghai = citizen("shanghai")
             platform = mesh.platform_url("shanghai")
             assert platform is not None

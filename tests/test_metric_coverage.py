@@ -37,7 +37,16 @@ from node.trust.manifest import ManifestMalformed
 from node.wire import DELIVER_METHOD
 from tests.cases import case_body, status_of
 from tests.federation import probe_message
-from tests.nodes import config_for, eventually, make_mesh, raw_channel, running, tls_of
+from tests.nodes import (
+    ScopedClient,
+    config_for,
+    eventually,
+    make_mesh,
+    raw_channel,
+    running,
+    tls_of,
+    tokens_of,
+)
 
 MONITORING = Path(__file__).resolve().parent.parent / "monitoring"
 ALERTS = MONITORING / "prometheus" / "alerts.yml"
@@ -177,8 +186,8 @@ async def exposition_after_traffic(mesh: Path) -> list[str]:
     async with (
         running(config_for(mesh, "jiangsu")) as js,
         running(config_for(mesh, "shanghai", platform=with_platform)) as sh,
-        TestClient(TestServer(build_app(sh))) as sh_client,
-        TestClient(TestServer(build_app(js))) as js_client,
+        ScopedClient(TestServer(build_app(sh)), tokens_of(sh.config)) as sh_client,
+        ScopedClient(TestServer(build_app(js)), tokens_of(js.config)) as js_client,
     ):
         await eventually(lambda: sh.link("jiangsu").up and js.link("shanghai").up)
         response = await sh_client.post("/v1/probes", json={"peer": "jiangsu", "count": 1})

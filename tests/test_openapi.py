@@ -50,7 +50,8 @@ from tests.nodes import config_for, eventually, make_mesh, serving, settled
 
 Client = TestClient[Any, Any]
 
-TOKEN = "openapi-test-token"
+SCOPED = "scoped"
+"""``Conforming.call``'s default: the node's token of the scope the route admits."""
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
 JS_MATTER = matter_of("jiangsu")
 DOCUMENT_SHA256 = "cd" * 32
@@ -104,23 +105,27 @@ class Conforming:
         content_type: str = "application/json",
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
-        token: str | None = TOKEN,
+        token: str | None = SCOPED,
         conforms: bool = True,
         status: int | None = None,
         code: str | None = None,
     ) -> Reply:
         sent = dict(headers or {})
-        if token is not None:
+        if token is not None and token != SCOPED:
             sent["Authorization"] = f"Bearer {token}"
+        elif token == SCOPED:
+            scoped = self.client.tokens[self.client.scope_for(method, path)]
+            sent["Authorization"] = f"Bearer {scoped}"
         if body is not None:
             data = json.dumps(body, ensure_ascii=False).encode()
         if data is not None:
             sent["Content-Type"] = content_type
         # A file-like body: aiohttp warns about (and filterwarnings fails on) big raw bytes.
         payload = io.BytesIO(data) if data is not None and len(data) > 65536 else data
-        async with self.client.request(
-            method, path, data=payload, params=params, headers=sent
-        ) as response:
+        # Without a token: past the scoped client, which would add one.
+        sender = self.client.session.request if token is None else self.client.request
+        target = self.client.make_url(path) if token is None else path
+        async with sender(method, target, data=payload, params=params, headers=sent) as response:
             reply = Reply(response.status, dict(response.headers), await response.read())
 
         request = MockRequest(
@@ -198,8 +203,8 @@ async def pair(
     """Shanghai (accepting) and Jiangsu (handling), both requiring the token, catalogs
     exchanged; ``changes`` apply to both nodes' configs."""
     async with (
-        serving(config_for(mesh, "shanghai", http_token=TOKEN, **changes)) as (sh, sh_client),
-        serving(config_for(mesh, "jiangsu", http_token=TOKEN, **changes)) as (js, js_client),
+        serving(config_for(mesh, "shanghai", **changes)) as (sh, sh_client),
+        serving(config_for(mesh, "jiangsu", **changes)) as (js, js_client),
     ):
         await eventually(lambda: settled(sh, js))
         yield sh, Conforming(sh_client), js, Conforming(js_client)
@@ -222,7 +227,13 @@ def test_document_is_valid_openapi_31() -> None:
 def test_routes_match_document() -> None:
     """Every route the app registers is documented, and every documented operation is a route
     (HEAD, which aiohttp adds to each GET, is left out of both)."""
-    stub = cast(Node, SimpleNamespace(config=SimpleNamespace(http_token=None)))
+    stub = cast(
+        Node,
+        SimpleNamespace(
+            config=SimpleNamespace(allowed_hosts=()),
+            metrics=SimpleNamespace(http_refusals=None),
+        ),
+    )
     app = build_app(stub)
     registered = set()
     for resource in app.router.resources():
@@ -235,14 +246,22 @@ def test_routes_match_document() -> None:
 
 
 def test_bearer_auth_on_all_but_health() -> None:
-    """Every operation requires the bearer token except /healthz and /readyz, which are open."""
-    assert SPEC["security"] == [{"bearerAuth": []}]
+    """Every operation requires a token except /healthz, /readyz and /metrics, which are open;
+    every other operation names the scopes it admits, exactly as the node enforces them."""
+    from node.api.access import RULES
+
+    assert SPEC["security"] == [{"bearerAuth": []}, {"basicAuth": []}]
     open_paths = {
         path
         for path, method in documented_operations()
         if SPEC["paths"][path][method].get("security") == []
     }
-    assert open_paths == {"/healthz", "/readyz"}
+    assert open_paths == {"/healthz", "/readyz", "/metrics"}
+    for path, method in documented_operations():
+        operation = SPEC["paths"][path][method]
+        if path in open_paths:
+            continue
+        assert sorted(RULES[(method.upper(), path)]) == operation["x-scopes"], path
 
 
 # -- a real run ----------------------------------------------------------------------------
@@ -712,7 +731,7 @@ async def test_certificates_conform(mesh: Path) -> None:
 
 async def test_openapi_json_is_the_document(mesh: Path) -> None:
     """GET /v1/openapi.json answers the shipped document, byte for byte, as application/json."""
-    async with serving(config_for(mesh, "shanghai", http_token=TOKEN)) as (_, client):
+    async with serving(config_for(mesh, "shanghai")) as (_, client):
         api = Conforming(client)
         reply = await api.call("GET", "/v1/openapi.json", status=200)
     assert reply.headers["Content-Type"] == "application/json; charset=utf-8"

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -18,7 +18,7 @@ from node.cli.main import main
 from node.runtime.service import start_http
 from node.trust.keys import write_private_file
 from node.trust.tls import certificate_pem, issue_node_certificate, private_key_pem
-from tests.nodes import config_for, eventually, make_mesh, running, settled
+from tests.nodes import ScopedClient, config_for, eventually, make_mesh, running, settled, tokens_of
 
 
 async def test_maintenance_mode_fails_readiness_until_switched_off(tmp_path: Path) -> None:
@@ -26,7 +26,7 @@ async def test_maintenance_mode_fails_readiness_until_switched_off(tmp_path: Pat
     a body that is not a boolean is refused and changes nothing."""
     mesh = make_mesh(tmp_path)
     async with running(config_for(mesh, "shanghai")) as sh:
-        async with TestClient(TestServer(build_app(sh))) as client:
+        async with ScopedClient(TestServer(build_app(sh)), tokens_of(sh.config)) as client:
             bad = await client.put("/v1/maintenance", json={"on": "yes"})
             assert bad.status == 422
             assert (await bad.json())["field"] == "on"
@@ -35,14 +35,16 @@ async def test_maintenance_mode_fails_readiness_until_switched_off(tmp_path: Pat
             assert (await client.put("/v1/maintenance", json={"on": True})).status == 200
             answer = await client.get("/readyz")
             assert answer.status == 503
-            assert (await answer.json())["checks"]["maintenance"].startswith("maintenance mode")
+            assert (await answer.json())["checks"]["maintenance"] == "failing"
+            status = await (await client.get("/v1/status")).json()
+            assert status["checks"]["maintenance"].startswith("maintenance mode")
 
             assert (await client.put("/v1/maintenance", json={"on": False})).status == 200
             assert (await client.get("/readyz")).status == 200
 
 
 async def test_yrd_node_maintenance_and_status_table(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """yrd node maintenance on marks the node not ready; yrd status then exits 1 with the
     node table naming it; off restores a healthy, exit-0 status with expiries in days."""
@@ -61,6 +63,8 @@ async def test_yrd_node_maintenance_and_status_table(
             )
             assert "readiness now: maintenance" in capsys.readouterr().out
             urls = [f"http://{n.config.http_listen}" for n in (sh, js)]
+            # Nodes named by URL are asked with YRD_HTTP_TOKEN: here the mesh's viewer token.
+            monkeypatch.setenv("YRD_HTTP_TOKEN", tokens_of(sh.config)["read"])
             assert await asyncio.to_thread(main, ["status", *urls]) == 1
             out = capsys.readouterr().out
             shanghai_row = next(line for line in out.splitlines() if line.startswith("shanghai"))
@@ -68,9 +72,11 @@ async def test_yrd_node_maintenance_and_status_table(
             # Days left for the manifest (90-day mesh default) and signing key (365).
             assert re.search(r"\b(89|90) d\s+(364|365) d\s+\d+ d\b", shanghai_row)
 
+            monkeypatch.setenv("YRD_HTTP_TOKEN", tokens_of(sh.config)["operator"])
             assert (
                 await asyncio.to_thread(main, ["node", "maintenance", "off", "--url", urls[0]]) == 0
             )
+            monkeypatch.setenv("YRD_HTTP_TOKEN", tokens_of(sh.config)["read"])
             assert "readiness now: ready" in capsys.readouterr().out
             assert await asyncio.to_thread(main, ["status", *urls]) == 0
         finally:

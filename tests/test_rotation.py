@@ -34,12 +34,13 @@ from tests.nodes import (
     running,
     tls_of,
 )
-from tests.processes import http, process
+from tests.processes import authorized, http, process
 from tests.test_exchange import call_raw, fault_code
 
 
 def manifest_version_of(mesh: Path, province: str) -> int:
-    with urllib.request.urlopen(http(mesh, province) + "/v1/status", timeout=5) as response:
+    request = authorized(mesh, http(mesh, province) + "/v1/status")
+    with urllib.request.urlopen(request, timeout=5) as response:
         return int(json.loads(response.read())["manifest"]["version"])
 
 

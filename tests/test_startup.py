@@ -25,6 +25,7 @@ from node.cli.main import main
 from node.runtime.config import load_config
 from node.trust.layout import publish_manifest, read_manifest
 from tests.nodes import config_for, make_mesh, running
+from tests.processes import authorized
 
 START_TIMEOUT = 30.0
 REFUSAL_TIMEOUT = 30.0
@@ -92,27 +93,35 @@ def test_corrupt_store_refused_and_left_untouched(mesh: Path, content: bytes) ->
     assert sorted(p.name for p in store.parent.glob("node.db*")) == ["node.db", "node.db.lock"]
 
 
+def store_files(mesh: Path) -> dict[str, bytes]:
+    """Shanghai's store files and their bytes."""
+    folder = mesh / "shanghai"
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("node.db*"))}
+
+
 def test_group_readable_signing_key_refused(mesh: Path) -> None:
     """A signing key file with mode 0644 stops start-up with the chmod that fixes it, before
-    any store is created."""
+    the store (which `mesh init` made, holding the REST tokens) is touched."""
     key = mesh / "shanghai" / "signing.key"
     key.chmod(0o644)
+    before = store_files(mesh)
     result = refused_start(mesh / "shanghai" / "node.toml")
     assert "readable by group or others" in result.stderr
     assert f"chmod 600 {key}" in result.stderr
-    assert not (mesh / "shanghai" / "node.db").exists()
+    assert store_files(mesh) == before
 
 
 def test_tampered_manifest_refused(mesh: Path) -> None:
     """A manifest edited after signing stops start-up naming the failed signature, before
-    any store file is created."""
+    the store is touched."""
+    before = store_files(mesh)
     path = mesh / "manifest.json"
     document = json.loads(path.read_bytes())
     document["manifest"]["members"][1]["endpoint"] = "203.0.113.9:7102"
     path.write_text(json.dumps(document), encoding="utf-8")
     result = refused_start(mesh / "shanghai" / "node.toml")
     assert "signature does not verify" in result.stderr
-    assert not (mesh / "shanghai" / "node.db").exists(), "a refused start created a store"
+    assert store_files(mesh) == before, "a refused start touched the store"
 
 
 async def test_older_manifest_than_recorded_refused(mesh: Path) -> None:
@@ -183,21 +192,16 @@ def test_listen_port_in_use_refused(mesh: Path, surface: str) -> None:
 # -- graceful shutdown ---------------------------------------------------------------------
 
 
-def get_json(url: str) -> tuple[int, dict[str, Any]]:
+def get_json(mesh: Path, url: str) -> tuple[int, dict[str, Any]]:
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(authorized(mesh, url), timeout=2) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
 
 
-def post_json(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
+def post_json(mesh: Path, url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    request = authorized(mesh, url, data=json.dumps(body).encode(), method="POST")
     with urllib.request.urlopen(request, timeout=5) as response:
         return response.status, json.loads(response.read())
 
@@ -251,14 +255,14 @@ def test_sigterm_stops_node_cleanly(
     base = [f"http://{c.http_listen}" for c in configs]
     with node_processes(paths, tmp_path) as processes:
         for url in base:
-            wait_for(lambda url=url: get_json(url + "/readyz")[0] == 200, "ready", processes)
+            wait_for(lambda url=url: get_json(mesh, url + "/readyz")[0] == 200, "ready", processes)
 
-        status, body = post_json(base[0] + "/v1/probes", {"peer": "jiangsu", "count": 5})
+        status, body = post_json(mesh, base[0] + "/v1/probes", {"peer": "jiangsu", "count": 5})
         assert status == 202 and len(body["message_ids"]) == 5
 
         def drained() -> bool:
-            _, shanghai = get_json(base[0] + "/v1/status")
-            _, jiangsu = get_json(base[1] + "/v1/status")
+            _, shanghai = get_json(mesh, base[0] + "/v1/status")
+            _, jiangsu = get_json(mesh, base[1] + "/v1/status")
             # The five probes, Shanghai's catalog announcement and its revocation list.
             return shanghai["peers"][0]["outbox_depth"] == 0 and jiangsu["inbox_messages"] == 7
 

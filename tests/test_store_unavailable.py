@@ -113,9 +113,12 @@ async def deliver_probe(sender_mesh: Path, receiver: Node) -> tuple[grpc.StatusC
 
 
 async def store_named_not_ready(client: Client) -> bool:
-    response = await client.get("/readyz")
-    checks = (await response.json())["checks"]
-    return response.status == 503 and "full" in checks["store"]
+    """/readyz fails naming the store; /v1/status says why."""
+    ready = await client.get("/readyz")
+    if ready.status != 503 or (await ready.json())["checks"]["store"] != "failing":
+        return False
+    status = await (await client.get("/v1/status")).json()
+    return "full" in status["checks"]["store"]
 
 
 async def eventually_async(predicate: Callable[[], Awaitable[bool]], *, timeout: float) -> None:
@@ -286,6 +289,8 @@ async def test_store_on_a_full_filesystem_refuses_writes_then_resumes(tmp_path: 
             filler.unlink()
 
         config = config_for(mesh, "shanghai")
+        # The node's store, with the REST tokens `mesh init` put in it, moves to the small disk.
+        shutil.copy(config.paths.store, small / "node.db")
         await run_through_full_store(
             mesh,
             fill=fill,

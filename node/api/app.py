@@ -3,7 +3,10 @@
 Rules kept here:
 - Liveness (``/healthz``) is trivial; readiness (``/readyz``) reports each check by name and
   answers 503 when any fails.
-- When a bearer token is configured every route but ``/healthz`` and ``/readyz`` requires it.
+- Who may call what is ``node.api.access``: a token in force with the route's scope, on a
+  ``Host`` this node answers for.
+- ``/readyz`` is open, so it says only whether each check passes; why one fails is in
+  ``/v1/status`` (which needs a token), since it may name files and internal errors.
 - Errors are ``application/problem+json`` naming the field at fault; request bodies are
   bounded.
 - A store that refuses writes (disk full, I/O error) is 503 ``store_unavailable`` with
@@ -12,7 +15,6 @@ Rules kept here:
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -22,6 +24,7 @@ from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from node.api import cases, certificates, openapi
+from node.api.access import access_middleware
 from node.api.dashboard import dashboard
 from node.api.problems import ProblemError, problem
 from node.api.requests import NODE_KEY, json_response, read_json
@@ -38,11 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
-MAX_PROBES = 10_000
-MAX_PROBE_PAYLOAD = 64 * 1024
 STORE_RETRY_AFTER = 5
 """Seconds a caller is asked to wait after a 503 ``store_unavailable``."""
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -82,31 +82,15 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
         return problem(500, "internal_error", "the node failed to answer; see its log")
 
 
-def auth_middleware(token: str | None) -> Middleware:
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token and request.path not in OPEN_PATHS:
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                response = problem(
-                    401,
-                    "unauthorized",
-                    "a valid bearer token is required (Authorization: Bearer <token>; the "
-                    "yrd commands read it from YRD_HTTP_TOKEN)",
-                )
-                response.headers["WWW-Authenticate"] = 'Bearer realm="yrd"'
-                return response
-        return await handler(request)
-
-    return check
-
-
 async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "alive"})
 
 
 async def readyz(request: web.Request) -> web.Response:
-    checks = request.app[NODE_KEY].readiness()
+    checks = {
+        name: "ok" if verdict == "ok" else "failing"
+        for name, verdict in request.app[NODE_KEY].readiness().items()
+    }
     ready = all(v == "ok" for v in checks.values())
     return json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
@@ -160,17 +144,18 @@ async def send_probes(request: web.Request) -> web.Response:
         raise ProblemError(
             422, "unknown_peer", f"peer must be one of {sorted(node.peers)}", field="peer"
         )
+    most, largest = node.config.max_probes, node.config.max_probe_payload_bytes
     count = body.get("count", 1)
-    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_PROBES:
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= most:
         raise ProblemError(
-            422, "invalid_count", f"count must be an integer from 1 to {MAX_PROBES}", field="count"
+            422, "invalid_count", f"count must be an integer from 1 to {most}", field="count"
         )
     size = body.get("payload_bytes", 0)
-    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_PROBE_PAYLOAD:
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= largest:
         raise ProblemError(
             422,
             "invalid_payload_bytes",
-            f"payload_bytes must be an integer from 0 to {MAX_PROBE_PAYLOAD}",
+            f"payload_bytes must be an integer from 0 to {largest}",
             field="payload_bytes",
         )
     payload = bytes(size)
@@ -181,7 +166,10 @@ async def send_probes(request: web.Request) -> web.Response:
 
 
 def build_app(node: Node) -> web.Application:
-    middlewares: list[Middleware] = [problems_middleware, auth_middleware(node.config.http_token)]
+    middlewares: list[Middleware] = [
+        problems_middleware,
+        access_middleware(node.config.allowed_hosts, node.metrics.http_refusals),
+    ]
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
     app[NODE_KEY] = node
     app.router.add_get("/", dashboard)

@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from yarl import URL
 
 from monitoring.status import STATUS_TIMEOUT, fetch_status
+from node.api.access import presented_token
 from node.api.problems import ProblemError
 from node.api.requests import NODE_KEY
 from node.trust.manifest import PROVINCES
@@ -145,9 +146,9 @@ def local_view(node: Node) -> NodeView:
     return NodeView("this node", node.status(), refusals=refusals, expiries=expiries)
 
 
-async def fetch_view(session: aiohttp.ClientSession, url: str) -> NodeView:
+async def fetch_view(session: aiohttp.ClientSession, url: str, token: str | None) -> NodeView:
     """Another node's view from its ``/v1/status`` and ``/metrics``; errors are reported."""
-    answer = await fetch_status(session, url)
+    answer = await fetch_status(session, url, token)
     if answer.status is None:
         return NodeView(url, None, answer.error)
     try:
@@ -164,12 +165,13 @@ async def fetch_view(session: aiohttp.ClientSession, url: str) -> NodeView:
     return NodeView(url, answer.status, refusals=refusals, expiries=expiries)
 
 
-async def gather_views(node: Node, mesh: Sequence[str]) -> list[NodeView]:
-    """This node's view first, then one per mesh URL that is not this node again."""
+async def gather_views(node: Node, mesh: Sequence[str], token: str | None) -> list[NodeView]:
+    """This node's view first, then one per mesh URL that is not this node again, each asked
+    with the viewer's own token (it must be in force there too: a mesh's viewer token is)."""
     views = [local_view(node)]
     if mesh:
         async with aiohttp.ClientSession() as session:
-            fetched = await asyncio.gather(*(fetch_view(session, url) for url in mesh))
+            fetched = await asyncio.gather(*(fetch_view(session, url, token) for url in mesh))
         own = node.config.province
         views.extend(v for v in fetched if v.province != own)
     return views
@@ -387,7 +389,7 @@ async def dashboard(request: web.Request) -> web.Response:
     node = request.app[NODE_KEY]
     raw = request.query.get("mesh")
     mesh = parse_mesh(raw) if raw is not None else []
-    views = await gather_views(node, mesh)
+    views = await gather_views(node, mesh, presented_token(request))
     page = render_page(views, own=node.config.province, now=node.clock())
     return web.Response(
         text=page,

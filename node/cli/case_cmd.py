@@ -2,7 +2,7 @@
 
 Rules kept here:
 - One node is asked, named by ``--url`` or by ``--mesh DIR --province P``; the bearer token
-  comes from ``YRD_HTTP_TOKEN``.
+  comes from ``YRD_HTTP_TOKEN`` or, with ``--mesh``, the province's platform token.
 - Exit 0 on success; 1 when the node refuses (its problem's code, detail and field on
   stderr); 2 when the node cannot be reached or the command line cannot be turned into a
   request.

@@ -13,6 +13,7 @@ import aiohttp
 
 from node.cli.output import emit_json, fail, table
 from node.runtime.mesh import node_configs
+from node.runtime.mesh_access import NoToken, tool_token
 
 
 def register(commands: Any) -> None:
@@ -51,7 +52,11 @@ def run_catalog(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             return fail(f"cannot read mesh {args.mesh}: {exc}")
     try:
-        body = asyncio.run(fetch(url, os.environ.get("YRD_HTTP_TOKEN")))
+        token = tool_token(os.environ, args.mesh, "", "read")
+    except NoToken as exc:
+        return fail(f"{exc}; or set YRD_HTTP_TOKEN")
+    try:
+        body = asyncio.run(fetch(url, token))
     except (aiohttp.ClientError, TimeoutError, RuntimeError) as exc:
         return fail(f"cannot get the catalog from {url}: {exc}")
     matters = [m for m in body["matters"] if args.handler in (None, m["handler"])]

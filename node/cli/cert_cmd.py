@@ -3,7 +3,8 @@ recognition through one node's REST API (DESIGN.md §7, §9).
 
 Rules kept here:
 - Node selection, the bearer token, exit codes and problem output are ``case_cmd``'s: one
-  node by ``--url`` or ``--mesh DIR --province P``, ``YRD_HTTP_TOKEN``, exit 1 with the
+  node by ``--url`` or ``--mesh DIR --province P``, ``YRD_HTTP_TOKEN`` or the mesh's token
+  (the operator's for ``import``, else the platform's), exit 1 with the
   problem's code, detail and field on stderr when the node refuses, exit 2 when it cannot be
   reached or the command line cannot be turned into a request.
 - ``presentation verify`` also exits 3 when the token checks out but the certificate is not
@@ -105,7 +106,7 @@ def register(commands: Any) -> None:
         "identifier again replaces it (a revoked status is then published).",
     )
     load.add_argument("file", metavar="FILE", help="the JSON file, - for stdin")
-    load.set_defaults(run=lambda args: run(args, _import))
+    load.set_defaults(run=lambda args: run(args, _import, scope="operator"))
 
     presentation = commands.add_parser(
         "presentation", help="issue and verify offline presentations (亮证)"

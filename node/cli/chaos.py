@@ -45,6 +45,7 @@ from node.cli.load import (
     session,
 )
 from node.runtime.mesh import Kind, Mesh, MeshError, MeshNode
+from node.runtime.mesh_access import mesh_token
 from node.store.audit import AuditReport, verify_store
 from node.store.database import StoreError
 
@@ -383,7 +384,7 @@ class _ChaosRun:
 
 
 async def _statuses(mesh: Mesh) -> dict[str, Mapping[str, Any] | None]:
-    answers = await fetch_all(mesh.urls)
+    answers = await fetch_all(mesh.urls, mesh_token(mesh.directory, "", "read"))
     return {c.province: a.status for c, a in zip(mesh.configs, answers, strict=True)}
 
 

@@ -20,7 +20,7 @@ from node.cli.mesh_cmd import endpoints_table
 from node.cli.output import emit_json, fail
 from node.cli.progress import Progress
 from node.runtime.mesh import MeshError
-from node.trust.layout import init_mesh
+from node.runtime.mesh_access import create_mesh
 
 
 def register(commands: Any) -> None:
@@ -74,7 +74,7 @@ def _chaos(args: argparse.Namespace, root: Path) -> int:
     say = progress.note
     if not (root / "manifest.json").exists():
         try:
-            init_mesh(root, now=time.time(), base_port=args.base_port)
+            create_mesh(root, now=time.time(), base_port=args.base_port)
         except (OSError, ValueError) as exc:
             return fail(str(exc))
     options = ChaosOptions(args.duration, args.seed, args.cases, args.wait, args.officer_delay)

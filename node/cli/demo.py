@@ -15,17 +15,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from monitoring.status import fetch_all, problems
 from node.cli.demo_cases import check_certificates, pair_rows, run_cases
+from node.cli.mesh_auth import mesh_session
 from node.cli.mesh_cmd import endpoints_table
 from node.cli.output import table
 from node.cli.progress import Progress, say
 from node.cli.status_cmd import render
 from node.runtime.mesh import Mesh, MeshError
+from node.runtime.mesh_access import create_mesh, mesh_token
 from node.store.audit import verify_store
-from node.trust.layout import init_mesh
 
 HEARTBEAT_WAIT = 30.0
 OFFICER_DELAY = 0.3
@@ -37,7 +36,7 @@ async def _wait_links_up(mesh: Mesh) -> None:
     deadline = time.monotonic() + HEARTBEAT_WAIT
     progress = Progress()
     while True:
-        answers = await fetch_all(mesh.urls)
+        answers = await fetch_all(mesh.urls, mesh_token(mesh.directory, "", "read"))
         links = [(a.status or {}).get("peers", []) for a in answers]
         up = sum(1 for peers in links for link in peers if link.get("up"))
         total = sum(len(peers) for peers in links)
@@ -52,7 +51,7 @@ async def _wait_links_up(mesh: Mesh) -> None:
 
 async def _burst(mesh: Mesh, probes: int) -> int:
     sent = 0
-    async with aiohttp.ClientSession() as session:
+    async with mesh_session(mesh.directory) as session:
         for config in mesh.configs:
             for other in mesh.configs:
                 if other.province == config.province:
@@ -72,7 +71,7 @@ async def _wait_drained(mesh: Mesh, expected: int) -> list[Any]:
     deadline = time.monotonic() + DRAIN_WAIT
     progress = Progress()
     while True:
-        answers = await fetch_all(mesh.urls)
+        answers = await fetch_all(mesh.urls, mesh_token(mesh.directory, "", "read"))
         received = sum((a.status or {}).get("inbox_by_type", {}).get("probe", 0) for a in answers)
         backlog = sum(
             link.get("outbox_depth", 0)
@@ -92,7 +91,7 @@ async def _show_catalog(mesh: Mesh) -> list[dict[str, Any]]:
     """The federated catalog as the first node sees it, once every province announced."""
     url = mesh.urls[0] + "/v1/catalog"
     deadline = time.monotonic() + HEARTBEAT_WAIT
-    async with aiohttp.ClientSession() as session:
+    async with mesh_session(mesh.directory) as session:
         while True:
             async with session.get(url) as response:
                 body: dict[str, Any] = await response.json()
@@ -225,7 +224,7 @@ def demo(directory: Path | None, *, base_port: int, probes: int, per_pair: int =
     with tempfile.TemporaryDirectory(prefix="yrd-demo-") as tmp:
         root = directory or Path(tmp) / "mesh"
         say(f"yrd demo: a four-province federation in {root}")
-        init_mesh(root, now=time.time(), base_port=base_port)
+        create_mesh(root, now=time.time(), base_port=base_port)
         say(
             "  created CA, governance key, manifest v1, and per province: TLS certificate, "
             "Ed25519 signing key, node.toml"

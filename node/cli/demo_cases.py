@@ -28,6 +28,7 @@ import aiohttp
 
 from adapters.registry import citizen
 from node.cli.applications import fetch_fixtures, plan_applications
+from node.cli.mesh_auth import mesh_session
 from node.cli.output import percentile
 from node.runtime.mesh import Mesh, MeshError
 
@@ -105,7 +106,7 @@ def plan_cases(
 async def run_cases(
     mesh: Mesh, catalog: list[dict[str, Any]], *, per_pair: int, show: Callable[[str], None]
 ) -> list[DemoCase]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+    async with mesh_session(mesh.directory, timeout=aiohttp.ClientTimeout(total=30)) as session:
         api = _Api(session)
         fixtures = await fetch_fixtures(
             session, {c.province: mesh.platform_url(c.province) for c in mesh.configs}
@@ -206,7 +207,7 @@ async def check_certificates(
     provinces = [c.province for c in mesh.configs]
     checks: list[CertificateCheck] = []
     presentations: list[str] = []
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+    async with mesh_session(mesh.directory, timeout=aiohttp.ClientTimeout(total=30)) as session:
         api = _Api(session)
         for index, issuer in enumerate(provinces):
             verifier = provinces[(index + 1) % len(provinces)]

@@ -22,6 +22,7 @@ import asyncio
 import base64
 import json
 import math
+import os
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +38,7 @@ from node.cli.applications import Pair, fetch_fixtures, plan_applications
 from node.cli.node_client import NodeApi, NodeRefused, NodeUnreachable
 from node.cli.output import percentile
 from node.runtime.mesh import Mesh, MeshError
+from node.runtime.mesh_access import NoToken, mesh_token, tool_token
 from node.wire import pb
 
 POLL: Final = 0.5
@@ -62,6 +64,8 @@ class Endpoint:
     """The node's REST base URL."""
     platform: str | None
     """The simulated platform's base URL."""
+    token: str | None = None
+    """The province platform's REST token: what submits and follows its cases."""
 
 
 def read_mesh(directory: Path) -> dict[str, Endpoint]:
@@ -74,6 +78,7 @@ def read_mesh(directory: Path) -> dict[str, Endpoint]:
                 n["province"],
                 "http://" + n["http"],
                 "http://" + n["platform"] if n.get("platform") else None,
+                tool_token(os.environ, directory, n["province"], "platform"),
             )
             for n in nodes
         }
@@ -82,13 +87,20 @@ def read_mesh(directory: Path) -> dict[str, Endpoint]:
             f"no mesh is up in {directory}: {path} does not exist "
             f"(start one with: yrd mesh up --dir {directory})"
         ) from None
+    except NoToken as exc:
+        raise LoadError(f"{exc}; or set YRD_HTTP_TOKEN") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise LoadError(f"{path} cannot be read: {exc}") from None
 
 
 def endpoints_of(mesh: Mesh) -> dict[str, Endpoint]:
     return {
-        c.province: Endpoint(c.province, mesh.url(c.province), mesh.platform_url(c.province))
+        c.province: Endpoint(
+            c.province,
+            mesh.url(c.province),
+            mesh.platform_url(c.province),
+            mesh_token(mesh.directory, c.province, "platform"),
+        )
         for c in mesh.configs
     }
 
@@ -175,7 +187,7 @@ class CaseStream:
 
     def __init__(self, session: aiohttp.ClientSession, endpoints: Mapping[str, Endpoint]) -> None:
         self.endpoints = dict(endpoints)
-        self.apis = {p: NodeApi(session, e.url) for p, e in endpoints.items()}
+        self.apis = {p: NodeApi(session, e.url, e.token) for p, e in endpoints.items()}
         self._session = session
         self.run_id = secrets.token_hex(4)
         self.first_submission: float | None = None
@@ -529,7 +541,6 @@ def report(cases: Sequence[LoadCase], stream: CaseStream) -> LoadReport:
     )
 
 
-def session(timeout: float = 30.0, token: str | None = None) -> aiohttp.ClientSession:
-    """The HTTP session of a stream: a bearer token when the nodes require one."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=timeout))
+def session(timeout: float = 30.0) -> aiohttp.ClientSession:
+    """The HTTP session of a stream (each node's token goes with each request)."""
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -85,7 +84,7 @@ def run_load(args: argparse.Namespace) -> int:
     progress = Progress(sys.stderr if args.json else sys.stdout)
 
     async def go() -> LoadReport:
-        async with session(token=os.environ.get("YRD_HTTP_TOKEN")) as http:
+        async with session() as http:
             stream = CaseStream(http, endpoints)
             await stream.check_nodes()
             cases = await stream.plan(pairs, args.cases)

@@ -18,6 +18,7 @@ from node.cli import (
     node_cmd,
     outbox_cmd,
     status_cmd,
+    token_cmd,
 )
 
 
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         cert_cmd,
         manifest_cmd,
         outbox_cmd,
+        token_cmd,
         audit_cmd,
         load_cmd,
         chaos_cmd,

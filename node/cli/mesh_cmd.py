@@ -20,9 +20,9 @@ from typing import Any
 
 from node.cli.output import fail, table
 from node.runtime.mesh import Mesh, MeshError, MeshNode
+from node.runtime.mesh_access import create_mesh
 from node.runtime.mesh_control import Change, MeshControlError, NotDone, start_node, stop_node
 from node.runtime.mesh_supervisor import MeshSupervisor
-from node.trust.layout import init_mesh
 
 
 def register(commands: Any) -> None:
@@ -81,7 +81,7 @@ def register(commands: Any) -> None:
 
 def run_init(args: argparse.Namespace) -> int:
     try:
-        manifest = init_mesh(args.dir, now=time.time(), base_port=args.base_port)
+        manifest = create_mesh(args.dir, now=time.time(), base_port=args.base_port)
     except (OSError, ValueError) as exc:
         return fail(str(exc))
     sys.stdout.write(

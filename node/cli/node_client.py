@@ -1,8 +1,9 @@
 """Asking one node's REST API from the command line, for every ``yrd`` command that does.
 
 Rules kept here:
-- The node is named by ``--url`` or by ``--mesh DIR --province P`` (``node_options``); the
-  bearer token comes from ``YRD_HTTP_TOKEN``.
+- The node is named by ``--url`` or by ``--mesh DIR --province P`` (``node_options``). The
+  bearer token comes from ``YRD_HTTP_TOKEN`` when it is set, else, with ``--mesh``, from the
+  mesh folder: the province's token of the scope the command needs (``mesh_access``).
 - Exit 0 on success; 1 when the node refuses (its problem's code, detail and field on
   stderr); 2 when the node cannot be reached or the command line cannot be turned into a
   request (``run``).
@@ -25,6 +26,7 @@ import aiohttp
 
 from node.cli.output import fail
 from node.runtime.mesh import MeshError, node_configs
+from node.runtime.mesh_access import NoToken, tool_token
 
 TIMEOUT: Final = aiohttp.ClientTimeout(total=10)
 
@@ -90,9 +92,10 @@ class Answer:
 class NodeApi:
     """The case routes of one node, over one HTTP session."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+    def __init__(self, session: aiohttp.ClientSession, url: str, token: str | None = None) -> None:
         self._session = session
         self.url = url.rstrip("/")
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
 
     async def call(
         self,
@@ -109,7 +112,7 @@ class NodeApi:
                 self.url + path,
                 json=body,
                 params=params,
-                headers=headers,
+                headers={**self._auth, **(headers or {})},
                 timeout=TIMEOUT,
             ) as response:
                 text = await response.text()
@@ -148,27 +151,37 @@ def _reason(exc: BaseException) -> str:
 
 @asynccontextmanager
 async def node_api(url: str, token: str | None) -> AsyncIterator[NodeApi]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with aiohttp.ClientSession(headers=headers) as session:
-        yield NodeApi(session, url)
+    async with aiohttp.ClientSession() as session:
+        yield NodeApi(session, url, token)
 
 
 Command = Callable[[NodeApi, argparse.Namespace], Awaitable[int]]
 
 
-def run(args: argparse.Namespace, command: Command) -> int:
-    async def go(url: str) -> int:
-        async with node_api(url, os.environ.get("YRD_HTTP_TOKEN")) as api:
+def run(args: argparse.Namespace, command: Command, *, scope: str = "platform") -> int:
+    """Ask the node ``args`` name with a token of ``scope`` (rules in the module docstring)."""
+
+    async def go(url: str, token: str | None) -> int:
+        async with node_api(url, token) as api:
             return await command(api, args)
 
     try:
-        return asyncio.run(go(_node_url(args)))
+        url = _node_url(args)
+        return asyncio.run(go(url, token_for(args, scope)))
     except UsageProblem as problem:
         return fail(str(problem), 2)
     except NodeUnreachable as exc:
         return fail(str(exc), 2)
     except NodeRefused as refusal:
         return fail(str(refusal), 1)
+
+
+def token_for(args: argparse.Namespace, scope: str) -> str | None:
+    """``YRD_HTTP_TOKEN``, else the mesh folder's token of ``scope`` for ``--province``."""
+    try:
+        return tool_token(os.environ, args.mesh, args.province, scope)
+    except NoToken as exc:
+        raise UsageProblem(f"{exc}; or set YRD_HTTP_TOKEN") from None
 
 
 def _node_url(args: argparse.Namespace) -> str:

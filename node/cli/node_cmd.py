@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import aiohttp
 from node.cli.output import fail
 from node.runtime.config import ConfigError, load_config
 from node.runtime.logs import configure_logging
+from node.runtime.mesh_access import NoToken, bearer, mesh_token
 from node.runtime.node import StartupError
 from node.store.database import StoreError
 
@@ -52,15 +54,19 @@ def run_node(args: argparse.Namespace) -> int:
 
 def run_maintenance(args: argparse.Namespace) -> int:
     url = args.url
+    token = os.environ.get("YRD_HTTP_TOKEN")
     if args.config is not None:
         try:
             url = "http://" + load_config(args.config, os.environ).http_listen
         except ConfigError as exc:
             return fail(str(exc))
-    token = os.environ.get("YRD_HTTP_TOKEN")
+        if token is None:
+            # A mesh folder's node: the operator token beside its node.toml.
+            with contextlib.suppress(NoToken):
+                token = mesh_token(args.config.parent.parent, args.config.parent.name, "operator")
 
     async def switch() -> tuple[int, dict[str, Any]]:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = bearer(token)
         async with (
             aiohttp.ClientSession() as session,
             session.put(

@@ -19,6 +19,7 @@ from monitoring.status import (
 )
 from node.cli.output import emit_json, fail, table
 from node.runtime.mesh import MeshError, node_configs
+from node.runtime.mesh_access import NoToken, tool_token
 
 
 def register(commands: Any) -> None:
@@ -44,7 +45,11 @@ def run_status(args: argparse.Namespace) -> int:
             return fail(f"cannot read mesh {args.mesh}: {exc}")
     if not urls:
         return fail("name a mesh folder (--mesh DIR) or node URLs")
-    answers = asyncio.run(fetch_all(urls, os.environ.get("YRD_HTTP_TOKEN")))
+    try:
+        token = tool_token(os.environ, args.mesh, "", "read")
+    except NoToken as exc:
+        return fail(f"{exc}; or set YRD_HTTP_TOKEN")
+    answers = asyncio.run(fetch_all(urls, token))
     found = problems(answers)
     if args.json:
         emit_json(

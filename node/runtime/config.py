@@ -4,15 +4,12 @@ Rules kept here:
 - Relative paths in the file are relative to the file's own folder, so a mesh folder can be
   moved as a whole.
 - The loader takes the environment as an argument instead of reading ``os.environ`` itself.
-  The only thing the environment may supply is the HTTP bearer token (``YRD_HTTP_TOKEN``),
-  so secrets need not sit in the file.
-- A REST API listening beyond loopback without a token is a configuration error.
+- The REST API's tokens live in the store (``yrd token``), never in this file.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import json
 import tomllib
 from collections.abc import Mapping
@@ -29,6 +26,10 @@ from node.trust.keys import (
     public_key_from_text,
     read_private_file,
 )
+
+DEFAULT_MAX_PROBES = 1000
+DEFAULT_MAX_PROBE_PAYLOAD = 4096
+"""One probe request writes at most about 4 MB on each of two nodes."""
 
 
 class ConfigError(Exception):
@@ -104,8 +105,12 @@ class NodeConfig:
     """host:port of the federation gRPC server."""
     http_listen: str
     """host:port of the REST API, metrics and status."""
-    http_token: str | None = None
-    """Bearer token the REST API requires; mandatory when http_listen is not loopback."""
+    allowed_hosts: tuple[str, ...] = ()
+    """``Host`` names (host:port) the REST API answers for besides its listen address."""
+    max_probes: int = DEFAULT_MAX_PROBES
+    """Most probes one ``POST /v1/probes`` may send (``[http] max_probes``)."""
+    max_probe_payload_bytes: int = DEFAULT_MAX_PROBE_PAYLOAD
+    """Largest payload of one probe: with ``max_probes``, what one request may write."""
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     clock_window_seconds: float = DEFAULT_CLOCK_WINDOW
     heartbeat_interval_seconds: float = 5.0
@@ -142,16 +147,6 @@ def _opt(table: Mapping[str, Any], key: str, kind: type, default: Any, where: st
     return _get(table, key, kind, where) if key in table else default
 
 
-def _is_loopback(listen: str) -> bool:
-    host = listen.rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def parse_config(
     data: Mapping[str, Any], *, base: Path, env: Mapping[str, str], source: Path | None = None
 ) -> NodeConfig:
@@ -185,12 +180,14 @@ def parse_config(
         base / str(name) for name in _opt(cases_t, "holiday_tables", list, [], f"{where} [cases]")
     )
     http_listen = _get(http_t, "listen", str, f"{where} [http]")
-    token = env.get("YRD_HTTP_TOKEN") or _opt(http_t, "token", str, None, f"{where} [http]")
-    if not _is_loopback(http_listen) and not token:
+    if "token" in http_t:
         raise ConfigError(
-            f"{where} [http]: listen {http_listen} is not loopback, so a bearer token is "
-            "required (set token or YRD_HTTP_TOKEN)"
+            f"{where} [http]: 'token' is no longer read: the REST API's tokens are made with "
+            "`yrd token create --config node.toml --scope S --name N`; remove the key"
         )
+    hosts = _opt(http_t, "allowed_hosts", list, [], f"{where} [http]")
+    if not all(isinstance(h, str) and h for h in hosts):
+        raise ConfigError(f"{where} [http]: 'allowed_hosts' must be a list of host:port names")
     return NodeConfig(
         node_id=_get(data, "node_id", str, where),
         province=_get(data, "province", str, where),
@@ -198,7 +195,11 @@ def parse_config(
         paths=paths,
         grpc_listen=_get(grpc_t, "listen", str, f"{where} [grpc]"),
         http_listen=http_listen,
-        http_token=token or None,
+        allowed_hosts=tuple(hosts),
+        max_probes=_opt(http_t, "max_probes", int, DEFAULT_MAX_PROBES, f"{where} [http]"),
+        max_probe_payload_bytes=_opt(
+            http_t, "max_probe_payload_bytes", int, DEFAULT_MAX_PROBE_PAYLOAD, f"{where} [http]"
+        ),
         max_message_bytes=_opt(
             grpc_t, "max_message_bytes", int, DEFAULT_MAX_MESSAGE_BYTES, f"{where} [grpc]"
         ),
@@ -311,8 +312,13 @@ def render_config(
         f"max_message_bytes = {DEFAULT_MAX_MESSAGE_BYTES}",
         "",
         "[http]",
-        "# Loopback only unless a bearer token is set here or in YRD_HTTP_TOKEN.",
+        "# Every route but /healthz, /readyz and /metrics needs a token (yrd token create).",
         f"listen = {q(http_listen)}",
+        "# Host names (host:port) besides the listen address that clients may use.",
+        "allowed_hosts = []",
+        "# What one POST /v1/probes may send: count, and bytes of payload per probe.",
+        f"max_probes = {DEFAULT_MAX_PROBES}",
+        f"max_probe_payload_bytes = {DEFAULT_MAX_PROBE_PAYLOAD}",
         "",
         "[delivery]",
         f"batch_size = {d.batch_size}",

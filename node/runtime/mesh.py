@@ -40,6 +40,8 @@ from node.trust.layout import read_manifest, write_atomically
 READY_TIMEOUT = 30.0
 STOP_GRACE = 15.0
 MESH_FILE = "mesh.json"
+TOKENS_FILE = "tokens.json"
+"""Per province: its platform and operator REST tokens (``mesh_access``)."""
 
 Kind = Literal["node", "platform"]
 """The two kinds of process a province has in the mesh."""
@@ -73,6 +75,8 @@ class MeshNode:
     platform_pid: int | None = None
     state: ProcessState = ProcessState.RUNNING
     platform_state: ProcessState | None = None
+    tokens_file: str | None = None
+    """The province's ``tokens.json`` (its platform and operator REST tokens, 0600)."""
 
 
 @dataclass(frozen=True)
@@ -304,6 +308,7 @@ class Mesh:
                 self._pid(c.province, "platform"),
                 self.state(c.province, "node"),
                 self.state(c.province, "platform") if c.province in self.platforms else None,
+                str(self.directory.absolute() / c.province / TOKENS_FILE),
             )
             for c in self.configs
         ]

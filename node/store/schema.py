@@ -289,7 +289,21 @@ CREATE TABLE store_probe (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10)
+_V11 = """
+-- Bearer tokens of the REST API, by the SHA-256 of the token: the token itself is shown once
+-- when it is made and never stored. A revoked token keeps its row, so the name stays on
+-- record; a name is unique among the tokens in force.
+CREATE TABLE api_tokens (
+    token_hash BLOB PRIMARY KEY,
+    name TEXT NOT NULL,
+    scope TEXT NOT NULL CHECK (scope IN ('platform', 'operator', 'read')),
+    created_at REAL NOT NULL,
+    revoked_at REAL
+);
+CREATE UNIQUE INDEX api_tokens_name_in_force ON api_tokens (name) WHERE revoked_at IS NULL;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11)
 """Migration ``i`` brings ``user_version`` from ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,52 @@
+"""Asking a one-machine mesh's nodes as their own tools would.
+
+``mesh_session(DIR)`` is an HTTP session whose every request to one of the mesh's nodes
+carries that node's token of the narrowest scope the route admits (``scope_for``): the
+province platform's for cases, events and certificate checks, the mesh's read-only viewer
+token for status and metrics, the operator's for probes, maintenance and imports. A request
+that names its own ``Authorization`` goes as it is; requests elsewhere (the simulated
+platforms) carry none.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
+
+from node.api.access import scope_for
+from node.runtime.mesh import node_configs
+from node.runtime.mesh_access import mesh_token
+
+
+def mesh_tokens(directory: Path) -> dict[str, dict[str, str]]:
+    """Node base URL (``http://host:port``) -> its tokens by scope."""
+    viewer = mesh_token(directory, "", "read")
+    return {
+        f"http://{config.http_listen}": {
+            "platform": mesh_token(directory, config.province, "platform"),
+            "operator": mesh_token(directory, config.province, "operator"),
+            "read": viewer,
+        }
+        for config in node_configs(directory)
+    }
+
+
+class MeshAuth:
+    """The client middleware of ``mesh_session`` (rules in the module docstring)."""
+
+    def __init__(self, tokens: dict[str, dict[str, str]]) -> None:
+        self._tokens = tokens
+
+    async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
+        url = request.url
+        held = self._tokens.get(f"{url.scheme}://{url.host}:{url.port}")
+        if held is not None and "Authorization" not in request.headers:
+            token = held[scope_for(request.method, url.path)]
+            request.headers["Authorization"] = f"Bearer {token}"
+        return await handler(request)
+
+
+def mesh_session(directory: Path, **options: object) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(middlewares=(MeshAuth(mesh_tokens(directory)),), **options)  # type: ignore[arg-type]
