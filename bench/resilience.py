@@ -90,14 +90,20 @@ sys.path.insert(0, str(ROOT))
 
 from adapters.registry import citizen  # noqa: E402
 from node.cli.applications import fetch_fixtures, plan_applications  # noqa: E402
+from node.cli.mesh_auth import MeshAuth  # noqa: E402
 from node.runtime.config import load_config  # noqa: E402
 from node.runtime.mesh import Kind, Mesh, MeshError  # noqa: E402
-from node.trust.layout import init_mesh, node_id_for  # noqa: E402
+from node.runtime.mesh_access import create_mesh  # noqa: E402
+from node.trust.layout import node_id_for  # noqa: E402
 from node.trust.manifest import parse_time  # noqa: E402
 from node.wire import pb  # noqa: E402
 from tests.cases import case_body, matter_of, unb64  # noqa: E402
 from tests.flood import malformed_stream, rss_mb, silent_stream  # noqa: E402
 from tests.nodes import free_base_port, make_mesh, raw_channel, tls_of  # noqa: E402
+
+AUTH = MeshAuth()
+"""Each request to a node of a mesh this bench started carries that node's token of the
+narrowest scope the request needs (the meshes are added as they start)."""
 
 SCRIPT = Path(__file__).resolve()
 PARTS = ("flood", "disk", "platform")
@@ -260,6 +266,7 @@ def check_alive(mesh: Mesh) -> None:
 async def processes(directory: Path) -> AsyncIterator[Mesh]:
     """The mesh's processes, stopped (SIGTERM, then SIGKILL) however the block ends."""
     mesh = Mesh(directory)
+    AUTH.add(directory)
     try:
         yield mesh
     finally:
@@ -789,6 +796,8 @@ async def full_disk(
 ) -> Part:
     mesh_dir = make_mesh(workdir, PAIR)
     store = small / "node.db"
+    # The store `mesh init` made (it holds the node's REST tokens) moves to the small disk.
+    shutil.copy(mesh_dir / "shanghai" / "node.db", store)
     set_option(mesh_dir / "shanghai" / "node.toml", "store", json.dumps(str(store)))
     async with processes(mesh_dir) as mesh:
         await start_nodes(mesh, PAIR)
@@ -1069,7 +1078,7 @@ async def platform_part(
     args: argparse.Namespace, workdir: Path, session: aiohttp.ClientSession
 ) -> Part:
     mesh_dir = workdir / "mesh"
-    init_mesh(mesh_dir, now=time.time(), base_port=free_base_port(2), provinces=PAIR)
+    create_mesh(mesh_dir, now=time.time(), base_port=free_base_port(2), provinces=PAIR)
     # Jiangsu handles the cases through its REST API only: one simulated platform is enough.
     drop_section(mesh_dir / "jiangsu" / "node.toml", "platform")
     platform_config = load_config(mesh_dir / "shanghai" / "node.toml", {}).platform
@@ -1284,7 +1293,7 @@ async def benchmark(args: argparse.Namespace, workdir: Path) -> list[Part]:
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     parts = []
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(middlewares=(AUTH,)) as session:
         for name in args.parts:
             print(f"{name}: running…", file=sys.stderr, flush=True)
             folder = workdir / name

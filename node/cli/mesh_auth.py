@@ -36,8 +36,12 @@ def mesh_tokens(directory: Path) -> dict[str, dict[str, str]]:
 class MeshAuth:
     """The client middleware of ``mesh_session`` (rules in the module docstring)."""
 
-    def __init__(self, tokens: dict[str, dict[str, str]]) -> None:
-        self._tokens = tokens
+    def __init__(self, tokens: dict[str, dict[str, str]] | None = None) -> None:
+        self._tokens = dict(tokens or {})
+
+    def add(self, directory: Path) -> None:
+        """Also carry the tokens of the mesh at ``directory``."""
+        self._tokens.update(mesh_tokens(directory))
 
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
         url = request.url
