@@ -79,6 +79,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from node.certificates.consent import ConsentGrant, sign_grant  # noqa: E402
 from node.certificates.issuers import manifest_issuer_keys  # noqa: E402
 from node.certificates.model import TYPES  # noqa: E402
 from node.certificates.presentation import (  # noqa: E402
@@ -94,7 +95,7 @@ from node.runtime.config import load_config  # noqa: E402
 from node.runtime.mesh import node_run_command  # noqa: E402
 from node.runtime.mesh_access import create_mesh  # noqa: E402
 from node.store import certificates as store  # noqa: E402
-from node.trust.keys import SigningKey  # noqa: E402
+from node.trust.keys import SigningKey, load_signing_key  # noqa: E402
 from node.trust.layout import ports_for, read_manifest  # noqa: E402
 from node.wire import pb  # noqa: E402
 
@@ -176,10 +177,13 @@ def make_cards(valid: int, revoked: int) -> list[Card]:
 
 
 class Bench:
-    def __init__(self, session: aiohttp.ClientSession, sh: Side, js: Side) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, sh: Side, js: Side, grantor: Grantor
+    ) -> None:
         self.session = session
         self.sh = sh
         self.js = js
+        self.grantor = grantor
 
     async def call(
         self, method: str, url: str, body: Any = None, *, expect: int = 200
@@ -260,15 +264,14 @@ class Bench:
         raise RuntimeError(f"jiangsu did not receive shanghai's revocation list {version}")
 
     def question(self, card: Card, grant_id: str) -> dict[str, Any]:
+        """A hotel check-in asking ``name``, under a grant of its own (signed here, as
+        Jiangsu's node would: ``POST /v1/consents`` per question would time that too)."""
         return {
             "certificate_id": card.certificate_id,
             "holder_code": card.holder_code,
             "purpose": SCENE,
             "fields": ["name"],
-            "consent": {
-                "grant_id": grant_id,
-                "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600)),
-            },
+            "consent": {"grant": self.grantor.grant(card.holder_code, grant_id)},
             "requester": "南京市某酒店",
         }
 
@@ -286,6 +289,36 @@ class Bench:
             )
             total += len(usage["usage"])
         return total
+
+
+@dataclass(frozen=True)
+class Grantor:
+    """Jiangsu's node id and signing key, to sign consent grants in this process."""
+
+    node_id: str
+    key: SigningKey
+    not_before: float
+
+    def grant(self, holder_code: str, grant_id: str) -> str:
+        grant = ConsentGrant(
+            grant_id=f"cg-bench-{grant_id}",
+            grantor=self.node_id,
+            holder_code=holder_code,
+            purpose=SCENE,
+            fields=("name",),
+            issued_at=self.not_before,
+            expires_at=time.time() + 3600,
+        )
+        return sign_grant(grant, self.key)
+
+
+def grantor_of(mesh: Path, province: str) -> Grantor:
+    config = load_config(mesh / province / "node.toml", {})
+    key = load_signing_key(config.paths.signing_key)
+    member = read_manifest(mesh).member(config.node_id)
+    entry = member.key(key.key_id) if member else None
+    assert entry is not None
+    return Grantor(config.node_id, key, entry.not_before)
 
 
 def free_base_port(count: int) -> int:
@@ -414,7 +447,7 @@ async def run(args: argparse.Namespace, mesh: Path) -> None:
         async with mesh_session(mesh) as session:
             for side in (sh, js):
                 await wait_ready(session, side)
-            bench = Bench(session, sh, js)
+            bench = Bench(session, sh, js, grantor_of(mesh, "jiangsu"))
             await bench.load(cards, 8)
             # Shanghai publishes a changed list at start or at its next refresh (30 s by
             # default): a restart publishes the revoked cards now.

@@ -354,6 +354,11 @@ class NodeMetrics:
         self.presentations_issued = Counter(
             "yrd_presentations_issued_total", "Offline presentations this node signed.", registry=r
         )
+        self.consents_granted = Counter(
+            "yrd_consents_granted_total",
+            "Consent grants this node signed for holders of its province platform.",
+            registry=r,
+        )
         self.presentations_checked = Counter(
             "yrd_presentations_checked_total",
             "Offline presentations checked here, by result (status or refusal code).",

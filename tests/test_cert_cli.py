@@ -8,6 +8,7 @@ import asyncio
 import io
 import json
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -125,11 +126,27 @@ async def test_import_verify_and_usage(
         assert err.rstrip().endswith("(field: consent)")
 
         fields = ["--field", "name", "--field", "id_number", "--field", "address"]
-        expires = "2099-12-01T18:00:00+08:00"  # sent as 2099-12-01T10:00:00Z
-        consent = ["--consent", "grant-20261130-0001", "--consent-expires", expires]
+        # The holder consents at Jiangsu's platform; Jiangsu's node signs the grant.
+        expires = time.strftime(
+            "%Y-%m-%dT%H:%M:%S+08:00", time.gmtime(time.time() + 8 * 3600 + 600)
+        )
+        grant_argv = ["cert", "consent", "--holder", LI_MINGHUA, "--purpose", "hotel_check_in",
+                      *fields, "--certificate", CARD_ID, "--expires", expires]  # fmt: skip
+        code, out, err = await yrd(capsys, *grant_argv, "--url", js_url)
+        assert code == 0, err
+        grant = out.strip()
+        assert "for hotel_check_in (name, id_number, address) until" in err
+        assert LI_MINGHUA not in err
+        code, out, err = await yrd(capsys, *grant_argv, "--url", js_url, "--json")
+        grant_id = json.loads(out)["grant_id"]
+        assert grant_id.startswith("cg-")
+        consent = ["--consent", grant]
         argv = [*ask, *fields, *consent, "--requester", "南京市某酒店", "--url", js_url]
         code, out, err = await yrd(capsys, *argv)
         assert code == 0, err
+        first_grant_id = json.loads(
+            (await yrd(capsys, "cert", "usage", CARD_ID, "--url", sh_url, "--json"))[1]
+        )["usage"][0]["consent_grant_id"]
         assert LI_MINGHUA not in out and LI_MINGHUA[6:14] not in out
         table = out[out.index("\ndisclosed\n") + len("\ndisclosed\n") :].splitlines()
         assert table[0].split() == ["field", "label", "value"]
@@ -156,7 +173,7 @@ async def test_import_verify_and_usage(
                 "南京市某酒店",
                 "hotel_check_in",
                 disclosed,
-                "grant-20261130-0001",
+                first_grant_id,
                 "valid",
             ],
             ["jiangsu", "-", "hotel_check_in", "status", "-", "valid"],
@@ -164,7 +181,7 @@ async def test_import_verify_and_usage(
         assert lines[-1] == f"2 checks of {CARD_ID} (issued in shanghai)"
         code, out, err = await yrd(capsys, "cert", "usage", CARD_ID, "--url", sh_url, "--json")
         assert code == 0, err
-        assert json.loads(out)["usage"][0]["consent_grant_id"] == "grant-20261130-0001"
+        assert json.loads(out)["usage"][0]["consent_grant_id"] == first_grant_id
 
         code, out, err = await yrd(capsys, "cert", "usage", CARD_ID, "--url", js_url)
         assert (code, out) == (1, "")
@@ -269,15 +286,14 @@ async def test_import_stops_when_the_node_refuses_the_request(
 async def test_command_line_problems_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A consent without its expiry, an expiry without a zone, a file that is not JSON and an
-    array holding something other than certificates exit 2 before anything is sent."""
+    """A consent expiry without a zone, a file that is not JSON and an array holding
+    something other than certificates exit 2 before anything is sent."""
     unused = "http://127.0.0.1:9"  # nothing is asked: the command line is refused first
-    ask = ["cert", "verify", CARD_ID, "--holder", LI_MINGHUA, "--purpose", "hotel_check_in"]
-    code, out, err = await yrd(capsys, *ask, "--consent", "grant-20261130-0001", "--url", unused)
-    assert (code, out) == (2, "")
-    assert "--consent and --consent-expires go together" in err
+    grant = ["cert", "consent", "--holder", LI_MINGHUA, "--purpose", "hotel_check_in"]
     with pytest.raises(SystemExit) as exited:
-        await yrd(capsys, *ask, "--consent-expires", "2099-12-01T18:00:00", "--url", unused)
+        await yrd(
+            capsys, *grant, "--field", "name", "--expires", "2099-12-01T18:00:00", "--url", unused
+        )
     assert exited.value.code == 2
     assert "needs a zone" in capsys.readouterr().err
 

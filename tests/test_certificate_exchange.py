@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from node.certificates.consent import ConsentGrant, new_grant_id, sign_grant
 from node.certificates.model import TYPES
 from node.identifiers import make_certificate_id, parse_certificate_id
 from node.protocol.envelope import DOMAIN_PREFIX
+from node.runtime.node import Node
 from node.wire import pb
 from tests.certificate_samples import LI_MINGHUA, OTHER_PERSON, sample_json
 from tests.nodes import config_for, eventually, make_mesh, serving, settled
@@ -30,6 +32,24 @@ def mesh(tmp_path: Path) -> Path:
 
 def future(seconds: float = 3600) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
+
+
+def expired_grant(node: Node, holder: str, purpose: str, fields: tuple[str, ...]) -> str:
+    """A grant ``node`` signed when its key came into force, that has just run out."""
+    key = node.credentials.signing_key
+    member = node.credentials.manifest.member(node.config.node_id)
+    entry = member.key(key.key_id) if member else None
+    assert entry is not None
+    grant = ConsentGrant(
+        grant_id=new_grant_id(),
+        grantor=node.config.node_id,
+        holder_code=holder,
+        purpose=purpose,
+        fields=fields,
+        issued_at=entry.not_before,
+        expires_at=min(time.time() - 0.001, entry.not_before + 3600),
+    )
+    return sign_grant(grant, node.credentials.signing_key)
 
 
 def unb64(text: str) -> bytes:
@@ -80,7 +100,14 @@ async def test_online_verification_consent_purpose_and_usage(mesh: Path) -> None
             403,
             "consent_required",
         )
-        consent = {"grant_id": "grant-20261130-0001", "expires_at": future()}
+        signed = await js_client.post(
+            "/v1/consents",
+            json={"holder_code": LI_MINGHUA, "purpose": "hotel_check_in",
+                  "fields": ["name", "address"], "expires_at": future()},
+        )  # fmt: skip
+        assert signed.status == 201, await signed.text()
+        grant = await signed.json()
+        consent = {"grant": grant["grant"]}
         granted = await js_client.post(
             "/v1/certificates/verify", json={**with_fields, "consent": consent}
         )
@@ -89,7 +116,7 @@ async def test_online_verification_consent_purpose_and_usage(mesh: Path) -> None
             "name": CARD["fields"]["name"],
             "address": CARD["fields"]["address"],
         }
-        expired = {**consent, "expires_at": future(-60)}
+        expired = {"grant": expired_grant(js, LI_MINGHUA, "hotel_check_in", ("name", "address"))}
         parts = parse_certificate_id(CARD_ID)
         wrong_check = CARD_ID[:-1] + ("0" if CARD_ID[-1] != "0" else "1")
         outside = make_certificate_id(TYPES["resident_id_card"].type_code, "440300", "GD0001")
@@ -114,7 +141,7 @@ async def test_online_verification_consent_purpose_and_usage(mesh: Path) -> None
         assert oldest["requester_province"] == "jiangsu" and oldest["fields"] == ["status"]
         assert oldest["requester"] == "南京市某酒店" and oldest["purpose"] == "hotel_check_in"
         assert newest["fields"] == ["status", "name", "address"]
-        assert newest["consent_grant_id"] == "grant-20261130-0001"
+        assert newest["consent_grant_id"] == grant["grant_id"]
         elsewhere = await js_client.get(f"/v1/certificates/{CARD_ID}/usage")
         await problem(elsewhere, 404, "not_issuer")
 

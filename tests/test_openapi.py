@@ -623,14 +623,25 @@ async def test_certificates_conform(mesh: Path) -> None:
         assert (first["status"], first["fields"], first["cached"]) == ("valid", {}, False)
         again = (await js_api.call("POST", verify, body=ask, status=200)).json()
         assert again["cached"] is True and again["attestation"] == first["attestation"]
-        consent = {"grant_id": "grant-20261130-0001", "expires_at": _future(3600)}
+        grant_body = {"holder_code": LI_MINGHUA, "purpose": "hotel_check_in",
+                      "fields": ["name", "address"], "expires_at": _future(3600)}  # fmt: skip
+        signed = (await js_api.call("POST", "/v1/consents", body=grant_body, status=201)).json()
+        consent = {"grant": signed["grant"]}
+        for body, code in (
+            ({**grant_body, "fields": []}, "invalid_consent"),
+            ({**grant_body, "purpose": "sightseeing"}, "invalid_consent"),
+        ):
+            await js_api.call(
+                "POST", "/v1/consents", body=body, conforms=False, status=422, code=code
+            )
         asked = {**ask, "fields": ["name", "address"]}
         granted = await js_api.call("POST", verify, body={**asked, "consent": consent}, status=200)
         assert granted.json()["fields"] == {
             "name": card["fields"]["name"],
             "address": card["fields"]["address"],
         }
-        other_grant = {"grant_id": "grant-20261130-0002", "expires_at": _future(3600)}
+        other = {**grant_body, "purpose": "traffic_violation_handling"}
+        other_grant = (await js_api.call("POST", "/v1/consents", body=other, status=201)).json()
         for body, status, code in (
             (asked, 403, "consent_required"),
             ({**ask, "holder_code": OTHER_PERSON}, 403, "holder_mismatch"),
@@ -639,9 +650,8 @@ async def test_certificates_conform(mesh: Path) -> None:
             ({**ask, "certificate_id": missing}, 404, "certificate_not_found"),
             ({**ask, "purpose": "roadside_vehicle_inspection"}, 403, "purpose_not_allowed"),
             ({**ask, "fields": ["ethnicity"], "consent": consent}, 403, "field_not_allowed"),
-            ({**asked, "consent": {**consent, "expires_at": _future(-60)}}, 403, "consent_expired"),
             (
-                {**asked, "consent": {**other_grant, "purpose": "traffic_violation_handling"}},
+                {**asked, "consent": {"grant": other_grant["grant"]}},
                 403,
                 "consent_mismatch",
             ),
@@ -654,15 +664,19 @@ async def test_certificates_conform(mesh: Path) -> None:
             ({**ask, "certificate_id": "2.16.156"}, 422, "invalid_certificate_id"),
             ({**ask, "colour": "red"}, 422, "unknown_field"),
             ({k: v for k, v in ask.items() if k != "holder_code"}, 422, "missing_field"),
-            ({**asked, "consent": {**consent, "grant_id": "g1"}}, 422, "invalid_consent"),
             ({**ask, "fields": ["name"] * 33}, 422, "invalid_fields"),
+            (
+                {**asked, "consent": {"grant_id": "anything-1234", "expires_at": _future(60)}},
+                403,
+                "consent_unverifiable",
+            ),
         ):
             await js_api.call("POST", verify, body=body, conforms=False, status=status, code=code)
 
         # Usage records: the two disclosures (the cached answer and refusals record nothing).
         records = (await sh_api.call("GET", usage, status=200)).json()["usage"]
         assert [(r["requester_province"], r["fields"], r["consent_grant_id"]) for r in records] == [
-            ("jiangsu", ["status", "name", "address"], consent["grant_id"]),
+            ("jiangsu", ["status", "name", "address"], signed["grant_id"]),
             ("jiangsu", ["status"], None),
         ]
         await js_api.call("GET", usage, status=404, code="not_issuer")

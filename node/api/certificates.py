@@ -40,6 +40,16 @@ async def usage(request: web.Request) -> web.Response:
         raise _problem(refusal) from None
 
 
+async def grant_consent(request: web.Request) -> web.Response:
+    """The province platform: sign a holder's consent grant (the holder signed in there)."""
+    node = request.app[NODE_KEY]
+    body = await read_json(request)
+    try:
+        return json_response(node.certificates.grant_consent(body), status=201)
+    except VerificationRefused as refusal:
+        raise _problem(refusal) from None
+
+
 async def issue_presentation(request: web.Request) -> web.Response:
     node = request.app[NODE_KEY]
     body = await read_json(request)
@@ -91,5 +101,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/certificates/verify", verify)
     app.router.add_get("/v1/certificates/{certificate_id}/usage", usage)
     app.router.add_post("/v1/certificates", import_certificate)
+    app.router.add_post("/v1/consents", grant_consent)
     app.router.add_post("/v1/presentations", issue_presentation)
     app.router.add_post("/v1/presentations/verify", verify_presentation)

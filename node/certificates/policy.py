@@ -22,10 +22,14 @@ fields to disclose or a ``PolicyRefusal``. Rules kept, in the order they are che
    refused, never silently dropped: a requester that asked for more than it may see has a
    bug or a wrong purpose, and a partial answer would hide both. Repeats are ignored.
 4. ``status`` is always disclosed and needs no consent. Any other field needs the holder's
-   consent (``consent_required``) for the same purpose (``consent_purpose_mismatch``),
-   unexpired at ``now`` (``consent_expired``: expired at ``expires_at`` exactly), and, if
-   the consent names a holder, for this holder (``consent_holder_mismatch``). A consent sent
-   with a status-only request is not needed and not recorded.
+   consent: a grant a member node signed (``consent.ConsentGrant``, already read and its
+   signature checked; ``consent_required`` without one) for the same purpose
+   (``consent_purpose_mismatch``), unexpired at ``now`` (``consent_expired``: expired at
+   ``expires_at`` exactly), by this holder (``consent_holder_mismatch``), allowing every
+   requested field (``consent_fields_mismatch``), and, where the grant names them, for this
+   certificate (``consent_certificate_mismatch``) and this requesting authority
+   (``consent_requester_mismatch``). A grant sent with a status-only request is not needed
+   and not recorded.
 5. ``PRESENTATION_FIELDS`` are what an offline presentation (亮证) carries: the least that
    lets someone looking at the holder recognise the certificate, since anyone who scans
    the QR code reads them without asking anyone.
@@ -44,8 +48,6 @@ personal data. Nothing here reads a clock: ``now`` is epoch seconds.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -67,6 +69,7 @@ from node.certificates.model import (
 )
 
 if TYPE_CHECKING:
+    from node.certificates.consent import ConsentGrant
     from node.identifiers import CertificateId
     from node.trust.manifest import Member
 
@@ -76,7 +79,6 @@ __all__ = [
     "PURPOSE_TOKENS",
     "SCENES",
     "STATUS",
-    "Consent",
     "Disclosure",
     "PolicyRefusal",
     "Scene",
@@ -99,15 +101,14 @@ PolicyRefusalCode = Literal[
     "consent_purpose_mismatch",
     "consent_expired",
     "consent_holder_mismatch",
-    "invalid_consent",
+    "consent_fields_mismatch",
+    "consent_certificate_mismatch",
+    "consent_requester_mismatch",
     "certificate_not_permitted",
 ]
 
 STATUS: Final = "status"
 """The one field every allowed purpose sees, without consent (rule 4)."""
-
-MAX_GRANT_ID_LENGTH: Final = 64
-_GRANT_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,63}")
 
 
 @dataclass(frozen=True)
@@ -207,42 +208,6 @@ class PolicyRefusal(Exception):
 
 
 @dataclass(frozen=True)
-class Consent:
-    """The holder's authorisation (授权) for one purpose, until ``expires_at``."""
-
-    grant_id: str
-    """The consent system's id for the grant: 8 to 64 of ``A-Z a-z 0-9 . _ : -``, starting
-    with a letter or digit, so it is safe in logs and usage records (用证记录)."""
-    purpose: str
-    """The matter code or scene the holder consented to."""
-    expires_at: float
-    """Epoch seconds; the consent is void from this instant."""
-    holder_code: str | None = None
-    """The holder who granted it, when the consent system says; checked against the request."""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.grant_id, str) or not _GRANT_ID.fullmatch(self.grant_id):
-            raise PolicyRefusal(
-                "invalid_consent",
-                "consent.grant_id",
-                f"must be 8 to {MAX_GRANT_ID_LENGTH} letters, digits, '.', '_', ':' or '-', "
-                "starting with a letter or digit",
-            )
-        if not isinstance(self.purpose, str) or not self.purpose:
-            raise PolicyRefusal("invalid_consent", "consent.purpose", "must be a purpose")
-        if (
-            isinstance(self.expires_at, bool)
-            or not isinstance(self.expires_at, int | float)
-            or not math.isfinite(self.expires_at)
-        ):
-            raise PolicyRefusal(
-                "invalid_consent", "consent.expires_at", "must be a finite number of seconds"
-            )
-        if self.holder_code is not None and not isinstance(self.holder_code, str):
-            raise PolicyRefusal("invalid_consent", "consent.holder_code", "must be a string")
-
-
-@dataclass(frozen=True)
 class Disclosure:
     """What one request may see: ``status`` always, and ``fields`` (none if status only)."""
 
@@ -286,7 +251,7 @@ def allowed_fields(
                 f"checks {_types(scene.allowance)}",
             )
         return allowance
-    matter = _matter(purpose, find_matter)
+    matter = matter_for_purpose(purpose, find_matter)
     required = [m.certificate_type for m in matter.materials if m.certificate_type is not None]
     if certificate_type not in required:
         raise PolicyRefusal(
@@ -357,16 +322,19 @@ def decide_disclosure(
     certificate_type: CertificateType,
     purpose: str,
     requested_fields: Iterable[str],
-    consent: Consent | None,
+    consent: ConsentGrant | None,
     now: float,
     *,
     find_matter: MatterLookup,
-    holder_code: str | None = None,
+    holder_code: str,
+    certificate_id: str,
+    requester: str = "",
 ) -> Disclosure:
     """Decide one request: the fields to disclose, or a ``PolicyRefusal`` (rules 1-4).
 
-    ``find_matter`` looks a matter code up in the federated catalog; ``holder_code`` is the
-    holder the request names, checked against a consent that names one.
+    ``find_matter`` looks a matter code up in the federated catalog; ``holder_code``,
+    ``certificate_id`` and ``requester`` are what the request names, checked against the
+    grant.
     """
     allowance = allowed_fields(certificate_type, purpose, find_matter=find_matter)
     known = disclosable_fields(certificate_type)
@@ -390,44 +358,69 @@ def decide_disclosure(
         wanted.add(name)
     if not wanted:
         return Disclosure(certificate_type, purpose, (), None)
-    _check_consent(consent, purpose, now, holder_code)
-    assert consent is not None  # _check_consent refuses None
     fields = tuple(name for name in known if name in wanted)
-    return Disclosure(certificate_type, purpose, fields, consent.grant_id)
+    grant = _check_consent(consent, purpose, now, holder_code, fields, certificate_id, requester)
+    return Disclosure(certificate_type, purpose, fields, grant.grant_id)
 
 
 def _check_consent(
-    consent: Consent | None, purpose: str, now: float, holder_code: str | None
-) -> None:
+    consent: ConsentGrant | None,
+    purpose: str,
+    now: float,
+    holder_code: str,
+    fields: tuple[str, ...],
+    certificate_id: str,
+    requester: str,
+) -> ConsentGrant:
     if consent is None:
         raise PolicyRefusal(
             "consent_required",
             "consent",
-            "fields other than status need the holder's consent (grant_id, purpose, expires_at)",
+            "fields other than status need the holder's consent: a grant a member node signed "
+            "(POST /v1/consents at the holder's platform's node)",
         )
     if consent.purpose != purpose:
         raise PolicyRefusal(
             "consent_purpose_mismatch",
-            "consent.purpose",
+            "consent.grant",
             "the holder consented to another purpose than the one this request names",
         )
     if now >= consent.expires_at:
         raise PolicyRefusal(
             "consent_expired",
-            "consent.expires_at",
+            "consent.grant",
             f"consent {consent.grant_id} has expired; ask the holder again",
         )
-    if consent.holder_code is not None and (
-        holder_code is None or consent.holder_code.upper() != holder_code.upper()
-    ):
+    if consent.holder_code.upper() != holder_code.upper():
         raise PolicyRefusal(
             "consent_holder_mismatch",
-            "consent.holder_code",
+            "consent.grant",
             "the consent was granted by someone other than the holder this request names",
         )
+    beyond = [name for name in fields if name not in consent.fields]
+    if beyond:
+        raise PolicyRefusal(
+            "consent_fields_mismatch",
+            "consent.grant",
+            f"the holder did not consent to disclose {', '.join(beyond)}",
+        )
+    if consent.certificate_id is not None and consent.certificate_id != certificate_id:
+        raise PolicyRefusal(
+            "consent_certificate_mismatch",
+            "consent.grant",
+            "the consent covers another certificate than the one this request names",
+        )
+    if consent.requester is not None and consent.requester != requester:
+        raise PolicyRefusal(
+            "consent_requester_mismatch",
+            "consent.grant",
+            "the consent covers another requesting authority than the one asking",
+        )
+    return consent
 
 
-def _matter(purpose: str, find_matter: MatterLookup) -> Matter:
+def matter_for_purpose(purpose: str, find_matter: MatterLookup) -> Matter:
+    """The catalog matter a 31-character purpose names; PolicyRefusal otherwise."""
     if len(purpose) != MATTER_CODE_LENGTH:
         raise PolicyRefusal(
             "invalid_purpose",

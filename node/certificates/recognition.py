@@ -41,6 +41,15 @@ from datetime import time as day_start
 from typing import TYPE_CHECKING, Any
 
 from node.cases.wire import instant, stamp
+from node.certificates.consent import (
+    ConsentGrant,
+    ConsentRefused,
+    grant_bytes,
+    grant_token,
+    parse_consent_request,
+    read_grant,
+    sign_grant,
+)
 from node.certificates.issuers import manifest_issuer_keys
 from node.certificates.library import CertificateLibrary, LibraryUnavailable
 from node.certificates.model import (
@@ -54,7 +63,6 @@ from node.certificates.model import (
 )
 from node.certificates.policy import (
     SCENES,
-    Consent,
     PolicyRefusal,
     certificate_type_of,
     check_may_verify,
@@ -111,6 +119,13 @@ _POLICY_FAULTS = {
     "consent_expired": FaultCode.CONSENT_EXPIRED,
     "consent_purpose_mismatch": FaultCode.CONSENT_MISMATCH,
     "consent_holder_mismatch": FaultCode.CONSENT_MISMATCH,
+    "consent_fields_mismatch": FaultCode.CONSENT_MISMATCH,
+    "consent_certificate_mismatch": FaultCode.CONSENT_MISMATCH,
+    "consent_requester_mismatch": FaultCode.CONSENT_MISMATCH,
+}
+_CONSENT_FAULTS = {
+    "consent_unverifiable": FaultCode.CONSENT_UNVERIFIABLE,
+    "consent_expired": FaultCode.CONSENT_EXPIRED,
 }
 _CODE_OF_PROVINCE = {name: code for name, (code, _) in PROVINCES.items()}
 _PROVINCE_OF_CODE = {code: name for name, code in _CODE_OF_PROVINCE.items()}
@@ -137,7 +152,7 @@ class VerifyRequest:
     holder_code: str
     purpose: str
     fields: tuple[str, ...]
-    consent: Consent | None
+    consent: ConsentGrant | None
     requester: str
 
     @property
@@ -148,7 +163,7 @@ class VerifyRequest:
 
     def cache_key(self) -> tuple[Any, ...]:
         # The requester too: each authority's check is a disclosure the issuer records.
-        consent = self.consent  # the whole grant: id, purpose, expiry and holder
+        consent = self.consent.token if self.consent else None  # the whole signed grant
         return (
             str(self.certificate_id),
             self.holder_code,
@@ -167,14 +182,7 @@ class VerifyRequest:
             requester=self.requester,
         )
         if self.consent is not None:
-            message.consent.CopyFrom(
-                pb.Consent(
-                    grant_id=self.consent.grant_id,
-                    purpose=self.consent.purpose,
-                    expires_at=stamp(self.consent.expires_at),
-                    holder_code=self.consent.holder_code or "",
-                )
-            )
+            message.consent_grant = grant_bytes(self.consent.token)
         return message
 
 
@@ -206,8 +214,11 @@ class Verified:
 # --- parsing requests -----------------------------------------------------------------------
 
 
-def parse_verify_request(body: Mapping[str, Any], *, now: float) -> VerifyRequest:
-    """A ``POST /v1/certificates/verify`` body, checked; raises VerificationRefused."""
+def parse_verify_request(
+    body: Mapping[str, Any], *, now: float, manifest: Manifest
+) -> VerifyRequest:
+    """A ``POST /v1/certificates/verify`` body, checked (a consent grant against
+    ``manifest``); raises VerificationRefused."""
     allowed = {"certificate_id", "holder_code", "purpose", "fields", "consent", "requester"}
     for key in body:
         if key not in allowed:
@@ -236,7 +247,7 @@ def parse_verify_request(body: Mapping[str, Any], *, now: float) -> VerifyReques
             f"requester must be text of at most {MAX_REQUESTER_LENGTH} characters",
             field="requester",
         )
-    consent = _consent(body.get("consent"), purpose, now)
+    consent = _consent(body.get("consent"), manifest, now)
     return VerifyRequest(
         certificate_id,
         holder_code.upper(),
@@ -263,50 +274,31 @@ def _holder_code(value: object, certificate_id: CertificateId) -> str:
     raise VerificationRefused(errors[0].code, errors[0].detail, field="holder_code")
 
 
-def _consent(data: object, purpose: str, now: float) -> Consent | None:
+def _consent(data: object, manifest: Manifest, now: float) -> ConsentGrant | None:
+    """``{"grant": "<token>"}``: the holder's consent, read and its signature checked."""
     if data is None:
         return None
-    if not isinstance(data, Mapping):
-        raise VerificationRefused("invalid_consent", "consent must be an object", field="consent")
-    for key in data:
-        if key not in ("grant_id", "purpose", "expires_at", "holder_code"):
-            raise VerificationRefused(
-                "unknown_field", f"{key} is not a consent field", field=f"consent.{key}"
-            )
-    expires = data.get("expires_at")
-    try:
-        if isinstance(expires, str):
-            expires_at = _rfc3339(expires)
-        elif isinstance(expires, int | float) and not isinstance(expires, bool):
-            expires_at = float(expires)
-        else:
-            raise ValueError("consent.expires_at must be an RFC 3339 time")
-        return Consent(
-            grant_id=data.get("grant_id"),  # type: ignore[arg-type]  # Consent checks it
-            purpose=data.get("purpose", purpose),
-            expires_at=expires_at,
-            holder_code=data.get("holder_code"),
-        )
-    except PolicyRefusal as error:
-        raise VerificationRefused(error.code, error.detail, field=error.field) from None
-    except ValueError as error:
+    if not isinstance(data, Mapping) or set(data) != {"grant"}:
         raise VerificationRefused(
-            "invalid_consent", str(error), field="consent.expires_at"
-        ) from None
-
-
-def _rfc3339(text: str) -> float:
-    """An RFC 3339 time with its offset (``Z`` or ``+08:00``) as epoch seconds."""
+            "consent_unverifiable",
+            'consent must be {"grant": "<token>"}: a grant a member node signed '
+            "(POST /v1/consents); an asserted grant id is not accepted",
+            field="consent",
+            status=403,
+        )
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"consent.expires_at {text!r} is not an RFC 3339 time") from None
-    if moment.tzinfo is None:
-        raise ValueError("consent.expires_at needs an offset (Z or +08:00)")
-    return moment.timestamp()
+        return read_grant(data["grant"], manifest=manifest, now=now)
+    except ConsentRefused as error:
+        raise VerificationRefused(error.code, error.detail, field=error.field, status=403) from None
 
 
-def _from_wire(message: pb.CertificateVerify) -> VerifyRequest:
+def _from_wire(message: pb.CertificateVerify, *, manifest: Manifest, now: float) -> VerifyRequest:
+    if message.HasField("consent"):
+        raise VerificationRefused(
+            "consent_unverifiable",
+            "an asserted consent is not accepted; send the signed grant (consent_grant)",
+            field="consent",
+        )
     body: dict[str, Any] = {
         "certificate_id": message.certificate_id,
         "holder_code": message.holder_code,
@@ -314,15 +306,9 @@ def _from_wire(message: pb.CertificateVerify) -> VerifyRequest:
         "fields": list(message.fields),
         "requester": message.requester,
     }
-    if message.HasField("consent"):
-        body["consent"] = {
-            "grant_id": message.consent.grant_id,
-            "purpose": message.consent.purpose,
-            "expires_at": instant(message.consent.expires_at),
-        }
-        if message.consent.holder_code:
-            body["consent"]["holder_code"] = message.consent.holder_code
-    return parse_verify_request(body, now=0.0)
+    if message.consent_grant:
+        body["consent"] = {"grant": grant_token(message.consent_grant)}
+    return parse_verify_request(body, now=now, manifest=manifest)
 
 
 # --- the service ----------------------------------------------------------------------------
@@ -345,7 +331,7 @@ class CertificateRecognition:
         """Answer ``POST /v1/certificates/verify``: from the cache, this node, or the issuer."""
         node = self._node
         now = node.clock()
-        request = parse_verify_request(body, now=now)
+        request = parse_verify_request(body, now=now, manifest=node.credentials.manifest)
         try:
             # Before the cache too: it may hold answers from before the manifest narrowed
             # what this node may ask.
@@ -497,12 +483,16 @@ class CertificateRecognition:
 
     def validate_verify(self, message: Authenticated) -> None:
         try:
-            request = _from_wire(message.message.certificate_verify)
+            request = _from_wire(
+                message.message.certificate_verify,
+                manifest=self._manifest(),
+                now=self._node.clock(),
+            )
         except VerificationRefused as refusal:
             code = (
                 FaultCode.UNKNOWN_ISSUER
                 if refusal.code == "unknown_issuer"
-                else FaultCode.INVALID_PAYLOAD
+                else _CONSENT_FAULTS.get(refusal.code, FaultCode.INVALID_PAYLOAD)
             )
             raise Refusal(
                 code,
@@ -543,7 +533,7 @@ class CertificateRecognition:
     async def answer_verify(self, message: Authenticated, now: float) -> Answer:
         from node.runtime.inbound import Answer
 
-        request = _from_wire(message.message.certificate_verify)
+        request = _from_wire(message.message.certificate_verify, manifest=self._manifest(), now=now)
         try:
             attestation, usage = await self._attest(
                 request, message.digest, message.message_id, message.sender.province, now
@@ -592,6 +582,8 @@ class CertificateRecognition:
                 now,
                 find_matter=self._node.cases.find_matter,
                 holder_code=request.holder_code,
+                certificate_id=str(request.certificate_id),
+                requester=request.requester,
             )
         except PolicyRefusal as error:
             code = _POLICY_FAULTS.get(error.code, FaultCode.INVALID_PAYLOAD)
@@ -664,6 +656,31 @@ class CertificateRecognition:
                 }
                 for r in records
             ],
+        }
+
+    # -- consent grants ----------------------------------------------------------------------
+
+    def grant_consent(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /v1/consents``: sign what a holder signed in at our platform consented to."""
+        node = self._node
+        try:
+            grant = parse_consent_request(
+                body,
+                grantor=node.config.node_id,
+                now=node.clock(),
+                find_matter=node.cases.find_matter,
+            )
+        except ConsentRefused as error:
+            raise VerificationRefused(error.code, error.detail, field=error.field) from None
+        token = sign_grant(grant, node.credentials.signing_key)
+        node.metrics.consents_granted.inc()
+        log.info("consent granted", extra={"grant_id": grant.grant_id, "purpose": grant.purpose})
+        return {
+            "grant": token,
+            "grant_id": grant.grant_id,
+            "expires_at": format_time(grant.expires_at),
+            "fields": list(grant.fields),
+            "purpose": grant.purpose,
         }
 
     # -- presentations -----------------------------------------------------------------------
@@ -985,6 +1002,7 @@ def _refused(code: str, text: str, field: str) -> VerificationRefused:
         "consent_required": 403,
         "consent_expired": 403,
         "consent_mismatch": 403,
+        "consent_unverifiable": 403,
         "library_unavailable": 503,
     }.get(code, 422)
     return VerificationRefused(

@@ -12,8 +12,8 @@ Rules kept here:
   certificate.
 - Human output never shows an ID number in full (``case_cmd.mask_code``): not a holder's
   code, not an ID-number field of a certificate's face. ``--json`` gives the node's answer.
-- ``--consent-expires`` takes any RFC 3339 time with a zone and sends it as the UTC form the
-  API takes; nothing is sent when it cannot be read.
+- ``cert consent --expires`` takes any RFC 3339 time with a zone and sends it as the UTC
+  form the API takes; nothing is sent when it cannot be read.
 """
 
 from __future__ import annotations
@@ -79,15 +79,40 @@ def register(commands: Any) -> None:
         metavar="F",
         help="a field to disclose besides status, e.g. name (repeat; needs --consent)",
     )
-    verify.add_argument("--consent", metavar="GRANT_ID", help="the holder's consent grant")
     verify.add_argument(
-        "--consent-expires",
-        type=_rfc3339,
-        metavar="RFC3339",
-        help="when the consent ends, e.g. 2026-12-01T18:00:00+08:00",
+        "--consent",
+        metavar="GRANT",
+        help="the holder's consent grant, as `yrd cert consent` (or POST /v1/consents) gave it",
     )
     verify.add_argument("--requester", metavar="NAME", help="who asks, shown to the holder")
     verify.set_defaults(run=lambda args: run(args, _verify))
+
+    consent = sub.add_parser(
+        "consent",
+        parents=[node],
+        help="have the node sign a holder's consent grant (the holder signed in at its platform)",
+        description="Ask the node of the province whose platform the holder consented at to "
+        "sign the grant; print the grant, to be passed to `cert verify --consent`.",
+    )
+    consent.add_argument("--holder", required=True, metavar="CODE", help="the holder's code")
+    consent.add_argument("--purpose", required=True, metavar="P", help="a scene or matter code")
+    consent.add_argument(
+        "--field",
+        dest="fields",
+        action="append",
+        required=True,
+        metavar="F",
+        help="a field the holder lets be disclosed besides status (repeat)",
+    )
+    consent.add_argument("--certificate", metavar="ID", help="only this certificate")
+    consent.add_argument("--requester", metavar="NAME", help="only this requesting authority")
+    consent.add_argument(
+        "--expires",
+        type=_rfc3339,
+        metavar="RFC3339",
+        help="when the consent ends (default: in 24 hours), e.g. 2026-12-01T18:00:00+08:00",
+    )
+    consent.set_defaults(run=lambda args: run(args, _consent))
 
     usage = sub.add_parser(
         "usage",
@@ -159,9 +184,32 @@ def _id_segment(certificate_id: str) -> str:
 # --- the commands ---------------------------------------------------------------------------
 
 
+async def _consent(api: NodeApi, args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {
+        "holder_code": args.holder,
+        "purpose": args.purpose,
+        "fields": args.fields,
+    }
+    for key, value in (
+        ("certificate_id", args.certificate),
+        ("requester", args.requester),
+        ("expires_at", args.expires),
+    ):
+        if value is not None:
+            body[key] = value
+    answer = (await api.call("POST", "/v1/consents", body=body)).body
+    if args.json:
+        emit_json(answer)
+        return 0
+    sys.stdout.write(answer["grant"] + "\n")
+    sys.stderr.write(
+        f"yrd: consent {answer['grant_id']} for {answer['purpose']} "
+        f"({', '.join(answer['fields'])}) until {answer['expires_at']}\n"
+    )
+    return 0
+
+
 async def _verify(api: NodeApi, args: argparse.Namespace) -> int:
-    if (args.consent is None) != (args.consent_expires is None):
-        raise UsageProblem("--consent and --consent-expires go together")
     body: dict[str, Any] = {
         "certificate_id": args.certificate_id,
         "holder_code": args.holder,
@@ -170,7 +218,7 @@ async def _verify(api: NodeApi, args: argparse.Namespace) -> int:
     if args.fields:
         body["fields"] = args.fields
     if args.consent is not None:
-        body["consent"] = {"grant_id": args.consent, "expires_at": args.consent_expires}
+        body["consent"] = {"grant": args.consent}
     if args.requester is not None:
         body["requester"] = args.requester
     answer = (await api.call("POST", "/v1/certificates/verify", body=body)).body

@@ -220,12 +220,27 @@ async def check_certificates(
                 for c in certificates
                 if c["type"] == "resident_id_card" and c["status"] == "valid"
             )
+            # The holder consents at their own province's platform, which has its node
+            # sign the grant; the hotel's province sends the grant with its question.
+            status, granted = await api.post(
+                mesh.url(issuer) + "/v1/consents",
+                {
+                    "holder_code": card["holder_code"],
+                    "purpose": "hotel_check_in",
+                    "fields": ["name", "address"],
+                    "certificate_id": card["certificate_id"],
+                    "requester": "演示酒店前台",
+                    "expires_at": _in(600),
+                },
+            )
+            if status != 201:
+                raise MeshError(f"{issuer} refused to sign a consent grant: {granted}")
             asked = {
                 "certificate_id": card["certificate_id"],
                 "holder_code": card["holder_code"],
                 "purpose": "hotel_check_in",
                 "fields": ["name", "address"],
-                "consent": {"grant_id": f"demo-grant-{issuer}-0001", "expires_at": _in(600)},
+                "consent": {"grant": granted["grant"]},
                 "requester": "演示酒店前台",
             }
             checks.append(await _verify(api, mesh, issuer, verifier, asked, "resident_id_card"))

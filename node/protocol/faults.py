@@ -46,6 +46,7 @@ class FaultCode(enum.Enum):
     CONSENT_REQUIRED = "consent_required"
     CONSENT_EXPIRED = "consent_expired"
     CONSENT_MISMATCH = "consent_mismatch"
+    CONSENT_UNVERIFIABLE = "consent_unverifiable"
     LIBRARY_UNAVAILABLE = "library_unavailable"
 
     @property
@@ -97,6 +98,7 @@ _STATUS: dict[FaultCode, grpc.StatusCode] = {
     FaultCode.CONSENT_REQUIRED: grpc.StatusCode.PERMISSION_DENIED,
     FaultCode.CONSENT_EXPIRED: grpc.StatusCode.PERMISSION_DENIED,
     FaultCode.CONSENT_MISMATCH: grpc.StatusCode.PERMISSION_DENIED,
+    FaultCode.CONSENT_UNVERIFIABLE: grpc.StatusCode.PERMISSION_DENIED,
     FaultCode.LIBRARY_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
 }
 

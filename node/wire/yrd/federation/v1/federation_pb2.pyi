@@ -261,20 +261,54 @@ class CaseEvaluation(_message.Message):
     def __init__(self, level: _Optional[int] = ..., comment: _Optional[str] = ...) -> None: ...
 
 class CertificateVerify(_message.Message):
-    __slots__ = ("certificate_id", "holder_code", "purpose", "fields", "consent", "requester")
+    __slots__ = ("certificate_id", "holder_code", "purpose", "fields", "consent", "requester", "consent_grant")
     CERTIFICATE_ID_FIELD_NUMBER: _ClassVar[int]
     HOLDER_CODE_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
     CONSENT_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_GRANT_FIELD_NUMBER: _ClassVar[int]
     certificate_id: str
     holder_code: str
     purpose: str
     fields: _containers.RepeatedScalarFieldContainer[str]
     consent: Consent
     requester: str
-    def __init__(self, certificate_id: _Optional[str] = ..., holder_code: _Optional[str] = ..., purpose: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., consent: _Optional[_Union[Consent, _Mapping]] = ..., requester: _Optional[str] = ...) -> None: ...
+    consent_grant: bytes
+    def __init__(self, certificate_id: _Optional[str] = ..., holder_code: _Optional[str] = ..., purpose: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., consent: _Optional[_Union[Consent, _Mapping]] = ..., requester: _Optional[str] = ..., consent_grant: _Optional[bytes] = ...) -> None: ...
+
+class ConsentGrant(_message.Message):
+    __slots__ = ("grant_id", "grantor", "holder_code", "purpose", "fields", "certificate_id", "requester", "issued_at", "expires_at")
+    GRANT_ID_FIELD_NUMBER: _ClassVar[int]
+    GRANTOR_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_CODE_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUESTER_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    grant_id: str
+    grantor: str
+    holder_code: str
+    purpose: str
+    fields: _containers.RepeatedScalarFieldContainer[str]
+    certificate_id: str
+    requester: str
+    issued_at: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, grant_id: _Optional[str] = ..., grantor: _Optional[str] = ..., holder_code: _Optional[str] = ..., purpose: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., certificate_id: _Optional[str] = ..., requester: _Optional[str] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SignedConsent(_message.Message):
+    __slots__ = ("grant", "signature", "key_id")
+    GRANT_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    grant: bytes
+    signature: bytes
+    key_id: str
+    def __init__(self, grant: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., key_id: _Optional[str] = ...) -> None: ...
 
 class Consent(_message.Message):
     __slots__ = ("grant_id", "purpose", "expires_at", "holder_code")
