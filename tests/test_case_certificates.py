@@ -28,6 +28,7 @@ def with_card(body: dict[str, Any], matter_index: int = 0) -> dict[str, Any]:
     """The applicant is the card's holder and hands in the card by its identifier."""
     body = copy.deepcopy(body)
     body["applicant"]["code"] = LI_MINGHUA
+    body["applicant"]["name"] = CARD["holder_name"]
     for material in body["materials"]:
         if material["name"] == "居民身份证":
             material.pop("sha256")
@@ -67,8 +68,10 @@ async def test_certificate_material_verified_before_acceptance(tmp_path: Path) -
         usage = await (
             await sh_client.get(f"/v1/certificates/{CARD['certificate_id']}/usage")
         ).json()
-        assert [u["purpose"] for u in usage["usage"]] == [matter.code]
-        assert usage["usage"][0]["requester_province"] == "jiangsu"
+        # Shanghai (accepting) asked first whether the applicant's name is the card's,
+        # then Jiangsu (handling) checked the material; newest first.
+        assert [u["purpose"] for u in usage["usage"]] == [matter.code, matter.code]
+        assert [u["requester_province"] for u in usage["usage"]] == ["jiangsu", "shanghai"]
         accepted = await js_client.post(f"/v1/cases/{case_id}/events", json={"action": "accept"})
         assert accepted.status == 200
 
@@ -130,8 +133,7 @@ async def test_acceptance_from_the_platform_waits_for_the_check(tmp_path: Path) 
             await eventually(lambda: sh.cases.find_matter(matter.code) is not None)
             # The simulated officer's decisions follow from the seed and the case id: submit
             # until a case its officer accepts (about nine in ten are).
-            for seed in range(10):
-                body["applicant"]["name"] = f"申请人{seed}"
+            for _ in range(10):
                 response = await sh_client.post("/v1/cases", json=body)
                 case_id = (await response.json())["case_id"]
                 if plan_for(2, case_id).accept:

@@ -60,8 +60,10 @@ def verify_envelopes(node: Node, direction: str) -> int:
     return kinds.count("certificate_verify")
 
 
-def usage_count(node: Node) -> int:
-    return len(certificate_store.usage(node.db.reader(), CARD_ID))
+def usage_count(node: Node, by: str | None = None) -> int:
+    """Checks of the card the issuer recorded (only those asked by province ``by``)."""
+    records = certificate_store.usage(node.db.reader(), CARD_ID)
+    return len([r for r in records if by is None or r.requester_province == by])
 
 
 def signed_fault(node: Node, reply: bytes) -> pb.Fault:
@@ -230,7 +232,9 @@ async def test_a_case_material_the_handler_may_not_ask_for_is_rejected_unsent(
         assert verify_envelopes(js, "sent") == 0
         assert verify_envelopes(sh, "received") == 0
         assert inbox.count(sh.db.reader(), payload_type="certificate_verify") == 0
-        assert usage_count(sh) == 0
+        # Shanghai's own check of its applicant's name is recorded; none by Jiangsu.
+        assert usage_count(sh, by="jiangsu") == 0
+        assert usage_count(sh, by="shanghai") == 1
 
 
 async def test_a_held_revocation_list_is_void_once_its_signing_key_is_revoked(

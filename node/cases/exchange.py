@@ -53,7 +53,7 @@ from node.cases.lifecycle import (
     apply_update,
     open_case,
 )
-from node.cases.submission import CaseInputError, parse_new_case
+from node.cases.submission import CaseInputError, NewCase, SuppliedMaterial, parse_new_case
 from node.cases.wire import (
     detail_of,
     exact,
@@ -103,6 +103,17 @@ class CaseNotFound(LookupError):
     pass
 
 
+def submitted(case: CaseRow) -> pb.CaseSubmit:
+    """The case's submission, as signed by the accepting node."""
+    envelope = pb.Envelope.FromString(case.submission)
+    return pb.Message.FromString(envelope.message).case_submit
+
+
+def applicant_holds(material: SuppliedMaterial, case: NewCase) -> bool:
+    """Whether the applicant hands ``material`` in as their own (no other holder named)."""
+    return material.holder_code is None or material.holder_code == case.applicant.code
+
+
 class CaseConflict(Exception):
     """A request conflicts with what is stored (an Idempotency-Key reused with another body,
     a request already waiting for the handler's answer)."""
@@ -147,6 +158,37 @@ class CaseExchange:
             self._catalog_cache[province] = cached
         return cached[1].get(code)
 
+    async def _check_applicant(self, case: NewCase) -> None:
+        """The applicant is the holder of the certificates they hand in as their own: each
+        such material's issuer is asked whether the applicant's name is the name on it
+        (never disclosing it), before anything is stored or handed off; a certificate in
+        another name is ``applicant_mismatch``.
+
+        An issuer that cannot answer now does not hold the case up, and any other refusal
+        (not found, revoked, another holder's code) is not decided here: the handler checks
+        every certificate material again, the name included, before it can accept."""
+        for index, material in enumerate(case.materials):
+            if material.certificate_id is None or not applicant_holds(material, case):
+                continue
+            question = {
+                "certificate_id": material.certificate_id,
+                "holder_code": case.applicant.code,
+                "purpose": case.matter.code,
+                "requester": case.matter.department,
+                "holder_name": case.applicant.name,
+            }
+            try:
+                answer = await self._node.certificates.verify(question)
+            except VerificationRefused:
+                continue
+            if answer.get("holder_name_matches") is False:
+                raise CaseInputError(
+                    "applicant_mismatch",
+                    "applicant.name",
+                    f"is not the name on materials[{index}] ({material.name}), which the "
+                    "applicant hands in as their own",
+                )
+
     async def submit(
         self, body: Mapping[str, Any], *, idempotency_key: str | None = None
     ) -> tuple[CaseRow, bool]:
@@ -156,6 +198,7 @@ class CaseExchange:
         """
         node = self._node
         case = parse_new_case(body, find_matter=self.find_matter, me=self.me)
+        await self._check_applicant(case)
         canonical = json.dumps(case.to_json(), sort_keys=True, ensure_ascii=False)
         digest = hashlib.sha256(canonical.encode()).digest()
         now = exact(node.clock())
@@ -629,6 +672,9 @@ class CaseExchange:
             "purpose": case.matter_code,
             "requester": matter.department if matter else "",
         }
+        applicant = submitted(case).applicant
+        if check.holder_code == applicant.code:
+            request["holder_name"] = applicant.name
         try:
             answer = await node.certificates.verify(request)
         except VerificationRefused as refusal:
@@ -649,6 +695,8 @@ class CaseExchange:
             attestation = answer["attestation"]
             state = "verified" if status == "valid" else "rejected"
             reason = "" if state == "verified" else f"the certificate is {status}"
+            if answer.get("holder_name_matches") is False:
+                state, reason = "rejected", "applicant_mismatch: the applicant's name is not on it"
         now = exact(node.clock())
 
         def record(conn: sqlite3.Connection) -> None:
@@ -721,8 +769,7 @@ class CaseExchange:
             return shown
         conn = self._node.db.reader()
         submit = pb.Envelope.FromString(case.submission)
-        message = pb.Message.FromString(submit.message)
-        shown.update(submission_json(message.case_submit))
+        shown.update(submission_json(submitted(case)))
         checks = {c.material: c for c in cases.certificate_checks(conn, case.case_id)}
         for material in shown["materials"]:
             check = checks.get(material["name"])

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import enum
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -564,6 +565,21 @@ def check_holder(
         raise CertificateError(
             "holder_mismatch", field, "is not the holder of the requested certificate"
         )
+
+
+_NAME_DOTS = str.maketrans({"•": "·", "‧": "·", "・": "·", "．": "·", ".": "·"})
+
+
+def same_name(given: str, on_certificate: str) -> bool:
+    """Whether ``given`` is the name ``on_certificate`` as people write it: compatibility
+    forms (full-width letters) folded, spaces dropped, the middle dots of minority and
+    foreign names (买买提·艾力) read as one, Latin letters without case."""
+
+    def canonical(name: str) -> str:
+        folded = unicodedata.normalize("NFKC", name).translate(_NAME_DOTS)
+        return "".join(folded.split()).casefold()
+
+    return bool(given.strip()) and canonical(given) == canonical(on_certificate)
 
 
 # --- JSON -----------------------------------------------------------------------------------

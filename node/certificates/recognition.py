@@ -60,6 +60,7 @@ from node.certificates.model import (
     check_holder,
     china_date,
     effective_status,
+    same_name,
 )
 from node.certificates.policy import (
     SCENES,
@@ -111,6 +112,7 @@ VERIFY_TIMEOUT = 10.0
 CACHE_SIZE = 10_000
 MAX_FIELDS = 32
 MAX_REQUESTER_LENGTH = 100
+MAX_HOLDER_NAME_LENGTH = 100
 
 _POLICY_FAULTS = {
     "purpose_not_allowed": FaultCode.PURPOSE_NOT_ALLOWED,
@@ -154,6 +156,9 @@ class VerifyRequest:
     fields: tuple[str, ...]
     consent: ConsentGrant | None
     requester: str
+    holder_name: str = ""
+    """The name the requester holds for the holder; the issuer says whether it is the
+    certificate's (without disclosing it). Empty: not asked."""
 
     @property
     def issuer(self) -> str:
@@ -171,6 +176,7 @@ class VerifyRequest:
             self.fields,
             consent,
             self.requester,
+            self.holder_name,
         )
 
     def to_wire(self) -> pb.CertificateVerify:
@@ -180,6 +186,7 @@ class VerifyRequest:
             purpose=self.purpose,
             fields=list(self.fields),
             requester=self.requester,
+            holder_name=self.holder_name,
         )
         if self.consent is not None:
             message.consent_grant = grant_bytes(self.consent.token)
@@ -197,9 +204,15 @@ class Verified:
     valid_until: float
     issuer: str
     envelope: bytes
+    holder_name_matches: bool | None = None
+    """Whether the name asked about is the holder's (None: no name was asked about)."""
 
     def to_json(self, *, cached: bool) -> dict[str, Any]:
+        shown: dict[str, Any] = {}
+        if self.holder_name_matches is not None:
+            shown["holder_name_matches"] = self.holder_name_matches
         return {
+            **shown,
             "status": self.status,
             "fields": dict(self.fields),
             "certificate_type": self.certificate_type,
@@ -219,7 +232,15 @@ def parse_verify_request(
 ) -> VerifyRequest:
     """A ``POST /v1/certificates/verify`` body, checked (a consent grant against
     ``manifest``); raises VerificationRefused."""
-    allowed = {"certificate_id", "holder_code", "purpose", "fields", "consent", "requester"}
+    allowed = {
+        "certificate_id",
+        "holder_code",
+        "purpose",
+        "fields",
+        "consent",
+        "requester",
+        "holder_name",
+    }
     for key in body:
         if key not in allowed:
             raise VerificationRefused("unknown_field", f"{key} is not a field here", field=key)
@@ -248,6 +269,13 @@ def parse_verify_request(
             field="requester",
         )
     consent = _consent(body.get("consent"), manifest, now)
+    holder_name = body.get("holder_name", "")
+    if not isinstance(holder_name, str) or len(holder_name) > MAX_HOLDER_NAME_LENGTH:
+        raise VerificationRefused(
+            "invalid_holder_name",
+            f"holder_name must be text of at most {MAX_HOLDER_NAME_LENGTH} characters",
+            field="holder_name",
+        )
     return VerifyRequest(
         certificate_id,
         holder_code.upper(),
@@ -255,6 +283,7 @@ def parse_verify_request(
         tuple(dict.fromkeys(fields)),
         consent,
         requester,
+        holder_name,
     )
 
 
@@ -305,6 +334,7 @@ def _from_wire(message: pb.CertificateVerify, *, manifest: Manifest, now: float)
         "purpose": message.purpose,
         "fields": list(message.fields),
         "requester": message.requester,
+        "holder_name": message.holder_name,
     }
     if message.consent_grant:
         body["consent"] = {"grant": grant_token(message.consent_grant)}
@@ -606,6 +636,13 @@ class CertificateRecognition:
             valid_until=stamp(valid_until),
             fields=values,
             purpose=request.purpose,
+            holder_name_match=(
+                pb.NAME_NOT_ASKED
+                if not request.holder_name
+                else pb.NAME_MATCHES
+                if same_name(request.holder_name, certificate.holder_name)
+                else pb.NAME_DIFFERS
+            ),
         )
 
         def usage(conn: sqlite3.Connection) -> None:
@@ -989,7 +1026,11 @@ def _verified(attestation: pb.Attestation, issuer: str, envelope: bytes) -> Veri
         valid_until=instant(attestation.valid_until),
         issuer=issuer,
         envelope=envelope,
+        holder_name_matches=_NAME_MATCHES.get(attestation.holder_name_match),
     )
+
+
+_NAME_MATCHES = {pb.NAME_MATCHES: True, pb.NAME_DIFFERS: False}
 
 
 def _refused(code: str, text: str, field: str) -> VerificationRefused:

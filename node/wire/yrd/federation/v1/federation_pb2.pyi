@@ -10,6 +10,15 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class NameMatch(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NAME_NOT_ASKED: _ClassVar[NameMatch]
+    NAME_MATCHES: _ClassVar[NameMatch]
+    NAME_DIFFERS: _ClassVar[NameMatch]
+NAME_NOT_ASKED: NameMatch
+NAME_MATCHES: NameMatch
+NAME_DIFFERS: NameMatch
+
 class Envelope(_message.Message):
     __slots__ = ("message", "signature", "key_id")
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
@@ -261,7 +270,7 @@ class CaseEvaluation(_message.Message):
     def __init__(self, level: _Optional[int] = ..., comment: _Optional[str] = ...) -> None: ...
 
 class CertificateVerify(_message.Message):
-    __slots__ = ("certificate_id", "holder_code", "purpose", "fields", "consent", "requester", "consent_grant")
+    __slots__ = ("certificate_id", "holder_code", "purpose", "fields", "consent", "requester", "consent_grant", "holder_name")
     CERTIFICATE_ID_FIELD_NUMBER: _ClassVar[int]
     HOLDER_CODE_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
@@ -269,6 +278,7 @@ class CertificateVerify(_message.Message):
     CONSENT_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_FIELD_NUMBER: _ClassVar[int]
     CONSENT_GRANT_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_NAME_FIELD_NUMBER: _ClassVar[int]
     certificate_id: str
     holder_code: str
     purpose: str
@@ -276,7 +286,8 @@ class CertificateVerify(_message.Message):
     consent: Consent
     requester: str
     consent_grant: bytes
-    def __init__(self, certificate_id: _Optional[str] = ..., holder_code: _Optional[str] = ..., purpose: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., consent: _Optional[_Union[Consent, _Mapping]] = ..., requester: _Optional[str] = ..., consent_grant: _Optional[bytes] = ...) -> None: ...
+    holder_name: str
+    def __init__(self, certificate_id: _Optional[str] = ..., holder_code: _Optional[str] = ..., purpose: _Optional[str] = ..., fields: _Optional[_Iterable[str]] = ..., consent: _Optional[_Union[Consent, _Mapping]] = ..., requester: _Optional[str] = ..., consent_grant: _Optional[bytes] = ..., holder_name: _Optional[str] = ...) -> None: ...
 
 class ConsentGrant(_message.Message):
     __slots__ = ("grant_id", "grantor", "holder_code", "purpose", "fields", "certificate_id", "requester", "issued_at", "expires_at")
@@ -323,7 +334,7 @@ class Consent(_message.Message):
     def __init__(self, grant_id: _Optional[str] = ..., purpose: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., holder_code: _Optional[str] = ...) -> None: ...
 
 class Attestation(_message.Message):
-    __slots__ = ("request_digest", "certificate_id", "certificate_type", "status", "checked_at", "valid_until", "fields", "purpose")
+    __slots__ = ("request_digest", "certificate_id", "certificate_type", "status", "checked_at", "valid_until", "fields", "purpose", "holder_name_match")
     class FieldsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -339,6 +350,7 @@ class Attestation(_message.Message):
     VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_NAME_MATCH_FIELD_NUMBER: _ClassVar[int]
     request_digest: bytes
     certificate_id: str
     certificate_type: str
@@ -347,7 +359,8 @@ class Attestation(_message.Message):
     valid_until: _timestamp_pb2.Timestamp
     fields: _containers.ScalarMap[str, str]
     purpose: str
-    def __init__(self, request_digest: _Optional[bytes] = ..., certificate_id: _Optional[str] = ..., certificate_type: _Optional[str] = ..., status: _Optional[str] = ..., checked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fields: _Optional[_Mapping[str, str]] = ..., purpose: _Optional[str] = ...) -> None: ...
+    holder_name_match: NameMatch
+    def __init__(self, request_digest: _Optional[bytes] = ..., certificate_id: _Optional[str] = ..., certificate_type: _Optional[str] = ..., status: _Optional[str] = ..., checked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fields: _Optional[_Mapping[str, str]] = ..., purpose: _Optional[str] = ..., holder_name_match: _Optional[_Union[NameMatch, str]] = ...) -> None: ...
 
 class RevocationListAnnounce(_message.Message):
     __slots__ = ("province", "signed_list", "version")
