@@ -40,6 +40,7 @@ from node.cases.calendar import CalendarError, Deadline, WorkingCalendar
 from node.cases.catalog import Catalog, Matter, matter_code_province, parse_catalog
 from node.cases.lifecycle import (
     CONCLUDED,
+    MAX_CASE_ID_LENGTH,
     Action,
     CaseSequencer,
     CaseUpdate,
@@ -51,6 +52,7 @@ from node.cases.lifecycle import (
     TransitionRefused,
     allowed_actions,
     apply_update,
+    is_case_id,
     open_case,
 )
 from node.cases.submission import CaseInputError, parse_new_case
@@ -283,7 +285,13 @@ class CaseExchange:
     def validate_submit(self, message: Authenticated) -> None:
         submit = message.message.case_submit
         field = "body.case_submit"
-        if not submit.case_id.startswith(f"{message.sender.code}-") or len(submit.case_id) > 128:
+        if not is_case_id(submit.case_id):
+            raise _invalid(
+                message,
+                f"{field}.case_id",
+                f"must be 1 to {MAX_CASE_ID_LENGTH} ASCII letters, digits and hyphens",
+            )
+        if not submit.case_id.startswith(f"{message.sender.code}-"):
             raise _invalid(message, f"{field}.case_id", "must start with the sender's code")
         matter = self._node.catalog.get(submit.matter_code)
         if matter is None:
@@ -948,7 +956,8 @@ def _parse_event(
             field = error.field.removeprefix("evaluation.")
             raise CaseInputError(error.code, field, str(error)) from None
     try:
-        CaseUpdate("x", 1, action, Role.ACCEPTING, 0.0, reason=reason)
+        # The update's own checks, on a stand-in case: its reason comes back normalised.
+        reason = CaseUpdate("x", 1, action, Role.ACCEPTING, 0.0, reason=reason).reason
     except InvalidCaseField as error:
         raise CaseInputError(error.code, error.field, str(error)) from None
     return action, reason, result, evaluation

@@ -25,6 +25,8 @@ Rules kept here:
 5. Offline presentations are issued by the issuer's node for a valid certificate of its
    holder, and verified anywhere with the issuer's key from the manifest and the issuer's
    latest revocation list held here.
+6. A request's ``requester`` is free text, judged by ``node.text.clean_text``
+   (``invalid_text``) and kept in Unicode normal form C: it is shown to the holder.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ from node.protocol.envelope import Sealed, header, seal
 from node.protocol.faults import FaultCode, Refusal
 from node.store import audit
 from node.store import certificates as store
+from node.text import TextError, clean_text
 from node.transport.errors import PeerUnavailable, SignedRefusal, TransportError
 from node.trust.manifest import PROVINCES, Manifest, format_time
 from node.wire import pb
@@ -236,6 +239,10 @@ def parse_verify_request(body: Mapping[str, Any], *, now: float) -> VerifyReques
             f"requester must be text of at most {MAX_REQUESTER_LENGTH} characters",
             field="requester",
         )
+    try:
+        requester = clean_text(requester, field="requester", max_length=MAX_REQUESTER_LENGTH)
+    except TextError as error:
+        raise VerificationRefused(error.code, error.detail, field=error.field) from None
     consent = _consent(body.get("consent"), purpose, now)
     return VerifyRequest(
         certificate_id,
