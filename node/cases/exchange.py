@@ -19,6 +19,10 @@ How a case travels (DESIGN.md §6):
 5. The handling node derives the due time from its history (acceptance starts the clock,
    supplement requests pause it) and every update carries the due time after it.
 
+Text from this side's platform or REST API (an event's reason and comment, a submission's
+names) is judged by ``node.text.clean_text`` and kept in Unicode normal form C as it comes
+in; a peer's text was judged, unchanged, by the receiver's checks.
+
 Every change happens inside the store transaction that records the message causing it, so
 a crash leaves either all of it or none. Everything the node learns or sends about a case
 also sits in the evidence log.
@@ -41,6 +45,8 @@ from node.cases.catalog import Catalog, Matter, matter_code_province, parse_cata
 from node.cases.lifecycle import (
     CONCLUDED,
     MAX_CASE_ID_LENGTH,
+    MAX_COMMENT_LENGTH,
+    MAX_REASON_LENGTH,
     Action,
     CaseSequencer,
     CaseUpdate,
@@ -77,6 +83,7 @@ from node.store import cases, catalogs, outbox
 from node.store import platform as platform_store
 from node.store.cases import CaseRow, UpdateRow
 from node.store.outbox import OutboxItem
+from node.text import TextError, clean_text
 from node.trust.manifest import PROVINCES, format_time
 from node.wire import pb
 
@@ -935,6 +942,7 @@ def _parse_event(
     reason = body.get("reason", "")
     if not isinstance(reason, str):
         raise CaseInputError("invalid_update", "reason", "reason must be text")
+    reason = _free_text(reason, "reason", MAX_REASON_LENGTH)
     result: Result | None = None
     if "result" in body:
         data = body["result"]
@@ -950,17 +958,29 @@ def _parse_event(
             raise CaseInputError(error.code, error.field, str(error)) from None
     evaluation: Evaluation | None = None
     if "level" in body or "comment" in body:
+        comment = body.get("comment", "")
+        if isinstance(comment, str):
+            comment = _free_text(comment, "comment", MAX_COMMENT_LENGTH)
         try:
-            evaluation = Evaluation(body.get("level"), body.get("comment", ""))  # type: ignore[arg-type]
+            evaluation = Evaluation(body.get("level"), comment)  # type: ignore[arg-type]
         except InvalidCaseField as error:
             field = error.field.removeprefix("evaluation.")
             raise CaseInputError(error.code, field, str(error)) from None
     try:
-        # The update's own checks, on a stand-in case: its reason comes back normalised.
-        reason = CaseUpdate("x", 1, action, Role.ACCEPTING, 0.0, reason=reason).reason
+        CaseUpdate("x", 1, action, Role.ACCEPTING, 0.0, reason=reason)
     except InvalidCaseField as error:
         raise CaseInputError(error.code, error.field, str(error)) from None
     return action, reason, result, evaluation
+
+
+def _free_text(value: str, field: str, max_length: int) -> str:
+    """An event's reason or comment in normal form C, or ``invalid_text`` naming it. Judged
+    here, where the platform's text comes in, not in ``CaseUpdate``: an update stored
+    before the rule must still replay."""
+    try:
+        return clean_text(value, field=field, max_length=max_length)
+    except TextError as error:
+        raise CaseInputError(error.code, field, error.sentence) from None
 
 
 def _invalid(message: Authenticated, field: str, detail: str) -> Refusal:

@@ -27,8 +27,9 @@ updates, each numbered 1, 2, 3 … per case and signed by the side that made it.
    ``evaluate`` an evaluation; a result or evaluation on any other action is refused.
 9. A case id is 1 to ``MAX_CASE_ID_LENGTH`` ASCII letters, digits and hyphens, starting
    with a letter or digit (``CASE_ID``; the node makes ``310000-20260302-<16 hex>``). A
-   reason and an evaluation's comment are free text that ``node.text.clean_text`` accepts
-   (``invalid_text``), kept in Unicode normal form C.
+   reason's and a comment's characters are judged where they come in (``node.text``, by
+   the case exchange and the receiver's checks), not here: a history stored before that
+   rule replays as it was signed.
 10. ``CaseSequencer`` applies one case's updates in sequence order, whatever order they
    arrive in: it holds early ones, ignores exact duplicates and refuses a different update
    under a number it already has (first one wins).
@@ -46,7 +47,6 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from node.identifiers import CertificateId, parse_certificate_id
-from node.text import TextError, clean_text
 
 
 class Status(enum.Enum):
@@ -169,7 +169,7 @@ RefusalCode = Literal[
     "sequence_too_far_ahead",
     "wrong_case",
 ]
-InvalidFieldCode = Literal["invalid_update", "invalid_result", "invalid_evaluation", "invalid_text"]
+InvalidFieldCode = Literal["invalid_update", "invalid_result", "invalid_evaluation"]
 
 
 class TransitionRefused(Exception):
@@ -210,14 +210,6 @@ class InvalidCaseField(ValueError):
 
 def is_case_id(text: str) -> bool:
     return CASE_ID.fullmatch(text) is not None
-
-
-def _free_text(value: str, field: str, max_length: int) -> str:
-    """``value`` in normal form C, or ``invalid_text`` naming ``field`` (rule 9)."""
-    try:
-        return clean_text(value, field=field, max_length=max_length)
-    except TextError as error:
-        raise InvalidCaseField("invalid_text", f"{field} {error.sentence}", field=field) from None
 
 
 # --- the table's questions ------------------------------------------------------------------
@@ -296,8 +288,6 @@ class Evaluation:
                 f"evaluation.comment must be text of at most {MAX_COMMENT_LENGTH} characters",
                 field="evaluation.comment",
             )
-        comment = _free_text(self.comment, "evaluation.comment", MAX_COMMENT_LENGTH)
-        object.__setattr__(self, "comment", comment)
 
     @property
     def label(self) -> str:
@@ -403,7 +393,6 @@ class CaseUpdate:
             raise _update_error(
                 "reason", f"reason must be text of at most {MAX_REASON_LENGTH} characters"
             )
-        object.__setattr__(self, "reason", _free_text(self.reason, "reason", MAX_REASON_LENGTH))
         if self.result is not None and not isinstance(self.result, Result):
             raise _update_error("result", "result must be a Result")
         if self.evaluation is not None and not isinstance(self.evaluation, Evaluation):
