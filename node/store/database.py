@@ -173,7 +173,8 @@ def _is_corruption(exc: sqlite3.Error) -> bool:
 
 
 def _check_file(path: Path) -> None:
-    """Refuse a file that is not an intact SQLite database, without writing to it."""
+    """Refuse a file that is empty or not an intact SQLite database, without writing to it
+    (only a missing file means a new store: ``_create``)."""
     try:
         size = path.stat().st_size
         with path.open("rb") as handle:
