@@ -123,6 +123,8 @@ _KIND_OF_REFUSAL: Final[Mapping[str, str]] = {
             "bad_time",
             "malformed_body",
             "not_utf8",
+            # Text holding a control, format or invisible character (node.text).
+            "invalid_text",
             "reference_reused",
         ),
         "record",

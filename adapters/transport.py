@@ -20,7 +20,11 @@ aiohttp exception. Rules kept:
    type and where it was raised. ``PlatformUnavailable`` passes unchanged, and nothing
    outside ``Exception`` (a cancellation) is caught. So no reply, however hostile, raises
    anything else from an adapter.
-5. Nothing here logs bodies or exception messages: they hold names and ID numbers.
+5. Redirects are never followed: a 3xx is a ``DialectError`` (``redirected``) naming the
+   host it pointed to and nothing more (its path and query may hold personal data). A
+   platform that moved is reconfigured by its operator; following it would send the
+   platform's tokens, app key and signature to whatever host the answer names.
+6. Nothing here logs bodies or exception messages: they hold names and ID numbers.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import Final, TypeVar
 
 import aiohttp
+from yarl import URL
 
 from node.platform.adapter import DialectError, PlatformUnavailable
 
@@ -103,9 +108,12 @@ class PlatformClient:
         url = f"{self.base_url}{path}"
         try:
             async with self._session.request(
-                method, url, data=body, params=params, headers=sent
+                method, url, data=body, params=params, headers=sent, allow_redirects=False
             ) as response:
                 status, kind = response.status, response.content_type
+                if 300 <= status < 400:
+                    location = response.headers.get("Location")
+                    raise _redirected(method, path, status, location, self.platform)
                 data = bytearray()
                 async for chunk in response.content.iter_chunked(64 * 1024):
                     data += chunk
@@ -155,6 +163,28 @@ class PlatformClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _redirected(
+    method: str, path: str, status: int, location: str | None, platform: str
+) -> DialectError:
+    """A 3xx as the refusal it is (rule 5), naming only the host it pointed to (in ASCII)."""
+    try:
+        host = URL(location).raw_host if location else None
+    except ValueError:
+        host = None
+    if location is None:
+        where = "without a Location"
+    elif host is None:
+        where = "to a location on the same host"
+    else:
+        where = f"to host {host}"
+    return DialectError(
+        "redirected",
+        f"{method} {path}: the platform answered {status}, redirecting {where}; redirects are "
+        "not followed (correct the platform's url in node.toml if it has moved)",
+        platform=platform,
+    )
 
 
 def _raised_at(error: BaseException) -> str:

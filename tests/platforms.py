@@ -232,6 +232,19 @@ TEXT: Final = st.text(
 )
 """Any text a JSON or form dialect carries."""
 SHA256: Final = st.text("0123456789abcdef", min_size=64, max_size=64)
+NOT_NUMBERS: Final = {
+    "superscript two": "²",
+    "Arabic-Indic one": "١",
+    "fullwidth five": "５",
+    "Devanagari two": "२",
+    "minus": "-1",
+    "plus": "+5",
+    "space": " 5",
+    "exponent": "1e2",
+    "19 digits": "9" * 19,
+}
+"""Paging values that are no number in any dialect: ``str.isdigit`` takes some, ``int`` others
+(issue 11); each simulated platform answers them with its 400, never a 500."""
 NUMBERS: Final = st.integers(-(10**MAX_NUMBER_DIGITS) + 1, 10**MAX_NUMBER_DIGITS - 1)
 """Any whole number a dialect carries: at most ``MAX_NUMBER_DIGITS`` digits."""
 

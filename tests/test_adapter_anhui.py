@@ -815,3 +815,22 @@ def test_labels_cover_every_canonical_value() -> None:
     )
     assert dialect.STATUS_LABELS["办结"] == "completed"
     assert dialect.ACTION_LABELS["补齐"] == "supplement"
+
+
+@pytest.mark.parametrize(
+    "text", list(platforms.NOT_NUMBERS.values()), ids=list(platforms.NOT_NUMBERS)
+)
+@pytest.mark.parametrize(
+    ("path", "name", "code"),
+    [("/sq/lb", "cursor", "invalid_cursor"), ("/bjdt/lb", "limit", "invalid_field")],
+)
+async def test_platform_paging_is_ascii_digits_only(
+    tmp_path: Path, path: str, name: str, code: str, text: str
+) -> None:
+    """A cursor or limit in other digits than ASCII, or signed, is a 400 in dialect naming
+    the parameter, never a 500, and changes nothing."""
+    async with anhui(tmp_path) as ah:
+        before = ah.platform.store.counts()
+        status, reply = await ah.get(BASE + path, **{name: text})
+        assert (status, reply["code"], reply["field"]) == (400, code, name)
+        assert ah.platform.store.counts() == before

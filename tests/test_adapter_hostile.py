@@ -14,6 +14,7 @@ from typing import Any, Final
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from adapters.anhui.adapter import AnhuiAdapter
 from adapters.anhui.dialect import ANHUI
@@ -333,3 +334,56 @@ async def test_a_reply_cut_off_by_a_dropped_connection_is_unavailable(d: Dialect
     async with platforms.stub(reply, d.adapter) as adapter:
         with pytest.raises(PlatformUnavailable):
             await adapter.poll_events(None)
+
+
+# --- redirects (issue 11) -------------------------------------------------------------------
+
+PLATFORM_TOKEN: Final = "platform-token-7f3a"
+APP_KEY: Final = "zj-app-key-7f3a"
+CREDENTIALED: Final[dict[str, Callable[[str], ProvinceAdapter]]] = {
+    "shanghai": lambda url: ShanghaiAdapter(url, access_token=PLATFORM_TOKEN, timeout=10),
+    "jiangsu": lambda url: JiangsuAdapter(url, access_token=PLATFORM_TOKEN, timeout=10),
+    "zhejiang": lambda url: ZhejiangAdapter(url, app_key=APP_KEY, app_secret="s", timeout=10),
+    "anhui": lambda url: AnhuiAdapter(url, token=PLATFORM_TOKEN, timeout=10),
+}
+"""Each dialect's adapter with the credentials it sends its platform."""
+REDIRECTED: Final = {
+    "poll_applications": POLLS["applications"],
+    "deliver_case": CALLS["deliver_case"],
+    "fetch_certificate": CALLS["fetch_certificate"],
+}
+
+
+@pytest.mark.parametrize("call", list(REDIRECTED))
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+@pytest.mark.parametrize("province", list(CREDENTIALED))
+async def test_a_redirect_is_not_followed(province: str, status: int, call: str) -> None:
+    """A platform answering 3xx to another host is a DialectError ``redirected`` naming that
+    host and nothing more of the location; not one request, token, app key or signature
+    reaches the other host."""
+    reached: list[web.Request] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        reached.append(request)
+        return web.Response(status=200)
+
+    other = web.Application()
+    other.router.add_route("*", "/{tail:.*}", elsewhere)
+    asked: list[dict[str, str]] = []
+    async with TestServer(other, host="127.0.0.2") as sink:
+        location = str(sink.make_url("/collect").with_query(name="王静", code=SECRET))
+
+        async def redirect(request: web.Request) -> web.Response:
+            asked.append(dict(request.headers))
+            return web.Response(status=status, headers={"Location": location})
+
+        async with platforms.stub(redirect, CREDENTIALED[province]) as adapter:
+            with pytest.raises(DialectError) as refused:
+                await REDIRECTED[call](adapter)
+    error = refused.value
+    assert (error.platform, error.code) == (province, "redirected")
+    assert "127.0.0.2" in str(error) and str(status) in str(error)
+    assert SECRET not in str(error) and "collect" not in str(error) and "王静" not in str(error)
+    assert reached == []
+    credential = APP_KEY if province == "zhejiang" else PLATFORM_TOKEN
+    assert [credential in headers.values() for headers in asked] == [True]

@@ -911,3 +911,22 @@ def test_code_tables_are_complete() -> None:
     assert len(set(dialect.FACE_ELEMENTS.values())) == len(names)
     assert set(dialect.REASON_CODES.values()) == set(REASONS)
     assert len(set(dialect.STATUS_CODES.values())) == len(dialect.STATUS_CODES) == 10
+
+
+@pytest.mark.parametrize(
+    "text", list(platforms.NOT_NUMBERS.values()), ids=list(platforms.NOT_NUMBERS)
+)
+@pytest.mark.parametrize(("path", "name"), [("/sq", "yb"), ("/bjdt", "ts")])
+async def test_platform_paging_is_ascii_digits_only(
+    tmp_path: Path, path: str, name: str, text: str
+) -> None:
+    """A cursor (yb) or page size (ts) in other digits than ASCII, or signed, is a 400 in
+    dialect naming it, never a 500, and changes nothing."""
+    async with jiangsu(tmp_path) as js:
+        before = js.platform.store.counts()
+        async with js.session.get(
+            f"{js.url}{BASE}{path}", params={name: text}, headers={TOKEN_HEADER: TOKEN}
+        ) as response:
+            assert response.status == 400
+            assert refusal(await response.read())["cwzd"] == name
+        assert js.platform.store.counts() == before

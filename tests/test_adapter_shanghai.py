@@ -576,3 +576,22 @@ def test_event_round_trips(action: str, reason: str | None, at: float) -> None:
     for body in bodies:
         record = json_wire(SHANGHAI.event_record("e", "c", body, at))
         assert SHANGHAI.read_event_record(JsonObject(record)) == PlatformEvent("e", "c", body)
+
+
+@pytest.mark.parametrize(
+    "text", list(platforms.NOT_NUMBERS.values()), ids=list(platforms.NOT_NUMBERS)
+)
+@pytest.mark.parametrize(
+    ("path", "name", "code"),
+    [("/applications", "cursor", "invalid_cursor"), ("/events", "limit", "invalid_field")],
+)
+async def test_platform_paging_is_ascii_digits_only(
+    tmp_path: Path, path: str, name: str, code: str, text: str
+) -> None:
+    """A cursor or limit in other digits than ASCII, or signed, is a 400 in dialect naming
+    the parameter, never a 500, and changes nothing."""
+    async with shanghai(tmp_path) as sh:
+        before = sh.platform.store.counts()
+        status, reply = await sh.get(BASE + path, **{name: text})
+        assert (status, reply["errorType"], reply["errorField"]) == (400, code, name)
+        assert sh.platform.store.counts() == before

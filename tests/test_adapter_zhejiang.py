@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from subprocess import DEVNULL, PIPE
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from aiohttp import web
@@ -1182,3 +1183,21 @@ def test_application_form_round_trips() -> None:
         fields = JsonObject(json.loads(json.dumps(ZHEJIANG.application_form(body))))
         assert ZHEJIANG.read_application_form(fields) == body
         fields.finish()
+
+
+@pytest.mark.parametrize(
+    "text", list(platforms.NOT_NUMBERS.values()), ids=list(platforms.NOT_NUMBERS)
+)
+@pytest.mark.parametrize(
+    ("path", "name"), [("/applications", "page_token"), ("/events", "page_size")]
+)
+async def test_platform_paging_is_ascii_digits_only(
+    tmp_path: Path, path: str, name: str, text: str
+) -> None:
+    """A page token or size in other digits than ASCII, or signed, is a 400 invalid_page
+    naming it, never a 500, and changes nothing."""
+    async with zhejiang(tmp_path) as zj:
+        before = zj.platform.store.counts()
+        status, reply = await zj.send("GET", f"{BASE}{path}?{urlencode({name: text})}")
+        assert status == 400 and reply["data"] == {"error": "invalid_page", "field": name}
+        assert zj.platform.store.counts() == before

@@ -109,6 +109,16 @@ def test_every_private_key_file_is_owner_only(mesh: Path) -> None:
     }
 
 
+def test_every_folder_of_the_mesh_is_owner_only(mesh: Path) -> None:
+    """DIR and every folder in it (the CA, the governance key, each province's keys and,
+    once running, its stores and logs) have mode 0700."""
+    folders = [mesh, *(p for p in mesh.rglob("*") if p.is_dir())]
+    assert len(folders) == 3 + len(PROVINCES)
+    assert {str(f.relative_to(mesh)): f.stat().st_mode & 0o777 for f in folders} == {
+        str(f.relative_to(mesh)): 0o700 for f in folders
+    }
+
+
 def test_governance_pub_is_base64_text_of_the_governance_key(mesh: Path) -> None:
     """governance.pub is the governance key's public half as one line of base64."""
     text = (mesh / "governance/governance.pub").read_text()

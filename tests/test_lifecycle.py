@@ -531,3 +531,21 @@ def test_bare_sequencer_ignores_numbers_it_never_saw() -> None:
     sequencer = CaseSequencer(S.ACCEPTED, 2)
     assert sequencer.offer(update(Action.REJECT, 1)) == []
     assert sequencer.offer(update(Action.COMPLETE, 3))[0][1] is S.COMPLETED
+
+
+def test_a_history_stored_before_the_text_rule_replays() -> None:
+    """A reason with a line break, taken before text was judged where it comes in, still
+    replays: the lifecycle checks lengths, not characters (those are judged at the edge)."""
+    stored = [
+        update(Action.DELIVER, 1),
+        update(Action.REJECT, 2, reason="材料不全\n请补充户口簿"),
+    ]
+    assert CaseSequencer.replay(stored).status is Status.REJECTED
+
+
+@pytest.mark.parametrize("case_id", ["C 1", "C-1\x00", "案-1", "-C1", "C" * 65, ""])
+def test_a_case_id_outside_its_charset_or_length_is_refused(case_id: str) -> None:
+    """A case id is 1 to 64 ASCII letters, digits and hyphens, starting with either."""
+    with pytest.raises(InvalidCaseField) as caught:
+        update(Action.DELIVER, 1, case_id=case_id)
+    assert (caught.value.code, caught.value.field) == ("invalid_update", "case_id")

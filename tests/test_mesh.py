@@ -12,12 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from node.runtime.mesh import Mesh
+from node.runtime.mesh_access import create_mesh
 from node.runtime.mesh_control import alive
 from tests.nodes import free_base_port
 
 pytestmark = pytest.mark.slow
 
 YRD = [sys.executable, "-m", "node.cli.main"]
+PAIR = ("shanghai", "jiangsu")
 
 
 def test_mesh_up_writes_mesh_json_and_stops_cleanly(tmp_path: Path) -> None:
@@ -112,3 +115,33 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     )
     assert result.stdout.count("verified it offline: valid") == 4
     assert result.stdout.count("chain and signatures verified") == 4
+
+
+async def test_a_running_province_keeps_its_personal_data_owner_only(tmp_path: Path) -> None:
+    """With Shanghai's simulated platform and node running as processes, every file in its
+    folder that holds personal data or secrets (the platform's SQLite and its -wal and -shm,
+    the node's store, both logs, keys, tokens and credentials) is 0600 and the folders 0700,
+    also a log an older mesh left readable."""
+    directory = tmp_path / "mesh"
+    create_mesh(directory, now=time.time(), base_port=free_base_port(2), provinces=PAIR)
+    folder = directory / "shanghai"
+    (folder / "node.log").write_bytes(b"an older run's log\n")
+    (folder / "node.log").chmod(0o644)
+    mesh = Mesh(directory)
+    shanghai = mesh.config("shanghai")
+    try:
+        mesh.start_platform(shanghai)
+        await mesh.wait_platform("shanghai")
+        mesh.start_node(shanghai)
+        await mesh.wait_ready("shanghai")
+        files = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
+    finally:
+        mesh.stop()
+    private = {
+        "node.log", "platform.log", "platform.db", "platform.db-wal", "platform.db-shm",
+        "node.db", "node.db-wal", "node.db-shm", "node.db.lock", "signing.key", "tls.key",
+        "tokens.json", "platform-credentials.json",
+    }  # fmt: skip
+    assert {name: files.get(name) for name in private} == dict.fromkeys(private, 0o600)
+    assert set(files) - private == {"node.toml", "tls.crt"}
+    assert {d.stat().st_mode & 0o777 for d in (directory, folder)} == {0o700}

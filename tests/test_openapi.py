@@ -411,6 +411,13 @@ async def test_refusals_conform(mesh: Path) -> None:
         # Submissions.
         unknown = {**body, "matter_code": "11320000003011047K2000172999000"}
         await sh_api.call("POST", "/v1/cases", body=unknown, status=422, code="unknown_matter")
+        # A name with a bidi override is well-formed JSON text; only the server refuses it.
+        hostile = json.loads(json.dumps(body))
+        hostile["applicant"]["name"] = "张\u202e三"
+        reply = await sh_api.call(
+            "POST", "/v1/cases", body=hostile, status=422, code="invalid_text"
+        )
+        assert reply.json()["field"] == "applicant.name"
         bad_digest = json.loads(json.dumps(body))
         bad_digest["materials"][0]["sha256"] = "AB" * 32
         await sh_api.call(
@@ -510,7 +517,9 @@ async def test_refusals_conform(mesh: Path) -> None:
             {"role": "boss"},
             {"status": "done"},
             {"limit": "0"},
+            {"limit": "²"},
             {"cursor": "abc"},
+            {"cursor": "١"},
             {"overdue": "yes"},
         ):
             reply = await sh_api.call(

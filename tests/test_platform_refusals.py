@@ -392,3 +392,44 @@ async def test_unreadable_applications(tmp_path: Path) -> None:
         "refusal",
         "not_found",
     )
+
+
+FEED_HOSTILE: dict[str, str] = {
+    "right-to-left override": "\u202e",
+    "right-to-left isolate": "\u2067",
+    "left-to-right embedding": "\u202a",
+    "zero-width joiner": "\u200d",
+    "NUL": "\x00",
+    "ESC": "\x1b",
+    "BEL": "\x07",
+}
+
+
+async def test_hostile_text_in_a_platform_feed_is_refused_at_the_platform(tmp_path: Path) -> None:
+    """An application read from the platform whose applicant name holds a bidi override (or
+    another refused character) is refused back to the platform as invalid_text naming the
+    name in its dialect: no case is made, nothing goes to the handler, and the refusal does
+    not repeat the name. (Before, such a name went through, was refused by the handler's
+    platform, and the case stayed delivered on both sides for good.)"""
+    async with scene(tmp_path, Watch()) as at:
+        fixtures = at.platform.fixtures()
+        references = {}
+        for label, char in FEED_HOSTILE.items():
+            body = application_body(fixtures, "jiangsu")
+            name = body["applicant"]["name"]
+            body["applicant"]["name"] = name[:1] + char + name[1:]
+            references[label] = at.platform.submit_application(body, checked=False).reference
+        for reference in references.values():
+            await eventually(lambda r=reference: refused_at_platform(at.platform, r))  # type: ignore[misc]
+        for label, reference in references.items():
+            held = at.platform.application_progress(reference).refusal
+            assert held is not None, label
+            assert (held.refusal.code, held.refusal.field) == (
+                "invalid_text",
+                shanghai.dialect_field("applicant.name"),
+            ), label
+            assert FEED_HOSTILE[label] not in held.refusal.reason
+        assert cases(at.node) == 0
+        submitted = "SELECT count(*) FROM outbox WHERE payload_type = 'case_submit'"
+        assert at.node.db.reader().execute(submitted).fetchone()[0] == 0
+        assert refused_count(at.node, "invalid_text") == len(FEED_HOSTILE)

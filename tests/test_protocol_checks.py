@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from node.protocol.checks import (
@@ -12,7 +15,7 @@ from node.protocol.checks import (
     check_envelope,
     check_reply,
 )
-from node.protocol.envelope import DOMAIN_PREFIX, digest, seal, signing_input
+from node.protocol.envelope import DOMAIN_PREFIX, Sealed, digest, seal, signing_input
 from node.protocol.faults import FaultCode, Refusal
 from node.protocol.replies import answer_for, fault_for, receipt_for
 from node.trust.keys import SigningKey
@@ -243,6 +246,21 @@ def test_every_fault_code_has_a_distinct_value_and_status() -> None:
     assert all(c.grpc_status is not None for c in FaultCode)
 
 
+def refused_reply(fed: Federation, reply: bytes, request: Sealed) -> Refusal:
+    """How Shanghai's check of ``reply`` to its ``request`` to Jiangsu refuses it."""
+    with pytest.raises(Refusal) as caught:
+        check_reply(
+            reply,
+            peer=ME,
+            manifest=fed.manifest,
+            me=SENDER,
+            now=NOW,
+            request_id=request.message_id,
+            request_digest=request.digest,
+        )
+    return caught.value
+
+
 def test_receipt_answers_exact_request(fed: Federation) -> None:
     """A receipt carries the request's digest and passes the sender's reply check."""
     sealed = sealed_probe(fed, "shanghai", "jiangsu")
@@ -324,18 +342,9 @@ def test_attestation_replayed_for_another_request_refused(fed: Federation) -> No
     )
     assert good.payload_type == "attestation"
     for replayed in (attestation(other.digest), attestation(b"")):
-        with pytest.raises(Refusal) as caught:
-            check_reply(
-                replayed,
-                peer=ME,
-                manifest=fed.manifest,
-                me=SENDER,
-                now=NOW,
-                request_id=asked.message_id,
-                request_digest=asked.digest,
-            )
-        assert caught.value.code is FaultCode.INVALID_PAYLOAD
-        assert caught.value.field == "body.attestation.request_digest"
+        refusal = refused_reply(fed, replayed, asked)
+        assert refusal.code is FaultCode.INVALID_PAYLOAD
+        assert refusal.field == "body.attestation.request_digest"
 
 
 def test_reply_from_someone_else_refused(fed: Federation) -> None:
@@ -352,14 +361,153 @@ def test_reply_from_someone_else_refused(fed: Federation) -> None:
         manifest_version=1,
         key=fed.key("anhui"),
     )
+    assert refused_reply(fed, fault.envelope, sealed).code is FaultCode.SENDER_MISMATCH
+
+
+# --- header identifiers and the text of a body (issue 11) -----------------------------------
+
+BAD_IDS: dict[str, str] = {
+    "100,000 characters": "m" * 100_000,
+    "129 characters": "m" * 129,
+    "NUL": "m-1\x00",
+    "ESC": "\x1b[31mm-1",
+    "space": "m 1",
+    "slash": "../m-1",
+    "non-ASCII letter": "é-1",
+    "Arabic-Indic digit": "١",
+    "right-to-left override": "m\u202e1",
+    "leading hyphen": "-m1",
+}
+
+
+def header_message(**fields: str) -> pb.Message:
+    """A probe from Shanghai to us, on time, with ``fields`` of its header replaced."""
+    message = pb.Message(
+        header=pb.Header(**{"message_id": "m-1", "sender": SENDER, "recipient": ME, **fields}),
+        probe=pb.Probe(),
+    )
+    message.header.sent_at.FromSeconds(int(NOW))
+    return message
+
+
+@pytest.mark.parametrize("value", list(BAD_IDS.values()), ids=list(BAD_IDS))
+@pytest.mark.parametrize(
+    "name", ["message_id", "sender", "recipient", "in_reply_to", "correlation_id"]
+)
+def test_header_identifier_outside_its_charset_or_length_is_refused(
+    fed: Federation, name: str, value: str
+) -> None:
+    """A header identifier that is not 1 to 128 of [A-Za-z0-9._:-] is a malformed message
+    naming the field, refused before the sender is even looked up, and the refusal never
+    carries the refused id."""
+    raw = resign(header_message(**{name: value}), fed.key("shanghai"))
     with pytest.raises(Refusal) as caught:
-        check_reply(
-            fault.envelope,
-            peer=ME,
+        check(fed, raw)
+    refusal = caught.value
+    assert (refusal.code, refusal.field) == (FaultCode.MALFORMED_MESSAGE, f"header.{name}")
+    assert refusal.message_id == ("" if name == "message_id" else "m-1")
+    assert value not in refusal.text
+    assert refusal.code.grpc_status.name == "INVALID_ARGUMENT"
+
+
+@pytest.mark.parametrize(
+    "value", ["m-1", "0b8f7a2e-3c1d-4e5f-9a8b-7c6d5e4f3a2b", "revocation-list:7", "m" * 128]
+)
+def test_identifiers_the_nodes_make_pass(fed: Federation, value: str) -> None:
+    """UUIDs, case ids and correlation ids of the shapes the nodes make are accepted."""
+    raw = resign(header_message(message_id=value, correlation_id=value), fed.key("shanghai"))
+    assert isinstance(check(fed, raw), Authenticated)
+
+
+HOSTILE_TEXT: dict[str, str] = {
+    "NUL": "\x00",
+    "BEL": "\x07",
+    "ESC": "\x1b",
+    "newline": "\n",
+    "C1 next line": "\x85",
+    "right-to-left override": "\u202e",
+    "first strong isolate": "\u2068",
+    "zero-width joiner": "\u200d",
+    "byte-order mark": "\ufeff",
+    "line separator": "\u2028",
+    "noncharacter": "\ufffe",
+    "decomposed é (not NFC)": "e\u0301",
+}
+
+BODIES: dict[str, tuple[str, Callable[[str], Any], str]] = {
+    "applicant name": (
+        "case_submit",
+        lambda text: pb.CaseSubmit(case_id="310000-x", applicant=pb.Applicant(name=f"张{text}三")),
+        "body.case_submit.applicant.name",
+    ),
+    "second material's name": (
+        "case_submit",
+        lambda text: pb.CaseSubmit(
+            materials=[pb.CaseMaterial(name="身份证"), pb.CaseMaterial(name=f"户口{text}簿")]
+        ),
+        "body.case_submit.materials[1].name",
+    ),
+    "update reason": (
+        "case_update",
+        lambda text: pb.CaseUpdate(case_id="c-1", reason=f"材料{text}不全"),
+        "body.case_update.reason",
+    ),
+    "evaluation comment": (
+        "case_action",
+        lambda text: pb.CaseAction(evaluation=pb.CaseEvaluation(level=5, comment=f"好{text}")),
+        "body.case_action.evaluation.comment",
+    ),
+    "requester": (
+        "certificate_verify",
+        lambda text: pb.CertificateVerify(requester=f"酒店{text}前台"),
+        "body.certificate_verify.requester",
+    ),
+    "requested field": (
+        "certificate_verify",
+        lambda text: pb.CertificateVerify(fields=["name", f"addr{text}ess"]),
+        "body.certificate_verify.fields[1]",
+    ),
+}
+
+
+@pytest.mark.parametrize("text", list(HOSTILE_TEXT.values()), ids=list(HOSTILE_TEXT))
+@pytest.mark.parametrize("body", list(BODIES), ids=list(BODIES))
+def test_every_string_of_a_body_must_be_clean_text(fed: Federation, body: str, text: str) -> None:
+    """A control, format or invisible character, or text not in NFC, anywhere in a payload is
+    invalid_payload naming the field, before the payload's own validators run."""
+    kind, make, field = BODIES[body]
+    fed.replace_member("shanghai", may_send=frozenset({kind}))
+    message = header_message()
+    message.ClearField("probe")
+    getattr(message, kind).CopyFrom(make(text))
+    ran: list[str] = []
+    with pytest.raises(Refusal) as caught:
+        check_envelope(
+            resign(message, fed.key("shanghai")),
+            tls_identity=SENDER,
             manifest=fed.manifest,
-            me=SENDER,
+            me=ME,
             now=NOW,
-            request_id=sealed.message_id,
-            request_digest=sealed.digest,
+            inbox=MemoryInbox(),
+            validators={kind: lambda accepted: ran.append(kind)},
         )
-    assert caught.value.code is FaultCode.SENDER_MISMATCH
+    refusal = caught.value
+    assert (refusal.code, refusal.field) == (FaultCode.INVALID_PAYLOAD, field)
+    assert refusal.message_id == "m-1"
+    assert ran == []
+
+
+def test_a_reply_with_hostile_text_settles_nothing(fed: Federation) -> None:
+    """A peer's fault whose text holds an escape sequence is refused like a message."""
+    sealed = sealed_probe(fed, "shanghai", "jiangsu")
+    refusal = Refusal(
+        FaultCode.INVALID_PAYLOAD,
+        "\x1b]0;owned\x07 bad",
+        message_id=sealed.message_id,
+        digest=sealed.digest,
+    )
+    fault = fault_for(
+        refusal, me=ME, recipient=SENDER, now=NOW, manifest_version=1, key=fed.key("jiangsu")
+    )
+    refusal = refused_reply(fed, fault.envelope, sealed)
+    assert (refusal.code, refusal.field) == (FaultCode.INVALID_PAYLOAD, "body.fault.text")

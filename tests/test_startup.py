@@ -93,6 +93,29 @@ def test_corrupt_store_refused_and_left_untouched(mesh: Path, content: bytes) ->
     assert sorted(p.name for p in store.parent.glob("node.db*")) == ["node.db", "node.db.lock"]
 
 
+@pytest.mark.parametrize(
+    ("content", "hint"),
+    [
+        (b"", "If this node has never run, delete the empty file"),
+        (b"not a database at all\n", "not a SQLite database"),
+    ],
+    ids=["emptied", "text"],
+)
+def test_emptied_or_foreign_store_refused_saying_what_to_do(
+    mesh: Path, content: bytes, hint: str
+) -> None:
+    """After ``: > node.db`` (or with a text file in its place) the node does not start empty
+    and ready over the lost store: it refuses, says what to do, and leaves the file as it
+    was."""
+    store = mesh / "shanghai" / "node.db"
+    assert store.stat().st_size > 0  # mesh init made it, with the REST tokens
+    store.write_bytes(content)
+    result = refused_start(mesh / "shanghai" / "node.toml")
+    assert hint in result.stderr and str(store) in result.stderr
+    assert store.read_bytes() == content
+    assert sorted(p.name for p in store.parent.glob("node.db*")) == ["node.db", "node.db.lock"]
+
+
 def store_files(mesh: Path) -> dict[str, bytes]:
     """Shanghai's store files and their bytes."""
     folder = mesh / "shanghai"

@@ -252,6 +252,50 @@ async def test_garbage_file_is_refused_and_left_untouched(tmp_path: Path) -> Non
     assert listing(tmp_path) == before
 
 
+def _empty_sqlite(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("VACUUM")  # writes the header page: a SQLite database with nothing in it
+    conn.close()
+
+
+FOREIGN_FILES: dict[str, tuple[Callable[[Path], None], str]] = {
+    "zero bytes": (lambda p: p.write_bytes(b""), "delete the empty file"),
+    "text": (lambda p: p.write_text("cases: none\n"), "not a SQLite database"),
+    "a SQLite database with nothing in it": (_empty_sqlite, "not a node store"),
+}
+
+
+@pytest.mark.parametrize("make", list(FOREIGN_FILES.values()), ids=list(FOREIGN_FILES))
+async def test_only_a_missing_store_file_starts_a_new_store(
+    tmp_path: Path, make: tuple[Callable[[Path], None], str]
+) -> None:
+    """An empty (``: > node.db``), non-SQLite or tableless store file is refused with a
+    message that says what to do, and nothing in its folder changes: a node never starts
+    empty over what may be its lost evidence."""
+    write, hint = make
+    path = tmp_path / "node.db"
+    write(path)
+    before = listing(tmp_path)
+    with pytest.raises(StoreError) as caught:
+        await Database.open(path)
+    message = str(caught.value)
+    assert str(path) in message and hint in message
+    assert listing(tmp_path) == before
+
+
+async def test_a_new_store_is_never_seen_empty(tmp_path: Path) -> None:
+    """A new store is made whole beside its place and linked in: owner-only, at the current
+    schema version, with no temporary file left behind; it opens again as itself."""
+    path = tmp_path / "node.db"
+    store = await Database.open(path)
+    await store.close()
+    assert path.stat().st_size > 0 and path.stat().st_mode & 0o777 == 0o600
+    assert rows(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert list(listing(tmp_path)) == ["node.db"]
+    store = await Database.open(path)
+    await store.close()
+
+
 async def test_truncated_store_is_refused_and_left_untouched(tmp_path: Path) -> None:
     """A real store cut short (lost pages) fails the integrity check and is not modified."""
     path = tmp_path / "node.db"

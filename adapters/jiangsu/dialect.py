@@ -53,6 +53,7 @@ from adapters.translation import (
 from node.cases.catalog import MODES
 from node.certificates.model import CHINA_STANDARD_TIME, FieldSpec
 from node.platform.adapter import ApplicationRefusal, CaseNotice, DialectError, InboundCase
+from node.text import ascii_integer
 
 PROVINCE: Final = "jiangsu"
 
@@ -536,10 +537,10 @@ def dialect_field(field: str) -> str:
             return field
         steps.append(step)
         if bracket:
-            position = index.rstrip("]")
-            if not position.isdigit():
+            position = ascii_integer(index.rstrip("]"))
+            if position is None:
                 return field
-            steps.append(f"cl[{int(position) + 1}]")
+            steps.append(f"cl[{position + 1}]")
         parent = name
     return "/".join(steps)
 

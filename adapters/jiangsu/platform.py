@@ -206,10 +206,7 @@ async def _read_body(request: web.Request, root: str) -> XmlRecord:
 
 
 def _paging(request: web.Request) -> tuple[int, int]:
-    cursor = parse_cursor(request.query.get("yb"))
-    size = request.query.get("ts")
-    # The dialect's numbers are ASCII digits only; anything else is refused as no number.
-    return cursor, parse_limit(size if size is None or size.isascii() else "", field="ts")
+    return parse_cursor(request.query.get("yb")), parse_limit(request.query.get("ts"), field="ts")
 
 
 def _page(root: str, records: list[Node], position: int, more: bool) -> web.Response:

@@ -32,8 +32,9 @@ Rules kept:
    engine's neutral names; the dialect maps them) and the HTTP status to answer, and
    changes nothing in the store.
 2. Cursors are positions (integers, 0 = from the beginning); a page holds at most
-   ``MAX_PAGE`` records; the next cursor is the last position returned, or the same cursor
-   when nothing new arrived.
+   ``MAX_PAGE`` records; both are read from ASCII digits only (``node.text.ascii_integer``),
+   anything else is the dialect's 400; the next cursor is the last position returned, or
+   the same cursor when nothing new arrived.
 3. Refusal sentences name fields, never values (names and ID numbers are personal data).
 4. Every refusal is answered in the dialect: a ``DialectError`` (the request is not the
    dialect) with 400, a ``PlatformRefusal`` with its status and its field in the dialect's
@@ -76,6 +77,7 @@ from node.cases.catalog import PROVINCES, Matter, load_catalog, matter_to_json
 from node.cases.submission import CaseInputError, parse_new_case
 from node.certificates.model import CHINA_STANDARD_TIME
 from node.platform.adapter import ApplicationRefusal, CaseNotice, DialectError, InboundCase
+from node.text import ascii_integer
 
 log = logging.getLogger(__name__)
 
@@ -363,11 +365,14 @@ def parse_cursor(value: str | None) -> int:
     """A cursor as the engine keeps it: absent or empty is 0; anything else a position."""
     if value is None or value == "":
         return 0
-    if not value.isdigit() or len(value) > 18:
+    position = ascii_integer(value)
+    if position is None:
         raise PlatformRefusal(
-            "invalid_cursor", "the cursor must be a non-negative integer", field="cursor"
+            "invalid_cursor",
+            "the cursor must be a non-negative integer in ASCII digits",
+            field="cursor",
         )
-    return int(value)
+    return position
 
 
 def _page_size(limit: int) -> int:
@@ -376,12 +381,16 @@ def _page_size(limit: int) -> int:
 
 def parse_limit(value: str | None, *, field: str) -> int:
     """A page size as the query gives it: absent is ``DEFAULT_PAGE``; else 1 to ``MAX_PAGE``."""
-    text = str(DEFAULT_PAGE) if value is None else value
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+    if value is None:
+        return DEFAULT_PAGE
+    size = ascii_integer(value, low=1, high=MAX_PAGE)
+    if size is None:
         raise PlatformRefusal(
-            "invalid_field", f"{field} must be a whole number from 1 to {MAX_PAGE}", field=field
+            "invalid_field",
+            f"{field} must be a whole number from 1 to {MAX_PAGE} in ASCII digits",
+            field=field,
         )
-    return int(text)
+    return size
 
 
 async def read_json_body(request: web.Request) -> dict[str, Any]:

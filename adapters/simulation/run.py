@@ -25,15 +25,17 @@ from aiohttp import web
 
 from adapters.registry import PACKAGES, DialectNotAvailable, dialect
 from node.runtime.logs import configure_logging
+from node.text import ascii_integer
 
 log = logging.getLogger(__name__)
 
 
 def parse_listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    number = ascii_integer(port, high=65535)
+    if not sep or not host or number is None:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, not {value!r}")
-    return host.strip("[]"), int(port)
+    return host.strip("[]"), number
 
 
 def _delay(value: str) -> float:

@@ -19,11 +19,15 @@ Rules kept:
    what makes the simulated officer restart-safe.
 3. Every write is one transaction, committed before the method returns.
 4. Single-threaded: one connection, used from the event loop that serves the platform.
+5. The file and its ``-wal`` and ``-shm`` companions are owner-only (0600), also when an
+   older run left them readable: they hold the seeded residents' names and ID numbers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +37,7 @@ from typing import Any, Final
 from adapters.simulation.seed import Seed
 from node.platform.adapter import ApplicationRefusal, CaseNotice, InboundCase
 
+FILE_MODE: Final = 0o600
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS persons (
@@ -131,6 +136,13 @@ class PlatformStore:
 
     @classmethod
     def open(cls, path: str | Path) -> PlatformStore:
+        path = Path(path)
+        # Created owner-only before SQLite opens it; SQLite gives its -wal and -shm files
+        # the database file's mode when it creates them (rule 5).
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
+        for companion in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                path.with_name(path.name + companion).chmod(FILE_MODE)
         conn = sqlite3.connect(str(path), isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")

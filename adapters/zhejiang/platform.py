@@ -36,13 +36,13 @@ from aiohttp.typedefs import Middleware
 
 from adapters.simulation.officer import Clock
 from adapters.simulation.platform import (
-    DEFAULT_PAGE,
     MAX_PAGE,
     ErrorReply,
     Front,
     Handler,
     PlatformRefusal,
     parse_cursor,
+    parse_limit,
     platform_of,
     read_json_body,
 )
@@ -230,12 +230,13 @@ def _paging(request: web.Request) -> tuple[str, int, int]:
         raise PlatformRefusal(
             "invalid_page", "is not a page token this platform gave", field="page_token"
         ) from None
-    text = request.query.get("page_size", str(DEFAULT_PAGE))
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_PAGE:
+    try:
+        size = parse_limit(request.query.get("page_size"), field="page_size")
+    except PlatformRefusal:
         raise PlatformRefusal(
             "invalid_page", f"must be a whole number from 1 to {MAX_PAGE}", field="page_size"
-        )
-    return token, position, int(text)
+        ) from None
+    return token, position, size
 
 
 def _snapshot_page(request: web.Request, items: list[dict[str, Any]]) -> dict[str, Any]:

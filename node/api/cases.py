@@ -2,9 +2,11 @@
 
 Rules kept here:
 - Every refusal is a problem document with a stable code and the field at fault: 422 for
-  a malformed or invalid body, 404 for an unknown case, 403 for an action that belongs to
-  the other side, 409 for an action the case's status does not allow, a request still
-  awaiting its answer, or an Idempotency-Key reused with another body.
+  a malformed or invalid body or query (numbers in the query are ASCII digits only; text
+  with control, format or invisible characters is ``invalid_text``), 404 for an unknown
+  case, 403 for an action that belongs to the other side, 409 for an action the case's
+  status does not allow, a request still awaiting its answer, or an Idempotency-Key
+  reused with another body.
 - ``POST /v1/cases`` with an ``Idempotency-Key`` returns the case the first request with
   that key created, however many times and however concurrently it is retried.
 - Events of the handling side are applied at once (200); events of the accepting side are
@@ -24,6 +26,7 @@ from node.cases.exchange import CaseConflict, CaseNotFound
 from node.cases.lifecycle import Role, Status, TransitionRefused
 from node.cases.submission import CaseInputError
 from node.store import cases as cases_store
+from node.text import ascii_integer
 
 MAX_PAGE: Final = 200
 DEFAULT_PAGE: Final = 50
@@ -83,11 +86,11 @@ async def list_cases(request: web.Request) -> web.Response:
     cursor = query.get("cursor")
     before = None
     if cursor is not None:
-        if not cursor.isdigit() or len(cursor) > 18:
+        before = ascii_integer(cursor)
+        if before is None:
             raise ProblemError(
                 422, "invalid_query", "cursor is not one this API gave", field="cursor"
             )
-        before = int(cursor)
     rows = cases_store.list_cases(
         node.db.reader(),
         role=role,
@@ -150,11 +153,15 @@ def _integer(query: Any, name: str, default: int, low: int, high: int) -> int:
     text = query.get(name)
     if text is None:
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    value = ascii_integer(text, low=low, high=high)
+    if value is None:
         raise ProblemError(
-            422, "invalid_query", f"{name} must be a whole number from {low} to {high}", field=name
+            422,
+            "invalid_query",
+            f"{name} must be a whole number from {low} to {high} in ASCII digits",
+            field=name,
         )
-    return int(text)
+    return value
 
 
 def add_routes(app: web.Application) -> None:

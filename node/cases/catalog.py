@@ -21,7 +21,9 @@ their validation, the §9 JSON shape and the merge. Rules it keeps:
    handler fetches by mutual recognition (免于提交); only a certificate names a type.
 5. Every refusal is a ``CatalogError`` whose message starts with the path of the field at
    fault: ``matters[3].materials[1].certificate_type: 'passport' is not a certificate type``.
-6. Unknown fields are refused rather than ignored: the catalogs are our own data, and a
+6. Names, English names and departments are free text (``node.text.clean_text``: no
+   control, format or invisible characters), kept in Unicode normal form C.
+7. Unknown fields are refused rather than ignored: the catalogs are our own data, and a
    misspelt key (``promised_day``) must fail loudly instead of dropping the field.
 
 The credit codes in the packaged catalogs are made up, not the real bodies' codes: ``11``
@@ -40,6 +42,7 @@ from importlib import resources
 from typing import Any, Final, Literal, TypeVar
 
 from node.identifiers import PROVINCE_PREFIXES, IdentifierError, validate_credit_code
+from node.text import TextError, clean_text
 
 Mode = Literal["全程网办", "异地代收代办", "多地联办"]
 MaterialKind = Literal["upload", "certificate"]
@@ -440,7 +443,10 @@ def _text(data: object, path: str) -> str:
         raise _invalid(path, "must not start or end with white space")
     if len(data) > MAX_TEXT_LENGTH:
         raise _invalid(path, f"has {len(data)} characters; at most {MAX_TEXT_LENGTH} are allowed")
-    return data
+    try:
+        return clean_text(data, field=path, max_length=MAX_TEXT_LENGTH)
+    except TextError as error:
+        raise _invalid(path, error.sentence) from None
 
 
 def _integer(

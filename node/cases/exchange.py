@@ -19,6 +19,10 @@ How a case travels (DESIGN.md §6):
 5. The handling node derives the due time from its history (acceptance starts the clock,
    supplement requests pause it) and every update carries the due time after it.
 
+Text from this side's platform or REST API (an event's reason and comment, a submission's
+names) is judged by ``node.text.clean_text`` and kept in Unicode normal form C as it comes
+in; a peer's text was judged, unchanged, by the receiver's checks.
+
 Every change happens inside the store transaction that records the message causing it, so
 a crash leaves either all of it or none. Everything the node learns or sends about a case
 also sits in the evidence log.
@@ -40,6 +44,9 @@ from node.cases.calendar import CalendarError, Deadline, WorkingCalendar
 from node.cases.catalog import Catalog, Matter, matter_code_province, parse_catalog
 from node.cases.lifecycle import (
     CONCLUDED,
+    MAX_CASE_ID_LENGTH,
+    MAX_COMMENT_LENGTH,
+    MAX_REASON_LENGTH,
     Action,
     CaseSequencer,
     CaseUpdate,
@@ -51,6 +58,7 @@ from node.cases.lifecycle import (
     TransitionRefused,
     allowed_actions,
     apply_update,
+    is_case_id,
     open_case,
 )
 from node.cases.submission import CaseInputError, NewCase, SuppliedMaterial, parse_new_case
@@ -75,6 +83,7 @@ from node.store import cases, catalogs, outbox
 from node.store import platform as platform_store
 from node.store.cases import CaseRow, UpdateRow
 from node.store.outbox import OutboxItem
+from node.text import TextError, clean_text
 from node.trust.manifest import PROVINCES, format_time
 from node.wire import pb
 
@@ -326,7 +335,13 @@ class CaseExchange:
     def validate_submit(self, message: Authenticated) -> None:
         submit = message.message.case_submit
         field = "body.case_submit"
-        if not submit.case_id.startswith(f"{message.sender.code}-") or len(submit.case_id) > 128:
+        if not is_case_id(submit.case_id):
+            raise _invalid(
+                message,
+                f"{field}.case_id",
+                f"must be 1 to {MAX_CASE_ID_LENGTH} ASCII letters, digits and hyphens",
+            )
+        if not submit.case_id.startswith(f"{message.sender.code}-"):
             raise _invalid(message, f"{field}.case_id", "must start with the sender's code")
         matter = self._node.catalog.get(submit.matter_code)
         if matter is None:
@@ -974,6 +989,7 @@ def _parse_event(
     reason = body.get("reason", "")
     if not isinstance(reason, str):
         raise CaseInputError("invalid_update", "reason", "reason must be text")
+    reason = _free_text(reason, "reason", MAX_REASON_LENGTH)
     result: Result | None = None
     if "result" in body:
         data = body["result"]
@@ -989,8 +1005,11 @@ def _parse_event(
             raise CaseInputError(error.code, error.field, str(error)) from None
     evaluation: Evaluation | None = None
     if "level" in body or "comment" in body:
+        comment = body.get("comment", "")
+        if isinstance(comment, str):
+            comment = _free_text(comment, "comment", MAX_COMMENT_LENGTH)
         try:
-            evaluation = Evaluation(body.get("level"), body.get("comment", ""))  # type: ignore[arg-type]
+            evaluation = Evaluation(body.get("level"), comment)  # type: ignore[arg-type]
         except InvalidCaseField as error:
             field = error.field.removeprefix("evaluation.")
             raise CaseInputError(error.code, field, str(error)) from None
@@ -999,6 +1018,16 @@ def _parse_event(
     except InvalidCaseField as error:
         raise CaseInputError(error.code, error.field, str(error)) from None
     return action, reason, result, evaluation
+
+
+def _free_text(value: str, field: str, max_length: int) -> str:
+    """An event's reason or comment in normal form C, or ``invalid_text`` naming it. Judged
+    here, where the platform's text comes in, not in ``CaseUpdate``: an update stored
+    before the rule must still replay."""
+    try:
+        return clean_text(value, field=field, max_length=max_length)
+    except TextError as error:
+        raise CaseInputError(error.code, field, error.sentence) from None
 
 
 def _invalid(message: Authenticated, field: str, detail: str) -> Refusal:

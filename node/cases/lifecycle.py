@@ -25,7 +25,12 @@ updates, each numbered 1, 2, 3 … per case and signed by the side that made it.
    ``evaluated`` is terminal, so a second evaluation is an illegal transition.
 8. ``reject``, ``deny`` and ``request_supplement`` need a reason, ``complete`` a result,
    ``evaluate`` an evaluation; a result or evaluation on any other action is refused.
-9. ``CaseSequencer`` applies one case's updates in sequence order, whatever order they
+9. A case id is 1 to ``MAX_CASE_ID_LENGTH`` ASCII letters, digits and hyphens, starting
+   with a letter or digit (``CASE_ID``; the node makes ``310000-20260302-<16 hex>``). A
+   reason's and a comment's characters are judged where they come in (``node.text``, by
+   the case exchange and the receiver's checks), not here: a history stored before that
+   rule replays as it was signed.
+10. ``CaseSequencer`` applies one case's updates in sequence order, whatever order they
    arrive in: it holds early ones, ignores exact duplicates and refuses a different update
    under a number it already has (first one wins).
 
@@ -147,7 +152,9 @@ EVALUATION_LEVELS: Final = {5: "非常满意", 4: "满意", 3: "基本满意", 2
 
 MAX_REASON_LENGTH: Final = 2000
 MAX_COMMENT_LENGTH: Final = 500
-MAX_CASE_ID_LENGTH: Final = 128
+MAX_CASE_ID_LENGTH: Final = 64
+CASE_ID: Final = re.compile(rf"[A-Za-z0-9][A-Za-z0-9-]{{0,{MAX_CASE_ID_LENGTH - 1}}}")
+"""What a case id may be (rule 9); ``is_case_id`` asks."""
 DEFAULT_WINDOW: Final = 64
 """How far ahead of the last applied update a sequencer holds updates (bounds memory)."""
 
@@ -199,6 +206,10 @@ class InvalidCaseField(ValueError):
         self.code: InvalidFieldCode = code
         self.field = field
         self.detail = detail
+
+
+def is_case_id(text: str) -> bool:
+    return CASE_ID.fullmatch(text) is not None
 
 
 # --- the table's questions ------------------------------------------------------------------
@@ -360,8 +371,12 @@ class CaseUpdate:
     """Only on evaluate, and required there."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.case_id, str) or not 1 <= len(self.case_id) <= MAX_CASE_ID_LENGTH:
-            raise _update_error("case_id", f"case_id must be 1 to {MAX_CASE_ID_LENGTH} characters")
+        if not isinstance(self.case_id, str) or not is_case_id(self.case_id):
+            raise _update_error(
+                "case_id",
+                f"case_id must be 1 to {MAX_CASE_ID_LENGTH} ASCII letters, digits and hyphens, "
+                "starting with a letter or digit",
+            )
         if type(self.sequence) is not int or self.sequence < 1:
             raise _update_error("sequence", "sequence must be a whole number from 1")
         if not isinstance(self.action, Action):

@@ -8,12 +8,16 @@ Rules kept here:
 3. The applicant is a person (code type ``111``, resident ID number, GB 11643 check digit
    and birth date) or an organisation (``001``, unified social credit code, GB 32100 check
    character), with a name.
-4. Every material the matter requires is supplied exactly once, by its catalog name: an
+4. The applicant's name and every material's name are free text, judged by
+   ``node.text.clean_text`` (``invalid_text``: no control, format or invisible characters)
+   and kept in Unicode normal form C. (A peer's submission reaches this check with its
+   text already judged, unchanged, by the receiver's checks.)
+5. Every material the matter requires is supplied exactly once, by its catalog name: an
    upload by the lower-case hex SHA-256 of the file; a certificate material either by a
    certificate identifier (免于提交: the handler fetches it by mutual recognition) or, when
    the applicant has no electronic certificate, by the digest of an uploaded copy. A name
    the matter does not list is refused.
-5. Refusals raise ``CaseInputError`` with a stable code and the field at fault; the sentence
+6. Refusals raise ``CaseInputError`` with a stable code and the field at fault; the sentence
    never repeats the refused identifier (it may be personal data).
 
 Pure and synchronous: the same function checks a body from the REST API and a submission
@@ -30,6 +34,7 @@ from typing import Any, Final
 from node.cases.catalog import Matter, MatterLookup
 from node.certificates.model import TYPES
 from node.identifiers import IdentifierError, parse_certificate_id, validate_holder_code
+from node.text import TextError, clean_text
 
 MAX_NAME_LENGTH: Final = 100
 MAX_MATERIALS: Final = 50
@@ -141,6 +146,14 @@ def parse_new_case(body: Mapping[str, Any], *, find_matter: MatterLookup, me: st
     )
 
 
+def _text(value: str, field: str) -> str:
+    """Free text in normal form C, or ``invalid_text`` naming ``field`` (rule 4)."""
+    try:
+        return clean_text(value, field=field, max_length=MAX_NAME_LENGTH)
+    except TextError as error:
+        raise CaseInputError(error.code, field, error.sentence) from None
+
+
 def _applicant(data: object) -> Applicant:
     if not isinstance(data, Mapping):
         raise CaseInputError("missing_field", "applicant", "the applicant is required")
@@ -152,6 +165,7 @@ def _applicant(data: object) -> Applicant:
             "applicant.name",
             f"the applicant's name is required, at most {MAX_NAME_LENGTH} characters",
         )
+    name = _text(name, "applicant.name").strip()
     code_type, code = data.get("code_type"), data.get("code")
     if not isinstance(code_type, str) or not isinstance(code, str):
         field = "applicant.code_type" if not isinstance(code_type, str) else "applicant.code"
@@ -162,7 +176,7 @@ def _applicant(data: object) -> Applicant:
         )
     except IdentifierError as error:
         raise CaseInputError(error.code, error.field, _sentence(error)) from None
-    return Applicant(name.strip(), code_type, code)
+    return Applicant(name, code_type, code)
 
 
 def _materials(data: object, matter: Matter) -> tuple[SuppliedMaterial, ...]:
@@ -180,6 +194,8 @@ def _materials(data: object, matter: Matter) -> tuple[SuppliedMaterial, ...]:
             raise CaseInputError("invalid_material", path, "expected an object")
         _only(entry, _MATERIAL_FIELDS, f"{path}.")
         name = entry.get("name")
+        if isinstance(name, str) and len(name) <= MAX_NAME_LENGTH:
+            name = _text(name, f"{path}.name")
         if not isinstance(name, str) or name not in required:
             raise CaseInputError(
                 "unknown_material",
@@ -266,7 +282,8 @@ def _holder(value: object, field: str) -> str:
             return validate_holder_code(code_type, value, field=field)
         except IdentifierError as error:
             errors.append(error)
-    first = errors[0] if len(value) == 18 and value[:-1].isdigit() else errors[-1]
+    looks_like_id_number = len(value) == 18 and value[:-1].isascii() and value[:-1].isdigit()
+    first = errors[0] if looks_like_id_number else errors[-1]
     raise CaseInputError(first.code, field, _sentence(first))
 
 

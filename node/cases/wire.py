@@ -4,8 +4,8 @@ Rules kept here:
 - An instant travels as a protobuf Timestamp in whole nanoseconds, and the side that makes
   it stores the value read back from that Timestamp, so both sides hold equal histories.
 - A field that does not decode (an unknown action or side, a malformed result or
-  evaluation) raises ``InvalidCaseField`` naming it; the receiver turns that into an
-  ``invalid_payload`` refusal before anything is stored.
+  evaluation, a request id that is not a message id) raises ``InvalidCaseField`` naming
+  it; the receiver turns that into an ``invalid_payload`` refusal before anything is stored.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from node.cases.lifecycle import Action, CaseUpdate, Evaluation, InvalidCaseField, Result, Role
 from node.cases.submission import NewCase
+from node.protocol.envelope import MAX_WIRE_ID_LENGTH, is_wire_id
 from node.wire import pb
 
 
@@ -121,6 +122,13 @@ def from_update(message: pb.CaseUpdate) -> tuple[CaseUpdate, str, float | None]:
         result=_result(message.result) if message.HasField("result") else None,
         evaluation=_evaluation(message.evaluation) if message.HasField("evaluation") else None,
     )
+    if message.request_id and not is_wire_id(message.request_id):
+        raise InvalidCaseField(
+            "invalid_update",
+            f"request_id must be a message id (1 to {MAX_WIRE_ID_LENGTH} ASCII letters, "
+            "digits, '.', '_', ':' or '-')",
+            field="request_id",
+        )
     due_at = instant(message.due_at) if message.HasField("due_at") else None
     return update, message.request_id, due_at
 

@@ -43,6 +43,7 @@ from node.cases.wire import instant, stamp
 from node.certificates.model import TYPES, TypeSpec, disclosable_fields
 from node.certificates.policy import SCENES, PolicyRefusal, matter_for_purpose
 from node.identifiers import IdentifierError, parse_certificate_id, validate_holder_code
+from node.text import TextError, clean_text
 from node.trust.keys import SigningKey
 from node.trust.manifest import Manifest
 from node.wire import pb
@@ -234,14 +235,17 @@ def parse_consent_request(
                 "invalid_consent", f"fields[{index}]", "is not a field such a certificate has"
             )
     requester = body.get("requester")
-    if requester is not None and (
-        not isinstance(requester, str) or not 0 < len(requester) <= MAX_REQUESTER_LENGTH
-    ):
-        raise ConsentRefused(
-            "invalid_consent",
-            "requester",
-            f"must be the requesting authority, 1 to {MAX_REQUESTER_LENGTH} characters",
-        )
+    if requester is not None:
+        if not isinstance(requester, str) or not requester:
+            raise ConsentRefused(
+                "invalid_consent",
+                "requester",
+                f"must be the requesting authority, 1 to {MAX_REQUESTER_LENGTH} characters",
+            )
+        try:
+            requester = clean_text(requester, field="requester", max_length=MAX_REQUESTER_LENGTH)
+        except TextError as error:
+            raise ConsentRefused("invalid_consent", "requester", error.detail) from None
     expires_at = _expiry(body.get("expires_at"), now)
     return ConsentGrant(
         grant_id=new_grant_id(),

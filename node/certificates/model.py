@@ -21,8 +21,10 @@ hand is always valid; ``parse_certificate`` builds one from a JSON-like dict and
    company, ``001``; a vehicle licence by a person or a company; every other type by a
    person, ``111``); the code is checked by ``validate_holder_code``.
 5. Face fields: every required field present, none unknown, each value checked by its kind
-   and kept in canonical text (dates ``YYYY-MM-DD``, ID numbers upper case). The face's
-   issuing authority (签发机关, 登记机关) and validity period (有效期限) are the
+   and kept in canonical text (dates ``YYYY-MM-DD``, ID numbers upper case, free text in
+   Unicode normal form C). Free text (names, authorities, addresses) is judged by
+   ``node.text.clean_text``: no control, format or invisible characters (``invalid_text``).
+   The face's issuing authority (签发机关, 登记机关) and validity period (有效期限) are the
    certificate's own ``issuing_authority``, ``valid_from`` and ``valid_until``, not repeated
    in ``fields``; they are disclosable under those names (``COMMON_FIELDS``).
 6. The face must name the holder: the holder's name and code equal one of the type's
@@ -64,6 +66,7 @@ from node.identifiers import (
     validate_id_number,
 )
 from node.identifiers import issuer_province as identifier_province
+from node.text import TextError, clean_text
 
 __all__ = [
     "COMMON_FIELDS",
@@ -102,6 +105,7 @@ CertificateErrorCode = (
         "invalid_status",
         "inconsistent_field",
         "issuer_mismatch",
+        "invalid_text",
     ]
     | IdentifierErrorCode
 )
@@ -399,8 +403,8 @@ class Certificate:
             )
         spec = TYPES[self.type]
         self._check_identifier(spec)
-        _text(self.issuing_authority, "issuing_authority", MAX_TEXT_LENGTH)
-        _text(self.holder_name, "holder_name", MAX_TEXT_LENGTH)
+        for name in ("issuing_authority", "holder_name"):
+            object.__setattr__(self, name, _text(getattr(self, name), name, MAX_TEXT_LENGTH))
         object.__setattr__(self, "holder_code", self._checked_holder_code(spec))
         self._check_dates()
         if not isinstance(self.status, CertificateStatus):
@@ -750,13 +754,15 @@ def _text(value: object, path: str, max_length: int) -> str:
         raise CertificateError("invalid_field", path, "must not be empty")
     if value != value.strip():
         raise CertificateError("invalid_field", path, "must not start or end with white space")
-    if not value.isprintable():
-        raise CertificateError("invalid_field", path, "must not hold control characters")
-    if len(value) > max_length:
+    try:
+        text = clean_text(value, field=path)
+    except TextError as error:
+        raise CertificateError("invalid_text", path, error.sentence) from None
+    if len(text) > max_length:
         raise CertificateError(
-            "invalid_field", path, f"has {len(value)} characters; at most {max_length} are allowed"
+            "invalid_field", path, f"has {len(text)} characters; at most {max_length} are allowed"
         )
-    return value
+    return text
 
 
 def _string(data: Mapping[str, object], key: str) -> str:

@@ -25,6 +25,8 @@ Rules kept here:
 5. Offline presentations are issued by the issuer's node for a valid certificate of its
    holder, and verified anywhere with the issuer's key from the manifest and the issuer's
    latest revocation list held here.
+6. A request's ``requester`` is free text, judged by ``node.text.clean_text``
+   (``invalid_text``) and kept in Unicode normal form C: it is shown to the holder.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ from node.protocol.envelope import Sealed, header, seal
 from node.protocol.faults import FaultCode, Refusal
 from node.store import audit
 from node.store import certificates as store
+from node.text import TextError, clean_text
 from node.transport.errors import PeerUnavailable, SignedRefusal, TransportError
 from node.trust.manifest import PROVINCES, Manifest, format_time
 from node.wire import pb
@@ -268,14 +271,23 @@ def parse_verify_request(
             f"requester must be text of at most {MAX_REQUESTER_LENGTH} characters",
             field="requester",
         )
+    try:
+        requester = clean_text(requester, field="requester", max_length=MAX_REQUESTER_LENGTH)
+    except TextError as error:
+        raise VerificationRefused(error.code, error.detail, field=error.field) from None
     consent = _consent(body.get("consent"), manifest, now)
     holder_name = body.get("holder_name", "")
-    if not isinstance(holder_name, str) or len(holder_name) > MAX_HOLDER_NAME_LENGTH:
+    if not isinstance(holder_name, str):
         raise VerificationRefused(
-            "invalid_holder_name",
-            f"holder_name must be text of at most {MAX_HOLDER_NAME_LENGTH} characters",
-            field="holder_name",
+            "invalid_holder_name", "holder_name must be text", field="holder_name"
         )
+    if holder_name:
+        try:
+            holder_name = clean_text(
+                holder_name, field="holder_name", max_length=MAX_HOLDER_NAME_LENGTH
+            )
+        except TextError as error:
+            raise VerificationRefused(error.code, error.detail, field=error.field) from None
     return VerifyRequest(
         certificate_id,
         holder_code.upper(),

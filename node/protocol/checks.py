@@ -1,27 +1,43 @@
 """The receiver's checks, in the order DESIGN.md §3 fixes, before anything is stored.
 
-    size → parse → TLS identity = header.sender → sender is a member → key is the sender's,
-    current and not revoked → signature → recipient is us → sent_at in the clock window →
-    message_id not seen with other bytes → policy allows the payload type → payload valid
+    size → parse (header identifiers well formed) → TLS identity = header.sender → sender is
+    a member → key is the sender's, current and not revoked → signature → recipient is us →
+    sent_at in the clock window → message_id not seen with other bytes → policy allows the
+    payload type → payload valid (every string clean text, then the payload's own checks)
 
-Each failing step raises a ``Refusal`` with its own ``FaultCode``. A message whose id was
-seen before with the same bytes is not refused: the caller gets a ``Redelivery`` holding the
-original reply, so delivery is idempotent. Replies (receipts, faults, answers) are checked
-by ``check_reply``: same authentication, no clock window (a stored receipt handed back on
-re-delivery is legitimately old), and they must answer the request they claim to answer.
+Each failing step raises a ``Refusal`` with its own ``FaultCode``. Header identifiers must
+be ``WIRE_ID``s (``malformed_message``, the refused id never echoed); every other string
+of a message is free text that ``node.text.clean_text`` accepts unchanged: no control,
+format or invisible characters, already in Unicode normal form C (``invalid_payload``
+naming the field), since a receiver keeps a message exactly as its sender signed it.
+
+A message whose id was seen before with the same bytes is not refused: the caller gets a
+``Redelivery`` holding the original reply, so delivery is idempotent. Replies (receipts,
+faults, answers) are checked by ``check_reply``: same authentication, no clock window (a
+stored receipt handed back on re-delivery is legitimately old), they must answer the
+request they claim to answer, and their text is held to the same rule.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol, TypedDict
 
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError
+from google.protobuf.message import Message as ProtoMessage
 
-from node.protocol.envelope import digest, payload_type, signing_input
+from node.protocol.envelope import (
+    MAX_WIRE_ID_LENGTH,
+    digest,
+    is_wire_id,
+    payload_type,
+    signing_input,
+)
 from node.protocol.faults import FaultCode, Refusal
+from node.text import TextError, clean_text
 from node.trust.manifest import Manifest, Member
 from node.wire import pb
 
@@ -29,6 +45,8 @@ DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 DEFAULT_CLOCK_WINDOW = 300.0
 REPLY_TYPES = frozenset({"receipt", "fault", "attestation"})
 """Payloads that only ever answer a request; nobody may send one as a message of its own."""
+HEADER_IDS = ("message_id", "sender", "recipient", "in_reply_to", "correlation_id")
+"""The header's identifiers, each a ``WIRE_ID`` when present; the first three always are."""
 
 
 class _Ids(TypedDict):
@@ -126,16 +144,67 @@ def _parse(raw: bytes, limits: CheckLimits) -> tuple[pb.Envelope, pb.Message, by
             digest=message_digest,
         ) from exc
     h = message.header
-    for name in ("message_id", "sender", "recipient"):
+    for name in HEADER_IDS[:3]:
         if not getattr(h, name):
             raise Refusal(
                 FaultCode.MALFORMED_MESSAGE,
                 f"header.{name} is empty",
                 field=f"header.{name}",
-                message_id=h.message_id,
+                message_id=h.message_id if is_wire_id(h.message_id) else "",
+                digest=message_digest,
+            )
+    for name in HEADER_IDS:
+        value = getattr(h, name)
+        if value and not is_wire_id(value):
+            raise Refusal(
+                FaultCode.MALFORMED_MESSAGE,
+                f"header.{name} must be 1 to {MAX_WIRE_ID_LENGTH} ASCII letters, digits, "
+                "'.', '_', ':' or '-', starting with a letter or digit",
+                field=f"header.{name}",
+                message_id=h.message_id if is_wire_id(h.message_id) else "",
                 digest=message_digest,
             )
     return envelope, message, message_digest
+
+
+def _strings(message: ProtoMessage, path: str) -> Iterator[tuple[str, str]]:
+    """Every string in ``message`` with the path that names it (``body.case_submit.
+    applicant.name``, ``materials[2].name``); a map's keys and values by the map's name."""
+    for field, value in message.ListFields():
+        name = f"{path}{field.name}"
+        if field.type == FieldDescriptor.TYPE_STRING:
+            items = enumerate(value) if field.is_repeated else ((None, value),)
+            for index, text in items:
+                yield (name if index is None else f"{name}[{index}]"), text
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            entry = field.message_type
+            if entry is not None and entry.GetOptions().map_entry:
+                for key, item in value.items():
+                    yield name, key
+                    if isinstance(item, str):
+                        yield name, item
+                    elif isinstance(item, ProtoMessage):
+                        yield from _strings(item, f"{name}.")
+            elif field.is_repeated:
+                for index, item in enumerate(value):
+                    yield from _strings(item, f"{name}[{index}].")
+            else:
+                yield from _strings(value, f"{name}.")
+
+
+def _check_text(message: pb.Message, ids: _Ids) -> None:
+    """Refuse a body with a string that is not clean text in normal form C (module doc);
+    the header's strings are identifiers, checked while parsing."""
+    kind = payload_type(message)
+    if not kind:
+        return
+    for path, text in _strings(getattr(message, kind), f"body.{kind}."):
+        try:
+            clean_text(text, field=path, normalise=False)
+        except TextError as error:
+            raise Refusal(
+                FaultCode.INVALID_PAYLOAD, error.detail, field=error.field, **ids
+            ) from None
 
 
 def _authenticate(
@@ -255,6 +324,7 @@ def check_envelope(
             field="body",
             **ids,
         )
+    _check_text(message, ids)
     validator = (validators or {}).get(kind)
     if validator is not None:
         validator(authenticated)
@@ -309,6 +379,7 @@ def check_reply(
             f"{kind} carries no digest of the request it answers",
             field=f"body.{kind}.{digest_field}",
         )
+    _check_text(message, ids)
     return authenticated
 
 

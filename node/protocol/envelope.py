@@ -6,18 +6,32 @@ Rules kept here:
   (a manifest, a presentation) that the same key signs.
 - A message is serialized exactly once, when sealed; the bytes signed are the bytes sent,
   stored, digested and verified.
+- Every identifier a header carries (message id, sender, recipient, in_reply_to,
+  correlation_id) is a ``WIRE_ID``: 1 to ``MAX_WIRE_ID_LENGTH`` ASCII letters, digits and
+  ``. _ : -``, starting with a letter or digit. What this node makes fits it (a UUID, a
+  node id ``node-310000``, a case id, ``revocation-list:7``); the receiver's checks refuse
+  anything else before it is stored, logged or echoed in a fault.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass
+from typing import Final
 
 from node.trust.keys import SigningKey
 from node.wire import pb
 
 DOMAIN_PREFIX = b"yrd.federation.v1/envelope\x00"
+MAX_WIRE_ID_LENGTH: Final = 128
+WIRE_ID: Final = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{MAX_WIRE_ID_LENGTH - 1}}}")
+"""A header's identifiers, and a message id wherever a payload names one (module rules)."""
+
+
+def is_wire_id(text: str) -> bool:
+    return WIRE_ID.fullmatch(text) is not None
 
 
 def digest(message_bytes: bytes) -> bytes:

@@ -15,6 +15,8 @@ Rules kept here:
   process that keeps the mesh, null when none does (``yrd demo``, ``yrd chaos``).
 - Stopping sends SIGTERM (the nodes' graceful shutdown), after SIGCONT to wake a paused
   process, and waits; SIGKILL only after the grace period.
+- Log files are owner-only (0600), also when an older mesh left them readable: a log
+  names cases and references, and a failing process may print more.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import time
 from dataclasses import asdict, dataclass, fields, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import aiohttp
 
@@ -163,6 +165,20 @@ def node_configs(directory: Path) -> list[NodeConfig]:
     return configs
 
 
+LOG_FILE_MODE = 0o600
+
+
+def open_log(path: Path) -> BinaryIO:
+    """``path`` opened to append, owner-only from its first byte (and made so if it was not)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, LOG_FILE_MODE)
+    try:
+        os.fchmod(fd, LOG_FILE_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "ab")
+
+
 class Mesh:
     def __init__(self, directory: Path, *, seed: int = 1, officer_delay: float = 1.0) -> None:
         self.directory = directory
@@ -212,7 +228,7 @@ class Mesh:
             seed=self.seed + PROVINCE_ORDER.index(config.province),
             officer_delay=self.officer_delay,
         )
-        with self.log_path(config.province, "platform").open("ab") as log:
+        with open_log(self.log_path(config.province, "platform")) as log:
             process = subprocess.Popen(
                 command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
             )
@@ -239,7 +255,7 @@ class Mesh:
 
     def start_node(self, config: NodeConfig) -> subprocess.Popen[bytes]:
         assert config.source is not None
-        with self.log_path(config.province, "node").open("ab") as log:
+        with open_log(self.log_path(config.province, "node")) as log:
             process = subprocess.Popen(
                 node_run_command(config.source),
                 stdout=log,

@@ -13,9 +13,14 @@ Rules kept here:
 - A job is plain synchronous SQL over the connection it is given. It must not begin, commit
   or roll back transactions itself, must not keep the connection, and should return plain
   values. Once queued it runs even if its caller stops waiting (is cancelled).
-- A store file that is not SQLite or fails ``PRAGMA quick_check`` stops start-up with
-  ``StoreCorrupt``. The file is never deleted, recreated or repaired: it may be the only copy
-  of the node's evidence, so what to do with it is an operator's decision.
+- Only a missing store file means a new node. A new store is made whole under a temporary
+  name beside it (schema version 1, written and synced) and linked into place, so the store
+  file is never seen empty, even after a crash while it is made.
+- An existing store file that is empty (zero length), not SQLite, fails ``PRAGMA
+  quick_check`` or holds no node schema stops start-up with ``StoreCorrupt``, saying what
+  to do. The file is never deleted, recreated or repaired: it may be what is left of the
+  node's evidence (``: > node.db`` empties it), so what to do with it is an operator's
+  decision; silently starting an empty node over it would lose every case for good.
 - A store whose schema version is newer than this code knows is refused, never downgraded.
 - A store that cannot take writes for a while (disk full, I/O error, locked by another
   process) is a state, not a crash: the failed writes raise ``StoreUnavailable``, nothing of
@@ -30,6 +35,7 @@ import contextlib
 import os
 import queue
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -128,7 +134,8 @@ def _settle_all(settled: list[tuple[_Job, bool, Any]]) -> None:
 def _corrupt(path: Path, what: str) -> StoreCorrupt:
     return StoreCorrupt(
         f"store file {path} is corrupt ({what}); the node refuses to start. Restore it from a "
-        "backup or move it aside; it has been left exactly as it was"
+        "backup or move it aside (only a missing store file starts a new node); it has been "
+        "left exactly as it was"
     )
 
 
@@ -166,7 +173,8 @@ def _is_corruption(exc: sqlite3.Error) -> bool:
 
 
 def _check_file(path: Path) -> None:
-    """Refuse a file that is not an intact SQLite database, without writing to it."""
+    """Refuse a file that is empty or not an intact SQLite database, without writing to it
+    (only a missing file means a new store: ``_create``)."""
     try:
         size = path.stat().st_size
         with path.open("rb") as handle:
@@ -174,9 +182,14 @@ def _check_file(path: Path) -> None:
     except OSError as exc:
         raise StoreError(f"cannot read store file {path}: {exc.strerror or exc}") from exc
     if size == 0:
-        # SQLite's own "new, empty database"; also what a crash right after creating the
-        # file leaves behind. No data can have been in it.
-        return
+        # SQLite would take it as a new, empty database; but this node makes a new store
+        # whole (``_create``), so an empty file is one that was emptied, or not ours.
+        raise _corrupt(
+            path,
+            "it is empty (zero bytes): every case, inbox id and evidence entry it held is "
+            "gone. If this node has never run, delete the empty file and start again; if it "
+            "has, restore the store from a backup",
+        )
     if head != SQLITE_HEADER:
         raise _corrupt(path, "it does not start with the SQLite header; not a SQLite database")
     try:
@@ -241,18 +254,21 @@ def _schema_version(conn: sqlite3.Connection, path: Path) -> int:
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
             )
         ]
-        if tables:
-            # Migrating would write our tables into somebody else's database.
-            raise StoreError(
-                f"store file {path} is a SQLite database but not a node store (schema version "
-                f"0, yet it holds tables: {', '.join(sorted(tables)[:5])}); point the node at "
-                "its own store file"
-            )
+        # Migrating would write our tables into somebody else's database; and an empty one
+        # was not made by a node (``_create`` makes version 1 at once).
+        held = f"it holds tables: {', '.join(sorted(tables)[:5])}" if tables else "it is empty"
+        raise StoreError(
+            f"store file {path} is a SQLite database but not a node store (schema version 0, "
+            f"{held}); point the node at its own store file, or delete this one if it is not "
+            "needed and the node has never run"
+        )
     return version
 
 
-def _migrate(conn: sqlite3.Connection, path: Path, version: int) -> None:
-    for target in range(version + 1, len(MIGRATIONS) + 1):
+def _migrate(
+    conn: sqlite3.Connection, path: Path, version: int, *, upto: int | None = None
+) -> None:
+    for target in range(version + 1, (upto or len(MIGRATIONS)) + 1):
         script = MIGRATIONS[target - 1]
         try:
             conn.executescript(
@@ -267,6 +283,45 @@ def _migrate(conn: sqlite3.Connection, path: Path, version: int) -> None:
             ) from exc
 
 
+def _create(path: Path) -> None:
+    """A new store at ``path``, whole or not at all: schema version 1 written and synced under
+    a temporary name beside it, then linked into place (never over a file that appeared
+    meanwhile: another process's new store is then used)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
+    except OSError as exc:
+        raise StoreError(f"cannot create store file {path}: {exc.strerror or exc}") from exc
+    try:
+        # Owner-only from the first byte (as mkstemp makes it): case data and evidence.
+        os.fchmod(fd, STORE_FILE_MODE)
+    finally:
+        os.close(fd)
+    draft = Path(name)
+    try:
+        conn = sqlite3.connect(draft, isolation_level=None)
+        try:
+            # The default rollback journal: once committed, everything is in the one file.
+            _migrate(conn, path, 0, upto=1)
+        finally:
+            conn.close()
+        with draft.open("rb") as handle:
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot create store file {path}: {exc}") from exc
+    except OSError as exc:
+        raise StoreError(f"cannot create store file {path}: {exc.strerror or exc}") from exc
+    finally:
+        for leftover in (draft, draft.with_name(draft.name + "-journal")):
+            leftover.unlink(missing_ok=True)
+
+
 def _open_files(path: Path) -> tuple[sqlite3.Connection, sqlite3.Connection]:
     try:
         path.parent.mkdir(mode=STORE_DIR_MODE, parents=True, exist_ok=True)
@@ -274,9 +329,7 @@ def _open_files(path: Path) -> tuple[sqlite3.Connection, sqlite3.Connection]:
         raise StoreError(
             f"cannot create the store directory {path.parent}: {exc.strerror or exc}"
         ) from exc
-    if path.exists():
-        _check_file(path)
-    else:
+    if not path.exists():
         wal = path.with_name(path.name + "-wal")
         if wal.exists() and wal.stat().st_size > 0:
             raise StoreError(
@@ -284,11 +337,8 @@ def _open_files(path: Path) -> tuple[sqlite3.Connection, sqlite3.Connection]:
                 "refuses to start a new store over it. Restore the store file or move the log "
                 "aside"
             )
-        try:
-            # Created 0600 from the first byte: the store holds case data and evidence.
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, STORE_FILE_MODE))
-        except OSError as exc:
-            raise StoreError(f"cannot create store file {path}: {exc.strerror or exc}") from exc
+        _create(path)
+    _check_file(path)
     writer: sqlite3.Connection | None = None
     reader: sqlite3.Connection | None = None
     try:

@@ -12,6 +12,8 @@ Layout::
 
 Rules kept here:
 - Every private key file is created 0600 (``write_private_file``), never chmod-ed later.
+  DIR and every folder in it are 0700 (``PRIVATE_DIR_MODE``): they hold keys, tokens, and
+  once the mesh runs, stores and logs with personal data (``yrd mesh up`` keeps those 0600).
 - ``init_mesh`` writes everything or nothing: it builds the mesh in a hidden sibling folder
   and renames it into place, and refuses a DIR that exists and is not empty.
 - Every published manifest is one version above the one it replaces, is checked by the same
@@ -89,6 +91,8 @@ CA_KEY = Path("ca/ca.key")
 GOVERNANCE_KEY = Path("governance/governance.key")
 GOVERNANCE_PUB = Path("governance/governance.pub")
 NODE_CONFIG = "node.toml"
+PRIVATE_DIR_MODE = 0o700
+"""DIR and each folder in it: owner-only (module rules)."""
 
 
 class MeshDirectoryNotEmpty(FileExistsError):
@@ -171,7 +175,8 @@ def init_mesh(
     _refuse_non_empty(directory)
 
     directory.parent.mkdir(parents=True, exist_ok=True)
-    # Built beside DIR and renamed into place, so a failure half-way leaves nothing behind.
+    # Built beside DIR and renamed into place, so a failure half-way leaves nothing behind;
+    # mkdtemp makes it PRIVATE_DIR_MODE, and DIR keeps that mode once renamed.
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.init-", dir=directory.parent))
     try:
         manifest = _write_mesh(
@@ -214,7 +219,8 @@ def _write_mesh(
     platforms: bool,
 ) -> Manifest:
     ca_key, ca_cert = create_ca("Yangtze River Delta Federation CA", now=now)
-    (root / CA_CERT).parent.mkdir()
+    (root / CA_CERT).parent.mkdir(mode=PRIVATE_DIR_MODE)
+    (root / GOVERNANCE_KEY).parent.mkdir(mode=PRIVATE_DIR_MODE)
     (root / CA_CERT).write_bytes(certificate_pem(ca_cert))
     write_private_file(root / CA_KEY, private_key_pem(ca_key))
 
@@ -227,7 +233,7 @@ def _write_mesh(
     for province, port in zip(provinces, ports, strict=True):
         node_id = node_id_for(province)
         folder = root / province
-        folder.mkdir()
+        folder.mkdir(mode=PRIVATE_DIR_MODE)
         signing = SigningKey.generate()
         save_signing_key(signing, folder / "signing.key")
         tls_key, tls_cert = issue_node_certificate(ca_key, ca_cert, node_id, now=now)
