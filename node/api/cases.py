@@ -28,6 +28,9 @@ from node.store import cases as cases_store
 MAX_PAGE: Final = 200
 DEFAULT_PAGE: Final = 50
 _IDEMPOTENCY_KEY: Final = re.compile(r"[\x21-\x7e]{1,200}")
+# ASCII digits only: str.isdigit() also takes '²' (which int() refuses) and '٣' (which it
+# reads as 3), and an unbounded run of digits is more than int() will read.
+_WHOLE_NUMBER: Final = re.compile(r"[0-9]{1,18}")
 _STATUSES: Final = frozenset(s.value for s in Status)
 _ROLES: Final = frozenset(r.value for r in Role)
 _TRANSITION_STATUS: Final = {
@@ -83,7 +86,7 @@ async def list_cases(request: web.Request) -> web.Response:
     cursor = query.get("cursor")
     before = None
     if cursor is not None:
-        if not cursor.isdigit() or len(cursor) > 18:
+        if not _WHOLE_NUMBER.fullmatch(cursor):
             raise ProblemError(
                 422, "invalid_query", "cursor is not one this API gave", field="cursor"
             )
@@ -150,7 +153,7 @@ def _integer(query: Any, name: str, default: int, low: int, high: int) -> int:
     text = query.get(name)
     if text is None:
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not _WHOLE_NUMBER.fullmatch(text) or not low <= int(text) <= high:
         raise ProblemError(
             422, "invalid_query", f"{name} must be a whole number from {low} to {high}", field=name
         )
