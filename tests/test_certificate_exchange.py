@@ -228,3 +228,35 @@ async def test_expired_certificate_is_attested_expired(mesh: Path) -> None:
         [record] = usage["usage"]
         assert record["status"] == "expired"
         assert record["requester_province"] == "jiangsu" and record["fields"] == ["status"]
+
+
+async def test_consent_expiry_is_an_rfc3339_time_a_timestamp_can_hold(mesh: Path) -> None:
+    """A consent's expires_at is an RFC 3339 time with its offset in years 1 to 9999 (UTC):
+    a number, a time without an offset or one past 9999 is invalid_consent, not a server
+    error, and a time with a +08:00 offset is taken."""
+    async with serving(config_for(mesh, "shanghai")) as (_, client):
+        response = await client.post("/v1/certificates", json=CARD)
+        assert response.status == 201, await response.text()
+        ask = {"certificate_id": CARD_ID, "holder_code": LI_MINGHUA, "purpose": "hotel_check_in",
+               "fields": ["name"]}  # fmt: skip
+        grant = "grant-20261130-0003"
+        for expires_at in (
+            10**400,
+            99_999_999_999_999,
+            4_102_444_800,
+            "9999-12-31T23:59:59-12:00",
+            "2099-01-01T00:00:00",
+            "2099-01-01 00:00:00Z",
+            "20990101T000000Z",
+        ):
+            consent = {"grant_id": grant, "expires_at": expires_at}
+            body = await problem(
+                await client.post("/v1/certificates/verify", json={**ask, "consent": consent}),
+                422,
+                "invalid_consent",
+            )
+            assert body["field"] == "consent.expires_at"
+        consent = {"grant_id": grant, "expires_at": "2099-01-01T08:00:00+08:00"}
+        taken = await client.post("/v1/certificates/verify", json={**ask, "consent": consent})
+        assert taken.status == 200, await taken.text()
+        assert (await taken.json())["fields"] == {"name": CARD["fields"]["name"]}

@@ -32,9 +32,10 @@ from __future__ import annotations
 import base64
 import logging
 import math
+import re
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import time as day_start
@@ -103,6 +104,14 @@ VERIFY_TIMEOUT = 10.0
 CACHE_SIZE = 10_000
 MAX_FIELDS = 32
 MAX_REQUESTER_LENGTH = 100
+# A consent's expiry travels to the issuer as a protobuf Timestamp, which holds
+# 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+EARLIEST_EXPIRY = -62_135_596_800.0
+LATEST_EXPIRY = 253_402_300_799.0
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
 
 _POLICY_FAULTS = {
     "purpose_not_allowed": FaultCode.PURPOSE_NOT_ALLOWED,
@@ -206,8 +215,11 @@ class Verified:
 # --- parsing requests -----------------------------------------------------------------------
 
 
-def parse_verify_request(body: Mapping[str, Any], *, now: float) -> VerifyRequest:
-    """A ``POST /v1/certificates/verify`` body, checked; raises VerificationRefused."""
+def parse_verify_request(
+    body: Mapping[str, Any], *, now: float, expiry: Callable[[object], float] | None = None
+) -> VerifyRequest:
+    """A ``POST /v1/certificates/verify`` body, checked; raises VerificationRefused.
+    ``expiry`` reads ``consent.expires_at``: the REST API's RFC 3339 text unless told."""
     allowed = {"certificate_id", "holder_code", "purpose", "fields", "consent", "requester"}
     for key in body:
         if key not in allowed:
@@ -236,7 +248,7 @@ def parse_verify_request(body: Mapping[str, Any], *, now: float) -> VerifyReques
             f"requester must be text of at most {MAX_REQUESTER_LENGTH} characters",
             field="requester",
         )
-    consent = _consent(body.get("consent"), purpose, now)
+    consent = _consent(body.get("consent"), purpose, now, expiry or _rfc3339)
     return VerifyRequest(
         certificate_id,
         holder_code.upper(),
@@ -263,7 +275,9 @@ def _holder_code(value: object, certificate_id: CertificateId) -> str:
     raise VerificationRefused(errors[0].code, errors[0].detail, field="holder_code")
 
 
-def _consent(data: object, purpose: str, now: float) -> Consent | None:
+def _consent(
+    data: object, purpose: str, now: float, expiry: Callable[[object], float]
+) -> Consent | None:
     if data is None:
         return None
     if not isinstance(data, Mapping):
@@ -273,14 +287,10 @@ def _consent(data: object, purpose: str, now: float) -> Consent | None:
             raise VerificationRefused(
                 "unknown_field", f"{key} is not a consent field", field=f"consent.{key}"
             )
-    expires = data.get("expires_at")
     try:
-        if isinstance(expires, str):
-            expires_at = _rfc3339(expires)
-        elif isinstance(expires, int | float) and not isinstance(expires, bool):
-            expires_at = float(expires)
-        else:
-            raise ValueError("consent.expires_at must be an RFC 3339 time")
+        expires_at = expiry(data.get("expires_at"))
+        if not EARLIEST_EXPIRY <= expires_at <= LATEST_EXPIRY:
+            raise ValueError("consent.expires_at must fall in the years 0001 to 9999 (UTC)")
         return Consent(
             grant_id=data.get("grant_id"),  # type: ignore[arg-type]  # Consent checks it
             purpose=data.get("purpose", purpose),
@@ -295,15 +305,25 @@ def _consent(data: object, purpose: str, now: float) -> Consent | None:
         ) from None
 
 
-def _rfc3339(text: str) -> float:
-    """An RFC 3339 time with its offset (``Z`` or ``+08:00``) as epoch seconds."""
+def _rfc3339(value: object) -> float:
+    """A consent expiry as the REST API takes it, an RFC 3339 time with its offset (``Z`` or
+    ``+08:00``), as epoch seconds; raises ValueError."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError(
+            "consent.expires_at must be an RFC 3339 time with its offset, "
+            "such as 2026-12-01T18:00:00+08:00 or 2026-12-01T10:00:00Z"
+        )
     try:
-        moment = datetime.fromisoformat(text)
+        return datetime.fromisoformat(value).timestamp()
     except ValueError:
-        raise ValueError(f"consent.expires_at {text!r} is not an RFC 3339 time") from None
-    if moment.tzinfo is None:
-        raise ValueError("consent.expires_at needs an offset (Z or +08:00)")
-    return moment.timestamp()
+        raise ValueError(f"consent.expires_at {value!r} is not a real time") from None
+
+
+def _epoch_seconds(value: object) -> float:
+    """A consent expiry as ``_from_wire`` passes it on: the Timestamp's epoch seconds."""
+    if not isinstance(value, float):
+        raise ValueError("consent.expires_at must be a time")
+    return value
 
 
 def _from_wire(message: pb.CertificateVerify) -> VerifyRequest:
@@ -322,7 +342,7 @@ def _from_wire(message: pb.CertificateVerify) -> VerifyRequest:
         }
         if message.consent.holder_code:
             body["consent"]["holder_code"] = message.consent.holder_code
-    return parse_verify_request(body, now=0.0)
+    return parse_verify_request(body, now=0.0, expiry=_epoch_seconds)
 
 
 # --- the service ----------------------------------------------------------------------------
