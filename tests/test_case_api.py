@@ -341,3 +341,24 @@ async def test_list_filters_and_pages(mesh: Path) -> None:
             response = await sh_client.get("/v1/cases", params=query)
             assert response.status == 422
             assert (await problem_of(response))["field"] == next(iter(query))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("limit", "²"),
+        ("limit", "٣"),
+        ("limit", "1" * 5000),
+        ("cursor", "²"),
+        ("cursor", "٣"),
+        ("cursor", "1" * 5000),
+    ],
+)
+async def test_list_query_numbers_are_ascii_digits(mesh: Path, name: str, value: str) -> None:
+    """A limit or cursor that is not a short run of ASCII digits (a superscript or
+    Arabic-Indic digit, thousands of digits) is refused as invalid_query, not a server error."""
+    async with serving(config_for(mesh, "shanghai")) as (_, client):
+        response = await client.get("/v1/cases", params={name: value})
+        assert response.status == 422
+        problem = await problem_of(response)
+        assert (problem["code"], problem["field"]) == ("invalid_query", name)

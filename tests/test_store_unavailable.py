@@ -42,6 +42,7 @@ from tests.nodes import config_for, eventually, make_mesh, raw_channel, serving,
 Client = TestClient[Any, Any]
 MATTER = matter_of("jiangsu")
 CASES = 24
+LAST_PROBE: list[str] = []
 CONCLUDED = {"completed", "evaluated"}
 
 
@@ -97,7 +98,8 @@ class Load:
 
 
 async def deliver_probe(sender_mesh: Path, receiver: Node) -> tuple[grpc.StatusCode, bytes]:
-    """Jiangsu's signed probe to ``receiver`` over mutual TLS: the status and signed reply."""
+    """Jiangsu's signed probe to ``receiver`` over mutual TLS: the status and signed reply
+    (``LAST_PROBE`` holds the probe's message id)."""
     key = load_signing_key(sender_mesh / "jiangsu" / "signing.key")
     message = probe_message("jiangsu", "shanghai", now=receiver.clock())
     # Large enough to need fresh pages, as most real writes do.
@@ -106,6 +108,7 @@ async def deliver_probe(sender_mesh: Path, receiver: Node) -> tuple[grpc.StatusC
     message.header.recipient = receiver.config.node_id
     message.header.manifest_version = receiver.credentials.manifest.version
     envelope = seal(message, key).envelope
+    LAST_PROBE[:] = [message.header.message_id]
     async with raw_channel(
         receiver.config, tls_of(sender_mesh, "jiangsu"), receiver.config.node_id
     ) as channel:
@@ -226,6 +229,8 @@ async def through_the_fault(
     assert fault.WhichOneof("body") == "fault"
     assert fault.fault.code == "store_unavailable"
     assert signed_by_node(reply, sh)
+    # About that very message, so its sender can tell the fault answers it.
+    assert fault.header.in_reply_to == fault.fault.message_id == LAST_PROBE[0]
 
     await free(sh)
     await asyncio.wait_for(submitting, timeout=60)

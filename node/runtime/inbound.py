@@ -179,7 +179,7 @@ class InboundProcessor:
         except Refusal as refusal:
             return self._refuse(refusal, raw, tls_identity, now)
         except StoreError as error:
-            return self._refuse(_store_refusal(error), raw, tls_identity, now)
+            return self._refuse(_store_refusal(error, accepted), raw, tls_identity, now)
         credentials = node.credentials
         reply = answer_for(
             accepted,
@@ -198,7 +198,7 @@ class InboundProcessor:
                 )
             )
         except StoreError as error:
-            return self._refuse(_store_refusal(error), raw, tls_identity, now)
+            return self._refuse(_store_refusal(error, accepted), raw, tls_identity, now)
         return await self._after_commit(stored, accepted, reply, raw, tls_identity, now)
 
     def _after_commit(
@@ -220,7 +220,8 @@ class InboundProcessor:
             if isinstance(error, Refusal):
                 result.set_result(self._refuse(error, raw, tls_identity, now))
             elif error is not None:
-                result.set_result(self._refuse(_store_refusal(error), raw, tls_identity, now))
+                refusal = _store_refusal(error, accepted)
+                result.set_result(self._refuse(refusal, raw, tls_identity, now))
             elif (reply := done.result()) is not receipt.envelope:
                 metric = self._node.metrics.messages_duplicate
                 metric.labels(accepted.sender.province, accepted.payload_type).inc()
@@ -323,18 +324,26 @@ class InboundProcessor:
         )
 
 
-def _store_refusal(error: BaseException) -> Refusal:
-    """A failure to store an accepted message, as the signed fault its sender gets."""
+def _store_refusal(error: BaseException, accepted: Authenticated | None = None) -> Refusal:
+    """A failure to store a message, as the signed fault its sender gets: about that
+    message (its id and digest) once the checks have read it, so the sender can tell the
+    fault answers it."""
+    message_id = accepted.message_id if accepted else ""
+    digest = accepted.digest if accepted else b""
     if isinstance(error, StoreUnavailable):
         return Refusal(
             FaultCode.STORE_UNAVAILABLE,
             "this node's store cannot take writes now (disk full or I/O error); nothing of "
             "the message was kept; send it again later",
+            message_id=message_id,
+            digest=digest,
         )
     log.error("failed to store an accepted message", exc_info=error)
     return Refusal(
         FaultCode.UNAVAILABLE,
         "this node failed to store the message; nothing of it was kept; send it again later",
+        message_id=message_id,
+        digest=digest,
     )
 
 
