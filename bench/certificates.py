@@ -293,7 +293,7 @@ class Bench:
 
 @dataclass(frozen=True)
 class Grantor:
-    """Jiangsu's node id and signing key, to sign consent grants in this process."""
+    """The holders' province node's id and signing key, to sign consent grants here."""
 
     node_id: str
     key: SigningKey
@@ -447,7 +447,7 @@ async def run(args: argparse.Namespace, mesh: Path) -> None:
         async with mesh_session(mesh) as session:
             for side in (sh, js):
                 await wait_ready(session, side)
-            bench = Bench(session, sh, js, grantor_of(mesh, "jiangsu"))
+            bench = Bench(session, sh, js, grantor_of(mesh, "shanghai"))
             await bench.load(cards, 8)
             # Shanghai publishes a changed list at start or at its next refresh (30 s by
             # default): a restart publishes the revoked cards now.

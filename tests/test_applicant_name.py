@@ -15,7 +15,7 @@ from node.certificates.model import TYPES, same_name
 from node.identifiers import make_certificate_id
 from node.wire import pb
 from tests.cases import case_body, matter_of, status_of
-from tests.certificate_samples import LI_MINGHUA, _credit_code, sample_json
+from tests.certificate_samples import LI_MINGHUA, OTHER_PERSON, _credit_code, sample_json
 from tests.nodes import config_for, eventually, make_mesh, serving, settled
 
 CARD = sample_json("resident_id_card")
@@ -100,8 +100,9 @@ async def test_the_issuer_says_whether_a_name_is_the_holders(tmp_path: Path) -> 
 
 
 async def test_a_case_in_another_name_than_the_card_is_refused(tmp_path: Path) -> None:
-    """An applicant handing in an ID card in another name gets 422 applicant_mismatch and
-    nothing is stored or sent; in the card holder's own name the case goes through."""
+    """An applicant handing in an ID card in another name, or someone else's card, gets 422
+    applicant_mismatch and nothing is stored or sent; in the card holder's own name the
+    case goes through."""
     mesh = make_mesh(tmp_path)
     async with (
         serving(config_for(mesh, "shanghai", **FAST)) as (sh, sh_client),
@@ -116,6 +117,14 @@ async def test_a_case_in_another_name_than_the_card_is_refused(tmp_path: Path) -
             assert answer.status == 422, problem
             assert (problem["code"], problem["field"]) == ("applicant_mismatch", "applicant.name")
             assert CARD["holder_name"] not in problem["detail"]
+        # Someone else's card, in their own name and code: not the applicant's card.
+        answer = await sh_client.post(
+            "/v1/cases", json=with_card(case_body(MATTER), "王小二", code=OTHER_PERSON)
+        )
+        problem = await answer.json()
+        assert answer.status == 422, problem
+        assert problem["code"] == "applicant_mismatch"
+        assert problem["field"].endswith(".certificate_id")
         assert footprint(sh, js) == before
         good = await sh_client.post(
             "/v1/cases", json=with_card(case_body(MATTER), CARD["holder_name"])

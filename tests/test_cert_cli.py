@@ -126,18 +126,18 @@ async def test_import_verify_and_usage(
         assert err.rstrip().endswith("(field: consent)")
 
         fields = ["--field", "name", "--field", "id_number", "--field", "address"]
-        # The holder consents at Jiangsu's platform; Jiangsu's node signs the grant.
+        # The holder consents at their own province's platform; Shanghai's node signs.
         expires = time.strftime(
             "%Y-%m-%dT%H:%M:%S+08:00", time.gmtime(time.time() + 8 * 3600 + 600)
         )
         grant_argv = ["cert", "consent", "--holder", LI_MINGHUA, "--purpose", "hotel_check_in",
                       *fields, "--certificate", CARD_ID, "--expires", expires]  # fmt: skip
-        code, out, err = await yrd(capsys, *grant_argv, "--url", js_url)
+        code, out, err = await yrd(capsys, *grant_argv, "--url", sh_url)
         assert code == 0, err
         grant = out.strip()
         assert "for hotel_check_in (name, id_number, address) until" in err
         assert LI_MINGHUA not in err
-        code, out, err = await yrd(capsys, *grant_argv, "--url", js_url, "--json")
+        code, out, err = await yrd(capsys, *grant_argv, "--url", sh_url, "--json")
         grant_id = json.loads(out)["grant_id"]
         assert grant_id.startswith("cg-")
         consent = ["--consent", grant]

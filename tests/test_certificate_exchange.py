@@ -100,7 +100,7 @@ async def test_online_verification_consent_purpose_and_usage(mesh: Path) -> None
             403,
             "consent_required",
         )
-        signed = await js_client.post(
+        signed = await sh_client.post(
             "/v1/consents",
             json={"holder_code": LI_MINGHUA, "purpose": "hotel_check_in",
                   "fields": ["name", "address"], "expires_at": future()},
@@ -116,7 +116,7 @@ async def test_online_verification_consent_purpose_and_usage(mesh: Path) -> None
             "name": CARD["fields"]["name"],
             "address": CARD["fields"]["address"],
         }
-        expired = {"grant": expired_grant(js, LI_MINGHUA, "hotel_check_in", ("name", "address"))}
+        expired = {"grant": expired_grant(sh, LI_MINGHUA, "hotel_check_in", ("name", "address"))}
         parts = parse_certificate_id(CARD_ID)
         wrong_check = CARD_ID[:-1] + ("0" if CARD_ID[-1] != "0" else "1")
         outside = make_certificate_id(TYPES["resident_id_card"].type_code, "440300", "GD0001")

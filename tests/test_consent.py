@@ -8,7 +8,9 @@ leaves no usage record (用证记录) at the issuer.
 from __future__ import annotations
 
 import dataclasses
+import random
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +26,19 @@ from node.certificates.consent import (
     read_grant,
     sign_grant,
 )
+from node.identifiers import make_id_number
 from node.protocol.envelope import header, seal
 from node.runtime.node import Node
 from node.trust.keys import SigningKey
 from node.wire import DELIVER_METHOD, pb
-from tests.certificate_samples import LI_MINGHUA, NOW, OTHER_PERSON, manifest_for, sample_json
+from tests.certificate_samples import LI_MINGHUA, NOW, manifest_for, sample_json
 from tests.nodes import config_for, eventually, make_mesh, raw_channel, serving, settled, tls_of
 
 CARD = sample_json("resident_id_card")
+SHANGHAI_NEIGHBOUR = make_id_number(
+    random.Random(5), division="310115", birth=date(1985, 1, 1), sex="female"
+)
+"""Another Shanghai resident: Shanghai may grant for them, not for LI_MINGHUA's card."""
 CARD_ID = CARD["certificate_id"]
 HOTEL = "hotel_check_in"
 KEYS = {"shanghai": SigningKey.generate(), "jiangsu": SigningKey.generate()}
@@ -41,7 +48,7 @@ MANIFEST = manifest_for(KEYS)
 def grant(**changes: Any) -> ConsentGrant:
     base = ConsentGrant(
         grant_id="cg-0123456789abcdef01234567",
-        grantor="jiangsu-node",
+        grantor="shanghai-node",
         holder_code=LI_MINGHUA,
         purpose=HOTEL,
         fields=("name", "address"),
@@ -59,7 +66,7 @@ def refusal(token: object, now: float = NOW) -> ConsentRefused:
 
 def test_a_signed_grant_reads_back_exactly() -> None:
     """A grant signed by a member's key reads back with every value, and its token."""
-    token = sign_grant(grant(certificate_id=CARD_ID, requester="某酒店"), KEYS["jiangsu"])
+    token = sign_grant(grant(certificate_id=CARD_ID, requester="某酒店"), KEYS["shanghai"])
     read = read_grant(token, manifest=MANIFEST, now=NOW)
     assert read == grant(certificate_id=CARD_ID, requester="某酒店", token=token)
     assert grant_token(grant_bytes(token)) == token
@@ -67,7 +74,7 @@ def test_a_signed_grant_reads_back_exactly() -> None:
 
 def test_any_flipped_byte_is_refused() -> None:
     """Each single-bit change of the signed bytes is refused as unverifiable (or malformed)."""
-    raw = bytearray(grant_bytes(sign_grant(grant(), KEYS["jiangsu"])))
+    raw = bytearray(grant_bytes(sign_grant(grant(), KEYS["shanghai"])))
     for index in range(0, len(raw), 7):
         raw[index] ^= 0x01
         error = refusal(grant_token(bytes(raw)))
@@ -83,20 +90,24 @@ def test_any_flipped_byte_is_refused() -> None:
         ("too long", "A" * 5000),
         ("not base64", "!!!!"),
         ("not a grant", grant_token(b"\xff\x00\x01garbage")),
-        ("signed by a key of another member", sign_grant(grant(), KEYS["shanghai"])),
+        ("signed by a key of another member", sign_grant(grant(), KEYS["jiangsu"])),
+        (
+            "signed by a province that is not the holder's",
+            sign_grant(grant(grantor="jiangsu-node"), KEYS["jiangsu"]),
+        ),
         (
             "a grantor that is no member",
-            sign_grant(grant(grantor="beijing-node"), KEYS["jiangsu"]),
+            sign_grant(grant(grantor="beijing-node"), KEYS["shanghai"]),
         ),
         ("an unknown key", sign_grant(grant(), SigningKey.generate())),
-        ("a malformed grant id", sign_grant(grant(grant_id="G 1"), KEYS["jiangsu"])),
-        ("no field", sign_grant(grant(fields=()), KEYS["jiangsu"])),
+        ("a malformed grant id", sign_grant(grant(grant_id="G 1"), KEYS["shanghai"])),
+        ("no field", sign_grant(grant(fields=()), KEYS["shanghai"])),
         (
             "a lifetime past the limit",
-            sign_grant(grant(expires_at=NOW - 60 + MAX_LIFETIME + 1), KEYS["jiangsu"]),
+            sign_grant(grant(expires_at=NOW - 60 + MAX_LIFETIME + 1), KEYS["shanghai"]),
         ),
         ("issued in the future", sign_grant(grant(issued_at=NOW + 3600, expires_at=NOW + 7200),
-                                            KEYS["jiangsu"])),
+                                            KEYS["shanghai"])),
     ],
 )  # fmt: skip
 def test_unverifiable_grants_are_refused(why: str, token: object) -> None:
@@ -109,15 +120,15 @@ def test_unverifiable_grants_are_refused(why: str, token: object) -> None:
 
 def test_a_grant_by_a_revoked_key_is_refused() -> None:
     """Once the grantor's key is revoked in the manifest, its grants count no more."""
-    token = sign_grant(grant(), KEYS["jiangsu"])
-    revoked = manifest_for(KEYS, revoked=frozenset({KEYS["jiangsu"].key_id}))
+    token = sign_grant(grant(), KEYS["shanghai"])
+    revoked = manifest_for(KEYS, revoked=frozenset({KEYS["shanghai"].key_id}))
     with pytest.raises(ConsentRefused) as caught:
         read_grant(token, manifest=revoked, now=NOW)
     assert caught.value.code == "consent_unverifiable"
 
 
 def test_an_expired_grant_is_refused_from_its_expiry_on() -> None:
-    token = sign_grant(grant(), KEYS["jiangsu"])
+    token = sign_grant(grant(), KEYS["shanghai"])
     assert read_grant(token, manifest=MANIFEST, now=NOW + 3599).grant_id
     assert refusal(token, now=NOW + 3600).code == "consent_expired"
 
@@ -169,8 +180,9 @@ def node_grant(node: Node, **changes: Any) -> str:
 
 async def test_refused_grants_disclose_nothing_and_leave_no_usage(mesh: Path) -> None:
     """A forged, expired, other-holder, other-purpose, wider-fields, other-certificate and
-    other-requester grant, and a bare asserted one, are each refused; the issuer writes no
-    usage record for any. The right grant, from either node, discloses and is recorded."""
+    other-requester grant, a bare asserted one and one signed by a province that is not the
+    holder's are each refused; the issuer writes no usage record for any. The right grant,
+    signed by the holder's province, discloses and is recorded."""
     async with (
         serving(config_for(mesh, "shanghai")) as (sh, sh_client),
         serving(config_for(mesh, "jiangsu")) as (js, js_client),
@@ -179,7 +191,7 @@ async def test_refused_grants_disclose_nothing_and_leave_no_usage(mesh: Path) ->
         assert (await sh_client.post("/v1/certificates", json=CARD)).status == 201
         ask = {"certificate_id": CARD_ID, "holder_code": LI_MINGHUA, "purpose": HOTEL,
                "fields": ["name", "address"], "requester": "南京市某酒店"}  # fmt: skip
-        good = await signed_by(js_client, certificate_id=CARD_ID, requester="南京市某酒店")
+        good = await signed_by(sh_client, certificate_id=CARD_ID, requester="南京市某酒店")
         raw = bytearray(grant_bytes(good["grant"]))
         raw[-3] ^= 0x40
         now = time.time()
@@ -188,17 +200,18 @@ async def test_refused_grants_disclose_nothing_and_leave_no_usage(mesh: Path) ->
             ("asserted", None, 403, "consent_unverifiable"),
             (
                 "expired",
-                node_grant(js, expires_at=now - 0.001),
+                node_grant(sh, expires_at=now - 0.001),
                 403,
                 "consent_expired",
             ),
-            ("other holder", node_grant(js, holder_code=OTHER_PERSON), 403, "consent_mismatch"),
-            ("other purpose", node_grant(js, purpose="traffic_violation_handling"), 403,
+            ("other holder", node_grant(sh, holder_code=SHANGHAI_NEIGHBOUR), 403,
              "consent_mismatch"),
-            ("narrower fields", node_grant(js, fields=("name",)), 403, "consent_mismatch"),
-            ("other certificate", node_grant(js, certificate_id=CARD_ID[:-1] + "0"), 403,
+            ("other purpose", node_grant(sh, purpose="traffic_violation_handling"), 403,
              "consent_mismatch"),
-            ("other requester", node_grant(js, requester="另一家酒店"), 403, "consent_mismatch"),
+            ("narrower fields", node_grant(sh, fields=("name",)), 403, "consent_mismatch"),
+            ("other certificate", node_grant(sh, certificate_id=CARD_ID[:-1] + "0"), 403,
+             "consent_mismatch"),
+            ("other requester", node_grant(sh, requester="另一家酒店"), 403, "consent_mismatch"),
         ]  # fmt: skip
         before = await usage_count(sh_client)
         for why, token, status, code in cases:
@@ -215,16 +228,27 @@ async def test_refused_grants_disclose_nothing_and_leave_no_usage(mesh: Path) ->
             assert body.get("fields") is None
         assert await usage_count(sh_client) == before
 
-        for client in (js_client, sh_client):
-            token = (await signed_by(client, certificate_id=CARD_ID))["grant"]
-            answer = await js_client.post(
-                "/v1/certificates/verify", json={**ask, "consent": {"grant": token}}
-            )
-            assert answer.status == 200, await answer.text()
-            assert set((await answer.json())["fields"]) == {"name", "address"}
+        # Only the holder's own province (Shanghai) signs for them.
+        refused = await js_client.post(
+            "/v1/consents",
+            json={"holder_code": LI_MINGHUA, "purpose": HOTEL, "fields": ["name"]},
+        )
+        assert refused.status == 422
+        assert (await refused.json())["field"] == "holder_code"
+        answer = await js_client.post(
+            "/v1/certificates/verify", json={**ask, "consent": {"grant": node_grant(js)}}
+        )
+        assert (await answer.json())["code"] == "consent_unverifiable"
+        assert await usage_count(sh_client) == before
+        token = (await signed_by(sh_client, certificate_id=CARD_ID))["grant"]
+        answer = await js_client.post(
+            "/v1/certificates/verify", json={**ask, "consent": {"grant": token}}
+        )
+        assert answer.status == 200, await answer.text()
+        assert set((await answer.json())["fields"]) == {"name", "address"}
         records = await (await sh_client.get(f"/v1/certificates/{CARD_ID}/usage")).json()
-        assert len(records["usage"]) == before + 2
-        assert all(r["consent_grant_id"].startswith("cg-") for r in records["usage"][:2])
+        assert len(records["usage"]) == before + 1
+        assert records["usage"][0]["consent_grant_id"].startswith("cg-")
 
 
 async def test_a_peer_sending_an_asserted_consent_gets_a_signed_fault(mesh: Path) -> None:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from node.api.dashboard import NodeView, RefusalCount, parse_mesh, render_card, render_page
 from node.api.problems import ProblemError
@@ -149,12 +151,44 @@ async def test_dashboard_refuses_non_loopback_mesh_urls(mesh: Mesh, bad: str) ->
     assert body["code"] in {"invalid_mesh", "invalid_mesh_url"}
 
 
-def test_parse_mesh_accepts_loopback_hosts() -> None:
-    """127.0.0.1, localhost and [::1] with a port (and an optional slash) are accepted."""
+def test_parse_mesh_accepts_known_loopback_nodes() -> None:
+    """127.0.0.1, localhost and [::1] with a port (and an optional slash) are accepted when
+    they are this node or a known peer; any other port is refused (the viewer's token would
+    go to whatever listens there)."""
     raw = "http://127.0.0.1:1, http://localhost:2/,http://[::1]:3"
-    assert parse_mesh(raw) == ["http://127.0.0.1:1", "http://localhost:2/", "http://[::1]:3"]
+    known = ["http://127.0.0.1:1", "http://127.0.0.1:2", "http://[::1]:3"]
+    assert parse_mesh(raw, known) == [
+        "http://127.0.0.1:1",
+        "http://localhost:2/",
+        "http://[::1]:3",
+    ]
     with pytest.raises(ProblemError):
-        parse_mesh(",".join(["http://127.0.0.1:1"] * 9))
+        parse_mesh(",".join(["http://127.0.0.1:1"] * 9), known)
+    with pytest.raises(ProblemError) as refused:
+        parse_mesh("http://127.0.0.1:1,http://127.0.0.1:4", known)
+    assert refused.value.code == "invalid_mesh_url"
+
+
+async def test_dashboard_never_sends_the_token_to_an_unknown_port(mesh: Mesh) -> None:
+    """A mesh URL that is no known peer (a process of anyone's on a free local port) is
+    refused with 400, and nothing, the viewer's token least of all, reaches it."""
+    seen: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", record)
+    async with TestServer(app, host="127.0.0.1") as listener:
+        bad = f"{mesh.urls['anhui']},http://127.0.0.1:{listener.port}"
+        async with (
+            mesh_session(mesh.directory) as session,
+            session.get(mesh.urls["shanghai"] + "/", params={"mesh": bad}) as response,
+        ):
+            assert response.status == 400
+            assert (await response.json())["code"] == "invalid_mesh_url"
+    assert seen == []
 
 
 def test_every_dynamic_value_is_escaped() -> None:

@@ -634,13 +634,13 @@ async def test_certificates_conform(mesh: Path) -> None:
         assert again["cached"] is True and again["attestation"] == first["attestation"]
         grant_body = {"holder_code": LI_MINGHUA, "purpose": "hotel_check_in",
                       "fields": ["name", "address"], "expires_at": _future(3600)}  # fmt: skip
-        signed = (await js_api.call("POST", "/v1/consents", body=grant_body, status=201)).json()
+        signed = (await sh_api.call("POST", "/v1/consents", body=grant_body, status=201)).json()
         consent = {"grant": signed["grant"]}
         for body, code in (
             ({**grant_body, "fields": []}, "invalid_consent"),
             ({**grant_body, "purpose": "sightseeing"}, "invalid_consent"),
         ):
-            await js_api.call(
+            await sh_api.call(
                 "POST", "/v1/consents", body=body, conforms=False, status=422, code=code
             )
         asked = {**ask, "fields": ["name", "address"]}
@@ -650,7 +650,7 @@ async def test_certificates_conform(mesh: Path) -> None:
             "address": card["fields"]["address"],
         }
         other = {**grant_body, "purpose": "traffic_violation_handling"}
-        other_grant = (await js_api.call("POST", "/v1/consents", body=other, status=201)).json()
+        other_grant = (await sh_api.call("POST", "/v1/consents", body=other, status=201)).json()
         for body, status, code in (
             (asked, 403, "consent_required"),
             ({**ask, "holder_code": OTHER_PERSON}, 403, "holder_mismatch"),

@@ -79,8 +79,11 @@ class NodeView:
         return value if isinstance(value, str) else None
 
 
-def parse_mesh(raw: str) -> list[str]:
-    """The loopback base URLs named in ``?mesh=``; anything else raises a 400 problem."""
+def parse_mesh(raw: str, known: Iterable[str] = ()) -> list[str]:
+    """The loopback base URLs named in ``?mesh=``, each this node itself or one of ``known``
+    (``[http] dashboard_peers``): the viewer's token goes to each, so never to a process
+    that merely listens on a local port. Anything else raises a 400 problem."""
+    allowed = {_place(URL(u)) for u in known}
     urls = [part.strip() for part in raw.split(",") if part.strip()]
     if not urls:
         raise ProblemError(400, "invalid_mesh", "mesh must list node URLs", field="mesh")
@@ -111,7 +114,20 @@ def parse_mesh(raw: str) -> list[str]:
                 f"mesh URL {text!r} must be http://127.0.0.1:PORT or http://localhost:PORT",
                 field="mesh",
             )
+        if _place(url) not in allowed:
+            raise ProblemError(
+                400,
+                "invalid_mesh_url",
+                f"mesh URL {text!r} is not this node's nor a peer's in [http] dashboard_peers",
+                field="mesh",
+            )
     return urls
+
+
+def _place(url: URL) -> str:
+    """host:port of a loopback URL, localhost read as 127.0.0.1."""
+    host = "127.0.0.1" if url.host == "localhost" else url.host
+    return f"{host}:{url.port}"
 
 
 def metric_facts(
@@ -388,7 +404,8 @@ async def dashboard(request: web.Request) -> web.Response:
 
     node = request.app[NODE_KEY]
     raw = request.query.get("mesh")
-    mesh = parse_mesh(raw) if raw is not None else []
+    known = (*node.config.dashboard_peers, f"http://{node.config.http_listen}")
+    mesh = parse_mesh(raw, known) if raw is not None else []
     views = await gather_views(node, mesh, presented_token(request))
     page = render_page(views, own=node.config.province, now=node.clock())
     return web.Response(

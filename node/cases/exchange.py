@@ -171,11 +171,11 @@ class CaseExchange:
         """The applicant is the holder of the certificates they hand in as their own: each
         such material's issuer is asked whether the applicant's name is the name on it
         (never disclosing it), before anything is stored or handed off; a certificate in
-        another name is ``applicant_mismatch``.
+        another name, or another holder's, is ``applicant_mismatch``.
 
         An issuer that cannot answer now does not hold the case up, and any other refusal
-        (not found, revoked, another holder's code) is not decided here: the handler checks
-        every certificate material again, the name included, before it can accept."""
+        (not found, revoked) is not decided here: the handler checks every certificate
+        material again, the name included, before it can accept."""
         for index, material in enumerate(case.materials):
             if material.certificate_id is None or not applicant_holds(material, case):
                 continue
@@ -188,7 +188,14 @@ class CaseExchange:
             }
             try:
                 answer = await self._node.certificates.verify(question)
-            except VerificationRefused:
+            except VerificationRefused as refusal:
+                if refusal.code == "holder_mismatch":
+                    raise CaseInputError(
+                        "applicant_mismatch",
+                        f"materials[{index}].certificate_id",
+                        f"the applicant is not the holder of {material.name}, which they hand "
+                        "in as their own",
+                    ) from None
                 continue
             if answer.get("holder_name_matches") is False:
                 raise CaseInputError(

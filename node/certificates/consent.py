@@ -9,7 +9,9 @@ verification. The issuer reads it before it discloses anything but status. Rules
    and the signer's key id. Verifying uses the received bytes; nothing is re-encoded.
 2. The grant names its grantor (a member's node id) and the key must be that member's,
    listed in the manifest, and usable when the grant was issued and still not revoked
-   now; any member may grant, since a holder may consent wherever they are signed in.
+   now. Only the holder's own province grants (``home_province``: the division in an ID
+   number or a credit code), since only its platform knows the holder signed in; a
+   province that signed for another's holder could approve its own requests.
 3. A grant holds: its id (``grant_id``, safe in logs and usage records), the holder code,
    one purpose, the fields beyond status it allows (at least one), optionally one
    certificate and one requesting authority, when it was issued and when it ends (at most
@@ -42,7 +44,12 @@ from node.cases.catalog import MatterLookup
 from node.cases.wire import instant, stamp
 from node.certificates.model import TYPES, TypeSpec, disclosable_fields
 from node.certificates.policy import SCENES, PolicyRefusal, matter_for_purpose
-from node.identifiers import IdentifierError, parse_certificate_id, validate_holder_code
+from node.identifiers import (
+    IdentifierError,
+    parse_certificate_id,
+    province_of_division,
+    validate_holder_code,
+)
 from node.text import TextError, clean_text
 from node.trust.keys import SigningKey
 from node.trust.manifest import Manifest
@@ -140,6 +147,13 @@ def read_grant(token: object, *, manifest: Manifest, now: float) -> ConsentGrant
             field,
             "is not signed by a current key of the member node it names as grantor",
         )
+    assert member is not None
+    if home_province(grant.holder_code) != member.province:
+        raise ConsentRefused(
+            "consent_unverifiable",
+            field,
+            "is not signed by the holder's own province, the only one that may grant",
+        )
     if not entry.verify_key.verify(signed.signature, CONSENT_PREFIX + signed.grant):
         raise ConsentRefused("consent_unverifiable", field, "its signature does not verify")
     read = _meaning(grant, token)
@@ -196,8 +210,26 @@ def grant_token(signed: bytes) -> str:
     return base64.urlsafe_b64encode(signed).rstrip(b"=").decode()
 
 
+def home_province(holder_code: str) -> str | None:
+    """The province a holder belongs to: the division an ID number starts with, or the one
+    a unified social credit code holds at characters 3-8; None outside the federation or
+    for a code that is neither."""
+    for code_type, division in (("111", slice(0, 6)), ("001", slice(2, 8))):
+        try:
+            code = validate_holder_code(code_type, holder_code)
+        except IdentifierError:
+            continue
+        return province_of_division(code[division])
+    return None
+
+
 def parse_consent_request(
-    body: Mapping[str, Any], *, grantor: str, now: float, find_matter: MatterLookup
+    body: Mapping[str, Any],
+    *,
+    grantor: str,
+    province: str,
+    now: float,
+    find_matter: MatterLookup,
 ) -> ConsentGrant:
     """A ``POST /v1/consents`` body as the grant to sign (unsigned yet); raises
     ConsentRefused (``invalid_consent``) naming the field at fault."""
@@ -215,6 +247,12 @@ def parse_consent_request(
         certificate_id = str(parsed)
         types = [t for t in types if t.type_code == parsed.type_code] or types
     holder_code = _holder(body.get("holder_code"), types)
+    if home_province(holder_code) != province:
+        raise ConsentRefused(
+            "invalid_consent",
+            "holder_code",
+            f"is not a holder of {province}: a holder consents at their own province's node",
+        )
     purpose = body.get("purpose")
     if not isinstance(purpose, str) or not purpose:
         raise ConsentRefused("invalid_consent", "purpose", "is required")

@@ -716,6 +716,7 @@ class CertificateRecognition:
             grant = parse_consent_request(
                 body,
                 grantor=node.config.node_id,
+                province=node.config.province,
                 now=node.clock(),
                 find_matter=node.cases.find_matter,
             )

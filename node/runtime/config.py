@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -107,6 +107,10 @@ class NodeConfig:
     """host:port of the REST API, metrics and status."""
     allowed_hosts: tuple[str, ...] = ()
     """``Host`` names (host:port) the REST API answers for besides its listen address."""
+    dashboard_peers: tuple[str, ...] = ()
+    """Peers' REST base URLs the dashboard's mesh view may ask, passing on the viewer's
+    token (``[http] dashboard_peers``); any other URL is refused, so a token is never sent
+    to a process that is not a known peer."""
     max_probes: int = DEFAULT_MAX_PROBES
     """Most probes one ``POST /v1/probes`` may send (``[http] max_probes``)."""
     max_probe_payload_bytes: int = DEFAULT_MAX_PROBE_PAYLOAD
@@ -186,6 +190,9 @@ def parse_config(
             "`yrd token create --config node.toml --scope S --name N`; remove the key"
         )
     hosts = _opt(http_t, "allowed_hosts", list, [], f"{where} [http]")
+    dashboard_peers = _opt(http_t, "dashboard_peers", list, [], f"{where} [http]")
+    if not all(isinstance(u, str) and u for u in dashboard_peers):
+        raise ConfigError(f"{where} [http]: 'dashboard_peers' must be a list of base URLs")
     if not all(isinstance(h, str) and h for h in hosts):
         raise ConfigError(f"{where} [http]: 'allowed_hosts' must be a list of host:port names")
     return NodeConfig(
@@ -196,6 +203,7 @@ def parse_config(
         grpc_listen=_get(grpc_t, "listen", str, f"{where} [grpc]"),
         http_listen=http_listen,
         allowed_hosts=tuple(hosts),
+        dashboard_peers=tuple(dashboard_peers),
         max_probes=_opt(http_t, "max_probes", int, DEFAULT_MAX_PROBES, f"{where} [http]"),
         max_probe_payload_bytes=_opt(
             http_t, "max_probe_payload_bytes", int, DEFAULT_MAX_PROBE_PAYLOAD, f"{where} [http]"
@@ -277,6 +285,7 @@ def render_config(
     http_listen: str,
     platform_url: str | None = None,
     platform_credentials: str | None = None,
+    dashboard_peers: Sequence[str] = (),
 ) -> str:
     """A node.toml text with every default written out, for ``yrd mesh init``.
 
@@ -316,6 +325,8 @@ def render_config(
         f"listen = {q(http_listen)}",
         "# Host names (host:port) besides the listen address that clients may use.",
         "allowed_hosts = []",
+        "# Peers' REST URLs the dashboard's mesh view may ask with the viewer's own token.",
+        f"dashboard_peers = [{', '.join(q(u) for u in dashboard_peers)}]",
         "# What one POST /v1/probes may send: count, and bytes of payload per probe.",
         f"max_probes = {DEFAULT_MAX_PROBES}",
         f"max_probe_payload_bytes = {DEFAULT_MAX_PROBE_PAYLOAD}",

@@ -258,6 +258,7 @@ def _write_mesh(
                 },
                 grpc_listen=f"127.0.0.1:{port.grpc}",
                 http_listen=f"127.0.0.1:{port.http}",
+                dashboard_peers=[f"http://127.0.0.1:{p.http}" for p in ports if p != port],
                 platform_url=f"http://127.0.0.1:{port.platform}" if platforms else None,
                 platform_credentials=PLATFORM_CREDENTIALS if platforms else None,
             ),
