@@ -108,10 +108,12 @@ def tasks_ok(node: Node) -> bool:
 
 
 @pytest.mark.parametrize("province", list(CREDENTIALS))
-async def test_platform_polling_outlives_a_hostile_platform(province: str, tmp_path: Path) -> None:
+async def test_platform_polling_outlives_a_hostile_platform(
+    province: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Platform polling survives replies nested 200,000 deep, shows the platform down with the
-    refusal's code, and takes the waiting application within seconds once the platform
-    behaves."""
+    refusal's code, logs that once however often it asks, and takes the waiting application
+    within seconds once the platform behaves."""
     mesh = make_mesh(tmp_path, (province, HANDLER[province]))
     people = citizen(province)
     async with (
@@ -141,6 +143,8 @@ async def test_platform_polling_outlives_a_hostile_platform(province: str, tmp_p
             shown = node.platform.status()
             assert shown["up"] is False
             assert province in shown["last_error"] and "too_deep" in shown["last_error"]
+            said = [r for r in caplog.records if "outside its dialect" in r.getMessage()]
+            assert front.spoilt >= 3 and len(said) == 1
 
             front.spoiling = False
             deadline = time.monotonic() + WITHIN

@@ -57,6 +57,7 @@ from node.platform.adapter import (
     ProvinceAdapter,
 )
 from node.store import platform as store
+from node.transport.admission import RefusalLog
 from node.trust.manifest import format_time
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ class PlatformLink:
         self.adapter = adapter
         self.config = config
         self.state = PlatformState()
+        self._dialect_log = RefusalLog()
         self._work = asyncio.Event()
         self._work.set()
 
@@ -117,7 +119,12 @@ class PlatformLink:
                 self._down(error)
             except DialectError as error:
                 self._down(error)
-                log.error("platform answered outside its dialect", extra={"code": error.code})
+                # Once per code and interval: a broken platform answers every poll.
+                self._dialect_log.warn(
+                    "platform answered outside its dialect",
+                    peer=f"{self._node.config.province} platform",
+                    reason=error.code,
+                )
             await asyncio.sleep(self.config.poll_interval_seconds)
 
     async def poll_once(self) -> None:
