@@ -314,3 +314,22 @@ def test_a_node_that_fails_at_once_backs_off_longer_each_time(running_mesh: Runn
     pids = [p for n in before.values() for p in (n["pid"], n["platform_pid"])]
     pids += [int(p) for p in re.findall(r"jiangsu node started again \(pid (\d+)\)", told)]
     assert not any(alive(pid) for pid in pids)
+
+
+@pytest.mark.slow
+def test_a_second_mesh_up_on_a_running_folder_is_refused_and_changes_nothing(
+    shared_mesh: RunningMesh,
+) -> None:
+    """A second ``yrd mesh up`` on the folder of a running mesh exits 2 at once naming the
+    running supervisor's pid; it starts no process, and mesh.json and the running mesh are
+    as they were."""
+    directory = shared_mesh.directory
+    before = (directory / "mesh.json").read_bytes()
+    second = yrd("mesh", "up", "--dir", str(directory))
+    assert second.returncode == 2
+    assert f"a mesh is already running in {directory}" in second.stderr
+    assert f"pid {shared_mesh.supervisor.pid}" in second.stderr
+    assert second.stdout == ""
+    assert (directory / "mesh.json").read_bytes() == before
+    assert shared_mesh.supervisor.poll() is None
+    assert all(answers(f"http://{n['http']}/readyz") for n in record(directory)["nodes"])

@@ -23,6 +23,7 @@ from node.runtime.mesh import Mesh, MeshError, MeshNode
 from node.runtime.mesh_access import create_mesh
 from node.runtime.mesh_control import Change, MeshControlError, NotDone, start_node, stop_node
 from node.runtime.mesh_supervisor import MeshSupervisor
+from node.store.lock import StoreInUse, StoreLock
 
 
 def register(commands: Any) -> None:
@@ -103,6 +104,24 @@ def run_up(args: argparse.Namespace) -> int:
         code = run_init(argparse.Namespace(dir=args.dir, base_port=args.base_port))
         if code:
             return code
+    # One supervisor per folder: a second one would start processes that cannot bind their
+    # ports or stores, take them for the first one's, and remove mesh.json when it stops.
+    lock = StoreLock(args.dir / "mesh")
+    try:
+        lock.acquire()
+    except StoreInUse as busy:
+        return fail(
+            f"a mesh is already running in {args.dir} (yrd mesh up, pid {busy.holder}); "
+            f"nothing was started or changed. Stop it first: Ctrl-C in its terminal, or "
+            f"kill -TERM {busy.holder}"
+        )
+    try:
+        return _run_up(args)
+    finally:
+        lock.release()
+
+
+def _run_up(args: argparse.Namespace) -> int:
     try:
         mesh = Mesh(args.dir, seed=args.seed, officer_delay=args.officer_delay)
     except (OSError, ValueError) as exc:

@@ -15,7 +15,12 @@ from node.store.database import StoreError
 
 
 class StoreInUse(StoreError):
-    """Another process holds the store."""
+    """Another process holds the store (or, for ``yrd mesh up``, the mesh folder)."""
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
+        """The pid the holder wrote into the lock file, or "unknown"."""
 
 
 class StoreLock:
@@ -33,7 +38,8 @@ class StoreLock:
             os.close(fd)
             raise StoreInUse(
                 f"store {self.path.with_suffix('')} is in use by another node process "
-                f"(pid {holder}); stop it first"
+                f"(pid {holder}); stop it first",
+                holder,
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
