@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from node.api.access import scope_for
-from node.cli.mesh_auth import mesh_tokens
+from yarl import URL
+
+from node.cli.mesh_auth import MeshAuth, mesh_tokens
 from node.runtime.config import load_config
 from node.runtime.mesh import node_run_command
 
@@ -37,14 +38,11 @@ def authorized(
 ) -> urllib.request.Request:
     """A request to one of the mesh's nodes carrying its token of the narrowest scope the
     route admits (``node.cli.mesh_auth``)."""
-    from urllib.parse import urlsplit
-
     request = urllib.request.Request(url, data=data, method=method)
-    parts = urlsplit(url)
-    held = mesh_tokens(mesh).get(f"{parts.scheme}://{parts.netloc}")
-    if held is not None:
-        token = held[scope_for(request.get_method(), parts.path)]
-        request.add_header("Authorization", f"Bearer {token}")
+    for name, value in (
+        MeshAuth(mesh_tokens(mesh)).headers_for(request.get_method(), URL(url)).items()
+    ):
+        request.add_header(name, value)
     if data is not None:
         request.add_header("Content-Type", "application/json")
     return request

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
+from yarl import URL
 
 from node.api.access import scope_for
 from node.runtime.mesh import node_configs
-from node.runtime.mesh_access import mesh_token
+from node.runtime.mesh_access import bearer, mesh_token
 
 
 def mesh_tokens(directory: Path) -> dict[str, dict[str, str]]:
@@ -43,12 +44,15 @@ class MeshAuth:
         """Also carry the tokens of the mesh at ``directory``."""
         self._tokens.update(mesh_tokens(directory))
 
-    async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
-        url = request.url
+    def headers_for(self, method: str, url: URL) -> dict[str, str]:
+        """The ``Authorization`` header for ``method url``: the token of the node there, of
+        the narrowest scope the route admits; none for a URL that is no node of the mesh."""
         held = self._tokens.get(f"{url.scheme}://{url.host}:{url.port}")
-        if held is not None and "Authorization" not in request.headers:
-            token = held[scope_for(request.method, url.path)]
-            request.headers["Authorization"] = f"Bearer {token}"
+        return bearer(held[scope_for(method, url.path)]) if held is not None else {}
+
+    async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
+        if "Authorization" not in request.headers:
+            request.headers.update(self.headers_for(request.method, request.url))
         return await handler(request)
 
 

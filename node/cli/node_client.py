@@ -26,7 +26,7 @@ import aiohttp
 
 from node.cli.output import fail
 from node.runtime.mesh import MeshError, node_configs
-from node.runtime.mesh_access import NoToken, tool_token
+from node.runtime.mesh_access import NoToken, bearer, tool_token
 
 TIMEOUT: Final = aiohttp.ClientTimeout(total=10)
 
@@ -95,7 +95,7 @@ class NodeApi:
     def __init__(self, session: aiohttp.ClientSession, url: str, token: str | None = None) -> None:
         self._session = session
         self.url = url.rstrip("/")
-        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
+        self._auth = bearer(token)
 
     async def call(
         self,
