@@ -27,7 +27,15 @@ from node.runtime.node import Node
 from node.runtime.service import start_http
 from node.transport.errors import FAULT_TRAILER
 from node.wire import DELIVER_METHOD
-from tests.nodes import config_for, eventually, make_mesh, raw_channel, running, tls_of
+from tests.nodes import (
+    config_for,
+    eventually,
+    make_mesh,
+    raw_channel,
+    running,
+    settled,
+    tls_of,
+)
 
 PROVINCES = ("shanghai", "jiangsu", "zhejiang", "anhui")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -63,9 +71,9 @@ async def mesh(tmp_path: Path) -> AsyncIterator[Mesh]:
             runner = await start_http(node)
             stack.push_async_callback(runner.cleanup)
             nodes[province] = node
-        await eventually(
-            lambda: all(n.link(p).up for n in nodes.values() for p in n.peers), timeout=30
-        )
+        # Up is not enough: a message queued while a peer was still starting leaves that link's
+        # circuit half-open until its retry goes through, so wait for every link to settle.
+        await eventually(lambda: settled(*nodes.values()), timeout=60)
         jiangsu = nodes["jiangsu"]
         async with raw_channel(
             jiangsu.config, tls_of(directory, "shanghai"), jiangsu.config.node_id
