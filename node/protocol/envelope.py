@@ -83,9 +83,7 @@ def header(
         correlation_id=correlation_id,
         manifest_version=manifest_version,
     )
-    seconds = int(now)
-    result.sent_at.seconds = seconds
-    result.sent_at.nanos = int((now - seconds) * 1e9)
+    result.sent_at.FromNanoseconds(int(now * 1e9))
     return result
 
 
