@@ -281,6 +281,7 @@ def test_a_sequencer_holds_64_updates_ahead_by_default() -> None:
     assert sequencer.offer(update(sequence=65, action=Action.DENY, reason="r")) == []
     error = refusal(lambda: sequencer.offer(far))
     assert (error.code, error.field, error.update) == ("sequence_too_far_ahead", "sequence", far)
+    assert (error.current, error.action) == (Status.DELIVERED, Action.DENY)
 
 
 def test_a_sequencer_for_one_case_refuses_another_cases_update() -> None:
@@ -289,6 +290,7 @@ def test_a_sequencer_for_one_case_refuses_another_cases_update() -> None:
     stranger = update(case_id="320000-20260302-00000000000000bb", sequence=2)
     error = refusal(lambda: sequencer.offer(stranger))
     assert (error.code, error.field, error.update) == ("wrong_case", "case_id", stranger)
+    assert (error.current, error.action) == (Status.DELIVERED, Action.ACCEPT)
     assert error.detail == ("case is delivered; cannot accept: the update belongs to another case")
     assert (sequencer.status, sequencer.applied) == (Status.DELIVERED, 1)
 
@@ -300,10 +302,29 @@ def test_a_replayed_history_knows_its_case_and_checks_its_numbers() -> None:
     other = update(sequence=2, action=Action.REJECT, reason="r")
     error = refusal(lambda: sequencer.offer(other))
     assert (error.code, error.field) == ("sequence_conflict", "sequence")
-    assert error.current is Status.ACCEPTED
+    assert (error.current, error.action) == (Status.ACCEPTED, Action.REJECT)
     assert error.detail == (
         "case is accepted; cannot reject as update 2: a different update already has that number"
     )
     assert CaseSequencer.replay(history).case_id == CASE
+    assert CaseSequencer.replay([], case_id=CASE).case_id == CASE
     with pytest.raises(ValueError, match=r"^case history has no update numbered 2$"):
         CaseSequencer.replay([history[0], update(sequence=3, action=Action.DENY, reason="r")])
+
+
+def test_a_sequencer_learns_its_case_from_the_first_update_it_applies() -> None:
+    sequencer = CaseSequencer(Status.DELIVERED, applied=1)
+    assert sequencer.case_id is None
+    sequencer.offer(update(sequence=2))
+    assert sequencer.case_id == CASE
+    stranger = update(case_id="320000-20260302-00000000000000bb", sequence=3, action=Action.DENY)
+    assert refusal(lambda: sequencer.offer(stranger)).code == "wrong_case"
+
+
+def test_submit_is_never_an_update_even_when_held() -> None:
+    """A later-numbered submit cannot be held: it is illegal whatever comes before it."""
+    sequencer = CaseSequencer(Status.DELIVERED, applied=1)
+    error = refusal(lambda: sequencer.offer(update(sequence=3, action=Action.SUBMIT, by=A)))
+    assert (error.code, error.field) == ("illegal_transition", "action")
+    assert error.detail == "case is delivered; cannot submit"
+    assert sequencer.held == 0

@@ -187,7 +187,6 @@ class TransitionRefused(Exception):
         detail: str,
         *,
         field: str = "action",
-        update: CaseUpdate | None = None,
     ) -> None:
         super().__init__(detail)
         self.code: RefusalCode = code
@@ -195,7 +194,8 @@ class TransitionRefused(Exception):
         self.action = action
         self.detail = detail
         self.field = field
-        self.update = update
+        self.update: CaseUpdate | None = None
+        """The refused update, once a sequencer has judged it (set by ``offer``)."""
 
 
 class InvalidCaseField(ValueError):
@@ -219,9 +219,7 @@ def next_status(current: Status, action: Action, *, by: Role) -> Status:
     """The status after ``by`` takes ``action`` on a case in ``current``, or a refusal."""
     moves = TRANSITIONS[current]
     if action not in moves:
-        raise TransitionRefused(
-            "illegal_transition", current, action, f"case is {current.value}; cannot {action.value}"
-        )
+        raise _illegal(current, action)
     after, owner = moves[action]
     if by is not owner:
         raise _wrong_side(current, action, by)
@@ -249,6 +247,12 @@ def open_case(*, by: Role) -> Status:
     if by is not OWNERS[Action.SUBMIT]:
         raise _wrong_side(INITIAL_STATUS, Action.SUBMIT, by)
     return INITIAL_STATUS
+
+
+def _illegal(current: Status, action: Action) -> TransitionRefused:
+    return TransitionRefused(
+        "illegal_transition", current, action, f"case is {current.value}; cannot {action.value}"
+    )
 
 
 def _wrong_side(current: Status, action: Action, by: Role) -> TransitionRefused:
@@ -557,7 +561,7 @@ class CaseSequencer:
             )
         if sequence > self._applied + 1:
             if update.action not in _UPDATE_ACTIONS:
-                next_status(self._status, update.action, by=update.by)  # raises: never legal
+                raise _illegal(self._status, update.action)  # never legal as an update
             if update.by is not OWNERS[update.action]:
                 raise _wrong_side(self._status, update.action, update.by)
             check_fields(self._status, update)
