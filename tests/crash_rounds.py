@@ -14,8 +14,12 @@ A round, all of it a pure function of (seed, round number) but for what timing d
    matters, handing in their ID card by its identifier (免于提交: the handler verifies it at
    the issuer, which records the disclosure); probes are queued both ways through the
    REST API; each node keeps asking the other to verify its residents' ID cards.
-2. Once Jiangsu holds a random number of this round's probes from Shanghai, the victim is
-   SIGKILLed: Jiangsu (``receiver``: it receives the probes) or Shanghai (``sender``).
+2. Once Jiangsu holds a random number of this round's probes from Shanghai (or, every
+   other pair of rounds, of its case messages from Shanghai), the victim is SIGKILLed:
+   Jiangsu (``receiver``: it receives the probes) or Shanghai (``sender``). Probes go in
+   one burst of full batches; case messages a few at a time, as the platforms are polled
+   and the officers act, so a kill just after one of those batches can catch case messages
+   in flight.
 3. Messages in flight at the kill are read from the stores: those the receiving node of a
    link holds while its sender's outbox still has them pending were between sent and
    acknowledged (the receiver committed them; the receipt never settled). For a link into
@@ -38,8 +42,9 @@ import signal
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -77,35 +82,51 @@ TUNING: Final = {
 """node.toml values that let a restarted peer be found again within a second or two."""
 
 
+Trigger = Literal["probes", "cases"]
+TRIGGER_TYPES: Final[Mapping[Trigger, tuple[str, ...]]] = {
+    "probes": ("probe",),
+    "cases": ("case_submit", "case_update", "case_action"),
+}
+"""The messages from Shanghai that Jiangsu counts towards the kill point."""
+
+
 @dataclass(frozen=True)
 class RoundPlan:
     number: int
     victim: Victim
+    trigger: Trigger
+    kill_after: int
+    """This round's ``trigger`` messages from Shanghai that Jiangsu holds when the victim is
+    killed."""
     probes: int
     """Probes queued each way."""
-    kill_after: int
-    """This round's probes from Shanghai that Jiangsu holds when the victim is killed."""
     applications: int
     """Applications entered at each platform."""
 
 
 def plan_round(seed: int, number: int, victim: Victim) -> RoundPlan:
+    """Round ``number``'s plan: kill points counted in probes (rounds 0, 1, 4, 5, …) or in
+    case messages (2, 3, 6, 7, …)."""
     rng = random.Random(f"crash:{seed}:{number}")
     probes = rng.randrange(300, 700)
-    return RoundPlan(
-        number=number,
-        victim=victim,
-        probes=probes,
-        kill_after=rng.randrange(probes // 10, probes * 6 // 10),
-        applications=rng.randint(2, 3),
+    applications = rng.randint(3, 5)
+    # Two rounds of each in turn, so that alternating victims meet both kinds of kill point.
+    trigger: Trigger = ("probes", "cases")[number // 2 % 2]
+    # Each case sends Jiangsu at least one message from Shanghai: the submission of a case
+    # Shanghai accepted, the acceptance or rejection of one it handles.
+    kill_after = (
+        rng.randrange(probes // 10, probes * 6 // 10)
+        if trigger == "probes"
+        else rng.randint(1, 2 * applications)
     )
+    return RoundPlan(number, victim, trigger, kill_after, probes, applications)
 
 
 @dataclass
 class RoundResult:
     plan: RoundPlan
     held_at_kill: int
-    """This round's probes Jiangsu held just after the kill."""
+    """This round's ``trigger`` messages Jiangsu held just after the kill."""
     in_flight: dict[str, dict[str, str]]
     """Link (``a → b``) -> the messages ``b`` had stored and ``a`` held unacknowledged at the
     kill: id -> payload type."""
@@ -197,7 +218,8 @@ class CrashMesh:
         sender_id = self.mesh.config(SENDER).node_id
         with read_only(self.store(RECEIVER)) as receiver:
             # One connection for the whole wait: each poll is then a query, not an open.
-            before = _probes_held(receiver, sender_id)
+            counted = TRIGGER_TYPES[plan.trigger]
+            before = _held(receiver, sender_id, counted)
             await self._enter_applications(plan.applications)
             accepted: dict[tuple[str, str], list[str]] = {}
             for source, target in LINKS:
@@ -211,7 +233,7 @@ class CrashMesh:
             ]
             try:
                 await _until(
-                    lambda: _probes_held(receiver, sender_id) >= before + plan.kill_after,
+                    lambda: _held(receiver, sender_id, counted) >= before + plan.kill_after,
                     PATIENCE,
                     "the receiver never got to the kill point",
                     interval=KILL_POLL,
@@ -220,7 +242,7 @@ class CrashMesh:
                 process.send_signal(signal.SIGKILL)
                 killed_at = time.time()
                 process.wait(timeout=PATIENCE)
-                held = _probes_held(receiver, sender_id) - before
+                held = _held(receiver, sender_id, counted) - before
                 in_flight = await self._in_flight(victim, survivor, killed_at)
                 survivor_seen = await self._redeliveries(survivor, victim)
                 self.mesh.start_process(victim, "node")
@@ -256,8 +278,13 @@ class CrashMesh:
             self._fixtures = await fetch_fixtures(
                 self.session, {p: self.mesh.platform_url(p) for p in PROVINCES}
             )
-            answer = await self._get(self.mesh.url(SENDER) + "/v1/catalog")
-            self._catalog = answer["matters"]
+            # Each node must hold the other's signed catalog, or it refuses the applications.
+            for province in PROVINCES:
+                await _until_async(
+                    partial(self._knows_other_matters, province),
+                    PATIENCE,
+                    f"{province} never held the other province's catalog",
+                )
         pairs = [(SENDER, RECEIVER), (RECEIVER, SENDER)] * (self._entered + each)
         planned: list[Application] = plan_applications(self._catalog, self._fixtures, pairs)
         for application in planned[2 * self._entered :]:
@@ -267,6 +294,13 @@ class CrashMesh:
                 self.session, url, application.body
             )
         self._entered += each
+
+    async def _knows_other_matters(self, province: str) -> bool:
+        matters = (await self._get(self.mesh.url(province) + "/v1/catalog"))["matters"]
+        if {m["handler"] for m in matters} != set(PROVINCES):
+            return False
+        self._catalog = matters
+        return True
 
     async def _keep_verifying(self, requester: str, stop: asyncio.Event) -> int:
         """Ask ``requester`` to verify the other province's ID cards, one after another, until
@@ -377,9 +411,11 @@ def _moving(conn: sqlite3.Connection) -> bool:
     )
 
 
-def _probes_held(conn: sqlite3.Connection, sender_id: str) -> int:
+def _held(conn: sqlite3.Connection, sender_id: str, types: Sequence[str]) -> int:
+    marks = ", ".join("?" * len(types))
     row = conn.execute(
-        "SELECT count(*) FROM inbox WHERE sender = ? AND payload_type = 'probe'", (sender_id,)
+        f"SELECT count(*) FROM inbox WHERE sender = ? AND payload_type IN ({marks})",
+        (sender_id, *types),
     ).fetchone()
     return int(row[0])
 
@@ -423,6 +459,16 @@ def _unacknowledged(sender: Path, receiver: Path, peer: str, sender_id: str) -> 
     return {message_id: kind for message_id, kind in pending.items() if message_id in stored}
 
 
+async def _until_async(
+    condition: Callable[[], Awaitable[bool]], patience: float, what: str
+) -> None:
+    deadline = time.monotonic() + patience
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise RoundBroke(f"{what} within {patience:.0f} s")
+        await asyncio.sleep(QUIET_POLL)
+
+
 async def _until(
     condition: Callable[[], bool], patience: float, what: str, *, interval: float = 0.05
 ) -> None:
@@ -431,23 +477,3 @@ async def _until(
         if time.monotonic() > deadline:
             raise RoundBroke(f"{what} within {patience:.0f} s")
         await asyncio.sleep(interval)
-
-
-@dataclass
-class Soak:
-    """Figures over many rounds."""
-
-    rounds: list[RoundResult] = field(default_factory=list)
-
-    @property
-    def in_flight(self) -> int:
-        return sum(r.claims_in_flight for r in self.rounds)
-
-    @property
-    def failures(self) -> list[str]:
-        return [f"round {r.plan.number}: {f}" for r in self.rounds for f in r.failures()]
-
-
-def victims(count: int) -> Sequence[Victim]:
-    """Receiver and sender in turn."""
-    return [("receiver", "sender")[i % 2] for i in range(count)]
