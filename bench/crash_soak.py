@@ -4,6 +4,7 @@ by a restart, a drain and a count of every effect, each of which must be there e
 Run::
 
     .venv/bin/python bench/crash_soak.py                      # 20 rounds (about 3-4 min on 2 cores)
+    .venv/bin/python bench/crash_soak.py --quick              # smoke run: two rounds
     .venv/bin/python bench/crash_soak.py --rounds 5 --seed 7
     .venv/bin/python bench/crash_soak.py --victims sender     # kill only the sender
     .venv/bin/python bench/crash_soak.py --json               # one JSON object
@@ -157,8 +158,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default="receiver,sender",
         help="who is killed, in turn: receiver, sender or both (default receiver,sender)",
     )
+    parser.add_argument("--quick", action="store_true", help="a smoke run: two rounds")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds = min(args.rounds, 2)
     args.victims = [v.strip() for v in args.victims.split(",") if v.strip()]
     if not args.victims or any(v not in VICTIMS for v in args.victims):
         parser.error(f"--victims: choose from {', '.join(VICTIMS)}")
