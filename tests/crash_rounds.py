@@ -246,7 +246,7 @@ class CrashMesh:
                 in_flight = await self._in_flight(victim, survivor, killed_at)
                 survivor_seen = await self._redeliveries(survivor, victim)
                 self.mesh.start_process(victim, "node")
-                await self.mesh.wait_process(victim, "node")
+                await self.mesh.wait_ready(victim, timeout=PATIENCE)
             finally:
                 stop_asking.set()
                 answered = sum(await asyncio.gather(*asking))
