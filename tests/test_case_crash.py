@@ -15,6 +15,7 @@ from node.cli.mesh_auth import mesh_session
 from node.store.audit import verify_store
 from node.trust.layout import read_manifest
 from tests.cases import case_body, matter_of, signature_holds, status_of
+from tests.effects import assert_exactly_once, read_only
 from tests.nodes import config_for, eventually, make_mesh, serving, settled
 from tests.processes import authorized, http, process, start_process, wait_ready
 
@@ -38,7 +39,8 @@ async def get(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
 async def test_handler_killed_mid_lifecycle(tmp_path: Path) -> None:
     """The handler is SIGKILLed right after its request_supplement commits and while cases and
     a supplement wait for it; after a restart every case arrives once, the lifecycle runs to
-    its evaluation and both sides hold equal, verifiable histories and evidence chains."""
+    its evaluation, both sides hold equal, verifiable histories and evidence chains, and every
+    effect is there exactly once (``tests/effects.py``)."""
     mesh = make_mesh(tmp_path)
     js_url = http(mesh, "jiangsu")
     matter = matter_of("jiangsu", 1)
@@ -93,6 +95,8 @@ async def test_handler_killed_mid_lifecycle(tmp_path: Path) -> None:
             handled = await get(session, f"{js_url}/v1/cases?role=handling&limit=200")
             await eventually(lambda: handler_status(mesh, js_url, case_id) == "evaluated")
             js_view = await get(session, f"{js_url}/v1/cases/{case_id}")
+            await eventually(lambda: nothing_pending(mesh / "jiangsu" / "node.db"), timeout=60)
+            await eventually(lambda: settled(sh), timeout=60)
         sh_view = await (await sh_client.get(f"/v1/cases/{case_id}")).json()
 
     assert sorted(c["case_id"] for c in handled["cases"]) == sorted([case_id, *later])
@@ -110,6 +114,15 @@ async def test_handler_killed_mid_lifecycle(tmp_path: Path) -> None:
     for province in ("shanghai", "jiangsu"):
         report = verify_store(mesh / province / "node.db")
         assert report.ok, (province, report.reason)
+    # Each message one receipt and one pair of evidence entries a side, each case one update
+    # per number on both sides: the lifecycle's six and the later cases' deliver.
+    effects = assert_exactly_once(mesh)
+    assert effects.counted["case updates"] == 2 * (6 + len(later))
+
+
+def nothing_pending(store: Path) -> bool:
+    with read_only(store) as conn:
+        return not conn.execute("SELECT count(*) FROM outbox WHERE state = 'pending'").fetchone()[0]
 
 
 def handler_status(mesh: Path, url: str, case_id: str) -> str:

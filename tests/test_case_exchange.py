@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from node.cases.wire import stamp
 from node.protocol.envelope import header, seal
+from node.runtime.config import PlatformConfig
 from node.runtime.node import Node
 from node.transport.errors import FAULT_TRAILER
 from node.trust.keys import load_signing_key
@@ -197,6 +199,42 @@ async def test_out_of_order_and_duplicate_updates(mesh: Path) -> None:
             (3, "complete"),
         ]
         assert view["status"] == "completed"
+
+
+def platform_notices(node: Node, case_id: str) -> list[tuple[int, str, str]]:
+    """(sequence, action, status) of each notice queued for the node's platform."""
+    rows = node.db.reader().execute(
+        "SELECT payload FROM platform_outbox WHERE kind = 'notice' AND case_id = ? ORDER BY seq",
+        (case_id,),
+    )
+    return [
+        (n["sequence"], n["action"], n["status"]) for n in map(json.loads, (r[0] for r in rows))
+    ]
+
+
+async def test_updates_applied_together_each_reach_the_platform(mesh: Path) -> None:
+    """A held update and the one that released it are applied in one go; the accepting
+    platform is still told of each, once and in order, with the status each led to."""
+    # An unreachable platform: what is queued for it stays queued, to be counted.
+    unreachable = PlatformConfig(adapter="shanghai", url="http://127.0.0.1:9")
+    async with serving(config_for(mesh, "shanghai", platform=unreachable)) as (sh, sh_client):
+        async with running(config_for(mesh, "jiangsu")) as js:
+            await eventually(lambda: settled(sh, js))
+            response = await sh_client.post("/v1/cases", json=case_body(matter_of("jiangsu")))
+            case_id = (await response.json())["case_id"]
+            await eventually(lambda: status_of(sh, case_id) == "delivered")
+        complete = update(
+            case_id, 3, "complete", result=pb.CaseResult(kind="document", document_sha256="cd" * 32)
+        )
+        for body in (complete, complete, update(case_id, 2, "accept")):
+            code, _ = await deliver_as(mesh, "jiangsu", sh, body, case_id)
+            assert code is grpc.StatusCode.OK
+        assert status_of(sh, case_id) == "completed"
+        assert platform_notices(sh, case_id) == [
+            (1, "deliver", "delivered"),
+            (2, "accept", "accepted"),
+            (3, "complete", "completed"),
+        ]
 
 
 async def test_update_from_a_province_not_on_the_case_is_refused(mesh: Path) -> None:

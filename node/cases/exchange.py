@@ -557,6 +557,12 @@ class CaseExchange:
             row = rows[sequence]
             if row.detail.get("request_id"):
                 cases.answer_request(conn, row.detail["request_id"], state="applied", at=row.at)
+        # The platform hears of every update, in order, even when several became applicable
+        # at once (an early one held until the one before it arrived); the case row is
+        # written once, for the last.
+        for update_applied, status in ready[:-1]:
+            row = rows[update_applied.sequence]
+            self._tell_platform(conn, "notice", case.case_id, _notice(case, status, row), row.at)
         last = rows[sequencer.applied]
         self._set_state(conn, case, sequencer.status, sequencer.applied, last)
 
@@ -603,19 +609,7 @@ class CaseExchange:
                 self._node.metrics.case_duration.labels(case.handling, status.value).observe(
                     max(0.0, last.at - case.submitted_at)
                 )
-        notice = {
-            "case_id": case.case_id,
-            "sequence": last.sequence,
-            "action": last.action,
-            "by": last.by_role,
-            "status": status.value,
-            "at": last.at,
-            "reason": last.detail.get("reason", ""),
-            "result": last.detail.get("result"),
-            "evaluation": _evaluation_notice(last.detail.get("evaluation")),
-            "due_at": last.detail.get("due_at"),
-        }
-        self._tell_platform(conn, "notice", case.case_id, notice, last.at)
+        self._tell_platform(conn, "notice", case.case_id, _notice(case, status, last), last.at)
         cases.set_state(
             conn,
             case.case_id,
@@ -859,6 +853,22 @@ def _inbound_case(row: CaseRow, submit: pb.CaseSubmit) -> dict[str, Any]:
         "applicant": shown["applicant"],
         "materials": shown["materials"],
         "submitted_at": row.submitted_at,
+    }
+
+
+def _notice(case: CaseRow, status: Status, row: UpdateRow) -> dict[str, Any]:
+    """What the platform is told of one applied update: the status it led to and its fields."""
+    return {
+        "case_id": case.case_id,
+        "sequence": row.sequence,
+        "action": row.action,
+        "by": row.by_role,
+        "status": status.value,
+        "at": row.at,
+        "reason": row.detail.get("reason", ""),
+        "result": row.detail.get("result"),
+        "evaluation": _evaluation_notice(row.detail.get("evaluation")),
+        "due_at": row.detail.get("due_at"),
     }
 
 
