@@ -30,11 +30,14 @@ import socket
 import struct
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
 from node.mesh.faults import CLEAR, LinkFault, Pacer, reset_allowance
+from node.runtime.mesh import MeshLink
+from node.trust.layout import read_manifest
 
 CHUNK: Final = 65536
 """Bytes read at once from one side."""
@@ -236,7 +239,7 @@ class LinkProxy:
         """Set while no blackhole holds the link."""
         self.opened_at = -float("inf")
         """When the last blackhole lifted: held bytes count as sent then."""
-        self._rng = random.Random(f"{seed}:{sender}>{receiver}")  # noqa: S311
+        self._rng = random.Random(f"{seed}:{sender}:{receiver}")  # noqa: S311
         self._connections: set[_Connection] = set()
         self._handlers: set[asyncio.Task[None]] = set()
         """The task of each accepted connection, awaited on close."""
@@ -248,7 +251,8 @@ class LinkProxy:
 
     @property
     def name(self) -> str:
-        return f"{self.sender}>{self.receiver}"
+        """``sender:receiver``, as ``yrd load --pairs`` names a directed pair."""
+        return f"{self.sender}:{self.receiver}"
 
     @property
     def address(self) -> str:
@@ -349,7 +353,7 @@ class Route:
 
 
 class LinkSet:
-    """The proxies of every directed link of a mesh, by ``sender>receiver``."""
+    """The proxies of every directed link of a mesh, by ``sender:receiver``."""
 
     def __init__(self, routes: Iterable[Route], *, seed: int = 0) -> None:
         self.proxies = {
@@ -357,8 +361,27 @@ class LinkSet:
             for p in (LinkProxy(r.sender, r.receiver, r.target, seed=seed) for r in routes)
         }
 
+    @classmethod
+    def for_mesh(cls, directory: Path, *, seed: int = 0) -> LinkSet:
+        """A proxy for every directed link between the members of the mesh in
+        ``directory``, relaying to each receiver's endpoint in the manifest."""
+        members = read_manifest(directory).members
+        return cls(mesh_routes({m.province: m.endpoint for m in members}), seed=seed)
+
     def link(self, sender: str, receiver: str) -> LinkProxy:
-        return self.proxies[f"{sender}>{receiver}"]
+        return self.proxies[f"{sender}:{receiver}"]
+
+    def mesh_links(self) -> list[MeshLink]:
+        """The links as ``mesh.json`` lists them (and ``Mesh`` routes the nodes through)."""
+        return [MeshLink(p.sender, p.receiver, p.address, p.target) for p in self.proxies.values()]
+
+    async def apply(self, faults: Mapping[str, LinkFault], reset: Iterable[str] = ()) -> None:
+        """Each link's fault as ``faults`` names it by ``sender:receiver`` (clear when not
+        named), then reset the open connections of the links in ``reset``."""
+        for name, proxy in self.proxies.items():
+            await proxy.set_fault(faults.get(name, CLEAR))
+        for name in reset:
+            await self.proxies[name].reset_connections()
 
     async def start(self) -> None:
         for proxy in self.proxies.values():
