@@ -5,17 +5,25 @@ connection that hangs without closing each end with nothing lost, nothing duplic
 case's updates in order, and the node's status showing the link down while it was.
 
 Also here: the ``[peers.<province>] address`` setting that routes a link through a proxy,
-and the TLS identity check it leaves in place.
+and the TLS identity check it leaves in place; and the same proxies in the mesh for testers
+(``yrd mesh up --links`` with ``yrd mesh link``, ``yrd chaos --network``) as real processes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import json
+import re
+import signal
+import subprocess
+import sys
 import time
 import tomllib
+import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +32,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from node.cli.chaos import KINDS, NETWORK_KINDS, plan_schedule
 from node.delivery.circuit import CircuitState
 from node.mesh.faults import CLEAR, LinkFault
 from node.mesh.links import LinkProxy, LinkSet, mesh_routes
@@ -32,7 +41,16 @@ from node.runtime.node import Node
 from node.store import outbox
 from node.wire import pb
 from tests.cases import case_body, matter_of, status_of
-from tests.nodes import config_for, eventually, make_mesh, running, serving, settled
+from tests.nodes import (
+    config_for,
+    eventually,
+    free_base_port,
+    make_mesh,
+    running,
+    serving,
+    settled,
+)
+from tests.processes import authorized, http
 
 SH, JS = "shanghai", "jiangsu"
 DOCUMENT = "cd" * 32
@@ -376,3 +394,136 @@ def test_a_wrong_peer_address_is_refused_naming_it(
     data = tomllib.loads(path.read_text())
     with pytest.raises(ConfigError, match=named):
         parse_config({**data, "peers": peers}, base=path.parent, env={})
+
+
+# --- the mesh for testers: yrd mesh up --links, yrd mesh link, yrd chaos --network ----------
+
+YRD = [sys.executable, "-m", "node.cli.main"]
+PROVINCES = ("shanghai", "jiangsu", "zhejiang", "anhui")
+
+
+def yrd(*arguments: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*YRD, *arguments], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_the_network_schedule_disturbs_every_kind_on_real_links() -> None:
+    """With ``network`` the seeded schedule holds every process and link kind, each link
+    kind on a directed pair of two provinces with a fault that is not clear, one at a time;
+    the same seed gives the same schedule, and without ``network`` no link is touched."""
+    for seed in (1, 2, 3):
+        schedule = plan_schedule(seed, 30, PROVINCES, network=True)
+        assert schedule == plan_schedule(seed, 30, PROVINCES, network=True)
+        assert {d.kind for d in schedule} == set(KINDS) | set(NETWORK_KINDS)
+        for d in schedule:
+            if d.kind in NETWORK_KINDS:
+                assert d.peer in PROVINCES and d.peer != d.province
+                assert d.fault is not None and not d.fault.is_clear
+            else:
+                assert d.peer is None and d.fault is None
+        for earlier, later in itertools.pairwise(schedule):
+            assert earlier.at + earlier.hold < later.at
+        plain = plan_schedule(seed, 30, PROVINCES)
+        assert all(d.kind in KINDS for d in plain)
+
+
+def status_of_link(mesh: Path, province: str, peer: str) -> dict[str, Any]:
+    with urllib.request.urlopen(authorized(mesh, http(mesh, province) + "/v1/status")) as r:
+        status = json.load(r)
+    found: dict[str, Any] = next(p for p in status["peers"] if p["peer"] == peer)
+    return found
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = DRAIN) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_mesh_up_with_links_routes_every_node_and_obeys_yrd_mesh_link(tmp_path: Path) -> None:
+    """``yrd mesh up --links`` lists a proxy per directed link in mesh.json and routes each
+    node through them; ``yrd mesh link`` partitions one link (its sender's status shows the
+    peer down, the other way stays up) and heals it; a link that does not exist is refused
+    and changes nothing; stopping the mesh removes the routes and the control files."""
+    mesh = make_mesh(tmp_path)
+    toml_before = {p: (mesh / p / "node.toml").read_text() for p in (SH, JS)}
+    err = tmp_path / "supervisor.err"
+    with err.open("wb") as stderr:
+        supervisor = subprocess.Popen(
+            [*YRD, "mesh", "up", "--dir", str(mesh), "--links"],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        wait_for(lambda: (mesh / "mesh.json").exists(), f"no mesh.json: {err.read_text()}")
+        record = json.loads((mesh / "mesh.json").read_text())
+        links = {(x["sender"], x["receiver"]): x for x in record["links"]}
+        assert set(links) == {(SH, JS), (JS, SH)}
+        nodes = {n["province"]: n for n in record["nodes"]}
+        assert links[SH, JS]["target"] == nodes[JS]["grpc"]
+        for sender, receiver in links:
+            config = load_config(mesh / sender / "node.toml", {})
+            assert config.peer_addresses == {receiver: links[sender, receiver]["listen"]}
+        wait_for(lambda: status_of_link(mesh, SH, JS)["up"], "the link never came up")
+
+        cut = yrd("mesh", "link", "--dir", str(mesh), f"{SH}:{JS}", "--partition")
+        assert cut.returncode == 0, cut.stderr
+        assert re.search(rf"^{SH}:{JS} +partition ", cut.stdout, re.M), cut.stdout
+        wait_for(lambda: not status_of_link(mesh, SH, JS)["up"], "the partition never showed")
+        assert status_of_link(mesh, JS, SH)["up"] is True
+        state = json.loads((mesh / "link-state.json").read_text())
+        assert {x["link"]: x["fault"] for x in state["links"]} == {
+            f"{SH}:{JS}": {"partition": True},
+            f"{JS}:{SH}": {},
+        }
+
+        orders = (mesh / "link-faults.json").read_text()
+        wrong = yrd("mesh", "link", "--dir", str(mesh), "shanghai:anhui", "--blackhole")
+        assert wrong.returncode == 2 and "no link 'shanghai:anhui'" in wrong.stderr
+        assert (mesh / "link-faults.json").read_text() == orders
+
+        healed = yrd("mesh", "link", "--dir", str(mesh), "--heal")
+        assert healed.returncode == 0, healed.stderr
+        wait_for(lambda: status_of_link(mesh, SH, JS)["up"], "the link never came back")
+        assert f"link {SH}:{JS}: partition" in err.read_text()
+    finally:
+        supervisor.send_signal(signal.SIGINT)
+        assert supervisor.wait(timeout=60) == 0, err.read_text()
+    assert {p: (mesh / p / "node.toml").read_text() for p in (SH, JS)} == toml_before
+    for name in ("mesh.json", "link-faults.json", "link-state.json"):
+        assert not (mesh / name).exists(), name
+    assert yrd("mesh", "link", "--dir", str(mesh)).returncode == 2
+
+
+@pytest.mark.slow
+def test_chaos_with_network_faults_prints_each_and_every_invariant_holds(tmp_path: Path) -> None:
+    """A 10-second ``yrd chaos --network`` run: the printed schedule is the seed's, each
+    link fault is printed when it starts and when it is cleared, the heal clears every link,
+    all six invariants PASS, and the nodes' configs are left without the proxies."""
+    directory = tmp_path / "mesh"
+    result = yrd(
+        "chaos", "--network", "--dir", str(directory), "--base-port", str(free_base_port()),
+        "--duration", "10", "--seed", "5", "--cases", "24", "--officer-delay", "0.1",
+        timeout=110,
+    )  # fmt: skip
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    expected = plan_schedule(5, 10, PROVINCES, network=True)
+    printed = re.findall(r"^ +([\d.]+) s  (\w+) +(\S+) +for ([\d.]+) s", out, re.M)
+    assert printed == [(f"{d.at:.1f}", d.kind, d.target, f"{d.hold:.1f}") for d in expected]
+    actions = {"slow_link": "latency", "lossy_link": "loss", "partition_link": "partition",
+               "blackhole_link": "blackhole", "reset_link": "reset"}  # fmt: skip
+    for d in expected:
+        if d.kind in NETWORK_KINDS:
+            link = re.escape(f"{d.target} link")
+            assert re.search(rf"^ +[\d.]+ s  {actions[d.kind]} +{link} ", out, re.M), d
+            assert re.search(rf"^ +[\d.]+ s  restore +{link} +clear", out, re.M), d
+    assert re.search(r"^ +[\d.]+ s  heal .*every link clear", out, re.M)
+    verdicts = re.findall(r"^  (PASS|FAIL)  \((\d)\) ", out, re.M)
+    assert verdicts == [("PASS", str(n)) for n in range(1, 7)], out
+    assert "chaos: every invariant holds" in out
+    for province in PROVINCES:
+        assert load_config(directory / province / "node.toml", {}).peer_addresses == {}
