@@ -131,7 +131,7 @@ def endpoints_table(nodes: list[MeshNode]) -> str:
 
 def links_table(links: list[MeshLink]) -> str:
     return table(
-        ["link", "proxy", "receiver"], [[link.name, link.listen, link.target] for link in links]
+        ["link", "proxy", "relays to"], [[link.name, link.listen, link.target] for link in links]
     )
 
 
