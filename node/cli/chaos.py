@@ -3,14 +3,18 @@ cases comes in, then healed and checked: nothing lost, nothing twice, both sides
 
 Disturbances: SIGKILL a node and start it again after a pause; SIGSTOP a node for a few
 seconds and SIGCONT it (to its peers, a partition: connections open, nothing answers);
-SIGKILL a simulated platform and start it again.
+SIGKILL a simulated platform and start it again. With ``network``, the nodes dial each other
+through a fault-injecting proxy per directed link (``node.mesh.links``), and the schedule
+also makes one link slow (latency with jitter), lossy, cut one way (partition), a blackhole
+(connections hang open) or reset mid-stream, and clears it after its hold.
 
 Rules kept here:
 - The schedule is a pure function of seed, duration and provinces (``plan_schedule``): the
   same seed disturbs the same targets the same way at the same offsets. How long a restart
   takes is measured, not scheduled.
-- One disturbance at a time, each undone (restarted, continued) before the next begins; the
-  heal then makes sure every process runs before anything is judged.
+- One disturbance at a time, each undone (restarted, continued, the link cleared) before the
+  next begins; the heal then makes sure every process runs and every link is clear before
+  anything is judged.
 - Cases are judged once every one has concluded and every outbox has drained, or the wait
   is over; the evidence logs only after the mesh has stopped cleanly.
 - This process owns every child: whatever ends the run (its end, an error, Ctrl-C, SIGTERM),
@@ -26,7 +30,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -44,6 +48,8 @@ from node.cli.load import (
     report,
     session,
 )
+from node.mesh.faults import CLEAR, LinkFault
+from node.mesh.links import LinkSet
 from node.runtime.mesh import Kind, Mesh, MeshError, MeshNode
 from node.runtime.mesh_access import mesh_token
 from node.store.audit import AuditReport, verify_store
@@ -53,6 +59,20 @@ KILL_NODE: Final = "kill_node"
 PAUSE_NODE: Final = "pause_node"
 KILL_PLATFORM: Final = "kill_platform"
 KINDS: Final = (KILL_NODE, PAUSE_NODE, KILL_PLATFORM)
+SLOW_LINK: Final = "slow_link"
+LOSSY_LINK: Final = "lossy_link"
+PARTITION_LINK: Final = "partition_link"
+BLACKHOLE_LINK: Final = "blackhole_link"
+RESET_LINK: Final = "reset_link"
+NETWORK_KINDS: Final = (SLOW_LINK, LOSSY_LINK, PARTITION_LINK, BLACKHOLE_LINK, RESET_LINK)
+"""Disturbances of one directed link (``yrd chaos --network``)."""
+_LINK_ACTIONS: Final = {
+    SLOW_LINK: "latency",
+    LOSSY_LINK: "loss",
+    PARTITION_LINK: "partition",
+    BLACKHOLE_LINK: "blackhole",
+    RESET_LINK: "reset",
+}
 LEAD: Final = 1.0
 """Seconds of undisturbed stream before the first disturbance."""
 SLOT: Final = 6.0
@@ -69,24 +89,44 @@ class Disturbance:
     kind: str
     province: str
     hold: float
-    """Seconds until it is undone: the process restarted, or continued."""
+    """Seconds until it is undone: the process restarted or continued, the link cleared."""
+    peer: str | None = None
+    """For a link's disturbance: the receiving end (``province`` sends)."""
+    fault: LinkFault | None = None
+    """For a link's disturbance: what the link suffers meanwhile."""
+
+    @property
+    def target(self) -> str:
+        return self.province if self.peer is None else f"{self.province}→{self.peer}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"at": self.at, "kind": self.kind, "province": self.province, "hold": self.hold}
+        document: dict[str, Any] = {
+            "at": self.at,
+            "kind": self.kind,
+            "province": self.province,
+            "hold": self.hold,
+        }
+        if self.peer is not None and self.fault is not None:
+            document |= {"peer": self.peer, "fault": self.fault.to_json()}
+        return document
 
 
-def plan_schedule(seed: int, duration: float, provinces: Sequence[str]) -> list[Disturbance]:
-    """About one disturbance per ``SLOT`` seconds after ``LEAD``, at least one of each kind,
-    kinds and provinces in shuffled rounds, each inside its own slot with a hold of 35-60 %
-    of it; the last one holds until ``duration``, so the heal is what ends it and the
-    recovery measured after the heal is a real catch-up."""
+def plan_schedule(
+    seed: int, duration: float, provinces: Sequence[str], *, network: bool = False
+) -> list[Disturbance]:
+    """About one disturbance per ``SLOT`` seconds after ``LEAD``, at least one of each kind
+    (``network``: the links' kinds too), kinds and provinces in shuffled rounds, each inside
+    its own slot with a hold of 35-60 % of it; the last one holds until ``duration``, so the
+    heal is what ends it and the recovery measured after the heal is a real catch-up. A
+    link's disturbance sends from the round's province to another drawn at random."""
     rng = random.Random(seed)  # noqa: S311  (a test schedule, not a secret)
-    count = max(len(KINDS), int(duration // SLOT))
+    pool = KINDS + NETWORK_KINDS if network else KINDS
+    count = max(len(pool), int(duration // SLOT))
     slot = max(0.0, duration - LEAD) / count
     kinds: list[str] = []
     targets: list[str] = []
     while len(kinds) < count:
-        kinds += rng.sample(KINDS, len(KINDS))
+        kinds += rng.sample(pool, len(pool))
     while len(targets) < count:
         targets += rng.sample(list(provinces), len(provinces))
     schedule = []
@@ -95,8 +135,27 @@ def plan_schedule(seed: int, duration: float, provinces: Sequence[str]) -> list[
         hold = round(slot * rng.uniform(0.35, 0.6), 1)
         if index == count - 1:
             hold = round(duration - at, 1)
-        schedule.append(Disturbance(at, kinds[index], targets[index], hold))
+        disturbance = Disturbance(at, kinds[index], targets[index], hold)
+        if disturbance.kind in NETWORK_KINDS:
+            peer = rng.choice([p for p in provinces if p != disturbance.province])
+            fault = _link_fault(disturbance.kind, rng)
+            disturbance = replace(disturbance, peer=peer, fault=fault)
+        schedule.append(disturbance)
     return schedule
+
+
+def _link_fault(kind: str, rng: random.Random) -> LinkFault:
+    """What a link's disturbance of ``kind`` does, its figures drawn from ``rng``."""
+    if kind == SLOW_LINK:
+        latency = round(rng.uniform(0.1, 0.3), 2)
+        return LinkFault(latency=latency, jitter=round(latency / 4, 3))
+    if kind == LOSSY_LINK:
+        return LinkFault(latency=0.02, loss=round(rng.uniform(0.05, 0.1), 2))
+    if kind == PARTITION_LINK:
+        return LinkFault(partition=True)
+    if kind == BLACKHOLE_LINK:
+        return LinkFault(blackhole=True)
+    return LinkFault(reset_after_bytes=rng.randrange(4096, 65536))
 
 
 @dataclass(frozen=True)
@@ -114,7 +173,7 @@ class Happening:
 
     def line(self) -> str:
         pid = f"pid {self.pid}" if self.pid is not None else ""
-        return f"  {self.at:7.2f} s  {self.action:<8} {self.target:<18} {pid:<10} {self.detail}"
+        return f"  {self.at:7.2f} s  {self.action:<9} {self.target:<22} {pid:<10} {self.detail}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -127,12 +186,20 @@ class Happening:
 
 
 class Disturber:
-    """Carries out a schedule on a mesh it owns, and heals it."""
+    """Carries out a schedule on a mesh it owns (and its links, with ``network``), and heals
+    it."""
 
-    def __init__(self, mesh: Mesh, started: float, tell: Callable[[Happening], None]) -> None:
+    def __init__(
+        self,
+        mesh: Mesh,
+        started: float,
+        tell: Callable[[Happening], None],
+        links: LinkSet | None = None,
+    ) -> None:
         self.mesh = mesh
         self.started = started
         self.tell = tell
+        self.links = links
         self.happenings: list[Happening] = []
         self._paused: set[subprocess.Popen[bytes]] = set()
 
@@ -149,6 +216,9 @@ class Disturber:
 
     async def apply(self, disturbance: Disturbance) -> None:
         province = disturbance.province
+        if disturbance.kind in NETWORK_KINDS:
+            await self._disturb_link(disturbance)
+            return
         if disturbance.kind == PAUSE_NODE:
             process = self.mesh.processes[province]
             process.send_signal(signal.SIGSTOP)
@@ -170,6 +240,22 @@ class Disturber:
         )
         await asyncio.sleep(disturbance.hold)
         await self._restart(province, kind)
+
+    async def _disturb_link(self, disturbance: Disturbance) -> None:
+        assert self.links is not None, "a link's disturbance needs a mesh with links"
+        assert disturbance.peer is not None
+        assert disturbance.fault is not None
+        link = self.links.link(disturbance.province, disturbance.peer)
+        target = f"{disturbance.target} link"
+        await link.set_fault(disturbance.fault)
+        detail = f"{disturbance.fault.describe()} for {disturbance.hold:.1f} s"
+        if disturbance.kind == RESET_LINK:
+            cut = await link.reset_connections()
+            detail = f"{cut} open connection(s) reset, then each {detail}"
+        self._happened(_LINK_ACTIONS[disturbance.kind], target, None, detail)
+        await asyncio.sleep(disturbance.hold)
+        await link.set_fault(CLEAR)
+        self._happened("restore", target, None, "clear")
 
     async def _restart(self, province: str, kind: Kind, why: str = "") -> None:
         begun = time.monotonic()
@@ -201,12 +287,11 @@ class Disturber:
                         province, kind, f" (it had exited on its own with {process.returncode})"
                     )
                     restarted += 1
-        self._happened(
-            "heal",
-            "every process",
-            None,
-            "all running" if not restarted else f"all running, {restarted} started again",
-        )
+        detail = "all running" if not restarted else f"all running, {restarted} started again"
+        if self.links is not None:
+            await self.links.heal()
+            detail += "; every link clear"
+        self._happened("heal", "every process", None, detail)
 
 
 @dataclass
@@ -240,6 +325,8 @@ class ChaosOptions:
     wait: float
     """Seconds after the heal for every case to conclude and every outbox to drain."""
     officer_delay: float
+    network: bool = False
+    """Nodes dial each other through a proxy per directed link, which the schedule disturbs."""
 
 
 def run_chaos(
@@ -256,10 +343,22 @@ def run_chaos(
     MeshError when the mesh cannot start, KeyboardInterrupt on Ctrl-C or SIGTERM; a breakdown
     after that (a restart that fails) is the result's ``error``. Every child is stopped in
     any case."""
-    mesh = Mesh(directory, seed=options.seed, officer_delay=options.officer_delay)
+    links = LinkSet.for_mesh(directory, seed=options.seed) if options.network else None
+    try:
+        mesh = Mesh(
+            directory,
+            seed=options.seed,
+            officer_delay=options.officer_delay,
+            links=links.mesh_links() if links else (),
+        )
+    except BaseException:
+        if links is not None:
+            asyncio.run(links.close())
+        raise
     provinces = [c.province for c in mesh.configs]
-    result = ChaosResult(plan_schedule(options.seed, options.duration, provinces))
-    run = _ChaosRun(mesh, options, result, tell, show)
+    schedule = plan_schedule(options.seed, options.duration, provinces, network=options.network)
+    result = ChaosResult(schedule)
+    run = _ChaosRun(mesh, options, result, tell, show, links)
     before = signal.signal(signal.SIGTERM, _interrupt)
     try:
         asyncio.run(run.main(started))
@@ -299,12 +398,14 @@ class _ChaosRun:
         result: ChaosResult,
         tell: Callable[[Happening], None],
         show: Callable[[str], None],
+        links: LinkSet | None = None,
     ) -> None:
         self.mesh = mesh
         self.options = options
         self.result = result
         self.tell = tell
         self.show = show
+        self.links = links
 
     async def main(self, started: Callable[[ChaosResult], None]) -> None:
         """Ctrl-C and SIGTERM cancel the run (KeyboardInterrupt); the caller stops the mesh."""
@@ -321,6 +422,8 @@ class _ChaosRun:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, interrupt)
         try:
+            if self.links is not None:
+                await self.links.start()
             self.result.nodes = await self.mesh.up()
             started(self.result)
             await self._stream_disturbed()
@@ -334,6 +437,9 @@ class _ChaosRun:
             if not self.result.nodes:
                 raise  # the mesh never came up: nothing ran
             self.result.error = str(exc)
+        finally:
+            if self.links is not None:
+                await self.links.close()
 
     async def _stream_disturbed(self) -> None:
         mesh, options, result = self.mesh, self.options, self.result
@@ -342,7 +448,7 @@ class _ChaosRun:
             stream = CaseStream(http, endpoints_of(mesh))
             cases = result.cases = await stream.plan(parse_pairs(None, provinces), options.cases)
             began = time.monotonic()
-            disturber = Disturber(mesh, began, self.tell)
+            disturber = Disturber(mesh, began, self.tell, self.links)
             result.happenings = disturber.happenings
             flowing = asyncio.create_task(
                 stream.run(

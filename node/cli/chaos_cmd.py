@@ -29,8 +29,9 @@ def register(commands: Any) -> None:
         help="a mesh of its own, disturbed while cases stream in, then healed and checked",
         description="Init and start a four-province mesh, submit a steady stream of cases "
         "while a seeded schedule SIGKILLs and restarts nodes, SIGSTOPs and continues nodes "
-        "and SIGKILLs and restarts simulated platforms; then heal, wait until every case "
-        "has concluded and every outbox drained, and check that nothing was lost, "
+        "and SIGKILLs and restarts simulated platforms (with --network, also slows, loses "
+        "on, cuts one way, blackholes and resets single links); then heal, wait until every "
+        "case has concluded and every outbox drained, and check that nothing was lost, "
         "duplicated or told differently on the two sides.",
     )
     chaos.add_argument("--dir", type=Path, help="mesh folder (default: a fresh temporary one)")
@@ -53,6 +54,12 @@ def register(commands: Any) -> None:
         type=float,
         default=0.3,
         help="seconds the simulated officers wait before each step (0.3)",
+    )
+    chaos.add_argument(
+        "--network",
+        action="store_true",
+        help="nodes dial each other through a fault proxy per directed link, and the schedule "
+        "adds link faults: latency with jitter, loss, one-way partition, blackhole, reset",
     )
     chaos.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     chaos.set_defaults(run=run_chaos_command)
@@ -77,17 +84,21 @@ def _chaos(args: argparse.Namespace, root: Path) -> int:
             create_mesh(root, now=time.time(), base_port=args.base_port)
         except (OSError, ValueError) as exc:
             return fail(str(exc))
-    options = ChaosOptions(args.duration, args.seed, args.cases, args.wait, args.officer_delay)
+    options = ChaosOptions(
+        args.duration, args.seed, args.cases, args.wait, args.officer_delay, args.network
+    )
     say(
-        f"yrd chaos: seed {args.seed}, {args.duration:g} s of disturbances while {args.cases} "
-        f"cases stream in on all twelve directed pairs; mesh in {root}"
+        f"yrd chaos: seed {args.seed}, {args.duration:g} s of disturbances"
+        + (" (processes and links)" if args.network else "")
+        + f" while {args.cases} cases stream in on all twelve directed pairs; mesh in {root}"
     )
 
     def started(result: ChaosResult) -> None:
         say(endpoints_table(result.nodes))
         say(f"schedule (seed {args.seed}, seconds after the stream begins):")
         for d in result.schedule:
-            say(f"  {d.at:7.1f} s  {d.kind:<14} {d.province:<9} for {d.hold:.1f} s")
+            line = f"  {d.at:7.1f} s  {d.kind:<14} {d.target:<17} for {d.hold:.1f} s"
+            say(line + (f" ({d.fault.describe()})" if d.fault is not None else ""))
         say("stream and disturbances, as they happen:")
 
     def tell(happening: Happening) -> None:
@@ -149,6 +160,7 @@ def _as_json(args: argparse.Namespace, result: ChaosResult) -> dict[str, Any]:
         "ok": result.ok,
         "seed": args.seed,
         "duration": args.duration,
+        "network": args.network,
         "schedule": [d.to_json() for d in result.schedule],
         "happenings": [h.to_json() for h in result.happenings],
         "submissions": result.submissions.to_json() if result.submissions else None,

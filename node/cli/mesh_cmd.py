@@ -1,10 +1,13 @@
-"""``yrd mesh init|up|stop|start`` and ``yrd demo``.
+"""``yrd mesh init|up|stop|start|link`` and ``yrd demo``.
 
 ``mesh up`` wires the terminal to a ``MeshSupervisor`` (Ctrl-C and SIGTERM stop the mesh,
-SIGHUP goes on to the nodes, what the supervisor tells goes to stderr); ``mesh stop`` and
-``mesh start`` are the tester's end of its control channel (``node.runtime.mesh_control``).
-Exit codes: 0 done, 1 the node did not get where it was asked to go in time, 2 a usage error
-or no mesh up in DIR (then nothing was changed).
+SIGHUP goes on to the nodes, what the supervisor tells goes to stderr); with ``--links`` it
+also runs a fault-injecting proxy per directed link (``node.mesh.links``) in the same
+process, routes every node through them and applies the tester's orders for them
+(``node.mesh.link_control``). ``mesh stop``, ``mesh start`` and ``mesh link`` are the
+tester's end of the control channels (``node.runtime.mesh_control``, ``link_control``).
+Exit codes: 0 done, 1 the node or link did not get where it was asked to go in time, 2 a
+usage error or no mesh up in DIR (then nothing was changed).
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from node.cli.output import fail, table
-from node.runtime.mesh import Mesh, MeshError, MeshNode
+from node.cli.output import emit_json, fail, table
+from node.mesh.faults import CLEAR, LinkFault
+from node.mesh.link_control import LinkKeeper, LinkOrders, order, read_state, running_links
+from node.mesh.links import LinkSet
+from node.runtime.mesh import Mesh, MeshError, MeshLink, MeshNode
 from node.runtime.mesh_access import create_mesh
 from node.runtime.mesh_control import Change, MeshControlError, NotDone, start_node, stop_node
 from node.runtime.mesh_supervisor import MeshSupervisor
@@ -55,7 +61,31 @@ def register(commands: Any) -> None:
         default=1.0,
         help="seconds the simulated officers and applicants wait before each step",
     )
+    up.add_argument(
+        "--links",
+        action="store_true",
+        help="route every directed link through a fault-injecting proxy (yrd mesh link)",
+    )
     up.set_defaults(run=run_up)
+    link = sub.add_parser(
+        "link",
+        help="show or change the faults of a `yrd mesh up --links` mesh's links",
+        description="Without LINK: every link's fault and traffic. With LINK "
+        "(sender:receiver): give it exactly the fault the options describe (none: clear).",
+    )
+    link.add_argument("--dir", type=Path, required=True, help="the folder of the running mesh")
+    link.add_argument("link", nargs="?", help="sender:receiver, e.g. shanghai:jiangsu")
+    link.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="each way")
+    link.add_argument("--jitter", type=float, default=0.0, metavar="SECONDS")
+    link.add_argument("--loss", type=float, default=0.0, help="share of segments lost (0-0.5)")
+    link.add_argument("--bandwidth", type=float, metavar="BYTES_PER_SECOND")
+    link.add_argument("--blackhole", action="store_true", help="hold connections, pass nothing")
+    link.add_argument("--partition", action="store_true", help="reset every connection")
+    link.add_argument("--reset-after", type=int, metavar="BYTES", help="reset each connection")
+    link.add_argument("--reset", action="store_true", help="reset its open connections now")
+    link.add_argument("--heal", action="store_true", help="every link clear")
+    link.add_argument("--json", action="store_true", help="the supervisor's answer as JSON")
+    link.set_defaults(run=run_link)
     stop = sub.add_parser(
         "stop",
         help="stop one province's node of a running `yrd mesh up`; it stays stopped until "
@@ -99,6 +129,12 @@ def endpoints_table(nodes: list[MeshNode]) -> str:
     )
 
 
+def links_table(links: list[MeshLink]) -> str:
+    return table(
+        ["link", "proxy", "relays to"], [[link.name, link.listen, link.target] for link in links]
+    )
+
+
 def run_up(args: argparse.Namespace) -> int:
     if not (args.dir / "manifest.json").exists():
         code = run_init(argparse.Namespace(dir=args.dir, base_port=args.base_port))
@@ -122,16 +158,36 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def _run_up(args: argparse.Namespace) -> int:
+    links: LinkSet | None = None
     try:
-        mesh = Mesh(args.dir, seed=args.seed, officer_delay=args.officer_delay)
+        links = LinkSet.for_mesh(args.dir, seed=args.seed) if args.links else None
+        mesh = Mesh(
+            args.dir,
+            seed=args.seed,
+            officer_delay=args.officer_delay,
+            links=links.mesh_links() if links else (),
+        )
     except (OSError, ValueError) as exc:
+        if links is not None:
+            asyncio.run(links.close())
         return fail(f"cannot read mesh {args.dir}: {exc}")
 
     supervisor = MeshSupervisor(mesh, tell=_tell)
 
     async def supervise() -> None:
+        if links is not None:
+            await links.start()
+        try:
+            await keep_mesh()
+        finally:
+            if links is not None:
+                await links.close()
+
+    async def keep_mesh() -> None:
         nodes = await supervisor.up()
         sys.stdout.write(endpoints_table(nodes))
+        if mesh.links:
+            sys.stdout.write("\n" + links_table(mesh.links))
         sys.stdout.write(
             f"\nmesh up; {args.dir / 'mesh.json'} written. A process that exits is started "
             "again; Ctrl-C stops the mesh.\n"
@@ -142,7 +198,10 @@ def _run_up(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: mesh.signal_nodes(signal.SIGHUP))
-        await supervisor.keep(stop)
+        keeping = [supervisor.keep(stop)]
+        if links is not None:
+            keeping.append(LinkKeeper(args.dir, links, tell=_tell).keep(stop))
+        await asyncio.gather(*keeping)
 
     try:
         asyncio.run(supervise())
@@ -194,6 +253,78 @@ def _by_hand(
         return fail(str(exc))
     sys.stdout.write(said(change) + "\n")
     return 0
+
+
+def run_link(args: argparse.Namespace) -> int:
+    faulty = (
+        args.latency
+        or args.jitter
+        or args.loss
+        or args.bandwidth is not None
+        or args.blackhole
+        or args.partition
+        or args.reset_after is not None
+    )
+    if args.link is None and (faulty or args.reset):
+        return fail("name the link to change: SENDER:RECEIVER")
+    if args.link is not None and args.heal:
+        return fail("--heal clears every link; name no link with it")
+    try:
+        if args.link is None and not args.heal:
+            running_links(args.dir)
+            state = read_state(args.dir)
+            if state is None:
+                return fail(f"the supervisor of {args.dir} has not answered yet", 1)
+        else:
+            fault = (
+                LinkFault(
+                    latency=args.latency,
+                    jitter=args.jitter,
+                    loss=args.loss,
+                    bandwidth=args.bandwidth,
+                    blackhole=args.blackhole,
+                    partition=args.partition,
+                    reset_after_bytes=args.reset_after,
+                )
+                if faulty
+                else CLEAR
+            )
+            state = order(args.dir, lambda orders: _ordered(orders, args.link, fault, args.reset))
+    except NotDone as exc:
+        return fail(str(exc), 1)
+    except (MeshControlError, ValueError) as exc:
+        return fail(str(exc))
+    if args.json:
+        emit_json(state)
+    else:
+        rows = [
+            [
+                entry["link"],
+                entry["described"],
+                entry["open"],
+                entry["connections"],
+                entry["resets"],
+                entry["bytes_forward"],
+                entry["bytes_back"],
+            ]
+            for entry in state["links"]
+            if args.link in (None, entry["link"])
+        ]
+        sys.stdout.write(
+            table(["link", "fault", "open", "connections", "resets", "bytes →", "bytes ←"], rows)
+        )
+    return 0
+
+
+def _ordered(orders: LinkOrders, link: str | None, fault: LinkFault, reset: bool) -> LinkOrders:
+    """The orders with ``link`` given ``fault`` (and reset once when ``reset``); every
+    link clear when no link is named (``--heal``)."""
+    if link is None:
+        return LinkOrders(orders.generation)
+    faults = {name: f for name, f in orders.faults.items() if name != link}
+    if not fault.is_clear:
+        faults[link] = fault
+    return LinkOrders(orders.generation, faults, (link,) if reset else ())
 
 
 def run_demo(args: argparse.Namespace) -> int:

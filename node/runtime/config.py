@@ -123,6 +123,11 @@ class NodeConfig:
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     peer_limits: PeerLimits = field(default_factory=PeerLimits)
     """What one peer may hold of the federation port (``[peer_limits]``)."""
+    peer_addresses: Mapping[str, str] = field(default_factory=dict)
+    """Where to dial a peer instead of its endpoint in the manifest, by province
+    (``[peers.<province>] address = "host:port"``): a local relay, or the fault proxy of
+    ``yrd mesh up --links``. Only the address changes: the peer must still present the TLS
+    certificate of the manifest's node for it."""
     platform: PlatformConfig | None = None
     """Without one, the node's certificate library lives in its store and cases come only
     through the REST API."""
@@ -184,6 +189,8 @@ def parse_config(
         base / str(name) for name in _opt(cases_t, "holiday_tables", list, [], f"{where} [cases]")
     )
     http_listen = _get(http_t, "listen", str, f"{where} [http]")
+    province = _get(data, "province", str, where)
+    peer_addresses = _peer_addresses(_opt(data, "peers", dict, {}, where), province, where)
     if "token" in http_t:
         raise ConfigError(
             f"{where} [http]: 'token' is no longer read: the REST API's tokens are made with "
@@ -197,7 +204,7 @@ def parse_config(
         raise ConfigError(f"{where} [http]: 'allowed_hosts' must be a list of host:port names")
     return NodeConfig(
         node_id=_get(data, "node_id", str, where),
-        province=_get(data, "province", str, where),
+        province=province,
         governance_keys=tuple(anchors),
         paths=paths,
         grpc_listen=_get(grpc_t, "listen", str, f"{where} [grpc]"),
@@ -216,6 +223,7 @@ def parse_config(
         shutdown_grace_seconds=_opt(data, "shutdown_grace_seconds", float, 10.0, where),
         delivery=delivery,
         peer_limits=peer_limits,
+        peer_addresses=peer_addresses,
         holiday_tables=holiday_tables,
         platform=platform,
         revocation_refresh_seconds=_opt(
@@ -250,6 +258,26 @@ def _section(data: Mapping[str, Any], name: str, defaults: Section, where: str) 
         for f in fields
     }
     return dataclasses.replace(defaults, **values)  # type: ignore[type-var]
+
+
+def _peer_addresses(table: Mapping[str, Any], province: str, where: str) -> dict[str, str]:
+    """``[peers.<province>] address`` tables: host:port to dial each named peer at."""
+    addresses = {}
+    for peer, entry in table.items():
+        at = f"{where} [peers.{peer}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} [peers]: {peer!r} must be a table ([peers.{peer}])")
+        unknown = sorted(set(entry) - {"address"})
+        if unknown:
+            raise ConfigError(f"{at}: unknown key {unknown[0]!r}")
+        if peer == province:
+            raise ConfigError(f"{at}: a node does not dial itself; name a peer's province")
+        address = _get(entry, "address", str, at)
+        host, colon, port = address.rpartition(":")
+        if not (colon and host and port.isdigit() and 0 < int(port) < 65536):
+            raise ConfigError(f"{at}: 'address' must be host:port, not {address!r}")
+        addresses[peer] = address
+    return addresses
 
 
 def _platform(table: Mapping[str, Any] | None, base: Path, where: str) -> PlatformConfig | None:
@@ -346,6 +374,11 @@ def render_config(
         f"refusals_to_suspend = {limits.refusals_to_suspend}",
         f"refusal_window = {limits.refusal_window}",
         f"suspend_seconds = {limits.suspend_seconds}",
+        "",
+        "# To dial a peer somewhere other than its endpoint in the manifest (a relay, a test",
+        "# proxy), add a table per peer; its TLS certificate is still checked as the manifest's:",
+        "# [peers.jiangsu]",
+        '# address = "127.0.0.1:7302"',
         "",
     ]
     if platform_url is not None:

@@ -17,25 +17,33 @@ Rules kept here:
   process, and waits; SIGKILL only after the grace period.
 - Log files are owner-only (0600), also when an older mesh left them readable: a log
   names cases and references, and a failing process may print more.
+- A mesh made with ``links`` (``yrd mesh up --links``, ``yrd chaos --network``) dials every
+  peer through its directed link's proxy: each sender's ``node.toml`` gets a
+  ``[peers.<receiver>] address`` block between marker lines (``route_peers``) before any
+  node starts, and loses it when the mesh stops or a mesh without links is made on the
+  folder, so a hand-started node never dials a proxy that is gone. ``mesh.json`` lists the
+  links under ``"links"``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Final, Literal
 
 import aiohttp
 
-from node.runtime.config import NodeConfig, load_config
+from node.runtime.config import ConfigError, NodeConfig, load_config
 from node.trust.layout import DEFAULT_PROVINCES as PROVINCE_ORDER
 from node.trust.layout import read_manifest, write_atomically
 
@@ -44,6 +52,11 @@ STOP_GRACE = 15.0
 MESH_FILE = "mesh.json"
 TOKENS_FILE = "tokens.json"
 """Per province: its platform and operator REST tokens (``mesh_access``)."""
+
+LINK_FAULTS_FILE: Final = "link-faults.json"
+"""Where a tester orders faults on a running mesh's links (``node.mesh.link_control``)."""
+LINK_STATE_FILE: Final = "link-state.json"
+"""Where the process that runs the links answers: the faults in force and what crossed."""
 
 Kind = Literal["node", "platform"]
 """The two kinds of process a province has in the mesh."""
@@ -82,18 +95,43 @@ class MeshNode:
 
 
 @dataclass(frozen=True)
+class MeshLink:
+    """One directed link of a mesh whose peers dial each other through proxies."""
+
+    sender: str
+    receiver: str
+    listen: str
+    """The proxy's host:port, which the sender dials for the receiver."""
+    target: str
+    """The receiver's gRPC host:port, where the proxy relays to."""
+
+    @property
+    def name(self) -> str:
+        return f"{self.sender}:{self.receiver}"
+
+
+@dataclass(frozen=True)
 class MeshRecord:
     """What ``DIR/mesh.json`` says of a running mesh."""
 
     nodes: list[MeshNode]
     supervisor_pid: int | None
     """The ``yrd mesh up`` process that keeps the mesh; None when nothing restarts it."""
+    links: list[MeshLink] = field(default_factory=list)
+    """The proxies between the nodes, one per directed link; empty when peers dial each
+    other directly."""
 
     def node(self, province: str) -> MeshNode | None:
         return next((n for n in self.nodes if n.province == province), None)
 
     def to_json(self) -> dict[str, Any]:
-        return {"supervisor_pid": self.supervisor_pid, "nodes": [asdict(n) for n in self.nodes]}
+        document: dict[str, Any] = {
+            "supervisor_pid": self.supervisor_pid,
+            "nodes": [asdict(n) for n in self.nodes],
+        }
+        if self.links:
+            document["links"] = [asdict(link) for link in self.links]
+        return document
 
 
 def read_record(directory: Path) -> MeshRecord:
@@ -114,11 +152,12 @@ def read_record(directory: Path) -> MeshRecord:
                 )
             )
         supervisor_pid = data.get("supervisor_pid")
+        links = [MeshLink(**entry) for entry in data.get("links", [])]
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"not a mesh record: {exc!r}") from None
     if supervisor_pid is not None and not isinstance(supervisor_pid, int):
         raise ValueError(f"supervisor_pid is {supervisor_pid!r}, not a process id")
-    return MeshRecord(nodes, supervisor_pid)
+    return MeshRecord(nodes, supervisor_pid, links)
 
 
 class MeshError(Exception):
@@ -165,6 +204,52 @@ def node_configs(directory: Path) -> list[NodeConfig]:
     return configs
 
 
+ROUTES_BEGIN: Final = "# >>> yrd mesh links: this node dials its peers through the link proxies"
+ROUTES_END: Final = "# <<< yrd mesh links (removed when the mesh stops)"
+
+
+def route_peers(directory: Path, links: Sequence[MeshLink]) -> None:
+    """Make each province's ``node.toml`` dial its peers through ``links`` (none: directly).
+
+    A line edit between marker lines, so an operator's own edits survive; the rewritten file
+    must load with exactly those peer addresses, or it is left as it was (ValueError).
+    """
+    for member in read_manifest(directory).members:
+        path = directory / member.province / "node.toml"
+        text = path.read_text(encoding="utf-8")
+        kept = _without_routes(text)
+        routes = {link.receiver: link.listen for link in links if link.sender == member.province}
+        if routes:
+            block = "".join(
+                f'[peers.{receiver}]\naddress = "{listen}"\n' for receiver, listen in routes.items()
+            )
+            kept = f"{kept.rstrip()}\n\n{ROUTES_BEGIN}\n{block}{ROUTES_END}\n"
+        if kept == text:
+            continue
+        check = functools.partial(_routed_as, path, routes, path.stat().st_mode & 0o777)
+        write_atomically(path, kept.encode("utf-8"), check=check)
+
+
+def _routed_as(path: Path, routes: dict[str, str], mode: int, rewritten: Path) -> None:
+    """``rewritten`` (path's new text) keeps path's mode and loads with exactly ``routes``."""
+    os.chmod(rewritten, mode)
+    try:
+        found = dict(load_config(rewritten, {}).peer_addresses)
+    except ConfigError as exc:
+        raise ValueError(f"cannot route {path} through the links: {exc}") from None
+    if found != routes:
+        raise ValueError(f"{path} names peer addresses of its own ({found}); remove them first")
+
+
+def _without_routes(text: str) -> str:
+    lines = text.splitlines(keepends=True)
+    if ROUTES_BEGIN + "\n" not in lines:
+        return text
+    begin = lines.index(ROUTES_BEGIN + "\n")
+    end = lines.index(ROUTES_END + "\n", begin) if ROUTES_END + "\n" in lines else len(lines) - 1
+    return "".join(lines[:begin] + lines[end + 1 :]).rstrip() + "\n"
+
+
 LOG_FILE_MODE = 0o600
 
 
@@ -180,8 +265,18 @@ def open_log(path: Path) -> BinaryIO:
 
 
 class Mesh:
-    def __init__(self, directory: Path, *, seed: int = 1, officer_delay: float = 1.0) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        seed: int = 1,
+        officer_delay: float = 1.0,
+        links: Sequence[MeshLink] = (),
+    ) -> None:
         self.directory = directory
+        self.links = list(links)
+        """The proxies the nodes dial each other through; empty: directly."""
+        route_peers(directory, self.links)
         self.configs = node_configs(directory)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.platforms: dict[str, subprocess.Popen[bytes]] = {}
@@ -328,7 +423,8 @@ class Mesh:
             )
             for c in self.configs
         ]
-        text = json.dumps(MeshRecord(nodes, self.supervisor_pid).to_json(), indent=2) + "\n"
+        record = MeshRecord(nodes, self.supervisor_pid, self.links)
+        text = json.dumps(record.to_json(), indent=2) + "\n"
         write_atomically(self.directory / MESH_FILE, text.encode())
         return nodes
 
@@ -363,4 +459,6 @@ class Mesh:
                     process.kill()
                     process.wait()
         (self.directory / MESH_FILE).unlink(missing_ok=True)
+        if self.links:
+            route_peers(self.directory, ())
         return {p: proc.returncode for p, proc in self.processes.items()}

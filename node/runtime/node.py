@@ -275,6 +275,7 @@ class Node:
             member.endpoint,
             self._tls,
             max_message_bytes=self.config.max_message_bytes,
+            address=self.config.peer_addresses.get(member.province),
         )
 
     async def _sync_peers(self, manifest: Manifest) -> None:

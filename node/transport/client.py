@@ -1,7 +1,9 @@
 """A mutual-TLS channel to one peer, with the unary call and the pipelined stream.
 
 The server's certificate must chain to the federation CA and name the peer's node id (the
-channel overrides the TLS target name with it, since peers are addressed by host:port).
+channel overrides the TLS target name with it, since peers are addressed by host:port). So
+the address dialled may be another than the manifest's endpoint (``address``: a relay, a
+tester's fault proxy) without changing whom the channel accepts at the far end.
 """
 
 from __future__ import annotations
@@ -19,16 +21,25 @@ from node.wire import DELIVER_METHOD, DELIVER_STREAM_METHOD
 
 class PeerChannel:
     def __init__(
-        self, node_id: str, endpoint: str, tls: TlsMaterial, *, max_message_bytes: int
+        self,
+        node_id: str,
+        endpoint: str,
+        tls: TlsMaterial,
+        *,
+        max_message_bytes: int,
+        address: str | None = None,
     ) -> None:
         self.node_id = node_id
         self.endpoint = endpoint
+        """The peer's endpoint in the manifest."""
+        self.address = address or endpoint
+        """Where the channel dials: the endpoint, unless configured otherwise."""
         limit = max_message_bytes + TRANSPORT_HEADROOM
         credentials = grpc.ssl_channel_credentials(
             root_certificates=tls.ca_pem, private_key=tls.key_pem, certificate_chain=tls.cert_pem
         )
         self._channel = grpc.aio.secure_channel(
-            endpoint,
+            self.address,
             credentials,
             options=[
                 ("grpc.ssl_target_name_override", node_id),
