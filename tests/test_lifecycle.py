@@ -1,4 +1,8 @@
-"""The case lifecycle: the transition table, field rules and the per-case sequencer."""
+"""The case lifecycle: the transition table, field rules and the per-case sequencer.
+
+Expected moves come from ``tests.lifecycle_oracle`` (DESIGN.md §6 written out by hand),
+never from the product's own table: the product is only ever the thing under test.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,6 @@ from node.cases.lifecycle import (
     CONCLUDED,
     EVALUATION_LEVELS,
     OWNERS,
-    TRANSITIONS,
     Action,
     CaseSequencer,
     CaseUpdate,
@@ -32,6 +35,8 @@ from node.cases.lifecycle import (
     open_case,
 )
 from node.identifiers import IdentifierError, make_certificate_id, make_credit_code
+from tests import lifecycle_oracle as oracle
+from tests.lifecycle_oracle import Refused
 
 A, H = Role.ACCEPTING, Role.HANDLING
 S = Status
@@ -49,7 +54,7 @@ def update(
     case_id: str = "C-1",
     **fields: Any,
 ) -> CaseUpdate:
-    """A well-formed update: the owning side and whatever field the action needs."""
+    """A well-formed update: the side the oracle says owns it and whatever field it needs."""
     by_action: dict[Action, dict[str, Any]] = {
         Action.REJECT: {"reason": "materials are for another matter"},
         Action.DENY: {"reason": "conditions not met"},
@@ -62,7 +67,7 @@ def update(
         case_id=case_id,
         sequence=sequence,
         action=action,
-        by=by if by is not None else OWNERS[action],
+        by=by if by is not None else Role(oracle.SIDE_OF[action.value]),
         at=1_700_000_000.0 + sequence,
         **(needed | fields),
     )
@@ -102,56 +107,96 @@ PATHS: dict[Status, tuple[Action, ...]] = {
 # --- the table ------------------------------------------------------------------------------
 
 
-def test_table_covers_every_status_and_paths_reach_them() -> None:
-    """Every status has a row, and every status is reachable through the table."""
-    assert set(TRANSITIONS) == set(Status)
+def test_the_oracle_is_whole_and_consistent() -> None:
+    """The hand-written table has a row for every status and action, a legal move only for
+    the side that owns the action with its other side WRONG_SIDE, and its terminal statuses
+    are exactly those with no move out (this checks the oracle's own typing, not the product)."""
+    assert set(oracle.EXPECTED) == set(oracle.STATUSES)
+    for status, row in oracle.EXPECTED.items():
+        assert tuple(row) == oracle.ACTIONS, status
+        for action, (accepting, handling) in row.items():
+            owner = oracle.SIDE_OF[action]
+            mine, other = (accepting, handling) if owner == "accepting" else (handling, accepting)
+            if isinstance(mine, Refused):
+                assert (mine, other) == (oracle.ILLEGAL, oracle.ILLEGAL), (status, action)
+            else:
+                assert mine in oracle.STATUSES and other == oracle.WRONG_SIDE, (status, action)
+    stuck = {
+        s
+        for s in oracle.STATUSES
+        if not any(oracle.legal_actions(s, side) for side in oracle.SIDES)
+    }
+    assert stuck == oracle.TERMINAL
+    assert oracle.TERMINAL <= oracle.CONCLUDED
+
+
+def test_product_names_the_contracts_statuses_actions_and_sides() -> None:
+    """The product's statuses, actions and sides are the strings DESIGN.md §9 names."""
+    assert [s.value for s in Status] == list(oracle.STATUSES)
+    assert [a.value for a in Action] == list(oracle.ACTIONS)
+    assert {r.value for r in Role} == set(oracle.SIDES)
+
+
+def test_paths_reach_each_status_in_oracle_and_product() -> None:
+    """Each status is reachable from a new case, and the product gets there by the same path."""
     for status, path in PATHS.items():
+        reached = "submitted"
+        for action in path:
+            outcome = oracle.expected(reached, action.value, oracle.SIDE_OF[action.value])
+            assert isinstance(outcome, str), (status, path)
+            reached = outcome
+        assert reached == status.value
         assert run(*path).status is status
 
 
-def test_each_action_belongs_to_one_side() -> None:
-    """Each action has one owning side; the accepting side owns exactly the five it faces."""
-    for moves in TRANSITIONS.values():
-        for action, (_, role) in moves.items():
-            assert OWNERS[action] is role
-    accepting = {a for a, r in OWNERS.items() if r is A}
-    assert accepting == {
-        Action.SUBMIT,
-        Action.DELIVER,
-        Action.SUPPLEMENT,
-        Action.WITHDRAW,
-        Action.EVALUATE,
-    }
-    assert set(OWNERS) == set(Action)
+def test_each_action_belongs_to_the_side_the_oracle_names() -> None:
+    """Each action has the one owning side DESIGN.md gives it (deliver: the product's rule)."""
+    assert {a.value: r.value for a, r in OWNERS.items()} == oracle.SIDE_OF
 
 
 @pytest.mark.parametrize(
-    ("current", "action", "role"), list(itertools.product(Status, Action, Role))
+    ("current", "action", "side"),
+    list(itertools.product(oracle.STATUSES, oracle.ACTIONS, oracle.SIDES)),
 )
-def test_every_triple_follows_the_table_or_is_refused_unchanged(
-    current: Status, action: Action, role: Role
+def test_every_triple_moves_as_the_oracle_says_or_is_refused_unchanged(
+    current: str, action: str, side: str
 ) -> None:
-    """Each (status, action, side) moves as the table says, or is refused and changes nothing."""
-    moves = TRANSITIONS[current]
-    sequencer = run(*PATHS[current])
+    """Each (status, action, side) moves where the oracle says, or is refused with the
+    oracle's code and changes nothing."""
+    outcome = oracle.expected(current, action, side)
+    status, act, role = Status(current), Action(action), Role(side)
+    sequencer = run(*PATHS[status])
     before = (sequencer.status, sequencer.applied, sequencer.held)
-    offered = update(action, sequencer.applied + 1, by=role)
-    if action in moves and moves[action][1] is role:
-        assert next_status(current, action, by=role) is moves[action][0]
-        assert sequencer.offer(offered) == [(offered, moves[action][0])]
-        assert sequencer.status is moves[action][0]
+    offered = update(act, sequencer.applied + 1, by=role)
+    if not isinstance(outcome, Refused):
+        assert next_status(status, act, by=role) is Status(outcome)
+        assert apply_update(status, offered) is Status(outcome)
+        assert sequencer.offer(offered) == [(offered, Status(outcome))]
+        assert sequencer.status is Status(outcome)
         return
-    expected = "wrong_side" if action in moves else "illegal_transition"
     with pytest.raises(TransitionRefused) as caught:
-        next_status(current, action, by=role)
-    assert caught.value.code == expected
-    assert (caught.value.current, caught.value.action) == (current, action)
-    assert str(caught.value).startswith(f"case is {current.value}; ")
+        next_status(status, act, by=role)
+    assert caught.value.code == outcome.code
+    assert (caught.value.current, caught.value.action) == (status, act)
+    assert str(caught.value).startswith(f"case is {current}; ")
+    with pytest.raises(TransitionRefused) as caught:
+        apply_update(status, offered)
+    assert caught.value.code == outcome.code
     with pytest.raises(TransitionRefused) as caught:
         sequencer.offer(offered)
-    assert caught.value.code == expected
+    assert caught.value.code == outcome.code
     assert caught.value.update == offered
     assert (sequencer.status, sequencer.applied, sequencer.held) == before
+
+
+@pytest.mark.parametrize(
+    ("current", "side"), list(itertools.product(oracle.STATUSES, oracle.SIDES))
+)
+def test_allowed_actions_are_the_oracles(current: str, side: str) -> None:
+    """allowed_actions lists exactly what the oracle lets that side do now, in Action order."""
+    assert [a.value for a in allowed_actions(Status(current), Role(side))] == (
+        oracle.legal_actions(current, side)
+    )
 
 
 def test_refusal_message_names_status_and_action() -> None:
@@ -176,33 +221,11 @@ def test_only_the_accepting_side_opens_a_case() -> None:
     assert caught.value.code == "wrong_side"
 
 
-def test_allowed_actions_per_side() -> None:
-    """allowed_actions lists what each side may do now, in Action order."""
-    assert allowed_actions(S.DELIVERED, H) == [Action.ACCEPT, Action.REJECT]
-    assert allowed_actions(S.DELIVERED, A) == [Action.WITHDRAW]
-    assert allowed_actions(S.SUPPLEMENTED, H) == [
-        Action.REQUEST_SUPPLEMENT,
-        Action.COMPLETE,
-        Action.DENY,
-    ]
-    assert allowed_actions(S.COMPLETED, A) == [Action.EVALUATE]
-    assert allowed_actions(S.EVALUATED, A) == allowed_actions(S.EVALUATED, H) == []
-
-
 def test_concluded_and_terminal_statuses() -> None:
     """Concluded means an outcome exists; terminal means nothing more can happen."""
-    assert (
-        {s for s in Status if is_concluded(s)}
-        == CONCLUDED
-        == {
-            S.COMPLETED,
-            S.DENIED,
-            S.REJECTED,
-            S.WITHDRAWN,
-            S.EVALUATED,
-        }
-    )
-    assert {s for s in Status if is_terminal(s)} == {S.REJECTED, S.WITHDRAWN, S.EVALUATED}
+    assert {s.value for s in Status if is_concluded(s)} == oracle.CONCLUDED
+    assert {s.value for s in CONCLUDED} == oracle.CONCLUDED
+    assert {s.value for s in Status if is_terminal(s)} == oracle.TERMINAL
 
 
 # --- paths --------------------------------------------------------------------------------------
@@ -240,15 +263,14 @@ def test_unanswered_supplement_request_can_be_denied() -> None:
 
 
 @pytest.mark.parametrize(
-    "status",
-    [S.SUBMITTED, S.DELIVERED, S.ACCEPTED, S.SUPPLEMENT_REQUESTED, S.SUPPLEMENTED],
+    "status", [Status(s) for s in oracle.STATUSES if s not in oracle.CONCLUDED]
 )
 def test_withdraw_before_conclusion_is_allowed(status: Status) -> None:
     """The applicant may withdraw at any point before a conclusion."""
     assert next_status(status, Action.WITHDRAW, by=A) is S.WITHDRAWN
 
 
-@pytest.mark.parametrize("status", [s for s in Status if s in CONCLUDED])
+@pytest.mark.parametrize("status", [Status(s) for s in sorted(oracle.CONCLUDED)])
 def test_withdraw_after_conclusion_is_refused(status: Status) -> None:
     """Once concluded, a case cannot be withdrawn."""
     with pytest.raises(TransitionRefused) as caught:
@@ -265,7 +287,7 @@ def test_second_evaluation_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    "status", [S.SUBMITTED, S.DELIVERED, S.ACCEPTED, S.SUPPLEMENT_REQUESTED, S.SUPPLEMENTED]
+    "status", [Status(s) for s in oracle.STATUSES if s not in oracle.CONCLUDED]
 )
 def test_evaluation_before_conclusion_is_refused(status: Status) -> None:
     """A case cannot be evaluated before it is completed or denied."""
@@ -401,15 +423,13 @@ def test_malformed_updates_are_refused(changes: dict[str, Any], field: str) -> N
 @st.composite
 def legal_histories(draw: st.DrawFn) -> list[CaseUpdate]:
     """A random legal history of one case, numbered from 1."""
-    status, actions = S.SUBMITTED, list[Action]()
-    while TRANSITIONS[status] and len(actions) < 12:
-        choices = sorted(TRANSITIONS[status], key=lambda a: a.value)
+    status, actions = "submitted", list[Action]()
+    while status not in oracle.TERMINAL and len(actions) < 12:
         stop = draw(st.booleans()) if actions else False
         if stop:
             break
-        action = draw(st.sampled_from(choices))
-        actions.append(action)
-        status = TRANSITIONS[status][action][0]
+        action, _, status = draw(st.sampled_from(oracle.legal_moves(status)))
+        actions.append(Action(action))
     return updates(*actions)
 
 
