@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from node.cases.lifecycle import Role, Status, allowed_actions
 from node.certificates.model import TYPES
 from node.cli.main import main
 from node.identifiers import make_certificate_id
 from node.runtime.node import Node
 from node.runtime.service import start_http
 from node.trust.keys import load_signing_key
+from tests import lifecycle_oracle as oracle
 from tests.cases import case_body, matter_of, status_of
 from tests.nodes import (
     cli_env,
@@ -369,8 +369,8 @@ async def test_events_handler_applies_accepting_requests(
         case_id = await submitted(capsys, tmp_path, sh_url, js, 5)
         code, out, err = await yrd(capsys, "case", "event", case_id, "accept", "--url", js_url)
         assert code == 0, err
-        expected = allowed_actions(Status.ACCEPTED, Role.HANDLING)
-        assert out == f"{case_id}: accepted (next: {', '.join(a.value for a in expected)})\n"
+        expected = oracle.legal_actions("accepted", "handling", oracle.REST_ACTIONS)
+        assert out == f"{case_id}: accepted (next: {', '.join(expected)})\n"
         code, out, err = await yrd(
             capsys,
             "case",
