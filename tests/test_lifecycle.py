@@ -321,7 +321,8 @@ def test_missing_required_field_is_refused(
     with pytest.raises(TransitionRefused) as caught:
         apply_update(status, update(action, 1, **blank))
     assert (caught.value.code, caught.value.field) == ("missing_field", field)
-    assert str(caught.value) == f"case is {status.value}; {action.value} needs a {field}"
+    article = "an" if field == "evaluation" else "a"
+    assert str(caught.value) == f"case is {status.value}; {action.value} needs {article} {field}"
 
 
 @pytest.mark.parametrize(

@@ -231,7 +231,7 @@ def test_a_move_by_the_other_side_names_the_owner() -> None:
             {"action": Action.EVALUATE, "by": A},
             "missing_field",
             "evaluation",
-            "case is completed; evaluate needs a evaluation",
+            "case is completed; evaluate needs an evaluation",
         ),
         (
             Status.ACCEPTED,
@@ -245,7 +245,7 @@ def test_a_move_by_the_other_side_names_the_owner() -> None:
             {"evaluation": Evaluation(5)},
             "unexpected_field",
             "evaluation",
-            "case is delivered; accept cannot carry a evaluation (only evaluate does)",
+            "case is delivered; accept cannot carry an evaluation (only evaluate does)",
         ),
     ],
 )

@@ -407,6 +407,9 @@ def _update_error(field: str, detail: str) -> InvalidCaseField:
     return InvalidCaseField("invalid_update", detail, field=field)
 
 
+_A_FIELD: Final = {"reason": "a reason", "result": "a result", "evaluation": "an evaluation"}
+
+
 def check_fields(current: Status, update: CaseUpdate) -> None:
     """Refuse an update that lacks the field its action needs or carries one it may not (rule 8).
 
@@ -424,7 +427,7 @@ def check_fields(current: Status, update: CaseUpdate) -> None:
             "missing_field",
             current,
             action,
-            f"case is {current.value}; {action.value} needs a {needed}",
+            f"case is {current.value}; {action.value} needs {_A_FIELD[needed]}",
             field=needed,
         )
     for name, owner in (("result", Action.COMPLETE), ("evaluation", Action.EVALUATE)):
@@ -433,7 +436,7 @@ def check_fields(current: Status, update: CaseUpdate) -> None:
                 "unexpected_field",
                 current,
                 action,
-                f"case is {current.value}; {action.value} cannot carry a {name} "
+                f"case is {current.value}; {action.value} cannot carry {_A_FIELD[name]} "
                 f"(only {owner.value} does)",
                 field=name,
             )
