@@ -31,10 +31,12 @@ from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
+from yarl import URL
 
 from node.cases.lifecycle import CONCLUDED
 from node.cases.wire import instant
 from node.cli.applications import Pair, fetch_fixtures, plan_applications
+from node.cli.mesh_folder import NotAMeshFolder, check_mesh_folder, start_command
 from node.cli.node_client import NodeApi, NodeRefused, NodeUnreachable
 from node.cli.output import percentile
 from node.runtime.mesh import Mesh, MeshError
@@ -83,9 +85,14 @@ def read_mesh(directory: Path) -> dict[str, Endpoint]:
             for n in nodes
         }
     except FileNotFoundError:
+        try:
+            check_mesh_folder(directory)
+        except NotAMeshFolder as exc:
+            raise LoadError(
+                f"no mesh is up in {directory}: {exc}, then start it: yrd mesh up --dir {directory}"
+            ) from None
         raise LoadError(
-            f"no mesh is up in {directory}: {path} does not exist "
-            f"(start one with: yrd mesh up --dir {directory})"
+            f"no mesh is up in {directory} (start one with: yrd mesh up --dir {directory})"
         ) from None
     except NoToken as exc:
         raise LoadError(f"{exc}; or set YRD_HTTP_TOKEN") from None
@@ -193,13 +200,18 @@ class CaseStream:
         self.first_submission: float | None = None
         self.last_answer: float | None = None
 
-    async def check_nodes(self) -> None:
-        """Every node answers and is ready; LoadError naming the first that is not."""
+    async def check_nodes(self, directory: Path | None = None) -> None:
+        """Every node answers and is ready; LoadError naming the first that is not (and,
+        given the mesh folder, the command that starts it)."""
         for province, api in self.apis.items():
             try:
                 await api.call("GET", "/readyz")
             except NodeUnreachable as exc:
-                raise LoadError(f"the {province} node does not answer: {exc}") from None
+                where = URL(api.url).authority
+                hint = f"; start it: {start_command(directory, province)}" if directory else ""
+                raise LoadError(
+                    f"the {province} node does not answer at {where} ({exc.reason}){hint}"
+                ) from None
             except NodeRefused:
                 raise LoadError(
                     f"the {province} node at {api.url} is not ready (see {api.url}/readyz)"

@@ -86,7 +86,7 @@ def run_load(args: argparse.Namespace) -> int:
     async def go() -> LoadReport:
         async with session() as http:
             stream = CaseStream(http, endpoints)
-            await stream.check_nodes()
+            await stream.check_nodes(args.dir)
             cases = await stream.plan(pairs, args.cases)
             if not args.json:
                 say(
