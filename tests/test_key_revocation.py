@@ -1,5 +1,6 @@
 """A member's signing key revoked under it, on three real nodes: what the operator sees
-(``yrd status``, the dashboard, the reload metric) and the way back (rotate, reload)."""
+(``yrd status``, the dashboard, the reload metric) and the way back (rotate, reload); and
+the reason a refused reload is counted under."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import pytest
 
 from node.cli.main import main
 from node.cli.mesh_auth import mesh_session
-from node.runtime.node import Node, StartupError
+from node.runtime.config import ConfigError
+from node.runtime.node import Node, OwnKeyUnusable, StartupError, reload_failure_reason
 from node.runtime.service import start_http
-from node.trust.keys import load_signing_key
+from node.trust.keys import KeyFileError, load_signing_key
 from node.trust.layout import read_manifest
+from node.trust.manifest import ManifestDowngrade, ManifestSignatureInvalid
 from tests.nodes import config_for, eventually, make_mesh, running, settled
 
 PROVINCES = ("shanghai", "jiangsu", "zhejiang")
@@ -122,3 +125,36 @@ async def test_a_node_whose_key_is_revoked_is_shown_refused_with_the_way_out(
     assert all(n.link(p).refusal is None for n in nodes.values() for p in n.peers)
     code, out, _ = await yrd(capsys, "status", "--mesh", str(directory))
     assert code == 0 and out.endswith("\nhealthy\n"), out
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (OwnKeyUnusable("signing key … is revoked", "signing_key_revoked"), "signing_key_revoked"),
+        (ConfigError("node.toml is not valid TOML"), "config_invalid"),
+        (KeyFileError("signing.key is readable by group or others"), "signing_key_unreadable"),
+        (FileNotFoundError(2, "No such file or directory"), "file_missing"),
+        (PermissionError(13, "Permission denied"), "file_unreadable"),
+        (ManifestDowngrade("version 1 is older than 2"), "manifest_downgrade"),
+        (ManifestSignatureInvalid("altered"), "manifest_signature_invalid"),
+    ],
+)
+def test_a_refused_reload_is_counted_under_what_was_wrong(error: Exception, reason: str) -> None:
+    """The reload metric's reason says what was wrong, never the generic startup_error."""
+    assert reload_failure_reason(error) == reason
+
+
+async def test_a_broken_node_toml_on_reload_is_counted_and_keeps_the_node(
+    tmp_path: Path,
+) -> None:
+    """A node.toml that no longer parses refuses the reload (counted as config_invalid); the
+    manifest and key in force stay."""
+    directory = make_mesh(tmp_path)
+    config = config_for(directory, "shanghai")
+    async with running(config) as node:
+        assert config.source is not None
+        config.source.write_text(config.source.read_text() + "garbage [\n")
+        with pytest.raises(ConfigError):
+            await node.reload()
+        assert node.metrics.manifest_reload_failures.labels("config_invalid")._value.get() == 1
+        assert node.credentials.manifest.version == 1
