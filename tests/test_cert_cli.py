@@ -367,21 +367,26 @@ async def test_a_stopped_mesh_node_is_named_with_the_command_that_starts_it(
 async def test_a_folder_that_is_no_mesh_says_so_and_how_to_make_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], folder: str
 ) -> None:
-    """``--mesh`` naming a missing folder, an empty one or a file says "not a mesh folder"
-    and ``yrd mesh init DIR``, and names no file inside it; nothing is asked."""
+    """``--mesh``/``--dir`` naming a missing folder, an empty one or a file says "not a mesh
+    folder" and ``yrd mesh init DIR``, and names no file inside it; nothing is asked or
+    changed."""
     where = tmp_path / folder
     if folder == "empty":
         where.mkdir()
     elif folder == "file":
         where.write_text("x")
     for argv in (
-        ("cert", "usage", CARD_ID, "--province", "jiangsu"),
-        ("case", "list", "--province", "jiangsu"),
-        ("status",),
-        ("catalog",),
+        ("cert", "usage", CARD_ID, "--province", "jiangsu", "--mesh"),
+        ("case", "list", "--province", "jiangsu", "--mesh"),
+        ("status", "--mesh"),
+        ("catalog", "--mesh"),
+        ("load", "--dir"),
+        ("manifest", "show", "--dir"),
+        ("manifest", "rotate-key", "--province", "jiangsu", "--dir"),
+        ("manifest", "revoke-key", "--province", "jiangsu", "--key-id", "ed25519:00", "--dir"),
     ):
-        code, out, err = await yrd(capsys, *argv, "--mesh", str(where))
+        code, out, err = await yrd(capsys, *argv, str(where))
         assert (code, out) == (2, ""), argv
-        assert err.startswith(f"yrd: {where} is not a mesh folder ("), argv
-        assert err.endswith(f"; create one with: yrd mesh init {where}\n"), argv
+        assert f"{where} is not a mesh folder (" in err, argv
+        assert f"; create one with: yrd mesh init {where}" in err, argv
         assert "governance" not in err and "manifest.json" not in err

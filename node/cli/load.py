@@ -93,7 +93,7 @@ def read_mesh(directory: Path) -> dict[str, Endpoint]:
             )
             for n in nodes
         }
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         try:
             check_mesh_folder(directory)
         except NotAMeshFolder as exc:

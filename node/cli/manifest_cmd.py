@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from monitoring.status import days_left
+from node.cli.mesh_folder import NotAMeshFolder, check_mesh_folder
 from node.cli.output import emit_json, fail, table
 from node.runtime.config import ConfigError
 from node.runtime.mesh import read_record
@@ -81,7 +82,18 @@ def describe(manifest: Manifest, now: float) -> dict[str, Any]:
     }
 
 
+def _not_a_mesh_folder(directory: Path) -> str | None:
+    """What to say when ``--dir`` is no mesh folder (rather than naming a file in it)."""
+    try:
+        check_mesh_folder(directory)
+    except NotAMeshFolder as exc:
+        return str(exc)
+    return None
+
+
 def run_show(args: argparse.Namespace) -> int:
+    if wrong := _not_a_mesh_folder(args.dir):
+        return fail(wrong)
     now = time.time()
     try:
         manifest = layout.read_manifest(args.dir)
@@ -147,6 +159,8 @@ def _reload_hint(directory: Path) -> str:
 
 
 def run_rotate(args: argparse.Namespace) -> int:
+    if wrong := _not_a_mesh_folder(args.dir):
+        return fail(wrong)
     now = time.time()
     try:
         previous = layout.signing_key_in_use(args.dir, args.province)
@@ -180,6 +194,8 @@ def run_rotate(args: argparse.Namespace) -> int:
 
 
 def run_revoke(args: argparse.Namespace) -> int:
+    if wrong := _not_a_mesh_folder(args.dir):
+        return fail(wrong)
     try:
         manifest = layout.revoke_signing_key(
             args.dir, args.province, args.key_id, now=time.time(), force=args.force
