@@ -151,3 +151,17 @@ async def test_a_mesh_node_that_is_up_is_not_reported(
                 await runner.cleanup()
     assert code == 0 and out.endswith("\nhealthy\n"), out
     assert "start it" not in out and "NO ANSWER" not in out
+
+
+async def test_node_maintenance_on_a_stopped_node(
+    stopped_mesh: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``yrd node maintenance`` for a node that is down says where it should answer and the
+    command that runs it."""
+    config = stopped_mesh / "zhejiang" / "node.toml"
+    code, out, err = await yrd(capsys, "node", "maintenance", "on", "--config", str(config))
+    assert (code, out) == (2, "")
+    assert err == (
+        f"yrd: the node is not answering at {http_of(stopped_mesh, 'zhejiang')} "
+        f"({NOTHING_LISTENS}); start it: yrd node run --config {config}\n"
+    )
