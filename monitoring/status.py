@@ -11,7 +11,7 @@ Rules kept here:
 - A link whose heartbeats are refused shows the fault code and which side refuses, instead of
   "not answering"; a node that every peer refuses is flagged on its own, first.
 - Days left until an expiry are whole days rounded down (``days_left``), the one rule for the
-  CLI and the dashboard: "89 days" means at least 89 full days remain.
+  CLI and the dashboard: "89 d" means at least 89 full days remain.
 """
 
 from __future__ import annotations
@@ -298,13 +298,12 @@ NODE_HEADERS = [
 
 
 def days_left(moment: float, now: float) -> str:
-    """``89 days`` (whole days, rounded down), ``0 days`` on the last day, ``EXPIRED`` after.
+    """``89 d`` (whole days, rounded down), ``0 d`` on the last day, ``EXPIRED`` after.
 
-    The one rule every surface uses (module rules)."""
+    The one rule and the one wording every surface uses (module rules)."""
     if moment <= now:
         return "EXPIRED"
-    days = math.floor((moment - now) / DAY)
-    return f"{days} day" if days == 1 else f"{days} days"
+    return f"{math.floor((moment - now) / DAY)} d"
 
 
 def _days_left(stamp: str | None, now: float) -> str:

@@ -122,12 +122,12 @@ def test_a_node_every_peer_refuses_is_flagged_first_with_the_way_out() -> None:
 
 
 def test_days_left_is_whole_days_rounded_down() -> None:
-    """One rounding everywhere: 89.9 days left is "89 days", one day "1 day", the last hours
-    "0 days", and a past moment EXPIRED."""
-    assert days_left(89.9 * DAY, 0.0) == "89 days"
-    assert days_left(90 * DAY, 0.0) == "90 days"
-    assert days_left(1.5 * DAY, 0.0) == "1 day"
-    assert days_left(3600.0, 0.0) == "0 days"
+    """One rounding everywhere: 89.9 days left is "89 d", the last hours "0 d", and a past
+    moment EXPIRED."""
+    assert days_left(89.9 * DAY, 0.0) == "89 d"
+    assert days_left(90 * DAY, 0.0) == "90 d"
+    assert days_left(1.5 * DAY, 0.0) == "1 d"
+    assert days_left(3600.0, 0.0) == "0 d"
     assert days_left(0.0, 0.0) == "EXPIRED"
     assert days_left(0.0, 5.0) == "EXPIRED"
 
