@@ -1,21 +1,34 @@
 """The federation status view: ask every node for ``/v1/status`` and judge the whole.
 
-Used by ``yrd status`` and the demo. A federation is healthy when every node answered and is
-ready, every directed link is up with its circuit not open, and nothing is parked.
+Used by ``yrd status``, the demo and the dashboard. A federation is healthy when every node
+answered and is ready, every directed link is up with its circuit not open, and nothing is
+parked.
+
+Rules kept here:
+- Nodes are named by province wherever it is known (from their answer, or from the mesh
+  folder for one that did not answer), never by URL alone; a node that did not answer says
+  why in a few words (``connection refused``), never a transport library's exception text.
+- A link whose heartbeats are refused shows the fault code and which side refuses, instead of
+  "not answering"; a node that every peer refuses is flagged on its own, first.
+- Days left until an expiry are whole days rounded down (``days_left``), the one rule for the
+  CLI and the dashboard: "89 d" means at least 89 full days remain.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 STATUS_TIMEOUT = 5.0
+DAY = 86400.0
 
 
 @dataclass(frozen=True)
@@ -23,10 +36,43 @@ class NodeAnswer:
     url: str
     status: Mapping[str, Any] | None
     error: str = ""
+    """Why there is no status, in a few words (``connection refused``)."""
+    name: str | None = None
+    """The node's province as the caller knows it (the mesh folder), for one that is silent."""
+
+    @property
+    def label(self) -> str:
+        """The province when known, else the URL."""
+        if self.status is not None and isinstance(self.status.get("province"), str):
+            return str(self.status["province"])
+        return self.name or self.url
+
+
+def unreachable_reason(exc: BaseException, timeout: float | None = None) -> str:
+    """Why an HTTP request to a node got no answer, in words a user can act on."""
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:.0f} s" if timeout else "no answer in time"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, ConnectionRefusedError):
+            return "connection refused: nothing listens there"
+        return exc.os_error.strerror or type(exc.os_error).__name__
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the connection closed before an answer"
+    if isinstance(exc, ConnectionError | OSError):
+        return exc.strerror or type(exc).__name__
+    return type(exc).__name__
+
+
+def _refused_status(status: int) -> str:
+    if status == 401:
+        return "HTTP 401: the token is not accepted there"
+    if status == 403:
+        return "HTTP 403: the token may not read status"
+    return f"HTTP {status}"
 
 
 async def fetch_status(
-    session: aiohttp.ClientSession, url: str, token: str | None = None
+    session: aiohttp.ClientSession, url: str, token: str | None = None, name: str | None = None
 ) -> NodeAnswer:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
@@ -36,32 +82,125 @@ async def fetch_status(
             timeout=aiohttp.ClientTimeout(total=STATUS_TIMEOUT),
         ) as response:
             if response.status != 200:
-                return NodeAnswer(url, None, f"HTTP {response.status}")
-            return NodeAnswer(url, await response.json())
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        return NodeAnswer(url, None, f"unreachable: {type(exc).__name__} {exc}".strip())
+                return NodeAnswer(url, None, _refused_status(response.status), name)
+            return NodeAnswer(url, await response.json(), name=name)
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        return NodeAnswer(url, None, unreachable_reason(exc, STATUS_TIMEOUT), name)
 
 
-async def fetch_all(urls: Sequence[str], token: str | None = None) -> list[NodeAnswer]:
+async def fetch_all(
+    urls: Sequence[str], token: str | None = None, names: Mapping[str, str] | None = None
+) -> list[NodeAnswer]:
+    """Every node's status; ``names`` gives the province of a URL, for nodes that are silent."""
+    names = names or {}
     async with aiohttp.ClientSession() as session:
-        return list(await asyncio.gather(*(fetch_status(session, u, token) for u in urls)))
+        return list(
+            await asyncio.gather(*(fetch_status(session, u, token, names.get(u)) for u in urls))
+        )
 
 
-def problems(answers: Sequence[NodeAnswer]) -> list[str]:
-    """Everything unhealthy, one sentence each; empty means healthy."""
+# --- refusals -------------------------------------------------------------------------------
+
+REFUSAL_ADVICE = {
+    "key_revoked": "its signing key is revoked: yrd manifest rotate-key --dir {mesh} "
+    "--province {node}, then SIGHUP every node",
+    "key_not_current": "its signing key is not current in the manifest: yrd manifest "
+    "rotate-key --dir {mesh} --province {node}, then SIGHUP every node",
+    "unknown_key": "the manifest does not list the key it signs with: publish one that does, "
+    "then SIGHUP every node",
+    "unknown_sender": "the manifest the peers hold does not list it",
+    "manifest_expired": "a manifest has expired: publish a new version, then SIGHUP every node",
+}
+"""What to do about a node every peer refuses, by the refusal's fault code."""
+
+
+def refusing_side(status: Mapping[str, Any], link: Mapping[str, Any]) -> str | None:
+    """Which province refuses heartbeats on this link (``link`` from ``status['peers']``),
+    or None when they are not refused."""
+    refusal = link.get("refusal")
+    if not isinstance(refusal, Mapping):
+        return None
+    return str(link.get("peer")) if refusal.get("by") == "peer" else str(status.get("province"))
+
+
+def refused_nodes(statuses: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Province -> the refusal codes, for each node whose every peer refuses it.
+
+    A peer refuses a node when it answers the node's heartbeat with a signed fault, or when it
+    will not take the node's signed answer to its own heartbeat; either node's view counts,
+    so one that answered is enough.
+    """
+    refusals: dict[str, dict[str, str]] = {}
+    """refused province -> refusing peer -> code"""
+    peers: dict[str, set[str]] = {}
+    for status in statuses:
+        me = str(status.get("province"))
+        for link in status.get("peers", []):
+            peer = str(link.get("peer"))
+            peers.setdefault(me, set()).add(peer)
+            peers.setdefault(peer, set()).add(me)
+            refusal = link.get("refusal")
+            by = refusing_side(status, link)
+            if by is None or not isinstance(refusal, Mapping):
+                continue
+            refused = me if by == peer else peer
+            refusals.setdefault(refused, {})[by] = str(refusal.get("code"))
+    return {
+        node: sorted(set(by.values()))
+        for node, by in refusals.items()
+        if peers.get(node) and set(by) >= peers[node]
+    }
+
+
+# --- judging --------------------------------------------------------------------------------
+
+
+def problems(
+    answers: Sequence[NodeAnswer],
+    start_hint: Callable[[str], str | None] | None = None,
+    *,
+    mesh: str = "DIR",
+) -> list[str]:
+    """Everything unhealthy, one sentence each; empty means healthy.
+
+    ``start_hint(province)`` gives the command that starts a node that did not answer;
+    ``mesh`` is the mesh folder the advice names.
+    """
     found = []
+    statuses = [a.status for a in answers if a.status is not None]
+    for node, codes in refused_nodes(statuses).items():
+        advice = "; ".join(
+            REFUSAL_ADVICE[c].format(node=node, mesh=mesh) for c in codes if c in REFUSAL_ADVICE
+        )
+        found.append(
+            f"{node}: EVERY peer refuses its messages ({', '.join(codes)})"
+            + (f"; {advice}" if advice else "")
+        )
     for answer in answers:
         s = answer.status
         if s is None:
-            found.append(f"{answer.url}: no status ({answer.error})")
+            where = URL(answer.url).authority or answer.url
+            hint = start_hint(answer.label) if start_hint else None
+            found.append(
+                f"{answer.label}: node not answering at {where} ({answer.error})"
+                + (f"; start it: {hint}" if hint else "")
+            )
             continue
-        name = s.get("province", answer.url)
+        name = answer.label
         if not s.get("ready"):
             bad = {k: v for k, v in s.get("checks", {}).items() if v != "ok"}
             found.append(f"{name}: not ready ({'; '.join(f'{k}: {v}' for k, v in bad.items())})")
         for link in s.get("peers", []):
             arrow = f"{name}→{link['peer']}"
-            if not link.get("up"):
+            by = refusing_side(s, link)
+            if by is not None:
+                refusal = link["refusal"]
+                whose = f"{name}'s messages" if by == link["peer"] else f"{link['peer']}'s answers"
+                found.append(
+                    f"{arrow}: {by} refuses {whose}: {refusal.get('code')} "
+                    f"({refusal.get('detail') or 'no detail'})"
+                )
+            elif not link.get("up"):
                 found.append(f"{arrow}: peer not answering heartbeats")
             # Half-open is a trial under way with a peer that answers again, not a fault.
             if link.get("circuit") == "open":
@@ -82,25 +221,49 @@ def problems(answers: Sequence[NodeAnswer]) -> list[str]:
     return found
 
 
-def link_rows(answers: Sequence[NodeAnswer]) -> list[list[Any]]:
+# --- tables ---------------------------------------------------------------------------------
+
+
+def _stamp(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+
+
+def ago(stamp: str | None, now: float) -> str:
+    """``12 s ago``, ``5 min ago``, ``3 h ago``, ``2 days ago`` for a status timestamp."""
+    if not stamp:
+        return "never"
+    seconds = max(0.0, now - _stamp(stamp))
+    for unit, size, up_to in (("s", 1, 120), ("min", 60, 120), ("h", 3600, 48)):
+        if seconds < size * up_to:
+            return f"{math.floor(seconds / size)} {unit} ago"
+    return f"{math.floor(seconds / DAY)} days ago"
+
+
+def link_rows(answers: Sequence[NodeAnswer], now: float | None = None) -> list[list[Any]]:
+    """One row per directed link of each node that answered (a silent node's own links are
+    unknown; its peers' rows show them down)."""
+    now = time.time() if now is None else now
     rows: list[list[Any]] = []
     for answer in answers:
         s = answer.status
         if s is None:
-            rows.append([answer.url, "?", "DOWN", "", "", "", "", "", answer.error])
             continue
         for link in s.get("peers", []):
+            by = refusing_side(s, link)
+            state = "REFUSED" if by else "up" if link.get("up") else "DOWN"
+            refusal = link.get("refusal") or {}
             rows.append(
                 [
-                    s.get("province"),
+                    answer.label,
                     link["peer"],
-                    "up" if link.get("up") else "DOWN",
+                    state,
                     "" if link.get("rtt_ms") is None else f"{link['rtt_ms']:.1f}",
                     link.get("outbox_depth", 0),
                     f"{link.get('oldest_pending_age_seconds', 0):.1f}",
                     link.get("circuit", ""),
                     link.get("dead_letters", 0),
-                    link.get("last_success_at") or "",
+                    ago(link.get("last_success_at"), now),
+                    f"{refusal.get('code')} (by {by})" if by else "",
                 ]
             )
     return rows
@@ -116,6 +279,7 @@ LINK_HEADERS = [
     "circuit",
     "dead",
     "last success",
+    "refused",
 ]
 
 
@@ -124,8 +288,8 @@ NODE_HEADERS = [
     "ready",
     "manifest",
     "manifest ends",
-    "signing key ends",
-    "TLS cert ends",
+    "key ends",
+    "TLS ends",
     "dead",
     "overdue",
     "platform",
@@ -133,12 +297,17 @@ NODE_HEADERS = [
 ]
 
 
+def days_left(moment: float, now: float) -> str:
+    """``89 d`` (whole days, rounded down), ``0 d`` on the last day, ``EXPIRED`` after.
+
+    The one rule and the one wording every surface uses (module rules)."""
+    if moment <= now:
+        return "EXPIRED"
+    return f"{math.floor((moment - now) / DAY)} d"
+
+
 def _days_left(stamp: str | None, now: float) -> str:
-    if not stamp:
-        return "?"
-    moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-    days = (moment - now) / 86400
-    return "EXPIRED" if days <= 0 else f"{days:.0f} d"
+    return days_left(_stamp(stamp), now) if stamp else "?"
 
 
 def node_rows(answers: Sequence[NodeAnswer], now: float | None = None) -> list[list[Any]]:
@@ -148,13 +317,13 @@ def node_rows(answers: Sequence[NodeAnswer], now: float | None = None) -> list[l
     for answer in answers:
         s = answer.status
         if s is None:
-            rows.append([answer.url, "NO ANSWER", "", "", "", "", "", "", "", answer.error])
+            rows.append([answer.label, "NO ANSWER", "", "", "", "", "", "", "", ""])
             continue
         expiries = s.get("expiries", {})
         failing = [k for k, v in s.get("checks", {}).items() if v != "ok"]
         rows.append(
             [
-                s.get("province"),
+                answer.label,
                 "yes" if s.get("ready") else "NO",
                 f"v{s.get('manifest', {}).get('version', '?')}",
                 _days_left(expiries.get("manifest"), now),

@@ -441,7 +441,8 @@ async def test_refused_event_exits_1_with_problem_code(
 
 
 async def test_unreachable_node_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    """A URL where no node listens exits 2 with a message naming the URL, for every command."""
+    """A URL where no node listens exits 2 with one line naming where and why, for every
+    command."""
     url = f"http://127.0.0.1:{free_base_port(1) + 1000}"
     for argv in (
         ("case", "list", "--url", url),
@@ -450,7 +451,10 @@ async def test_unreachable_node_exits_2(capsys: pytest.CaptureFixture[str]) -> N
     ):
         code, out, err = await yrd(capsys, *argv)
         assert (code, out) == (2, ""), argv
-        assert f"cannot reach the node at {url}" in err and "connection refused" in err
+        where = url.removeprefix("http://")
+        assert err == f"yrd: the node is not answering at {where} (connection refused: " + (
+            "nothing listens there)\n"
+        )
 
 
 async def test_bearer_token_from_environment(

@@ -117,7 +117,8 @@ async def test_import_verify_and_usage(
         shown = header(out)
         assert shown["status"] == "valid" and shown["issuer"] == "shanghai"
         assert shown["holder"] == MASKED and shown["cached"] == "no"
-        assert shown["checked"] and shown["valid until"] >= shown["checked"]
+        assert shown["valid"] == "yes" and "valid until" not in shown
+        assert shown["checked"] and shown["answer good until"] >= shown["checked"]
         assert out.endswith("\ndisclosed: status only\n")
 
         code, out, err = await yrd(capsys, *ask, "--field", "name", "--url", js_url)
@@ -262,6 +263,17 @@ async def test_presentations_and_revocation(
         assert (code, out) == (1, "")
         assert err.startswith("yrd: certificate_not_valid: ")
 
+        # Online verification of the revoked card agrees with the offline check: exit 3, and
+        # no "valid until" beside "revoked" (the attestation's lifetime is the answer's).
+        ask = ["cert", "verify", CARD_ID, "--holder", LI_MINGHUA, "--purpose", "hotel_check_in"]
+        code, out, err = await yrd(capsys, *ask, "--url", js_url)
+        assert (code, err) == (3, "")
+        shown = header(out)
+        assert (shown["valid"], shown["status"]) == ("NO", "revoked")
+        assert "valid until" not in out
+        code, out, err = await yrd(capsys, *ask, "--url", js_url, "--json")
+        assert (code, json.loads(out)["status"]) == (3, "revoked")
+
 
 async def test_import_stops_when_the_node_refuses_the_request(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
@@ -307,16 +319,74 @@ async def test_command_line_problems_exit_2(
     assert (code, out) == (2, "") and "item [1] is not a certificate object" in err
 
 
+UNREACHABLE_COMMANDS = (
+    ("cert", "verify", CARD_ID, "--holder", LI_MINGHUA, "--purpose", "hotel_check_in"),
+    ("cert", "usage", CARD_ID),
+    ("cert", "consent", "--holder", LI_MINGHUA, "--purpose", "hotel_check_in", "--field", "name"),
+    ("cert", "import", "CARD_FILE"),
+    ("presentation", "issue", CARD_ID, "--holder", LI_MINGHUA),
+    ("presentation", "verify", "AQAB"),
+    ("case", "list"),
+)
+
+
 async def test_unreachable_node_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A URL where no node listens exits 2 with a message naming the URL, for every command."""
-    url = f"http://127.0.0.1:{free_base_port(1) + 1000}"
-    for argv in (
-        ("cert", "verify", CARD_ID, "--holder", LI_MINGHUA, "--purpose", "hotel_check_in"),
-        ("cert", "usage", CARD_ID),
-        ("cert", "import", str(card_file(tmp_path, CARD))),
-        ("presentation", "issue", CARD_ID, "--holder", LI_MINGHUA),
-        ("presentation", "verify", "AQAB"),
-    ):
-        code, out, err = await yrd(capsys, *argv, "--url", url)
+    """A URL where no node listens exits 2 with one line naming where and why, for every
+    command; no transport library's exception text, no traceback."""
+    port = free_base_port(1) + 1000
+    card = str(card_file(tmp_path, CARD))
+    for argv in UNREACHABLE_COMMANDS:
+        argv = tuple(card if a == "CARD_FILE" else a for a in argv)
+        code, out, err = await yrd(capsys, *argv, "--url", f"http://127.0.0.1:{port}")
         assert (code, out) == (2, ""), argv
-        assert f"cannot reach the node at {url}" in err and "connection refused" in err
+        assert err == (
+            f"yrd: the node is not answering at 127.0.0.1:{port} "
+            "(connection refused: nothing listens there)\n"
+        ), argv
+
+
+async def test_a_stopped_mesh_node_is_named_with_the_command_that_starts_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With ``--mesh DIR --province P`` and P's node down, every command names P, where it
+    should answer, and ``yrd mesh up --dir DIR`` (no ``yrd mesh up`` keeps DIR's mesh)."""
+    mesh = make_mesh(tmp_path)
+    http = config_for(mesh, "jiangsu").http_listen
+    card = str(card_file(tmp_path, CARD))
+    for argv in UNREACHABLE_COMMANDS:
+        argv = tuple(card if a == "CARD_FILE" else a for a in argv)
+        code, out, err = await yrd(capsys, *argv, "--mesh", str(mesh), "--province", "jiangsu")
+        assert (code, out) == (2, ""), argv
+        assert err == (
+            f"yrd: the jiangsu node is not answering at {http} (connection refused: nothing "
+            f"listens there); start it: yrd mesh up --dir {mesh}\n"
+        ), argv
+
+
+@pytest.mark.parametrize("folder", ["nosuch", "empty", "file"])
+async def test_a_folder_that_is_no_mesh_says_so_and_how_to_make_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], folder: str
+) -> None:
+    """``--mesh``/``--dir`` naming a missing folder, an empty one or a file says "not a mesh
+    folder" and ``yrd mesh init DIR``, and names no file inside it; nothing is asked or
+    changed."""
+    where = tmp_path / folder
+    if folder == "empty":
+        where.mkdir()
+    elif folder == "file":
+        where.write_text("x")
+    for argv in (
+        ("cert", "usage", CARD_ID, "--province", "jiangsu", "--mesh"),
+        ("case", "list", "--province", "jiangsu", "--mesh"),
+        ("status", "--mesh"),
+        ("catalog", "--mesh"),
+        ("load", "--dir"),
+        ("manifest", "show", "--dir"),
+        ("manifest", "rotate-key", "--province", "jiangsu", "--dir"),
+        ("manifest", "revoke-key", "--province", "jiangsu", "--key-id", "ed25519:00", "--dir"),
+    ):
+        code, out, err = await yrd(capsys, *argv, str(where))
+        assert (code, out) == (2, ""), argv
+        assert f"{where} is not a mesh folder (" in err, argv
+        assert f"; create one with: yrd mesh init {where}" in err, argv
+        assert "governance" not in err and "manifest.json" not in err

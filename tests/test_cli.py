@@ -17,8 +17,9 @@ from node.cli.main import main
 from node.runtime.config import load_config
 from node.runtime.service import start_http
 from node.store import outbox
+from node.trust.keys import load_signing_key
 from node.trust.layout import load_governance_key, read_manifest
-from node.trust.manifest import verify_manifest
+from node.trust.manifest import format_time, verify_manifest
 from node.wire import pb
 from tests.nodes import (
     config_for,
@@ -225,6 +226,14 @@ def test_manifest_rotate_key(mesh4: Path, capsys: pytest.CaptureFixture[str]) ->
     )
     assert code == 0, err
     assert "version 2" in out and "SIGHUP" in out
+    old_id = load_signing_key(old_key).key_id
+    old_entry = read_manifest(mesh4).member_for_province("shanghai").key(old_id)  # type: ignore[union-attr]
+    assert old_entry is not None
+    # What stays valid, and until when: the old key's new end, seven days from now.
+    assert (
+        f"Its previous key {old_id} stays valid until {format_time(old_entry.not_after)} (7 days)"
+        in out
+    )
     manifest = read_manifest(mesh4)
     assert manifest.version == 2
     config = load_config(mesh4 / "shanghai/node.toml", {})
@@ -258,6 +267,68 @@ def test_manifest_revoke_unknown_key_refused(
     assert unknown in err and "not a signing key of shanghai" in err
     assert snapshot(mesh4) == before
     assert read_manifest(mesh4).version == 1
+
+
+def revoke(capsys: pytest.CaptureFixture[str], mesh: Path, key_id: str, *extra: str) -> Any:
+    return run(
+        capsys,
+        "manifest",
+        "revoke-key",
+        "--dir",
+        str(mesh),
+        "--province",
+        "shanghai",
+        "--key-id",
+        key_id,
+        *extra,
+    )
+
+
+def test_revoking_the_key_a_node_signs_with_needs_force(
+    mesh4: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``revoke-key`` of the key Shanghai's node.toml signs with is refused (exit 1, nothing
+    published) saying what would follow and the safe way (rotate first); with ``--force`` it
+    is published and the output names the rotation that recovers."""
+    in_use = load_signing_key(mesh4 / "shanghai/signing.key").key_id
+    before = snapshot(mesh4)
+    code, out, err = revoke(capsys, mesh4, in_use)
+    assert (code, out) == (1, "")
+    assert f"not revoked: shanghai's node signs with {in_use} now (shanghai/node.toml)" in err
+    assert "every peer refuse shanghai's messages (key_revoked)" in err
+    rotate = f"yrd manifest rotate-key --dir {mesh4} --province shanghai"
+    assert rotate in err and "--force" in err
+    assert snapshot(mesh4) == before
+
+    code, out, err = revoke(capsys, mesh4, in_use, "--force")
+    assert (code, err) == (0, "")
+    assert "revoked in manifest version 2" in out
+    assert "refuses shanghai's messages signed with that key (key_revoked)" in out
+    assert rotate in out
+    member = read_manifest(mesh4).member_for_province("shanghai")
+    assert member is not None and member.key(in_use).revoked  # type: ignore[union-attr]
+
+    # The way out: a rotation says the old key stays revoked, not that it stays valid.
+    code, out, err = run(
+        capsys, "manifest", "rotate-key", "--dir", str(mesh4), "--province", "shanghai"
+    )
+    assert code == 0, err
+    assert f"Its previous key {in_use} stays revoked" in out and "stays valid" not in out
+    assert "version 3" in out
+
+
+def test_revoking_a_key_the_node_has_moved_off_needs_no_force(
+    mesh4: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After ``rotate-key`` the old key is revoked without ``--force``."""
+    old = load_signing_key(mesh4 / "shanghai/signing.key").key_id
+    code, _, err = run(
+        capsys, "manifest", "rotate-key", "--dir", str(mesh4), "--province", "shanghai"
+    )
+    assert code == 0, err
+    code, out, err = revoke(capsys, mesh4, old)
+    assert (code, err) == (0, "")
+    assert "revoked in manifest version 3" in out and "rotate-key" not in out
 
 
 @pytest.mark.parametrize("unsafe", ["shanghai/signing.key", "governance/governance.key"])
@@ -466,11 +537,14 @@ async def test_status_table_for_healthy_pair(
         "dead",
         "last",
         "success",
+        "refused",
     ]
     assert set(lines[1]) <= {"-", " "}
     rows = [line.split() for line in lines[2:4]]
     assert [r[:3] for r in rows] == [["shanghai", "jiangsu", "up"], ["jiangsu", "shanghai", "up"]]
     assert all(r[6] == "closed" for r in rows)
+    # Heartbeats flowing keep "last success" current: seconds ago, never blank.
+    assert all(r[8:] == [r[8], "s", "ago"] and int(r[8]) < 60 for r in rows), rows
     assert "healthy" in lines
     assert document["healthy"] is True and document["problems"] == []
     assert [n["province"] for n in document["nodes"]] == ["shanghai", "jiangsu"]
@@ -501,9 +575,16 @@ async def test_status_with_node_stopped_is_unhealthy(
             await sh_http.cleanup()
 
     jiangsu_url = urls(mesh)[1]
+    where = jiangsu_url.removeprefix("http://")
     assert "UNHEALTHY" in out
-    assert f"{jiangsu_url}: no status (unreachable" in out
+    silent = f"{jiangsu_url}: node not answering at {where} (connection refused: nothing listens"
+    assert silent in out
     assert "shanghai→jiangsu: peer not answering heartbeats" in out
+    assert "ClientConnectorError" not in out
     assert document["healthy"] is False
-    assert any(p.startswith(f"{jiangsu_url}: no status") for p in document["problems"])
-    assert document["nodes"][1] == {"url": jiangsu_url, "error": document["nodes"][1]["error"]}
+    assert any(p.startswith(silent) for p in document["problems"])
+    assert document["nodes"][1] == {
+        "url": jiangsu_url,
+        "province": None,
+        "error": "connection refused: nothing listens there",
+    }

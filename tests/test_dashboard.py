@@ -238,6 +238,35 @@ def test_card_shows_the_platform_link_and_cases() -> None:
     assert "<dt>cases</dt><dd>accepting 3, handling 4</dd>" in card
 
 
+def test_a_refused_link_and_a_node_every_peer_refuses_are_shown() -> None:
+    """A link whose heartbeats are refused shows REFUSED with the code and who refuses, and the
+    card of a node every peer refuses says so; expiries use the one days-left rule."""
+    refused = {"code": "key_revoked", "by": "peer", "detail": "revoked"}
+    jiangsu = {
+        "node_id": "node-320000",
+        "province": "jiangsu",
+        "ready": True,
+        "checks": {},
+        "manifest": {"version": 1},
+        "peers": [{"peer": "shanghai", "up": False, "circuit": "closed", "refusal": refused}],
+    }
+    shanghai = {**jiangsu, "province": "shanghai", "node_id": "node-310000", "peers": []}
+    expiry = {"manifest": 89.9 * 86400}
+    page = render_page(
+        [NodeView("a", jiangsu, expiries=expiry), NodeView("b", shanghai)], own="jiangsu", now=0.0
+    )
+    cell = re.search(r'data-link="jiangsu-shanghai">(.*?)</td>', page, re.S)
+    assert cell is not None
+    assert ">REFUSED</span>" in cell.group(1) and "refused by shanghai: key_revoked" in cell.group(
+        1
+    )
+    card = re.search(r'data-province="jiangsu">(.*?)</div>', page, re.S)
+    assert card is not None and "every peer refuses it: key_revoked" in card.group(1)
+    assert ">89 d</span>" in card.group(1)  # what yrd status says too: one rule
+    other = re.search(r'data-province="shanghai">(.*?)</div>', page, re.S)
+    assert other is not None and "every peer refuses" not in other.group(1)
+
+
 def chromium_binary() -> str:
     found = shutil.which("chromium")
     if found:

@@ -16,6 +16,7 @@ from node.trust.keys import (
 )
 from node.trust.layout import (
     DEFAULT_MAY_SEND,
+    KeyInUse,
     MeshDirectoryNotEmpty,
     ProvincePorts,
     init_mesh,
@@ -275,7 +276,7 @@ def test_rotate_refuses_an_unknown_province(mesh: Path) -> None:
 def test_revoke_marks_the_key_revoked(mesh: Path) -> None:
     """A revoked key is marked so in the next manifest version and verifies nothing."""
     key_id = load_signing_key(mesh / "zhejiang" / "signing.key").key_id
-    manifest = revoke_signing_key(mesh, "zhejiang", key_id, now=NOW + 5)
+    manifest = revoke_signing_key(mesh, "zhejiang", key_id, now=NOW + 5, force=True)
     assert manifest == read_manifest(mesh, now=NOW + 5)
     assert manifest.version == 2
     member = manifest.member_for_province("zhejiang")
@@ -285,6 +286,22 @@ def test_revoke_marks_the_key_revoked(mesh: Path) -> None:
     assert key.revoked
     assert not key.usable_at(NOW + 5)
     assert revoke_signing_key(mesh, "zhejiang", key_id, now=NOW + 6).version == 2
+
+
+def test_revoke_refuses_the_key_in_use_or_the_last_usable_one(mesh: Path) -> None:
+    """Without force, the key a province's node.toml names is refused, and so is a
+    province's last usable key when DIR holds no node.toml for it; nothing is published.
+    After a rotation the old key is revoked without force."""
+    key_id = load_signing_key(mesh / "zhejiang" / "signing.key").key_id
+    with pytest.raises(KeyInUse, match=r"zhejiang's node signs with .* now"):
+        revoke_signing_key(mesh, "zhejiang", key_id, now=NOW + 5)
+    anhui = load_signing_key(mesh / "anhui" / "signing.key").key_id
+    (mesh / "anhui" / "node.toml").unlink()
+    with pytest.raises(KeyInUse, match="only usable signing key of anhui"):
+        revoke_signing_key(mesh, "anhui", anhui, now=NOW + 5)
+    assert read_manifest(mesh, now=NOW + 5).version == 1
+    rotate_signing_key(mesh, "zhejiang", now=NOW + 6)
+    assert revoke_signing_key(mesh, "zhejiang", key_id, now=NOW + 7).version == 3
 
 
 def test_revoke_refuses_unknown_province_or_key(mesh: Path) -> None:

@@ -103,9 +103,13 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         "shanghai",
         "zhejiang",
     ]
-    pairs = re.findall(r"^(\w+) → (\w+) +2 +\d +\d +[\d.]+ +[\d.]+ +(\d+)", result.stdout, re.M)
-    assert len({(a, h) for a, h, _ in pairs}) == 12, result.stdout
-    assert all(int(checked) >= 1 for _, _, checked in pairs), "免于提交 checks on every pair"
+    # accepting → handling, cases, completed, denied, rejected, withdrawn, median, p95, checked
+    pairs = re.findall(
+        r"^(\w+) → (\w+) +2 +(\d) +(\d) +(\d) +(\d) +[\d.]+ +[\d.]+ +(\d+) *$", result.stdout, re.M
+    )
+    assert len({(a, h) for a, h, *_ in pairs}) == 12, result.stdout
+    assert all(sum(map(int, row[2:6])) == 2 for row in pairs), "the outcomes add up to the cases"
+    assert all(int(row[6]) >= 1 for row in pairs), "免于提交 checks on every pair"
     assert "histories equal for 24 of 24" in result.stdout
     assert "satisfaction (好差评) by handling province: anhui" in result.stdout
     assert len(re.findall(r"^\w+ +\w+ +\w+ +\S+ +revoked ", result.stdout, re.M)) >= 1
@@ -115,6 +119,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     )
     assert result.stdout.count("verified it offline: valid") == 4
     assert result.stdout.count("chain and signatures verified") == 4
+    assert f"the mesh stays in {tmp_path / 'mesh'}" in result.stdout
 
 
 async def test_a_running_province_keeps_its_personal_data_owner_only(tmp_path: Path) -> None:

@@ -9,12 +9,13 @@ Rules kept here:
 - Mesh URLs must be plain ``http://`` on a loopback host (the operator's own machine); any
   other URL is refused with 400 so the page cannot be used to reach arbitrary hosts.
 - Every value that came from a node or a request is escaped before it reaches the HTML.
+- A link whose heartbeats are refused shows the refusal's code and who refuses, and a node
+  that every peer refuses says so on its card; days left follow ``monitoring.status``'s rule.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,14 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from yarl import URL
 
-from monitoring.status import STATUS_TIMEOUT, fetch_status
+from monitoring.status import (
+    DAY,
+    STATUS_TIMEOUT,
+    days_left,
+    fetch_status,
+    refused_nodes,
+    refusing_side,
+)
 from node.api.access import presented_token
 from node.api.problems import ProblemError
 from node.api.requests import NODE_KEY
@@ -237,9 +245,9 @@ def _number(value: object, digits: int = 1) -> str:
 
 
 def _days(timestamp: float, now: float) -> tuple[str, str]:
-    days = (timestamp - now) / 86400
-    css = "bad" if days < 0 else "warn" if days < EXPIRY_WARNING_DAYS else "ok"
-    return f"{math.floor(days)} days", css
+    days = (timestamp - now) / DAY
+    css = "bad" if days <= 0 else "warn" if days < EXPIRY_WARNING_DAYS else "ok"
+    return days_left(timestamp, now), css
 
 
 def link_cell(views: Mapping[str, NodeView], sender: str, receiver: str) -> str:
@@ -254,15 +262,21 @@ def link_cell(views: Mapping[str, NodeView], sender: str, receiver: str) -> str:
             circuit = str(link.get("circuit", ""))
             dead = link.get("dead_letters", 0)
             css = "up" if up and circuit == "closed" and not dead else "degraded" if up else "down"
+            refused_by = refusing_side(status, link)
+            state = "REFUSED" if refused_by else "up" if up else "DOWN"
             rows = [
-                f'<span class="state">{"up" if up else "DOWN"}</span>'
-                f" · rtt {_number(link.get('rtt_ms'))} ms",
+                f'<span class="state">{state}</span> · rtt {_number(link.get("rtt_ms"))} ms',
                 f"backlog {_number(link.get('outbox_depth'))}"
                 f" · oldest {_number(link.get('oldest_pending_age_seconds'))} s",
                 f"circuit {_e(circuit)}",
             ]
             if dead:
                 rows.append(f"dead letters {_number(dead)}")
+            if refused_by:
+                rows.append(
+                    f'<span class="bad">refused by {_e(refused_by)}: '
+                    f"{_e(link['refusal'].get('code'))}</span>"
+                )
             # A healthy link's last error is history from before it came up, not news.
             if css != "up" and link.get("last_error"):
                 rows.append(f'<span class="muted">{_e(link["last_error"])}</span>')
@@ -298,7 +312,8 @@ def render_matrix(views: Mapping[str, NodeView], provinces: Sequence[str]) -> st
     )
 
 
-def render_card(view: NodeView, now: float) -> str:
+def render_card(view: NodeView, now: float, refused_by_all: Sequence[str] = ()) -> str:
+    """One node's card; ``refused_by_all`` holds the refusal codes when every peer refuses it."""
     status = view.status
     if status is None:
         return (
@@ -317,6 +332,9 @@ def render_card(view: NodeView, now: float) -> str:
         ("readiness", readiness),
         ("manifest version", _e(manifest.get("version", "?"))),
     ]
+    if refused_by_all:
+        codes = _e(", ".join(refused_by_all))
+        rows.append(("peers", f'<span class="bad">every peer refuses it: {codes}</span>'))
     for label in EXPIRY_GAUGES:
         stamp = view.expiries.get(label)
         if stamp is None:
@@ -378,6 +396,8 @@ def render_page(views: Sequence[NodeView], *, own: str, now: float) -> str:
     order = list(PROVINCES)
     provinces = sorted(named, key=lambda p: (order.index(p) if p in order else len(order), p))
     links = len(provinces) * (len(provinces) - 1)
+    refused = refused_nodes([v.status for v in views if v.status is not None])
+    cards = "".join(render_card(v, now, refused.get(v.province or "", ())) for v in views)
     generated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now))
     return (
         "<!doctype html>\n"
@@ -392,7 +412,7 @@ def render_page(views: Sequence[NodeView], *, own: str, now: float) -> str:
         "<h2>Links (rows send, columns receive)</h2>"
         f"{render_matrix(by_province, provinces)}"
         "<h2>Nodes</h2>"
-        f'<div class="cards">{"".join(render_card(v, now) for v in views)}</div>'
+        f'<div class="cards">{cards}</div>'
         "<h2>Refusals by code (since each node started)</h2>"
         f"{render_refusals(views)}"
         "</body></html>\n"

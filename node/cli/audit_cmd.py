@@ -7,7 +7,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from node.cli.output import emit_json, fail
+from node.cli.output import (
+    EXIT_NOT_CHECKED,
+    EXIT_REFUSED,
+    EXIT_VERIFIED,
+    VERIFY_EXIT_CODES,
+    emit_json,
+    fail,
+)
 from node.store.audit import verify_store
 from node.store.database import StoreError
 
@@ -15,7 +22,13 @@ from node.store.database import StoreError
 def register(commands: Any) -> None:
     group = commands.add_parser("audit", help="the evidence log")
     sub = group.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    verify = sub.add_parser("verify", help="recompute the hash chain and every signature")
+    verify = sub.add_parser(
+        "verify",
+        help="recompute the hash chain and every signature",
+        description="Recompute the evidence log's hash chain and check every signature in it.",
+        epilog=VERIFY_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     verify.add_argument("--store", type=Path, required=True, help="the node's store file")
     verify.add_argument("--json", action="store_true", help="machine-readable output")
     verify.set_defaults(run=run_verify)
@@ -23,11 +36,11 @@ def register(commands: Any) -> None:
 
 def run_verify(args: argparse.Namespace) -> int:
     if not args.store.exists():
-        return fail(f"store file {args.store} does not exist")
+        return fail(f"store file {args.store} does not exist", EXIT_NOT_CHECKED)
     try:
         report = verify_store(args.store)
     except StoreError as exc:
-        return fail(str(exc))
+        return fail(str(exc), EXIT_NOT_CHECKED)
     if args.json:
         emit_json(
             {
@@ -46,4 +59,4 @@ def run_verify(args: argparse.Namespace) -> int:
             f"evidence log BROKEN at entry {report.first_bad_seq}: {report.reason} "
             f"({report.entries} entries checked before it)\n"
         )
-    return 0 if report.ok else 1
+    return EXIT_VERIFIED if report.ok else EXIT_REFUSED

@@ -7,9 +7,11 @@ Rules kept here:
   (the operator's for ``import``, else the platform's), exit 1 with the
   problem's code, detail and field on stderr when the node refuses, exit 2 when it cannot be
   reached or the command line cannot be turned into a request.
-- ``presentation verify`` also exits 3 when the token checks out but the certificate is not
-  valid (revoked, suspended, expired), so a script can tell a bad token from a bad
-  certificate.
+- ``cert verify`` and ``presentation verify`` follow the verification exit codes of
+  ``output.VERIFY_EXIT_CODES``: 3 when the answer is genuine but the certificate is not
+  valid (revoked, suspended, expired), so a script can tell a refusal from a bad
+  certificate. The validity shown is the certificate's; an attestation's own lifetime is
+  labelled as the answer's, never as "valid until".
 - Human output never shows an ID number in full (``case_cmd.mask_code``): not a holder's
   code, not an ID-number field of a certificate's face. ``--json`` gives the node's answer.
 - ``cert consent --expires`` takes any RFC 3339 time with a zone and sends it as the UTC
@@ -38,11 +40,15 @@ from node.cli.node_client import (
     node_options,
     run,
 )
-from node.cli.output import emit_json, table
+from node.cli.output import (
+    EXIT_NOT_VALID,
+    EXIT_VERIFIED,
+    VERIFY_EXIT_CODES,
+    emit_json,
+    table,
+)
 
 _ID_NUMBER: Final = re.compile(r"[0-9]{17}[0-9Xx]")
-EXIT_NOT_VALID: Final = 3
-"""``presentation verify``: the presentation is genuine, the certificate is not valid."""
 
 
 def register(commands: Any) -> None:
@@ -59,6 +65,8 @@ def register(commands: Any) -> None:
         help="verify a certificate online with its issuing province",
         description="Ask the node to verify a certificate with the node of the province that "
         "issued it. Status needs no consent; fields beyond it need the holder's.",
+        epilog=VERIFY_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verify.add_argument("certificate_id", metavar="CERTIFICATE_ID")
     verify.add_argument(
@@ -154,9 +162,10 @@ def register(commands: Any) -> None:
         "verify",
         parents=[node],
         help="verify a presentation offline",
-        description="Exit 0 when the presentation is genuine and the certificate valid, 3 "
-        "when it is genuine but the certificate is revoked, suspended or expired, 1 when "
-        "the node refuses the token.",
+        description="Check a presentation's signature and the certificate's status against "
+        "the issuer's latest revocation list, offline.",
+        epilog=VERIFY_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("presentation", metavar="TOKEN", help="the token, - for stdin")
     check.set_defaults(run=lambda args: run(args, _check))
@@ -222,25 +231,30 @@ async def _verify(api: NodeApi, args: argparse.Namespace) -> int:
     if args.requester is not None:
         body["requester"] = args.requester
     answer = (await api.call("POST", "/v1/certificates/verify", body=body)).body
+    valid = answer["status"] == "valid"
+    code = EXIT_VERIFIED if valid else EXIT_NOT_VALID
     if args.json:
         emit_json(answer)
-        return 0
+        return code
     sys.stdout.write(
         fields_block(
             [
+                ("valid", "yes" if valid else "NO"),
+                ("status", answer["status"]),
                 ("certificate", args.certificate_id),
                 ("holder", mask_code(args.holder)),
-                ("status", answer["status"]),
                 ("type", answer["certificate_type"]),
                 ("issuer", answer["issuer"]),
                 ("checked", answer["checked_at"]),
-                ("valid until", answer["valid_until"]),
+                # The attestation's lifetime (how long this answer may be reused), not the
+                # certificate's: beside "revoked", "valid until" would say the opposite.
+                ("answer good until", answer["valid_until"]),
                 ("cached", "yes" if answer["cached"] else "no"),
             ]
         )
     )
     sys.stdout.write(_disclosed(answer["certificate_type"], answer["fields"]))
-    return 0
+    return code
 
 
 async def _usage(api: NodeApi, args: argparse.Namespace) -> int:
@@ -333,7 +347,7 @@ async def _check(api: NodeApi, args: argparse.Namespace) -> int:
     if not token:
         raise UsageProblem("no token given" + (" on stdin" if from_stdin else ""))
     checked = (await api.call("POST", "/v1/presentations/verify", body={"token": token})).body
-    code = 0 if checked["valid"] else EXIT_NOT_VALID
+    code = EXIT_VERIFIED if checked["valid"] else EXIT_NOT_VALID
     if args.json:
         emit_json(checked)
         return code

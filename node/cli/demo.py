@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from monitoring.status import fetch_all, problems
-from node.cli.demo_cases import check_certificates, pair_rows, run_cases
+from node.cli.demo_cases import (
+    PAIR_HEADERS,
+    check_certificates,
+    outcome,
+    pair_rows,
+    run_cases,
+)
 from node.cli.mesh_auth import mesh_session
 from node.cli.mesh_cmd import endpoints_table
 from node.cli.output import table
@@ -67,6 +73,15 @@ async def _burst(mesh: Mesh, probes: int) -> int:
     return sent
 
 
+def burst_progress(received: int, expected: int) -> str:
+    """Probes stored and receipted by their receivers, and the rest: two parts of one whole.
+
+    (The outboxes' backlog is no part of it: a probe leaves its sender's outbox only once
+    the receipt is back, and other messages wait there too.)"""
+    on_the_way = max(0, expected - received)
+    return f"probes receipted {received} of {expected}, {on_the_way} on their way"
+
+
 async def _wait_drained(mesh: Mesh, expected: int) -> list[Any]:
     deadline = time.monotonic() + DRAIN_WAIT
     progress = Progress()
@@ -78,7 +93,7 @@ async def _wait_drained(mesh: Mesh, expected: int) -> list[Any]:
             for a in answers
             for link in (a.status or {}).get("peers", [])
         )
-        progress.show(f"receipted: {received}/{expected}, backlog {backlog}")
+        progress.show(burst_progress(received, expected))
         if received >= expected and backlog == 0:
             progress.done()
             return answers
@@ -133,13 +148,7 @@ async def _cases(mesh: Mesh, catalog: list[dict[str, Any]], per_pair: int) -> No
     done = await run_cases(mesh, catalog, per_pair=per_pair, show=progress.show)
     progress.done()
     elapsed = time.monotonic() - started
-    say(
-        table(
-            ["accepting → handling", "cases", "completed", "rejected", "median s", "p95 s",
-             "certificates checked"],
-            pair_rows(done),
-        )
-    )  # fmt: skip
+    say(table(PAIR_HEADERS, pair_rows(done)))
     rows = [
         [
             case.case_id,
@@ -154,7 +163,7 @@ async def _cases(mesh: Mesh, catalog: list[dict[str, Any]], per_pair: int) -> No
     equal = sum(case.equal for case in done)
     outcomes: dict[str, int] = {}
     for case in done:
-        outcomes[case.status] = outcomes.get(case.status, 0) + 1
+        outcomes[outcome(case)] = outcomes.get(outcome(case), 0) + 1
     say(
         f"  {len(done)} cases concluded in {elapsed:.1f} s ("
         + ", ".join(f"{n} {status}" for status, n in sorted(outcomes.items()))
@@ -184,8 +193,8 @@ async def _certificates(mesh: Mesh, catalog: list[dict[str, Any]]) -> None:
         table(
             ["issuer", "checked by", "certificate", "purpose", "result", "fields disclosed"],
             [
-                [c.issuer, c.verifier, c.certificate_type, c.purpose[:31], c.result,
-                 ", ".join(c.fields) or "(status only)"]
+                [c.issuer, c.verifier, c.certificate_type, purpose_label(c.purpose, catalog),
+                 c.result, ", ".join(c.fields) or "(status only)"]
                 for c in checks
             ],
         )
@@ -193,6 +202,13 @@ async def _certificates(mesh: Mesh, catalog: list[dict[str, Any]]) -> None:
     for line in presentations:
         say(f"  {line}")
     say("")
+
+
+def purpose_label(purpose: str, catalog: list[dict[str, Any]]) -> str:
+    """A scene as it is (``hotel_check_in``); a matter code with the matter's name beside
+    it, so a 31-digit code is not all a reader gets."""
+    name = next((m["name"] for m in catalog if m["code"] == purpose), None)
+    return f"{name}({purpose})" if name else purpose
 
 
 async def _scenario(mesh: Mesh, probes: int, per_pair: int) -> bool:
@@ -204,7 +220,7 @@ async def _scenario(mesh: Mesh, probes: int, per_pair: int) -> bool:
     say(f"burst: {probes} signed probes on each directed link…")
     started = time.monotonic()
     sent = await _burst(mesh, probes)
-    answers = await _wait_drained(mesh, sent)
+    await _wait_drained(mesh, sent)
     elapsed = time.monotonic() - started
     say(
         f"  {sent} messages signed, stored, delivered and receipted in {elapsed:.2f} s "
@@ -214,6 +230,7 @@ async def _scenario(mesh: Mesh, probes: int, per_pair: int) -> bool:
     await _cases(mesh, catalog, per_pair)
     await _certificates(mesh, catalog)
     say("federation status:")
+    answers = await fetch_all(mesh.urls, mesh_token(mesh.directory, "", "read"))
     say(render(answers))
     found = problems(answers)
     say("healthy" if not found else "UNHEALTHY:\n" + "\n".join(f"  - {p}" for p in found))
@@ -223,7 +240,10 @@ async def _scenario(mesh: Mesh, probes: int, per_pair: int) -> bool:
 def demo(directory: Path | None, *, base_port: int, probes: int, per_pair: int = 2) -> int:
     with tempfile.TemporaryDirectory(prefix="yrd-demo-") as tmp:
         root = directory or Path(tmp) / "mesh"
-        say(f"yrd demo: a four-province federation in {root}")
+        say(
+            f"yrd demo: a four-province federation in {root}"
+            + ("" if directory else " (a temporary folder, deleted at the end; --dir DIR keeps it)")
+        )
         create_mesh(root, now=time.time(), base_port=base_port)
         say(
             "  created CA, governance key, manifest v1, and per province: TLS certificate, "
@@ -251,4 +271,10 @@ def demo(directory: Path | None, *, base_port: int, probes: int, per_pair: int =
                     else f"BROKEN at {report.first_bad_seq}: {report.reason}"
                 )
             )
+        say(
+            f"the mesh stays in {root} (yrd mesh up --dir {root} starts it again)"
+            if directory is not None
+            else f"deleting the temporary folder {root.parent} with the mesh, its stores and "
+            "logs (yrd demo --dir DIR keeps them)"
+        )
         return 0 if healthy and intact else 1

@@ -174,8 +174,22 @@ async def _follow(
         await asyncio.sleep(0.25)
 
 
+OUTCOME_STEPS = {"complete": "completed", "deny": "denied", "reject": "rejected",
+                 "withdraw": "withdrawn"}  # fmt: skip
+"""The signed update that concludes a case, and the outcome it gives (an evaluation may
+follow a completion or a denial; the outcome stays)."""
+PAIR_HEADERS = ["accepting → handling", "cases", *OUTCOME_STEPS.values(), "median s", "p95 s",
+                "certificates checked"]  # fmt: skip
+
+
+def outcome(case: DemoCase) -> str:
+    """completed, denied, rejected or withdrawn; ``open`` while none of them happened."""
+    return next((OUTCOME_STEPS[s] for s in case.path if s in OUTCOME_STEPS), "open")
+
+
 def pair_rows(done: Sequence[DemoCase]) -> list[list[Any]]:
-    """Per directed pair: cases, completed, median and p95 end-to-end seconds, certificates."""
+    """Per directed pair (``PAIR_HEADERS``): cases, each outcome (they add up to the cases),
+    median and p95 end-to-end seconds, certificates checked."""
     pairs: dict[tuple[str, str], list[DemoCase]] = {}
     for case in done:
         pairs.setdefault((case.accepting, case.handling), []).append(case)
@@ -187,8 +201,7 @@ def pair_rows(done: Sequence[DemoCase]) -> list[list[Any]]:
             [
                 f"{accepting} → {handling}",
                 len(cases),
-                sum("complete" in c.path for c in cases),
-                sum(c.status == "rejected" for c in cases),
+                *(sum(outcome(c) == o for c in cases) for o in OUTCOME_STEPS.values()),
                 f"{statistics.median(times):.1f}",
                 f"{p95 or 0.0:.1f}",
                 sum(c.certificates_checked for c in cases),

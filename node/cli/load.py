@@ -31,10 +31,12 @@ from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
+from yarl import URL
 
 from node.cases.lifecycle import CONCLUDED
 from node.cases.wire import instant
 from node.cli.applications import Pair, fetch_fixtures, plan_applications
+from node.cli.mesh_folder import NotAMeshFolder, check_mesh_folder, start_command
 from node.cli.node_client import NodeApi, NodeRefused, NodeUnreachable
 from node.cli.output import percentile
 from node.runtime.mesh import Mesh, MeshError
@@ -50,7 +52,16 @@ CATALOG_WAIT: Final = 30.0
 LOOKS_IN_FLIGHT: Final = 16
 SUPPLEMENT_NOTE: Final = "已按补正告知补交材料"
 CONCLUDED_STATUSES: Final = frozenset(s.value for s in CONCLUDED)
-OUTCOME_ACTIONS: Final = frozenset({"reject", "complete", "deny", "withdraw"})
+OUTCOME_OF_ACTION: Final = {
+    "complete": "completed",
+    "deny": "denied",
+    "reject": "rejected",
+    "withdraw": "withdrawn",
+}
+"""The update that gives a case its outcome, and the outcome's name (an evaluation may
+follow a completion or a denial; the outcome stays what it was)."""
+OUTCOME_ACTIONS: Final = frozenset(OUTCOME_OF_ACTION)
+OUTCOMES: Final = tuple(OUTCOME_OF_ACTION.values())
 
 
 class LoadError(Exception):
@@ -82,10 +93,15 @@ def read_mesh(directory: Path) -> dict[str, Endpoint]:
             )
             for n in nodes
         }
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
+        try:
+            check_mesh_folder(directory)
+        except NotAMeshFolder as exc:
+            raise LoadError(
+                f"no mesh is up in {directory}: {exc}, then start it: yrd mesh up --dir {directory}"
+            ) from None
         raise LoadError(
-            f"no mesh is up in {directory}: {path} does not exist "
-            f"(start one with: yrd mesh up --dir {directory})"
+            f"no mesh is up in {directory} (start one with: yrd mesh up --dir {directory})"
         ) from None
     except NoToken as exc:
         raise LoadError(f"{exc}; or set YRD_HTTP_TOKEN") from None
@@ -149,6 +165,8 @@ class LoadCase:
     submitted_at: float | None = None
     delivered_at: float | None = None
     concluded_at: float | None = None
+    result: str = ""
+    """Its outcome once concluded: completed, denied, rejected or withdrawn (``OUTCOMES``)."""
     supplements: int = 0
     """Supplement requests this tool answered as the applicant."""
 
@@ -193,13 +211,18 @@ class CaseStream:
         self.first_submission: float | None = None
         self.last_answer: float | None = None
 
-    async def check_nodes(self) -> None:
-        """Every node answers and is ready; LoadError naming the first that is not."""
+    async def check_nodes(self, directory: Path | None = None) -> None:
+        """Every node answers and is ready; LoadError naming the first that is not (and,
+        given the mesh folder, the command that starts it)."""
         for province, api in self.apis.items():
             try:
                 await api.call("GET", "/readyz")
             except NodeUnreachable as exc:
-                raise LoadError(f"the {province} node does not answer: {exc}") from None
+                where = URL(api.url).authority
+                hint = f"; start it: {start_command(directory, province)}" if directory else ""
+                raise LoadError(
+                    f"the {province} node does not answer at {where} ({exc.reason}){hint}"
+                ) from None
             except NodeRefused:
                 raise LoadError(
                     f"the {province} node at {api.url} is not ready (see {api.url}/readyz)"
@@ -394,6 +417,7 @@ def read_view(case: LoadCase, view: Mapping[str, Any]) -> None:
             case.delivered_at = at
         if entry["action"] in OUTCOME_ACTIONS and case.concluded_at is None:
             case.concluded_at = at
+            case.result = OUTCOME_OF_ACTION[entry["action"]]
 
 
 def signed_submission_time(view: Mapping[str, Any]) -> float | None:
@@ -428,6 +452,12 @@ class PairFigures:
     cases: int
     handed_off: int
     concluded: int
+    completed: int
+    denied: int
+    rejected: int
+    withdrawn: int
+    open: int
+    """Not concluded (yet): cases = completed + denied + rejected + withdrawn + open."""
     handoff_p50: float | None
     handoff_p95: float | None
     end_to_end_p50: float | None
@@ -437,11 +467,18 @@ class PairFigures:
     def of(cls, pair: str, cases: Sequence[LoadCase]) -> PairFigures:
         handoffs = [s for c in cases if (s := c.handoff_seconds) is not None]
         ends = [s for c in cases if (s := c.end_to_end_seconds) is not None]
+        concluded = [c for c in cases if c.concluded]
+        by_outcome = {o: sum(c.result == o for c in concluded) for o in OUTCOMES}
         return cls(
             pair,
             len(cases),
             sum(c.handed_off for c in cases),
-            sum(c.concluded for c in cases),
+            len(concluded),
+            by_outcome["completed"],
+            by_outcome["denied"],
+            by_outcome["rejected"],
+            by_outcome["withdrawn"],
+            len(cases) - len(concluded),
             percentile(handoffs, 0.5),
             percentile(handoffs, 0.95),
             percentile(ends, 0.5),

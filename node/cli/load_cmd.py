@@ -86,7 +86,7 @@ def run_load(args: argparse.Namespace) -> int:
     async def go() -> LoadReport:
         async with session() as http:
             stream = CaseStream(http, endpoints)
-            await stream.check_nodes()
+            await stream.check_nodes(args.dir)
             cases = await stream.plan(pairs, args.cases)
             if not args.json:
                 say(
@@ -128,13 +128,22 @@ def render(result: LoadReport) -> str:
             "refused by problem: " + ", ".join(f"{k} {n}" for k, n in result.refused.items())
         )
     lines.append("")
+    figures = [*result.pairs, result.total]
     lines.append(
         table(
-            ["accepting → handling", "cases", "handed off", "concluded", "hand-off p50 s",
-             "p95 s", "end-to-end p50 s", "p95 s"],
-            [_row(p) for p in [*result.pairs, result.total]],
+            ["accepting → handling", "cases", "handed off", "concluded", "completed", "denied",
+             "rejected", "withdrawn", "open"],
+            [_outcome_row(p) for p in figures],
         )
+        + "(cases = completed + denied + rejected + withdrawn + open; concluded = all but "
+        "open)\n"
     )  # fmt: skip
+    lines.append(
+        table(
+            ["accepting → handling", "hand-off p50 s", "p95 s", "end-to-end p50 s", "p95 s"],
+            [_time_row(p) for p in figures],
+        )
+    )
     total = result.total
     if result.ok:
         open_cases = sum(result.still_open.values())
@@ -162,12 +171,23 @@ def render(result: LoadReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _row(figures: PairFigures) -> Sequence[Any]:
+def _outcome_row(figures: PairFigures) -> Sequence[Any]:
     return [
         figures.pair,
         figures.cases,
         figures.handed_off,
         figures.concluded,
+        figures.completed,
+        figures.denied,
+        figures.rejected,
+        figures.withdrawn,
+        figures.open,
+    ]
+
+
+def _time_row(figures: PairFigures) -> Sequence[Any]:
+    return [
+        figures.pair,
         _seconds(figures.handoff_p50, 3),
         _seconds(figures.handoff_p95, 3),
         _seconds(figures.end_to_end_p50, 1),

@@ -13,10 +13,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from monitoring.status import days_left
+from node.cli.mesh_folder import NotAMeshFolder, check_mesh_folder
 from node.cli.output import emit_json, fail, table
 from node.runtime.config import ConfigError
+from node.runtime.mesh import read_record
 from node.trust import layout
 from node.trust.keys import KeyFileError, load_signing_key
+from node.trust.layout import DAY
 from node.trust.manifest import (
     Manifest,
     ManifestError,
@@ -48,10 +52,22 @@ def register(commands: Any) -> None:
     rotate.add_argument("--overlap-days", type=float, default=7.0)
     rotate.set_defaults(run=run_rotate)
 
-    revoke = sub.add_parser("revoke-key", help="revoke a signing key now")
+    revoke = sub.add_parser(
+        "revoke-key",
+        help="revoke a signing key now",
+        description="Revoke a province's signing key in a new manifest version. A key the "
+        "province's node signs with now, or its last usable key, is refused without --force: "
+        "rotate first (rotate-key), load the manifest on every node, then revoke the old key.",
+    )
     revoke.add_argument("--dir", type=Path, required=True)
     revoke.add_argument("--province", required=True)
     revoke.add_argument("--key-id", required=True)
+    revoke.add_argument(
+        "--force",
+        action="store_true",
+        help="revoke even the key the node signs with now (a leaked key); every peer then "
+        "refuses its messages until it rotates to a new key",
+    )
     revoke.set_defaults(run=run_revoke)
 
 
@@ -66,7 +82,18 @@ def describe(manifest: Manifest, now: float) -> dict[str, Any]:
     }
 
 
+def _not_a_mesh_folder(directory: Path) -> str | None:
+    """What to say when ``--dir`` is no mesh folder (rather than naming a file in it)."""
+    try:
+        check_mesh_folder(directory)
+    except NotAMeshFolder as exc:
+        return str(exc)
+    return None
+
+
 def run_show(args: argparse.Namespace) -> int:
+    if wrong := _not_a_mesh_folder(args.dir):
+        return fail(wrong)
     now = time.time()
     try:
         manifest = layout.read_manifest(args.dir)
@@ -117,29 +144,86 @@ def run_sign(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_rotate(args: argparse.Namespace) -> int:
+def _reload_hint(directory: Path) -> str:
+    """How to make the nodes load a new manifest: the ``yrd mesh up`` pid of DIR when one
+    runs (it forwards SIGHUP to its nodes), else SIGHUP to each node."""
     try:
+        supervisor = read_record(directory).supervisor_pid
+    except (OSError, ValueError):
+        supervisor = None
+    if supervisor is not None:
+        return (
+            f"kill -HUP {supervisor}  (yrd mesh up in {directory}; it passes SIGHUP to its nodes)"
+        )
+    return "send SIGHUP to every node (kill -HUP <node pid>; yrd mesh up passes it on to its nodes)"
+
+
+def run_rotate(args: argparse.Namespace) -> int:
+    if wrong := _not_a_mesh_folder(args.dir):
+        return fail(wrong)
+    now = time.time()
+    try:
+        previous = layout.signing_key_in_use(args.dir, args.province)
         key_id = layout.rotate_signing_key(
-            args.dir, args.province, now=time.time(), overlap_days=args.overlap_days
+            args.dir, args.province, now=now, overlap_days=args.overlap_days
         )
         manifest = layout.read_manifest(args.dir)
     except (ConfigError, KeyFileError, ManifestError, OSError, ValueError) as exc:
         return fail(str(exc))
+    member = manifest.member_for_province(args.province)
+    old = member.key(previous) if member is not None and previous is not None else None
+    if old is None:
+        kept = ""
+    elif old.revoked:
+        kept = f"Its previous key {old.key_id} stays revoked: peers refuse what it signs.\n"
+    else:
+        # The overlap asked for, unless the key was due to end sooner anyway.
+        cut = abs(old.not_after - (now + args.overlap_days * DAY)) < 1
+        left = f"{args.overlap_days:g} days" if cut else days_left(old.not_after, now)
+        kept = (
+            f"Its previous key {old.key_id} stays valid until {format_time(old.not_after)} "
+            f"({left}), so messages signed with it before the switch still verify; "
+            "revoke it before then if it must end sooner.\n"
+        )
     sys.stdout.write(
-        f"{args.province} signs with {key_id} from now on; the old key stays valid for "
-        f"{args.overlap_days:g} days. Manifest version {manifest.version} published: "
-        "send SIGHUP to every node to load it.\n"
+        f"{args.province} signs with {key_id} from now on "
+        f"({args.province}/{layout.NODE_CONFIG} names it).\n{kept}"
+        f"Manifest version {manifest.version} published. Load it: {_reload_hint(args.dir)}\n"
     )
     return 0
 
 
 def run_revoke(args: argparse.Namespace) -> int:
+    if wrong := _not_a_mesh_folder(args.dir):
+        return fail(wrong)
     try:
-        manifest = layout.revoke_signing_key(args.dir, args.province, args.key_id, now=time.time())
-    except (KeyFileError, ManifestError, OSError, ValueError) as exc:
+        manifest = layout.revoke_signing_key(
+            args.dir, args.province, args.key_id, now=time.time(), force=args.force
+        )
+    except layout.KeyInUse as in_use:
+        return fail(
+            f"not revoked: {in_use}.\n"
+            f"  Revoked, it would make every peer refuse {args.province}'s messages "
+            f"(key_revoked) until {args.province} signs with a new key.\n"
+            f"  To replace it: {_rotate_command(args)}, load the manifest on every node "
+            "(SIGHUP), then revoke the old key.\n"
+            "  To revoke it anyway (a key that leaked): add --force, then rotate as above.",
+            1,
+        )
+    except (ConfigError, KeyFileError, ManifestError, OSError, ValueError) as exc:
         return fail(str(exc))
     sys.stdout.write(
-        f"key {args.key_id} of {args.province} revoked in manifest version {manifest.version}: "
-        "send SIGHUP to every node to load it.\n"
+        f"key {args.key_id} of {args.province} revoked in manifest version {manifest.version}.\n"
+        f"Load it: {_reload_hint(args.dir)}\n"
     )
+    if args.force:
+        sys.stdout.write(
+            f"Every peer that loads it refuses {args.province}'s messages signed with that key "
+            f"(key_revoked) until {args.province} signs with a new one: "
+            f"{_rotate_command(args)}, then load the manifest on every node again.\n"
+        )
     return 0
+
+
+def _rotate_command(args: argparse.Namespace) -> str:
+    return f"yrd manifest rotate-key --dir {args.dir} --province {args.province}"

@@ -5,8 +5,8 @@ Rules kept here:
   bearer token comes from ``YRD_HTTP_TOKEN`` when it is set, else, with ``--mesh``, from the
   mesh folder: the province's token of the scope the command needs (``mesh_access``).
 - Exit 0 on success; 1 when the node refuses (its problem's code, detail and field on
-  stderr); 2 when the node cannot be reached or the command line cannot be turned into a
-  request (``run``).
+  stderr); 2 when the node cannot be reached (named by province, with the command that
+  starts it) or the command line cannot be turned into a request (``run``).
 - Transport errors are mapped to ``NodeUnreachable`` in one place (``NodeApi.call``).
 """
 
@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
+from yarl import URL
 
+from monitoring.status import unreachable_reason
+from node.cli.mesh_folder import NotAMeshFolder, mesh_configs, node_down
 from node.cli.output import fail
-from node.runtime.mesh import MeshError, node_configs
 from node.runtime.mesh_access import NoToken, bearer, tool_token
 
 TIMEOUT: Final = aiohttp.ClientTimeout(total=10)
@@ -52,6 +54,12 @@ def node_options() -> argparse.ArgumentParser:
 
 class NodeUnreachable(Exception):
     """The node did not answer: connection refused, DNS, TLS, timeout."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"cannot reach the node at {url}: {reason}")
+        self.url = url
+        self.reason = reason
+        """Why, in a few words (``connection refused: nothing listens there``)."""
 
 
 class NodeRefused(Exception):
@@ -118,7 +126,7 @@ class NodeApi:
                 text = await response.text()
                 status, answer_headers = response.status, response.headers
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise NodeUnreachable(f"cannot reach the node at {self.url}: {_reason(exc)}") from None
+            raise NodeUnreachable(self.url, unreachable_reason(exc, TIMEOUT.total)) from None
         try:
             document = json.loads(text) if text else {}
         except ValueError:
@@ -137,16 +145,6 @@ class NodeApi:
         if not isinstance(document, dict):
             raise NodeRefused("unexpected_answer", f"{method} {path} did not answer a JSON object")
         return Answer(status, document, answer_headers)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {TIMEOUT.total:.0f} s"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        if isinstance(exc.os_error, ConnectionRefusedError):
-            return "connection refused (is the node running, and is this its HTTP port?)"
-        return exc.os_error.strerror or str(exc.os_error)
-    return str(exc) or type(exc).__name__
 
 
 @asynccontextmanager
@@ -171,7 +169,8 @@ def run(args: argparse.Namespace, command: Command, *, scope: str = "platform") 
     except UsageProblem as problem:
         return fail(str(problem), 2)
     except NodeUnreachable as exc:
-        return fail(str(exc), 2)
+        where = URL(exc.url).authority or exc.url
+        return fail(node_down(args.mesh, args.province, where, exc.reason), 2)
     except NodeRefused as refusal:
         return fail(str(refusal), 1)
 
@@ -192,9 +191,9 @@ def _node_url(args: argparse.Namespace) -> str:
     if args.province is None:
         raise UsageProblem("--mesh needs --province: whose node to ask")
     try:
-        configs = node_configs(args.mesh)
-    except (MeshError, OSError, ValueError) as exc:
-        raise UsageProblem(f"cannot read mesh {args.mesh}: {exc}") from None
+        configs = mesh_configs(args.mesh)
+    except NotAMeshFolder as exc:
+        raise UsageProblem(str(exc)) from None
     for config in configs:
         if config.province == args.province:
             return f"http://{config.http_listen}"

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
+from monitoring.status import unreachable_reason
 from node.cli.output import fail
 from node.runtime.config import ConfigError, load_config
 from node.runtime.logs import configure_logging
@@ -81,7 +83,9 @@ def run_maintenance(args: argparse.Namespace) -> int:
     try:
         status, body = asyncio.run(switch())
     except (aiohttp.ClientError, TimeoutError) as exc:
-        return fail(f"cannot reach the node at {url}: {exc}")
+        start = f"; start it: yrd node run --config {args.config}" if args.config else ""
+        where = URL(url).authority or url
+        return fail(f"the node is not answering at {where} ({unreachable_reason(exc, 10)}){start}")
     if status != 200:
         return fail(f"the node refused: {body.get('detail', body)}")
     failing = {k: v for k, v in body["checks"].items() if v != "ok"}

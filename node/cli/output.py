@@ -6,7 +6,25 @@ import json
 import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Final
+
+# The exit codes of every verification command (cert verify, presentation verify, audit
+# verify): one table, shown in each one's --help and in README.md.
+EXIT_VERIFIED: Final = 0
+"""Genuine and valid."""
+EXIT_REFUSED: Final = 1
+"""Not genuine, or refused: a broken evidence chain, a token or request the node refuses."""
+EXIT_NOT_CHECKED: Final = 2
+"""Nothing was checked: a wrong command line, a missing file, a node that does not answer."""
+EXIT_NOT_VALID: Final = 3
+"""Genuine, but not valid: the certificate is revoked, suspended or expired."""
+VERIFY_EXIT_CODES: Final = (
+    "exit codes (every verify command):\n"
+    "  0  genuine and valid\n"
+    "  1  not genuine, or refused (a broken chain, a token or request the node refuses)\n"
+    "  2  not checked (a wrong command line, a missing file, a node that does not answer)\n"
+    "  3  genuine, but not valid: the certificate is revoked, suspended or expired"
+)
 
 
 def _width(text: str) -> int:

@@ -1,7 +1,10 @@
 """Signed heartbeats: each node asks every peer for a receipt at a fixed interval.
 
-The receipt's round trip is the peer's RTT; a peer that answers is "up". Heartbeats are
-signed and checked like any message but not stored (see ``inbound``). An answer from a
+The receipt's round trip is the peer's RTT; a peer that answers is "up", and its receipt
+counts as the link's last success. A signed refusal either way (the peer's fault, or this
+node's check of the peer's answer) is kept on the link with its code, so status can say
+why a peer that answers is still down. Heartbeats are signed and checked like any message
+but not stored (see ``inbound``). An answer from a
 peer whose delivery circuit is open cuts that worker's back-off short, so a backlog starts
 draining as soon as the peer is back rather than at the end of a long back-off.
 """
@@ -12,7 +15,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from node.delivery.circuit import CircuitState
+from node.delivery.circuit import CircuitState, LinkRefusal
 from node.protocol.checks import check_reply
 from node.protocol.envelope import header, seal
 from node.protocol.faults import Refusal
@@ -64,6 +67,11 @@ async def beat_once(node: Node, peer: Peer, sequence: int) -> None:
         was_up = link.up
         link.up = False
         link.last_error = str(exc)
+        link.refusal = (
+            LinkRefusal(exc.code.value, by_peer=False, detail=exc.text)
+            if isinstance(exc, Refusal)
+            else None
+        )
         if was_up:
             log.warning(
                 "peer stopped answering heartbeats",
@@ -73,13 +81,17 @@ async def beat_once(node: Node, peer: Peer, sequence: int) -> None:
         link.last_heartbeat_at = node.clock()
         if reply.payload_type == "receipt":
             link.up = True
+            link.refusal = None
+            link.last_success_at = link.last_heartbeat_at
             if link.circuit is CircuitState.CLOSED:
                 link.last_error = ""
             link.rtt_seconds = link.last_heartbeat_at - started
             peer.worker.kick()
         else:
             link.up = False
-            link.last_error = f"{reply.message.fault.code}: {reply.message.fault.text}"
+            fault = reply.message.fault
+            link.last_error = f"{fault.code}: {fault.text}"
+            link.refusal = LinkRefusal(fault.code, by_peer=True, detail=fault.text)
             log.warning(
                 "peer refused our heartbeat",
                 extra={"peer": peer.province, "code": reply.message.fault.code},

@@ -40,7 +40,7 @@ from node.platform.link import PlatformLink
 from node.protocol.checks import CheckLimits, check_reply
 from node.protocol.envelope import Sealed, header, seal
 from node.protocol.faults import FaultCode, Refusal
-from node.runtime.config import NodeConfig, PlatformConfig, load_config
+from node.runtime.config import ConfigError, NodeConfig, PlatformConfig, load_config
 from node.runtime.heartbeat import HEARTBEAT_TIMEOUT, heartbeat_loop
 from node.runtime.inbound import InboundProcessor
 from node.runtime.supervisor import Supervisor
@@ -52,7 +52,7 @@ from node.store.outbox import OutboxItem
 from node.transport.admission import PeerAdmission
 from node.transport.client import PeerChannel
 from node.transport.server import FederationServer, start_server
-from node.trust.keys import SigningKey, load_signing_key
+from node.trust.keys import KeyFileError, SigningKey, load_signing_key
 from node.trust.manifest import Manifest, ManifestError, Member, format_time, verify_manifest
 from node.trust.tls import TlsMaterial, certificate_not_after
 from node.wire import pb
@@ -87,6 +87,16 @@ CHANNEL_RETIRE_GRACE = BATCH_TIMEOUT + HEARTBEAT_TIMEOUT + 5.0
 
 class StartupError(Exception):
     """The node cannot start; the message says what to fix."""
+
+
+class OwnKeyUnusable(StartupError):
+    """The manifest does not let this node sign with its key, or does not list the node."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        """``node_not_listed``, ``signing_key_not_listed``, ``signing_key_revoked`` or
+        ``signing_key_not_current``: the label a refused reload is counted under."""
 
 
 @dataclass(frozen=True)
@@ -126,14 +136,34 @@ def held_manifest(conn: sqlite3.Connection) -> bytes | None:
 def check_own_key(manifest: Manifest, node_id: str, key: SigningKey, now: float) -> None:
     member = manifest.member(node_id)
     if member is None:
-        raise StartupError(f"manifest version {manifest.version} does not list this node {node_id}")
+        raise OwnKeyUnusable(
+            f"manifest version {manifest.version} does not list this node {node_id}",
+            "node_not_listed",
+        )
     entry = member.key(key.key_id)
     if entry is None or not entry.usable_at(now):
         state = "not listed" if entry is None else "revoked" if entry.revoked else "not current"
-        raise StartupError(
+        raise OwnKeyUnusable(
             f"signing key {key.key_id} is {state} for {node_id} in manifest version "
-            f"{manifest.version}"
+            f"{manifest.version}",
+            "signing_key_" + state.replace(" ", "_"),
         )
+
+
+def reload_failure_reason(exc: Exception) -> str:
+    """The ``reason`` label of a refused reload: what was wrong, not which layer noticed."""
+    if isinstance(exc, OwnKeyUnusable):
+        return exc.reason
+    if isinstance(exc, KeyFileError):
+        return "signing_key_unreadable"
+    if isinstance(exc, ConfigError):
+        return "config_invalid"
+    if isinstance(exc, FileNotFoundError):
+        return "file_missing"
+    if isinstance(exc, OSError):
+        return "file_unreadable"
+    # ManifestSignatureInvalid -> manifest_signature_invalid: codes are snake_case.
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 
 class Node:
@@ -298,6 +328,11 @@ class Node:
                     clock=self.clock,
                     observer=self,
                     on_settled=self.cases.on_settled,
+                )
+                # What the store remembers, so "last success" is not blank after a restart
+                # until the first heartbeat; the link keeps it current from then on.
+                worker.link.last_success_at = outbox.last_delivered_at(
+                    self.db.reader(), member.province
                 )
                 peer = Peer(member.province, member.node_id, channel, worker)
                 self.peers[member.province] = peer
@@ -487,12 +522,12 @@ class Node:
                 current=self.credentials.manifest,
             )
             check_own_key(manifest, self.config.node_id, key, self.clock())
-        except (ManifestError, StartupError, OSError, ValueError) as exc:
-            # ManifestSignatureInvalid -> manifest_signature_invalid: codes are snake_case.
-            reason = re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+        except (ManifestError, StartupError, ConfigError, KeyFileError, OSError, ValueError) as exc:
+            reason = reload_failure_reason(exc)
             self.metrics.manifest_reload_failures.labels(reason).inc()
             log.error(
-                "reload refused; keeping the manifest and key in force", extra={"reason": str(exc)}
+                "reload refused; keeping the manifest and key in force",
+                extra={"reason": reason, "detail": str(exc)},
             )
             raise
         if manifest.version != self.credentials.manifest.version:
@@ -805,6 +840,7 @@ class Node:
                     if link.last_heartbeat_at
                     else None,
                     "last_error": link.last_error,
+                    "refusal": link.refusal.to_json() if link.refusal else None,
                     "inbound": inbound.get(peer.node_id, IDLE_DOOR),
                 }
             )

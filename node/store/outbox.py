@@ -285,6 +285,20 @@ def depth(conn: sqlite3.Connection, peer: str) -> tuple[int, float | None]:
     return int(count), None if oldest is None else float(oldest)
 
 
+def last_delivered_at(conn: sqlite3.Connection, peer: str) -> float | None:
+    """When the newest delivered item for ``peer`` was receipted; None if none was.
+
+    The newest by ``seq`` rather than the greatest ``delivered_at``: the index gives it in
+    one step, and a peer's items are delivered in ``seq`` order.
+    """
+    row = conn.execute(
+        "SELECT delivered_at FROM outbox WHERE peer = ? AND state = 'delivered' "
+        "ORDER BY seq DESC LIMIT 1",
+        (peer,),
+    ).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
 def depths(conn: sqlite3.Connection) -> dict[str, tuple[int, float | None]]:
     """``depth`` for every peer that has pending items."""
     rows = conn.execute(

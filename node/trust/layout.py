@@ -452,10 +452,34 @@ def _config_pointing_at(config_path: Path, key_file: str) -> bytes:
     return "".join(lines).encode("utf-8")
 
 
-def revoke_signing_key(directory: Path, province: str, key_id: str, *, now: float) -> Manifest:
+class KeyInUse(ValueError):
+    """Revoking this key would leave its member's node signing with a revoked key, so every
+    peer would refuse all its messages; ``revoke_signing_key`` needs ``force`` for that."""
+
+    def __init__(self, message: str, *, province: str, key_id: str) -> None:
+        super().__init__(message)
+        self.province = province
+        self.key_id = key_id
+
+
+def signing_key_in_use(directory: Path, province: str) -> str | None:
+    """The key id ``DIR/<province>/node.toml`` signs with; None when DIR holds no config for
+    that province (the governance folder of a real federation need not)."""
+    config_path = directory / province / NODE_CONFIG
+    if not config_path.exists():
+        return None
+    return load_signing_key(load_config(config_path, env={}).paths.signing_key).key_id
+
+
+def revoke_signing_key(
+    directory: Path, province: str, key_id: str, *, now: float, force: bool = False
+) -> Manifest:
     """Mark ``key_id`` of ``province`` revoked and publish; already revoked changes nothing.
 
-    Nodes stop accepting the key the moment they load the result.
+    Nodes stop accepting the key the moment they load the result. Without ``force`` a key
+    the province's node signs with now (its node.toml names it), or the province's last
+    usable key, is refused with ``KeyInUse``: the way to retire it is ``rotate_signing_key``
+    first, then revoking the old key once the node has moved.
     """
     manifest = read_manifest(directory, now=now)
     member = _member(manifest, province)
@@ -464,6 +488,16 @@ def revoke_signing_key(directory: Path, province: str, key_id: str, *, now: floa
         raise ValueError(f"key {key_id!r} is not a signing key of {province}")
     if key.revoked:
         return manifest
+    if not force:
+        others = [k for k in member.keys if k.key_id != key_id and k.usable_at(now)]
+        if signing_key_in_use(directory, province) == key_id:
+            why = f"{province}'s node signs with {key_id} now ({province}/{NODE_CONFIG})"
+        elif not others:
+            why = f"{key_id} is the only usable signing key of {province}"
+        else:
+            why = ""
+        if why:
+            raise KeyInUse(why, province=province, key_id=key_id)
     keys = tuple(replace(k, revoked=True) if k.key_id == key_id else k for k in member.keys)
     return publish_manifest(directory, manifest.with_member(replace(member, keys=keys)), now=now)
 
