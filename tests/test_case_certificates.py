@@ -160,7 +160,7 @@ async def test_acceptance_from_the_platform_waits_for_the_check(tmp_path: Path) 
                 # The officer's next step (complete, deny or ask for a supplement) came right
                 # behind its acceptance and waited behind it; both apply, in order.
                 moved_on = ("supplement_requested", "completed", "denied")
-                await eventually(lambda: status_of(sh, case_id) in moved_on, timeout=30)
+                await eventually(lambda: status_of(sh, case_id) in moved_on)
             [check] = cases_store.certificate_checks(js.db.reader(), case_id)
             assert check.state == "verified"
             assert not deferred()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from node.trust.layout import DEFAULT_PROVINCES, ports_for
-from tests.nodes import make_mesh
+from tests.nodes import BUDGET, make_mesh
 from tests.test_metric_coverage import ALERTS, SCRAPE_CONFIG, exposition_after_traffic
 
 PROMETHEUS = ALERTS.parent
@@ -43,7 +43,7 @@ def promtool_run(promtool: str, *args: str, stdin: str | None = None) -> str:
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=BUDGET,
         check=False,
     )
     output = result.stdout + result.stderr

@@ -115,7 +115,7 @@ async def test_applications_events_and_deliveries_flow_through_the_platform(tmp_
             # The simulated officer works it without delay (its first decision: accept, reject
             # or ask for a supplement that only Jiangsu's applicant could answer).
             decided = ("accepted", "rejected", "supplement_requested", "completed", "denied")
-            await eventually(lambda: status_of(js, inbound) in decided, timeout=30)
+            await eventually(lambda: status_of(js, inbound) in decided)
             await eventually(lambda: status_of(sh, inbound) == status_of(js, inbound))
             view = sh.cases.view(sh.cases.get(inbound))
             assert view["role"] == "handling"
@@ -159,7 +159,7 @@ async def test_platform_down_keeps_deliveries_until_it_returns(tmp_path: Path) -
         assert "yrd_platform_outbox_depth 2.0" in metrics
 
         async with shanghai_platform(store, port=port, delay=3600):
-            await eventually(lambda: sh.status()["platform"]["outbox_depth"] == 0, timeout=30)  # type: ignore[index]
+            await eventually(lambda: sh.status()["platform"]["outbox_depth"] == 0)  # type: ignore[index]
             await eventually(lambda: sh.status()["platform"]["up"] is True)  # type: ignore[index]
         assert sh.status()["platform"]["dead_letters"] == 0  # type: ignore[index]
 

@@ -135,7 +135,7 @@ async def test_sighup_loads_a_revocation_into_a_running_process(tmp_path: Path) 
                 item = outbox.get(sh.db.reader(), refused)
                 return item is not None and item.state == "dead"
 
-            await eventually(parked, timeout=20)
+            await eventually(parked)
             item = outbox.get(sh.db.reader(), refused)
             assert item is not None
             assert item.last_error.startswith(FaultCode.KEY_REVOKED.value)
