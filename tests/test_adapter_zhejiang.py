@@ -448,6 +448,7 @@ def test_registry_finds_zhejiang() -> None:
     assert (found.build_platform, found.make_adapter) == (build_platform, make_adapter)
 
 
+@pytest.mark.slow
 async def test_run_serves_zhejiang_signed(tmp_path: Path) -> None:
     """The platform process refuses to start without credentials, and with them serves signed
     requests from ``make_adapter`` until SIGTERM."""

@@ -248,6 +248,7 @@ def chromium_binary() -> str:
     pytest.skip("chromium is missing (Debian package chromium; `make test` installs it as root)")
 
 
+@pytest.mark.slow
 async def test_dashboard_in_headless_chromium(mesh: Mesh, tmp_path: Path) -> None:
     """Real Chromium renders the mesh page; its DOM shows every link and the refusal."""
     chromium = chromium_binary()

@@ -530,6 +530,7 @@ def test_registry() -> None:
         dialect("beijing")
 
 
+@pytest.mark.slow
 def test_run_serves_until_sigterm(tmp_path: Path) -> None:
     """The entry point serves the platform, prints its address, and stops cleanly on SIGTERM."""
     log = tmp_path / "stderr.log"

@@ -27,6 +27,8 @@ from node.trust.layout import publish_manifest, read_manifest
 from tests.nodes import BUDGET, config_for, make_mesh, running
 from tests.processes import authorized
 
+pytestmark = pytest.mark.slow
+
 START_TIMEOUT = BUDGET / 2
 REFUSAL_TIMEOUT = BUDGET / 2
 LONG_GRACE = 10 * BUDGET

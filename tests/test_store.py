@@ -179,6 +179,7 @@ async def test_reopen_keeps_data_and_runs_migrations_once(tmp_path: Path) -> Non
     assert rows(path, "SELECT name, sql FROM sqlite_master ORDER BY name") == schema
 
 
+@pytest.mark.slow
 async def test_write_survives_process_killed_without_close(tmp_path: Path) -> None:
     """A process that dies right after write() returns, without closing, loses nothing."""
     path = tmp_path / "node.db"

@@ -27,6 +27,7 @@ async def test_second_node_on_the_same_store_is_refused(tmp_path: Path) -> None:
         assert again.readiness()["store"] == "ok"
 
 
+@pytest.mark.slow
 def test_second_process_on_the_same_store_exits_with_a_clear_message(tmp_path: Path) -> None:
     """A second `yrd node run` with the same config exits non-zero saying the store is in
     use, and the first keeps running."""

@@ -290,6 +290,7 @@ def small_filesystem(where: Path, size: str = "32m") -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
+@pytest.mark.slow
 async def test_store_on_a_full_filesystem_refuses_writes_then_resumes(tmp_path: Path) -> None:
     """A node whose store sits on a real small filesystem that fills up under load refuses
     writes cleanly and, once space is freed, finishes every case without a restart."""
