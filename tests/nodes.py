@@ -7,7 +7,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -158,6 +158,19 @@ async def eventually(
 
     deadline = time.monotonic() + timeout
     while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)
+
+
+async def eventually_async(
+    predicate: Callable[[], Awaitable[bool]], *, timeout: float = BUDGET / 2, interval: float = 0.02
+) -> None:
+    """``eventually`` for a condition read by awaiting (an HTTP request, say)."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while not await predicate():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)

@@ -4,7 +4,6 @@ updates, with Jiangsu as the peer province (driven through its REST API)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sqlite3
@@ -23,7 +22,7 @@ from node.runtime.config import PlatformConfig
 from node.runtime.node import Node
 from node.store import cases as cases_store
 from tests.cases import case_body, status_of
-from tests.nodes import config_for, eventually, make_mesh, serving, settled
+from tests.nodes import config_for, eventually, eventually_async, make_mesh, serving, settled
 from tests.platforms import application_body
 
 TOKEN = "platform-token-0123456789"
@@ -100,13 +99,12 @@ async def test_applications_events_and_deliveries_flow_through_the_platform(tmp_
                 f"/v1/cases/{case_id}/events", json={"action": "accept"}
             )
             assert response.status == 200
-            followed: dict[str, Any] = {}
-            for _ in range(400):
-                followed = await progress()
-                if followed["caseStatus"] == 30:  # 已受理 in the Shanghai dialect
-                    break
-                await asyncio.sleep(0.02)
-            assert followed["caseStatus"] == 30
+
+            async def accepted_there() -> bool:
+                return bool((await progress())["caseStatus"] == 30)  # 已受理 in its dialect
+
+            await eventually_async(accepted_there)
+            followed = await progress()
             assert [n["actionCode"] for n in followed["progress"]][:2] == [101, 201]
 
             matter = load_catalog("shanghai").matters[0]

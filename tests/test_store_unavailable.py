@@ -41,6 +41,7 @@ from tests.nodes import (
     BUDGET,
     config_for,
     eventually,
+    eventually_async,
     make_mesh,
     raw_channel,
     serving,
@@ -135,15 +136,6 @@ async def store_named_not_ready(client: Client) -> bool:
         return False
     status = await (await client.get("/v1/status")).json()
     return "full" in status["checks"]["store"]
-
-
-async def eventually_async(
-    predicate: Callable[[], Awaitable[bool]], *, timeout: float = BUDGET / 2
-) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 def signed_by_node(reply: bytes, node: Node) -> bool:
