@@ -3,10 +3,11 @@ and in-process ``Node`` objects with real gRPC, real mutual TLS and real SQLite 
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +20,13 @@ from node.runtime.config import DeliveryConfig, NodeConfig, load_config
 from node.runtime.mesh_access import create_mesh, mesh_token
 from node.runtime.node import Node
 from node.trust.tls import TlsMaterial
+
+BUDGET = float(os.environ.get("YRD_TEST_BUDGET", "60"))
+"""Seconds: the one wall-clock budget tests derive every wait from (polls, process start
+and stop, per-test timeouts), as fractions or multiples of it. Generous on purpose: it
+only bounds how long a broken test takes to fail, never how fast a working one must be,
+and two cores shared with other test runs can make a working one slow. Raise it with
+``YRD_TEST_BUDGET`` on a slower machine."""
 
 FAST_DELIVERY = DeliveryConfig(
     batch_size=32,
@@ -143,13 +151,26 @@ def raw_channel(config: NodeConfig, tls: TlsMaterial, target_node_id: str) -> gr
 
 
 async def eventually(
-    predicate: Callable[[], bool], *, timeout: float = 20.0, interval: float = 0.02
+    predicate: Callable[[], bool], *, timeout: float = BUDGET / 2, interval: float = 0.02
 ) -> None:
     """Wait for a condition that another task or process brings about."""
     import asyncio
 
     deadline = time.monotonic() + timeout
     while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)
+
+
+async def eventually_async(
+    predicate: Callable[[], Awaitable[bool]], *, timeout: float = BUDGET / 2, interval: float = 0.02
+) -> None:
+    """``eventually`` for a condition read by awaiting (an HTTP request, say)."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while not await predicate():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)

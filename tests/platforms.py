@@ -25,11 +25,15 @@ from adapters.strict_json import MAX_NUMBER_DIGITS
 from node.cases.catalog import MODES, PROVINCES, load_catalog
 from node.cases.lifecycle import Action, Status
 from node.platform.adapter import ApplicationRefusal, CaseNotice, InboundCase, ProvinceAdapter
+from tests.nodes import BUDGET
 
 T0: Final = 1_772_416_800.0
 """2026-03-02 10:00 Beijing time."""
 FEDERATED: Final = {m.code: m for p in PROVINCES for m in load_catalog(p).matters}
 """Every member's matters by code, as the node finds them."""
+STUB_TIMEOUT: Final = BUDGET / 6
+"""Seconds an adapter waits for a stub's reply: ample for a reply on a loaded machine; a
+test of the timeout itself passes its own, short one to a stub that never answers."""
 WANG_JING: Final = {"name": "王静", "code_type": "111", "code": "320506199211030025"}
 
 

@@ -17,6 +17,7 @@ from yarl import URL
 from node.cli.mesh_auth import MeshAuth, mesh_tokens
 from node.runtime.config import load_config
 from node.runtime.mesh import node_run_command
+from tests.nodes import BUDGET
 
 
 def start_process(mesh: Path, province: str) -> subprocess.Popen[bytes]:
@@ -49,7 +50,7 @@ def authorized(
 
 
 def wait_ready(mesh: Path, province: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + BUDGET / 2
     while time.monotonic() < deadline:
         assert process.poll() is None, (mesh / province / "node.log").read_text()[-2000:]
         try:
@@ -71,4 +72,4 @@ def process(mesh: Path, province: str) -> Iterator[subprocess.Popen[bytes]]:
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=20)
+            proc.wait(timeout=BUDGET / 3)

@@ -46,6 +46,7 @@ from tests.certificate_samples import anhui_area_code_card
 from tests.platforms import (
     FEDERATED,
     REFUSAL,
+    STUB_TIMEOUT,
     T0,
     Platform,
     Reply,
@@ -529,8 +530,10 @@ async def test_query_refusals(tmp_path: Path) -> None:
 # --- bad replies to the adapter, from a stub that speaks broken dialect ---------------------
 
 
-def stub(handler: Reply) -> AbstractAsyncContextManager[AnhuiAdapter]:
-    return platforms.stub(handler, lambda url: AnhuiAdapter(url, timeout=0.2))
+def stub(
+    handler: Reply, *, timeout: float = STUB_TIMEOUT
+) -> AbstractAsyncContextManager[AnhuiAdapter]:
+    return platforms.stub(handler, lambda url: AnhuiAdapter(url, timeout=timeout))
 
 
 def _good_event(n: int) -> dict[str, Any]:
@@ -650,7 +653,7 @@ async def test_timeout_is_unavailable() -> None:
         await never.wait()
         return web.json_response({})
 
-    async with stub(reply) as adapter:
+    async with stub(reply, timeout=0.2) as adapter:
         with pytest.raises(PlatformUnavailable):
             await adapter.list_matters()
 

@@ -44,6 +44,7 @@ from tests import platforms
 from tests.platforms import (
     FEDERATED,
     REFUSAL,
+    STUB_TIMEOUT,
     T0,
     Platform,
     Reply,
@@ -598,8 +599,10 @@ async def test_platform_refuses_bad_paging(tmp_path: Path) -> None:
 # --- bad replies to the adapter, from a stub that speaks broken dialect ---------------------
 
 
-def stub(handler: Reply) -> AbstractAsyncContextManager[JiangsuAdapter]:
-    return platforms.stub(handler, lambda url: JiangsuAdapter(url, timeout=0.2))
+def stub(
+    handler: Reply, *, timeout: float = STUB_TIMEOUT
+) -> AbstractAsyncContextManager[JiangsuAdapter]:
+    return platforms.stub(handler, lambda url: JiangsuAdapter(url, timeout=timeout))
 
 
 def _xml_reply(data: bytes, status: int = 200) -> web.Response:
@@ -760,7 +763,7 @@ async def test_timeout_is_unavailable() -> None:
         await never.wait()
         return _xml_reply(b"<sxlb/>")
 
-    async with stub(reply) as adapter:
+    async with stub(reply, timeout=0.2) as adapter:
         with pytest.raises(PlatformUnavailable):
             await adapter.list_matters()
 

@@ -40,6 +40,7 @@ from tests import platforms
 from tests.platforms import (
     FEDERATED,
     REFUSAL,
+    STUB_TIMEOUT,
     T0,
     Platform,
     Reply,
@@ -398,8 +399,10 @@ async def test_platform_refuses_wrong_media_type_and_missing_token(tmp_path: Pat
 # --- bad replies to the adapter, from a stub that speaks broken dialect ---------------------
 
 
-def stub(handler: Reply) -> AbstractAsyncContextManager[ShanghaiAdapter]:
-    return platforms.stub(handler, lambda url: ShanghaiAdapter(url, timeout=0.2))
+def stub(
+    handler: Reply, *, timeout: float = STUB_TIMEOUT
+) -> AbstractAsyncContextManager[ShanghaiAdapter]:
+    return platforms.stub(handler, lambda url: ShanghaiAdapter(url, timeout=timeout))
 
 
 def _good_event(n: int) -> dict[str, Any]:
@@ -515,7 +518,7 @@ async def test_timeout_is_unavailable() -> None:
         await never.wait()
         return web.json_response({})
 
-    async with stub(reply) as adapter:
+    async with stub(reply, timeout=0.2) as adapter:
         with pytest.raises(PlatformUnavailable):
             await adapter.list_matters()
 

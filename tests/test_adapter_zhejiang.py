@@ -59,9 +59,11 @@ from node.platform.adapter import (
     PlatformUnavailable,
 )
 from tests import platforms
+from tests.nodes import BUDGET
 from tests.platforms import (
     FEDERATED,
     REFUSAL,
+    STUB_TIMEOUT,
     T0,
     FakeClock,
     Platform,
@@ -446,6 +448,7 @@ def test_registry_finds_zhejiang() -> None:
     assert (found.build_platform, found.make_adapter) == (build_platform, make_adapter)
 
 
+@pytest.mark.slow
 async def test_run_serves_zhejiang_signed(tmp_path: Path) -> None:
     """The platform process refuses to start without credentials, and with them serves signed
     requests from ``make_adapter`` until SIGTERM."""
@@ -456,7 +459,7 @@ async def test_run_serves_zhejiang_signed(tmp_path: Path) -> None:
     unsigned = await asyncio.create_subprocess_exec(
         *command, cwd=ROOT, env=env, stdout=PIPE, stderr=PIPE
     )
-    _, stderr = await asyncio.wait_for(unsigned.communicate(), 30)
+    _, stderr = await asyncio.wait_for(unsigned.communicate(), BUDGET / 2)
     assert unsigned.returncode == 1 and b"app_key and app_secret" in stderr
 
     (tmp_path / "creds.json").write_text(json.dumps(CREDENTIALS))
@@ -466,7 +469,7 @@ async def test_run_serves_zhejiang_signed(tmp_path: Path) -> None:
     )
     try:
         assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        line = (await asyncio.wait_for(process.stdout.readline(), BUDGET / 2)).decode()
         assert line.startswith("listening on 127.0.0.1:"), line
         adapter = make_adapter(f"http://{line.split()[-1]}", credentials=CREDENTIALS)
         try:
@@ -476,7 +479,7 @@ async def test_run_serves_zhejiang_signed(tmp_path: Path) -> None:
             await adapter.close()
         assert page.items == [] and len(matters) == len(load_catalog("zhejiang").matters)
         process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), 30) == 0
+        assert await asyncio.wait_for(process.wait(), BUDGET / 2) == 0
     finally:
         if process.returncode is None:
             process.kill()
@@ -900,9 +903,11 @@ def test_signature_check_reads_headers_case_insensitively() -> None:
 # --- bad replies to the adapter, from a stub that speaks broken dialect ---------------------
 
 
-def stub(handler: Reply) -> AbstractAsyncContextManager[ZhejiangAdapter]:
+def stub(
+    handler: Reply, *, timeout: float = STUB_TIMEOUT
+) -> AbstractAsyncContextManager[ZhejiangAdapter]:
     return platforms.stub(
-        handler, lambda url: ZhejiangAdapter(url, app_key="k", app_secret="s", timeout=0.2)
+        handler, lambda url: ZhejiangAdapter(url, app_key="k", app_secret="s", timeout=timeout)
     )
 
 
@@ -1096,7 +1101,7 @@ async def test_timeout_is_unavailable() -> None:
         await never.wait()
         return web.json_response({})
 
-    async with stub(reply) as adapter:
+    async with stub(reply, timeout=0.2) as adapter:
         with pytest.raises(PlatformUnavailable):
             await adapter.list_matters()
 

@@ -15,7 +15,7 @@ import pytest
 from node.protocol.faults import FaultCode
 from node.transport.admission import DoorClosed, PeerAdmission, PeerLimits, RefusalLog
 from node.wire import DELIVER_METHOD, DELIVER_STREAM_METHOD
-from tests.nodes import config_for, make_mesh, raw_channel, running, tls_of
+from tests.nodes import BUDGET, config_for, make_mesh, raw_channel, running, tls_of
 
 
 class Clock:
@@ -141,9 +141,12 @@ async def test_a_peer_past_its_stream_cap_gets_resource_exhausted(mesh: Path) ->
                 await call.write(os.urandom(100))
                 assert isinstance(await call.read(), bytes)  # a signed fault, the stream lives
             third = method()
-            code, details = await exchange(third, rounds=1)
+            # Refused before any message is read, so nothing is written on it: grpcio's
+            # asyncio client reports a write that crosses the server's status as INTERNAL,
+            # hiding the status (grpc/grpc#36066), which happened under load.
+            code = await asyncio.wait_for(third.code(), BUDGET / 2)
             assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert "too_many_streams" in details
+            assert "too_many_streams" in (await third.details() or "")
             first.cancel()
             second.cancel()
         sample = sh.metrics.registry.get_sample_value(

@@ -71,7 +71,7 @@ from node.api.openapi import document
 from node.cli.mesh_auth import mesh_tokens
 from tests.cases import case_body, matter_of
 from tests.certificate_samples import LI_MINGHUA, sample_json
-from tests.nodes import make_mesh
+from tests.nodes import BUDGET, make_mesh
 from tests.processes import authorized, http, process
 
 pytestmark = pytest.mark.slow
@@ -177,7 +177,7 @@ def _ask(directory: Path, province: str, method: str, path: str, body: Any = Non
         return json.loads(response.read())
 
 
-def _wait(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+def _wait(predicate: Callable[[], bool], what: str, timeout: float = BUDGET / 2) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, f"not in time: {what}"

@@ -166,6 +166,6 @@ async def test_the_handler_rejects_a_case_whose_name_it_could_not_check_before(
         case_id = (await answer.json())["case_id"]
         await eventually(lambda: status_of(js, case_id) == "delivered")
         async with serving(config_for(mesh, "zhejiang", **FAST)):
-            await eventually(lambda: status_of(sh, case_id) == "rejected", timeout=30)
+            await eventually(lambda: status_of(sh, case_id) == "rejected")
         view = sh.cases.view(sh.cases.get(case_id))
         assert "applicant_mismatch" in view["history"][-1]["reason"]

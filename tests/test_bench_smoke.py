@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.nodes import BUDGET
+
 pytestmark = pytest.mark.slow
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "exchange.py"
@@ -19,7 +21,7 @@ def test_quick_benchmark_runs_every_path_and_delivers_everything() -> None:
     """bench/exchange.py --quick measures every path (floors included) and the receiver holds
     every message it was sent, so API changes cannot silently break the benchmark."""
     result = subprocess.run(
-        [sys.executable, str(BENCH), "--quick"], capture_output=True, text=True, timeout=120
+        [sys.executable, str(BENCH), "--quick"], capture_output=True, text=True, timeout=2 * BUDGET
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     paths = ("echo unary", "echo stream", "floor: echo", "floor: \\+ durable", "node unary")
@@ -35,7 +37,7 @@ def test_quick_case_benchmark_prints_both_figures() -> None:
         [sys.executable, str(BENCH.with_name("cases.py")), "--quick"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=2 * BUDGET,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     for row in ("hand-off (cases/s)", "lifecycle p50 (ms)", "lifecycle p95 (ms)"):
@@ -50,7 +52,7 @@ def test_quick_certificate_benchmark_prints_every_row() -> None:
         [sys.executable, str(BENCH.with_name("certificates.py")), "--quick"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=2 * BUDGET,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     rows = (
@@ -99,7 +101,7 @@ PLATFORM_ROWS = (
 )
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(5 * BUDGET)
 def test_quick_resilience_benchmark_prints_every_figure() -> None:
     """bench/resilience.py --quick floods a node, feeds it a hostile platform and, as root,
     fills its disk, and prints every figure with its baseline; the exit status says that no
@@ -110,7 +112,7 @@ def test_quick_resilience_benchmark_prints_every_figure() -> None:
         [sys.executable, str(BENCH.with_name("resilience.py")), "--quick", "--parts", parts],
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=4.5 * BUDGET,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # Where even root may not mount a tmpfs, the disk part says why it was skipped.

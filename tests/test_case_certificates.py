@@ -3,7 +3,6 @@ before acceptance, its attestation kept with the case; a failed check rejects th
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from node.store import cases as cases_store
 from tests.cases import case_body, matter_of, status_of
 from tests.certificate_samples import LI_MINGHUA, _credit_code, sample_json
 from tests.nodes import config_for, eventually, make_mesh, serving, settled
+from tests.test_platform_link import checks_done
 
 CARD = sample_json("resident_id_card")
 FAST = {"revocation_refresh_seconds": 0.2}
@@ -58,11 +58,8 @@ async def test_certificate_material_verified_before_acceptance(tmp_path: Path) -
             return next(m for m in view["materials"] if m["name"] == "居民身份证")["verification"]  # type: ignore[no-any-return]
 
         await eventually(lambda: status_of(js, case_id) == "delivered")
-        for _ in range(200):
-            checked = await verification(js_client, case_id)
-            if checked["state"] != "pending":
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: checks_done(js, case_id))
+        checked = await verification(js_client, case_id)
         assert checked["state"] == "verified" and checked["status"] == "valid"
         assert checked["attestation"]
         usage = await (
@@ -160,7 +157,7 @@ async def test_acceptance_from_the_platform_waits_for_the_check(tmp_path: Path) 
                 # The officer's next step (complete, deny or ask for a supplement) came right
                 # behind its acceptance and waited behind it; both apply, in order.
                 moved_on = ("supplement_requested", "completed", "denied")
-                await eventually(lambda: status_of(sh, case_id) in moved_on, timeout=30)
+                await eventually(lambda: status_of(sh, case_id) in moved_on)
             [check] = cases_store.certificate_checks(js.db.reader(), case_id)
             assert check.state == "verified"
             assert not deferred()

@@ -15,7 +15,7 @@ import pytest
 from node.cli.chaos import KINDS, plan_schedule
 from node.cli.invariants import CaseSides, numbered_once, on_both_sides, same_history
 from node.runtime.mesh_control import alive
-from tests.nodes import free_base_port
+from tests.nodes import BUDGET, free_base_port
 
 YRD = [sys.executable, "-m", "node.cli.main"]
 PROVINCES = ("shanghai", "jiangsu", "zhejiang", "anhui")
@@ -100,7 +100,7 @@ def test_chaos_run_kills_pauses_restarts_and_every_invariant_holds(tmp_path: Pat
          "--duration", "10", "--seed", "7", "--cases", "24", "--officer-delay", "0.1"],
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=2 * BUDGET,
         check=False,
     )  # fmt: skip
     out = result.stdout

@@ -28,6 +28,7 @@ from node.runtime.service import start_http
 from node.transport.errors import FAULT_TRAILER
 from node.wire import DELIVER_METHOD
 from tests.nodes import (
+    BUDGET,
     config_for,
     eventually,
     make_mesh,
@@ -39,7 +40,7 @@ from tests.nodes import (
 
 PROVINCES = ("shanghai", "jiangsu", "zhejiang", "anhui")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM_TIMEOUT = 60.0
+CHROMIUM_TIMEOUT = BUDGET
 
 
 class Mesh:
@@ -73,7 +74,7 @@ async def mesh(tmp_path: Path) -> AsyncIterator[Mesh]:
             nodes[province] = node
         # Up is not enough: a message queued while a peer was still starting leaves that link's
         # circuit half-open until its retry goes through, so wait for every link to settle.
-        await eventually(lambda: settled(*nodes.values()), timeout=60)
+        await eventually(lambda: settled(*nodes.values()), timeout=BUDGET)
         jiangsu = nodes["jiangsu"]
         async with raw_channel(
             jiangsu.config, tls_of(directory, "shanghai"), jiangsu.config.node_id
@@ -276,6 +277,7 @@ def chromium_binary() -> str:
     pytest.skip("chromium is missing (Debian package chromium; `make test` installs it as root)")
 
 
+@pytest.mark.slow
 async def test_dashboard_in_headless_chromium(mesh: Mesh, tmp_path: Path) -> None:
     """Real Chromium renders the mesh page; its DOM shows every link and the refusal."""
     chromium = chromium_binary()

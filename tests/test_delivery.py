@@ -30,7 +30,7 @@ from node.store import outbox
 from node.store.database import Database
 from node.store.outbox import OutboxItem
 from node.transport.errors import PeerUnavailable
-from tests.nodes import eventually
+from tests.nodes import BUDGET, eventually
 
 PEER = "jiangsu"
 T0 = 1_767_225_600.0
@@ -368,8 +368,10 @@ async def test_kick_cuts_a_long_backoff_short(rig: Rig) -> None:
     assert len(channel.batches) == 2
 
 
-async def test_notify_wakes_an_idle_worker(rig: Rig) -> None:
+async def test_notify_wakes_an_idle_worker(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker that has caught up sends a newly queued row as soon as it is notified."""
+    # An idle tick far beyond the wait below: only the notification can wake the worker.
+    monkeypatch.setattr("node.delivery.worker.IDLE_TICK", 10 * BUDGET)
     channel = ScriptedChannel()
     worker = rig.build(channel, DeliveryConfig())
     await enqueue(rig.db, "m0")
@@ -378,8 +380,7 @@ async def test_notify_wakes_an_idle_worker(rig: Rig) -> None:
         await eventually(lambda: states(rig.db) == {"m0": "delivered"})
         await enqueue(rig.db, "m1")
         worker.notify()
-        # Well inside IDLE_TICK, so only the notification can have woken it.
-        await eventually(lambda: states(rig.db)["m1"] == "delivered", timeout=2.0)
+        await eventually(lambda: states(rig.db)["m1"] == "delivered")
 
     assert channel.sent_ids == [["m0"], ["m1"]]
 

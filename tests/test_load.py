@@ -20,10 +20,18 @@ import pytest
 from aiohttp import web
 
 from node.cli.load import CaseStream, Endpoint, LoadCase
-from tests.nodes import free_base_port
+from tests.nodes import BUDGET, free_base_port
 from tests.processes import authorized
 
-pytestmark = pytest.mark.slow
+MESH_UP = BUDGET
+"""Seconds ``yrd mesh up`` may take to write mesh.json, and to stop again."""
+LOAD_WAIT = round(2 * BUDGET / 3)
+"""``yrd load --wait``: seconds it waits for the cases to conclude."""
+LOAD_RUN = LOAD_WAIT + BUDGET / 2
+"""Seconds one ``yrd load`` may run: submitting, then its wait."""
+
+# The first test also brings the module's mesh up, the last one stops it.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(MESH_UP + LOAD_RUN + BUDGET)]
 
 YRD = [sys.executable, "-m", "node.cli.main"]
 PROVINCES = ("shanghai", "jiangsu", "zhejiang", "anhui")
@@ -40,7 +48,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + MESH_UP
         while not (directory / "mesh.json").exists():
             assert supervisor.poll() is None, supervisor.communicate()
             assert time.monotonic() < deadline, "mesh.json never written"
@@ -48,13 +56,18 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield directory
     finally:
         supervisor.send_signal(signal.SIGINT)
-        supervisor.communicate(timeout=60)
+        supervisor.communicate(timeout=MESH_UP)
 
 
 def load(*options: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "YRD_HTTP_TOKEN": token} if token else None
     return subprocess.run(
-        [*YRD, "load", *options], capture_output=True, text=True, timeout=90, check=False, env=env
+        [*YRD, "load", *options],
+        capture_output=True,
+        text=True,
+        timeout=LOAD_RUN,
+        check=False,
+        env=env,
     )
 
 
@@ -77,8 +90,8 @@ def case_counts(directory: Path) -> dict[str, int]:
 def test_load_hands_off_every_case_on_all_pairs(mesh: Path) -> None:
     """24 cases spread over the twelve directed pairs are all created, handed off and
     concluded; the report gives hand-off and end-to-end times per pair and in total."""
-    result = load("--dir", str(mesh), "--cases", "24", "--concurrency", "8", "--wait", "40",
-                  "--json")  # fmt: skip
+    result = load("--dir", str(mesh), "--cases", "24", "--concurrency", "8",
+                  "--wait", str(LOAD_WAIT), "--json")  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["ok"] is True
@@ -100,7 +113,7 @@ def test_load_table_on_chosen_pairs_names_no_one(mesh: Path) -> None:
     """With --pairs only those pairs get cases; the printed report is a table with a total,
     and neither it nor the progress shows an applicant's name or ID number."""
     result = load("--dir", str(mesh), "--cases", "4", "--pairs", "shanghai:anhui,jiangsu:zhejiang",
-                  "--wait", "40")  # fmt: skip
+                  "--wait", str(LOAD_WAIT))  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     rows = re.findall(r"^(\w+ → \w+|total) +(\d+) +(\d+) +(\d+) +[\d.]+ +[\d.]+ ", result.stdout,
                       re.M)  # fmt: skip
@@ -185,11 +198,11 @@ async def test_a_5xx_is_asked_again_with_the_same_key_and_a_4xx_is_final() -> No
                 http, {"shanghai": Endpoint("shanghai", f"http://127.0.0.1:{port}", None)}
             )
             good = LoadCase("shanghai", "anhui", {"matter_code": "good"}, key="k-good")
-            await stream.submit(good, retry_for=10)
+            await stream.submit(good, retry_for=BUDGET / 2)
             assert good.outcome == "created" and good.case_id == "c1"
             assert keys == ["k-good", "k-good"]
             bad = LoadCase("shanghai", "anhui", {"matter_code": "bad"}, key="k-bad")
-            await stream.submit(bad, retry_for=10)
+            await stream.submit(bad, retry_for=BUDGET / 2)
             assert (bad.outcome, bad.refusal, bad.attempts) == ("refused", "unknown_matter", 1)
     finally:
         await runner.cleanup()

@@ -15,7 +15,7 @@ import pytest
 from node.runtime.mesh import Mesh
 from node.runtime.mesh_access import create_mesh
 from node.runtime.mesh_control import alive
-from tests.nodes import free_base_port
+from tests.nodes import BUDGET, free_base_port
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def test_mesh_up_writes_mesh_json_and_stops_cleanly(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 40
+        deadline = time.monotonic() + BUDGET
         while not (directory / "mesh.json").exists():
             assert supervisor.poll() is None, supervisor.communicate()
             assert time.monotonic() < deadline, "mesh.json never written"
@@ -46,13 +46,13 @@ def test_mesh_up_writes_mesh_json_and_stops_cleanly(tmp_path: Path) -> None:
         assert [n["http"] for n in nodes] == [f"127.0.0.1:{base + 1000 + i}" for i in range(4)]
         assert [n["platform"] for n in nodes] == [f"127.0.0.1:{base + 2000 + i}" for i in range(4)]
         assert all(alive(n["pid"]) and alive(n["platform_pid"]) for n in nodes)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + BUDGET / 2
         while True:
             status = subprocess.run(
                 [*YRD, "status", "--mesh", str(directory), "--json"],
                 capture_output=True,
                 text=True,
-                timeout=30,
+                timeout=BUDGET / 2,
             )
             if status.returncode == 0:
                 break
@@ -63,7 +63,7 @@ def test_mesh_up_writes_mesh_json_and_stops_cleanly(tmp_path: Path) -> None:
         assert report["healthy"] is True and len(report["nodes"]) == 4
     finally:
         supervisor.send_signal(signal.SIGINT)
-        out, err = supervisor.communicate(timeout=40)
+        out, err = supervisor.communicate(timeout=BUDGET)
     assert supervisor.returncode == 0, err
     assert b"mesh stopped" in out
     assert not (directory / "mesh.json").exists()
@@ -89,7 +89,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=2 * BUDGET,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "heartbeats: 12/12 directed links up" in result.stdout

@@ -19,7 +19,7 @@ from adapters.shanghai.platform import BASE
 from node.cli.mesh_auth import mesh_session
 from node.runtime.mesh import Mesh
 from node.runtime.mesh_access import create_mesh
-from tests.nodes import free_base_port
+from tests.nodes import BUDGET, free_base_port
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +63,7 @@ async def anhui_application(
 
 
 async def outcomes(
-    session: aiohttp.ClientSession, mesh: Mesh, references: list[str], timeout: float = 90
+    session: aiohttp.ClientSession, mesh: Mesh, references: list[str], timeout: float = BUDGET
 ) -> list[dict[str, Any]]:
     """The Shanghai platform's view of each application once it has concluded there."""
     base = f"{mesh.platform_url('shanghai')}{BASE}/applications/"
@@ -85,7 +85,9 @@ async def test_shanghai_application_handled_in_anhui_through_both_platforms(tmp_
     mesh = Mesh(directory, officer_delay=0.2)
     try:
         await mesh.up()
-        async with mesh_session(directory, timeout=aiohttp.ClientTimeout(total=20)) as session:
+        async with mesh_session(
+            directory, timeout=aiohttp.ClientTimeout(total=BUDGET / 3)
+        ) as session:
             shanghai = citizen("shanghai")
             platform = mesh.platform_url("shanghai")
             assert platform is not None
@@ -101,7 +103,7 @@ async def test_shanghai_application_handled_in_anhui_through_both_platforms(tmp_
             assert all(shown["caseId"] for shown in seen)
 
             mesh.platforms["anhui"].terminate()
-            mesh.platforms["anhui"].wait(timeout=20)
+            mesh.platforms["anhui"].wait(timeout=BUDGET / 3)
             waiting = [
                 await shanghai.enter_application(session, platform, body)
                 for body in [await anhui_application(session, mesh, i) for i in range(4, 8)]
@@ -111,7 +113,7 @@ async def test_shanghai_application_handled_in_anhui_through_both_platforms(tmp_
                 status = await get(session, f"{mesh.url('anhui')}/v1/status")
                 return dict(status["platform"])
 
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + BUDGET / 2
             while (shown := await anhui_platform())["outbox_depth"] < 4 or shown["up"]:
                 assert time.monotonic() < deadline, shown
                 await asyncio.sleep(0.2)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from node.trust.layout import DEFAULT_PROVINCES, ports_for
-from tests.nodes import make_mesh
+from tests.nodes import BUDGET, make_mesh
 from tests.test_metric_coverage import ALERTS, SCRAPE_CONFIG, exposition_after_traffic
 
 PROMETHEUS = ALERTS.parent
@@ -43,7 +43,7 @@ def promtool_run(promtool: str, *args: str, stdin: str | None = None) -> str:
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=BUDGET,
         check=False,
     )
     output = result.stdout + result.stderr
@@ -51,12 +51,14 @@ def promtool_run(promtool: str, *args: str, stdin: str | None = None) -> str:
     return output
 
 
+@pytest.mark.slow
 def test_alert_rules_are_valid(promtool: str) -> None:
     """`promtool check rules` accepts alerts.yml."""
     output = promtool_run(promtool, "check", "rules", ALERTS.name)
     assert "SUCCESS" in output
 
 
+@pytest.mark.slow
 def test_alert_rules_pass_their_unit_tests(promtool: str) -> None:
     """Every alert fires on the series that should raise it, with the annotations expected, and
     stays silent on look-alikes (`promtool test rules`)."""
@@ -82,6 +84,7 @@ def test_every_alert_has_a_firing_and_a_silent_unit_test() -> None:
     assert silent == alerts
 
 
+@pytest.mark.slow
 def test_scrape_config_is_valid(promtool: str) -> None:
     """`promtool check config` accepts prometheus.yml and the rule file it loads."""
     output = promtool_run(promtool, "check", "config", SCRAPE_CONFIG.name)
@@ -107,6 +110,7 @@ def test_node_down_alert_watches_the_scraped_job() -> None:
     assert f'expr: up{{job="{job}"}} == 0' in ALERTS.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_live_exposition_passes_promtool_check_metrics(promtool: str, tmp_path: Path) -> None:
     """Both nodes' /metrics, after deliveries, refusals, a re-delivery and a refused reload,
     have no `promtool check metrics` lint problems."""

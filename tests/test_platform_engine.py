@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import os
@@ -41,6 +40,7 @@ from node.identifiers import (
     validate_id_number,
 )
 from node.platform.adapter import ApplicationRefusal, CaseNotice, InboundCase
+from tests.nodes import eventually
 from tests.platforms import T0, FakeClock, mistyped
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -488,10 +488,7 @@ async def test_background_people_act_when_woken(tmp_path: Path) -> None:
     case_id = case_with(7, accept=True, supplement=False)
     async with TestClient(TestServer(platform.app([]))) as client:
         platform.deliver_case(inbound(case_id))
-        for _ in range(200):
-            if len(actions(platform, case_id)) == 2:
-                break
-            await asyncio.sleep(0.005)
+        await eventually(lambda: len(actions(platform, case_id)) == 2, interval=0.005)
         assert actions(platform, case_id) == ["accept", "complete"]
         fixtures = await (await client.get("/sim/fixtures")).json()
     assert {"persons", "companies", "certificates"} <= set(fixtures)
@@ -530,6 +527,7 @@ def test_registry() -> None:
         dialect("beijing")
 
 
+@pytest.mark.slow
 def test_run_serves_until_sigterm(tmp_path: Path) -> None:
     """The entry point serves the platform, prints its address, and stops cleanly on SIGTERM."""
     log = tmp_path / "stderr.log"

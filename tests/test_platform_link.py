@@ -4,7 +4,6 @@ updates, with Jiangsu as the peer province (driven through its REST API)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sqlite3
@@ -23,7 +22,7 @@ from node.runtime.config import PlatformConfig
 from node.runtime.node import Node
 from node.store import cases as cases_store
 from tests.cases import case_body, status_of
-from tests.nodes import config_for, eventually, make_mesh, serving, settled
+from tests.nodes import config_for, eventually, eventually_async, make_mesh, serving, settled
 from tests.platforms import application_body
 
 TOKEN = "platform-token-0123456789"
@@ -100,13 +99,12 @@ async def test_applications_events_and_deliveries_flow_through_the_platform(tmp_
                 f"/v1/cases/{case_id}/events", json={"action": "accept"}
             )
             assert response.status == 200
-            followed: dict[str, Any] = {}
-            for _ in range(400):
-                followed = await progress()
-                if followed["caseStatus"] == 30:  # 已受理 in the Shanghai dialect
-                    break
-                await asyncio.sleep(0.02)
-            assert followed["caseStatus"] == 30
+
+            async def accepted_there() -> bool:
+                return bool((await progress())["caseStatus"] == 30)  # 已受理 in its dialect
+
+            await eventually_async(accepted_there)
+            followed = await progress()
             assert [n["actionCode"] for n in followed["progress"]][:2] == [101, 201]
 
             matter = load_catalog("shanghai").matters[0]
@@ -115,7 +113,7 @@ async def test_applications_events_and_deliveries_flow_through_the_platform(tmp_
             # The simulated officer works it without delay (its first decision: accept, reject
             # or ask for a supplement that only Jiangsu's applicant could answer).
             decided = ("accepted", "rejected", "supplement_requested", "completed", "denied")
-            await eventually(lambda: status_of(js, inbound) in decided, timeout=30)
+            await eventually(lambda: status_of(js, inbound) in decided)
             await eventually(lambda: status_of(sh, inbound) == status_of(js, inbound))
             view = sh.cases.view(sh.cases.get(inbound))
             assert view["role"] == "handling"
@@ -159,7 +157,7 @@ async def test_platform_down_keeps_deliveries_until_it_returns(tmp_path: Path) -
         assert "yrd_platform_outbox_depth 2.0" in metrics
 
         async with shanghai_platform(store, port=port, delay=3600):
-            await eventually(lambda: sh.status()["platform"]["outbox_depth"] == 0, timeout=30)  # type: ignore[index]
+            await eventually(lambda: sh.status()["platform"]["outbox_depth"] == 0)  # type: ignore[index]
             await eventually(lambda: sh.status()["platform"]["up"] is True)  # type: ignore[index]
         assert sh.status()["platform"]["dead_letters"] == 0  # type: ignore[index]
 

@@ -344,7 +344,7 @@ async def test_refusal_waits_for_a_platform_that_is_down(tmp_path: Path) -> None
         assert at.platform.application_progress(stored.reference).status == "submitted"
 
         watch.down = False
-        await eventually(lambda: refused_at_platform(at.platform, stored.reference), timeout=30)
+        await eventually(lambda: refused_at_platform(at.platform, stored.reference))
         await eventually(lambda: outbox(at.node)[0][1] == "delivered")
         assert set(watch.answers[:-1]) == {503} and watch.answers[-1] == 201
         assert at.platform.store.counts()["refusals"] == 1

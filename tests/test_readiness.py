@@ -1,5 +1,6 @@
-"""Honest readiness: maintenance mode and an expired TLS certificate fail /readyz by name,
-and yrd status shows readiness and trust expiries per node."""
+"""Honest readiness: maintenance mode, an expired TLS certificate and a background task that
+keeps failing fail /readyz by name, and yrd status shows readiness and trust expiries per
+node. (A store that cannot take writes: tests/test_store_unavailable.py.)"""
 
 from __future__ import annotations
 
@@ -16,9 +17,20 @@ from cryptography.hazmat.primitives import serialization
 from node.api.app import build_app
 from node.cli.main import main
 from node.runtime.service import start_http
+from node.store import certificates as library_rows
 from node.trust.keys import write_private_file
 from node.trust.tls import certificate_pem, issue_node_certificate, private_key_pem
-from tests.nodes import ScopedClient, config_for, eventually, make_mesh, running, settled, tokens_of
+from tests.certificate_samples import sample_json
+from tests.nodes import (
+    ScopedClient,
+    config_for,
+    eventually,
+    make_mesh,
+    running,
+    serving,
+    settled,
+    tokens_of,
+)
 
 
 async def test_maintenance_mode_fails_readiness_until_switched_off(tmp_path: Path) -> None:
@@ -105,3 +117,34 @@ async def test_expired_tls_certificate_fails_readiness(tmp_path: Path) -> None:
         checks = sh.readiness()
     assert checks["tls"].startswith("TLS certificate expired at")
     assert checks["manifest"] == "ok"
+
+
+async def test_a_task_that_keeps_failing_fails_readiness_naming_it(tmp_path: Path) -> None:
+    """A library row the node cannot read (a revoked card with its fields gone, as a damaged
+    store might hold) crashes the revocation-list task at every run: /readyz is 503 with
+    tasks failing, /v1/status names the task and the error, its restarts are counted; once
+    the row is mended the task runs again and the node is ready without a restart."""
+    mesh = make_mesh(tmp_path)
+    card = sample_json("resident_id_card")
+    config = config_for(mesh, "shanghai", revocation_refresh_seconds=0.05)
+    async with serving(config) as (sh, client):
+        assert (await client.get("/readyz")).status == 200
+        damaged = {"certificate_id": card["certificate_id"], "status": "revoked"}
+        await sh.db.write(
+            lambda c: library_rows.put_certificate(c, card["certificate_id"], damaged, 0.0)
+        )
+        await eventually(lambda: sh.readiness()["tasks"] != "ok")
+
+        answer = await client.get("/readyz")
+        assert answer.status == 503
+        assert (await answer.json())["checks"]["tasks"] == "failing"
+        why = (await (await client.get("/v1/status")).json())["checks"]["tasks"]
+        assert why.startswith("revocation-lists ") and "CertificateError" in why, why
+        metrics = await (await client.get("/metrics")).text()
+        restarts = re.search(r'yrd_task_restarts_total\{task="revocation-lists"\} (\S+)', metrics)
+        assert restarts is not None and float(restarts.group(1)) >= 1
+
+        mended = await client.post("/v1/certificates", json={**card, "status": "revoked"})
+        assert mended.status == 201, await mended.text()
+        await eventually(lambda: sh.readiness()["tasks"] == "ok")
+        assert (await client.get("/readyz")).status == 200

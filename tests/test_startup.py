@@ -24,11 +24,15 @@ import pytest
 from node.cli.main import main
 from node.runtime.config import load_config
 from node.trust.layout import publish_manifest, read_manifest
-from tests.nodes import config_for, make_mesh, running
+from tests.nodes import BUDGET, config_for, make_mesh, running
 from tests.processes import authorized
 
-START_TIMEOUT = 30.0
-REFUSAL_TIMEOUT = 30.0
+pytestmark = pytest.mark.slow
+
+START_TIMEOUT = BUDGET / 2
+REFUSAL_TIMEOUT = BUDGET / 2
+LONG_GRACE = 10 * BUDGET
+"""A grace period no process wait of a test outlasts: a node that waited it out fails."""
 
 
 @pytest.fixture
@@ -265,15 +269,21 @@ def node_processes(configs: list[Path], logs: Path) -> Iterator[list[subprocess.
         for process in processes:
             if process.poll() is None:
                 process.kill()
-                process.wait(timeout=10)
+                process.wait(timeout=BUDGET / 6)
 
 
 def test_sigterm_stops_node_cleanly(
     mesh: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Two node processes exchange probes; SIGTERM makes each exit 0 well within its grace
-    period, and each store's evidence log then verifies intact."""
+    period (one longer than the test waits), and each store's evidence log then verifies
+    intact."""
     paths = [mesh / p / "node.toml" for p in ("shanghai", "jiangsu")]
+    for path in paths:
+        text = path.read_text()
+        grace = "shutdown_grace_seconds = 10.0"
+        assert grace in text
+        path.write_text(text.replace(grace, f"shutdown_grace_seconds = {LONG_GRACE}"))
     configs = [load_config(p, {}) for p in paths]
     base = [f"http://{c.http_listen}" for c in configs]
     with node_processes(paths, tmp_path) as processes:
@@ -291,15 +301,12 @@ def test_sigterm_stops_node_cleanly(
 
         wait_for(drained, "probes receipted", processes)
 
-        started = time.monotonic()
         for process in processes:
             process.send_signal(signal.SIGTERM)
-        codes = [p.wait(timeout=configs[0].shutdown_grace_seconds + 5) for p in processes]
-        elapsed = time.monotonic() - started
+        codes = [p.wait(timeout=BUDGET / 2) for p in processes]
 
     logs = {p.name: p.read_text(errors="replace") for p in tmp_path.glob("*.log")}
     assert codes == [0, 0], logs
-    assert elapsed < configs[0].shutdown_grace_seconds, elapsed
     for config in configs:
         capsys.readouterr()
         assert main(["audit", "verify", "--store", str(config.paths.store)]) == 0

@@ -17,6 +17,7 @@ from node.protocol.checks import PriorDelivery
 from node.store import database, inbox, outbox
 from node.store.database import Database, DuplicateEntry, StoreCorrupt, StoreError
 from node.store.schema import MIGRATIONS, SCHEMA_VERSION
+from tests.nodes import BUDGET
 
 REPO = Path(__file__).resolve().parent.parent
 T0 = 1_767_225_600.0
@@ -66,12 +67,12 @@ class Blocker:
 
     def __call__(self, conn: sqlite3.Connection) -> str:
         self.started.set()
-        self.release.wait(timeout=30)
+        self.release.wait(timeout=BUDGET / 2)
         return "blocker"
 
     async def hold(self, store: Database) -> asyncio.Future[str]:
         held = asyncio.ensure_future(store.write(self))
-        await asyncio.to_thread(self.started.wait, 30)
+        await asyncio.to_thread(self.started.wait, BUDGET / 2)
         return held
 
 
@@ -178,6 +179,7 @@ async def test_reopen_keeps_data_and_runs_migrations_once(tmp_path: Path) -> Non
     assert rows(path, "SELECT name, sql FROM sqlite_master ORDER BY name") == schema
 
 
+@pytest.mark.slow
 async def test_write_survives_process_killed_without_close(tmp_path: Path) -> None:
     """A process that dies right after write() returns, without closing, loses nothing."""
     path = tmp_path / "node.db"
@@ -197,7 +199,7 @@ async def main():
 asyncio.run(main())
 """
     child = await asyncio.create_subprocess_exec(sys.executable, "-c", script, cwd=REPO)
-    assert await asyncio.wait_for(child.wait(), timeout=60) == 0
+    assert await asyncio.wait_for(child.wait(), timeout=BUDGET) == 0
     store = await Database.open(path)
     try:
         assert outbox.get(store.reader(), "m1") is not None

@@ -10,7 +10,7 @@ import pytest
 from node.runtime.mesh import node_run_command
 from node.runtime.node import Node
 from node.store.lock import StoreInUse
-from tests.nodes import config_for, make_mesh, running
+from tests.nodes import BUDGET, config_for, make_mesh, running
 from tests.processes import process
 
 
@@ -27,6 +27,7 @@ async def test_second_node_on_the_same_store_is_refused(tmp_path: Path) -> None:
         assert again.readiness()["store"] == "ok"
 
 
+@pytest.mark.slow
 def test_second_process_on_the_same_store_exits_with_a_clear_message(tmp_path: Path) -> None:
     """A second `yrd node run` with the same config exits non-zero saying the store is in
     use, and the first keeps running."""
@@ -36,7 +37,7 @@ def test_second_process_on_the_same_store_exits_with_a_clear_message(tmp_path: P
             node_run_command(mesh / "shanghai" / "node.toml"),
             capture_output=True,
             text=True,
-            timeout=30,
+            timeout=BUDGET / 2,
         )
         assert result.returncode != 0
         assert "in use by another node process" in result.stderr

@@ -37,7 +37,17 @@ from node.trust.layout import node_id_for
 from node.wire import DELIVER_METHOD, pb
 from tests.cases import case_body, matter_of, status_of
 from tests.federation import probe_message
-from tests.nodes import config_for, eventually, make_mesh, raw_channel, serving, settled, tls_of
+from tests.nodes import (
+    BUDGET,
+    config_for,
+    eventually,
+    eventually_async,
+    make_mesh,
+    raw_channel,
+    serving,
+    settled,
+    tls_of,
+)
 
 Client = TestClient[Any, Any]
 MATTER = matter_of("jiangsu")
@@ -128,13 +138,6 @@ async def store_named_not_ready(client: Client) -> bool:
     return "full" in status["checks"]["store"]
 
 
-async def eventually_async(predicate: Callable[[], Awaitable[bool]], *, timeout: float) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
 def signed_by_node(reply: bytes, node: Node) -> bool:
     envelope = pb.Envelope.FromString(reply)
     key = node.credentials.manifest.all_keys().get(envelope.key_id)
@@ -148,7 +151,7 @@ def reply_body(reply: bytes) -> pb.Message:
 async def conclude_all(js_client: Client, case_ids: list[str], sh: Node, js: Node) -> None:
     """The handler accepts and completes every case; both sides then show it completed."""
     for case_id in case_ids:
-        await eventually(lambda c=case_id: status_of(js, c) is not None, timeout=30)
+        await eventually(lambda c=case_id: status_of(js, c) is not None)
         for event in (
             {"action": "accept"},
             {"action": "complete", "result": {"kind": "document", "document_sha256": "ab" * 32}},
@@ -160,7 +163,7 @@ async def conclude_all(js_client: Client, case_ids: list[str], sh: Node, js: Nod
             all(status_of(sh, c) in CONCLUDED for c in case_ids)
             and all(status_of(js, c) in CONCLUDED for c in case_ids)
         ),
-        timeout=60,
+        timeout=BUDGET,
     )
 
 
@@ -201,9 +204,9 @@ async def through_the_fault(
     fill: Callable[[Node], Awaitable[None]],
     free: Callable[[Node], Awaitable[None]],
 ) -> None:
-    await eventually(lambda: len(load.case_ids) >= 4, timeout=30)
+    await eventually(lambda: len(load.case_ids) >= 4)
     await fill(sh)
-    await eventually(lambda: bool(load.unavailable), timeout=30)
+    await eventually(lambda: bool(load.unavailable))
 
     problem = load.unavailable[0]
     assert problem["code"] == "store_unavailable"
@@ -211,7 +214,7 @@ async def through_the_fault(
     assert load.retry_after == {"5"}
     # Readiness names the store while writes fail. (A full disk may still take a small
     # write now and then, in room left inside pages or the write-ahead log; so "while".)
-    await eventually_async(lambda: store_named_not_ready(sh_client), timeout=20)
+    await eventually_async(lambda: store_named_not_ready(sh_client))
     # Reads keep working.
     listed = await sh_client.get("/v1/cases")
     assert listed.status == 200
@@ -233,11 +236,11 @@ async def through_the_fault(
     assert fault.header.in_reply_to == fault.fault.message_id == LAST_PROBE[0]
 
     await free(sh)
-    await asyncio.wait_for(submitting, timeout=60)
+    await asyncio.wait_for(submitting, timeout=BUDGET)
     assert len(load.case_ids) == CASES
-    await eventually(lambda: sh.readiness()["store"] == "ok", timeout=20)
+    await eventually(lambda: sh.readiness()["store"] == "ok")
     await conclude_all(js_client, load.case_ids, sh, js)
-    await eventually(lambda: all(v == "ok" for v in sh.readiness().values()), timeout=20)
+    await eventually(lambda: all(v == "ok" for v in sh.readiness().values()))
     assert case_ids_of(sh) == case_ids_of(js) == set(load.case_ids)
     # Each case was submitted exactly once, though many submissions were refused.
     assert len(set(load.case_ids)) == CASES
@@ -279,6 +282,7 @@ def small_filesystem(where: Path, size: str = "32m") -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
+@pytest.mark.slow
 async def test_store_on_a_full_filesystem_refuses_writes_then_resumes(tmp_path: Path) -> None:
     """A node whose store sits on a real small filesystem that fills up under load refuses
     writes cleanly and, once space is freed, finishes every case without a restart."""

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from node.runtime.supervisor import Supervisor
-from tests.nodes import eventually
+from tests.nodes import BUDGET, eventually
 
 
 def quick(**changes: float) -> tuple[Supervisor, list[str]]:
@@ -36,7 +36,7 @@ async def test_failing_task_is_restarted_counted_and_logged_once_per_failure(
 
     with caplog.at_level(logging.ERROR, logger="node.runtime.supervisor"):
         supervisor.start("platform-polls", flaky)
-        await eventually(lambda: runs == 4, timeout=5)
+        await eventually(lambda: runs == 4)
     assert restarted == ["platform-polls"] * 3
     failures = [r for r in caplog.records if r.getMessage().startswith("task failed")]
     assert len(failures) == 3
@@ -65,7 +65,7 @@ async def test_problems_name_a_task_in_back_off_and_clear_once_it_runs_well() ->
     assert "deliver-jiangsu" in supervisor.problems()[0]
     assert "OSError" in supervisor.problems()[0]
     fail = False
-    await eventually(lambda: supervisor.problems() == [], timeout=5)
+    await eventually(lambda: supervisor.problems() == [])
     await supervisor.stop()
 
 
@@ -82,7 +82,7 @@ async def test_stray_cancellation_inside_a_task_is_a_failure() -> None:
         await asyncio.Event().wait()
 
     task = supervisor.start("heartbeat-anhui", work)
-    await eventually(lambda: runs == 2, timeout=5)
+    await eventually(lambda: runs == 2)
     assert not task.done()
     await supervisor.stop()
     assert task.cancelled()
@@ -123,7 +123,8 @@ async def test_a_task_that_returns_is_done() -> None:
 
 async def test_wake_ends_a_long_back_off() -> None:
     """When the cause has cleared, ``wake`` restarts a task at once, not after its back-off."""
-    supervisor, _ = quick(initial_backoff=60.0, max_backoff=60.0)
+    # A back-off far beyond the wait below: only ``wake`` can restart the task in time.
+    supervisor, _ = quick(initial_backoff=10 * BUDGET, max_backoff=10 * BUDGET)
     runs = 0
 
     async def work() -> None:
@@ -136,7 +137,7 @@ async def test_wake_ends_a_long_back_off() -> None:
     supervisor.start("certificate-checks", work)
     await eventually(lambda: supervisor.problems() != [])
     supervisor.wake()
-    await eventually(lambda: runs == 2, timeout=2)
+    await eventually(lambda: runs == 2)
     await supervisor.stop()
 
 
