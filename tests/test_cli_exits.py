@@ -62,8 +62,13 @@ def test_ctrl_c_ends_with_one_line() -> None:
         listener.listen()
         listener.settimeout(BUDGET)
         url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        # A shell's background job (how CI may run us) inherits SIGINT ignored, and Python
+        # then keeps it ignored; a terminal's Ctrl-C reaches a command with it in force.
         process = subprocess.Popen(
-            [YRD, "status", url], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            [YRD, "status", url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
             connection, _ = listener.accept()  # the command is now waiting for an answer
