@@ -117,6 +117,9 @@ X = ILLEGAL
 W = WRONG_SIDE
 
 # (status, action) -> (outcome when the accepting side takes it, when the handling side does)
+NO_MOVE: Final[dict[str, tuple[Outcome, Outcome]]] = {action: (X, X) for action in ACTIONS}
+"""A status nothing leaves: every action illegal for either side."""
+
 EXPECTED: Final[dict[str, dict[str, tuple[Outcome, Outcome]]]] = {
     "submitted": {
         # DESIGN is silent on a second submit; product rule 3: submit opens the case and is
@@ -235,42 +238,15 @@ EXPECTED: Final[dict[str, dict[str, tuple[Outcome, Outcome]]]] = {
     "rejected": {
         # Terminal: §6 gives no move out of rejected, not even an evaluation
         # ("completed/denied → evaluated" names only those two).
-        "submit": (X, X),
-        "deliver": (X, X),
-        "accept": (X, X),
-        "reject": (X, X),
-        "request_supplement": (X, X),
-        "supplement": (X, X),
-        "complete": (X, X),
-        "deny": (X, X),
-        "withdraw": (X, X),
-        "evaluate": (X, X),
+        **NO_MOVE,
     },
     "evaluated": {
         # Terminal: §6 "one per case" (一次一评), so a second evaluation is illegal.
-        "submit": (X, X),
-        "deliver": (X, X),
-        "accept": (X, X),
-        "reject": (X, X),
-        "request_supplement": (X, X),
-        "supplement": (X, X),
-        "complete": (X, X),
-        "deny": (X, X),
-        "withdraw": (X, X),
-        "evaluate": (X, X),
+        **NO_MOVE,
     },
     "withdrawn": {
         # Terminal: the applicant took the case back.
-        "submit": (X, X),
-        "deliver": (X, X),
-        "accept": (X, X),
-        "reject": (X, X),
-        "request_supplement": (X, X),
-        "supplement": (X, X),
-        "complete": (X, X),
-        "deny": (X, X),
-        "withdraw": (X, X),
-        "evaluate": (X, X),
+        **NO_MOVE,
     },
 }
 
