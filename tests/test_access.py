@@ -141,7 +141,7 @@ async def test_refused_writes_change_nothing(mesh: Path) -> None:
             response = await client.request(method, path, json=body, headers=headers)
             assert response.status in (401, 403)
         assert footprint(node) == before
-        assert node.maintenance_since is None
+        assert node.health.maintenance_since is None
         assert (await client.get("/readyz")).status == 200
 
 
@@ -151,7 +151,7 @@ async def test_open_routes_need_no_token_and_readyz_says_no_more(mesh: Path) -> 
     async with bare(mesh) as (node, client):
         assert (await client.get("/healthz")).status == 200
         assert (await client.get("/metrics")).status == 200
-        node.set_maintenance(True)
+        node.health.set_maintenance(True)
         answer = await client.get("/readyz")
         assert answer.status == 503
         body = await answer.json()

@@ -173,7 +173,7 @@ async def test_a_suspended_peer_is_refused_and_its_stream_ended(mesh: Path) -> N
                 await channel.unary_unary(DELIVER_METHOD)(os.urandom(100), timeout=5)
             assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "peer_suspended" in (refused.value.details() or "")
-        jiangsu = next(p for p in sh.status()["peers"] if p["peer"] == "jiangsu")  # type: ignore[union-attr, index]
+        jiangsu = next(p for p in sh.health.status()["peers"] if p["peer"] == "jiangsu")  # type: ignore[union-attr, index]
         assert jiangsu["inbound"]["suspended"] is True  # type: ignore[index]
         assert (
             sh.metrics.registry.get_sample_value("yrd_peer_suspended", {"peer": "jiangsu"}) == 1.0

@@ -91,7 +91,7 @@ async def test_heartbeats_mark_peers_up_with_rtt(mesh: Path) -> None:
         await eventually(lambda: sh.link("jiangsu").up and js.link("shanghai").up)
         assert sh.link("jiangsu").rtt_seconds is not None
         assert 0 < sh.link("jiangsu").rtt_seconds < BUDGET  # seconds, not milliseconds
-        status = sh.status()
+        status = sh.health.status()
         [peer] = status["peers"]  # type: ignore[misc]
         assert peer["peer"] == "jiangsu" and peer["up"] is True and peer["rtt_ms"] > 0
 

@@ -24,7 +24,7 @@ async def test_heartbeats_keep_last_success_current(tmp_path: Path) -> None:
         seen = link.last_success_at
         await eventually(lambda: (link.last_success_at or 0.0) > seen)
         assert outbox.depth(sh.db.reader(), "jiangsu")[0] == 0
-        shown = sh.status()["peers"]
+        shown = sh.health.status()["peers"]
         assert isinstance(shown, list) and shown[0]["last_success_at"] is not None
 
 
@@ -47,5 +47,5 @@ async def test_a_restarted_node_remembers_its_last_delivery(tmp_path: Path) -> N
         link = again.link("jiangsu")
         assert not link.up
         assert link.last_success_at == delivered_at
-        [shown] = again.status()["peers"]  # type: ignore[misc]
+        [shown] = again.health.status()["peers"]  # type: ignore[misc]
         assert shown["last_success_at"] is not None

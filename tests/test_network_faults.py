@@ -267,7 +267,7 @@ async def test_a_one_way_partition_of_30_s_under_load_loses_and_duplicates_nothi
             timeout=DRAIN,
         )
         await assert_same_history(f, before + during, "completed")
-        assert f.sh.status()["dead_letters"] == f.js.status()["dead_letters"] == 0
+        assert f.sh.health.status()["dead_letters"] == f.js.health.status()["dead_letters"] == 0
 
 
 @pytest.mark.slow

@@ -63,7 +63,7 @@ def stored_arrivals(store: Path) -> list[tuple[str, int]]:
 
 
 def peer_status(node: Node) -> dict[str, object]:
-    peers = node.status()["peers"]
+    peers = node.health.status()["peers"]
     assert isinstance(peers, list) and len(peers) == 1
     [peer] = peers
     assert peer["peer"] == PEER

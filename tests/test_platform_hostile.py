@@ -104,7 +104,7 @@ def credentials_file(folder: Path, province: str) -> Path:
 
 
 def tasks_ok(node: Node) -> bool:
-    return node.readiness()["tasks"] == "ok"
+    return node.health.readiness()["tasks"] == "ok"
 
 
 @pytest.mark.parametrize("province", list(CREDENTIALS))
@@ -138,7 +138,7 @@ async def test_platform_polling_outlives_a_hostile_platform(
             await eventually(lambda: settled(node, handler))
             # A crashed poller asks once and never again.
             await eventually(lambda: front.spoilt >= 3 or not tasks_ok(node))
-            assert tasks_ok(node), node.readiness()["tasks"]
+            assert tasks_ok(node), node.health.readiness()["tasks"]
             assert node.platform is not None
             shown = node.platform.status()
             assert shown["up"] is False
@@ -154,5 +154,5 @@ async def test_platform_polling_outlives_a_hostile_platform(
                 await asyncio.sleep(0.05)
                 case_id = await people.case_of(session, platform_url, reference)
             assert node.cases.get(case_id).case_id == case_id
-            assert tasks_ok(node), node.readiness()["tasks"]
+            assert tasks_ok(node), node.health.readiness()["tasks"]
             await eventually(lambda: node.platform is not None and node.platform.state.up)

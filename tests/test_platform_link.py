@@ -121,7 +121,7 @@ async def test_applications_events_and_deliveries_flow_through_the_platform(tmp_
                 view["history"]
                 == (await (await js_client.get(f"/v1/cases/{inbound}")).json())["history"]
             )
-            shown = sh.status()["platform"]
+            shown = sh.health.status()["platform"]
             assert shown is not None and shown["up"] is True and shown["dead_letters"] == 0
 
 
@@ -148,7 +148,7 @@ async def test_platform_down_keeps_deliveries_until_it_returns(tmp_path: Path) -
         await eventually(lambda: status_of(sh, case_id) == "delivered")
 
         def waiting() -> bool:
-            shown = sh.status()["platform"]
+            shown = sh.health.status()["platform"]
             return bool(shown and shown["outbox_depth"] >= 2 and not shown["up"])
 
         await eventually(waiting)
@@ -157,9 +157,9 @@ async def test_platform_down_keeps_deliveries_until_it_returns(tmp_path: Path) -
         assert "yrd_platform_outbox_depth 2.0" in metrics
 
         async with shanghai_platform(store, port=port, delay=3600):
-            await eventually(lambda: sh.status()["platform"]["outbox_depth"] == 0)  # type: ignore[index]
-            await eventually(lambda: sh.status()["platform"]["up"] is True)  # type: ignore[index]
-        assert sh.status()["platform"]["dead_letters"] == 0  # type: ignore[index]
+            await eventually(lambda: sh.health.status()["platform"]["outbox_depth"] == 0)  # type: ignore[index]
+            await eventually(lambda: sh.health.status()["platform"]["up"] is True)  # type: ignore[index]
+        assert sh.health.status()["platform"]["dead_letters"] == 0  # type: ignore[index]
 
     conn = sqlite3.connect(store)
     try:

@@ -339,7 +339,7 @@ async def test_refusal_waits_for_a_platform_that_is_down(tmp_path: Path) -> None
             return len(items) == 1 and items[0][:2] == ("refusal", "pending") and items[0][2] >= 2
 
         await eventually(retried)
-        shown = at.node.status()["platform"]
+        shown = at.node.health.status()["platform"]
         assert shown is not None and shown["outbox_depth"] == 1 and shown["dead_letters"] == 0
         assert at.platform.application_progress(stored.reference).status == "submitted"
 
@@ -348,7 +348,7 @@ async def test_refusal_waits_for_a_platform_that_is_down(tmp_path: Path) -> None
         await eventually(lambda: outbox(at.node)[0][1] == "delivered")
         assert set(watch.answers[:-1]) == {503} and watch.answers[-1] == 201
         assert at.platform.store.counts()["refusals"] == 1
-        assert at.node.status()["platform"]["outbox_depth"] == 0  # type: ignore[index]
+        assert at.node.health.status()["platform"]["outbox_depth"] == 0  # type: ignore[index]
         assert cases(at.node) == 0
 
 
@@ -377,7 +377,7 @@ async def test_unreadable_applications(tmp_path: Path) -> None:
             lambda: [state for _, state, _ in outbox(at.node)] == ["delivered", "dead"]
         )
         assert at.watch.answers == [201, 404]
-        shown = at.node.status()["platform"]
+        shown = at.node.health.status()["platform"]
         assert shown is not None and shown["dead_letters"] == 1
         assert refused_count(at.node, "unknown_code") == 2.0
         assert cases(at.node) == 0

@@ -114,7 +114,7 @@ async def test_expired_tls_certificate_fails_readiness(tmp_path: Path) -> None:
     (mesh / "shanghai" / "tls.key").unlink()
     write_private_file(mesh / "shanghai" / "tls.key", private_key_pem(key))
     async with running(config_for(mesh, "shanghai")) as sh:
-        checks = sh.readiness()
+        checks = sh.health.readiness()
     assert checks["tls"].startswith("TLS certificate expired at")
     assert checks["manifest"] == "ok"
 
@@ -133,7 +133,7 @@ async def test_a_task_that_keeps_failing_fails_readiness_naming_it(tmp_path: Pat
         await sh.db.write(
             lambda c: library_rows.put_certificate(c, card["certificate_id"], damaged, 0.0)
         )
-        await eventually(lambda: sh.readiness()["tasks"] != "ok")
+        await eventually(lambda: sh.health.readiness()["tasks"] != "ok")
 
         answer = await client.get("/readyz")
         assert answer.status == 503
@@ -146,5 +146,5 @@ async def test_a_task_that_keeps_failing_fails_readiness_naming_it(tmp_path: Pat
 
         mended = await client.post("/v1/certificates", json={**card, "status": "revoked"})
         assert mended.status == 201, await mended.text()
-        await eventually(lambda: sh.readiness()["tasks"] == "ok")
+        await eventually(lambda: sh.health.readiness()["tasks"] == "ok")
         assert (await client.get("/readyz")).status == 200

@@ -24,7 +24,7 @@ async def test_second_node_on_the_same_store_is_refused(tmp_path: Path) -> None:
         with pytest.raises(StoreInUse, match="in use by another node process"):
             await second.start()
     async with running(config) as again:
-        assert again.readiness()["store"] == "ok"
+        assert again.health.readiness()["store"] == "ok"
 
 
 @pytest.mark.slow

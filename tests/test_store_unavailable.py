@@ -238,9 +238,9 @@ async def through_the_fault(
     await free(sh)
     await asyncio.wait_for(submitting, timeout=BUDGET)
     assert len(load.case_ids) == CASES
-    await eventually(lambda: sh.readiness()["store"] == "ok")
+    await eventually(lambda: sh.health.readiness()["store"] == "ok")
     await conclude_all(js_client, load.case_ids, sh, js)
-    await eventually(lambda: all(v == "ok" for v in sh.readiness().values()))
+    await eventually(lambda: all(v == "ok" for v in sh.health.readiness().values()))
     assert case_ids_of(sh) == case_ids_of(js) == set(load.case_ids)
     # Each case was submitted exactly once, though many submissions were refused.
     assert len(set(load.case_ids)) == CASES

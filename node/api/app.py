@@ -89,7 +89,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     checks = {
         name: "ok" if verdict == "ok" else "failing"
-        for name, verdict in request.app[NODE_KEY].readiness().items()
+        for name, verdict in request.app[NODE_KEY].health.readiness().items()
     }
     ready = all(v == "ok" for v in checks.values())
     return json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
@@ -101,7 +101,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    return json_response(request.app[NODE_KEY].status())
+    return json_response(request.app[NODE_KEY].health.status())
 
 
 async def set_maintenance(request: web.Request) -> web.Response:
@@ -111,8 +111,8 @@ async def set_maintenance(request: web.Request) -> web.Response:
     on = body.get("on")
     if not isinstance(on, bool):
         raise ProblemError(422, "invalid_maintenance", "on must be true or false", field="on")
-    node.set_maintenance(on)
-    return json_response({"maintenance": on, "checks": node.readiness()})
+    node.health.set_maintenance(on)
+    return json_response({"maintenance": on, "checks": node.health.readiness()})
 
 
 async def catalog(request: web.Request) -> web.Response:

@@ -167,7 +167,7 @@ def metric_facts(
 def local_view(node: Node) -> NodeView:
     """This node's own status and metrics, read in-process."""
     refusals, expiries = metric_facts(node.metrics.registry.collect())
-    return NodeView("this node", node.status(), refusals=refusals, expiries=expiries)
+    return NodeView("this node", node.health.status(), refusals=refusals, expiries=expiries)
 
 
 async def fetch_view(session: aiohttp.ClientSession, url: str, token: str | None) -> NodeView:

@@ -18,7 +18,7 @@ from node.cli.output import fail
 from node.runtime.config import ConfigError, load_config
 from node.runtime.logs import configure_logging
 from node.runtime.mesh_access import NoToken, bearer, mesh_token
-from node.runtime.node import StartupError
+from node.runtime.startup import StartupError
 from node.store.database import StoreError
 
 

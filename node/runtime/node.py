@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import re
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,30 +21,27 @@ from google.protobuf.message import Message as ProtoMessage
 
 from monitoring.metrics import (
     UNKNOWN_PEER,
-    CaseSnapshot,
     NodeMetrics,
-    PeerSnapshot,
-    StoreSnapshot,
 )
 from node.cases.announce import catalog_digest, store_announce, to_announce, validate_announce
 from node.cases.calendar import WorkingCalendar, load_holidays
 from node.cases.catalog import load_catalog
 from node.cases.exchange import CaseExchange
-from node.cases.lifecycle import Status
 from node.certificates.library import PlatformLibrary, StoreLibrary
 from node.certificates.recognition import CertificateRecognition
-from node.delivery.circuit import CircuitState, PeerLink
+from node.delivery.circuit import PeerLink
 from node.delivery.worker import BATCH_TIMEOUT, Outcome, PeerWorker, Settlement
 from node.platform.link import PlatformLink
 from node.protocol.checks import CheckLimits, check_reply
 from node.protocol.envelope import Sealed, header, seal
 from node.protocol.faults import FaultCode, Refusal
 from node.runtime.config import ConfigError, NodeConfig, PlatformConfig, load_config
+from node.runtime.health import Health
 from node.runtime.heartbeat import HEARTBEAT_TIMEOUT, heartbeat_loop
 from node.runtime.inbound import InboundProcessor
+from node.runtime.startup import StartupError, check_own_key, reload_failure_reason
 from node.runtime.supervisor import Supervisor
 from node.store import audit, outbox
-from node.store import cases as cases_store
 from node.store.database import Database, StoreError, probe_write
 from node.store.lock import StoreLock
 from node.store.outbox import OutboxItem
@@ -67,36 +63,11 @@ graceful stop must end even if a library call never returns."""
 
 _DECISION_CODES = frozenset(code.value for code in FaultCode if code.is_decision)
 
-CIRCUIT_GAUGE = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
-
-IDLE_DOOR: dict[str, object] = {
-    "streams": 0,
-    "calls": 0,
-    "suspended": False,
-    "suspended_for_seconds": 0.0,
-    "suspensions": 0,
-}
-"""A peer's place at our federation port before it has called (``PeerAdmission.view``)."""
-
 STORE_WATCH_INTERVAL = 1.0
 """Seconds between write attempts while the store refuses writes."""
 
 CHANNEL_RETIRE_GRACE = BATCH_TIMEOUT + HEARTBEAT_TIMEOUT + 5.0
 """How long a replaced channel lives on for the calls already made on it."""
-
-
-class StartupError(Exception):
-    """The node cannot start; the message says what to fix."""
-
-
-class OwnKeyUnusable(StartupError):
-    """The manifest does not let this node sign with its key, or does not list the node."""
-
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        """``node_not_listed``, ``signing_key_not_listed``, ``signing_key_revoked`` or
-        ``signing_key_not_current``: the label a refused reload is counted under."""
 
 
 @dataclass(frozen=True)
@@ -133,39 +104,6 @@ def held_manifest(conn: sqlite3.Connection) -> bytes | None:
     return bytes(row[0]) if row else None
 
 
-def check_own_key(manifest: Manifest, node_id: str, key: SigningKey, now: float) -> None:
-    member = manifest.member(node_id)
-    if member is None:
-        raise OwnKeyUnusable(
-            f"manifest version {manifest.version} does not list this node {node_id}",
-            "node_not_listed",
-        )
-    entry = member.key(key.key_id)
-    if entry is None or not entry.usable_at(now):
-        state = "not listed" if entry is None else "revoked" if entry.revoked else "not current"
-        raise OwnKeyUnusable(
-            f"signing key {key.key_id} is {state} for {node_id} in manifest version "
-            f"{manifest.version}",
-            "signing_key_" + state.replace(" ", "_"),
-        )
-
-
-def reload_failure_reason(exc: Exception) -> str:
-    """The ``reason`` label of a refused reload: what was wrong, not which layer noticed."""
-    if isinstance(exc, OwnKeyUnusable):
-        return exc.reason
-    if isinstance(exc, KeyFileError):
-        return "signing_key_unreadable"
-    if isinstance(exc, ConfigError):
-        return "config_invalid"
-    if isinstance(exc, FileNotFoundError):
-        return "file_missing"
-    if isinstance(exc, OSError):
-        return "file_unreadable"
-    # ManifestSignatureInvalid -> manifest_signature_invalid: codes are snake_case.
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
-
-
 class Node:
     def __init__(self, config: NodeConfig, *, clock: Clock = time.time) -> None:
         self.config = config
@@ -185,8 +123,9 @@ class Node:
         )
         """Every long-lived task of this node; a failed one is restarted after a back-off."""
         self._lock = StoreLock(config.paths.store)
-        self.maintenance_since: float | None = None
         self._tls: TlsMaterial | None = None
+        self.health = Health(self)
+        """Readiness, status, metric snapshots and maintenance mode."""
         self.catalog = load_catalog(config.province)
         """The cross-province matters this node's province handles."""
         self.cases = CaseExchange(self, WorkingCalendar(load_holidays(config.holiday_tables)))
@@ -229,6 +168,27 @@ class Node:
         return self._credentials
 
     @property
+    def open_store(self) -> Database | None:
+        """The store while it is open; None before start and after stop."""
+        if self._db is None or self._db.closed:
+            return None
+        return self._db
+
+    @property
+    def loaded_credentials(self) -> Credentials | None:
+        """The manifest and key in force, or None before they are loaded."""
+        return self._credentials
+
+    @property
+    def tls_material(self) -> TlsMaterial | None:
+        return self._tls
+
+    @property
+    def serving(self) -> bool:
+        """The federation port is up and the node is not shutting down."""
+        return self._grpc is not None and not self.stopping
+
+    @property
     def grpc_port(self) -> int:
         assert self._grpc is not None
         return self._grpc.port
@@ -269,11 +229,11 @@ class Node:
         self._credentials = Credentials(manifest, key)
         self._tls = tls
         self._observe_manifest()
-        self.metrics.watch_store(self._outbox_snapshots, self._store_snapshot)
+        self.metrics.watch_store(self.health.outbox_snapshots, self.health.store_snapshot)
         self.db.observe_write = self.metrics.store_write_latency.observe
-        self.metrics.watch_cases(self._case_snapshot)
-        self.metrics.watch_revocation_lists(self._revocation_ages)
-        self.metrics.watch_platform(self._platform_snapshot)
+        self.metrics.watch_cases(self.health.case_snapshot)
+        self.metrics.watch_revocation_lists(self.health.revocation_ages)
+        self.metrics.watch_platform(self.health.platform_snapshot)
         self._grpc = await start_server(
             self.inbound,
             config.grpc_listen,
@@ -417,22 +377,6 @@ class Node:
         except Refusal as refusal:
             # A manifest whose policy does not let us send lists: say so, keep going.
             log.warning("revocation list not published", extra={"reason": refusal.text})
-
-    def _platform_snapshot(self) -> dict[str, float] | None:
-        if self.platform is None or self._db is None or self._db.closed:
-            return None
-        shown = self.platform.status()
-        return {
-            "yrd_platform_up": 1.0 if shown["up"] else 0.0,
-            "yrd_platform_outbox_depth": shown["outbox_depth"],
-            "yrd_platform_oldest_pending_age_seconds": shown["oldest_pending_age_seconds"],
-            "yrd_platform_dead_letters": shown["dead_letters"],
-        }
-
-    def _revocation_ages(self) -> dict[str, float]:
-        if self._db is None or self._db.closed:
-            return {}
-        return self.certificates.list_ages()
 
     def _peer_name(self, identity: str) -> str:
         """A TLS identity as a metric label: the member's province, or "unknown"."""
@@ -698,183 +642,3 @@ class Node:
                 "outcome": settlement.outcome.value,
             },
         )
-
-    # -- views ------------------------------------------------------------------------------
-
-    def _store_snapshot(self) -> StoreSnapshot | None:
-        db = self._db
-        if db is None:
-            return None
-        size = sum(
-            path.stat().st_size
-            for path in (db.path, db.path.with_name(db.path.name + "-wal"))
-            if path.exists()
-        )
-        return StoreSnapshot(
-            db.commits,
-            db.jobs_committed,
-            db.commit_seconds_total,
-            size,
-            writable=db.write_problem() is None,
-        )
-
-    def _case_snapshot(self) -> CaseSnapshot | None:
-        if self._db is None or self._db.closed:
-            return None
-        conn = self.db.reader()
-        return CaseSnapshot(
-            by_status=cases_store.counts(conn),
-            overdue=cases_store.overdue_counts(conn, self.clock()),
-            evaluations=cases_store.evaluation_counts(conn),
-            provinces=(self.config.province, *sorted(self.peers)),
-            statuses=tuple(status.value for status in Status),
-        )
-
-    def _outbox_snapshots(self) -> dict[str, PeerSnapshot]:
-        if self._db is None or self._db.closed:
-            return {}
-        conn = self.db.reader()
-        now = self.clock()
-        depths = outbox.depths(conn)
-        result = {}
-        for province in self.peers:
-            count, oldest = depths.get(province, (0, None))
-            link = self.peers[province].worker.link
-            result[province] = PeerSnapshot(
-                depth=count,
-                oldest_pending_age_seconds=max(0.0, now - oldest) if oldest else 0.0,
-                dead_letters=outbox.dead_count(conn, province),
-                circuit_state=CIRCUIT_GAUGE[link.circuit],
-                retry_interval_seconds=link.retry_interval,
-                suspended=self.admission.suspended(self.peers[province].node_id),
-            )
-        return result
-
-    def readiness(self) -> dict[str, str]:
-        """Each readiness check and its verdict: "ok" or what is wrong."""
-        checks: dict[str, str] = {}
-        now = self.clock()
-        if self._db is None or self._db.closed:
-            checks["store"] = "store is not open"
-        else:
-            try:
-                self._db.reader().execute("SELECT 1").fetchone()
-                checks["store"] = self._db.write_problem() or "ok"
-            except sqlite3.Error as exc:
-                checks["store"] = f"store cannot be read: {exc}"
-        if self._credentials is None:
-            checks["manifest"] = checks["keys"] = "not loaded"
-        else:
-            manifest = self._credentials.manifest
-            checks["manifest"] = (
-                f"manifest version {manifest.version} expired at {format_time(manifest.expires_at)}"
-                if manifest.expired_at(now)
-                else "ok"
-            )
-            try:
-                check_own_key(manifest, self.config.node_id, self._credentials.signing_key, now)
-                checks["keys"] = "ok"
-            except StartupError as exc:
-                checks["keys"] = str(exc)
-        if self._tls is None:
-            checks["tls"] = "not loaded"
-        else:
-            not_after = certificate_not_after(self._tls.cert_pem)
-            checks["tls"] = (
-                f"TLS certificate expired at {format_time(not_after)}" if now >= not_after else "ok"
-            )
-        checks["grpc"] = "ok" if self._grpc is not None and not self.stopping else "not serving"
-        checks["tasks"] = "; ".join(self.tasks.problems()) or "ok"
-        checks["maintenance"] = (
-            f"maintenance mode since {format_time(self.maintenance_since)}"
-            if self.maintenance_since is not None
-            else "ok"
-        )
-        return checks
-
-    def _expiries(self) -> dict[str, str | None]:
-        """When the trust this node runs on ends: manifest, signing key, TLS certificate."""
-        credentials = self.credentials
-        member = credentials.manifest.member(self.config.node_id)
-        key = member.key(credentials.signing_key.key_id) if member else None
-        cert = certificate_not_after(self._tls.cert_pem) if self._tls else None
-        return {
-            "manifest": format_time(credentials.manifest.expires_at),
-            "signing_key": format_time(key.not_after) if key else None,
-            "tls_certificate": format_time(cert) if cert is not None else None,
-        }
-
-    def set_maintenance(self, on: bool) -> None:
-        """Maintenance mode: the node keeps working but reports not ready, so load balancers
-        and operators' checks route around it while it is serviced."""
-        self.maintenance_since = (self.maintenance_since or self.clock()) if on else None
-        log.warning("maintenance mode " + ("on" if on else "off"))
-
-    def status(self) -> dict[str, object]:
-        snapshots = self._outbox_snapshots()
-        manifest = self.credentials.manifest
-        now = self.clock()
-        inbound = self.admission.view()
-        peers = []
-        for province, peer in sorted(self.peers.items()):
-            link = peer.worker.link
-            snap = snapshots.get(province, PeerSnapshot(0, 0.0, 0))
-            peers.append(
-                {
-                    "peer": province,
-                    "node_id": peer.node_id,
-                    "up": link.up,
-                    "rtt_ms": round(link.rtt_seconds * 1000, 2) if link.rtt_seconds else None,
-                    "outbox_depth": snap.depth,
-                    "oldest_pending_age_seconds": round(snap.oldest_pending_age_seconds, 3),
-                    "circuit": link.circuit.value,
-                    "retry_interval_seconds": round(link.retry_interval, 3),
-                    "dead_letters": snap.dead_letters,
-                    "last_success_at": format_time(link.last_success_at)
-                    if link.last_success_at
-                    else None,
-                    "last_received_at": format_time(link.last_received_at)
-                    if link.last_received_at
-                    else None,
-                    "last_heartbeat_at": format_time(link.last_heartbeat_at)
-                    if link.last_heartbeat_at
-                    else None,
-                    "last_error": link.last_error,
-                    "refusal": link.refusal.to_json() if link.refusal else None,
-                    "inbound": inbound.get(peer.node_id, IDLE_DOOR),
-                }
-            )
-        readiness = self.readiness()
-        by_type = _inbox_by_type(self.db.reader())
-        return {
-            "node_id": self.config.node_id,
-            "province": self.config.province,
-            "ready": all(v == "ok" for v in readiness.values()),
-            "checks": readiness,
-            "manifest": {
-                "version": manifest.version,
-                "expires_at": format_time(manifest.expires_at),
-                "expired": manifest.expired_at(now),
-            },
-            "expiries": self._expiries(),
-            "peers": peers,
-            "dead_letters": sum(s.dead_letters for s in snapshots.values()),
-            "overdue_cases": self.cases.overdue_count(),
-            "cases": _case_counts(self.db.reader()),
-            "satisfaction": self.cases.satisfaction(),
-            "platform": self.platform.status() if self.platform else None,
-            "inbox_messages": sum(by_type.values()),
-            "inbox_by_type": by_type,
-        }
-
-
-def _case_counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
-    shown: dict[str, dict[str, int]] = {}
-    for (role, status), n in sorted(cases_store.counts(conn).items()):
-        shown.setdefault(role, {})[status] = n
-    return shown
-
-
-def _inbox_by_type(conn: sqlite3.Connection) -> dict[str, int]:
-    rows = conn.execute("SELECT payload_type, count(*) FROM inbox GROUP BY payload_type")
-    return {str(kind): int(n) for kind, n in rows}
