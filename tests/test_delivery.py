@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 
 from node.delivery.circuit import CircuitState
+from node.delivery.retry import Sleep
 from node.delivery.worker import (
     DeliveryFailed,
     OnReply,
     Outcome,
     PeerWorker,
     Settlement,
-    Sleep,
 )
 from node.runtime.config import DeliveryConfig
 from node.store import outbox
@@ -371,7 +371,7 @@ async def test_kick_cuts_a_long_backoff_short(rig: Rig) -> None:
 async def test_notify_wakes_an_idle_worker(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker that has caught up sends a newly queued row as soon as it is notified."""
     # An idle tick far beyond the wait below: only the notification can wake the worker.
-    monkeypatch.setattr("node.delivery.worker.IDLE_TICK", 10 * BUDGET)
+    monkeypatch.setattr("node.delivery.retry.IDLE_TICK", 10 * BUDGET)
     channel = ScriptedChannel()
     worker = rig.build(channel, DeliveryConfig())
     await enqueue(rig.db, "m0")

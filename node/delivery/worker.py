@@ -6,14 +6,13 @@ import asyncio
 import enum
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
-
 from node.delivery.circuit import CircuitState, PeerLink
+from node.delivery.retry import IDLE_TICK, DrainLoop, Sleep
 from node.runtime.config import DeliveryConfig
 from node.store import audit, outbox
 from node.store.database import Database
@@ -24,8 +23,6 @@ log = logging.getLogger(__name__)
 
 BATCH_TIMEOUT = 30.0
 """A batch with no complete answer after this long counts as a transport failure."""
-IDLE_TICK = 5.0
-"""How often an idle worker wakes to park rows that have waited too long."""
 
 
 class Outcome(enum.Enum):
@@ -72,7 +69,6 @@ SettledHook = Callable[[sqlite3.Connection, OutboxItem, Settlement, float], None
 """Runs inside the transaction that records a row's settlement (delivered, declined or
 parked), so what the answer means for the row's business is stored with it."""
 Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 
 
 class PeerWorker:
@@ -99,11 +95,15 @@ class PeerWorker:
         self._clock = clock
         self._observer = observer
         self._on_settled = on_settled
-        self._sleep = sleep or self._interruptible_sleep
-        self._work = asyncio.Event()
-        self._kick = asyncio.Event()
         self._parked_at = float("-inf")
-        self._work.set()  # catch up on whatever the store holds from before
+        self._loop = DrainLoop(
+            self.drain,
+            retry_on=DeliveryFailed,
+            initial=config.retry_initial_seconds,
+            maximum=config.retry_max_seconds,
+            on_backoff=self._backing_off,
+            sleep=sleep,
+        )
 
     def use_channel(self, channel: BatchChannel) -> None:
         """The peer moved (a new manifest): send the next batch through ``channel``."""
@@ -111,25 +111,15 @@ class PeerWorker:
 
     def notify(self) -> None:
         """New rows are in this peer's outbox."""
-        self._work.set()
+        self._loop.notify()
 
     def kick(self) -> None:
         """The peer is answering again (heartbeat): cut the current back-off short."""
         if self.link.circuit is CircuitState.OPEN:
             self.link.circuit = CircuitState.HALF_OPEN
-            self._kick.set()
+            self._loop.kick()
 
-    async def _interruptible_sleep(self, seconds: float) -> None:
-        self._kick.clear()
-        try:
-            async with asyncio.timeout(seconds):
-                await self._kick.wait()
-        except TimeoutError:
-            pass
-
-    def _backing_off(self, state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        interval = state.next_action.sleep if state.next_action else 0.0
+    def _backing_off(self, error: BaseException | None, interval: float) -> None:
         self.link.failed(str(error), self._clock(), interval)
         log.warning(
             "delivery failed; backing off",
@@ -137,27 +127,7 @@ class PeerWorker:
         )
 
     async def run(self) -> None:
-        retrying = AsyncRetrying(
-            wait=wait_exponential_jitter(
-                multiplier=self._config.retry_initial_seconds,
-                max=self._config.retry_max_seconds,
-                jitter=self._config.retry_initial_seconds,
-            ),
-            retry=retry_if_exception_type(DeliveryFailed),
-            sleep=self._sleep,
-            before_sleep=self._backing_off,
-            reraise=True,
-        )
-        while True:
-            try:
-                async with asyncio.timeout(IDLE_TICK):
-                    await self._work.wait()
-            except TimeoutError:
-                pass
-            self._work.clear()
-            async for attempt in retrying:
-                with attempt:
-                    await self.drain()
+        await self._loop.run()
 
     async def drain(self) -> None:
         """Send until this peer's queue is empty; raise DeliveryFailed to back off.

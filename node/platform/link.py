@@ -34,16 +34,10 @@ import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    wait_exponential_jitter,
-)
-
 from node.cases.exchange import CaseConflict, CaseNotFound
 from node.cases.lifecycle import TransitionRefused
 from node.cases.submission import CaseInputError
+from node.delivery.retry import DrainLoop
 from node.platform.adapter import (
     UNNAMED,
     Application,
@@ -68,7 +62,8 @@ log = logging.getLogger(__name__)
 
 RETRY_LATER = frozenset({"material_check_pending"})
 """Refusals of an event that will pass once the node has finished something of its own."""
-IDLE_TICK = 5.0
+DELIVERY_RETRY_INITIAL = 0.2
+"""Seconds before the first retry of a delivery the platform did not take."""
 MAX_PAGES = 20
 """Pages read from one feed in one poll before the other feed gets its turn."""
 MAX_REASON = 1000
@@ -102,12 +97,17 @@ class PlatformLink:
         self.config = config
         self.state = PlatformState()
         self._dialect_log = RefusalLog()
-        self._work = asyncio.Event()
-        self._work.set()
+        self._deliveries = DrainLoop(
+            self.deliver_pending,
+            retry_on=PlatformUnavailable,
+            initial=DELIVERY_RETRY_INITIAL,
+            maximum=config.retry_max_seconds,
+            on_backoff=lambda error, _interval: self._down(error),
+        )
 
     def notify(self) -> None:
         """New items wait in the platform outbox."""
-        self._work.set()
+        self._deliveries.notify()
 
     # -- reading the platform ------------------------------------------------------------
 
@@ -290,24 +290,7 @@ class PlatformLink:
     # -- handing the platform what arrived ---------------------------------------------------
 
     async def run_deliveries(self) -> None:
-        retrying = AsyncRetrying(
-            wait=wait_exponential_jitter(
-                multiplier=0.2, max=self.config.retry_max_seconds, jitter=0.2
-            ),
-            retry=retry_if_exception_type(PlatformUnavailable),
-            before_sleep=self._backing_off,
-            reraise=True,
-        )
-        while True:
-            try:
-                async with asyncio.timeout(IDLE_TICK):
-                    await self._work.wait()
-            except TimeoutError:
-                pass
-            self._work.clear()
-            async for attempt in retrying:
-                with attempt:
-                    await self.deliver_pending()
+        await self._deliveries.run()
 
     async def deliver_pending(self) -> None:
         """Hand every pending item to the platform in order; raise PlatformUnavailable to
@@ -354,9 +337,6 @@ class PlatformLink:
             await self.adapter.reject_application(payload["reference"], refusal)
         else:
             await self.adapter.deliver_update(CaseNotice(**payload))
-
-    def _backing_off(self, state: RetryCallState) -> None:
-        self._down(state.outcome.exception() if state.outcome else None)
 
     def _down(self, error: BaseException | None) -> None:
         if self.state.up:

@@ -27,6 +27,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from node.delivery.retry import wait_until_set
+
 log = logging.getLogger(__name__)
 
 TaskFactory = Callable[[], Coroutine[Any, Any, None]]
@@ -121,11 +123,7 @@ class Supervisor:
             if self._on_restart is not None:
                 self._on_restart(entry.name)
             entry.wake.clear()
-            try:
-                async with asyncio.timeout(delay):
-                    await entry.wake.wait()
-            except TimeoutError:
-                pass
+            await wait_until_set(entry.wake, delay)
             entry.problem = f"{entry.name} restarted after {type(error).__name__}; settling"
             asyncio.get_running_loop().call_later(
                 self._healthy_after, self._settled, entry, entry.restarts
