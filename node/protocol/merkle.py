@@ -1,0 +1,193 @@
+"""RFC 9162 §2.1 Merkle trees: the hashing under batch signatures and the evidence log.
+
+Rules kept here (sans-I/O; the hash function is a parameter, SHA-256 by default, SM3 for
+the national suite):
+- A leaf is hashed as ``H(0x00 || data)``, an interior node as ``H(0x01 || left || right)``,
+  so a leaf can never pass for a node (second-preimage resistance, RFC 9162 §2.1.1).
+- The tree has the RFC's shape: the left subtree of ``n`` leaves holds the largest power of
+  two below ``n``; an odd node is carried up a level, never duplicated. Built level by level,
+  pairing neighbours and carrying the last one up, gives exactly that shape.
+- An inclusion path (§2.1.3.1) lists siblings from the leaf upward. Verification follows
+  §2.1.3.2 to the letter: the index must be below the size, and the path must be exactly as
+  long as the tree needs, or the proof is refused — a proof that merely "reaches the root"
+  is not enough.
+- A consistency proof (§2.1.4) shows a tree of ``old`` leaves is a prefix of one of ``new``
+  leaves; verified by §2.1.4.2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+
+HashFunction = Callable[[bytes], bytes]
+"""One-shot hash of bytes to its digest (all digests of one tree have one length)."""
+
+LEAF_PREFIX = b"\x00"
+NODE_PREFIX = b"\x01"
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def leaf_hash(data: bytes, hash_function: HashFunction = sha256) -> bytes:
+    return hash_function(LEAF_PREFIX + data)
+
+
+def node_hash(left: bytes, right: bytes, hash_function: HashFunction = sha256) -> bytes:
+    return hash_function(NODE_PREFIX + left + right)
+
+
+class MerkleTree:
+    """A tree over leaves held in memory (a batch, or the evidence log's leaf hashes)."""
+
+    def __init__(self, leaf_hashes: Sequence[bytes], hash_function: HashFunction = sha256) -> None:
+        self._hash = hash_function
+        levels = [list(leaf_hashes)]
+        while len(levels[-1]) > 1:
+            below = levels[-1]
+            above = [
+                node_hash(below[i], below[i + 1], hash_function)
+                for i in range(0, len(below) - 1, 2)
+            ]
+            if len(below) % 2:
+                above.append(below[-1])
+            levels.append(above)
+        self._levels = levels
+
+    @classmethod
+    def of(cls, leaves: Sequence[bytes], hash_function: HashFunction = sha256) -> MerkleTree:
+        """The tree over the leaves' data (each hashed as a leaf)."""
+        return cls([leaf_hash(leaf, hash_function) for leaf in leaves], hash_function)
+
+    @property
+    def size(self) -> int:
+        return len(self._levels[0])
+
+    @property
+    def root(self) -> bytes:
+        """The tree head; the hash of the empty string for an empty tree (§2.1.1)."""
+        if self.size == 0:
+            return self._hash(b"")
+        return self._levels[-1][0]
+
+    def inclusion_path(self, index: int) -> list[bytes]:
+        """The audit path of leaf ``index``, from its sibling up (§2.1.3.1)."""
+        if not 0 <= index < self.size:
+            raise IndexError(f"leaf {index} is not in a tree of {self.size}")
+        path = []
+        for level in self._levels[:-1]:
+            sibling = index ^ 1
+            if sibling < len(level):
+                path.append(level[sibling])
+            index //= 2
+        return path
+
+    def consistency_path(self, old_size: int) -> list[bytes]:
+        """The proof that the first ``old_size`` leaves form a prefix of this tree (§2.1.4.1)."""
+        if not 0 < old_size <= self.size:
+            raise IndexError(f"no consistency proof from {old_size} to {self.size}")
+        return self._subproof(old_size, 0, self.size, complete=True)
+
+    def _subproof(self, m: int, start: int, n: int, *, complete: bool) -> list[bytes]:
+        """SUBPROOF(m, D[start:start+n], complete) of §2.1.4.1."""
+        if m == n:
+            return [] if complete else [self._subtree(start, n)]
+        k = _largest_power_of_two_below(n)
+        if m <= k:
+            left = self._subproof(m, start, k, complete=complete)
+            return [*left, self._subtree(start + k, n - k)]
+        right = self._subproof(m - k, start + k, n - k, complete=False)
+        return [*right, self._subtree(start, k)]
+
+    def _subtree(self, start: int, n: int) -> bytes:
+        """MTH(D[start:start+n]) for a node of this tree's shape."""
+        level = (n - 1).bit_length()
+        return self._levels[level][start >> level]
+
+
+def _largest_power_of_two_below(n: int) -> int:
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def root_from_inclusion(
+    leaf: bytes,
+    index: int,
+    size: int,
+    path: Sequence[bytes],
+    hash_function: HashFunction = sha256,
+) -> bytes | None:
+    """The root that ``path`` proves leaf hash ``leaf`` at ``index`` of ``size`` leads to,
+    or None when the proof is malformed (§2.1.3.2 steps 1–5, without the final compare)."""
+    if not 0 <= index < size:
+        return None
+    fn, sn = index, size - 1
+    r = leaf
+    for p in path:
+        if sn == 0:
+            return None
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r, hash_function)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = node_hash(r, p, hash_function)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        return None
+    return r
+
+
+def verify_inclusion(
+    leaf: bytes,
+    index: int,
+    size: int,
+    path: Sequence[bytes],
+    root: bytes,
+    hash_function: HashFunction = sha256,
+) -> bool:
+    """Whether ``path`` proves leaf hash ``leaf`` is leaf ``index`` of the tree with ``root``."""
+    return root_from_inclusion(leaf, index, size, path, hash_function) == root
+
+
+def verify_consistency(
+    old_size: int,
+    new_size: int,
+    old_root: bytes,
+    new_root: bytes,
+    path: Sequence[bytes],
+    hash_function: HashFunction = sha256,
+) -> bool:
+    """Whether ``path`` proves the tree ``old_root`` of ``old_size`` leaves is a prefix of the
+    tree ``new_root`` of ``new_size`` leaves (§2.1.4.2)."""
+    if not 0 < old_size <= new_size:
+        return False
+    if old_size == new_size:
+        return not path and old_root == new_root
+    if not path:
+        return False
+    proof = list(path)
+    if old_size & (old_size - 1) == 0:  # a power of two: the old root is a node of the new tree
+        proof.insert(0, old_root)
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = proof[0]
+    for c in proof[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr, hash_function)
+            sr = node_hash(c, sr, hash_function)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            sr = node_hash(sr, c, hash_function)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == old_root and sr == new_root
