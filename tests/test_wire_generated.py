@@ -22,9 +22,12 @@ def test_generated_code_matches_proto_sources(tmp_path: Path) -> None:
 
 
 def test_service_is_described_for_reflection() -> None:
-    """The Federation service and both methods are in the generated descriptor."""
+    """The Federation service and its three methods are in the generated descriptor."""
     from node.wire import pb
 
     service = pb.DESCRIPTOR.services_by_name["Federation"]
-    assert {m.name for m in service.methods} == {"Deliver", "DeliverStream"}
+    assert {m.name for m in service.methods} == {"Deliver", "DeliverStream", "Exchange"}
     assert service.methods_by_name["DeliverStream"].client_streaming
+    exchange = service.methods_by_name["Exchange"]
+    assert exchange.client_streaming and exchange.server_streaming
+    assert exchange.input_type.name == exchange.output_type.name == "Batch"

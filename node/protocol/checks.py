@@ -34,7 +34,7 @@ from node.protocol.envelope import (
     digest,
     is_wire_id,
     payload_type,
-    signing_input,
+    statement_of,
 )
 from node.protocol.faults import FaultCode, Refusal
 from node.text import TextError, clean_text
@@ -249,7 +249,16 @@ def _authenticate(
             field="envelope.key_id",
             **ids,
         )
-    if not key.verify_key.verify(envelope.signature, signing_input(envelope.message)):
+    statement = statement_of(envelope)
+    if statement is None:
+        raise Refusal(
+            FaultCode.BAD_SIGNATURE,
+            "envelope.proof does not place the message in a batch: leaf_index must be below "
+            "tree_size and the path exactly as long as that tree needs",
+            field="envelope.proof",
+            **ids,
+        )
+    if not key.verify_key.verify(envelope.signature, statement):
         raise Refusal(
             FaultCode.BAD_SIGNATURE,
             f"signature does not verify under {envelope.key_id}",

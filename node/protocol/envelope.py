@@ -1,9 +1,13 @@
 """Sealing messages into signed envelopes.
 
 Rules kept here:
-- The signature is Ed25519 over ``DOMAIN_PREFIX`` followed by the serialized Message, so a
-  signature made for an envelope can never be replayed as a signature over anything else
-  (a manifest, a presentation) that the same key signs.
+- A signature is over a labelled statement, never bare bytes, so a signature made for an
+  envelope can never be replayed as a signature over anything else (a manifest, a
+  presentation) that the same key signs. Two statements (DESIGN §3): one message,
+  ``DOMAIN_PREFIX || message``; a batch, ``BATCH_PREFIX || uint64 BE tree_size || root`` over
+  the RFC 9162 tree whose leaves are the messages. Out of its batch, a message's Envelope
+  carries the batch signature and a ``BatchProof``; its statement is rebuilt from the message
+  and the proof, so every message stays provable on its own.
 - A message is serialized exactly once, when sealed; the bytes signed are the bytes sent,
   stored, digested and verified.
 - Every identifier a header carries (message id, sender, recipient, in_reply_to,
@@ -18,13 +22,16 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from node.protocol.merkle import MerkleTree, leaf_hash, root_from_inclusion
 from node.trust.keys import SigningKey
 from node.wire import pb
 
 DOMAIN_PREFIX = b"yrd.federation.v1/envelope\x00"
+BATCH_PREFIX = b"yrd.federation.v1/batch\x00"
 MAX_WIRE_ID_LENGTH: Final = 128
 WIRE_ID: Final = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{MAX_WIRE_ID_LENGTH - 1}}}")
 """A header's identifiers, and a message id wherever a payload names one (module rules)."""
@@ -41,6 +48,27 @@ def digest(message_bytes: bytes) -> bytes:
 
 def signing_input(message_bytes: bytes) -> bytes:
     return DOMAIN_PREFIX + message_bytes
+
+
+def batch_statement(tree_size: int, root: bytes) -> bytes:
+    """What a batch signature signs: the size and the root together, so a root cannot be
+    passed off as that of a tree of another size."""
+    return BATCH_PREFIX + tree_size.to_bytes(8, "big") + root
+
+
+def statement_of(envelope: pb.Envelope) -> bytes | None:
+    """What ``envelope``'s signature must be over: the single-message statement, or with a
+    batch proof the batch statement over the root the proof leads to; None when the proof
+    is malformed (index not below size, path of the wrong length)."""
+    if not envelope.HasField("proof"):
+        return signing_input(envelope.message)
+    proof = envelope.proof
+    root = root_from_inclusion(
+        leaf_hash(envelope.message), proof.leaf_index, proof.tree_size, proof.path
+    )
+    if root is None:
+        return None
+    return batch_statement(proof.tree_size, root)
 
 
 def new_message_id() -> str:
@@ -85,6 +113,46 @@ def header(
     )
     result.sent_at.FromNanoseconds(int(now * 1e9))
     return result
+
+
+@dataclass(frozen=True)
+class SealedBatch:
+    """Messages signed once: the Exchange frame, and each message's own provable Envelope."""
+
+    frame: bytes
+    """The serialized Batch."""
+    sealed: list[Sealed]
+    """Per message, in order: an Envelope with the batch signature and its BatchProof."""
+
+
+def seal_batch(messages: Sequence[pb.Message], key: SigningKey) -> SealedBatch:
+    """Sign ``messages`` (at least one) with one signature over their tree's root."""
+    if not messages:
+        raise ValueError("a batch holds at least one message")
+    encoded = [m.SerializeToString(deterministic=True) for m in messages]
+    tree = MerkleTree.of(encoded)
+    signature = key.sign(batch_statement(tree.size, tree.root))
+    sealed = []
+    for index, (message, message_bytes) in enumerate(zip(messages, encoded, strict=True)):
+        envelope = pb.Envelope(
+            message=message_bytes,
+            signature=signature,
+            key_id=key.key_id,
+            proof=pb.BatchProof(
+                tree_size=tree.size, leaf_index=index, path=tree.inclusion_path(index)
+            ),
+        )
+        sealed.append(
+            Sealed(
+                envelope=envelope.SerializeToString(deterministic=True),
+                message=message_bytes,
+                message_id=message.header.message_id,
+                digest=digest(message_bytes),
+                payload_type=payload_type(message),
+            )
+        )
+    frame = pb.Batch(messages=encoded, signature=signature, key_id=key.key_id)
+    return SealedBatch(frame.SerializeToString(deterministic=True), sealed)
 
 
 def seal(message: pb.Message, key: SigningKey) -> Sealed:

@@ -20,14 +20,36 @@ NAME_MATCHES: NameMatch
 NAME_DIFFERS: NameMatch
 
 class Envelope(_message.Message):
-    __slots__ = ("message", "signature", "key_id")
+    __slots__ = ("message", "signature", "key_id", "proof")
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
     message: bytes
     signature: bytes
     key_id: str
-    def __init__(self, message: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., key_id: _Optional[str] = ...) -> None: ...
+    proof: BatchProof
+    def __init__(self, message: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., key_id: _Optional[str] = ..., proof: _Optional[_Union[BatchProof, _Mapping]] = ...) -> None: ...
+
+class BatchProof(_message.Message):
+    __slots__ = ("tree_size", "leaf_index", "path")
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    LEAF_INDEX_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    tree_size: int
+    leaf_index: int
+    path: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, tree_size: _Optional[int] = ..., leaf_index: _Optional[int] = ..., path: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class Batch(_message.Message):
+    __slots__ = ("messages", "signature", "key_id")
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedScalarFieldContainer[bytes]
+    signature: bytes
+    key_id: str
+    def __init__(self, messages: _Optional[_Iterable[bytes]] = ..., signature: _Optional[bytes] = ..., key_id: _Optional[str] = ...) -> None: ...
 
 class Header(_message.Message):
     __slots__ = ("message_id", "sender", "recipient", "sent_at", "in_reply_to", "correlation_id", "manifest_version")
