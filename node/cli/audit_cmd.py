@@ -1,4 +1,5 @@
-"""``yrd audit verify --store PATH``: recompute the evidence log's chain and signatures."""
+"""``yrd audit``: verify the evidence log (``verify``) and show one message's evidence
+(``evidence``, the JSON bundle of DESIGN §5 that anyone can check with the manifest)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from node.cli.output import (
     emit_json,
     fail,
 )
-from node.store.audit import verify_store
+from node.store.audit import read_only, verify_store
 from node.store.database import StoreError
+from node.store.evidence import EvidenceError, bundle
 
 
 def register(commands: Any) -> None:
@@ -32,6 +34,36 @@ def register(commands: Any) -> None:
     verify.add_argument("--store", type=Path, required=True, help="the node's store file")
     verify.add_argument("--json", action="store_true", help="machine-readable output")
     verify.set_defaults(run=run_verify)
+    evidence = sub.add_parser(
+        "evidence",
+        help="print one message's evidence as JSON",
+        description=(
+            "Print the evidence of one message as JSON: its bytes and signature (with the "
+            "batch proof when it travelled in a signed batch), and the signed reply that "
+            "settled it, each with the signer's public key from the manifest. Anyone can "
+            "check it with the manifest alone."
+        ),
+        epilog=(
+            "exit codes:\n  0  printed\n  1  the log holds no usable evidence of the message\n"
+            "  2  nothing was read (a wrong command line, a missing or unreadable store)"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    evidence.add_argument("--store", type=Path, required=True, help="the node's store file")
+    evidence.add_argument("--message-id", required=True, help="the message's id")
+    evidence.set_defaults(run=run_evidence)
+
+
+def run_evidence(args: argparse.Namespace) -> int:
+    try:
+        with read_only(args.store) as conn:
+            shown = bundle(conn, args.message_id)
+    except StoreError as exc:
+        return fail(str(exc), EXIT_NOT_CHECKED)
+    except EvidenceError as exc:
+        return fail(str(exc), EXIT_REFUSED)
+    emit_json(shown)
+    return EXIT_VERIFIED
 
 
 def run_verify(args: argparse.Namespace) -> int:

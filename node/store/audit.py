@@ -21,14 +21,15 @@ import hashlib
 import json
 import sqlite3
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from google.protobuf.message import DecodeError
 
-from node.protocol.envelope import signing_input
+from node.protocol.envelope import statement_of
 from node.store.database import StoreError
 from node.trust.keys import VerifyKey
 from node.trust.manifest import (
@@ -229,7 +230,10 @@ def _signature_problem(body: bytes, keys: dict[str, VerifyKey]) -> str:
     key = keys.get(envelope.key_id)
     if key is None:
         return f"key {envelope.key_id or '(none)'} is not in any manifest recorded before it"
-    if not key.verify(envelope.signature, signing_input(envelope.message)):
+    statement = statement_of(envelope)
+    if statement is None:
+        return "its batch proof does not place the message in a tree of the size it names"
+    if not key.verify(envelope.signature, statement):
         return f"signature does not verify under {envelope.key_id}"
     return ""
 
@@ -307,8 +311,29 @@ def verify_chain(
     )
 
 
-def verify_store(path: Path, *, governance_keys: Iterable[VerifyKey] | None = None) -> AuditReport:
-    """``verify_chain`` on a store file, opened read-only (safe while the node runs)."""
+def message_entries(conn: sqlite3.Connection, message_id: str) -> list[AuditEntry]:
+    """The envelope and reply entries of one message, in ``seq`` order."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM audit WHERE message_id = ? AND kind != 'manifest' "  # noqa: S608
+        "ORDER BY seq",
+        (message_id,),
+    )
+    return [entry for entry in map(_entry, rows) if entry is not None]
+
+
+def recorded_keys(conn: sqlite3.Connection) -> dict[str, VerifyKey]:
+    """Every key listed by a manifest the log holds, revoked or not."""
+    keys: dict[str, VerifyKey] = {}
+    for (body,) in conn.execute("SELECT body FROM audit WHERE kind = 'manifest' ORDER BY seq"):
+        listed, _problem = _manifest_keys(bytes(body), None)
+        keys.update(listed)
+    return keys
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to a store file (safe while the node runs); every SQLite error
+    becomes a StoreError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise StoreError(f"there is no store file at {path}")
@@ -317,8 +342,14 @@ def verify_store(path: Path, *, governance_keys: Iterable[VerifyKey] | None = No
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open store file {path}: {exc}") from exc
     try:
-        return verify_chain(conn, governance_keys=governance_keys)
+        yield conn
     except sqlite3.Error as exc:
         raise StoreError(f"cannot read the audit log in {path}: {exc}") from exc
     finally:
         conn.close()
+
+
+def verify_store(path: Path, *, governance_keys: Iterable[VerifyKey] | None = None) -> AuditReport:
+    """``verify_chain`` on a store file, opened read-only (safe while the node runs)."""
+    with read_only(path) as conn:
+        return verify_chain(conn, governance_keys=governance_keys)

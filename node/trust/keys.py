@@ -65,6 +65,11 @@ class VerifyKey:
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
 
+    @property
+    def public_bytes(self) -> bytes:
+        """The raw public key, as the manifest lists it (base64 there)."""
+        return self._raw
+
     def verify(self, signature: bytes, data: bytes) -> bool:
         if len(signature) != crypto_sign_BYTES:
             return False

@@ -1,0 +1,231 @@
+"""`yrd audit evidence`: one message's evidence, checked by a checker that uses no project code.
+
+The checker below is written from DESIGN §3/§5 and RFC 9162 §2.1.3.2: base64, SHA-256,
+Ed25519 (cryptography) over the labelled statements, and the protobuf schema of the wire
+contract to read the receipt. It shares no code with node/."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from node.protocol.envelope import header, seal_batch
+from node.store import audit
+from node.store.database import Database
+from node.trust.keys import SigningKey, load_signing_key
+from node.trust.layout import read_manifest
+from node.wire import pb
+from tests.nodes import BUDGET, config_for, eventually, make_mesh, running
+
+pytestmark = pytest.mark.slow  # runs `yrd audit evidence` as a process
+
+YRD = [sys.executable, "-m", "node.cli.main"]
+NOW = 1_767_225_600.0
+
+
+# -- the independent checker -----------------------------------------------------------------
+
+
+def rfc9162_root(leaf: bytes, index: int, size: int, path: list[bytes]) -> bytes | None:
+    """RFC 9162 §2.1.3.2, steps 1-5, written out from the RFC."""
+    if index >= size:
+        return None
+    fn, sn = index, size - 1
+    r = hashlib.sha256(b"\x00" + leaf).digest()
+    for p in path:
+        if sn == 0:
+            return None
+        if fn % 2 == 1 or fn == sn:
+            r = hashlib.sha256(b"\x01" + p + r).digest()
+            while fn % 2 == 0 and fn != 0:
+                fn //= 2
+                sn //= 2
+        else:
+            r = hashlib.sha256(b"\x01" + r + p).digest()
+        fn //= 2
+        sn //= 2
+    return r if sn == 0 else None
+
+
+def signed_by(part: dict[str, Any], manifest_keys: dict[str, str]) -> bytes:
+    """Check one signed part of a bundle; return its message bytes, or raise AssertionError."""
+    message = base64.b64decode(part["message"])
+    signature = part["signature"]
+    assert manifest_keys[signature["key_id"]] == signature["public_key"], "key not the manifest's"
+    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(signature["public_key"]))
+    batch = signature["batch"]
+    if batch is None:
+        statement = b"yrd.federation.v1/envelope\x00" + message
+    else:
+        path = [base64.b64decode(node) for node in batch["path"]]
+        root = rfc9162_root(message, batch["leaf_index"], batch["tree_size"], path)
+        assert root is not None, "malformed inclusion proof"
+        statement = b"yrd.federation.v1/batch\x00" + batch["tree_size"].to_bytes(8, "big") + root
+    try:
+        key.verify(base64.b64decode(signature["value"]), statement)
+    except InvalidSignature:
+        raise AssertionError("signature does not verify") from None
+    return message
+
+
+def check_bundle(bundle: dict[str, Any], manifest_keys: dict[str, str]) -> None:
+    """The message is signed, its receipt is signed and answers exactly those bytes."""
+    message = signed_by(bundle, manifest_keys)
+    assert pb.Message.FromString(message).header.message_id == bundle["message_id"]
+    reply = pb.Message.FromString(signed_by(bundle["receipt"], manifest_keys))
+    assert reply.header.in_reply_to == bundle["message_id"]
+    assert reply.receipt.digest == hashlib.sha256(message).digest()
+
+
+def keys_of(manifest_path: Path) -> dict[str, str]:
+    document = json.loads(manifest_path.read_bytes())
+    return {
+        key["key_id"]: key["public_key"]
+        for member in document["manifest"]["members"]
+        for key in member["signing_keys"]
+    }
+
+
+def evidence(store: Path, message_id: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*YRD, "audit", "evidence", "--store", str(store), "--message-id", message_id],
+        capture_output=True,
+        text=True,
+        timeout=BUDGET,
+        check=False,
+    )
+
+
+# -- tests -----------------------------------------------------------------------------------
+
+
+async def test_both_sides_of_a_real_exchange_give_bundles_the_checker_accepts(
+    tmp_path: Path,
+) -> None:
+    mesh = make_mesh(tmp_path)
+    async with (
+        running(config_for(mesh, "jiangsu")) as js,
+        running(config_for(mesh, "shanghai")) as sh,
+    ):
+        [message_id] = await sh.send("jiangsu", [("probe", pb.Probe(sequence=7))])
+        await eventually(
+            lambda: (
+                len(audit.message_entries(sh.db.reader(), message_id)) == 2
+                and len(audit.message_entries(js.db.reader(), message_id)) == 2
+            )
+        )
+    keys = keys_of(mesh / "manifest.json")
+    for province, direction, peer in (
+        ("shanghai", "sent", "jiangsu"),
+        ("jiangsu", "received", "shanghai"),
+    ):
+        shown = evidence(mesh / province / "node.db", message_id)
+        assert shown.returncode == 0, shown.stderr
+        bundle = json.loads(shown.stdout)
+        assert (bundle["direction"], bundle["peer"]) == (direction, peer)
+        check_bundle(bundle, keys)
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    store = await Database.open(tmp_path / "node.db")
+    yield store
+    await store.close()
+
+
+async def test_a_batched_message_and_its_batched_receipt_verify_alone(
+    db: Database, tmp_path: Path
+) -> None:
+    """A message third of five in a signed batch, answered by a receipt second of three in
+    the receiver's signed reply batch: both provable from the bundle and the manifest."""
+    mesh = make_mesh(tmp_path / "mesh")
+    manifest_bytes = (mesh / "manifest.json").read_bytes()
+    manifest = read_manifest(mesh)
+    shanghai = _key(mesh, "shanghai")
+    jiangsu = _key(mesh, "jiangsu")
+    ids = {m.province: m.node_id for m in manifest.members}
+
+    def probe(n: int) -> pb.Message:
+        return pb.Message(
+            header=header(
+                sender=ids["shanghai"], recipient=ids["jiangsu"], now=NOW, manifest_version=1
+            ),
+            probe=pb.Probe(sequence=n),
+        )
+
+    sent = seal_batch([probe(n) for n in range(5)], shanghai).sealed[2]
+    receipts = [
+        pb.Message(
+            header=header(
+                sender=ids["jiangsu"],
+                recipient=ids["shanghai"],
+                now=NOW,
+                manifest_version=1,
+                in_reply_to=message_id,
+            ),
+            receipt=pb.Receipt(message_id=message_id, digest=digest),
+        )
+        for message_id, digest in (
+            ("other-1", bytes(32)),
+            (sent.message_id, sent.digest),
+            ("other-2", bytes(32)),
+        )
+    ]
+    reply = seal_batch(receipts, jiangsu).sealed[1]
+
+    def record(conn: Any) -> None:
+        audit.append_many(
+            conn,
+            [
+                audit.Record("local", "", "manifest-v1", "manifest", manifest_bytes, NOW),
+                audit.Record("sent", "jiangsu", sent.message_id, "envelope", sent.envelope, NOW),
+                audit.Record("received", "jiangsu", sent.message_id, "reply", reply.envelope, NOW),
+            ],
+        )
+
+    await db.write(record)
+    assert audit.verify_chain(db.reader()).ok
+    shown = evidence(db.path, sent.message_id)
+    assert shown.returncode == 0, shown.stderr
+    bundle = json.loads(shown.stdout)
+    assert bundle["signature"]["batch"]["tree_size"] == 5
+    assert bundle["signature"]["batch"]["leaf_index"] == 2
+    assert bundle["receipt"]["signature"]["batch"]["leaf_index"] == 1
+    keys = keys_of(mesh / "manifest.json")
+    check_bundle(bundle, keys)
+
+    # The checker bites: a changed message, a moved leaf, a shortened path, a swapped key.
+    for tamper in (
+        lambda b: b.update(message=base64.b64encode(b"forged").decode()),
+        lambda b: b["signature"]["batch"].update(leaf_index=3),
+        lambda b: b["signature"]["batch"]["path"].pop(),
+        lambda b: b["receipt"]["signature"].update(public_key=bundle["signature"]["public_key"]),
+    ):
+        forged = json.loads(shown.stdout)
+        tamper(forged)
+        with pytest.raises((AssertionError, ValueError)):
+            check_bundle(forged, keys)
+
+
+def _key(mesh: Path, province: str) -> SigningKey:
+    return load_signing_key(config_for(mesh, province).paths.signing_key)
+
+
+async def test_no_evidence_and_no_store_are_told_apart(db: Database, tmp_path: Path) -> None:
+    missing = evidence(db.path, "no-such-message")
+    assert missing.returncode == 1
+    assert "holds no message 'no-such-message'" in missing.stderr
+    assert missing.stdout == ""
+    absent = evidence(tmp_path / "absent.db", "x")
+    assert absent.returncode == 2
+    assert "no store file" in absent.stderr
