@@ -76,15 +76,32 @@ def test_roots_and_every_inclusion_path_match_the_rfc_for_sizes_1_to_300() -> No
         tree = MerkleTree.of(data[:size])
         root = ref.mth(0, size)
         assert tree.size == size
-        assert tree.root == root, size
+        assert tree.root() == root, size
         for index in range(size):
             path = tree.inclusion_path(index)
             assert path == ref.path(index, 0, size), (size, index)
             assert verify_inclusion(H(b"\x00" + data[index]), index, size, path, root)
 
 
+def test_any_earlier_size_is_served_from_the_bigger_tree() -> None:
+    """Roots, paths and proofs of every prefix, as the evidence log needs for old checkpoints."""
+    data = leaves(45)
+    tree = MerkleTree.of(data)
+    for size in range(0, 46):
+        ref = Reference(data[:size])
+        assert tree.root(size) == ref.mth(0, size), size
+        for index in range(size):
+            assert tree.inclusion_path(index, size) == ref.path(index, 0, size)
+        for old in range(1, size + 1):
+            assert tree.consistency_path(old, size) == ref.subproof(old, 0, size, True)
+    with pytest.raises(IndexError):
+        tree.root(46)
+    with pytest.raises(IndexError):
+        tree.inclusion_path(3, 3)
+
+
 def test_empty_tree_root_is_the_hash_of_nothing() -> None:
-    assert MerkleTree([]).root == H(b"")
+    assert MerkleTree([]).root() == H(b"")
 
 
 def test_consistency_proofs_match_the_rfc_and_verify_for_every_pair_up_to_70() -> None:
@@ -95,14 +112,14 @@ def test_consistency_proofs_match_the_rfc_and_verify_for_every_pair_up_to_70() -
         for old in range(1, new + 1):
             proof = trees[new].consistency_path(old)
             assert proof == ref.subproof(old, 0, new, True), (old, new)
-            assert verify_consistency(old, new, trees[old].root, trees[new].root, proof)
+            assert verify_consistency(old, new, trees[old].root(), trees[new].root(), proof)
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 8, 9, 64, 100, 255, 256])
 def test_a_tampered_inclusion_proof_is_refused(size: int) -> None:
     data = leaves(size)
     tree = MerkleTree.of(data)
-    root = tree.root
+    root = tree.root()
     for index in {0, size // 2, size - 1}:
         leaf = leaf_hash(data[index])
         path = tree.inclusion_path(index)
@@ -131,21 +148,21 @@ def test_a_tampered_consistency_proof_is_refused() -> None:
     data = leaves(40)
     old, new = MerkleTree.of(data[:13]), MerkleTree.of(data)
     proof = new.consistency_path(13)
-    assert verify_consistency(13, 40, old.root, new.root, proof)
+    assert verify_consistency(13, 40, old.root(), new.root(), proof)
     forked = MerkleTree.of([*data[:12], b"rewritten", *data[13:]])
-    assert not verify_consistency(13, 40, old.root, forked.root, forked.consistency_path(13))
-    assert not verify_consistency(13, 40, old.root, new.root, proof[:-1])
-    assert not verify_consistency(13, 40, old.root, new.root, [*proof, bytes(32)])
-    assert not verify_consistency(13, 40, old.root, new.root, [])
-    assert not verify_consistency(12, 40, old.root, new.root, proof)
-    assert not verify_consistency(41, 40, old.root, new.root, proof)
-    assert not verify_consistency(0, 40, old.root, new.root, proof)
+    assert not verify_consistency(13, 40, old.root(), forked.root(), forked.consistency_path(13))
+    assert not verify_consistency(13, 40, old.root(), new.root(), proof[:-1])
+    assert not verify_consistency(13, 40, old.root(), new.root(), [*proof, bytes(32)])
+    assert not verify_consistency(13, 40, old.root(), new.root(), [])
+    assert not verify_consistency(12, 40, old.root(), new.root(), proof)
+    assert not verify_consistency(41, 40, old.root(), new.root(), proof)
+    assert not verify_consistency(0, 40, old.root(), new.root(), proof)
     eight = MerkleTree.of(data[:8])
-    assert verify_consistency(8, 40, eight.root, new.root, new.consistency_path(8))
-    assert not verify_consistency(8, 40, eight.root, new.root, [])
-    assert verify_consistency(40, 40, new.root, new.root, [])
-    assert not verify_consistency(40, 40, new.root, new.root, [bytes(32)])
-    assert not verify_consistency(40, 40, old.root, new.root, [])
+    assert verify_consistency(8, 40, eight.root(), new.root(), new.consistency_path(8))
+    assert not verify_consistency(8, 40, eight.root(), new.root(), [])
+    assert verify_consistency(40, 40, new.root(), new.root(), [])
+    assert not verify_consistency(40, 40, new.root(), new.root(), [bytes(32)])
+    assert not verify_consistency(40, 40, old.root(), new.root(), [])
 
 
 def test_paths_are_asked_only_for_leaves_in_the_tree() -> None:
@@ -166,8 +183,8 @@ def test_the_hash_function_is_a_parameter() -> None:
 
     data = leaves(5)
     tree = MerkleTree.of(data, sha512)
-    assert len(tree.root) == 64
-    assert tree.root != MerkleTree.of(data).root
+    assert len(tree.root()) == 64
+    assert tree.root() != MerkleTree.of(data).root()
     path = tree.inclusion_path(3)
-    assert verify_inclusion(leaf_hash(data[3], sha512), 3, 5, path, tree.root, sha512)
-    assert not verify_inclusion(leaf_hash(data[3]), 3, 5, path, tree.root, sha512)
+    assert verify_inclusion(leaf_hash(data[3], sha512), 3, 5, path, tree.root(), sha512)
+    assert not verify_inclusion(leaf_hash(data[3]), 3, 5, path, tree.root(), sha512)

@@ -131,7 +131,7 @@ def seal_batch(messages: Sequence[pb.Message], key: SigningKey) -> SealedBatch:
         raise ValueError("a batch holds at least one message")
     encoded = [m.SerializeToString(deterministic=True) for m in messages]
     tree = MerkleTree.of(encoded)
-    signature = key.sign(batch_statement(tree.size, tree.root))
+    signature = key.sign(batch_statement(tree.size, tree.root()))
     sealed = []
     for index, (message, message_bytes) in enumerate(zip(messages, encoded, strict=True)):
         envelope = pb.Envelope(

@@ -5,8 +5,10 @@ the national suite):
 - A leaf is hashed as ``H(0x00 || data)``, an interior node as ``H(0x01 || left || right)``,
   so a leaf can never pass for a node (second-preimage resistance, RFC 9162 §2.1.1).
 - The tree has the RFC's shape: the left subtree of ``n`` leaves holds the largest power of
-  two below ``n``; an odd node is carried up a level, never duplicated. Built level by level,
-  pairing neighbours and carrying the last one up, gives exactly that shape.
+  two below ``n``; an odd node is carried up a level, never duplicated. So every node is
+  made of *perfect* subtrees (``2**level`` leaves starting at a multiple of ``2**level``),
+  and those are all a tree keeps: in memory for a batch, in the store for the evidence log.
+  Roots, paths and proofs of the whole tree or of any earlier size are built from them.
 - An inclusion path (§2.1.3.1) lists siblings from the leaf upward. Verification follows
   §2.1.3.2 to the letter: the index must be below the size, and the path must be exactly as
   long as the tree needs, or the proof is refused — a proof that merely "reaches the root"
@@ -18,6 +20,7 @@ the national suite):
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
 HashFunction = Callable[[bytes], bytes]
@@ -39,21 +42,94 @@ def node_hash(left: bytes, right: bytes, hash_function: HashFunction = sha256) -
     return hash_function(NODE_PREFIX + left + right)
 
 
-class MerkleTree:
-    """A tree over leaves held in memory (a batch, or the evidence log's leaf hashes)."""
+class TreeView(ABC):
+    """A tree of ``size`` leaves that can hand out its perfect subtrees' hashes; every root,
+    inclusion path and consistency proof, of this size or of any earlier one, is built from
+    them by the RFC's recursion. Held in memory (``MerkleTree``) or in a store."""
+
+    def __init__(self, size: int, hash_function: HashFunction) -> None:
+        self.size = size
+        self.hash_function = hash_function
+
+    @abstractmethod
+    def perfect(self, level: int, index: int) -> bytes:
+        """The hash of leaves ``[index * 2**level, (index + 1) * 2**level)``, all present."""
+
+    def root(self, size: int | None = None) -> bytes:
+        """The head of the first ``size`` leaves (all by default); the hash of the empty
+        string for an empty tree (§2.1.1)."""
+        size = self.size if size is None else size
+        self._check_size(size)
+        return self._mth(0, size) if size else self.hash_function(b"")
+
+    def inclusion_path(self, index: int, size: int | None = None) -> list[bytes]:
+        """The audit path of leaf ``index`` in the first ``size`` leaves, from its sibling up
+        (PATH of §2.1.3.1)."""
+        size = self.size if size is None else size
+        self._check_size(size)
+        if not 0 <= index < size:
+            raise IndexError(f"leaf {index} is not in a tree of {size}")
+        path: list[bytes] = []
+        start, n = 0, size
+        while n > 1:
+            k = _largest_power_of_two_below(n)
+            if index - start < k:
+                path.append(self._mth(start + k, n - k))
+                n = k
+            else:
+                path.append(self._mth(start, k))
+                start, n = start + k, n - k
+        path.reverse()
+        return path
+
+    def consistency_path(self, old_size: int, size: int | None = None) -> list[bytes]:
+        """The proof that the first ``old_size`` leaves are a prefix of the first ``size``
+        (PROOF of §2.1.4.1)."""
+        size = self.size if size is None else size
+        self._check_size(size)
+        if not 0 < old_size <= size:
+            raise IndexError(f"no consistency proof from {old_size} to {size}")
+        return self._subproof(old_size, 0, size, complete=True)
+
+    def _check_size(self, size: int) -> None:
+        if not 0 <= size <= self.size:
+            raise IndexError(f"a tree of {self.size} leaves has no prefix of {size}")
+
+    def _subproof(self, m: int, start: int, n: int, *, complete: bool) -> list[bytes]:
+        """SUBPROOF(m, D[start:start+n], complete) of §2.1.4.1."""
+        if m == n:
+            return [] if complete else [self._mth(start, n)]
+        k = _largest_power_of_two_below(n)
+        if m <= k:
+            left = self._subproof(m, start, k, complete=complete)
+            return [*left, self._mth(start + k, n - k)]
+        right = self._subproof(m - k, start + k, n - k, complete=False)
+        return [*right, self._mth(start, k)]
+
+    def _mth(self, start: int, n: int) -> bytes:
+        """MTH(D[start:start+n]) for a node of the RFC's shape: ``start`` is a multiple of
+        the largest power of two not above ``n``, so it splits into perfect subtrees."""
+        level = n.bit_length() - 1
+        if n == 1 << level:
+            return self.perfect(level, start >> level)
+        k = 1 << level
+        return node_hash(self._mth(start, k), self._mth(start + k, n - k), self.hash_function)
+
+
+class MerkleTree(TreeView):
+    """A tree over leaves held in memory (a batch of messages)."""
 
     def __init__(self, leaf_hashes: Sequence[bytes], hash_function: HashFunction = sha256) -> None:
-        self._hash = hash_function
+        super().__init__(len(leaf_hashes), hash_function)
         levels = [list(leaf_hashes)]
         while len(levels[-1]) > 1:
             below = levels[-1]
-            above = [
-                node_hash(below[i], below[i + 1], hash_function)
-                for i in range(0, len(below) - 1, 2)
-            ]
-            if len(below) % 2:
-                above.append(below[-1])
-            levels.append(above)
+            levels.append(
+                [
+                    node_hash(below[i], below[i + 1], hash_function)
+                    for i in range(0, len(below) - 1, 2)
+                ]
+            )
         self._levels = levels
 
     @classmethod
@@ -61,50 +137,8 @@ class MerkleTree:
         """The tree over the leaves' data (each hashed as a leaf)."""
         return cls([leaf_hash(leaf, hash_function) for leaf in leaves], hash_function)
 
-    @property
-    def size(self) -> int:
-        return len(self._levels[0])
-
-    @property
-    def root(self) -> bytes:
-        """The tree head; the hash of the empty string for an empty tree (§2.1.1)."""
-        if self.size == 0:
-            return self._hash(b"")
-        return self._levels[-1][0]
-
-    def inclusion_path(self, index: int) -> list[bytes]:
-        """The audit path of leaf ``index``, from its sibling up (§2.1.3.1)."""
-        if not 0 <= index < self.size:
-            raise IndexError(f"leaf {index} is not in a tree of {self.size}")
-        path = []
-        for level in self._levels[:-1]:
-            sibling = index ^ 1
-            if sibling < len(level):
-                path.append(level[sibling])
-            index //= 2
-        return path
-
-    def consistency_path(self, old_size: int) -> list[bytes]:
-        """The proof that the first ``old_size`` leaves form a prefix of this tree (§2.1.4.1)."""
-        if not 0 < old_size <= self.size:
-            raise IndexError(f"no consistency proof from {old_size} to {self.size}")
-        return self._subproof(old_size, 0, self.size, complete=True)
-
-    def _subproof(self, m: int, start: int, n: int, *, complete: bool) -> list[bytes]:
-        """SUBPROOF(m, D[start:start+n], complete) of §2.1.4.1."""
-        if m == n:
-            return [] if complete else [self._subtree(start, n)]
-        k = _largest_power_of_two_below(n)
-        if m <= k:
-            left = self._subproof(m, start, k, complete=complete)
-            return [*left, self._subtree(start + k, n - k)]
-        right = self._subproof(m - k, start + k, n - k, complete=False)
-        return [*right, self._subtree(start, k)]
-
-    def _subtree(self, start: int, n: int) -> bytes:
-        """MTH(D[start:start+n]) for a node of this tree's shape."""
-        level = (n - 1).bit_length()
-        return self._levels[level][start >> level]
+    def perfect(self, level: int, index: int) -> bytes:
+        return self._levels[level][index]
 
 
 def _largest_power_of_two_below(n: int) -> int:
