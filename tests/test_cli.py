@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from node.api.service import start_http
 from node.cli.main import main
 from node.runtime.config import load_config
-from node.runtime.service import start_http
 from node.store import outbox
 from node.trust.keys import load_signing_key
 from node.trust.layout import load_governance_key, read_manifest

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from node.api.service import start_http
 from node.cli.main import main
 from node.cli.mesh_auth import mesh_session
 from node.runtime.config import ConfigError
 from node.runtime.node import Node, OwnKeyUnusable, StartupError, reload_failure_reason
-from node.runtime.service import start_http
 from node.trust.keys import KeyFileError, load_signing_key
 from node.trust.layout import read_manifest
 from node.trust.manifest import ManifestDowngrade, ManifestSignatureInvalid

@@ -41,7 +41,7 @@ def register(commands: Any) -> None:
 
 
 def run_node(args: argparse.Namespace) -> int:
-    from node.runtime.service import serve
+    from node.api.service import serve
 
     configure_logging(args.log_format, args.log_level)
     try:

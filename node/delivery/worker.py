@@ -14,7 +14,7 @@ from typing import Protocol
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from node.delivery.circuit import CircuitState, PeerLink
-from node.runtime.config import DeliveryConfig
+from node.delivery.config import DeliveryConfig
 from node.store import audit, outbox
 from node.store.database import Database
 from node.store.outbox import OutboxItem
