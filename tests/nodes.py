@@ -17,8 +17,8 @@ import grpc
 from aiohttp.test_utils import TestClient, TestServer
 
 from node.delivery.config import DeliveryConfig
+from node.mesh.access import create_mesh, mesh_token
 from node.runtime.config import NodeConfig, load_config
-from node.runtime.mesh_access import create_mesh, mesh_token
 from node.runtime.node import Node
 from node.trust.tls import TlsMaterial
 

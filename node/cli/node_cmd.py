@@ -15,9 +15,9 @@ from yarl import URL
 
 from monitoring.status import unreachable_reason
 from node.cli.output import fail
+from node.mesh.access import NoToken, bearer, mesh_token
 from node.runtime.config import ConfigError, load_config
 from node.runtime.logs import configure_logging
-from node.runtime.mesh_access import NoToken, bearer, mesh_token
 from node.runtime.node import StartupError
 from node.store.database import StoreError
 
