@@ -18,9 +18,11 @@ demo: $(STAMP)
 
 test: lint typecheck pytest
 
+# lint-imports: node's layers import only downward ([tool.importlinter] in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -50,11 +50,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from node.cases.catalog import load_catalog  # noqa: E402
-from node.cli.mesh_auth import mesh_session  # noqa: E402
 from node.identifiers import make_id_number  # noqa: E402
+from node.mesh.access import create_mesh  # noqa: E402
+from node.mesh.auth import mesh_session  # noqa: E402
+from node.mesh.processes import node_run_command  # noqa: E402
 from node.runtime.config import load_config  # noqa: E402
-from node.runtime.mesh import node_run_command  # noqa: E402
-from node.runtime.mesh_access import create_mesh  # noqa: E402
 
 POLL = 0.005
 PROVINCES = ("shanghai", "jiangsu")

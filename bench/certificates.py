@@ -88,15 +88,15 @@ from node.certificates.presentation import (  # noqa: E402
     read_presentation,
 )
 from node.certificates.revocation import read_revocation_list  # noqa: E402
-from node.cli.mesh_auth import mesh_session  # noqa: E402
 from node.identifiers import make_certificate_id, make_credit_code, make_id_number  # noqa: E402
+from node.mesh.access import create_mesh  # noqa: E402
+from node.mesh.auth import mesh_session  # noqa: E402
+from node.mesh.layout import ports_for, read_manifest  # noqa: E402
+from node.mesh.processes import node_run_command  # noqa: E402
 from node.protocol.envelope import DOMAIN_PREFIX  # noqa: E402
 from node.runtime.config import load_config  # noqa: E402
-from node.runtime.mesh import node_run_command  # noqa: E402
-from node.runtime.mesh_access import create_mesh  # noqa: E402
 from node.store import certificates as store  # noqa: E402
 from node.trust.keys import SigningKey, load_signing_key  # noqa: E402
-from node.trust.layout import ports_for, read_manifest  # noqa: E402
 from node.wire import pb  # noqa: E402
 
 PROVINCES = ("shanghai", "jiangsu")

@@ -50,7 +50,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from node.runtime.mesh import MeshError  # noqa: E402
+from node.mesh.processes import MeshError  # noqa: E402
 from tests.crash_rounds import (  # noqa: E402
     VICTIMS,
     RoundBroke,

@@ -98,6 +98,9 @@ from pathlib import Path
 
 import grpc
 
+from node.mesh.access import bearer, create_mesh, mesh_token
+from node.mesh.layout import node_id_for, read_manifest
+from node.mesh.processes import node_run_command
 from node.protocol.checks import (
     DEFAULT_MAX_MESSAGE_BYTES,
     Authenticated,
@@ -107,15 +110,12 @@ from node.protocol.checks import (
 from node.protocol.envelope import digest, header, seal, signing_input
 from node.protocol.replies import receipt_for
 from node.runtime.config import NodeConfig, load_config
-from node.runtime.mesh import node_run_command
-from node.runtime.mesh_access import bearer, create_mesh, mesh_token
 from node.runtime.node import Node
 from node.store import inbox, outbox
 from node.store.database import Database
 from node.transport.client import PeerChannel
 from node.transport.server import TRANSPORT_HEADROOM
 from node.trust.keys import load_signing_key
-from node.trust.layout import node_id_for, read_manifest
 from node.trust.manifest import Member
 from node.trust.tls import TlsMaterial
 from node.wire import DELIVER_STREAM_METHOD, SERVICE_NAME, pb

@@ -9,7 +9,7 @@ Run::
     .venv/bin/python bench/resilience.py --parts flood --seconds 30
     .venv/bin/python bench/resilience.py --json                 # one JSON object
 
-Every node is a real ``yrd node run`` process (``node.runtime.mesh.Mesh``) on a fresh mesh in
+Every node is a real ``yrd node run`` process (``node.mesh.processes.Mesh``) on a fresh mesh in
 a temporary folder; this process drives them over HTTP and gRPC.
 
 ``flood``
@@ -89,12 +89,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from adapters.registry import citizen  # noqa: E402
-from node.cli.applications import fetch_fixtures, plan_applications  # noqa: E402
-from node.cli.mesh_auth import MeshAuth  # noqa: E402
+from node.mesh.access import create_mesh  # noqa: E402
+from node.mesh.applications import fetch_fixtures, plan_applications  # noqa: E402
+from node.mesh.auth import MeshAuth  # noqa: E402
+from node.mesh.layout import node_id_for  # noqa: E402
+from node.mesh.processes import Kind, Mesh, MeshError  # noqa: E402
 from node.runtime.config import load_config  # noqa: E402
-from node.runtime.mesh import Kind, Mesh, MeshError  # noqa: E402
-from node.runtime.mesh_access import create_mesh  # noqa: E402
-from node.trust.layout import node_id_for  # noqa: E402
 from node.trust.manifest import parse_time  # noqa: E402
 from node.wire import pb  # noqa: E402
 from tests.cases import case_body, matter_of, unb64  # noqa: E402

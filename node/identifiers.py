@@ -39,18 +39,24 @@ from typing import Final, Literal
 from stdnum.cn import ric, uscc
 from stdnum.iso7064 import mod_37_36
 
+from node.vocabulary import PROVINCES
+
 IdentifierErrorCode = Literal[
     "invalid_id_number",
     "invalid_credit_code",
     "invalid_certificate_id",
     "unknown_issuer",
     "invalid_code_type",
+    "invalid_matter_code",
 ]
 IssuerCodeKind = Literal["credit_code", "area_code"]
 Sex = Literal["male", "female"]
 
-PROVINCE_PREFIXES: Final = {"31": "shanghai", "32": "jiangsu", "33": "zhejiang", "34": "anhui"}
+PROVINCE_PREFIXES: Final = {province.code[:2]: name for name, province in PROVINCES.items()}
 """First two digits of a GB/T 2260 division → the federation member's name."""
+
+MATTER_CODE_LENGTH: Final = 31
+"""A matter code: an 18-character credit code and 13 digits (``validate_matter_code``)."""
 
 CODE_TYPE_ID_NUMBER: Final = "111"
 CODE_TYPE_CREDIT_CODE: Final = "001"
@@ -200,6 +206,40 @@ def make_credit_code(rng: random.Random, *, division: str) -> str:
     organisation = "".join(rng.choice(_CREDIT_CODE_ALPHABET) for _ in range(9))
     body = head + division + organisation
     return body + uscc.calc_check_digit(body)
+
+
+# --- matter codes (实施编码) -------------------------------------------------------------------
+
+
+def validate_matter_code(value: object, *, field: str = "code") -> str:
+    """Check a matter code's shape and check character; return it unchanged.
+
+    A matter code (implementation code of the cross-province catalog) is the implementing
+    body's unified social credit code (check character verified) followed by 13 digits,
+    written in upper case: 31 characters. Refusals are ``invalid_matter_code``.
+    """
+
+    def refuse(detail: str) -> IdentifierError:
+        return IdentifierError("invalid_matter_code", f"{field}: {detail}", field=field)
+
+    if not isinstance(value, str):
+        raise refuse(f"expected a string, got {type(value).__name__}")
+    if len(value) != MATTER_CODE_LENGTH:
+        raise refuse(
+            f"a matter code has {MATTER_CODE_LENGTH} characters (an 18-character credit code "
+            f"and 13 digits), not {len(value)}"
+        )
+    if value != value.upper():
+        raise refuse("a matter code is written in upper case")
+    try:
+        validate_credit_code(value[:_CREDIT_CODE_LENGTH], field=field)
+    except IdentifierError as error:
+        sentence = error.detail.removeprefix(f"{error.field}: ")
+        raise refuse(f"characters 1-18 (the implementing body's credit code): {sentence}") from None
+    for index, char in enumerate(value[_CREDIT_CODE_LENGTH:], start=_CREDIT_CODE_LENGTH + 1):
+        if char not in _DIGITS:
+            raise refuse(f"character {index} of a matter code must be a digit")
+    return value
 
 
 # --- holder codes ---------------------------------------------------------------------------

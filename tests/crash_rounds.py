@@ -4,7 +4,7 @@ at a seeded random point of each round, started again, drained, and every effect
 many.
 
 The mesh: Shanghai and Jiangsu, each a ``yrd node run`` process with its simulated platform
-as a process of its own (``node.runtime.mesh.Mesh``), whose officer and applicant work every
+as a process of its own (``node.mesh.processes.Mesh``), whose officer and applicant work every
 case (accept or reject, maybe a supplement request and the supplement, complete or deny, the
 evaluation). Heartbeats every 0.5 s and back-off capped at 2 s, so a restarted peer is found
 again at once; everything else as ``yrd mesh init`` writes it.
@@ -52,10 +52,10 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.registry import citizen
-from node.cli.applications import Application, fetch_fixtures, plan_applications
-from node.cli.mesh_auth import mesh_session
-from node.runtime.mesh import Mesh
-from node.runtime.mesh_access import create_mesh
+from node.mesh.access import create_mesh
+from node.mesh.applications import Application, fetch_fixtures, plan_applications
+from node.mesh.auth import mesh_session
+from node.mesh.processes import Mesh
 from tests.effects import EffectReport, count_effects, read_only
 from tests.nodes import free_base_port
 

@@ -38,10 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from node.mesh.layout import read_manifest
 from node.protocol.checks import check_reply
 from node.protocol.faults import Refusal
 from node.runtime.config import load_config
-from node.trust.layout import read_manifest
 from node.trust.manifest import Manifest
 from node.wire import pb
 

@@ -16,8 +16,9 @@ from typing import Any
 import grpc
 from aiohttp.test_utils import TestClient, TestServer
 
-from node.runtime.config import DeliveryConfig, NodeConfig, load_config
-from node.runtime.mesh_access import create_mesh, mesh_token
+from node.delivery.config import DeliveryConfig
+from node.mesh.access import create_mesh, mesh_token
+from node.runtime.config import NodeConfig, load_config
 from node.runtime.node import Node
 from node.trust.tls import TlsMaterial
 

@@ -272,7 +272,7 @@ def inbound_cases(
     return st.builds(
         InboundCase,
         case_id=text,
-        accepting=st.sampled_from(PROVINCES),
+        accepting=st.sampled_from(tuple(PROVINCES)),
         matter_code=st.just("M" * 31),
         mode=st.sampled_from(MODES),
         applicant=st.fixed_dictionaries(

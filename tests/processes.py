@@ -14,9 +14,9 @@ from pathlib import Path
 
 from yarl import URL
 
-from node.cli.mesh_auth import MeshAuth, mesh_tokens
+from node.mesh.auth import MeshAuth, mesh_tokens
+from node.mesh.processes import node_run_command
 from node.runtime.config import load_config
-from node.runtime.mesh import node_run_command
 from tests.nodes import BUDGET
 
 
@@ -38,7 +38,7 @@ def authorized(
     mesh: Path, url: str, *, data: bytes | None = None, method: str | None = None
 ) -> urllib.request.Request:
     """A request to one of the mesh's nodes carrying its token of the narrowest scope the
-    route admits (``node.cli.mesh_auth``)."""
+    route admits (``node.mesh.auth``)."""
     request = urllib.request.Request(url, data=data, method=method)
     for name, value in (
         MeshAuth(mesh_tokens(mesh)).headers_for(request.get_method(), URL(url)).items()

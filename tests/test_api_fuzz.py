@@ -68,7 +68,7 @@ from schemathesis.checks import (
 
 from node.api.access import RULES, scope_for
 from node.api.openapi import document
-from node.cli.mesh_auth import mesh_tokens
+from node.mesh.auth import mesh_tokens
 from tests.cases import case_body, matter_of
 from tests.certificate_samples import LI_MINGHUA, sample_json
 from tests.nodes import BUDGET, make_mesh

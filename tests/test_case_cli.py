@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from node.api.service import start_http
 from node.certificates.model import TYPES
 from node.cli.main import main
 from node.identifiers import make_certificate_id
 from node.runtime.node import Node
-from node.runtime.service import start_http
 from node.trust.keys import load_signing_key
 from tests import lifecycle_oracle as oracle
 from tests.cases import case_body, matter_of, status_of

@@ -11,9 +11,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from node.cli.mesh_auth import mesh_session
+from node.mesh.auth import mesh_session
+from node.mesh.layout import read_manifest
 from node.store.audit import verify_store
-from node.trust.layout import read_manifest
 from tests.cases import case_body, matter_of, signature_holds, status_of
 from tests.effects import assert_exactly_once, read_only
 from tests.nodes import config_for, eventually, make_mesh, serving, settled

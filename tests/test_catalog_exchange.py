@@ -12,12 +12,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from node.api.app import build_app
+from node.api.service import start_http
 from node.cases.announce import to_announce
 from node.cases.catalog import load_catalog
 from node.cli.main import main
 from node.protocol.envelope import header, seal
 from node.protocol.faults import FaultCode
-from node.runtime.service import start_http
 from node.store import catalogs, outbox
 from node.trust.keys import load_signing_key
 from node.wire import pb

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from node.api.service import start_http
 from node.cli.main import main
 from node.identifiers import make_certificate_id, parse_certificate_id
 from node.runtime.node import Node
-from node.runtime.service import start_http
 from tests.certificate_samples import LI_MINGHUA, OTHER_PERSON, sample_json
 from tests.nodes import (
     cli_env,

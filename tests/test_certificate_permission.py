@@ -16,12 +16,12 @@ import pytest
 from node.certificates.model import TYPES
 from node.certificates.policy import MATTER, SCENES
 from node.identifiers import make_certificate_id, parse_certificate_id
+from node.mesh.layout import publish_manifest, read_manifest
 from node.protocol.envelope import DOMAIN_PREFIX, header, seal
 from node.runtime.node import Node
 from node.store import certificates as certificate_store
 from node.store import inbox
 from node.trust.keys import load_signing_key
-from node.trust.layout import publish_manifest, read_manifest
 from node.trust.manifest import VerifyPermission
 from node.wire import pb
 from tests.cases import case_body, matter_of, status_of

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from node.cli.chaos import KINDS, plan_schedule
-from node.cli.invariants import CaseSides, numbered_once, on_both_sides, same_history
-from node.runtime.mesh_control import alive
+from node.mesh.chaos import KINDS, plan_schedule
+from node.mesh.invariants import CaseSides, numbered_once, on_both_sides, same_history
+from node.mesh.node_control import alive
 from tests.nodes import BUDGET, free_base_port
 
 YRD = [sys.executable, "-m", "node.cli.main"]

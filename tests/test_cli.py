@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
+from node.api.service import start_http
 from node.cli.main import main
+from node.mesh.layout import load_governance_key, read_manifest
 from node.runtime.config import load_config
-from node.runtime.service import start_http
 from node.store import outbox
 from node.trust.keys import load_signing_key
-from node.trust.layout import load_governance_key, read_manifest
 from node.trust.manifest import format_time, verify_manifest
 from node.wire import pb
 from tests.nodes import (

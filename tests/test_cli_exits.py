@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from node.cli.main import main
-from node.runtime.mesh_access import create_mesh
+from node.mesh.access import create_mesh
 from tests.nodes import free_base_port
 
 YRD = str(Path(sys.executable).with_name("yrd"))

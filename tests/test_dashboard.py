@@ -22,9 +22,9 @@ from aiohttp.test_utils import TestServer
 
 from node.api.dashboard import NodeView, RefusalCount, parse_mesh, render_card, render_page
 from node.api.problems import ProblemError
-from node.cli.mesh_auth import mesh_session
+from node.api.service import start_http
+from node.mesh.auth import mesh_session
 from node.runtime.node import Node
-from node.runtime.service import start_http
 from node.transport.errors import FAULT_TRAILER
 from node.wire import DELIVER_METHOD
 from tests.nodes import (

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from node.delivery.circuit import CircuitState
+from node.delivery.config import DeliveryConfig
 from node.delivery.retry import Sleep
 from node.delivery.worker import (
     DeliveryFailed,
@@ -25,7 +26,6 @@ from node.delivery.worker import (
     PeerWorker,
     Settlement,
 )
-from node.runtime.config import DeliveryConfig
 from node.store import outbox
 from node.store.database import Database
 from node.store.outbox import OutboxItem

@@ -19,11 +19,11 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from node.mesh.layout import read_manifest
 from node.protocol.envelope import header, seal_batch
 from node.store import audit
 from node.store.database import Database
 from node.trust.keys import SigningKey, load_signing_key
-from node.trust.layout import read_manifest
 from node.wire import pb
 from tests.nodes import BUDGET, config_for, eventually, make_mesh, running
 

@@ -9,6 +9,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from node.mesh.layout import read_manifest
 from node.protocol.checks import check_reply
 from node.protocol.envelope import seal
 from node.protocol.faults import FaultCode
@@ -16,7 +17,6 @@ from node.store import inbox, outbox
 from node.store.audit import verify_store
 from node.transport.errors import FAULT_TRAILER
 from node.trust.keys import SigningKey, load_signing_key
-from node.trust.layout import read_manifest
 from node.trust.tls import (
     TlsMaterial,
     certificate_pem,

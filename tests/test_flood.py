@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from node.mesh.layout import node_id_for
 from node.runtime.config import load_config
-from node.trust.layout import node_id_for
 from tests.flood import malformed_stream, rss_mb, silent_stream
 from tests.nodes import BUDGET, make_mesh, raw_channel, tls_of
 from tests.processes import authorized, http, process

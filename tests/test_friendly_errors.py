@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from node.api.service import start_http
 from node.cli.main import main
-from node.runtime.mesh_access import create_mesh
-from node.runtime.service import start_http
+from node.mesh.access import create_mesh
 from tests.nodes import config_for, eventually, free_base_port, make_mesh, running, settled
 
 PROVINCES = ("shanghai", "jiangsu", "zhejiang", "anhui")

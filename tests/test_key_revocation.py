@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from node.api.service import start_http
 from node.cli.main import main
-from node.cli.mesh_auth import mesh_session
+from node.mesh.auth import mesh_session
+from node.mesh.layout import read_manifest
 from node.runtime.config import ConfigError
 from node.runtime.node import Node
-from node.runtime.service import start_http
 from node.runtime.startup import OwnKeyUnusable, StartupError, reload_failure_reason
 from node.trust.keys import KeyFileError, load_signing_key
-from node.trust.layout import read_manifest
 from node.trust.manifest import ManifestDowngrade, ManifestSignatureInvalid
 from tests.nodes import config_for, eventually, make_mesh, running, settled
 

@@ -6,15 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from node.runtime.config import load_config
-from node.trust.keys import (
-    KeyFileError,
-    VerifyKey,
-    key_id_for,
-    load_signing_key,
-    public_key_from_text,
-)
-from node.trust.layout import (
+from node.mesh.layout import (
     DEFAULT_MAY_SEND,
     KeyInUse,
     MeshDirectoryNotEmpty,
@@ -27,6 +19,14 @@ from node.trust.layout import (
     read_manifest,
     revoke_signing_key,
     rotate_signing_key,
+)
+from node.runtime.config import load_config
+from node.trust.keys import (
+    KeyFileError,
+    VerifyKey,
+    key_id_for,
+    load_signing_key,
+    public_key_from_text,
 )
 from node.trust.manifest import ManifestExpired, load_manifest, parse_time
 from node.trust.tls import TlsMaterial, certificate_node_id

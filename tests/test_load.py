@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from node.cli.load import CaseStream, Endpoint, LoadCase
+from node.mesh.load import CaseStream, Endpoint, LoadCase
 from tests.nodes import BUDGET, free_base_port
 from tests.processes import authorized
 

@@ -24,8 +24,8 @@ from node.certificates.policy import (
 )
 from node.cli.main import main
 from node.identifiers import make_certificate_id, parse_certificate_id
+from node.mesh.layout import DEFAULT_MAY_VERIFY, init_mesh
 from node.trust.keys import SigningKey
-from node.trust.layout import DEFAULT_MAY_VERIFY, init_mesh
 from node.trust.manifest import (
     NO_CERTIFICATES,
     Manifest,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from node.runtime.mesh import Mesh
-from node.runtime.mesh_access import create_mesh
-from node.runtime.mesh_control import alive
+from node.mesh.access import create_mesh
+from node.mesh.node_control import alive
+from node.mesh.processes import Mesh
 from tests.nodes import BUDGET, free_base_port
 
 pytestmark = pytest.mark.slow

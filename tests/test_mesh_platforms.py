@@ -16,9 +16,9 @@ import pytest
 
 from adapters.registry import citizen
 from adapters.shanghai.platform import BASE
-from node.cli.mesh_auth import mesh_session
-from node.runtime.mesh import Mesh
-from node.runtime.mesh_access import create_mesh
+from node.mesh.access import create_mesh
+from node.mesh.auth import mesh_session
+from node.mesh.processes import Mesh
 from tests.nodes import BUDGET, eventually_async, free_base_port
 
 pytestmark = pytest.mark.slow

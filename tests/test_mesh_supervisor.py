@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from node.runtime.mesh_control import alive
-from node.runtime.mesh_supervisor import RestartBackoff
+from node.mesh.node_control import alive
+from node.mesh.supervisor import RestartBackoff
 from tests.nodes import BUDGET, free_base_port
 
 YRD = [sys.executable, "-m", "node.cli.main"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from node.mesh.layout import read_manifest
 from node.store import outbox
-from node.trust.layout import read_manifest
 from node.trust.tls import certificate_not_after
 from node.wire import pb
 from tests.nodes import config_for, eventually, make_mesh, running

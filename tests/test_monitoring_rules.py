@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from node.trust.layout import DEFAULT_PROVINCES, ports_for
+from node.mesh.layout import DEFAULT_PROVINCES, ports_for
 from tests.nodes import BUDGET, make_mesh
 from tests.test_metric_coverage import ALERTS, SCRAPE_CONFIG, exposition_after_traffic
 

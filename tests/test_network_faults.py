@@ -32,8 +32,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from node.cli.chaos import KINDS, NETWORK_KINDS, plan_schedule
 from node.delivery.circuit import CircuitState
+from node.mesh.chaos import KINDS, NETWORK_KINDS, plan_schedule
 from node.mesh.faults import CLEAR, LinkFault
 from node.mesh.links import LinkProxy, LinkSet, mesh_routes
 from node.runtime.config import ConfigError, load_config, parse_config

@@ -15,8 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from node.api.app import build_app
+from node.api.service import start_http
 from node.cli.main import main
-from node.runtime.service import start_http
 from node.store import certificates as library_rows
 from node.trust.keys import write_private_file
 from node.trust.tls import certificate_pem, issue_node_certificate, private_key_pem

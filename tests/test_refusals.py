@@ -22,10 +22,10 @@ from node.cases.submission import MAX_MATERIALS, MAX_NAME_LENGTH
 from node.certificates.model import parse_certificate
 from node.certificates.presentation import PresentationError, issue_presentation
 from node.certificates.recognition import MAX_REQUESTER_LENGTH
+from node.mesh.layout import rotate_signing_key
 from node.runtime.config import PlatformConfig
 from node.runtime.node import Node
 from node.trust.keys import SigningKey
-from node.trust.layout import rotate_signing_key
 from tests.cases import case_body, matter_of
 from tests.certificate_samples import LI_MINGHUA, sample_json
 from tests.nodes import config_for, eventually, make_mesh, serving, settled

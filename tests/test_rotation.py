@@ -12,16 +12,16 @@ from pathlib import Path
 import grpc
 import pytest
 
-from node.protocol.envelope import seal
-from node.protocol.faults import FaultCode
-from node.store import inbox, outbox
-from node.trust.keys import load_signing_key
-from node.trust.layout import (
+from node.mesh.layout import (
     publish_manifest,
     read_manifest,
     revoke_signing_key,
     rotate_signing_key,
 )
+from node.protocol.envelope import seal
+from node.protocol.faults import FaultCode
+from node.store import inbox, outbox
+from node.trust.keys import load_signing_key
 from node.trust.manifest import ManifestDowngrade, ManifestError
 from node.wire import pb
 from tests.federation import probe_message

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from node.cli.main import main
+from node.mesh.layout import publish_manifest, read_manifest
 from node.runtime.config import load_config
-from node.trust.layout import publish_manifest, read_manifest
 from tests.nodes import BUDGET, config_for, make_mesh, running
 from tests.processes import authorized
 

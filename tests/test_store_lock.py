@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from node.runtime.mesh import node_run_command
+from node.mesh.processes import node_run_command
 from node.runtime.node import Node
 from node.store.lock import StoreInUse
 from tests.nodes import BUDGET, config_for, make_mesh, running

@@ -27,13 +27,13 @@ import grpc
 import pytest
 from aiohttp.test_utils import TestClient
 
+from node.mesh.layout import node_id_for
 from node.protocol.envelope import DOMAIN_PREFIX, seal
 from node.runtime.node import Node
 from node.store.audit import verify_store
 from node.store.database import StoreUnavailable
 from node.transport.errors import FAULT_TRAILER
 from node.trust.keys import load_signing_key
-from node.trust.layout import node_id_for
 from node.wire import DELIVER_METHOD, pb
 from tests.cases import case_body, matter_of, status_of
 from tests.federation import probe_message

@@ -8,9 +8,9 @@ from typing import Any
 
 from node.cli.catalog_cmd import certificates_cell
 from node.cli.demo import burst_progress, purpose_label
-from node.cli.demo_cases import PAIR_HEADERS, DemoCase, outcome, pair_rows
-from node.cli.load import LoadCase, LoadReport, PairFigures, read_view
 from node.cli.load_cmd import render
+from node.mesh.load import LoadCase, LoadReport, PairFigures, read_view
+from node.mesh.scenario import PAIR_HEADERS, DemoCase, outcome, pair_rows
 
 PATHS = {
     "completed": ["deliver", "accept", "complete", "evaluate"],

@@ -41,20 +41,17 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Final, Literal, TypeVar
 
-from node.identifiers import PROVINCE_PREFIXES, IdentifierError, validate_credit_code
+from node import identifiers
+from node.identifiers import PROVINCE_PREFIXES, IdentifierError
 from node.text import TextError, clean_text
+
+# The one table of each (node.vocabulary); importable from the catalog too.
+from node.vocabulary import CERTIFICATE_TYPES as CERTIFICATE_TYPES
+from node.vocabulary import PROVINCES as PROVINCES
+from node.vocabulary import CertificateType as CertificateType
 
 Mode = Literal["全程网办", "异地代收代办", "多地联办"]
 MaterialKind = Literal["upload", "certificate"]
-CertificateType = Literal[
-    "resident_id_card",
-    "business_licence",
-    "driving_licence",
-    "vehicle_licence",
-    "marriage_certificate",
-    "residence_permit",
-    "birth_medical_certificate",
-]
 CatalogErrorCode = Literal["invalid_catalog", "duplicate_matter"]
 
 MODES: Final[tuple[Mode, ...]] = ("全程网办", "异地代收代办", "多地联办")
@@ -62,21 +59,6 @@ MODES: Final[tuple[Mode, ...]] = ("全程网办", "异地代收代办", "多地�
 
 MATERIAL_KINDS: Final[tuple[MaterialKind, ...]] = ("upload", "certificate")
 
-CERTIFICATE_TYPES: Final[Mapping[CertificateType, str]] = {
-    "resident_id_card": "居民身份证",
-    "business_licence": "营业执照",
-    "driving_licence": "机动车驾驶证",
-    "vehicle_licence": "机动车行驶证",
-    "marriage_certificate": "结婚证",
-    "residence_permit": "居住证",
-    "birth_medical_certificate": "出生医学证明",
-}
-"""The certificate types named for Yangtze Delta mutual recognition, with their Chinese names."""
-
-PROVINCES: Final[tuple[str, ...]] = tuple(PROVINCE_PREFIXES.values())
-"""The federation's members in GB/T 2260 order: shanghai, jiangsu, zhejiang, anhui."""
-
-MATTER_CODE_LENGTH: Final = 31
 MAX_PROMISED_DAYS: Final = 60
 # Bounds on what one catalog may hold, so that a malformed announcement cannot make the
 # parser build something huge; real provincial catalogs of cross-province matters list
@@ -86,7 +68,6 @@ MAX_MATERIALS: Final = 50
 MAX_TEXT_LENGTH: Final = 200
 
 _CREDIT_CODE_LENGTH: Final = 18
-_DIGITS: Final = frozenset("0123456789")
 _CATALOG_FIELDS: Final = frozenset({"province", "version", "matters"})
 _MATTER_FIELDS: Final = frozenset(
     {
@@ -227,28 +208,16 @@ def parse_catalog(data: object, province: str) -> Catalog:
 
 
 def validate_matter_code(value: object, *, field: str = "code") -> str:
-    """Check a matter code's shape and check character (rule 1); return it unchanged."""
+    """Check a matter code's shape and check character (rule 1); return it unchanged.
+
+    The rule itself is ``node.identifiers.validate_matter_code``; this names the refusal as a
+    catalog's (``CatalogError``, ``invalid_catalog``)."""
     if not isinstance(value, str):
         raise _invalid(field, f"expected a string, got {_type_name(value)}")
-    if len(value) != MATTER_CODE_LENGTH:
-        raise _invalid(
-            field,
-            f"a matter code has {MATTER_CODE_LENGTH} characters (an 18-character credit code "
-            f"and 13 digits), not {len(value)}",
-        )
-    if value != value.upper():
-        raise _invalid(field, "a matter code is written in upper case")
     try:
-        validate_credit_code(value[:_CREDIT_CODE_LENGTH], field=field)
+        return identifiers.validate_matter_code(value, field=field)
     except IdentifierError as error:
-        sentence = error.detail.removeprefix(f"{error.field}: ")
-        raise _invalid(
-            field, f"characters 1-18 (the implementing body's credit code): {sentence}"
-        ) from None
-    for index, char in enumerate(value[_CREDIT_CODE_LENGTH:], start=_CREDIT_CODE_LENGTH + 1):
-        if char not in _DIGITS:
-            raise _invalid(field, f"character {index} of a matter code must be a digit")
-    return value
+        raise _invalid(field, error.detail.removeprefix(f"{field}: ")) from None
 
 
 def matter_code_province(code: str) -> str | None:

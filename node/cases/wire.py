@@ -12,28 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from node.cases.lifecycle import Action, CaseUpdate, Evaluation, InvalidCaseField, Result, Role
 from node.cases.submission import NewCase
 from node.protocol.envelope import MAX_WIRE_ID_LENGTH, is_wire_id
 from node.wire import pb
 
-
-def stamp(at: float) -> Timestamp:
-    ts = Timestamp()
-    ts.FromNanoseconds(round(at * 1e9))
-    return ts
-
-
-def instant(ts: Timestamp) -> float:
-    return ts.ToNanoseconds() / 1e9
-
-
-def exact(at: float) -> float:
-    """``at`` as it reads back from the wire."""
-    return instant(stamp(at))
-
+# Instants are the ground floor's (node.wire.instants); cases.wire's callers find them here too.
+from node.wire.instants import exact as exact
+from node.wire.instants import instant as instant
+from node.wire.instants import stamp as stamp
 
 # --- submissions ----------------------------------------------------------------------------
 

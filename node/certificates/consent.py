@@ -40,10 +40,8 @@ from typing import Any, Final, Literal
 
 from google.protobuf.message import DecodeError
 
-from node.cases.catalog import MatterLookup
-from node.cases.wire import instant, stamp
 from node.certificates.model import TYPES, TypeSpec, disclosable_fields
-from node.certificates.policy import SCENES, PolicyRefusal, matter_for_purpose
+from node.certificates.policy import SCENES, MatterLookup, PolicyRefusal, matter_for_purpose
 from node.identifiers import (
     IdentifierError,
     parse_certificate_id,
@@ -54,6 +52,7 @@ from node.text import TextError, clean_text
 from node.trust.keys import SigningKey
 from node.trust.manifest import Manifest
 from node.wire import pb
+from node.wire.instants import instant, stamp
 
 CONSENT_PREFIX: Final = b"yrd.federation.v1/consent\0"
 MAX_TOKEN_CHARS: Final = 2048

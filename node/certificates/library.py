@@ -3,12 +3,16 @@
 With a platform adapter configured, the province platform's own library is read through it
 (DESIGN.md §8). Without one, the node keeps a library in its store, loaded by operators
 with ``yrd cert import``: the same questions, answered from SQLite.
+
+The adapter is seen here as a ``CertificateSource`` whose failures are
+``CertificateSourceError`` (the platform's errors subclass it), so that ``certificates``
+imports nothing of ``platform``, the layer above it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from node.certificates.model import (
@@ -19,7 +23,6 @@ from node.certificates.model import (
 )
 from node.certificates.revocation import RevocationEntry
 from node.identifiers import parse_certificate_id
-from node.platform.adapter import DialectError, PlatformUnavailable, ProvinceAdapter
 from node.store import certificates as store
 from node.store.database import Database
 
@@ -31,6 +34,22 @@ _DEFAULT_REASON = {
 
 class LibraryUnavailable(Exception):
     """The province's library did not answer; ask again later."""
+
+
+class CertificateSourceError(Exception):
+    """A certificate source could not answer: down, or its answer made no sense.
+
+    ``node.platform.adapter``'s ``PlatformUnavailable`` and ``DialectError`` are these."""
+
+
+class CertificateSource(Protocol):
+    """Where a ``PlatformLibrary`` reads certificates: a province platform's adapter
+    (``node.platform.adapter.ProvinceAdapter`` is one). Both calls raise only
+    ``CertificateSourceError`` when the source cannot answer."""
+
+    async def fetch_certificate(self, certificate_id: str) -> Mapping[str, Any] | None: ...
+
+    async def list_revocations(self) -> Sequence[Mapping[str, Any]]: ...
 
 
 class CertificateLibrary(Protocol):
@@ -82,20 +101,20 @@ class StoreLibrary:
 class PlatformLibrary:
     """The province platform's library, through its adapter."""
 
-    def __init__(self, adapter: ProvinceAdapter) -> None:
+    def __init__(self, adapter: CertificateSource) -> None:
         self._adapter = adapter
 
     async def get(self, certificate_id: str) -> Certificate | None:
         try:
             document = await self._adapter.fetch_certificate(certificate_id)
-        except (PlatformUnavailable, DialectError) as error:
+        except CertificateSourceError as error:
             raise LibraryUnavailable(str(error)) from error
         return None if document is None else parse_certificate(document)
 
     async def revocations(self) -> list[RevocationEntry]:
         try:
             listed = await self._adapter.list_revocations()
-        except (PlatformUnavailable, DialectError) as error:
+        except CertificateSourceError as error:
             raise LibraryUnavailable(str(error)) from error
         return [_entry(item) for item in listed]
 

@@ -52,7 +52,6 @@ from datetime import date, datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any, Final, Literal, TypeGuard
 
-from node.cases.catalog import CERTIFICATE_TYPES, CertificateType
 from node.identifiers import (
     CODE_TYPE_CREDIT_CODE,
     CODE_TYPE_ID_NUMBER,
@@ -67,6 +66,7 @@ from node.identifiers import (
 )
 from node.identifiers import issuer_province as identifier_province
 from node.text import TextError, clean_text
+from node.vocabulary import CERTIFICATE_TYPES, CertificateType
 
 __all__ = [
     "COMMON_FIELDS",

@@ -48,18 +48,11 @@ personal data. Nothing here reads a clock: ``now`` is epoch seconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal, Protocol
 
-from node.cases.catalog import (
-    MATTER_CODE_LENGTH,
-    CatalogError,
-    Matter,
-    MatterLookup,
-    validate_matter_code,
-)
 from node.certificates.model import (
     TYPES,
     Certificate,
@@ -67,6 +60,8 @@ from node.certificates.model import (
     disclosable_fields,
     is_certificate_type,
 )
+from node.identifiers import MATTER_CODE_LENGTH, IdentifierError, validate_matter_code
+from node.vocabulary import MATTER, PURPOSE_TOKENS, SCENE_NAMES, Scene
 
 if TYPE_CHECKING:
     from node.certificates.consent import ConsentGrant
@@ -79,7 +74,10 @@ __all__ = [
     "PURPOSE_TOKENS",
     "SCENES",
     "STATUS",
+    "CatalogMaterial",
+    "CatalogMatter",
     "Disclosure",
+    "MatterLookup",
     "PolicyRefusal",
     "Scene",
     "allowed_fields",
@@ -89,7 +87,6 @@ __all__ = [
     "purpose_token",
 ]
 
-Scene = Literal["hotel_check_in", "roadside_vehicle_inspection", "traffic_violation_handling"]
 PolicyRefusalCode = Literal[
     "invalid_purpose",
     "unknown_matter",
@@ -166,12 +163,29 @@ SCENES: Final[Mapping[Scene, SceneSpec]] = MappingProxyType(
 )
 """Named scenes of the 2020 mutual-recognition consensus and what each may see (rule 2)."""
 
-MATTER: Final = "matter"
-"""The manifest's purpose token for every matter code of the federated catalog (免于提交,
-case materials), whichever catalog it comes from (rule 6)."""
+if tuple(SCENES) != SCENE_NAMES:  # pragma: no cover - guards the two tables
+    raise RuntimeError("SCENES and node.vocabulary.SCENE_NAMES name different scenes")
 
-PURPOSE_TOKENS: Final[tuple[str, ...]] = (*SCENES, MATTER)
-"""What a member's manifest policy may list as purposes: each scene, and ``MATTER``."""
+# MATTER (the manifest's token for every matter code, rule 6) and PURPOSE_TOKENS (what a
+# member's manifest policy may list: each scene, and MATTER) are node.vocabulary's.
+
+
+class CatalogMaterial(Protocol):
+    """What the policy reads of a catalog material: the certificate type it names, if any."""
+
+    @property
+    def certificate_type(self) -> str | None: ...
+
+
+class CatalogMatter(Protocol):
+    """What the policy reads of a catalog matter (``node.cases.catalog.Matter`` is one)."""
+
+    @property
+    def materials(self) -> Sequence[CatalogMaterial]: ...
+
+
+MatterLookup = Callable[[str], CatalogMatter | None]
+"""A matter of the federated catalog by its code, or None (``node.cases`` supplies it)."""
 
 PRESENTATION_FIELDS: Final[Mapping[CertificateType, tuple[str, ...]]] = MappingProxyType(
     {
@@ -419,7 +433,7 @@ def _check_consent(
     return consent
 
 
-def matter_for_purpose(purpose: str, find_matter: MatterLookup) -> Matter:
+def matter_for_purpose(purpose: str, find_matter: MatterLookup) -> CatalogMatter:
     """The catalog matter a 31-character purpose names; PolicyRefusal otherwise."""
     if len(purpose) != MATTER_CODE_LENGTH:
         raise PolicyRefusal(
@@ -430,7 +444,7 @@ def matter_for_purpose(purpose: str, find_matter: MatterLookup) -> Matter:
         )
     try:
         validate_matter_code(purpose, field="purpose")
-    except CatalogError as error:
+    except IdentifierError as error:
         raise PolicyRefusal(
             "invalid_purpose", "purpose", error.detail.removeprefix("purpose: ")
         ) from None

@@ -42,7 +42,6 @@ from datetime import date, datetime, timedelta
 from datetime import time as day_start
 from typing import TYPE_CHECKING, Any
 
-from node.cases.wire import instant, stamp
 from node.certificates.consent import (
     ConsentGrant,
     ConsentRefused,
@@ -100,6 +99,7 @@ from node.text import TextError, clean_text
 from node.transport.errors import PeerUnavailable, SignedRefusal, TransportError
 from node.trust.manifest import PROVINCES, Manifest, format_time
 from node.wire import pb
+from node.wire.instants import instant, stamp
 
 if TYPE_CHECKING:
     from node.runtime.inbound import Answer, Received

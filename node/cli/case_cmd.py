@@ -8,7 +8,7 @@ Rules kept here:
   request.
 - Human output never shows an applicant's name or ID number in full: they end up in
   terminals, scrollback and CI logs. ``--json`` gives the node's full record.
-- Asking the node, its exit codes and errors are ``node.cli.node_client``'s.
+- Asking the node, its exit codes and errors are ``node.mesh.node_api``'s.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from urllib.parse import quote
 from node.cases.exchange import PLATFORM_ACTIONS
 from node.cases.lifecycle import EVALUATION_LEVELS
 from node.cli.node_client import (
-    NodeApi,
     UsageProblem,
     fields_block,
     mask_code,
@@ -34,6 +33,7 @@ from node.cli.node_client import (
     run,
 )
 from node.cli.output import emit_json, table
+from node.mesh.node_api import NodeApi
 
 _ACTIONS: Final = sorted(a.value for a in PLATFORM_ACTIONS)
 _SUBMISSION_FLAGS: Final = {

@@ -18,10 +18,10 @@ from typing import Any
 
 from yarl import URL
 
-from node.cli.mesh_folder import NotAMeshFolder, mesh_configs, node_down
-from node.cli.node_client import NodeRefused, NodeUnreachable, node_api
 from node.cli.output import emit_json, fail, table
-from node.runtime.mesh_access import NoToken, tool_token
+from node.mesh.access import NoToken, tool_token
+from node.mesh.folder import NotAMeshFolder, mesh_configs, node_down
+from node.mesh.node_api import NodeRefused, NodeUnreachable, node_api
 
 
 def register(commands: Any) -> None:

@@ -32,8 +32,6 @@ from urllib.parse import quote
 
 from node.certificates.model import disclosable_fields, field_label, is_certificate_type
 from node.cli.node_client import (
-    NodeApi,
-    NodeRefused,
     UsageProblem,
     fields_block,
     mask_code,
@@ -47,6 +45,7 @@ from node.cli.output import (
     emit_json,
     table,
 )
+from node.mesh.node_api import NodeApi, NodeRefused
 
 _ID_NUMBER: Final = re.compile(r"[0-9]{17}[0-9Xx]")
 

@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from node.cli.chaos import ChaosOptions, ChaosResult, Happening, run_chaos
 from node.cli.mesh_cmd import endpoints_table
 from node.cli.output import emit_json, fail
 from node.cli.progress import Progress
-from node.runtime.mesh import MeshError
-from node.runtime.mesh_access import create_mesh
+from node.mesh.access import create_mesh
+from node.mesh.chaos import ChaosOptions, ChaosResult, Happening, run_chaos
+from node.mesh.processes import MeshError
 
 
 def register(commands: Any) -> None:

@@ -3,7 +3,7 @@
 Creates a mesh, starts the four simulated platforms and the four nodes as processes, waits for
 signed heartbeats on all twelve directed links, sends a burst of signed probes on every link,
 waits until each one is receipted, runs cross-province cases on every directed pair through
-the platforms (``demo_cases``) and certificate checks across provinces, prints the
+the platforms (``node.mesh.scenario``) and certificate checks across provinces, prints the
 federation status, verifies every node's evidence log, and stops.
 """
 
@@ -16,20 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from monitoring.status import fetch_all, problems
-from node.cli.demo_cases import (
+from node.cli.mesh_cmd import endpoints_table
+from node.cli.output import table
+from node.cli.progress import Progress, say
+from node.cli.status_cmd import render
+from node.mesh.access import create_mesh, mesh_token
+from node.mesh.auth import mesh_session
+from node.mesh.processes import Mesh, MeshError
+from node.mesh.scenario import (
     PAIR_HEADERS,
     check_certificates,
     outcome,
     pair_rows,
     run_cases,
 )
-from node.cli.mesh_auth import mesh_session
-from node.cli.mesh_cmd import endpoints_table
-from node.cli.output import table
-from node.cli.progress import Progress, say
-from node.cli.status_cmd import render
-from node.runtime.mesh import Mesh, MeshError
-from node.runtime.mesh_access import create_mesh, mesh_token
 from node.store.audit import verify_store
 
 HEARTBEAT_WAIT = 30.0

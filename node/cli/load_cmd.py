@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from node.cli.load import (
+from node.cli.output import emit_json, fail, table
+from node.cli.progress import Progress, say
+from node.mesh.load import (
     CaseStream,
     LoadError,
     LoadReport,
@@ -26,8 +28,6 @@ from node.cli.load import (
     report,
     session,
 )
-from node.cli.output import emit_json, fail, table
-from node.cli.progress import Progress, say
 
 RETRY_FOR = 15.0
 """Seconds a submission whose answer was lost is retried with its Idempotency-Key."""

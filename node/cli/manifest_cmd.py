@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from monitoring.status import days_left
-from node.cli.mesh_folder import NotAMeshFolder, check_mesh_folder
 from node.cli.output import emit_json, fail, table
+from node.mesh import layout
+from node.mesh.folder import NotAMeshFolder, check_mesh_folder
+from node.mesh.layout import DAY
+from node.mesh.processes import read_record
 from node.runtime.config import ConfigError
-from node.runtime.mesh import read_record
-from node.trust import layout
 from node.trust.keys import KeyFileError, load_signing_key
-from node.trust.layout import DAY
 from node.trust.manifest import (
     Manifest,
     ManifestError,

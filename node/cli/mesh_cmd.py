@@ -5,7 +5,7 @@ SIGHUP goes on to the nodes, what the supervisor tells goes to stderr); with ``-
 also runs a fault-injecting proxy per directed link (``node.mesh.links``) in the same
 process, routes every node through them and applies the tester's orders for them
 (``node.mesh.link_control``). ``mesh stop``, ``mesh start`` and ``mesh link`` are the
-tester's end of the control channels (``node.runtime.mesh_control``, ``link_control``).
+tester's end of the control channels (``node.mesh.node_control``, ``link_control``).
 Exit codes: 0 done, 1 the node or link did not get where it was asked to go in time, 2 a
 usage error or no mesh up in DIR (then nothing was changed).
 """
@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from node.cli.output import emit_json, fail, table
+from node.mesh.access import create_mesh
 from node.mesh.faults import CLEAR, LinkFault
 from node.mesh.link_control import LinkKeeper, LinkOrders, order, read_state, running_links
 from node.mesh.links import LinkSet
-from node.runtime.mesh import Mesh, MeshError, MeshLink, MeshNode
-from node.runtime.mesh_access import create_mesh
-from node.runtime.mesh_control import Change, MeshControlError, NotDone, start_node, stop_node
-from node.runtime.mesh_supervisor import MeshSupervisor
+from node.mesh.node_control import Change, MeshControlError, NotDone, start_node, stop_node
+from node.mesh.processes import Mesh, MeshError, MeshLink, MeshNode
+from node.mesh.supervisor import MeshSupervisor
 from node.store.lock import StoreInUse, StoreLock
 
 

@@ -3,34 +3,29 @@
 Rules kept here:
 - The node is named by ``--url`` or by ``--mesh DIR --province P`` (``node_options``). The
   bearer token comes from ``YRD_HTTP_TOKEN`` when it is set, else, with ``--mesh``, from the
-  mesh folder: the province's token of the scope the command needs (``mesh_access``).
+  mesh folder: the province's token of the scope the command needs (``node.mesh.access``).
 - Exit 0 on success; 1 when the node refuses (its problem's code, detail and field on
   stderr); 2 when the node cannot be reached (named by province, with the command that
   starts it) or the command line cannot be turned into a request (``run``).
-- Transport errors are mapped to ``NodeUnreachable`` in one place (``NodeApi.call``).
+- The HTTP client itself (``NodeApi``, ``NodeUnreachable``, ``NodeRefused``) is
+  ``node.mesh.node_api``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-import aiohttp
 from yarl import URL
 
-from monitoring.status import unreachable_reason
-from node.cli.mesh_folder import NotAMeshFolder, mesh_configs, node_down
 from node.cli.output import fail
-from node.runtime.mesh_access import NoToken, bearer, tool_token
-
-TIMEOUT: Final = aiohttp.ClientTimeout(total=10)
+from node.mesh.access import NoToken, tool_token
+from node.mesh.folder import NotAMeshFolder, mesh_configs, node_down
+from node.mesh.node_api import NodeApi, NodeRefused, NodeUnreachable, node_api
 
 
 def node_options() -> argparse.ArgumentParser:
@@ -52,105 +47,8 @@ def node_options() -> argparse.ArgumentParser:
     return node
 
 
-class NodeUnreachable(Exception):
-    """The node did not answer: connection refused, DNS, TLS, timeout."""
-
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(f"cannot reach the node at {url}: {reason}")
-        self.url = url
-        self.reason = reason
-        """Why, in a few words (``connection refused: nothing listens there``)."""
-
-
-class NodeRefused(Exception):
-    """The node answered with an error (a problem document, or any non-2xx answer)."""
-
-    def __init__(
-        self, code: str, detail: str, field: str | None = None, *, status: int | None = None
-    ) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
-        self.field = field
-        self.status = status
-        """The HTTP status, when the refusal came as an HTTP answer."""
-
-    @property
-    def transient(self) -> bool:
-        """A 5xx: the node could not answer now (store, issuer or shutdown); asking again
-        later may succeed, unlike a refusal of the request itself."""
-        return self.status is not None and self.status >= 500
-
-    def __str__(self) -> str:
-        shown = f"{self.code}: {self.detail}"
-        return f"{shown} (field: {self.field})" if self.field else shown
-
-
 class UsageProblem(Exception):
     """The command line cannot be turned into a request (nothing was sent)."""
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: dict[str, Any]
-    headers: Mapping[str, str]
-
-
-class NodeApi:
-    """The case routes of one node, over one HTTP session."""
-
-    def __init__(self, session: aiohttp.ClientSession, url: str, token: str | None = None) -> None:
-        self._session = session
-        self.url = url.rstrip("/")
-        self._auth = bearer(token)
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Any = None,
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Answer:
-        try:
-            async with self._session.request(
-                method,
-                self.url + path,
-                json=body,
-                params=params,
-                headers={**self._auth, **(headers or {})},
-                timeout=TIMEOUT,
-            ) as response:
-                text = await response.text()
-                status, answer_headers = response.status, response.headers
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise NodeUnreachable(self.url, unreachable_reason(exc, TIMEOUT.total)) from None
-        try:
-            document = json.loads(text) if text else {}
-        except ValueError:
-            document = None
-        if not 200 <= status < 300:
-            if isinstance(document, dict) and "code" in document:
-                raise NodeRefused(
-                    str(document["code"]),
-                    str(document.get("detail", "")),
-                    document.get("field"),
-                    status=status,
-                )
-            raise NodeRefused(
-                f"http_{status}", f"{method} {path}: {text.strip()[:200]!r}", status=status
-            )
-        if not isinstance(document, dict):
-            raise NodeRefused("unexpected_answer", f"{method} {path} did not answer a JSON object")
-        return Answer(status, document, answer_headers)
-
-
-@asynccontextmanager
-async def node_api(url: str, token: str | None) -> AsyncIterator[NodeApi]:
-    async with aiohttp.ClientSession() as session:
-        yield NodeApi(session, url, token)
 
 
 Command = Callable[[NodeApi, argparse.Namespace], Awaitable[int]]

@@ -15,9 +15,9 @@ from yarl import URL
 
 from monitoring.status import unreachable_reason
 from node.cli.output import fail
+from node.mesh.access import NoToken, bearer, mesh_token
 from node.runtime.config import ConfigError, load_config
 from node.runtime.logs import configure_logging
-from node.runtime.mesh_access import NoToken, bearer, mesh_token
 from node.runtime.startup import StartupError
 from node.store.database import StoreError
 
@@ -41,7 +41,7 @@ def register(commands: Any) -> None:
 
 
 def run_node(args: argparse.Namespace) -> int:
-    from node.runtime.service import serve
+    from node.api.service import serve
 
     configure_logging(args.log_format, args.log_level)
     try:

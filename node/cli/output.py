@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 # The exit codes of every verification command (cert verify, presentation verify, audit
@@ -50,12 +50,3 @@ def emit_json(data: Any) -> None:
 def fail(message: str, code: int = 2) -> int:
     sys.stderr.write(f"yrd: {message}\n")
     return code
-
-
-def percentile(values: Iterable[float], share: float) -> float | None:
-    """Nearest-rank percentile (``share`` 0.95 for p95) of the figures a command prints;
-    None for no values."""
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]

@@ -23,9 +23,9 @@ from monitoring.status import (
     node_rows,
     problems,
 )
-from node.cli.mesh_folder import NotAMeshFolder, mesh_configs, start_command
 from node.cli.output import emit_json, fail, table
-from node.runtime.mesh_access import NoToken, tool_token
+from node.mesh.access import NoToken, tool_token
+from node.mesh.folder import NotAMeshFolder, mesh_configs, start_command
 
 
 def register(commands: Any) -> None:

@@ -18,4 +18,9 @@ How it works (the design, in one place):
 - A row pending longer than ``dead_letter_after_seconds`` is parked; ``yrd outbox retry``
   puts parked rows back in line.
 - The circuit (``CircuitState``) tells operators and the heartbeat where each link stands.
+
+``worker`` and ``circuit`` hold that; ``config`` holds ``DeliveryConfig``, the
+``[delivery]`` section of ``node.toml`` the workers take (read by ``node.runtime.config``).
+May import ``transport``, ``store``, ``protocol``, ``trust`` and the ground floor; never
+``runtime`` or anything above it.
 """

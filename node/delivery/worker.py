@@ -12,8 +12,8 @@ from functools import partial
 from typing import Protocol
 
 from node.delivery.circuit import CircuitState, PeerLink
+from node.delivery.config import DeliveryConfig
 from node.delivery.retry import IDLE_TICK, DrainLoop, Sleep
-from node.runtime.config import DeliveryConfig
 from node.store import audit, outbox
 from node.store.database import Database
 from node.store.outbox import OutboxItem

@@ -1,11 +1,24 @@
-"""The one-machine mesh for testers: what ``yrd mesh up``, ``yrd demo``, ``yrd load`` and
+"""The one-machine mesh for testers: what ``yrd mesh``, ``yrd demo``, ``yrd load`` and
 ``yrd chaos`` put around real nodes to run and disturb a federation on one machine.
 
-This is the layer just under ``cli``: it may import anything below it (``runtime``,
-``api`` and every layer under them), and nothing under it may import it. A node never
+This is the layer just under ``cli``: it may import anything below it (``api``,
+``runtime`` and every layer under them), and only ``cli`` imports it. A node never
 depends on it; the mesh's own processes (nodes, simulated platforms) are started by their
 command lines, so a process boundary, not an import, is what ties them to it.
 
+- ``layout``: the mesh folder ``yrd mesh init`` writes (CA, governance key, manifest, each
+  node's keys and ``node.toml``), and the governance operations on it (publishing a
+  manifest, rotating and revoking a signing key).
+- ``processes``: the mesh's processes (platforms, nodes, link proxies) and ``mesh.json``.
+- ``supervisor``: ``yrd mesh up``'s supervisor, restarting what dies, with back-off.
+- ``node_control``: the control channel through which a tester stops and starts a node.
+- ``access``: creating a mesh with its REST tokens, and finding a tool's token.
+- ``auth``: HTTP sessions that carry the mesh's tokens; ``folder``: checking a mesh folder
+  and reading its nodes' configs; ``node_api``: the HTTP client of one node's REST API.
+- ``applications``: applications for the simulated platforms; ``load``: ``yrd load``'s
+  case stream and figures; ``invariants``: what must hold across two nodes' histories;
+  ``chaos``: ``yrd chaos``'s seeded schedule of crashes and network faults;
+  ``scenario``: the cases and certificate checks of ``yrd demo``.
 - ``faults``: the pure model of a faulty network link (latency, jitter, loss, bandwidth,
   blackhole, partition, reset), decided chunk by chunk with a seeded random generator.
 - ``links``: the fault-injecting TCP proxies, one per directed link, that carry the nodes'

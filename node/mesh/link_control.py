@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from node.mesh.faults import LinkFault
+from node.mesh.layout import write_atomically
 from node.mesh.links import LinkSet
-from node.runtime.mesh import LINK_FAULTS_FILE, LINK_STATE_FILE, MeshLink, read_record
-from node.runtime.mesh_control import NoMeshUp, NotDone, alive
-from node.trust.layout import write_atomically
+from node.mesh.node_control import NoMeshUp, NotDone, alive
+from node.mesh.processes import LINK_FAULTS_FILE, LINK_STATE_FILE, MeshLink, read_record
 
 TICK: Final = 0.2
 STATE_EVERY: Final = 1.0

@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Final
 
 from node.mesh.faults import CLEAR, LinkFault, Pacer, reset_allowance
-from node.runtime.mesh import MeshLink
-from node.trust.layout import read_manifest
+from node.mesh.layout import read_manifest
+from node.mesh.processes import MeshLink
 
 CHUNK: Final = 65536
 """Bytes read at once from one side."""

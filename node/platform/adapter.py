@@ -42,12 +42,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from node.certificates.library import CertificateSourceError
 
-class PlatformUnavailable(Exception):
+
+class PlatformUnavailable(CertificateSourceError):
     """The platform did not answer, timed out or answered 5xx; try again later."""
 
 
-class DialectError(Exception):
+class DialectError(CertificateSourceError):
     """The platform's answer or request is not valid in its dialect; retrying cannot help.
 
     ``code`` is stable and machine-readable (e.g. ``malformed_body``, ``bad_signature``,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from node.delivery.config import DeliveryConfig as DeliveryConfig  # read here, used there
 from node.protocol.checks import DEFAULT_CLOCK_WINDOW, DEFAULT_MAX_MESSAGE_BYTES
 from node.transport.admission import PeerLimits
 from node.trust.keys import (
@@ -50,18 +51,6 @@ class Paths:
     """The federation CA certificate that every peer's TLS certificate chains to."""
     store: Path
     """The SQLite store file."""
-
-
-@dataclass(frozen=True)
-class DeliveryConfig:
-    batch_size: int = 64
-    """Envelopes in flight on a peer's stream at once."""
-    retry_initial_seconds: float = 0.5
-    """First back-off after a failed attempt."""
-    retry_max_seconds: float = 120.0
-    """Back-off ceiling: minutes, not days, so a returning peer is found soon."""
-    dead_letter_after_seconds: float = 86400.0
-    """A message still undelivered after this long is parked for an operator."""
 
 
 @dataclass(frozen=True)

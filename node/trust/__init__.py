@@ -1,2 +1,6 @@
-"""Trust material: signing keys, TLS certificates chained to the federation CA, the signed
-federation manifest, and the ``yrd mesh init`` layout that creates them."""
+"""Trust material: signing keys (``keys``), TLS certificates chained to the federation CA
+(``tls``) and the signed federation manifest (``manifest``).
+
+May import only the ground floor (``wire``, ``identifiers``, ``vocabulary``, ``text``).
+The mesh folder that ``yrd mesh init`` writes with them is ``node.mesh.layout``.
+"""

@@ -41,8 +41,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from node.cases.catalog import CERTIFICATE_TYPES
-from node.certificates.policy import PURPOSE_TOKENS
 from node.trust.keys import (
     SigningKey,
     VerifyKey,
@@ -50,16 +48,10 @@ from node.trust.keys import (
     public_key_from_text,
     public_key_to_text,
 )
+from node.vocabulary import CERTIFICATE_TYPES, PURPOSE_TOKENS
+from node.vocabulary import PROVINCES as PROVINCES  # the one table; importable here too
 
 MANIFEST_PREFIX = b"yrd.federation.v1/manifest\x00"
-
-PROVINCES: dict[str, tuple[str, str]] = {
-    # name: (GB/T 2260 code, Chinese name)
-    "shanghai": ("310000", "上海"),
-    "jiangsu": ("320000", "江苏"),
-    "zhejiang": ("330000", "浙江"),
-    "anhui": ("340000", "安徽"),
-}
 
 
 class ManifestError(Exception):

@@ -4,7 +4,7 @@ it is started by hand.
 
 Rules kept here:
 - The supervisor is the only one that starts, signals and reaps the mesh's processes. A
-  tester asks for a node's stop or start through the control channel (``mesh_control``: a
+  tester asks for a node's stop or start through the control channel (``node_control``: a
   marker file, read every tick), never by signalling the node.
 - An exit on its own (any code, any signal) is told in one line: province, kind, pid, exit
   code or signal, log file, and when the process starts again. The others keep running.
@@ -34,8 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from node.runtime.mesh import STOP_GRACE, Kind, Mesh, MeshError, MeshNode, ProcessState
-from node.runtime.mesh_control import clear_stop_requests, stop_requested
+from node.mesh.node_control import clear_stop_requests, stop_requested
+from node.mesh.processes import STOP_GRACE, Kind, Mesh, MeshError, MeshNode, ProcessState
 
 TICK: Final = 0.2
 """Seconds between two looks at every process and every marker."""

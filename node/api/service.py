@@ -1,4 +1,7 @@
-"""``yrd node run``: a node with its HTTP server, until SIGTERM or SIGINT; SIGHUP reloads."""
+"""``yrd node run``: a node with its HTTP server, until SIGTERM or SIGINT; SIGHUP reloads.
+
+It lives in ``api``, not ``runtime``, because it serves the REST app (``api.app``) around the
+node ``runtime`` wires: ``runtime`` never imports ``api``."""
 
 from __future__ import annotations
 

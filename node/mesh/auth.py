@@ -17,8 +17,8 @@ from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
 from yarl import URL
 
 from node.api.access import scope_for
-from node.runtime.mesh import node_configs
-from node.runtime.mesh_access import bearer, mesh_token
+from node.mesh.access import bearer, mesh_token
+from node.mesh.processes import node_configs
 
 
 def mesh_tokens(directory: Path) -> dict[str, dict[str, str]]:

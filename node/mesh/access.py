@@ -18,11 +18,11 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from node.mesh.layout import DEFAULT_PROVINCES, init_mesh
+from node.mesh.processes import TOKENS_FILE
 from node.runtime.config import load_config
-from node.runtime.mesh import TOKENS_FILE
 from node.store import tokens
 from node.trust.keys import KeyFileError, read_private_file, write_private_file
-from node.trust.layout import DEFAULT_PROVINCES, init_mesh
 from node.trust.manifest import Manifest
 
 VIEWER_FILE = "viewer.token"

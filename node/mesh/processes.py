@@ -3,7 +3,7 @@
 Rules kept here:
 - Every node runs as its own ``yrd node run`` process with its log in ``DIR/<province>/``;
   ``Mesh`` only starts, waits for and stops them; what starts again a process that exits is
-  ``mesh_supervisor`` (``yrd mesh up``), or ``yrd chaos`` for the processes it disturbs.
+  ``supervisor`` (``yrd mesh up``), or ``yrd chaos`` for the processes it disturbs.
 - A node configured with a province platform gets that province's simulated platform as its
   own process too (``python -m adapters.simulation.run``: its SQLite, seed and log in
   ``DIR/<province>/``), started and ready before the node.
@@ -43,15 +43,15 @@ from typing import Any, BinaryIO, Final, Literal
 
 import aiohttp
 
+from node.mesh.layout import DEFAULT_PROVINCES as PROVINCE_ORDER
+from node.mesh.layout import read_manifest, write_atomically
 from node.runtime.config import ConfigError, NodeConfig, load_config
-from node.trust.layout import DEFAULT_PROVINCES as PROVINCE_ORDER
-from node.trust.layout import read_manifest, write_atomically
 
 READY_TIMEOUT = 30.0
 STOP_GRACE = 15.0
 MESH_FILE = "mesh.json"
 TOKENS_FILE = "tokens.json"
-"""Per province: its platform and operator REST tokens (``mesh_access``)."""
+"""Per province: its platform and operator REST tokens (``access``)."""
 
 LINK_FAULTS_FILE: Final = "link-faults.json"
 """Where a tester orders faults on a running mesh's links (``node.mesh.link_control``)."""

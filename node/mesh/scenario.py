@@ -27,10 +27,10 @@ from typing import Any
 import aiohttp
 
 from adapters.registry import citizen
-from node.cli.applications import fetch_fixtures, plan_applications
-from node.cli.mesh_auth import mesh_session
-from node.cli.output import percentile
-from node.runtime.mesh import Mesh, MeshError
+from node.mesh.applications import fetch_fixtures, plan_applications
+from node.mesh.auth import mesh_session
+from node.mesh.load import percentile
+from node.mesh.processes import Mesh, MeshError
 
 CASE_WAIT = 90.0
 TERMINAL = frozenset({"evaluated", "rejected", "withdrawn"})

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from node.runtime.mesh import (
+from node.mesh.processes import (
     MESH_FILE,
     READY_TIMEOUT,
     STOP_GRACE,

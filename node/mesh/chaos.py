@@ -35,9 +35,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from monitoring.status import fetch_all
-from node.cli import invariants
-from node.cli.invariants import CaseSides, Verdict
-from node.cli.load import (
+from node.mesh import invariants
+from node.mesh.access import mesh_token
+from node.mesh.faults import CLEAR, LinkFault
+from node.mesh.invariants import CaseSides, Verdict
+from node.mesh.links import LinkSet
+from node.mesh.load import (
     CONCLUDED_STATUSES,
     CaseStream,
     LoadCase,
@@ -48,10 +51,7 @@ from node.cli.load import (
     report,
     session,
 )
-from node.mesh.faults import CLEAR, LinkFault
-from node.mesh.links import LinkSet
-from node.runtime.mesh import Kind, Mesh, MeshError, MeshNode
-from node.runtime.mesh_access import mesh_token
+from node.mesh.processes import Kind, Mesh, MeshError, MeshNode
 from node.store.audit import AuditReport, verify_store
 from node.store.database import StoreError
 

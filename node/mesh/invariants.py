@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from node.cli.load import CONCLUDED_STATUSES
+from node.mesh.load import CONCLUDED_STATUSES
 from node.store.audit import AuditReport
 
 SHOWN: Final = 5

@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from node.runtime.mesh import MeshError
+from node.mesh.processes import MeshError
 
 # Matters by their basic code (the last 9 digits, the same in every province's catalog):
 # the high-frequency ones of Yangtze Delta practice, in turn.

@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from node.mesh.layout import GOVERNANCE_PUB, MANIFEST_FILE
+from node.mesh.processes import MeshError, node_configs, read_record
 from node.runtime.config import ConfigError, NodeConfig
-from node.runtime.mesh import MeshError, node_configs, read_record
-from node.trust.layout import GOVERNANCE_PUB, MANIFEST_FILE
 from node.trust.manifest import ManifestError
 
 

@@ -25,7 +25,7 @@ import math
 import os
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -35,12 +35,11 @@ from yarl import URL
 
 from node.cases.lifecycle import CONCLUDED
 from node.cases.wire import instant
-from node.cli.applications import Pair, fetch_fixtures, plan_applications
-from node.cli.mesh_folder import NotAMeshFolder, check_mesh_folder, start_command
-from node.cli.node_client import NodeApi, NodeRefused, NodeUnreachable
-from node.cli.output import percentile
-from node.runtime.mesh import Mesh, MeshError
-from node.runtime.mesh_access import NoToken, mesh_token, tool_token
+from node.mesh.access import NoToken, mesh_token, tool_token
+from node.mesh.applications import Pair, fetch_fixtures, plan_applications
+from node.mesh.folder import NotAMeshFolder, check_mesh_folder, start_command
+from node.mesh.node_api import NodeApi, NodeRefused, NodeUnreachable
+from node.mesh.processes import Mesh, MeshError
 from node.wire import pb
 
 POLL: Final = 0.5
@@ -581,3 +580,12 @@ def report(cases: Sequence[LoadCase], stream: CaseStream) -> LoadReport:
 def session(timeout: float = 30.0) -> aiohttp.ClientSession:
     """The HTTP session of a stream (each node's token goes with each request)."""
     return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
+
+
+def percentile(values: Iterable[float], share: float) -> float | None:
+    """Nearest-rank percentile (``share`` 0.95 for p95) of the figures a command prints;
+    None for no values."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]

@@ -35,8 +35,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from node.cases.catalog import CERTIFICATE_TYPES
-from node.certificates.policy import PURPOSE_TOKENS
 from node.runtime.config import load_config, render_config
 from node.trust.keys import (
     SigningKey,
@@ -59,9 +57,11 @@ from node.trust.manifest import (
     verify_manifest,
 )
 from node.trust.tls import certificate_pem, create_ca, issue_node_certificate, private_key_pem
+from node.vocabulary import CERTIFICATE_TYPES, PURPOSE_TOKENS
 
 FEDERATION = "yangtze-river-delta"
-DEFAULT_PROVINCES = ("shanghai", "jiangsu", "zhejiang", "anhui")
+DEFAULT_PROVINCES = tuple(PROVINCES)
+"""A new mesh's members: every province, in GB/T 2260 order."""
 DEFAULT_MAY_SEND = (
     "attestation",
     "case_action",
