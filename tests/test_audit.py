@@ -109,10 +109,12 @@ async def exchange(db: Database, federation: Federation, count: int = 3) -> list
 
 
 def attacker(path: Path) -> sqlite3.Connection:
-    """A raw connection with the append-only triggers dropped, as someone editing the file."""
+    """A raw connection with the append-only triggers (entries and tree) dropped, as someone
+    editing the file."""
     conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("DROP TRIGGER audit_no_update")
-    conn.execute("DROP TRIGGER audit_no_delete")
+    for trigger in ("audit_no_update", "audit_no_delete", "audit_tree_no_update"):
+        conn.execute(f"DROP TRIGGER {trigger}")
+    conn.execute("DROP TRIGGER audit_tree_no_delete")
     return conn
 
 

@@ -41,7 +41,7 @@ from node.runtime.heartbeat import HEARTBEAT_TIMEOUT, heartbeat_loop
 from node.runtime.inbound import InboundProcessor
 from node.runtime.startup import StartupError, check_own_key, reload_failure_reason
 from node.runtime.supervisor import Supervisor
-from node.store import audit, outbox
+from node.store import audit, log_tree, outbox
 from node.store.database import Database, StoreError, probe_write
 from node.store.lock import StoreLock
 from node.store.outbox import OutboxItem
@@ -220,6 +220,8 @@ class Node:
             self._lock.release()
             raise
         try:
+            # A store from before the evidence tree: its entries become the first leaves.
+            await self._db.write(log_tree.catch_up)
             manifest = await self._load_manifest()
             check_own_key(manifest, config.node_id, key, self.clock())
         except (ManifestError, StartupError) as exc:

@@ -20,7 +20,6 @@ import binascii
 import hashlib
 import json
 import sqlite3
-import struct
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from typing import Any, NamedTuple
 from google.protobuf.message import DecodeError
 
 from node.protocol.envelope import statement_of
+from node.store import log_tree
 from node.store.database import StoreError
 from node.trust.keys import VerifyKey
 from node.trust.manifest import (
@@ -78,13 +78,6 @@ class AuditReport:
     """A sentence for the operator: what was checked, or why entry ``first_bad_seq`` is bad."""
 
 
-def _field(data: bytes) -> bytes:
-    return struct.pack(">Q", len(data)) + data
-
-
-_SEQ_AND_TIME = struct.Struct(">qd")
-
-
 def entry_hash(
     prev_hash: bytes,
     *,
@@ -99,17 +92,10 @@ def entry_hash(
     """SHA-256 over a domain tag and every field, each length-prefixed so no two different
     entries encode alike; ``recorded_at`` as its exact IEEE-754 double, as SQLite stores it."""
     return hashlib.sha256(
-        b"".join(
-            (
-                HASH_DOMAIN,
-                _field(prev_hash),
-                _SEQ_AND_TIME.pack(seq, recorded_at),
-                _field(direction.encode("utf-8")),
-                _field(peer.encode("utf-8")),
-                _field(message_id.encode("utf-8")),
-                _field(kind.encode("utf-8")),
-                _field(body),
-            )
+        HASH_DOMAIN
+        + log_tree.field_bytes(prev_hash)
+        + log_tree.entry_bytes(
+            log_tree.EntryFields(seq, recorded_at, direction, peer, message_id, kind, body)
         )
     ).digest()
 
@@ -182,7 +168,17 @@ def _append_rows(conn: sqlite3.Connection, records: Sequence[Record]) -> list[_R
         f"INSERT INTO audit ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
         rows,
     )
+    # The tree grows in the same transaction: it never covers an entry that is not durable.
+    first_seq = rows[0][0]
+    if log_tree.tree_size(conn) == first_seq - 1:
+        log_tree.append_leaves(conn, first_seq - 1, [_leaf(row) for row in rows])
+    else:
+        log_tree.catch_up(conn)
     return rows
+
+
+def _leaf(row: _Row) -> bytes:
+    return log_tree.leaf_of(log_tree.EntryFields(*row[:7]))
 
 
 def _entry(row: Any) -> AuditEntry | None:
@@ -247,6 +243,7 @@ def verify_chain(
     signature; without, manifests are trusted as far as the chain vouches for them."""
     anchors = None if governance_keys is None else {k.key_id: k for k in governance_keys}
     keys: dict[str, VerifyKey] = {}
+    leaves: list[bytes] = []
     prev_seq = 0
     prev_hash = GENESIS
     good = 0
@@ -295,6 +292,7 @@ def verify_chain(
         good += 1
         prev_seq = entry.seq
         prev_hash = entry.hash
+        leaves.append(_leaf(row))
     high = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
     if high is not None and int(high[0]) > prev_seq:
         # Only catches a deletion that left SQLite's high-water mark alone; a thorough
@@ -306,8 +304,16 @@ def verify_chain(
             f"the log once reached entry {high[0]} but ends at entry {prev_seq}; entries at its "
             "end were deleted",
         )
+    tree_problem = log_tree.disagreement(conn, leaves)
+    if tree_problem is not None:
+        seq, problem = tree_problem
+        return AuditReport(good, False, seq, problem)
     return AuditReport(
-        good, True, None, f"{good} entries; every hash links and every signature verifies"
+        good,
+        True,
+        None,
+        f"{good} entries; every hash links, every signature verifies and the evidence tree "
+        "matches the entries",
     )
 
 

@@ -303,7 +303,40 @@ CREATE TABLE api_tokens (
 CREATE UNIQUE INDEX api_tokens_name_in_force ON api_tokens (name) WHERE revoked_at IS NULL;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11)
+_V12 = """
+-- The evidence log as an RFC 9162 Merkle tree (node/store/log_tree.py): the hash of every
+-- perfect subtree, 2^level leaves from leaf idx * 2^level. Appended with the entries it
+-- covers; entries from before this table are folded in when the node starts.
+CREATE TABLE audit_tree (
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TRIGGER audit_tree_no_update BEFORE UPDATE ON audit_tree
+BEGIN
+    SELECT RAISE(ABORT, 'the evidence tree is append-only');
+END;
+CREATE TRIGGER audit_tree_no_delete BEFORE DELETE ON audit_tree
+BEGIN
+    SELECT RAISE(ABORT, 'the evidence tree is append-only');
+END;
+"""
+
+MIGRATIONS: tuple[str, ...] = (
+    _V1,
+    _V2,
+    _V3,
+    _V4,
+    _V5,
+    _V6,
+    _V7,
+    _V8,
+    _V9,
+    _V10,
+    _V11,
+    _V12,
+)
 """Migration ``i`` brings ``user_version`` from ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
