@@ -22,6 +22,7 @@ from node.cli.progress import Progress, say
 from node.cli.status_cmd import render
 from node.mesh.access import create_mesh, mesh_token
 from node.mesh.auth import mesh_session
+from node.mesh.monitoring import Prometheus, fired_alerts
 from node.mesh.processes import Mesh, MeshError
 from node.mesh.scenario import (
     PAIR_HEADERS,
@@ -211,10 +212,17 @@ def purpose_label(purpose: str, catalog: list[dict[str, Any]]) -> str:
     return f"{name}({purpose})" if name else purpose
 
 
-async def _scenario(mesh: Mesh, probes: int, per_pair: int) -> bool:
+async def _scenario(mesh: Mesh, probes: int, per_pair: int, prometheus: Prometheus | None) -> bool:
     say("starting four simulated platforms and four nodes (separate processes)…")
     nodes = await mesh.up()
     say(endpoints_table(nodes))
+    started_at = time.time()
+    if prometheus is not None:
+        prometheus.start()
+        await prometheus.wait_ready()
+        mesh.prometheus_url = prometheus.url
+        mesh.record()
+        say(f"prometheus scrapes every node with the shipped alert rules: {prometheus.url}")
     say("waiting for signed heartbeats on all twelve directed links…")
     await _wait_links_up(mesh)
     say(f"burst: {probes} signed probes on each directed link…")
@@ -234,10 +242,26 @@ async def _scenario(mesh: Mesh, probes: int, per_pair: int) -> bool:
     say(render(answers))
     found = problems(answers)
     say("healthy" if not found else "UNHEALTHY:\n" + "\n".join(f"  - {p}" for p in found))
+    if prometheus is not None:
+        fired = await fired_alerts(prometheus.url, started_at)
+        say(
+            "alerts that fired during the demo: "
+            + (
+                ", ".join(sorted(f"{a.get('alertname')} ({a.get('province', '?')})" for a in fired))
+                or "none"
+            )
+        )
     return not found
 
 
-def demo(directory: Path | None, *, base_port: int, probes: int, per_pair: int = 2) -> int:
+def demo(
+    directory: Path | None,
+    *,
+    base_port: int,
+    probes: int,
+    per_pair: int = 2,
+    monitoring: bool = False,
+) -> int:
     with tempfile.TemporaryDirectory(prefix="yrd-demo-") as tmp:
         root = directory or Path(tmp) / "mesh"
         say(
@@ -250,12 +274,15 @@ def demo(directory: Path | None, *, base_port: int, probes: int, per_pair: int =
             "Ed25519 signing key, node.toml"
         )
         mesh = Mesh(root, officer_delay=OFFICER_DELAY)
+        prometheus = Prometheus(root, mesh.configs) if monitoring else None
         healthy = False
         try:
-            healthy = asyncio.run(_scenario(mesh, probes, per_pair))
+            healthy = asyncio.run(_scenario(mesh, probes, per_pair, prometheus))
         except MeshError as exc:
             say(f"demo failed: {exc}")
         finally:
+            if prometheus is not None:
+                prometheus.stop()
             codes = mesh.stop()
             say("stopped: " + ", ".join(f"{p} exit {c}" for p, c in codes.items()))
         say("evidence logs:")

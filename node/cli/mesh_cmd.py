@@ -26,6 +26,7 @@ from node.mesh.access import create_mesh
 from node.mesh.faults import CLEAR, LinkFault
 from node.mesh.link_control import LinkKeeper, LinkOrders, order, read_state, running_links
 from node.mesh.links import LinkSet
+from node.mesh.monitoring import SHIPPED_RULES, Prometheus
 from node.mesh.node_control import Change, MeshControlError, NotDone, start_node, stop_node
 from node.mesh.processes import Mesh, MeshError, MeshLink, MeshNode
 from node.mesh.supervisor import MeshSupervisor
@@ -65,6 +66,18 @@ def register(commands: Any) -> None:
         "--links",
         action="store_true",
         help="route every directed link through a fault-injecting proxy (yrd mesh link)",
+    )
+    up.add_argument(
+        "--monitoring",
+        action="store_true",
+        help="also run Prometheus (Debian package prometheus) scraping every node with the "
+        "shipped alert rules; its URL is printed and written into mesh.json",
+    )
+    up.add_argument(
+        "--alert-rules",
+        type=Path,
+        metavar="FILE",
+        help="with --monitoring: these alert rules instead of the shipped ones",
     )
     up.set_defaults(run=run_up)
     link = sub.add_parser(
@@ -106,6 +119,12 @@ def register(commands: Any) -> None:
     demo.add_argument("--base-port", type=int, default=7101)
     demo.add_argument(
         "--probes", type=int, default=200, help="test messages per directed pair in the burst"
+    )
+    demo.add_argument(
+        "--monitoring",
+        action="store_true",
+        help="also run Prometheus with the shipped alert rules; print its URL and the alerts "
+        "that fired during the demo",
     )
     demo.set_defaults(run=run_demo)
 
@@ -173,6 +192,11 @@ def _run_up(args: argparse.Namespace) -> int:
         return fail(f"cannot read mesh {args.dir}: {exc}")
 
     supervisor = MeshSupervisor(mesh, tell=_tell)
+    prometheus = (
+        Prometheus(args.dir, mesh.configs, rules=args.alert_rules or SHIPPED_RULES)
+        if args.monitoring
+        else None
+    )
 
     async def supervise() -> None:
         if links is not None:
@@ -185,9 +209,19 @@ def _run_up(args: argparse.Namespace) -> int:
 
     async def keep_mesh() -> None:
         nodes = await supervisor.up()
+        if prometheus is not None:
+            prometheus.start()
+            await prometheus.wait_ready()
+            mesh.prometheus_url = prometheus.url
+            mesh.record()
         sys.stdout.write(endpoints_table(nodes))
         if mesh.links:
             sys.stdout.write("\n" + links_table(mesh.links))
+        if prometheus is not None:
+            sys.stdout.write(
+                f"\nprometheus  {prometheus.url}  (alerts: {prometheus.url}/alerts; data in "
+                f"{prometheus.folder})\n"
+            )
         sys.stdout.write(
             f"\nmesh up; {args.dir / 'mesh.json'} written. A process that exits is started "
             "again; Ctrl-C stops the mesh.\n"
@@ -201,6 +235,8 @@ def _run_up(args: argparse.Namespace) -> int:
         keeping = [supervisor.keep(stop)]
         if links is not None:
             keeping.append(LinkKeeper(args.dir, links, tell=_tell).keep(stop))
+        if prometheus is not None:
+            keeping.append(prometheus.keep(stop, _tell))
         await asyncio.gather(*keeping)
 
     try:
@@ -208,6 +244,8 @@ def _run_up(args: argparse.Namespace) -> int:
     except MeshError as exc:
         return fail(str(exc))
     finally:
+        if prometheus is not None:
+            prometheus.stop()
         codes = supervisor.stop()
     sys.stdout.write("mesh stopped: " + ", ".join(f"{p} exit {c}" for p, c in codes.items()) + "\n")
     return 0
@@ -330,4 +368,4 @@ def _ordered(orders: LinkOrders, link: str | None, fault: LinkFault, reset: bool
 def run_demo(args: argparse.Namespace) -> int:
     from node.cli.demo import demo
 
-    return demo(args.dir, base_port=args.base_port, probes=args.probes)
+    return demo(args.dir, base_port=args.base_port, probes=args.probes, monitoring=args.monitoring)

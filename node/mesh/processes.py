@@ -120,6 +120,8 @@ class MeshRecord:
     links: list[MeshLink] = field(default_factory=list)
     """The proxies between the nodes, one per directed link; empty when peers dial each
     other directly."""
+    prometheus: str | None = None
+    """The URL of the mesh's Prometheus (``yrd mesh up --monitoring``), when it runs one."""
 
     def node(self, province: str) -> MeshNode | None:
         return next((n for n in self.nodes if n.province == province), None)
@@ -131,6 +133,8 @@ class MeshRecord:
         }
         if self.links:
             document["links"] = [asdict(link) for link in self.links]
+        if self.prometheus is not None:
+            document["prometheus"] = self.prometheus
         return document
 
 
@@ -153,11 +157,14 @@ def read_record(directory: Path) -> MeshRecord:
             )
         supervisor_pid = data.get("supervisor_pid")
         links = [MeshLink(**entry) for entry in data.get("links", [])]
+        prometheus = data.get("prometheus")
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"not a mesh record: {exc!r}") from None
     if supervisor_pid is not None and not isinstance(supervisor_pid, int):
         raise ValueError(f"supervisor_pid is {supervisor_pid!r}, not a process id")
-    return MeshRecord(nodes, supervisor_pid, links)
+    if prometheus is not None and not isinstance(prometheus, str):
+        raise ValueError(f"prometheus is {prometheus!r}, not a URL")
+    return MeshRecord(nodes, supervisor_pid, links, prometheus)
 
 
 class MeshError(Exception):
@@ -264,6 +271,29 @@ def open_log(path: Path) -> BinaryIO:
     return os.fdopen(fd, "ab")
 
 
+async def wait_http(
+    url: str,
+    process: subprocess.Popen[bytes],
+    what: str,
+    log: Path,
+    timeout: float,
+) -> None:
+    """Until ``url`` answers 200; MeshError if ``process`` exits first or not in time."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise MeshError(f"{what} exited with code {process.returncode}; see {log}")
+            try:
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as r:
+                    if r.status == 200:
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(0.1)
+    raise MeshError(f"{what} was not ready within {timeout:.0f} s")
+
+
 class Mesh:
     def __init__(
         self,
@@ -284,6 +314,8 @@ class Mesh:
         """Each process's state as mesh.json shows it; one not named here is running."""
         self.supervisor_pid: int | None = None
         """Written into mesh.json: the process that restarts this mesh's processes."""
+        self.prometheus_url: str | None = None
+        """Written into mesh.json: the mesh's Prometheus, when it runs one."""
         self.seed = seed
         self.officer_delay = officer_delay
 
@@ -333,7 +365,7 @@ class Mesh:
     async def wait_platform(self, province: str, timeout: float = READY_TIMEOUT) -> None:
         url = self.platform_url(province)
         assert url is not None
-        await self._wait_http(
+        await wait_http(
             url + "/sim/fixtures",
             self.platforms[province],
             f"{province} platform",
@@ -362,35 +394,13 @@ class Mesh:
         return process
 
     async def wait_ready(self, province: str, timeout: float = READY_TIMEOUT) -> None:
-        await self._wait_http(
+        await wait_http(
             self.url(province) + "/readyz",
             self.processes[province],
             f"{province} node",
             self.log_path(province, "node"),
             timeout,
         )
-
-    async def _wait_http(
-        self,
-        url: str,
-        process: subprocess.Popen[bytes],
-        what: str,
-        log: Path,
-        timeout: float,
-    ) -> None:
-        deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
-                if process.poll() is not None:
-                    raise MeshError(f"{what} exited with code {process.returncode}; see {log}")
-                try:
-                    async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as r:
-                        if r.status == 200:
-                            return
-                except (aiohttp.ClientError, TimeoutError):
-                    pass
-                await asyncio.sleep(0.1)
-        raise MeshError(f"{what} was not ready within {timeout:.0f} s")
 
     async def up(self) -> list[MeshNode]:
         try:
@@ -423,7 +433,7 @@ class Mesh:
             )
             for c in self.configs
         ]
-        record = MeshRecord(nodes, self.supervisor_pid, self.links)
+        record = MeshRecord(nodes, self.supervisor_pid, self.links, self.prometheus_url)
         text = json.dumps(record.to_json(), indent=2) + "\n"
         write_atomically(self.directory / MESH_FILE, text.encode())
         return nodes

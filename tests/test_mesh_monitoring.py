@@ -1,0 +1,221 @@
+"""`yrd mesh up --monitoring`: a real Prometheus scrapes every node, and a shipped alert fires
+on a real fault and resolves when it heals.
+
+Rule timing is shortened in a copy of the shipped rules handed over with --alert-rules; the
+shipped file is never edited (test_the_shipped_rules_are_used_by_default checks what a mesh
+without the option loads)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from node.mesh.monitoring import SHIPPED_RULES, scrape_config
+from node.mesh.node_control import alive
+from tests.nodes import BUDGET, free_base_port
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs prometheus"),
+]
+
+YRD = [sys.executable, "-m", "node.cli.main"]
+FAST_FOR = "3s"
+PROVINCES = ("shanghai", "jiangsu", "zhejiang", "anhui")
+
+
+@dataclass
+class MonitoredMesh:
+    directory: Path
+    supervisor: subprocess.Popen[bytes]
+    stdout: Path
+    stderr: Path
+
+    @property
+    def prometheus(self) -> str:
+        url: str = json.loads((self.directory / "mesh.json").read_text())["prometheus"]
+        return url
+
+    def stop(self) -> None:
+        """Ctrl-C, as in the terminal."""
+        self.supervisor.send_signal(signal.SIGINT)
+        self.supervisor.wait(timeout=BUDGET)
+
+    def api(self, path: str, **params: str) -> Any:
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        with urllib.request.urlopen(self.prometheus + path + query, timeout=5) as reply:
+            document = json.loads(reply.read())
+        assert document["status"] == "success", document
+        return document["data"]
+
+
+def up(folder: Path, *options: str) -> MonitoredMesh:
+    """``yrd mesh up --monitoring`` in ``folder``/mesh, its output in files beside it."""
+    directory = folder / "mesh"
+    stdout, stderr = folder / "up.out", folder / "up.err"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        supervisor = subprocess.Popen(
+            [*YRD, "mesh", "up", "--dir", str(directory), "--base-port", str(free_base_port()),
+             "--monitoring", *options],
+            stdout=out,
+            stderr=err,
+        )  # fmt: skip
+    running = MonitoredMesh(directory, supervisor, stdout, stderr)
+    try:
+        wait_until(
+            lambda: "prometheus  http://" in stdout.read_text(),
+            BUDGET,
+            lambda: f"no prometheus line: {stdout.read_text()} {stderr.read_text()}",
+        )
+    except AssertionError:
+        running.stop()
+        raise
+    return running
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: Callable[[], str]) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what()
+        time.sleep(0.25)
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitoredMesh]:
+    folder = tmp_path_factory.mktemp("monitored")
+    rules = folder / "fast-alerts.yml"
+    rules.write_text(SHIPPED_RULES.read_text().replace("for: 1m", f"for: {FAST_FOR}"))
+    running = up(folder, "--officer-delay", "0.1", "--alert-rules", str(rules))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def targets_up(mesh: MonitoredMesh) -> dict[str, str]:
+    active = mesh.api("/api/v1/targets")["activeTargets"]
+    return {t["labels"]["province"]: t["health"] for t in active}
+
+
+def alerts(mesh: MonitoredMesh, name: str) -> list[dict[str, Any]]:
+    return [a for a in mesh.api("/api/v1/alerts")["alerts"] if a["labels"]["alertname"] == name]
+
+
+def test_every_node_is_scraped_with_its_province(mesh: MonitoredMesh) -> None:
+    assert mesh.prometheus.startswith("http://127.0.0.1:")
+    assert mesh.prometheus in mesh.stdout.read_text()
+    wait_until(
+        lambda: targets_up(mesh) == dict.fromkeys(PROVINCES, "up"),
+        BUDGET,
+        lambda: f"targets: {targets_up(mesh)}",
+    )
+    groups = mesh.api("/api/v1/rules")["groups"]
+    names = {rule["name"] for group in groups for rule in group["rules"]}
+    assert {"YrdNodeDown", "YrdPeerUnreachable", "YrdDeadLetters"} <= names
+    fast = next(r for g in groups for r in g["rules"] if r["name"] == "YrdNodeDown")
+    assert fast["duration"] == 3
+
+
+def test_a_stopped_node_fires_node_down_and_it_resolves_when_started(
+    mesh: MonitoredMesh,
+) -> None:
+    wait_until(lambda: targets_up(mesh).get("anhui") == "up", BUDGET, lambda: str(targets_up(mesh)))
+    assert not alerts(mesh, "YrdNodeDown")
+    stopped = subprocess.run(
+        [*YRD, "mesh", "stop", "--dir", str(mesh.directory), "anhui"],
+        capture_output=True, text=True, timeout=BUDGET, check=False,
+    )  # fmt: skip
+    assert stopped.returncode == 0, stopped.stderr
+    wait_until(
+        lambda: any(a["state"] == "firing" for a in alerts(mesh, "YrdNodeDown")),
+        BUDGET,
+        lambda: f"YrdNodeDown never fired: {alerts(mesh, 'YrdNodeDown')}",
+    )
+    [fired] = alerts(mesh, "YrdNodeDown")
+    assert fired["labels"]["province"] == "anhui"
+    assert fired["labels"]["severity"] == "critical"
+    started = subprocess.run(
+        [*YRD, "mesh", "start", "--dir", str(mesh.directory), "anhui"],
+        capture_output=True, text=True, timeout=BUDGET, check=False,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    wait_until(
+        lambda: not alerts(mesh, "YrdNodeDown"),
+        BUDGET,
+        lambda: f"YrdNodeDown never resolved: {alerts(mesh, 'YrdNodeDown')}",
+    )
+
+
+def test_prometheus_is_kept_and_stops_with_the_mesh(tmp_path: Path) -> None:
+    """A Prometheus killed is started again on the same URL; Ctrl-C stops it with the mesh."""
+    running = up(tmp_path)
+    directory, stderr, supervisor = running.directory, running.stderr, running.supervisor
+    try:
+        loaded = (directory / "prometheus" / "alerts.yml").read_text()
+        assert loaded == SHIPPED_RULES.read_text()
+        pid = _prometheus_pid(directory)
+        subprocess.run(["kill", "-9", str(pid)], check=True)
+        wait_until(
+            lambda: "prometheus exited" in stderr.read_text(), BUDGET, lambda: stderr.read_text()
+        )
+        wait_until(
+            lambda: _answers(running.prometheus + "/-/ready"),
+            BUDGET,
+            lambda: stderr.read_text(),
+        )
+        again = _prometheus_pid(directory)
+        assert again != pid
+    finally:
+        running.stop()
+    assert supervisor.returncode == 0, stderr.read_text()
+    assert not alive(again)
+    assert not (directory / "mesh.json").exists()
+
+
+def test_the_generated_configuration_names_every_node() -> None:
+    """What the mesh hands Prometheus: job yrd-node, one target per node with its province."""
+
+    @dataclass
+    class Config:
+        province: str
+        http_listen: str
+
+    configs = [Config("shanghai", "127.0.0.1:8101"), Config("anhui", "127.0.0.1:8104")]
+    document = scrape_config(configs, Path("/x/alerts.yml"))  # type: ignore[arg-type]
+    [job] = document["scrape_configs"]
+    assert job["job_name"] == "yrd-node"
+    assert job["static_configs"] == [
+        {"targets": ["127.0.0.1:8101"], "labels": {"province": "shanghai"}},
+        {"targets": ["127.0.0.1:8104"], "labels": {"province": "anhui"}},
+    ]
+    assert document["rule_files"] == ["/x/alerts.yml"]
+
+
+def _prometheus_pid(directory: Path) -> int:
+    found = subprocess.run(
+        ["pgrep", "-f", f"storage.tsdb.path={directory / 'prometheus' / 'data'}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    pids = [int(p) for p in found.stdout.split()]
+    assert len(pids) == 1, found
+    return pids[0]
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False
