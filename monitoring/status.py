@@ -283,6 +283,38 @@ LINK_HEADERS = [
 ]
 
 
+BACKLOG_RATE_HEADER = "backlog /s"
+
+
+def backlog_rates(
+    before: Sequence[NodeAnswer], after: Sequence[NodeAnswer], seconds: float
+) -> dict[tuple[str, str], float]:
+    """How fast each directed link's backlog grew (positive) or drained (negative) between
+    two rounds of answers ``seconds`` apart, by (from, to); links seen in only one round
+    are left out."""
+    if seconds <= 0:
+        return {}
+
+    def depths(answers: Sequence[NodeAnswer]) -> dict[tuple[str, str], float]:
+        return {
+            (answer.label, str(link["peer"])): float(link.get("outbox_depth", 0))
+            for answer in answers
+            if answer.status is not None
+            for link in answer.status.get("peers", [])
+        }
+
+    then, now = depths(before), depths(after)
+    return {key: (now[key] - then[key]) / seconds for key in now.keys() & then.keys()}
+
+
+def with_rates(rows: list[list[Any]], rates: Mapping[tuple[str, str], float]) -> list[list[Any]]:
+    """``link_rows`` with the backlog's rate of change as a last column ("" when unknown)."""
+    return [
+        [*row, f"{rates[(row[0], row[1])]:+.1f}" if (row[0], row[1]) in rates else ""]
+        for row in rows
+    ]
+
+
 NODE_HEADERS = [
     "node",
     "ready",

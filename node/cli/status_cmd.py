@@ -11,17 +11,22 @@ import asyncio
 import functools
 import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from monitoring.status import (
+    BACKLOG_RATE_HEADER,
     LINK_HEADERS,
     NODE_HEADERS,
     NodeAnswer,
+    backlog_rates,
     fetch_all,
     link_rows,
     node_rows,
     problems,
+    with_rates,
 )
 from node.cli.output import emit_json, fail, table
 from node.mesh.access import NoToken, tool_token
@@ -35,13 +40,67 @@ def register(commands: Any) -> None:
     )
     status.add_argument("urls", nargs="*", help="node HTTP base URLs, e.g. http://127.0.0.1:8101")
     status.add_argument("--json", action="store_true")
+    status.add_argument(
+        "--watch",
+        action="store_true",
+        help="redraw the tables every --interval seconds, with how fast each backlog grows or "
+        "drains, until Ctrl-C",
+    )
+    status.add_argument(
+        "--interval", type=float, default=2.0, metavar="SECONDS", help="with --watch (>= 0.2)"
+    )
     status.set_defaults(run=run_status)
 
 
-def render(answers: list[NodeAnswer]) -> str:
+def render(answers: list[NodeAnswer], rates: dict[tuple[str, str], float] | None = None) -> str:
     nodes = table(NODE_HEADERS, node_rows(answers))
     links = link_rows(answers)
+    if rates is not None:
+        return nodes + (
+            "\n" + table([*LINK_HEADERS, BACKLOG_RATE_HEADER], with_rates(links, rates))
+            if links
+            else ""
+        )
     return nodes + ("\n" + table(LINK_HEADERS, links) if links else "")
+
+
+CLEAR_SCREEN = "\x1b[H\x1b[2J"
+
+
+def watch(
+    urls: list[str],
+    token: str | None,
+    names: dict[str, str],
+    judge: Callable[[list[NodeAnswer]], list[str]],
+    interval: float,
+) -> int:
+    """Redraw the status every ``interval`` seconds until Ctrl-C (which ends it, exit 0). On
+    a terminal each frame replaces the last; into a pipe or file they follow each other."""
+    clear = CLEAR_SCREEN if sys.stdout.isatty() else "\n"
+    before: list[NodeAnswer] | None = None
+    asked_at = 0.0
+    try:
+        while True:
+            answers = asyncio.run(fetch_all(urls, token, names))
+            now = time.monotonic()
+            rates = backlog_rates(before, answers, now - asked_at) if before else {}
+            found = judge(answers)
+            sys.stdout.write(
+                f"{clear}yrd status --watch · {time.strftime('%H:%M:%S')} · every "
+                f"{interval:g} s · Ctrl-C ends\n\n"
+                + render(answers, rates)
+                + (
+                    "\nhealthy\n"
+                    if not found
+                    else "\nUNHEALTHY:\n" + "".join(f"  - {p}\n" for p in found)
+                )
+            )
+            sys.stdout.flush()
+            before, asked_at = answers, now
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        sys.stdout.write("\n")
+        return 0
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -60,9 +119,16 @@ def run_status(args: argparse.Namespace) -> int:
         token = tool_token(os.environ, args.mesh, "", "read")
     except NoToken as exc:
         return fail(f"{exc}; or set YRD_HTTP_TOKEN")
-    answers = asyncio.run(fetch_all(urls, token, names))
     hint = functools.partial(start_command, args.mesh) if args.mesh else None
-    found = problems(answers, hint, mesh=str(args.mesh or "DIR"))
+    judge = functools.partial(problems, start_hint=hint, mesh=str(args.mesh or "DIR"))
+    if args.watch:
+        if args.json:
+            return fail("--watch draws tables; --json takes one answer: choose one")
+        if args.interval < 0.2:
+            return fail(f"--interval must be at least 0.2 seconds, not {args.interval:g}")
+        return watch(urls, token, names, judge, args.interval)
+    answers = asyncio.run(fetch_all(urls, token, names))
+    found = judge(answers)
     if args.json:
         emit_json(
             {
