@@ -168,6 +168,8 @@ BAD_SUBMISSIONS = [
 async def test_bad_submissions_refused_without_state_change(mesh: Path) -> None:
     """Every bad submission is a 422 problem naming its field, and stores nothing anywhere."""
     async with pair(mesh) as (sh, sh_client, js, _):
+        # The last update and its receipt are recorded on both sides before the count.
+        await eventually(lambda: settled(sh, js))
         before = footprint(sh), footprint(js)
         for label, change, status, code, field in BAD_SUBMISSIONS:
             body = copy.deepcopy(case_body(JS_MATTER))
@@ -238,6 +240,8 @@ async def test_events_refused_by_side_and_state(mesh: Path) -> None:
         case_id = created["case_id"]
         await eventually(lambda: status_of(js, case_id) == "delivered")
         await eventually(lambda: status_of(sh, case_id) == "delivered")
+        # The last update and its receipt are recorded on both sides before the count.
+        await eventually(lambda: settled(sh, js))
         before = footprint(sh), footprint(js)
 
         async def refused(client: Client, status: int, code: str, **body: Any) -> dict[str, Any]:
@@ -293,6 +297,8 @@ async def test_second_evaluation_refused(mesh: Path) -> None:
         )
         assert first.status == 202
         await eventually(lambda: status_of(sh, case_id) == "evaluated")
+        # The last update and its receipt are recorded on both sides before the count.
+        await eventually(lambda: settled(sh, js))
         before = footprint(sh), footprint(js)
         second = await sh_client.post(
             f"/v1/cases/{case_id}/events", json={"action": "evaluate", "level": 5}
