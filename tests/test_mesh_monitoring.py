@@ -8,6 +8,8 @@ without the option loads)."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import signal
 import subprocess
@@ -96,7 +98,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: Callable[[], str
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitoredMesh]:
     folder = tmp_path_factory.mktemp("monitored")
     rules = folder / "fast-alerts.yml"
-    rules.write_text(SHIPPED_RULES.read_text().replace("for: 1m", f"for: {FAST_FOR}"))
+    rules.write_text(re.sub(r"for: \d+[smh]", f"for: {FAST_FOR}", SHIPPED_RULES.read_text()))
     running = up(folder, "--officer-delay", "0.1", "--alert-rules", str(rules))
     try:
         yield running
@@ -156,6 +158,69 @@ def test_a_stopped_node_fires_node_down_and_it_resolves_when_started(
         BUDGET,
         lambda: f"YrdNodeDown never resolved: {alerts(mesh, 'YrdNodeDown')}",
     )
+
+
+LABELS = {"alertname", "severity", "province", "peer", "instance", "job", "task", "reason"}
+"""Every label an alert may carry: provinces, peers and node addresses, never personal data."""
+
+
+def pid_of(mesh: MonitoredMesh, province: str, key: str) -> int:
+    document = json.loads((mesh.directory / "mesh.json").read_text())
+    pid: int = next(n for n in document["nodes"] if n["province"] == province)[key]
+    return pid
+
+
+def fires_and_resolves(
+    mesh: MonitoredMesh, name: str, pid: int, expected: Callable[[dict[str, str]], bool]
+) -> list[dict[str, str]]:
+    """Pause ``pid`` (SIGSTOP) until alert ``name`` fires with labels ``expected`` accepts,
+    then let it run again (SIGCONT) until the alert is gone; the fired alerts' labels."""
+    wait_until(  # an earlier fault's alert may still be resolving
+        lambda: not alerts(mesh, name), BUDGET, lambda: f"{name} stays: {alerts(mesh, name)}"
+    )
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_until(
+            lambda: any(
+                a["state"] == "firing" and expected(a["labels"]) for a in alerts(mesh, name)
+            ),
+            BUDGET,
+            lambda: f"{name} never fired as expected: {alerts(mesh, name)}",
+        )
+        fired = [a["labels"] for a in alerts(mesh, name) if a["state"] == "firing"]
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_until(
+        lambda: not alerts(mesh, name),
+        BUDGET,
+        lambda: f"{name} never resolved: {alerts(mesh, name)}",
+    )
+    for labels in fired:
+        assert set(labels) <= LABELS, labels
+    return fired
+
+
+def test_a_paused_node_is_unreachable_for_its_peers_until_it_runs_again(
+    mesh: MonitoredMesh,
+) -> None:
+    fired = fires_and_resolves(
+        mesh,
+        "YrdPeerUnreachable",
+        pid_of(mesh, "zhejiang", "pid"),
+        lambda labels: labels.get("peer") == "zhejiang",
+    )
+    assert {labels["peer"] for labels in fired} == {"zhejiang"}
+    assert {labels["province"] for labels in fired} <= {"shanghai", "jiangsu", "anhui"}
+
+
+def test_a_paused_platform_fires_platform_down_for_its_province(mesh: MonitoredMesh) -> None:
+    fired = fires_and_resolves(
+        mesh,
+        "YrdPlatformDown",
+        pid_of(mesh, "jiangsu", "platform_pid"),
+        lambda labels: labels.get("province") == "jiangsu",
+    )
+    assert {labels["province"] for labels in fired} == {"jiangsu"}
 
 
 def test_prometheus_is_kept_and_stops_with_the_mesh(tmp_path: Path) -> None:
