@@ -176,6 +176,8 @@ class Platform:
     )
     """How a plain client reads a reply."""
     seed: int = 11
+    running: type[Running] = Running
+    """The kind of ``Running`` it is served as: how its plain client speaks."""
 
     @asynccontextmanager
     async def serve(
@@ -185,7 +187,7 @@ class Platform:
         delay: float = 3600,
         clock: FakeClock | None = None,
         adapter: Callable[[str, FakeClock], ProvinceAdapter] | None = None,
-        running: type[R] = Running,  # type: ignore[assignment]
+        running: type[R] | None = None,
     ) -> AsyncIterator[R]:
         """The platform (its store in ``tmp_path``) served on 127.0.0.1 until the block ends."""
         clock = clock or FakeClock()
@@ -197,9 +199,10 @@ class Platform:
             credentials=self.credentials,
         )
         async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as session:
-            served = running(server, clock, session, adapter or self.adapter, self)
+            kind = running or self.running
+            served = kind(server, clock, session, adapter or self.adapter, self)
             try:
-                yield served
+                yield served  # type: ignore[misc]
             finally:
                 await served.adapter.close()
 
