@@ -64,15 +64,6 @@ from tests.platforms import (
 
 each = pytest.mark.parametrize("d", DIALECTS, ids=str)
 """Runs a case once per dialect."""
-_ANY_404 = pytest.mark.xfail(
-    strict=True, reason="the adapter reads any 404 not_found as 'not in the library'"
-)
-each_lookup = pytest.mark.parametrize(
-    "d",
-    [pytest.param(d, marks=() if d.name == "zhejiang" else _ANY_404) for d in DIALECTS],
-    ids=str,
-)
-"""Until the lookups check the field: Shanghai's, Jiangsu's and Anhui's fail."""
 
 
 def _serve(d: Dialect, tmp_path: Path) -> Any:
@@ -266,7 +257,7 @@ async def test_every_certificate_is_fetched_and_parses(d: Dialect, tmp_path: Pat
         assert await running.adapter.fetch_certificate(str(unknown)) is None
 
 
-@each_lookup
+@each
 async def test_a_404_for_another_route_is_not_an_empty_library(d: Dialect, tmp_path: Path) -> None:
     """An adapter whose base URL has a path the platform does not serve gets a DialectError
     for a certificate, not None: only the lookup's own not_found (naming the certificate id
@@ -282,7 +273,7 @@ async def test_a_404_for_another_route_is_not_an_empty_library(d: Dialect, tmp_p
     assert (refused.value.code, refused.value.field) == ("not_found", "")
 
 
-@each_lookup
+@each
 @pytest.mark.parametrize("about", ["other", ""], ids=["another field", "no field"])
 async def test_a_404_about_something_else_is_a_dialect_error(d: Dialect, about: str) -> None:
     """A certificate lookup answered 404 ``not_found`` in dialect, but about another field or
