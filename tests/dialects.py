@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final
+from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
 from hypothesis import strategies as st
@@ -43,12 +44,24 @@ from adapters.strict_json import JsonObject
 from adapters.translation import Translation
 from adapters.zhejiang import dialect as zhejiang
 from adapters.zhejiang.adapter import ZhejiangAdapter
+from adapters.zhejiang.platform import APP_BASE as ZHEJIANG_APP_BASE
 from adapters.zhejiang.platform import BASE as ZHEJIANG_BASE
 from adapters.zhejiang.platform import build_platform as build_zhejiang
 from adapters.zhejiang.signing import signed_headers
-from node.platform.adapter import InboundCase, ProvinceAdapter
+from node.platform.adapter import CaseNotice, InboundCase, ProvinceAdapter
 from tests import platforms
-from tests.platforms import DEEP, NUMBERS, T0, TEXT, FakeClock, Platform, Running
+from tests.platforms import (
+    BEYOND_RECURSION,
+    DEEP,
+    NUMBERS,
+    T0,
+    TEXT,
+    FakeClock,
+    Platform,
+    Running,
+    json_body,
+    nested,
+)
 
 SECRET: Final = "320506199211030025"
 """An ID number planted in every hostile reply: no refusal sentence may repeat it."""
@@ -177,6 +190,17 @@ class Malformations:
     """(reference, code, field) of each ``Malformed``, in order."""
 
 
+Request = bytes | Callable[[dict[str, Any]], bytes]
+"""A request's body, or how to write it from a seeded application's ``POST /v1/cases`` body."""
+BadRequest = tuple[str, str, Request, str, str]
+"""(id, path, body, the refusal's code, its field)."""
+
+
+def flip_check_digit(code: str) -> str:
+    """An ID number with its check digit wrong."""
+    return code[:-1] + ("1" if code[-1] == "0" else "0")
+
+
 @dataclass(frozen=True)
 class Dialect:
     """What one province's platform does differently; every field is data or a one-line way
@@ -192,8 +216,9 @@ class Dialect:
     """A successful reply's body, from what the dialect's module writes."""
     refusal: Callable[[str, str, str], bytes]
     """A refusal's body in the dialect, from its code, sentence and field."""
-    error_of: Callable[[Any], tuple[str, str]]
-    """(code, field) of a refusal as the plain client decoded it."""
+    error_of: Callable[[int, Any], tuple[str, str]]
+    """(code, field) of a refusal as the plain client decoded it, from its HTTP status and
+    body, once the rest of the dialect's refusal (its numeric code, its sentence) is checked."""
     base: str
     """Where the node's endpoints of the platform live."""
     # -- the live platform's words -----------------------------------------------------------
@@ -217,6 +242,22 @@ class Dialect:
     """The code of the province the inbound cases come from."""
     paging: Sequence[tuple[str, str, str]]
     """(path, query parameter, refusal code) of the feeds' paging."""
+    deliver_path: str
+    """Where the node delivers an inbound case."""
+    case_request: Callable[[InboundCase], bytes]
+    """An inbound case as the node's delivery carries it."""
+    bad_requests: Sequence[BadRequest]
+    """Requests that are not good dialect, and what the platform answers them."""
+    wrong_media_types: Sequence[str]
+    """Content types of a delivery the platform refuses with 415."""
+    unauthorised: Callable[[str, FakeClock], ProvinceAdapter]
+    """The node's adapter to the platform at a URL without its credentials (Zhejiang: with
+    another app key)."""
+    unauthorised_code: str
+    """What the platform refuses that adapter, and a plain client without token, as."""
+    unsigned_code: str
+    """What the platform refuses a plain client's request without the token (or the
+    signature) as."""
     # -- broken replies ----------------------------------------------------------------------
     unknown_certificate_status: Callable[[Mapping[str, Any]], bytes]
     """A certificate reply for ``held`` with a status outside the dialect's table."""
@@ -345,6 +386,113 @@ def _shanghai_malformations() -> Malformations:
     )
 
 
+_sh_inbound: Final = partial(platforms.inbound_case, "shanghai")
+
+
+def _sh_error(status: int, reply: Any) -> tuple[str, str]:
+    assert isinstance(reply["errorCode"], int) and reply["errorMsg"], reply
+    return reply["errorType"], reply["errorField"]
+
+
+def _sh_notice(**changes: Any) -> bytes:
+    base = SHANGHAI.notice_to_dialect(
+        CaseNotice("320000-20260302-00000000000000d1", 2, "accept", "handling", "accepted", T0)
+    )
+    base.update(changes)
+    return json_body({k: v for k, v in base.items() if v is not None})
+
+
+def _sh_case(**changes: Any) -> bytes:
+    base = SHANGHAI.case_to_dialect(_sh_inbound("320000-20260302-00000000000000d2"))
+    base.update(changes)
+    return json_body({k: v for k, v in base.items() if v is not None})
+
+
+def _sh_mistyped(body: dict[str, Any]) -> bytes:
+    form = SHANGHAI.application_form(body)
+    form["applicant"]["certNo"] = flip_check_digit(form["applicant"]["certNo"])
+    return json_body(form)
+
+
+_SH: Final = SHANGHAI_BASE
+SHANGHAI_BAD_REQUESTS: Final[list[BadRequest]] = [
+    ("malformed JSON", f"{_SH}/inboundCases", b'{"caseId": "x",', "malformed_body", ""),
+    ("not an object", f"{_SH}/inboundCases", b"[1, 2]", "malformed_body", ""),
+    ("missing field", f"{_SH}/inboundCases", _sh_case(caseId=None), "missing_field", "caseId"),
+    ("unknown field", f"{_SH}/caseNotices", _sh_notice(colour="red"), "unknown_field", "colour"),
+    (
+        "unknown status code",
+        f"{_SH}/caseNotices",
+        _sh_notice(caseStatus=99),
+        "unknown_status",
+        "caseStatus",
+    ),
+    (
+        "unknown action",
+        f"{_SH}/caseNotices",
+        _sh_notice(actionCode=999),
+        "unknown_code",
+        "actionCode",
+    ),
+    (
+        "time in seconds",
+        f"{_SH}/caseNotices",
+        _sh_notice(noticeTime=int(T0)),
+        "bad_time",
+        "noticeTime",
+    ),
+    (
+        "time as text",
+        f"{_SH}/inboundCases",
+        _sh_case(submitTime="2026-03-02 10:00:00"),
+        "bad_time",
+        "submitTime",
+    ),
+    (
+        "time as float",
+        f"{_SH}/caseNotices",
+        _sh_notice(noticeTime=T0 * 1000 + 0.5),
+        "bad_time",
+        "noticeTime",
+    ),
+    (
+        "non-UTF-8",
+        f"{_SH}/inboundCases",
+        _sh_case(matterCode="上海").replace("上海".encode(), "上海".encode("gbk")),
+        "not_utf8",
+        "",
+    ),
+    (
+        "duplicate key",
+        f"{_SH}/caseNotices",
+        b'{"caseId": "a", "caseId": "b"}',
+        "malformed_body",
+        "",
+    ),
+    (
+        "nested too deep",
+        f"{_SH}/inboundCases",
+        nested("shanghai", BEYOND_RECURSION)[0],
+        "too_deep",
+        "",
+    ),
+    (
+        "huge number",
+        f"{_SH}/caseNotices",
+        b'{"seqNo": ' + b"9" * 5000 + b"}",
+        "number_too_large",
+        "",
+    ),
+    (
+        "bad applicant code",
+        f"{_SH}/applications",
+        _sh_mistyped,
+        "invalid_id_number",
+        "applicant.certNo",
+    ),
+]
+
+
 _SH_TOKEN: Final = "sh-test-token"
 SHANGHAI_DIALECT: Final = Dialect(
     name="shanghai",
@@ -358,7 +506,7 @@ SHANGHAI_DIALECT: Final = Dialect(
     stub_adapter=lambda url, timeout: ShanghaiAdapter(url, timeout=timeout),
     written=_json,
     refusal=lambda code, detail, field: _json(shanghai.error_body(code, detail, field=field)),
-    error_of=lambda reply: (reply["errorType"], reply["errorField"]),
+    error_of=_sh_error,
     base=SHANGHAI_BASE,
     code="310000",
     unknown_reference="SHYW0",
@@ -367,12 +515,19 @@ SHANGHAI_DIALECT: Final = Dialect(
     applicant_code_field="applicant.certNo",
     certificate_field="licenseId",
     handler="anhui",
-    inbound=partial(platforms.inbound_case, "shanghai"),
+    inbound=_sh_inbound,
     accepting_code="320000",
     paging=[
         (f"{SHANGHAI_BASE}/applications", "cursor", "invalid_cursor"),
         (f"{SHANGHAI_BASE}/events", "limit", "invalid_field"),
     ],
+    deliver_path=f"{_SH}/inboundCases",
+    case_request=lambda case: json_body(SHANGHAI.case_to_dialect(case)),
+    bad_requests=SHANGHAI_BAD_REQUESTS,
+    wrong_media_types=["text/plain"],
+    unauthorised=lambda url, clock: make_shanghai(url, credentials={}),
+    unauthorised_code="unauthorized",
+    unsigned_code="unauthorized",
     unknown_certificate_status=lambda held: _json(
         {**SHANGHAI.certificate_to_dialect(held), "licenseStatus": 9}
     ),
@@ -468,6 +623,156 @@ XML_TEXT: Final = st.text(
 )
 """Any text XML 1.0 carries."""
 
+_js_inbound: Final = partial(
+    platforms.inbound_case,
+    "jiangsu",
+    accepting="shanghai",
+    applicant={"name": "何佳", "code_type": "111", "code": "310117198908077983"},
+    submitted_at=T0 - 31,
+)
+
+
+def _js_error(status: int, reply: Any) -> tuple[str, str]:
+    error = xml_refusal(reply)
+    assert error["cwms"], error
+    return error["cwdm"], error["cwzd"]
+
+
+def js_notice(**changes: Node | str | None) -> bytes:
+    """A notice as Jiangsu's platform receives it, with elements changed (``edit``)."""
+    base = jiangsu.notice_to_dialect(
+        CaseNotice("310000-20260302-00000000000000d1", 2, "accept", "handling", "accepted", T0)
+    )
+    return to_xml(edit(base, **changes))
+
+
+def js_case(**changes: Node | str | None) -> bytes:
+    """An inbound case as Jiangsu's platform receives it, with elements changed."""
+    base = jiangsu.case_to_dialect(_js_inbound("310000-20260302-00000000000000d2"))
+    return to_xml(edit(base, **changes))
+
+
+def _js_mistyped(body: dict[str, Any]) -> bytes:
+    number = body["applicant"]["code"]
+    return to_xml(jiangsu.application_form(body)).replace(
+        number.encode(), flip_check_digit(number).encode()
+    )
+
+
+def _js_bad_digest(body: dict[str, Any]) -> bytes:
+    return to_xml(jiangsu.application_form(body)).replace(b"0f" * 32, b"0F" * 32, 1)
+
+
+PARAMETER_ENTITY: Final = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE aj [<!ENTITY % remote SYSTEM "http://127.0.0.1:9/x.dtd">'
+    b" %remote;]>\n<aj/>"
+)
+_JS: Final = JIANGSU_BASE
+JIANGSU_BAD_REQUESTS: Final[list[BadRequest]] = [
+    ("malformed XML", f"{_JS}/ajjs", b"<aj><ajbh>x</ajbh>", "malformed_body", ""),
+    ("not XML", f"{_JS}/ajjs", b'{"caseId": "x"}', "malformed_body", ""),
+    ("wrong root element", f"{_JS}/ajjs", js_notice(), "malformed_body", ""),
+    ("undeclared entity", f"{_JS}/ajtz", b"<tz><ajbh>&nbsp;</ajbh></tz>", "malformed_body", ""),
+    ("billion laughs", f"{_JS}/ajtz", BILLION_LAUGHS, "forbidden_xml", ""),
+    ("external entity", f"{_JS}/ajjs", EXTERNAL_ENTITY, "forbidden_xml", ""),
+    ("parameter entity", f"{_JS}/ajjs", PARAMETER_ENTITY, "forbidden_xml", ""),
+    ("missing element", f"{_JS}/ajjs", js_case(ajbh=None), "missing_field", "ajbh"),
+    ("empty element", f"{_JS}/ajjs", js_case(ajbh=""), "missing_field", "ajbh"),
+    (
+        "missing nested element",
+        f"{_JS}/ajjs",
+        js_case(sqr=("sqr", [("xm", "何佳"), ("zjlx", "111")])),
+        "missing_field",
+        "sqr/zjhm",
+    ),
+    ("unknown element", f"{_JS}/ajtz", js_notice(ys="red"), "unknown_field", "ys"),
+    (
+        "repeated element",
+        f"{_JS}/ajtz",
+        js_notice().replace(b"<xh>2</xh>", b"<xh>2</xh><xh>3</xh>"),
+        "invalid_field",
+        "xh",
+    ),
+    (
+        "attribute",
+        f"{_JS}/ajtz",
+        js_notice().replace(b"<xh>", b'<xh lx="n">'),
+        "unknown_field",
+        "xh/@lx",
+    ),
+    (
+        "text beside elements",
+        f"{_JS}/ajtz",
+        js_notice().replace(b"<xh>", b"oops<xh>"),
+        "invalid_field",
+        "tz",
+    ),
+    ("unknown status code", f"{_JS}/ajtz", js_notice(blzt="YSX"), "unknown_status", "blzt"),
+    ("numeric status code", f"{_JS}/ajtz", js_notice(blzt="30"), "unknown_status", "blzt"),
+    ("unknown action", f"{_JS}/ajtz", js_notice(czlx="XX"), "unknown_code", "czlx"),
+    ("unknown province", f"{_JS}/ajjs", js_case(sjd="110000"), "unknown_code", "sjd"),
+    ("sequence not a number", f"{_JS}/ajtz", js_notice(xh="二"), "invalid_field", "xh"),
+    ("time in epoch seconds", f"{_JS}/ajtz", js_notice(sj=str(int(T0))), "bad_time", "sj"),
+    (
+        "time with separators",
+        f"{_JS}/ajjs",
+        js_case(tjsj="2026-03-02 10:00:00"),
+        "bad_time",
+        "tjsj",
+    ),
+    ("time without seconds", f"{_JS}/ajtz", js_notice(sj="202603021000"), "bad_time", "sj"),
+    ("impossible date", f"{_JS}/ajtz", js_notice(sj="20260230100000"), "bad_time", "sj"),
+    ("impossible hour", f"{_JS}/ajtz", js_notice(sj="20260302250000"), "bad_time", "sj"),
+    ("time before 2000", f"{_JS}/ajtz", js_notice(sj="19991231235959"), "bad_time", "sj"),
+    (
+        "full-width digits",
+        f"{_JS}/ajtz",
+        js_notice(sj="２０２６０３０２１０００００"),
+        "bad_time",
+        "sj",
+    ),
+    ("bad deadline", f"{_JS}/ajtz", js_notice(qx="20260302"), "bad_time", "qx"),
+    (
+        "non-UTF-8 body",
+        f"{_JS}/ajjs",
+        js_case(sxbm="江苏").replace("江苏".encode(), "江苏".encode("gbk")),
+        "not_utf8",
+        "",
+    ),
+    (
+        "declared GBK",
+        f"{_JS}/ajjs",
+        js_case().replace(b'encoding="UTF-8"', b'encoding="GBK"'),
+        "not_utf8",
+        "",
+    ),
+    ("extra not JSON", f"{_JS}/ajtz", js_notice(kzxx="{oops"), "invalid_field", "kzxx"),
+    (
+        "nested too deep",
+        f"{_JS}/ajtz",
+        nested("jiangsu", BEYOND_RECURSION)[0],
+        "too_deep",
+        "",
+    ),
+    (
+        "extra nested too deep",
+        f"{_JS}/ajtz",
+        js_notice(kzxx="[" * BEYOND_RECURSION + "]" * BEYOND_RECURSION),
+        "invalid_field",
+        "kzxx",
+    ),
+    (
+        "extra with a huge number",
+        f"{_JS}/ajtz",
+        js_notice(kzxx='{"n": ' + "9" * 5000 + "}"),
+        "invalid_field",
+        "kzxx",
+    ),
+    ("bad applicant code", f"{_JS}/sq", _js_mistyped, "invalid_id_number", "sqr/zjhm"),
+    ("bad material digest", f"{_JS}/sq", _js_bad_digest, "invalid_digest", "cllb/cl[2]/sha256"),
+]
+
+
 _JS_TOKEN: Final = "js-test-token"
 JIANGSU_DIALECT: Final = Dialect(
     name="jiangsu",
@@ -483,7 +788,7 @@ JIANGSU_DIALECT: Final = Dialect(
     stub_adapter=lambda url, timeout: JiangsuAdapter(url, timeout=timeout),
     written=to_xml,
     refusal=lambda code, detail, field: to_xml(jiangsu.error_body(code, detail, field=field)),
-    error_of=lambda reply: (xml_refusal(reply)["cwdm"], xml_refusal(reply)["cwzd"]),
+    error_of=_js_error,
     base=JIANGSU_BASE,
     code="320000",
     unknown_reference="JSZW0",
@@ -492,18 +797,19 @@ JIANGSU_DIALECT: Final = Dialect(
     applicant_code_field="sqr/zjhm",
     certificate_field="zzbs",
     handler="anhui",
-    inbound=partial(
-        platforms.inbound_case,
-        "jiangsu",
-        accepting="shanghai",
-        applicant={"name": "何佳", "code_type": "111", "code": "310117198908077983"},
-        submitted_at=T0 - 31,
-    ),
+    inbound=_js_inbound,
     accepting_code="310000",
     paging=[
         (f"{JIANGSU_BASE}/sq", "yb", "invalid_cursor"),
         (f"{JIANGSU_BASE}/bjdt", "ts", "invalid_field"),
     ],
+    deliver_path=f"{_JS}/ajjs",
+    case_request=lambda case: to_xml(jiangsu.case_to_dialect(case)),
+    bad_requests=JIANGSU_BAD_REQUESTS,
+    wrong_media_types=["application/json", "application/xml; charset=gbk"],
+    unauthorised=lambda url, clock: make_jiangsu(url, credentials={}),
+    unauthorised_code="unauthorized",
+    unsigned_code="unauthorized",
     unknown_certificate_status=lambda held: to_xml(
         edit(jiangsu.certificate_to_dialect(held), zzzt="DX")
     ),
@@ -553,6 +859,137 @@ def _envelope(data: Any) -> dict[str, Any]:
     return {"code": "0", "msg": "success", "data": data}
 
 
+_zj_inbound: Final = partial(platforms.inbound_case, "zhejiang")
+
+
+def _zj_error(status: int, reply: Any) -> tuple[str, str]:
+    error = reply["data"]["error"]
+    assert reply["code"] == zhejiang.ERROR_CODES.get(error, f"{status}99") and reply["msg"]
+    return error, reply["data"]["field"]
+
+
+def zj_notice(**changes: Any) -> bytes:
+    """A notice as Zhejiang's platform receives it, with fields changed (None: removed)."""
+    base = zhejiang.ZHEJIANG.notice_to_dialect(
+        CaseNotice("320000-20260302-00000000000000d1", 2, "accept", "handling", "accepted", T0)
+    )
+    base.update(changes)
+    return json_body({k: v for k, v in base.items() if v is not None})
+
+
+def zj_case(**changes: Any) -> bytes:
+    """An inbound case as Zhejiang's platform receives it, with fields changed."""
+    base = zhejiang.ZHEJIANG.case_to_dialect(_zj_inbound("320000-20260302-00000000000000d2"))
+    base.update(changes)
+    return json_body({k: v for k, v in base.items() if v is not None})
+
+
+def _zj_mistyped(body: dict[str, Any]) -> bytes:
+    form = zhejiang.ZHEJIANG.application_form(body)
+    form["applicant"]["id_number"] = flip_check_digit(form["applicant"]["id_number"])
+    return json_body(form)
+
+
+_ZJ: Final = ZHEJIANG_BASE
+ZHEJIANG_BAD_REQUESTS: Final[list[BadRequest]] = [
+    ("malformed JSON", f"{_ZJ}/inbound_cases", b'{"case_id": "x",', "malformed_body", ""),
+    ("not an object", f"{_ZJ}/inbound_cases", b"[1, 2]", "malformed_body", ""),
+    ("missing field", f"{_ZJ}/inbound_cases", zj_case(case_id=None), "missing_field", "case_id"),
+    ("unknown field", f"{_ZJ}/case_notices", zj_notice(colour="red"), "unknown_field", "colour"),
+    (
+        "unknown status word",
+        f"{_ZJ}/case_notices",
+        zj_notice(case_status="finished"),
+        "unknown_status",
+        "case_status",
+    ),
+    (
+        "status as a number",
+        f"{_ZJ}/case_notices",
+        zj_notice(case_status=50),
+        "unknown_status",
+        "case_status",
+    ),
+    (
+        "unknown action",
+        f"{_ZJ}/case_notices",
+        zj_notice(action_type="approve"),
+        "unknown_code",
+        "action_type",
+    ),
+    (
+        "time as epoch milliseconds",
+        f"{_ZJ}/case_notices",
+        zj_notice(notice_time=int(T0 * 1000)),
+        "bad_time",
+        "notice_time",
+    ),
+    (
+        "time without milliseconds",
+        f"{_ZJ}/inbound_cases",
+        zj_case(submit_time="2026-03-02T10:00:00+08:00"),
+        "bad_time",
+        "submit_time",
+    ),
+    (
+        "time in UTC",
+        f"{_ZJ}/inbound_cases",
+        zj_case(submit_time="2026-03-02T02:00:00.000Z"),
+        "bad_time",
+        "submit_time",
+    ),
+    (
+        "time as local text",
+        f"{_ZJ}/case_notices",
+        zj_notice(notice_time="2026-03-02 10:00:00"),
+        "bad_time",
+        "notice_time",
+    ),
+    (
+        "impossible date",
+        f"{_ZJ}/case_notices",
+        zj_notice(notice_time="2026-02-30T10:00:00.000+08:00"),
+        "bad_time",
+        "notice_time",
+    ),
+    (
+        "non-UTF-8",
+        f"{_ZJ}/inbound_cases",
+        zj_case(matter_code="浙江").replace("浙江".encode(), "浙江".encode("gbk")),
+        "not_utf8",
+        "",
+    ),
+    (
+        "duplicate key",
+        f"{_ZJ}/case_notices",
+        b'{"case_id": "a", "case_id": "b"}',
+        "malformed_body",
+        "",
+    ),
+    (
+        "nested too deep",
+        f"{_ZJ}/inbound_cases",
+        nested("zhejiang", BEYOND_RECURSION)[0],
+        "too_deep",
+        "",
+    ),
+    (
+        "huge number",
+        f"{_ZJ}/case_notices",
+        b'{"seq_no": ' + b"9" * 5000 + b"}",
+        "number_too_large",
+        "",
+    ),
+    (
+        "bad applicant code",
+        f"{ZHEJIANG_APP_BASE}/applications",
+        _zj_mistyped,
+        "invalid_id_number",
+        "applicant.id_number",
+    ),
+]
+
+
 def _zhejiang_malformations() -> Malformations:
     def good(n: int) -> dict[str, Any]:
         record: dict[str, Any] = _event(zhejiang.ZHEJIANG, n)
@@ -594,7 +1031,7 @@ ZHEJIANG_DIALECT: Final = Dialect(
     ),
     written=lambda data: _json(_envelope(data)),
     refusal=lambda code, detail, field: _json(zhejiang.error_body(code, detail, field=field)),
-    error_of=lambda reply: (reply["data"]["error"], reply["data"]["field"]),
+    error_of=_zj_error,
     base=ZHEJIANG_BASE,
     code="330000",
     unknown_reference="ZLB0",
@@ -603,12 +1040,21 @@ ZHEJIANG_DIALECT: Final = Dialect(
     applicant_code_field="applicant.id_number",
     certificate_field="license_id",
     handler="anhui",
-    inbound=partial(platforms.inbound_case, "zhejiang"),
+    inbound=_zj_inbound,
     accepting_code="320000",
     paging=[
         (f"{ZHEJIANG_BASE}/applications", "page_token", "invalid_page"),
         (f"{ZHEJIANG_BASE}/events", "page_size", "invalid_page"),
     ],
+    deliver_path=f"{_ZJ}/inbound_cases",
+    case_request=lambda case: json_body(zhejiang.ZHEJIANG.case_to_dialect(case)),
+    bad_requests=ZHEJIANG_BAD_REQUESTS,
+    wrong_media_types=["text/plain"],
+    unauthorised=lambda url, clock: ZhejiangAdapter(
+        url, app_key="x", app_secret=ZJ_APP_SECRET, clock=clock
+    ),
+    unauthorised_code="unknown_app_key",
+    unsigned_code="unsigned_request",
     unknown_certificate_status=lambda held: _json(
         _envelope({**zhejiang.ZHEJIANG.certificate_to_dialect(held), "license_status": "valid"})
     ),
@@ -700,6 +1146,142 @@ ZHEJIANG_DIALECT: Final = Dialect(
 # Anhui: form-encoded requests, JSON replies with flag/result, Chinese labels, local time.
 
 
+_ah_inbound: Final = partial(platforms.inbound_case, "anhui", submitted_at=T0 - 30)
+AH_CASE_ID: Final = "320000-20260302-00000000000000d1"
+
+
+def _ah_error(status: int, reply: Any) -> tuple[str, str]:
+    assert reply["flag"] is False and reply["message"], reply
+    return reply["code"], reply["field"]
+
+
+def ah_notice(**changes: str | None) -> bytes:
+    """A notice as Anhui's platform receives it, with fields changed (None: removed)."""
+    base = ANHUI.notice_to_dialect(
+        CaseNotice(AH_CASE_ID, 2, "accept", "handling", "accepted", T0, due_at=T0 + 86400)
+    )
+    base.update(changes)
+    return encode_form({k: v for k, v in base.items() if v is not None})
+
+
+def ah_case(**changes: str | None) -> bytes:
+    """An inbound case as Anhui's platform receives it, with fields changed."""
+    base = ANHUI.case_to_dialect(_ah_inbound("320000-20260302-00000000000000d2"))
+    base.update(changes)
+    return encode_form({k: v for k, v in base.items() if v is not None})
+
+
+def gbk_form(form: bytes) -> bytes:
+    """The same form with its Chinese percent-escaped as GBK instead of UTF-8."""
+    return urlencode(parse_qsl(form.decode(), keep_blank_values=True), encoding="gbk").encode()
+
+
+def _ah_mistyped(body: dict[str, Any]) -> bytes:
+    form = ANHUI.application_form(body)
+    form["sqr"]["zjhm"] = flip_check_digit(form["sqr"]["zjhm"])
+    return encode_form(form)
+
+
+_AH: Final = ANHUI_BASE
+ANHUI_BAD_REQUESTS: Final[list[BadRequest]] = [
+    (
+        "pair without =",
+        f"{_AH}/bj/js",
+        b"bjbh&sjd=%E6%B1%9F%E8%8B%8F%E7%9C%81",
+        "malformed_body",
+        "",
+    ),
+    ("empty pair", f"{_AH}/bj/ztgx", ah_notice() + b"&&xh=2", "malformed_body", ""),
+    (
+        "bad escape",
+        f"{_AH}/bj/js",
+        ah_case(sxbm="%ZZ").replace(b"%25ZZ", b"%ZZ"),
+        "malformed_body",
+        "",
+    ),
+    ("key given twice", f"{_AH}/bj/ztgx", ah_notice() + b"&xh=3", "malformed_body", "xh"),
+    ("key outside the grammar", f"{_AH}/bj/ztgx", ah_notice() + b"&Xh=3", "malformed_body", "Xh"),
+    ("list with a gap", f"{_AH}/bj/js", ah_case() + b"&cl[7].mc=x", "malformed_body", "cl[3]"),
+    ("shape conflict", f"{_AH}/bj/js", ah_case() + b"&sqr=x", "malformed_body", "sqr"),
+    ("missing field", f"{_AH}/bj/js", ah_case(bjbh=None), "missing_field", "bjbh"),
+    ("empty field", f"{_AH}/bj/ztgx", ah_notice(bjbh=""), "missing_field", "bjbh"),
+    (
+        "missing nested field",
+        f"{_AH}/bj/js",
+        ah_case().replace(b"sqr.zjhm", b"sqr.zjhx"),
+        "missing_field",
+        "sqr.zjhm",
+    ),
+    ("unknown field", f"{_AH}/bj/ztgx", ah_notice(ys="红"), "unknown_field", "ys"),
+    (
+        "unknown status label",
+        f"{_AH}/bj/ztgx",
+        ah_notice(bjzt="已完成"),
+        "unknown_status",
+        "bjzt",
+    ),
+    ("status as a code", f"{_AH}/bj/ztgx", ah_notice(bjzt="30"), "unknown_status", "bjzt"),
+    ("unknown action label", f"{_AH}/bj/ztgx", ah_notice(czlx="审核"), "unknown_label", "czlx"),
+    ("unknown province label", f"{_AH}/bj/js", ah_case(sjd="江苏"), "unknown_label", "sjd"),
+    ("sequence not a number", f"{_AH}/bj/ztgx", ah_notice(xh="02"), "invalid_field", "xh"),
+    (
+        "ISO time with T",
+        f"{_AH}/bj/ztgx",
+        ah_notice(czsj="2026-03-02T10:00:00"),
+        "bad_time",
+        "czsj",
+    ),
+    (
+        "time with offset",
+        f"{_AH}/bj/ztgx",
+        ah_notice(czsj="2026-03-02 10:00:00+08:00"),
+        "bad_time",
+        "czsj",
+    ),
+    (
+        "time with fraction",
+        f"{_AH}/bj/js",
+        ah_case(tjsj="2026-03-02 10:00:00.5"),
+        "bad_time",
+        "tjsj",
+    ),
+    ("one-digit fields", f"{_AH}/bj/js", ah_case(tjsj="2026-3-2 10:00:00"), "bad_time", "tjsj"),
+    ("epoch seconds", f"{_AH}/bj/ztgx", ah_notice(czsj="1772416800"), "bad_time", "czsj"),
+    (
+        "no such day",
+        f"{_AH}/bj/ztgx",
+        ah_notice(cnsj="2026-02-30 10:00:00"),
+        "bad_time",
+        "cnsj",
+    ),
+    ("before 2000", f"{_AH}/bj/js", ah_case(tjsj="1999-12-31 23:59:59"), "bad_time", "tjsj"),
+    ("GBK percent-escapes", f"{_AH}/bj/js", gbk_form(ah_case()), "not_utf8", ""),
+    (
+        "GBK raw bytes",
+        f"{_AH}/bj/js",
+        "sqr.xm=王静".encode("gbk") + b"&" + ah_case(),
+        "not_utf8",
+        "",
+    ),
+    ("bad extra JSON", f"{_AH}/bj/ztgx", ah_notice(kz="{not json"), "malformed_body", "kz"),
+    (
+        "extra nested too deep",
+        f"{_AH}/bj/ztgx",
+        ah_notice(kz="[" * BEYOND_RECURSION + "]" * BEYOND_RECURSION),
+        "too_deep",
+        "kz",
+    ),
+    (
+        "extra with a huge number",
+        f"{_AH}/bj/ztgx",
+        ah_notice(kz='{"n": ' + "9" * 5000 + "}"),
+        "number_too_large",
+        "kz",
+    ),
+    ("bad applicant code", f"{_AH}/sq/tj", _ah_mistyped, "invalid_id_number", "sqr.zjhm"),
+]
+
+
 def _anhui_malformations() -> Malformations:
     def good(n: int) -> dict[str, Any]:
         record: dict[str, Any] = _event(ANHUI, n)
@@ -749,7 +1331,7 @@ ANHUI_DIALECT: Final = Dialect(
     stub_adapter=lambda url, timeout: AnhuiAdapter(url, timeout=timeout),
     written=lambda data: _json(anhui.ok_body(data)),
     refusal=lambda code, detail, field: _json(anhui.error_body(code, detail, field=field)),
-    error_of=lambda reply: (reply["code"], reply["field"]),
+    error_of=_ah_error,
     base=ANHUI_BASE,
     code="340000",
     unknown_reference="WSTB0",
@@ -758,12 +1340,19 @@ ANHUI_DIALECT: Final = Dialect(
     applicant_code_field="sqr.zjhm",
     certificate_field="zzbs",
     handler="shanghai",
-    inbound=partial(platforms.inbound_case, "anhui", submitted_at=T0 - 30),
+    inbound=_ah_inbound,
     accepting_code="320000",
     paging=[
         (f"{ANHUI_BASE}/sq/lb", "cursor", "invalid_cursor"),
         (f"{ANHUI_BASE}/bjdt/lb", "limit", "invalid_field"),
     ],
+    deliver_path=f"{_AH}/bj/js",
+    case_request=lambda case: encode_form(ANHUI.case_to_dialect(case)),
+    bad_requests=ANHUI_BAD_REQUESTS,
+    wrong_media_types=["application/json"],
+    unauthorised=lambda url, clock: make_anhui(url, credentials={}),
+    unauthorised_code="unauthorized",
+    unsigned_code="unauthorized",
     unknown_certificate_status=lambda held: _json(
         anhui.ok_body({**ANHUI.certificate_to_dialect(held), "zzzt": "正常"})
     ),

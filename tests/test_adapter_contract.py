@@ -34,7 +34,7 @@ from node.cases.catalog import load_catalog, matter_to_json
 from node.cases.exchange import _parse_event
 from node.cases.submission import parse_new_case
 from node.certificates.library import PlatformLibrary
-from node.certificates.model import parse_certificate
+from node.certificates.model import TYPES, parse_certificate
 from node.identifiers import make_certificate_id, parse_certificate_id
 from node.platform.adapter import (
     Application,
@@ -48,7 +48,7 @@ from node.platform.adapter import (
     ProvinceAdapter,
 )
 from tests import platforms
-from tests.dialects import DIALECTS, SECRET, Dialect
+from tests.dialects import DIALECTS, SECRET, Dialect, Request
 from tests.platforms import (
     DEEP,
     FEDERATED,
@@ -142,6 +142,8 @@ async def test_application_round_trip(d: Dialect, tmp_path: Path) -> None:
             await running.adapter.acknowledge(d.unknown_reference, case_id)
         assert (missing.value.code, missing.value.field) == ("not_found", d.reference_field)
 
+        acknowledged = await running.adapter.poll_applications(None)
+        assert acknowledged.items == page.items
         assert await at_platform.case_of(running.session, running.url, reference) == case_id
         with pytest.raises(ValueError, match="refused"):
             await at_platform.enter_application(
@@ -252,6 +254,7 @@ async def test_every_certificate_is_fetched_and_parses(d: Dialect, tmp_path: Pat
             assert fetched == held
             parse_certificate(dict(fetched))
         assert {c["status"] for c in library} == {"valid", "suspended", "revoked", "expired"}
+        assert {c["type"] for c in library} == set(TYPES)
         first = parse_certificate_id(library[0]["certificate_id"])
         unknown = make_certificate_id(first.type_code, first.issuer_code, "ZZZ999")
         assert await running.adapter.fetch_certificate(str(unknown)) is None
@@ -336,8 +339,57 @@ async def test_platform_paging_is_ascii_digits_only(
     async with _serve(d, tmp_path) as running:
         before = running.platform.store.counts()
         status, reply = await running.get(path, **{name: text})
-        assert (status, *d.error_of(reply)) == (400, code, name)
+        assert (status, *d.error_of(status, reply)) == (400, code, name)
         assert running.platform.store.counts() == before
+
+
+@pytest.mark.parametrize(
+    ("d", "path", "data", "code", "field"),
+    [
+        pytest.param(d, path, data, code, field, id=f"{d}-{name}")
+        for d in DIALECTS
+        for name, path, data, code, field in d.bad_requests
+    ],
+)
+async def test_platform_refuses_bad_requests(
+    d: Dialect, tmp_path: Path, path: str, data: Request, code: str, field: str
+) -> None:
+    """A request (with the token or signature it needs) that is not good dialect gets 400 and
+    the dialect's refusal naming the field, and changes nothing in the platform's store."""
+    async with _serve(d, tmp_path) as running:
+        if callable(data):
+            data = data(_body(d, await running.fixtures()))
+        before = running.platform.store.counts()
+        status, reply = await running.post(path, data)
+        assert (status, *d.error_of(status, reply)) == (400, code, field)
+        assert running.platform.store.counts() == before
+
+
+@each
+async def test_platform_refuses_wrong_media_type_and_missing_credentials(
+    d: Dialect, tmp_path: Path
+) -> None:
+    """A delivery not sent as the dialect's media type gets 415; one without the token (or
+    signature) 401, and the node's adapter without its credentials a DialectError naming
+    the refusal; none of them stores anything."""
+    async with _serve(d, tmp_path) as running:
+        before = running.platform.store.counts()
+        data = d.case_request(d.inbound(f"{d.accepting_code}-20260302-00000000000000d3"))
+        for content_type in d.wrong_media_types:
+            status, reply = await running.post(d.deliver_path, data, content_type=content_type)
+            assert (status, d.error_of(status, reply)[0]) == (415, "unsupported_media_type")
+        status, reply = await running.post(d.deliver_path, data, token=False)
+        assert (status, d.error_of(status, reply)[0]) == (401, d.unsigned_code)
+        unauthorised = d.unauthorised(running.url, running.clock)
+        try:
+            with pytest.raises(DialectError) as refused:
+                await unauthorised.poll_events(None)
+        finally:
+            await unauthorised.close()
+        assert refused.value.code == d.unauthorised_code
+        assert running.platform.store.counts() == before
+        status, _ = await running.post(d.deliver_path, data)
+        assert status == 201
 
 
 # --- bad replies to the adapter, from a stub that speaks broken dialect ---------------------
