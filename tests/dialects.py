@@ -40,6 +40,7 @@ from adapters.shanghai.dialect import SHANGHAI
 from adapters.shanghai.platform import BASE as SHANGHAI_BASE
 from adapters.shanghai.platform import TOKEN_HEADER as SHANGHAI_TOKEN_HEADER
 from adapters.shanghai.platform import build_platform as build_shanghai
+from adapters.simulation.officer import plan_for
 from adapters.strict_json import JsonObject
 from adapters.translation import Translation
 from adapters.zhejiang import dialect as zhejiang
@@ -48,20 +49,23 @@ from adapters.zhejiang.platform import APP_BASE as ZHEJIANG_APP_BASE
 from adapters.zhejiang.platform import BASE as ZHEJIANG_BASE
 from adapters.zhejiang.platform import build_platform as build_zhejiang
 from adapters.zhejiang.signing import signed_headers
-from node.platform.adapter import CaseNotice, InboundCase, ProvinceAdapter
+from node.platform.adapter import Application, CaseNotice, InboundCase, ProvinceAdapter
 from tests import platforms
 from tests.platforms import (
     BEYOND_RECURSION,
     DEEP,
     NUMBERS,
+    REFUSAL,
     T0,
     TEXT,
     FakeClock,
     Platform,
     Running,
+    application_body,
     json_body,
     nested,
 )
+from tests.platforms import mistyped as wrong_check_digit
 
 SECRET: Final = "320506199211030025"
 """An ID number planted in every hostile reply: no refusal sentence may repeat it."""
@@ -1402,3 +1406,34 @@ ANHUI_DIALECT: Final = Dialect(
 
 DIALECTS: Final = (SHANGHAI_DIALECT, JIANGSU_DIALECT, ZHEJIANG_DIALECT, ANHUI_DIALECT)
 BY_NAME: Final = {d.name: d for d in DIALECTS}
+
+
+# --- what the per-province files share ------------------------------------------------------
+
+
+async def seeded_application(d: Dialect, running: Running, *, mistyped: bool = False) -> str:
+    """The number of an application for a seeded person, submitted at the platform (with its
+    ID number's check digit wrong if ``mistyped``, past the platform's own checks)."""
+    body = application_body(await running.fixtures(), handler=d.handler)
+    if mistyped:
+        return running.platform.submit_application(wrong_check_digit(body), checked=False).reference
+    return running.platform.submit_application(body).reference
+
+
+async def refused_application(d: Dialect, running: Running) -> str:
+    """The number of a mistyped application the node's adapter has read and refused with
+    ``REFUSAL``."""
+    reference = await seeded_application(d, running, mistyped=True)
+    [item] = (await running.adapter.poll_applications(None)).items
+    assert isinstance(item, Application) and item.reference == reference
+    await running.adapter.reject_application(reference, REFUSAL)
+    return reference
+
+
+def straight_through_cases(d: Dialect, count: int) -> list[str]:
+    """Ids of cases (from the province the tests' cases come from) the officer accepts and
+    completes without asking for a supplement."""
+    ids = (f"{d.accepting_code}-20260302-{n:016x}" for n in range(10_000))
+    plans = ((case_id, plan_for(d.platform.seed, case_id)) for case_id in ids)
+    chosen = [c for c, plan in plans if plan.accept and plan.complete and not plan.supplement]
+    return chosen[:count]

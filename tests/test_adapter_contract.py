@@ -28,7 +28,6 @@ from hypothesis import strategies as st
 
 from adapters.registry import citizen
 from adapters.registry import dialect as registered
-from adapters.simulation.officer import plan_for
 from adapters.transport import MAX_REPLY_BYTES
 from node.cases.catalog import load_catalog, matter_to_json
 from node.cases.exchange import _parse_event
@@ -48,7 +47,7 @@ from node.platform.adapter import (
     ProvinceAdapter,
 )
 from tests import platforms
-from tests.dialects import DIALECTS, SECRET, Dialect, Request
+from tests.dialects import DIALECTS, SECRET, Dialect, Request, straight_through_cases
 from tests.platforms import (
     DEEP,
     FEDERATED,
@@ -83,19 +82,6 @@ def _answering(body: bytes, content_type: str, status: int = 200) -> platforms.R
         return web.Response(body=body, status=status, headers={"Content-Type": content_type})
 
     return reply
-
-
-def _straight_through(d: Dialect) -> str:
-    """A case id (from the province the test cases come from) the officer accepts and
-    completes without asking for a supplement."""
-    ids = (f"{d.accepting_code}-20260302-{n:016x}" for n in range(1000))
-    return next(
-        case_id
-        for case_id in ids
-        if (plan := plan_for(d.platform.seed, case_id)).accept
-        and plan.complete
-        and not plan.supplement
-    )
 
 
 @each
@@ -196,10 +182,20 @@ async def test_refusal_round_trip(d: Dialect, tmp_path: Path) -> None:
 
 
 @each
+async def test_empty_feeds_keep_the_cursor_unset(d: Dialect, tmp_path: Path) -> None:
+    """Polling a platform with nothing in a feed yet leaves the node's cursor at None."""
+    async with _serve(d, tmp_path) as running:
+        applications = await running.adapter.poll_applications(None)
+        events = await running.adapter.poll_events(None)
+    assert (applications.items, applications.cursor) == ([], None)
+    assert (events.items, events.cursor) == ([], None)
+
+
+@each
 async def test_officer_events_reach_the_node(d: Dialect, tmp_path: Path) -> None:
     """The officer's actions on a delivered case come through the adapter as event bodies the
     node accepts, in order, each once."""
-    case_id = _straight_through(d)
+    [case_id] = straight_through_cases(d, 1)
     async with _serve(d, tmp_path) as running:
         await running.adapter.deliver_case(d.inbound(case_id))
         for _ in range(2):  # accept, then complete, each an officer delay later
@@ -495,24 +491,32 @@ async def test_platform_down_is_unavailable(d: Dialect, tmp_path: Path) -> None:
 # --- the dialect both ways (sans-I/O, property-based) -----------------------------------------
 
 
-@each
-@settings(max_examples=60, deadline=None)
-@given(data=st.data())
-def test_inbound_case_round_trips(d: Dialect, data: st.DataObject) -> None:
-    """Every field of an inbound case survives the dialect and back."""
-    case = data.draw(inbound_cases(d.instants, d.text, names=d.names))
-    wire = d.wire("case", d.translation.case_to_dialect(case))
-    assert d.translation.read_case(wire) == case
+def _records(d: Dialect) -> dict[str, tuple[st.SearchStrategy[Any], Any, Any]]:
+    """What each kind of record is drawn from, written with and read back with."""
+    t = d.translation
+    return {
+        "case": (
+            inbound_cases(d.instants, d.text, names=d.names),
+            t.case_to_dialect,
+            t.read_case,
+        ),
+        "notice": (
+            notices(d.instants, d.text, extra_values=d.extra_values),
+            t.notice_to_dialect,
+            t.read_notice,
+        ),
+    }
 
 
 @each
+@pytest.mark.parametrize("kind", ["case", "notice"])
 @settings(max_examples=80, deadline=None)
 @given(data=st.data())
-def test_notice_round_trips(d: Dialect, data: st.DataObject) -> None:
-    """Every field of an update notice survives the dialect and back."""
-    notice = data.draw(notices(d.instants, d.text, extra_values=d.extra_values))
-    wire = d.wire("notice", d.translation.notice_to_dialect(notice))
-    assert d.translation.read_notice(wire) == notice
+def test_records_round_trip(d: Dialect, kind: str, data: st.DataObject) -> None:
+    """Every field of an inbound case or an update notice survives the dialect and back."""
+    drawn, write, read = _records(d)[kind]
+    record = data.draw(drawn)
+    assert read(d.wire(kind, write(record))) == record
 
 
 @each
