@@ -11,8 +11,10 @@ keep alike. Rules kept:
 3. A certificate is checked by the node's own model (``parse_certificate``) and a matter
    list by its catalog (``parse_catalog``): what the model refuses is a ``DialectError``
    (``invalid_certificate``, ``invalid_matter``), never half-taken.
-4. A certificate lookup answered 404 with the dialect's ``not_found`` refusal means "not in
-   the library" (None); any other refusal is raised.
+4. A certificate lookup answered 404 with the dialect's ``not_found`` refusal naming the
+   lookup's own certificate id field means "not in the library" (None); any other refusal,
+   a 404 for an unknown route or one about another field or none included, is raised: a
+   platform fault must not read as an empty library.
 """
 
 from __future__ import annotations
@@ -83,15 +85,17 @@ def certificate_lookup(
     read: Callable[[Reply], Mapping[str, Any]],
     *,
     noun: str,
+    field: str,
 ) -> Callable[[Reply], Mapping[str, Any] | None]:
     """How a certificate lookup's reply is read: a certificate as ``read`` translates it,
     checked (rule 3), or None for "not in the library" (rule 4); ``read_error`` reads the
-    dialect's refusal."""
+    dialect's refusal, and ``field`` is the name the platform's ``not_found`` gives the
+    certificate id it was asked for."""
 
     def lookup(reply: Reply) -> Mapping[str, Any] | None:
         if reply.status == 404:
             error = read_error(reply.body, reply.status)
-            if error.code == "not_found":
+            if (error.code, error.field) == ("not_found", field):
                 return None
             raise error
         return checked_certificate(read(reply), noun=noun)

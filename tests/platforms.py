@@ -1,10 +1,12 @@
-"""What the dialect tests (``tests/test_adapter_<province>.py``) share: a fake clock, a
-seeded application and an inbound case, a simulated platform on 127.0.0.1 with the node's
-adapter and a plain HTTP client (``Platform.serve``), a stub server for broken replies
-(``stub``), and hypothesis strategies for the values every dialect carries both ways.
+"""What the adapter tests (``tests/test_adapter_contract.py``, ``tests/dialects.py`` and the
+per-province ``tests/test_adapter_<province>.py``) and the platform tests share: a fake
+clock, a seeded application and an inbound case, a simulated platform on 127.0.0.1 with the
+node's adapter and a plain HTTP client (``Platform.serve``), a stub server for broken
+replies (``stub``), and hypothesis strategies for the values every dialect carries both
+ways.
 
-A test file describes its platform once, as a ``Platform``; everything it asserts stays in
-the file."""
+``tests/dialects.py`` describes each platform once, as a ``Platform`` inside its
+``Dialect``; what the tests assert stays in the test files."""
 
 from __future__ import annotations
 
@@ -157,9 +159,6 @@ class Running:
         return dict([self._spec.token]) if send and self._spec.token else {}
 
 
-R = TypeVar("R", bound=Running)
-
-
 @dataclass(frozen=True)
 class Platform:
     """One dialect's platform as its tests run it."""
@@ -176,6 +175,8 @@ class Platform:
     )
     """How a plain client reads a reply."""
     seed: int = 11
+    running: type[Running] = Running
+    """The kind of ``Running`` it is served as: how its plain client speaks."""
 
     @asynccontextmanager
     async def serve(
@@ -185,8 +186,7 @@ class Platform:
         delay: float = 3600,
         clock: FakeClock | None = None,
         adapter: Callable[[str, FakeClock], ProvinceAdapter] | None = None,
-        running: type[R] = Running,  # type: ignore[assignment]
-    ) -> AsyncIterator[R]:
+    ) -> AsyncIterator[Running]:
         """The platform (its store in ``tmp_path``) served on 127.0.0.1 until the block ends."""
         clock = clock or FakeClock()
         app = self.build_platform(
@@ -197,7 +197,7 @@ class Platform:
             credentials=self.credentials,
         )
         async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as session:
-            served = running(server, clock, session, adapter or self.adapter, self)
+            served = self.running(server, clock, session, adapter or self.adapter, self)
             try:
                 yield served
             finally:
@@ -326,11 +326,6 @@ def notices(
 def json_body(value: Any) -> bytes:
     """``value`` as a JSON dialect sends it (UTF-8, not ASCII-escaped)."""
     return json.dumps(value, ensure_ascii=False).encode()
-
-
-def json_wire(value: Any) -> Any:
-    """``value`` as a JSON dialect's peer decodes it."""
-    return json.loads(json.dumps(value))
 
 
 # --- a hostile platform's reply -------------------------------------------------------------

@@ -14,9 +14,9 @@ Anhui:
    matter list by ``parse_catalog``: what the node receives is what its model accepts.
    Identifiers whose issuer code is a six-digit area code (one Anhui system issues them)
    are accepted as well as those with an 18-character credit code.
-4. A 404 ``not_found`` for a licence is "not in the library" (None); every other 4xx is a
-   ``DialectError``; 5xx, timeouts and refused connections are ``PlatformUnavailable``
-   (``adapters.transport``).
+4. A 404 ``not_found`` naming ``zzbs`` is "not in the library" (None); every other 4xx (a
+   404 for an unknown route or about another field too) is a ``DialectError``; 5xx,
+   timeouts and refused connections are ``PlatformUnavailable`` (``adapters.transport``).
 5. Times on the wire are whole seconds of Beijing local time: what the node sends is
    truncated to the second, what it receives is a whole epoch second.
 6. ``credentials`` may hold ``token`` (sent as ``X-WST-Token``) and ``timeout`` (seconds,
@@ -85,6 +85,7 @@ class AnhuiAdapter:
             dialect.read_error,
             lambda reply: ANHUI.read_certificate(FormFields(_result(reply))),
             noun="licence",
+            field="zzbs",
         )
         params = {"zzbs": certificate_id}
         return await self._client.request("GET", f"{LICENSES}/xq", read, params=params)

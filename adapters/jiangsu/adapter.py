@@ -14,7 +14,8 @@ Jiangsu:
    dialect at all (not UTF-8, not well-formed, another root element, a broken page) raises
    ``DialectError``. A certificate is also checked by ``parse_certificate`` and the matter
    list by ``parse_catalog``: what the node receives is what its model accepts.
-3. A 404 for a certificate is "not in the library" (None); every other 4xx is a
+3. A 404 ``<cwxx>`` with ``not_found`` naming ``zzbs`` is "not in the library" (None); every
+   other 4xx (a 404 for an unknown route or about another element too) is a
    ``DialectError`` carrying the platform's ``cwdm``; 5xx, timeouts and refused connections
    are ``PlatformUnavailable`` (``adapters.transport``).
 4. A delivery's receipt must name the case (and update), or the application and the
@@ -116,6 +117,7 @@ class JiangsuAdapter:
             dialect.read_error,
             lambda reply: JIANGSU.read_certificate(_document(reply, "zz")),
             noun="<zz>",
+            field="zzbs",
         )
         path = f"{CERTIFICATES}/{quote(certificate_id, safe='')}"
         return await self._client.request("GET", path, read)

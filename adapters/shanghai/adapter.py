@@ -10,7 +10,8 @@ Shanghai:
    ``eventId`` (``"?"`` when even that is unreadable); a reply that is not the dialect at all
    raises ``DialectError``. A certificate is also checked by ``parse_certificate`` and the
    matter list by ``parse_catalog``: what the node receives is what its model accepts.
-3. A 404 for a licence is "not in the library" (None); every other 4xx is a ``DialectError``
+3. A 404 ``not_found`` naming ``licenseId`` is "not in the library" (None); every other 4xx
+   (a 404 for an unknown route or about another field too) is a ``DialectError``
    carrying the platform's ``errorType``; 5xx, timeouts and refused connections are
    ``PlatformUnavailable`` (``adapters.transport``).
 4. ``credentials`` may hold ``access_token`` (sent as ``X-Access-Token``) and ``timeout``
@@ -85,6 +86,7 @@ class ShanghaiAdapter:
             dialect.read_error,
             lambda reply: SHANGHAI.read_certificate(JsonObject(_object(reply))),
             noun="licence",
+            field="licenseId",
         )
         path = f"{LICENSES}/{quote(certificate_id, safe='')}"
         return await self._client.request("GET", path, read)
