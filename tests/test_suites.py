@@ -506,6 +506,10 @@ def test_hostile_key_files_are_refused() -> None:
         "trailing DER": (as_pem(der + b"\x00"), "DER"),
         "public key mismatch": (as_pem(mismatched), "does not match"),
         "zero secret": (as_pem(der.replace(der[36:68], bytes(32))), r"\[1, n-2\]"),
+        "outer public key": (
+            as_pem(der[:1] + bytes([der[1], der[2] + 68]) + der[3:] + b"\x81\x42\x00" + der[-65:]),
+            "fields after the private key",
+        ),
     }
     for name, (data, message) in cases.items():
         with pytest.raises(ValueError, match=message):
@@ -565,6 +569,13 @@ def test_mutated_sm2_signatures_and_keys_are_refused(signature: bytes, public: b
     verifies and never raises."""
     assert SM2_SUITE.verify(_FUZZ_PUBLIC, signature, b"m") is False
     assert SM2_SUITE.verify(public, _FUZZ_SIGNATURE, b"m") is False
+
+
+@settings(max_examples=200)
+@given(st.integers(1, SM2_N - 1), st.integers(1, SM2_N - 1))
+def test_random_in_range_sm2_signatures_are_refused(r: int, s: int) -> None:
+    """Canonical DER with r and s in range reaches gmalglib's arithmetic, which says no."""
+    assert SM2_SUITE.verify(_FUZZ_PUBLIC, encode_dss_signature(r, s), b"m") is False
 
 
 _FUZZ_PEM = SM2_SUITE.private_pem(_FUZZ_SECRET)

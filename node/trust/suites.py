@@ -252,7 +252,7 @@ class Sm2Suite(Suite):
             + _der(0x30, _OID_EC_PUBLIC_KEY + _OID_SM2P256V1)
             + _der(0x04, ec_private_key),
         )
-        body = base64.encodebytes(pkcs8).replace(b"\n", b"")
+        body = base64.b64encode(pkcs8)
         lines = [body[i : i + 64] for i in range(0, len(body), 64)]
         return b"\n".join([_PEM_BEGIN, *lines, _PEM_END]) + b"\n"
 
@@ -334,7 +334,7 @@ def load_private_pem(data: bytes) -> tuple[Suite, bytes]:
     Raises ``ValueError`` with a sentence saying what is wrong."""
     der = _pem_body(data)
     try:
-        version, algorithm, private = _der_sequence(der, "the PKCS#8 structure", at_least=3)
+        version, algorithm, private, *extra = _der_sequence(der, "the PKCS#8 structure", at_least=3)
         if version not in ((0x02, b"\x00"), (0x02, b"\x01")):
             raise ValueError("the PKCS#8 version is neither 0 nor 1")
         if algorithm[0] != 0x30 or private[0] != 0x04:
@@ -349,6 +349,10 @@ def load_private_pem(data: bytes) -> tuple[Suite, bytes]:
             curve = _der(*identifier[1]) if len(identifier) == 2 else b""
             if curve != _OID_SM2P256V1:
                 raise ValueError("the EC key is not on curve sm2p256v1 (1.2.156.10197.1.301)")
+            if extra:
+                # Attributes or a second copy of the public key outside the ECPrivateKey:
+                # OpenSSL writes neither, and an unchecked copy could disagree with the key.
+                raise ValueError("the SM2 key file has fields after the private key")
             return SM2_SUITE, _load_sm2(private[1])
         raise ValueError(f"the key's algorithm (OID {_oid_text(oid)}) is neither Ed25519 nor SM2")
     except _DerError as exc:
