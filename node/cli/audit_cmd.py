@@ -1,10 +1,14 @@
-"""``yrd audit``: verify the evidence log (``verify``) and show one message's evidence
-(``evidence``, the JSON bundle of DESIGN §5 that anyone can check with the manifest)."""
+"""``yrd audit``: verify the evidence log (``verify``), show one message's evidence
+(``evidence``, the JSON bundle of DESIGN §5 that anyone can check with the manifest), and
+remove message bodies past their retention (``purge``) without breaking any proof."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +20,11 @@ from node.cli.output import (
     emit_json,
     fail,
 )
-from node.store.audit import read_only, verify_store
-from node.store.database import StoreError
+from node.store.audit import Purged, purge, read_only, verify_store
+from node.store.database import Database, StoreError
 from node.store.evidence import EvidenceError, bundle
+from node.store.lock import StoreInUse, StoreLock
+from node.trust.manifest import format_time
 
 
 def register(commands: Any) -> None:
@@ -52,6 +58,88 @@ def register(commands: Any) -> None:
     evidence.add_argument("--store", type=Path, required=True, help="the node's store file")
     evidence.add_argument("--message-id", required=True, help="the message's id")
     evidence.set_defaults(run=run_evidence)
+    purge = sub.add_parser(
+        "purge",
+        help="remove message bodies past their retention (the node must be stopped)",
+        description=(
+            "Remove the bodies (personal data) of the envelope and reply entries recorded "
+            "before DATE. Their hashes and their leaves in the evidence tree stay, so the tree, "
+            "every checkpoint and every other entry's proof still verify; the purge is itself "
+            "recorded in the log. Manifest entries are kept whole. The node must be stopped: "
+            "the store has one writer."
+        ),
+        epilog="exit codes:\n  0  purged (or nothing to purge)\n  2  nothing was changed",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    purge.add_argument("--store", type=Path, required=True, help="the node's store file")
+    purge.add_argument(
+        "--before",
+        type=_instant,
+        required=True,
+        metavar="TIME",
+        help="an RFC 3339 time with a zone, e.g. 2026-06-01T00:00:00+08:00",
+    )
+    purge.add_argument("--json", action="store_true", help="machine-readable output")
+    purge.set_defaults(run=run_purge)
+
+
+def _instant(text: str) -> float:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an RFC 3339 time like 2026-06-01T00:00:00+08:00"
+        ) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a zone: Z or an offset such as +08:00")
+    return moment.timestamp()
+
+
+def run_purge(args: argparse.Namespace) -> int:
+    if not args.store.is_file():
+        return fail(f"store file {args.store} does not exist", EXIT_NOT_CHECKED)
+    if args.before > time.time():
+        return fail("--before is in the future: a purge only reaches into the past")
+    lock = StoreLock(args.store)
+    try:
+        lock.acquire()
+    except StoreInUse as busy:
+        return fail(
+            f"the store {args.store} is open by a running node (pid {busy.holder}); stop the "
+            "node first. Nothing was purged.",
+            EXIT_NOT_CHECKED,
+        )
+    try:
+        done = asyncio.run(_purge(args.store, args.before))
+    except StoreError as exc:
+        return fail(f"{exc}. Nothing was purged.", EXIT_NOT_CHECKED)
+    finally:
+        lock.release()
+    if args.json:
+        emit_json(
+            {
+                "purged": done.entries,
+                "purge_entry": done.record.seq if done.record else None,
+                "before": format_time(args.before),
+            }
+        )
+    elif done.record is None:
+        sys.stdout.write(f"nothing to purge: no message entry before {format_time(args.before)}\n")
+    else:
+        sys.stdout.write(
+            f"purged the bodies of {done.entries} entries recorded before "
+            f"{format_time(args.before)}; recorded as entry {done.record.seq}. "
+            "yrd audit verify still checks the rest.\n"
+        )
+    return EXIT_VERIFIED
+
+
+async def _purge(store: Path, before: float) -> Purged:
+    db = await Database.open(store)
+    try:
+        return await db.write(lambda conn: purge(conn, before=before, now=time.time()))
+    finally:
+        await db.close()
 
 
 def run_evidence(args: argparse.Namespace) -> int:

@@ -45,12 +45,16 @@ GENESIS = bytes(32)
 HASH_DOMAIN = b"yrd.audit.v1\x00"
 
 DIRECTIONS = frozenset({"sent", "received", "local"})
-KINDS = frozenset({"envelope", "reply", "manifest"})
+KINDS = frozenset({"envelope", "reply", "manifest", "purge"})
+PURGEABLE = ("envelope", "reply")
+"""Entries whose bodies a purge may remove: messages, which carry personal data."""
 
 # Interpolated into queries as a fixed fragment; values are always bound (hence noqa S608).
 _COLUMNS = "seq, recorded_at, direction, peer, message_id, kind, body, prev_hash, hash"
 _Row = tuple[int, float, str, str, str, str, bytes, bytes, bytes]
 """An entry's columns, in ``_COLUMNS`` order."""
+_READ = _COLUMNS + ", purged_at"
+"""What is read of an entry: its columns, and when its body was purged (or NULL)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,8 @@ class AuditEntry:
     body: bytes
     prev_hash: bytes
     hash: bytes
+    purged_at: float | None = None
+    """When a purge removed the body (retention); the rest of the entry stays."""
 
 
 @dataclass(frozen=True)
@@ -182,11 +188,16 @@ def _leaf(row: _Row) -> bytes:
 
 
 def _entry(row: Any) -> AuditEntry | None:
-    """The row as an entry, or None when a column holds the wrong type (edited by hand)."""
-    seq, recorded_at, direction, peer, message_id, kind, body, prev_hash, digest = row
+    """The row (``_READ``) as an entry, or None when a column holds the wrong type (edited
+    by hand)."""
+    seq, recorded_at, direction, peer, message_id, kind, body, prev_hash, digest, purged = row
     texts_ok = all(isinstance(v, str) for v in (direction, peer, message_id, kind))
     blobs_ok = all(isinstance(v, bytes) for v in (body, prev_hash, digest))
-    if not (isinstance(seq, int) and isinstance(recorded_at, float) and texts_ok and blobs_ok):
+    purged_ok = purged is None or isinstance(purged, float)
+    if (
+        not (isinstance(seq, int) and isinstance(recorded_at, float) and texts_ok and blobs_ok)
+        or not purged_ok
+    ):
         return None
     return AuditEntry(*row)
 
@@ -251,7 +262,11 @@ def verify_chain(
     def bad(seq: int, problem: str) -> AuditReport:
         return AuditReport(good, False, seq, problem)
 
-    for row in conn.execute(f"SELECT {_COLUMNS} FROM audit ORDER BY seq"):  # noqa: S608
+    purged: list[int] = []
+    """Entries whose body a purge removed; each must be named by a later purge entry."""
+    purges: list[tuple[int, int]] = []
+    """The seq ranges the purge entries name."""
+    for row in conn.execute(f"SELECT {_READ} FROM audit ORDER BY seq"):  # noqa: S608
         entry = _entry(row)
         if entry is None:
             return bad(int(row[0]), "a column holds a value of the wrong type")
@@ -266,6 +281,21 @@ def verify_chain(
             if prev_seq == 0:
                 return bad(entry.seq, "prev_hash of the first entry is not the genesis hash")
             return bad(entry.seq, f"prev_hash does not link to entry {prev_seq}")
+        if entry.direction not in DIRECTIONS or entry.kind not in KINDS:
+            return bad(entry.seq, f"unknown direction {entry.direction!r} or kind {entry.kind!r}")
+        if entry.purged_at is not None:
+            # The body is gone: its hash and its leaf stand as recorded, vouched for by the
+            # link from the next entry, the tree, and the purge entry that must name it.
+            if entry.body or entry.kind not in PURGEABLE:
+                return bad(entry.seq, "marked purged but holds a body, or is not a message")
+            purged.append(entry.seq)
+            leaf = log_tree.stored_leaf(conn, entry.seq - 1)
+            if leaf is None:
+                return bad(entry.seq, "purged, and the evidence tree has no leaf for it")
+            good += 1
+            prev_seq, prev_hash = entry.seq, entry.hash
+            leaves.append(leaf)
+            continue
         recomputed = entry_hash(
             entry.prev_hash,
             seq=entry.seq,
@@ -278,9 +308,12 @@ def verify_chain(
         )
         if recomputed != entry.hash:
             return bad(entry.seq, "hash does not match its content")
-        if entry.direction not in DIRECTIONS or entry.kind not in KINDS:
-            return bad(entry.seq, f"unknown direction {entry.direction!r} or kind {entry.kind!r}")
-        if entry.kind == "manifest":
+        if entry.kind == "purge":
+            ranges = _purged_ranges(entry.body)
+            if ranges is None:
+                return bad(entry.seq, "purge entry does not name the entries it purged")
+            purges.extend(ranges)
+        elif entry.kind == "manifest":
             listed, problem = _manifest_keys(entry.body, anchors)
             if problem:
                 return bad(entry.seq, problem)
@@ -292,7 +325,15 @@ def verify_chain(
         good += 1
         prev_seq = entry.seq
         prev_hash = entry.hash
-        leaves.append(_leaf(row))
+        leaves.append(_leaf(row[:9]))
+    unrecorded = [seq for seq in purged if not any(a <= seq <= b for a, b in purges)]
+    if unrecorded:
+        return AuditReport(
+            good,
+            False,
+            unrecorded[0],
+            f"entry {unrecorded[0]} has lost its body, and no purge entry names it",
+        )
     high = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
     if high is not None and int(high[0]) > prev_seq:
         # Only catches a deletion that left SQLite's high-water mark alone; a thorough
@@ -317,10 +358,63 @@ def verify_chain(
     )
 
 
+@dataclass(frozen=True)
+class Purged:
+    entries: int
+    """How many entries lost their bodies."""
+    record: AuditEntry | None
+    """The purge entry that names them; None when there was nothing to purge."""
+
+
+def purge(conn: sqlite3.Connection, *, before: float, now: float) -> Purged:
+    """Remove the bodies of message entries recorded before ``before`` (retention, inside a
+    write job) and record which in a ``purge`` entry; leaves, hashes and proofs stay."""
+    seqs = [
+        int(seq)
+        for (seq,) in conn.execute(
+            "SELECT seq FROM audit WHERE recorded_at < ? AND purged_at IS NULL "
+            "AND kind IN ('envelope', 'reply') ORDER BY seq",
+            (before,),
+        )
+    ]
+    if not seqs:
+        return Purged(0, None)
+    conn.executemany(
+        "UPDATE audit SET body = x'', purged_at = ? WHERE seq = ?", [(now, s) for s in seqs]
+    )
+    ranges: list[list[int]] = []
+    for seq in seqs:
+        if ranges and ranges[-1][1] == seq - 1:
+            ranges[-1][1] = seq
+        else:
+            ranges.append([seq, seq])
+    body = json.dumps({"before": before, "entries": len(seqs), "seqs": ranges}).encode()
+    record = append(
+        conn,
+        direction="local",
+        peer="",
+        message_id=f"purge-{now:.6f}",
+        kind="purge",
+        body=body,
+        recorded_at=now,
+    )
+    return Purged(len(seqs), record)
+
+
+def _purged_ranges(body: bytes) -> list[tuple[int, int]] | None:
+    """The seq ranges a purge entry names, or None when it is not one."""
+    try:
+        document = json.loads(body)
+        ranges = [(int(a), int(b)) for a, b in document["seqs"]]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return ranges
+
+
 def message_entries(conn: sqlite3.Connection, message_id: str) -> list[AuditEntry]:
     """The envelope and reply entries of one message, in ``seq`` order."""
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM audit WHERE message_id = ? AND kind != 'manifest' "  # noqa: S608
+        f"SELECT {_READ} FROM audit WHERE message_id = ? AND kind IN ('envelope', 'reply') "  # noqa: S608
         "ORDER BY seq",
         (message_id,),
     )

@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError
 
 from node.store.audit import AuditEntry, message_entries, recorded_keys
 from node.trust.keys import VerifyKey
+from node.trust.manifest import format_time
 from node.wire import pb
 
 
@@ -67,7 +68,12 @@ def bundle(conn: sqlite3.Connection, message_id: str) -> dict[str, Any]:
     if not sent:
         raise EvidenceError(f"the evidence log holds no message {message_id!r}")
     message = sent[0]
-    replies = [e for e in entries if e.kind == "reply"]
+    if message.purged_at is not None:
+        raise EvidenceError(
+            f"the evidence of message {message_id!r} was purged at the end of its retention "
+            f"(at {format_time(message.purged_at)}); its leaf stays in the evidence tree"
+        )
+    replies = [e for e in entries if e.kind == "reply" and e.purged_at is None]
     keys = recorded_keys(conn)
     return {
         "message_id": message_id,

@@ -129,6 +129,14 @@ def catch_up(conn: sqlite3.Connection) -> int:
     return len(hashes)
 
 
+def stored_leaf(conn: sqlite3.Connection, index: int) -> bytes | None:
+    """Leaf ``index`` as stored (a purged entry's only trace of its body)."""
+    row = conn.execute(
+        "SELECT hash FROM audit_tree WHERE level = 0 AND idx = ?", (index,)
+    ).fetchone()
+    return None if row is None else bytes(row[0])
+
+
 class StoredTree(TreeView):
     """The evidence tree as the store holds it, read through ``conn``."""
 

@@ -323,6 +323,27 @@ BEGIN
 END;
 """
 
+_V13 = """
+-- Retention (yrd audit purge): an envelope or reply entry past its retention period loses its
+-- body (personal data) and gets purged_at; every other column, its chain hash and its leaf in
+-- audit_tree stay, so the tree and every other entry's proof still verify. That one change
+-- is the only UPDATE the log takes; the purge itself is recorded as a 'purge' entry.
+ALTER TABLE audit ADD COLUMN purged_at REAL;
+DROP TRIGGER audit_no_update;
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+WHEN NOT (
+    OLD.purged_at IS NULL AND NEW.purged_at IS NOT NULL AND NEW.body = x''
+    AND OLD.kind IN ('envelope', 'reply')
+    AND NEW.seq = OLD.seq AND NEW.recorded_at = OLD.recorded_at
+    AND NEW.direction = OLD.direction AND NEW.peer = OLD.peer
+    AND NEW.message_id = OLD.message_id AND NEW.kind = OLD.kind
+    AND NEW.prev_hash = OLD.prev_hash AND NEW.hash = OLD.hash
+)
+BEGIN
+    SELECT RAISE(ABORT, 'audit log is append-only');
+END;
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1,
     _V2,
@@ -336,6 +357,7 @@ MIGRATIONS: tuple[str, ...] = (
     _V10,
     _V11,
     _V12,
+    _V13,
 )
 """Migration ``i`` brings ``user_version`` from ``i`` to ``i + 1``."""
 

@@ -1,0 +1,156 @@
+"""Retention: `yrd audit purge` removes message bodies and keeps every proof valid."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from node.protocol.merkle import verify_consistency, verify_inclusion
+from node.store import audit, log_tree
+from node.store.audit import verify_chain
+from node.store.database import Database
+from node.store.lock import StoreLock
+from tests.nodes import BUDGET
+from tests.test_audit import Federation, federation, heartbeat  # noqa: F401 - a fixture
+
+YRD = [sys.executable, "-m", "node.cli.main"]
+DAY = 86400.0
+NOW = 1_767_225_600.0
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    store = await Database.open(tmp_path / "node.db")
+    yield store
+    await store.close()
+
+
+async def month_of_traffic(db: Database, federation: Federation) -> list[str]:
+    """A manifest, then a heartbeat and its reply each day for 30 days; the message ids."""
+    ids = []
+    records = [audit.Record("local", "", "manifest-v1", "manifest", federation.manifest(), NOW)]
+    for day in range(30):
+        at = NOW + day * DAY
+        sent = heartbeat(federation.shanghai, sender="shanghai", recipient="jiangsu", sequence=day)
+        reply = heartbeat(federation.jiangsu, sender="jiangsu", recipient="shanghai", sequence=day)
+        records += [
+            audit.Record("sent", "jiangsu", sent.message_id, "envelope", sent.envelope, at),
+            audit.Record("received", "jiangsu", sent.message_id, "reply", reply.envelope, at),
+        ]
+        ids.append(sent.message_id)
+    await db.write(lambda c: audit.append_many(c, records))
+    return ids
+
+
+async def test_purge_removes_bodies_and_every_proof_still_verifies(
+    db: Database, federation: Federation
+) -> None:
+    await month_of_traffic(db, federation)
+    conn = db.reader()
+    old_size = log_tree.tree_size(conn)
+    old_root = log_tree.StoredTree(conn).root()
+    assert old_size == 61
+
+    done = await db.write(lambda c: audit.purge(c, before=NOW + 10 * DAY, now=NOW + 40 * DAY))
+    assert done.entries == 20
+    assert done.record is not None and done.record.kind == "purge"
+
+    conn = db.reader()
+    bodies = dict(conn.execute("SELECT seq, length(body) FROM audit"))
+    assert all(bodies[seq] == 0 for seq in range(2, 22))
+    assert all(bodies[seq] > 0 for seq in (1, *range(22, 63)))  # the manifest and the rest
+    report = verify_chain(conn)
+    assert report.ok, report.reason
+    tree = log_tree.StoredTree(conn)
+    assert tree.root(old_size) == old_root
+    assert verify_consistency(
+        old_size, tree.size, old_root, tree.root(), tree.consistency_path(old_size)
+    )
+    for index in (0, 5, 21, 40, tree.size - 1):
+        leaf = log_tree.stored_leaf(conn, index)
+        assert leaf is not None
+        assert verify_inclusion(leaf, index, tree.size, tree.inclusion_path(index), tree.root())
+
+    again = await db.write(lambda c: audit.purge(c, before=NOW + 10 * DAY, now=NOW + 41 * DAY))
+    assert again.entries == 0 and again.record is None
+
+
+async def test_a_body_blanked_without_a_purge_entry_is_named(
+    db: Database, federation: Federation
+) -> None:
+    """The one UPDATE the log takes is a purge's; done by hand, verify finds no purge names it."""
+    await month_of_traffic(db, federation)
+    conn = sqlite3.connect(db.path, isolation_level=None)
+    conn.execute("UPDATE audit SET body = x'', purged_at = 1.0 WHERE seq = 7")
+    report = verify_chain(db.reader())
+    assert (report.ok, report.first_bad_seq) == (False, 7)
+    assert "no purge entry names it" in report.reason
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "body = x'', purged_at = 1.0, peer = 'anhui'",  # a purge that also edits
+        "body = x'01'",  # an edit that is no purge
+        "body = x'', purged_at = 1.0 WHERE kind = 'manifest' AND 1",  # manifests are kept
+    ],
+)
+async def test_the_log_takes_no_other_update(
+    db: Database, federation: Federation, change: str
+) -> None:
+    await month_of_traffic(db, federation)
+    where = "" if "WHERE" in change else " WHERE seq = 3"
+    with pytest.raises(Exception, match="append-only"):
+        await db.write(lambda c: c.execute(f"UPDATE audit SET {change}{where}"))
+    assert verify_chain(db.reader()).ok
+
+
+def yrd(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*YRD, *arguments], capture_output=True, text=True, timeout=BUDGET, check=False
+    )
+
+
+@pytest.mark.slow
+async def test_the_command_purges_a_stopped_nodes_store_only(
+    tmp_path: Path, federation: Federation
+) -> None:
+    store = tmp_path / "node.db"
+    db = await Database.open(store)
+    try:
+        ids = await month_of_traffic(db, federation)
+    finally:
+        await db.close()
+    before = "2026-01-11T00:00:00Z"  # NOW is 2026-01-01: ten days
+
+    lock = StoreLock(store)
+    lock.acquire()
+    try:
+        busy = yrd("audit", "purge", "--store", str(store), "--before", before)
+    finally:
+        lock.release()
+    assert busy.returncode == 2 and "stop the node first" in busy.stderr, busy.stderr
+    assert yrd("audit", "evidence", "--store", str(store), "--message-id", ids[0]).returncode == 0
+
+    for bad, said in (
+        ("2026-01-11", "needs a zone"),
+        ("yesterday", "not an RFC 3339 time"),
+        ("2999-01-01T00:00:00Z", "in the future"),
+    ):
+        refused = yrd("audit", "purge", "--store", str(store), "--before", bad)
+        assert refused.returncode == 2 and said in refused.stderr, refused.stderr
+
+    done = yrd("audit", "purge", "--store", str(store), "--before", before)
+    assert done.returncode == 0, done.stderr
+    assert "purged the bodies of 20 entries" in done.stdout
+    gone = yrd("audit", "evidence", "--store", str(store), "--message-id", ids[0])
+    assert gone.returncode == 1 and "purged at the end of its retention" in gone.stderr
+    kept = yrd("audit", "evidence", "--store", str(store), "--message-id", ids[-1])
+    assert kept.returncode == 0, kept.stderr
+    verified = yrd("audit", "verify", "--store", str(store))
+    assert verified.returncode == 0, verified.stdout
