@@ -15,10 +15,14 @@ from node.store import audit, log_tree
 from node.store.audit import verify_chain
 from node.store.database import Database
 from node.store.lock import StoreLock
+from tests import test_audit
 from tests.nodes import BUDGET
-from tests.test_audit import Federation, federation, heartbeat  # noqa: F401 - a fixture
+from tests.test_audit import Federation, heartbeat
 
 YRD = [sys.executable, "-m", "node.cli.main"]
+
+federation = test_audit.federation
+"""The same keys as the evidence-log tests (a module-scoped fixture)."""
 DAY = 86400.0
 NOW = 1_767_225_600.0
 
