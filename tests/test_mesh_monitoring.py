@@ -7,6 +7,7 @@ without the option loads)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -35,6 +36,8 @@ pytestmark = [
 
 YRD = [sys.executable, "-m", "node.cli.main"]
 FAST_FOR = "3s"
+PARK_AFTER = 3.0
+"""Seconds Jiangsu keeps an undelivered message before parking it (the test mesh only)."""
 PROVINCES = ("shanghai", "jiangsu", "zhejiang", "anhui")
 
 
@@ -63,14 +66,21 @@ class MonitoredMesh:
         return document["data"]
 
 
-def up(folder: Path, *options: str) -> MonitoredMesh:
-    """``yrd mesh up --monitoring`` in ``folder``/mesh, its output in files beside it."""
+def up(folder: Path, *options: str, prepare: Callable[[Path], None] | None = None) -> MonitoredMesh:
+    """``yrd mesh init`` then ``yrd mesh up --monitoring`` in ``folder``/mesh, its output in
+    files beside it; ``prepare`` may change the mesh folder in between."""
     directory = folder / "mesh"
     stdout, stderr = folder / "up.out", folder / "up.err"
+    made = subprocess.run(
+        [*YRD, "mesh", "init", str(directory), "--base-port", str(free_base_port())],
+        capture_output=True, text=True, timeout=BUDGET, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    if prepare is not None:
+        prepare(directory)
     with stdout.open("wb") as out, stderr.open("wb") as err:
         supervisor = subprocess.Popen(
-            [*YRD, "mesh", "up", "--dir", str(directory), "--base-port", str(free_base_port()),
-             "--monitoring", *options],
+            [*YRD, "mesh", "up", "--dir", str(directory), "--monitoring", *options],
             stdout=out,
             stderr=err,
         )  # fmt: skip
@@ -99,11 +109,30 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitoredMesh]:
     folder = tmp_path_factory.mktemp("monitored")
     rules = folder / "fast-alerts.yml"
     rules.write_text(re.sub(r"for: \d+[smh]", f"for: {FAST_FOR}", SHIPPED_RULES.read_text()))
-    running = up(folder, "--officer-delay", "0.1", "--alert-rules", str(rules))
+    running = up(
+        folder,
+        "--officer-delay",
+        "0.1",
+        "--alert-rules",
+        str(rules),
+        prepare=functools.partial(park_after, "jiangsu", PARK_AFTER),
+    )
     try:
         yield running
     finally:
         running.stop()
+
+
+def park_after(province: str, seconds: float, directory: Path) -> None:
+    """Give ``province``'s node a short age limit for undelivered messages."""
+    config = directory / province / "node.toml"
+    text, count = re.subn(
+        r"dead_letter_after_seconds = [0-9.]+",
+        f"dead_letter_after_seconds = {seconds}",
+        config.read_text(),
+    )
+    assert count == 1
+    config.write_text(text)
 
 
 def targets_up(mesh: MonitoredMesh) -> dict[str, str]:
@@ -221,6 +250,110 @@ def test_a_paused_platform_fires_platform_down_for_its_province(mesh: MonitoredM
         lambda labels: labels.get("province") == "jiangsu",
     )
     assert {labels["province"] for labels in fired} == {"jiangsu"}
+
+
+def test_a_parked_message_fires_dead_letters_until_it_is_retried(mesh: MonitoredMesh) -> None:
+    """Anhui paused: a probe from Jiangsu waits past Jiangsu's age limit and is parked, which
+    fires YrdDeadLetters for jiangsu → anhui; `yrd outbox retry` once Anhui runs again
+    delivers it and the alert resolves."""
+    wait_until(
+        lambda: not alerts(mesh, "YrdDeadLetters"),
+        BUDGET,
+        lambda: str(alerts(mesh, "YrdDeadLetters")),
+    )
+    anhui = pid_of(mesh, "anhui", "pid")
+    os.kill(anhui, signal.SIGSTOP)
+    try:
+        _probe(mesh, "jiangsu", "anhui")
+        wait_until(
+            lambda: any(a["state"] == "firing" for a in alerts(mesh, "YrdDeadLetters")),
+            BUDGET,
+            lambda: f"YrdDeadLetters never fired: {alerts(mesh, 'YrdDeadLetters')}",
+        )
+        [fired] = alerts(mesh, "YrdDeadLetters")
+        assert (fired["labels"]["province"], fired["labels"]["peer"]) == ("jiangsu", "anhui")
+        assert set(fired["labels"]) <= LABELS
+    finally:
+        os.kill(anhui, signal.SIGCONT)
+    retried = subprocess.run(
+        [*YRD, "outbox", "retry", "--config", str(mesh.directory / "jiangsu" / "node.toml"),
+         "--peer", "anhui"],
+        capture_output=True, text=True, timeout=BUDGET, check=False,
+    )  # fmt: skip
+    assert retried.returncode == 0, retried.stderr
+    wait_until(
+        lambda: not alerts(mesh, "YrdDeadLetters"),
+        BUDGET,
+        lambda: f"YrdDeadLetters never resolved: {alerts(mesh, 'YrdDeadLetters')}",
+    )
+
+
+def _probe(mesh: MonitoredMesh, sender: str, peer: str) -> None:
+    """One signed probe from ``sender`` to ``peer`` through its outbox (operator token)."""
+    record = json.loads((mesh.directory / "mesh.json").read_text())
+    node = next(n for n in record["nodes"] if n["province"] == sender)
+    token = json.loads(Path(node["tokens_file"]).read_text())["operator"]
+    request = urllib.request.Request(
+        f"http://{node['http']}/v1/probes",
+        data=json.dumps({"peer": peer, "count": 1}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=5) as reply:
+        assert reply.status in (200, 202), reply.status
+
+
+def test_a_manifest_close_to_expiry_fires_at_every_node_until_replaced(
+    mesh: MonitoredMesh,
+) -> None:
+    """A manifest expiring in ten days, signed and loaded with SIGHUP: every node fires
+    YrdManifestExpiringSoon; a manifest good for a year again resolves it. (Last in this
+    module: it changes the mesh's manifest.)"""
+    document = json.loads((mesh.directory / "manifest.json").read_text())
+    body = document["manifest"]
+    supervisor = json.loads((mesh.directory / "mesh.json").read_text())["supervisor_pid"]
+
+    def publish(version: int, days: float) -> None:
+        body["version"] = version
+        body["issued_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+        body["expires_at"] = time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + days * 86400)
+        )
+        draft = mesh.directory.parent / f"draft-{version}.json"
+        draft.write_text(json.dumps(body))
+        signed = subprocess.run(
+            [*YRD, "manifest", "sign", "--governance-key",
+             str(mesh.directory / "governance" / "governance.key"), "--in", str(draft),
+             "--out", str(mesh.directory / "manifest.json")],
+            capture_output=True, text=True, timeout=BUDGET, check=False,
+        )  # fmt: skip
+        assert signed.returncode == 0, signed.stderr
+        os.kill(supervisor, signal.SIGHUP)
+
+    wait_until(
+        lambda: not alerts(mesh, "YrdManifestExpiringSoon"),
+        BUDGET,
+        lambda: str(alerts(mesh, "YrdManifestExpiringSoon")),
+    )
+    publish(body["version"] + 1, 10)
+    wait_until(
+        lambda: (
+            {
+                a["labels"]["province"]
+                for a in alerts(mesh, "YrdManifestExpiringSoon")
+                if a["state"] == "firing"
+            }
+            == set(PROVINCES)
+        ),
+        BUDGET,
+        lambda: f"not firing everywhere: {alerts(mesh, 'YrdManifestExpiringSoon')}",
+    )
+    publish(body["version"] + 1, 365)
+    wait_until(
+        lambda: not alerts(mesh, "YrdManifestExpiringSoon"),
+        BUDGET,
+        lambda: f"never resolved: {alerts(mesh, 'YrdManifestExpiringSoon')}",
+    )
 
 
 def test_prometheus_is_kept_and_stops_with_the_mesh(tmp_path: Path) -> None:
