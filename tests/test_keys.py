@@ -1,4 +1,5 @@
 """Signing keys: libsodium signatures are standard Ed25519, and key files stay private."""
+# The SM2 suite's keys and signatures: tests/test_suites.py.
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from node.trust.keys import KeyFileError, SigningKey, load_signing_key, save_signing_key
 
@@ -13,8 +15,9 @@ from node.trust.keys import KeyFileError, SigningKey, load_signing_key, save_sig
 def test_signatures_interoperate_with_openssl() -> None:
     """What libsodium signs, OpenSSL verifies, and the other way round."""
     key = SigningKey.generate()
-    key.private_key.public_key().verify(key.sign(b"envelope"), b"envelope")
-    assert key.verify_key.verify(key.private_key.sign(b"receipt"), b"receipt")
+    private = Ed25519PrivateKey.from_private_bytes(key.secret)
+    private.public_key().verify(key.sign(b"envelope"), b"envelope")
+    assert key.verify_key.verify(private.sign(b"receipt"), b"receipt")
 
 
 @pytest.mark.parametrize("signature", [b"", b"\x00" * 63, b"\x00" * 65, b"\x00" * 64])

@@ -21,13 +21,7 @@ from node.mesh.layout import (
     rotate_signing_key,
 )
 from node.runtime.config import load_config
-from node.trust.keys import (
-    KeyFileError,
-    VerifyKey,
-    key_id_for,
-    load_signing_key,
-    public_key_from_text,
-)
+from node.trust.keys import KeyFileError, VerifyKey, load_signing_key, parse_public_key
 from node.trust.manifest import ManifestExpired, load_manifest, parse_time
 from node.trust.tls import TlsMaterial, certificate_node_id
 
@@ -51,8 +45,7 @@ def files_under(directory: Path) -> dict[str, bytes]:
 
 
 def governance_anchor(directory: Path) -> VerifyKey:
-    public = public_key_from_text((directory / "governance/governance.pub").read_text().strip())
-    return VerifyKey(key_id_for(public), public)
+    return parse_public_key((directory / "governance/governance.pub").read_text().strip())
 
 
 def test_ports_default_and_shift_with_the_base_port() -> None:

@@ -26,6 +26,7 @@ from node.mesh.layout import rotate_signing_key
 from node.runtime.config import PlatformConfig
 from node.runtime.node import Node
 from node.trust.keys import SigningKey
+from node.trust.suites import SM2_SUITE
 from tests.cases import case_body, matter_of
 from tests.certificate_samples import LI_MINGHUA, sample_json
 from tests.nodes import config_for, eventually, make_mesh, serving, settled
@@ -275,13 +276,10 @@ async def test_submission_refusals_name_the_field_and_keep_nothing(mesh: Path) -
 
 
 def test_a_presentation_is_signed_only_with_an_ed25519_key() -> None:
-    """A signing key of another suite (an ``sm2:`` key id) is refused as unsupported_key
-    before anything is signed: the presentation's layout numbers Ed25519 keys only.
-
-    Not reachable through the API today: a node loads Ed25519 signing keys only
-    (``load_signing_key`` refuses any other), so this is the one door to the check."""
+    """A signing key of another suite (SM2) is refused as unsupported_key before anything is
+    signed: the presentation's compact layout numbers Ed25519 keys only (issue 16 adds SM2)."""
     ed25519 = SigningKey.generate()
-    sm2 = SigningKey("sm2:" + ed25519.key_id.partition(":")[2], ed25519.private_key)
+    sm2 = SigningKey.generate(SM2_SUITE)
     certificate = parse_certificate(CARD)
     assert issue_presentation(certificate, ed25519, now=time.time())
     with pytest.raises(PresentationError) as refusal:

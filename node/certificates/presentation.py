@@ -79,7 +79,8 @@ from node.identifiers import (
     IdentifierError,
     parse_certificate_id,
 )
-from node.trust.keys import ED25519, SigningKey
+from node.trust.keys import SigningKey
+from node.trust.suites import ED25519
 
 __all__ = [
     "DEFAULT_LIFETIME",

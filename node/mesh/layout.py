@@ -39,10 +39,8 @@ from node.runtime.config import load_config, render_config
 from node.trust.keys import (
     SigningKey,
     VerifyKey,
-    key_id_for,
     load_signing_key,
-    public_key_from_text,
-    public_key_to_text,
+    parse_public_key,
     save_signing_key,
     write_private_file,
 )
@@ -225,7 +223,7 @@ def _write_mesh(
     write_private_file(root / CA_KEY, private_key_pem(ca_key))
 
     governance = SigningKey.generate()
-    governance_text = public_key_to_text(governance.private_key.public_key())
+    governance_text = governance.verify_key.text
     save_signing_key(governance, root / GOVERNANCE_KEY)
     (root / GOVERNANCE_PUB).write_text(governance_text + "\n", encoding="ascii")
 
@@ -307,10 +305,9 @@ def _governance_public(directory: Path) -> VerifyKey:
     """DIR's trust anchor; a missing file is an OSError, bad content a ValueError."""
     path = directory / GOVERNANCE_PUB
     try:
-        public = public_key_from_text(path.read_bytes().decode("ascii").strip())
+        return parse_public_key(path.read_bytes().decode("ascii").strip())
     except (UnicodeDecodeError, ValueError) as exc:
         raise ValueError(f"{path} is not a governance public key: {exc}") from exc
-    return VerifyKey(key_id_for(public), public)
 
 
 def read_manifest(directory: Path, *, now: float | None = None) -> Manifest:

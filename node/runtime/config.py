@@ -23,8 +23,7 @@ from node.transport.admission import PeerLimits
 from node.trust.keys import (
     KeyFileError,
     VerifyKey,
-    key_id_for,
-    public_key_from_text,
+    parse_public_key,
     read_private_file,
 )
 
@@ -159,10 +158,9 @@ def parse_config(
     anchors = []
     for i, text in enumerate(_get(data, "governance_keys", list, where)):
         try:
-            public = public_key_from_text(str(text))
+            anchors.append(parse_public_key(str(text)))
         except ValueError as exc:
             raise ConfigError(f"{where}: governance_keys[{i}]: {exc}") from exc
-        anchors.append(VerifyKey(key_id_for(public), public))
     if not anchors:
         raise ConfigError(f"{where}: governance_keys must name at least one key")
     grpc_t = _get(data, "grpc", dict, where)

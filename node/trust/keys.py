@@ -1,12 +1,13 @@
-"""Ed25519 signing keys, their key ids, and private-key files that only their owner can read.
+"""Signing keys of either suite, their key ids, and private-key files only their owner reads.
 
 Rules kept here:
-- A key id is ``<algorithm>:<fingerprint>``; the fingerprint is the first 32 hex digits of
-  SHA-256 over the raw public key, so ids are stable and another suite (``sm2:…``) can be
-  added without changing envelopes or manifests.
-- Signing and verifying run in libsodium (PyNaCl): on this project's machines it signs and
-  verifies Ed25519 about twice as fast as OpenSSL, and signature checks are the largest cost
-  per message. Key files, parsing and ids stay with ``cryptography``.
+- A key id is ``<suite>:<fingerprint>``; the fingerprint is the first 32 hex digits of
+  SHA-256 over the raw public key, so ids are stable and name their suite (``ed25519:…``,
+  ``sm2:…``) without changing envelopes or manifests. All signing and verifying goes through
+  the key's suite (node/trust/suites.py: Ed25519 in libsodium, SM2 in gmalglib).
+- A public key as text is base64 of the raw key, optionally prefixed by its suite; bare, its
+  length tells the suite (32 bytes Ed25519, 65 an SM2 point). Keys off the curve, of the
+  wrong length or of a small order are refused where they are parsed.
 - Private keys are written with mode 0600 from the first byte (never chmod after the fact),
   and a private key file that group or others can read is refused at load time.
 """
@@ -14,19 +15,20 @@ Rules kept here:
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from nacl.bindings import crypto_sign, crypto_sign_BYTES, crypto_sign_open, crypto_sign_seed_keypair
-from nacl.exceptions import BadSignatureError
+from node.trust.suites import (
+    ED25519_SUITE,
+    SUITES,
+    Suite,
+    load_private_pem,
+    suite_named,
+)
 
-ED25519 = "ed25519"
 PRIVATE_KEY_MODE = 0o600
 
 
@@ -34,86 +36,70 @@ class KeyFileError(Exception):
     """A key file is missing, unreadable, malformed or too widely readable."""
 
 
-def key_id_for(public_key: Ed25519PublicKey) -> str:
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return f"{ED25519}:{hashlib.sha256(raw).hexdigest()[:32]}"
-
-
-def public_key_to_text(public_key: Ed25519PublicKey) -> str:
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.b64encode(raw).decode("ascii")
-
-
-def public_key_from_text(text: str) -> Ed25519PublicKey:
+def parse_public_key(text: str, suite: Suite | None = None) -> VerifyKey:
+    """A public key as text: ``<suite>:<base64>`` or bare base64 (the suite then told by
+    ``suite``, or by the key's length: 32 bytes Ed25519, 65 bytes an SM2 point). ValueError
+    with a sentence when it is not a usable key."""
+    named, colon, rest = text.partition(":")
+    if colon and named in SUITES:
+        suite, text = suite_named(named), rest
     try:
         raw = base64.b64decode(text, validate=True)
-        return Ed25519PublicKey.from_public_bytes(raw)
-    except ValueError as exc:
-        raise ValueError(f"not a base64 Ed25519 public key: {exc}") from exc
+    except ValueError:
+        raise ValueError("not a base64 public key") from None
+    if suite is None:
+        suite = next((s for s in SUITES.values() if s.public_length == len(raw)), None)
+        if suite is None:
+            raise ValueError(
+                f"a {len(raw)}-byte public key is of no known suite (Ed25519 keys have 32 "
+                "bytes, SM2 points 65)"
+            )
+    suite.check_public(raw)
+    return VerifyKey(suite.key_id(raw), raw, suite)
 
 
 @dataclass(frozen=True)
 class VerifyKey:
-    """A public key as the manifest names it."""
+    """A public key as the manifest names it: its id, raw bytes and suite."""
 
     key_id: str
-    public_key: Ed25519PublicKey
-
-    @cached_property
-    def _raw(self) -> bytes:
-        return self.public_key.public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
+    public_bytes: bytes
+    """The raw public key, as the manifest lists it (base64 there)."""
+    suite: Suite = ED25519_SUITE
 
     @property
-    def public_bytes(self) -> bytes:
-        """The raw public key, as the manifest lists it (base64 there)."""
-        return self._raw
+    def text(self) -> str:
+        """The key as the manifest and governance files write it: base64 of the raw key."""
+        return base64.b64encode(self.public_bytes).decode("ascii")
 
     def verify(self, signature: bytes, data: bytes) -> bool:
-        if len(signature) != crypto_sign_BYTES:
-            return False
-        try:
-            crypto_sign_open(signature + data, self._raw)
-        except BadSignatureError:
-            return False
-        return True
+        """Whether ``signature`` is this key's over ``data``; never raises on hostile input."""
+        return self.suite.verify(self.public_bytes, signature, data)
 
 
 @dataclass(frozen=True)
 class SigningKey:
-    """A private key and the id its signatures are published under."""
+    """A private key, its suite, and the id its signatures are published under."""
 
     key_id: str
-    private_key: Ed25519PrivateKey
+    secret: bytes = field(repr=False)
+    suite: Suite = ED25519_SUITE
 
     @classmethod
-    def generate(cls) -> SigningKey:
-        private = Ed25519PrivateKey.generate()
-        return cls(key_id_for(private.public_key()), private)
-
-    @property
-    def verify_key(self) -> VerifyKey:
-        return VerifyKey(self.key_id, self.private_key.public_key())
+    def generate(cls, suite: Suite = ED25519_SUITE) -> SigningKey:
+        secret = suite.generate()
+        return cls(suite.key_id(suite.public_of(secret)), secret, suite)
 
     @cached_property
-    def _secret(self) -> bytes:
-        seed = self.private_key.private_bytes(
-            serialization.Encoding.Raw,
-            serialization.PrivateFormat.Raw,
-            serialization.NoEncryption(),
-        )
-        return bytes(crypto_sign_seed_keypair(seed)[1])
+    def verify_key(self) -> VerifyKey:
+        public = self.suite.public_of(self.secret)
+        return VerifyKey(self.key_id, public, self.suite)
 
     def sign(self, data: bytes) -> bytes:
-        return bytes(crypto_sign(data, self._secret)[:crypto_sign_BYTES])
+        return self.suite.sign(self.secret, data)
 
     def private_pem(self) -> bytes:
-        return self.private_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+        return self.suite.private_pem(self.secret)
 
 
 def write_private_file(path: Path, data: bytes) -> None:
@@ -147,9 +133,7 @@ def save_signing_key(key: SigningKey, path: Path) -> None:
 def load_signing_key(path: Path) -> SigningKey:
     data = read_private_file(path)
     try:
-        private = serialization.load_pem_private_key(data, password=None)
+        suite, secret = load_private_pem(data)
     except ValueError as exc:
-        raise KeyFileError(f"{path} is not a PEM private key: {exc}") from exc
-    if not isinstance(private, Ed25519PrivateKey):
-        raise KeyFileError(f"{path} holds a {type(private).__name__}, not an Ed25519 key")
-    return SigningKey(key_id_for(private.public_key()), private)
+        raise KeyFileError(f"{path} is not a private key this node can sign with: {exc}") from exc
+    return SigningKey(suite.key_id(suite.public_of(secret)), secret, suite)

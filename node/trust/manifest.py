@@ -41,13 +41,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from node.trust.keys import (
-    SigningKey,
-    VerifyKey,
-    key_id_for,
-    public_key_from_text,
-    public_key_to_text,
-)
+from node.trust.keys import SigningKey, VerifyKey, parse_public_key
+from node.trust.suites import suite_of_key_id
 from node.vocabulary import CERTIFICATE_TYPES, PURPOSE_TOKENS
 from node.vocabulary import PROVINCES as PROVINCES  # the one table; importable here too
 
@@ -108,7 +103,7 @@ class KeyEntry:
     def to_json(self) -> dict[str, Any]:
         return {
             "key_id": self.key_id,
-            "public_key": public_key_to_text(self.verify_key.public_key),
+            "public_key": self.verify_key.text,
             "not_before": format_time(self.not_before),
             "not_after": format_time(self.not_after),
             "revoked": self.revoked,
@@ -240,11 +235,14 @@ def _parse_key(obj: Any, where: str) -> KeyEntry:
         raise ManifestMalformed(f"{where} is not an object")
     key_id = _require(obj, "key_id", str, where)
     try:
-        public = public_key_from_text(_require(obj, "public_key", str, where))
+        suite = suite_of_key_id(key_id)
+    except ValueError as exc:
+        raise ManifestMalformed(f"{where}.key_id: {exc}") from exc
+    try:
+        verify_key = parse_public_key(_require(obj, "public_key", str, where), suite)
     except ValueError as exc:
         raise ManifestMalformed(f"{where}.public_key: {exc}") from exc
-    verify_key = VerifyKey(key_id, public)
-    if key_id_for(public) != key_id:
+    if verify_key.key_id != key_id:
         raise ManifestMalformed(f"{where}.key_id {key_id} does not match its public key")
     revoked = obj.get("revoked", False)
     if not isinstance(revoked, bool):
