@@ -13,7 +13,7 @@ from typing import Protocol
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
-from node.delivery.circuit import CircuitState, PeerLink
+from node.delivery.circuit import PeerLink
 from node.runtime.config import DeliveryConfig
 from node.store import audit, outbox
 from node.store.database import Database
@@ -115,8 +115,7 @@ class PeerWorker:
 
     def kick(self) -> None:
         """The peer is answering again (heartbeat): cut the current back-off short."""
-        if self.link.circuit is CircuitState.OPEN:
-            self.link.circuit = CircuitState.HALF_OPEN
+        if self.link.trial():
             self._kick.set()
 
     async def _interruptible_sleep(self, seconds: float) -> None:
@@ -179,8 +178,7 @@ class PeerWorker:
                 )
                 if not batch:
                     return
-                if self.link.circuit is CircuitState.OPEN:
-                    self.link.circuit = CircuitState.HALF_OPEN
+                self.link.trial()
                 settlements = await self._exchange(batch)
                 if recording is not None:
                     await recording
