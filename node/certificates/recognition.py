@@ -101,7 +101,6 @@ from node.peers.courier import (
 )
 from node.peers.inbound import Answer, PayloadHandler, Received
 from node.protocol.checks import Authenticated
-from node.protocol.envelope import header, seal
 from node.protocol.faults import FaultCode, Refusal
 from node.store import certificates as store
 from node.text import TextError, clean_text
@@ -451,33 +450,17 @@ class CertificateRecognition:
     async def _verify_here(self, request: VerifyRequest, now: float) -> Verified:
         """Our own province's certificate: the issuer's answer, signed here, to ourselves."""
         node = self._node
-        message = pb.Message(
-            header=header(
-                sender=node.config.node_id,
-                recipient=node.config.node_id,
-                now=now,
-                manifest_version=node.credentials.manifest.version,
-            ),
-            certificate_verify=request.to_wire(),
-        )
-        sealed = seal(message, node.credentials.signing_key)
+        courier = self._courier
+        sealed = courier.seal_to_self("certificate_verify", request.to_wire(), now=now)
         try:
             attestation, usage = await self._attest(
                 request, sealed.digest, sealed.message_id, self.me, now
             )
         except Refusal as refusal:
             raise _refused(refusal.code.value, refusal.text, refusal.field) from None
-        answer = pb.Message(
-            header=header(
-                sender=node.config.node_id,
-                recipient=node.config.node_id,
-                now=now,
-                manifest_version=node.credentials.manifest.version,
-                in_reply_to=sealed.message_id,
-            ),
-            attestation=attestation,
+        reply = courier.seal_to_self(
+            "attestation", attestation, now=now, in_reply_to=sealed.message_id
         )
-        reply = seal(answer, node.credentials.signing_key)
 
         def record(conn: sqlite3.Connection) -> None:
             usage(conn)

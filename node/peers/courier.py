@@ -183,6 +183,25 @@ class Courier:
             sealed.append(seal(message, credentials.signing_key))
         return sealed
 
+    def seal_to_self(
+        self, kind: str, body: ProtoMessage, *, now: float, in_reply_to: str = ""
+    ) -> Sealed:
+        """Sign a message from this node to itself: the request and answer of a question
+        this node answers for its own province (a certificate it issued), kept as evidence
+        like a peer's. Nothing is sent, so no peer or policy applies."""
+        credentials = self._credentials()
+        message = pb.Message(
+            header=header(
+                sender=self._node_id,
+                recipient=self._node_id,
+                now=now,
+                manifest_version=credentials.manifest.version,
+                in_reply_to=in_reply_to,
+            ),
+        )
+        getattr(message, kind).CopyFrom(body)
+        return seal(message, credentials.signing_key)
+
     def enqueue(
         self,
         conn: sqlite3.Connection,
