@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from monitoring.metrics import NodeMetrics
+from node.delivery.circuit import LinkRefusal
 from node.delivery.worker import PeerWorker
 from node.peers.courier import (
     Courier,
@@ -35,7 +36,7 @@ from node.transport.errors import TransportError
 from node.trust.keys import SigningKey, load_signing_key
 from node.trust.manifest import Manifest, verify_manifest
 from node.wire import pb
-from tests.nodes import FAST_DELIVERY, config_for, make_mesh, running, tls_of
+from tests.nodes import FAST_DELIVERY, config_for, eventually, make_mesh, running, tls_of
 
 DAY = 86400.0
 TIMEOUT = 5.0
@@ -267,3 +268,19 @@ async def test_a_payload_the_policy_does_not_allow_is_refused_before_sending(
             await side.courier.ask("jiangsu", "probe", pb.Probe(), timeout=TIMEOUT)
         assert raised.value.code is FaultCode.PAYLOAD_NOT_ALLOWED
         assert side.evidence() == [] and side.outbox_count() == 0
+
+
+async def test_heartbeats_on_an_expired_manifest_show_the_refusal_on_the_link(
+    mesh: Path, jiangsu: Node
+) -> None:
+    """A node past its manifest's expiry sends no heartbeat: each link shows it refused by
+    this node (manifest_expired) and down, and the heartbeat loop keeps running."""
+    clock = lambda: time.time() + 100 * DAY  # noqa: E731
+    async with running(config_for(mesh, "shanghai"), clock=clock) as sh:
+        await eventually(lambda: sh.peers.link("jiangsu").refusal is not None)
+        link = sh.peers.link("jiangsu")
+        assert link.refusal == LinkRefusal(
+            FaultCode.MANIFEST_EXPIRED.value, by_peer=False, detail=link.refusal.detail
+        )
+        assert not link.up and "manifest_expired" in link.last_error
+        assert sh.tasks.problems() == []
