@@ -39,7 +39,7 @@ core) and stay meaningful when other work on the machine makes the rates noisy.
     The receiver runs every check, stores the message, audit entries and receipt durably
     (SQLite WAL, ``synchronous=FULL``) and signs the receipt.
 ``node stream``
-    The real path: ``Node.send()`` seals probes and commits them to the outbox in chunks of
+    The real path: ``Node.courier.send()`` seals probes and commits them to the outbox in chunks of
     ``--chunk`` (the producer keeps at most ``--backlog`` messages pending, so the outbox
     fills like steady traffic instead of holding one huge queue), the delivery worker
     streams them, checks each receipt and records it durably. Latency is the outbox row's
@@ -806,7 +806,7 @@ async def send_stream(
         while pending(reader) + size > backlog:  # noqa: ASYNC110
             await asyncio.sleep(POLL_SECONDS)
         bodies = [("probe", pb.Probe(sequence=sequence + i)) for i in range(size)]
-        ids.extend(await sender.send(RECEIVER, bodies))
+        ids.extend(await sender.courier.send(RECEIVER, bodies))
         sequence += size
     while pending(reader) > 0:  # noqa: ASYNC110
         await asyncio.sleep(POLL_SECONDS)
@@ -1075,7 +1075,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--window", type=int, default=64, help="echo stream: messages in flight (default 64)"
     )
     parser.add_argument(
-        "--chunk", type=int, default=32, help="node stream: probes per Node.send() (default 32)"
+        "--chunk", type=int, default=32, help="node stream: probes per courier.send() (default 32)"
     )
     parser.add_argument(
         "--backlog",

@@ -375,8 +375,8 @@ async def exchange(mesh: Path, probes: int = 3) -> None:
         running(config_for(mesh, "shanghai")) as sh,
     ):
         bodies = [("probe", pb.Probe(sequence=i)) for i in range(probes)]
-        ids = [(sh, i) for i in await sh.send("jiangsu", bodies)]
-        ids += [(js, i) for i in await js.send("shanghai", bodies)]
+        ids = [(sh, i) for i in await sh.courier.send("jiangsu", bodies)]
+        ids += [(js, i) for i in await js.courier.send("shanghai", bodies)]
 
         def delivered() -> bool:
             states = [outbox.get(n.db.reader(), i) for n, i in ids]
@@ -563,9 +563,9 @@ async def test_status_with_node_stopped_is_unhealthy(
         try:
             async with running(config_for(mesh, "jiangsu")) as js:
                 js_http = await start_http(js)
-                await eventually(lambda: sh.link("jiangsu").up)
+                await eventually(lambda: sh.peers.link("jiangsu").up)
                 await js_http.cleanup()
-            await eventually(lambda: not sh.link("jiangsu").up)
+            await eventually(lambda: not sh.peers.link("jiangsu").up)
             capsys.readouterr()
             assert await yrd("status", *urls(mesh)) == 1
             out = capsys.readouterr().out

@@ -117,7 +117,7 @@ async def test_both_sides_of_a_real_exchange_give_bundles_the_checker_accepts(
         running(config_for(mesh, "jiangsu")) as js,
         running(config_for(mesh, "shanghai")) as sh,
     ):
-        [message_id] = await sh.send("jiangsu", [("probe", pb.Probe(sequence=7))])
+        [message_id] = await sh.courier.send("jiangsu", [("probe", pb.Probe(sequence=7))])
         await eventually(
             lambda: (
                 len(audit.message_entries(sh.db.reader(), message_id)) == 2

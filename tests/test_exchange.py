@@ -57,7 +57,7 @@ async def test_probe_delivered_with_verified_receipt(mesh: Path) -> None:
         running(config_for(mesh, "jiangsu")) as js,
         running(config_for(mesh, "shanghai")) as sh,
     ):
-        [message_id] = await sh.send("jiangsu", [("probe", pb.Probe(sequence=7))])
+        [message_id] = await sh.courier.send("jiangsu", [("probe", pb.Probe(sequence=7))])
         item = outbox.get(sh.db.reader(), message_id)
         assert (item is not None and item.state == "pending") or item.state == "delivered"
         await eventually(lambda: outbox.get(sh.db.reader(), message_id).state == "delivered")
@@ -88,9 +88,9 @@ async def test_heartbeats_mark_peers_up_with_rtt(mesh: Path) -> None:
         running(config_for(mesh, "jiangsu")) as js,
         running(config_for(mesh, "shanghai")) as sh,
     ):
-        await eventually(lambda: sh.link("jiangsu").up and js.link("shanghai").up)
-        assert sh.link("jiangsu").rtt_seconds is not None
-        assert 0 < sh.link("jiangsu").rtt_seconds < BUDGET  # seconds, not milliseconds
+        await eventually(lambda: sh.peers.link("jiangsu").up and js.peers.link("shanghai").up)
+        assert sh.peers.link("jiangsu").rtt_seconds is not None
+        assert 0 < sh.peers.link("jiangsu").rtt_seconds < BUDGET  # seconds, not milliseconds
         status = sh.health.status()
         [peer] = status["peers"]  # type: ignore[misc]
         assert peer["peer"] == "jiangsu" and peer["up"] is True and peer["rtt_ms"] > 0

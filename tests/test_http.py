@@ -143,7 +143,7 @@ async def test_metrics_after_probe_exchange(mesh: Path) -> None:
         ScopedClient(TestServer(build_app(sh)), tokens_of(sh.config)) as sh_client,
         ScopedClient(TestServer(build_app(js)), tokens_of(js.config)) as js_client,
     ):
-        await eventually(lambda: sh.link("jiangsu").up)
+        await eventually(lambda: sh.peers.link("jiangsu").up)
         sent = await sh_client.post("/v1/probes", json={"peer": "jiangsu", "count": 3})
         assert sent.status == 202
         ids = (await sent.json())["message_ids"]

@@ -48,7 +48,7 @@ async def mesh(tmp_path: Path) -> AsyncIterator[tuple[Path, dict[str, Node]]]:
 
 
 def refused_by_peer(node: Node, peer: str, code: str) -> bool:
-    refusal = node.link(peer).refusal
+    refusal = node.peers.link(peer).refusal
     return refusal is not None and refusal.by_peer and refusal.code == code
 
 
@@ -123,7 +123,7 @@ async def test_a_node_whose_key_is_revoked_is_shown_refused_with_the_way_out(
         await node.reload()
     assert jiangsu.credentials.manifest.version == read_manifest(directory).version
     await eventually(lambda: settled(*nodes.values()), timeout=60)
-    assert all(n.link(p).refusal is None for n in nodes.values() for p in n.peers)
+    assert all(n.peers.link(p).refusal is None for n in nodes.values() for p in n.peers)
     code, out, _ = await yrd(capsys, "status", "--mesh", str(directory))
     assert code == 0 and out.endswith("\nhealthy\n"), out
 

@@ -19,7 +19,7 @@ async def test_heartbeats_keep_last_success_current(tmp_path: Path) -> None:
         running(config_for(mesh, "jiangsu")) as js,
     ):
         await eventually(lambda: settled(sh, js))
-        link = sh.link("jiangsu")
+        link = sh.peers.link("jiangsu")
         assert link.last_success_at is not None
         seen = link.last_success_at
         await eventually(lambda: (link.last_success_at or 0.0) > seen)
@@ -33,7 +33,7 @@ async def test_a_restarted_node_remembers_its_last_delivery(tmp_path: Path) -> N
     peer from its store as the link's last success, not nothing."""
     mesh = make_mesh(tmp_path)
     async with running(config_for(mesh, "shanghai")) as sh, running(config_for(mesh, "jiangsu")):
-        [sent] = await sh.send("jiangsu", [("probe", pb.Probe(sequence=1))])
+        [sent] = await sh.courier.send("jiangsu", [("probe", pb.Probe(sequence=1))])
 
         def delivered() -> bool:
             item = outbox.get(sh.db.reader(), sent)
@@ -44,7 +44,7 @@ async def test_a_restarted_node_remembers_its_last_delivery(tmp_path: Path) -> N
         assert item is not None and item.delivered_at is not None
         delivered_at = item.delivered_at
     async with running(config_for(mesh, "shanghai")) as again:
-        link = again.link("jiangsu")
+        link = again.peers.link("jiangsu")
         assert not link.up
         assert link.last_success_at == delivered_at
         [shown] = again.health.status()["peers"]  # type: ignore[misc]

@@ -189,7 +189,7 @@ async def exposition_after_traffic(mesh: Path) -> list[str]:
         ScopedClient(TestServer(build_app(sh)), tokens_of(sh.config)) as sh_client,
         ScopedClient(TestServer(build_app(js)), tokens_of(js.config)) as js_client,
     ):
-        await eventually(lambda: sh.link("jiangsu").up and js.link("shanghai").up)
+        await eventually(lambda: sh.peers.link("jiangsu").up and js.peers.link("shanghai").up)
         response = await sh_client.post("/v1/probes", json={"peer": "jiangsu", "count": 1})
         assert response.status == 202
         ids = (await response.json())["message_ids"]

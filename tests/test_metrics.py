@@ -22,7 +22,7 @@ async def test_expiries_and_last_activity_are_exported(tmp_path: Path) -> None:
         running(config_for(mesh, "shanghai")) as sh,
     ):
         before = time.time()
-        [message_id] = await sh.send("jiangsu", [("probe", pb.Probe())])
+        [message_id] = await sh.courier.send("jiangsu", [("probe", pb.Probe())])
         await eventually(lambda: outbox.depth(sh.db.reader(), "jiangsu")[0] == 0)
         value = sh.metrics.registry.get_sample_value
         member = manifest.member(sh.config.node_id)

@@ -110,7 +110,9 @@ class ProbeFlow:
     async def _run(self) -> None:
         sequence = 0
         while not self._stop.is_set():
-            self.ids += await self.node.send(self.peer, [("probe", pb.Probe(sequence=sequence))])
+            self.ids += await self.node.courier.send(
+                self.peer, [("probe", pb.Probe(sequence=sequence))]
+            )
             sequence += 1
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.every):
@@ -241,7 +243,7 @@ async def test_a_one_way_partition_of_30_s_under_load_loses_and_duplicates_nothi
             await post(
                 f.sh_api, f"/v1/cases/{case_id}/events", {"action": "complete", "result": result}
             )
-        link = f.sh.link(JS)
+        link = f.sh.peers.link(JS)
         await eventually(lambda: not link.up and link.consecutive_failures >= 2, timeout=DRAIN)
 
         shown = await peer_view(f.sh_api, JS)
@@ -253,12 +255,12 @@ async def test_a_one_way_partition_of_30_s_under_load_loses_and_duplicates_nothi
         assert all(status_of(f.js, c) == "delivered" for c in before + during)
 
         await asyncio.sleep(max(0.0, cut_at + 30.0 - time.monotonic()))  # the partition
-        assert f.sh.link(JS).circuit is not CircuitState.CLOSED or not f.sh.link(JS).up
+        assert f.sh.peers.link(JS).circuit is not CircuitState.CLOSED or not f.sh.peers.link(JS).up
         await f.link(SH, JS).set_fault(CLEAR)
         sent = {SH: await flows[0].stop(), JS: await flows[1].stop()}
 
         await eventually(lambda: settled(f.sh, f.js), timeout=DRAIN)
-        assert f.sh.link(JS).circuit is CircuitState.CLOSED
+        assert f.sh.peers.link(JS).circuit is CircuitState.CLOSED
         assert (await peer_view(f.sh_api, JS))["up"] is True
         assert_each_once_in_order(f.sh, f.js, sent[SH])
         assert_each_once_in_order(f.js, f.sh, sent[JS])
@@ -323,7 +325,7 @@ async def test_a_connection_that_hangs_trips_the_senders_deadline_then_drains(
         await hole.set_fault(LinkFault(blackhole=True))
         forwarded = hole.stats.bytes_forward
         flow = ProbeFlow(f.sh, JS)
-        link = f.sh.link(JS)
+        link = f.sh.peers.link(JS)
         await eventually(lambda: link.consecutive_failures >= 1 and not link.up, timeout=DRAIN)
         [head] = outbox.list_items(f.sh.db.reader(), peer=JS, state=outbox.PENDING, limit=1)
         assert head.attempts >= 1 and "deadline" in head.last_error
@@ -353,8 +355,8 @@ async def test_a_proxy_to_the_wrong_node_is_refused_by_tls(mesh: Path) -> None:
     try:
         routed = replace(sh_config, peer_addresses={JS: wrong.address})
         async with running(routed) as sh, running(config_for(mesh, JS)) as js:
-            await sh.send(JS, [("probe", pb.Probe(sequence=1))])
-            link = sh.link(JS)
+            await sh.courier.send(JS, [("probe", pb.Probe(sequence=1))])
+            link = sh.peers.link(JS)
             await eventually(
                 lambda: link.consecutive_failures >= 2 and wrong.stats.bytes_back > 0,
                 timeout=DRAIN,

@@ -17,10 +17,9 @@ from typing import cast
 import pytest
 
 from node.delivery.circuit import CircuitState
-from node.runtime.inbound import InboundProcessor
 from node.runtime.node import Node
 from node.store import inbox, outbox
-from node.transport.server import Reply
+from node.transport.server import EnvelopeReceiver, Reply
 from node.wire import pb
 from tests.nodes import FAST_DELIVERY, config_for, eventually, make_mesh, running
 
@@ -36,7 +35,7 @@ async def send_probes(node: Node, count: int) -> list[str]:
     """Queue probes with sequence 0..count-1 to jiangsu, one commit each; their ids in order."""
     ids: list[str] = []
     for sequence in range(count):
-        ids += await node.send(PEER, [("probe", pb.Probe(sequence=sequence))])
+        ids += await node.courier.send(PEER, [("probe", pb.Probe(sequence=sequence))])
     return ids
 
 
@@ -103,7 +102,7 @@ async def test_backlog_queued_while_peer_is_down_drains_in_order(mesh: Path) -> 
         def backing_off() -> bool:
             # One synchronous snapshot: status and link are read with no await in between.
             status.update(peer_status(sh))
-            link = sh.link(PEER)
+            link = sh.peers.link(PEER)
             return not link.circuit.is_available() and link.consecutive_failures >= 1
 
         await eventually(backing_off)
@@ -129,22 +128,23 @@ async def test_backlog_queued_while_peer_is_down_drains_in_order(mesh: Path) -> 
 
         assert received == list(zip(ids, range(50), strict=True))
         assert_all_delivered_with_receipts(sh, ids)
-        assert sh.link(PEER).circuit is CircuitState.CLOSED
+        assert sh.peers.link(PEER).circuit is CircuitState.CLOSED
         assert peer_status(sh)["outbox_depth"] == 0
 
 
-class StallAfterStoring(InboundProcessor):
-    """A peer that stores and signs as usual but holds back the receipt of one probe until
-    released, so its stream stalls with a batch stored and unanswered."""
+class StallAfterStoring:
+    """A peer that stores and signs as usual (its own inbound processor) but holds back the
+    receipt of one probe until released, so its stream stalls with a batch stored and
+    unanswered."""
 
-    def __init__(self, node: Node, sequence: int) -> None:
-        super().__init__(node)
+    def __init__(self, inbound: EnvelopeReceiver, sequence: int) -> None:
+        self.inbound = inbound
         self.sequence = sequence
         self.stalled = asyncio.Event()
         self.release = asyncio.Event()
 
     def receive(self, raw: bytes, tls_identity: str | None) -> Awaitable[Reply]:
-        return self._hold(super().receive(raw, tls_identity), raw)
+        return self._hold(self.inbound.receive(raw, tls_identity), raw)
 
     async def _hold(self, pending: Awaitable[Reply], raw: bytes) -> Reply:
         reply = await pending
@@ -167,10 +167,11 @@ async def test_peer_stopping_mid_drain_gets_every_message_exactly_once(mesh: Pat
     js_config = config_for(mesh, PEER, shutdown_grace_seconds=0.0)
     async with running(sh_config) as sh:
         ids = await send_probes(sh, 200)
-        await eventually(lambda: sh.link(PEER).circuit is CircuitState.OPEN)
+        await eventually(lambda: sh.peers.link(PEER).circuit is CircuitState.OPEN)
 
         js = Node(js_config)
-        stall = js.inbound = StallAfterStoring(js, sequence=40)
+        stall = StallAfterStoring(js.inbound, sequence=40)
+        js.inbound = stall
         await js.start()
         try:
             async with asyncio.timeout(20):
@@ -180,7 +181,7 @@ async def test_peer_stopping_mid_drain_gets_every_message_exactly_once(mesh: Pat
             await js.stop()
             stall.release.set()
         # Open again: the worker has recorded the cut batch as failed and is backing off.
-        await eventually(lambda: sh.link(PEER).circuit is CircuitState.OPEN)
+        await eventually(lambda: sh.peers.link(PEER).circuit is CircuitState.OPEN)
 
         stored_first = [message_id for message_id, _ in stored_arrivals(js_config.paths.store)]
         assert stored_first == ids[:42]

@@ -64,11 +64,11 @@ async def test_rotation_overlaps_then_revocation_refuses_the_old_key(tmp_path: P
         await js.reload()
         assert js.credentials.manifest.version == 2
         # Shanghai has not reloaded yet: it still signs with the old key, inside the overlap.
-        [first] = await sh.send("jiangsu", [("probe", pb.Probe(sequence=1))])
+        [first] = await sh.courier.send("jiangsu", [("probe", pb.Probe(sequence=1))])
         await eventually(lambda: inbox.count(js.db.reader(), payload_type="probe") == 1)
         await sh.reload()
         assert sh.credentials.signing_key.key_id == new_key_id
-        [second] = await sh.send("jiangsu", [("probe", pb.Probe(sequence=2))])
+        [second] = await sh.courier.send("jiangsu", [("probe", pb.Probe(sequence=2))])
         await eventually(lambda: inbox.count(js.db.reader(), payload_type="probe") == 2)
         assert stored_key_ids(js.db.reader(), sh.config.node_id) == [old_key.key_id, new_key_id]
 
@@ -82,7 +82,7 @@ async def test_rotation_overlaps_then_revocation_refuses_the_old_key(tmp_path: P
         assert inbox.count(js.db.reader(), payload_type="probe") == 2
         # The new key keeps working.
         await sh.reload()
-        await sh.send("jiangsu", [("probe", pb.Probe(sequence=3))])
+        await sh.courier.send("jiangsu", [("probe", pb.Probe(sequence=3))])
         await eventually(lambda: inbox.count(js.db.reader(), payload_type="probe") == 3)
         assert {first, second} <= {
             r[0] for r in js.db.reader().execute("SELECT message_id FROM inbox")
@@ -123,14 +123,14 @@ async def test_sighup_loads_a_revocation_into_a_running_process(tmp_path: Path) 
     old_key = load_signing_key(mesh / "shanghai" / "signing.key")
     with process(mesh, "jiangsu") as receiver:
         async with running(config_for(mesh, "shanghai")) as sh:
-            await sh.send("jiangsu", [("probe", pb.Probe(sequence=1))])
+            await sh.courier.send("jiangsu", [("probe", pb.Probe(sequence=1))])
             await eventually(lambda: outbox.depth(sh.db.reader(), "jiangsu")[0] == 0)
             rotate_signing_key(mesh, "shanghai", now=time.time())
             revoke_signing_key(mesh, "shanghai", old_key.key_id, now=time.time())
             receiver.send_signal(signal.SIGHUP)
             await eventually(lambda: manifest_version_of(mesh, "jiangsu") == 3)
             # Shanghai has not reloaded: it still signs with the key just revoked.
-            [refused] = await sh.send("jiangsu", [("probe", pb.Probe(sequence=2))])
+            [refused] = await sh.courier.send("jiangsu", [("probe", pb.Probe(sequence=2))])
 
             def parked() -> bool:
                 item = outbox.get(sh.db.reader(), refused)
@@ -157,9 +157,9 @@ async def test_reload_follows_a_peer_to_its_new_endpoint(tmp_path: Path) -> None
         publish_manifest(mesh, manifest.with_member(moved), now=time.time())
         await sh.reload()
         assert sh.peers["jiangsu"].channel.endpoint == moved.endpoint
-        [message_id] = await sh.send("jiangsu", [("probe", pb.Probe(sequence=1))])
+        [message_id] = await sh.courier.send("jiangsu", [("probe", pb.Probe(sequence=1))])
         async with running(config_for(mesh, "jiangsu", grpc_listen=moved.endpoint)) as js:
             await eventually(lambda: inbox.count(js.db.reader(), payload_type="probe") == 1)
-            await eventually(lambda: sh.link("jiangsu").up)
+            await eventually(lambda: sh.peers.link("jiangsu").up)
         item = outbox.get(sh.db.reader(), message_id)
         assert item is not None and item.state == "delivered"

@@ -159,7 +159,7 @@ async def send_probes(request: web.Request) -> web.Response:
             field="payload_bytes",
         )
     payload = bytes(size)
-    ids = await node.send(
+    ids = await node.courier.send(
         peer, [("probe", pb.Probe(sequence=i, payload=payload)) for i in range(count)]
     )
     return json_response({"peer": peer, "message_ids": ids}, status=202)

@@ -15,18 +15,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import Any
 
 from node.cases.catalog import Catalog, CatalogError, parse_catalog, to_json
+from node.peers.courier import Courier
+from node.peers.inbound import PayloadHandler, Received
 from node.protocol.checks import Authenticated
 from node.protocol.faults import FaultCode, Refusal
-from node.store import catalogs
-from node.trust.manifest import PROVINCES
+from node.store import catalogs, outbox
+from node.trust.manifest import PROVINCES, Member
 from node.wire import pb
 
-if TYPE_CHECKING:
-    from node.runtime.inbound import Received
+log = logging.getLogger(__name__)
 
 _KIND_TO_WIRE = {"upload": pb.Material.KIND_UPLOAD, "certificate": pb.Material.KIND_CERTIFICATE}
 _KIND_FROM_WIRE = {wire: name for name, wire in _KIND_TO_WIRE.items()}
@@ -139,6 +142,37 @@ def store_announce(conn: sqlite3.Connection, received: Received) -> None:
         message_id=message.message_id,
         received_at=message.message.header.sent_at.ToSeconds(),
     )
+
+
+CATALOG_HANDLERS = {
+    "catalog_announce": PayloadHandler(validate=validate_announce, effect=store_announce),
+}
+"""How this node takes a peer's catalog announcement (see ``peers.inbound``)."""
+
+
+async def announce_catalog(
+    catalog: Catalog,
+    *,
+    courier: Courier,
+    peers: Iterable[str],
+    me: Member | None,
+    conn: sqlite3.Connection,
+) -> None:
+    """Queue our catalog for every peer that has not had this very catalog queued before.
+
+    ``me`` is this node's member entry in the manifest in force (None when not listed); the
+    caller announces nothing on an expired manifest."""
+    if me is None or "catalog_announce" not in me.may_send:
+        log.warning("the manifest does not let this node announce its catalog")
+        return
+    correlation = f"catalog:{catalog_digest(catalog)}"
+    for province in peers:
+        if not outbox.sent_before(
+            conn, peer=province, payload_type="catalog_announce", correlation_id=correlation
+        ):
+            await courier.send(
+                province, [("catalog_announce", to_announce(catalog))], correlation_id=correlation
+            )
 
 
 def held_catalogs(conn: sqlite3.Connection) -> list[tuple[Catalog, float]]:

@@ -77,6 +77,8 @@ from node.cases.wire import (
 )
 from node.certificates.recognition import VerificationRefused
 from node.identifiers import IdentifierError
+from node.peers.courier import Courier
+from node.peers.inbound import PayloadHandler, Received
 from node.protocol.checks import Authenticated
 from node.protocol.faults import FaultCode, Refusal
 from node.store import cases, catalogs, outbox
@@ -89,7 +91,6 @@ from node.wire import pb
 
 if TYPE_CHECKING:
     from node.delivery.worker import Settlement
-    from node.runtime.inbound import Received
     from node.runtime.node import Node
 
 log = logging.getLogger(__name__)
@@ -135,8 +136,9 @@ class CaseConflict(Exception):
 
 
 class CaseExchange:
-    def __init__(self, node: Node, calendar: WorkingCalendar) -> None:
+    def __init__(self, node: Node, calendar: WorkingCalendar, *, courier: Courier) -> None:
         self._node = node
+        self._courier = courier
         self.calendar = calendar
         self._catalog_cache: dict[str, tuple[str, Catalog]] = {}
         """Per peer province: the held announcement's message id and its parsed catalog."""
@@ -146,6 +148,14 @@ class CaseExchange:
     @property
     def me(self) -> str:
         return self._node.config.province
+
+    def handlers(self) -> dict[str, PayloadHandler]:
+        """How this service takes its payload types from peers (see ``peers.inbound``)."""
+        return {
+            "case_submit": PayloadHandler(validate=self.validate_submit, effect=self.on_submit),
+            "case_update": PayloadHandler(validate=self.validate_update, effect=self.on_update),
+            "case_action": PayloadHandler(validate=self.validate_action, effect=self.on_action),
+        }
 
     # -- submitting (accepting side) ---------------------------------------------------------
 
@@ -220,7 +230,7 @@ class CaseExchange:
         now = exact(node.clock())
         case_id = new_case_id(self.me, now)
         open_case(by=Role.ACCEPTING)
-        sealed = node.seal_to(
+        sealed = self._courier.seal(
             case.handler, [("case_submit", to_submit(case_id, case, now))], correlation_id=case_id
         )[0]
         row = CaseRow(
@@ -256,7 +266,7 @@ class CaseExchange:
                         )
                     return prior, False
             cases.insert_case(conn, row)
-            node.enqueue(conn, case.handler, [sealed], correlation_id=case_id)
+            self._courier.enqueue(conn, case.handler, [sealed], correlation_id=case_id)
             return row, True
 
         stored, created = await node.db.write(store)
@@ -317,12 +327,12 @@ class CaseExchange:
                     f"the handler has not yet answered this case's {pending[0].action} request "
                     f"({pending[0].message_id}); send the next action after it",
                 )
-            sealed = node.seal_to(
+            sealed = self._courier.seal(
                 case.handling,
                 [("case_action", to_action(case_id, action, now, reason, evaluation))],
                 correlation_id=case_id,
             )[0]
-            node.enqueue(conn, case.handling, [sealed], correlation_id=case_id)
+            self._courier.enqueue(conn, case.handling, [sealed], correlation_id=case_id)
             cases.add_request(
                 conn, message_id=sealed.message_id, case_id=case_id, action=action.value, at=now
             )
@@ -583,10 +593,10 @@ class CaseExchange:
         due_at = self._due_at(case, [*history, update])
         if send:
             message = to_update(update, request_id=request_id, due_at=due_at)
-            sealed = self._node.seal_to(
+            sealed = self._courier.seal(
                 case.accepting, [("case_update", message)], correlation_id=case.case_id
             )
-            self._node.enqueue(conn, case.accepting, sealed, correlation_id=case.case_id)
+            self._courier.enqueue(conn, case.accepting, sealed, correlation_id=case.case_id)
             evidence = sealed[0].envelope
         row = _row(update, request_id, due_at, evidence, request, applied=True)
         cases.add_update(conn, row)

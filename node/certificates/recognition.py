@@ -90,19 +90,24 @@ from node.identifiers import (
     parse_certificate_id,
     validate_holder_code,
 )
-from node.protocol.checks import Authenticated, CheckLimits, check_reply
-from node.protocol.envelope import Sealed, header, seal
+from node.peers.courier import (
+    AskFailed,
+    Courier,
+    PeerUnanswered,
+    ReplyRefused,
+    UnknownPeer,
+    record_exchange,
+)
+from node.peers.inbound import Answer, PayloadHandler, Received
+from node.protocol.checks import Authenticated
 from node.protocol.faults import FaultCode, Refusal
-from node.store import audit
 from node.store import certificates as store
 from node.text import TextError, clean_text
-from node.transport.errors import PeerUnavailable, SignedRefusal, TransportError
 from node.trust.manifest import PROVINCES, Manifest, format_time
 from node.wire import pb
 from node.wire.instants import instant, stamp
 
 if TYPE_CHECKING:
-    from node.runtime.inbound import Answer, Received
     from node.runtime.node import Node
 
 log = logging.getLogger(__name__)
@@ -357,8 +362,9 @@ def _from_wire(message: pb.CertificateVerify, *, manifest: Manifest, now: float)
 
 
 class CertificateRecognition:
-    def __init__(self, node: Node, library: CertificateLibrary) -> None:
+    def __init__(self, node: Node, library: CertificateLibrary, *, courier: Courier) -> None:
         self._node = node
+        self._courier = courier
         self.library = library
         self._cache: OrderedDict[tuple[Any, ...], Verified] = OrderedDict()
         self._parsed_lists: dict[tuple[str, int, int], RevocationList] = {}
@@ -366,6 +372,16 @@ class CertificateRecognition:
     @property
     def me(self) -> str:
         return self._node.config.province
+
+    def handlers(self) -> dict[str, PayloadHandler]:
+        """How this service takes its payload types from peers (see ``peers.inbound``)."""
+        return {
+            "certificate_verify": PayloadHandler(
+                validate=self.validate_verify, respond=self.answer_verify
+            ),
+            "revocation_list": PayloadHandler(validate=self.validate_list, effect=self.on_list),
+            "revocation_list_request": PayloadHandler(respond=self.answer_list_request),
+        }
 
     # -- requester side ----------------------------------------------------------------------
 
@@ -434,79 +450,48 @@ class CertificateRecognition:
     async def _verify_here(self, request: VerifyRequest, now: float) -> Verified:
         """Our own province's certificate: the issuer's answer, signed here, to ourselves."""
         node = self._node
-        message = pb.Message(
-            header=header(
-                sender=node.config.node_id,
-                recipient=node.config.node_id,
-                now=now,
-                manifest_version=node.credentials.manifest.version,
-            ),
-            certificate_verify=request.to_wire(),
-        )
-        sealed = seal(message, node.credentials.signing_key)
+        courier = self._courier
+        sealed = courier.seal_to_self("certificate_verify", request.to_wire(), now=now)
         try:
             attestation, usage = await self._attest(
                 request, sealed.digest, sealed.message_id, self.me, now
             )
         except Refusal as refusal:
             raise _refused(refusal.code.value, refusal.text, refusal.field) from None
-        answer = pb.Message(
-            header=header(
-                sender=node.config.node_id,
-                recipient=node.config.node_id,
-                now=now,
-                manifest_version=node.credentials.manifest.version,
-                in_reply_to=sealed.message_id,
-            ),
-            attestation=attestation,
+        reply = courier.seal_to_self(
+            "attestation", attestation, now=now, in_reply_to=sealed.message_id
         )
-        reply = seal(answer, node.credentials.signing_key)
 
         def record(conn: sqlite3.Connection) -> None:
             usage(conn)
-            _record_exchange(conn, self.me, sealed, reply.envelope, now)
+            record_exchange(conn, self.me, sealed, reply.envelope, now)
 
         await node.db.write(record)
         return _verified(attestation, self.me, reply.envelope)
 
     async def _verify_remote(self, request: VerifyRequest) -> Verified:
-        node = self._node
-        peer = node.peers.get(request.issuer)
-        if peer is None:
+        try:
+            answered = await self._courier.ask(
+                request.issuer, "certificate_verify", request.to_wire(), timeout=VERIFY_TIMEOUT
+            )
+        except UnknownPeer:
             raise VerificationRefused(
                 "unknown_issuer", f"{request.issuer} is not a peer of this node", status=422
-            )
-        sealed = node.seal_to(request.issuer, [("certificate_verify", request.to_wire())])[0]
-        try:
-            raw = await peer.channel.deliver(sealed.envelope, timeout=VERIFY_TIMEOUT)
-        except SignedRefusal as refusal:
-            raw = refusal.envelope
-        except (PeerUnavailable, TransportError) as error:
+            ) from None
+        except PeerUnanswered as failure:
             raise VerificationRefused(
                 "issuer_unreachable",
-                f"the issuer's node ({request.issuer}) did not answer: {error}",
+                f"the issuer's node ({request.issuer}) did not answer: {failure.error}",
                 status=503,
             ) from None
-        try:
-            reply = check_reply(
-                raw,
-                peer=peer.node_id,
-                manifest=node.credentials.manifest,
-                me=node.config.node_id,
-                now=node.clock(),
-                request_id=sealed.message_id,
-                request_digest=sealed.digest,
-                limits=CheckLimits(node.config.max_message_bytes),
-            )
-        except Refusal as refusal:
+        except ReplyRefused as failure:
+            refusal = failure.refusal
             raise VerificationRefused(
                 "bad_attestation",
                 f"the issuer's answer failed its checks: {refusal.code.value}: {refusal.text}",
                 status=502,
             ) from None
-        now = node.clock()
-
-        await node.db.write(lambda conn: _record_exchange(conn, request.issuer, sealed, raw, now))
+        reply, raw = answered.reply, answered.raw
         if reply.payload_type == "fault":
             fault = reply.message.fault
             raise _refused(fault.code, fault.text, fault.field)
@@ -573,8 +558,6 @@ class CertificateRecognition:
             ) from None
 
     async def answer_verify(self, message: Authenticated, now: float) -> Answer:
-        from node.runtime.inbound import Answer
-
         request = _from_wire(message.message.certificate_verify, manifest=self._manifest(), now=now)
         try:
             attestation, usage = await self._attest(
@@ -883,11 +866,11 @@ class CertificateRecognition:
         announce = pb.RevocationListAnnounce(
             province=_CODE_OF_PROVINCE[self.me], signed_list=signed, version=version
         )
+        courier = self._courier
+        correlation = f"revocation-list:{version}"
         sealed = {
-            province: node.seal_to(
-                province,
-                [("revocation_list", announce)],
-                correlation_id=f"revocation-list:{version}",
+            province: courier.seal(
+                province, [("revocation_list", announce)], correlation_id=correlation
             )
             for province in node.peers
         }
@@ -902,7 +885,7 @@ class CertificateRecognition:
                 received_at=now,
             )
             for province, messages in sealed.items():
-                node.enqueue(conn, province, messages, correlation_id=f"revocation-list:{version}")
+                courier.enqueue(conn, province, messages, correlation_id=correlation)
 
         await node.db.write(record)
         log.info("revocation list published", extra={"version": version, "count": len(entries)})
@@ -943,8 +926,6 @@ class CertificateRecognition:
         )
 
     async def answer_list_request(self, message: Authenticated, now: float) -> Answer:
-        from node.runtime.inbound import Answer
-
         held = store.held_list(self._node.db.reader(), self.me)
         announce = pb.RevocationListAnnounce(province=_CODE_OF_PROVINCE[self.me])
         if held is not None:
@@ -955,33 +936,18 @@ class CertificateRecognition:
     async def pull(self, province: str) -> bool:
         """Ask a peer for its current list; keep it if newer. Return whether it was kept."""
         node = self._node
-        peer = node.peers.get(province)
-        if peer is None:
+        if province not in node.peers:
             return False
         held = store.held_list(node.db.reader(), province)
-        sealed = node.seal_to(
-            province,
-            [
-                (
-                    "revocation_list_request",
-                    pb.RevocationListRequest(held_version=held.version if held else 0),
-                )
-            ],
-        )[0]
+        request = pb.RevocationListRequest(held_version=held.version if held else 0)
         try:
-            raw = await peer.channel.deliver(sealed.envelope, timeout=VERIFY_TIMEOUT)
-            reply = check_reply(
-                raw,
-                peer=peer.node_id,
-                manifest=node.credentials.manifest,
-                me=node.config.node_id,
-                now=node.clock(),
-                request_id=sealed.message_id,
-                request_digest=sealed.digest,
+            answered = await self._courier.ask(
+                province, "revocation_list_request", request, timeout=VERIFY_TIMEOUT, record=False
             )
-        except (TransportError, SignedRefusal, Refusal) as error:
+        except (AskFailed, Refusal) as error:
             log.info("revocation list pull failed", extra={"peer": province, "error": str(error)})
             return False
+        reply = answered.reply
         if reply.payload_type != "revocation_list" or not reply.message.revocation_list.signed_list:
             return False
         try:
@@ -1015,19 +981,6 @@ class CertificateRecognition:
 # --- helpers --------------------------------------------------------------------------------
 
 _SCENE_NAMES = frozenset(SCENES)
-
-
-def _record_exchange(
-    conn: sqlite3.Connection, peer: str, sealed: Sealed, reply: bytes, now: float
-) -> None:
-    """A verification request as sent and its answer as received, in the evidence log."""
-    audit.append_many(
-        conn,
-        (
-            audit.Record("sent", peer, sealed.message_id, "envelope", sealed.envelope, now),
-            audit.Record("received", peer, sealed.message_id, "reply", reply, now),
-        ),
-    )
 
 
 def _verified(attestation: pb.Attestation, issuer: str, envelope: bytes) -> Verified:

@@ -64,6 +64,51 @@ class PeerLink:
     refusal: LinkRefusal | None = None
     """Set while heartbeats on this link are refused by either side; None once one passes."""
 
+    # The only ways the link's state changes: each method names what happened.
+
+    def remembered_success(self, at: float | None) -> None:
+        """What the store remembers of the last delivery, so "last success" is not blank
+        after a restart until the first heartbeat."""
+        self.last_success_at = at
+
+    def trial(self) -> bool:
+        """A batch is about to go out, or the peer answers again: an open circuit becomes
+        half-open (one trial batch decides). Return whether it was open."""
+        if self.circuit is not CircuitState.OPEN:
+            return False
+        self.circuit = CircuitState.HALF_OPEN
+        return True
+
+    def received(self, at: float) -> None:
+        """The peer's message was accepted here."""
+        self.last_received_at = at
+
+    def heartbeat_answered(self, at: float, rtt_seconds: float) -> None:
+        """The peer receipted our heartbeat: it is up, and that counts as a success."""
+        self.up = True
+        self.refusal = None
+        self.last_heartbeat_at = at
+        self.last_success_at = at
+        if self.circuit is CircuitState.CLOSED:
+            self.last_error = ""
+        self.rtt_seconds = rtt_seconds
+
+    def heartbeat_refused(self, refusal: LinkRefusal, at: float) -> None:
+        """The peer answered our heartbeat with a signed fault."""
+        self.up = False
+        self.last_heartbeat_at = at
+        self.last_error = f"{refusal.code}: {refusal.detail}"
+        self.refusal = refusal
+
+    def heartbeat_failed(self, error: str, refusal: LinkRefusal | None = None) -> bool:
+        """No heartbeat answer we can trust: the peer did not answer, or this node refused
+        to send it or refused its answer (``refusal``). Return whether the link was up."""
+        was_up = self.up
+        self.up = False
+        self.last_error = error
+        self.refusal = refusal
+        return was_up
+
     def failed(self, error: str, at: float, retry_interval: float) -> None:
         self.circuit = CircuitState.OPEN
         self.consecutive_failures += 1

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
-from node.delivery.circuit import CircuitState, PeerLink
+from node.delivery.circuit import PeerLink
 from node.delivery.config import DeliveryConfig
 from node.delivery.retry import IDLE_TICK, DrainLoop, Sleep
 from node.store import audit, outbox
@@ -115,8 +115,7 @@ class PeerWorker:
 
     def kick(self) -> None:
         """The peer is answering again (heartbeat): cut the current back-off short."""
-        if self.link.circuit is CircuitState.OPEN:
-            self.link.circuit = CircuitState.HALF_OPEN
+        if self.link.trial():
             self._loop.kick()
 
     def _backing_off(self, error: BaseException | None, interval: float) -> None:
@@ -149,8 +148,7 @@ class PeerWorker:
                 )
                 if not batch:
                     return
-                if self.link.circuit is CircuitState.OPEN:
-                    self.link.circuit = CircuitState.HALF_OPEN
+                self.link.trial()
                 settlements = await self._exchange(batch)
                 if recording is not None:
                     await recording

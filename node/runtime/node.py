@@ -10,48 +10,44 @@ traffic, so operators can see it and replace the manifest (SIGHUP reloads it).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-
-from google.protobuf.message import Message as ProtoMessage
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from monitoring.metrics import (
     UNKNOWN_PEER,
     NodeMetrics,
 )
-from node.cases.announce import catalog_digest, store_announce, to_announce, validate_announce
+from node.cases.announce import CATALOG_HANDLERS, announce_catalog
 from node.cases.calendar import WorkingCalendar, load_holidays
 from node.cases.catalog import load_catalog
 from node.cases.exchange import CaseExchange
 from node.certificates.library import PlatformLibrary, StoreLibrary
 from node.certificates.recognition import CertificateRecognition
-from node.delivery.circuit import PeerLink
-from node.delivery.worker import BATCH_TIMEOUT, Outcome, PeerWorker, Settlement
+from node.delivery.worker import PeerWorker
+from node.peers.courier import Courier
+from node.peers.heartbeat import Heartbeat
+from node.peers.inbound import InboundProcessor
+from node.peers.peer import Peer
+from node.peers.registry import PeerRegistry, TaskFactory
 from node.platform.link import PlatformLink
-from node.protocol.checks import CheckLimits, check_reply
-from node.protocol.envelope import Sealed, header, seal
-from node.protocol.faults import FaultCode, Refusal
+from node.protocol.checks import CheckLimits
+from node.protocol.faults import Refusal
 from node.runtime.config import ConfigError, NodeConfig, PlatformConfig, load_config
 from node.runtime.health import Health
-from node.runtime.heartbeat import HEARTBEAT_TIMEOUT, heartbeat_loop
-from node.runtime.inbound import InboundProcessor
 from node.runtime.startup import StartupError, check_own_key, reload_failure_reason
 from node.runtime.supervisor import Supervisor
 from node.store import audit, log_tree, outbox
 from node.store.database import Database, StoreError, probe_write
 from node.store.lock import StoreLock
-from node.store.outbox import OutboxItem
 from node.transport.admission import PeerAdmission
 from node.transport.client import PeerChannel
-from node.transport.server import FederationServer, start_server
+from node.transport.server import EnvelopeReceiver, FederationServer, start_server
 from node.trust.keys import KeyFileError, SigningKey, load_signing_key
 from node.trust.manifest import Manifest, ManifestError, Member, format_time, verify_manifest
 from node.trust.tls import TlsMaterial, certificate_not_after
-from node.wire import pb
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +57,9 @@ SHUTDOWN_STEP_LIMIT = 5.0
 """Seconds a shutdown step beyond the gRPC grace may take before the node moves on: a
 graceful stop must end even if a library call never returns."""
 
-_DECISION_CODES = frozenset(code.value for code in FaultCode if code.is_decision)
 
 STORE_WATCH_INTERVAL = 1.0
 """Seconds between write attempts while the store refuses writes."""
-
-CHANNEL_RETIRE_GRACE = BATCH_TIMEOUT + HEARTBEAT_TIMEOUT + 5.0
-"""How long a replaced channel lives on for the calls already made on it."""
 
 
 @dataclass(frozen=True)
@@ -76,16 +68,6 @@ class Credentials:
 
     manifest: Manifest
     signing_key: SigningKey
-
-
-@dataclass
-class Peer:
-    province: str
-    node_id: str
-    channel: PeerChannel
-    worker: PeerWorker
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    """Its delivery worker and heartbeat loop."""
 
 
 async def _bounded(work: Awaitable[object], seconds: float, step: str) -> None:
@@ -109,9 +91,7 @@ class Node:
         self.config = config
         self.clock = clock
         self.metrics = NodeMetrics()
-        self.peers: dict[str, Peer] = {}
         self.stopping = False
-        self._links: dict[str, PeerLink] = {}
         self._db: Database | None = None
         self._credentials: Credentials | None = None
         self._grpc: FederationServer | None = None
@@ -126,33 +106,46 @@ class Node:
         self._tls: TlsMaterial | None = None
         self.health = Health(self)
         """Readiness, status, metric snapshots and maintenance mode."""
+        self.peers = PeerRegistry(
+            node_id=config.node_id,
+            tls=self._started_tls,
+            max_message_bytes=config.max_message_bytes,
+            addresses=config.peer_addresses,
+            new_worker=self._new_worker,
+            heartbeat=self._heartbeat,
+            start=self.tasks.start,
+            cancel=self.tasks.cancel,
+        )
+        """The peers the manifest lists, each with its channel, worker and link."""
+        self.courier = Courier(
+            node_id=config.node_id,
+            db=lambda: self.db,
+            clock=clock,
+            credentials=lambda: self.credentials,
+            peers=self.peers,
+            metrics=self.metrics,
+            limits=CheckLimits(config.max_message_bytes),
+        )
+        """The one way this node sends to its peers."""
         self.catalog = load_catalog(config.province)
         """The cross-province matters this node's province handles."""
-        self.cases = CaseExchange(self, WorkingCalendar(load_holidays(config.holiday_tables)))
-        self.certificates = CertificateRecognition(self, StoreLibrary(lambda: self.db))
+        calendar = WorkingCalendar(load_holidays(config.holiday_tables))
+        self.cases = CaseExchange(self, calendar, courier=self.courier)
+        self.certificates = CertificateRecognition(
+            self, StoreLibrary(lambda: self.db), courier=self.courier
+        )
         self.platform: PlatformLink | None = None
         """The link to this node's own province platform, when one is configured."""
-        self.inbound = InboundProcessor(
-            self,
-            effects={
-                "catalog_announce": store_announce,
-                "case_submit": self.cases.on_submit,
-                "case_update": self.cases.on_update,
-                "case_action": self.cases.on_action,
-                "revocation_list": self.certificates.on_list,
-            },
-            validators={
-                "catalog_announce": validate_announce,
-                "case_submit": self.cases.validate_submit,
-                "case_update": self.cases.validate_update,
-                "case_action": self.cases.validate_action,
-                "certificate_verify": self.certificates.validate_verify,
-                "revocation_list": self.certificates.validate_list,
-            },
-            responders={
-                "certificate_verify": self.certificates.answer_verify,
-                "revocation_list_request": self.certificates.answer_list_request,
-            },
+        self.inbound: EnvelopeReceiver = InboundProcessor(
+            node_id=config.node_id,
+            db=lambda: self.db,
+            clock=clock,
+            credentials=lambda: self.credentials,
+            metrics=self.metrics,
+            links=self.peers.link,
+            limits=CheckLimits(config.max_message_bytes, config.clock_window_seconds),
+            stopping=lambda: self.stopping,
+            handlers=CATALOG_HANDLERS | self.cases.handlers() | self.certificates.handlers(),
         )
 
     # -- state ------------------------------------------------------------------------------
@@ -193,11 +186,36 @@ class Node:
         assert self._grpc is not None
         return self._grpc.port
 
-    def link(self, province: str) -> PeerLink:
-        peer = self.peers.get(province)
-        if peer is not None:
-            return peer.worker.link
-        return self._links.setdefault(province, PeerLink(province))
+    def _started_tls(self) -> TlsMaterial:
+        assert self._tls is not None, "node not started"
+        return self._tls
+
+    def _new_worker(self, member: Member, channel: PeerChannel) -> PeerWorker:
+        worker = PeerWorker(
+            peer=member.province,
+            peer_node_id=member.node_id,
+            db=self.db,
+            channel=channel,
+            settle=self.courier.settler(member.node_id),
+            config=self.config.delivery,
+            clock=self.clock,
+            observer=self.courier,
+            on_settled=self.cases.on_settled,
+        )
+        # What the store remembers, so "last success" is not blank after a restart until
+        # the first heartbeat; the link keeps it current from then on.
+        worker.link.remembered_success(outbox.last_delivered_at(self.db.reader(), member.province))
+        return worker
+
+    def _heartbeat(self, peer: Peer) -> TaskFactory:
+        return Heartbeat(
+            peer,
+            courier=self.courier,
+            db=lambda: self.db,
+            clock=self.clock,
+            metrics=self.metrics,
+            interval=self.config.heartbeat_interval_seconds,
+        ).run
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -243,7 +261,7 @@ class Node:
             max_message_bytes=config.max_message_bytes,
             admission=self.admission,
         )
-        await self._sync_peers(manifest)
+        await self.peers.sync(manifest)
         if config.platform is not None:
             self._connect_platform(config.platform)
         await self._announce_catalog()
@@ -260,96 +278,20 @@ class Node:
             },
         )
 
-    def _channel(self, member: Member) -> PeerChannel:
-        assert self._tls is not None
-        return PeerChannel(
-            member.node_id,
-            member.endpoint,
-            self._tls,
-            max_message_bytes=self.config.max_message_bytes,
-            address=self.config.peer_addresses.get(member.province),
-        )
-
-    async def _sync_peers(self, manifest: Manifest) -> None:
-        """Make the peers match the manifest: a new member gets a delivery worker and
-        heartbeats, a moved endpoint a new channel. A member that left is no longer
-        contacted; what waits for it stays in the outbox, visible to operators."""
-        for member in manifest.members:
-            if member.node_id == self.config.node_id:
-                continue
-            peer = self.peers.get(member.province)
-            if peer is None:
-                channel = self._channel(member)
-                worker = PeerWorker(
-                    peer=member.province,
-                    peer_node_id=member.node_id,
-                    db=self.db,
-                    channel=channel,
-                    settle=self._settler(member.node_id),
-                    config=self.config.delivery,
-                    clock=self.clock,
-                    observer=self,
-                    on_settled=self.cases.on_settled,
-                )
-                # What the store remembers, so "last success" is not blank after a restart
-                # until the first heartbeat; the link keeps it current from then on.
-                worker.link.last_success_at = outbox.last_delivered_at(
-                    self.db.reader(), member.province
-                )
-                peer = Peer(member.province, member.node_id, channel, worker)
-                self.peers[member.province] = peer
-                peer.tasks = [
-                    self.tasks.start(f"deliver-{member.province}", worker.run),
-                    self.tasks.start(
-                        f"heartbeat-{member.province}",
-                        functools.partial(heartbeat_loop, self, peer),
-                    ),
-                ]
-            elif peer.channel.endpoint != member.endpoint:
-                old = peer.channel
-                peer.channel = self._channel(member)
-                peer.worker.use_channel(peer.channel)
-                # Calls already on the old channel finish or time out first: closing it
-                # under them would cancel the worker or heartbeat awaiting them.
-                self.tasks.start(
-                    f"retire-channel-{member.province}",
-                    functools.partial(old.close, grace=CHANNEL_RETIRE_GRACE),
-                )
-                log.info("peer endpoint changed", extra={"peer": member.province})
-        members = {m.province for m in manifest.members}
-        for province in [p for p in self.peers if p not in members]:
-            await self._drop_peer(self.peers.pop(province))
-            log.warning("peer left the federation", extra={"peer": province})
-
     async def _announce_catalog(self) -> None:
-        """Queue our catalog for every peer that has not had this very catalog queued before.
-
-        Runs at start and after every reload; nothing is announced on an expired manifest
-        (the first reload onto a current one catches up)."""
+        """Announce our catalog to the peers that lack it; at start and after every reload.
+        Nothing is announced on an expired manifest (the first reload onto a current one
+        catches up)."""
         manifest = self.credentials.manifest
-        me = manifest.member(self.config.node_id)
         if manifest.expired_at(self.clock()):
             return
-        if me is None or "catalog_announce" not in me.may_send:
-            log.warning("the manifest does not let this node announce its catalog")
-            return
-        correlation = f"catalog:{catalog_digest(self.catalog)}"
-        for province in self.peers:
-            if not outbox.sent_before(
-                self.db.reader(),
-                peer=province,
-                payload_type="catalog_announce",
-                correlation_id=correlation,
-            ):
-                await self.send(
-                    province,
-                    [("catalog_announce", to_announce(self.catalog))],
-                    correlation_id=correlation,
-                )
-
-    async def _drop_peer(self, peer: Peer) -> None:
-        await self.tasks.cancel(peer.tasks)
-        await peer.channel.close()
+        await announce_catalog(
+            self.catalog,
+            courier=self.courier,
+            peers=list(self.peers),
+            me=manifest.member(self.config.node_id),
+            conn=self.db.reader(),
+        )
 
     def _connect_platform(self, config: PlatformConfig) -> None:
         """The adapter named in the config, its library as ours, and the feed and delivery
@@ -480,7 +422,7 @@ class Node:
             await self.db.write(lambda c: self._record_manifest(c, manifest))
         self._credentials = Credentials(manifest, key)
         self._observe_manifest()
-        await self._sync_peers(manifest)
+        await self.peers.sync(manifest)
         await self._announce_catalog()
         log.info("reloaded", extra={"manifest_version": manifest.version, "key_id": key.key_id})
 
@@ -490,8 +432,7 @@ class Node:
         grace = self.config.shutdown_grace_seconds
         if self._grpc is not None:
             await _bounded(self._grpc.stop(grace), grace + SHUTDOWN_STEP_LIMIT, "grpc server stop")
-        for peer in self.peers.values():
-            await _bounded(self._drop_peer(peer), SHUTDOWN_STEP_LIMIT, f"closing {peer.province}")
+        await self.peers.close(lambda work, step: _bounded(work, SHUTDOWN_STEP_LIMIT, step))
         await _bounded(self.tasks.stop(), SHUTDOWN_STEP_LIMIT, "background tasks")
         if self.platform is not None:
             await _bounded(self.platform.adapter.close(), SHUTDOWN_STEP_LIMIT, "platform adapter")
@@ -501,146 +442,9 @@ class Node:
         self._lock.release()
         log.info("node stopped", extra={"node_id": self.config.node_id})
 
-    # -- sending ----------------------------------------------------------------------------
-
-    async def send(
-        self, province: str, bodies: Sequence[tuple[str, ProtoMessage]], *, correlation_id: str = ""
-    ) -> list[str]:
-        """Seal messages to a peer and commit them to its outbox; return their message ids.
-
-        When this returns, the messages are durable and will be delivered.
-        """
-        sealed = self.seal_to(province, bodies, correlation_id=correlation_id)
-        await self.db.write(
-            lambda conn: self.enqueue(conn, province, sealed, correlation_id=correlation_id)
-        )
-        return [s.message_id for s in sealed]
-
-    def seal_to(
-        self, province: str, bodies: Sequence[tuple[str, ProtoMessage]], *, correlation_id: str = ""
-    ) -> list[Sealed]:
-        """Sign messages for a peer, as the manifest policy allows; nothing is stored yet."""
-        credentials = self.credentials
-        manifest = credentials.manifest
-        me = manifest.member(self.config.node_id)
-        peer = self.peers.get(province)
-        if peer is None or me is None:
-            raise ValueError(f"{province!r} is not a peer of this node")
-        now = self.clock()
-        if manifest.expired_at(now):
-            raise Refusal(FaultCode.MANIFEST_EXPIRED, "this node's manifest has expired")
-        sealed: list[Sealed] = []
-        for kind, body in bodies:
-            if kind not in me.may_send:
-                raise Refusal(
-                    FaultCode.PAYLOAD_NOT_ALLOWED,
-                    f"the manifest policy does not allow this node to send {kind}",
-                    field="body",
-                )
-            message = pb.Message(
-                header=header(
-                    sender=self.config.node_id,
-                    recipient=peer.node_id,
-                    now=now,
-                    manifest_version=manifest.version,
-                    correlation_id=correlation_id,
-                ),
-            )
-            getattr(message, kind).CopyFrom(body)
-            sealed.append(seal(message, credentials.signing_key))
-        return sealed
-
-    def enqueue(
-        self,
-        conn: sqlite3.Connection,
-        province: str,
-        sealed: Sequence[Sealed],
-        *,
-        correlation_id: str = "",
-    ) -> None:
-        """Put sealed messages in a peer's outbox and the evidence log, inside ``conn``'s
-        transaction (a write job); the peer's worker wakes once it has committed."""
-        now = self.clock()
-        for s in sealed:
-            outbox.enqueue(
-                conn,
-                peer=province,
-                message_id=s.message_id,
-                payload_type=s.payload_type,
-                envelope=s.envelope,
-                digest=s.digest,
-                created_at=now,
-                correlation_id=correlation_id,
-            )
-        audit.append_many(
-            conn,
-            [
-                audit.Record("sent", province, s.message_id, "envelope", s.envelope, now)
-                for s in sealed
-            ],
-        )
-        self.db.after_commit(functools.partial(self.wake, province))
+    # -- waking ----------------------------------------------------------------------------
 
     def platform_wake(self) -> None:
         """New items are committed in the platform outbox."""
         if self.platform is not None:
             self.platform.notify()
-
-    def wake(self, province: str) -> None:
-        """New rows are committed in this peer's outbox: its worker sends them now."""
-        peer = self.peers.get(province)
-        if peer is not None:
-            peer.worker.notify()
-
-    def _settler(self, peer_node_id: str) -> Callable[[bytes, OutboxItem], Settlement]:
-        def settle(raw: bytes, item: OutboxItem) -> Settlement:
-            credentials = self.credentials
-            try:
-                reply = check_reply(
-                    raw,
-                    peer=peer_node_id,
-                    manifest=credentials.manifest,
-                    me=self.config.node_id,
-                    now=self.clock(),
-                    request_id=item.message_id,
-                    request_digest=item.digest,
-                    limits=CheckLimits(self.config.max_message_bytes),
-                )
-            except Refusal as refusal:
-                # An answer we cannot trust settles nothing: keep the row and try again.
-                return Settlement(
-                    Outcome.RETRY, b"", f"bad_reply_{refusal.code.value}", refusal.text
-                )
-            if reply.payload_type != "fault":
-                return Settlement(Outcome.DELIVERED, raw)
-            fault = reply.message.fault
-            try:
-                permanent = FaultCode(fault.code).is_permanent
-            except ValueError:
-                permanent = True
-            outcome = Outcome.PARKED if permanent else Outcome.RETRY
-            if fault.code in _DECISION_CODES:
-                outcome = Outcome.DECLINED
-            return Settlement(outcome, raw, fault.code, fault.text)
-
-        return settle
-
-    # DeliveryObserver
-    def delivered(self, item: OutboxItem, settlement: Settlement, now: float) -> None:
-        self.metrics.messages_sent.labels(item.peer, item.payload_type).inc()
-        self.metrics.last_sent.labels(item.peer).set(now)
-        self.metrics.delivery_latency.labels(item.peer).observe(max(0.0, now - item.created_at))
-
-    def refused(self, item: OutboxItem, settlement: Settlement) -> None:
-        self.metrics.messages_refused.labels(
-            item.peer, item.payload_type, settlement.code, "outbound"
-        ).inc()
-        log.warning(
-            "peer refused our message",
-            extra={
-                "peer": item.peer,
-                "message_id": item.message_id,
-                "code": settlement.code,
-                "outcome": settlement.outcome.value,
-            },
-        )

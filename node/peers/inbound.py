@@ -16,6 +16,11 @@ Rules kept here:
 - A request with an answer of its own (a certificate verification) is answered by its
   responder instead of a receipt; the answer is stored with the request, in the inbox as
   its reply and in the evidence log, before it leaves, exactly like a receipt.
+- Each payload type's validator, effect and responder come from the service that handles
+  that type, as one ``PayloadHandler`` each (``CATALOG_HANDLERS``, ``CaseExchange.handlers``,
+  ``CertificateRecognition.handlers``); the node only combines them.
+
+Imports: see the package docstring (``node.peers``).
 """
 
 from __future__ import annotations
@@ -26,12 +31,13 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
 
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 
-from monitoring.metrics import UNKNOWN_PEER
+from monitoring.metrics import UNKNOWN_PEER, NodeMetrics
+from node.delivery.circuit import PeerLink
+from node.peers.courier import CredentialsView
 from node.protocol.checks import (
     Authenticated,
     CheckLimits,
@@ -43,13 +49,10 @@ from node.protocol.envelope import Sealed, payload_type
 from node.protocol.faults import FaultCode, Refusal
 from node.protocol.replies import answer_for, fault_for, receipt_for
 from node.store import audit, inbox
-from node.store.database import DuplicateEntry, StoreError, StoreUnavailable
+from node.store.database import Database, DuplicateEntry, StoreError, StoreUnavailable
 from node.transport.admission import RefusalLog
 from node.transport.server import Reply
 from node.wire import pb
-
-if TYPE_CHECKING:
-    from node.runtime.node import Node
 
 log = logging.getLogger(__name__)
 
@@ -89,19 +92,43 @@ I/O (the province's certificate library) and raise ``Refusal``. The answer is st
 the request and ``effect``, before it is sent, so a re-delivered request gets the same one."""
 
 
+@dataclass(frozen=True)
+class PayloadHandler:
+    """How this node takes one payload type, registered by the service that handles it."""
+
+    validate: PayloadValidator | None = None
+    """Checks the payload's content before anything is stored (raises ``Refusal``)."""
+    effect: Effect | None = None
+    """What storing an accepted message of this type also does."""
+    respond: Responder | None = None
+    """For a request with an answer of its own: the answer, replacing the receipt."""
+
+
 class InboundProcessor:
     def __init__(
         self,
-        node: Node,
         *,
-        effects: Mapping[str, Effect] | None = None,
-        validators: Mapping[str, PayloadValidator] | None = None,
-        responders: Mapping[str, Responder] | None = None,
+        node_id: str,
+        db: Callable[[], Database],
+        clock: Callable[[], float],
+        credentials: Callable[[], CredentialsView],
+        metrics: NodeMetrics,
+        links: Callable[[str], PeerLink],
+        limits: CheckLimits,
+        stopping: Callable[[], bool],
+        handlers: Mapping[str, PayloadHandler],
     ) -> None:
-        self._node = node
-        self._effects = dict(effects or {})
-        self._validators = dict(validators or {})
-        self._responders = dict(responders or {})
+        self._node_id = node_id
+        self._db = db
+        self._clock = clock
+        self._credentials = credentials
+        self._metrics = metrics
+        self._links = links
+        self._limits = limits
+        self._stopping = stopping
+        self._effects = {kind: h.effect for kind, h in handlers.items() if h.effect}
+        self._validators = {kind: h.validate for kind, h in handlers.items() if h.validate}
+        self._responders = {kind: h.respond for kind, h in handlers.items() if h.respond}
         self._refusal_log = RefusalLog()
 
     def receive(self, raw: bytes, tls_identity: str | None) -> Awaitable[Reply]:
@@ -111,16 +138,14 @@ class InboundProcessor:
         messages of one stream reach the store's writer in the order they arrived and share
         its group commit, without a task per message.
         """
-        now = self._node.clock()
+        now = self._clock()
         try:
             return self._receive(raw, tls_identity, now)
         except StoreError as error:
             return _ready(self._refuse(_store_refusal(error), raw, tls_identity, now))
 
     def _receive(self, raw: bytes, tls_identity: str | None, now: float) -> Awaitable[Reply]:
-        node = self._node
-        credentials = node.credentials
-        limits = CheckLimits(node.config.max_message_bytes, node.config.clock_window_seconds)
+        credentials = self._credentials()
         try:
             if credentials.manifest.expired_at(now):
                 raise Refusal(
@@ -128,23 +153,23 @@ class InboundProcessor:
                     f"this node's manifest (version {credentials.manifest.version}) has expired; "
                     "it refuses all traffic until a current manifest is loaded",
                 )
-            if node.stopping:
+            if self._stopping():
                 raise Refusal(FaultCode.UNAVAILABLE, "this node is shutting down; retry later")
             verdict = check_envelope(
                 raw,
                 tls_identity=tls_identity,
                 manifest=credentials.manifest,
-                me=node.config.node_id,
+                me=self._node_id,
                 now=now,
-                inbox=inbox.InboxReader(node.db.reader()),
-                limits=limits,
+                inbox=inbox.InboxReader(self._db().reader()),
+                limits=self._limits,
                 validators=self._validators,
             )
         except Refusal as refusal:
             return _ready(self._refuse(refusal, raw, tls_identity, now))
         if isinstance(verdict, Redelivery):
             peer = verdict.message.sender.province
-            node.metrics.messages_duplicate.labels(peer, verdict.message.payload_type).inc()
+            self._metrics.messages_duplicate.labels(peer, verdict.message.payload_type).inc()
             return _ready(Reply(verdict.prior.reply))
         responder = self._responders.get(verdict.payload_type)
         if responder is not None:
@@ -153,14 +178,14 @@ class InboundProcessor:
             )
         receipt = receipt_for(
             verdict,
-            me=node.config.node_id,
+            me=self._node_id,
             now=now,
             manifest_version=credentials.manifest.version,
             key=credentials.signing_key,
         )
         if verdict.payload_type in EPHEMERAL_TYPES:
             return _ready(self._accepted(verdict, receipt, now))
-        stored = node.db.submit(partial(self._store, accepted=verdict, receipt=receipt, now=now))
+        stored = self._db().submit(partial(self._store, accepted=verdict, receipt=receipt, now=now))
 
         return self._after_commit(stored, verdict, receipt, raw, tls_identity, now)
 
@@ -173,18 +198,17 @@ class InboundProcessor:
         tls_identity: str | None,
         now: float,
     ) -> Reply:
-        node = self._node
         try:
             answer = await responder(accepted, now)
         except Refusal as refusal:
             return self._refuse(refusal, raw, tls_identity, now)
         except StoreError as error:
             return self._refuse(_store_refusal(error, accepted), raw, tls_identity, now)
-        credentials = node.credentials
+        credentials = self._credentials()
         reply = answer_for(
             accepted,
             answer.body,
-            me=node.config.node_id,
+            me=self._node_id,
             now=now,
             manifest_version=credentials.manifest.version,
             key=credentials.signing_key,
@@ -192,7 +216,7 @@ class InboundProcessor:
         if not answer.store:
             return self._accepted(accepted, reply, now)
         try:
-            stored = node.db.submit(
+            stored = self._db().submit(
                 partial(
                     self._store, accepted=accepted, receipt=reply, now=now, effect=answer.effect
                 )
@@ -223,7 +247,7 @@ class InboundProcessor:
                 refusal = _store_refusal(error, accepted)
                 result.set_result(self._refuse(refusal, raw, tls_identity, now))
             elif (reply := done.result()) is not receipt.envelope:
-                metric = self._node.metrics.messages_duplicate
+                metric = self._metrics.messages_duplicate
                 metric.labels(accepted.sender.province, accepted.payload_type).inc()
                 result.set_result(Reply(reply))
             else:
@@ -234,9 +258,9 @@ class InboundProcessor:
 
     def _accepted(self, accepted: Authenticated, receipt: Sealed, now: float) -> Reply:
         peer = accepted.sender.province
-        self._node.metrics.messages_received.labels(peer, accepted.payload_type).inc()
-        self._node.link(peer).last_received_at = now
-        self._node.metrics.last_received.labels(peer).set(now)
+        self._metrics.messages_received.labels(peer, accepted.payload_type).inc()
+        self._links(peer).received(now)
+        self._metrics.last_received.labels(peer).set(now)
         log.debug(
             "accepted",
             extra={"peer": peer, "message_id": accepted.message_id, "type": accepted.payload_type},
@@ -294,12 +318,11 @@ class InboundProcessor:
         return receipt.envelope
 
     def _refuse(self, refusal: Refusal, raw: bytes, tls_identity: str | None, now: float) -> Reply:
-        node = self._node
-        credentials = node.credentials
+        credentials = self._credentials()
         member = credentials.manifest.member(tls_identity or "")
         peer = member.province if member else UNKNOWN_PEER
         kind = _peek_type(raw)
-        node.metrics.messages_refused.labels(peer, kind, refusal.code.value, "inbound").inc()
+        self._metrics.messages_refused.labels(peer, kind, refusal.code.value, "inbound").inc()
         self._refusal_log.warn(
             "refused",
             peer=peer,
@@ -310,7 +333,7 @@ class InboundProcessor:
         )
         fault = fault_for(
             refusal,
-            me=node.config.node_id,
+            me=self._node_id,
             recipient=tls_identity or "",
             now=now,
             manifest_version=credentials.manifest.version,

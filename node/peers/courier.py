@@ -1,0 +1,358 @@
+"""The courier: the one way this node sends to a peer.
+
+Rules kept here:
+- Sealing follows the manifest in force: nothing is signed for a peer while this node's
+  manifest has expired (``manifest_expired``), nor a payload type its policy does not let it
+  send (``payload_not_allowed``); the ``Refusal`` is raised before anything is sent or stored.
+- A message is durable before it is sent: ``enqueue`` puts it in the peer's outbox and the
+  evidence log inside the caller's transaction, and wakes the peer's worker only after that
+  transaction commits. ``send`` is seal + enqueue in a write of its own.
+- A question with an answer of its own (``ask``) is delivered at once on the peer's channel,
+  not through the outbox. Its reply is checked like every reply (signature, addressed to us,
+  answers that very request); only a checked reply is an answer, and only an answer is
+  recorded in the evidence log with its request. Every way an ask can fail is one
+  ``AskFailed`` type: ``UnknownPeer``, ``PeerUnanswered`` (transport), ``ReplyRefused`` (the
+  reply failed our checks). A signed fault from the peer is an answer: ``Answered.fault``.
+- The delivery workers' replies are settled here too (``settler``), with the same checks, and
+  what they settle is counted and logged (``delivered`` / ``refused``).
+
+Imports: see the package docstring (``node.peers``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from google.protobuf.message import Message as ProtoMessage
+
+from monitoring.metrics import NodeMetrics
+from node.delivery.worker import Outcome, Settlement
+from node.peers.peer import Peer
+from node.protocol.checks import Authenticated, CheckLimits, check_reply
+from node.protocol.envelope import Sealed, header, seal
+from node.protocol.faults import FaultCode, Refusal
+from node.store import audit, outbox
+from node.store.database import Database
+from node.store.outbox import OutboxItem
+from node.transport.errors import SignedRefusal, TransportError
+from node.trust.keys import SigningKey
+from node.trust.manifest import Manifest
+from node.wire import pb
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+_DECISION_CODES = frozenset(code.value for code in FaultCode if code.is_decision)
+
+
+class CredentialsView(Protocol):
+    """What this node trusts and signs with now (swapped as a whole on reload)."""
+
+    @property
+    def manifest(self) -> Manifest: ...
+
+    @property
+    def signing_key(self) -> SigningKey: ...
+
+
+class AskFailed(Exception):
+    """An ask produced no answer this node can use."""
+
+    def __init__(self, province: str, detail: str) -> None:
+        super().__init__(f"{province}: {detail}")
+        self.province = province
+        self.detail = detail
+
+
+class UnknownPeer(AskFailed, ValueError):
+    """The province is not a peer of this node (nothing was sealed or sent)."""
+
+    def __init__(self, province: str) -> None:
+        super().__init__(province, f"{province!r} is not a peer of this node")
+
+
+class PeerUnanswered(AskFailed):
+    """The peer could not be reached or did not answer in time (``error`` says how)."""
+
+    def __init__(self, province: str, error: TransportError) -> None:
+        super().__init__(province, str(error))
+        self.error = error
+
+
+class ReplyRefused(AskFailed):
+    """The peer's reply failed this node's checks (``refusal`` says which)."""
+
+    def __init__(self, province: str, refusal: Refusal) -> None:
+        super().__init__(province, f"{refusal.code.value}: {refusal.text}")
+        self.refusal = refusal
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A peer's checked reply to an ask."""
+
+    request: Sealed
+    reply: Authenticated
+    raw: bytes
+    """The reply's signed envelope, as received (the evidence)."""
+    sent_at: float
+    answered_at: float
+
+    @property
+    def payload_type(self) -> str:
+        return self.reply.payload_type
+
+    @property
+    def fault(self) -> pb.Fault | None:
+        """The peer's signed refusal of the request, or None for any other answer."""
+        return self.reply.message.fault if self.reply.payload_type == "fault" else None
+
+
+def record_exchange(
+    conn: sqlite3.Connection, peer: str, request: Sealed, reply: bytes, now: float
+) -> None:
+    """A request as sent and its answer as received, in the evidence log."""
+    audit.append_many(
+        conn,
+        (
+            audit.Record("sent", peer, request.message_id, "envelope", request.envelope, now),
+            audit.Record("received", peer, request.message_id, "reply", reply, now),
+        ),
+    )
+
+
+class Courier:
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        db: Callable[[], Database],
+        clock: Clock,
+        credentials: Callable[[], CredentialsView],
+        peers: Mapping[str, Peer],
+        metrics: NodeMetrics,
+        limits: CheckLimits,
+    ) -> None:
+        self._node_id = node_id
+        self._db = db
+        self._clock = clock
+        self._credentials = credentials
+        self._peers = peers
+        self._metrics = metrics
+        self._limits = limits
+
+    # -- one-way messages -------------------------------------------------------------------
+
+    def seal(
+        self, province: str, bodies: Sequence[tuple[str, ProtoMessage]], *, correlation_id: str = ""
+    ) -> list[Sealed]:
+        """Sign messages for a peer, as the manifest policy allows; nothing is stored yet."""
+        credentials = self._credentials()
+        manifest = credentials.manifest
+        me = manifest.member(self._node_id)
+        peer = self._peers.get(province)
+        if peer is None or me is None:
+            raise UnknownPeer(province)
+        now = self._clock()
+        if manifest.expired_at(now):
+            raise Refusal(FaultCode.MANIFEST_EXPIRED, "this node's manifest has expired")
+        sealed: list[Sealed] = []
+        for kind, body in bodies:
+            if kind not in me.may_send:
+                raise Refusal(
+                    FaultCode.PAYLOAD_NOT_ALLOWED,
+                    f"the manifest policy does not allow this node to send {kind}",
+                    field="body",
+                )
+            message = pb.Message(
+                header=header(
+                    sender=self._node_id,
+                    recipient=peer.node_id,
+                    now=now,
+                    manifest_version=manifest.version,
+                    correlation_id=correlation_id,
+                ),
+            )
+            getattr(message, kind).CopyFrom(body)
+            sealed.append(seal(message, credentials.signing_key))
+        return sealed
+
+    def seal_to_self(
+        self, kind: str, body: ProtoMessage, *, now: float, in_reply_to: str = ""
+    ) -> Sealed:
+        """Sign a message from this node to itself: the request and answer of a question
+        this node answers for its own province (a certificate it issued), kept as evidence
+        like a peer's. Nothing is sent, so no peer or policy applies."""
+        credentials = self._credentials()
+        message = pb.Message(
+            header=header(
+                sender=self._node_id,
+                recipient=self._node_id,
+                now=now,
+                manifest_version=credentials.manifest.version,
+                in_reply_to=in_reply_to,
+            ),
+        )
+        getattr(message, kind).CopyFrom(body)
+        return seal(message, credentials.signing_key)
+
+    def enqueue(
+        self,
+        conn: sqlite3.Connection,
+        province: str,
+        sealed: Sequence[Sealed],
+        *,
+        correlation_id: str = "",
+    ) -> None:
+        """Put sealed messages in a peer's outbox and the evidence log, inside ``conn``'s
+        transaction (a write job); the peer's worker wakes once it has committed."""
+        now = self._clock()
+        for s in sealed:
+            outbox.enqueue(
+                conn,
+                peer=province,
+                message_id=s.message_id,
+                payload_type=s.payload_type,
+                envelope=s.envelope,
+                digest=s.digest,
+                created_at=now,
+                correlation_id=correlation_id,
+            )
+        audit.append_many(
+            conn,
+            [
+                audit.Record("sent", province, s.message_id, "envelope", s.envelope, now)
+                for s in sealed
+            ],
+        )
+        self._db().after_commit(functools.partial(self.wake, province))
+
+    async def send(
+        self, province: str, bodies: Sequence[tuple[str, ProtoMessage]], *, correlation_id: str = ""
+    ) -> list[str]:
+        """Seal messages to a peer and commit them to its outbox; return their message ids.
+
+        When this returns, the messages are durable and will be delivered.
+        """
+        sealed = self.seal(province, bodies, correlation_id=correlation_id)
+        await self._db().write(
+            lambda conn: self.enqueue(conn, province, sealed, correlation_id=correlation_id)
+        )
+        return [s.message_id for s in sealed]
+
+    def wake(self, province: str) -> None:
+        """New rows are committed in this peer's outbox: its worker sends them now."""
+        peer = self._peers.get(province)
+        if peer is not None:
+            peer.worker.notify()
+
+    # -- questions --------------------------------------------------------------------------
+
+    async def ask(
+        self,
+        province: str,
+        kind: str,
+        body: ProtoMessage,
+        *,
+        timeout: float,
+        record: bool = True,
+    ) -> Answered:
+        """Ask a peer now, on its channel, and return its checked reply.
+
+        With ``record``, the request and the answer enter the evidence log together once the
+        answer passed its checks (a heartbeat or a list pull, with no lasting effect, is not
+        recorded). Raises ``Refusal`` when this node may not send ``kind`` (nothing is sent),
+        else an ``AskFailed``; a signed fault is an answer (``Answered.fault``).
+        """
+        peer = self._peers.get(province)
+        if peer is None:
+            raise UnknownPeer(province)
+        [request] = self.seal(province, [(kind, body)])
+        sent_at = self._clock()
+        try:
+            raw = await peer.channel.deliver(request.envelope, timeout=timeout)
+        except SignedRefusal as refusal:
+            raw = refusal.envelope
+        except TransportError as error:
+            raise PeerUnanswered(province, error) from error
+        try:
+            reply = check_reply(
+                raw,
+                peer=peer.node_id,
+                manifest=self._credentials().manifest,
+                me=self._node_id,
+                now=self._clock(),
+                request_id=request.message_id,
+                request_digest=request.digest,
+                limits=self._limits,
+            )
+        except Refusal as refusal:
+            raise ReplyRefused(province, refusal) from None
+        answered_at = self._clock()
+        if record:
+            await self._db().write(
+                lambda conn: record_exchange(conn, province, request, raw, answered_at)
+            )
+        return Answered(request, reply, raw, sent_at, answered_at)
+
+    # -- the delivery workers' side ---------------------------------------------------------
+
+    def settler(self, peer_node_id: str) -> Callable[[bytes, OutboxItem], Settlement]:
+        """What each reply to a peer's outbox row means for that row (``SettleReply``)."""
+
+        def settle(raw: bytes, item: OutboxItem) -> Settlement:
+            try:
+                reply = check_reply(
+                    raw,
+                    peer=peer_node_id,
+                    manifest=self._credentials().manifest,
+                    me=self._node_id,
+                    now=self._clock(),
+                    request_id=item.message_id,
+                    request_digest=item.digest,
+                    limits=self._limits,
+                )
+            except Refusal as refusal:
+                # An answer we cannot trust settles nothing: keep the row and try again.
+                return Settlement(
+                    Outcome.RETRY, b"", f"bad_reply_{refusal.code.value}", refusal.text
+                )
+            if reply.payload_type != "fault":
+                return Settlement(Outcome.DELIVERED, raw)
+            fault = reply.message.fault
+            try:
+                permanent = FaultCode(fault.code).is_permanent
+            except ValueError:
+                permanent = True
+            outcome = Outcome.PARKED if permanent else Outcome.RETRY
+            if fault.code in _DECISION_CODES:
+                outcome = Outcome.DECLINED
+            return Settlement(outcome, raw, fault.code, fault.text)
+
+        return settle
+
+    # DeliveryObserver
+    def delivered(self, item: OutboxItem, settlement: Settlement, now: float) -> None:
+        self._metrics.messages_sent.labels(item.peer, item.payload_type).inc()
+        self._metrics.last_sent.labels(item.peer).set(now)
+        self._metrics.delivery_latency.labels(item.peer).observe(max(0.0, now - item.created_at))
+
+    def refused(self, item: OutboxItem, settlement: Settlement) -> None:
+        self._metrics.messages_refused.labels(
+            item.peer, item.payload_type, settlement.code, "outbound"
+        ).inc()
+        log.warning(
+            "peer refused our message",
+            extra={
+                "peer": item.peer,
+                "message_id": item.message_id,
+                "code": settlement.code,
+                "outcome": settlement.outcome.value,
+            },
+        )
