@@ -145,7 +145,8 @@ async def test_send_is_durable_with_its_evidence_and_wakes_the_worker(mesh: Path
     """When send returns, each message is a pending outbox row with its "sent" evidence
     entry, and the peer's worker has been told there is work."""
     async with shanghai(mesh) as side:
-        side.worker._work.clear()
+        told: list[str] = []
+        side.worker.notify = lambda: told.append("work")  # type: ignore[method-assign]
         ids = await side.courier.send(
             "jiangsu",
             [("probe", pb.Probe(sequence=1)), ("probe", pb.Probe(sequence=2))],
@@ -157,7 +158,7 @@ async def test_send_is_durable_with_its_evidence_and_wakes_the_worker(mesh: Path
             assert row is not None and row.state == outbox.PENDING
             assert row.payload_type == "probe" and row.correlation_id == "c-1"
         assert side.evidence() == [("sent", "envelope", i) for i in ids]
-        assert side.worker._work.is_set()
+        assert told  # after the commit, the worker was told
 
 
 async def test_ask_returns_the_checked_answer_and_records_the_exchange(
