@@ -13,7 +13,7 @@ from adapters.jiangsu.platform import build_platform
 from adapters.simulation.officer import plan_for
 from node.certificates.model import TYPES
 from node.identifiers import make_certificate_id
-from node.runtime.config import PlatformConfig
+from node.platform.config import PlatformConfig
 from node.store import cases as cases_store
 from tests.cases import case_body, matter_of, status_of
 from tests.certificate_samples import LI_MINGHUA, _credit_code, sample_json

@@ -12,8 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from node.cases.wire import stamp
+from node.platform.config import PlatformConfig
 from node.protocol.envelope import header, seal
-from node.runtime.config import PlatformConfig
 from node.runtime.node import Node
 from node.transport.errors import FAULT_TRAILER
 from node.trust.keys import load_signing_key

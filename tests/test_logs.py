@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestServer
 
 from adapters.shanghai.dialect import application_form
 from adapters.shanghai.platform import BASE, build_platform
-from node.runtime.config import PlatformConfig
+from node.platform.config import PlatformConfig
 from node.runtime.logs import JsonFormatter
 from tests.cases import status_of
 from tests.nodes import config_for, eventually, make_mesh, serving, settled

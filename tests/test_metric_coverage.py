@@ -28,8 +28,8 @@ from adapters.shanghai.platform import build_platform
 from node.api.app import build_app
 from node.cases.catalog import load_catalog
 from node.platform.adapter import PlatformEvent
+from node.platform.config import PlatformConfig
 from node.protocol.envelope import seal
-from node.runtime.config import PlatformConfig
 from node.runtime.node import Node
 from node.store import outbox
 from node.trust.keys import load_signing_key

@@ -24,7 +24,7 @@ from aiohttp.test_utils import TestServer
 from yarl import URL
 
 from adapters.registry import citizen, dialect
-from node.runtime.config import PlatformConfig
+from node.platform.config import PlatformConfig
 from node.runtime.node import Node
 from tests.nodes import BUDGET, config_for, eventually, make_mesh, running, settled
 from tests.platforms import application_body, nested

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestServer
 from adapters.shanghai.dialect import application_form
 from adapters.shanghai.platform import BASE, build_platform
 from node.cases.catalog import load_catalog
-from node.runtime.config import PlatformConfig
+from node.platform.config import PlatformConfig
 from node.runtime.node import Node
 from node.store import cases as cases_store
 from tests.cases import case_body, status_of

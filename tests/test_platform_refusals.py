@@ -31,7 +31,7 @@ from adapters.strict_json import JsonObject
 from adapters.translation import REFUSAL_KINDS, refusal_kind
 from adapters.zhejiang import dialect as zhejiang
 from node.platform.adapter import ApplicationRefusal
-from node.runtime.config import PlatformConfig
+from node.platform.config import PlatformConfig
 from node.runtime.node import Node
 from node.store import platform as platform_store
 from node.store.database import Database

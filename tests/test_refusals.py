@@ -23,7 +23,7 @@ from node.certificates.model import parse_certificate
 from node.certificates.presentation import PresentationError, issue_presentation
 from node.certificates.recognition import MAX_REQUESTER_LENGTH
 from node.mesh.layout import rotate_signing_key
-from node.runtime.config import PlatformConfig
+from node.platform.config import PlatformConfig
 from node.runtime.node import Node
 from node.trust.keys import SigningKey
 from node.trust.suites import SM2_SUITE

@@ -31,8 +31,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from node.cases.exchange import CaseConflict, CaseNotFound
 from node.cases.lifecycle import TransitionRefused
@@ -50,13 +51,16 @@ from node.platform.adapter import (
     PlatformUnavailable,
     ProvinceAdapter,
 )
+from node.platform.config import PlatformConfig
 from node.store import platform as store
+from node.store.database import Database
 from node.transport.admission import RefusalLog
 from node.trust.manifest import format_time
 
 if TYPE_CHECKING:
-    from node.runtime.config import PlatformConfig
-    from node.runtime.node import Node
+    from prometheus_client import Counter
+
+    from node.store.cases import CaseRow
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +94,38 @@ def _conflict_refusal(error: CaseConflict) -> ApplicationRefusal:
     return ApplicationRefusal(error.code, error.field or "", error.detail)
 
 
+class CaseDesk(Protocol):
+    """What the link asks of the case service: a new case, an action on one."""
+
+    async def submit(
+        self, body: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> tuple[CaseRow, bool]: ...
+
+    async def act(
+        self, case_id: str, body: Mapping[str, Any], *, platform_event: str | None = None
+    ) -> tuple[CaseRow, str | None]: ...
+
+
 class PlatformLink:
-    def __init__(self, node: Node, adapter: ProvinceAdapter, config: PlatformConfig) -> None:
-        self._node = node
+    def __init__(
+        self,
+        adapter: ProvinceAdapter,
+        config: PlatformConfig,
+        *,
+        province: str,
+        db: Callable[[], Database],
+        clock: Callable[[], float],
+        cases: CaseDesk,
+        refused_records: Counter,
+    ) -> None:
         self.adapter = adapter
         self.config = config
+        self._province = province
+        self._db = db
+        self._clock = clock
+        self._cases = cases
+        self._refused_records = refused_records
+        """yrd_platform_records_refused, by feed and code."""
         self.state = PlatformState()
         self._dialect_log = RefusalLog()
         self._deliveries = DrainLoop(
@@ -122,7 +153,7 @@ class PlatformLink:
                 # Once per code and interval: a broken platform answers every poll.
                 self._dialect_log.warn(
                     "platform answered outside its dialect",
-                    peer=f"{self._node.config.province} platform",
+                    peer=f"{self._province} platform",
                     reason=error.code,
                 )
             await asyncio.sleep(self.config.poll_interval_seconds)
@@ -132,12 +163,11 @@ class PlatformLink:
         await self._drain_feed("events")
         await self.retry_deferred()
         self.state.up = True
-        self.state.last_poll_at = self._node.clock()
+        self.state.last_poll_at = self._clock()
 
     async def _drain_feed(self, feed: str) -> None:
-        node = self._node
         for _ in range(MAX_PAGES):
-            cursor = store.cursor(node.db.reader(), feed)
+            cursor = store.cursor(self._db().reader(), feed)
             if feed == "applications":
                 page = await self.adapter.poll_applications(cursor)
             else:
@@ -155,8 +185,8 @@ class PlatformLink:
                 return
 
     async def _save_cursor(self, feed: str, value: str) -> None:
-        at = self._node.clock()
-        await self._node.db.write(lambda conn: store.save_cursor(conn, feed, value, at))
+        at = self._clock()
+        await self._db().write(lambda conn: store.save_cursor(conn, feed, value, at))
 
     async def _malformed(self, feed: str, item: Malformed) -> None:
         if feed == "applications" and item.reference != UNNAMED:
@@ -165,7 +195,7 @@ class PlatformLink:
             refusal = ApplicationRefusal(item.code, item.field, item.detail, in_dialect=True)
             await self._refuse_application(item.reference, refusal)
             return
-        self._node.metrics.platform_records_refused.labels(feed, item.code).inc()
+        self._refused_records.labels(feed, item.code).inc()
         log.warning(
             "platform record not in its dialect",
             extra={"feed": feed, "reference": item.reference, "code": item.code,
@@ -173,11 +203,10 @@ class PlatformLink:
         )  # fmt: skip
 
     async def _take_application(self, item: Application) -> None:
-        node = self._node
         if self._taken_and_refused(item.reference):
             return
         try:
-            case, created = await node.cases.submit(
+            case, created = await self._cases.submit(
                 item.body, idempotency_key=f"platform:{item.reference}"
             )
         except CaseInputError as error:
@@ -196,13 +225,12 @@ class PlatformLink:
 
     def _taken_and_refused(self, reference: str) -> bool:
         """Whether the application was refused when read before (rule 1)."""
-        return store.application_outcome(self._node.db.reader(), reference) is not None
+        return store.application_outcome(self._db().reader(), reference) is not None
 
     async def _refuse_application(self, reference: str, refusal: ApplicationRefusal) -> None:
         """Record the application as taken and refused and queue the refusal for the
         platform, in one transaction (rule 1)."""
-        node = self._node
-        at = node.clock()
+        at = self._clock()
         payload = {
             "code": refusal.code,
             "field": refusal.field,
@@ -213,12 +241,12 @@ class PlatformLink:
         def record(conn: sqlite3.Connection) -> bool:
             queued = store.refuse_application(conn, reference=reference, refusal=payload, at=at)
             if queued:
-                node.db.after_commit(node.platform_wake)
+                self._db().after_commit(self.notify)
             return queued
 
-        if not await node.db.write(record):
+        if not await self._db().write(record):
             return
-        node.metrics.platform_records_refused.labels("applications", refusal.code).inc()
+        self._refused_records.labels("applications", refusal.code).inc()
         log.warning(
             "platform application refused",
             extra={"reference": reference, "code": refusal.code, "field": refusal.field},
@@ -227,16 +255,15 @@ class PlatformLink:
     async def _take_event(self, item: PlatformEvent) -> None:
         # A case's events apply in the order the platform wrote them: behind a deferred
         # one, the next waits too (an officer completes right after accepting).
-        if store.has_deferred(self._node.db.reader(), item.case_id):
+        if store.has_deferred(self._db().reader(), item.case_id):
             await self._defer(item)
             return
         await self._apply_event(item)
 
     async def _apply_event(self, item: PlatformEvent) -> bool:
         """Apply one event; False when it had to be deferred (again)."""
-        node = self._node
         try:
-            await node.cases.act(item.case_id, item.body, platform_event=item.event_id)
+            await self._cases.act(item.case_id, item.body, platform_event=item.event_id)
         except CaseConflict as error:
             if error.code in RETRY_LATER:
                 await self._defer(item)
@@ -249,9 +276,9 @@ class PlatformLink:
 
     async def _defer(self, item: PlatformEvent) -> None:
         """Valid but not yet applicable: kept and tried again, the feed moves on."""
-        at = self._node.clock()
+        at = self._clock()
         body = dict(item.body)
-        await self._node.db.write(
+        await self._db().write(
             lambda conn: store.record_event(
                 conn,
                 event_id=item.event_id,
@@ -265,7 +292,7 @@ class PlatformLink:
     async def retry_deferred(self) -> None:
         """Try again the events deferred before, each case's in order (rule 2)."""
         blocked: set[str] = set()
-        for event_id, case_id, body in store.deferred_events(self._node.db.reader()):
+        for event_id, case_id, body in store.deferred_events(self._db().reader()):
             if case_id in blocked:
                 continue
             if not await self._apply_event(PlatformEvent(event_id, case_id, body)):
@@ -273,15 +300,14 @@ class PlatformLink:
 
     async def _refused_event(self, item: PlatformEvent, code: str) -> None:
         """Record the event as taken, refused, so it is not applied when read again."""
-        node = self._node
-        at = node.clock()
+        at = self._clock()
         outcome = f"refused:{code}"
-        await node.db.write(
+        await self._db().write(
             lambda conn: store.record_event(
                 conn, event_id=item.event_id, case_id=item.case_id, outcome=outcome, at=at
             )
         )
-        node.metrics.platform_records_refused.labels("events", code).inc()
+        self._refused_records.labels("events", code).inc()
         log.warning(
             "platform event refused",
             extra={"event_id": item.event_id, "case_id": item.case_id, "code": code},
@@ -295,8 +321,7 @@ class PlatformLink:
     async def deliver_pending(self) -> None:
         """Hand every pending item to the platform in order; raise PlatformUnavailable to
         back off with the head item still pending."""
-        node = self._node
-        while items := store.pending(node.db.reader()):
+        while items := store.pending(self._db().reader()):
             for item in items:
                 try:
                     await self._deliver(item.kind, item.payload)
@@ -315,11 +340,11 @@ class PlatformLink:
                     continue
                 await self._settle(item.seq, "delivered", "")
                 self.state.up = True
-                self.state.last_delivery_at = node.clock()
+                self.state.last_delivery_at = self._clock()
 
     async def _settle(self, seq: int, state: str | None, error: str) -> None:
         """Record one attempt: delivered, parked (dead), or failed for now (None)."""
-        at = self._node.clock()
+        at = self._clock()
 
         def record(conn: sqlite3.Connection) -> None:
             if state is None:
@@ -327,7 +352,7 @@ class PlatformLink:
             else:
                 store.settle(conn, seq, state=state, at=at, error=error)
 
-        await self._node.db.write(record)
+        await self._db().write(record)
 
     async def _deliver(self, kind: str, payload: dict[str, Any]) -> None:
         if kind == "case":
@@ -347,8 +372,8 @@ class PlatformLink:
     # -- views ---------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        now = self._node.clock()
-        waiting, oldest, dead = store.depth(self._node.db.reader())
+        now = self._clock()
+        waiting, oldest, dead = store.depth(self._db().reader())
         state = self.state
         return {
             "adapter": self.config.adapter,

@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from node.delivery.config import DeliveryConfig as DeliveryConfig  # read here, used there
+from node.platform.config import PlatformConfig
 from node.protocol.checks import DEFAULT_CLOCK_WINDOW, DEFAULT_MAX_MESSAGE_BYTES
 from node.transport.admission import PeerLimits
 from node.trust.keys import (
-    KeyFileError,
     VerifyKey,
     parse_public_key,
-    read_private_file,
 )
 
 DEFAULT_MAX_PROBES = 1000
@@ -50,34 +49,6 @@ class Paths:
     """The federation CA certificate that every peer's TLS certificate chains to."""
     store: Path
     """The SQLite store file."""
-
-
-@dataclass(frozen=True)
-class PlatformConfig:
-    """This node's own province platform (``[platform]``), reached through an adapter."""
-
-    adapter: str
-    """The dialect's package in ``adapters.registry``: shanghai, jiangsu, zhejiang, anhui."""
-    url: str
-    """The platform's base URL."""
-    credentials_file: Path | None = None
-    """A JSON object of strings the adapter sends (a token, an app key and secret); a
-    private file (0600), like a key."""
-    poll_interval_seconds: float = 0.5
-    retry_max_seconds: float = 60.0
-
-    def credentials(self) -> dict[str, str]:
-        if self.credentials_file is None:
-            return {}
-        try:
-            data = json.loads(read_private_file(self.credentials_file))
-        except (KeyFileError, ValueError) as exc:
-            raise ConfigError(f"platform credentials: {exc}") from exc
-        if not isinstance(data, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in data.items()
-        ):
-            raise ConfigError(f"{self.credentials_file} must hold a JSON object of strings")
-        return data
 
 
 @dataclass(frozen=True)

@@ -32,10 +32,11 @@ from node.peers.heartbeat import Heartbeat
 from node.peers.inbound import InboundProcessor
 from node.peers.peer import Peer
 from node.peers.registry import PeerRegistry, TaskFactory
+from node.platform.config import PlatformConfig, PlatformConfigError
 from node.platform.link import PlatformLink
 from node.protocol.checks import CheckLimits
 from node.protocol.faults import Refusal
-from node.runtime.config import ConfigError, NodeConfig, PlatformConfig, load_config
+from node.runtime.config import ConfigError, NodeConfig, load_config
 from node.runtime.health import Health
 from node.runtime.startup import StartupError, check_own_key, reload_failure_reason
 from node.runtime.supervisor import Supervisor
@@ -298,8 +299,20 @@ class Node:
         loops; the platform may be down now, the loops wait for it."""
         from adapters.registry import dialect
 
-        adapter = dialect(config.adapter).make_adapter(config.url, credentials=config.credentials())
-        self.platform = PlatformLink(self, adapter, config)
+        try:
+            credentials = config.credentials()
+        except PlatformConfigError as exc:
+            raise ConfigError(str(exc)) from exc
+        adapter = dialect(config.adapter).make_adapter(config.url, credentials=credentials)
+        self.platform = PlatformLink(
+            adapter,
+            config,
+            province=self.config.province,
+            db=lambda: self.db,
+            clock=self.clock,
+            cases=self.cases,
+            refused_records=self.metrics.platform_records_refused,
+        )
         self.certificates.library = PlatformLibrary(adapter)
         self.tasks.start("platform-polls", self.platform.run_polls)
         self.tasks.start("platform-deliveries", self.platform.run_deliveries)
