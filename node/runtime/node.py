@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from monitoring.metrics import (
     UNKNOWN_PEER,
@@ -36,19 +34,26 @@ from node.platform.config import PlatformConfig, PlatformConfigError
 from node.platform.link import PlatformLink
 from node.protocol.checks import CheckLimits
 from node.protocol.faults import Refusal
-from node.runtime.config import ConfigError, NodeConfig, load_config
+from node.runtime.config import ConfigError, NodeConfig
+from node.runtime.credentials import (
+    Credentials,
+    load_manifest,
+    observe_credentials,
+    read_credentials,
+    record_manifest,
+)
 from node.runtime.health import Health
 from node.runtime.startup import StartupError, check_own_key, reload_failure_reason
 from node.runtime.supervisor import Supervisor
-from node.store import audit, log_tree, outbox
+from node.store import log_tree, outbox
 from node.store.database import Database, StoreError, probe_write
 from node.store.lock import StoreLock
 from node.transport.admission import PeerAdmission
 from node.transport.client import PeerChannel
 from node.transport.server import EnvelopeReceiver, FederationServer, start_server
-from node.trust.keys import KeyFileError, SigningKey, load_signing_key
-from node.trust.manifest import Manifest, ManifestError, Member, format_time, verify_manifest
-from node.trust.tls import TlsMaterial, certificate_not_after
+from node.trust.keys import KeyFileError, load_signing_key
+from node.trust.manifest import ManifestError, Member, verify_manifest
+from node.trust.tls import TlsMaterial
 
 log = logging.getLogger(__name__)
 
@@ -63,28 +68,12 @@ STORE_WATCH_INTERVAL = 1.0
 """Seconds between write attempts while the store refuses writes."""
 
 
-@dataclass(frozen=True)
-class Credentials:
-    """What this node trusts and signs with; swapped as a whole on reload."""
-
-    manifest: Manifest
-    signing_key: SigningKey
-
-
 async def _bounded(work: Awaitable[object], seconds: float, step: str) -> None:
     try:
         async with asyncio.timeout(seconds):
             await work
     except TimeoutError:
         log.error("shutdown step overran its limit; moving on", extra={"step": step})
-
-
-def held_manifest(conn: sqlite3.Connection) -> bytes | None:
-    """The manifest file bytes this node last recorded in its evidence log."""
-    row = conn.execute(
-        "SELECT body FROM audit WHERE kind = 'manifest' ORDER BY seq DESC LIMIT 1"
-    ).fetchone()
-    return bytes(row[0]) if row else None
 
 
 class Node:
@@ -241,7 +230,7 @@ class Node:
         try:
             # A store from before the evidence tree: its entries become the first leaves.
             await self._db.write(log_tree.catch_up)
-            manifest = await self._load_manifest()
+            manifest = await load_manifest(self._db, config, self.clock)
             check_own_key(manifest, config.node_id, key, self.clock())
         except (ManifestError, StartupError) as exc:
             await self._db.close()
@@ -249,7 +238,7 @@ class Node:
             raise StartupError(str(exc)) from exc
         self._credentials = Credentials(manifest, key)
         self._tls = tls
-        self._observe_manifest()
+        observe_credentials(self.metrics, self._credentials, config.node_id, tls)
         self.metrics.watch_store(self.health.outbox_snapshots, self.health.store_snapshot)
         self.db.observe_write = self.metrics.store_write_latency.observe
         self.metrics.watch_cases(self.health.case_snapshot)
@@ -367,62 +356,10 @@ class Node:
                 log.warning("the store takes writes again; resuming work")
                 self.tasks.wake()
 
-    async def _load_manifest(self) -> Manifest:
-        """Load the manifest file, refusing one older than what the store last recorded."""
-        anchors = self.config.governance_keys
-        held_bytes = held_manifest(self.db.reader())
-        held = verify_manifest(held_bytes, anchors, now=None) if held_bytes else None
-        data = self.config.paths.manifest.read_bytes()
-        manifest = verify_manifest(data, anchors, now=None, current=held)
-        if held is None or manifest.version != held.version:
-            await self.db.write(lambda c: self._record_manifest(c, manifest))
-        if manifest.expired_at(self.clock()):
-            log.error(
-                "manifest has expired; refusing all traffic until a current one is loaded",
-                extra={
-                    "manifest_version": manifest.version,
-                    "expired_at": format_time(manifest.expires_at),
-                },
-            )
-        return manifest
-
-    def _record_manifest(self, conn: sqlite3.Connection, manifest: Manifest) -> None:
-        audit.append(
-            conn,
-            direction="local",
-            peer="",
-            message_id=f"manifest-v{manifest.version}",
-            kind="manifest",
-            body=manifest.raw,
-            recorded_at=self.clock(),
-        )
-
-    def _observe_manifest(self) -> None:
-        """Publish what this node trusts and signs with, and until when."""
-        credentials = self.credentials
-        manifest = credentials.manifest
-        self.metrics.manifest_version.set(manifest.version)
-        self.metrics.manifest_expiry.set(manifest.expires_at)
-        member = manifest.member(self.config.node_id)
-        entry = member.key(credentials.signing_key.key_id) if member else None
-        if entry is not None:
-            self.metrics.signing_key_expiry.set(entry.not_after)
-        if self._tls is not None:
-            self.metrics.tls_certificate_expiry.set(certificate_not_after(self._tls.cert_pem))
-
     async def reload(self) -> None:
         """SIGHUP: re-read node.toml's signing key and the manifest; keep the old on error."""
         try:
-            fresh = load_config(self.config.source, {}) if self.config.source else self.config
-            key = load_signing_key(fresh.paths.signing_key)
-            data = fresh.paths.manifest.read_bytes()
-            manifest = verify_manifest(
-                data,
-                self.config.governance_keys,
-                now=self.clock(),
-                current=self.credentials.manifest,
-            )
-            check_own_key(manifest, self.config.node_id, key, self.clock())
+            fresh = read_credentials(self.config, self.credentials.manifest, self.clock())
         except (ManifestError, StartupError, ConfigError, KeyFileError, OSError, ValueError) as exc:
             reason = reload_failure_reason(exc)
             self.metrics.manifest_reload_failures.labels(reason).inc()
@@ -431,13 +368,17 @@ class Node:
                 extra={"reason": reason, "detail": str(exc)},
             )
             raise
+        manifest = fresh.manifest
         if manifest.version != self.credentials.manifest.version:
-            await self.db.write(lambda c: self._record_manifest(c, manifest))
-        self._credentials = Credentials(manifest, key)
-        self._observe_manifest()
+            await self.db.write(lambda c: record_manifest(c, manifest, self.clock()))
+        self._credentials = fresh
+        observe_credentials(self.metrics, fresh, self.config.node_id, self._tls)
         await self.peers.sync(manifest)
         await self._announce_catalog()
-        log.info("reloaded", extra={"manifest_version": manifest.version, "key_id": key.key_id})
+        log.info(
+            "reloaded",
+            extra={"manifest_version": manifest.version, "key_id": fresh.signing_key.key_id},
+        )
 
     async def stop(self) -> None:
         """Stop accepting, finish in-flight calls within the grace period, flush the store."""
