@@ -19,7 +19,8 @@ How it works (the design, in one place):
   puts parked rows back in line.
 - The circuit (``CircuitState``) tells operators and the heartbeat where each link stands.
 
-``worker`` and ``circuit`` hold that; ``config`` holds ``DeliveryConfig``, the
+``worker`` and ``circuit`` hold that; ``retry`` the wait-drain-back-off loop the worker and
+the platform link share; ``config`` holds ``DeliveryConfig``, the
 ``[delivery]`` section of ``node.toml`` the workers take (read by ``node.runtime.config``).
 May import ``transport``, ``store``, ``protocol``, ``trust`` and the ground floor; never
 ``runtime`` or anything above it.
