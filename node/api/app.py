@@ -28,7 +28,6 @@ from node.api.access import access_middleware
 from node.api.dashboard import dashboard
 from node.api.problems import ProblemError, problem
 from node.api.requests import NODE_KEY, json_response, read_json
-from node.cases.announce import held_catalogs
 from node.cases.catalog import matter_to_json, merge
 from node.protocol.faults import Refusal
 from node.store.database import StoreUnavailable
@@ -118,8 +117,8 @@ async def set_maintenance(request: web.Request) -> web.Response:
 async def catalog(request: web.Request) -> web.Response:
     """The federated matter catalog: this province's matters and every peer's announced ones."""
     node = request.app[NODE_KEY]
-    held = held_catalogs(node.db.reader())
-    catalogs = [node.catalog, *(c for c, _ in held if c.province != node.catalog.province)]
+    held = node.catalogs.peers()
+    catalogs = [node.catalog, *(c for c, _ in held)]
     announced = {c.province: at for c, at in held}
     provinces = [
         {

@@ -173,11 +173,3 @@ async def announce_catalog(
             await courier.send(
                 province, [("catalog_announce", to_announce(catalog))], correlation_id=correlation
             )
-
-
-def held_catalogs(conn: sqlite3.Connection) -> list[tuple[Catalog, float]]:
-    """Every peer catalog this node holds, with when it was announced."""
-    return [
-        (parse_catalog(json.loads(row.document), row.province), row.received_at)
-        for row in catalogs.all_held(conn)
-    ]

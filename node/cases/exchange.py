@@ -41,7 +41,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from node.cases.calendar import CalendarError, Deadline, WorkingCalendar
-from node.cases.catalog import Catalog, Matter, matter_code_province, parse_catalog
+from node.cases.catalog import Matter
+from node.cases.federated import FederatedCatalog
 from node.cases.lifecycle import (
     CONCLUDED,
     MAX_CASE_ID_LENGTH,
@@ -81,7 +82,7 @@ from node.peers.courier import Courier
 from node.peers.inbound import PayloadHandler, Received
 from node.protocol.checks import Authenticated
 from node.protocol.faults import FaultCode, Refusal
-from node.store import cases, catalogs, outbox
+from node.store import cases, outbox
 from node.store import platform as platform_store
 from node.store.cases import CaseRow, UpdateRow
 from node.store.outbox import OutboxItem
@@ -136,12 +137,18 @@ class CaseConflict(Exception):
 
 
 class CaseExchange:
-    def __init__(self, node: Node, calendar: WorkingCalendar, *, courier: Courier) -> None:
+    def __init__(
+        self,
+        node: Node,
+        calendar: WorkingCalendar,
+        *,
+        courier: Courier,
+        catalogs: FederatedCatalog,
+    ) -> None:
         self._node = node
         self._courier = courier
         self.calendar = calendar
-        self._catalog_cache: dict[str, tuple[str, Catalog]] = {}
-        """Per peer province: the held announcement's message id and its parsed catalog."""
+        self._catalogs = catalogs
         self._checks_due = asyncio.Event()
         self._checks_due.set()  # whatever a crash left pending
 
@@ -161,21 +168,7 @@ class CaseExchange:
 
     def find_matter(self, code: str) -> Matter | None:
         """A matter of the federated catalog: our own, or as its province announced it."""
-        province = matter_code_province(code) if len(code) == 31 else None
-        if province == self.me:
-            return self._node.catalog.get(code)
-        if province is None:
-            return None
-        conn = self._node.db.reader()
-        message_id = catalogs.held_message_id(conn, province)
-        cached = self._catalog_cache.get(province)
-        if cached is None or cached[0] != message_id:
-            held = catalogs.held(conn, province)
-            if held is None:
-                return None
-            cached = (held.message_id, parse_catalog(json.loads(held.document), province))
-            self._catalog_cache[province] = cached
-        return cached[1].get(code)
+        return self._catalogs.find_matter(code)
 
     async def _check_applicant(self, case: NewCase) -> None:
         """The applicant is the holder of the certificates they hand in as their own: each

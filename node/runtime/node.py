@@ -22,6 +22,7 @@ from node.cases.announce import CATALOG_HANDLERS, announce_catalog
 from node.cases.calendar import WorkingCalendar, load_holidays
 from node.cases.catalog import load_catalog
 from node.cases.exchange import CaseExchange
+from node.cases.federated import FederatedCatalog
 from node.certificates.library import PlatformLibrary, StoreLibrary
 from node.certificates.recognition import CertificateRecognition
 from node.delivery.worker import PeerWorker
@@ -120,7 +121,9 @@ class Node:
         self.catalog = load_catalog(config.province)
         """The cross-province matters this node's province handles."""
         calendar = WorkingCalendar(load_holidays(config.holiday_tables))
-        self.cases = CaseExchange(self, calendar, courier=self.courier)
+        self.catalogs = FederatedCatalog(self.catalog, lambda: self.db)
+        """Our catalog and every peer's as announced: the one reader of peers' catalogs."""
+        self.cases = CaseExchange(self, calendar, courier=self.courier, catalogs=self.catalogs)
         self.certificates = CertificateRecognition(
             self, StoreLibrary(lambda: self.db), courier=self.courier
         )
