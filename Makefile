@@ -5,9 +5,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest promtool chromium proto bench mutation clean
+.PHONY: demo test lint typecheck pytest promtool chromium buildtools proto bench mutation clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml | buildtools
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
@@ -45,6 +45,22 @@ promtool:
 	      prometheus >/dev/null || echo "warning: could not install promtool"; \
 	  else \
 	    echo "note: promtool is missing and cannot be installed here (needs root and apt-get)"; \
+	  fi; \
+	}
+
+# gmalglib (the SM2/SM3 suite) is built from source by pip: it needs a C compiler and the
+# Python headers. Installed like promtool when missing and possible; without them pip says so.
+buildtools:
+	@{ command -v cc >/dev/null 2>&1 && $(PYTHON) -c 'import sysconfig, os, sys; \
+	    sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing a C compiler and the Python headers (Debian build-essential, python3-dev)"; \
+	    apt_opts="-qq -o Acquire::Retries=5 -o Acquire::http::Timeout=60 -o DPkg::Lock::Timeout=600"; \
+	    apt-get $$apt_opts update || echo "warning: apt-get update failed; trying the install anyway"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get $$apt_opts install -y --no-install-recommends \
+	      build-essential python3-dev >/dev/null || echo "warning: could not install build tools"; \
+	  else \
+	    echo "note: a C compiler or the Python headers are missing (gmalglib needs them)"; \
 	  fi; \
 	}
 
