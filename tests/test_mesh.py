@@ -30,7 +30,7 @@ def test_mesh_up_writes_mesh_json_and_stops_cleanly(tmp_path: Path) -> None:
     directory = tmp_path / "mesh"
     base = free_base_port()
     supervisor = subprocess.Popen(
-        [*YRD, "mesh", "up", "--dir", str(directory), "--base-port", str(base)],
+        [*YRD, "mesh", "up", "--dir", str(directory), "--init", "--base-port", str(base)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

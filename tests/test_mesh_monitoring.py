@@ -69,7 +69,8 @@ def up(folder: Path, *options: str) -> MonitoredMesh:
     stdout, stderr = folder / "up.out", folder / "up.err"
     with stdout.open("wb") as out, stderr.open("wb") as err:
         supervisor = subprocess.Popen(
-            [*YRD, "mesh", "up", "--dir", str(directory), "--base-port", str(free_base_port()),
+            [*YRD, "mesh", "up", "--dir", str(directory), "--init",
+             "--base-port", str(free_base_port()),
              "--monitoring", *options],
             stdout=out,
             stderr=err,

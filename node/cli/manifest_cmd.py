@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from monitoring.status import days_left
+from node.cli.folder_arg import add_folder
 from node.cli.output import emit_json, fail, table
 from node.mesh import layout
 from node.mesh.folder import NotAMeshFolder, check_mesh_folder
@@ -36,7 +37,7 @@ def register(commands: Any) -> None:
     sub = group.add_subparsers(dest="manifest_command", required=True, metavar="ACTION")
 
     show = sub.add_parser("show", help="show a manifest and check its signature")
-    show.add_argument("--dir", type=Path, required=True, help="mesh folder (from yrd mesh init)")
+    add_folder(show, help="mesh folder (from yrd mesh init)")
     show.add_argument("--json", action="store_true")
     show.set_defaults(run=run_show)
 
@@ -47,7 +48,7 @@ def register(commands: Any) -> None:
     sign.set_defaults(run=run_sign)
 
     rotate = sub.add_parser("rotate-key", help="give a province a new signing key, with overlap")
-    rotate.add_argument("--dir", type=Path, required=True)
+    add_folder(rotate)
     rotate.add_argument("--province", required=True)
     rotate.add_argument("--overlap-days", type=float, default=7.0)
     rotate.set_defaults(run=run_rotate)
@@ -59,7 +60,7 @@ def register(commands: Any) -> None:
         "province's node signs with now, or its last usable key, is refused without --force: "
         "rotate first (rotate-key), load the manifest on every node, then revoke the old key.",
     )
-    revoke.add_argument("--dir", type=Path, required=True)
+    add_folder(revoke)
     revoke.add_argument("--province", required=True)
     revoke.add_argument("--key-id", required=True)
     revoke.add_argument(
