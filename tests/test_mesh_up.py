@@ -168,3 +168,18 @@ def test_mesh_up_after_a_kill_9_stops_what_the_killed_one_left_and_starts(tmp_pa
                 os.kill(pid, signal.SIGKILL)
     assert second is not None and second.returncode == 0
     assert not (directory / "mesh.json").exists()
+
+
+@pytest.mark.slow
+def test_make_demo_passes_args_on_to_yrd_demo() -> None:
+    """``make demo ARGS="--base-port 7201"``: the options reach ``yrd demo`` as they are."""
+    root = Path(__file__).resolve().parent.parent
+    shown = subprocess.run(
+        ["make", "-n", "-W", ".venv/.installed-stamp", "demo", "ARGS=--base-port 7201 --probes 5"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=BUDGET,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip().splitlines()[-1].endswith("yrd demo --base-port 7201 --probes 5")
