@@ -41,7 +41,12 @@ def register(commands: Any) -> None:
     show.add_argument("--json", action="store_true")
     show.set_defaults(run=run_show)
 
-    sign = sub.add_parser("sign", help="sign a manifest draft (the JSON of its body)")
+    sign = sub.add_parser(
+        "sign",
+        help="sign a manifest draft (the JSON of its body)",
+        description='Sign a manifest body: the "manifest" object of a manifest.json, edited '
+        "(raise its version), as it is: issued_at and expires_at are the draft's.",
+    )
     sign.add_argument("--governance-key", type=Path, required=True)
     sign.add_argument("--in", dest="draft", type=Path, required=True)
     sign.add_argument("--out", type=Path, required=True)
@@ -132,6 +137,11 @@ def run_sign(args: argparse.Namespace) -> int:
     try:
         key = load_signing_key(args.governance_key)
         body = json.loads(args.draft.read_text(encoding="utf-8"))
+        if isinstance(body, dict) and set(body) == {"manifest", "signature"}:
+            raise ValueError(
+                'that is a signed manifest; the body to edit and sign is its "manifest" '
+                "object alone"
+            )
         manifest = parse_manifest_body(body)
         signed = sign_manifest(manifest, key)
         verify_manifest(signed, [key.verify_key], now=time.time())

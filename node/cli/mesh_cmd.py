@@ -6,8 +6,15 @@ also runs a fault-injecting proxy per directed link (``node.mesh.links``) in the
 process, routes every node through them and applies the tester's orders for them
 (``node.mesh.link_control``). ``mesh stop``, ``mesh start`` and ``mesh link`` are the
 tester's end of the control channels (``node.mesh.node_control``, ``link_control``).
-Exit codes: 0 done, 1 the node or link did not get where it was asked to go in time, 2 a
-usage error or no mesh up in DIR (then nothing was changed).
+Exit codes: 0 done, 1 the node or link did not get where it was asked to go in time (for
+``mesh up``: a process of the mesh could not start; its last log lines are shown), 2 a usage
+error, a folder ``mesh init`` did not make (``mesh up`` without ``--init``) or no mesh up in
+DIR (then nothing was changed).
+
+``mesh up`` on a folder whose last ``mesh up`` was killed (SIGKILL: its children run on in
+sessions of their own) stops the nodes and platforms it left, found from the stale
+``mesh.json`` and checked by their command lines (``node.mesh.processes.leftovers``), one
+line each, before it starts.
 """
 
 from __future__ import annotations
