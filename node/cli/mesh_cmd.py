@@ -155,15 +155,24 @@ def register(commands: Any) -> None:
 
 
 def run_init(args: argparse.Namespace) -> int:
+    return _initialise(args.dir, args.base_port, told=True)
+
+
+def _initialise(directory: Path, base_port: int, *, told: bool) -> int:
+    """``yrd mesh init``; ``told``: also print the ports, the dashboard URL and the curl
+    lines (``mesh up --init`` prints them once the mesh runs)."""
     try:
-        manifest = create_mesh(args.dir, now=time.time(), base_port=args.base_port)
-        configs = node_configs(args.dir)
+        manifest = create_mesh(directory, now=time.time(), base_port=base_port)
+        configs = node_configs(directory)
     except (OSError, ValueError, MeshError, ConfigError) as exc:
         return fail(str(exc))
     sys.stdout.write(
-        f"mesh initialised in {args.dir}: manifest version {manifest.version}, "
-        f"{len(manifest.members)} provinces\n\n"
+        f"mesh initialised in {directory}: manifest version {manifest.version}, "
+        f"{len(manifest.members)} provinces\n"
     )
+    if not told:
+        return 0
+    sys.stdout.write("\n")
     sys.stdout.write(
         table(
             ["province", "node", "grpc", "http", "platform"],
@@ -180,11 +189,11 @@ def run_init(args: argparse.Namespace) -> int:
         )
     )
     sys.stdout.write(
-        f"(ports: gRPC {args.base_port}.., HTTP {args.base_port + 1000}.., platforms "
-        f"{args.base_port + 2000}..; --base-port moves them)\n"
+        f"(ports: gRPC {base_port}.., HTTP {base_port + 1000}.., platforms "
+        f"{base_port + 2000}..; --base-port moves them)\n"
     )
-    sys.stdout.write(how_to_reach(args.dir, configs))
-    sys.stdout.write(f"start it: yrd mesh up --dir {args.dir}\n")
+    sys.stdout.write(how_to_reach(directory, configs))
+    sys.stdout.write(f"start it: yrd mesh up --dir {directory}\n")
     return 0
 
 
@@ -223,7 +232,7 @@ def run_up(args: argparse.Namespace) -> int:
                 f"started. Create one: yrd mesh init {args.dir}; or create and start it in one "
                 f"step: yrd mesh up --dir {args.dir} --init"
             )
-        code = run_init(argparse.Namespace(dir=args.dir, base_port=args.base_port))
+        code = _initialise(args.dir, args.base_port, told=False)
         if code:
             return code
     # One supervisor per folder: a second one would start processes that cannot bind their
