@@ -175,11 +175,15 @@ def test_make_demo_passes_args_on_to_yrd_demo() -> None:
     """``make demo ARGS="--base-port 7201"``: the options reach ``yrd demo`` as they are."""
     root = Path(__file__).resolve().parent.parent
     shown = subprocess.run(
-        ["make", "-n", "-W", ".venv/.installed-stamp", "demo", "ARGS=--base-port 7201 --probes 5"],
+        ["make", "--no-print-directory", "-n", "-W", ".venv/.installed-stamp", "demo",
+         "ARGS=--base-port 7201 --probes 5"],
         cwd=root,
         capture_output=True,
         text=True,
         timeout=BUDGET,
-    )
+        # Run under `make test`: no flags of the outer make.
+        env={k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")},
+    )  # fmt: skip
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.strip().splitlines()[-1].endswith("yrd demo --base-port 7201 --probes 5")
+    demo = [line for line in shown.stdout.splitlines() if "yrd demo" in line]
+    assert demo and demo[-1].endswith("/yrd demo --base-port 7201 --probes 5"), shown.stdout
