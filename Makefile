@@ -13,8 +13,10 @@ $(STAMP): pyproject.toml | buildtools
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# make demo ARGS="--base-port 7201 --dir demo-mesh/": ARGS go to yrd demo as they are.
+ARGS ?=
 demo: $(STAMP)
-	$(BIN)/yrd demo
+	$(BIN)/yrd demo $(ARGS)
 
 test: lint typecheck pytest
 

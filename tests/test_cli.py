@@ -165,6 +165,31 @@ def test_manifest_sign(mesh4: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert signed.members == read_manifest(mesh4).members
 
 
+def test_manifest_sign_keeps_the_drafts_issued_at_and_refuses_a_whole_signed_file(
+    mesh4: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The body to hand-edit is the ``"manifest"`` object: signing the whole signed file is
+    refused saying so, nothing written; a draft is signed as it is, its ``issued_at`` kept."""
+    key = str(mesh4 / "governance/governance.key")
+    out_file = tmp_path / "out.json"
+    whole = mesh4 / "manifest.json"
+    code, out, err = run(
+        capsys, "manifest", "sign", "--governance-key", key, "--in", str(whole),
+        "--out", str(out_file),
+    )  # fmt: skip
+    assert code == 2 and out == ""
+    assert 'the body to edit and sign is its "manifest" object alone' in err
+    assert not out_file.exists()
+    draft = tmp_path / "draft.json"
+    body = write_draft(mesh4, draft, version=2)
+    code, _, err = run(
+        capsys, "manifest", "sign", "--governance-key", key, "--in", str(draft),
+        "--out", str(out_file),
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out_file.read_text())["manifest"]["issued_at"] == body["issued_at"]
+
+
 @pytest.mark.parametrize("missing", ["federation", "expires_at", "members"])
 def test_manifest_sign_refuses_draft_missing_field(
     mesh4: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], missing: str

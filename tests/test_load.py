@@ -42,7 +42,8 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A running four-province mesh whose simulated officers act within a fraction of a second."""
     directory = tmp_path_factory.mktemp("load") / "mesh"
     supervisor = subprocess.Popen(
-        [*YRD, "mesh", "up", "--dir", str(directory), "--base-port", str(free_base_port()),
+        [*YRD, "mesh", "up", "--dir", str(directory), "--init",
+         "--base-port", str(free_base_port()),
          "--officer-delay", "0.1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -30,7 +30,7 @@ def test_mesh_up_writes_mesh_json_and_stops_cleanly(tmp_path: Path) -> None:
     directory = tmp_path / "mesh"
     base = free_base_port()
     supervisor = subprocess.Popen(
-        [*YRD, "mesh", "up", "--dir", str(directory), "--base-port", str(base)],
+        [*YRD, "mesh", "up", "--dir", str(directory), "--init", "--base-port", str(base)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -66,6 +66,11 @@ def test_mesh_up_writes_mesh_json_and_stops_cleanly(tmp_path: Path) -> None:
         out, err = supervisor.communicate(timeout=BUDGET)
     assert supervisor.returncode == 0, err
     assert b"mesh stopped" in out
+    shown = out.decode()
+    https = ",".join(f"http://127.0.0.1:{base + 1000 + i}" for i in range(4))
+    assert f"http://127.0.0.1:{base + 1000}/?mesh={https}" in shown
+    assert f"http://127.0.0.1:{base + 1000}/v1/status" in shown
+    assert f"kill -HUP {supervisor.pid}" in shown
     assert not (directory / "mesh.json").exists()
     assert not any(alive(n["pid"]) or alive(n["platform_pid"]) for n in nodes)
 

@@ -108,7 +108,8 @@ def _mesh_up(folder: Path) -> Iterator[RunningMesh]:
     stderr = folder / "supervisor.err"
     with stderr.open("wb") as err:
         supervisor = subprocess.Popen(
-            [*YRD, "mesh", "up", "--dir", str(directory), "--base-port", str(free_base_port()),
+            [*YRD, "mesh", "up", "--dir", str(directory), "--init",
+             "--base-port", str(free_base_port()),
              "--officer-delay", "0.1"],
             stdout=subprocess.DEVNULL,
             stderr=err,

@@ -18,6 +18,7 @@ from typing import Any
 
 from yarl import URL
 
+from node.cli.folder_arg import add_folder
 from node.cli.output import emit_json, fail, table
 from node.mesh.access import NoToken, tool_token
 from node.mesh.folder import NotAMeshFolder, mesh_configs, node_down
@@ -26,14 +27,15 @@ from node.mesh.node_api import NodeRefused, NodeUnreachable, node_api
 
 def register(commands: Any) -> None:
     parser = commands.add_parser("catalog", help="the federated cross-province matter catalog")
-    where = parser.add_mutually_exclusive_group(required=True)
+    where = parser.add_mutually_exclusive_group()
     where.add_argument("--url", help="a node's HTTP base URL, e.g. http://127.0.0.1:8101")
-    where.add_argument(
-        "--mesh",
-        "--dir",
-        type=Path,
-        metavar="DIR",
+    add_folder(
+        parser,
         help="mesh folder: ask the first of its nodes that answers",
+        required=False,
+        dest="mesh",
+        also=("--mesh",),
+        group=where,
     )
     parser.add_argument("--handler", help="only matters handled by this province")
     parser.add_argument("--json", action="store_true")
@@ -62,6 +64,8 @@ async def _first_answer(
 
 
 def run_catalog(args: argparse.Namespace) -> int:
+    if (args.url is None) == (args.mesh is None):
+        return fail("name the nodes to ask: a mesh folder (DIR, --dir DIR) or --url URL")
     nodes: list[tuple[str | None, str]] = [(None, args.url)]
     if args.mesh is not None:
         try:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from node.cli.folder_arg import add_folder
 from node.cli.mesh_cmd import endpoints_table
 from node.cli.output import emit_json, fail
 from node.cli.progress import Progress
@@ -34,7 +35,7 @@ def register(commands: Any) -> None:
         "case has concluded and every outbox drained, and check that nothing was lost, "
         "duplicated or told differently on the two sides.",
     )
-    chaos.add_argument("--dir", type=Path, help="mesh folder (default: a fresh temporary one)")
+    add_folder(chaos, help="mesh folder (default: a fresh temporary one)", required=False)
     chaos.add_argument("--base-port", type=int, default=7101)
     chaos.add_argument(
         "--duration", type=float, default=30.0, metavar="SECONDS", help="disturbed stream (30)"

@@ -13,9 +13,9 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from node.cli.folder_arg import add_folder
 from node.cli.output import emit_json, fail, table
 from node.cli.progress import Progress, say
 from node.mesh.load import (
@@ -42,9 +42,7 @@ def register(commands: Any) -> None:
         "federated catalog) at the accepting nodes' REST API, spread over directed pairs, "
         "then follow each at its accepting node until it concludes or the wait ends.",
     )
-    load.add_argument(
-        "--dir", type=Path, required=True, help="the folder of a running `yrd mesh up`"
-    )
+    add_folder(load, help="the folder of a running `yrd mesh up`")
     load.add_argument("--cases", type=_positive, default=200, help="cases to submit (200)")
     load.add_argument(
         "--concurrency", type=_positive, default=16, help="submissions in flight at once (16)"

@@ -34,6 +34,7 @@ from node.cli import (
     status_cmd,
     token_cmd,
 )
+from node.cli.folder_arg import resolve_folder
 from node.cli.output import fail
 
 
@@ -80,6 +81,7 @@ def version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    resolve_folder(args)
     try:
         result: int = args.run(args)
         # Flushed here, so a reader that has gone is met inside the try, not at exit.

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from monitoring.status import days_left
+from node.cli.folder_arg import add_folder
 from node.cli.output import emit_json, fail, table
 from node.mesh import layout
 from node.mesh.folder import NotAMeshFolder, check_mesh_folder
@@ -36,18 +37,23 @@ def register(commands: Any) -> None:
     sub = group.add_subparsers(dest="manifest_command", required=True, metavar="ACTION")
 
     show = sub.add_parser("show", help="show a manifest and check its signature")
-    show.add_argument("--dir", type=Path, required=True, help="mesh folder (from yrd mesh init)")
+    add_folder(show, help="mesh folder (from yrd mesh init)")
     show.add_argument("--json", action="store_true")
     show.set_defaults(run=run_show)
 
-    sign = sub.add_parser("sign", help="sign a manifest draft (the JSON of its body)")
+    sign = sub.add_parser(
+        "sign",
+        help="sign a manifest draft (the JSON of its body)",
+        description='Sign a manifest body: the "manifest" object of a manifest.json, edited '
+        "(raise its version), as it is: issued_at and expires_at are the draft's.",
+    )
     sign.add_argument("--governance-key", type=Path, required=True)
     sign.add_argument("--in", dest="draft", type=Path, required=True)
     sign.add_argument("--out", type=Path, required=True)
     sign.set_defaults(run=run_sign)
 
     rotate = sub.add_parser("rotate-key", help="give a province a new signing key, with overlap")
-    rotate.add_argument("--dir", type=Path, required=True)
+    add_folder(rotate)
     rotate.add_argument("--province", required=True)
     rotate.add_argument("--overlap-days", type=float, default=7.0)
     rotate.set_defaults(run=run_rotate)
@@ -59,7 +65,7 @@ def register(commands: Any) -> None:
         "province's node signs with now, or its last usable key, is refused without --force: "
         "rotate first (rotate-key), load the manifest on every node, then revoke the old key.",
     )
-    revoke.add_argument("--dir", type=Path, required=True)
+    add_folder(revoke)
     revoke.add_argument("--province", required=True)
     revoke.add_argument("--key-id", required=True)
     revoke.add_argument(
@@ -131,6 +137,11 @@ def run_sign(args: argparse.Namespace) -> int:
     try:
         key = load_signing_key(args.governance_key)
         body = json.loads(args.draft.read_text(encoding="utf-8"))
+        if isinstance(body, dict) and set(body) == {"manifest", "signature"}:
+            raise ValueError(
+                'that is a signed manifest; the body to edit and sign is its "manifest" '
+                "object alone"
+            )
         manifest = parse_manifest_body(body)
         signed = sign_manifest(manifest, key)
         verify_manifest(signed, [key.verify_key], now=time.time())

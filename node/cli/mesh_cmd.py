@@ -6,30 +6,51 @@ also runs a fault-injecting proxy per directed link (``node.mesh.links``) in the
 process, routes every node through them and applies the tester's orders for them
 (``node.mesh.link_control``). ``mesh stop``, ``mesh start`` and ``mesh link`` are the
 tester's end of the control channels (``node.mesh.node_control``, ``link_control``).
-Exit codes: 0 done, 1 the node or link did not get where it was asked to go in time, 2 a
-usage error or no mesh up in DIR (then nothing was changed).
+Exit codes: 0 done, 1 the node or link did not get where it was asked to go in time (for
+``mesh up``: a process of the mesh could not start; its last log lines are shown), 2 a usage
+error, a folder ``mesh init`` did not make (``mesh up`` without ``--init``) or no mesh up in
+DIR (then nothing was changed).
+
+``mesh up`` on a folder whose last ``mesh up`` was killed (SIGKILL: its children run on in
+sessions of their own) stops the nodes and platforms it left, found from the stale
+``mesh.json`` and checked by their command lines (``node.mesh.processes.leftovers``), one
+line each, before it starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from node.cli.folder_arg import add_folder
 from node.cli.output import emit_json, fail, table
-from node.mesh.access import create_mesh
+from node.mesh.access import VIEWER_FILE, create_mesh
 from node.mesh.faults import CLEAR, LinkFault
+from node.mesh.layout import MANIFEST_FILE
 from node.mesh.link_control import LinkKeeper, LinkOrders, order, read_state, running_links
 from node.mesh.links import LinkSet
 from node.mesh.monitoring import SHIPPED_RULES, Prometheus
 from node.mesh.node_control import Change, MeshControlError, NotDone, start_node, stop_node
-from node.mesh.processes import Mesh, MeshError, MeshLink, MeshNode
+from node.mesh.processes import (
+    Mesh,
+    MeshError,
+    MeshLink,
+    MeshNode,
+    StartupFailed,
+    leftovers,
+    node_configs,
+    process_alive,
+    stop_leftovers,
+)
 from node.mesh.supervisor import MeshSupervisor
+from node.runtime.config import ConfigError, NodeConfig
 from node.store.lock import StoreInUse, StoreLock
 
 
@@ -37,7 +58,7 @@ def register(commands: Any) -> None:
     mesh = commands.add_parser("mesh", help="a four-province mesh on this machine")
     sub = mesh.add_subparsers(dest="mesh_command", required=True, metavar="ACTION")
     init = sub.add_parser("init", help="create CA, keys, certificates, configs and manifest")
-    init.add_argument("dir", type=Path)
+    add_folder(init, help="the folder to create (must not exist, or be empty)")
     init.add_argument(
         "--base-port",
         type=int,
@@ -48,12 +69,18 @@ def register(commands: Any) -> None:
     up = sub.add_parser(
         "up", help="start the four nodes and their simulated platforms as processes until Ctrl-C"
     )
-    up.add_argument("--dir", type=Path, required=True)
+    add_folder(up)
+    up.add_argument(
+        "--init",
+        action="store_true",
+        help="when DIR is not a mesh folder yet, create it first (yrd mesh init DIR); without "
+        "--init such a folder is refused and nothing is created",
+    )
     up.add_argument(
         "--base-port",
         type=int,
         default=7101,
-        help="used when DIR does not exist yet and is initialised first",
+        help="with --init: gRPC ports start here; HTTP at +1000, platforms at +2000",
     )
     up.add_argument("--seed", type=int, default=1, help="seed of the platforms' simulated data")
     up.add_argument(
@@ -86,7 +113,7 @@ def register(commands: Any) -> None:
         description="Without LINK: every link's fault and traffic. With LINK "
         "(sender:receiver): give it exactly the fault the options describe (none: clear).",
     )
-    link.add_argument("--dir", type=Path, required=True, help="the folder of the running mesh")
+    add_folder(link, help="the folder of the running mesh", shift_to="link")
     link.add_argument("link", nargs="?", help="sender:receiver, e.g. shanghai:jiangsu")
     link.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="each way")
     link.add_argument("--jitter", type=float, default=0.0, metavar="SECONDS")
@@ -108,14 +135,12 @@ def register(commands: Any) -> None:
         "start", help="start again a node stopped with `yrd mesh stop`, and wait until it is ready"
     )
     for parser, run in ((stop, run_stop), (start, run_start)):
-        parser.add_argument(
-            "--dir", type=Path, required=True, help="the folder of a running `yrd mesh up`"
-        )
+        add_folder(parser, help="the folder of a running `yrd mesh up`")
         parser.add_argument("province", help="whose node, e.g. shanghai")
         parser.set_defaults(run=run)
 
     demo = commands.add_parser("demo", help="init, up, a scenario across all pairs, stop")
-    demo.add_argument("--dir", type=Path, help="mesh folder (default: a fresh temporary one)")
+    add_folder(demo, help="mesh folder to keep (default: a fresh temporary one)", required=False)
     demo.add_argument("--base-port", type=int, default=7101)
     demo.add_argument(
         "--probes", type=int, default=200, help="test messages per directed pair in the burst"
@@ -130,15 +155,60 @@ def register(commands: Any) -> None:
 
 
 def run_init(args: argparse.Namespace) -> int:
+    return _initialise(args.dir, args.base_port, told=True)
+
+
+def _initialise(directory: Path, base_port: int, *, told: bool) -> int:
+    """``yrd mesh init``; ``told``: also print the ports, the dashboard URL and the curl
+    lines (``mesh up --init`` prints them once the mesh runs)."""
     try:
-        manifest = create_mesh(args.dir, now=time.time(), base_port=args.base_port)
-    except (OSError, ValueError) as exc:
+        manifest = create_mesh(directory, now=time.time(), base_port=base_port)
+        configs = node_configs(directory)
+    except (OSError, ValueError, MeshError, ConfigError) as exc:
         return fail(str(exc))
     sys.stdout.write(
-        f"mesh initialised in {args.dir}: manifest version {manifest.version}, "
+        f"mesh initialised in {directory}: manifest version {manifest.version}, "
         f"{len(manifest.members)} provinces\n"
     )
+    if not told:
+        return 0
+    sys.stdout.write("\n")
+    sys.stdout.write(
+        table(
+            ["province", "node", "grpc", "http", "platform"],
+            [
+                [
+                    c.province,
+                    c.node_id,
+                    c.grpc_listen,
+                    c.http_listen,
+                    c.platform.url.removeprefix("http://") if c.platform else None,
+                ]
+                for c in configs
+            ],
+        )
+    )
+    sys.stdout.write(
+        f"(ports: gRPC {base_port}.., HTTP {base_port + 1000}.., platforms "
+        f"{base_port + 2000}..; --base-port moves them)\n"
+    )
+    sys.stdout.write(how_to_reach(directory, configs))
+    sys.stdout.write(f"start it: yrd mesh up --dir {directory}\n")
     return 0
+
+
+def how_to_reach(directory: Path, configs: Sequence[NodeConfig]) -> str:
+    """The dashboard URL showing every node, and commands to paste, with the mesh's ports."""
+    urls = [f"http://{c.http_listen}" for c in configs]
+    viewer = directory / VIEWER_FILE
+    return (
+        f"\ndashboard of every node (user: any; password: the viewer token, cat {viewer}):\n"
+        f"  {urls[0]}/?mesh={','.join(urls)}\n"
+        "ask a node yourself:\n"
+        f"  VIEWER=$(cat {viewer})\n"
+        f'  curl -s -H "Authorization: Bearer $VIEWER" {urls[0]}/v1/status\n'
+        f"  curl -s {urls[0]}/readyz\n"
+    )
 
 
 def endpoints_table(nodes: list[MeshNode]) -> str:
@@ -155,8 +225,14 @@ def links_table(links: list[MeshLink]) -> str:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    if not (args.dir / "manifest.json").exists():
-        code = run_init(argparse.Namespace(dir=args.dir, base_port=args.base_port))
+    if not (args.dir / MANIFEST_FILE).exists():
+        if not args.init:
+            return fail(
+                f"{args.dir} is not a mesh folder (no {MANIFEST_FILE}); nothing was created or "
+                f"started. Create one: yrd mesh init {args.dir}; or create and start it in one "
+                f"step: yrd mesh up --dir {args.dir} --init"
+            )
+        code = _initialise(args.dir, args.base_port, told=False)
         if code:
             return code
     # One supervisor per folder: a second one would start processes that cannot bind their
@@ -171,9 +247,35 @@ def run_up(args: argparse.Namespace) -> int:
             f"kill -TERM {busy.holder}"
         )
     try:
-        return _run_up(args)
+        refused = _clear_leftovers(args.dir)
+        return refused if refused is not None else _run_up(args)
     finally:
         lock.release()
+
+
+def _clear_leftovers(directory: Path) -> int | None:
+    """Stop the nodes and platforms an earlier ``yrd mesh up`` of this folder left running
+    (killed with SIGKILL, its children live on in their own sessions), one line each; None
+    when the way is clear, else the exit code of a refusal (a mesh another tool keeps)."""
+    record, found = leftovers(directory)
+    if record is None or not found:
+        return None
+    named = ", ".join(f"{x.name} pid {x.pid}" for x in found)
+    keeper = record.supervisor_pid
+    if keeper is None or (keeper != os.getpid() and process_alive(keeper)):
+        who = "yrd demo or yrd chaos" if keeper is None else f"pid {keeper}"
+        pids = " ".join(str(x.pid) for x in found)
+        return fail(
+            f"the mesh in {directory} is running, kept by {who}: {named}; nothing was started. "
+            f"Stop it first (kill -TERM {keeper or pids})"
+        )
+    ended = stop_leftovers(found)
+    for leftover in found:
+        _tell(
+            f"{ended[leftover.pid]} the {leftover.name} (pid {leftover.pid}) that an earlier "
+            f"yrd mesh up (pid {keeper}, gone) left running"
+        )
+    return None
 
 
 def _run_up(args: argparse.Namespace) -> int:
@@ -207,6 +309,13 @@ def _run_up(args: argparse.Namespace) -> int:
             if links is not None:
                 await links.close()
 
+    def forward_hangup() -> None:
+        pids = mesh.signal_nodes(signal.SIGHUP)
+        _tell(
+            f"SIGHUP passed on to {len(pids)} nodes (pids {', '.join(map(str, pids))}): "
+            "each reloads its manifest and signing key"
+        )
+
     async def keep_mesh() -> None:
         nodes = await supervisor.up()
         if prometheus is not None:
@@ -215,6 +324,7 @@ def _run_up(args: argparse.Namespace) -> int:
             mesh.prometheus_url = prometheus.url
             mesh.record()
         sys.stdout.write(endpoints_table(nodes))
+        sys.stdout.write(how_to_reach(args.dir, mesh.configs))
         if mesh.links:
             sys.stdout.write("\n" + links_table(mesh.links))
         if prometheus is not None:
@@ -223,15 +333,17 @@ def _run_up(args: argparse.Namespace) -> int:
                 f"{prometheus.folder})\n"
             )
         sys.stdout.write(
-            f"\nmesh up; {args.dir / 'mesh.json'} written. A process that exits is started "
-            "again; Ctrl-C stops the mesh.\n"
+            f"\nlogs: {args.dir}/<province>/node.log and platform.log\n"
+            f"mesh up; {args.dir / 'mesh.json'} written. A process that exits is started "
+            f"again; Ctrl-C stops the mesh; kill -HUP {os.getpid()} makes every node reload "
+            "its manifest and signing key.\n"
         )
         sys.stdout.flush()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: mesh.signal_nodes(signal.SIGHUP))
+        loop.add_signal_handler(signal.SIGHUP, forward_hangup)
         keeping = [supervisor.keep(stop)]
         if links is not None:
             keeping.append(LinkKeeper(args.dir, links, tell=_tell).keep(stop))
@@ -241,8 +353,16 @@ def _run_up(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(supervise())
+    except StartupFailed as exc:
+        _tell(str(exc))
+        if exc.tail:
+            _tell("its last lines:")
+            for line in exc.tail:
+                sys.stderr.write(f"    {line}\n")
+        _tell("the mesh could not start; every process it started is stopped")
+        return 1
     except MeshError as exc:
-        return fail(str(exc))
+        return fail(str(exc), 1)
     finally:
         if prometheus is not None:
             prometheus.stop()

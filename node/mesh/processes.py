@@ -28,6 +28,7 @@ Rules kept here:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -171,6 +172,145 @@ class MeshError(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class Leftover:
+    """A process an earlier run left in a mesh folder: still alive, and by its command line
+    this folder's node or platform of ``province``."""
+
+    province: str
+    kind: Kind
+    pid: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.province} {self.kind}"
+
+
+def leftovers(directory: Path) -> tuple[MeshRecord | None, list[Leftover]]:
+    """The processes ``DIR/mesh.json`` names that still run as this folder's nodes and
+    platforms, with the record; (None, []) without a readable record. A pid that is gone, a
+    zombie, or now another program (the pid reused) is not one."""
+    try:
+        record = read_record(directory)
+    except (OSError, ValueError):
+        return None, []
+    found = []
+    for node in record.nodes:
+        held: tuple[tuple[Kind, int | None], ...] = (
+            ("node", node.pid),
+            ("platform", node.platform_pid),
+        )
+        for kind, pid in held:
+            if isinstance(pid, int) and pid > 0 and _runs_as(pid, directory, node.province, kind):
+                found.append(Leftover(node.province, kind, pid))
+    return record, found
+
+
+def stop_leftovers(found: Sequence[Leftover], grace: float = STOP_GRACE) -> dict[int, str]:
+    """SIGTERM each (after SIGCONT, for a paused one), SIGKILL what is left after ``grace``;
+    how each ended by pid (``stopped`` or ``killed``)."""
+    for leftover in found:
+        for signum in (signal.SIGCONT, signal.SIGTERM):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(leftover.pid, signum)
+    deadline = time.monotonic() + grace
+    ended: dict[int, str] = {}
+    while len(ended) < len(found):
+        for leftover in found:
+            if leftover.pid not in ended and not process_alive(leftover.pid):
+                ended[leftover.pid] = "stopped"
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    for leftover in found:
+        if leftover.pid not in ended:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(leftover.pid, signal.SIGKILL)
+            ended[leftover.pid] = "killed"
+    settled = time.monotonic() + 5.0
+    while any(process_alive(leftover.pid) for leftover in found) and time.monotonic() < settled:
+        time.sleep(0.05)
+    return ended
+
+
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, which only waits to be reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def _runs_as(pid: int, directory: Path, province: str, kind: Kind) -> bool:
+    """Whether ``pid`` is alive and its command line is ``yrd node run`` on this folder's
+    ``province/node.toml`` (kind node) or the simulated platform on its ``platform.db``."""
+    if not process_alive(pid):
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return False
+    try:
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        cwd = Path.cwd()
+    if kind == "node":
+        marker, option, file = "node.cli.main", "--config", "node.toml"
+    else:
+        marker, option, file = "adapters.simulation.run", "--db", "platform.db"
+    if marker not in argv or option not in argv[:-1]:
+        return False
+    named = Path(argv[argv.index(option) + 1])
+    expected = (directory / province / file).resolve()
+    return (cwd / named).resolve() == expected
+
+
+class StartupFailed(MeshError):
+    """A process of the mesh exited, or never got ready, while the mesh started; ``tail``
+    holds the last lines it wrote to its log in this start (what it said before it went)."""
+
+    def __init__(self, message: str, log: Path, tail: Sequence[str]) -> None:
+        super().__init__(message)
+        self.log = log
+        self.tail = list(tail)
+
+
+TAIL_LINES: Final = 6
+TAIL_WIDTH: Final = 240
+
+
+def log_tail(path: Path, since: int = 0, lines: int = TAIL_LINES) -> list[str]:
+    """The last ``lines`` lines written to ``path`` after byte ``since``, each made short
+    enough to read on a terminal: a JSON log line as ``level event key=value…``."""
+    try:
+        with path.open("rb") as log:
+            log.seek(since)
+            text = log.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    wanted = [line for line in text.splitlines() if line.strip()][-lines:]
+    return [_short(_readable(line)) for line in wanted]
+
+
+def _readable(line: str) -> str:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(entry, dict):
+        return line
+    entry.pop("ts", None)
+    entry.pop("logger", None)
+    head = " ".join(str(entry.pop(k)) for k in ("level", "event") if k in entry)
+    rest = " ".join(f"{k}={v}" for k, v in entry.items())
+    return f"{head} {rest}".strip()
+
+
+def _short(line: str) -> str:
+    return line if len(line) <= TAIL_WIDTH else line[: TAIL_WIDTH - 1] + "…"
+
+
 def node_run_command(config: Path, *options: str) -> list[str]:
     """The command line that runs one node as its own process (this Python, this package)."""
     return [sys.executable, "-m", "node.cli.main", "node", "run", "--config", str(config), *options]
@@ -277,13 +417,20 @@ async def wait_http(
     what: str,
     log: Path,
     timeout: float,
+    since: int = 0,
 ) -> None:
-    """Until ``url`` answers 200; MeshError if ``process`` exits first or not in time."""
+    """Until ``url`` answers 200; StartupFailed (with the end of what ``process`` wrote to
+    ``log`` after byte ``since``) if it exits first or is not ready in time."""
     deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise MeshError(f"{what} exited with code {process.returncode}; see {log}")
+                raise StartupFailed(
+                    f"{what} (pid {process.pid}) exited with code {process.returncode} "
+                    f"while starting; log {log}",
+                    log,
+                    log_tail(log, since),
+                )
             try:
                 async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as r:
                     if r.status == 200:
@@ -291,7 +438,11 @@ async def wait_http(
             except (aiohttp.ClientError, TimeoutError):
                 pass
             await asyncio.sleep(0.1)
-    raise MeshError(f"{what} was not ready within {timeout:.0f} s")
+    raise StartupFailed(
+        f"{what} (pid {process.pid}) was not ready within {timeout:.0f} s; log {log}",
+        log,
+        log_tail(log, since),
+    )
 
 
 class Mesh:
@@ -318,6 +469,8 @@ class Mesh:
         """Written into mesh.json: the mesh's Prometheus, when it runs one."""
         self.seed = seed
         self.officer_delay = officer_delay
+        self.log_starts: dict[tuple[str, Kind], int] = {}
+        """Where each process's log stood when it was last started: what it wrote since."""
 
     def config(self, province: str) -> NodeConfig:
         return next(c for c in self.configs if c.province == province)
@@ -356,6 +509,7 @@ class Mesh:
             officer_delay=self.officer_delay,
         )
         with open_log(self.log_path(config.province, "platform")) as log:
+            self.log_starts[(config.province, "platform")] = os.fstat(log.fileno()).st_size
             process = subprocess.Popen(
                 command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
             )
@@ -371,6 +525,7 @@ class Mesh:
             f"{province} platform",
             self.log_path(province, "platform"),
             timeout,
+            self.log_starts.get((province, "platform"), 0),
         )
 
     def url(self, province: str) -> str:
@@ -383,6 +538,7 @@ class Mesh:
     def start_node(self, config: NodeConfig) -> subprocess.Popen[bytes]:
         assert config.source is not None
         with open_log(self.log_path(config.province, "node")) as log:
+            self.log_starts[(config.province, "node")] = os.fstat(log.fileno()).st_size
             process = subprocess.Popen(
                 node_run_command(config.source),
                 stdout=log,
@@ -400,6 +556,7 @@ class Mesh:
             f"{province} node",
             self.log_path(province, "node"),
             timeout,
+            self.log_starts.get((province, "node"), 0),
         )
 
     async def up(self) -> list[MeshNode]:
@@ -447,11 +604,15 @@ class Mesh:
             return None
         return group[province].pid
 
-    def signal_nodes(self, signum: int) -> None:
-        """Send ``signum`` to every node (SIGHUP: reload), not to the platforms."""
+    def signal_nodes(self, signum: int) -> list[int]:
+        """Send ``signum`` to every node (SIGHUP: reload), not to the platforms; the pids
+        it was sent to."""
+        sent = []
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signum)
+                sent.append(process.pid)
+        return sent
 
     def stop(self, grace: float = STOP_GRACE) -> dict[str, int | None]:
         """Stop the nodes, then their platforms; the nodes' exit codes by province."""
