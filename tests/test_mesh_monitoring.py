@@ -66,16 +66,24 @@ class MonitoredMesh:
         return document["data"]
 
 
-def up(folder: Path, *options: str, prepare: Callable[[Path], None] | None = None) -> MonitoredMesh:
-    """``yrd mesh init`` then ``yrd mesh up --monitoring`` in ``folder``/mesh, its output in
-    files beside it; ``prepare`` may change the mesh folder in between."""
-    directory = folder / "mesh"
+def up(
+    folder: Path,
+    *options: str,
+    prepare: Callable[[Path], None] | None = None,
+    existing: Path | None = None,
+) -> MonitoredMesh:
+    """``yrd mesh init`` then ``yrd mesh up --monitoring`` in ``folder``/mesh (or only the
+    latter, in an ``existing`` mesh folder), its output in files in ``folder``; ``prepare``
+    may change the new mesh folder before it starts."""
+    folder.mkdir(parents=True, exist_ok=True)
+    directory = existing or folder / "mesh"
     stdout, stderr = folder / "up.out", folder / "up.err"
-    made = subprocess.run(
-        [*YRD, "mesh", "init", str(directory), "--base-port", str(free_base_port())],
-        capture_output=True, text=True, timeout=BUDGET, check=False,
-    )  # fmt: skip
-    assert made.returncode == 0, made.stderr
+    if existing is None:
+        made = subprocess.run(
+            [*YRD, "mesh", "init", str(directory), "--base-port", str(free_base_port())],
+            capture_output=True, text=True, timeout=BUDGET, check=False,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
     if prepare is not None:
         prepare(directory)
     with stdout.open("wb") as out, stderr.open("wb") as err:
@@ -375,11 +383,33 @@ def test_prometheus_is_kept_and_stops_with_the_mesh(tmp_path: Path) -> None:
         )
         again = _prometheus_pid(directory)
         assert again != pid
+        wait_until(
+            lambda: json.loads((directory / "mesh.json").read_text())["prometheus_pid"] == again,
+            BUDGET,
+            lambda: (directory / "mesh.json").read_text(),
+        )
     finally:
         running.stop()
     assert supervisor.returncode == 0, stderr.read_text()
     assert not alive(again)
     assert not (directory / "mesh.json").exists()
+
+
+def test_the_prometheus_of_a_killed_mesh_up_is_stopped_by_the_next(tmp_path: Path) -> None:
+    """kill -9 of ``mesh up --monitoring`` leaves its children running; the next ``mesh up``
+    on the folder stops them, Prometheus too (found by mesh.json's pid and its data path)."""
+    first = up(tmp_path)
+    old = _prometheus_pid(first.directory)
+    first.supervisor.kill()
+    first.supervisor.wait(timeout=BUDGET)
+    assert alive(old)
+    second = up(tmp_path / "again", existing=first.directory)
+    try:
+        assert f"the prometheus (pid {old})" in second.stderr.read_text()
+        assert not alive(old)
+        assert _prometheus_pid(first.directory) != old
+    finally:
+        second.stop()
 
 
 def test_the_generated_configuration_names_every_node() -> None:

@@ -220,7 +220,7 @@ async def _scenario(mesh: Mesh, probes: int, per_pair: int, prometheus: Promethe
     if prometheus is not None:
         prometheus.start()
         await prometheus.wait_ready()
-        mesh.prometheus_url = prometheus.url
+        mesh.monitor = prometheus
         mesh.record()
         say(f"prometheus scrapes every node with the shipped alert rules: {prometheus.url}")
     say("waiting for signed heartbeats on all twelve directed links…")

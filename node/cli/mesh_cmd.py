@@ -321,7 +321,7 @@ def _run_up(args: argparse.Namespace) -> int:
         if prometheus is not None:
             prometheus.start()
             await prometheus.wait_ready()
-            mesh.prometheus_url = prometheus.url
+            mesh.monitor = prometheus
             mesh.record()
         sys.stdout.write(endpoints_table(nodes))
         sys.stdout.write(how_to_reach(args.dir, mesh.configs))
@@ -348,7 +348,7 @@ def _run_up(args: argparse.Namespace) -> int:
         if links is not None:
             keeping.append(LinkKeeper(args.dir, links, tell=_tell).keep(stop))
         if prometheus is not None:
-            keeping.append(prometheus.keep(stop, _tell))
+            keeping.append(prometheus.keep(stop, _tell, on_start=mesh.record))
         await asyncio.gather(*keeping)
 
     try:

@@ -89,6 +89,11 @@ class Prometheus:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def pid(self) -> int | None:
+        """The running server's process id; None before it starts."""
+        return self.process.pid if self.process is not None else None
+
+    @property
     def log_path(self) -> Path:
         return self.folder / "prometheus.log"
 
@@ -129,8 +134,15 @@ class Prometheus:
         assert self.process is not None
         await wait_http(self.url + "/-/ready", self.process, "prometheus", self.log_path, timeout)
 
-    async def keep(self, stop: asyncio.Event, tell: Callable[[str], None]) -> None:
-        """Start Prometheus again, after a back-off, whenever it exits, until ``stop``."""
+    async def keep(
+        self,
+        stop: asyncio.Event,
+        tell: Callable[[str], None],
+        *,
+        on_start: Callable[[], object] | None = None,
+    ) -> None:
+        """Start Prometheus again, after a back-off, whenever it exits, until ``stop``;
+        ``on_start`` is told each time (the mesh rewrites mesh.json with the new pid)."""
         wait = RESTART_BACKOFF[0]
         while not stop.is_set():
             process = self.process
@@ -146,6 +158,8 @@ class Prometheus:
                 except TimeoutError:
                     pass
                 self.start()
+                if on_start is not None:
+                    on_start()
                 wait = min(wait * 2, RESTART_BACKOFF[1])
             try:
                 async with asyncio.timeout(1.0):

@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, BinaryIO, Final, Literal
+from typing import Any, BinaryIO, Final, Literal, Protocol
 
 import aiohttp
 
@@ -123,6 +123,7 @@ class MeshRecord:
     other directly."""
     prometheus: str | None = None
     """The URL of the mesh's Prometheus (``yrd mesh up --monitoring``), when it runs one."""
+    prometheus_pid: int | None = None
 
     def node(self, province: str) -> MeshNode | None:
         return next((n for n in self.nodes if n.province == province), None)
@@ -136,6 +137,7 @@ class MeshRecord:
             document["links"] = [asdict(link) for link in self.links]
         if self.prometheus is not None:
             document["prometheus"] = self.prometheus
+            document["prometheus_pid"] = self.prometheus_pid
         return document
 
 
@@ -159,13 +161,16 @@ def read_record(directory: Path) -> MeshRecord:
         supervisor_pid = data.get("supervisor_pid")
         links = [MeshLink(**entry) for entry in data.get("links", [])]
         prometheus = data.get("prometheus")
+        prometheus_pid = data.get("prometheus_pid")
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"not a mesh record: {exc!r}") from None
     if supervisor_pid is not None and not isinstance(supervisor_pid, int):
         raise ValueError(f"supervisor_pid is {supervisor_pid!r}, not a process id")
     if prometheus is not None and not isinstance(prometheus, str):
         raise ValueError(f"prometheus is {prometheus!r}, not a URL")
-    return MeshRecord(nodes, supervisor_pid, links, prometheus)
+    if prometheus_pid is not None and not isinstance(prometheus_pid, int):
+        raise ValueError(f"prometheus_pid is {prometheus_pid!r}, not a process id")
+    return MeshRecord(nodes, supervisor_pid, links, prometheus, prometheus_pid)
 
 
 class MeshError(Exception):
@@ -178,12 +183,13 @@ class Leftover:
     this folder's node or platform of ``province``."""
 
     province: str
-    kind: Kind
+    """The province, or "" for the mesh's Prometheus."""
+    kind: Kind | Literal["prometheus"]
     pid: int
 
     @property
     def name(self) -> str:
-        return f"{self.province} {self.kind}"
+        return f"{self.province} {self.kind}" if self.province else self.kind
 
 
 def leftovers(directory: Path) -> tuple[MeshRecord | None, list[Leftover]]:
@@ -203,6 +209,9 @@ def leftovers(directory: Path) -> tuple[MeshRecord | None, list[Leftover]]:
         for kind, pid in held:
             if isinstance(pid, int) and pid > 0 and _runs_as(pid, directory, node.province, kind):
                 found.append(Leftover(node.province, kind, pid))
+    pid = record.prometheus_pid
+    if pid is not None and pid > 0 and _runs_prometheus(pid, directory):
+        found.append(Leftover("", "prometheus", pid))
     return record, found
 
 
@@ -264,6 +273,31 @@ def _runs_as(pid: int, directory: Path, province: str, kind: Kind) -> bool:
     named = Path(argv[argv.index(option) + 1])
     expected = (directory / province / file).resolve()
     return (cwd / named).resolve() == expected
+
+
+def _runs_prometheus(pid: int, directory: Path) -> bool:
+    """Whether ``pid`` is alive and the Prometheus keeping its data in this folder."""
+    if not process_alive(pid):
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return False
+    data = (directory / "prometheus" / "data").resolve()
+    return any(
+        arg.startswith("--storage.tsdb.path=") and Path(arg.partition("=")[2]).resolve() == data
+        for arg in argv
+    )
+
+
+class Monitor(Protocol):
+    """What the mesh writes into mesh.json of its Prometheus, when it runs one."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def pid(self) -> int | None: ...
 
 
 class StartupFailed(MeshError):
@@ -465,7 +499,7 @@ class Mesh:
         """Each process's state as mesh.json shows it; one not named here is running."""
         self.supervisor_pid: int | None = None
         """Written into mesh.json: the process that restarts this mesh's processes."""
-        self.prometheus_url: str | None = None
+        self.monitor: Monitor | None = None
         """Written into mesh.json: the mesh's Prometheus, when it runs one."""
         self.seed = seed
         self.officer_delay = officer_delay
@@ -590,7 +624,14 @@ class Mesh:
             )
             for c in self.configs
         ]
-        record = MeshRecord(nodes, self.supervisor_pid, self.links, self.prometheus_url)
+        monitor = self.monitor
+        record = MeshRecord(
+            nodes,
+            self.supervisor_pid,
+            self.links,
+            monitor.url if monitor else None,
+            monitor.pid if monitor else None,
+        )
         text = json.dumps(record.to_json(), indent=2) + "\n"
         write_atomically(self.directory / MESH_FILE, text.encode())
         return nodes
