@@ -260,42 +260,6 @@ def test_a_paused_platform_fires_platform_down_for_its_province(mesh: MonitoredM
     assert {labels["province"] for labels in fired} == {"jiangsu"}
 
 
-def test_a_parked_message_fires_dead_letters_until_it_is_retried(mesh: MonitoredMesh) -> None:
-    """Anhui paused: a probe from Jiangsu waits past Jiangsu's age limit and is parked, which
-    fires YrdDeadLetters for jiangsu → anhui; `yrd outbox retry` once Anhui runs again
-    delivers it and the alert resolves."""
-    wait_until(
-        lambda: not alerts(mesh, "YrdDeadLetters"),
-        BUDGET,
-        lambda: str(alerts(mesh, "YrdDeadLetters")),
-    )
-    anhui = pid_of(mesh, "anhui", "pid")
-    os.kill(anhui, signal.SIGSTOP)
-    try:
-        _probe(mesh, "jiangsu", "anhui")
-        wait_until(
-            lambda: any(a["state"] == "firing" for a in alerts(mesh, "YrdDeadLetters")),
-            BUDGET,
-            lambda: f"YrdDeadLetters never fired: {alerts(mesh, 'YrdDeadLetters')}",
-        )
-        [fired] = alerts(mesh, "YrdDeadLetters")
-        assert (fired["labels"]["province"], fired["labels"]["peer"]) == ("jiangsu", "anhui")
-        assert set(fired["labels"]) <= LABELS
-    finally:
-        os.kill(anhui, signal.SIGCONT)
-    retried = subprocess.run(
-        [*YRD, "outbox", "retry", "--config", str(mesh.directory / "jiangsu" / "node.toml"),
-         "--peer", "anhui"],
-        capture_output=True, text=True, timeout=BUDGET, check=False,
-    )  # fmt: skip
-    assert retried.returncode == 0, retried.stderr
-    wait_until(
-        lambda: not alerts(mesh, "YrdDeadLetters"),
-        BUDGET,
-        lambda: f"YrdDeadLetters never resolved: {alerts(mesh, 'YrdDeadLetters')}",
-    )
-
-
 def _probe(mesh: MonitoredMesh, sender: str, peer: str) -> None:
     """One signed probe from ``sender`` to ``peer`` through its outbox (operator token)."""
     record = json.loads((mesh.directory / "mesh.json").read_text())
