@@ -345,6 +345,7 @@ def _days_left(stamp: str | None, now: float) -> str:
 def node_rows(answers: Sequence[NodeAnswer], now: float | None = None) -> list[list[Any]]:
     """One row per node: readiness, trust expiries (days left), dead letters, overdue cases."""
     now = time.time() if now is None else now
+    refused = refused_nodes([a.status for a in answers if a.status is not None])
     rows: list[list[Any]] = []
     for answer in answers:
         s = answer.status
@@ -353,6 +354,8 @@ def node_rows(answers: Sequence[NodeAnswer], now: float | None = None) -> list[l
             continue
         expiries = s.get("expiries", {})
         failing = [k for k, v in s.get("checks", {}).items() if v != "ok"]
+        # Ready by its own checks, yet no peer takes its messages: the table says so too.
+        failing += [f"refused by every peer ({c})" for c in refused.get(answer.label, [])]
         rows.append(
             [
                 answer.label,

@@ -74,6 +74,10 @@ def test_one_signature_over_the_root_and_every_message_passes_the_checks_alone(
     assert fed.key("shanghai").verify_key.verify(frame.signature, statement)
     assert frame.key_id == fed.key("shanghai").key_id
     for index, sealed in enumerate(batch.sealed):
+        assert sealed.message == frame.messages[index]
+        assert sealed.message_id == messages[index].header.message_id
+        assert sealed.digest == hashlib.sha256(frame.messages[index]).digest()
+        assert sealed.payload_type == "probe"
         envelope = pb.Envelope.FromString(sealed.envelope)
         assert envelope.signature == frame.signature
         assert (envelope.proof.tree_size, envelope.proof.leaf_index) == (size, index)
@@ -138,5 +142,5 @@ def test_single_and_batch_signatures_cannot_stand_in_for_each_other(fed: Federat
 
 
 def test_an_empty_batch_cannot_be_sealed(fed: Federation) -> None:
-    with pytest.raises(ValueError, match="at least one"):
+    with pytest.raises(ValueError, match=r"^a batch holds at least one message$"):
         seal_batch([], fed.key("shanghai"))

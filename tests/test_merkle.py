@@ -167,14 +167,14 @@ def test_a_tampered_consistency_proof_is_refused() -> None:
 
 def test_paths_are_asked_only_for_leaves_in_the_tree() -> None:
     tree = MerkleTree.of(leaves(5))
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match=r"^leaf 5 is not in a tree of 5$"):
         tree.inclusion_path(5)
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match=r"^leaf -1 is not in a tree of 5$"):
         tree.inclusion_path(-1)
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match=r"^no consistency proof from 0 to 5$"):
         tree.consistency_path(0)
-    with pytest.raises(IndexError):
-        tree.consistency_path(6)
+    with pytest.raises(IndexError, match=r"^a tree of 5 leaves has no prefix of 6$"):
+        tree.consistency_path(1, 6)
 
 
 def test_the_hash_function_is_a_parameter() -> None:
@@ -188,3 +188,9 @@ def test_the_hash_function_is_a_parameter() -> None:
     path = tree.inclusion_path(3)
     assert verify_inclusion(leaf_hash(data[3], sha512), 3, 5, path, tree.root(), sha512)
     assert not verify_inclusion(leaf_hash(data[3]), 3, 5, path, tree.root(), sha512)
+    bigger = MerkleTree.of(leaves(13), sha512)
+    for old in (3, 4, 6):  # every branch of the consistency walk, with the other hash
+        proof = bigger.consistency_path(old)
+        older = MerkleTree.of(leaves(old), sha512).root()
+        assert verify_consistency(old, 13, older, bigger.root(), proof, sha512)
+        assert not verify_consistency(old, 13, older, bigger.root(), proof)

@@ -86,9 +86,30 @@ def test_log_tail_shows_what_was_written_since_the_start_readably(tmp_path: Path
 
 @pytest.mark.slow
 def test_a_node_that_cannot_start_shows_its_error_on_mesh_up_and_exits_1(tmp_path: Path) -> None:
-    """Jiangsu's HTTP port is taken: mesh up prints jiangsu's own last log lines (address
-    already in use) and its log path on its stderr, exits 1, and leaves nothing running and
-    no mesh.json."""
+    """Jiangsu's store is corrupt: mesh up prints jiangsu's own last log lines (the store
+    error) and its log path on its stderr, exits 1, and leaves nothing running and no
+    mesh.json."""
+    directory = tmp_path / "mesh"
+    create_mesh(directory, now=time.time(), base_port=free_base_port())
+    (directory / "jiangsu" / "node.db").write_bytes(b"this is not an SQLite file" * 100)
+    result = subprocess.run(
+        [*YRD, "mesh", "up", str(directory)], capture_output=True, text=True, timeout=BUDGET
+    )
+    assert result.returncode == 1, result.stderr
+    err = result.stderr
+    assert "jiangsu node" in err and "while starting" in err
+    assert str(directory / "jiangsu" / "node.log") in err
+    assert "corrupt" in err
+    assert "the mesh could not start" in err
+    assert not (directory / "mesh.json").exists()
+    pid = int(re.search(r"jiangsu node \(pid (\d+)\)", err)[1])  # type: ignore[index]
+    assert not process_alive(pid)
+
+
+@pytest.mark.slow
+def test_a_port_another_process_holds_is_named_and_nothing_starts(tmp_path: Path) -> None:
+    """Another mesh (here: a bare socket) listens on Jiangsu's HTTP port: mesh up names the
+    port before starting anything, instead of taking the other's answers for its own."""
     directory = tmp_path / "mesh"
     base = free_base_port()
     create_mesh(directory, now=time.time(), base_port=base)
@@ -100,14 +121,48 @@ def test_a_node_that_cannot_start_shows_its_error_on_mesh_up_and_exits_1(tmp_pat
             [*YRD, "mesh", "up", str(directory)], capture_output=True, text=True, timeout=BUDGET
         )
     assert result.returncode == 1, result.stderr
-    err = result.stderr
-    assert "jiangsu node" in err and "while starting" in err
-    assert str(directory / "jiangsu" / "node.log") in err
-    assert "address already in use" in err
-    assert "the mesh could not start" in err
+    assert (
+        f"another process already listens on 1 of this mesh's ports (jiangsu HTTP "
+        f"127.0.0.1:{base + 1001}); nothing was started" in result.stderr
+    )
+    assert "yrd mesh init NEWDIR --base-port" in result.stderr
     assert not (directory / "mesh.json").exists()
-    pid = int(re.search(r"jiangsu node \(pid (\d+)\)", err)[1])  # type: ignore[index]
-    assert not process_alive(pid)
+    assert not list(directory.glob("*/node.log"))
+
+
+def test_base_port_on_an_existing_mesh_is_refused_not_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "mesh"
+    base = free_base_port()
+    create_mesh(directory, now=time.time(), base_port=base)
+    assert main(["mesh", "up", str(directory), "--base-port", str(base + 100)]) == 2
+    err = capsys.readouterr().err
+    assert f"was made with base port {base}" in err
+    assert f"yrd mesh init NEWDIR --base-port {base + 100}" in err
+    assert not (directory / "mesh.json").exists()
+
+
+def test_status_takes_the_mesh_folder_as_dir_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`yrd status DIR` asks the folder's nodes (here: none runs, so each is named down with
+    the command that starts it); a word that is neither a URL nor a folder is refused."""
+    directory = tmp_path / "mesh"
+    create_mesh(directory, now=time.time(), base_port=free_base_port())
+    assert main(["status", str(directory)]) == 1
+    out = capsys.readouterr().out
+    assert "shanghai" in out and "connection refused" in out
+    monkeypatch.chdir(tmp_path)
+    assert main(["status", "nosuch"]) == 2
+    assert "neither a node URL" in capsys.readouterr().err
+
+
+def test_mesh_stop_on_a_folder_that_is_no_mesh_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["mesh", "stop", str(tmp_path), "jiangsu"]) != 0
+    assert f"{tmp_path} is not a mesh folder" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -119,6 +119,10 @@ def test_a_node_every_peer_refuses_is_flagged_first_with_the_way_out() -> None:
     )
     partly = node("jiangsu", link("shanghai", by="peer"), link("zhejiang"))
     assert refused_nodes([partly.status or {}]) == {}
+    # The node table says it too, beside a readiness of its own that is fine.
+    rows = {row[0]: row[-1] for row in node_rows([jiangsu, zhejiang])}
+    assert "refused by every peer (key_revoked)" in rows["jiangsu"]
+    assert "refused by every peer" not in rows["zhejiang"]
 
 
 def test_days_left_is_whole_days_rounded_down() -> None:

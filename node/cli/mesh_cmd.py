@@ -33,6 +33,7 @@ from node.cli.folder_arg import add_folder
 from node.cli.output import emit_json, fail, table
 from node.mesh.access import VIEWER_FILE, create_mesh
 from node.mesh.faults import CLEAR, LinkFault
+from node.mesh.folder import NotAMeshFolder, mesh_configs
 from node.mesh.layout import MANIFEST_FILE
 from node.mesh.link_control import LinkKeeper, LinkOrders, order, read_state, running_links
 from node.mesh.links import LinkSet
@@ -53,6 +54,9 @@ from node.mesh.supervisor import MeshSupervisor
 from node.runtime.config import ConfigError, NodeConfig
 from node.store.lock import StoreInUse, StoreLock
 
+DEFAULT_BASE_PORT = 7101
+"""Where a new mesh's gRPC ports start; HTTP at +1000, platforms at +2000."""
+
 
 def register(commands: Any) -> None:
     mesh = commands.add_parser("mesh", help="a four-province mesh on this machine")
@@ -62,7 +66,7 @@ def register(commands: Any) -> None:
     init.add_argument(
         "--base-port",
         type=int,
-        default=7101,
+        default=DEFAULT_BASE_PORT,
         help="gRPC ports start here; HTTP at +1000, platforms at +2000",
     )
     init.set_defaults(run=run_init)
@@ -79,8 +83,8 @@ def register(commands: Any) -> None:
     up.add_argument(
         "--base-port",
         type=int,
-        default=7101,
-        help="with --init: gRPC ports start here; HTTP at +1000, platforms at +2000",
+        help="with --init on a new folder: gRPC ports start here (default 7101); HTTP at "
+        "+1000, platforms at +2000. An existing mesh keeps the ports it was made with",
     )
     up.add_argument("--seed", type=int, default=1, help="seed of the platforms' simulated data")
     up.add_argument(
@@ -141,7 +145,7 @@ def register(commands: Any) -> None:
 
     demo = commands.add_parser("demo", help="init, up, a scenario across all pairs, stop")
     add_folder(demo, help="mesh folder to keep (default: a fresh temporary one)", required=False)
-    demo.add_argument("--base-port", type=int, default=7101)
+    demo.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT)
     demo.add_argument(
         "--probes", type=int, default=200, help="test messages per directed pair in the burst"
     )
@@ -224,6 +228,16 @@ def links_table(links: list[MeshLink]) -> str:
     )
 
 
+def _base_port_of(directory: Path) -> int | None:
+    """The base port a mesh folder was made with (its first node's gRPC port)."""
+    try:
+        configs = mesh_configs(directory)
+    except NotAMeshFolder:
+        return None
+    first = min(int(c.grpc_listen.rpartition(":")[2]) for c in configs)
+    return first
+
+
 def run_up(args: argparse.Namespace) -> int:
     if not (args.dir / MANIFEST_FILE).exists():
         if not args.init:
@@ -232,9 +246,17 @@ def run_up(args: argparse.Namespace) -> int:
                 f"started. Create one: yrd mesh init {args.dir}; or create and start it in one "
                 f"step: yrd mesh up --dir {args.dir} --init"
             )
-        code = _initialise(args.dir, args.base_port, told=False)
+        code = _initialise(args.dir, args.base_port or DEFAULT_BASE_PORT, told=False)
         if code:
             return code
+    elif args.base_port is not None:
+        made_with = _base_port_of(args.dir)
+        if made_with != args.base_port:
+            return fail(
+                f"the mesh in {args.dir} was made with base port {made_with}; --base-port "
+                f"{args.base_port} applies only when --init creates a new folder. Nothing was "
+                f"started. For other ports: yrd mesh init NEWDIR --base-port {args.base_port}"
+            )
     # One supervisor per folder: a second one would start processes that cannot bind their
     # ports or stores, take them for the first one's, and remove mesh.json when it stops.
     lock = StoreLock(args.dir / "mesh")

@@ -38,7 +38,11 @@ def register(commands: Any) -> None:
     status.add_argument(
         "--mesh", "--dir", type=Path, metavar="DIR", help="mesh folder: ask each of its nodes"
     )
-    status.add_argument("urls", nargs="*", help="node HTTP base URLs, e.g. http://127.0.0.1:8101")
+    status.add_argument(
+        "urls",
+        nargs="*",
+        help="node HTTP base URLs, e.g. http://127.0.0.1:8101, or the mesh folder (DIR)",
+    )
     status.add_argument("--json", action="store_true")
     status.add_argument(
         "--watch",
@@ -104,7 +108,17 @@ def watch(
 
 
 def run_status(args: argparse.Namespace) -> int:
-    urls = list(args.urls)
+    urls = []
+    for given in args.urls:
+        if given.startswith(("http://", "https://")):
+            urls.append(given)
+        elif Path(given).is_dir() and args.mesh in (None, Path(given)):
+            args.mesh = Path(given)  # DIR, as every mesh command takes it
+        else:
+            return fail(
+                f"{given!r} is neither a node URL (http://host:port) nor a mesh folder"
+                + (f" (the mesh folder is already {args.mesh})" if args.mesh else "")
+            )
     names: dict[str, str] = {}
     if args.mesh:
         try:

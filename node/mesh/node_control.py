@@ -135,6 +135,11 @@ def _entry(directory: Path, province: str) -> MeshNode:
 
 def _supervised_record(directory: Path) -> MeshRecord:
     path = directory / MESH_FILE
+    if not (directory / "manifest.json").exists():
+        raise NoMeshUp(
+            f"{directory} is not a mesh folder (no manifest.json); create one with: "
+            f"yrd mesh init {directory}"
+        )
     try:
         record = read_record(directory)
     except FileNotFoundError:

@@ -33,6 +33,7 @@ import functools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -273,6 +274,18 @@ def _runs_as(pid: int, directory: Path, province: str, kind: Kind) -> bool:
     named = Path(argv[argv.index(option) + 1])
     expected = (directory / province / file).resolve()
     return (cwd / named).resolve() == expected
+
+
+def _free(address: str) -> bool:
+    """Whether nothing listens on ``host:port`` (a socket in TIME_WAIT does not count)."""
+    host, _, port = address.rpartition(":")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), int(port)))
+        except OSError:
+            return False
+    return True
 
 
 def _runs_prometheus(pid: int, directory: Path) -> bool:
@@ -593,7 +606,26 @@ class Mesh:
             self.log_starts.get((province, "node"), 0),
         )
 
+    def ports_in_use(self) -> list[str]:
+        """The ports this mesh's processes would listen on that another process holds, each
+        as "<province> <what> <host:port>"; the mesh cannot start while any is listed."""
+        wanted = []
+        for c in self.configs:
+            wanted += [(c.province, "gRPC", c.grpc_listen), (c.province, "HTTP", c.http_listen)]
+            if c.platform is not None:
+                address = c.platform.url.removeprefix("http://").rstrip("/")
+                wanted.append((c.province, "platform", address))
+        return [f"{p} {what} {address}" for p, what, address in wanted if not _free(address)]
+
     async def up(self) -> list[MeshNode]:
+        taken = self.ports_in_use()
+        if taken:
+            raise MeshError(
+                f"another process already listens on {len(taken)} of this mesh's ports ("
+                + ", ".join(taken)
+                + "); nothing was started. Stop what holds them, or make a mesh on other "
+                "ports: yrd mesh init NEWDIR --base-port N"
+            )
         try:
             with_platform = [c for c in self.configs if c.platform is not None]
             for config in with_platform:

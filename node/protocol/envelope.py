@@ -8,6 +8,12 @@ Rules kept here:
   the RFC 9162 tree whose leaves are the messages. Out of its batch, a message's Envelope
   carries the batch signature and a ``BatchProof``; its statement is rebuilt from the message
   and the proof, so every message stays provable on its own.
+
+Mutants ``make mutation`` leaves alive in ``seal_batch`` and ``batch_statement`` are
+equivalent: ``deterministic=True`` → ``False``/``None`` (our messages have no map fields,
+whose order is the only thing it fixes), ``zip(..., strict=True)`` → no or a false ``strict``
+(both sequences are made from the same list), and ``to_bytes(8, "big")`` → ``to_bytes(8)``
+("big" is the default since Python 3.11).
 - A message is serialized exactly once, when sealed; the bytes signed are the bytes sent,
   stored, digested and verified.
 - Every identifier a header carries (message id, sender, recipient, in_reply_to,

@@ -15,6 +15,14 @@ the national suite):
   is not enough.
 - A consistency proof (§2.1.4) shows a tree of ``old`` leaves is a prefix of one of ``new``
   leaves; verified by §2.1.4.2.
+
+Mutants ``make mutation`` leaves alive here are equivalent, not untested:
+- ``fn != 0`` → ``fn != 1`` in the right-shift loops of both verifications: the loop runs
+  only on an even ``fn`` equal to ``sn > 0``, which reaches an odd number before 0, so
+  neither bound is ever what stops it (the RFC writes it for safety).
+- ``complete=False`` → ``complete=None`` in ``_subproof``: only the truth value is read.
+- ``> 1`` → ``>= 1`` building ``MerkleTree``'s levels: it adds one empty level above the
+  root, which no lookup reaches.
 """
 
 from __future__ import annotations
