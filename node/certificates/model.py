@@ -66,7 +66,7 @@ from node.identifiers import (
 )
 from node.identifiers import issuer_province as identifier_province
 from node.text import TextError, clean_text
-from node.vocabulary import CERTIFICATE_TYPES, CertificateType
+from node.vocabulary import CERTIFICATE_TYPES, CertificateType, Refused
 
 __all__ = [
     "COMMON_FIELDS",
@@ -126,7 +126,7 @@ class CertificateStatus(enum.Enum):
     EXPIRED = "expired"
 
 
-class CertificateError(ValueError):
+class CertificateError(Refused, ValueError):
     """A certificate was refused.
 
     ``code`` is stable and machine-readable; ``field`` names the input at fault
@@ -135,11 +135,8 @@ class CertificateError(ValueError):
     """
 
     def __init__(self, code: CertificateErrorCode, field: str, sentence: str) -> None:
-        detail = f"{field}: {sentence}"
-        super().__init__(detail)
+        super().__init__(code, f"{field}: {sentence}", field=field)
         self.code: CertificateErrorCode = code
-        self.field = field
-        self.detail = detail
 
     @classmethod
     def from_identifier(cls, error: IdentifierError) -> CertificateError:
