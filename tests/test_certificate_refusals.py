@@ -27,7 +27,16 @@ from node.trust.keys import SigningKey
 from node.vocabulary import Refused
 from tests.certificate_samples import LI_MINGHUA, NOW, manifest_for, sample_json
 
-PURE = ("model", "policy", "consent", "presentation", "revocation", "issuers", "verification")
+PURE = (
+    "model",
+    "certificate_types",
+    "policy",
+    "consent",
+    "presentation",
+    "revocation",
+    "issuers",
+    "verification",
+)
 ALLOWED = (
     *(f"node.certificates.{name}" for name in PURE),
     "node.trust.",

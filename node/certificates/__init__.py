@@ -1,9 +1,9 @@
 """Certificate mutual recognition (电子证照互认): its rules, and the service that follows them.
 
 Pure rules, synchronous, with no clock, storage or network (``now``, keys and the manifest
-are passed in); they import only ``trust``, ``wire``, ``identifiers``, ``text`` and
-``vocabulary``:
-``model`` is what a certificate is (the seven Yangtze Delta types, their face fields and
+are passed in); they import only each other, ``trust`` and the ground floor (``wire``,
+``identifiers``, ``text``, ``vocabulary``). ``model`` is what a certificate is (the seven
+Yangtze Delta types, whose table is ``certificate_types``, their face fields and
 validation); ``policy`` decides which fields a purpose may see and when consent is needed;
 ``consent`` reads and signs the holder's consent grants; ``presentation`` issues and reads
 the signed offline tokens a holder shows (亮证); ``revocation`` is the issuer's signed,
