@@ -6,6 +6,11 @@ names the same things the same way without importing one another. The modules th
 define them (``trust.manifest``, ``cases.catalog``, ``certificates.policy``) import them
 from here; what each one means in its own rules stays with those rules.
 
+It also holds the base of the domain's refusals (``Refused``): every layer refuses in the
+same three words (a stable code, the field at fault, a sentence), and each surface renders
+them its own way (``node.api.problems`` as HTTP problem documents, ``node.protocol.faults``
+as signed faults).
+
 This module imports nothing of ``node``.
 """
 
@@ -72,3 +77,20 @@ case materials), whichever catalog it comes from."""
 
 PURPOSE_TOKENS: Final[tuple[str, ...]] = (*SCENE_NAMES, MATTER)
 """What a member's manifest policy may list as purposes: each scene, and ``MATTER``."""
+
+
+class Refused(Exception):
+    """A request this node's rules refuse; nothing was changed or disclosed.
+
+    ``code`` is stable and machine-readable (a problem document's ``code``, a metric label);
+    ``field`` names the part of the request at fault ("" for the request as a whole);
+    ``detail`` (also ``str(error)``) is the sentence a person reads, never the refused value.
+    It says nothing of a transport: what HTTP or gRPC status a code takes is the API's and
+    the protocol's business (``node.api.problems``, ``node.protocol.faults``).
+    """
+
+    def __init__(self, code: str, detail: str, *, field: str = "") -> None:
+        super().__init__(detail)
+        self.code = code
+        self.field = field
+        self.detail = detail

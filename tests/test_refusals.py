@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestServer
 from node.cases.submission import MAX_MATERIALS, MAX_NAME_LENGTH
 from node.certificates.model import parse_certificate
 from node.certificates.presentation import PresentationError, issue_presentation
-from node.certificates.recognition import MAX_REQUESTER_LENGTH
+from node.certificates.verification import MAX_REQUESTER_LENGTH
 from node.mesh.layout import rotate_signing_key
 from node.platform.config import PlatformConfig
 from node.runtime.node import Node

@@ -12,24 +12,26 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from node.api.problems import ProblemError
+from node.api.problems import ProblemError, refusal_problem
 from node.api.requests import NODE_KEY, json_response, read_json
 from node.certificates.library import StoreLibrary
 from node.certificates.model import CertificateError, parse_certificate
-from node.certificates.recognition import VerificationRefused
+from node.certificates.verification import VerificationRefused
 
-
-def _problem(refusal: VerificationRefused) -> ProblemError:
-    return ProblemError(refusal.status, refusal.code, refusal.detail, field=refusal.field or None)
+_USAGE_STATUSES = {"not_issuer": 404}
+"""The path names a certificate whose usage this node does not record: no such resource
+here (in a body, ``not_issuer`` is 422)."""
 
 
 async def verify(request: web.Request) -> web.Response:
     node = request.app[NODE_KEY]
     body = await read_json(request)
+    certificates = node.certificates
     try:
-        return json_response(await node.certificates.verify(body))
+        verified = await certificates.verify(certificates.request(body))
     except VerificationRefused as refusal:
-        raise _problem(refusal) from None
+        raise refusal_problem(refusal) from None
+    return json_response(verified.to_json())
 
 
 async def usage(request: web.Request) -> web.Response:
@@ -37,7 +39,7 @@ async def usage(request: web.Request) -> web.Response:
     try:
         return json_response(node.certificates.usage(request.match_info["certificate_id"]))
     except VerificationRefused as refusal:
-        raise _problem(refusal) from None
+        raise refusal_problem(refusal, statuses=_USAGE_STATUSES) from None
 
 
 async def grant_consent(request: web.Request) -> web.Response:
@@ -47,7 +49,7 @@ async def grant_consent(request: web.Request) -> web.Response:
     try:
         return json_response(node.certificates.grant_consent(body), status=201)
     except VerificationRefused as refusal:
-        raise _problem(refusal) from None
+        raise refusal_problem(refusal) from None
 
 
 async def issue_presentation(request: web.Request) -> web.Response:
@@ -56,7 +58,7 @@ async def issue_presentation(request: web.Request) -> web.Response:
     try:
         return json_response(await node.certificates.issue(body), status=201)
     except VerificationRefused as refusal:
-        raise _problem(refusal) from None
+        raise refusal_problem(refusal) from None
 
 
 async def verify_presentation(request: web.Request) -> web.Response:
@@ -65,7 +67,7 @@ async def verify_presentation(request: web.Request) -> web.Response:
     try:
         return json_response(await node.certificates.check_presentation(body))
     except VerificationRefused as refusal:
-        raise _problem(refusal) from None
+        raise refusal_problem(refusal) from None
 
 
 async def import_certificate(request: web.Request) -> web.Response:

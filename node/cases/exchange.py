@@ -76,7 +76,7 @@ from node.cases.wire import (
     to_update,
     update_of,
 )
-from node.certificates.recognition import VerificationRefused
+from node.certificates.verification import VerificationRefused, VerifyQuestion
 from node.identifiers import IdentifierError
 from node.peers.courier import Courier
 from node.peers.inbound import PayloadHandler, Received
@@ -182,15 +182,16 @@ class CaseExchange:
         for index, material in enumerate(case.materials):
             if material.certificate_id is None or not applicant_holds(material, case):
                 continue
-            question = {
-                "certificate_id": material.certificate_id,
-                "holder_code": case.applicant.code,
-                "purpose": case.matter.code,
-                "requester": case.matter.department,
-                "holder_name": case.applicant.name,
-            }
+            question = VerifyQuestion(
+                certificate_id=material.certificate_id,
+                holder_code=case.applicant.code,
+                purpose=case.matter.code,
+                requester=case.matter.department,
+                holder_name=case.applicant.name,
+            )
+            certificates = self._node.certificates
             try:
-                answer = await self._node.certificates.verify(question)
+                answer = await certificates.verify(certificates.request(question))
             except VerificationRefused as refusal:
                 if refusal.code == "holder_mismatch":
                     raise CaseInputError(
@@ -200,7 +201,7 @@ class CaseExchange:
                         "in as their own",
                     ) from None
                 continue
-            if answer.get("holder_name_matches") is False:
+            if answer.holder_name_matches is False:
                 raise CaseInputError(
                     "applicant_mismatch",
                     "applicant.name",
@@ -685,19 +686,19 @@ class CaseExchange:
         if case is None:
             return
         matter = node.catalog.get(case.matter_code)
-        request = {
-            "certificate_id": check.certificate_id,
-            "holder_code": check.holder_code,
-            "purpose": case.matter_code,
-            "requester": matter.department if matter else "",
-        }
         applicant = submitted(case).applicant
-        if check.holder_code == applicant.code:
-            request["holder_name"] = applicant.name
+        question = VerifyQuestion(
+            certificate_id=check.certificate_id,
+            holder_code=check.holder_code,
+            purpose=case.matter_code,
+            requester=matter.department if matter else "",
+            holder_name=applicant.name if check.holder_code == applicant.code else "",
+        )
+        certificates = node.certificates
         try:
-            answer = await node.certificates.verify(request)
+            answer = await certificates.verify(certificates.request(question))
         except VerificationRefused as refusal:
-            if refusal.status >= 500:
+            if refusal.retry_later:
                 log.warning(
                     "certificate check postponed",
                     extra={"case_id": case.case_id, "code": refusal.code},
@@ -710,11 +711,11 @@ class CaseExchange:
                 "",
             )
         else:
-            status = answer["status"]
-            attestation = answer["attestation"]
+            status = answer.status
+            attestation = answer.attestation
             state = "verified" if status == "valid" else "rejected"
             reason = "" if state == "verified" else f"the certificate is {status}"
-            if answer.get("holder_name_matches") is False:
+            if answer.holder_name_matches is False:
                 state, reason = "rejected", "applicant_mismatch: the applicant's name is not on it"
         now = exact(node.clock())
 

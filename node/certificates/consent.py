@@ -51,6 +51,7 @@ from node.identifiers import (
 from node.text import TextError, clean_text
 from node.trust.keys import SigningKey
 from node.trust.manifest import Manifest
+from node.vocabulary import Refused
 from node.wire import pb
 from node.wire.instants import instant, stamp
 
@@ -67,14 +68,12 @@ GRANT_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,63}")
 ConsentRefusalCode = Literal["consent_unverifiable", "consent_expired", "invalid_consent"]
 
 
-class ConsentRefused(Exception):
+class ConsentRefused(Refused):
     """A grant that cannot be relied on; ``field`` names the part at fault."""
 
     def __init__(self, code: ConsentRefusalCode, field: str, sentence: str) -> None:
-        super().__init__(f"{field}: {sentence}")
+        super().__init__(code, f"{field}: {sentence}", field=field)
         self.code: ConsentRefusalCode = code
-        self.field = field
-        self.detail = f"{field}: {sentence}"
 
 
 @dataclass(frozen=True)

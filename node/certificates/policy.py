@@ -61,7 +61,7 @@ from node.certificates.model import (
     is_certificate_type,
 )
 from node.identifiers import MATTER_CODE_LENGTH, IdentifierError, validate_matter_code
-from node.vocabulary import MATTER, PURPOSE_TOKENS, SCENE_NAMES, Scene
+from node.vocabulary import MATTER, PURPOSE_TOKENS, SCENE_NAMES, Refused, Scene
 
 if TYPE_CHECKING:
     from node.certificates.consent import ConsentGrant
@@ -205,7 +205,7 @@ PRESENTATION_FIELDS: Final[Mapping[CertificateType, tuple[str, ...]]] = MappingP
 """The fields an offline presentation carries, per type, in field order (rule 5)."""
 
 
-class PolicyRefusal(Exception):
+class PolicyRefusal(Refused):
     """A disclosure was refused; nothing may be disclosed for this request.
 
     ``code`` is stable and machine-readable; ``field`` names the request part at fault
@@ -214,11 +214,8 @@ class PolicyRefusal(Exception):
     """
 
     def __init__(self, code: PolicyRefusalCode, field: str, sentence: str) -> None:
-        detail = f"{field}: {sentence}"
-        super().__init__(detail)
+        super().__init__(code, f"{field}: {sentence}", field=field)
         self.code: PolicyRefusalCode = code
-        self.field = field
-        self.detail = detail
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,7 @@ from node.identifiers import (
 )
 from node.trust.keys import SigningKey
 from node.trust.suites import ED25519
+from node.vocabulary import Refused
 
 __all__ = [
     "DEFAULT_LIFETIME",
@@ -145,7 +146,7 @@ if set(WIRE_TYPES) != set(TYPES):  # pragma: no cover - guards the two tables
     raise RuntimeError("WIRE_TYPES must number every certificate type")
 
 
-class PresentationError(ValueError):
+class PresentationError(Refused, ValueError):
     """A presentation could not be issued or was refused.
 
     ``code`` is stable and machine-readable; ``field`` names the input at fault (``token``
@@ -153,11 +154,8 @@ class PresentationError(ValueError):
     """
 
     def __init__(self, code: PresentationErrorCode, field: str, sentence: str) -> None:
-        detail = f"{field}: {sentence}"
-        super().__init__(detail)
+        super().__init__(code, f"{field}: {sentence}", field=field)
         self.code: PresentationErrorCode = code
-        self.field = field
-        self.detail = detail
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from node.trust.manifest import (
     format_time,
     parse_time,
 )
+from node.vocabulary import Refused
 
 __all__ = [
     "REASONS",
@@ -98,15 +99,12 @@ _BODY_KEYS: Final = frozenset({"issuer_province", "version", "issued_at", "entri
 _ENTRY_KEYS: Final = frozenset({"certificate_id", "status", "since", "reason"})
 
 
-class RevocationError(ValueError):
+class RevocationError(Refused, ValueError):
     """A revocation list, or an entry of one, was refused; nothing held was changed."""
 
     def __init__(self, code: RevocationErrorCode, field: str, sentence: str) -> None:
-        detail = f"{field}: {sentence}"
-        super().__init__(detail)
+        super().__init__(code, f"{field}: {sentence}", field=field)
         self.code: RevocationErrorCode = code
-        self.field = field
-        self.detail = detail
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,16 @@ class Node:
         """Our catalog and every peer's as announced: the one reader of peers' catalogs."""
         self.cases = CaseExchange(self, calendar, courier=self.courier, catalogs=self.catalogs)
         self.certificates = CertificateRecognition(
-            self, StoreLibrary(lambda: self.db), courier=self.courier
+            node_id=config.node_id,
+            province=config.province,
+            db=lambda: self.db,
+            clock=clock,
+            credentials=lambda: self.credentials,
+            courier=self.courier,
+            peers=self.peers,
+            library=StoreLibrary(lambda: self.db),
+            find_matter=self.cases.find_matter,
+            metrics=self.metrics,
         )
         self.platform: PlatformLink | None = None
         """The link to this node's own province platform, when one is configured."""

@@ -1,0 +1,238 @@
+"""The revocation-list exchange between issuers (DESIGN.md §7, rule 4).
+
+An issuer publishes its revocation list, signed and versioned, to every peer whenever the
+revoked or suspended certificates of its library change, and at least every
+``REPUBLISH_AFTER`` so its age says how fresh it is; peers also pull it periodically. A node
+keeps only a newer version than the one it holds. The lists held here outrank a cached
+attestation (``requester``) and let offline presentations be checked (``offline``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sqlite3
+from collections.abc import Callable, Collection
+
+from node.certificates.issuers import manifest_issuer_keys
+from node.certificates.library import CertificateLibrary, LibraryUnavailable
+from node.certificates.revocation import (
+    RevocationEntry,
+    RevocationError,
+    RevocationList,
+    read_revocation_list,
+    sign_revocation_list,
+)
+from node.peers.courier import AskFailed, Courier, CredentialsView
+from node.peers.inbound import Answer, PayloadHandler, Received
+from node.protocol.checks import Authenticated
+from node.protocol.faults import FaultCode, Refusal
+from node.store import certificates as store
+from node.store.database import Database
+from node.trust.manifest import PROVINCES
+from node.wire import pb
+
+log = logging.getLogger(__name__)
+
+REPUBLISH_AFTER = 3600.0
+PULL_TIMEOUT = 10.0
+_CODE_OF_PROVINCE = {name: code for name, (code, _) in PROVINCES.items()}
+_PROVINCE_OF_CODE = {code: name for name, code in _CODE_OF_PROVINCE.items()}
+
+
+class RevocationExchange:
+    """This node's revocation list and the lists of its peers it holds."""
+
+    def __init__(
+        self,
+        *,
+        province: str,
+        db: Callable[[], Database],
+        clock: Callable[[], float],
+        credentials: Callable[[], CredentialsView],
+        courier: Courier,
+        peers: Collection[str],
+        library: Callable[[], CertificateLibrary],
+    ) -> None:
+        self.me = province
+        self._db = db
+        self._clock = clock
+        self._credentials = credentials
+        self._courier = courier
+        self._peers = peers
+        self._library = library
+        self._parsed_lists: dict[tuple[str, int, int], RevocationList] = {}
+
+    def handlers(self) -> dict[str, PayloadHandler]:
+        """The revocation-list payloads peers send (see ``peers.inbound``)."""
+        return {
+            "revocation_list": PayloadHandler(validate=self.validate_list, effect=self.on_list),
+            "revocation_list_request": PayloadHandler(respond=self.answer_list_request),
+        }
+
+    def held_list(self, province: str) -> RevocationList | None:
+        """The newest list of ``province`` held here, checked (each version once)."""
+        held = store.held_list(self._db().reader(), province)
+        if held is None:
+            return None
+        # Checked once per list version under each manifest: a manifest that revokes the
+        # key a held list was signed with voids the list the moment it is loaded.
+        manifest = self._credentials().manifest
+        cached = (province, held.version, manifest.version)
+        parsed = self._parsed_lists.get(cached)
+        if parsed is not None:
+            return parsed
+        keys = manifest_issuer_keys(manifest, self._clock())
+        try:
+            parsed = read_revocation_list(held.signed, keys)
+            self._parsed_lists = {
+                key: value for key, value in self._parsed_lists.items() if key[0] != province
+            }
+            self._parsed_lists[cached] = parsed
+            return parsed
+        except RevocationError as error:
+            # Held lists were checked on arrival; a key revoked since then voids them.
+            log.warning(
+                "held revocation list no longer verifies",
+                extra={"peer": province, "reason": str(error)},
+            )
+            return None
+
+    async def publish(self) -> bool:
+        """Sign and announce a new version of our list if the library changed or the held one
+        is older than REPUBLISH_AFTER; return whether one was published."""
+        try:
+            entries = await self._library().revocations()
+        except LibraryUnavailable as error:
+            log.warning("cannot read revocations from the library", extra={"reason": str(error)})
+            return False
+        now = self._clock()
+        current = self.held_list(self.me)
+        listed = {(str(e.certificate_id), e.status) for e in entries}
+        if current is not None:
+            same = listed == {(str(e.certificate_id), e.status) for e in current.entries}
+            if same and now - current.issued_at < REPUBLISH_AFTER:
+                return False
+        version = 1 if current is None else current.version + 1
+        issued_at = math.floor(now)
+        revocations = RevocationList(
+            self.me, version, issued_at, tuple(_clamped(e, issued_at) for e in entries)
+        )
+        signed = sign_revocation_list(revocations, self._credentials().signing_key)
+        announce = pb.RevocationListAnnounce(
+            province=_CODE_OF_PROVINCE[self.me], signed_list=signed, version=version
+        )
+        courier = self._courier
+        correlation = f"revocation-list:{version}"
+        sealed = {
+            province: courier.seal(
+                province, [("revocation_list", announce)], correlation_id=correlation
+            )
+            for province in self._peers
+        }
+
+        def record(conn: sqlite3.Connection) -> None:
+            store.keep_list(
+                conn,
+                province=self.me,
+                version=version,
+                signed=signed,
+                issued_at=issued_at,
+                received_at=now,
+            )
+            for province, messages in sealed.items():
+                courier.enqueue(conn, province, messages, correlation_id=correlation)
+
+        await self._db().write(record)
+        log.info("revocation list published", extra={"version": version, "count": len(entries)})
+        return True
+
+    def validate_list(self, message: Authenticated) -> None:
+        announce = message.message.revocation_list
+        try:
+            self._read_announce(announce, message.sender.province)
+        except (RevocationError, ValueError) as error:
+            raise Refusal(
+                FaultCode.INVALID_PAYLOAD,
+                f"revocation_list: {error}",
+                field="body.revocation_list.signed_list",
+                message_id=message.message_id,
+                digest=message.digest,
+            ) from None
+
+    def _read_announce(self, announce: pb.RevocationListAnnounce, sender: str) -> RevocationList:
+        if _PROVINCE_OF_CODE.get(announce.province) != sender:
+            raise ValueError(f"province {announce.province!r} is not the sender's ({sender})")
+        keys = manifest_issuer_keys(self._credentials().manifest, self._clock())
+        revocations = read_revocation_list(announce.signed_list, keys)
+        if revocations.issuer_province != sender or revocations.version != announce.version:
+            raise ValueError("the signed list's issuer or version differs from the announcement")
+        return revocations
+
+    def on_list(self, conn: sqlite3.Connection, received: Received) -> None:
+        message = received.message
+        revocations = self._read_announce(message.message.revocation_list, message.sender.province)
+        store.keep_list(
+            conn,
+            province=revocations.issuer_province,
+            version=revocations.version,
+            signed=message.message.revocation_list.signed_list,
+            issued_at=revocations.issued_at,
+            received_at=received.received_at,
+        )
+
+    async def answer_list_request(self, message: Authenticated, now: float) -> Answer:
+        held = store.held_list(self._db().reader(), self.me)
+        announce = pb.RevocationListAnnounce(province=_CODE_OF_PROVINCE[self.me])
+        if held is not None:
+            announce.signed_list = held.signed
+            announce.version = held.version
+        return Answer(("revocation_list", announce), store=False)
+
+    async def pull(self, province: str) -> bool:
+        """Ask a peer for its current list; keep it if newer. Return whether it was kept."""
+        if province not in self._peers:
+            return False
+        held = store.held_list(self._db().reader(), province)
+        request = pb.RevocationListRequest(held_version=held.version if held else 0)
+        try:
+            answered = await self._courier.ask(
+                province, "revocation_list_request", request, timeout=PULL_TIMEOUT, record=False
+            )
+        except (AskFailed, Refusal) as error:
+            log.info("revocation list pull failed", extra={"peer": province, "error": str(error)})
+            return False
+        reply = answered.reply
+        if reply.payload_type != "revocation_list" or not reply.message.revocation_list.signed_list:
+            return False
+        try:
+            revocations = self._read_announce(reply.message.revocation_list, province)
+        except (RevocationError, ValueError) as error:
+            log.warning(
+                "peer's revocation list refused", extra={"peer": province, "reason": str(error)}
+            )
+            return False
+        now = self._clock()
+        return await self._db().write(
+            lambda conn: store.keep_list(
+                conn,
+                province=province,
+                version=revocations.version,
+                signed=reply.message.revocation_list.signed_list,
+                issued_at=revocations.issued_at,
+                received_at=now,
+            )
+        )
+
+    def list_ages(self) -> dict[str, float]:
+        """Seconds since each held list was issued, by issuing province."""
+        now = self._clock()
+        return {
+            h.province: max(0.0, now - h.issued_at) for h in store.held_lists(self._db().reader())
+        }
+
+
+def _clamped(entry: RevocationEntry, issued_at: int) -> RevocationEntry:
+    if entry.since <= issued_at:
+        return entry
+    return RevocationEntry(entry.certificate_id, entry.status, issued_at, entry.reason)
