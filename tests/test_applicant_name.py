@@ -167,5 +167,5 @@ async def test_the_handler_rejects_a_case_whose_name_it_could_not_check_before(
         await eventually(lambda: status_of(js, case_id) == "delivered")
         async with serving(config_for(mesh, "zhejiang", **FAST)):
             await eventually(lambda: status_of(sh, case_id) == "rejected")
-        view = sh.cases.view(sh.cases.get(case_id))
+        view = sh.case_views.view(sh.case_views.get(case_id))
         assert "applicant_mismatch" in view["history"][-1]["reason"]

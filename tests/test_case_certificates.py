@@ -161,7 +161,7 @@ async def test_acceptance_from_the_platform_waits_for_the_check(tmp_path: Path) 
             [check] = cases_store.certificate_checks(js.db.reader(), case_id)
             assert check.state == "verified"
             assert not deferred()
-            view = sh.cases.view(sh.cases.get(case_id))
+            view = sh.case_views.view(sh.case_views.get(case_id))
             assert [h["action"] for h in view["history"]][:3] == [
                 "deliver",
                 "accept",

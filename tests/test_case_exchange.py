@@ -285,7 +285,7 @@ async def test_request_overtaken_by_the_handler_is_answered_not_parked(mesh: Pat
             await eventually(lambda: settled(sh, js))
             await eventually(lambda: no_pending_request(sh, case_id))
             view = await (await sh_client.get(f"/v1/cases/{case_id}")).json()
-            handled = js.cases.view(js.cases.get(case_id))
+            handled = js.case_views.view(js.case_views.get(case_id))
             dead = sh.health.status()["dead_letters"]
     [request] = view["requests"]
     assert request["action"] == "withdraw" and request["state"] == "refused"

@@ -119,8 +119,8 @@ async def test_a_decomposed_name_is_stored_normalised(mesh: Path) -> None:
         assert response.status == 201, await response.text()
         case_id = (await response.json())["case_id"]
         await eventually(lambda: status_of(js, case_id) == "delivered")
-        assert sh.cases.view(sh.cases.get(case_id))["applicant"]["name"] == "Zoë Wang"
-        assert js.cases.view(js.cases.get(case_id))["applicant"]["name"] == "Zoë Wang"
+        assert sh.case_views.view(sh.case_views.get(case_id))["applicant"]["name"] == "Zoë Wang"
+        assert js.case_views.view(js.case_views.get(case_id))["applicant"]["name"] == "Zoë Wang"
 
 
 async def test_hostile_text_in_an_event_is_refused_naming_the_field(mesh: Path) -> None:

@@ -153,6 +153,6 @@ async def test_platform_polling_outlives_a_hostile_platform(
                 assert time.monotonic() < deadline, "the application did not become a case"
                 await asyncio.sleep(0.05)
                 case_id = await people.case_of(session, platform_url, reference)
-            assert node.cases.get(case_id).case_id == case_id
+            assert node.case_views.get(case_id).case_id == case_id
             assert tasks_ok(node), node.health.readiness()["tasks"]
             await eventually(lambda: node.platform is not None and node.platform.state.up)

@@ -115,7 +115,7 @@ async def test_applications_events_and_deliveries_flow_through_the_platform(tmp_
             decided = ("accepted", "rejected", "supplement_requested", "completed", "denied")
             await eventually(lambda: status_of(js, inbound) in decided)
             await eventually(lambda: status_of(sh, inbound) == status_of(js, inbound))
-            view = sh.cases.view(sh.cases.get(inbound))
+            view = sh.case_views.view(sh.case_views.get(inbound))
             assert view["role"] == "handling"
             assert (
                 view["history"]

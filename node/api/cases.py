@@ -61,16 +61,16 @@ async def submit_case(request: web.Request) -> web.Response:
     headers = {"Location": f"/v1/cases/{case.case_id}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
-    return json_response(node.cases.view(case), status=201, headers=headers)
+    return json_response(node.case_views.view(case), status=201, headers=headers)
 
 
 async def get_case(request: web.Request) -> web.Response:
     node = request.app[NODE_KEY]
     try:
-        case = node.cases.get(request.match_info["case_id"])
+        case = node.case_views.get(request.match_info["case_id"])
     except CaseNotFound:
         raise _unknown(request.match_info["case_id"]) from None
-    return json_response(node.cases.view(case))
+    return json_response(node.case_views.view(case))
 
 
 async def list_cases(request: web.Request) -> web.Response:
@@ -105,7 +105,7 @@ async def list_cases(request: web.Request) -> web.Response:
     next_cursor = str(page[-1][0]) if len(rows) > limit else None
     return json_response(
         {
-            "cases": [node.cases.view(case, history=False) for _, case in page],
+            "cases": [node.case_views.view(case, history=False) for _, case in page],
             "next_cursor": next_cursor,
         }
     )
@@ -130,7 +130,7 @@ async def post_event(request: web.Request) -> web.Response:
         ) from None
     except CaseConflict as error:
         raise ProblemError(409, error.code, error.detail, field=error.field) from None
-    shown = node.cases.view(node.cases.get(case_id))
+    shown = node.case_views.view(node.case_views.get(case_id))
     if request_id is None:
         return json_response(shown)
     return json_response({**shown, "request_id": request_id}, status=202)

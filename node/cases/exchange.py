@@ -30,18 +30,17 @@ also sits in the evidence log.
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import hashlib
 import json
 import logging
 import secrets
 import sqlite3
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from node.cases.calendar import CalendarError, Deadline, WorkingCalendar
 from node.cases.catalog import Matter
+from node.cases.certificate_checks import CertificateChecks
 from node.cases.federated import FederatedCatalog
 from node.cases.lifecycle import (
     CONCLUDED,
@@ -57,12 +56,11 @@ from node.cases.lifecycle import (
     Role,
     Status,
     TransitionRefused,
-    allowed_actions,
     apply_update,
     is_case_id,
     open_case,
 )
-from node.cases.submission import CaseInputError, NewCase, SuppliedMaterial, parse_new_case
+from node.cases.submission import CaseInputError, parse_new_case
 from node.cases.wire import (
     detail_of,
     exact,
@@ -76,7 +74,6 @@ from node.cases.wire import (
     to_update,
     update_of,
 )
-from node.certificates.verification import VerificationRefused, VerifyQuestion
 from node.identifiers import IdentifierError
 from node.peers.courier import Courier
 from node.peers.inbound import PayloadHandler, Received
@@ -91,13 +88,14 @@ from node.trust.manifest import PROVINCES, format_time
 from node.wire import pb
 
 if TYPE_CHECKING:
+    from monitoring.metrics import NodeMetrics
+    from node.cases.catalog import Catalog
+    from node.certificates.recognition import CertificateRecognition
     from node.delivery.worker import Settlement
-    from node.runtime.node import Node
+    from node.store.database import Database
 
 log = logging.getLogger(__name__)
 
-CHECK_RETRY = 2.0
-"""How often pending certificate checks are retried when their issuer did not answer."""
 
 PLATFORM_ACTIONS = frozenset(Action) - {Action.SUBMIT, Action.DELIVER}
 """Actions a platform may post as events; submit and deliver happen through the exchange."""
@@ -114,17 +112,6 @@ class CaseNotFound(LookupError):
     pass
 
 
-def submitted(case: CaseRow) -> pb.CaseSubmit:
-    """The case's submission, as signed by the accepting node."""
-    envelope = pb.Envelope.FromString(case.submission)
-    return pb.Message.FromString(envelope.message).case_submit
-
-
-def applicant_holds(material: SuppliedMaterial, case: NewCase) -> bool:
-    """Whether the applicant hands ``material`` in as their own (no other holder named)."""
-    return material.holder_code is None or material.holder_code == case.applicant.code
-
-
 class CaseConflict(Exception):
     """A request conflicts with what is stored (an Idempotency-Key reused with another body,
     a request already waiting for the handler's answer)."""
@@ -136,10 +123,43 @@ class CaseConflict(Exception):
         self.field = field
 
 
+class CaseConfig(Protocol):
+    @property
+    def province(self) -> str: ...
+
+    @property
+    def platform(self) -> object | None:
+        """Set when the node has a province platform to hand cases to."""
+
+
+class CaseNode(Protocol):
+    """What the case service still reads of the node it runs in, by name: a structural view,
+    so cases never import the runtime. (Giving it each part on its own is the next step.)"""
+
+    @property
+    def config(self) -> CaseConfig: ...
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+    @property
+    def certificates(self) -> CertificateRecognition: ...
+
+    @property
+    def metrics(self) -> NodeMetrics: ...
+
+    @property
+    def db(self) -> Database: ...
+
+    def clock(self) -> float: ...
+
+    def platform_wake(self) -> None: ...
+
+
 class CaseExchange:
     def __init__(
         self,
-        node: Node,
+        node: CaseNode,
         calendar: WorkingCalendar,
         *,
         courier: Courier,
@@ -149,8 +169,8 @@ class CaseExchange:
         self._courier = courier
         self.calendar = calendar
         self._catalogs = catalogs
-        self._checks_due = asyncio.Event()
-        self._checks_due.set()  # whatever a crash left pending
+        self.checks = CertificateChecks(node, apply=self._apply)
+        """The certificate materials of cases, checked with their issuers."""
 
     @property
     def me(self) -> str:
@@ -170,45 +190,6 @@ class CaseExchange:
         """A matter of the federated catalog: our own, or as its province announced it."""
         return self._catalogs.find_matter(code)
 
-    async def _check_applicant(self, case: NewCase) -> None:
-        """The applicant is the holder of the certificates they hand in as their own: each
-        such material's issuer is asked whether the applicant's name is the name on it
-        (never disclosing it), before anything is stored or handed off; a certificate in
-        another name, or another holder's, is ``applicant_mismatch``.
-
-        An issuer that cannot answer now does not hold the case up, and any other refusal
-        (not found, revoked) is not decided here: the handler checks every certificate
-        material again, the name included, before it can accept."""
-        for index, material in enumerate(case.materials):
-            if material.certificate_id is None or not applicant_holds(material, case):
-                continue
-            question = VerifyQuestion(
-                certificate_id=material.certificate_id,
-                holder_code=case.applicant.code,
-                purpose=case.matter.code,
-                requester=case.matter.department,
-                holder_name=case.applicant.name,
-            )
-            certificates = self._node.certificates
-            try:
-                answer = await certificates.verify(certificates.request(question))
-            except VerificationRefused as refusal:
-                if refusal.code == "holder_mismatch":
-                    raise CaseInputError(
-                        "applicant_mismatch",
-                        f"materials[{index}].certificate_id",
-                        f"the applicant is not the holder of {material.name}, which they hand "
-                        "in as their own",
-                    ) from None
-                continue
-            if answer.holder_name_matches is False:
-                raise CaseInputError(
-                    "applicant_mismatch",
-                    "applicant.name",
-                    f"is not the name on materials[{index}] ({material.name}), which the "
-                    "applicant hands in as their own",
-                )
-
     async def submit(
         self, body: Mapping[str, Any], *, idempotency_key: str | None = None
     ) -> tuple[CaseRow, bool]:
@@ -218,7 +199,7 @@ class CaseExchange:
         """
         node = self._node
         case = parse_new_case(body, find_matter=self.find_matter, me=self.me)
-        await self._check_applicant(case)
+        await self.checks.check_applicant(case)
         canonical = json.dumps(case.to_json(), sort_keys=True, ensure_ascii=False)
         digest = hashlib.sha256(canonical.encode()).digest()
         now = exact(node.clock())
@@ -413,7 +394,7 @@ class CaseExchange:
                 holder_code=material.holder_code or submit.applicant.code,
             )
         if checks:
-            self._node.db.after_commit(self._checks_due.set)
+            self._node.db.after_commit(self.checks.due)
         inbound = _inbound_case(row, submit)
         self._tell_platform(conn, "case", row.case_id, inbound, received.received_at)
         deliver = _delivered(row.case_id, received.receipt)
@@ -659,186 +640,6 @@ class CaseExchange:
 
     # -- 免于提交: certificate materials verified by mutual recognition --------------------
 
-    async def run_certificate_checks(self) -> None:
-        """Verify the certificate materials of the cases this node handles, as they arrive.
-
-        A material whose certificate is not valid, or that the issuer refuses to attest, is
-        rejected with its reason, and the case with it (不予受理): the applicant uploads
-        nothing for such a material, so the formal review cannot pass. So is one whose type
-        this node's manifest policy does not let it ask for with a matter as the purpose
-        (``certificate_not_permitted``): ``verify`` refuses it here, before anything is
-        sent, and the governance decision stands until a new manifest changes it. A check
-        that cannot reach the issuer stays pending and is tried again.
-        """
-        while True:
-            try:
-                async with asyncio.timeout(CHECK_RETRY):
-                    await self._checks_due.wait()
-            except TimeoutError:
-                pass
-            self._checks_due.clear()
-            for check in cases.certificate_checks(self._node.db.reader(), pending_only=True):
-                await self._check(check)
-
-    async def _check(self, check: cases.CertificateCheck) -> None:
-        node = self._node
-        case = cases.get(node.db.reader(), check.case_id)
-        if case is None:
-            return
-        matter = node.catalog.get(case.matter_code)
-        applicant = submitted(case).applicant
-        question = VerifyQuestion(
-            certificate_id=check.certificate_id,
-            holder_code=check.holder_code,
-            purpose=case.matter_code,
-            requester=matter.department if matter else "",
-            holder_name=applicant.name if check.holder_code == applicant.code else "",
-        )
-        certificates = node.certificates
-        try:
-            answer = await certificates.verify(certificates.request(question))
-        except VerificationRefused as refusal:
-            if refusal.retry_later:
-                log.warning(
-                    "certificate check postponed",
-                    extra={"case_id": case.case_id, "code": refusal.code},
-                )
-                return
-            state, status, reason, attestation = (
-                "rejected",
-                "",
-                f"{refusal.code}: {refusal.detail}",
-                "",
-            )
-        else:
-            status = answer.status
-            attestation = answer.attestation
-            state = "verified" if status == "valid" else "rejected"
-            reason = "" if state == "verified" else f"the certificate is {status}"
-            if answer.holder_name_matches is False:
-                state, reason = "rejected", "applicant_mismatch: the applicant's name is not on it"
-        now = exact(node.clock())
-
-        def record(conn: sqlite3.Connection) -> None:
-            cases.settle_certificate_check(
-                conn,
-                case_id=check.case_id,
-                material=check.material,
-                state=state,
-                status=status,
-                reason=reason,
-                attestation=attestation,
-                at=now,
-            )
-            current = cases.get(conn, check.case_id)
-            if state != "rejected" or current is None or current.status != "delivered":
-                return
-            update = CaseUpdate(
-                case_id=current.case_id,
-                sequence=current.applied + 1,
-                action=Action.REJECT,
-                by=Role.HANDLING,
-                at=now,
-                reason=f"电子证照核验未通过：{check.material}（{reason}）",
-            )
-            self._apply(conn, current, update, send=True)
-
-        await node.db.write(record)
-        log.info(
-            "certificate material checked",
-            extra={"case_id": case.case_id, "material_state": state, "status": status},
-        )
-
-    # -- views ---------------------------------------------------------------------------
-
-    def get(self, case_id: str) -> CaseRow:
-        case = cases.get(self._node.db.reader(), case_id)
-        if case is None:
-            raise CaseNotFound(case_id)
-        return case
-
-    def view(self, case: CaseRow, *, history: bool = True) -> dict[str, Any]:
-        """A case as the REST API shows it."""
-        now = self._node.clock()
-        status = Status(case.status)
-        role = Role(case.role)
-        shown: dict[str, Any] = {
-            "case_id": case.case_id,
-            "status": case.status,
-            "role": case.role,
-            "accepting": case.accepting,
-            "handling": case.handling,
-            "peer": case.peer,
-            "matter_code": case.matter_code,
-            "mode": case.mode,
-            "promised_days": case.promised_days,
-            "submitted_at": format_time(case.submitted_at),
-            "updated_at": format_time(case.updated_at),
-            "due_at": format_time(case.due_at) if case.due_at is not None else None,
-            "overdue": case.overdue(now),
-            "concluded_at": format_time(case.concluded_at) if case.concluded_at else None,
-            "sequence": case.applied,
-            "allowed_actions": [
-                a.value for a in allowed_actions(status, role) if a in PLATFORM_ACTIONS
-            ],
-            "evaluation_level": case.evaluation_level,
-        }
-        if case.problem:
-            shown["problem"] = case.problem
-        if not history:
-            return shown
-        conn = self._node.db.reader()
-        submit = pb.Envelope.FromString(case.submission)
-        shown.update(submission_json(submitted(case)))
-        checks = {c.material: c for c in cases.certificate_checks(conn, case.case_id)}
-        for material in shown["materials"]:
-            check = checks.get(material["name"])
-            if check is not None:
-                material["verification"] = {
-                    "state": check.state,
-                    "status": check.status,
-                    "reason": check.reason,
-                    "checked_at": format_time(check.checked_at) if check.checked_at else None,
-                    "attestation": check.attestation,
-                }
-        shown["submission"] = {"envelope": _b64(case.submission), "key_id": submit.key_id}
-        shown["history"] = [_history_entry(row) for row in cases.updates(conn, case.case_id)]
-        shown["requests"] = [
-            {
-                "message_id": r.message_id,
-                "action": r.action,
-                "state": r.state,
-                "requested_at": format_time(r.requested_at),
-                "answered_at": format_time(r.answered_at) if r.answered_at else None,
-                **({"fault": {"code": r.fault_code, "text": r.fault_text}} if r.fault_code else {}),
-            }
-            for r in cases.requests(conn, case.case_id)
-        ]
-        return shown
-
-    def overdue_count(self) -> int:
-        return sum(cases.overdue_counts(self._node.db.reader(), self._node.clock()).values())
-
-    def satisfaction(self) -> dict[str, dict[str, Any]]:
-        """Evaluations per handling province: count per level, mean and share satisfied."""
-        per: dict[str, dict[int, int]] = {}
-        for (handling, level), n in cases.evaluation_counts(self._node.db.reader()).items():
-            per.setdefault(handling, {})[level] = n
-        shown: dict[str, dict[str, Any]] = {}
-        for handling, levels in sorted(per.items()):
-            total = sum(levels.values())
-            shown[handling] = {
-                "evaluations": total,
-                "levels": {str(level): levels.get(level, 0) for level in range(5, 0, -1)},
-                "mean_level": round(sum(k * v for k, v in levels.items()) / total, 2),
-                # 满意率 as provincial reports count it: 基本满意 and better.
-                "satisfied_share": round(sum(v for k, v in levels.items() if k >= 3) / total, 4),
-            }
-        return shown
-
-
-# --- helpers --------------------------------------------------------------------------------
-
 
 def new_case_id(province: str, now: float) -> str:
     """``<accepting GB/T 2260 code>-<yyyymmdd>-<16 hex>``: unique without coordination."""
@@ -949,45 +750,6 @@ def _reload(conn: sqlite3.Connection, case_id: str) -> CaseRow:
     case = cases.get(conn, case_id)
     assert case is not None
     return case
-
-
-def _history_entry(row: UpdateRow) -> dict[str, Any]:
-    detail = dict(row.detail)
-    if "due_at" in detail:
-        detail["due_at"] = format_time(detail["due_at"])
-    evidence = pb.Envelope.FromString(row.evidence)
-    entry: dict[str, Any] = {
-        "sequence": row.sequence,
-        "action": row.action,
-        "by": row.by_role,
-        "at": format_time(row.at),
-        "at_ns": _signed_at_ns(evidence) or round(row.at * 1e9),
-        **detail,
-        "evidence": _b64(row.evidence),
-        "signed_by": evidence.key_id,
-        "applied": row.applied,
-    }
-    if row.request is not None:
-        entry["request"] = _b64(row.request)
-        entry["request_signed_by"] = pb.Envelope.FromString(row.request).key_id
-    return entry
-
-
-def _signed_at_ns(evidence: pb.Envelope) -> int | None:
-    """The update's time exactly as signed (a float of epoch seconds keeps only about a
-    quarter of a microsecond): the CaseUpdate's ``at``, or for update 1 the handler's
-    receipt time."""
-    message = pb.Message.FromString(evidence.message)
-    kind = message.WhichOneof("body")
-    if kind == "case_update" and message.case_update.HasField("at"):
-        return int(message.case_update.at.ToNanoseconds())
-    if kind == "receipt" and message.receipt.HasField("received_at"):
-        return int(message.receipt.received_at.ToNanoseconds())
-    return None
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _parse_event(

@@ -301,3 +301,8 @@ def _sentence(error: IdentifierError) -> str:
 
 def _show(value: object) -> str:
     return repr(value) if isinstance(value, str) and len(value) <= 40 else type(value).__name__
+
+
+def applicant_holds(material: SuppliedMaterial, case: NewCase) -> bool:
+    """Whether the applicant hands ``material`` in as their own (no other holder named)."""
+    return material.holder_code is None or material.holder_code == case.applicant.code

@@ -15,6 +15,7 @@ from typing import Any
 from node.cases.lifecycle import Action, CaseUpdate, Evaluation, InvalidCaseField, Result, Role
 from node.cases.submission import NewCase
 from node.protocol.envelope import MAX_WIRE_ID_LENGTH, is_wire_id
+from node.store.cases import CaseRow
 from node.wire import pb
 
 # Instants are the ground floor's (node.wire.instants); cases.wire's callers find them here too.
@@ -241,3 +242,9 @@ def _role(value: str) -> Role:
         raise InvalidCaseField(
             "invalid_update", f"by {value!r} is not 'accepting' or 'handling'", field="by"
         ) from None
+
+
+def submitted(case: CaseRow) -> pb.CaseSubmit:
+    """The case's submission, as signed by the accepting node."""
+    envelope = pb.Envelope.FromString(case.submission)
+    return pb.Message.FromString(envelope.message).case_submit

@@ -23,6 +23,7 @@ from node.cases.calendar import WorkingCalendar, load_holidays
 from node.cases.catalog import load_catalog
 from node.cases.exchange import CaseExchange
 from node.cases.federated import FederatedCatalog
+from node.cases.views import CaseViews
 from node.certificates.library import PlatformLibrary, StoreLibrary
 from node.certificates.recognition import CertificateRecognition
 from node.delivery.worker import PeerWorker
@@ -123,6 +124,8 @@ class Node:
         calendar = WorkingCalendar(load_holidays(config.holiday_tables))
         self.catalogs = FederatedCatalog(self.catalog, lambda: self.db)
         """Our catalog and every peer's as announced: the one reader of peers' catalogs."""
+        self.case_views = CaseViews(lambda: self.db, clock)
+        """Cases as the REST API and the status view show them."""
         self.cases = CaseExchange(self, calendar, courier=self.courier, catalogs=self.catalogs)
         self.certificates = CertificateRecognition(
             node_id=config.node_id,
@@ -269,7 +272,7 @@ class Node:
         await self._announce_catalog()
         await self._publish_revocations()
         self.tasks.start("revocation-lists", self._revocation_loop)
-        self.tasks.start("certificate-checks", self.cases.run_certificate_checks)
+        self.tasks.start("certificate-checks", self.cases.checks.run)
         self.tasks.start("store-watch", self._watch_store)
         log.info(
             "node started",
