@@ -8,7 +8,6 @@ import argparse
 import asyncio
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from node.cli.output import (
     VERIFY_EXIT_CODES,
     emit_json,
     fail,
+    zoned_time,
 )
 from node.store.audit import Purged, purge, read_only, verify_store
 from node.store.database import Database, StoreError
@@ -84,15 +84,7 @@ def register(commands: Any) -> None:
 
 
 def _instant(text: str) -> float:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an RFC 3339 time like 2026-06-01T00:00:00+08:00"
-        ) from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} needs a zone: Z or an offset such as +08:00")
-    return moment.timestamp()
+    return zoned_time(text).timestamp()
 
 
 def run_purge(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ import json
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
@@ -44,6 +44,7 @@ from node.cli.output import (
     VERIFY_EXIT_CODES,
     emit_json,
     table,
+    zoned_time,
 )
 from node.mesh.node_api import NodeApi, NodeRefused
 
@@ -172,14 +173,7 @@ def register(commands: Any) -> None:
 
 def _rfc3339(text: str) -> str:
     """An RFC 3339 time with a zone, as the API's UTC form (``2026-12-01T10:00:00Z``)."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an RFC 3339 time like 2026-12-01T18:00:00+08:00"
-        ) from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} needs a zone: Z or an offset such as +08:00")
+    moment = zoned_time(text)
     # Whole seconds, rounded down: the consent never reaches past what the holder granted.
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

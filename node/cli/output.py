@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import unicodedata
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Final
 
 # The exit codes of every verification command (cert verify, presentation verify, audit
@@ -50,3 +52,16 @@ def emit_json(data: Any) -> None:
 def fail(message: str, code: int = 2) -> int:
     sys.stderr.write(f"yrd: {message}\n")
     return code
+
+
+def zoned_time(text: str) -> datetime:
+    """An argparse type: an RFC 3339 time with a zone (``2026-12-01T18:00:00+08:00``)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an RFC 3339 time like 2026-12-01T18:00:00+08:00"
+        ) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a zone: Z or an offset such as +08:00")
+    return moment
