@@ -282,16 +282,7 @@ class Courier:
         except TransportError as error:
             raise PeerUnanswered(province, error) from error
         try:
-            reply = check_reply(
-                raw,
-                peer=peer.node_id,
-                manifest=self._credentials().manifest,
-                me=self._node_id,
-                now=self._clock(),
-                request_id=request.message_id,
-                request_digest=request.digest,
-                limits=self._limits,
-            )
+            reply = self._check_reply(raw, peer.node_id, request.message_id, request.digest)
         except Refusal as refusal:
             raise ReplyRefused(province, refusal) from None
         answered_at = self._clock()
@@ -301,6 +292,21 @@ class Courier:
             )
         return Answered(request, reply, raw, sent_at, answered_at)
 
+    def _check_reply(
+        self, raw: bytes, peer_node_id: str, request_id: str, request_digest: bytes
+    ) -> Authenticated:
+        """Every receiver check on a peer's reply to one of our messages, with our trust now."""
+        return check_reply(
+            raw,
+            peer=peer_node_id,
+            manifest=self._credentials().manifest,
+            me=self._node_id,
+            now=self._clock(),
+            request_id=request_id,
+            request_digest=request_digest,
+            limits=self._limits,
+        )
+
     # -- the delivery workers' side ---------------------------------------------------------
 
     def settler(self, peer_node_id: str) -> Callable[[bytes, OutboxItem], Settlement]:
@@ -308,16 +314,7 @@ class Courier:
 
         def settle(raw: bytes, item: OutboxItem) -> Settlement:
             try:
-                reply = check_reply(
-                    raw,
-                    peer=peer_node_id,
-                    manifest=self._credentials().manifest,
-                    me=self._node_id,
-                    now=self._clock(),
-                    request_id=item.message_id,
-                    request_digest=item.digest,
-                    limits=self._limits,
-                )
+                reply = self._check_reply(raw, peer_node_id, item.message_id, item.digest)
             except Refusal as refusal:
                 # An answer we cannot trust settles nothing: keep the row and try again.
                 return Settlement(
