@@ -262,7 +262,7 @@ def test_a_node_stopped_by_hand_stays_stopped_until_started_by_hand(
 def test_stop_and_start_refuse_an_unknown_province_or_a_folder_without_a_mesh(
     shared_mesh: RunningMesh, tmp_path: Path
 ) -> None:
-    """A province outside the mesh, or a folder where no mesh is up: exit 2 with a sentence
+    """A province outside the mesh, or a folder that holds no mesh: exit 2 with a sentence
     saying which, and nothing changed (no marker, the same processes, no file written)."""
     directory = shared_mesh.directory
     nodes = record(directory)["nodes"]
@@ -273,8 +273,8 @@ def test_stop_and_start_refuse_an_unknown_province_or_a_folder_without_a_mesh(
         assert "(shanghai, jiangsu, zhejiang, anhui)" in unknown.stderr
         nowhere = yrd("mesh", action, "--dir", str(tmp_path), "shanghai")
         assert nowhere.returncode == 2
-        assert f"no mesh is up in {tmp_path}" in nowhere.stderr
-        assert "yrd mesh up --dir" in nowhere.stderr
+        assert f"{tmp_path} is not a mesh folder" in nowhere.stderr
+        assert f"yrd mesh init {tmp_path}" in nowhere.stderr
     assert record(directory)["nodes"] == nodes
     assert not list(directory.glob("*/node.stop")) and not (directory / "beijing").exists()
     assert list(tmp_path.iterdir()) == []
