@@ -10,7 +10,7 @@ from typing import Any
 
 from node.cases.catalog import Matter, load_catalog
 from node.identifiers import make_id_number
-from node.protocol.envelope import DOMAIN_PREFIX
+from node.protocol.envelope import statement_of
 from node.runtime.node import Node
 from node.trust.manifest import Manifest
 from node.wire import pb
@@ -54,7 +54,9 @@ def unb64(text: str) -> bytes:
 
 
 def signature_holds(envelope_b64: str, manifest: Manifest) -> bool:
-    """Whether a history entry's envelope verifies under a key the manifest lists."""
+    """Whether a history entry's envelope verifies under a key the manifest lists, signed on
+    its own or in its batch (its proof leading to the root the batch signature is over)."""
     envelope = pb.Envelope.FromString(unb64(envelope_b64))
     key = manifest.all_keys().get(envelope.key_id)
-    return key is not None and key.verify(envelope.signature, DOMAIN_PREFIX + envelope.message)
+    statement = statement_of(envelope)
+    return key is not None and statement is not None and key.verify(envelope.signature, statement)

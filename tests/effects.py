@@ -254,6 +254,12 @@ def _bytes(value: bytes | None) -> bytes | None:
     return None if value is None else bytes(value)
 
 
+def signed_message(envelope: bytes) -> bytes:
+    """The Message bytes an envelope signs: what both sides must agree on, whether the
+    signature is the message's own or its batch's."""
+    return pb.Envelope.FromString(envelope).message
+
+
 def body_of(envelope: bytes) -> pb.Message:
     return pb.Message.FromString(pb.Envelope.FromString(envelope).message)
 
@@ -342,7 +348,9 @@ def _receipts(
     sender: NodeRecord, receiver: NodeRecord, manifest: Manifest, report: EffectReport
 ) -> None:
     """Each message ``sender`` queued for ``receiver`` holds the one receipt the receiver
-    signed: the same bytes on both sides and in both evidence logs."""
+    made: the same Message bytes on both sides and in both evidence logs, each copy's
+    signature valid. (The copies' signatures may differ: a re-delivered message's receipt
+    travels again in another reply batch, signed with that batch.)"""
     link = f"{sender.province} → {receiver.province}"
     for sent in sender.outbox:
         if sent.peer != receiver.province:
@@ -360,23 +368,24 @@ def _receipts(
             receiver.evidence_bodies.get(("sent", sender.province, sent.message_id, "reply")),
         )
         # A missing evidence entry is _evidence's to report; here, every copy must agree.
-        replies = {sent.reply, held[1], *(body for body in logged if body is not None)}
-        if len(replies) != 1:
+        copies = {sent.reply, held[1], *(body for body in logged if body is not None)}
+        if len({signed_message(copy) for copy in copies}) != 1:
             report.violations.append(
-                f"{what}: {len(replies)} different receipts between the two outboxes, inboxes "
+                f"{what}: {len(copies)} different receipts between the two outboxes, inboxes "
                 "and evidence logs"
             )
             continue
         try:
-            reply = check_reply(
-                sent.reply,
-                peer=receiver.files.node_id,
-                manifest=manifest,
-                me=sender.files.node_id,
-                now=sent.delivered_at or 0.0,
-                request_id=sent.message_id,
-                request_digest=sent.digest,
-            )
+            for copy in sorted(copies):
+                reply = check_reply(
+                    copy,
+                    peer=receiver.files.node_id,
+                    manifest=manifest,
+                    me=sender.files.node_id,
+                    now=sent.delivered_at or 0.0,
+                    request_id=sent.message_id,
+                    request_digest=sent.digest,
+                )
         except Refusal as refusal:
             report.violations.append(f"{what}: its receipt fails its checks: {refusal.text}")
             continue
@@ -414,7 +423,9 @@ def _case_updates(nodes: Sequence[NodeRecord], report: EffectReport) -> None:
                     f"{sum(u.applied for u in updates)} applied, "
                     f"the case says {node.cases[case_id].applied}"
                 )
-            histories.append([(u.sequence, u.action, u.by_role, u.evidence) for u in updates])
+            histories.append(
+                [(u.sequence, u.action, u.by_role, signed_message(u.evidence)) for u in updates]
+            )
         if histories[0] != histories[1]:
             report.violations.append(
                 f"case {case_id}: {[h[1] for h in histories[0]]} at {accepter.province}, "

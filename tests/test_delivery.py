@@ -68,7 +68,7 @@ class ScriptedChannel:
             self.failures -= 1
             raise PeerUnavailable(PEER, DOWN)
         for index, envelope in enumerate(envelopes):
-            on_reply(index, b"answer:" + envelope)
+            on_reply(index, b"answer:" + envelope, b"sent:" + envelope)
 
     @property
     def sent_ids(self) -> list[list[str]]:

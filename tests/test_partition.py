@@ -144,14 +144,21 @@ class StallAfterStoring:
         self.release = asyncio.Event()
 
     def receive(self, raw: bytes, tls_identity: str | None) -> Awaitable[Reply]:
-        return self._hold(self.inbound.receive(raw, tls_identity), raw)
+        return self._hold(
+            self.inbound.receive(raw, tls_identity), [pb.Envelope.FromString(raw).message]
+        )
 
-    async def _hold(self, pending: Awaitable[Reply], raw: bytes) -> Reply:
+    def receive_batch(self, frame: bytes, tls_identity: str | None) -> Awaitable[Reply]:
+        messages = list(pb.Batch.FromString(frame).messages)
+        return self._hold(self.inbound.receive_batch(frame, tls_identity), messages)
+
+    async def _hold(self, pending: Awaitable[Reply], messages: list[bytes]) -> Reply:
         reply = await pending
-        message = pb.Message.FromString(pb.Envelope.FromString(raw).message)
-        if message.WhichOneof("body") == "probe" and message.probe.sequence == self.sequence:
-            self.stalled.set()
-            await self.release.wait()
+        for raw in messages:
+            message = pb.Message.FromString(raw)
+            if message.WhichOneof("body") == "probe" and message.probe.sequence == self.sequence:
+                self.stalled.set()
+                await self.release.wait()
         return reply
 
 

@@ -451,6 +451,9 @@ class CaseExchange:
     ) -> None:
         from node.delivery.worker import Outcome
 
+        if settlement.outcome is Outcome.DELIVERED and settlement.sent:
+            # Both sides' histories hold the same signed form of each message: ours as sent.
+            cases.resign(conn, item.correlation_id, held=item.envelope, sent=settlement.sent)
         if item.payload_type not in ("case_submit", "case_action"):
             return  # the only settlements that mean something for a case
         case = cases.get(conn, item.correlation_id)

@@ -7,7 +7,7 @@ import enum
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Protocol
 
@@ -42,10 +42,14 @@ class Settlement:
     """The signed reply envelope (kept as evidence); empty when the reply itself was bad."""
     code: str = ""
     reason: str = ""
+    sent: bytes = b""
+    """The message's Envelope as it went out, with its batch signature and proof: what the
+    evidence log and the outbox keep once the reply is recorded."""
 
 
-OnReply = Callable[[int, bytes], None]
-"""Called with each reply's index in the batch as soon as that reply arrives."""
+OnReply = Callable[[int, bytes, bytes], None]
+"""Called with each reply's index in the batch, the reply, and the message's envelope as
+sent, as soon as that reply arrives."""
 
 
 class BatchChannel(Protocol):
@@ -185,8 +189,8 @@ class PeerWorker:
         """Send a batch; check each reply as it arrives, while the peer works on the rest."""
         settlements: list[Settlement] = []
 
-        def settle(index: int, reply: bytes) -> None:
-            settlements.append(self._settle(reply, batch[index]))
+        def settle(index: int, reply: bytes, sent: bytes) -> None:
+            settlements.append(replace(self._settle(reply, batch[index]), sent=sent))
 
         try:
             await self._channel.exchange_batch(
@@ -214,22 +218,30 @@ class PeerWorker:
         at: float,
         conn: sqlite3.Connection,
     ) -> None:
-        # The batch's replies enter the evidence log first, in one statement, then what
-        # they settle is recorded row by row.
+        # Each answered message enters the evidence log as it was sent (its batch signature
+        # and proof) with its reply, all in one statement; then what the replies settle is
+        # recorded row by row.
+        settled = [
+            (item, settlement)
+            for item, settlement in zip(batch, settlements, strict=True)
+            if settlement.reply and settlement.outcome is not Outcome.RETRY
+        ]
+        peer = self.link.peer
         audit.append_many(
             conn,
             [
-                audit.Record(
-                    "received", self.link.peer, item.message_id, "reply", settlement.reply, at
+                record
+                for item, settlement in settled
+                for record in (
+                    audit.Record("sent", peer, item.message_id, "envelope", settlement.sent, at),
+                    audit.Record("received", peer, item.message_id, "reply", settlement.reply, at),
                 )
-                for item, settlement in zip(batch, settlements, strict=True)
-                if settlement.reply and settlement.outcome is not Outcome.RETRY
             ],
         )
-        delivered: list[tuple[int, bytes]] = []
+        delivered: list[tuple[int, bytes, bytes]] = []
         for item, settlement in zip(batch, settlements, strict=True):
             if settlement.outcome in (Outcome.DELIVERED, Outcome.DECLINED):
-                delivered.append((item.seq, settlement.reply))
+                delivered.append((item.seq, settlement.reply, settlement.sent))
             elif settlement.outcome is Outcome.PARKED:
                 outbox.dead_letter(
                     conn,

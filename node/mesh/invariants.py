@@ -8,12 +8,14 @@ id and province only, never by anything personal.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from node.mesh.load import CONCLUDED_STATUSES
 from node.store.audit import AuditReport
+from node.wire import pb
 
 SHOWN: Final = 5
 """Failing cases named per verdict; the rest are counted."""
@@ -93,13 +95,37 @@ def _concluded(case: CaseSides) -> bool:
     )
 
 
+SIGNED_FIELDS: Final = ("evidence", "request")
+"""History fields holding a signed envelope (URL-safe base64), compared by what they sign."""
+
+
 def _signed(entry: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in entry.items() if k not in LOCAL_FIELDS}
+    signed = {k: v for k, v in entry.items() if k not in LOCAL_FIELDS}
+    for field in SIGNED_FIELDS:
+        if isinstance(signed.get(field), str):
+            signed[field] = _message_of(signed[field])
+    return signed
+
+
+def _message_of(envelope_b64: str) -> bytes:
+    """The message an envelope signs. Two sides may hold it under different signatures of
+    the same key: a message re-sent after a lost reply travels in another batch, and the
+    sender keeps the form its reply came back for, the receiver the form it stored first.
+    The signatures themselves are checked by ``evidence_intact``."""
+    padded = envelope_b64 + "=" * (-len(envelope_b64) % 4)
+    return pb.Envelope.FromString(base64.urlsafe_b64decode(padded)).message
+
+
+def _submission(view: Mapping[str, Any]) -> tuple[bytes, Any] | None:
+    shown = view.get("submission")
+    if not isinstance(shown, Mapping) or not isinstance(shown.get("envelope"), str):
+        return None
+    return _message_of(shown["envelope"]), shown.get("key_id")
 
 
 def same_history(cases: Sequence[CaseSides]) -> Verdict:
-    """(2) Both sides hold the same signed record: the same submission envelope and, update
-    by update, the same number, action, signed envelope and signing key."""
+    """(2) Both sides hold the same signed record: the same signed submission and, update
+    by update, the same number, action, signed message and signing key."""
     failures = []
     updates = 0
     compared = 0
@@ -110,7 +136,7 @@ def same_history(cases: Sequence[CaseSides]) -> Verdict:
         compared += 1
         ours, theirs = a.get("history", []), h.get("history", [])
         updates += len(ours)
-        if a.get("submission") != h.get("submission"):
+        if _submission(a) != _submission(h):
             failures.append(f"{case.case_id}: the two sides hold different submission envelopes")
         elif len(ours) != len(theirs):
             failures.append(

@@ -4,9 +4,11 @@ Rules kept here:
 - Sealing follows the manifest in force: nothing is signed for a peer while this node's
   manifest has expired (``manifest_expired``), nor a payload type its policy does not let it
   send (``payload_not_allowed``); the ``Refusal`` is raised before anything is sent or stored.
-- A message is durable before it is sent: ``enqueue`` puts it in the peer's outbox and the
-  evidence log inside the caller's transaction, and wakes the peer's worker only after that
-  transaction commits. ``send`` is seal + enqueue in a write of its own.
+- A message is durable before it is sent: ``enqueue`` puts it in the peer's outbox inside the
+  caller's transaction, and wakes the peer's worker only after that transaction commits.
+  ``send`` is seal + enqueue in a write of its own. The worker sends what is queued in
+  batch-signed frames; each message enters the evidence log as it went out (its batch
+  signature and proof), with the peer's reply, when that reply is recorded.
 - A question with an answer of its own (``ask``) is delivered at once on the peer's channel,
   not through the outbox. Its reply is checked like every reply (signature, addressed to us,
   answers that very request); only a checked reply is an answer, and only an answer is
@@ -210,8 +212,9 @@ class Courier:
         *,
         correlation_id: str = "",
     ) -> None:
-        """Put sealed messages in a peer's outbox and the evidence log, inside ``conn``'s
-        transaction (a write job); the peer's worker wakes once it has committed."""
+        """Put sealed messages in a peer's outbox, inside ``conn``'s transaction (a write
+        job); the peer's worker wakes once it has committed. Each enters the evidence log
+        when its reply is recorded, as it was sent (in its batch, with its proof)."""
         now = self._clock()
         for s in sealed:
             outbox.enqueue(
@@ -224,13 +227,6 @@ class Courier:
                 created_at=now,
                 correlation_id=correlation_id,
             )
-        audit.append_many(
-            conn,
-            [
-                audit.Record("sent", province, s.message_id, "envelope", s.envelope, now)
-                for s in sealed
-            ],
-        )
         self._db().after_commit(functools.partial(self.wake, province))
 
     async def send(

@@ -31,6 +31,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
+from typing import cast
 
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
@@ -45,9 +46,15 @@ from node.protocol.checks import (
     Redelivery,
     check_envelope,
 )
-from node.protocol.envelope import Sealed, payload_type
+from node.protocol.envelope import (
+    MAX_BATCH_MESSAGES,
+    envelopes_of,
+    payload_type,
+    seal_encoded,
+    sign_batch,
+)
 from node.protocol.faults import FaultCode, Refusal
-from node.protocol.replies import answer_for, fault_for, receipt_for
+from node.protocol.replies import answer_message, fault_for, fault_message, receipt_message
 from node.store import audit, inbox
 from node.store.database import Database, DuplicateEntry, StoreError, StoreUnavailable
 from node.transport.admission import RefusalLog
@@ -104,6 +111,29 @@ class PayloadHandler:
     """For a request with an answer of its own: the answer, replacing the receipt."""
 
 
+@dataclass(frozen=True)
+class _Refused:
+    refusal: Refusal
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class _Again:
+    """A message accepted before (same id, same bytes): answered with the reply it got."""
+
+    message: Authenticated
+    reply: bytes
+
+
+@dataclass(frozen=True)
+class _Fresh:
+    message: Authenticated
+    responder: Responder | None
+
+
+_Decision = _Refused | _Again | _Fresh
+
+
 class InboundProcessor:
     def __init__(
         self,
@@ -132,19 +162,43 @@ class InboundProcessor:
         self._refusal_log = RefusalLog()
 
     def receive(self, raw: bytes, tls_identity: str | None) -> Awaitable[Reply]:
-        """Check ``raw`` and queue its write now; the awaitable gives the reply after commit.
+        """Check one envelope now; the awaitable gives its own signed reply after commit.
 
-        The checks and the write submission happen synchronously, in call order, so the
-        messages of one stream reach the store's writer in the order they arrived and share
-        its group commit, without a task per message.
+        The checks happen synchronously, in call order, and the write is submitted in the
+        first step of the returned task, so the messages of one stream reach the store's
+        writer in the order they arrived and share its group commit.
         """
         now = self._clock()
-        try:
-            return self._receive(raw, tls_identity, now)
-        except StoreError as error:
-            return _ready(self._refuse(_store_refusal(error), raw, tls_identity, now))
+        decision = self._decide(raw, tls_identity, now)
 
-    def _receive(self, raw: bytes, tls_identity: str | None, now: float) -> Awaitable[Reply]:
+        async def reply() -> Reply:
+            _, [answer] = await self._conclude([decision], tls_identity, now, batched=False)
+            return answer
+
+        return asyncio.ensure_future(reply())
+
+    def receive_batch(self, frame: bytes, tls_identity: str | None) -> Awaitable[Reply]:
+        """Check a batch-signed frame's messages now (its one signature verified once); the
+        awaitable gives the reply frame, one reply per message in order, signed once, after
+        the accepted messages committed. A frame that is not a batch at all is refused as a
+        whole (``Reply.status`` set; the stream ends)."""
+        now = self._clock()
+        try:
+            batch = _parse_batch(frame, self._limits)
+        except Refusal as refusal:
+            return _ready(self._refuse(refusal, frame, tls_identity, now))
+        decisions = [self._decide(raw, tls_identity, now) for raw in envelopes_of(batch)]
+
+        async def reply() -> Reply:
+            replies_frame, answers = await self._conclude(
+                decisions, tls_identity, now, batched=True
+            )
+            return Reply(replies_frame, faults=tuple(f for a in answers for f in a.faults))
+
+        return asyncio.ensure_future(reply())
+
+    def _decide(self, raw: bytes, tls_identity: str | None, now: float) -> _Decision:
+        """Every receiver check on one envelope, before anything is stored."""
         credentials = self._credentials()
         try:
             if credentials.manifest.expired_at(now):
@@ -166,113 +220,182 @@ class InboundProcessor:
                 validators=self._validators,
             )
         except Refusal as refusal:
-            return _ready(self._refuse(refusal, raw, tls_identity, now))
+            return _Refused(refusal, raw)
+        except StoreError as error:
+            return _Refused(_store_refusal(error), raw)
         if isinstance(verdict, Redelivery):
-            peer = verdict.message.sender.province
-            self._metrics.messages_duplicate.labels(peer, verdict.message.payload_type).inc()
-            return _ready(Reply(verdict.prior.reply))
-        responder = self._responders.get(verdict.payload_type)
-        if responder is not None:
-            return asyncio.ensure_future(
-                self._respond(responder, verdict, raw=raw, tls_identity=tls_identity, now=now)
-            )
-        receipt = receipt_for(
-            verdict,
-            me=self._node_id,
-            now=now,
-            manifest_version=credentials.manifest.version,
-            key=credentials.signing_key,
-        )
-        if verdict.payload_type in EPHEMERAL_TYPES:
-            return _ready(self._accepted(verdict, receipt, now))
-        stored = self._db().submit(partial(self._store, accepted=verdict, receipt=receipt, now=now))
+            return _Again(verdict.message, verdict.prior.reply)
+        return _Fresh(verdict, self._responders.get(verdict.payload_type))
 
-        return self._after_commit(stored, verdict, receipt, raw, tls_identity, now)
-
-    async def _respond(
+    async def _conclude(
         self,
-        responder: Responder,
-        accepted: Authenticated,
+        decisions: list[_Decision],
+        tls_identity: str | None,
+        now: float,
         *,
-        raw: bytes,
-        tls_identity: str | None,
-        now: float,
-    ) -> Reply:
-        try:
-            answer = await responder(accepted, now)
-        except Refusal as refusal:
-            return self._refuse(refusal, raw, tls_identity, now)
-        except StoreError as error:
-            return self._refuse(_store_refusal(error, accepted), raw, tls_identity, now)
-        credentials = self._credentials()
-        reply = answer_for(
-            accepted,
-            answer.body,
-            me=self._node_id,
-            now=now,
-            manifest_version=credentials.manifest.version,
-            key=credentials.signing_key,
-        )
-        if not answer.store:
-            return self._accepted(accepted, reply, now)
-        try:
-            stored = self._db().submit(
-                partial(
-                    self._store, accepted=accepted, receipt=reply, now=now, effect=answer.effect
-                )
+        batched: bool,
+    ) -> tuple[bytes, list[Reply]]:
+        """Answer each decided message: its responder's answer, else a receipt or a fault;
+        store the accepted ones with their replies (one write job each, sharing the group
+        commit); return the signed replies and, ``batched``, the frame signing them once.
+
+        Replies are signed before the store commits, since the stored reply must be the one
+        sent; when storing changes a reply (a refusing effect, the same message stored at
+        once by another call) the replies are signed again. Nothing leaves before commit.
+        """
+        decisions = list(decisions)
+        answers = await self._answers(decisions, now)
+        originals = list(decisions)
+        encoded = [
+            self._reply_bytes(d, answers.get(i), tls_identity, now) for i, d in enumerate(decisions)
+        ]
+        frame, envelopes = self._sign(decisions, encoded, batched=batched)
+        stored: dict[int, asyncio.Future[bytes]] = {}
+        changed = False
+        for index, decision in enumerate(decisions):
+            answer = answers.get(index)
+            if (
+                not isinstance(decision, _Fresh)
+                or decision.message.payload_type in EPHEMERAL_TYPES
+                or (answer is not None and not answer.store)
+            ):
+                continue
+            store = partial(
+                self._store,
+                accepted=decision.message,
+                reply=envelopes[index],
+                now=now,
+                effect=answer.effect if answer else None,
             )
-        except StoreError as error:
-            return self._refuse(_store_refusal(error, accepted), raw, tls_identity, now)
-        return await self._after_commit(stored, accepted, reply, raw, tls_identity, now)
-
-    def _after_commit(
-        self,
-        stored: asyncio.Future[bytes],
-        accepted: Authenticated,
-        receipt: Sealed,
-        raw: bytes,
-        tls_identity: str | None,
-        now: float,
-    ) -> asyncio.Future[Reply]:
-        """The reply, once the store's commit resolves ``stored`` (a callback, not a task)."""
-        result: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-
-        def committed(done: asyncio.Future[bytes]) -> None:
-            error = done.exception()
-            if result.cancelled():
-                return
-            if isinstance(error, Refusal):
-                result.set_result(self._refuse(error, raw, tls_identity, now))
-            elif error is not None:
-                refusal = _store_refusal(error, accepted)
-                result.set_result(self._refuse(refusal, raw, tls_identity, now))
-            elif (reply := done.result()) is not receipt.envelope:
-                metric = self._metrics.messages_duplicate
-                metric.labels(accepted.sender.province, accepted.payload_type).inc()
-                result.set_result(Reply(reply))
+            try:
+                stored[index] = self._db().submit(store)
+            except StoreError as error:
+                refusal = _store_refusal(error, decision.message)
+                decisions[index] = _Refused(refusal, decision.message.envelope)
+                changed = True
+        for index, future in stored.items():
+            message = cast(_Fresh, decisions[index]).message
+            try:
+                reply = await future
+            except Refusal as refusal:
+                decisions[index] = _Refused(refusal, message.envelope)
+            except Exception as error:
+                decisions[index] = _Refused(_store_refusal(error, message), message.envelope)
             else:
-                result.set_result(self._accepted(accepted, receipt, now))
+                if reply is envelopes[index]:
+                    continue
+                decisions[index] = _Again(message, reply)
+            changed = True
+        if changed:
+            encoded = [
+                self._reply_bytes(d, answers.get(i), tls_identity, now) if d is not first else old
+                for i, (d, first, old) in enumerate(zip(decisions, originals, encoded, strict=True))
+            ]
+            frame, envelopes = self._sign(decisions, encoded, batched=batched)
+        return frame, [
+            self._outcome(decision, envelope, tls_identity, now)
+            for decision, envelope in zip(decisions, envelopes, strict=True)
+        ]
 
-        stored.add_done_callback(committed)
-        return result
+    async def _answers(self, decisions: list[_Decision], now: float) -> dict[int, Answer]:
+        """The answers of the requests that have them, asked at once; a responder's refusal
+        replaces its message's decision."""
+        asked = [
+            (index, d)
+            for index, d in enumerate(decisions)
+            if isinstance(d, _Fresh) and d.responder is not None
+        ]
+        if not asked:
+            return {}
+        results = await asyncio.gather(
+            *(cast(Responder, d.responder)(d.message, now) for _, d in asked),
+            return_exceptions=True,
+        )
+        answers: dict[int, Answer] = {}
+        for (index, decision), result in zip(asked, results, strict=True):
+            if isinstance(result, Refusal):
+                decisions[index] = _Refused(result, decision.message.envelope)
+            elif isinstance(result, StoreError):
+                refusal = _store_refusal(result, decision.message)
+                decisions[index] = _Refused(refusal, decision.message.envelope)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                answers[index] = result
+        return answers
 
-    def _accepted(self, accepted: Authenticated, receipt: Sealed, now: float) -> Reply:
-        peer = accepted.sender.province
-        self._metrics.messages_received.labels(peer, accepted.payload_type).inc()
+    def _reply_bytes(
+        self, decision: _Decision, answer: Answer | None, tls_identity: str | None, now: float
+    ) -> bytes:
+        """The reply's Message bytes, unsigned: a fault, the reply given the first time, the
+        responder's answer or a receipt."""
+        version = self._credentials().manifest.version
+        if isinstance(decision, _Refused):
+            reply = fault_message(
+                decision.refusal,
+                me=self._node_id,
+                recipient=tls_identity or "",
+                now=now,
+                manifest_version=version,
+            )
+        elif isinstance(decision, _Again):
+            return pb.Envelope.FromString(decision.reply).message
+        elif answer is not None:
+            reply = answer_message(
+                decision.message, answer.body, me=self._node_id, now=now, manifest_version=version
+            )
+        else:
+            reply = receipt_message(
+                decision.message, me=self._node_id, now=now, manifest_version=version
+            )
+        return reply.SerializeToString(deterministic=True)
+
+    def _sign(
+        self, decisions: list[_Decision], encoded: list[bytes], *, batched: bool
+    ) -> tuple[bytes, list[bytes]]:
+        """The replies signed once as a batch (the frame and each reply's own envelope), or
+        each on its own; a message answered before gets its first reply unchanged then."""
+        key = self._credentials().signing_key
+        if batched:
+            return sign_batch(encoded, key)
+        return b"", [
+            d.reply if isinstance(d, _Again) else seal_encoded(reply, key)
+            for d, reply in zip(decisions, encoded, strict=True)
+        ]
+
+    def _outcome(
+        self, decision: _Decision, envelope: bytes, tls_identity: str | None, now: float
+    ) -> Reply:
+        """What one message's signed reply means for the call, counted and logged."""
+        if isinstance(decision, _Refused):
+            refusal = decision.refusal
+            self._note_refusal(refusal, decision.raw, _peer_of(self._credentials(), tls_identity))
+            return Reply(
+                envelope,
+                refusal.code.grpc_status,
+                f"{refusal.code.value}: {refusal.text}",
+                faults=(refusal.code,),
+            )
+        message = decision.message
+        peer = message.sender.province
+        if isinstance(decision, _Again):
+            self._metrics.messages_duplicate.labels(peer, message.payload_type).inc()
+            return Reply(envelope)
+        self._metrics.messages_received.labels(peer, message.payload_type).inc()
         self._links(peer).received(now)
         self._metrics.last_received.labels(peer).set(now)
         log.debug(
             "accepted",
-            extra={"peer": peer, "message_id": accepted.message_id, "type": accepted.payload_type},
+            extra={"peer": peer, "message_id": message.message_id, "type": message.payload_type},
         )
-        return Reply(receipt.envelope)
+        return Reply(envelope)
 
     def _store(
         self,
         conn: sqlite3.Connection,
         *,
         accepted: Authenticated,
-        receipt: Sealed,
+        reply: bytes,
         now: float,
         effect: Effect | None = None,
     ) -> bytes:
@@ -286,7 +409,7 @@ class InboundProcessor:
                 digest=accepted.digest,
                 payload_type=accepted.payload_type,
                 envelope=accepted.envelope,
-                reply=receipt.envelope,
+                reply=reply,
                 received_at=now,
             )
         except DuplicateEntry:
@@ -309,28 +432,18 @@ class InboundProcessor:
                 audit.Record(
                     "received", peer, accepted.message_id, "envelope", accepted.envelope, now
                 ),
-                audit.Record("sent", peer, accepted.message_id, "reply", receipt.envelope, now),
+                audit.Record("sent", peer, accepted.message_id, "reply", reply, now),
             ),
         )
         effect = effect or self._effects.get(accepted.payload_type)
         if effect is not None:
-            effect(conn, Received(accepted, receipt.envelope, now))
-        return receipt.envelope
+            effect(conn, Received(accepted, reply, now))
+        return reply
 
     def _refuse(self, refusal: Refusal, raw: bytes, tls_identity: str | None, now: float) -> Reply:
+        """A refusal of a whole call (a frame that is not a batch): its own signed fault."""
         credentials = self._credentials()
-        member = credentials.manifest.member(tls_identity or "")
-        peer = member.province if member else UNKNOWN_PEER
-        kind = _peek_type(raw)
-        self._metrics.messages_refused.labels(peer, kind, refusal.code.value, "inbound").inc()
-        self._refusal_log.warn(
-            "refused",
-            peer=peer,
-            reason=refusal.code.value,
-            message_id=refusal.message_id,
-            field=refusal.field,
-            detail=refusal.text,
-        )
+        self._note_refusal(refusal, raw, _peer_of(credentials, tls_identity))
         fault = fault_for(
             refusal,
             me=self._node_id,
@@ -343,8 +456,46 @@ class InboundProcessor:
             fault.envelope,
             refusal.code.grpc_status,
             f"{refusal.code.value}: {refusal.text}",
-            fault=refusal.code,
+            faults=(refusal.code,),
         )
+
+    def _note_refusal(self, refusal: Refusal, raw: bytes, peer: str) -> None:
+        """Every refusal counted; logged at most once per peer and code per interval."""
+        self._metrics.messages_refused.labels(
+            peer, _peek_type(raw), refusal.code.value, "inbound"
+        ).inc()
+        self._refusal_log.warn(
+            "refused",
+            peer=peer,
+            reason=refusal.code.value,
+            message_id=refusal.message_id,
+            field=refusal.field,
+            detail=refusal.text,
+        )
+
+
+def _peer_of(credentials: CredentialsView, tls_identity: str | None) -> str:
+    member = credentials.manifest.member(tls_identity or "")
+    return member.province if member else UNKNOWN_PEER
+
+
+def _parse_batch(frame: bytes, limits: CheckLimits) -> pb.Batch:
+    """A received Exchange frame, bounded: parsed, 1 to ``MAX_BATCH_MESSAGES`` messages.
+    Its signature and each message are checked message by message afterwards."""
+    batch = pb.Batch()
+    try:
+        batch.ParseFromString(frame)
+    except DecodeError as exc:
+        raise Refusal(
+            FaultCode.MALFORMED_ENVELOPE, f"frame is not a valid protobuf Batch: {exc}"
+        ) from exc
+    if not 0 < len(batch.messages) <= MAX_BATCH_MESSAGES:
+        raise Refusal(
+            FaultCode.MALFORMED_ENVELOPE,
+            f"a batch holds 1 to {MAX_BATCH_MESSAGES} messages, not {len(batch.messages)}",
+            field="batch.messages",
+        )
+    return batch
 
 
 def _store_refusal(error: BaseException, accepted: Authenticated | None = None) -> Refusal:

@@ -21,6 +21,7 @@ from node.delivery.worker import BATCH_TIMEOUT, PeerWorker
 from node.peers.heartbeat import HEARTBEAT_TIMEOUT
 from node.peers.peer import Peer
 from node.transport.client import PeerChannel
+from node.trust.keys import SigningKey
 from node.trust.manifest import Manifest, Member
 from node.trust.tls import TlsMaterial
 
@@ -48,6 +49,7 @@ class PeerRegistry(Mapping[str, Peer]):
         node_id: str,
         tls: Callable[[], TlsMaterial],
         max_message_bytes: int,
+        signing_key: Callable[[], SigningKey],
         addresses: Mapping[str, str],
         new_worker: NewWorker,
         heartbeat: HeartbeatFor,
@@ -57,6 +59,7 @@ class PeerRegistry(Mapping[str, Peer]):
         self._node_id = node_id
         self._tls = tls
         self._max_message_bytes = max_message_bytes
+        self._signing_key = signing_key
         self._addresses = addresses
         self._new_worker = new_worker
         self._heartbeat = heartbeat
@@ -88,6 +91,7 @@ class PeerRegistry(Mapping[str, Peer]):
             member.endpoint,
             self._tls(),
             max_message_bytes=self._max_message_bytes,
+            signing_key=self._signing_key,
             address=self._addresses.get(member.province),
         )
 

@@ -131,47 +131,82 @@ class SealedBatch:
     """Per message, in order: an Envelope with the batch signature and its BatchProof."""
 
 
+MAX_BATCH_MESSAGES: Final = 1024
+"""Most messages one Exchange frame may hold; a sender's configured batch size fits under it."""
+
+
 def seal_batch(messages: Sequence[pb.Message], key: SigningKey) -> SealedBatch:
     """Sign ``messages`` (at least one) with one signature over their tree's root."""
-    if not messages:
-        raise ValueError("a batch holds at least one message")
     encoded = [m.SerializeToString(deterministic=True) for m in messages]
-    tree = MerkleTree.of(encoded)
-    signature = key.sign(batch_statement(tree.size, tree.root()))
-    sealed = []
-    for index, (message, message_bytes) in enumerate(zip(messages, encoded, strict=True)):
-        envelope = pb.Envelope(
-            message=message_bytes,
-            signature=signature,
-            key_id=key.key_id,
-            proof=pb.BatchProof(
-                tree_size=tree.size, leaf_index=index, path=tree.inclusion_path(index)
-            ),
-        )
-        sealed.append(
+    frame, envelopes = sign_batch(encoded, key)
+    return SealedBatch(
+        frame,
+        [
             Sealed(
-                envelope=envelope.SerializeToString(deterministic=True),
+                envelope=envelope,
                 message=message_bytes,
                 message_id=message.header.message_id,
                 digest=digest(message_bytes),
                 payload_type=payload_type(message),
             )
-        )
-    frame = pb.Batch(messages=encoded, signature=signature, key_id=key.key_id)
-    return SealedBatch(frame.SerializeToString(deterministic=True), sealed)
+            for message, message_bytes, envelope in zip(messages, encoded, envelopes, strict=True)
+        ],
+    )
+
+
+def sign_batch(encoded: Sequence[bytes], key: SigningKey) -> tuple[bytes, list[bytes]]:
+    """Sign serialized messages (at least one) once, over their tree's root: the Exchange
+    frame, and each message as its own provable Envelope, in order."""
+    batch, tree = signed_batch(encoded, key)
+    return batch.SerializeToString(deterministic=True), envelopes_of(batch, tree)
+
+
+def signed_batch(encoded: Sequence[bytes], key: SigningKey) -> tuple[pb.Batch, MerkleTree]:
+    """The Batch of serialized messages (at least one), signed once, and its tree."""
+    if not encoded:
+        raise ValueError("a batch holds at least one message")
+    tree = MerkleTree.of(encoded)
+    batch = pb.Batch(
+        messages=encoded,
+        signature=key.sign(batch_statement(tree.size, tree.root())),
+        key_id=key.key_id,
+    )
+    return batch, tree
+
+
+def envelopes_of(batch: pb.Batch, tree: MerkleTree | None = None) -> list[bytes]:
+    """Each message of a batch as its own Envelope: the batch's signature and key id with the
+    message's ``BatchProof``. Checked one by one, as any envelope is; nothing here is trusted."""
+    tree = tree or MerkleTree.of(batch.messages)
+    return [
+        pb.Envelope(
+            message=message_bytes,
+            signature=batch.signature,
+            key_id=batch.key_id,
+            proof=pb.BatchProof(
+                tree_size=tree.size, leaf_index=index, path=tree.inclusion_path(index)
+            ),
+        ).SerializeToString(deterministic=True)
+        for index, message_bytes in enumerate(batch.messages)
+    ]
 
 
 def seal(message: pb.Message, key: SigningKey) -> Sealed:
     message_bytes = message.SerializeToString(deterministic=True)
-    envelope = pb.Envelope(
-        message=message_bytes,
-        signature=key.sign(signing_input(message_bytes)),
-        key_id=key.key_id,
-    )
     return Sealed(
-        envelope=envelope.SerializeToString(deterministic=True),
+        envelope=seal_encoded(message_bytes, key),
         message=message_bytes,
         message_id=message.header.message_id,
         digest=digest(message_bytes),
         payload_type=payload_type(message),
     )
+
+
+def seal_encoded(message_bytes: bytes, key: SigningKey) -> bytes:
+    """The Envelope of one serialized message, signed on its own."""
+    envelope = pb.Envelope(
+        message=message_bytes,
+        signature=key.sign(signing_input(message_bytes)),
+        key_id=key.key_id,
+    )
+    return envelope.SerializeToString(deterministic=True)

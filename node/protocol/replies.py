@@ -1,5 +1,8 @@
-"""Building the signed replies a receiver sends: receipts for accepted messages, faults for
-refused ones. Both point back at the exact bytes they answer by digest."""
+"""Building the replies a receiver sends: receipts for accepted messages, faults for refused
+ones, answers to requests. Each points back at the exact bytes it answers by digest.
+
+``*_message`` builds the reply unsigned (the Exchange path signs a whole batch of replies
+at once); ``*_for`` seals it on its own (``Deliver`` and ``DeliverStream``)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,12 @@ from node.wire import pb
 def receipt_for(
     accepted: Authenticated, *, me: str, now: float, manifest_version: int, key: SigningKey
 ) -> Sealed:
+    return seal(receipt_message(accepted, me=me, now=now, manifest_version=manifest_version), key)
+
+
+def receipt_message(
+    accepted: Authenticated, *, me: str, now: float, manifest_version: int
+) -> pb.Message:
     h = accepted.message.header
     receipt = pb.Receipt(
         message_id=h.message_id,
@@ -22,13 +31,8 @@ def receipt_for(
         status=pb.Receipt.STATUS_ACCEPTED,
     )
     receipt.received_at.FromNanoseconds(int(now * 1e9))
-    return answer_for(
-        accepted,
-        ("receipt", receipt),
-        me=me,
-        now=now,
-        manifest_version=manifest_version,
-        key=key,
+    return answer_message(
+        accepted, ("receipt", receipt), me=me, now=now, manifest_version=manifest_version
     )
 
 
@@ -43,6 +47,19 @@ def answer_for(
 ) -> Sealed:
     """The signed reply to ``accepted`` carrying ``body`` (field name, payload): a receipt,
     or the answer to a request such as an attestation."""
+    return seal(
+        answer_message(accepted, body, me=me, now=now, manifest_version=manifest_version), key
+    )
+
+
+def answer_message(
+    accepted: Authenticated,
+    body: tuple[str, ProtoMessage],
+    *,
+    me: str,
+    now: float,
+    manifest_version: int,
+) -> pb.Message:
     h = accepted.message.header
     reply = pb.Message(
         header=header(
@@ -55,7 +72,7 @@ def answer_for(
         ),
     )
     getattr(reply, body[0]).CopyFrom(body[1])
-    return seal(reply, key)
+    return reply
 
 
 def fault_for(
@@ -68,7 +85,18 @@ def fault_for(
     key: SigningKey,
 ) -> Sealed:
     """The signed Fault for a refused message; ``recipient`` is whoever we believe sent it."""
-    reply = pb.Message(
+    return seal(
+        fault_message(
+            refusal, me=me, recipient=recipient, now=now, manifest_version=manifest_version
+        ),
+        key,
+    )
+
+
+def fault_message(
+    refusal: Refusal, *, me: str, recipient: str, now: float, manifest_version: int
+) -> pb.Message:
+    return pb.Message(
         header=header(
             sender=me,
             recipient=recipient,
@@ -85,4 +113,3 @@ def fault_for(
             grpc_status=refusal.code.grpc_status.value[0],
         ),
     )
-    return seal(reply, key)

@@ -102,6 +102,7 @@ class Node:
             node_id=config.node_id,
             tls=self._started_tls,
             max_message_bytes=config.max_message_bytes,
+            signing_key=lambda: self.credentials.signing_key,
             addresses=config.peer_addresses,
             new_worker=self._new_worker,
             heartbeat=self._heartbeat,

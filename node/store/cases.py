@@ -170,6 +170,25 @@ def add_update(conn: sqlite3.Connection, row: UpdateRow) -> None:
     )
 
 
+def resign(conn: sqlite3.Connection, case_id: str, *, held: bytes, sent: bytes) -> None:
+    """A message of ours in this case's record (the submission, an update as its evidence, a
+    request) now held as it went out: the same message in its batch, with its batch
+    signature and proof, as the peer holds it. The message bytes do not change; only their
+    signature's form."""
+    conn.execute(
+        "UPDATE cases SET submission = ? WHERE case_id = ? AND submission = ?",
+        (sent, case_id, held),
+    )
+    conn.execute(
+        "UPDATE case_updates SET evidence = ? WHERE case_id = ? AND evidence = ?",
+        (sent, case_id, held),
+    )
+    conn.execute(
+        "UPDATE case_updates SET request = ? WHERE case_id = ? AND request = ?",
+        (sent, case_id, held),
+    )
+
+
 def mark_applied(conn: sqlite3.Connection, case_id: str, sequences: Iterable[int]) -> None:
     conn.executemany(
         "UPDATE case_updates SET applied = 1 WHERE case_id = ? AND sequence = ?",

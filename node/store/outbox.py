@@ -137,19 +137,22 @@ def pending_batch(
 def mark_delivered(conn: sqlite3.Connection, seq: int, *, reply: bytes, at: float) -> None:
     """Record the peer's signed reply; a no-op unless the item is still pending."""
     peer, _ = _peer_of(conn, seq)  # an unknown seq is a ValueError
-    mark_delivered_batch(conn, peer, [(seq, reply)], at=at)
+    mark_delivered_batch(conn, peer, [(seq, reply, b"")], at=at)
 
 
 def mark_delivered_batch(
-    conn: sqlite3.Connection, peer: str, replies: Sequence[tuple[int, bytes]], *, at: float
+    conn: sqlite3.Connection, peer: str, replies: Sequence[tuple[int, bytes, bytes]], *, at: float
 ) -> None:
-    """``mark_delivered`` for many items of one peer, advancing its cursor once. Items no
-    longer pending keep their first settlement (a second completion of the same send, or an
-    item dead-lettered while in flight)."""
+    """``mark_delivered`` for many items of one peer, each (seq, reply, envelope as sent),
+    advancing its cursor once. A row keeps the envelope that went out with its batch
+    signature and proof, the one its peer holds. Items no longer pending keep their first
+    settlement (a second completion of the same send, or an item dead-lettered while in
+    flight)."""
     conn.executemany(
-        "UPDATE outbox SET state = 'delivered', reply = ?, delivered_at = ? "
+        "UPDATE outbox SET state = 'delivered', reply = ?, delivered_at = ?, "
+        "envelope = CASE WHEN ? = x'' THEN envelope ELSE ? END "
         "WHERE seq = ? AND peer = ? AND state = 'pending'",
-        [(reply, at, seq, peer) for seq, reply in replies],
+        [(reply, at, sent, sent, seq, peer) for seq, reply, sent in replies],
     )
     advance_cursor(conn, peer)
 

@@ -15,7 +15,7 @@ Rules kept here:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Protocol, cast
 
@@ -41,13 +41,22 @@ class Reply:
     envelope: bytes
     status: grpc.StatusCode | None = None
     text: str = ""
-    fault: FaultCode | None = None
-    """The refusal's code when the reply is a Fault."""
+    faults: tuple[FaultCode, ...] = ()
+    """The codes of the refusals it holds: its own when the reply is a Fault, each refused
+    message's for a batch of replies."""
+
+
+Receive = Callable[[bytes, str | None], Awaitable[Reply]]
+"""Check a request now (synchronously, in call order); await the result for the reply."""
 
 
 class EnvelopeReceiver(Protocol):
     def receive(self, raw: bytes, tls_identity: str | None) -> Awaitable[Reply]:
-        """Check ``raw`` now (synchronously, in call order); await the result for the reply."""
+        """One envelope (``Deliver``, ``DeliverStream``): its own signed reply."""
+        ...
+
+    def receive_batch(self, frame: bytes, tls_identity: str | None) -> Awaitable[Reply]:
+        """One batch-signed frame (``Exchange``): a frame of replies, signed once."""
         ...
 
 
@@ -78,30 +87,60 @@ class FederationServicer:
                 reply = await self._receiver.receive(request, identity)
         except DoorClosed as closed:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{closed.reason}: {closed}")
-        if reply.fault is not None:
-            self.admission.refused(identity, reply.fault)
+        self._count_refusals(identity, reply)
         if reply.status is not None:
             await context.abort(
                 reply.status, reply.text, trailing_metadata=((FAULT_TRAILER, reply.envelope),)
             )
         return reply.envelope
 
+    def _count_refusals(self, identity: str | None, reply: Reply) -> None:
+        for code in reply.faults:
+            self.admission.refused(identity, code)
+
     async def deliver_stream(
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
+        # An async generator itself: grpc.aio tells a streaming handler by its function.
+        async for reply in self._stream(self._receiver.receive, requests, context, frames=False):
+            yield reply
+
+    async def exchange(
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        # An async generator itself: grpc.aio tells a streaming handler by its function.
+        async for reply in self._stream(
+            self._receiver.receive_batch, requests, context, frames=True
+        ):
+            yield reply
+
+    async def _stream(
+        self,
+        receive: Receive,
+        requests: AsyncIterator[bytes],
+        context: grpc.aio.ServicerContext,
+        *,
+        frames: bool,
+    ) -> AsyncIterator[bytes]:
+        """A long-lived stream: envelopes (``DeliverStream``) or batch frames (``Exchange``)
+        in, one reply each out, in order."""
         identity = peer_identity(context.auth_context())
         try:
             with self.admission.stream(identity):
-                async for reply in self._answer_stream(requests, identity, context):
+                replies = self._answer_stream(receive, requests, identity, context, frames=frames)
+                async for reply in replies:
                     yield reply
         except DoorClosed as closed:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{closed.reason}: {closed}")
 
     async def _answer_stream(
         self,
+        receive: Receive,
         requests: AsyncIterator[bytes],
         identity: str | None,
         context: grpc.aio.ServicerContext,
+        *,
+        frames: bool,
     ) -> AsyncIterator[bytes]:
         pending: asyncio.Queue[object] = asyncio.Queue()
         # Places for replies not yet written back: the reader waits for one before it reads
@@ -117,7 +156,7 @@ class FederationServicer:
                         break
                     # receive() checks and queues the write at once, in arrival order; the
                     # store's writer keeps that order for the effects.
-                    pending.put_nowait(self._receiver.receive(request, identity))
+                    pending.put_nowait(receive(request, identity))
             finally:
                 pending.put_nowait(None)
 
@@ -126,8 +165,14 @@ class FederationServicer:
         try:
             while (item := await pending.get()) is not None and item is not _CLOSE:
                 reply = await cast(Awaitable[Reply], item)
-                if reply.fault is not None:
-                    self.admission.refused(identity, reply.fault)
+                self._count_refusals(identity, reply)
+                if frames and reply.status is not None:
+                    # The frame itself was refused (not a batch): nothing of it was read.
+                    await context.abort(
+                        reply.status,
+                        reply.text,
+                        trailing_metadata=((FAULT_TRAILER, reply.envelope),),
+                    )
                 yield reply.envelope
                 backlog.release()
                 if self.admission.suspended(identity):
@@ -154,6 +199,7 @@ def federation_handler(servicer: FederationServicer) -> grpc.GenericRpcHandler:
         {
             "Deliver": grpc.unary_unary_rpc_method_handler(servicer.deliver),
             "DeliverStream": grpc.stream_stream_rpc_method_handler(servicer.deliver_stream),
+            "Exchange": grpc.stream_stream_rpc_method_handler(servicer.exchange),
         },
     )
 

@@ -14,5 +14,6 @@ from node.wire.yrd.federation.v1 import federation_pb2 as pb
 SERVICE_NAME = "yrd.federation.v1.Federation"
 DELIVER_METHOD = f"/{SERVICE_NAME}/Deliver"
 DELIVER_STREAM_METHOD = f"/{SERVICE_NAME}/DeliverStream"
+EXCHANGE_METHOD = f"/{SERVICE_NAME}/Exchange"
 
-__all__ = ["DELIVER_METHOD", "DELIVER_STREAM_METHOD", "SERVICE_NAME", "pb"]
+__all__ = ["DELIVER_METHOD", "DELIVER_STREAM_METHOD", "EXCHANGE_METHOD", "SERVICE_NAME", "pb"]
