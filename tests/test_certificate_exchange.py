@@ -14,7 +14,7 @@ import pytest
 from node.certificates.consent import ConsentGrant, new_grant_id, sign_grant
 from node.certificates.model import TYPES
 from node.identifiers import make_certificate_id, parse_certificate_id
-from node.protocol.envelope import DOMAIN_PREFIX
+from node.protocol.envelope import statement_of
 from node.runtime.node import Node
 from node.wire import pb
 from tests.certificate_samples import LI_MINGHUA, OTHER_PERSON, sample_json
@@ -86,7 +86,7 @@ async def test_online_verification_consent_purpose_and_usage(mesh: Path) -> None
         assert attested["issuer"] == "shanghai" and attested["cached"] is False
         envelope = pb.Envelope.FromString(unb64(attested["attestation"]))
         key = sh.credentials.manifest.all_keys()[envelope.key_id]
-        assert key.verify(envelope.signature, DOMAIN_PREFIX + envelope.message)
+        assert key.verify(envelope.signature, statement_of(envelope) or b"")
         message = pb.Message.FromString(envelope.message)
         assert message.header.sender == sh.config.node_id
         assert len(message.attestation.request_digest) == 32

@@ -17,7 +17,7 @@ from node.certificates.model import TYPES
 from node.certificates.policy import MATTER, SCENES
 from node.identifiers import make_certificate_id, parse_certificate_id
 from node.mesh.layout import publish_manifest, read_manifest
-from node.protocol.envelope import DOMAIN_PREFIX, header, seal
+from node.protocol.envelope import header, seal, statement_of
 from node.runtime.node import Node
 from node.store import certificates as certificate_store
 from node.store import inbox
@@ -70,7 +70,7 @@ def signed_fault(node: Node, reply: bytes) -> pb.Fault:
     """The fault in ``reply``, after checking it is signed by ``node``'s key."""
     envelope = pb.Envelope.FromString(reply)
     key = node.credentials.manifest.all_keys()[envelope.key_id]
-    assert key.verify(envelope.signature, DOMAIN_PREFIX + envelope.message)
+    assert key.verify(envelope.signature, statement_of(envelope) or b"")
     message = pb.Message.FromString(envelope.message)
     assert message.header.sender == node.config.node_id
     assert message.WhichOneof("body") == "fault"

@@ -17,7 +17,7 @@ import grpc
 import pytest
 
 from node.cases.wire import stamp
-from node.protocol.envelope import DOMAIN_PREFIX, header, seal
+from node.protocol.envelope import header, seal, statement_of
 from node.runtime.node import Node
 from node.trust.keys import load_signing_key
 from node.trust.manifest import PROVINCES
@@ -251,7 +251,7 @@ def submission(name: str, *, case_id: str | None = None) -> pb.CaseSubmit:
 def fault_of(reply: pb.Envelope, node: Node) -> pb.Fault:
     """The fault in ``reply``, whose signature verifies under ``node``'s key."""
     key = node.credentials.manifest.all_keys()[reply.key_id]
-    assert key.verify(reply.signature, DOMAIN_PREFIX + reply.message)
+    assert key.verify(reply.signature, statement_of(reply) or b"")
     message = pb.Message.FromString(reply.message)
     assert message.WhichOneof("body") == "fault"
     assert message.header.sender == node.config.node_id

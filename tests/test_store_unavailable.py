@@ -28,7 +28,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from node.mesh.layout import node_id_for
-from node.protocol.envelope import DOMAIN_PREFIX, seal
+from node.protocol.envelope import seal, statement_of
 from node.runtime.node import Node
 from node.store.audit import verify_store
 from node.store.database import StoreUnavailable
@@ -141,7 +141,7 @@ async def store_named_not_ready(client: Client) -> bool:
 def signed_by_node(reply: bytes, node: Node) -> bool:
     envelope = pb.Envelope.FromString(reply)
     key = node.credentials.manifest.all_keys().get(envelope.key_id)
-    return key is not None and key.verify(envelope.signature, DOMAIN_PREFIX + envelope.message)
+    return key is not None and key.verify(envelope.signature, statement_of(envelope) or b"")
 
 
 def reply_body(reply: bytes) -> pb.Message:

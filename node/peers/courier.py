@@ -9,10 +9,12 @@ Rules kept here:
   ``send`` is seal + enqueue in a write of its own. The worker sends what is queued in
   batch-signed frames; each message enters the evidence log as it went out (its batch
   signature and proof), with the peer's reply, when that reply is recorded.
-- A question with an answer of its own (``ask``) is delivered at once on the peer's channel,
-  not through the outbox. Its reply is checked like every reply (signature, addressed to us,
-  answers that very request); only a checked reply is an answer, and only an answer is
-  recorded in the evidence log with its request. Every way an ask can fail is one
+- A question with an answer of its own (``ask``) is sent at once, not through the outbox: in
+  a frame of its own on the peer's ``Exchange`` stream, beside the worker's batches, or
+  (heartbeats) alone in a ``Deliver`` call, so liveness is not judged behind a backlog. Its
+  reply is checked like every reply (signature, addressed to us, answers that very
+  request); only a checked reply is an answer, and only an answer is recorded in the
+  evidence log with its request. Every way an ask can fail is one
   ``AskFailed`` type: ``UnknownPeer``, ``PeerUnanswered`` (transport), ``ReplyRefused`` (the
   reply failed our checks). A signed fault from the peer is an answer: ``Answered.fault``.
 - The delivery workers' replies are settled here too (``settler``), with the same checks, and
@@ -36,7 +38,7 @@ from monitoring.metrics import NodeMetrics
 from node.delivery.worker import Outcome, Settlement
 from node.peers.peer import Peer
 from node.protocol.checks import Authenticated, CheckLimits, check_reply
-from node.protocol.envelope import Sealed, header, seal
+from node.protocol.envelope import Sealed, digest, header, seal
 from node.protocol.faults import FaultCode, Refusal
 from node.store import audit, outbox
 from node.store.database import Database
@@ -155,8 +157,14 @@ class Courier:
         self, province: str, bodies: Sequence[tuple[str, ProtoMessage]], *, correlation_id: str = ""
     ) -> list[Sealed]:
         """Sign messages for a peer, as the manifest policy allows; nothing is stored yet."""
-        credentials = self._credentials()
-        manifest = credentials.manifest
+        key = self._credentials().signing_key
+        return [seal(m, key) for m in self._compose(province, bodies, correlation_id)]
+
+    def _compose(
+        self, province: str, bodies: Sequence[tuple[str, ProtoMessage]], correlation_id: str = ""
+    ) -> list[pb.Message]:
+        """Messages for a peer, as the manifest policy allows; nothing signed or stored."""
+        manifest = self._credentials().manifest
         me = manifest.member(self._node_id)
         peer = self._peers.get(province)
         if peer is None or me is None:
@@ -164,7 +172,7 @@ class Courier:
         now = self._clock()
         if manifest.expired_at(now):
             raise Refusal(FaultCode.MANIFEST_EXPIRED, "this node's manifest has expired")
-        sealed: list[Sealed] = []
+        messages: list[pb.Message] = []
         for kind, body in bodies:
             if kind not in me.may_send:
                 raise Refusal(
@@ -182,8 +190,8 @@ class Courier:
                 ),
             )
             getattr(message, kind).CopyFrom(body)
-            sealed.append(seal(message, credentials.signing_key))
-        return sealed
+            messages.append(message)
+        return messages
 
     def seal_to_self(
         self, kind: str, body: ProtoMessage, *, now: float, in_reply_to: str = ""
@@ -258,8 +266,11 @@ class Courier:
         *,
         timeout: float,
         record: bool = True,
+        alone: bool = False,
     ) -> Answered:
-        """Ask a peer now, on its channel, and return its checked reply.
+        """Ask a peer now and return its checked reply: on the peer's ``Exchange`` stream,
+        beside the delivery worker's batches, or ``alone`` in a ``Deliver`` call of its own
+        (a heartbeat: liveness is not held up behind a backlog's batches).
 
         With ``record``, the request and the answer enter the evidence log together once the
         answer passed its checks (a heartbeat or a list pull, with no lasting effect, is not
@@ -269,12 +280,19 @@ class Courier:
         peer = self._peers.get(province)
         if peer is None:
             raise UnknownPeer(province)
-        [request] = self.seal(province, [(kind, body)])
+        [message] = self._compose(province, [(kind, body)])
         sent_at = self._clock()
         try:
-            raw = await peer.channel.deliver(request.envelope, timeout=timeout)
-        except SignedRefusal as refusal:
-            raw = refusal.envelope
+            if alone:
+                request = seal(message, self._credentials().signing_key)
+                try:
+                    raw = await peer.channel.deliver(request.envelope, timeout=timeout)
+                except SignedRefusal as refusal:
+                    raw = refusal.envelope
+            else:
+                encoded = message.SerializeToString(deterministic=True)
+                raw, sent = await peer.channel.ask(encoded, timeout=timeout)
+                request = Sealed(sent, encoded, message.header.message_id, digest(encoded), kind)
         except TransportError as error:
             raise PeerUnanswered(province, error) from error
         try:

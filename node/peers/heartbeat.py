@@ -74,7 +74,12 @@ class Heartbeat:
         )
         try:
             answered = await self._courier.ask(
-                peer.province, "heartbeat", body, timeout=HEARTBEAT_TIMEOUT, record=False
+                peer.province,
+                "heartbeat",
+                body,
+                timeout=HEARTBEAT_TIMEOUT,
+                record=False,
+                alone=True,
             )
         except (Refusal, AskFailed) as exc:
             # This node's refusal: to send (an expired manifest) or of the peer's answer.

@@ -9,6 +9,7 @@ tester's fault proxy) without changing whom the channel accepts at the far end.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Sequence
 
 import grpc
@@ -62,10 +63,11 @@ class PeerChannel:
         )
         self._deliver = self._channel.unary_unary(DELIVER_METHOD)
         self._stream_method = self._channel.stream_stream(EXCHANGE_METHOD)
-        self._stream: grpc.aio.StreamStreamCall | None = None
+        self._stream: ExchangeStream | None = None
 
     async def deliver(self, envelope: bytes, *, timeout: float) -> bytes:
-        """Send one envelope; return the signed reply. A refusal raises SignedRefusal."""
+        """Send one envelope on its own; return the signed reply. A refusal raises
+        SignedRefusal."""
         with translate_rpc_errors(self.node_id):
             reply = await self._deliver(envelope, timeout=timeout, wait_for_ready=False)
         assert isinstance(reply, bytes)
@@ -84,36 +86,40 @@ class PeerChannel:
         message as it was sent: its Envelope with the frame's signature and its proof), in
         order, as each reply frame arrives.
 
-        The stream is opened on first use and reopened after any failure.
+        The delivery worker's call: when it fails or runs out of time the stream is dropped
+        (a stalled peer gets a fresh connection), and the next call opens another.
         """
         messages = [pb.Envelope.FromString(envelope).message for envelope in envelopes]
-        if self._stream is None or self._stream.done():
-            self._stream = self._stream_method(wait_for_ready=False)
-        stream = self._stream
         try:
-            with translate_rpc_errors(self.node_id):
-                async with asyncio.timeout(timeout):
-                    start = 0
-                    for frame in self._frames(messages):
-                        batch, tree = signed_batch(frame, self._signing_key())
-                        await stream.write(batch.SerializeToString(deterministic=True))
-                        sent = envelopes_of(batch, tree)
-                        raw = await stream.read()
-                        if raw is grpc.aio.EOF:
-                            raise PeerUnavailable(self.node_id, "stream closed mid-batch")
-                        assert isinstance(raw, bytes)
-                        replies = self._replies(raw, len(frame))
-                        for index, (reply, message) in enumerate(zip(replies, sent, strict=True)):
-                            on_reply(start + index, reply, message)
-                        start += len(frame)
-        except SignedRefusal as refused:
-            self._drop_stream()
-            raise PeerUnavailable(
-                self.node_id, f"the peer refused the whole frame ({refused.status.name})"
-            ) from refused
+            async with asyncio.timeout(timeout):
+                start = 0
+                for frame in self._frames(messages):
+                    for index, replied in enumerate(await self._exchange(frame)):
+                        on_reply(start + index, *replied)
+                    start += len(frame)
         except BaseException:
             self._drop_stream()
             raise
+
+    async def ask(self, message: bytes, *, timeout: float) -> tuple[bytes, bytes]:
+        """Send one serialized message on the ``Exchange`` stream, beside the delivery
+        worker's batches; return its reply and the message as sent (both Envelopes). Out of
+        time, the question is abandoned (its late reply is dropped) and the stream lives on.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                [replied] = await self._exchange([message])
+        except TimeoutError as error:
+            raise PeerUnavailable(self.node_id, "no reply before the deadline") from error
+        return replied
+
+    async def _exchange(self, messages: list[bytes]) -> list[tuple[bytes, bytes]]:
+        """One frame out, its reply frame back: (reply, message as sent) per message."""
+        if self._stream is None or self._stream.broken is not None:
+            self._stream = ExchangeStream(self.node_id, self._stream_method(wait_for_ready=False))
+        batch, tree = signed_batch(messages, self._signing_key())
+        raw = await self._stream.send(batch.SerializeToString(deterministic=True))
+        return list(zip(self._replies(raw, len(messages)), envelopes_of(batch, tree), strict=True))
 
     def _frames(self, messages: list[bytes]) -> list[list[bytes]]:
         """The messages in order, cut into frames of at most the size limit."""
@@ -142,7 +148,7 @@ class PeerChannel:
 
     def _drop_stream(self) -> None:
         if self._stream is not None:
-            self._stream.cancel()
+            self._stream.close()
             self._stream = None
 
     async def close(self, grace: float | None = None) -> None:
@@ -150,3 +156,75 @@ class PeerChannel:
         if grace is None:
             self._drop_stream()
         await self._channel.close(grace)
+
+
+class ExchangeStream:
+    """One ``Exchange`` call shared by whoever sends on it: frames are written one at a time,
+    and replies, which come back in the order the frames went, are read by one reader and
+    handed to the frame each answers. A reply whose sender stopped waiting is dropped. Any
+    failure of the call fails every frame still waiting, and the stream is not used again.
+    """
+
+    def __init__(self, peer: str, call: grpc.aio.StreamStreamCall) -> None:
+        self._peer = peer
+        self._call = call
+        self._writing = asyncio.Lock()
+        self._waiting: deque[asyncio.Future[bytes]] = deque()
+        self.broken: BaseException | None = None
+        self._reader = asyncio.ensure_future(self._read())
+
+    async def send(self, frame: bytes) -> bytes:
+        """Write ``frame``; return the reply frame that answers it."""
+        answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        async with self._writing:
+            if self.broken is not None:
+                raise self.broken
+            self._waiting.append(answer)
+            try:
+                with translate_rpc_errors(self._peer):
+                    await self._call.write(frame)
+            except BaseException as error:
+                answer.cancel()  # this caller hears of it from the raise, not the future
+                self._fail(_unavailable(self._peer, error))
+                raise
+        return await answer
+
+    async def _read(self) -> None:
+        try:
+            with translate_rpc_errors(self._peer):
+                while True:
+                    raw = await self._call.read()
+                    if raw is grpc.aio.EOF:
+                        raise PeerUnavailable(self._peer, "stream closed by the peer")
+                    if not self._waiting:
+                        raise PeerUnavailable(self._peer, "a reply frame no frame asked for")
+                    answer = self._waiting.popleft()
+                    if not answer.done():
+                        assert isinstance(raw, bytes)
+                        answer.set_result(raw)
+        except BaseException as error:  # includes CancelledError: close() fails the waiting
+            self._fail(_unavailable(self._peer, error))
+
+    def _fail(self, error: BaseException) -> None:
+        if self.broken is None:
+            self.broken = error
+        while self._waiting:
+            answer = self._waiting.popleft()
+            if not answer.done():
+                answer.set_exception(self.broken)
+        self._call.cancel()
+
+    def close(self) -> None:
+        self._fail(PeerUnavailable(self._peer, "stream closed"))
+        self._reader.cancel()
+
+
+def _unavailable(peer: str, error: BaseException) -> BaseException:
+    """What a stream's failure means for the frames waiting on it."""
+    if isinstance(error, PeerUnavailable):
+        return error
+    if isinstance(error, SignedRefusal):
+        return PeerUnavailable(peer, f"the peer refused the whole frame ({error.status.name})")
+    if isinstance(error, asyncio.CancelledError):
+        return PeerUnavailable(peer, "stream closed")
+    return PeerUnavailable(peer, f"stream failed: {error!r}")
