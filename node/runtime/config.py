@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from node.delivery.config import DeliveryConfig as DeliveryConfig  # read here, used there
 from node.platform.config import PlatformConfig
 from node.protocol.checks import DEFAULT_CLOCK_WINDOW, DEFAULT_MAX_MESSAGE_BYTES
+from node.protocol.envelope import MAX_BATCH_MESSAGES
 from node.transport.admission import PeerLimits
 from node.trust.keys import (
     VerifyKey,
@@ -137,6 +138,11 @@ def parse_config(
     grpc_t = _get(data, "grpc", dict, where)
     http_t = _get(data, "http", dict, where)
     delivery = _section(data, "delivery", DeliveryConfig(), where)
+    if not 1 <= delivery.batch_size <= MAX_BATCH_MESSAGES:
+        raise ConfigError(
+            f"{where} [delivery]: 'batch_size' must be 1 to {MAX_BATCH_MESSAGES} (the most "
+            f"messages a peer takes in one frame), not {delivery.batch_size}"
+        )
     peer_limits = _section(data, "peer_limits", PeerLimits(), where)
     for name in ("max_streams", "max_calls", "stream_backlog", "refusals_to_suspend"):
         if getattr(peer_limits, name) < 1:
