@@ -2,12 +2,15 @@
 
 How it works (the design, in one place):
 
-- Everything a node promises to send is first a row in the ``outbox`` table, committed with
-  its evidence-log entry before the call that caused it returns. Workers only read the store;
-  nothing is held only in memory.
-- Each peer has one worker and one long-lived gRPC stream with at most one bounded batch in
-  flight. A batch is the next ``batch_size`` pending rows above the peer's persisted cursor,
-  in outbox order; replies come back in the same order.
+- Everything a node promises to send is first a row in the ``outbox`` table, committed
+  before the call that caused it returns. Workers only read the store; nothing is held only
+  in memory.
+- Each peer has one worker and one long-lived gRPC ``Exchange`` stream with at most one
+  bounded batch in flight. A batch is the next ``batch_size`` pending rows above the peer's
+  persisted cursor, in outbox order, sent as batch-signed frames (the channel signs them);
+  replies come back in the same order, and with each reply the message as it went out (its
+  batch signature and proof), which enters the evidence log and the outbox row with the
+  reply.
 - Each reply is checked (signature, addressed to us, answers that very message by digest).
   A receipt settles its row as delivered; a permanent refusal parks it (dead letter) with the
   peer's signed Fault as evidence; a transient refusal or a transport failure leaves it

@@ -5,8 +5,12 @@ Rules kept here:
   SAN of the client certificate is the identity handed to the receiver checks.
 - Handlers take and return raw bytes so that malformed protobuf reaches our own checks and
   gets a signed Fault, rather than dying in a deserializer.
+- Three ways in: ``Deliver`` (one envelope, one signed reply), ``DeliverStream`` (envelopes,
+  one signed reply each) and ``Exchange``, the delivery path (batch-signed frames, one frame
+  of replies each, signed once). A frame that is not a batch at all ends its stream with the
+  fault's status and the signed fault in the trailers.
 - A stream is read by one task while replies are produced concurrently and written back in
-  request order, so a batch from a peer shares the store's group commit.
+  request order, so what arrives on it shares the store's group commit.
 - Every stream and call passes the door of ``admission`` first (per-peer caps, suspension
   of a peer that keeps sending refusable traffic); a refused one ends with
   RESOURCE_EXHAUSTED before any of its messages is read.
