@@ -53,6 +53,19 @@ def unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def signed_record(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A case history with each envelope replaced by the message it signs: what both sides
+    must agree on once a message has been re-sent after a lost reply (the sender keeps the
+    batch its reply came back for, the receiver the one it stored first)."""
+    return [
+        {
+            k: pb.Envelope.FromString(unb64(v)).message if k in ("evidence", "request") else v
+            for k, v in entry.items()
+        }
+        for entry in history
+    ]
+
+
 def signature_holds(envelope_b64: str, manifest: Manifest) -> bool:
     """Whether a history entry's envelope verifies under a key the manifest lists, signed on
     its own or in its batch (its proof leading to the root the batch signature is over)."""

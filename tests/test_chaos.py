@@ -3,6 +3,7 @@ that kills, pauses and restarts processes of its own mesh and finds every invari
 
 from __future__ import annotations
 
+import base64
 import itertools
 import re
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 from node.mesh.chaos import KINDS, plan_schedule
 from node.mesh.invariants import CaseSides, numbered_once, on_both_sides, same_history
 from node.mesh.node_control import alive
+from node.wire import pb
 from tests.nodes import BUDGET, free_base_port
 
 YRD = [sys.executable, "-m", "node.cli.main"]
@@ -41,13 +43,26 @@ def test_schedule_has_every_kind_one_at_a_time(duration: float, seed: int) -> No
     assert schedule[-1].at + schedule[-1].hold == pytest.approx(duration, abs=0.051)
 
 
-def view(status: str, sequences: list[int], *, envelope: str = "e") -> Any:
+def signed(message: str, signature: bytes = b"sig") -> str:
+    """A history entry's envelope as the REST view shows it (URL-safe base64)."""
+    raw = pb.Envelope(message=message.encode(), signature=signature, key_id="ed25519:k")
+    return base64.urlsafe_b64encode(raw.SerializeToString()).rstrip(b"=").decode()
+
+
+def view(
+    status: str, sequences: list[int], *, envelope: str = "e", signature: bytes = b"sig"
+) -> Any:
     return {
         "status": status,
         "sequence": len(sequences),
-        "submission": {"envelope": "s", "key_id": "ed25519:k"},
+        "submission": {"envelope": signed("s", signature), "key_id": "ed25519:k"},
         "history": [
-            {"sequence": n, "action": "x", "evidence": f"{envelope}{n}", "applied": True}
+            {
+                "sequence": n,
+                "action": "x",
+                "evidence": signed(f"{envelope}{n}", signature),
+                "applied": True,
+            }
             for n in sequences
         ],
     }
@@ -64,7 +79,11 @@ def test_invariants_catch_a_duplicate_a_gap_and_a_differing_envelope() -> None:
                     view("completed", [1, 2, 3]))  # fmt: skip
     forged = CaseSides("c-forged", "anhui", "jiangsu", view("denied", [1, 2]),
                        view("denied", [1, 2], envelope="other"))  # fmt: skip
-    assert numbered_once([good]).ok and same_history([good]).ok
+    # The same messages under other signatures (a message re-sent in another batch after a
+    # lost reply): the same signed record. Signatures are evidence_intact's to check.
+    resent = CaseSides("c-resent", "shanghai", "anhui", view("completed", [1, 2, 3]),
+                       view("completed", [1, 2, 3], signature=b"another batch"))  # fmt: skip
+    assert numbered_once([good]).ok and same_history([good, resent]).ok
     numbers = numbered_once([good, twice, gap])
     assert not numbers.ok
     assert any("c-twice at shanghai" in f and "[2] twice" in f for f in numbers.failures)

@@ -108,6 +108,10 @@ _REFUSAL_FAULTS = {
 }
 
 
+CASE_PAYLOADS = frozenset({"case_submit", "case_update", "case_action"})
+"""The payload types a case is made of; any other settlement is none of a case's business."""
+
+
 class CaseNotFound(LookupError):
     pass
 
@@ -451,6 +455,8 @@ class CaseExchange:
     ) -> None:
         from node.delivery.worker import Outcome
 
+        if item.payload_type not in CASE_PAYLOADS:
+            return
         if settlement.outcome is Outcome.DELIVERED and settlement.sent:
             # Both sides' histories hold the same signed form of each message: ours as sent.
             cases.resign(conn, item.correlation_id, held=item.envelope, sent=settlement.sent)

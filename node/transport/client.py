@@ -97,6 +97,9 @@ class PeerChannel:
                     for index, replied in enumerate(await self._exchange(frame)):
                         on_reply(start + index, *replied)
                     start += len(frame)
+        except TimeoutError as error:
+            self._drop_stream()
+            raise PeerUnavailable(self.node_id, "no reply before the deadline") from error
         except BaseException:
             self._drop_stream()
             raise
