@@ -41,18 +41,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from node.cases.calendar import CalendarError, Deadline, WorkingCalendar
 from node.cases.catalog import Matter
 from node.cases.certificate_checks import CertificateChecks
+from node.cases.events import inbound_case, notice, parse_event
 from node.cases.federated import FederatedCatalog
 from node.cases.lifecycle import (
     CONCLUDED,
     MAX_CASE_ID_LENGTH,
-    MAX_COMMENT_LENGTH,
-    MAX_REASON_LENGTH,
     Action,
     CaseSequencer,
     CaseUpdate,
-    Evaluation,
     InvalidCaseField,
-    Result,
     Role,
     Status,
     TransitionRefused,
@@ -62,12 +59,12 @@ from node.cases.lifecycle import (
 )
 from node.cases.submission import CaseInputError, parse_new_case
 from node.cases.wire import (
+    delivered,
     detail_of,
     exact,
     from_action,
     from_update,
     instant,
-    submission_json,
     submit_body,
     to_action,
     to_submit,
@@ -83,9 +80,7 @@ from node.store import cases, outbox
 from node.store import platform as platform_store
 from node.store.cases import CaseRow, UpdateRow
 from node.store.outbox import OutboxItem
-from node.text import TextError, clean_text
 from node.trust.manifest import PROVINCES, format_time
-from node.wire import pb
 
 if TYPE_CHECKING:
     from monitoring.metrics import NodeMetrics
@@ -96,9 +91,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-
-PLATFORM_ACTIONS = frozenset(Action) - {Action.SUBMIT, Action.DELIVER}
-"""Actions a platform may post as events; submit and deliver happen through the exchange."""
 
 _REFUSAL_FAULTS = {
     "illegal_transition": FaultCode.ILLEGAL_TRANSITION,
@@ -264,7 +256,7 @@ class CaseExchange:
         or not for this side) and CaseConflict (a request already awaits its answer).
         """
         node = self._node
-        action, reason, result, evaluation = _parse_event(body)
+        action, reason, result, evaluation = parse_event(body)
         now = exact(node.clock())
 
         def change(conn: sqlite3.Connection) -> tuple[CaseRow, str | None, str]:
@@ -395,9 +387,9 @@ class CaseExchange:
             )
         if checks:
             self._node.db.after_commit(self.checks.due)
-        inbound = _inbound_case(row, submit)
+        inbound = inbound_case(row, submit)
         self._tell_platform(conn, "case", row.case_id, inbound, received.received_at)
-        deliver = _delivered(row.case_id, received.receipt)
+        deliver = delivered(row.case_id, received.receipt)
         self._apply(conn, row, deliver, evidence=received.receipt)
         log.info("case received", extra={"case_id": row.case_id, "peer": row.accepting})
 
@@ -458,7 +450,7 @@ class CaseExchange:
             return
         if item.payload_type == "case_submit":
             if settlement.outcome is Outcome.DELIVERED:
-                deliver = _delivered(case.case_id, settlement.reply)
+                deliver = delivered(case.case_id, settlement.reply)
                 self._offer(conn, case, deliver, "", None, settlement.reply)
             else:
                 cases.set_problem(
@@ -547,7 +539,7 @@ class CaseExchange:
         # written once, for the last.
         for update_applied, status in ready[:-1]:
             row = rows[update_applied.sequence]
-            self._tell_platform(conn, "notice", case.case_id, _notice(case, status, row), row.at)
+            self._tell_platform(conn, "notice", case.case_id, notice(case, status, row), row.at)
         last = rows[sequencer.applied]
         self._set_state(conn, case, sequencer.status, sequencer.applied, last)
 
@@ -594,7 +586,7 @@ class CaseExchange:
                 self._node.metrics.case_duration.labels(case.handling, status.value).observe(
                     max(0.0, last.at - case.submitted_at)
                 )
-        self._tell_platform(conn, "notice", case.case_id, _notice(case, status, last), last.at)
+        self._tell_platform(conn, "notice", case.case_id, notice(case, status, last), last.at)
         cases.set_state(
             conn,
             case.case_id,
@@ -648,41 +640,6 @@ def new_case_id(province: str, now: float) -> str:
     return f"{code}-{day}-{secrets.token_hex(8)}"
 
 
-def _inbound_case(row: CaseRow, submit: pb.CaseSubmit) -> dict[str, Any]:
-    shown = submission_json(submit)
-    return {
-        "case_id": row.case_id,
-        "accepting": row.accepting,
-        "matter_code": row.matter_code,
-        "mode": row.mode,
-        "applicant": shown["applicant"],
-        "materials": shown["materials"],
-        "submitted_at": row.submitted_at,
-    }
-
-
-def _notice(case: CaseRow, status: Status, row: UpdateRow) -> dict[str, Any]:
-    """What the platform is told of one applied update: the status it led to and its fields."""
-    return {
-        "case_id": case.case_id,
-        "sequence": row.sequence,
-        "action": row.action,
-        "by": row.by_role,
-        "status": status.value,
-        "at": row.at,
-        "reason": row.detail.get("reason", ""),
-        "result": row.detail.get("result"),
-        "evaluation": _evaluation_notice(row.detail.get("evaluation")),
-        "due_at": row.detail.get("due_at"),
-    }
-
-
-def _evaluation_notice(evaluation: Any) -> dict[str, Any] | None:
-    if not evaluation:
-        return None
-    return {"level": evaluation["level"], "comment": evaluation.get("comment", "")}
-
-
 def _check_materials(checks: Sequence[cases.CertificateCheck]) -> None:
     """Refuse acceptance while a certificate material is unverified or rejected."""
     for check in checks:
@@ -698,18 +655,6 @@ def _check_materials(checks: Sequence[cases.CertificateCheck]) -> None:
                 f"{check.material} failed verification ({check.reason})",
                 field="materials",
             )
-
-
-def _delivered(case_id: str, receipt_envelope: bytes) -> CaseUpdate:
-    """Update 1 of every case: its delivery, at the instant the handler's receipt names."""
-    receipt = pb.Message.FromString(pb.Envelope.FromString(receipt_envelope).message).receipt
-    return CaseUpdate(
-        case_id=case_id,
-        sequence=1,
-        action=Action.DELIVER,
-        by=Role.ACCEPTING,
-        at=instant(receipt.received_at),
-    )
 
 
 def _row(
@@ -750,67 +695,6 @@ def _reload(conn: sqlite3.Connection, case_id: str) -> CaseRow:
     case = cases.get(conn, case_id)
     assert case is not None
     return case
-
-
-def _parse_event(
-    body: Mapping[str, Any],
-) -> tuple[Action, str, Result | None, Evaluation | None]:
-    allowed = {"action", "reason", "result", "level", "comment"}
-    for key in body:
-        if key not in allowed:
-            raise CaseInputError(
-                "unknown_field", key, f"not a field here; known: {sorted(allowed)}"
-            )
-    name = body.get("action")
-    try:
-        action = Action(name)
-    except ValueError:
-        action = None
-    if action is None or action not in PLATFORM_ACTIONS:
-        names = sorted(a.value for a in PLATFORM_ACTIONS)
-        raise CaseInputError("invalid_action", "action", f"action must be one of {names}")
-    reason = body.get("reason", "")
-    if not isinstance(reason, str):
-        raise CaseInputError("invalid_update", "reason", "reason must be text")
-    reason = _free_text(reason, "reason", MAX_REASON_LENGTH)
-    result: Result | None = None
-    if "result" in body:
-        data = body["result"]
-        if not isinstance(data, Mapping):
-            raise CaseInputError("invalid_result", "result", "result must be an object")
-        try:
-            result = Result(
-                data.get("kind"),  # type: ignore[arg-type]  # Result checks it
-                document_sha256=data.get("document_sha256"),
-                certificate_id=data.get("certificate_id"),
-            )
-        except (InvalidCaseField, IdentifierError) as error:
-            raise CaseInputError(error.code, error.field, str(error)) from None
-    evaluation: Evaluation | None = None
-    if "level" in body or "comment" in body:
-        comment = body.get("comment", "")
-        if isinstance(comment, str):
-            comment = _free_text(comment, "comment", MAX_COMMENT_LENGTH)
-        try:
-            evaluation = Evaluation(body.get("level"), comment)  # type: ignore[arg-type]
-        except InvalidCaseField as error:
-            field = error.field.removeprefix("evaluation.")
-            raise CaseInputError(error.code, field, str(error)) from None
-    try:
-        CaseUpdate("x", 1, action, Role.ACCEPTING, 0.0, reason=reason)
-    except InvalidCaseField as error:
-        raise CaseInputError(error.code, error.field, str(error)) from None
-    return action, reason, result, evaluation
-
-
-def _free_text(value: str, field: str, max_length: int) -> str:
-    """An event's reason or comment in normal form C, or ``invalid_text`` naming it. Judged
-    here, where the platform's text comes in, not in ``CaseUpdate``: an update stored
-    before the rule must still replay."""
-    try:
-        return clean_text(value, field=field, max_length=max_length)
-    except TextError as error:
-        raise CaseInputError(error.code, field, error.sentence) from None
 
 
 def _invalid(message: Authenticated, field: str, detail: str) -> Refusal:
