@@ -26,6 +26,10 @@ in; a peer's text was judged, unchanged, by the receiver's checks.
 Every change happens inside the store transaction that records the message causing it, so
 a crash leaves either all of it or none. Everything the node learns or sends about a case
 also sits in the evidence log.
+
+The exchange reads messages and events and refuses what does not hold; what it records of a
+case (steps 3 to 5) is the ``CaseLedger`` (``ledger``), and a platform's events and what the
+platform is told are parsed and built in ``events``.
 """
 
 from __future__ import annotations
@@ -38,16 +42,15 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from node.cases.calendar import CalendarError, Deadline, WorkingCalendar
+from node.cases.calendar import WorkingCalendar
 from node.cases.catalog import Matter
 from node.cases.certificate_checks import CertificateChecks
-from node.cases.events import inbound_case, notice, parse_event
+from node.cases.events import inbound_case, parse_event
 from node.cases.federated import FederatedCatalog
+from node.cases.ledger import CaseLedger
 from node.cases.lifecycle import (
-    CONCLUDED,
     MAX_CASE_ID_LENGTH,
     Action,
-    CaseSequencer,
     CaseUpdate,
     InvalidCaseField,
     Role,
@@ -60,7 +63,6 @@ from node.cases.lifecycle import (
 from node.cases.submission import CaseInputError, parse_new_case
 from node.cases.wire import (
     delivered,
-    detail_of,
     exact,
     from_action,
     from_update,
@@ -68,17 +70,15 @@ from node.cases.wire import (
     submit_body,
     to_action,
     to_submit,
-    to_update,
-    update_of,
 )
 from node.identifiers import IdentifierError
 from node.peers.courier import Courier
 from node.peers.inbound import PayloadHandler, Received
 from node.protocol.checks import Authenticated
 from node.protocol.faults import FaultCode, Refusal
-from node.store import cases, outbox
+from node.store import cases
 from node.store import platform as platform_store
-from node.store.cases import CaseRow, UpdateRow
+from node.store.cases import CaseRow
 from node.store.outbox import OutboxItem
 from node.trust.manifest import PROVINCES, format_time
 
@@ -159,9 +159,15 @@ class CaseExchange:
     ) -> None:
         self._node = node
         self._courier = courier
-        self.calendar = calendar
         self._catalogs = catalogs
-        self.checks = CertificateChecks(node, apply=self._apply)
+        self._ledger = CaseLedger(
+            db=lambda: node.db,
+            courier=courier,
+            calendar=calendar,
+            metrics=node.metrics,
+            platform_wake=node.platform_wake if node.config.platform is not None else None,
+        )
+        self.checks = CertificateChecks(node, apply=self._ledger.apply)
         """The certificate materials of cases, checked with their issuers."""
 
     @property
@@ -285,7 +291,7 @@ class CaseExchange:
             if side is Role.HANDLING and action is Action.ACCEPT:
                 _check_materials(cases.certificate_checks(conn, case_id))
             if side is Role.HANDLING:
-                self._apply(conn, case, update, send=True)
+                self._ledger.apply(conn, case, update, send=True)
                 return _reload(conn, case_id), None, case.accepting
             pending = [r for r in cases.requests(conn, case_id) if r.state == "pending"]
             if pending:
@@ -388,9 +394,9 @@ class CaseExchange:
         if checks:
             self._node.db.after_commit(self.checks.due)
         inbound = inbound_case(row, submit)
-        self._tell_platform(conn, "case", row.case_id, inbound, received.received_at)
+        self._ledger.tell_platform(conn, "case", row.case_id, inbound, received.received_at)
         deliver = delivered(row.case_id, received.receipt)
-        self._apply(conn, row, deliver, evidence=received.receipt)
+        self._ledger.apply(conn, row, deliver, evidence=received.receipt)
         log.info("case received", extra={"case_id": row.case_id, "peer": row.accepting})
 
     def validate_update(self, message: Authenticated) -> None:
@@ -404,7 +410,7 @@ class CaseExchange:
         update, request_id, due_at = from_update(message.message.case_update)
         case = self._case_of(conn, message, update.case_id, Role.ACCEPTING)
         try:
-            self._offer(conn, case, update, request_id, due_at, message.envelope)
+            self._ledger.offer(conn, case, update, request_id, due_at, message.envelope)
         except TransitionRefused as refusal:
             raise _refusal(message, refusal) from None
 
@@ -423,7 +429,7 @@ class CaseExchange:
             apply_update(Status(case.status), update)
         except TransitionRefused as refusal:
             raise _refusal(message, refusal) from None
-        self._apply(
+        self._ledger.apply(
             conn,
             case,
             update,
@@ -451,7 +457,7 @@ class CaseExchange:
         if item.payload_type == "case_submit":
             if settlement.outcome is Outcome.DELIVERED:
                 deliver = delivered(case.case_id, settlement.reply)
-                self._offer(conn, case, deliver, "", None, settlement.reply)
+                self._ledger.offer(conn, case, deliver, "", None, settlement.reply)
             else:
                 cases.set_problem(
                     conn,
@@ -473,7 +479,7 @@ class CaseExchange:
                 fault_text=settlement.reason,
             )
 
-    # -- applying updates ----------------------------------------------------------------
+    # -- the case a peer's message names ----------------------------------------------------
 
     def _case_of(
         self, conn: sqlite3.Connection, message: Authenticated, case_id: str, role: Role
@@ -498,140 +504,6 @@ class CaseExchange:
             )
         return case
 
-    def _offer(
-        self,
-        conn: sqlite3.Connection,
-        case: CaseRow,
-        update: CaseUpdate,
-        request_id: str,
-        due_at: float | None,
-        evidence: bytes,
-    ) -> None:
-        """Accepting side: take an update from the handler, holding it until its turn."""
-        history = cases.updates(conn, case.case_id)
-        sequencer = CaseSequencer(case_id=case.case_id)
-        for row in history:
-            sequencer.offer(_update_of(row))
-        before = sequencer.applied
-        ready = sequencer.offer(update)
-        for refusal in sequencer.take_refused():
-            log.error(
-                "held case update is illegal in its turn",
-                extra={"case_id": case.case_id, "code": refusal.code, "detail": refusal.detail},
-            )
-        known = {row.sequence for row in history}
-        if update.sequence not in known:
-            request = _sent_envelope(conn, request_id)
-            cases.add_update(
-                conn, _row(update, request_id, due_at, evidence, request, applied=False)
-            )
-        if not ready or sequencer.applied == before:
-            return
-        newly = [u.sequence for u, _ in ready]
-        cases.mark_applied(conn, case.case_id, newly)
-        rows = {row.sequence: row for row in cases.updates(conn, case.case_id)}
-        for sequence in newly:
-            row = rows[sequence]
-            if row.detail.get("request_id"):
-                cases.answer_request(conn, row.detail["request_id"], state="applied", at=row.at)
-        # The platform hears of every update, in order, even when several became applicable
-        # at once (an early one held until the one before it arrived); the case row is
-        # written once, for the last.
-        for update_applied, status in ready[:-1]:
-            row = rows[update_applied.sequence]
-            self._tell_platform(conn, "notice", case.case_id, notice(case, status, row), row.at)
-        last = rows[sequencer.applied]
-        self._set_state(conn, case, sequencer.status, sequencer.applied, last)
-
-    def _apply(
-        self,
-        conn: sqlite3.Connection,
-        case: CaseRow,
-        update: CaseUpdate,
-        *,
-        send: bool = False,
-        evidence: bytes = b"",
-        request: bytes | None = None,
-        request_id: str = "",
-    ) -> None:
-        """Handling side: apply an update it numbered itself and, if ``send``, send it."""
-        history = [_update_of(row) for row in cases.updates(conn, case.case_id)]
-        status = apply_update(Status(case.status), update)
-        due_at = self._due_at(case, [*history, update])
-        if send:
-            message = to_update(update, request_id=request_id, due_at=due_at)
-            sealed = self._courier.seal(
-                case.accepting, [("case_update", message)], correlation_id=case.case_id
-            )
-            self._courier.enqueue(conn, case.accepting, sealed, correlation_id=case.case_id)
-            evidence = sealed[0].envelope
-        row = _row(update, request_id, due_at, evidence, request, applied=True)
-        cases.add_update(conn, row)
-        self._set_state(conn, case, status, update.sequence, row)
-
-    def _set_state(
-        self,
-        conn: sqlite3.Connection,
-        case: CaseRow,
-        status: Status,
-        applied: int,
-        last: UpdateRow,
-    ) -> None:
-        evaluation = last.detail.get("evaluation")
-        level = evaluation["level"] if evaluation else case.evaluation_level
-        concluded_at = case.concluded_at
-        if status in CONCLUDED and concluded_at is None:
-            concluded_at = last.at
-            if case.role == Role.ACCEPTING.value:
-                self._node.metrics.case_duration.labels(case.handling, status.value).observe(
-                    max(0.0, last.at - case.submitted_at)
-                )
-        self._tell_platform(conn, "notice", case.case_id, notice(case, status, last), last.at)
-        cases.set_state(
-            conn,
-            case.case_id,
-            status=status.value,
-            applied=applied,
-            due_at=last.detail.get("due_at"),
-            updated_at=last.at,
-            concluded_at=concluded_at,
-            evaluation_level=level,
-        )
-
-    def _tell_platform(
-        self, conn: sqlite3.Connection, kind: str, case_id: str, payload: dict[str, Any], at: float
-    ) -> None:
-        """Queue what this node's platform must learn, in the transaction that caused it."""
-        if self._node.config.platform is None:
-            return
-        platform_store.enqueue(conn, kind=kind, case_id=case_id, payload=payload, at=at)
-        self._node.db.after_commit(self._node.platform_wake)
-
-    def _due_at(self, case: CaseRow, history: Sequence[CaseUpdate]) -> float | None:
-        """The due time after ``history`` (rule 5 of the module doc), None before acceptance,
-        while paused, or when the calendar cannot tell (a year without a holiday table)."""
-        deadline: Deadline | None = None
-        for update in history:
-            if update.action is Action.ACCEPT:
-                deadline = Deadline(update.at, case.promised_days)
-            elif deadline is None:
-                continue
-            elif update.action is Action.REQUEST_SUPPLEMENT and not deadline.is_paused:
-                deadline = deadline.pause(update.at)
-            elif update.action is Action.SUPPLEMENT and deadline.is_paused:
-                deadline = deadline.resume(update.at)
-        if deadline is None:
-            return None
-        try:
-            return deadline.due_at(self.calendar)
-        except CalendarError as error:
-            log.warning(
-                "case due time unknown", extra={"case_id": case.case_id, "reason": str(error)}
-            )
-            return None
-
-    # -- 免于提交: certificate materials verified by mutual recognition --------------------
-
 
 def new_case_id(province: str, now: float) -> str:
     """``<accepting GB/T 2260 code>-<yyyymmdd>-<16 hex>``: unique without coordination."""
@@ -655,40 +527,6 @@ def _check_materials(checks: Sequence[cases.CertificateCheck]) -> None:
                 f"{check.material} failed verification ({check.reason})",
                 field="materials",
             )
-
-
-def _row(
-    update: CaseUpdate,
-    request_id: str,
-    due_at: float | None,
-    evidence: bytes,
-    request: bytes | None,
-    *,
-    applied: bool,
-) -> UpdateRow:
-    return UpdateRow(
-        case_id=update.case_id,
-        sequence=update.sequence,
-        action=update.action.value,
-        by_role=update.by.value,
-        at=update.at,
-        detail=detail_of(update, request_id=request_id, due_at=due_at),
-        evidence=evidence,
-        request=request,
-        applied=applied,
-    )
-
-
-def _update_of(row: UpdateRow) -> CaseUpdate:
-    return update_of(row.case_id, row.sequence, row.action, row.by_role, row.at, row.detail)
-
-
-def _sent_envelope(conn: sqlite3.Connection, message_id: str) -> bytes | None:
-    """Our own signed request that an update applies, as we sent it."""
-    if not message_id:
-        return None
-    item = outbox.get(conn, message_id)
-    return item.envelope if item is not None else None
 
 
 def _reload(conn: sqlite3.Connection, case_id: str) -> CaseRow:
