@@ -93,7 +93,8 @@ from node.mesh.access import create_mesh  # noqa: E402
 from node.mesh.applications import fetch_fixtures, plan_applications  # noqa: E402
 from node.mesh.auth import MeshAuth  # noqa: E402
 from node.mesh.layout import node_id_for  # noqa: E402
-from node.mesh.processes import Kind, Mesh, MeshError  # noqa: E402
+from node.mesh.processes import Mesh, MeshError  # noqa: E402
+from node.mesh.record import Kind  # noqa: E402
 from node.runtime.config import load_config  # noqa: E402
 from node.trust.manifest import parse_time  # noqa: E402
 from node.wire import pb  # noqa: E402

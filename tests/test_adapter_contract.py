@@ -30,7 +30,7 @@ from adapters.registry import citizen
 from adapters.registry import dialect as registered
 from adapters.transport import MAX_REPLY_BYTES
 from node.cases.catalog import load_catalog, matter_to_json
-from node.cases.exchange import _parse_event
+from node.cases.events import parse_event
 from node.cases.submission import parse_new_case
 from node.certificates.library import PlatformLibrary
 from node.certificates.model import TYPES, parse_certificate
@@ -209,7 +209,7 @@ async def test_officer_events_reach_the_node(d: Dialect, tmp_path: Path) -> None
         assert events[1].body["result"]["kind"] == "document"
         assert all(e.case_id == case_id for e in events)
         for event in events:
-            _parse_event(event.body)
+            parse_event(event.body)
         assert len({e.event_id for e in events}) == 2
         after = await running.adapter.poll_events(page.cursor)
         assert after.items == [] and after.cursor == page.cursor

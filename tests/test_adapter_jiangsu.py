@@ -19,7 +19,7 @@ from adapters.jiangsu.dialect import JIANGSU
 from adapters.jiangsu.platform import BASE
 from adapters.jiangsu.strict_xml import Node, read_document, to_xml
 from node.cases.catalog import MODES
-from node.cases.exchange import _parse_event
+from node.cases.events import parse_event
 from node.certificates.model import TYPES
 from node.certificates.revocation import REASONS
 from node.platform.adapter import (
@@ -137,7 +137,7 @@ async def test_applicant_evaluation_reaches_the_node(tmp_path: Path) -> None:
         evaluation = page.items[0]
         assert evaluation.case_id == case_id and evaluation.body["action"] == "evaluate"
         assert evaluation.body["level"] in range(1, 6)
-        _parse_event(evaluation.body)
+        parse_event(evaluation.body)
 
         _, data = await js.get(f"{BASE}/sq/{reference}")
         progress = read_document(data, "sqjd")

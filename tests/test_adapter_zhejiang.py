@@ -41,7 +41,7 @@ from adapters.zhejiang.signing import (
     string_to_sign,
 )
 from node.cases.catalog import MODES, load_catalog, matter_to_json
-from node.cases.exchange import _parse_event
+from node.cases.events import parse_event
 from node.certificates.library import PlatformLibrary
 from node.identifiers import issuer_province, parse_certificate_id
 from node.platform.adapter import Application, ApplicationRefusal, DialectError, PlatformEvent
@@ -219,7 +219,7 @@ async def test_officer_events_reach_the_node_across_pages(tmp_path: Path) -> Non
     ]
     assert sorted(e.body["action"] for e in events) == ["accept"] * 3 + ["complete"] * 3
     for event in events:
-        _parse_event(event.body)
+        parse_event(event.body)
 
 
 async def test_duplicate_delivery_is_answered_200(tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ import pytest
 
 from node.cli.main import main
 from node.mesh.access import create_mesh
-from node.mesh.processes import leftovers, log_tail, process_alive
+from node.mesh.leftovers import leftovers, process_alive
+from node.mesh.logs import log_tail
 from tests.nodes import BUDGET, free_base_port
 
 YRD = [sys.executable, "-m", "node.cli.main"]

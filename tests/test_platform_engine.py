@@ -30,7 +30,7 @@ from adapters.simulation.seed import (
 )
 from adapters.simulation.store import PlatformStore, StoreConflict
 from node.cases.catalog import PROVINCES, load_catalog
-from node.cases.exchange import _parse_event
+from node.cases.events import parse_event
 from node.certificates.model import CHINA_STANDARD_TIME, TYPES, parse_certificate
 from node.certificates.revocation import REASONS
 from node.identifiers import (
@@ -363,7 +363,7 @@ def test_officer_accepts_and_completes_with_a_document_digest(platform: Simulate
     assert done.appended == (f"{case_id}:accept", f"{case_id}:complete")
     events = platform.store.events_of(case_id)
     for event in events:
-        _parse_event(event.body)
+        parse_event(event.body)
     result = events[1].body["result"]
     assert result["kind"] == "document" and len(result["document_sha256"]) == 64
 
@@ -389,7 +389,7 @@ def test_supplement_round(platform: SimulatedPlatform) -> None:
     platform.people.work()
     assert actions(platform, case_id) == ["accept", "request_supplement", "deny"]
     for event in platform.store.events_of(case_id):
-        _parse_event(event.body)
+        parse_event(event.body)
 
 
 def test_withdrawn_case_gets_nothing_more(platform: SimulatedPlatform) -> None:
@@ -448,7 +448,7 @@ def test_applicant_supplements_and_evaluates(platform: SimulatedPlatform) -> Non
     )
     assert platform.people.work().appended == (f"{case_id}:evaluate",)
     evaluation = platform.store.events_of(case_id)[-1].body
-    _parse_event(evaluation)
+    parse_event(evaluation)
     assert 1 <= evaluation["level"] <= 5
     assert platform.people.work().appended == ()
     assert platform.application_progress(stored.reference).status == "completed"

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from node.mesh.processes import leftovers, process_alive, stop_leftovers
+from node.mesh.leftovers import leftovers, process_alive, stop_leftovers
 from tests.nodes import BUDGET, free_base_port
 
 pytestmark = pytest.mark.slow

@@ -38,7 +38,7 @@ class CertificateChecks:
     def __init__(self, node: CaseNode, *, apply: Callable[..., None]) -> None:
         self._node = node
         self._apply = apply
-        """The lifecycle's way to apply (and send) an update: a failed check rejects."""
+        """The case ledger's way to apply (and send) an update: a failed check rejects."""
         self._due = asyncio.Event()
         self._due.set()  # whatever a crash left pending
 

@@ -26,6 +26,10 @@ in; a peer's text was judged, unchanged, by the receiver's checks.
 Every change happens inside the store transaction that records the message causing it, so
 a crash leaves either all of it or none. Everything the node learns or sends about a case
 also sits in the evidence log.
+
+The exchange reads messages and events and refuses what does not hold; what it records of a
+case (steps 3 to 5) is the ``CaseLedger`` (``ledger``), and a platform's events and what the
+platform is told are parsed and built in ``events``.
 """
 
 from __future__ import annotations
@@ -38,21 +42,17 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from node.cases.calendar import CalendarError, Deadline, WorkingCalendar
+from node.cases.calendar import WorkingCalendar
 from node.cases.catalog import Matter
 from node.cases.certificate_checks import CertificateChecks
+from node.cases.events import inbound_case, parse_event
 from node.cases.federated import FederatedCatalog
+from node.cases.ledger import CaseLedger
 from node.cases.lifecycle import (
-    CONCLUDED,
     MAX_CASE_ID_LENGTH,
-    MAX_COMMENT_LENGTH,
-    MAX_REASON_LENGTH,
     Action,
-    CaseSequencer,
     CaseUpdate,
-    Evaluation,
     InvalidCaseField,
-    Result,
     Role,
     Status,
     TransitionRefused,
@@ -62,30 +62,25 @@ from node.cases.lifecycle import (
 )
 from node.cases.submission import CaseInputError, parse_new_case
 from node.cases.wire import (
-    detail_of,
+    delivered,
     exact,
     from_action,
     from_update,
     instant,
-    submission_json,
     submit_body,
     to_action,
     to_submit,
-    to_update,
-    update_of,
 )
 from node.identifiers import IdentifierError
 from node.peers.courier import Courier
 from node.peers.inbound import PayloadHandler, Received
 from node.protocol.checks import Authenticated
 from node.protocol.faults import FaultCode, Refusal
-from node.store import cases, outbox
+from node.store import cases
 from node.store import platform as platform_store
-from node.store.cases import CaseRow, UpdateRow
+from node.store.cases import CaseRow
 from node.store.outbox import OutboxItem
-from node.text import TextError, clean_text
 from node.trust.manifest import PROVINCES, format_time
-from node.wire import pb
 
 if TYPE_CHECKING:
     from monitoring.metrics import NodeMetrics
@@ -96,9 +91,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-
-PLATFORM_ACTIONS = frozenset(Action) - {Action.SUBMIT, Action.DELIVER}
-"""Actions a platform may post as events; submit and deliver happen through the exchange."""
 
 _REFUSAL_FAULTS = {
     "illegal_transition": FaultCode.ILLEGAL_TRANSITION,
@@ -171,9 +163,15 @@ class CaseExchange:
     ) -> None:
         self._node = node
         self._courier = courier
-        self.calendar = calendar
         self._catalogs = catalogs
-        self.checks = CertificateChecks(node, apply=self._apply)
+        self._ledger = CaseLedger(
+            db=lambda: node.db,
+            courier=courier,
+            calendar=calendar,
+            metrics=node.metrics,
+            platform_wake=node.platform_wake if node.config.platform is not None else None,
+        )
+        self.checks = CertificateChecks(node, apply=self._ledger.apply)
         """The certificate materials of cases, checked with their issuers."""
 
     @property
@@ -268,7 +266,7 @@ class CaseExchange:
         or not for this side) and CaseConflict (a request already awaits its answer).
         """
         node = self._node
-        action, reason, result, evaluation = _parse_event(body)
+        action, reason, result, evaluation = parse_event(body)
         now = exact(node.clock())
 
         def change(conn: sqlite3.Connection) -> tuple[CaseRow, str | None, str]:
@@ -297,7 +295,7 @@ class CaseExchange:
             if side is Role.HANDLING and action is Action.ACCEPT:
                 _check_materials(cases.certificate_checks(conn, case_id))
             if side is Role.HANDLING:
-                self._apply(conn, case, update, send=True)
+                self._ledger.apply(conn, case, update, send=True)
                 return _reload(conn, case_id), None, case.accepting
             pending = [r for r in cases.requests(conn, case_id) if r.state == "pending"]
             if pending:
@@ -399,10 +397,10 @@ class CaseExchange:
             )
         if checks:
             self._node.db.after_commit(self.checks.due)
-        inbound = _inbound_case(row, submit)
-        self._tell_platform(conn, "case", row.case_id, inbound, received.received_at)
-        deliver = _delivered(row.case_id, received.receipt)
-        self._apply(conn, row, deliver, evidence=received.receipt)
+        inbound = inbound_case(row, submit)
+        self._ledger.tell_platform(conn, "case", row.case_id, inbound, received.received_at)
+        deliver = delivered(row.case_id, received.receipt)
+        self._ledger.apply(conn, row, deliver, evidence=received.receipt)
         log.info("case received", extra={"case_id": row.case_id, "peer": row.accepting})
 
     def validate_update(self, message: Authenticated) -> None:
@@ -416,7 +414,7 @@ class CaseExchange:
         update, request_id, due_at = from_update(message.message.case_update)
         case = self._case_of(conn, message, update.case_id, Role.ACCEPTING)
         try:
-            self._offer(conn, case, update, request_id, due_at, message.envelope)
+            self._ledger.offer(conn, case, update, request_id, due_at, message.envelope)
         except TransitionRefused as refusal:
             raise _refusal(message, refusal) from None
 
@@ -435,7 +433,7 @@ class CaseExchange:
             apply_update(Status(case.status), update)
         except TransitionRefused as refusal:
             raise _refusal(message, refusal) from None
-        self._apply(
+        self._ledger.apply(
             conn,
             case,
             update,
@@ -467,8 +465,8 @@ class CaseExchange:
             return
         if item.payload_type == "case_submit":
             if settlement.outcome is Outcome.DELIVERED:
-                deliver = _delivered(case.case_id, settlement.reply)
-                self._offer(conn, case, deliver, "", None, settlement.reply)
+                deliver = delivered(case.case_id, settlement.reply)
+                self._ledger.offer(conn, case, deliver, "", None, settlement.reply)
             else:
                 cases.set_problem(
                     conn,
@@ -490,7 +488,7 @@ class CaseExchange:
                 fault_text=settlement.reason,
             )
 
-    # -- applying updates ----------------------------------------------------------------
+    # -- the case a peer's message names ----------------------------------------------------
 
     def _case_of(
         self, conn: sqlite3.Connection, message: Authenticated, case_id: str, role: Role
@@ -515,181 +513,12 @@ class CaseExchange:
             )
         return case
 
-    def _offer(
-        self,
-        conn: sqlite3.Connection,
-        case: CaseRow,
-        update: CaseUpdate,
-        request_id: str,
-        due_at: float | None,
-        evidence: bytes,
-    ) -> None:
-        """Accepting side: take an update from the handler, holding it until its turn."""
-        history = cases.updates(conn, case.case_id)
-        sequencer = CaseSequencer(case_id=case.case_id)
-        for row in history:
-            sequencer.offer(_update_of(row))
-        before = sequencer.applied
-        ready = sequencer.offer(update)
-        for refusal in sequencer.take_refused():
-            log.error(
-                "held case update is illegal in its turn",
-                extra={"case_id": case.case_id, "code": refusal.code, "detail": refusal.detail},
-            )
-        known = {row.sequence for row in history}
-        if update.sequence not in known:
-            request = _sent_envelope(conn, request_id)
-            cases.add_update(
-                conn, _row(update, request_id, due_at, evidence, request, applied=False)
-            )
-        if not ready or sequencer.applied == before:
-            return
-        newly = [u.sequence for u, _ in ready]
-        cases.mark_applied(conn, case.case_id, newly)
-        rows = {row.sequence: row for row in cases.updates(conn, case.case_id)}
-        for sequence in newly:
-            row = rows[sequence]
-            if row.detail.get("request_id"):
-                cases.answer_request(conn, row.detail["request_id"], state="applied", at=row.at)
-        # The platform hears of every update, in order, even when several became applicable
-        # at once (an early one held until the one before it arrived); the case row is
-        # written once, for the last.
-        for update_applied, status in ready[:-1]:
-            row = rows[update_applied.sequence]
-            self._tell_platform(conn, "notice", case.case_id, _notice(case, status, row), row.at)
-        last = rows[sequencer.applied]
-        self._set_state(conn, case, sequencer.status, sequencer.applied, last)
-
-    def _apply(
-        self,
-        conn: sqlite3.Connection,
-        case: CaseRow,
-        update: CaseUpdate,
-        *,
-        send: bool = False,
-        evidence: bytes = b"",
-        request: bytes | None = None,
-        request_id: str = "",
-    ) -> None:
-        """Handling side: apply an update it numbered itself and, if ``send``, send it."""
-        history = [_update_of(row) for row in cases.updates(conn, case.case_id)]
-        status = apply_update(Status(case.status), update)
-        due_at = self._due_at(case, [*history, update])
-        if send:
-            message = to_update(update, request_id=request_id, due_at=due_at)
-            sealed = self._courier.seal(
-                case.accepting, [("case_update", message)], correlation_id=case.case_id
-            )
-            self._courier.enqueue(conn, case.accepting, sealed, correlation_id=case.case_id)
-            evidence = sealed[0].envelope
-        row = _row(update, request_id, due_at, evidence, request, applied=True)
-        cases.add_update(conn, row)
-        self._set_state(conn, case, status, update.sequence, row)
-
-    def _set_state(
-        self,
-        conn: sqlite3.Connection,
-        case: CaseRow,
-        status: Status,
-        applied: int,
-        last: UpdateRow,
-    ) -> None:
-        evaluation = last.detail.get("evaluation")
-        level = evaluation["level"] if evaluation else case.evaluation_level
-        concluded_at = case.concluded_at
-        if status in CONCLUDED and concluded_at is None:
-            concluded_at = last.at
-            if case.role == Role.ACCEPTING.value:
-                self._node.metrics.case_duration.labels(case.handling, status.value).observe(
-                    max(0.0, last.at - case.submitted_at)
-                )
-        self._tell_platform(conn, "notice", case.case_id, _notice(case, status, last), last.at)
-        cases.set_state(
-            conn,
-            case.case_id,
-            status=status.value,
-            applied=applied,
-            due_at=last.detail.get("due_at"),
-            updated_at=last.at,
-            concluded_at=concluded_at,
-            evaluation_level=level,
-        )
-
-    def _tell_platform(
-        self, conn: sqlite3.Connection, kind: str, case_id: str, payload: dict[str, Any], at: float
-    ) -> None:
-        """Queue what this node's platform must learn, in the transaction that caused it."""
-        if self._node.config.platform is None:
-            return
-        platform_store.enqueue(conn, kind=kind, case_id=case_id, payload=payload, at=at)
-        self._node.db.after_commit(self._node.platform_wake)
-
-    def _due_at(self, case: CaseRow, history: Sequence[CaseUpdate]) -> float | None:
-        """The due time after ``history`` (rule 5 of the module doc), None before acceptance,
-        while paused, or when the calendar cannot tell (a year without a holiday table)."""
-        deadline: Deadline | None = None
-        for update in history:
-            if update.action is Action.ACCEPT:
-                deadline = Deadline(update.at, case.promised_days)
-            elif deadline is None:
-                continue
-            elif update.action is Action.REQUEST_SUPPLEMENT and not deadline.is_paused:
-                deadline = deadline.pause(update.at)
-            elif update.action is Action.SUPPLEMENT and deadline.is_paused:
-                deadline = deadline.resume(update.at)
-        if deadline is None:
-            return None
-        try:
-            return deadline.due_at(self.calendar)
-        except CalendarError as error:
-            log.warning(
-                "case due time unknown", extra={"case_id": case.case_id, "reason": str(error)}
-            )
-            return None
-
-    # -- 免于提交: certificate materials verified by mutual recognition --------------------
-
 
 def new_case_id(province: str, now: float) -> str:
     """``<accepting GB/T 2260 code>-<yyyymmdd>-<16 hex>``: unique without coordination."""
     code = PROVINCES[province][0]
     day = format_time(now)[:10].replace("-", "")
     return f"{code}-{day}-{secrets.token_hex(8)}"
-
-
-def _inbound_case(row: CaseRow, submit: pb.CaseSubmit) -> dict[str, Any]:
-    shown = submission_json(submit)
-    return {
-        "case_id": row.case_id,
-        "accepting": row.accepting,
-        "matter_code": row.matter_code,
-        "mode": row.mode,
-        "applicant": shown["applicant"],
-        "materials": shown["materials"],
-        "submitted_at": row.submitted_at,
-    }
-
-
-def _notice(case: CaseRow, status: Status, row: UpdateRow) -> dict[str, Any]:
-    """What the platform is told of one applied update: the status it led to and its fields."""
-    return {
-        "case_id": case.case_id,
-        "sequence": row.sequence,
-        "action": row.action,
-        "by": row.by_role,
-        "status": status.value,
-        "at": row.at,
-        "reason": row.detail.get("reason", ""),
-        "result": row.detail.get("result"),
-        "evaluation": _evaluation_notice(row.detail.get("evaluation")),
-        "due_at": row.detail.get("due_at"),
-    }
-
-
-def _evaluation_notice(evaluation: Any) -> dict[str, Any] | None:
-    if not evaluation:
-        return None
-    return {"level": evaluation["level"], "comment": evaluation.get("comment", "")}
 
 
 def _check_materials(checks: Sequence[cases.CertificateCheck]) -> None:
@@ -709,117 +538,10 @@ def _check_materials(checks: Sequence[cases.CertificateCheck]) -> None:
             )
 
 
-def _delivered(case_id: str, receipt_envelope: bytes) -> CaseUpdate:
-    """Update 1 of every case: its delivery, at the instant the handler's receipt names."""
-    receipt = pb.Message.FromString(pb.Envelope.FromString(receipt_envelope).message).receipt
-    return CaseUpdate(
-        case_id=case_id,
-        sequence=1,
-        action=Action.DELIVER,
-        by=Role.ACCEPTING,
-        at=instant(receipt.received_at),
-    )
-
-
-def _row(
-    update: CaseUpdate,
-    request_id: str,
-    due_at: float | None,
-    evidence: bytes,
-    request: bytes | None,
-    *,
-    applied: bool,
-) -> UpdateRow:
-    return UpdateRow(
-        case_id=update.case_id,
-        sequence=update.sequence,
-        action=update.action.value,
-        by_role=update.by.value,
-        at=update.at,
-        detail=detail_of(update, request_id=request_id, due_at=due_at),
-        evidence=evidence,
-        request=request,
-        applied=applied,
-    )
-
-
-def _update_of(row: UpdateRow) -> CaseUpdate:
-    return update_of(row.case_id, row.sequence, row.action, row.by_role, row.at, row.detail)
-
-
-def _sent_envelope(conn: sqlite3.Connection, message_id: str) -> bytes | None:
-    """Our own signed request that an update applies, as we sent it."""
-    if not message_id:
-        return None
-    item = outbox.get(conn, message_id)
-    return item.envelope if item is not None else None
-
-
 def _reload(conn: sqlite3.Connection, case_id: str) -> CaseRow:
     case = cases.get(conn, case_id)
     assert case is not None
     return case
-
-
-def _parse_event(
-    body: Mapping[str, Any],
-) -> tuple[Action, str, Result | None, Evaluation | None]:
-    allowed = {"action", "reason", "result", "level", "comment"}
-    for key in body:
-        if key not in allowed:
-            raise CaseInputError(
-                "unknown_field", key, f"not a field here; known: {sorted(allowed)}"
-            )
-    name = body.get("action")
-    try:
-        action = Action(name)
-    except ValueError:
-        action = None
-    if action is None or action not in PLATFORM_ACTIONS:
-        names = sorted(a.value for a in PLATFORM_ACTIONS)
-        raise CaseInputError("invalid_action", "action", f"action must be one of {names}")
-    reason = body.get("reason", "")
-    if not isinstance(reason, str):
-        raise CaseInputError("invalid_update", "reason", "reason must be text")
-    reason = _free_text(reason, "reason", MAX_REASON_LENGTH)
-    result: Result | None = None
-    if "result" in body:
-        data = body["result"]
-        if not isinstance(data, Mapping):
-            raise CaseInputError("invalid_result", "result", "result must be an object")
-        try:
-            result = Result(
-                data.get("kind"),  # type: ignore[arg-type]  # Result checks it
-                document_sha256=data.get("document_sha256"),
-                certificate_id=data.get("certificate_id"),
-            )
-        except (InvalidCaseField, IdentifierError) as error:
-            raise CaseInputError(error.code, error.field, str(error)) from None
-    evaluation: Evaluation | None = None
-    if "level" in body or "comment" in body:
-        comment = body.get("comment", "")
-        if isinstance(comment, str):
-            comment = _free_text(comment, "comment", MAX_COMMENT_LENGTH)
-        try:
-            evaluation = Evaluation(body.get("level"), comment)  # type: ignore[arg-type]
-        except InvalidCaseField as error:
-            field = error.field.removeprefix("evaluation.")
-            raise CaseInputError(error.code, field, str(error)) from None
-    try:
-        CaseUpdate("x", 1, action, Role.ACCEPTING, 0.0, reason=reason)
-    except InvalidCaseField as error:
-        raise CaseInputError(error.code, error.field, str(error)) from None
-    return action, reason, result, evaluation
-
-
-def _free_text(value: str, field: str, max_length: int) -> str:
-    """An event's reason or comment in normal form C, or ``invalid_text`` naming it. Judged
-    here, where the platform's text comes in, not in ``CaseUpdate``: an update stored
-    before the rule must still replay."""
-    try:
-        return clean_text(value, field=field, max_length=max_length)
-    except TextError as error:
-        raise CaseInputError(error.code, field, error.sentence) from None
 
 
 def _invalid(message: Authenticated, field: str, detail: str) -> Refusal:

@@ -7,7 +7,8 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
-from node.cases.exchange import PLATFORM_ACTIONS, CaseNotFound
+from node.cases.events import PLATFORM_ACTIONS
+from node.cases.exchange import CaseNotFound
 from node.cases.lifecycle import Role, Status, allowed_actions
 from node.cases.wire import submission_json, submitted
 from node.store import cases

@@ -121,6 +121,18 @@ def from_update(message: pb.CaseUpdate) -> tuple[CaseUpdate, str, float | None]:
     return update, message.request_id, due_at
 
 
+def delivered(case_id: str, receipt_envelope: bytes) -> CaseUpdate:
+    """Update 1 of every case: its delivery, at the instant the handler's receipt names."""
+    receipt = pb.Message.FromString(pb.Envelope.FromString(receipt_envelope).message).receipt
+    return CaseUpdate(
+        case_id=case_id,
+        sequence=1,
+        action=Action.DELIVER,
+        by=Role.ACCEPTING,
+        at=instant(receipt.received_at),
+    )
+
+
 def to_action(
     case_id: str, action: Action, at: float, reason: str, evaluation: Evaluation | None
 ) -> pb.CaseAction:

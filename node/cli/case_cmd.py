@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
-from node.cases.exchange import PLATFORM_ACTIONS
+from node.cases.events import PLATFORM_ACTIONS
 from node.cases.lifecycle import EVALUATION_LEVELS
 from node.cli.node_client import (
     UsageProblem,

@@ -19,7 +19,7 @@ from node.cli.output import emit_json, fail, table
 from node.mesh import layout
 from node.mesh.folder import NotAMeshFolder, check_mesh_folder
 from node.mesh.layout import DAY
-from node.mesh.processes import read_record
+from node.mesh.record import read_record
 from node.runtime.config import ConfigError
 from node.trust.keys import KeyFileError, load_signing_key
 from node.trust.manifest import (

@@ -13,7 +13,7 @@ DIR (then nothing was changed).
 
 ``mesh up`` on a folder whose last ``mesh up`` was killed (SIGKILL: its children run on in
 sessions of their own) stops the nodes and platforms it left, found from the stale
-``mesh.json`` and checked by their command lines (``node.mesh.processes.leftovers``), one
+``mesh.json`` and checked by their command lines (``node.mesh.leftovers``), one
 line each, before it starts.
 """
 
@@ -35,21 +35,13 @@ from node.mesh.access import VIEWER_FILE, create_mesh
 from node.mesh.faults import CLEAR, LinkFault
 from node.mesh.folder import NotAMeshFolder, mesh_configs
 from node.mesh.layout import MANIFEST_FILE
+from node.mesh.leftovers import leftovers, process_alive, stop_leftovers
 from node.mesh.link_control import LinkKeeper, LinkOrders, order, read_state, running_links
 from node.mesh.links import LinkSet
 from node.mesh.monitoring import SHIPPED_RULES, Prometheus
 from node.mesh.node_control import Change, MeshControlError, NotDone, start_node, stop_node
-from node.mesh.processes import (
-    Mesh,
-    MeshError,
-    MeshLink,
-    MeshNode,
-    StartupFailed,
-    leftovers,
-    node_configs,
-    process_alive,
-    stop_leftovers,
-)
+from node.mesh.processes import Mesh, MeshError, StartupFailed, node_configs
+from node.mesh.record import MeshLink, MeshNode
 from node.mesh.supervisor import MeshSupervisor
 from node.runtime.config import ConfigError, NodeConfig
 from node.store.lock import StoreInUse, StoreLock

@@ -9,7 +9,11 @@ command lines, so a process boundary, not an import, is what ties them to it.
 - ``layout``: the mesh folder ``yrd mesh init`` writes (CA, governance key, manifest, each
   node's keys and ``node.toml``), and the governance operations on it (publishing a
   manifest, rotating and revoking a signing key).
-- ``processes``: the mesh's processes (platforms, nodes, link proxies) and ``mesh.json``.
+- ``processes``: ``Mesh``, which starts, waits for and stops the mesh's processes (platforms,
+  nodes), and their command lines; ``record``: ``mesh.json`` and the names of the other
+  files of a running mesh; ``logs``: the processes' owner-only log files and their tails;
+  ``routes``: each ``node.toml``'s routes through the link proxies; ``leftovers``: the
+  processes an earlier, killed run left, found by their command lines and stopped.
 - ``supervisor``: ``yrd mesh up``'s supervisor, restarting what dies, with back-off.
 - ``node_control``: the control channel through which a tester stops and starts a node.
 - ``access``: creating a mesh with its REST tokens, and finding a tool's token.

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from node.mesh.layout import DEFAULT_PROVINCES, init_mesh
-from node.mesh.processes import TOKENS_FILE
+from node.mesh.record import TOKENS_FILE
 from node.runtime.config import load_config
 from node.store import tokens
 from node.trust.keys import KeyFileError, read_private_file, write_private_file

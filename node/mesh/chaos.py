@@ -51,7 +51,8 @@ from node.mesh.load import (
     report,
     session,
 )
-from node.mesh.processes import Kind, Mesh, MeshError, MeshNode
+from node.mesh.processes import Mesh, MeshError
+from node.mesh.record import Kind, MeshNode
 from node.store.audit import AuditReport, verify_store
 from node.store.database import StoreError
 

@@ -15,7 +15,8 @@ import os
 from pathlib import Path
 
 from node.mesh.layout import GOVERNANCE_PUB, MANIFEST_FILE
-from node.mesh.processes import MeshError, node_configs, read_record
+from node.mesh.processes import MeshError, node_configs
+from node.mesh.record import read_record
 from node.runtime.config import ConfigError, NodeConfig
 from node.trust.manifest import ManifestError
 

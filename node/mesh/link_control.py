@@ -39,7 +39,7 @@ from node.mesh.faults import LinkFault
 from node.mesh.layout import write_atomically
 from node.mesh.links import LinkSet
 from node.mesh.node_control import NoMeshUp, NotDone, alive
-from node.mesh.processes import LINK_FAULTS_FILE, LINK_STATE_FILE, MeshLink, read_record
+from node.mesh.record import LINK_FAULTS_FILE, LINK_STATE_FILE, MeshLink, read_record
 
 TICK: Final = 0.2
 STATE_EVERY: Final = 1.0

@@ -37,7 +37,7 @@ from typing import Final
 
 from node.mesh.faults import CLEAR, LinkFault, Pacer, reset_allowance
 from node.mesh.layout import read_manifest
-from node.mesh.processes import MeshLink
+from node.mesh.record import MeshLink
 
 CHUNK: Final = 65536
 """Bytes read at once from one side."""

@@ -25,15 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from node.mesh.processes import (
-    MESH_FILE,
-    READY_TIMEOUT,
-    STOP_GRACE,
-    MeshNode,
-    MeshRecord,
-    ProcessState,
-    read_record,
-)
+from node.mesh.processes import READY_TIMEOUT, STOP_GRACE
+from node.mesh.record import MESH_FILE, MeshNode, MeshRecord, ProcessState, read_record
 
 STOP_FILE: Final = "node.stop"
 STOP_WAIT: Final = STOP_GRACE + 10.0

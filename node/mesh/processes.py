@@ -1,36 +1,26 @@
 """A four-province mesh on one machine, each node a separate process (``yrd mesh up``).
 
 Rules kept here:
-- Every node runs as its own ``yrd node run`` process with its log in ``DIR/<province>/``;
-  ``Mesh`` only starts, waits for and stops them; what starts again a process that exits is
-  ``supervisor`` (``yrd mesh up``), or ``yrd chaos`` for the processes it disturbs.
+- Every node runs as its own ``yrd node run`` process with its log in ``DIR/<province>/``
+  (``logs``); ``Mesh`` only starts, waits for and stops them; what starts again a process
+  that exits is ``supervisor`` (``yrd mesh up``), or ``yrd chaos`` for the processes it
+  disturbs.
 - A node configured with a province platform gets that province's simulated platform as its
   own process too (``python -m adapters.simulation.run``: its SQLite, seed and log in
   ``DIR/<province>/``), started and ready before the node.
-- ``DIR/mesh.json`` is written once every node is ready, written again whenever a process's
-  pid or state changes (a temporary file renamed over it, so a reader never sees half a
-  file), and removed on a clean stop. Each province's entry keeps its keys (``pid`` and
-  ``platform_pid`` are null while that process is not running) and adds ``state`` and
-  ``platform_state`` (``ProcessState``); ``supervisor_pid`` names the ``yrd mesh up``
-  process that keeps the mesh, null when none does (``yrd demo``, ``yrd chaos``).
+- Nothing starts while another process listens on one of the mesh's ports.
+- ``DIR/mesh.json`` (``record``) is written once every node is ready, again whenever a
+  process's pid or state changes, and removed on a clean stop.
 - Stopping sends SIGTERM (the nodes' graceful shutdown), after SIGCONT to wake a paused
   process, and waits; SIGKILL only after the grace period.
-- Log files are owner-only (0600), also when an older mesh left them readable: a log
-  names cases and references, and a failing process may print more.
 - A mesh made with ``links`` (``yrd mesh up --links``, ``yrd chaos --network``) dials every
-  peer through its directed link's proxy: each sender's ``node.toml`` gets a
-  ``[peers.<receiver>] address`` block between marker lines (``route_peers``) before any
-  node starts, and loses it when the mesh stops or a mesh without links is made on the
-  folder, so a hand-started node never dials a proxy that is gone. ``mesh.json`` lists the
-  links under ``"links"``.
+  peer through its directed link's proxy (``routes``), from before any node starts until
+  the mesh stops.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
-import json
 import os
 import signal
 import socket
@@ -38,242 +28,33 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, BinaryIO, Final, Literal, Protocol
+from typing import Protocol
 
 import aiohttp
 
 from node.mesh.layout import DEFAULT_PROVINCES as PROVINCE_ORDER
-from node.mesh.layout import read_manifest, write_atomically
-from node.runtime.config import ConfigError, NodeConfig, load_config
+from node.mesh.layout import read_manifest
+from node.mesh.logs import log_tail, open_log
+from node.mesh.record import (
+    MESH_FILE,
+    TOKENS_FILE,
+    Kind,
+    MeshLink,
+    MeshNode,
+    MeshRecord,
+    ProcessState,
+    write_record,
+)
+from node.mesh.routes import route_peers
+from node.runtime.config import NodeConfig, load_config
 
 READY_TIMEOUT = 30.0
 STOP_GRACE = 15.0
-MESH_FILE = "mesh.json"
-TOKENS_FILE = "tokens.json"
-"""Per province: its platform and operator REST tokens (``access``)."""
-
-LINK_FAULTS_FILE: Final = "link-faults.json"
-"""Where a tester orders faults on a running mesh's links (``node.mesh.link_control``)."""
-LINK_STATE_FILE: Final = "link-state.json"
-"""Where the process that runs the links answers: the faults in force and what crossed."""
-
-Kind = Literal["node", "platform"]
-"""The two kinds of process a province has in the mesh."""
-
-
-class ProcessState(StrEnum):
-    """Where one process of the mesh stands, as ``mesh.json`` shows it."""
-
-    RUNNING = "running"
-    """Started and ready (a node answers /readyz, a platform /sim/fixtures)."""
-    STARTING = "starting"
-    """Started again after an exit or a stop by hand, not ready yet."""
-    RESTARTING = "restarting"
-    """Exited on its own; started again when its back-off is over. No pid meanwhile."""
-    STOPPED = "stopped"
-    """Stopped by hand (``yrd mesh stop``); only ``yrd mesh start`` starts it again."""
-
-
-@dataclass(frozen=True)
-class MeshNode:
-    """One province's entry in ``mesh.json``."""
-
-    province: str
-    node_id: str
-    grpc: str
-    http: str
-    platform: str | None
-    """The simulated platform's address, when the node has one."""
-    pid: int | None
-    """The node's process id; None while it is not running (restarting or stopped)."""
-    platform_pid: int | None = None
-    state: ProcessState = ProcessState.RUNNING
-    platform_state: ProcessState | None = None
-    tokens_file: str | None = None
-    """The province's ``tokens.json`` (its platform and operator REST tokens, 0600)."""
-
-
-@dataclass(frozen=True)
-class MeshLink:
-    """One directed link of a mesh whose peers dial each other through proxies."""
-
-    sender: str
-    receiver: str
-    listen: str
-    """The proxy's host:port, which the sender dials for the receiver."""
-    target: str
-    """The receiver's gRPC host:port, where the proxy relays to."""
-
-    @property
-    def name(self) -> str:
-        return f"{self.sender}:{self.receiver}"
-
-
-@dataclass(frozen=True)
-class MeshRecord:
-    """What ``DIR/mesh.json`` says of a running mesh."""
-
-    nodes: list[MeshNode]
-    supervisor_pid: int | None
-    """The ``yrd mesh up`` process that keeps the mesh; None when nothing restarts it."""
-    links: list[MeshLink] = field(default_factory=list)
-    """The proxies between the nodes, one per directed link; empty when peers dial each
-    other directly."""
-    prometheus: str | None = None
-    """The URL of the mesh's Prometheus (``yrd mesh up --monitoring``), when it runs one."""
-    prometheus_pid: int | None = None
-
-    def node(self, province: str) -> MeshNode | None:
-        return next((n for n in self.nodes if n.province == province), None)
-
-    def to_json(self) -> dict[str, Any]:
-        document: dict[str, Any] = {
-            "supervisor_pid": self.supervisor_pid,
-            "nodes": [asdict(n) for n in self.nodes],
-        }
-        if self.links:
-            document["links"] = [asdict(link) for link in self.links]
-        if self.prometheus is not None:
-            document["prometheus"] = self.prometheus
-            document["prometheus_pid"] = self.prometheus_pid
-        return document
-
-
-def read_record(directory: Path) -> MeshRecord:
-    """``DIR/mesh.json``; FileNotFoundError when no mesh has written one, ValueError when it
-    is not what ``Mesh.record`` writes."""
-    data = json.loads((directory / MESH_FILE).read_text())
-    known = {f.name for f in fields(MeshNode)}
-    try:
-        nodes = []
-        for entry in data["nodes"]:
-            node = MeshNode(**{k: v for k, v in entry.items() if k in known})
-            platform_state = node.platform_state
-            nodes.append(
-                replace(
-                    node,
-                    state=ProcessState(node.state),
-                    platform_state=None if platform_state is None else ProcessState(platform_state),
-                )
-            )
-        supervisor_pid = data.get("supervisor_pid")
-        links = [MeshLink(**entry) for entry in data.get("links", [])]
-        prometheus = data.get("prometheus")
-        prometheus_pid = data.get("prometheus_pid")
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"not a mesh record: {exc!r}") from None
-    if supervisor_pid is not None and not isinstance(supervisor_pid, int):
-        raise ValueError(f"supervisor_pid is {supervisor_pid!r}, not a process id")
-    if prometheus is not None and not isinstance(prometheus, str):
-        raise ValueError(f"prometheus is {prometheus!r}, not a URL")
-    if prometheus_pid is not None and not isinstance(prometheus_pid, int):
-        raise ValueError(f"prometheus_pid is {prometheus_pid!r}, not a process id")
-    return MeshRecord(nodes, supervisor_pid, links, prometheus, prometheus_pid)
 
 
 class MeshError(Exception):
     pass
-
-
-@dataclass(frozen=True)
-class Leftover:
-    """A process an earlier run left in a mesh folder: still alive, and by its command line
-    this folder's node or platform of ``province``."""
-
-    province: str
-    """The province, or "" for the mesh's Prometheus."""
-    kind: Kind | Literal["prometheus"]
-    pid: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.province} {self.kind}" if self.province else self.kind
-
-
-def leftovers(directory: Path) -> tuple[MeshRecord | None, list[Leftover]]:
-    """The processes ``DIR/mesh.json`` names that still run as this folder's nodes and
-    platforms, with the record; (None, []) without a readable record. A pid that is gone, a
-    zombie, or now another program (the pid reused) is not one."""
-    try:
-        record = read_record(directory)
-    except (OSError, ValueError):
-        return None, []
-    found = []
-    for node in record.nodes:
-        held: tuple[tuple[Kind, int | None], ...] = (
-            ("node", node.pid),
-            ("platform", node.platform_pid),
-        )
-        for kind, pid in held:
-            if isinstance(pid, int) and pid > 0 and _runs_as(pid, directory, node.province, kind):
-                found.append(Leftover(node.province, kind, pid))
-    pid = record.prometheus_pid
-    if pid is not None and pid > 0 and _runs_prometheus(pid, directory):
-        found.append(Leftover("", "prometheus", pid))
-    return record, found
-
-
-def stop_leftovers(found: Sequence[Leftover], grace: float = STOP_GRACE) -> dict[int, str]:
-    """SIGTERM each (after SIGCONT, for a paused one), SIGKILL what is left after ``grace``;
-    how each ended by pid (``stopped`` or ``killed``)."""
-    for leftover in found:
-        for signum in (signal.SIGCONT, signal.SIGTERM):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(leftover.pid, signum)
-    deadline = time.monotonic() + grace
-    ended: dict[int, str] = {}
-    while len(ended) < len(found):
-        for leftover in found:
-            if leftover.pid not in ended and not process_alive(leftover.pid):
-                ended[leftover.pid] = "stopped"
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    for leftover in found:
-        if leftover.pid not in ended:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(leftover.pid, signal.SIGKILL)
-            ended[leftover.pid] = "killed"
-    settled = time.monotonic() + 5.0
-    while any(process_alive(leftover.pid) for leftover in found) and time.monotonic() < settled:
-        time.sleep(0.05)
-    return ended
-
-
-def process_alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie, which only waits to be reaped, does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
-
-
-def _runs_as(pid: int, directory: Path, province: str, kind: Kind) -> bool:
-    """Whether ``pid`` is alive and its command line is ``yrd node run`` on this folder's
-    ``province/node.toml`` (kind node) or the simulated platform on its ``platform.db``."""
-    if not process_alive(pid):
-        return False
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return False
-    try:
-        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
-    except OSError:
-        cwd = Path.cwd()
-    if kind == "node":
-        marker, option, file = "node.cli.main", "--config", "node.toml"
-    else:
-        marker, option, file = "adapters.simulation.run", "--db", "platform.db"
-    if marker not in argv or option not in argv[:-1]:
-        return False
-    named = Path(argv[argv.index(option) + 1])
-    expected = (directory / province / file).resolve()
-    return (cwd / named).resolve() == expected
 
 
 def _free(address: str) -> bool:
@@ -286,21 +67,6 @@ def _free(address: str) -> bool:
         except OSError:
             return False
     return True
-
-
-def _runs_prometheus(pid: int, directory: Path) -> bool:
-    """Whether ``pid`` is alive and the Prometheus keeping its data in this folder."""
-    if not process_alive(pid):
-        return False
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return False
-    data = (directory / "prometheus" / "data").resolve()
-    return any(
-        arg.startswith("--storage.tsdb.path=") and Path(arg.partition("=")[2]).resolve() == data
-        for arg in argv
-    )
 
 
 class Monitor(Protocol):
@@ -321,41 +87,6 @@ class StartupFailed(MeshError):
         super().__init__(message)
         self.log = log
         self.tail = list(tail)
-
-
-TAIL_LINES: Final = 6
-TAIL_WIDTH: Final = 240
-
-
-def log_tail(path: Path, since: int = 0, lines: int = TAIL_LINES) -> list[str]:
-    """The last ``lines`` lines written to ``path`` after byte ``since``, each made short
-    enough to read on a terminal: a JSON log line as ``level event key=value…``."""
-    try:
-        with path.open("rb") as log:
-            log.seek(since)
-            text = log.read().decode("utf-8", errors="replace")
-    except OSError:
-        return []
-    wanted = [line for line in text.splitlines() if line.strip()][-lines:]
-    return [_short(_readable(line)) for line in wanted]
-
-
-def _readable(line: str) -> str:
-    try:
-        entry = json.loads(line)
-    except ValueError:
-        return line
-    if not isinstance(entry, dict):
-        return line
-    entry.pop("ts", None)
-    entry.pop("logger", None)
-    head = " ".join(str(entry.pop(k)) for k in ("level", "event") if k in entry)
-    rest = " ".join(f"{k}={v}" for k, v in entry.items())
-    return f"{head} {rest}".strip()
-
-
-def _short(line: str) -> str:
-    return line if len(line) <= TAIL_WIDTH else line[: TAIL_WIDTH - 1] + "…"
 
 
 def node_run_command(config: Path, *options: str) -> list[str]:
@@ -396,66 +127,6 @@ def node_configs(directory: Path) -> list[NodeConfig]:
         path = directory / member.province / "node.toml"
         configs.append(load_config(path, os.environ))
     return configs
-
-
-ROUTES_BEGIN: Final = "# >>> yrd mesh links: this node dials its peers through the link proxies"
-ROUTES_END: Final = "# <<< yrd mesh links (removed when the mesh stops)"
-
-
-def route_peers(directory: Path, links: Sequence[MeshLink]) -> None:
-    """Make each province's ``node.toml`` dial its peers through ``links`` (none: directly).
-
-    A line edit between marker lines, so an operator's own edits survive; the rewritten file
-    must load with exactly those peer addresses, or it is left as it was (ValueError).
-    """
-    for member in read_manifest(directory).members:
-        path = directory / member.province / "node.toml"
-        text = path.read_text(encoding="utf-8")
-        kept = _without_routes(text)
-        routes = {link.receiver: link.listen for link in links if link.sender == member.province}
-        if routes:
-            block = "".join(
-                f'[peers.{receiver}]\naddress = "{listen}"\n' for receiver, listen in routes.items()
-            )
-            kept = f"{kept.rstrip()}\n\n{ROUTES_BEGIN}\n{block}{ROUTES_END}\n"
-        if kept == text:
-            continue
-        check = functools.partial(_routed_as, path, routes, path.stat().st_mode & 0o777)
-        write_atomically(path, kept.encode("utf-8"), check=check)
-
-
-def _routed_as(path: Path, routes: dict[str, str], mode: int, rewritten: Path) -> None:
-    """``rewritten`` (path's new text) keeps path's mode and loads with exactly ``routes``."""
-    os.chmod(rewritten, mode)
-    try:
-        found = dict(load_config(rewritten, {}).peer_addresses)
-    except ConfigError as exc:
-        raise ValueError(f"cannot route {path} through the links: {exc}") from None
-    if found != routes:
-        raise ValueError(f"{path} names peer addresses of its own ({found}); remove them first")
-
-
-def _without_routes(text: str) -> str:
-    lines = text.splitlines(keepends=True)
-    if ROUTES_BEGIN + "\n" not in lines:
-        return text
-    begin = lines.index(ROUTES_BEGIN + "\n")
-    end = lines.index(ROUTES_END + "\n", begin) if ROUTES_END + "\n" in lines else len(lines) - 1
-    return "".join(lines[:begin] + lines[end + 1 :]).rstrip() + "\n"
-
-
-LOG_FILE_MODE = 0o600
-
-
-def open_log(path: Path) -> BinaryIO:
-    """``path`` opened to append, owner-only from its first byte (and made so if it was not)."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, LOG_FILE_MODE)
-    try:
-        os.fchmod(fd, LOG_FILE_MODE)
-    except BaseException:
-        os.close(fd)
-        raise
-    return os.fdopen(fd, "ab")
 
 
 async def wait_http(
@@ -664,8 +335,7 @@ class Mesh:
             monitor.url if monitor else None,
             monitor.pid if monitor else None,
         )
-        text = json.dumps(record.to_json(), indent=2) + "\n"
-        write_atomically(self.directory / MESH_FILE, text.encode())
+        write_record(self.directory, record)
         return nodes
 
     def _pid(self, province: str, kind: Kind) -> int | None:

@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from node.mesh.node_control import clear_stop_requests, stop_requested
-from node.mesh.processes import STOP_GRACE, Kind, Mesh, MeshError, MeshNode, ProcessState
+from node.mesh.processes import STOP_GRACE, Mesh, MeshError
+from node.mesh.record import Kind, MeshNode, ProcessState
 
 TICK: Final = 0.2
 """Seconds between two looks at every process and every marker."""
