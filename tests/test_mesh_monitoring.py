@@ -2,8 +2,10 @@
 on a real fault and resolves when it heals.
 
 Rule timing is shortened in a copy of the shipped rules handed over with --alert-rules; the
-shipped file is never edited (test_the_shipped_rules_are_used_by_default checks what a mesh
-without the option loads)."""
+shipped file is never edited (test_prometheus_is_kept_and_stops_with_the_mesh checks what a mesh
+without the option loads). A case falls overdue only days after its acceptance, so the
+overdue-case test runs its own mesh on a test clock (``test_clock_file``,
+node.runtime.clock) and moves it on."""
 
 from __future__ import annotations
 
@@ -420,7 +422,7 @@ async def accepted_case(directory: Path, accepting: str, handling: str) -> float
             reference = await applicant.enter_application(session, platform.url, application.body)
             case: dict[str, Any] = {}
             while case.get("status") != "rejected":
-                assert time.monotonic() < deadline, f"no decision on {reference}: {case}"
+                assert time.monotonic() < deadline, f"{reference}: {case.get('status')}"
                 await asyncio.sleep(0.1)
                 case_id = await applicant.case_of(session, platform.url, reference)
                 case = await get(handling, f"/v1/cases/{case_id}") if case_id else {}
