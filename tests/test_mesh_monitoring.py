@@ -2,11 +2,14 @@
 on a real fault and resolves when it heals.
 
 Rule timing is shortened in a copy of the shipped rules handed over with --alert-rules; the
-shipped file is never edited (test_the_shipped_rules_are_used_by_default checks what a mesh
-without the option loads)."""
+shipped file is never edited (test_prometheus_is_kept_and_stops_with_the_mesh checks what a mesh
+without the option loads). A case falls overdue only days after its acceptance, so the
+overdue-case test runs its own mesh on a test clock (``test_clock_file``,
+node.runtime.clock) and moves it on."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import os
@@ -23,10 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
+from adapters.registry import citizen
+from node.delivery.retry import IDLE_TICK
+from node.mesh.applications import fetch_fixtures, plan_applications
+from node.mesh.auth import mesh_session
 from node.mesh.monitoring import SHIPPED_RULES, scrape_config
 from node.mesh.node_control import alive
+from node.mesh.processes import node_configs
+from node.trust.manifest import parse_time
 from tests.nodes import BUDGET, free_base_port
 
 pytestmark = [
@@ -36,8 +46,10 @@ pytestmark = [
 
 YRD = [sys.executable, "-m", "node.cli.main"]
 FAST_FOR = "3s"
-PARK_AFTER = 3.0
-"""Seconds Jiangsu keeps an undelivered message before parking it (the test mesh only)."""
+PARK_AFTER = 2 * IDLE_TICK
+"""Seconds Jiangsu keeps an undelivered message before parking it (the test mesh only).
+Longer than the idle tick at which a running node finds a message that ``yrd outbox retry``
+put back in its store, so the retried message is sent before its fresh age limit runs out."""
 PROVINCES = ("shanghai", "jiangsu", "zhejiang", "anhui")
 
 
@@ -112,17 +124,22 @@ def wait_until(check: Callable[[], bool], timeout: float, what: Callable[[], str
         time.sleep(0.25)
 
 
+def fast_rules(folder: Path) -> Path:
+    """A copy of the shipped rules in ``folder`` with every ``for:`` cut to FAST_FOR."""
+    rules = folder / "fast-alerts.yml"
+    rules.write_text(re.sub(r"for: \d+[smh]", f"for: {FAST_FOR}", SHIPPED_RULES.read_text()))
+    return rules
+
+
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitoredMesh]:
     folder = tmp_path_factory.mktemp("monitored")
-    rules = folder / "fast-alerts.yml"
-    rules.write_text(re.sub(r"for: \d+[smh]", f"for: {FAST_FOR}", SHIPPED_RULES.read_text()))
     running = up(
         folder,
         "--officer-delay",
         "0.1",
         "--alert-rules",
-        str(rules),
+        str(fast_rules(folder)),
         prepare=functools.partial(park_after, "jiangsu", PARK_AFTER),
     )
     try:
@@ -143,6 +160,14 @@ def park_after(province: str, seconds: float, directory: Path) -> None:
     config.write_text(text)
 
 
+def yrd(*argv: str) -> None:
+    """Run one yrd command to its end; it must succeed."""
+    done = subprocess.run(
+        [*YRD, *argv], capture_output=True, text=True, timeout=BUDGET, check=False
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
 def targets_up(mesh: MonitoredMesh) -> dict[str, str]:
     active = mesh.api("/api/v1/targets")["activeTargets"]
     return {t["labels"]["province"]: t["health"] for t in active}
@@ -150,6 +175,31 @@ def targets_up(mesh: MonitoredMesh) -> dict[str, str]:
 
 def alerts(mesh: MonitoredMesh, name: str) -> list[dict[str, Any]]:
     return [a for a in mesh.api("/api/v1/alerts")["alerts"] if a["labels"]["alertname"] == name]
+
+
+def firing(
+    mesh: MonitoredMesh, name: str, expected: Callable[[dict[str, str]], bool] = bool
+) -> list[dict[str, str]]:
+    """Wait until alert ``name`` fires with labels ``expected`` accepts; the labels of each
+    ``name`` alert firing then, every one of them in LABELS."""
+    wait_until(
+        lambda: any(a["state"] == "firing" and expected(a["labels"]) for a in alerts(mesh, name)),
+        BUDGET,
+        lambda: f"{name} never fired as expected: {alerts(mesh, name)}",
+    )
+    fired = [a["labels"] for a in alerts(mesh, name) if a["state"] == "firing"]
+    for labels in fired:
+        assert set(labels) <= LABELS, labels
+    return fired
+
+
+def resolved(mesh: MonitoredMesh, name: str) -> None:
+    """Wait until no alert ``name`` is pending or firing."""
+    wait_until(
+        lambda: not alerts(mesh, name),
+        BUDGET,
+        lambda: f"{name} never resolved: {alerts(mesh, name)}",
+    )
 
 
 def test_every_node_is_scraped_with_its_province(mesh: MonitoredMesh) -> None:
@@ -172,33 +222,17 @@ def test_a_stopped_node_fires_node_down_and_it_resolves_when_started(
 ) -> None:
     wait_until(lambda: targets_up(mesh).get("anhui") == "up", BUDGET, lambda: str(targets_up(mesh)))
     assert not alerts(mesh, "YrdNodeDown")
-    stopped = subprocess.run(
-        [*YRD, "mesh", "stop", "--dir", str(mesh.directory), "anhui"],
-        capture_output=True, text=True, timeout=BUDGET, check=False,
-    )  # fmt: skip
-    assert stopped.returncode == 0, stopped.stderr
-    wait_until(
-        lambda: any(a["state"] == "firing" for a in alerts(mesh, "YrdNodeDown")),
-        BUDGET,
-        lambda: f"YrdNodeDown never fired: {alerts(mesh, 'YrdNodeDown')}",
-    )
-    [fired] = alerts(mesh, "YrdNodeDown")
-    assert fired["labels"]["province"] == "anhui"
-    assert fired["labels"]["severity"] == "critical"
-    started = subprocess.run(
-        [*YRD, "mesh", "start", "--dir", str(mesh.directory), "anhui"],
-        capture_output=True, text=True, timeout=BUDGET, check=False,
-    )  # fmt: skip
-    assert started.returncode == 0, started.stderr
-    wait_until(
-        lambda: not alerts(mesh, "YrdNodeDown"),
-        BUDGET,
-        lambda: f"YrdNodeDown never resolved: {alerts(mesh, 'YrdNodeDown')}",
-    )
+    yrd("mesh", "stop", "--dir", str(mesh.directory), "anhui")
+    [fired] = firing(mesh, "YrdNodeDown")
+    assert fired["province"] == "anhui"
+    assert fired["severity"] == "critical"
+    yrd("mesh", "start", "--dir", str(mesh.directory), "anhui")
+    resolved(mesh, "YrdNodeDown")
 
 
-LABELS = {"alertname", "severity", "province", "peer", "instance", "job", "task", "reason"}
-"""Every label an alert may carry: provinces, peers and node addresses, never personal data."""
+LABELS = {"alertname", "severity", "province", "peer", "instance", "job", "task", "reason", "role"}
+"""Every label an alert may carry: provinces, peers, node addresses and a case role, never
+personal data."""
 
 
 def pid_of(mesh: MonitoredMesh, province: str, key: str) -> int:
@@ -212,28 +246,13 @@ def fires_and_resolves(
 ) -> list[dict[str, str]]:
     """Pause ``pid`` (SIGSTOP) until alert ``name`` fires with labels ``expected`` accepts,
     then let it run again (SIGCONT) until the alert is gone; the fired alerts' labels."""
-    wait_until(  # an earlier fault's alert may still be resolving
-        lambda: not alerts(mesh, name), BUDGET, lambda: f"{name} stays: {alerts(mesh, name)}"
-    )
+    resolved(mesh, name)  # an earlier fault's alert may still be resolving
     os.kill(pid, signal.SIGSTOP)
     try:
-        wait_until(
-            lambda: any(
-                a["state"] == "firing" and expected(a["labels"]) for a in alerts(mesh, name)
-            ),
-            BUDGET,
-            lambda: f"{name} never fired as expected: {alerts(mesh, name)}",
-        )
-        fired = [a["labels"] for a in alerts(mesh, name) if a["state"] == "firing"]
+        fired = firing(mesh, name, expected)
     finally:
         os.kill(pid, signal.SIGCONT)
-    wait_until(
-        lambda: not alerts(mesh, name),
-        BUDGET,
-        lambda: f"{name} never resolved: {alerts(mesh, name)}",
-    )
-    for labels in fired:
-        assert set(labels) <= LABELS, labels
+    resolved(mesh, name)
     return fired
 
 
@@ -275,6 +294,40 @@ def _probe(mesh: MonitoredMesh, sender: str, peer: str) -> None:
         assert reply.status in (200, 202), reply.status
 
 
+def value(mesh: MonitoredMesh, query: str) -> float | None:
+    """The one value of an instant ``query`` in Prometheus now; None when it has none."""
+    result = mesh.api("/api/v1/query", query=query)["result"]
+    return float(result[0]["value"][1]) if result else None
+
+
+def test_a_parked_message_fires_dead_letters_until_it_is_retried(mesh: MonitoredMesh) -> None:
+    """Anhui stopped: a probe from Jiangsu waits past Jiangsu's age limit and is parked, which
+    fires YrdDeadLetters for jiangsu → anhui; once Anhui runs again, `yrd outbox retry` puts
+    it back in line with a fresh age limit, it is delivered, and the alert resolves."""
+    link = '{province="jiangsu",peer="anhui"}'
+    resolved(mesh, "YrdDeadLetters")
+    yrd("mesh", "stop", "--dir", str(mesh.directory), "anhui")
+    try:
+        _probe(mesh, "jiangsu", "anhui")
+        [fired] = firing(mesh, "YrdDeadLetters")
+        assert (fired["province"], fired["peer"]) == ("jiangsu", "anhui")
+    finally:
+        yrd("mesh", "start", "--dir", str(mesh.directory), "anhui")
+    wait_until(
+        lambda: value(mesh, f"yrd_peer_up{link}") == 1,
+        BUDGET,
+        lambda: f"jiangsu does not reach anhui again: {value(mesh, f'yrd_peer_up{link}')}",
+    )
+    yrd("outbox", "retry", "--config", str(mesh.directory / "jiangsu" / "node.toml"),
+        "--peer", "anhui")  # fmt: skip
+    settled = f"yrd_outbox_depth{link} + yrd_dead_letters{link}"
+    wait_until(
+        lambda: value(mesh, settled) == 0 and not alerts(mesh, "YrdDeadLetters"),
+        BUDGET,
+        lambda: f"not delivered ({value(mesh, settled)}): {alerts(mesh, 'YrdDeadLetters')}",
+    )
+
+
 def test_a_manifest_close_to_expiry_fires_at_every_node_until_replaced(
     mesh: MonitoredMesh,
 ) -> None:
@@ -302,11 +355,7 @@ def test_a_manifest_close_to_expiry_fires_at_every_node_until_replaced(
         assert signed.returncode == 0, signed.stderr
         os.kill(supervisor, signal.SIGHUP)
 
-    wait_until(
-        lambda: not alerts(mesh, "YrdManifestExpiringSoon"),
-        BUDGET,
-        lambda: str(alerts(mesh, "YrdManifestExpiringSoon")),
-    )
+    resolved(mesh, "YrdManifestExpiringSoon")
     publish(body["version"] + 1, 10)
     wait_until(
         lambda: (
@@ -321,11 +370,92 @@ def test_a_manifest_close_to_expiry_fires_at_every_node_until_replaced(
         lambda: f"not firing everywhere: {alerts(mesh, 'YrdManifestExpiringSoon')}",
     )
     publish(body["version"] + 1, 365)
-    wait_until(
-        lambda: not alerts(mesh, "YrdManifestExpiringSoon"),
-        BUDGET,
-        lambda: f"never resolved: {alerts(mesh, 'YrdManifestExpiringSoon')}",
+    resolved(mesh, "YrdManifestExpiringSoon")
+
+
+SHIFT_FILE = "clock-shift"
+OFFICER_DELAY = 8.0
+"""Seconds the simulated officers wait before each step: long enough for the test to see an
+acceptance and pause the officer's platform before the case is concluded."""
+
+
+def on_test_clock(directory: Path) -> None:
+    """Every node of the mesh at ``directory`` on one test clock: the machine's time plus
+    the seconds in ``directory``/SHIFT_FILE (node.runtime.clock)."""
+    for province in PROVINCES:
+        config = directory / province / "node.toml"
+        config.write_text(f'test_clock_file = "../{SHIFT_FILE}"\n{config.read_text()}')
+
+
+def shift_clock(directory: Path, seconds: float) -> None:
+    """Move the mesh's test clock to the machine's time plus ``seconds`` (written whole)."""
+    draft = directory / f"{SHIFT_FILE}.new"
+    draft.write_text(repr(seconds))
+    os.replace(draft, directory / SHIFT_FILE)
+
+
+async def accepted_case(directory: Path, accepting: str, handling: str) -> float:
+    """Enter applications at ``accepting``'s platform for a matter ``handling`` handles until
+    ``handling``'s officer accepts one (its seeded plan rejects a share of them); that case's
+    due time."""
+    configs = {c.province: c for c in node_configs(directory)}
+    platform = configs[accepting].platform
+    assert platform is not None
+    deadline = time.monotonic() + BUDGET
+    async with mesh_session(directory, timeout=aiohttp.ClientTimeout(total=BUDGET / 3)) as session:
+
+        async def get(province: str, path: str) -> dict[str, Any]:
+            async with session.get(f"http://{configs[province].http_listen}{path}") as reply:
+                return dict(await reply.json()) if reply.status == 200 else {}
+
+        async def announced() -> dict[str, Any]:
+            catalog = await get(accepting, "/v1/catalog")
+            return catalog if handling in {p["province"] for p in catalog["provinces"]} else {}
+
+        while not (catalog := await announced()):
+            assert time.monotonic() < deadline, f"{handling} never announced its catalog"
+            await asyncio.sleep(0.2)
+        fixtures = await fetch_fixtures(session, {accepting: platform.url})
+        pairs = [(accepting, handling)] * 4
+        for application in plan_applications(catalog["matters"], fixtures, pairs):
+            applicant = citizen(accepting)
+            reference = await applicant.enter_application(session, platform.url, application.body)
+            case: dict[str, Any] = {}
+            while case.get("status") != "rejected":
+                assert time.monotonic() < deadline, f"{reference}: {case.get('status')}"
+                await asyncio.sleep(0.1)
+                case_id = await applicant.case_of(session, platform.url, reference)
+                case = await get(handling, f"/v1/cases/{case_id}") if case_id else {}
+                if case.get("status") == "accepted" and case.get("due_at"):
+                    return parse_time(case["due_at"], "due_at")
+    raise AssertionError(f"{handling}'s officer rejected every application")
+
+
+def test_an_overdue_case_fires_cases_overdue_until_it_is_concluded(tmp_path: Path) -> None:
+    """A case Anhui accepted for Shanghai, with the mesh's test clock moved past its due time
+    while Anhui's officer is away (its platform paused): YrdCasesOverdue fires at Anhui for
+    peer Shanghai; once the officer is back and concludes the case, it resolves."""
+    running = up(
+        tmp_path,
+        "--officer-delay",
+        str(OFFICER_DELAY),
+        "--alert-rules",
+        str(fast_rules(tmp_path)),
+        prepare=on_test_clock,
     )
+    try:
+        due_at = asyncio.run(accepted_case(running.directory, "shanghai", "anhui"))
+        officer = pid_of(running, "anhui", "platform_pid")
+        os.kill(officer, signal.SIGSTOP)
+        try:
+            shift_clock(running.directory, due_at - time.time() + 60)
+            [fired] = firing(running, "YrdCasesOverdue")
+            assert (fired["province"], fired["peer"]) == ("anhui", "shanghai")
+        finally:
+            os.kill(officer, signal.SIGCONT)
+        resolved(running, "YrdCasesOverdue")
+    finally:
+        running.stop()
 
 
 def test_prometheus_is_kept_and_stops_with_the_mesh(tmp_path: Path) -> None:

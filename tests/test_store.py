@@ -455,6 +455,28 @@ async def test_expired_items_are_dead_lettered(db: Database) -> None:
     assert outbox.depth(db.reader(), "anhui") == (1, T0)
 
 
+async def test_a_retried_item_gets_a_fresh_age_limit(db: Database) -> None:
+    """An item parked for age and retried at ``at`` is not parked again for being old until
+    the limit has run again from ``at``; its creation time stays as it was."""
+    limit = 60.0
+    await db.write(enqueue("jiangsu", "old", created_at=T0))
+    assert await db.write(
+        lambda c: outbox.dead_letter_expired(c, "jiangsu", older_than=T0 + 1, at=T0 + limit + 1)
+    ) == 1  # fmt: skip
+    retried_at = T0 + 3600.0
+    await db.write(lambda c: outbox.retry(c, peer="jiangsu", at=retried_at))
+
+    def park_at(now: float) -> Callable[[sqlite3.Connection], int]:
+        return lambda c: outbox.dead_letter_expired(c, "jiangsu", older_than=now - limit, at=now)
+
+    assert await db.write(park_at(retried_at + limit - 1)) == 0
+    item = outbox.get(db.reader(), "old")
+    assert item is not None
+    assert (item.state, item.created_at) == ("pending", T0)
+    assert await db.write(park_at(retried_at + limit + 1)) == 1
+    assert outbox.dead_count(db.reader(), "jiangsu") == 1
+
+
 async def test_retry_makes_dead_items_pending_and_lowers_the_cursor(db: Database) -> None:
     """Retrying a dead item makes it pending again, below a cursor that moves back for it."""
     seqs = [await db.write(enqueue("jiangsu", f"m{i}")) for i in range(3)]

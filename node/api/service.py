@@ -13,6 +13,7 @@ import signal
 from aiohttp import web
 
 from node.api.app import build_app
+from node.runtime.clock import node_clock
 from node.runtime.config import NodeConfig
 from node.runtime.node import Node
 
@@ -33,7 +34,7 @@ async def start_http(node: Node) -> web.AppRunner:
 
 
 async def serve(config: NodeConfig) -> None:
-    node = Node(config)
+    node = Node(config, clock=node_clock(config))
     await node.start()
     try:
         runner = await start_http(node)

@@ -97,6 +97,10 @@ class NodeConfig:
     holiday_tables: tuple[Path, ...] = ()
     """Extra holiday tables (``[cases] holiday_tables``) for years the packaged ones do not
     cover, or to correct one; case deadlines count working days with them."""
+    test_clock_file: Path | None = None
+    """A file holding seconds to add to the machine's time (``test_clock_file``): a test
+    clock that tests move a whole mesh's time on with, every node naming the same file
+    (``node.runtime.clock``). Never set in a real deployment."""
     source: Path | None = None
     """The file this was read from."""
 
@@ -153,6 +157,7 @@ def parse_config(
         base / str(name) for name in _opt(cases_t, "holiday_tables", list, [], f"{where} [cases]")
     )
     http_listen = _get(http_t, "listen", str, f"{where} [http]")
+    test_clock = _opt(data, "test_clock_file", str, None, where)
     province = _get(data, "province", str, where)
     peer_addresses = _peer_addresses(_opt(data, "peers", dict, {}, where), province, where)
     if "token" in http_t:
@@ -189,6 +194,7 @@ def parse_config(
         peer_limits=peer_limits,
         peer_addresses=peer_addresses,
         holiday_tables=holiday_tables,
+        test_clock_file=None if test_clock is None else base / test_clock,
         platform=platform,
         revocation_refresh_seconds=_opt(
             _opt(data, "certificates", dict, {}, where),
