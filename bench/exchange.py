@@ -116,7 +116,7 @@ import urllib.error
 import urllib.request
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -131,7 +131,7 @@ from node.protocol.checks import (
     CheckLimits,
     check_reply,
 )
-from node.protocol.envelope import digest, header, seal, signing_input
+from node.protocol.envelope import MAX_BATCH_MESSAGES, digest, header, seal, signing_input
 from node.protocol.replies import receipt_for
 from node.runtime.config import NodeConfig, load_config
 from node.runtime.node import Node
@@ -1300,7 +1300,15 @@ async def benchmark(args: argparse.Namespace, workdir: Path) -> list[Result]:
             platforms=False,  # the nodes alone: no platform polls in the figures
         )
         sender_config = load_config(mesh / SENDER / "node.toml", {})
+        if args.batch_size is not None:
+            # The sender is in this process: its worker takes this many messages per frame.
+            delivery = replace(sender_config.delivery, batch_size=args.batch_size)
+            sender_config = replace(sender_config, delivery=delivery)
         batch_size = sender_config.delivery.batch_size
+        if args.backlog is None:
+            args.backlog = 2 * batch_size
+        if args.chunk > args.backlog:
+            raise SystemExit("--chunk must not exceed --backlog")
         request_bytes, reply_bytes = probe_sizes(mesh)
 
         print(machine_line())
@@ -1368,6 +1376,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="node stream: most probes pending in the outbox (default 2 × delivery batch_size)",
     )
     parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="sender's delivery batch_size, messages per Exchange frame (default: node.toml's)",
+    )
+    parser.add_argument(
         "--paths",
         default=",".join(PATHS),
         help=f"comma-separated subset of {','.join(PATHS)} (default: all)",
@@ -1404,19 +1418,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.backlog_messages = min(args.backlog_messages, 2000)
     if args.warmup is None:
         args.warmup = min(500, max(64, args.messages // 10))
-    if args.backlog is None:
-        args.backlog = 128
-    for name in ("messages", "concurrency", "window", "chunk", "backlog", "backlog_messages"):
+    for name in ("messages", "concurrency", "window", "chunk", "backlog_messages"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.backlog is not None and args.backlog < 1:
+        parser.error("--backlog must be at least 1")
+    if args.batch_size is not None and not 1 <= args.batch_size <= MAX_BATCH_MESSAGES:
+        parser.error(f"--batch-size must be 1 to {MAX_BATCH_MESSAGES}")
     if args.rate <= 0 or args.seconds <= 0:
         parser.error("--rate and --seconds must be positive")
     args.paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     unknown = [p for p in args.paths if p not in PATHS]
     if unknown or not args.paths:
         parser.error(f"--paths: unknown {unknown}; choose from {', '.join(PATHS)}")
-    if args.chunk > args.backlog:
-        parser.error("--chunk must not exceed --backlog")
     return args
 
 
