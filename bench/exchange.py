@@ -1,10 +1,11 @@
 """Exchange benchmark: signed, durable, receipted delivery between two real nodes, measured
-against bare gRPC echo over the same mutual TLS, in one run on this machine.
+against bare gRPC echo over the same mutual TLS, in one run on this machine (issue 13).
 
 Run::
 
-    .venv/bin/python bench/exchange.py                          # full run (about 30 s)
-    .venv/bin/python bench/exchange.py --quick                  # smoke run (a few s)
+    .venv/bin/python bench/exchange.py                  # full run (a few minutes on 2 cores)
+    .venv/bin/python bench/exchange.py --quick          # smoke run (a few s)
+    .venv/bin/python bench/exchange.py --json           # JSON on stdout, report on stderr
     .venv/bin/python bench/exchange.py --paths node-stream --messages 20000   # to profile
 
 What is measured, per path: messages/s, p50 and p99 latency per message, the ratio to the
@@ -12,39 +13,60 @@ matching bare echo, and the CPU time (user + system, all threads) each side's pr
 per message. The CPU columns say whether a side was saturated (µs/msg × msg/s ≈ share of a
 core) and stay meaningful when other work on the machine makes the rates noisy.
 
-``echo unary``
+``echo-unary``
     ``PeerChannel.deliver`` (the node's own client code) against a grpc.aio server whose
     ``Deliver`` handler answers with a receipt-sized blob; ``--concurrency`` calls in flight.
-``echo stream``
-    One ``DeliverStream`` bidi stream, a sliding window of ``--window`` messages in flight;
-    the handler answers each request with a receipt-sized blob. This is the ceiling for a
-    pipelined stream in grpc.aio on this machine.
-``echo stream, lock-step batches``
-    ``PeerChannel.exchange_batch`` (the node's own stream client) against the same echo
-    server, in batches of the delivery worker's ``batch_size``: what the echo stream gives
-    under the worker's send-a-batch, wait-for-all policy, with no signing and no store.
-``floor: echo + Ed25519 both ways``
-    The sliding-window echo stream doing the cryptography no node can skip: the client seals
-    each probe with the sender's key (``seal``), the server verifies each request's signature
-    and answers with a receipt built and signed by ``receipt_for``, the client verifies each
-    reply's signature. No other checks, no store.
-``floor: + durable inbox row``
+``echo-stream``
+    One ``DeliverStream`` bidi stream, a sliding window of ``--window`` messages in flight,
+    one gRPC message per request and per reply; the handler answers each request with a
+    receipt-sized blob. The baseline of issue 13: bare per-message gRPC streaming.
+``echo-lockstep``
+    ``PeerChannel.exchange_batch`` (the delivery worker's call) against the echo server's
+    ``Exchange`` handler, which answers each ``Batch`` frame with a ``Batch`` of as many
+    receipt-sized blobs, unsigned; batches of the worker's ``batch_size``, one in flight, as
+    the worker sends them. The client side is the node's own code, so it signs each frame
+    once (one Ed25519 signature per batch) and builds each reply's proof; the server does
+    nothing. What the batched wire costs before any checking or storing: the ceiling of
+    the node's delivery path.
+``echo-signed`` (floor: echo + Ed25519 both ways)
+    The sliding-window ``DeliverStream`` doing per-message cryptography, as the protocol did
+    before batches: the client seals each probe (``seal``), the server verifies each
+    request's signature and answers with a receipt built and signed by ``receipt_for``, the
+    client verifies each reply's signature. No other checks, no store.
+``echo-durable`` (floor: + durable inbox row)
     The same, and the server stores each request with its receipt as one inbox row through
-    the node's own store (group commit, WAL, ``synchronous=FULL``) before answering. The
-    client stores nothing, so this floor is kinder than a node pair (whose sender also
-    commits its outbox and both sides an evidence log).
-``node unary``
+    the node's own store (group commit, WAL, ``synchronous=FULL``) before answering.
+``node-unary``
     The sender seals a probe with its signing key, calls ``PeerChannel.deliver`` with
     ``--concurrency`` callers in flight, and checks each signed receipt with ``check_reply``.
     The receiver runs every check, stores the message, audit entries and receipt durably
     (SQLite WAL, ``synchronous=FULL``) and signs the receipt.
-``node stream``
-    The real path: ``Node.courier.send()`` seals probes and commits them to the outbox in chunks of
-    ``--chunk`` (the producer keeps at most ``--backlog`` messages pending, so the outbox
-    fills like steady traffic instead of holding one huge queue), the delivery worker
-    streams them, checks each receipt and records it durably. Latency is the outbox row's
-    ``created_at`` (taken before sealing) to ``delivered_at`` (receipt checked); throughput
-    is messages over the wall time from the first ``send()`` to the last receipt.
+``node-stream``
+    The real delivery path: ``Node.courier.send()`` seals probes and commits them to the
+    outbox in chunks of ``--chunk`` (closed loop: at most ``--backlog`` pending, so the
+    outbox fills like steady traffic instead of holding one huge queue); the delivery worker
+    sends them as batch-signed frames on the ``Exchange`` stream to the receiver process,
+    checks each receipt of the reply frame and records it with the evidence. After the run
+    every probe's outbox row must be delivered and keep an envelope with a ``BatchProof``
+    (what went out on ``Exchange``), or the benchmark fails. Latency is the outbox row's
+    ``created_at`` (set in the write that queues it) to ``delivered_at`` (receipt checked,
+    recorded in the commit that follows); throughput is messages over the wall time from the
+    first ``send()`` to the last receipt.
+``open-loop``
+    ``node-stream`` offered ``--rate`` messages/s for ``--seconds`` (1,000 × 10 s): the
+    i-th ``courier.send`` starts at i/rate by the clock, in a task of its own, whatever the
+    replies do. p50/p99/p99.9 are ``created_at`` → ``delivered_at`` (JSON ``p999_ms``); the
+    same quantiles from the scheduled send time (``sched_p99_ms``, ``sched_p999_ms``) also
+    count sealing and waiting for the outbox commit, so a stalled sender shows there.
+``backlog``
+    The receiver node is stopped (SIGTERM), ``--backlog-messages`` probes (100,000) are
+    queued through ``courier.send``, and the receiver is started again: ``drain_s`` is the
+    time from its start (spawn) to the last receipt recorded, with ``ready_s`` (its
+    ``/readyz``) and ``first_receipt_s``; its latencies are each receipt's time after that
+    start. The sender's worker has been backing off meanwhile, and comes back on its own
+    retry or on a heartbeat, as in production. RSS (``VmRSS``, and ``VmHWM`` as the peak)
+    of both processes is read at the end; the sender's is this benchmark's process, which
+    hosts the sender ``Node`` and the benchmark's own bookkeeping.
 
 Why the comparison is fair:
 
@@ -59,15 +81,17 @@ Why the comparison is fair:
   large as the receiver's signed receipt, both measured from real messages of this mesh.
 - Same client code where possible: both unary paths use ``PeerChannel.deliver``; the
   lock-step echo row uses ``PeerChannel.exchange_batch``, the method the delivery worker uses.
-- Warm-up: every path first runs a short warm-up on its connection, which is not counted.
+- Warm-up: every closed-loop path first runs a short warm-up on its connection, which is not
+  counted (``open-loop`` and ``backlog`` follow ``node-stream`` on the same, warm, nodes).
 
-The headline ratios are node stream ÷ echo stream (sliding window) and node unary ÷ echo
-unary. The floor rows say how much of the gap is the protocol itself (every message signed
-and verified, every receipt signed and verified, stored before it is answered) and how much
-is the node's own work on top (its full checks, evidence log, outbox, metrics). The lock-step
-echo row separates what the worker's batching policy costs (on bare
-echo: nothing measurable) from what signing, checking and storing cost. The load average
-is printed before and after: on a shared machine, compare runs only at similar load.
+The headline ratios are node-stream ÷ echo-stream and node-unary ÷ echo-unary (issue 13's
+targets: ≥ 2.0× and ≥ 20,000 msg/s; ≥ 0.6×). node-stream ÷ echo-lockstep says how close the
+node comes to the batched wire itself. The floor rows say what per-message signing and
+storing cost on the old per-message stream. ``--json`` prints
+``{"rows": [{"path", "msg_per_s", "p50_ms", "p99_ms", "ratio", "client_cpu_us",
+"server_cpu_us", ...}]}`` and nothing else on stdout; ``ratio`` is against the row's echo
+baseline (1.0 for the echo baselines themselves), and rows may carry extra keys. The load
+average is printed before and after: on a shared machine, compare runs only at similar load.
 Benchmarks print figures; they never assert timing.
 """
 
@@ -92,7 +116,7 @@ import urllib.error
 import urllib.request
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -107,7 +131,7 @@ from node.protocol.checks import (
     CheckLimits,
     check_reply,
 )
-from node.protocol.envelope import digest, header, seal, signing_input
+from node.protocol.envelope import MAX_BATCH_MESSAGES, digest, header, seal, signing_input
 from node.protocol.replies import receipt_for
 from node.runtime.config import NodeConfig, load_config
 from node.runtime.node import Node
@@ -136,6 +160,8 @@ PATHS = (
     "echo-durable",
     "node-unary",
     "node-stream",
+    "open-loop",
+    "backlog",
 )
 """Every path, in table order (``--paths`` selects some)."""
 ECHO_MODES = {"echo-signed": "signed", "echo-durable": "durable"}
@@ -146,6 +172,8 @@ BASELINES = {
     "echo-durable": "echo-stream",
     "node-unary": "echo-unary",
     "node-stream": "echo-stream",
+    "open-loop": "echo-stream",
+    "backlog": "echo-stream",
 }
 """The bare-echo path each path's throughput is divided by."""
 
@@ -171,6 +199,9 @@ class Result:
     """CPU seconds used by the client side (this process) during the run."""
     server_cpu: float = float("nan")
     """CPU seconds used by the server-side process during the run."""
+    extra: dict[str, float] = field(default_factory=dict)
+    """Row-specific figures for ``--json`` and the notes under the table (p99.9, drain
+    time, RSS)."""
 
     @property
     def rate(self) -> float:
@@ -453,9 +484,10 @@ class EchoAnswer:
 async def serve_echo(
     mesh: Path, listen: str, reply_bytes: int, max_message_bytes: int, mode: str, store: Path
 ) -> None:
-    """A Deliver/DeliverStream server over the receiver's mutual TLS. ``plain``: no checks, no
-    store, no signing; each request is answered with a blob the size of a signed receipt.
-    ``signed`` and ``durable``: see ``EchoAnswer``."""
+    """A Deliver/DeliverStream/Exchange server over the receiver's mutual TLS. ``plain``: no
+    checks, no store, no signing; each request (each message of an Exchange frame) is answered
+    with a blob the size of a signed receipt. ``signed`` and ``durable``: see ``EchoAnswer``
+    (their rows use ``DeliverStream`` only)."""
     tls = tls_of(mesh, RECEIVER)
     reply = bytes(reply_bytes)
     db = await Database.open(store) if mode == "durable" else None
@@ -490,6 +522,14 @@ async def serve_echo(
         finally:
             reading.cancel()
 
+    async def exchange(
+        frames: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        # Bare: one Batch of receipt-sized blobs per frame, unsigned, nothing checked.
+        async for frame in frames:
+            count = len(pb.Batch.FromString(frame).messages)
+            yield pb.Batch(messages=[reply] * count).SerializeToString()
+
     server = grpc.aio.server(
         options=[*channel_options(max_message_bytes), ("grpc.so_reuseport", 0)]
     )
@@ -500,6 +540,7 @@ async def serve_echo(
                 {
                     "Deliver": grpc.unary_unary_rpc_method_handler(deliver),
                     "DeliverStream": grpc.stream_stream_rpc_method_handler(deliver_stream),
+                    "Exchange": grpc.stream_stream_rpc_method_handler(exchange),
                 },
             ),
         )
@@ -590,7 +631,9 @@ async def run_stream_window(
 async def run_lockstep(
     channel: PeerChannel, request: bytes, messages: int, batch: int
 ) -> tuple[int, float, list[float]]:
-    """``PeerChannel.exchange_batch`` in batches of ``batch``, one batch in flight."""
+    """``PeerChannel.exchange_batch`` in batches of ``batch``, one batch in flight: each
+    batch signed once by the client (as the worker's are), answered by the echo server's
+    ``Exchange`` with an unsigned Batch of blobs."""
     latencies: list[float] = []
     started = time.perf_counter()
     done = 0
@@ -598,7 +641,7 @@ async def run_lockstep(
         size = min(batch, messages - done)
         t0 = time.perf_counter()
 
-        def answered(_index: int, _reply: bytes, t0: float = t0) -> None:
+        def answered(_index: int, _reply: bytes, _sent: bytes, t0: float = t0) -> None:
             latencies.append(time.perf_counter() - t0)
 
         await channel.exchange_batch([request] * size, timeout=CALL_TIMEOUT, on_reply=answered)
@@ -722,11 +765,18 @@ async def echo_paths(
     if {"echo-unary", "echo-stream", "echo-lockstep"} & set(args.paths):
         server = await start_echo("plain", mesh, workdir, children, reply_bytes)
         # The node's own client for the unary and lock-step rows.
+        sender_key = load_signing_key(mesh / SENDER / "signing.key")
         peer = PeerChannel(
-            node_id_for(RECEIVER), server.address, tls, max_message_bytes=max_message_bytes
+            node_id_for(RECEIVER),
+            server.address,
+            tls,
+            max_message_bytes=max_message_bytes,
+            signing_key=lambda: sender_key,
         )
         raw = raw_channel(server.address, tls, max_message_bytes)
         request = bytes(request_bytes)
+        # exchange_batch takes sealed envelopes (it re-signs their messages as one batch).
+        sealed_probe = SignedProbes(mesh).request(0)
         stream = raw.stream_stream(DELIVER_STREAM_METHOD)
         try:
 
@@ -750,7 +800,7 @@ async def echo_paths(
             results += await measured(
                 "echo-lockstep",
                 f"echo stream (lock-step batches of {batch_size})",
-                lambda n, _: run_lockstep(peer, request, n, batch_size),
+                lambda n, _: run_lockstep(peer, sealed_probe, n, batch_size),
                 args,
                 server.child.pid,
             )
@@ -781,59 +831,211 @@ async def echo_paths(
 # -- node paths ----------------------------------------------------------------------------
 
 
-def pending(conn: sqlite3.Connection) -> int:
-    """Probes not yet settled in the sender's outbox: an index-only count, cheaper than
-    ``outbox.depth`` (which also finds the oldest row), since it is polled every few ms."""
+def pending(conn: sqlite3.Connection, after: int = 0) -> int:
+    """Probes past ``after`` (an outbox seq) not yet settled in the sender's outbox: an
+    index-only count, cheaper than ``outbox.depth``, since it is polled every few ms."""
     row = conn.execute(
-        "SELECT COUNT(*) FROM outbox WHERE peer = ? AND state = 'pending'", (RECEIVER,)
+        "SELECT COUNT(*) FROM outbox WHERE peer = ? AND state = 'pending' AND seq > ?",
+        (RECEIVER, after),
     ).fetchone()
     return int(row[0])
 
 
+def last_seq(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()
+    return int(row[0])
+
+
+@dataclass(frozen=True)
+class Settled:
+    """One probe's outbox row after a run."""
+
+    message_id: str
+    created_at: float
+    delivered_at: float
+
+
+def settled_since(conn: sqlite3.Connection, after: int, expected: int) -> list[Settled]:
+    """The probes queued after seq ``after``, each delivered, and sent over ``Exchange``:
+    the envelope a delivered row keeps is the one that went out, with its batch proof."""
+    rows = conn.execute(
+        "SELECT message_id, created_at, delivered_at, state, last_error, envelope FROM outbox "
+        "WHERE peer = ? AND payload_type = 'probe' AND seq > ? ORDER BY seq",
+        (RECEIVER, after),
+    ).fetchall()
+    undelivered = [r for r in rows if r[3] != outbox.DELIVERED or r[2] is None]
+    if undelivered:
+        raise RuntimeError(
+            f"{len(undelivered)} of {len(rows)} probes were not delivered "
+            f"(first: {undelivered[0][3]}: {undelivered[0][4]})"
+        )
+    if len(rows) != expected:
+        raise RuntimeError(f"only {len(rows)} of {expected} probes are in the outbox")
+    unbatched = sum(1 for r in rows if not pb.Envelope.FromString(r[5]).HasField("proof"))
+    if unbatched:
+        raise RuntimeError(f"{unbatched} of {len(rows)} probes went out without a batch proof")
+    return [Settled(r[0], float(r[1]), float(r[2])) for r in rows]
+
+
+def probes(first: int, count: int) -> list[tuple[str, pb.Probe]]:
+    return [("probe", pb.Probe(sequence=first + i)) for i in range(count)]
+
+
+async def drained(reader: sqlite3.Connection, after: int, child: Child, timeout: float) -> None:
+    """Wait until every probe past ``after`` is settled; polled, not hooked: the benchmark
+    reads the store and does not reach into the delivery worker."""
+    deadline = time.monotonic() + timeout
+    while pending(reader, after) > 0:
+        child.check_alive()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{pending(reader, after)} probes still pending after {timeout} s")
+        await asyncio.sleep(POLL_SECONDS)
+
+
 async def send_stream(
-    sender: Node, messages: int, chunk: int, backlog: int, meter: CpuMeter
+    sender: Node, messages: int, chunk: int, backlog: int, meter: CpuMeter, receiver: Child
 ) -> tuple[int, float, list[float]]:
-    """Commit ``messages`` probes through ``Node.send`` and wait for every receipt."""
+    """Commit ``messages`` probes through ``courier.send`` (closed loop: at most ``backlog``
+    pending) and wait for every receipt."""
     reader = sender.db.reader()
-    ids: list[str] = []
+    after = last_seq(reader)
     started_wall = time.time()
     started = time.perf_counter()
-    sequence = 0
-    while len(ids) < messages:
-        size = min(chunk, messages - len(ids))
-        # Polled, not hooked: the benchmark reads the store and does not reach into the
-        # delivery worker.
-        while pending(reader) + size > backlog:  # noqa: ASYNC110
+    queued = 0
+    while queued < messages:
+        size = min(chunk, messages - queued)
+        while pending(reader, after) + size > backlog:  # noqa: ASYNC110
             await asyncio.sleep(POLL_SECONDS)
-        bodies = [("probe", pb.Probe(sequence=sequence + i)) for i in range(size)]
-        ids.extend(await sender.courier.send(RECEIVER, bodies))
-        sequence += size
-    while pending(reader) > 0:  # noqa: ASYNC110
-        await asyncio.sleep(POLL_SECONDS)
+        await sender.courier.send(RECEIVER, probes(queued, size))
+        queued += size
+    await drained(reader, after, receiver, CALL_TIMEOUT * 4)
     elapsed = time.perf_counter() - started
     meter.stop()
-    wanted = set(ids)
-    items = [
-        item
-        for item in outbox.list_items(reader, peer=RECEIVER, limit=len(ids) + 10_000_000)
-        if item.message_id in wanted
-    ]
-    undelivered = [i for i in items if i.state != outbox.DELIVERED or i.delivered_at is None]
-    if len(items) != len(ids) or undelivered:
-        raise RuntimeError(
-            f"{len(undelivered)} of {len(ids)} probes were not delivered "
-            f"(first: {undelivered[0].state}: {undelivered[0].last_error})"
-            if undelivered
-            else f"only {len(items)} of {len(ids)} probes are in the outbox"
-        )
-    latencies = [i.delivered_at - i.created_at for i in items if i.delivered_at is not None]
-    last = max(i.delivered_at for i in items if i.delivered_at is not None)
+    rows = settled_since(reader, after, messages)
+    last = max(r.delivered_at for r in rows)
     # The store's timestamps are more precise than the depth poll for the end of the run.
-    return (
-        len(ids),
-        min(elapsed, last - started_wall) if last > started_wall else elapsed,
-        latencies,
+    seconds = min(elapsed, last - started_wall) if last > started_wall else elapsed
+    return messages, seconds, [r.delivered_at - r.created_at for r in rows]
+
+
+async def open_loop(
+    sender: Node, rate: float, seconds: float, receiver: Child
+) -> tuple[Result, CpuMeter]:
+    """Offer ``rate`` probes/s for ``seconds``: the i-th is sent at start + i/rate by the
+    clock, whatever the replies do (each ``courier.send`` is a task of its own, so a slow
+    commit or a slow peer does not slow the offer)."""
+    reader = sender.db.reader()
+    after = last_seq(reader)
+    total = max(1, round(rate * seconds))
+    meter = CpuMeter(receiver.pid)
+    started_wall = time.time()
+    started = time.perf_counter()
+    scheduled: dict[str, float] = {}
+
+    async def send(first: int, count: int) -> None:
+        ids = await sender.courier.send(RECEIVER, probes(first, count))
+        for i, message_id in enumerate(ids):
+            scheduled[message_id] = started_wall + (first + i) / rate
+
+    offered = 0
+    async with asyncio.TaskGroup() as group:
+        while offered < total:
+            due = min(total, int((time.perf_counter() - started) * rate) + 1) - offered
+            if due > 0:
+                group.create_task(send(offered, due))
+                offered += due
+            await asyncio.sleep(max(0.0, started + offered / rate - time.perf_counter()))
+    await drained(reader, after, receiver, CALL_TIMEOUT * 4)
+    meter.stop()
+    rows = settled_since(reader, after, total)
+    last = max(r.delivered_at for r in rows)
+    result = Result(
+        "open-loop",
+        f"open loop ({rate:.0f} msg/s offered, {seconds:g} s)",
+        total,
+        last - started_wall,
+        [r.delivered_at - r.created_at for r in rows],
+        meter.client,
+        meter.server,
     )
+    from_schedule = Result(
+        "", "", total, 1.0, [r.delivered_at - scheduled[r.message_id] for r in rows]
+    )
+    result.extra.update(
+        offered_per_s=rate,
+        p999_ms=result.quantile(0.999) * 1e3,
+        sched_p99_ms=from_schedule.quantile(0.99) * 1e3,
+        sched_p999_ms=from_schedule.quantile(0.999) * 1e3,
+    )
+    return result, meter
+
+
+def rss_mb(pid: int | None) -> tuple[float, float]:
+    """Resident set (VmRSS) and its peak (VmHWM) of ``pid`` (None: this process), in MB."""
+    fields: dict[str, float] = {}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid or 'self'}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                fields[name] = int(value.split()[0]) / 1024
+    return fields.get("VmRSS", float("nan")), fields.get("VmHWM", float("nan"))
+
+
+async def backlog_run(
+    sender: Node,
+    messages: int,
+    receiver: Child,
+    restart: Callable[[], Awaitable[Child]],
+    ready: Callable[[], bool],
+) -> tuple[Result, Child]:
+    """Stop the receiver, queue ``messages`` probes, start it again: time from its start
+    until the last receipt is recorded, and both processes' RSS at that point."""
+    reader = sender.db.reader()
+    receiver.stop()
+    after = last_seq(reader)
+    queued = 0
+    while queued < messages:
+        size = min(1000, messages - queued)
+        await sender.courier.send(RECEIVER, probes(queued, size))
+        queued += size
+    started_wall = time.time()
+    started = time.perf_counter()
+    receiver = await restart()
+    meter = CpuMeter(receiver.pid)
+    ready_s = float("nan")
+    deadline = time.monotonic() + max(120.0, messages / 200)
+    while pending(reader, after) > 0:
+        receiver.check_alive()
+        if ready_s != ready_s and ready():  # NaN: not seen ready yet
+            ready_s = time.perf_counter() - started
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"backlog: {pending(reader, after)} probes still pending")
+        await asyncio.sleep(0.02)
+    meter.stop()
+    rss = {"sender": rss_mb(None), "receiver": rss_mb(receiver.pid)}
+    rows = settled_since(reader, after, messages)
+    first = min(r.delivered_at for r in rows)
+    drain = max(r.delivered_at for r in rows) - started_wall
+    result = Result(
+        "backlog",
+        f"backlog ({messages} queued, receiver down)",
+        messages,
+        drain,
+        # How long after the receiver's start each receipt was recorded.
+        [r.delivered_at - started_wall for r in rows],
+        meter.client,
+        meter.server,
+    )
+    result.extra.update(
+        drain_s=drain,
+        ready_s=ready_s,
+        first_receipt_s=first - started_wall,
+        sender_rss_mb=rss["sender"][0],
+        sender_rss_peak_mb=rss["sender"][1],
+        receiver_rss_mb=rss["receiver"][0],
+        receiver_rss_peak_mb=rss["receiver"][1],
+    )
+    return result, receiver
 
 
 async def node_paths(
@@ -844,20 +1046,31 @@ async def node_paths(
     sender_config: NodeConfig,
 ) -> tuple[list[Result], dict[str, object]]:
     receiver_config = load_config(mesh / RECEIVER / "node.toml", {})
-    receiver = spawn(
-        "receiver node",
-        node_run_command(mesh / RECEIVER / "node.toml", "--log-level", "warning"),
-        workdir / "receiver.log",
-        children,
-    )
     http = f"http://{receiver_config.http_listen}"
-    await wait_until(
-        lambda: http_json(f"{http}/readyz")[0] == 200, receiver, "receiver node /readyz"
-    )
+
+    def ready() -> bool:
+        return http_json(f"{http}/readyz")[0] == 200
+
+    starts = 0
+
+    async def start_receiver() -> Child:
+        nonlocal starts
+        starts += 1
+        child = spawn(
+            "receiver node",
+            node_run_command(mesh / RECEIVER / "node.toml", "--log-level", "warning"),
+            workdir / f"receiver-{starts}.log",
+            children,
+        )
+        await asyncio.sleep(0)
+        return child
+
+    receiver = await start_receiver()
+    await wait_until(ready, receiver, "receiver node /readyz")
     sender = Node(sender_config)
     await sender.start()
     results: list[Result] = []
-    facts: dict[str, object] = {"receiver_pid": receiver.pid}
+    facts: dict[str, object] = {}
     sent = 0
     """Messages the receiver has accepted from this run (warm-ups included)."""
     try:
@@ -867,13 +1080,13 @@ async def node_paths(
 
         async def stream_run(n: int, meter: CpuMeter) -> tuple[int, float, list[float]]:
             nonlocal sent
-            outcome = await send_stream(sender, n, args.chunk, args.backlog, meter)
+            outcome = await send_stream(sender, n, args.chunk, args.backlog, meter, receiver)
             sent += n
             return outcome
 
         results += await measured(
             "node-stream",
-            "node stream (Node.send → worker)",
+            "node stream (courier.send → worker → Exchange)",
             stream_run,
             args,
             receiver.pid,
@@ -884,6 +1097,7 @@ async def node_paths(
             receiver_config.grpc_listen,
             tls_of(mesh, SENDER),
             max_message_bytes=sender_config.max_message_bytes,
+            signing_key=lambda: credentials.signing_key,
         )
 
         async def unary_call(i: int) -> None:
@@ -924,6 +1138,18 @@ async def node_paths(
         finally:
             await channel.close()
 
+        if "open-loop" in args.paths:
+            result, _ = await open_loop(sender, args.rate, args.seconds, receiver)
+            sent += result.messages
+            results.append(result)
+
+        if "backlog" in args.paths:
+            result, receiver = await backlog_run(
+                sender, args.backlog_messages, receiver, start_receiver, ready
+            )
+            sent += result.messages
+            results.append(result)
+
         receiver.check_alive()
         status_code, status = http_json(f"{http}/v1/status", mesh_token(mesh, "", "read"))
         if status_code == 200 and isinstance(status, dict):
@@ -931,7 +1157,11 @@ async def node_paths(
         # Plus what the sender node sends by itself on start-up (its catalog announcement).
         facts["expected_inbox"] = sent + sender_outbox_count(sender, exclude="probe")
         facts["receiver_warnings"] = [
-            line for line in receiver.log_tail(10_000).splitlines() if line.strip()
+            line
+            for child in children
+            if child.name == "receiver node"
+            for line in child.log_tail(10_000).splitlines()
+            if line.strip()
         ]
         facts["sender_commits"] = sender.db.commits
         facts["sender_jobs"] = sender.db.jobs_committed
@@ -999,14 +1229,66 @@ def print_table(results: list[Result]) -> None:
     lockstep = by_key.get("echo-lockstep")
     if node and echo:
         extra = f"; ÷ echo lock-step: {node.rate / lockstep.rate:.2f}×" if lockstep else ""
-        print(f"stream target ≥ 0.5× bare stream echo: {node.rate / echo.rate:.2f}×{extra}")
+        print(
+            f"node-stream ÷ echo-stream: {node.rate / echo.rate:.2f}× "
+            f"(issue 13 target ≥ 2.0× and ≥ 20,000 msg/s){extra}"
+        )
+    unary, echo_unary = by_key.get("node-unary"), by_key.get("echo-unary")
+    if unary and echo_unary:
+        print(f"node-unary ÷ echo-unary: {unary.rate / echo_unary.rate:.2f}× (target ≥ 0.6×)")
     floors = [by_key[k] for k in ECHO_MODES if k in by_key]
     if node and floors:
         shares = ", ".join(f"{f.label}: {node.rate / f.rate:.2f}×" for f in floors)
         print(f"node stream ÷ floor rows: {shares}")
+    if (loop := by_key.get("open-loop")) is not None:
+        x = loop.extra
+        print(
+            f"open loop: p50 {loop.quantile(0.5) * 1e3:.2f} ms, "
+            f"p99 {loop.quantile(0.99) * 1e3:.2f} ms, p99.9 {x['p999_ms']:.2f} ms "
+            "(outbox created_at → delivered_at; target p99 ≤ 10 ms); "
+            f"from the scheduled send time: p99 {x['sched_p99_ms']:.2f} ms, "
+            f"p99.9 {x['sched_p999_ms']:.2f} ms"
+        )
+    if (backlog := by_key.get("backlog")) is not None:
+        x = backlog.extra
+        print(
+            f"backlog: {backlog.messages} drained {x['drain_s']:.2f} s after the receiver's start "
+            f"(target ≤ 15 s for 100,000; /readyz at {x['ready_s']:.2f} s, first receipt at "
+            f"{x['first_receipt_s']:.2f} s); RSS at the end: receiver {x['receiver_rss_mb']:.0f} "
+            f"MB (peak {x['receiver_rss_peak_mb']:.0f}), sender {x['sender_rss_mb']:.0f} MB (peak "
+            f"{x['sender_rss_peak_mb']:.0f}; the benchmark's own process, which hosts the sender "
+            "Node); target ≤ 200 MB each"
+        )
 
 
-async def benchmark(args: argparse.Namespace, workdir: Path) -> None:
+def json_rows(results: list[Result]) -> dict[str, list[dict[str, object]]]:
+    """The ``--json`` object: one row per path, ratio against its echo row (1.0 for the echo
+    rows themselves, NaN as null when the echo row was not run)."""
+    by_key = {r.key: r for r in results}
+
+    def number(value: float, digits: int = 3) -> float | None:
+        return round(value, digits) if value == value else None  # NaN → null
+
+    rows: list[dict[str, object]] = []
+    for r in sorted(results, key=lambda r: PATHS.index(r.key)):
+        base = by_key.get(BASELINES.get(r.key, r.key))
+        rows.append(
+            {
+                "path": r.key,
+                "messages": r.messages,
+                "msg_per_s": number(r.rate, 1),
+                "p50_ms": number(r.quantile(0.5) * 1e3),
+                "p99_ms": number(r.quantile(0.99) * 1e3),
+                "ratio": number(r.rate / base.rate) if base else None,
+                "client_cpu_us": number(r.client_cpu / r.messages * 1e6, 1),
+                "server_cpu_us": number(r.server_cpu / r.messages * 1e6, 1),
+                **{k: number(v) for k, v in r.extra.items()},
+            }
+        )
+    return {"rows": rows}
+
+
+async def benchmark(args: argparse.Namespace, workdir: Path) -> list[Result]:
     children: list[Child] = []
     try:
         mesh = workdir / "mesh"
@@ -1018,7 +1300,15 @@ async def benchmark(args: argparse.Namespace, workdir: Path) -> None:
             platforms=False,  # the nodes alone: no platform polls in the figures
         )
         sender_config = load_config(mesh / SENDER / "node.toml", {})
+        if args.batch_size is not None:
+            # The sender is in this process: its worker takes this many messages per frame.
+            delivery = replace(sender_config.delivery, batch_size=args.batch_size)
+            sender_config = replace(sender_config, delivery=delivery)
         batch_size = sender_config.delivery.batch_size
+        if args.backlog is None:
+            args.backlog = 2 * batch_size
+        if args.chunk > args.backlog:
+            raise SystemExit("--chunk must not exceed --backlog")
         request_bytes, reply_bytes = probe_sizes(mesh)
 
         print(machine_line())
@@ -1026,7 +1316,8 @@ async def benchmark(args: argparse.Namespace, workdir: Path) -> None:
         print(
             f"parameters: messages={args.messages} warmup={args.warmup} "
             f"concurrency={args.concurrency} window={args.window} "
-            f"delivery batch_size={batch_size} chunk={args.chunk} backlog={args.backlog}; "
+            f"delivery batch_size={batch_size} chunk={args.chunk} backlog={args.backlog} "
+            f"open-loop={args.rate:g}/s×{args.seconds:g}s backlog-row={args.backlog_messages}; "
             f"request {request_bytes} B (sealed probe), reply {reply_bytes} B (signed receipt)"
         )
         print()
@@ -1057,6 +1348,7 @@ async def benchmark(args: argparse.Namespace, workdir: Path) -> None:
             if isinstance(warnings, list) and warnings:
                 print(f"receiver logged {len(warnings)} warning/error lines; first: {warnings[0]}")
         print(f"{load_line()} after the run")
+        return results
     finally:
         for child in reversed(children):
             child.stop()
@@ -1084,11 +1376,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="node stream: most probes pending in the outbox (default 2 × delivery batch_size)",
     )
     parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="sender's delivery batch_size, messages per Exchange frame (default: node.toml's)",
+    )
+    parser.add_argument(
         "--paths",
         default=",".join(PATHS),
         help=f"comma-separated subset of {','.join(PATHS)} (default: all)",
     )
+    parser.add_argument(
+        "--rate", type=float, default=1000.0, help="open loop: messages/s offered (default 1000)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="open loop: seconds offered (default 10)"
+    )
+    parser.add_argument(
+        "--backlog-messages",
+        type=int,
+        default=100_000,
+        help="backlog row: messages queued while the receiver is down (default 100000)",
+    )
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print only one JSON object of rows on stdout (the human report goes to stderr)",
+    )
     parser.add_argument("--serve-echo", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--listen", help=argparse.SUPPRESS)
     parser.add_argument("--reply-bytes", type=int, default=256, help=argparse.SUPPRESS)
@@ -1099,28 +1414,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.messages = min(args.messages, 500)
+        args.seconds = min(args.seconds, 2.0)
+        args.backlog_messages = min(args.backlog_messages, 2000)
     if args.warmup is None:
         args.warmup = min(500, max(64, args.messages // 10))
-    if args.backlog is None:
-        args.backlog = 128
-    for name in ("messages", "concurrency", "window", "chunk", "backlog"):
+    for name in ("messages", "concurrency", "window", "chunk", "backlog_messages"):
         if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1")
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.backlog is not None and args.backlog < 1:
+        parser.error("--backlog must be at least 1")
+    if args.batch_size is not None and not 1 <= args.batch_size <= MAX_BATCH_MESSAGES:
+        parser.error(f"--batch-size must be 1 to {MAX_BATCH_MESSAGES}")
+    if args.rate <= 0 or args.seconds <= 0:
+        parser.error("--rate and --seconds must be positive")
     args.paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     unknown = [p for p in args.paths if p not in PATHS]
     if unknown or not args.paths:
         parser.error(f"--paths: unknown {unknown}; choose from {', '.join(PATHS)}")
-    if args.chunk > args.backlog:
-        parser.error("--chunk must not exceed --backlog")
     return args
 
 
-async def run_until_signalled(args: argparse.Namespace, workdir: Path) -> None:
+async def run_until_signalled(args: argparse.Namespace, workdir: Path) -> list[Result]:
     """The benchmark, cancelled (so every ``finally`` runs) on SIGTERM as on Ctrl-C."""
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    await benchmark(args, workdir)
+    return await benchmark(args, workdir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1139,11 +1458,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     with tempfile.TemporaryDirectory(prefix="yrd-bench-") as tmp:
+        # With --json, stdout carries the JSON object alone; the human report goes to stderr.
+        report = sys.stderr if args.json else sys.stdout
         try:
-            asyncio.run(run_until_signalled(args, Path(tmp)))
+            with contextlib.redirect_stdout(report):
+                results = asyncio.run(run_until_signalled(args, Path(tmp)))
         except (KeyboardInterrupt, asyncio.CancelledError):
             print("interrupted; processes stopped and temporary files removed", file=sys.stderr)
             return 130
+    if args.json:
+        print(json.dumps(json_rows(results)))
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -17,17 +18,45 @@ pytestmark = pytest.mark.slow
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "exchange.py"
 
 
+EXCHANGE_PATHS = (
+    "echo-unary",
+    "echo-stream",
+    "echo-lockstep",
+    "echo-signed",
+    "echo-durable",
+    "node-unary",
+    "node-stream",
+    "open-loop",
+    "backlog",
+)
+ROW_FIGURES = ("msg_per_s", "p50_ms", "p99_ms", "ratio", "client_cpu_us", "server_cpu_us")
+
+
 def test_quick_benchmark_runs_every_path_and_delivers_everything() -> None:
-    """bench/exchange.py --quick measures every path (floors included) and the receiver holds
-    every message it was sent, so API changes cannot silently break the benchmark."""
+    """bench/exchange.py --quick --json prints one JSON object whose rows name every path
+    with positive figures, and the receiver holds every message it was sent, so API changes
+    cannot silently break the benchmark."""
     result = subprocess.run(
-        [sys.executable, str(BENCH), "--quick"], capture_output=True, text=True, timeout=2 * BUDGET
+        [sys.executable, str(BENCH), "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=2 * BUDGET,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    paths = ("echo unary", "echo stream", "floor: echo", "floor: \\+ durable", "node unary")
-    for path in (*paths, "node stream"):
-        assert re.search(rf"^{path}\b.*\d+\s+[\d.]+×?", result.stdout, re.M), path
-    inbox = re.search(r"receiver inbox: (\d+) messages \(expected (\d+)\)", result.stdout)
+    rows = {row["path"]: row for row in json.loads(result.stdout)["rows"]}
+    assert list(rows) == list(EXCHANGE_PATHS)
+    for path, row in rows.items():
+        for figure in ROW_FIGURES:
+            value = row[figure]
+            # CPU time is read in clock ticks: a side that did almost nothing may read 0.
+            floor = 0 if figure.endswith("_cpu_us") else 1e-9
+            assert isinstance(value, int | float) and value >= floor, (path, figure, value)
+    assert rows["open-loop"]["p999_ms"] > 0
+    backlog = rows["backlog"]
+    assert backlog["drain_s"] > 0
+    assert backlog["sender_rss_mb"] > 0 and backlog["receiver_rss_mb"] > 0
+    # The human report goes to stderr with --json.
+    inbox = re.search(r"receiver inbox: (\d+) messages \(expected (\d+)\)", result.stderr)
     assert inbox is not None and inbox.group(1) == inbox.group(2)
 
 
