@@ -3,10 +3,10 @@
 loopback HTTP, against a stub answering in broken or hostile dialect, or sans-I/O.
 
 A hostile platform's reply (nested 200,000 deep, over the size cap, a 5,000-digit number, a
-field of megabytes, a field of the wrong kind, not UTF-8, an HTML page, binary, cut short)
-is a ``DialectError`` naming the platform with a stable code whose sentence never repeats
-the reply's values, and never another exception: one that escaped would end the node's
-platform polling for good (issue 10).
+field of megabytes, a field of the wrong kind, not UTF-8, an HTML page, binary, cut short, a
+redirect: ``tests/hostile.py``) is a ``DialectError`` naming the platform with a stable code
+whose sentence never repeats the reply's values, and never another exception: one that
+escaped would end the node's platform polling for good (issue 10).
 
 What only one dialect does stays in ``tests/test_adapter_<province>.py``."""
 
@@ -16,7 +16,6 @@ import asyncio
 import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -28,7 +27,6 @@ from hypothesis import strategies as st
 
 from adapters.registry import citizen
 from adapters.registry import dialect as registered
-from adapters.transport import MAX_REPLY_BYTES
 from node.cases.catalog import load_catalog, matter_to_json
 from node.cases.events import parse_event
 from node.cases.submission import parse_new_case
@@ -48,6 +46,7 @@ from node.platform.adapter import (
 )
 from tests import platforms
 from tests.dialects import DIALECTS, SECRET, Dialect, Request, straight_through_cases
+from tests.hostile import HTML, HUGE_NUMBER, KINDS, Answer, answering, code_of, good_page
 from tests.platforms import (
     DEEP,
     FEDERATED,
@@ -78,10 +77,7 @@ def _stub(d: Dialect, handler: platforms.Reply, *, timeout: float = STUB_TIMEOUT
 
 
 def _answering(body: bytes, content_type: str, status: int = 200) -> platforms.Reply:
-    async def reply(request: web.Request) -> web.Response:
-        return web.Response(body=body, status=status, headers={"Content-Type": content_type})
-
-    return reply
+    return answering(Answer(body, content_type, status))
 
 
 @each
@@ -546,66 +542,6 @@ def test_event_round_trips(d: Dialect, action: str, data: st.DataObject) -> None
 
 # --- a hostile platform ---------------------------------------------------------------------
 
-HUGE_NUMBER: Final = (SECRET * 300)[:5000]
-"""Over the 4,300 digits Python's ``int()`` refuses with ValueError (issue 10)."""
-HUGE_TEXT: Final = SECRET * 300_000
-"""About 5.4 MB: under the reply cap, far over any field's length."""
-HTML: Final = (
-    "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
-    f"<body><h1>统一身份认证</h1><p>王静 {SECRET}</p></body></html>"
-)
-PNG: Final = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 16
-
-
-@dataclass(frozen=True)
-class Answer:
-    body: bytes
-    content_type: str
-    status: int = 200
-
-
-def _good(d: Dialect, feed: str) -> str:
-    return d.page(feed, d.records(feed), d.cursor("1"))
-
-
-def _too_large(d: Dialect, feed: str) -> Answer:
-    # Trailing whitespace is allowed after a JSON value and after an XML root element.
-    text = _good(d, feed)
-    return Answer(text.encode().ljust(MAX_REPLY_BYTES + 1, b" "), d.content_type)
-
-
-KINDS: Final[dict[str, Callable[[Dialect, str], Answer]]] = {
-    "too-deep": lambda d, feed: Answer(
-        d.page(feed, d.deep(feed), d.cursor("1")).encode(), d.content_type
-    ),
-    "too-large": _too_large,
-    "huge-number": lambda d, feed: Answer(
-        d.page(feed, d.records(feed), HUGE_NUMBER).encode(), d.content_type
-    ),
-    "huge-text": lambda d, feed: Answer(
-        d.page(feed, d.records(feed), d.cursor(HUGE_TEXT)).encode(), d.content_type
-    ),
-    "wrong-types": lambda d, feed: Answer(
-        d.page(feed, d.records(feed), d.wrong_cursor).encode(), d.content_type
-    ),
-    "wrong-encoding": lambda d, feed: Answer(_good(d, feed).encode("gbk"), d.content_type),
-    "html": lambda d, feed: Answer(HTML.encode(), "text/html; charset=utf-8"),
-    "binary": lambda d, feed: Answer(PNG, "image/png"),
-    "truncated": lambda d, feed: Answer(
-        _good(d, feed)[: len(_good(d, feed)) // 2].encode(), d.content_type
-    ),
-}
-CODES: Final = {
-    "too-deep": "too_deep",
-    "too-large": "reply_too_large",
-    "huge-number": None,  # the dialect's ``number_code``
-    "huge-text": "invalid_field",
-    "wrong-types": "invalid_field",
-    "wrong-encoding": "not_utf8",
-    "html": "html_reply",
-    "binary": "not_utf8",
-    "truncated": "malformed_body",
-}
 POLLS: Final[dict[str, Callable[[ProvinceAdapter], Awaitable[Page]]]] = {
     "applications": lambda adapter: adapter.poll_applications(None),
     "events": lambda adapter: adapter.poll_events(None),
@@ -616,8 +552,7 @@ async def _refusal(
     d: Dialect, answer: Answer, call: Callable[[ProvinceAdapter], Awaitable[object]]
 ) -> DialectError:
     """What ``call`` of ``d``'s adapter raises against a server that always says ``answer``."""
-    reply = _answering(answer.body, answer.content_type, answer.status)
-    async with _stub(d, reply, timeout=10) as adapter:
+    async with _stub(d, answering(answer), timeout=10) as adapter:
         with pytest.raises(DialectError) as refused:
             await call(adapter)
     error = refused.value
@@ -630,7 +565,7 @@ async def _refusal(
 async def test_the_unspoilt_page_is_read(d: Dialect, feed: str) -> None:
     """The page every hostile kind below spoils is read as one item, so each refusal is the
     spoiling's doing."""
-    reply = _answering(_good(d, feed).encode(), d.content_type)
+    reply = _answering(good_page(d, feed).encode(), d.content_type)
     async with _stub(d, reply, timeout=10) as adapter:
         page = await POLLS[feed](adapter)
     assert len(page.items) == 1
@@ -643,7 +578,7 @@ async def test_a_hostile_feed_page_is_a_dialect_error(d: Dialect, kind: str, fee
     """A feed page of every hostile kind is a DialectError naming the platform with the kind's
     stable code, never another exception."""
     error = await _refusal(d, KINDS[kind](d, feed), POLLS[feed])
-    assert (error.platform, error.code) == (d.name, CODES[kind] or d.number_code)
+    assert (error.platform, error.code) == (d.name, code_of(d, kind))
 
 
 def _notice() -> CaseNotice:
@@ -707,7 +642,7 @@ async def test_a_hostile_refusal_is_named_by_its_status(
 async def test_a_reply_cut_off_by_a_dropped_connection_is_unavailable(d: Dialect) -> None:
     """A reply whose connection drops before its announced length arrived is
     PlatformUnavailable: the node tries again later."""
-    body = _good(d, "events").encode()
+    body = good_page(d, "events").encode()
 
     async def reply(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(

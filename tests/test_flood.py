@@ -5,7 +5,8 @@ test holds Anhui's credentials and, for ``FLOOD_SECONDS``, keeps 200 streams of 
 envelopes and 200 streams that send and never read open against Shanghai. Throughout, the
 links between Shanghai and its two well-behaved peers stay up on both sides; afterwards the
 node's memory and log are within the bounds below, and the flood is counted in metrics and
-shown in status.
+shown in status. The memory bound is relative: the node's own RSS measured just before the
+flood, in the same run, so a fixed ceiling far above the node's size cannot hide a leak.
 """
 
 from __future__ import annotations
@@ -30,8 +31,12 @@ pytestmark = pytest.mark.slow
 
 FLOOD_SECONDS = 10.0
 STREAMS = 200
-RSS_BOUND_MB = 300
-"""The node's resident memory during and after the flood (about 100 MB at rest)."""
+RSS_GROWTH_BOUND_MB = 25
+"""How far the node's resident memory may rise during the flood above what it was just before
+it, in the same run. Measured: 82-83 MB before, a 9-10 MB rise (three runs, 2 shared cores);
+the unbounded per-stream queue of issue 10 rose 34 MB in 10 s, so a bound at 25 MB bites
+and leaves 2.5 times the honest rise as headroom. (A fixed ceiling did not bite: at 300 MB,
+the node could have tripled without failing it.)"""
 LOG_BOUND_BYTES = 256 * 1024
 """What the node may log during the flood (refusals are logged once per peer and code per
 interval; before, the same flood wrote 15 MB in 30 s)."""
@@ -71,8 +76,8 @@ def watch_links(mesh: Path, until: float) -> Iterator[dict[tuple[str, str], bool
 
 async def test_one_member_flooding_cannot_starve_the_others(tmp_path: Path) -> None:
     """200 streams of malformed envelopes and 200 that never read, from one member's
-    credentials, for 10 s: no link of the target's other peers goes down, and the target's
-    memory and log stay bounded."""
+    credentials, for 10 s: no link of the target's other peers goes down, the target's RSS
+    rises at most 25 MB above its own RSS just before the flood, and it logs under 256 KiB."""
     mesh = make_mesh(tmp_path, ("shanghai", "jiangsu", "zhejiang", "anhui"))
     target = load_config(mesh / "shanghai" / "node.toml", {})
     with ExitStack() as stack:
@@ -115,9 +120,10 @@ async def test_one_member_flooding_cannot_starve_the_others(tmp_path: Path) -> N
         logged = log.stat().st_size - log_before
         print(
             f"\nflood: {sum(written)} envelopes written; RSS {rss_before:.0f} MB before, "
-            f"{peak_rss:.0f} MB peak; log +{logged} bytes; {len(samples)} link samples"
+            f"{peak_rss:.0f} MB peak (+{peak_rss - rss_before:.0f} MB); log +{logged} bytes; "
+            f"{len(samples)} link samples"
         )
-        assert peak_rss < RSS_BOUND_MB
+        assert peak_rss - rss_before <= RSS_GROWTH_BOUND_MB, (rss_before, peak_rss)
         assert logged < LOG_BOUND_BYTES
         status = status_of(mesh, "shanghai")
         anhui = next(p for p in status["peers"] if p["peer"] == "anhui")  # type: ignore[union-attr]

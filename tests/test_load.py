@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,8 +20,20 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from node.mesh.load import CaseStream, Endpoint, LoadCase
-from tests.nodes import BUDGET, free_base_port
+from node.cli.load_cmd import render
+from node.mesh.load import CaseStream, Endpoint, LoadCase, report
+from node.runtime.node import Node
+from node.store.database import StoreUnavailable
+from tests.cases import case_body, matter_of
+from tests.nodes import (
+    BUDGET,
+    config_for,
+    eventually,
+    free_base_port,
+    make_mesh,
+    serving,
+    settled,
+)
 from tests.processes import authorized
 
 MESH_UP = BUDGET
@@ -207,3 +220,51 @@ async def test_a_5xx_is_asked_again_with_the_same_key_and_a_4xx_is_final() -> No
             assert (bad.outcome, bad.refusal, bad.attempts) == ("refused", "unknown_matter", 1)
     finally:
         await runner.cleanup()
+
+
+async def refuse_writes(node: Node) -> None:
+    """Make every write of ``node``'s store fail as unavailable for now. (SQLITE_READONLY,
+    which the store takes as it takes SQLITE_FULL. The page cap of test_store_unavailable
+    lets a small write through now and then, in room the node's own deletions free, so it
+    cannot make every attempt of a submission fail.)"""
+
+    def read_only(conn: Any) -> None:
+        conn.execute("PRAGMA query_only = ON")
+
+    with contextlib.suppress(StoreUnavailable):
+        await node.db.write(read_only)
+
+
+async def test_a_store_refusing_writes_is_refused_for_now_not_unanswered(tmp_path: Path) -> None:
+    """A node whose store refuses every write answers each submission 503
+    ``store_unavailable``: it is asked again until the retries end, then counted and shown
+    as refused for now by that code, never as unanswered."""
+    mesh = make_mesh(tmp_path, ("shanghai", "jiangsu"))
+    async with (
+        serving(config_for(mesh, "shanghai")) as (shanghai, client),
+        serving(config_for(mesh, "jiangsu")) as (jiangsu, _),
+    ):
+        # The case's matter must be in shanghai's federated catalog, or it is refused 422.
+        await eventually(lambda: settled(shanghai, jiangsu))
+        await refuse_writes(shanghai)
+        url = str(client.make_url("")).rstrip("/")
+        endpoint = Endpoint("shanghai", url, None, client.tokens["platform"])
+        async with aiohttp.ClientSession() as http:
+            stream = CaseStream(http, {"shanghai": endpoint})
+            body = case_body(matter_of("jiangsu"), seed=7)
+            case = LoadCase("shanghai", "jiangsu", body, key="k-full")
+            await stream.submit(case, retry_for=1.0)
+        result = report([case], stream)
+    assert (case.outcome, case.refusal) == ("refused_for_now", "store_unavailable")
+    assert case.attempts >= 2, "asked again while the store refused"
+    assert (result.refused_for_now, result.refused, result.unanswered) == (
+        {"store_unavailable": 1},
+        {},
+        0,
+    )
+    assert result.to_json()["refused_for_now"] == {"store_unavailable": 1}
+    shown = render(result)
+    assert "0 created, 0 refused, 1 refused for now" in shown, shown
+    assert "store unavailable 1" in shown, shown
+    assert "refused for now (store_unavailable)" in shown, shown
+    assert "no answer" not in shown and "may exist unseen" not in shown, shown

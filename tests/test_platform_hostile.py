@@ -1,9 +1,11 @@
-"""A real node whose own platform first answers outside its dialect, then behaves, for each of
-the four dialects: the node's platform polling outlives the hostile replies (readiness'
-"tasks" stays "ok") and takes the application waiting at the platform within seconds of the
-platform behaving again (issue 10). The platform is the dialect's real simulated platform
-behind a front on 127.0.0.1 that, while told to, answers every request with a reply nested
-200,000 deep."""
+"""A real node whose own platform first answers outside its dialect, then behaves, for each
+kind of hostile reply (``tests/hostile.py``: too deep, too large, a huge number, huge text,
+wrong types, not UTF-8, HTML, binary, truncated, a redirect) in each of the four dialects:
+the node's platform polling outlives the hostile replies (readiness' "tasks" stays "ok") and
+takes the application waiting at the platform within seconds of the platform behaving again
+(issue 10). The platform is the dialect's real simulated platform behind a front on
+127.0.0.1 that, while told to, answers every request with the kind's reply to the feed it
+polls."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +28,10 @@ from yarl import URL
 from adapters.registry import citizen, dialect
 from node.platform.config import PlatformConfig
 from node.runtime.node import Node
+from tests.dialects import BY_NAME, SECRET
+from tests.hostile import KINDS, Answer, code_of
 from tests.nodes import BUDGET, config_for, eventually, make_mesh, running, settled
-from tests.platforms import application_body, nested
+from tests.platforms import application_body
 
 CREDENTIALS: Final = {
     "shanghai": {"access_token": "sh-token-0123456789"},
@@ -48,20 +52,24 @@ _NOT_FORWARDED: Final = frozenset({"host", "content-length", "transfer-encoding"
 @dataclass
 class Front:
     """In front of a platform at ``target``: while ``spoiling``, every request is answered with
-    ``body``; otherwise it is passed to the platform as it came."""
+    ``replies``' answer to the feed it asks for (a request for anything else, with the
+    applications feed's); otherwise it is passed to the platform as it came."""
 
     target: str
-    body: bytes
-    content_type: str
+    replies: Mapping[str, Answer]
+    """By feed: "applications", "events"."""
+    events_path: str
+    """The path of the dialect's events feed."""
     session: aiohttp.ClientSession
     spoiling: bool = True
     spoilt: int = 0
-    """How many requests were answered with ``body``."""
+    """How many requests were answered with a spoilt reply."""
 
     async def answer(self, request: web.Request) -> web.Response:
         if self.spoiling:
             self.spoilt += 1
-            return web.Response(body=self.body, headers={"Content-Type": self.content_type})
+            feed = "events" if request.path == self.events_path else "applications"
+            return self.replies[feed].response()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED}
         # The raw target as sent: Zhejiang's signature covers it byte for byte.
         url = URL(self.target + request.raw_path, encoded=True)
@@ -77,10 +85,10 @@ class Front:
 
 @asynccontextmanager
 async def platform_behind_a_front(
-    province: str, folder: Path
+    province: str, kind: str, folder: Path
 ) -> AsyncIterator[tuple[str, str, Front]]:
-    """The province's simulated platform and a spoiling front to it: (the platform's URL, the
-    front's URL, the front)."""
+    """The province's simulated platform and a front to it spoiling with ``kind``: (the
+    platform's URL, the front's URL, the front)."""
     app = dialect(province).build_platform(
         folder / "platform.db", seed=5, officer_delay=3600, credentials=CREDENTIALS[province]
     )
@@ -89,7 +97,9 @@ async def platform_behind_a_front(
         aiohttp.ClientSession() as session,
     ):
         url = str(platform.make_url("")).rstrip("/")
-        front = Front(url, *nested(province), session)
+        d = BY_NAME[province]
+        replies = {feed: KINDS[kind](d, feed) for feed in ("applications", "events")}
+        front = Front(url, replies, d.paging[1][0], session)
         served = web.Application()
         served.router.add_route("*", "/{tail:.*}", front.answer)
         async with TestServer(served, host="127.0.0.1") as server:
@@ -108,16 +118,18 @@ def tasks_ok(node: Node) -> bool:
 
 
 @pytest.mark.parametrize("province", list(CREDENTIALS))
+@pytest.mark.parametrize("kind", list(KINDS))
 async def test_platform_polling_outlives_a_hostile_platform(
-    province: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    kind: str, province: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Platform polling survives replies nested 200,000 deep, shows the platform down with the
-    refusal's code, logs that once however often it asks, and takes the waiting application
-    within seconds once the platform behaves."""
+    """Platform polling survives every reply of a hostile kind, shows the platform down with
+    the kind's refusal code, logs that once however often it asks, and takes the waiting
+    application within seconds once the platform behaves."""
     mesh = make_mesh(tmp_path, (province, HANDLER[province]))
     people = citizen(province)
+    code = code_of(BY_NAME[province], kind)
     async with (
-        platform_behind_a_front(province, tmp_path) as (platform_url, front_url, front),
+        platform_behind_a_front(province, kind, tmp_path) as (platform_url, front_url, front),
         aiohttp.ClientSession() as session,
     ):
         async with session.get(f"{platform_url}/sim/fixtures") as response:
@@ -142,9 +154,10 @@ async def test_platform_polling_outlives_a_hostile_platform(
             assert node.platform is not None
             shown = node.platform.status()
             assert shown["up"] is False
-            assert province in shown["last_error"] and "too_deep" in shown["last_error"]
+            assert province in shown["last_error"] and code in shown["last_error"], shown
+            assert SECRET not in shown["last_error"]
             said = [r for r in caplog.records if "outside its dialect" in r.getMessage()]
-            assert front.spoilt >= 3 and len(said) == 1
+            assert front.spoilt >= 3 and [getattr(r, "code", None) for r in said] == [code]
 
             front.spoiling = False
             deadline = time.monotonic() + WITHIN

@@ -132,6 +132,7 @@ def render(result: ChaosResult) -> str:
             + (f" ({s.replayed} found again after a lost answer)" if s.replayed else "")
             + f", {sum(s.refused.values())} refused"
             + (f" ({refused})" if refused else "")
+            + (f", {sum(s.refused_for_now.values())} refused for now" if s.refused_for_now else "")
             + f", {s.unanswered} unanswered; {s.total.handed_off} handed off, "
             f"{s.total.concluded} concluded"
         )

@@ -2,7 +2,8 @@
 of them (submissions/s, refusals by problem code, hand-off and end-to-end times per pair).
 
 Exit 0 when every submitted case was handed off (its handler's signed receipt is back at the
-accepting node); 1 when a case is lost or stuck, or a submission went unanswered, each
+accepting node); 1 when a case is lost or stuck, or a submission went unanswered or was
+still refused for now when its retries ended (a full disk's 503 ``store_unavailable``), each
 named; 2 when the stream cannot start (no mesh, a node that does not answer, bad options),
 and then nothing was submitted.
 """
@@ -119,11 +120,22 @@ def render(result: LoadReport) -> str:
         f"{result.accepted} created"
         + (f" ({result.replayed} found again after a lost answer)" if result.replayed else "")
         + f", {sum(result.refused.values())} refused"
+        + (
+            f", {sum(result.refused_for_now.values())} refused for now"
+            if result.refused_for_now
+            else ""
+        )
         + (f", {result.unanswered} unanswered" if result.unanswered else ""),
     ]
     if result.refused:
         lines.append(
             "refused by problem: " + ", ".join(f"{k} {n}" for k, n in result.refused.items())
+        )
+    if result.refused_for_now:
+        lines.append(
+            "refused for now (the node answered that it cannot take cases now, "
+            f"still so after {RETRY_FOR:.0f} s of retries): "
+            + ", ".join(f"{_spoken(k)} {n}" for k, n in result.refused_for_now.items())
         )
     lines.append("")
     figures = [*result.pairs, result.total]
@@ -160,7 +172,7 @@ def render(result: LoadReport) -> str:
         lines.append("FAILED: no case was created")
     else:
         lines.append(
-            f"FAILED: {len(result.failures)} case(s) lost, stuck or unanswered "
+            f"FAILED: {len(result.failures)} case(s) lost, stuck, unanswered or refused for now "
             f"({total.handed_off} of {total.cases} handed off):"
         )
         lines += [f"  {f}" for f in result.failures[:SHOWN_FAILURES]]
@@ -195,3 +207,8 @@ def _time_row(figures: PairFigures) -> Sequence[Any]:
 
 def _seconds(value: float | None, places: int) -> str:
     return "-" if value is None else f"{value:.{places}f}"
+
+
+def _spoken(code: str) -> str:
+    """A problem code as a reader says it: ``store_unavailable`` → ``store unavailable``."""
+    return code.replace("_", " ")

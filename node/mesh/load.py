@@ -7,6 +7,10 @@ Rules kept here:
   until ``retry_for`` runs out: it creates its case once, or answers with the case the lost
   attempt created. So is one answered 5xx (the node could not decide now). A refusal (a
   4xx problem document) is final and counted by its code.
+- A submission still answered 5xx when ``retry_for`` runs out (a full disk's 503
+  ``store_unavailable``) is *refused for now*, counted by its code: the node answered and
+  created nothing. Only one whose last attempt got no answer at all is *unanswered*, where the
+  case may exist unseen. The two are never reported as each other.
 - This tool is the accepting platform of the cases it submits: it answers a supplement
   request (补正) as the applicant would, so the handler's simulated officer can conclude.
 - Figures come from the nodes' signed records: the submission time is the one the accepting
@@ -153,9 +157,10 @@ class LoadCase:
     case_id: str = ""
     outcome: str = "waiting"
     """waiting, created, replayed (a lost answer: the retry found the case), refused,
-    unanswered (no answer before ``retry_for`` ran out)."""
+    refused_for_now (still answered 5xx when ``retry_for`` ran out), unanswered (no answer
+    to the last attempt before ``retry_for`` ran out)."""
     refusal: str = ""
-    """The problem code of a refusal."""
+    """The problem code of a refusal, final or for now."""
     attempts: int = 0
     status: str = ""
     """The case's status at the accepting node, when last seen."""
@@ -285,7 +290,10 @@ class CaseStream:
                 # No answer, or a 5xx (the node could not decide now): the same key again.
                 lost = True
                 if time.monotonic() >= give_up:
-                    case.outcome = "unanswered"
+                    if isinstance(error, NodeRefused):
+                        case.outcome, case.refusal = "refused_for_now", error.code
+                    else:
+                        case.outcome = "unanswered"
                     break
                 await asyncio.sleep(RETRY_PAUSE)
                 continue
@@ -502,6 +510,9 @@ class LoadReport:
     """Each case lost or stuck (not handed off), or submission unanswered, in a sentence."""
     still_open: dict[str, int] = field(default_factory=dict)
     """Handed-off cases not concluded when the wait ended, by status."""
+    refused_for_now: dict[str, int] = field(default_factory=dict)
+    """Submissions the node still answered 5xx when the retries ended, by problem code
+    (``store_unavailable``: its disk is full): answered, and nothing created."""
 
     @property
     def submissions_per_second(self) -> float:
@@ -519,6 +530,7 @@ class LoadReport:
             "accepted": self.accepted,
             "replayed": self.replayed,
             "refused": self.refused,
+            "refused_for_now": self.refused_for_now,
             "unanswered": self.unanswered,
             "submit_seconds": round(self.submit_seconds, 3),
             "submissions_per_second": round(self.submissions_per_second, 1),
@@ -540,9 +552,12 @@ def _figures_json(figures: PairFigures) -> dict[str, Any]:
 def report(cases: Sequence[LoadCase], stream: CaseStream) -> LoadReport:
     accepted = [c for c in cases if c.accepted]
     refused: dict[str, int] = {}
+    refused_for_now: dict[str, int] = {}
     for case in cases:
         if case.outcome == "refused":
             refused[case.refusal] = refused.get(case.refusal, 0) + 1
+        elif case.outcome == "refused_for_now":
+            refused_for_now[case.refusal] = refused_for_now.get(case.refusal, 0) + 1
     by_pair: dict[Pair, list[LoadCase]] = {}
     for case in accepted:
         by_pair.setdefault(case.pair, []).append(case)
@@ -558,6 +573,12 @@ def report(cases: Sequence[LoadCase], stream: CaseStream) -> LoadReport:
         "attempts (the case may exist unseen)"
         for c in unanswered
     ]
+    failures += [
+        f"submission {c.key} {c.accepting} → {c.handling}: refused for now ({c.refusal}) "
+        f"on each of {c.attempts} attempts; nothing was created"
+        for c in cases
+        if c.outcome == "refused_for_now"
+    ]
     still_open: dict[str, int] = {}
     for case in accepted:
         if case.handed_off and not case.concluded:
@@ -568,6 +589,7 @@ def report(cases: Sequence[LoadCase], stream: CaseStream) -> LoadReport:
         accepted=len(accepted),
         replayed=sum(c.outcome == "replayed" for c in cases),
         refused=dict(sorted(refused.items())),
+        refused_for_now=dict(sorted(refused_for_now.items())),
         unanswered=len(unanswered),
         submit_seconds=max(0.0, (stream.last_answer or started) - started),
         pairs=[PairFigures.of(f"{a} → {h}", by_pair[(a, h)]) for a, h in sorted(by_pair)],
