@@ -313,8 +313,9 @@ def test_revoking_the_key_a_node_signs_with_needs_force(
     mesh4: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``revoke-key`` of the key Shanghai's node.toml signs with (its node not running) is
-    refused (exit 1, nothing published) saying what would follow and the safe way (rotate first); with ``--force`` it
-    is published and the output names the rotation that recovers."""
+    refused (exit 1, nothing published) saying what would follow and the safe way (rotate
+    first); with ``--force`` it is published and the output names the rotation that
+    recovers."""
     in_use = load_signing_key(mesh4 / "shanghai/signing.key").key_id
     before = snapshot(mesh4)
     code, out, err = revoke(capsys, mesh4, in_use)
