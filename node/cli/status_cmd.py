@@ -104,13 +104,21 @@ def watch(
         time.sleep(interval)
 
 
+def _host_port(word: str) -> bool:
+    """``127.0.0.1:8101``: a node's address without its scheme, not a folder's name."""
+    host, colon, port = word.rpartition(":")
+    return bool(colon and host and port.isdigit()) and not Path(word).exists()
+
+
 def run_status(args: argparse.Namespace) -> int:
     urls = []
     for given in args.urls:
         if given.startswith(("http://", "https://")):
             urls.append(given)
-        elif Path(given).is_dir() and args.mesh in (None, Path(given)):
-            args.mesh = Path(given)  # DIR, as every mesh command takes it
+        elif args.mesh in (None, Path(given)) and not _host_port(given):
+            # DIR, as every mesh command takes it; one that is no mesh folder gets the same
+            # words as --mesh DIR (what is wrong, and yrd mesh init).
+            args.mesh = Path(given)
         else:
             return fail(
                 f"{given!r} is neither a node URL (http://host:port) nor a mesh folder"
