@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import unicodedata
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -35,6 +36,16 @@ from tests.nodes import (
 )
 
 MATTER = matter_of("jiangsu")  # 户籍类证明开具: a certificate material and two uploads
+
+
+def on_screen(line: str, column: int, width: int) -> str:
+    """The characters of ``line`` shown from terminal ``column`` on, ``width`` columns."""
+    shown, at = "", 0
+    for ch in line:
+        if column <= at < column + width:
+            shown += ch
+        at += 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+    return shown
 
 
 @asynccontextmanager
@@ -234,8 +245,9 @@ async def test_bad_submission_names_field(
 async def test_list_filters_pages_and_mesh_selection(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``case list`` shows an aligned table filtered by role, peer, status and overdue, pages
-    with --limit/--all, picks the node by --mesh --province, and a bad filter exits 1."""
+    """``case list`` shows an aligned table (each matter by name and code) filtered by role,
+    peer, status and overdue, pages with --limit/--all, picks the node by --mesh --province,
+    and a bad filter exits 1."""
     async with live(tmp_path) as (mesh, _, sh_url, js, js_url):
         ids = [await submitted(capsys, tmp_path, sh_url, js, seed) for seed in range(3)]
 
@@ -257,11 +269,15 @@ async def test_list_filters_pages_and_mesh_selection(
         assert set(lines[1]) <= {"-", " "}
         rows = [line.split() for line in lines[2:5]]
         assert [r[0] for r in rows] == list(reversed(ids))
-        assert all(r[1:4] == ["accepting", "jiangsu", MATTER.code] for r in rows)
+        # The matter's name from the catalog beside its code, as the demo's summary shows it.
+        assert all(
+            r[1:4] == ["accepting", "jiangsu", f"{MATTER.name}({MATTER.code})"] for r in rows
+        )
         assert lines[-1] == "3 cases"
-        # Every row's columns start where the header's do.
+        # Every row's columns start where the header's do, on screen: a matter's name is in
+        # characters two columns wide.
         starts = [lines[0].index(h) for h in ("role", "peer", "status")]
-        assert all(line[s - 2 : s] == "  " for line in lines[2:5] for s in starts)
+        assert all(on_screen(line, s - 2, 2) == "  " for line in lines[2:5] for s in starts)
 
         code, out, err = await yrd(
             capsys,

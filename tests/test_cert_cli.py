@@ -345,6 +345,28 @@ async def test_unreachable_node_exits_2(tmp_path: Path, capsys: pytest.CaptureFi
         ), argv
 
 
+async def test_an_issuer_that_is_down_is_not_checked_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Verifying a Shanghai card at Jiangsu while Shanghai's node is down exits 2 (the exit
+    table's "not checked"), with one line naming Shanghai's node; no gRPC status, no address."""
+    mesh = make_mesh(tmp_path)
+    async with running(config_for(mesh, "jiangsu")) as js:
+        runner = await start_http(js)
+        try:
+            code, out, err = await yrd(
+                capsys, "cert", "verify", CARD_ID, "--holder", LI_MINGHUA,
+                "--purpose", "hotel_check_in", "--url", known_url(js.config),
+            )  # fmt: skip
+        finally:
+            await runner.cleanup()
+    assert (code, out) == (2, "")
+    assert err == (
+        f"yrd: {CARD_ID} not checked: the issuer's node (shanghai) did not answer; ask "
+        "again once it is up\n"
+    )
+
+
 async def test_a_stopped_mesh_node_is_named_with_the_command_that_starts_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -312,14 +312,17 @@ def revoke(capsys: pytest.CaptureFixture[str], mesh: Path, key_id: str, *extra: 
 def test_revoking_the_key_a_node_signs_with_needs_force(
     mesh4: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``revoke-key`` of the key Shanghai's node.toml signs with is refused (exit 1, nothing
-    published) saying what would follow and the safe way (rotate first); with ``--force`` it
-    is published and the output names the rotation that recovers."""
+    """``revoke-key`` of the key Shanghai's node.toml signs with (its node not running) is
+    refused (exit 1, nothing published) saying what would follow and the safe way (rotate
+    first); with ``--force`` it is published and the output names the rotation that
+    recovers."""
     in_use = load_signing_key(mesh4 / "shanghai/signing.key").key_id
     before = snapshot(mesh4)
     code, out, err = revoke(capsys, mesh4, in_use)
     assert (code, out) == (1, "")
-    assert f"not revoked: shanghai's node signs with {in_use} now (shanghai/node.toml)" in err
+    # No node runs: node.toml says which key, and the message says the node did not answer.
+    assert f"not revoked: shanghai's node signs with {in_use} now (shanghai/node.toml; its " in err
+    assert "is not running)" in err
     assert "every peer refuse shanghai's messages (key_revoked)" in err
     rotate = f"yrd manifest rotate-key --dir {mesh4} --province shanghai"
     assert rotate in err and "--force" in err

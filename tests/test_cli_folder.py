@@ -39,6 +39,29 @@ def test_dir_and_dash_dir_name_the_same_folder(command: tuple[str, ...]) -> None
     assert parsed(*command, "mesh", "--dir", "mesh/").dir == Path("mesh")
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("mesh", "init"),
+        ("mesh", "up"),
+        ("mesh", "stop", "jiangsu"),
+        ("mesh", "start", "jiangsu"),
+        ("mesh", "link", "shanghai:jiangsu"),
+        ("manifest", "show"),
+        ("manifest", "rotate-key", "--province", "jiangsu"),
+        ("manifest", "revoke-key", "--province", "jiangsu", "--key-id", "ed25519:00"),
+        ("load",),
+        ("chaos",),
+        ("demo",),
+    ],
+)
+def test_dash_mesh_names_the_folder_wherever_dash_dir_does(command: tuple[str, ...]) -> None:
+    """``--mesh DIR``, the spelling ``status``, ``case`` and ``cert`` teach, is accepted by
+    every command that takes a mesh folder, and names the same folder as ``--dir``."""
+    assert parsed(*command, "--mesh", "mesh/").dir == Path("mesh")
+    assert parsed(*command, "--mesh", "mesh/", "--dir", "mesh").dir == Path("mesh")
+
+
 def test_stop_start_and_link_keep_their_own_arguments_with_either_form(tmp_path: Path) -> None:
     for action in ("stop", "start"):
         for argv in (

@@ -128,6 +128,38 @@ async def test_a_node_whose_key_is_revoked_is_shown_refused_with_the_way_out(
     assert code == 0 and out.endswith("\nhealthy\n"), out
 
 
+async def test_revoke_key_asks_the_running_node_which_key_it_signs_with(
+    mesh: tuple[Path, dict[str, Node]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After rotate-key and before any SIGHUP, Shanghai's running node still signs with the
+    old key though node.toml names the new one: revoking the old key is refused without
+    --force, naming the running node as the source. Once the node has reloaded, the same
+    revocation is published and says which key the running node signs with."""
+    directory, nodes = mesh
+    shanghai = nodes["shanghai"]
+    old = shanghai.credentials.signing_key.key_id
+    code, _, err = await yrd(
+        capsys, "manifest", "rotate-key", "--dir", str(directory), "--province", "shanghai"
+    )
+    assert code == 0, err
+    revoke = ["manifest", "revoke-key", "--dir", str(directory), "--province", "shanghai",
+              "--key-id", old]  # fmt: skip
+    where = shanghai.config.http_listen
+    code, out, err = await yrd(capsys, *revoke)
+    assert (code, out) == (1, "")
+    assert (
+        f"not revoked: shanghai's node signs with {old} now "
+        f"(as its running node at {where} says)" in err
+    )
+
+    await shanghai.reload()
+    new = shanghai.credentials.signing_key.key_id
+    assert new != old
+    code, out, err = await yrd(capsys, *revoke)
+    assert code == 0, err
+    assert f"shanghai's node signs with {new} (as its running node at {where} says)" in out
+
+
 @pytest.mark.parametrize(
     ("error", "reason"),
     [

@@ -148,15 +148,22 @@ def test_status_takes_the_mesh_folder_as_dir_too(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`yrd status DIR` asks the folder's nodes (here: none runs, so each is named down with
-    the command that starts it); a word that is neither a URL nor a folder is refused."""
+    the command that starts it); a folder that does not exist gets the words `--mesh DIR`
+    gives (and `yrd mesh init`); a host:port without its scheme is named as no URL."""
     directory = tmp_path / "mesh"
     create_mesh(directory, now=time.time(), base_port=free_base_port())
     assert main(["status", str(directory)]) == 1
     out = capsys.readouterr().out
     assert "shanghai" in out and "connection refused" in out
     monkeypatch.chdir(tmp_path)
-    assert main(["status", "nosuch"]) == 2
-    assert "neither a node URL" in capsys.readouterr().err
+    for argv in (["status", "nosuch"], ["status", "--mesh", "nosuch"]):
+        assert main(argv) == 2
+        assert capsys.readouterr().err == (
+            "yrd: nosuch is not a mesh folder (no such folder); create one with: "
+            "yrd mesh init nosuch\n"
+        )
+    assert main(["status", "127.0.0.1:8101"]) == 2
+    assert "neither a node URL (http://host:port)" in capsys.readouterr().err
 
 
 def test_mesh_stop_on_a_folder_that_is_no_mesh_says_so(

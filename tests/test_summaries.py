@@ -7,8 +7,9 @@ import re
 from typing import Any
 
 from node.cli.catalog_cmd import certificates_cell
-from node.cli.demo import burst_progress, purpose_label
+from node.cli.demo import burst_progress
 from node.cli.load_cmd import render
+from node.cli.output import purpose_label
 from node.mesh.load import LoadCase, LoadReport, PairFigures, read_view
 from node.mesh.scenario import PAIR_HEADERS, DemoCase, outcome, pair_rows
 

@@ -18,6 +18,7 @@ issuer's latest revocation list held here.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -48,6 +49,8 @@ from node.peers.courier import (
 from node.protocol.faults import Refusal
 from node.store.database import Database
 from node.trust.manifest import format_time
+
+log = logging.getLogger(__name__)
 
 VERIFY_TIMEOUT = 10.0
 CACHE_SIZE = 10_000
@@ -177,9 +180,15 @@ class Requester:
                 "unknown_issuer", f"{request.issuer} is not a peer of this node"
             ) from None
         except PeerUnanswered as failure:
+            # The transport's words (gRPC status, addresses) are for the operator's log; the
+            # asker gets a sentence that names the province.
+            log.warning(
+                "issuer did not answer a verification",
+                extra={"peer": request.issuer, "error": str(failure.error)},
+            )
             raise VerificationRefused(
                 "issuer_unreachable",
-                f"the issuer's node ({request.issuer}) did not answer: {failure.error}",
+                f"the issuer's node ({request.issuer}) did not answer; ask again once it is up",
             ) from None
         except ReplyRefused as failure:
             refusal = failure.refusal

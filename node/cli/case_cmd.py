@@ -32,8 +32,8 @@ from node.cli.node_client import (
     node_options,
     run,
 )
-from node.cli.output import emit_json, table
-from node.mesh.node_api import NodeApi
+from node.cli.output import emit_json, purpose_label, table
+from node.mesh.node_api import NodeApi, NodeRefused
 
 _ACTIONS: Final = sorted(a.value for a in PLATFORM_ACTIONS)
 _SUBMISSION_FLAGS: Final = {
@@ -273,6 +273,7 @@ async def _list(api: NodeApi, args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"cases": found, "next_cursor": cursor})
         return 0
+    catalog = await _catalog(api) if found else []
     sys.stdout.write(
         table(
             ["case", "role", "peer", "matter", "status", "due", "overdue", "updated"],
@@ -281,7 +282,7 @@ async def _list(api: NodeApi, args: argparse.Namespace) -> int:
                     c["case_id"],
                     c["role"],
                     c["peer"],
-                    c["matter_code"],
+                    purpose_label(c["matter_code"], catalog),
                     c["status"],
                     c["due_at"] or "-",
                     "OVERDUE" if c["overdue"] else "no",
@@ -294,6 +295,16 @@ async def _list(api: NodeApi, args: argparse.Namespace) -> int:
     more = f"; more after --cursor {cursor} (or --all)" if cursor else ""
     sys.stdout.write(f"\n{len(found)} case{'' if len(found) == 1 else 's'}{more}\n")
     return 0
+
+
+async def _catalog(api: NodeApi) -> list[dict[str, Any]]:
+    """The node's federated catalog, for the matters' names; none (codes alone) when the
+    node will not give it, since the cases are what was asked for."""
+    try:
+        matters: list[dict[str, Any]] = (await api.call("GET", "/v1/catalog")).body["matters"]
+    except NodeRefused:
+        return []
+    return matters
 
 
 async def _event(api: NodeApi, args: argparse.Namespace) -> int:

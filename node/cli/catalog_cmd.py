@@ -34,7 +34,6 @@ def register(commands: Any) -> None:
         help="mesh folder: ask the first of its nodes that answers",
         required=False,
         dest="mesh",
-        also=("--mesh",),
         group=where,
     )
     parser.add_argument("--handler", help="only matters handled by this province")

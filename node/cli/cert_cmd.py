@@ -10,8 +10,9 @@ Rules kept here:
 - ``cert verify`` and ``presentation verify`` follow the verification exit codes of
   ``output.VERIFY_EXIT_CODES``: 3 when the answer is genuine but the certificate is not
   valid (revoked, suspended, expired), so a script can tell a refusal from a bad
-  certificate. The validity shown is the certificate's; an attestation's own lifetime is
-  labelled as the answer's, never as "valid until".
+  certificate; 2 when nobody checked it (the issuer's node did not answer: ``NOT_CHECKED``),
+  in one sentence naming that province. The validity shown is the certificate's; an
+  attestation's own lifetime is labelled as the answer's, never as "valid until".
 - Human output never shows an ID number in full (``case_cmd.mask_code``): not a holder's
   code, not an ID-number field of a certificate's face. ``--json`` gives the node's answer.
 - ``cert consent --expires`` takes any RFC 3339 time with a zone and sends it as the UTC
@@ -39,16 +40,21 @@ from node.cli.node_client import (
     run,
 )
 from node.cli.output import (
+    EXIT_NOT_CHECKED,
     EXIT_NOT_VALID,
     EXIT_VERIFIED,
     VERIFY_EXIT_CODES,
     emit_json,
+    fail,
     table,
     zoned_time,
 )
 from node.mesh.node_api import NodeApi, NodeRefused
 
 _ID_NUMBER: Final = re.compile(r"[0-9]{17}[0-9Xx]")
+NOT_CHECKED: Final = frozenset({"issuer_unreachable", "library_unavailable"})
+"""The node's refusals that mean nobody checked the certificate (exit 2, not 1): the
+issuer's node did not answer, or its library could not be read."""
 
 
 def register(commands: Any) -> None:
@@ -223,7 +229,12 @@ async def _verify(api: NodeApi, args: argparse.Namespace) -> int:
         body["consent"] = {"grant": args.consent}
     if args.requester is not None:
         body["requester"] = args.requester
-    answer = (await api.call("POST", "/v1/certificates/verify", body=body)).body
+    try:
+        answer = (await api.call("POST", "/v1/certificates/verify", body=body)).body
+    except NodeRefused as refusal:
+        if refusal.code not in NOT_CHECKED:
+            raise
+        return fail(f"{args.certificate_id} not checked: {refusal.detail}", EXIT_NOT_CHECKED)
     valid = answer["status"] == "valid"
     code = EXIT_VERIFIED if valid else EXIT_NOT_VALID
     if args.json:

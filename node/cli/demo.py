@@ -17,7 +17,7 @@ from typing import Any
 
 from monitoring.status import fetch_all, problems
 from node.cli.mesh_cmd import endpoints_table
-from node.cli.output import table
+from node.cli.output import purpose_label, table
 from node.cli.progress import Progress, say
 from node.cli.status_cmd import render
 from node.mesh.access import create_mesh, mesh_token
@@ -203,13 +203,6 @@ async def _certificates(mesh: Mesh, catalog: list[dict[str, Any]]) -> None:
     for line in presentations:
         say(f"  {line}")
     say("")
-
-
-def purpose_label(purpose: str, catalog: list[dict[str, Any]]) -> str:
-    """A scene as it is (``hotel_check_in``); a matter code with the matter's name beside
-    it, so a 31-digit code is not all a reader gets."""
-    name = next((m["name"] for m in catalog if m["code"] == purpose), None)
-    return f"{name}({purpose})" if name else purpose
 
 
 async def _scenario(mesh: Mesh, probes: int, per_pair: int, prometheus: Prometheus | None) -> bool:

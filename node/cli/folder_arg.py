@@ -1,11 +1,11 @@
 """How every ``yrd`` command names a mesh folder: one rule, one helper.
 
 Rules kept here:
-- A command that takes a mesh folder takes it as ``DIR`` (positional, first) or as
-  ``--dir DIR`` (and ``--mesh DIR`` where that spelling was taken before): ``yrd mesh up
-  mesh/`` and ``yrd mesh up --dir mesh/`` are the same command. Both forms naming the same
-  folder is fine; naming two different folders is a usage error (exit 2), as is naming none
-  where one is needed.
+- A command that takes a mesh folder takes it as ``DIR`` (positional, first), ``--dir DIR``
+  or ``--mesh DIR`` (the spelling ``status``, ``case`` and ``cert`` teach): ``yrd mesh up
+  mesh/``, ``yrd mesh up --dir mesh/`` and ``yrd mesh up --mesh mesh/`` are one command.
+  Both forms naming the same folder is fine; naming two different folders is a usage error
+  (exit 2), as is naming none where one is needed.
 - The commands whose other positional arguments would be mistaken for a folder (``case``,
   ``cert``, ``presentation``: ``ID``, ``CODE``…) take only ``--mesh DIR`` / ``--dir DIR``.
 - The folder lands in the namespace attribute the command reads (``dir``, or ``mesh``),
@@ -41,18 +41,17 @@ def add_folder(
     help: str = "the mesh folder",
     required: bool = True,
     dest: str = "dir",
-    also: tuple[str, ...] = (),
     shift_to: str | None = None,
     group: Any = None,
 ) -> None:
-    """Give ``parser`` the mesh folder as ``DIR`` and ``--dir DIR`` (plus the ``also``
-    spellings), landing in ``args.<dest>``; add it before the command's other positionals.
+    """Give ``parser`` the mesh folder as ``DIR``, ``--dir DIR`` and ``--mesh DIR``, landing
+    in ``args.<dest>``; add it before the command's other positionals.
     ``group``: a mutually exclusive group the option joins (``--url`` or a folder)."""
     parser.add_argument(
         _POSITIONAL, nargs="?", type=Path, metavar="DIR", help=f"{help} (or --dir DIR)"
     )
     (group or parser).add_argument(
-        "--dir", *also, dest=_OPTION, type=Path, metavar="DIR", help=f"{help} (same as DIR)"
+        "--dir", "--mesh", dest=_OPTION, type=Path, metavar="DIR", help=f"{help} (same as DIR)"
     )
     parser.set_defaults(**{_RULE: _FolderRule(parser, dest, required, shift_to)})
 

@@ -7,7 +7,9 @@ own nodes with ``yrd mesh reload``) so that they load it.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,8 +19,10 @@ from monitoring.status import days_left
 from node.cli.folder_arg import add_folder
 from node.cli.output import emit_json, fail, table
 from node.mesh import layout
-from node.mesh.folder import NotAMeshFolder, check_mesh_folder
-from node.mesh.layout import DAY
+from node.mesh.access import NoToken, tool_token
+from node.mesh.folder import NotAMeshFolder, check_mesh_folder, mesh_configs
+from node.mesh.layout import DAY, SigningKeyNow
+from node.mesh.node_api import NodeRefused, NodeUnreachable, node_api
 from node.mesh.record import read_record
 from node.runtime.config import ConfigError
 from node.trust.keys import KeyFileError, load_signing_key
@@ -62,8 +66,9 @@ def register(commands: Any) -> None:
         "revoke-key",
         help="revoke a signing key now",
         description="Revoke a province's signing key in a new manifest version. A key the "
-        "province's node signs with now, or its last usable key, is refused without --force: "
-        "rotate first (rotate-key), load the manifest on every node, then revoke the old key.",
+        "province's node signs with now (its running node is asked; its node.toml when it "
+        "does not answer), or its last usable key, is refused without --force: rotate first "
+        "(rotate-key), load the manifest on every node, then revoke the old key.",
     )
     add_folder(revoke)
     revoke.add_argument("--province", required=True)
@@ -207,9 +212,15 @@ def run_rotate(args: argparse.Namespace) -> int:
 def run_revoke(args: argparse.Namespace) -> int:
     if wrong := _not_a_mesh_folder(args.dir):
         return fail(wrong)
+    signing_now = None if args.force else signing_key_now(args.dir, args.province)
     try:
         manifest = layout.revoke_signing_key(
-            args.dir, args.province, args.key_id, now=time.time(), force=args.force
+            args.dir,
+            args.province,
+            args.key_id,
+            now=time.time(),
+            force=args.force,
+            signing_now=signing_now,
         )
     except layout.KeyInUse as in_use:
         return fail(
@@ -225,8 +236,12 @@ def run_revoke(args: argparse.Namespace) -> int:
         return fail(str(exc))
     sys.stdout.write(
         f"key {args.key_id} of {args.province} revoked in manifest version {manifest.version}.\n"
-        f"Load it: {_reload_hint(args.dir)}\n"
     )
+    if signing_now is not None and signing_now.key_id is not None:
+        sys.stdout.write(
+            f"{args.province}'s node signs with {signing_now.key_id} ({signing_now.source}).\n"
+        )
+    sys.stdout.write(f"Load it: {_reload_hint(args.dir)}\n")
     if args.force:
         sys.stdout.write(
             f"Every peer that loads it refuses {args.province}'s messages signed with that key "
@@ -234,6 +249,38 @@ def run_revoke(args: argparse.Namespace) -> int:
             f"{_rotate_command(args)}, then load the manifest on every node again.\n"
         )
     return 0
+
+
+def signing_key_now(directory: Path, province: str) -> SigningKeyNow:
+    """The key ``province``'s node signs with now: its running node's answer (``/v1/status``,
+    at the address its node.toml gives), which is what counts until it reloads; else what its
+    node.toml names, saying the node did not answer."""
+    from_config = layout.signing_key_from_config(directory, province)
+    try:
+        config = next((c for c in mesh_configs(directory) if c.province == province), None)
+    except NotAMeshFolder:
+        config = None
+    if config is None:
+        return from_config
+    where = config.http_listen
+    try:
+        token = tool_token(os.environ, directory, province, "read")
+        status = asyncio.run(_status_of(f"http://{where}", token))
+    except (NoToken, NodeUnreachable, NodeRefused) as exc:
+        why = "is not running" if isinstance(exc, NodeUnreachable) else f"did not say: {exc}"
+        return SigningKeyNow(from_config.key_id, f"{from_config.source}; its node at {where} {why}")
+    key_id = status.get("signing_key_id")
+    if status.get("province") != province or not isinstance(key_id, str):
+        return SigningKeyNow(
+            from_config.key_id,
+            f"{from_config.source}; what answers at {where} is not {province}'s node",
+        )
+    return SigningKeyNow(key_id, f"as its running node at {where} says")
+
+
+async def _status_of(url: str, token: str | None) -> dict[str, Any]:
+    async with node_api(url, token) as api:
+        return (await api.call("GET", "/v1/status")).body
 
 
 def _rotate_command(args: argparse.Namespace) -> str:

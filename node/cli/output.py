@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -43,6 +43,14 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])]).rstrip() + "\n"
+
+
+def purpose_label(purpose: str, catalog: Sequence[Mapping[str, Any]]) -> str:
+    """A scene as it is (``hotel_check_in``); a matter code with the matter's name beside
+    it (from ``catalog``, the matters of ``GET /v1/catalog``), so a 31-digit code is not all
+    a reader gets."""
+    name = next((m["name"] for m in catalog if m["code"] == purpose), None)
+    return f"{name}({purpose})" if name else purpose
 
 
 def emit_json(data: Any) -> None:

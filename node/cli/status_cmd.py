@@ -78,33 +78,36 @@ def watch(
     judge: Callable[[list[NodeAnswer]], list[str]],
     interval: float,
 ) -> int:
-    """Redraw the status every ``interval`` seconds until Ctrl-C (which ends it, exit 0). On
-    a terminal each frame replaces the last; into a pipe or file they follow each other."""
+    """Redraw the status every ``interval`` seconds until Ctrl-C, which ends it as it ends
+    every command (``node.cli.main``: one line, exit 130). On a terminal each frame replaces
+    the last; into a pipe or file they follow each other."""
     clear = CLEAR_SCREEN if sys.stdout.isatty() else "\n"
     before: list[NodeAnswer] | None = None
     asked_at = 0.0
-    try:
-        while True:
-            answers = asyncio.run(fetch_all(urls, token, names))
-            now = time.monotonic()
-            rates = backlog_rates(before, answers, now - asked_at) if before else {}
-            found = judge(answers)
-            sys.stdout.write(
-                f"{clear}yrd status --watch · {time.strftime('%H:%M:%S')} · every "
-                f"{interval:g} s · Ctrl-C ends\n\n"
-                + render(answers, rates)
-                + (
-                    "\nhealthy\n"
-                    if not found
-                    else "\nUNHEALTHY:\n" + "".join(f"  - {p}\n" for p in found)
-                )
+    while True:
+        answers = asyncio.run(fetch_all(urls, token, names))
+        now = time.monotonic()
+        rates = backlog_rates(before, answers, now - asked_at) if before else {}
+        found = judge(answers)
+        sys.stdout.write(
+            f"{clear}yrd status --watch · {time.strftime('%H:%M:%S')} · every "
+            f"{interval:g} s · Ctrl-C ends\n\n"
+            + render(answers, rates)
+            + (
+                "\nhealthy\n"
+                if not found
+                else "\nUNHEALTHY:\n" + "".join(f"  - {p}\n" for p in found)
             )
-            sys.stdout.flush()
-            before, asked_at = answers, now
-            time.sleep(interval)
-    except KeyboardInterrupt:
-        sys.stdout.write("\n")
-        return 0
+        )
+        sys.stdout.flush()
+        before, asked_at = answers, now
+        time.sleep(interval)
+
+
+def _host_port(word: str) -> bool:
+    """``127.0.0.1:8101``: a node's address without its scheme, not a folder's name."""
+    host, colon, port = word.rpartition(":")
+    return bool(colon and host and port.isdigit()) and not Path(word).exists()
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -112,8 +115,10 @@ def run_status(args: argparse.Namespace) -> int:
     for given in args.urls:
         if given.startswith(("http://", "https://")):
             urls.append(given)
-        elif Path(given).is_dir() and args.mesh in (None, Path(given)):
-            args.mesh = Path(given)  # DIR, as every mesh command takes it
+        elif args.mesh in (None, Path(given)) and not _host_port(given):
+            # DIR, as every mesh command takes it; one that is no mesh folder gets the same
+            # words as --mesh DIR (what is wrong, and yrd mesh init).
+            args.mesh = Path(given)
         else:
             return fail(
                 f"{given!r} is neither a node URL (http://host:port) nor a mesh folder"

@@ -468,15 +468,37 @@ def signing_key_in_use(directory: Path, province: str) -> str | None:
     return load_signing_key(load_config(config_path, env={}).paths.signing_key).key_id
 
 
+@dataclass(frozen=True)
+class SigningKeyNow:
+    """The key a province's node signs with now, and where that was learnt."""
+
+    key_id: str | None
+    """None when nothing says (no running node, no node.toml for the province)."""
+    source: str
+    """Where ``key_id`` was read, for the operator: the running node, or its node.toml."""
+
+
+def signing_key_from_config(directory: Path, province: str) -> SigningKeyNow:
+    """What ``DIR/<province>/node.toml`` names: the key the node signs with once it (re)loads."""
+    return SigningKeyNow(signing_key_in_use(directory, province), f"{province}/{NODE_CONFIG}")
+
+
 def revoke_signing_key(
-    directory: Path, province: str, key_id: str, *, now: float, force: bool = False
+    directory: Path,
+    province: str,
+    key_id: str,
+    *,
+    now: float,
+    force: bool = False,
+    signing_now: SigningKeyNow | None = None,
 ) -> Manifest:
     """Mark ``key_id`` of ``province`` revoked and publish; already revoked changes nothing.
 
-    Nodes stop accepting the key the moment they load the result. Without ``force`` a key
-    the province's node signs with now (its node.toml names it), or the province's last
-    usable key, is refused with ``KeyInUse``: the way to retire it is ``rotate_signing_key``
-    first, then revoking the old key once the node has moved.
+    Nodes stop accepting the key the moment they load the result. Without ``force`` the key
+    the province's node signs with now (``signing_now``: asked of the running node by the
+    caller; by default what its node.toml names), or the province's last usable key, is
+    refused with ``KeyInUse``: the way to retire it is ``rotate_signing_key`` first, then
+    revoking the old key once the node has moved.
     """
     manifest = read_manifest(directory, now=now)
     member = _member(manifest, province)
@@ -487,8 +509,9 @@ def revoke_signing_key(
         return manifest
     if not force:
         others = [k for k in member.keys if k.key_id != key_id and k.usable_at(now)]
-        if signing_key_in_use(directory, province) == key_id:
-            why = f"{province}'s node signs with {key_id} now ({province}/{NODE_CONFIG})"
+        in_use = signing_now or signing_key_from_config(directory, province)
+        if in_use.key_id == key_id:
+            why = f"{province}'s node signs with {key_id} now ({in_use.source})"
         elif not others:
             why = f"{key_id} is the only usable signing key of {province}"
         else:
