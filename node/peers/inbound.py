@@ -250,42 +250,34 @@ class InboundProcessor:
             self._reply_bytes(d, answers.get(i), tls_identity, now) for i, d in enumerate(decisions)
         ]
         frame, envelopes = self._sign(decisions, encoded, batched=batched)
-        stored: dict[int, asyncio.Future[bytes]] = {}
-        changed = False
+        to_store: list[tuple[int, Authenticated, Effect | None]] = []
         for index, decision in enumerate(decisions):
             answer = answers.get(index)
             if (
-                not isinstance(decision, _Fresh)
-                or decision.message.payload_type in EPHEMERAL_TYPES
-                or (answer is not None and not answer.store)
+                isinstance(decision, _Fresh)
+                and decision.message.payload_type not in EPHEMERAL_TYPES
+                and (answer is None or answer.store)
             ):
-                continue
-            store = partial(
-                self._store,
-                accepted=decision.message,
-                reply=envelopes[index],
-                now=now,
-                effect=answer.effect if answer else None,
-            )
+                to_store.append((index, decision.message, answer.effect if answer else None))
+        changed = False
+        if to_store:
+            items = [(message, envelopes[i], effect) for i, message, effect in to_store]
             try:
-                stored[index] = self._db().submit(store)
-            except StoreError as error:
-                refusal = _store_refusal(error, decision.message)
-                decisions[index] = _Refused(refusal, decision.message.envelope)
-                changed = True
-        for index, future in stored.items():
-            message = cast(_Fresh, decisions[index]).message
-            try:
-                reply = await future
-            except Refusal as refusal:
-                decisions[index] = _Refused(refusal, message.envelope)
-            except Exception as error:
-                decisions[index] = _Refused(_store_refusal(error, message), message.envelope)
-            else:
-                if reply is envelopes[index]:
+                results: list[bytes | Exception] = await self._db().submit(
+                    partial(self._store_all, items=items, now=now)
+                )
+            except Exception as error:  # the whole write failed: none of them was kept
+                results = [error] * len(items)
+            for (index, message, _), result in zip(to_store, results, strict=True):
+                if result is envelopes[index]:
                     continue
-                decisions[index] = _Again(message, reply)
-            changed = True
+                if isinstance(result, Refusal):
+                    decisions[index] = _Refused(result, message.envelope)
+                elif isinstance(result, Exception):
+                    decisions[index] = _Refused(_store_refusal(result, message), message.envelope)
+                else:
+                    decisions[index] = _Again(message, result)
+                changed = True
         if changed:
             encoded = [
                 self._reply_bytes(d, answers.get(i), tls_identity, now) if d is not first else old
@@ -390,6 +382,32 @@ class InboundProcessor:
         )
         return Reply(envelope)
 
+    def _store_all(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        items: list[tuple[Authenticated, bytes, Effect | None]],
+        now: float,
+    ) -> list[bytes | Exception]:
+        """One write job for what one call brought: each message with its reply and effect
+        under a savepoint of its own (a refusing effect undoes only its message), then the
+        evidence of every message stored, in one append."""
+        records: list[audit.Record] = []
+
+        def part(accepted: Authenticated, reply: bytes, effect: Effect | None) -> bytes:
+            stored = self._store(conn, accepted=accepted, reply=reply, now=now, effect=effect)
+            if stored is reply:
+                peer, message_id = accepted.sender.province, accepted.message_id
+                records.append(
+                    audit.Record("received", peer, message_id, "envelope", accepted.envelope, now)
+                )
+                records.append(audit.Record("sent", peer, message_id, "reply", reply, now))
+            return stored
+
+        results = self._db().each(conn, [partial(part, *item) for item in items])
+        audit.append_many(conn, records)
+        return results
+
     def _store(
         self,
         conn: sqlite3.Connection,
@@ -399,8 +417,9 @@ class InboundProcessor:
         now: float,
         effect: Effect | None = None,
     ) -> bytes:
+        """The message and its reply in the inbox, and its effect; the reply stored before
+        (the same message stored at once by another call) when there is one."""
         sender = accepted.sender.node_id
-        peer = accepted.sender.province
         try:
             inbox.record(
                 conn,
@@ -426,15 +445,6 @@ class InboundProcessor:
                     digest=accepted.digest,
                 ) from None
             return prior.reply
-        audit.append_many(
-            conn,
-            (
-                audit.Record(
-                    "received", peer, accepted.message_id, "envelope", accepted.envelope, now
-                ),
-                audit.Record("sent", peer, accepted.message_id, "reply", reply, now),
-            ),
-        )
         effect = effect or self._effects.get(accepted.payload_type)
         if effect is not None:
             effect(conn, Received(accepted, reply, now))

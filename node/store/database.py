@@ -38,7 +38,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -536,6 +536,33 @@ class Database:
         transaction holding the job has committed (never if the job or the batch fails)."""
         assert threading.current_thread() is self._thread, "only from inside a write job"
         self._job_callbacks.append(callback)
+
+    def each(
+        self, conn: sqlite3.Connection, parts: Sequence[Callable[[], T]]
+    ) -> list[T | Exception]:
+        """From inside a write job: run ``parts`` one after another, each under a savepoint
+        of its own. A part that raises leaves nothing behind, neither its writes nor the
+        after-commit callbacks it registered, and its exception takes its place in the
+        result; the other parts go on. A failure that loses the transaction (disk full, I/O)
+        is not a part's: it ends the job."""
+        assert threading.current_thread() is self._thread, "only from inside a write job"
+        results: list[T | Exception] = []
+        for part in parts:
+            mark = len(self._job_callbacks)
+            conn.execute("SAVEPOINT part")
+            try:
+                value = part()
+            except Exception as exc:
+                if not conn.in_transaction or _is_unavailable(exc):
+                    raise
+                conn.execute("ROLLBACK TO part")
+                conn.execute("RELEASE part")
+                del self._job_callbacks[mark:]
+                results.append(exc)
+            else:
+                conn.execute("RELEASE part")
+                results.append(value)
+        return results
 
     def _run_job(self, conn: sqlite3.Connection, index: int, job: _Job) -> tuple[bool, Any]:
         conn.execute("SAVEPOINT job")
