@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest promtool chromium buildtools proto bench mutation clean
+.PHONY: demo test lint typecheck pytest promtool chromium postgresql buildtools proto bench mutation clean
 
 $(STAMP): pyproject.toml | buildtools
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) promtool chromium
+pytest: $(STAMP) promtool chromium postgresql
 	$(BIN)/pytest -q
 
 # promtool (Debian package prometheus) checks the alert rules, their unit tests, the scrape
@@ -47,6 +47,24 @@ promtool:
 	      prometheus >/dev/null || echo "warning: could not install promtool"; \
 	  else \
 	    echo "note: promtool is missing and cannot be installed here (needs root and apt-get)"; \
+	  fi; \
+	}
+
+# PostgreSQL (Debian package postgresql) is the second store backend: tests/postgres.py starts a
+# private server of its own (initdb, pg_ctl's postgres) for the store tests. Installed like
+# promtool above: when initdb is missing and possible, never failing make; the PostgreSQL tests
+# then skip on a workstation and fail in CI (CI=true), naming the missing server.
+postgresql:
+	@{ command -v pg_config >/dev/null 2>&1 && [ -x "$$(pg_config --bindir)/initdb" ]; } || \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing PostgreSQL (Debian package postgresql)"; \
+	    apt_opts="-qq -o Acquire::Retries=5 -o Acquire::http::Timeout=60 -o DPkg::Lock::Timeout=600"; \
+	    apt-get $$apt_opts update || echo "warning: apt-get update failed; trying the install anyway"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get $$apt_opts install -y --no-install-recommends \
+	      postgresql >/dev/null || echo "warning: could not install PostgreSQL"; \
+	  else \
+	    echo "note: PostgreSQL (initdb) is missing and cannot be installed here (needs root and apt-get)"; \
 	  fi; \
 	}
 

@@ -26,6 +26,8 @@ from hypothesis import HealthCheck, settings
 
 from tests.nodes import BUDGET
 
+pytest_plugins = ("tests.postgres",)
+
 _UNHURRIED: Final[dict[str, Any]] = {
     "deadline": None,
     "print_blob": True,

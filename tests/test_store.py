@@ -15,6 +15,8 @@ import pytest
 
 from node.protocol.checks import PriorDelivery
 from node.store import database, inbox, outbox
+from node.store.audit import read_only
+from node.store.connection import Connection, DriverError, StoreLocation
 from node.store.database import Database, DuplicateEntry, StoreCorrupt, StoreError
 from node.store.schema import MIGRATIONS, SCHEMA_VERSION
 from tests.nodes import BUDGET
@@ -24,14 +26,14 @@ T0 = 1_767_225_600.0
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    store = await Database.open(tmp_path / "node.db")
+async def db(store_location: StoreLocation) -> AsyncIterator[Database]:
+    store = await Database.open(store_location)
     yield store
     await store.close()
 
 
 def enqueue(peer: str, message_id: str, created_at: float = T0) -> Callable[[Any], int]:
-    def job(conn: sqlite3.Connection) -> int:
+    def job(conn: Connection) -> int:
         return outbox.enqueue(
             conn,
             peer=peer,
@@ -54,6 +56,12 @@ def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
         conn.close()
 
 
+def stored(db: Database, sql: str) -> list[tuple[Any, ...]]:
+    """Read ``db``'s store with a connection of its own, on either backend."""
+    with read_only(db.location) as conn:
+        return [tuple(row) for row in conn.execute(sql).fetchall()]
+
+
 def listing(directory: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
 
@@ -65,7 +73,7 @@ class Blocker:
         self.started = threading.Event()
         self.release = threading.Event()
 
-    def __call__(self, conn: sqlite3.Connection) -> str:
+    def __call__(self, conn: Connection) -> str:
         self.started.set()
         self.release.wait(timeout=BUDGET / 2)
         return "blocker"
@@ -84,7 +92,7 @@ async def test_concurrent_writes_all_commit_in_submission_order(db: Database) ->
     seqs = await asyncio.gather(*(db.write(enqueue("jiangsu", f"m{i}")) for i in range(200)))
     assert seqs == sorted(seqs)
     assert len(set(seqs)) == 200
-    assert rows(db.path, "SELECT COUNT(*) FROM outbox") == [(200,)]
+    assert stored(db, "SELECT COUNT(*) FROM outbox") == [(200,)]
 
 
 async def test_queued_writes_share_one_commit(db: Database) -> None:
@@ -105,7 +113,7 @@ async def test_queued_writes_share_one_commit(db: Database) -> None:
 async def test_failing_job_rolls_back_only_itself(db: Database) -> None:
     """A job that raises gets its own exception and leaves nothing behind; the others commit."""
 
-    def broken(conn: sqlite3.Connection) -> int:
+    def broken(conn: Connection) -> int:
         enqueue("jiangsu", "m100")(conn)
         raise ValueError("payload refused")
 
@@ -124,7 +132,7 @@ async def test_failing_job_rolls_back_only_itself(db: Database) -> None:
     assert all(isinstance(r, int) for r in committed)
     assert committed == sorted(committed)  # type: ignore[type-var]
     assert outbox.get(db.reader(), "m100") is None
-    assert rows(db.path, "SELECT COUNT(*) FROM outbox") == [(199,)]
+    assert stored(db, "SELECT COUNT(*) FROM outbox") == [(199,)]
 
 
 async def test_job_that_ends_the_transaction_fails_its_batch_and_store_recovers(
@@ -132,7 +140,7 @@ async def test_job_that_ends_the_transaction_fails_its_batch_and_store_recovers(
 ) -> None:
     """A job that rolls back the shared transaction fails the whole batch, and later writes work."""
 
-    def rogue(conn: sqlite3.Connection) -> None:
+    def rogue(conn: Connection) -> None:
         conn.execute("ROLLBACK")
 
     blocker = Blocker()
@@ -147,7 +155,7 @@ async def test_job_that_ends_the_transaction_fails_its_batch_and_store_recovers(
     await held
     assert all(isinstance(r, StoreError) for r in results)
     assert "must not commit or roll back" in str(results[1])
-    assert rows(db.path, "SELECT COUNT(*) FROM outbox") == [(0,)]
+    assert stored(db, "SELECT COUNT(*) FROM outbox") == [(0,)]
     assert await db.write(enqueue("jiangsu", "c")) > 0
 
 
@@ -157,7 +165,7 @@ async def test_job_that_ends_the_transaction_fails_its_batch_and_store_recovers(
 async def test_returned_write_is_visible_to_another_connection(db: Database) -> None:
     """Once write() returns, a fresh connection (another process's view) sees the row."""
     await db.write(enqueue("jiangsu", "m1"))
-    assert rows(db.path, "SELECT message_id FROM outbox") == [("m1",)]
+    assert stored(db, "SELECT message_id FROM outbox") == [("m1",)]
 
 
 async def test_reopen_keeps_data_and_runs_migrations_once(tmp_path: Path) -> None:
@@ -233,7 +241,7 @@ async def test_new_store_is_private_and_its_directory_is_created(tmp_path: Path)
 
 async def test_reader_cannot_write(db: Database) -> None:
     """The event loop's connection is read-only, so a write can only go through the writer."""
-    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+    with pytest.raises(DriverError, match=r"readonly|read-only"):
         db.reader().execute("DELETE FROM outbox")
 
 
@@ -303,7 +311,7 @@ async def test_truncated_store_is_refused_and_left_untouched(tmp_path: Path) -> 
     path = tmp_path / "node.db"
     store = await Database.open(path)
 
-    def fill(conn: sqlite3.Connection) -> None:
+    def fill(conn: Connection) -> None:
         for i in range(2000):
             inbox.record(
                 conn,
@@ -466,7 +474,7 @@ async def test_a_retried_item_gets_a_fresh_age_limit(db: Database) -> None:
     retried_at = T0 + 3600.0
     await db.write(lambda c: outbox.retry(c, peer="jiangsu", at=retried_at))
 
-    def park_at(now: float) -> Callable[[sqlite3.Connection], int]:
+    def park_at(now: float) -> Callable[[Connection], int]:
         return lambda c: outbox.dead_letter_expired(c, "jiangsu", older_than=now - limit, at=now)
 
     assert await db.write(park_at(retried_at + limit - 1)) == 0
@@ -518,7 +526,7 @@ async def test_depth_counts_pending_and_finds_the_oldest(db: Database) -> None:
 async def test_bad_arguments_are_refused_and_change_nothing(db: Database) -> None:
     """An unknown state or a negative limit raises ValueError, and the job's writes are undone."""
 
-    def enqueue_then_list(conn: sqlite3.Connection) -> None:
+    def enqueue_then_list(conn: Connection) -> None:
         enqueue("jiangsu", "m1")(conn)
         outbox.list_items(conn, state="sent")
 
@@ -552,7 +560,7 @@ async def test_list_items_filters_by_state_and_peer(db: Database) -> None:
 
 
 def record(message_id: str, reply: bytes = b"signed receipt") -> Callable[[Any], None]:
-    def job(conn: sqlite3.Connection) -> None:
+    def job(conn: Connection) -> None:
         inbox.record(
             conn,
             sender="jiangsu",

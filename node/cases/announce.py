@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,6 +25,7 @@ from node.peers.inbound import PayloadHandler, Received
 from node.protocol.checks import Authenticated
 from node.protocol.faults import FaultCode, Refusal
 from node.store import catalogs, outbox
+from node.store.connection import Connection
 from node.trust.manifest import PROVINCES, Member
 from node.wire import pb
 
@@ -130,7 +130,7 @@ def validate_announce(message: Authenticated) -> None:
         ) from exc
 
 
-def store_announce(conn: sqlite3.Connection, received: Received) -> None:
+def store_announce(conn: Connection, received: Received) -> None:
     """The effect of an accepted announcement: keep it unless a newer version is held."""
     message = received.message
     catalog = from_announce(message.message.catalog_announce)
@@ -156,7 +156,7 @@ async def announce_catalog(
     courier: Courier,
     peers: Iterable[str],
     me: Member | None,
-    conn: sqlite3.Connection,
+    conn: Connection,
 ) -> None:
     """Queue our catalog for every peer that has not had this very catalog queued before.
 

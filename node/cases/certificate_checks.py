@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -22,6 +21,7 @@ from node.cases.wire import exact, submitted
 from node.certificates.verification import VerificationRefused, VerifyQuestion
 from node.store import cases
 from node.store.cases import CaseRow
+from node.store.connection import Connection
 
 if TYPE_CHECKING:
     from node.cases.exchange import CaseNode
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 CHECK_RETRY = 2.0
 """How often pending certificate checks are retried when their issuer did not answer."""
 
-Apply = Callable[[sqlite3.Connection, CaseRow, CaseUpdate], None]
+Apply = Callable[[Connection, CaseRow, CaseUpdate], None]
 
 
 class CertificateChecks:
@@ -145,7 +145,7 @@ class CertificateChecks:
                 state, reason = "rejected", "applicant_mismatch: the applicant's name is not on it"
         now = exact(node.clock())
 
-        def record(conn: sqlite3.Connection) -> None:
+        def record(conn: Connection) -> None:
             cases.settle_certificate_check(
                 conn,
                 case_id=check.case_id,

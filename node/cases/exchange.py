@@ -38,7 +38,6 @@ import hashlib
 import json
 import logging
 import secrets
-import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -79,6 +78,7 @@ from node.protocol.faults import FaultCode, Refusal
 from node.store import cases
 from node.store import platform as platform_store
 from node.store.cases import CaseRow
+from node.store.connection import Connection
 from node.store.outbox import OutboxItem
 from node.trust.manifest import PROVINCES, format_time
 
@@ -231,7 +231,7 @@ class CaseExchange:
             request_digest=digest if idempotency_key else None,
         )
 
-        def store(conn: sqlite3.Connection) -> tuple[CaseRow, bool]:
+        def store(conn: Connection) -> tuple[CaseRow, bool]:
             if idempotency_key is not None:
                 prior = cases.by_idempotency_key(conn, idempotency_key)
                 if prior is not None:
@@ -269,7 +269,7 @@ class CaseExchange:
         action, reason, result, evaluation = parse_event(body)
         now = exact(node.clock())
 
-        def change(conn: sqlite3.Connection) -> tuple[CaseRow, str | None, str]:
+        def change(conn: Connection) -> tuple[CaseRow, str | None, str]:
             case = cases.get(conn, case_id)
             if case is None:
                 raise CaseNotFound(case_id)
@@ -351,7 +351,7 @@ class CaseExchange:
         except CaseInputError as error:
             raise _invalid(message, f"{field}.{error.field}", error.detail) from None
 
-    def on_submit(self, conn: sqlite3.Connection, received: Received) -> None:
+    def on_submit(self, conn: Connection, received: Received) -> None:
         message = received.message
         submit = message.message.case_submit
         if cases.get(conn, submit.case_id) is not None:
@@ -409,7 +409,7 @@ class CaseExchange:
         except (InvalidCaseField, IdentifierError) as error:
             raise _invalid(message, f"body.case_update.{error.field}", str(error)) from None
 
-    def on_update(self, conn: sqlite3.Connection, received: Received) -> None:
+    def on_update(self, conn: Connection, received: Received) -> None:
         message = received.message
         update, request_id, due_at = from_update(message.message.case_update)
         case = self._case_of(conn, message, update.case_id, Role.ACCEPTING)
@@ -424,7 +424,7 @@ class CaseExchange:
         except (InvalidCaseField, IdentifierError) as error:
             raise _invalid(message, f"body.case_action.{error.field}", str(error)) from None
 
-    def on_action(self, conn: sqlite3.Connection, received: Received) -> None:
+    def on_action(self, conn: Connection, received: Received) -> None:
         message = received.message
         action = message.message.case_action
         case = self._case_of(conn, message, action.case_id, Role.HANDLING)
@@ -449,7 +449,7 @@ class CaseExchange:
     # -- answers to what we sent (inside the transaction that settles it) ------------------
 
     def on_settled(
-        self, conn: sqlite3.Connection, item: OutboxItem, settlement: Settlement, at: float
+        self, conn: Connection, item: OutboxItem, settlement: Settlement, at: float
     ) -> None:
         from node.delivery.worker import Outcome
 
@@ -491,7 +491,7 @@ class CaseExchange:
     # -- the case a peer's message names ----------------------------------------------------
 
     def _case_of(
-        self, conn: sqlite3.Connection, message: Authenticated, case_id: str, role: Role
+        self, conn: Connection, message: Authenticated, case_id: str, role: Role
     ) -> CaseRow:
         case = cases.get(conn, case_id)
         if case is None:
@@ -538,7 +538,7 @@ def _check_materials(checks: Sequence[cases.CertificateCheck]) -> None:
             )
 
 
-def _reload(conn: sqlite3.Connection, case_id: str) -> CaseRow:
+def _reload(conn: Connection, case_id: str) -> CaseRow:
     case = cases.get(conn, case_id)
     assert case is not None
     return case

@@ -20,7 +20,6 @@ Rules kept here:
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -40,6 +39,7 @@ from node.peers.courier import Courier
 from node.store import cases, outbox
 from node.store import platform as platform_store
 from node.store.cases import CaseRow, UpdateRow
+from node.store.connection import Connection
 from node.store.database import Database
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class CaseLedger:
 
     def offer(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         case: CaseRow,
         update: CaseUpdate,
         request_id: str,
@@ -120,7 +120,7 @@ class CaseLedger:
 
     def apply(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         case: CaseRow,
         update: CaseUpdate,
         *,
@@ -145,7 +145,7 @@ class CaseLedger:
         self._set_state(conn, case, status, update.sequence, row)
 
     def tell_platform(
-        self, conn: sqlite3.Connection, kind: str, case_id: str, payload: dict[str, Any], at: float
+        self, conn: Connection, kind: str, case_id: str, payload: dict[str, Any], at: float
     ) -> None:
         """Queue what this node's platform must learn, in the transaction that caused it."""
         if self._platform_wake is None:
@@ -155,7 +155,7 @@ class CaseLedger:
 
     def _set_state(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         case: CaseRow,
         status: Status,
         applied: int,
@@ -232,7 +232,7 @@ def _update_of(row: UpdateRow) -> CaseUpdate:
     return update_of(row.case_id, row.sequence, row.action, row.by_role, row.at, row.detail)
 
 
-def _sent_envelope(conn: sqlite3.Connection, message_id: str) -> bytes | None:
+def _sent_envelope(conn: Connection, message_id: str) -> bytes | None:
     """Our own signed request that an update applies, as we sent it."""
     if not message_id:
         return None

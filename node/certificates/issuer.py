@@ -14,7 +14,6 @@ who has seen them (``usage``).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from datetime import time as day_start
@@ -47,6 +46,7 @@ from node.peers.inbound import Answer, Received
 from node.protocol.checks import Authenticated
 from node.protocol.faults import FaultCode, Refusal
 from node.store import certificates as store
+from node.store.connection import Connection
 from node.store.database import Database
 from node.trust.manifest import format_time
 from node.wire import pb
@@ -72,7 +72,7 @@ _CONSENT_FAULTS = {
     "consent_expired": FaultCode.CONSENT_EXPIRED,
 }
 
-UsageRecord = Callable[[sqlite3.Connection], None]
+UsageRecord = Callable[[Connection], None]
 """Stores the usage record (用证记录) of one attestation, in the transaction that keeps it."""
 
 
@@ -163,7 +163,7 @@ class Issuer:
             raise
         self._metrics.certificate_disclosures.labels(message.sender.province).inc()
 
-        def effect(conn: sqlite3.Connection, received: Received) -> None:
+        def effect(conn: Connection, received: Received) -> None:
             usage(conn)
 
         return Answer(("attestation", attestation), effect)
@@ -235,7 +235,7 @@ class Issuer:
             ),
         )
 
-        def usage(conn: sqlite3.Connection) -> None:
+        def usage(conn: Connection) -> None:
             store.record_usage(
                 conn,
                 certificate_id=str(certificate.certificate_id),

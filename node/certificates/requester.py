@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -47,6 +46,7 @@ from node.peers.courier import (
     record_exchange,
 )
 from node.protocol.faults import Refusal
+from node.store.connection import Connection
 from node.store.database import Database
 from node.trust.manifest import format_time
 
@@ -163,7 +163,7 @@ class Requester:
             "attestation", attestation, now=now, in_reply_to=sealed.message_id
         )
 
-        def record(conn: sqlite3.Connection) -> None:
+        def record(conn: Connection) -> None:
             usage(conn)
             record_exchange(conn, self.me, sealed, reply.envelope, now)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sqlite3
 from collections.abc import Callable, Collection
 
 from node.certificates.issuers import manifest_issuer_keys
@@ -28,6 +27,7 @@ from node.peers.inbound import Answer, PayloadHandler, Received
 from node.protocol.checks import Authenticated
 from node.protocol.faults import FaultCode, Refusal
 from node.store import certificates as store
+from node.store.connection import Connection
 from node.store.database import Database
 from node.trust.manifest import PROVINCES
 from node.wire import pb
@@ -131,7 +131,7 @@ class RevocationExchange:
             for province in self._peers
         }
 
-        def record(conn: sqlite3.Connection) -> None:
+        def record(conn: Connection) -> None:
             store.keep_list(
                 conn,
                 province=self.me,
@@ -169,7 +169,7 @@ class RevocationExchange:
             raise ValueError("the signed list's issuer or version differs from the announcement")
         return revocations
 
-    def on_list(self, conn: sqlite3.Connection, received: Received) -> None:
+    def on_list(self, conn: Connection, received: Received) -> None:
         message = received.message
         revocations = self._read_announce(message.message.revocation_list, message.sender.province)
         store.keep_list(

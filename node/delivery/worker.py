@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -15,6 +14,7 @@ from node.delivery.circuit import PeerLink
 from node.delivery.config import DeliveryConfig
 from node.delivery.retry import IDLE_TICK, DrainLoop, Sleep
 from node.store import audit, outbox
+from node.store.connection import Connection
 from node.store.database import Database
 from node.store.outbox import OutboxItem
 from node.transport.errors import TransportError
@@ -69,7 +69,7 @@ class DeliveryFailed(Exception):
 
 
 SettleReply = Callable[[bytes, OutboxItem], Settlement]
-SettledHook = Callable[[sqlite3.Connection, OutboxItem, Settlement, float], None]
+SettledHook = Callable[[Connection, OutboxItem, Settlement, float], None]
 """Runs inside the transaction that records a row's settlement (delivered, declined or
 parked), so what the answer means for the row's business is stored with it."""
 Clock = Callable[[], float]
@@ -216,7 +216,7 @@ class PeerWorker:
         batch: list[OutboxItem],
         settlements: list[Settlement],
         at: float,
-        conn: sqlite3.Connection,
+        conn: Connection,
     ) -> None:
         # Each answered message enters the evidence log as it was sent (its batch signature
         # and proof) with its reply, all in one statement; then what the replies settle is

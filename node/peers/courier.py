@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -41,6 +40,7 @@ from node.protocol.checks import Authenticated, CheckLimits, check_reply
 from node.protocol.envelope import Sealed, digest, header, seal
 from node.protocol.faults import FaultCode, Refusal
 from node.store import audit, outbox
+from node.store.connection import Connection
 from node.store.database import Database
 from node.store.outbox import OutboxItem
 from node.transport.errors import SignedRefusal, TransportError
@@ -118,9 +118,7 @@ class Answered:
         return self.reply.message.fault if self.reply.payload_type == "fault" else None
 
 
-def record_exchange(
-    conn: sqlite3.Connection, peer: str, request: Sealed, reply: bytes, now: float
-) -> None:
+def record_exchange(conn: Connection, peer: str, request: Sealed, reply: bytes, now: float) -> None:
     """A request as sent and its answer as received, in the evidence log."""
     audit.append_many(
         conn,
@@ -214,7 +212,7 @@ class Courier:
 
     def enqueue(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         province: str,
         sealed: Sequence[Sealed],
         *,

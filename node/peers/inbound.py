@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -56,6 +55,7 @@ from node.protocol.envelope import (
 from node.protocol.faults import FaultCode, Refusal
 from node.protocol.replies import answer_message, fault_for, fault_message, receipt_message
 from node.store import audit, inbox
+from node.store.connection import Connection
 from node.store.database import Database, DuplicateEntry, StoreError, StoreUnavailable
 from node.transport.admission import RefusalLog
 from node.transport.server import Reply
@@ -76,7 +76,7 @@ class Received:
     received_at: float
 
 
-Effect = Callable[[sqlite3.Connection, Received], None]
+Effect = Callable[[Connection, Received], None]
 """Applies an accepted message's effect inside the transaction that stores it. It may raise
 ``Refusal``: then nothing of the message is stored and the sender gets that fault."""
 
@@ -384,7 +384,7 @@ class InboundProcessor:
 
     def _store_all(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         *,
         items: list[tuple[Authenticated, bytes, Effect | None]],
         now: float,
@@ -410,7 +410,7 @@ class InboundProcessor:
 
     def _store(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         *,
         accepted: Authenticated,
         reply: bytes,

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -53,6 +52,7 @@ from node.platform.adapter import (
 )
 from node.platform.config import PlatformConfig
 from node.store import platform as store
+from node.store.connection import Connection
 from node.store.database import Database
 from node.transport.admission import RefusalLog
 from node.trust.manifest import format_time
@@ -238,7 +238,7 @@ class PlatformLink:
             "in_dialect": refusal.in_dialect,
         }
 
-        def record(conn: sqlite3.Connection) -> bool:
+        def record(conn: Connection) -> bool:
             queued = store.refuse_application(conn, reference=reference, refusal=payload, at=at)
             if queued:
                 self._db().after_commit(self.notify)
@@ -346,7 +346,7 @@ class PlatformLink:
         """Record one attempt: delivered, parked (dead), or failed for now (None)."""
         at = self._clock()
 
-        def record(conn: sqlite3.Connection) -> None:
+        def record(conn: Connection) -> None:
             if state is None:
                 store.failed_attempt(conn, seq, error)
             else:

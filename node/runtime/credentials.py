@@ -9,7 +9,6 @@ read, remembered and shown.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ from monitoring.metrics import NodeMetrics
 from node.runtime.config import NodeConfig, load_config
 from node.runtime.startup import check_own_key
 from node.store import audit
+from node.store.connection import Connection
 from node.store.database import Database
 from node.trust.keys import SigningKey, load_signing_key
 from node.trust.manifest import Manifest, format_time, verify_manifest
@@ -33,7 +33,7 @@ class Credentials:
     signing_key: SigningKey
 
 
-def held_manifest(conn: sqlite3.Connection) -> bytes | None:
+def held_manifest(conn: Connection) -> bytes | None:
     """The manifest file bytes this node last recorded in its evidence log."""
     row = conn.execute(
         "SELECT body FROM audit WHERE kind = 'manifest' ORDER BY seq DESC LIMIT 1"
@@ -41,7 +41,7 @@ def held_manifest(conn: sqlite3.Connection) -> bytes | None:
     return bytes(row[0]) if row else None
 
 
-def record_manifest(conn: sqlite3.Connection, manifest: Manifest, at: float) -> None:
+def record_manifest(conn: Connection, manifest: Manifest, at: float) -> None:
     """The manifest file as loaded, an entry of the evidence log (inside a write job)."""
     audit.append(
         conn,

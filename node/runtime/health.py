@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import TYPE_CHECKING
 
 from monitoring.metrics import CaseSnapshot, PeerSnapshot, StoreSnapshot
@@ -16,6 +15,8 @@ from node.delivery.circuit import CircuitState
 from node.runtime.startup import StartupError, check_own_key
 from node.store import cases as cases_store
 from node.store import outbox
+from node.store.connection import Connection, DriverError
+from node.store.database import StoreError
 from node.trust.manifest import format_time
 from node.trust.tls import certificate_not_after
 
@@ -47,11 +48,7 @@ class Health:
         db = self._node.open_store
         if db is None:
             return None
-        size = sum(
-            path.stat().st_size
-            for path in (db.path, db.path.with_name(db.path.name + "-wal"))
-            if path.exists()
-        )
+        size = db.size_bytes()
         return StoreSnapshot(
             db.commits,
             db.jobs_committed,
@@ -119,7 +116,7 @@ class Health:
             try:
                 db.reader().execute("SELECT 1").fetchone()
                 checks["store"] = db.write_problem() or "ok"
-            except sqlite3.Error as exc:
+            except (*DriverError, StoreError) as exc:
                 checks["store"] = f"store cannot be read: {exc}"
         credentials_now = self._node.loaded_credentials
         if credentials_now is None:
@@ -231,13 +228,13 @@ class Health:
         }
 
 
-def _case_counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+def _case_counts(conn: Connection) -> dict[str, dict[str, int]]:
     shown: dict[str, dict[str, int]] = {}
     for (role, status), n in sorted(cases_store.counts(conn).items()):
         shown.setdefault(role, {})[status] = n
     return shown
 
 
-def _inbox_by_type(conn: sqlite3.Connection) -> dict[str, int]:
+def _inbox_by_type(conn: Connection) -> dict[str, int]:
     rows = conn.execute("SELECT payload_type, count(*) FROM inbox GROUP BY payload_type")
     return {str(kind): int(n) for kind, n in rows}

@@ -29,7 +29,8 @@ from typing import Any, NamedTuple
 from google.protobuf.message import DecodeError
 
 from node.protocol.envelope import statement_of
-from node.store import log_tree
+from node.store import log_tree, postgres
+from node.store.connection import Connection, DriverError, PostgresUrl, StoreLocation
 from node.store.database import StoreError
 from node.trust.keys import VerifyKey
 from node.trust.manifest import (
@@ -118,7 +119,7 @@ class Record(NamedTuple):
 
 
 def append(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     direction: str,
     peer: str,
@@ -132,14 +133,14 @@ def append(
     return AuditEntry(*_append_rows(conn, (record,))[0])
 
 
-def append_many(conn: sqlite3.Connection, records: Sequence[Record]) -> None:
+def append_many(conn: Connection, records: Sequence[Record]) -> None:
     """Add entries at the end of the chain, in order (inside a ``Database.write`` job): one
     read of the chain's head and one statement for all of them."""
     if records:
         _append_rows(conn, records)
 
 
-def _append_rows(conn: sqlite3.Connection, records: Sequence[Record]) -> list[_Row]:
+def _append_rows(conn: Connection, records: Sequence[Record]) -> list[_Row]:
     for record in records:
         if record.direction not in DIRECTIONS:
             raise ValueError(
@@ -246,7 +247,7 @@ def _signature_problem(body: bytes, keys: dict[str, VerifyKey]) -> str:
 
 
 def verify_chain(
-    conn: sqlite3.Connection, *, governance_keys: Iterable[VerifyKey] | None = None
+    conn: Connection, *, governance_keys: Iterable[VerifyKey] | None = None
 ) -> AuditReport:
     """Recompute every hash and link, and check every signature, in ``seq`` order.
 
@@ -366,7 +367,7 @@ class Purged:
     """The purge entry that names them; None when there was nothing to purge."""
 
 
-def purge(conn: sqlite3.Connection, *, before: float, now: float) -> Purged:
+def purge(conn: Connection, *, before: float, now: float) -> Purged:
     """Remove the bodies of message entries recorded before ``before`` (retention, inside a
     write job) and record which in a ``purge`` entry; leaves, hashes and proofs stay."""
     seqs = [
@@ -380,7 +381,7 @@ def purge(conn: sqlite3.Connection, *, before: float, now: float) -> Purged:
     if not seqs:
         return Purged(0, None)
     conn.executemany(
-        "UPDATE audit SET body = x'', purged_at = ? WHERE seq = ?", [(now, s) for s in seqs]
+        "UPDATE audit SET body = ?, purged_at = ? WHERE seq = ?", [(b"", now, s) for s in seqs]
     )
     ranges: list[list[int]] = []
     for seq in seqs:
@@ -411,7 +412,7 @@ def _purged_ranges(body: bytes) -> list[tuple[int, int]] | None:
     return ranges
 
 
-def message_entries(conn: sqlite3.Connection, message_id: str) -> list[AuditEntry]:
+def message_entries(conn: Connection, message_id: str) -> list[AuditEntry]:
     """The envelope and reply entries of one message, in ``seq`` order."""
     rows = conn.execute(
         f"SELECT {_READ} FROM audit WHERE message_id = ? AND kind IN ('envelope', 'reply') "  # noqa: S608
@@ -421,7 +422,7 @@ def message_entries(conn: sqlite3.Connection, message_id: str) -> list[AuditEntr
     return [entry for entry in map(_entry, rows) if entry is not None]
 
 
-def recorded_keys(conn: sqlite3.Connection) -> dict[str, VerifyKey]:
+def recorded_keys(conn: Connection) -> dict[str, VerifyKey]:
     """Every key listed by a manifest the log holds, revoked or not."""
     keys: dict[str, VerifyKey] = {}
     for (body,) in conn.execute("SELECT body FROM audit WHERE kind = 'manifest' ORDER BY seq"):
@@ -431,25 +432,31 @@ def recorded_keys(conn: sqlite3.Connection) -> dict[str, VerifyKey]:
 
 
 @contextmanager
-def read_only(path: Path) -> Iterator[sqlite3.Connection]:
-    """A read-only connection to a store file (safe while the node runs); every SQLite error
-    becomes a StoreError naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise StoreError(f"there is no store file at {path}")
-    try:
-        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot open store file {path}: {exc}") from exc
+def read_only(location: StoreLocation) -> Iterator[Connection]:
+    """A read-only connection to a store (safe while the node runs); every database error
+    becomes a StoreError naming the store."""
+    conn: sqlite3.Connection | postgres.PgConnection
+    if isinstance(location, PostgresUrl):
+        conn = postgres.connect(location, read_only=True)
+    else:
+        path = Path(location)
+        if not path.is_file():
+            raise StoreError(f"there is no store file at {path}")
+        try:
+            conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store file {path}: {exc}") from exc
     try:
         yield conn
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot read the audit log in {path}: {exc}") from exc
+    except DriverError as exc:
+        raise StoreError(f"cannot read the audit log in {location}: {exc}") from exc
     finally:
         conn.close()
 
 
-def verify_store(path: Path, *, governance_keys: Iterable[VerifyKey] | None = None) -> AuditReport:
-    """``verify_chain`` on a store file, opened read-only (safe while the node runs)."""
-    with read_only(path) as conn:
+def verify_store(
+    location: StoreLocation, *, governance_keys: Iterable[VerifyKey] | None = None
+) -> AuditReport:
+    """``verify_chain`` on a store, opened read-only (safe while the node runs)."""
+    with read_only(location) as conn:
         return verify_chain(conn, governance_keys=governance_keys)

@@ -7,10 +7,11 @@ Plain SQL over the connection it is given; the rules of what may change live in
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from node.store.connection import Connection
 
 OPEN_STATUSES = ("submitted", "delivered", "accepted", "supplement_requested", "supplemented")
 """Statuses of a case that has no outcome yet: the only ones that can be overdue."""
@@ -86,7 +87,7 @@ class RequestRow:
     fault_text: str
 
 
-def insert_case(conn: sqlite3.Connection, row: CaseRow) -> None:
+def insert_case(conn: Connection, row: CaseRow) -> None:
     conn.execute(
         f"INSERT INTO cases ({_CASE_COLUMNS}) VALUES ({', '.join('?' * 18)})",  # noqa: S608
         (
@@ -112,7 +113,7 @@ def insert_case(conn: sqlite3.Connection, row: CaseRow) -> None:
     )
 
 
-def get(conn: sqlite3.Connection, case_id: str) -> CaseRow | None:
+def get(conn: Connection, case_id: str) -> CaseRow | None:
     found = conn.execute(
         f"SELECT {_CASE_COLUMNS} FROM cases WHERE case_id = ?",  # noqa: S608
         (case_id,),
@@ -120,7 +121,7 @@ def get(conn: sqlite3.Connection, case_id: str) -> CaseRow | None:
     return CaseRow(*found) if found else None
 
 
-def by_idempotency_key(conn: sqlite3.Connection, key: str) -> CaseRow | None:
+def by_idempotency_key(conn: Connection, key: str) -> CaseRow | None:
     found = conn.execute(
         f"SELECT {_CASE_COLUMNS} FROM cases WHERE idempotency_key = ?",  # noqa: S608
         (key,),
@@ -129,7 +130,7 @@ def by_idempotency_key(conn: sqlite3.Connection, key: str) -> CaseRow | None:
 
 
 def set_state(
-    conn: sqlite3.Connection,
+    conn: Connection,
     case_id: str,
     *,
     status: str,
@@ -146,13 +147,13 @@ def set_state(
     )
 
 
-def set_problem(conn: sqlite3.Connection, case_id: str, problem: str, at: float) -> None:
+def set_problem(conn: Connection, case_id: str, problem: str, at: float) -> None:
     conn.execute(
         "UPDATE cases SET problem = ?, updated_at = ? WHERE case_id = ?", (problem, at, case_id)
     )
 
 
-def add_update(conn: sqlite3.Connection, row: UpdateRow) -> None:
+def add_update(conn: Connection, row: UpdateRow) -> None:
     conn.execute(
         "INSERT INTO case_updates (case_id, sequence, action, by_role, at, detail, evidence, "
         "request, applied) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -170,7 +171,7 @@ def add_update(conn: sqlite3.Connection, row: UpdateRow) -> None:
     )
 
 
-def resign(conn: sqlite3.Connection, case_id: str, *, held: bytes, sent: bytes) -> None:
+def resign(conn: Connection, case_id: str, *, held: bytes, sent: bytes) -> None:
     """A message of ours in this case's record (the submission, an update as its evidence, a
     request) now held as it went out: the same message in its batch, with its batch
     signature and proof, as the peer holds it. The message bytes do not change; only their
@@ -189,14 +190,14 @@ def resign(conn: sqlite3.Connection, case_id: str, *, held: bytes, sent: bytes) 
     )
 
 
-def mark_applied(conn: sqlite3.Connection, case_id: str, sequences: Iterable[int]) -> None:
+def mark_applied(conn: Connection, case_id: str, sequences: Iterable[int]) -> None:
     conn.executemany(
         "UPDATE case_updates SET applied = 1 WHERE case_id = ? AND sequence = ?",
         [(case_id, sequence) for sequence in sequences],
     )
 
 
-def updates(conn: sqlite3.Connection, case_id: str) -> list[UpdateRow]:
+def updates(conn: Connection, case_id: str) -> list[UpdateRow]:
     """Every update of the case, applied and held, in sequence order."""
     rows = conn.execute(
         "SELECT case_id, sequence, action, by_role, at, detail, evidence, request, applied "
@@ -209,9 +210,7 @@ def updates(conn: sqlite3.Connection, case_id: str) -> list[UpdateRow]:
     ]
 
 
-def add_request(
-    conn: sqlite3.Connection, *, message_id: str, case_id: str, action: str, at: float
-) -> None:
+def add_request(conn: Connection, *, message_id: str, case_id: str, action: str, at: float) -> None:
     conn.execute(
         "INSERT INTO case_requests (message_id, case_id, action, state, requested_at) "
         "VALUES (?, ?, ?, 'pending', ?)",
@@ -220,7 +219,7 @@ def add_request(
 
 
 def answer_request(
-    conn: sqlite3.Connection,
+    conn: Connection,
     message_id: str,
     *,
     state: str,
@@ -235,7 +234,7 @@ def answer_request(
     )
 
 
-def requests(conn: sqlite3.Connection, case_id: str) -> list[RequestRow]:
+def requests(conn: Connection, case_id: str) -> list[RequestRow]:
     rows = conn.execute(
         "SELECT message_id, case_id, action, state, requested_at, answered_at, fault_code, "
         "fault_text FROM case_requests WHERE case_id = ? ORDER BY requested_at, rowid",
@@ -245,7 +244,7 @@ def requests(conn: sqlite3.Connection, case_id: str) -> list[RequestRow]:
 
 
 def list_cases(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     role: str | None = None,
     status: str | None = None,
@@ -285,13 +284,13 @@ def list_cases(
     return [(row[0], CaseRow(*row[1:])) for row in rows]
 
 
-def counts(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
+def counts(conn: Connection) -> dict[tuple[str, str], int]:
     """How many cases per (role, status)."""
     rows = conn.execute("SELECT role, status, COUNT(*) FROM cases GROUP BY role, status")
     return {(role, status): n for role, status, n in rows}
 
 
-def overdue_counts(conn: sqlite3.Connection, now: float) -> dict[tuple[str, str], int]:
+def overdue_counts(conn: Connection, now: float) -> dict[tuple[str, str], int]:
     """Open cases past their due time, per (role, peer province)."""
     rows = conn.execute(
         "SELECT role, CASE role WHEN 'accepting' THEN handling ELSE accepting END, COUNT(*) "  # noqa: S608
@@ -302,7 +301,7 @@ def overdue_counts(conn: sqlite3.Connection, now: float) -> dict[tuple[str, str]
     return {(role, peer): n for role, peer, n in rows}
 
 
-def evaluation_counts(conn: sqlite3.Connection) -> dict[tuple[str, int], int]:
+def evaluation_counts(conn: Connection) -> dict[tuple[str, int], int]:
     """Evaluations per (handling province, level 1-5)."""
     rows = conn.execute(
         "SELECT handling, evaluation_level, COUNT(*) FROM cases "
@@ -328,7 +327,7 @@ class CertificateCheck:
 
 
 def add_certificate_check(
-    conn: sqlite3.Connection, *, case_id: str, material: str, certificate_id: str, holder_code: str
+    conn: Connection, *, case_id: str, material: str, certificate_id: str, holder_code: str
 ) -> None:
     conn.execute(
         "INSERT INTO case_certificates (case_id, material, certificate_id, holder_code, state) "
@@ -338,7 +337,7 @@ def add_certificate_check(
 
 
 def settle_certificate_check(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     case_id: str,
     material: str,
@@ -356,7 +355,7 @@ def settle_certificate_check(
 
 
 def certificate_checks(
-    conn: sqlite3.Connection, case_id: str | None = None, *, pending_only: bool = False
+    conn: Connection, case_id: str | None = None, *, pending_only: bool = False
 ) -> list[CertificateCheck]:
     where = []
     args: list[Any] = []

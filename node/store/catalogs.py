@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
+
+from node.store.connection import Connection
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,7 @@ class HeldCatalog:
 
 
 def record(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     province: str,
     version: int,
@@ -37,7 +38,7 @@ def record(
     return changed > 0
 
 
-def all_held(conn: sqlite3.Connection) -> list[HeldCatalog]:
+def all_held(conn: Connection) -> list[HeldCatalog]:
     rows = conn.execute(
         "SELECT province, version, document, message_id, received_at FROM catalogs "
         "ORDER BY province"
@@ -45,7 +46,7 @@ def all_held(conn: sqlite3.Connection) -> list[HeldCatalog]:
     return [HeldCatalog(*row) for row in rows]
 
 
-def held(conn: sqlite3.Connection, province: str) -> HeldCatalog | None:
+def held(conn: Connection, province: str) -> HeldCatalog | None:
     row = conn.execute(
         "SELECT province, version, document, message_id, received_at FROM catalogs "
         "WHERE province = ?",
@@ -54,7 +55,7 @@ def held(conn: sqlite3.Connection, province: str) -> HeldCatalog | None:
     return None if row is None else HeldCatalog(*row)
 
 
-def held_message_id(conn: sqlite3.Connection, province: str) -> str | None:
+def held_message_id(conn: Connection, province: str) -> str | None:
     """Which announcement of ``province`` is held (it changes when a newer one arrives)."""
     row = conn.execute("SELECT message_id FROM catalogs WHERE province = ?", (province,)).fetchone()
     return None if row is None else str(row[0])

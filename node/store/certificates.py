@@ -4,10 +4,11 @@ and held revocation lists, as stored."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from node.store.connection import Connection
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class HeldList:
 
 
 def put_certificate(
-    conn: sqlite3.Connection, certificate_id: str, document: dict[str, Any], at: float
+    conn: Connection, certificate_id: str, document: dict[str, Any], at: float
 ) -> None:
     conn.execute(
         "INSERT INTO certificate_library (certificate_id, document, updated_at) VALUES (?, ?, ?) "
@@ -44,14 +45,14 @@ def put_certificate(
     )
 
 
-def get_certificate(conn: sqlite3.Connection, certificate_id: str) -> dict[str, Any] | None:
+def get_certificate(conn: Connection, certificate_id: str) -> dict[str, Any] | None:
     row = conn.execute(
         "SELECT document FROM certificate_library WHERE certificate_id = ?", (certificate_id,)
     ).fetchone()
     return None if row is None else dict(json.loads(row[0]))
 
 
-def listed_certificates(conn: sqlite3.Connection) -> list[tuple[dict[str, Any], float]]:
+def listed_certificates(conn: Connection) -> list[tuple[dict[str, Any], float]]:
     """Revoked and suspended certificates of the library, with when their row last changed."""
     rows = conn.execute(
         "SELECT document, updated_at FROM certificate_library WHERE "
@@ -61,7 +62,7 @@ def listed_certificates(conn: sqlite3.Connection) -> list[tuple[dict[str, Any], 
 
 
 def record_usage(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     certificate_id: str,
     requester_province: str,
@@ -90,7 +91,7 @@ def record_usage(
     )
 
 
-def usage(conn: sqlite3.Connection, certificate_id: str, *, limit: int = 500) -> list[UsageRecord]:
+def usage(conn: Connection, certificate_id: str, *, limit: int = 500) -> list[UsageRecord]:
     rows = conn.execute(
         "SELECT seq, certificate_id, requester_province, requester, purpose, fields, "
         "consent_grant_id, status, message_id, at FROM certificate_usage "
@@ -104,7 +105,7 @@ def usage(conn: sqlite3.Connection, certificate_id: str, *, limit: int = 500) ->
 
 
 def keep_list(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     province: str,
     version: int,
@@ -123,7 +124,7 @@ def keep_list(
     return changed > 0
 
 
-def held_list(conn: sqlite3.Connection, province: str) -> HeldList | None:
+def held_list(conn: Connection, province: str) -> HeldList | None:
     row = conn.execute(
         "SELECT province, version, signed, issued_at, received_at FROM revocation_lists "
         "WHERE province = ?",
@@ -132,7 +133,7 @@ def held_list(conn: sqlite3.Connection, province: str) -> HeldList | None:
     return None if row is None else HeldList(*row)
 
 
-def held_lists(conn: sqlite3.Connection) -> list[HeldList]:
+def held_lists(conn: Connection) -> list[HeldList]:
     rows = conn.execute(
         "SELECT province, version, signed, issued_at, received_at FROM revocation_lists "
         "ORDER BY province"

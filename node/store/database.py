@@ -1,6 +1,7 @@
-"""The node's SQLite store: one file, one writer thread, group commit.
+"""The node's store: one writer thread, group commit; on SQLite (one file, the default) or
+PostgreSQL (``node.store.postgres``). ``Database.open(location)`` takes either.
 
-Rules kept here:
+Rules kept here (for both backends; file rules are SQLite's):
 - Exactly one connection writes, and one thread owns it. ``Database.write(fn)`` queues ``fn``;
   the writer thread takes everything queued (up to ``MAX_BATCH`` jobs) and runs it in ONE
   transaction, so many concurrent writes share one fsync (group commit). Each job runs inside
@@ -43,6 +44,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
+from psycopg import errors as pg_errors
+
+from node.store.connection import Connection, PostgresUrl, StoreLocation
 from node.store.schema import MIGRATIONS
 
 T = TypeVar("T")
@@ -69,6 +74,15 @@ _UNAVAILABLE_CODES = frozenset(
 )
 """SQLite result codes that say the store cannot write now but may later: the data is
 intact, the disk or the file's lock is not."""
+_UNAVAILABLE_POSTGRES = (
+    psycopg.OperationalError,  # the server is gone, restarting, refusing connections
+    pg_errors.InsufficientResources,  # disk full, out of memory, too many connections
+    pg_errors.TransactionRollback,  # serialization failure, deadlock: the same write may pass
+    pg_errors.LockNotAvailable,
+    pg_errors.ReadOnlySqlTransaction,  # a standby, or a primary being demoted
+)
+"""PostgreSQL errors that say the same: the data is intact, the server or its disk is not
+taking writes now."""
 
 
 class StoreError(Exception):
@@ -90,7 +104,7 @@ class DuplicateEntry(StoreError):
 
 @dataclass
 class _Job:
-    fn: Callable[[sqlite3.Connection], Any]
+    fn: Callable[[Connection], Any]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
     callbacks: list[Callable[[], None]] = field(default_factory=list)
@@ -140,6 +154,8 @@ def _corrupt(path: Path, what: str) -> StoreCorrupt:
 
 
 def _is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, (StoreUnavailable, *_UNAVAILABLE_POSTGRES)):
+        return True
     code = getattr(exc, "sqlite_errorcode", None)
     return (
         isinstance(exc, sqlite3.Error) and code is not None and (code & 0xFF) in _UNAVAILABLE_CODES
@@ -153,15 +169,15 @@ def _write_failure(exc: BaseException, what: str) -> StoreError:
     return error
 
 
-def probe_write(at: float) -> Callable[[sqlite3.Connection], None]:
+def probe_write(at: float) -> Callable[[Connection], None]:
     """The smallest real write: it commits only if the store takes writes again."""
 
-    def write(conn: sqlite3.Connection) -> None:
+    def write(conn: Connection) -> None:
         conn.execute(
-            "INSERT INTO store_probe (id, written_at, filler) VALUES (1, ?, randomblob(?)) "
+            "INSERT INTO store_probe (id, written_at, filler) VALUES (1, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at, "
             "filler = excluded.filler",
-            (at, PROBE_BYTES),
+            (at, os.urandom(PROBE_BYTES)),
         )
 
     return write
@@ -360,12 +376,17 @@ def _open_files(path: Path) -> tuple[sqlite3.Connection, sqlite3.Connection]:
 
 
 class Database:
-    """The store file, its one writer thread and the event loop's read connection."""
+    """A store, its one writer thread and the event loop's read connection; the backend's
+    own parts (how a transaction begins, what counts as a change, how readers are made and
+    the store closed) are its subclass's."""
 
-    def __init__(self, path: Path, writer: sqlite3.Connection, reader: sqlite3.Connection) -> None:
-        self._path = path
+    BEGIN = "BEGIN"
+    """The statement that opens a batch's transaction."""
+
+    def __init__(self, location: StoreLocation, writer: Any, *, thread_name: str) -> None:
+        self._location = location
+        self._where = str(location)
         self._writer = writer
-        self._reader = reader
         self._queue: queue.SimpleQueue[_Job | _Stop] = queue.SimpleQueue()
         self._closed = False
         self._stop_error: BaseException | None = None
@@ -382,20 +403,30 @@ class Database:
         """Called in the writer thread with each committed write's latency (queued to
         durable), e.g. a Prometheus histogram's ``observe`` (thread-safe)."""
         self._thread = threading.Thread(
-            target=self._run, name=f"store-writer:{path.name}", daemon=True
+            target=self._run, name=f"store-writer:{thread_name}", daemon=True
         )
         self._thread.start()
 
     @classmethod
-    async def open(cls, path: Path) -> Database:
-        """Open (or create) the store at ``path``, check it, and bring its schema up to date."""
-        path = Path(path)
-        writer, reader = await asyncio.to_thread(_open_files, path)
-        return cls(path, writer, reader)
+    async def open(cls, location: StoreLocation | str) -> Database:
+        """Open (or create) the store at ``location`` (a SQLite file or a PostgreSQL URL),
+        check it, and bring its schema up to date."""
+        if isinstance(location, PostgresUrl):
+            # Here, not at the top: the PostgreSQL backend builds on this module.
+            from node.store.postgres import PostgresDatabase
+
+            return await PostgresDatabase.open_url(location)
+        return await SqliteDatabase.open_file(Path(location))
 
     @property
-    def path(self) -> Path:
-        return self._path
+    def location(self) -> StoreLocation:
+        """The store's file or database, as ``Database.open`` takes it."""
+        return self._location
+
+    @property
+    def where(self) -> str:
+        """The store's file or (password-free) URL, for messages."""
+        return self._where
 
     @property
     def closed(self) -> bool:
@@ -404,57 +435,75 @@ class Database:
 
     def write_problem(self) -> str | None:
         """Why writes would fail now (None when the store can take them): closed, writer
-        stopped, file or folder not writable, or the last commit failed."""
+        stopped, or the last commit failed (and, per backend, more)."""
         if self._closed:
             return "store is closed"
         if not self._thread.is_alive():
             return "the store's writer thread has stopped"
-        for target in (self._path, self._path.parent):
-            if not os.access(target, os.W_OK):
-                return f"{target} is not writable"
         return self.commit_failure
+
+    def size_bytes(self) -> int:
+        """How much room the store takes (files, or the database)."""
+        raise NotImplementedError
 
     @property
     def queued(self) -> int:
         """Write jobs waiting for the writer thread."""
         return self._queue.qsize()
 
-    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def submit(self, fn: Callable[[Connection], T]) -> asyncio.Future[T]:
         """Queue ``fn`` for the writer thread now; the future resolves once it is durably
         committed. Jobs commit in the order they were submitted."""
         if self._closed:
-            raise StoreError(f"store {self._path} is closed")
+            raise StoreError(f"store {self._where} is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_Job(fn, loop, future))
         return future
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in the writer thread; return its result once it is durably committed."""
         return await self.submit(fn)
 
-    def reader(self) -> sqlite3.Connection:
+    def reader(self) -> Connection:
         """The event loop's read-only connection, for small fast reads.
 
-        Fetch results fully: a half-read cursor holds a read snapshot open, which keeps the
-        write-ahead log from being folded back into the file."""
-        if self._closed:
-            raise StoreError(f"store {self._path} is closed")
-        return self._reader
+        Fetch results fully: a half-read cursor holds a read snapshot open (on SQLite, it
+        keeps the write-ahead log from being folded back into the file)."""
+        raise NotImplementedError
 
     async def close(self) -> None:
-        """Write everything already queued, checkpoint the log, close the file."""
+        """Write everything already queued, close the store."""
         if self._closed:
             return
         self._closed = True
-        # Closed first so the writer's connection is the last one and can fold the WAL back.
-        self._reader.close()
+        # Readers first, so the writer's connection is the last one (SQLite folds the WAL).
+        self._close_readers()
         self._queue.put(_Stop())
         await asyncio.to_thread(self._thread.join)
         if self._stop_error is not None:
             raise StoreError(
-                f"store {self._path} did not close cleanly: {self._stop_error}"
+                f"store {self._where} did not close cleanly: {self._stop_error}"
             ) from self._stop_error
+
+    # --- what each backend does its own way --------------------------------------------------
+
+    def _close_readers(self) -> None:
+        raise NotImplementedError
+
+    def _close_writer(self) -> None:
+        """In the writer thread, after the last batch."""
+        raise NotImplementedError
+
+    def _prepare_writer(self) -> None:
+        """In the writer thread, before each batch: e.g. reconnect a lost connection."""
+
+    def _in_transaction(self) -> bool:
+        raise NotImplementedError
+
+    def _changes(self) -> int:
+        """Rows changed through the writer so far (only the difference is used)."""
+        raise NotImplementedError
 
     # --- the writer thread -------------------------------------------------------------------
 
@@ -475,20 +524,16 @@ class Database:
                     break
                 batch.append(item)
             self._commit(batch)
-        try:
-            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error as exc:
-            self._stop_error = exc
-        finally:
-            self._writer.close()
+        self._close_writer()
 
     def _commit(self, batch: list[_Job]) -> None:
-        conn = self._writer
         outcomes: list[tuple[bool, Any]] = []
         started = time.perf_counter()
-        changes = conn.total_changes
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            self._prepare_writer()
+            conn = self._writer
+            changes = self._changes()
+            conn.execute(self.BEGIN)
             for index, job in enumerate(batch):
                 outcomes.append(self._run_job(conn, index, job))
             conn.execute("COMMIT")
@@ -501,7 +546,7 @@ class Database:
             )
             outcomes = [(False, reason) for _ in batch]
             own = lost.cause
-            if isinstance(own, sqlite3.Error):
+            if isinstance(own, sqlite3.Error | psycopg.Error):
                 own = _write_failure(own, "not written")
             outcomes[lost.index] = (False, own)
         except Exception as exc:
@@ -510,7 +555,7 @@ class Database:
             reason = _write_failure(exc, "not written: the store could not commit")
             outcomes = [(False, reason) for _ in batch]
         else:
-            if conn.total_changes != changes:
+            if self._changes() != changes:
                 # Only a commit that wrote something shows the store takes writes again; a
                 # transaction that changed nothing commits even on a full disk.
                 self.commit_failure = None
@@ -537,14 +582,12 @@ class Database:
         assert threading.current_thread() is self._thread, "only from inside a write job"
         self._job_callbacks.append(callback)
 
-    def each(
-        self, conn: sqlite3.Connection, parts: Sequence[Callable[[], T]]
-    ) -> list[T | Exception]:
+    def each(self, conn: Connection, parts: Sequence[Callable[[], T]]) -> list[T | Exception]:
         """From inside a write job: run ``parts`` one after another, each under a savepoint
         of its own. A part that raises leaves nothing behind, neither its writes nor the
         after-commit callbacks it registered, and its exception takes its place in the
-        result; the other parts go on. A failure that loses the transaction (disk full, I/O)
-        is not a part's: it ends the job."""
+        result; the other parts go on. A failure that loses the transaction (disk full, I/O,
+        the server gone) is not a part's: it ends the job."""
         assert threading.current_thread() is self._thread, "only from inside a write job"
         results: list[T | Exception] = []
         for part in parts:
@@ -553,7 +596,7 @@ class Database:
             try:
                 value = part()
             except Exception as exc:
-                if not conn.in_transaction or _is_unavailable(exc):
+                if not self._in_transaction() or _is_unavailable(exc):
                     raise
                 conn.execute("ROLLBACK TO part")
                 conn.execute("RELEASE part")
@@ -564,20 +607,20 @@ class Database:
                 results.append(value)
         return results
 
-    def _run_job(self, conn: sqlite3.Connection, index: int, job: _Job) -> tuple[bool, Any]:
+    def _run_job(self, conn: Connection, index: int, job: _Job) -> tuple[bool, Any]:
         conn.execute("SAVEPOINT job")
         self._job_callbacks = []
         try:
             value = job.fn(conn)
         except Exception as exc:
-            if not conn.in_transaction or _is_unavailable(exc):
+            if not self._in_transaction() or _is_unavailable(exc):
                 # SQLite rolls back the whole transaction on some errors (disk full, I/O);
                 # where it does not, the store cannot be trusted to commit the rest either.
                 raise _BatchLost(index, exc) from exc
             conn.execute("ROLLBACK TO job")
             conn.execute("RELEASE job")
             return False, exc
-        if not conn.in_transaction:
+        if not self._in_transaction():
             raise _BatchLost(
                 index, StoreError("a write job must not commit or roll back the transaction")
             )
@@ -587,6 +630,66 @@ class Database:
 
     def _rollback(self) -> None:
         # If ROLLBACK itself fails the transaction is gone anyway; the next BEGIN starts clean.
-        if self._writer.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
+        if self._in_transaction():
+            with contextlib.suppress(sqlite3.Error, psycopg.Error):
                 self._writer.execute("ROLLBACK")
+
+
+class SqliteDatabase(Database):
+    """The store file, its one writer thread and the event loop's read connection."""
+
+    BEGIN = "BEGIN IMMEDIATE"
+
+    def __init__(self, path: Path, writer: sqlite3.Connection, reader: sqlite3.Connection) -> None:
+        self._path = path
+        self._reader = reader
+        super().__init__(path, writer, thread_name=path.name)
+
+    @classmethod
+    async def open_file(cls, path: Path) -> SqliteDatabase:
+        """Open (or create) the store at ``path``, check it, and bring its schema up to date."""
+        writer, reader = await asyncio.to_thread(_open_files, path)
+        return cls(path, writer, reader)
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def write_problem(self) -> str | None:
+        """Also: the file or its folder is not writable."""
+        if self._closed or not self._thread.is_alive():
+            return super().write_problem()
+        for target in (self._path, self._path.parent):
+            if not os.access(target, os.W_OK):
+                return f"{target} is not writable"
+        return self.commit_failure
+
+    def size_bytes(self) -> int:
+        """The store file and its write-ahead log."""
+        return sum(
+            path.stat().st_size
+            for path in (self._path, self._path.with_name(self._path.name + "-wal"))
+            if path.exists()
+        )
+
+    def reader(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError(f"store {self._path} is closed")
+        return self._reader
+
+    def _close_readers(self) -> None:
+        self._reader.close()
+
+    def _close_writer(self) -> None:
+        try:
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            self._stop_error = exc
+        finally:
+            self._writer.close()
+
+    def _in_transaction(self) -> bool:
+        return bool(self._writer.in_transaction)
+
+    def _changes(self) -> int:
+        return int(self._writer.total_changes)

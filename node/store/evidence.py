@@ -10,12 +10,12 @@ inclusion paths and Ed25519 over the labelled statements of DESIGN §3.
 from __future__ import annotations
 
 import base64
-import sqlite3
 from typing import Any
 
 from google.protobuf.message import DecodeError
 
 from node.store.audit import AuditEntry, message_entries, recorded_keys
+from node.store.connection import Connection
 from node.trust.keys import VerifyKey
 from node.trust.manifest import format_time
 from node.wire import pb
@@ -61,7 +61,7 @@ def _signed(envelope: pb.Envelope, keys: dict[str, VerifyKey]) -> dict[str, Any]
     }
 
 
-def bundle(conn: sqlite3.Connection, message_id: str) -> dict[str, Any]:
+def bundle(conn: Connection, message_id: str) -> dict[str, Any]:
     """The evidence of ``message_id``: the message as sent or received, and its reply."""
     entries = message_entries(conn, message_id)
     sent = [e for e in entries if e.kind == "envelope"]

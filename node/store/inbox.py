@@ -9,13 +9,12 @@ Rules kept here:
 
 from __future__ import annotations
 
-import sqlite3
-
 from node.protocol.checks import PriorDelivery
+from node.store.connection import Connection
 from node.store.database import DuplicateEntry
 
 
-def prior(conn: sqlite3.Connection, sender: str, message_id: str) -> PriorDelivery | None:
+def prior(conn: Connection, sender: str, message_id: str) -> PriorDelivery | None:
     """What was accepted before under this id from this sender, if anything."""
     row = conn.execute(
         "SELECT digest, reply FROM inbox WHERE sender = ? AND message_id = ?",
@@ -25,7 +24,7 @@ def prior(conn: sqlite3.Connection, sender: str, message_id: str) -> PriorDelive
 
 
 def record(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     sender: str,
     message_id: str,
@@ -36,23 +35,18 @@ def record(
     received_at: float,
 ) -> None:
     """Remember an accepted message and the signed reply it got."""
-    try:
-        conn.execute(
-            "INSERT INTO inbox (sender, message_id, digest, payload_type, envelope, reply, "
-            "received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (sender, message_id, digest, payload_type, envelope, reply, received_at),
-        )
-    except sqlite3.IntegrityError as exc:
-        if prior(conn, sender, message_id) is not None:
-            raise DuplicateEntry(
-                f"message {message_id} from {sender} is already in the inbox"
-            ) from exc
-        raise
+    # ON CONFLICT, not a caught IntegrityError: on PostgreSQL a failed statement spoils the
+    # transaction, and a second writer's same message waits here for the first to commit.
+    stored = conn.execute(
+        "INSERT INTO inbox (sender, message_id, digest, payload_type, envelope, reply, "
+        "received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sender, message_id) DO NOTHING",
+        (sender, message_id, digest, payload_type, envelope, reply, received_at),
+    )
+    if stored.rowcount != 1:
+        raise DuplicateEntry(f"message {message_id} from {sender} is already in the inbox")
 
 
-def count(
-    conn: sqlite3.Connection, sender: str | None = None, *, payload_type: str | None = None
-) -> int:
+def count(conn: Connection, sender: str | None = None, *, payload_type: str | None = None) -> int:
     """How many messages were accepted (from ``sender``, or from anyone; of one type, or all)."""
     row = conn.execute(
         "SELECT COUNT(*) FROM inbox WHERE (?1 IS NULL OR sender = ?1) "
@@ -65,7 +59,7 @@ def count(
 class InboxReader:
     """``node.protocol.checks.InboxView`` over a connection (usually ``Database.reader()``)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def prior(self, sender: str, message_id: str) -> PriorDelivery | None:

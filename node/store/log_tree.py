@@ -19,12 +19,13 @@ Rules kept here:
 from __future__ import annotations
 
 import logging
-import sqlite3
 import struct
 from collections.abc import Iterable
 from typing import NamedTuple
 
 from node.protocol.merkle import MerkleTree, TreeView, leaf_hash, node_hash, sha256
+from node.store.connection import Connection
+from node.store.database import StoreCorrupt
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +67,13 @@ def leaf_of(entry: EntryFields) -> bytes:
     return leaf_hash(LEAF_DOMAIN + entry_bytes(entry))
 
 
-def tree_size(conn: sqlite3.Connection) -> int:
+def tree_size(conn: Connection) -> int:
     """How many entries the stored tree covers."""
     (last,) = conn.execute("SELECT max(idx) FROM audit_tree WHERE level = 0").fetchone()
     return 0 if last is None else int(last) + 1
 
 
-def append_leaves(conn: sqlite3.Connection, first: int, hashes: Iterable[bytes]) -> int:
+def append_leaves(conn: Connection, first: int, hashes: Iterable[bytes]) -> int:
     """Add leaf hashes as leaves ``first, first + 1, …`` and every perfect subtree they
     complete (inside the caller's transaction); return the new size."""
     made: dict[tuple[int, int], bytes] = {}
@@ -85,7 +86,7 @@ def append_leaves(conn: sqlite3.Connection, first: int, hashes: Iterable[bytes])
             "SELECT hash FROM audit_tree WHERE level = ? AND idx = ?", (level, index)
         ).fetchone()
         if row is None:
-            raise sqlite3.IntegrityError(f"evidence tree node {level}/{index} is missing")
+            raise StoreCorrupt(f"evidence tree node {level}/{index} is missing")
         return bytes(row[0])
 
     size = first
@@ -104,7 +105,7 @@ def append_leaves(conn: sqlite3.Connection, first: int, hashes: Iterable[bytes])
     return size
 
 
-def catch_up(conn: sqlite3.Connection) -> int:
+def catch_up(conn: Connection) -> int:
     """Fold entries the tree does not cover yet into it, in seq order, up to the first gap
     (a store from before the tree, inside a write job); return how many were added."""
     size = tree_size(conn)
@@ -129,7 +130,7 @@ def catch_up(conn: sqlite3.Connection) -> int:
     return len(hashes)
 
 
-def stored_leaf(conn: sqlite3.Connection, index: int) -> bytes | None:
+def stored_leaf(conn: Connection, index: int) -> bytes | None:
     """Leaf ``index`` as stored (a purged entry's only trace of its body)."""
     row = conn.execute(
         "SELECT hash FROM audit_tree WHERE level = 0 AND idx = ?", (index,)
@@ -140,7 +141,7 @@ def stored_leaf(conn: sqlite3.Connection, index: int) -> bytes | None:
 class StoredTree(TreeView):
     """The evidence tree as the store holds it, read through ``conn``."""
 
-    def __init__(self, conn: sqlite3.Connection, size: int | None = None) -> None:
+    def __init__(self, conn: Connection, size: int | None = None) -> None:
         super().__init__(tree_size(conn) if size is None else size, sha256)
         self._conn = conn
 
@@ -153,7 +154,7 @@ class StoredTree(TreeView):
         return bytes(row[0])
 
 
-def stored_nodes(conn: sqlite3.Connection) -> Iterable[tuple[int, int, bytes]]:
+def stored_nodes(conn: Connection) -> Iterable[tuple[int, int, bytes]]:
     """Every stored node as (level, index, hash), leaves first, each level left to right."""
     for level, index, digest in conn.execute(
         "SELECT level, idx, hash FROM audit_tree ORDER BY level, idx"
@@ -161,7 +162,7 @@ def stored_nodes(conn: sqlite3.Connection) -> Iterable[tuple[int, int, bytes]]:
         yield int(level), int(index), bytes(digest)
 
 
-def disagreement(conn: sqlite3.Connection, leaves: list[bytes]) -> tuple[int, str] | None:
+def disagreement(conn: Connection, leaves: list[bytes]) -> tuple[int, str] | None:
     """Where the stored tree and the entries' leaf hashes part: the first entry (seq) it
     concerns and a sentence; None when every stored node is what the entries make."""
     expected = MerkleTree(leaves)

@@ -9,18 +9,18 @@ Rules kept here:
   forward only over a contiguous run of settled rows, and moves back only when an operator
   retries a dead-lettered row below it, so catch-up after a restart starts at the cursor.
 
-Functions take a ``sqlite3.Connection``: writes run inside ``Database.write`` jobs, reads on
+Functions take a ``Connection``: writes run inside ``Database.write`` jobs, reads on
 either connection. They do not commit.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from node.store.connection import Connection
 from node.store.database import DuplicateEntry
 
 PENDING = "pending"
@@ -78,7 +78,7 @@ def _check_state(state: str) -> None:
         raise ValueError(f"state must be one of {', '.join(STATES)}, not {state!r}")
 
 
-def _peer_of(conn: sqlite3.Connection, seq: int) -> tuple[str, str]:
+def _peer_of(conn: Connection, seq: int) -> tuple[str, str]:
     row = conn.execute("SELECT peer, state FROM outbox WHERE seq = ?", (seq,)).fetchone()
     if row is None:
         raise ValueError(f"no outbox item has seq {seq}")
@@ -86,7 +86,7 @@ def _peer_of(conn: sqlite3.Connection, seq: int) -> tuple[str, str]:
 
 
 def enqueue(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     peer: str,
     message_id: str,
@@ -97,23 +97,19 @@ def enqueue(
     correlation_id: str = "",
 ) -> int:
     """Add a pending message for ``peer``; return its ``seq``."""
-    try:
-        cursor = conn.execute(
-            "INSERT INTO outbox (peer, message_id, payload_type, correlation_id, envelope, "
-            "digest, created_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
-            (peer, message_id, payload_type, correlation_id, envelope, digest, created_at),
-        )
-    except sqlite3.IntegrityError as exc:
-        if get(conn, message_id) is not None:
-            raise DuplicateEntry(f"message {message_id} is already in the outbox") from exc
-        raise
-    seq = cursor.lastrowid
-    assert seq is not None
-    return seq
+    rows = conn.execute(
+        "INSERT INTO outbox (peer, message_id, payload_type, correlation_id, envelope, "
+        "digest, created_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending') "
+        "ON CONFLICT (message_id) DO NOTHING RETURNING seq",
+        (peer, message_id, payload_type, correlation_id, envelope, digest, created_at),
+    ).fetchall()
+    if not rows:
+        raise DuplicateEntry(f"message {message_id} is already in the outbox")
+    return int(rows[0][0])
 
 
 def pending_batch(
-    conn: sqlite3.Connection, peer: str, limit: int, *, skip: Collection[int] = ()
+    conn: Connection, peer: str, limit: int, *, skip: Collection[int] = ()
 ) -> list[OutboxItem]:
     """The next ``limit`` pending messages for ``peer`` above its cursor, in ``seq`` order,
     leaving out the seqs in ``skip`` (rows whose settlement is being recorded)."""
@@ -134,14 +130,14 @@ def pending_batch(
     return [_item(row) for row in rows]
 
 
-def mark_delivered(conn: sqlite3.Connection, seq: int, *, reply: bytes, at: float) -> None:
+def mark_delivered(conn: Connection, seq: int, *, reply: bytes, at: float) -> None:
     """Record the peer's signed reply; a no-op unless the item is still pending."""
     peer, _ = _peer_of(conn, seq)  # an unknown seq is a ValueError
     mark_delivered_batch(conn, peer, [(seq, reply, b"")], at=at)
 
 
 def mark_delivered_batch(
-    conn: sqlite3.Connection, peer: str, replies: Sequence[tuple[int, bytes, bytes]], *, at: float
+    conn: Connection, peer: str, replies: Sequence[tuple[int, bytes, bytes]], *, at: float
 ) -> None:
     """``mark_delivered`` for many items of one peer, each (seq, reply, envelope as sent),
     advancing its cursor once. A row keeps the envelope that went out with its batch
@@ -150,16 +146,14 @@ def mark_delivered_batch(
     flight)."""
     conn.executemany(
         "UPDATE outbox SET state = 'delivered', reply = ?, delivered_at = ?, "
-        "envelope = CASE WHEN ? = x'' THEN envelope ELSE ? END "
+        "envelope = CASE WHEN length(?) = 0 THEN envelope ELSE ? END "
         "WHERE seq = ? AND peer = ? AND state = 'pending'",
         [(reply, at, sent, sent, seq, peer) for seq, reply, sent in replies],
     )
     advance_cursor(conn, peer)
 
 
-def mark_failed_attempt(
-    conn: sqlite3.Connection, seqs: Sequence[int], *, error: str, at: float
-) -> None:
+def mark_failed_attempt(conn: Connection, seqs: Sequence[int], *, error: str, at: float) -> None:
     """Count one more failed attempt for each pending item in ``seqs``."""
     conn.executemany(
         "UPDATE outbox SET attempts = attempts + 1, last_error = ?, last_attempt_at = ? "
@@ -169,7 +163,7 @@ def mark_failed_attempt(
 
 
 def dead_letter(
-    conn: sqlite3.Connection, seq: int, *, reason: str, at: float, reply: bytes | None = None
+    conn: Connection, seq: int, *, reason: str, at: float, reply: bytes | None = None
 ) -> None:
     """Park a pending item for an operator; a no-op if it is already settled.
 
@@ -186,7 +180,7 @@ def dead_letter(
 
 
 def dead_letter_expired(
-    conn: sqlite3.Connection,
+    conn: Connection,
     peer: str,
     *,
     older_than: float,
@@ -206,7 +200,7 @@ def dead_letter_expired(
 
 
 def retry(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     seqs: Sequence[int] | None = None,
     peer: str | None = None,
@@ -248,13 +242,13 @@ def retry(
     return [int(seq) for seq, _ in rows]
 
 
-def cursor(conn: sqlite3.Connection, peer: str) -> int:
+def cursor(conn: Connection, peer: str) -> int:
     """The highest seq below which (inclusive) all of ``peer``'s items are settled."""
     row = conn.execute("SELECT seq FROM peer_cursor WHERE peer = ?", (peer,)).fetchone()
     return 0 if row is None else int(row[0])
 
 
-def advance_cursor(conn: sqlite3.Connection, peer: str) -> int:
+def advance_cursor(conn: Connection, peer: str) -> int:
     """Move ``peer``'s cursor over the settled rows just above it; return the cursor."""
     current = cursor(conn, peer)
     first_pending = conn.execute(
@@ -279,7 +273,7 @@ def advance_cursor(conn: sqlite3.Connection, peer: str) -> int:
     return int(top)
 
 
-def depth(conn: sqlite3.Connection, peer: str) -> tuple[int, float | None]:
+def depth(conn: Connection, peer: str) -> tuple[int, float | None]:
     """How many items wait for ``peer``, and when the oldest of them was created."""
     count, oldest = conn.execute(
         "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE peer = ? AND state = 'pending'",
@@ -288,7 +282,7 @@ def depth(conn: sqlite3.Connection, peer: str) -> tuple[int, float | None]:
     return int(count), None if oldest is None else float(oldest)
 
 
-def last_delivered_at(conn: sqlite3.Connection, peer: str) -> float | None:
+def last_delivered_at(conn: Connection, peer: str) -> float | None:
     """When the newest delivered item for ``peer`` was receipted; None if none was.
 
     The newest by ``seq`` rather than the greatest ``delivered_at``: the index gives it in
@@ -302,7 +296,7 @@ def last_delivered_at(conn: sqlite3.Connection, peer: str) -> float | None:
     return None if row is None or row[0] is None else float(row[0])
 
 
-def depths(conn: sqlite3.Connection) -> dict[str, tuple[int, float | None]]:
+def depths(conn: Connection) -> dict[str, tuple[int, float | None]]:
     """``depth`` for every peer that has pending items."""
     rows = conn.execute(
         "SELECT peer, COUNT(*), MIN(created_at) FROM outbox WHERE state = 'pending' "
@@ -311,7 +305,7 @@ def depths(conn: sqlite3.Connection) -> dict[str, tuple[int, float | None]]:
     return {str(peer): (int(count), float(oldest)) for peer, count, oldest in rows}
 
 
-def dead_count(conn: sqlite3.Connection, peer: str | None = None) -> int:
+def dead_count(conn: Connection, peer: str | None = None) -> int:
     """How many items are dead-lettered (for ``peer``, or in all)."""
     if peer is None:
         row = conn.execute("SELECT COUNT(*) FROM outbox WHERE state = 'dead'").fetchone()
@@ -323,7 +317,7 @@ def dead_count(conn: sqlite3.Connection, peer: str | None = None) -> int:
 
 
 def list_items(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     state: str | None = None,
     peer: str | None = None,
@@ -348,9 +342,7 @@ def list_items(
     return [_item(row) for row in rows]
 
 
-def sent_before(
-    conn: sqlite3.Connection, *, peer: str, payload_type: str, correlation_id: str
-) -> bool:
+def sent_before(conn: Connection, *, peer: str, payload_type: str, correlation_id: str) -> bool:
     """Whether a message of this type and correlation id was ever queued for ``peer``."""
     row = conn.execute(
         "SELECT 1 FROM outbox WHERE peer = ? AND payload_type = ? AND correlation_id = ? LIMIT 1",
@@ -359,7 +351,7 @@ def sent_before(
     return row is not None
 
 
-def get(conn: sqlite3.Connection, message_id: str) -> OutboxItem | None:
+def get(conn: Connection, message_id: str) -> OutboxItem | None:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM outbox WHERE message_id = ?",  # noqa: S608
         (message_id,),

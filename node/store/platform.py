@@ -5,9 +5,10 @@ feed cursors, the platform events already taken and the applications the federat
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
+
+from node.store.connection import Connection
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class PlatformItem:
 
 
 def enqueue(
-    conn: sqlite3.Connection, *, kind: str, case_id: str, payload: dict[str, Any], at: float
+    conn: Connection, *, kind: str, case_id: str, payload: dict[str, Any], at: float
 ) -> None:
     conn.execute(
         "INSERT INTO platform_outbox (kind, case_id, payload, created_at) VALUES (?, ?, ?, ?)",
@@ -34,7 +35,7 @@ def enqueue(
     )
 
 
-def pending(conn: sqlite3.Connection, limit: int = 100) -> list[PlatformItem]:
+def pending(conn: Connection, limit: int = 100) -> list[PlatformItem]:
     rows = conn.execute(
         "SELECT seq, kind, case_id, payload, state, created_at, attempts, last_error "
         "FROM platform_outbox WHERE state = 'pending' ORDER BY seq LIMIT ?",
@@ -43,7 +44,7 @@ def pending(conn: sqlite3.Connection, limit: int = 100) -> list[PlatformItem]:
     return [PlatformItem(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
 
 
-def settle(conn: sqlite3.Connection, seq: int, *, state: str, at: float, error: str = "") -> None:
+def settle(conn: Connection, seq: int, *, state: str, at: float, error: str = "") -> None:
     conn.execute(
         "UPDATE platform_outbox SET state = ?, settled_at = ?, last_error = ?, "
         "attempts = attempts + 1 WHERE seq = ?",
@@ -51,14 +52,14 @@ def settle(conn: sqlite3.Connection, seq: int, *, state: str, at: float, error: 
     )
 
 
-def failed_attempt(conn: sqlite3.Connection, seq: int, error: str) -> None:
+def failed_attempt(conn: Connection, seq: int, error: str) -> None:
     conn.execute(
         "UPDATE platform_outbox SET attempts = attempts + 1, last_error = ? WHERE seq = ?",
         (error, seq),
     )
 
 
-def depth(conn: sqlite3.Connection) -> tuple[int, float | None, int]:
+def depth(conn: Connection) -> tuple[int, float | None, int]:
     """Pending items, the oldest pending one's creation time, and parked items."""
     waiting, oldest = conn.execute(
         "SELECT count(*), min(created_at) FROM platform_outbox WHERE state = 'pending'"
@@ -67,12 +68,12 @@ def depth(conn: sqlite3.Connection) -> tuple[int, float | None, int]:
     return int(waiting), oldest, int(dead)
 
 
-def cursor(conn: sqlite3.Connection, feed: str) -> str | None:
+def cursor(conn: Connection, feed: str) -> str | None:
     row = conn.execute("SELECT cursor FROM platform_cursors WHERE feed = ?", (feed,)).fetchone()
     return None if row is None else str(row[0])
 
 
-def save_cursor(conn: sqlite3.Connection, feed: str, value: str, at: float) -> None:
+def save_cursor(conn: Connection, feed: str, value: str, at: float) -> None:
     conn.execute(
         "INSERT INTO platform_cursors (feed, cursor, updated_at) VALUES (?, ?, ?) "
         "ON CONFLICT (feed) DO UPDATE SET cursor = excluded.cursor, "
@@ -81,7 +82,7 @@ def save_cursor(conn: sqlite3.Connection, feed: str, value: str, at: float) -> N
     )
 
 
-def event_outcome(conn: sqlite3.Connection, event_id: str) -> str | None:
+def event_outcome(conn: Connection, event_id: str) -> str | None:
     row = conn.execute(
         "SELECT outcome FROM platform_events WHERE event_id = ?", (event_id,)
     ).fetchone()
@@ -93,7 +94,7 @@ DEFERRED = "deferred"
 
 
 def record_event(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     event_id: str,
     case_id: str,
@@ -111,7 +112,7 @@ def record_event(
     )
 
 
-def has_deferred(conn: sqlite3.Connection, case_id: str) -> bool:
+def has_deferred(conn: Connection, case_id: str) -> bool:
     row = conn.execute(
         "SELECT 1 FROM platform_events WHERE case_id = ? AND outcome = 'deferred' LIMIT 1",
         (case_id,),
@@ -119,7 +120,7 @@ def has_deferred(conn: sqlite3.Connection, case_id: str) -> bool:
     return row is not None
 
 
-def deferred_events(conn: sqlite3.Connection) -> list[tuple[str, str, dict[str, Any]]]:
+def deferred_events(conn: Connection) -> list[tuple[str, str, dict[str, Any]]]:
     """(event id, case id, body) of every event waiting to be tried again, in the order
     they were first deferred."""
     rows = conn.execute(
@@ -134,7 +135,7 @@ REFUSAL = "refusal"
 "field", "reason", "in_dialect"}}``."""
 
 
-def application_outcome(conn: sqlite3.Connection, reference: str) -> str | None:
+def application_outcome(conn: Connection, reference: str) -> str | None:
     """What became of a platform application the federation refused (``refused:<code>``);
     None for one never refused (a submitted one is found by its Idempotency-Key)."""
     row = conn.execute(
@@ -144,7 +145,7 @@ def application_outcome(conn: sqlite3.Connection, reference: str) -> str | None:
 
 
 def refuse_application(
-    conn: sqlite3.Connection, *, reference: str, refusal: dict[str, Any], at: float
+    conn: Connection, *, reference: str, refusal: dict[str, Any], at: float
 ) -> bool:
     """Record a platform application as taken and refused, and queue the refusal for the
     platform, together; False (and nothing changed) if it was refused before."""

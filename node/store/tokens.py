@@ -14,11 +14,11 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from node.store.connection import Connection
 from node.store.database import Database, DuplicateEntry
 
 SCOPES = ("platform", "operator", "read")
@@ -43,9 +43,7 @@ def new_token() -> str:
     return PREFIX + secrets.token_urlsafe(32)
 
 
-def create(
-    conn: sqlite3.Connection, *, name: str, scope: str, now: float, token: str | None = None
-) -> str:
+def create(conn: Connection, *, name: str, scope: str, now: float, token: str | None = None) -> str:
     """A new token of ``scope`` named ``name``; the only time the token is seen. ``token``
     puts one made by ``new_token`` elsewhere in force here too (one viewer for a mesh)."""
     if scope not in SCOPES:
@@ -58,17 +56,17 @@ def create(
     token = token or new_token()
     if not TOKEN_PATTERN.fullmatch(token):
         raise ValueError("not a token made by new_token()")
-    try:
-        conn.execute(
-            "INSERT INTO api_tokens (token_hash, name, scope, created_at) VALUES (?, ?, ?, ?)",
-            (token_hash(token), name, scope, now),
-        )
-    except sqlite3.IntegrityError:
-        raise DuplicateEntry(f"a token named {name!r} is already in force") from None
+    stored = conn.execute(
+        "INSERT INTO api_tokens (token_hash, name, scope, created_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
+        (token_hash(token), name, scope, now),
+    )
+    if stored.rowcount != 1:
+        raise DuplicateEntry(f"a token named {name!r} is already in force")
     return token
 
 
-def lookup(conn: sqlite3.Connection, token: str) -> ApiToken | None:
+def lookup(conn: Connection, token: str) -> ApiToken | None:
     """The token in force that ``token`` is, or None."""
     if not TOKEN_PATTERN.fullmatch(token):
         return None
@@ -83,7 +81,7 @@ def lookup(conn: sqlite3.Connection, token: str) -> ApiToken | None:
     return ApiToken(str(row[1]), str(row[2]), float(row[3]))
 
 
-def listed(conn: sqlite3.Connection) -> list[ApiToken]:
+def listed(conn: Connection) -> list[ApiToken]:
     """Every token ever made, in force or revoked, oldest first (no secrets: there are none)."""
     rows = conn.execute(
         "SELECT name, scope, created_at, revoked_at FROM api_tokens ORDER BY created_at, name"
@@ -93,7 +91,7 @@ def listed(conn: sqlite3.Connection) -> list[ApiToken]:
     ]
 
 
-def revoke(conn: sqlite3.Connection, *, name: str, now: float) -> bool:
+def revoke(conn: Connection, *, name: str, now: float) -> bool:
     """Revoke the token in force named ``name``; False when there is none."""
     cursor = conn.execute(
         "UPDATE api_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", (now, name)
