@@ -60,7 +60,7 @@ def _server_user() -> pwd.struct_passwd | None:
     pytest.fail("running as root, and neither a postgres nor a nobody user exists to run it")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -140,7 +140,7 @@ def start_server() -> PostgresServer:
         cwd=folder,
         **as_user,  # type: ignore[arg-type]
     )
-    port = _free_port()
+    port = free_port()
     log = (folder / "server.log").open("wb")
     process = subprocess.Popen(
         [

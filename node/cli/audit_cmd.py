@@ -21,6 +21,7 @@ from node.cli.output import (
     zoned_time,
 )
 from node.store.audit import Purged, purge, read_only, verify_store
+from node.store.connection import STORE_HELP, StoreLocation, store_location
 from node.store.database import Database, StoreError
 from node.store.evidence import EvidenceError, bundle
 from node.store.lock import StoreInUse, StoreLock
@@ -37,7 +38,7 @@ def register(commands: Any) -> None:
         epilog=VERIFY_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    verify.add_argument("--store", type=Path, required=True, help="the node's store file")
+    verify.add_argument("--store", type=store_location, required=True, help=STORE_HELP)
     verify.add_argument("--json", action="store_true", help="machine-readable output")
     verify.set_defaults(run=run_verify)
     evidence = sub.add_parser(
@@ -55,7 +56,7 @@ def register(commands: Any) -> None:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    evidence.add_argument("--store", type=Path, required=True, help="the node's store file")
+    evidence.add_argument("--store", type=store_location, required=True, help=STORE_HELP)
     evidence.add_argument("--message-id", required=True, help="the message's id")
     evidence.set_defaults(run=run_evidence)
     purge = sub.add_parser(
@@ -71,7 +72,7 @@ def register(commands: Any) -> None:
         epilog="exit codes:\n  0  purged (or nothing to purge)\n  2  nothing was changed",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    purge.add_argument("--store", type=Path, required=True, help="the node's store file")
+    purge.add_argument("--store", type=store_location, required=True, help=STORE_HELP)
     purge.add_argument(
         "--before",
         type=_instant,
@@ -88,7 +89,7 @@ def _instant(text: str) -> float:
 
 
 def run_purge(args: argparse.Namespace) -> int:
-    if not args.store.is_file():
+    if isinstance(args.store, Path) and not args.store.is_file():
         return fail(f"store file {args.store} does not exist", EXIT_NOT_CHECKED)
     if args.before > time.time():
         return fail("--before is in the future: a purge only reaches into the past")
@@ -126,7 +127,7 @@ def run_purge(args: argparse.Namespace) -> int:
     return EXIT_VERIFIED
 
 
-async def _purge(store: Path, before: float) -> Purged:
+async def _purge(store: StoreLocation, before: float) -> Purged:
     db = await Database.open(store)
     try:
         return await db.write(lambda conn: purge(conn, before=before, now=time.time()))
@@ -147,7 +148,7 @@ def run_evidence(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    if not args.store.exists():
+    if isinstance(args.store, Path) and not args.store.exists():
         return fail(f"store file {args.store} does not exist", EXIT_NOT_CHECKED)
     try:
         report = verify_store(args.store)

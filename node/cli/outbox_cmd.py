@@ -16,6 +16,7 @@ from typing import Any
 from node.cli.output import emit_json, fail, table
 from node.runtime.config import ConfigError, load_config
 from node.store import outbox
+from node.store.connection import StoreLocation
 from node.store.database import Database, StoreError
 from node.trust.manifest import format_time
 
@@ -37,7 +38,7 @@ def register(commands: Any) -> None:
     retry.set_defaults(run=run_retry)
 
 
-def _store_path(config_path: Path) -> Path:
+def _store_path(config_path: Path) -> StoreLocation:
     return load_config(config_path, os.environ).paths.store
 
 

@@ -49,7 +49,7 @@ def register(commands: Any) -> None:
 
 def _with_store(config: Path, work: Callable[[Database], Any]) -> Any:
     path = load_config(config, os.environ).paths.store
-    if not path.exists():
+    if isinstance(path, Path) and not path.exists():
         raise StoreError(f"there is no store at {path}; start the node once, or check --config")
 
     async def go() -> Any:

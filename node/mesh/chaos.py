@@ -54,6 +54,7 @@ from node.mesh.load import (
 from node.mesh.processes import Mesh, MeshError
 from node.mesh.record import Kind, MeshNode
 from node.store.audit import AuditReport, verify_store
+from node.store.connection import StoreLocation
 from node.store.database import StoreError
 
 KILL_NODE: Final = "kill_node"
@@ -381,7 +382,7 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _verified(store: Path) -> AuditReport:
+def _verified(store: StoreLocation) -> AuditReport:
     """``yrd audit verify --store`` on one node's store."""
     try:
         return verify_store(store)

@@ -21,6 +21,7 @@ from node.delivery.config import DeliveryConfig as DeliveryConfig  # read here, 
 from node.platform.config import PlatformConfig
 from node.protocol.checks import DEFAULT_CLOCK_WINDOW, DEFAULT_MAX_MESSAGE_BYTES
 from node.protocol.envelope import MAX_BATCH_MESSAGES
+from node.store.connection import PostgresUrl, StoreLocation, store_location
 from node.transport.admission import PeerLimits
 from node.trust.keys import (
     VerifyKey,
@@ -48,8 +49,9 @@ class Paths:
     """The TLS certificate; its DNS SAN is the node id."""
     ca_cert: Path
     """The federation CA certificate that every peer's TLS certificate chains to."""
-    store: Path
-    """The SQLite store file."""
+    store: StoreLocation
+    """The store: a SQLite file (``[paths] store``), or a PostgreSQL database (``[store]
+    url = "postgresql://…"``); exactly one of the two is given."""
 
 
 @dataclass(frozen=True)
@@ -125,12 +127,11 @@ def parse_config(
 ) -> NodeConfig:
     where = str(source or "config")
     paths_table = _get(data, "paths", dict, where)
-    paths = Paths(
-        **{
-            name: base / _get(paths_table, name, str, f"{where} [paths]")
-            for name in ("manifest", "signing_key", "tls_key", "tls_cert", "ca_cert", "store")
-        }
-    )
+    files = {
+        name: base / _get(paths_table, name, str, f"{where} [paths]")
+        for name in ("manifest", "signing_key", "tls_key", "tls_cert", "ca_cert")
+    }
+    paths = Paths(**files, store=_store(data, paths_table, base, where))
     anchors = []
     for i, text in enumerate(_get(data, "governance_keys", list, where)):
         try:
@@ -208,6 +209,36 @@ def parse_config(
 
 
 Section = TypeVar("Section")
+
+
+def _store(
+    data: Mapping[str, Any], paths_table: Mapping[str, Any], base: Path, where: str
+) -> StoreLocation:
+    """``[paths] store`` (a SQLite file) or ``[store] url`` (PostgreSQL): exactly one."""
+    store_t = _opt(data, "store", dict, {}, where)
+    unknown = sorted(set(store_t) - {"url"})
+    if unknown:
+        raise ConfigError(f"{where} [store]: unknown key {unknown[0]!r} (only 'url' is read)")
+    if "url" in store_t:
+        if "store" in paths_table:
+            raise ConfigError(
+                f"{where}: both [paths] 'store' and [store] 'url' are given; keep one (a SQLite "
+                "file, or a PostgreSQL database)"
+            )
+        location = store_location(_get(store_t, "url", str, f"{where} [store]"))
+        if not isinstance(location, PostgresUrl):
+            raise ConfigError(
+                f"{where} [store]: 'url' must be a postgresql:// URL, not {location}; a SQLite "
+                "store is [paths] 'store'"
+            )
+        return location
+    if "store" not in paths_table:
+        raise ConfigError(
+            f"{where}: missing the store: [paths] 'store' (a SQLite file) or [store] 'url' "
+            "(a postgresql:// URL)"
+        )
+    store_file: str = _get(paths_table, "store", str, f"{where} [paths]")
+    return base / store_file
 
 
 def _section(data: Mapping[str, Any], name: str, defaults: Section, where: str) -> Section:

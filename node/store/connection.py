@@ -68,6 +68,9 @@ class PostgresUrl:
         return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
+STORE_HELP = "the node's store: its SQLite file, or its postgresql:// URL"
+"""What a ``--store`` argument takes, for every command's help."""
+
 StoreLocation = Path | PostgresUrl
 """Where a store is: a SQLite file, or a PostgreSQL database."""
 

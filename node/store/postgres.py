@@ -82,14 +82,27 @@ def _bind(order: tuple[int, ...] | None, parameters: Sequence[Any]) -> tuple[Any
 
 
 class PgConnection:
-    """A psycopg connection that speaks the store's ``Connection`` protocol."""
+    """A psycopg connection that speaks the store's ``Connection`` protocol. A read-only one
+    found broken by a statement (the server restarted) connects again and runs the statement
+    once more: a read outside a transaction may be repeated."""
 
-    def __init__(self, raw: RawConnection) -> None:
+    def __init__(self, raw: RawConnection, *, url: PostgresUrl, read_only: bool) -> None:
         self.raw = raw
+        self._url = url
+        self._read_only = read_only
         self.changes = 0
         """Rows inserted, updated or deleted through this connection."""
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> psycopg.ClientCursor[Any]:
+        try:
+            return self._execute(sql, parameters)
+        except psycopg.OperationalError:
+            if not (self._read_only and self.raw.broken):
+                raise
+        self.raw = connect(self._url, read_only=True).raw
+        return self._execute(sql, parameters)
+
+    def _execute(self, sql: str, parameters: Sequence[Any]) -> psycopg.ClientCursor[Any]:
         cursor = psycopg.ClientCursor(self.raw)
         query, order = translate(sql)
         # Always a sequence, even empty: psycopg reads the query's placeholders only then.
@@ -135,7 +148,7 @@ def connect(url: PostgresUrl, *, read_only: bool = False) -> PgConnection:
         raise StoreUnavailable(f"cannot reach the store database {url}: {detail}") from exc
     if read_only:
         raw.execute("SET default_transaction_read_only = on")
-    return PgConnection(raw)
+    return PgConnection(raw, url=url, read_only=read_only)
 
 
 def _schema_version(conn: RawConnection, url: PostgresUrl) -> int:

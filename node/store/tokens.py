@@ -16,9 +16,8 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from node.store.connection import Connection
+from node.store.connection import Connection, StoreLocation
 from node.store.database import Database, DuplicateEntry
 
 SCOPES = ("platform", "operator", "read")
@@ -100,7 +99,7 @@ def revoke(conn: Connection, *, name: str, now: float) -> bool:
 
 
 async def issue(
-    store: Path, wanted: Sequence[tuple[str, str, str | None]], *, now: float
+    store: StoreLocation, wanted: Sequence[tuple[str, str, str | None]], *, now: float
 ) -> dict[str, str]:
     """Open the store at ``store`` (creating it) and make a token for each (name, scope,
     token or None); the tokens by name."""
