@@ -197,3 +197,7 @@ def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> StoreLocat
     if request.param == "sqlite":
         return tmp_path / "node.db"
     return PostgresUrl(request.getfixturevalue("postgres_url"))
+
+
+FILE_ONLY = pytest.mark.parametrize("store_location", ["sqlite"], indirect=True)
+"""For a test that edits a store file behind the node's back (with ``sqlite3``): SQLite only."""

@@ -13,10 +13,12 @@ import pytest
 from node.protocol.envelope import Sealed, header, seal
 from node.store import audit
 from node.store.audit import GENESIS, AuditEntry, entry_hash, verify_chain, verify_store
+from node.store.connection import IntegrityError, StoreLocation
 from node.store.database import Database
 from node.trust.keys import SigningKey
 from node.trust.manifest import PROVINCES, KeyEntry, Manifest, Member, sign_manifest
 from node.wire import pb
+from tests.postgres import FILE_ONLY
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -63,8 +65,8 @@ def federation() -> Federation:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    store = await Database.open(tmp_path / "node.db")
+async def db(store_location: StoreLocation) -> AsyncIterator[Database]:
+    store = await Database.open(store_location)
     yield store
     await store.close()
 
@@ -176,9 +178,7 @@ async def test_intact_chain_verifies(db: Database, federation: Federation, tmp_p
     report = verify_chain(db.reader())
     assert (report.ok, report.entries, report.first_bad_seq) == (True, 7, None)
     await db.close()
-    from_file = verify_store(
-        tmp_path / "node.db", governance_keys=[federation.governance.verify_key]
-    )
+    from_file = verify_store(db.location, governance_keys=[federation.governance.verify_key])
     assert from_file.ok
     assert from_file.entries == 7
 
@@ -200,6 +200,7 @@ async def test_manifest_not_signed_by_governance_is_named(
     assert "not signed by a governance key" in report.reason
 
 
+@FILE_ONLY
 async def test_edited_body_is_found(db: Database, federation: Federation, tmp_path: Path) -> None:
     """Changing one byte of an entry's body makes verification stop at that entry."""
     await exchange(db, federation)
@@ -213,6 +214,7 @@ async def test_edited_body_is_found(db: Database, federation: Federation, tmp_pa
     assert report.reason == "hash does not match its content"
 
 
+@FILE_ONLY
 async def test_rehashed_entry_breaks_the_next_link(
     db: Database, federation: Federation, tmp_path: Path
 ) -> None:
@@ -243,6 +245,7 @@ async def test_rehashed_entry_breaks_the_next_link(
     assert report.reason == "prev_hash does not link to entry 2"
 
 
+@FILE_ONLY
 async def test_forged_signature_is_found_even_with_hashes_recomputed(
     db: Database, federation: Federation, tmp_path: Path
 ) -> None:
@@ -298,6 +301,7 @@ async def test_revoked_key_keeps_old_evidence_verifiable(
     assert (report.ok, report.entries) == (True, 6)
 
 
+@FILE_ONLY
 async def test_gap_in_sequence_is_found(
     db: Database, federation: Federation, tmp_path: Path
 ) -> None:
@@ -312,6 +316,7 @@ async def test_gap_in_sequence_is_found(
     assert report.reason == "gap in sequence: entry 3 is missing"
 
 
+@FILE_ONLY
 async def test_deleted_tail_is_found_and_stays_found(
     db: Database, federation: Federation, tmp_path: Path
 ) -> None:
@@ -338,9 +343,9 @@ async def test_deleted_tail_is_found_and_stays_found(
 async def test_update_and_delete_are_refused(db: Database, federation: Federation) -> None:
     """The node's own SQL cannot change or remove evidence: the triggers abort it."""
     await exchange(db, federation, count=1)
-    with pytest.raises(sqlite3.IntegrityError, match="audit log is append-only"):
+    with pytest.raises(IntegrityError, match="audit log is append-only"):
         await db.write(lambda c: c.execute("UPDATE audit SET peer = 'anhui' WHERE seq = 2"))
-    with pytest.raises(sqlite3.IntegrityError, match="audit log is append-only"):
+    with pytest.raises(IntegrityError, match="audit log is append-only"):
         await db.write(lambda c: c.execute("DELETE FROM audit WHERE seq = 3"))
     assert verify_chain(db.reader()).entries == 3
 

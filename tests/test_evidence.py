@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from node.mesh.layout import read_manifest
 from node.protocol.envelope import header, seal_batch
 from node.store import audit
+from node.store.connection import PostgresUrl, StoreLocation
 from node.store.database import Database
 from node.trust.keys import SigningKey, load_signing_key
 from node.wire import pb
@@ -96,9 +97,11 @@ def keys_of(manifest_path: Path) -> dict[str, str]:
     }
 
 
-def evidence(store: Path, message_id: str) -> subprocess.CompletedProcess[str]:
+def evidence(store: StoreLocation, message_id: str) -> subprocess.CompletedProcess[str]:
+    """``yrd audit evidence --store`` on a store file or a database URL."""
+    where = store.url if isinstance(store, PostgresUrl) else str(store)
     return subprocess.run(
-        [*YRD, "audit", "evidence", "--store", str(store), "--message-id", message_id],
+        [*YRD, "audit", "evidence", "--store", where, "--message-id", message_id],
         capture_output=True,
         text=True,
         timeout=BUDGET,
@@ -137,8 +140,8 @@ async def test_both_sides_of_a_real_exchange_give_bundles_the_checker_accepts(
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    store = await Database.open(tmp_path / "node.db")
+async def db(store_location: StoreLocation) -> AsyncIterator[Database]:
+    store = await Database.open(store_location)
     yield store
     await store.close()
 
@@ -195,7 +198,7 @@ async def test_a_batched_message_and_its_batched_receipt_verify_alone(
 
     await db.write(record)
     assert audit.verify_chain(db.reader()).ok
-    shown = evidence(db.path, sent.message_id)
+    shown = evidence(db.location, sent.message_id)
     assert shown.returncode == 0, shown.stderr
     bundle = json.loads(shown.stdout)
     assert bundle["signature"]["batch"]["tree_size"] == 5
@@ -222,7 +225,7 @@ def _key(mesh: Path, province: str) -> SigningKey:
 
 
 async def test_no_evidence_and_no_store_are_told_apart(db: Database, tmp_path: Path) -> None:
-    missing = evidence(db.path, "no-such-message")
+    missing = evidence(db.location, "no-such-message")
     assert missing.returncode == 1
     assert "holds no message 'no-such-message'" in missing.stderr
     assert missing.stdout == ""

@@ -13,17 +13,19 @@ import pytest
 from node.protocol.merkle import MerkleTree, verify_consistency, verify_inclusion
 from node.store import audit, log_tree
 from node.store.audit import GENESIS, entry_hash, verify_chain
+from node.store.connection import StoreLocation
 from node.store.database import Database
 from node.store.schema import MIGRATIONS
 from tests.federation import make_federation
+from tests.postgres import FILE_ONLY
 from tests.test_audit import attacker, rechain
 
 NOW = 1_767_225_600.0
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    store = await Database.open(tmp_path / "node.db")
+async def db(store_location: StoreLocation) -> AsyncIterator[Database]:
+    store = await Database.open(store_location)
     yield store
     await store.close()
 
@@ -128,6 +130,7 @@ async def test_a_store_from_before_the_tree_has_its_entries_folded_in(tmp_path: 
         await db.close()
 
 
+@FILE_ONLY
 async def test_an_entry_rewritten_and_rechained_is_caught_by_the_tree(db: Database) -> None:
     """The linear chain alone calls this log intact; the stored tree names the entry."""
     await fill(db, [10])
@@ -140,6 +143,7 @@ async def test_an_entry_rewritten_and_rechained_is_caught_by_the_tree(db: Databa
     assert "does not match entry 7" in report.reason
 
 
+@FILE_ONLY
 async def test_an_edited_or_shortened_tree_is_named(db: Database) -> None:
     await fill(db, [9])
     conn = attacker(db.path)
@@ -155,6 +159,7 @@ async def test_an_edited_or_shortened_tree_is_named(db: Database) -> None:
     assert "covers 8 of the log's 9 entries" in report.reason
 
 
+@FILE_ONLY
 async def test_a_gap_stops_the_tree_but_never_the_appends(db: Database) -> None:
     await fill(db, [6])
     conn = attacker(db.path)
@@ -170,7 +175,7 @@ async def test_a_gap_stops_the_tree_but_never_the_appends(db: Database) -> None:
 async def test_the_tree_is_append_only_through_sql(db: Database) -> None:
     await fill(db, [2])
     with pytest.raises(Exception, match="append-only"):
-        await db.write(lambda c: c.execute("UPDATE audit_tree SET hash = zeroblob(32)"))
+        await db.write(lambda c: c.execute("UPDATE audit_tree SET hash = ?", (bytes(32),)))
     with pytest.raises(Exception, match="append-only"):
         await db.write(lambda c: c.execute("DELETE FROM audit_tree"))
     assert log_tree.tree_size(db.reader()) == 2

@@ -15,7 +15,8 @@ Rules kept here:
   ``BYTEA``, integers are ``BIGINT`` (SQLite's are 64-bit), ``INTEGER PRIMARY KEY
   AUTOINCREMENT`` is an identity column (never reused either). Tables whose SQL orders or pages
   by SQLite's implicit ``rowid`` get an explicit identity column of that name, so the store's
-  SQL is written once.
+  SQL is written once. Likewise ``sqlite_sequence`` holds the evidence log's high-water mark
+  (which SQLite keeps there for ``AUTOINCREMENT``), raised by a trigger on every insert.
 - The store's SQL uses two SQLite JSON functions in one narrow form each: ``json_extract(doc,
   '$.key')`` and ``SELECT value FROM json_each(<JSON array of integers>)``. The baseline
   defines both, for those forms, so that SQL too is written once.
@@ -79,8 +80,23 @@ CREATE TABLE inbox (
     PRIMARY KEY (sender, message_id)
 );
 
+-- The evidence log numbers its own entries from the high-water mark (node/store/audit.py);
+-- on SQLite that mark is AUTOINCREMENT's row in sqlite_sequence, here a row of a table of the
+-- same name that every insert raises, in the inserting transaction.
+CREATE TABLE sqlite_sequence (
+    name TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL
+);
+CREATE FUNCTION raise_high_water() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO sqlite_sequence (name, seq) VALUES (TG_TABLE_NAME, NEW.seq)
+    ON CONFLICT (name) DO UPDATE SET seq = GREATEST(sqlite_sequence.seq, excluded.seq);
+    RETURN NULL;
+END;
+$$;
+
 CREATE TABLE audit (
-    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    seq BIGINT PRIMARY KEY,
     recorded_at DOUBLE PRECISION NOT NULL,
     direction TEXT NOT NULL,
     peer TEXT NOT NULL,
@@ -91,6 +107,8 @@ CREATE TABLE audit (
     hash BYTEA NOT NULL,
     purged_at DOUBLE PRECISION
 );
+CREATE TRIGGER audit_high_water AFTER INSERT ON audit
+    FOR EACH ROW EXECUTE FUNCTION raise_high_water();
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
     FOR EACH ROW EXECUTE FUNCTION refuse_change('audit log is append-only');
 -- Retention empties a message entry's body once; nothing else about an entry ever changes.
