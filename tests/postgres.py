@@ -201,3 +201,9 @@ def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> StoreLocat
 
 FILE_ONLY = pytest.mark.parametrize("store_location", ["sqlite"], indirect=True)
 """For a test that edits a store file behind the node's back (with ``sqlite3``): SQLite only."""
+
+
+def store_in_database(config: Path, url: str) -> None:
+    """Rewrite a mesh node's ``node.toml`` to keep its store in the database at ``url``."""
+    text = config.read_text().replace('store = "node.db"\n', "")
+    config.write_text(text + f'\n[store]\nurl = "{url}"\n')

@@ -1,11 +1,11 @@
-"""``yrd outbox list|retry`` run in-process through ``main(argv)`` against a real store file:
-what waits, what is parked, and putting parked messages back in line."""
+"""``yrd outbox list|retry`` run in-process through ``main(argv)`` against a real store (a
+SQLite file, or a PostgreSQL database named by ``[store] url``): what waits, what is parked,
+and putting parked messages back in line."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +16,11 @@ import pytest
 from node.cli.main import main
 from node.runtime.config import load_config
 from node.store import outbox
+from node.store.audit import read_only
+from node.store.connection import Connection, PostgresUrl, StoreLocation
 from node.store.database import Database
 from tests.nodes import make_mesh
+from tests.postgres import store_in_database
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 PARK_REASON = "payload_not_allowed: the manifest policy does not allow this node to send probe"
@@ -29,7 +32,7 @@ class Store:
     """shanghai's node.toml and the seqs of the rows put in its store."""
 
     config: Path
-    path: Path
+    path: StoreLocation
     pending: list[int]
     """p0 (never tried) and p1 (one failed attempt), to jiangsu."""
     dead: list[int]
@@ -45,33 +48,27 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def contents(path: Path) -> list[list[tuple[Any, ...]]]:
+def contents(path: StoreLocation) -> list[list[tuple[Any, ...]]]:
     """Every outbox row and cursor, read with a connection of its own."""
-    conn = sqlite3.connect(path)
-    try:
+    with read_only(path) as conn:
         return [
-            conn.execute("SELECT * FROM outbox ORDER BY seq").fetchall(),
-            conn.execute("SELECT * FROM peer_cursor ORDER BY peer").fetchall(),
+            [tuple(r) for r in conn.execute("SELECT * FROM outbox ORDER BY seq").fetchall()],
+            [tuple(r) for r in conn.execute("SELECT * FROM peer_cursor ORDER BY peer").fetchall()],
         ]
-    finally:
-        conn.close()
 
 
-def row(path: Path, seq: int) -> outbox.OutboxItem:
-    conn = sqlite3.connect(path)
-    try:
+def row(path: StoreLocation, seq: int) -> outbox.OutboxItem:
+    with read_only(path) as conn:
         [found] = [i for i in outbox.list_items(conn, limit=100) if i.seq == seq]
         return found
-    finally:
-        conn.close()
 
 
-async def populate(path: Path) -> tuple[list[int], list[int], int]:
+async def populate(path: StoreLocation) -> tuple[list[int], list[int], int]:
     db = await Database.open(path)
     try:
 
-        def add(peer: str, message_id: str) -> Callable[[sqlite3.Connection], int]:
-            def job(conn: sqlite3.Connection) -> int:
+        def add(peer: str, message_id: str) -> Callable[[Connection], int]:
+            def job(conn: Connection) -> int:
                 return outbox.enqueue(
                     conn,
                     peer=peer,
@@ -101,11 +98,15 @@ async def populate(path: Path) -> tuple[list[int], list[int], int]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
+def store(tmp_path: Path, store_location: StoreLocation) -> Store:
     mesh = make_mesh(tmp_path, ("shanghai", "jiangsu", "zhejiang"))
     config = mesh / "shanghai" / "node.toml"
+    if isinstance(store_location, PostgresUrl):
+        store_in_database(config, store_location.url)
     path = load_config(config, {}).paths.store
-    assert path == mesh / "shanghai" / "node.db"
+    assert path == (
+        store_location if isinstance(store_location, PostgresUrl) else mesh / "shanghai" / "node.db"
+    )
     pending, dead, delivered = asyncio.run(populate(path))
     return Store(config, path, pending, dead, delivered)
 

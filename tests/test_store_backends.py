@@ -23,7 +23,7 @@ from node.store.lock import StoreInUse, StoreLock
 from node.store.postgres import translate
 from node.store.schema import MIGRATIONS, SCHEMA_VERSION
 from tests.nodes import BUDGET, make_mesh
-from tests.postgres import PostgresServer, free_port
+from tests.postgres import PostgresServer, free_port, store_in_database
 from tests.test_store import enqueue
 
 T0 = 1_767_225_600.0
@@ -219,8 +219,8 @@ def test_a_node_on_an_unreachable_database_exits_non_zero(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``yrd node run`` with ``[store] url`` pointing nowhere stops with a message, exit 1."""
-    url = f"postgresql://yrd@127.0.0.1:{free_port()}/nowhere"
-    config = _config_with(tmp_path, f'[store]\nurl = "{url}"\n', keep_file=False)
+    config = make_mesh(tmp_path) / "shanghai" / "node.toml"
+    store_in_database(config, f"postgresql://yrd@127.0.0.1:{free_port()}/nowhere")
     assert main(["node", "run", "--config", str(config)]) != 0
     assert "cannot reach the store database" in capsys.readouterr().err
 
@@ -272,7 +272,9 @@ def _config_with(tmp_path: Path, store_lines: str, *, keep_file: bool) -> Path:
 def test_the_store_url_is_read_from_the_store_section(tmp_path: Path) -> None:
     """``[store] url`` puts the node's store in a PostgreSQL database."""
     url = "postgresql://yrd@db.example:5432/shanghai"
-    config = load_config(_config_with(tmp_path, f'[store]\nurl = "{url}"\n', keep_file=False), {})
+    config_file = make_mesh(tmp_path) / "shanghai" / "node.toml"
+    store_in_database(config_file, url)
+    config = load_config(config_file, {})
     assert config.paths.store == PostgresUrl(url)
 
 
