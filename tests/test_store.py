@@ -16,7 +16,7 @@ import pytest
 from node.protocol.checks import PriorDelivery
 from node.store import database, inbox, outbox
 from node.store.audit import read_only
-from node.store.connection import Connection, DriverError, StoreLocation
+from node.store.connection import Connection, DriverError, PostgresUrl, StoreLocation
 from node.store.database import Database, DuplicateEntry, StoreCorrupt, StoreError
 from node.store.schema import MIGRATIONS, SCHEMA_VERSION
 from tests.nodes import BUDGET
@@ -188,17 +188,17 @@ async def test_reopen_keeps_data_and_runs_migrations_once(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-async def test_write_survives_process_killed_without_close(tmp_path: Path) -> None:
+async def test_write_survives_process_killed_without_close(store_location: StoreLocation) -> None:
     """A process that dies right after write() returns, without closing, loses nothing."""
-    path = tmp_path / "node.db"
+    where = store_location.url if isinstance(store_location, PostgresUrl) else str(store_location)
     script = f"""
 import asyncio, os
-from pathlib import Path
+from node.store.connection import store_location
 from node.store.database import Database
 from node.store import outbox
 
 async def main():
-    store = await Database.open(Path({str(path)!r}))
+    store = await Database.open(store_location({where!r}))
     await store.write(lambda c: outbox.enqueue(
         c, peer="jiangsu", message_id="m1", payload_type="heartbeat",
         envelope=b"e", digest=b"d", created_at=1.0))
@@ -208,7 +208,7 @@ asyncio.run(main())
 """
     child = await asyncio.create_subprocess_exec(sys.executable, "-c", script, cwd=REPO)
     assert await asyncio.wait_for(child.wait(), timeout=BUDGET) == 0
-    store = await Database.open(path)
+    store = await Database.open(store_location)
     try:
         assert outbox.get(store.reader(), "m1") is not None
     finally:
