@@ -7,6 +7,7 @@ Run::
     .venv/bin/python bench/exchange.py --quick          # smoke run (a few s)
     .venv/bin/python bench/exchange.py --json           # JSON on stdout, report on stderr
     .venv/bin/python bench/exchange.py --paths node-stream --messages 20000   # to profile
+    .venv/bin/python bench/exchange.py --paths node-stream --store postgres   # SQLite vs PostgreSQL
 
 What is measured, per path: messages/s, p50 and p99 latency per message, the ratio to the
 matching bare echo, and the CPU time (user + system, all threads) each side's process spent
@@ -52,6 +53,10 @@ core) and stay meaningful when other work on the machine makes the rates noisy.
     ``created_at`` (set in the write that queues it) to ``delivered_at`` (receipt checked,
     recorded in the commit that follows); throughput is messages over the wall time from the
     first ``send()`` to the last receipt.
+``node-stream-pg`` (with ``--store postgres``)
+    ``node-stream`` again, after the other rows, with both nodes' stores in databases of a
+    private PostgreSQL server this run starts (``tests/postgres.py``): the same path, the
+    same nodes and mesh, only the store differs.
 ``open-loop``
     ``node-stream`` offered ``--rate`` messages/s for ``--seconds`` (1,000 × 10 s): the
     i-th ``courier.send`` starts at i/rate by the clock, in a task of its own, whatever the
@@ -107,7 +112,6 @@ import platform
 import random
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -135,7 +139,8 @@ from node.protocol.envelope import MAX_BATCH_MESSAGES, digest, header, seal, sig
 from node.protocol.replies import receipt_for
 from node.runtime.config import NodeConfig, load_config
 from node.runtime.node import Node
-from node.store import inbox, outbox
+from node.store import inbox, outbox, tokens
+from node.store.connection import Connection, PostgresUrl
 from node.store.database import Database
 from node.transport.client import PeerChannel
 from node.transport.server import TRANSPORT_HEADROOM
@@ -143,6 +148,10 @@ from node.trust.keys import load_signing_key
 from node.trust.manifest import Member
 from node.trust.tls import TlsMaterial
 from node.wire import DELIVER_STREAM_METHOD, SERVICE_NAME, pb
+
+# The private PostgreSQL server of the tests, for --store postgres.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.postgres import start_server, store_in_database
 
 SENDER = "shanghai"
 RECEIVER = "jiangsu"
@@ -160,10 +169,14 @@ PATHS = (
     "echo-durable",
     "node-unary",
     "node-stream",
+    "node-stream-pg",
     "open-loop",
     "backlog",
 )
 """Every path, in table order (``--paths`` selects some)."""
+ON_POSTGRES = {"node-stream-pg": "node-stream"}
+"""Rows that are another row with the nodes' stores on PostgreSQL (``--store postgres``)."""
+DEFAULT_PATHS = tuple(p for p in PATHS if p not in ON_POSTGRES)
 ECHO_MODES = {"echo-signed": "signed", "echo-durable": "durable"}
 """The floor rows, each against its own echo server doing that much of a node's work."""
 BASELINES = {
@@ -172,6 +185,7 @@ BASELINES = {
     "echo-durable": "echo-stream",
     "node-unary": "echo-unary",
     "node-stream": "echo-stream",
+    "node-stream-pg": "echo-stream",
     "open-loop": "echo-stream",
     "backlog": "echo-stream",
 }
@@ -465,7 +479,7 @@ class EchoAnswer:
             future.set_result(receipt)
             return future
 
-        def store(conn: sqlite3.Connection) -> bytes:
+        def store(conn: Connection) -> bytes:
             inbox.record(
                 conn,
                 sender=accepted.sender.node_id,
@@ -831,7 +845,7 @@ async def echo_paths(
 # -- node paths ----------------------------------------------------------------------------
 
 
-def pending(conn: sqlite3.Connection, after: int = 0) -> int:
+def pending(conn: Connection, after: int = 0) -> int:
     """Probes past ``after`` (an outbox seq) not yet settled in the sender's outbox: an
     index-only count, cheaper than ``outbox.depth``, since it is polled every few ms."""
     row = conn.execute(
@@ -841,7 +855,7 @@ def pending(conn: sqlite3.Connection, after: int = 0) -> int:
     return int(row[0])
 
 
-def last_seq(conn: sqlite3.Connection) -> int:
+def last_seq(conn: Connection) -> int:
     row = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()
     return int(row[0])
 
@@ -855,7 +869,7 @@ class Settled:
     delivered_at: float
 
 
-def settled_since(conn: sqlite3.Connection, after: int, expected: int) -> list[Settled]:
+def settled_since(conn: Connection, after: int, expected: int) -> list[Settled]:
     """The probes queued after seq ``after``, each delivered, and sent over ``Exchange``:
     the envelope a delivered row keeps is the one that went out, with its batch proof."""
     rows = conn.execute(
@@ -881,7 +895,7 @@ def probes(first: int, count: int) -> list[tuple[str, pb.Probe]]:
     return [("probe", pb.Probe(sequence=first + i)) for i in range(count)]
 
 
-async def drained(reader: sqlite3.Connection, after: int, child: Child, timeout: float) -> None:
+async def drained(reader: Connection, after: int, child: Child, timeout: float) -> None:
     """Wait until every probe past ``after`` is settled; polled, not hooked: the benchmark
     reads the store and does not reach into the delivery worker."""
     deadline = time.monotonic() + timeout
@@ -1171,6 +1185,40 @@ async def node_paths(
     return results, facts
 
 
+NodeRows = Callable[
+    [argparse.Namespace, NodeConfig], Awaitable[tuple[list[Result], dict[str, object]]]
+]
+"""``node_paths`` for the given arguments and sender config, on the run's mesh."""
+
+
+async def on_postgres(
+    args: argparse.Namespace, mesh: Path, sender_config: NodeConfig, node_rows: NodeRows
+) -> tuple[list[Result], dict[str, object]]:
+    """The ``ON_POSTGRES`` rows: their node rows again, with both nodes' stores moved to
+    databases of a private PostgreSQL server (started here, stopped at the end)."""
+    server = await asyncio.to_thread(start_server)
+    try:
+        for province in (SENDER, RECEIVER):
+            url = server.new_database()
+            store_in_database(mesh / province / "node.toml", url)
+            # The mesh's read token, so the report can ask the receiver for its inbox count.
+            viewer = mesh_token(mesh, "", "read")
+            await tokens.issue(PostgresUrl(url), [("viewer", "read", viewer)], now=time.time())
+        on_database = load_config(mesh / SENDER / "node.toml", {})
+        sender = replace(sender_config, paths=on_database.paths)
+        rows = [ON_POSTGRES[p] for p in args.paths if p in ON_POSTGRES]
+        results, facts = await node_rows(
+            argparse.Namespace(**{**vars(args), "paths": rows}), sender
+        )
+    finally:
+        await asyncio.to_thread(server.stop)
+    moved = {row: pg for pg, row in ON_POSTGRES.items()}
+    for result in results:
+        result.key = moved[result.key]
+        result.label = "node stream, both nodes on PostgreSQL"
+    return results, facts
+
+
 # -- report ----------------------------------------------------------------------------------
 
 
@@ -1333,14 +1381,24 @@ async def benchmark(args: argparse.Namespace, workdir: Path) -> list[Result]:
                 batch_size,
                 sender_config.max_message_bytes,
             )
-        facts: dict[str, object] = {}
-        if any(p.startswith("node-") for p in args.paths):
+        runs: list[tuple[str, dict[str, object]]] = []
+        if any(p in DEFAULT_PATHS and p.startswith("node-") for p in args.paths):
             nodes, facts = await node_paths(args, mesh, workdir, children, sender_config)
             results += nodes
+            runs.append(("", facts))
+        if any(p in ON_POSTGRES for p in args.paths):
+            nodes, facts = await on_postgres(
+                args,
+                mesh,
+                sender_config,
+                lambda a, c: node_paths(a, mesh, workdir, children, c),
+            )
+            results += nodes
+            runs.append(("on PostgreSQL, ", facts))
         print_table(results)
-        if facts:
+        for where, facts in runs:
             print(
-                f"receiver inbox: {facts.get('receiver_inbox')} messages "
+                f"{where}receiver inbox: {facts.get('receiver_inbox')} messages "
                 f"(expected {facts['expected_inbox']}); sender store: "
                 f"{facts['sender_commits']} commits for {facts['sender_jobs']} write jobs"
             )
@@ -1383,8 +1441,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--paths",
-        default=",".join(PATHS),
-        help=f"comma-separated subset of {','.join(PATHS)} (default: all)",
+        default=",".join(DEFAULT_PATHS),
+        help=f"comma-separated subset of {','.join(DEFAULT_PATHS)} (default: all)",
+    )
+    parser.add_argument(
+        "--store",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="postgres: also run node-stream with both nodes on PostgreSQL (node-stream-pg)",
     )
     parser.add_argument(
         "--rate", type=float, default=1000.0, help="open loop: messages/s offered (default 1000)"
@@ -1428,9 +1492,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.rate <= 0 or args.seconds <= 0:
         parser.error("--rate and --seconds must be positive")
     args.paths = [p.strip() for p in args.paths.split(",") if p.strip()]
-    unknown = [p for p in args.paths if p not in PATHS]
+    unknown = [p for p in args.paths if p not in DEFAULT_PATHS]
     if unknown or not args.paths:
-        parser.error(f"--paths: unknown {unknown}; choose from {', '.join(PATHS)}")
+        parser.error(f"--paths: unknown {unknown}; choose from {', '.join(DEFAULT_PATHS)}")
+    if args.store == "postgres":
+        args.paths += [pg for pg, row in ON_POSTGRES.items() if row in args.paths]
     return args
 
 

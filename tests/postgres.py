@@ -6,7 +6,8 @@
   trust authentication for the one user. PostgreSQL refuses to run as root: started by root,
   it runs as the unprivileged ``postgres`` user (or ``nobody``).
 - Without the package, a PostgreSQL test skips on a workstation and fails in CI (``CI=true``),
-  naming it: ``make test`` installs it when it can.
+  naming it: ``make test`` installs it when it can. ``start_server`` itself knows nothing of
+  pytest (``bench/exchange.py --store postgres`` starts one too).
 - Tests that use it are marked ``slow``: the first one starts the server (a process). It is
   stopped with a signal at the end of the session, so no process starts then.
 """
@@ -23,16 +24,18 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 import pytest
 
 from node.store.connection import PostgresUrl, StoreLocation
 
+T = TypeVar("T")
 START_SECONDS = 30.0
 _names = count(1)
 
@@ -50,6 +53,10 @@ def server_bindir() -> Path | None:
     return Path(candidates[0]).parent if candidates else None
 
 
+class ServerMissing(RuntimeError):
+    """The PostgreSQL server programs are not installed."""
+
+
 def _server_user() -> pwd.struct_passwd | None:
     """Who runs the server: None (this user) unless this is root, which PostgreSQL refuses."""
     if os.getuid() != 0:
@@ -57,7 +64,7 @@ def _server_user() -> pwd.struct_passwd | None:
     for name in ("postgres", "nobody"):
         with contextlib.suppress(KeyError):
             return pwd.getpwnam(name)
-    pytest.fail("running as root, and neither a postgres nor a nobody user exists to run it")
+    raise RuntimeError("running as root, and no postgres or nobody user exists to run PostgreSQL")
 
 
 def free_port() -> int:
@@ -105,16 +112,11 @@ class PostgresServer:
 
 
 def start_server() -> PostgresServer:
-    """initdb a new cluster in a temporary folder and start it; skip (or fail in CI) without
-    the PostgreSQL package."""
+    """initdb a new cluster in a temporary folder and start it; ``ServerMissing`` without the
+    PostgreSQL package."""
     bindir = server_bindir()
     if bindir is None:
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(
-                "the PostgreSQL server (initdb) is missing in CI: `make test` installs Debian's "
-                "postgresql package"
-            )
-        pytest.skip("PostgreSQL (initdb) is missing: Debian package postgresql")
+        raise ServerMissing("PostgreSQL (initdb) is missing: Debian package postgresql")
     account = _server_user()
     folder = Path(tempfile.mkdtemp(prefix="yrd-postgres-"))
     data = folder / "data"
@@ -122,7 +124,8 @@ def start_server() -> PostgresServer:
     if account is not None:
         for owned in (folder, data):
             os.chown(owned, account.pw_uid, account.pw_gid)
-    as_user = {} if account is None else {"user": account.pw_uid, "group": account.pw_gid}
+    user = None if account is None else account.pw_uid
+    group = None if account is None else account.pw_gid
     subprocess.run(
         [
             str(bindir / "initdb"),
@@ -138,7 +141,8 @@ def start_server() -> PostgresServer:
         check=True,
         capture_output=True,
         cwd=folder,
-        **as_user,  # type: ignore[arg-type]
+        user=user,
+        group=group,
     )
     port = free_port()
     log = (folder / "server.log").open("wb")
@@ -159,7 +163,8 @@ def start_server() -> PostgresServer:
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=folder,
-        **as_user,  # type: ignore[arg-type]
+        user=user,
+        group=group,
     )
     log.close()
     server = PostgresServer(folder, port, process)
@@ -170,15 +175,31 @@ def start_server() -> PostgresServer:
             return server
         except psycopg.OperationalError:
             if process.poll() is not None or time.monotonic() > deadline:
-                server.stop()
                 output = (folder / "server.log").read_text(errors="replace")[-2000:]
-                pytest.fail(f"the test PostgreSQL server did not start:\n{output}")
+                server.stop()
+                raise RuntimeError(
+                    f"the private PostgreSQL server did not start:\n{output}"
+                ) from None
             time.sleep(0.05)
+
+
+def missing_server_is_a_skip(start: Callable[[], T]) -> T:
+    """``start()``; without the PostgreSQL package, a skip on a workstation and a failure in
+    CI (``CI=true``). ``start`` returning None counts as missing too."""
+    try:
+        found = start()
+        if found is None:
+            raise ServerMissing("PostgreSQL (initdb) is missing: Debian package postgresql")
+    except ServerMissing as missing:
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(f"{missing}, in CI: `make test` installs Debian's postgresql package")
+        pytest.skip(str(missing))
+    return found
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    server = start_server()
+    server = missing_server_is_a_skip(start_server)
     yield server
     server.stop()
 

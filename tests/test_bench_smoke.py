@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.nodes import BUDGET
+from tests.postgres import missing_server_is_a_skip, server_bindir
 
 pytestmark = pytest.mark.slow
 
@@ -58,6 +59,25 @@ def test_quick_benchmark_runs_every_path_and_delivers_everything() -> None:
     # The human report goes to stderr with --json.
     inbox = re.search(r"receiver inbox: (\d+) messages \(expected (\d+)\)", result.stderr)
     assert inbox is not None and inbox.group(1) == inbox.group(2)
+
+
+def test_quick_benchmark_on_postgres_measures_node_stream_on_both_stores() -> None:
+    """bench/exchange.py --store postgres runs node-stream on SQLite and again with both nodes
+    on a private PostgreSQL server, and each receiver holds every message it was sent."""
+    missing_server_is_a_skip(server_bindir)
+    quick = ["--quick", "--json", "--paths", "node-stream", "--store", "postgres"]
+    result = subprocess.run(
+        [sys.executable, str(BENCH), *quick],
+        capture_output=True,
+        text=True,
+        timeout=2 * BUDGET,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    rows = {row["path"]: row for row in json.loads(result.stdout)["rows"]}
+    assert list(rows) == ["node-stream", "node-stream-pg"]
+    assert all(row["msg_per_s"] > 0 for row in rows.values())
+    counts = re.findall(r"receiver inbox: (\d+) messages \(expected (\d+)\)", result.stderr)
+    assert len(counts) == 2 and all(held == expected for held, expected in counts)
 
 
 def test_quick_case_benchmark_prints_both_figures() -> None:

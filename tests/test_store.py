@@ -223,7 +223,7 @@ async def test_close_writes_everything_queued_then_refuses(tmp_path: Path) -> No
     await store.close()
     assert store.closed
     assert all(t.done() and isinstance(t.result(), int) for t in tasks)
-    assert rows(store.path, "SELECT COUNT(*) FROM outbox") == [(50,)]
+    assert rows(tmp_path / "node.db", "SELECT COUNT(*) FROM outbox") == [(50,)]
     assert not (tmp_path / "node.db-wal").exists()
     with pytest.raises(StoreError, match="closed"):
         await store.write(enqueue("anhui", "late"))
