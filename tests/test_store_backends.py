@@ -23,7 +23,7 @@ from node.store.lock import StoreInUse, StoreLock
 from node.store.postgres import translate
 from node.store.schema import MIGRATIONS, SCHEMA_VERSION
 from tests.nodes import BUDGET, make_mesh
-from tests.postgres import PostgresServer, free_port, store_in_database
+from tests.postgres import PostgresServer, free_port, missing_server_is_a_skip, store_in_database
 from tests.test_store import enqueue
 
 T0 = 1_767_225_600.0
@@ -294,3 +294,20 @@ def test_a_store_given_twice_or_not_at_all_is_refused(
     """Exactly one store: a file or a URL, named as the message says."""
     with pytest.raises(ConfigError, match=refusal):
         load_config(_config_with(tmp_path, lines, keep_file=keep_file), {})
+
+
+def test_a_missing_server_skips_on_a_workstation_and_fails_in_ci(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without the postgresql package the PostgreSQL tests skip, unless CI=true: then they
+    fail, naming the package."""
+
+    def absent() -> None:
+        return None
+
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="Debian package postgresql"):
+        missing_server_is_a_skip(absent)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="installs Debian's postgresql package"):
+        missing_server_is_a_skip(absent)
