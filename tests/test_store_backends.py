@@ -16,12 +16,13 @@ import pytest
 
 from node.cli.main import main
 from node.runtime.config import ConfigError, load_config
-from node.store import inbox, outbox, schema_postgres
+from node.store import audit, inbox, outbox, schema_postgres
 from node.store.connection import Connection, PostgresUrl, store_location
 from node.store.database import Database, DuplicateEntry, StoreError, StoreUnavailable
 from node.store.lock import StoreInUse, StoreLock
 from node.store.postgres import translate
 from node.store.schema import MIGRATIONS, SCHEMA_VERSION
+from tests.federation import make_federation
 from tests.nodes import BUDGET, make_mesh
 from tests.postgres import PostgresServer, free_port, missing_server_is_a_skip, store_in_database
 from tests.test_store import enqueue
@@ -311,3 +312,33 @@ def test_a_missing_server_skips_on_a_workstation_and_fails_in_ci(
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="installs Debian's postgresql package"):
         missing_server_is_a_skip(absent)
+
+
+async def test_two_writers_append_one_unbroken_evidence_chain(postgres_url: str) -> None:
+    """Two Database objects appending evidence at once: the head is locked while one appends,
+    so every entry lands in one chain that verifies, none lost or numbered twice."""
+    first = await Database.open(PostgresUrl(postgres_url))
+    second = await Database.open(PostgresUrl(postgres_url))
+    manifest = make_federation().signed()
+
+    def entry(writer: str, i: int) -> Callable[[Connection], object]:
+        return lambda conn: audit.append(
+            conn,
+            direction="local",
+            peer="",
+            message_id=f"manifest-{writer}-{i}",
+            kind="manifest",
+            body=manifest,
+            recorded_at=T0 + i,
+        )
+
+    try:
+        await asyncio.gather(
+            *(first.write(entry("a", i)) for i in range(60)),
+            *(second.write(entry("b", i)) for i in range(60)),
+        )
+        report = audit.verify_chain(first.reader())
+        assert (report.ok, report.entries) == (True, 120), report.reason
+    finally:
+        await first.close()
+        await second.close()

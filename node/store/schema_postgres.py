@@ -87,6 +87,8 @@ CREATE TABLE sqlite_sequence (
     name TEXT PRIMARY KEY,
     seq BIGINT NOT NULL
 );
+-- From the start, so the first append, too, locks the head (node/store/audit.py).
+INSERT INTO sqlite_sequence (name, seq) VALUES ('audit', 0);
 CREATE FUNCTION raise_high_water() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO sqlite_sequence (name, seq) VALUES (TG_TABLE_NAME, NEW.seq)
