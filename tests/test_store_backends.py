@@ -214,6 +214,9 @@ async def test_an_unreachable_database_at_start_is_a_clear_error() -> None:
     with pytest.raises(StoreUnavailable, match="cannot reach the store database") as refused:
         await Database.open(url)
     assert "secret" not in str(refused.value)
+    # The URL as text is a database too, never a file named after it.
+    with pytest.raises(StoreUnavailable, match="cannot reach the store database"):
+        await Database.open(url.url)
 
 
 def test_a_node_on_an_unreachable_database_exits_non_zero(

@@ -47,7 +47,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import errors as pg_errors
 
-from node.store.connection import Connection, PostgresUrl, StoreLocation
+from node.store.connection import Connection, PostgresUrl, StoreLocation, store_location
 from node.store.schema import MIGRATIONS
 
 T = TypeVar("T")
@@ -411,6 +411,8 @@ class Database:
     async def open(cls, location: StoreLocation | str) -> Database:
         """Open (or create) the store at ``location`` (a SQLite file or a PostgreSQL URL),
         check it, and bring its schema up to date."""
+        if isinstance(location, str):
+            location = store_location(location)
         if isinstance(location, PostgresUrl):
             # Here, not at the top: the PostgreSQL backend builds on this module.
             from node.store.postgres import PostgresDatabase
@@ -422,11 +424,6 @@ class Database:
     def location(self) -> StoreLocation:
         """The store's file or database, as ``Database.open`` takes it."""
         return self._location
-
-    @property
-    def where(self) -> str:
-        """The store's file or (password-free) URL, for messages."""
-        return self._where
 
     @property
     def closed(self) -> bool:
