@@ -27,6 +27,7 @@ from node.delivery.worker import (
     Settlement,
 )
 from node.store import outbox
+from node.store.connection import StoreLocation
 from node.store.database import Database
 from node.store.outbox import OutboxItem
 from node.transport.errors import PeerUnavailable
@@ -245,8 +246,8 @@ class Rig:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    store = await Database.open(tmp_path / "node.db")
+async def db(store_location: StoreLocation) -> AsyncIterator[Database]:
+    store = await Database.open(store_location)
     yield store
     await store.close()
 
@@ -480,7 +481,7 @@ async def test_restarted_worker_catches_up_from_the_persisted_cursor(
     assert outbox.cursor(rig.db.reader(), PEER) == seqs[0]
     await rig.db.close()
 
-    reopened = await Database.open(tmp_path / "node.db")
+    reopened = await Database.open(rig.db.location)
     try:
         restarted = Rig(reopened, rig.clock)
         assert outbox.cursor(reopened.reader(), PEER) == seqs[0]

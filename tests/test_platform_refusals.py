@@ -34,6 +34,7 @@ from node.platform.adapter import ApplicationRefusal
 from node.platform.config import PlatformConfig
 from node.runtime.node import Node
 from node.store import platform as platform_store
+from node.store.connection import StoreLocation
 from node.store.database import Database
 from node.store.schema import MIGRATIONS
 from tests.nodes import config_for, eventually, make_mesh, serving, settled
@@ -128,10 +129,12 @@ def test_every_kind_has_a_code_in_every_dialect() -> None:
 # --- the node's store ------------------------------------------------------------------------
 
 
-async def test_a_refused_application_is_recorded_and_queued_once(tmp_path: Path) -> None:
+async def test_a_refused_application_is_recorded_and_queued_once(
+    store_location: StoreLocation,
+) -> None:
     """Recording a refused application queues its refusal in the same transaction; recording
     it again (a page read twice) changes nothing."""
-    db = await Database.open(tmp_path / "node.db")
+    db = await Database.open(store_location)
     refusal = {"code": "invalid_id_number", "field": "applicant.code", "reason": "r",
                "in_dialect": False}  # fmt: skip
     try:
