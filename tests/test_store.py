@@ -16,7 +16,13 @@ import pytest
 from node.protocol.checks import PriorDelivery
 from node.store import database, inbox, outbox
 from node.store.audit import read_only
-from node.store.connection import Connection, DriverError, PostgresUrl, StoreLocation
+from node.store.connection import (
+    Connection,
+    DriverError,
+    IntegrityError,
+    PostgresUrl,
+    StoreLocation,
+)
 from node.store.database import Database, DuplicateEntry, StoreCorrupt, StoreError
 from node.store.schema import MIGRATIONS, SCHEMA_VERSION
 from tests.nodes import BUDGET
@@ -621,3 +627,36 @@ async def test_a_version_1_store_is_migrated_in_place(tmp_path: Path) -> None:
         assert "retried_at" in columns
     finally:
         await db.close()
+
+
+async def test_each_part_fails_alone_leaving_nothing_behind(db: Database) -> None:
+    """``each`` inside one job: a part that raises (in Python after writing, or refused by a
+    constraint) keeps none of its writes or after-commit callbacks; the other parts commit."""
+    called: list[str] = []
+
+    def job(conn: Connection) -> list[object]:
+        def part(message_id: str, fail: str | None) -> Callable[[], int]:
+            def run() -> int:
+                seq = enqueue("jiangsu", message_id)(conn)
+                db.after_commit(lambda: called.append(message_id))
+                if fail == "python":
+                    raise ValueError(f"{message_id} refused")
+                if fail == "sql":
+                    conn.execute("INSERT INTO peer_cursor (peer, seq) VALUES (?, NULL)", ("x",))
+                return seq
+
+            return run
+
+        return list(
+            db.each(
+                conn,
+                [part("m1", None), part("m2", "python"), part("m3", "sql"), part("m4", None)],
+            )
+        )
+
+    results = await db.write(job)
+    assert isinstance(results[0], int) and isinstance(results[3], int)
+    assert isinstance(results[1], ValueError)
+    assert isinstance(results[2], IntegrityError)
+    assert [i.message_id for i in outbox.pending_batch(db.reader(), "jiangsu", 10)] == ["m1", "m4"]
+    assert called == ["m1", "m4"]
