@@ -131,7 +131,14 @@ from node.protocol.checks import (
     CheckLimits,
     check_reply,
 )
-from node.protocol.envelope import MAX_BATCH_MESSAGES, digest, header, seal, signing_input
+from node.protocol.envelope import (
+    MAX_BATCH_MESSAGES,
+    digest,
+    header,
+    seal,
+    signer_suite,
+    signing_input,
+)
 from node.protocol.replies import receipt_for
 from node.runtime.config import NodeConfig, load_config
 from node.runtime.node import Node
@@ -379,7 +386,7 @@ def authenticated(raw: bytes, envelope: pb.Envelope, sender: Member) -> Authenti
         envelope=raw,
         message_bytes=envelope.message,
         message=pb.Message.FromString(envelope.message),
-        digest=digest(envelope.message),
+        digest=digest(envelope.message, signer_suite(envelope.key_id)),
         key_id=envelope.key_id,
         signature=envelope.signature,
         sender=sender,

@@ -38,7 +38,7 @@ from monitoring.metrics import NodeMetrics
 from node.delivery.worker import Outcome, Settlement
 from node.peers.peer import Peer
 from node.protocol.checks import Authenticated, CheckLimits, check_reply
-from node.protocol.envelope import Sealed, digest, header, seal
+from node.protocol.envelope import Sealed, envelope_digest, header, seal
 from node.protocol.faults import FaultCode, Refusal
 from node.store import audit, outbox
 from node.store.database import Database
@@ -292,7 +292,9 @@ class Courier:
             else:
                 encoded = message.SerializeToString(deterministic=True)
                 raw, sent = await peer.channel.ask(encoded, timeout=timeout)
-                request = Sealed(sent, encoded, message.header.message_id, digest(encoded), kind)
+                request = Sealed(
+                    sent, encoded, message.header.message_id, envelope_digest(sent), kind
+                )
         except TransportError as error:
             raise PeerUnanswered(province, error) from error
         try:

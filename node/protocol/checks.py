@@ -34,12 +34,14 @@ from node.protocol.envelope import (
     digest,
     is_wire_id,
     payload_type,
+    signer_suite,
     statement_of,
 )
 from node.protocol.faults import FaultCode, Refusal
 from node.text import TextError, clean_text
 from node.trust.keys import VerifyKey
 from node.trust.manifest import Manifest, Member
+from node.trust.suites import SUITES
 from node.wire import pb
 
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -133,7 +135,7 @@ def _parse(raw: bytes, limits: CheckLimits) -> tuple[pb.Envelope, pb.Message, by
             "envelope must carry message, signature and key_id",
             field="envelope",
         )
-    message_digest = digest(envelope.message)
+    message_digest = digest(envelope.message, signer_suite(envelope.key_id))
     message = pb.Message()
     try:
         message.ParseFromString(envelope.message)
@@ -281,6 +283,13 @@ def _authenticate(
     )
 
 
+def _names_message(prior_digest: bytes, message_bytes: bytes) -> bool:
+    """Whether a stored digest names these bytes under some suite's hash: a sender that
+    moved to a key of another suite re-signs what its outbox still holds, and the same
+    message under the new suite's hash is still the same message, not a replay."""
+    return any(suite.hash(message_bytes) == prior_digest for suite in SUITES.values())
+
+
 @lru_cache(maxsize=256)
 def _batch_signature_verifies(key: VerifyKey, signature: bytes, statement: bytes) -> bool:
     """Every message of a batch carries the batch's one signature, and its proof leads to the
@@ -331,7 +340,7 @@ def check_envelope(
         )
     prior = inbox.prior(h.sender, h.message_id)
     if prior is not None:
-        if prior.digest != message_digest:
+        if not _names_message(prior.digest, envelope.message):
             raise Refusal(
                 FaultCode.REPLAY_MISMATCH,
                 f"message id {h.message_id} was already received with different content",
