@@ -20,7 +20,7 @@ from node.protocol.checks import (
     check_envelope,
     check_reply,
 )
-from node.protocol.envelope import BATCH_PREFIX, seal, seal_batch
+from node.protocol.envelope import BATCH_PREFIX, Sealed, seal, seal_batch
 from node.protocol.faults import FaultCode, Refusal
 from node.protocol.replies import receipt_for
 from node.trust.keys import SigningKey
@@ -68,6 +68,22 @@ def refused(fed: Federation, raw: bytes, inbox: MemoryInbox | None = None) -> Re
     return caught.value
 
 
+def checked_receipt(
+    fed: Federation, receipt: Sealed, request: Sealed, request_envelope: bytes = b""
+) -> Authenticated:
+    """Shanghai's check of Jiangsu's receipt for ``request``."""
+    return check_reply(
+        receipt.envelope,
+        peer=JS,
+        manifest=fed.manifest,
+        me=SH,
+        now=NOW,
+        request_id=request.message_id,
+        request_digest=request.digest,
+        request_envelope=request_envelope,
+    )
+
+
 @pytest.mark.parametrize("size", [1, 3, 8])
 def test_an_sm2_batch_is_an_sm3_tree_and_each_message_is_named_by_sm3(
     fed: Federation, size: int
@@ -90,15 +106,7 @@ def test_an_sm2_batch_is_an_sm3_tree_and_each_message_is_named_by_sm3(
         assert pb.Envelope.FromString(receipt.envelope).key_id.startswith("ed25519:")
         # The receipt is the receiver's own message, named by its own suite's hash.
         assert receipt.digest == hashlib.sha256(receipt.message).digest()
-        reply = check_reply(
-            receipt.envelope,
-            peer=JS,
-            manifest=fed.manifest,
-            me=SH,
-            now=NOW,
-            request_id=sealed.message_id,
-            request_digest=sealed.digest,
-        )
+        reply = checked_receipt(fed, receipt, sealed)
         assert reply.message.receipt.digest == sm3(message_bytes)
 
 
@@ -184,3 +192,24 @@ def test_an_sm2_key_id_in_a_member_entry_of_ed25519_keys_is_an_unknown_key(
     assert caught.value.field == "envelope.key_id"
     # Named by the suite its key id claims, so the fault points at the bytes sent.
     assert caught.value.digest == sm3(pb.Envelope.FromString(raw).message)
+
+
+def test_a_reply_naming_a_re_signed_request_by_the_new_suites_hash_answers_it(
+    fed: Federation,
+) -> None:
+    """Queued under Shanghai's old Ed25519 key (SHA-256 name), sent under its SM2 key: the
+    receipt names the request by SM3. With the request as sealed, the sender sees the same
+    bytes; without it, or for other bytes, the receipt answers another message."""
+    message = probe_message("shanghai", "jiangsu")
+    queued = seal(message, SigningKey.generate())
+    sent = seal(message, fed.key("shanghai"))
+    accepted = check(fed, sent.envelope)
+    assert isinstance(accepted, Authenticated)
+    receipt = receipt_for(accepted, me=JS, now=NOW, manifest_version=1, key=fed.key("jiangsu"))
+    other = seal(probe_message("shanghai", "jiangsu", sequence=2), fed.key("shanghai"))
+    answered = checked_receipt(fed, receipt, queued, queued.envelope)
+    assert answered.message.receipt.digest == sm3(queued.message)
+    for without in (b"", other.envelope):
+        with pytest.raises(Refusal) as caught:
+            checked_receipt(fed, receipt, queued, without)
+        assert caught.value.field == "body.receipt.digest"

@@ -309,7 +309,12 @@ class Courier:
         return Answered(request, reply, raw, sent_at, answered_at)
 
     def _check_reply(
-        self, raw: bytes, peer_node_id: str, request_id: str, request_digest: bytes
+        self,
+        raw: bytes,
+        peer_node_id: str,
+        request_id: str,
+        request_digest: bytes,
+        request_envelope: bytes = b"",
     ) -> Authenticated:
         """Every receiver check on a peer's reply to one of our messages, with our trust now."""
         return check_reply(
@@ -320,6 +325,7 @@ class Courier:
             now=self._clock(),
             request_id=request_id,
             request_digest=request_digest,
+            request_envelope=request_envelope,
             limits=self._limits,
         )
 
@@ -330,7 +336,9 @@ class Courier:
 
         def settle(raw: bytes, item: OutboxItem) -> Settlement:
             try:
-                reply = self._check_reply(raw, peer_node_id, item.message_id, item.digest)
+                reply = self._check_reply(
+                    raw, peer_node_id, item.message_id, item.digest, item.envelope
+                )
             except Refusal as refusal:
                 # An answer we cannot trust settles nothing: keep the row and try again.
                 return Settlement(

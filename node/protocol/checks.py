@@ -372,9 +372,15 @@ def check_reply(
     now: float,
     request_id: str,
     request_digest: bytes,
+    request_envelope: bytes = b"",
     limits: CheckLimits = CheckLimits(),
 ) -> Authenticated:
-    """Check a peer's signed reply to a request this node sent."""
+    """Check a peer's signed reply to a request this node sent.
+
+    ``request_envelope`` (the request as sealed) is read only when the reply names the
+    request by another digest than ``request_digest``: a request queued under a key of one
+    suite and sent after this node moved to a key of the other is named by the new suite's
+    hash, and is still the same bytes."""
     envelope, message, message_digest = _parse(raw, limits)
     h = message.header
     ids: _Ids = {"message_id": h.message_id, "digest": message_digest}
@@ -398,7 +404,7 @@ def check_reply(
     digest_field = _ANSWER_DIGEST.get(kind)
     if digest_field is not None:
         answered = getattr(getattr(message, kind), digest_field)
-        if answered and answered != request_digest:
+        if answered and not _answers(answered, request_digest, request_envelope):
             # An attestation (or receipt) for another request, replayed as this one's answer.
             raise Refusal(
                 FaultCode.INVALID_PAYLOAD,
@@ -415,6 +421,14 @@ def check_reply(
             )
     _check_text(message, ids)
     return authenticated
+
+
+def _answers(answered: bytes, request_digest: bytes, request_envelope: bytes) -> bool:
+    if answered == request_digest:
+        return True
+    if not request_envelope:
+        return False
+    return _names_message(answered, pb.Envelope.FromString(request_envelope).message)
 
 
 _ANSWER_DIGEST = {"receipt": "digest", "fault": "digest", "attestation": "request_digest"}
