@@ -5,7 +5,6 @@ under the new one, and the old key is refused once its overlap has ended."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -57,9 +56,12 @@ async def test_a_province_moves_from_ed25519_to_sm2_under_traffic(tmp_path: Path
         await traffic(1)
         await js.reload()  # the receiver learns the new key first, as in any rotation
         await traffic(2)
-        # Queued under the old key, not yet sent: the worker signs them with the new one.
-        queued = sh.courier.send("jiangsu", [("probe", pb.Probe(sequence=999))])
-        await asyncio.gather(queued, sh.reload())
+        # Sealed under the old key, still in the outbox when the node moves to the new one:
+        # the worker signs its batch with the SM2 key.
+        held = sh.courier.seal("jiangsu", [("probe", pb.Probe(sequence=999))])
+        await sh.reload()
+        await sh.db.write(lambda conn: sh.courier.enqueue(conn, "jiangsu", held))
+        crossed = held[0].message_id
         assert sh.credentials.signing_key.key_id == new_key_id
         assert sh.credentials.signing_key.suite is SM2_SUITE
         for round_number in range(3, ROUNDS):
@@ -77,6 +79,15 @@ async def test_a_province_moves_from_ed25519_to_sm2_under_traffic(tmp_path: Path
 
         await eventually(all_delivered)
         assert outbox.dead_count(sh.db.reader()) == 0 and outbox.dead_count(js.db.reader()) == 0
+        received = (
+            js.db.reader()
+            .execute("SELECT envelope FROM inbox WHERE message_id = ?", (crossed,))
+            .fetchone()
+        )
+        assert (
+            pb.Envelope.FromString(held[0].envelope).key_id,
+            pb.Envelope.FromString(received[0]).key_id,
+        ) == (old_key.key_id, new_key_id)
         used = stored_key_ids(js.db.reader(), sh.config.node_id)
         assert {old_key.key_id, new_key_id} == set(used)
         assert used[-1] == new_key_id
