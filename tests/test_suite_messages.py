@@ -12,6 +12,8 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node.protocol.checks import (
     Authenticated,
@@ -213,3 +215,22 @@ def test_a_reply_naming_a_re_signed_request_by_the_new_suites_hash_answers_it(
         with pytest.raises(Refusal) as caught:
             checked_receipt(fed, receipt, queued, without)
         assert caught.value.field == "body.receipt.digest"
+
+
+FUZZ_FED = make_federation(suites={"shanghai": SM2_SUITE})
+FUZZ_BATCH = seal_batch(
+    [probe_message("shanghai", "jiangsu", sequence=i) for i in range(3)], FUZZ_FED.key("shanghai")
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(signature=st.binary(max_size=80), index=st.integers(0, 2))
+def test_any_signature_bytes_on_an_sm2_batch_envelope_are_refused_not_a_crash(
+    signature: bytes, index: int
+) -> None:
+    """Whatever stands where an SM2 batch signature should, the receiver refuses the message
+    as a bad signature (an empty one as a malformed envelope); nothing else escapes."""
+    raw = with_signature(FUZZ_BATCH.sealed[index].envelope, signature)
+    refusal = refused(FUZZ_FED, raw)
+    expected = FaultCode.BAD_SIGNATURE if signature else FaultCode.MALFORMED_ENVELOPE
+    assert refusal.code is expected
