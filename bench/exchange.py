@@ -8,6 +8,12 @@ Run::
     .venv/bin/python bench/exchange.py --json           # JSON on stdout, report on stderr
     .venv/bin/python bench/exchange.py --paths node-stream --messages 20000   # to profile
     .venv/bin/python bench/exchange.py --paths node-stream --store postgres   # SQLite vs PostgreSQL
+    .venv/bin/python bench/exchange.py --suite sm2 --paths node-stream   # SM2 beside Ed25519
+
+``--suite sm2`` runs the chosen paths twice in one run, first with both nodes signing with
+Ed25519, then on a mesh of SM2 signers (SM3 trees and digests), and prints each path's
+SM2 ÷ Ed25519 rate (issue 16's target for node-stream: ≥ 0.8×); with ``--json`` each row
+says its ``suite``.
 
 What is measured, per path: messages/s, p50 and p99 latency per message, the ratio to the
 matching bare echo, and the CPU time (user + system, all threads) each side's process spent
@@ -129,13 +135,21 @@ import grpc
 from node.mesh.access import bearer, create_mesh, mesh_token
 from node.mesh.layout import node_id_for, read_manifest
 from node.mesh.processes import node_run_command
+from node.mesh.suite_choice import SuiteChoice
 from node.protocol.checks import (
     DEFAULT_MAX_MESSAGE_BYTES,
     Authenticated,
     CheckLimits,
     check_reply,
 )
-from node.protocol.envelope import MAX_BATCH_MESSAGES, digest, header, seal, signing_input
+from node.protocol.envelope import (
+    MAX_BATCH_MESSAGES,
+    digest,
+    header,
+    seal,
+    signer_suite,
+    signing_input,
+)
 from node.protocol.replies import receipt_for
 from node.runtime.config import NodeConfig, load_config
 from node.runtime.node import Node
@@ -146,6 +160,7 @@ from node.transport.client import PeerChannel
 from node.transport.server import TRANSPORT_HEADROOM
 from node.trust.keys import load_signing_key
 from node.trust.manifest import Member
+from node.trust.suites import ED25519_SUITE, SUITES, Suite, suite_named
 from node.trust.tls import TlsMaterial
 from node.wire import DELIVER_STREAM_METHOD, SERVICE_NAME, pb
 
@@ -393,7 +408,7 @@ def authenticated(raw: bytes, envelope: pb.Envelope, sender: Member) -> Authenti
         envelope=raw,
         message_bytes=envelope.message,
         message=pb.Message.FromString(envelope.message),
-        digest=digest(envelope.message),
+        digest=digest(envelope.message, signer_suite(envelope.key_id)),
         key_id=envelope.key_id,
         signature=envelope.signature,
         sender=sender,
@@ -1336,7 +1351,7 @@ def json_rows(results: list[Result]) -> dict[str, list[dict[str, object]]]:
     return {"rows": rows}
 
 
-async def benchmark(args: argparse.Namespace, workdir: Path) -> list[Result]:
+async def benchmark(args: argparse.Namespace, workdir: Path, suite: Suite) -> list[Result]:
     children: list[Child] = []
     try:
         mesh = workdir / "mesh"
@@ -1346,6 +1361,7 @@ async def benchmark(args: argparse.Namespace, workdir: Path) -> list[Result]:
             base_port=free_base_port(2),
             provinces=(SENDER, RECEIVER),
             platforms=False,  # the nodes alone: no platform polls in the figures
+            suites=SuiteChoice(default=suite, governance=suite),
         )
         sender_config = load_config(mesh / SENDER / "node.toml", {})
         if args.batch_size is not None:
@@ -1360,6 +1376,7 @@ async def benchmark(args: argparse.Namespace, workdir: Path) -> list[Result]:
         request_bytes, reply_bytes = probe_sizes(mesh)
 
         print(machine_line())
+        print(f"signature suite: {suite.name} (both nodes)")
         print(f"{load_line()} before the run")
         print(
             f"parameters: messages={args.messages} warmup={args.warmup} "
@@ -1464,6 +1481,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
     parser.add_argument(
+        "--suite",
+        choices=sorted(SUITES),
+        default=ED25519_SUITE.name,
+        help="sm2: run the paths with Ed25519 signers, then with SM2 signers, and compare "
+        "(default ed25519 alone)",
+    )
+    parser.add_argument(
         "--json",
         action="store_true",
         help="print only one JSON object of rows on stdout (the human report goes to stderr)",
@@ -1500,12 +1524,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-async def run_until_signalled(args: argparse.Namespace, workdir: Path) -> list[Result]:
-    """The benchmark, cancelled (so every ``finally`` runs) on SIGTERM as on Ctrl-C."""
+async def run_until_signalled(args: argparse.Namespace, workdir: Path) -> dict[str, list[Result]]:
+    """The benchmark once per suite (Ed25519 first), cancelled (so every ``finally`` runs)
+    on SIGTERM as on Ctrl-C."""
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    return await benchmark(args, workdir)
+    runs: dict[str, list[Result]] = {}
+    for name in dict.fromkeys([ED25519_SUITE.name, args.suite]):
+        runs[name] = await benchmark(args, workdir / name, suite_named(name))
+        print()
+    if len(runs) > 1:
+        print_suite_ratios(runs[ED25519_SUITE.name], runs[args.suite], args.suite)
+    return runs
+
+
+def print_suite_ratios(ed25519: list[Result], other: list[Result], name: str) -> None:
+    """Each path's rate with ``name`` signers over its rate with Ed25519 signers."""
+    base = {r.key: r for r in ed25519}
+    for r in other:
+        if r.key in base:
+            target = " (target ≥ 0.8×)" if r.key == "node-stream" else ""
+            print(
+                f"{r.key} {name} ÷ ed25519: {r.rate / base[r.key].rate:.2f}× "
+                f"({r.rate:,.0f} vs {base[r.key].rate:,.0f} msg/s){target}"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1528,12 +1571,17 @@ def main(argv: list[str] | None = None) -> int:
         report = sys.stderr if args.json else sys.stdout
         try:
             with contextlib.redirect_stdout(report):
-                results = asyncio.run(run_until_signalled(args, Path(tmp)))
+                runs = asyncio.run(run_until_signalled(args, Path(tmp)))
         except (KeyboardInterrupt, asyncio.CancelledError):
             print("interrupted; processes stopped and temporary files removed", file=sys.stderr)
             return 130
     if args.json:
-        print(json.dumps(json_rows(results)))
+        rows = [
+            {**row, "suite": name}
+            for name, results in runs.items()
+            for row in json_rows(results)["rows"]
+        ]
+        print(json.dumps({"rows": rows}))
     return 0
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from node.protocol.envelope import Sealed, header, seal
 from node.trust.keys import SigningKey
 from node.trust.manifest import PROVINCES, KeyEntry, Manifest, Member, sign_manifest
+from node.trust.suites import ED25519_SUITE, Suite
 from node.wire import pb
 
 NOW = 1_800_000_000.0  # 2027-01-15, a fixed clock for sans-I/O tests
@@ -42,8 +43,10 @@ def make_federation(
     may_send: frozenset[str] = frozenset({"heartbeat", "probe"}),
     version: int = 1,
     endpoints: dict[str, str] | None = None,
+    suites: dict[str, Suite] | None = None,
 ) -> Federation:
-    keys = {p: SigningKey.generate() for p in provinces}
+    """Members signing with Ed25519 keys, or with the suite ``suites`` names for them."""
+    keys = {p: SigningKey.generate((suites or {}).get(p, ED25519_SUITE)) for p in provinces}
     members = tuple(
         Member(
             node_id=node_id(p),

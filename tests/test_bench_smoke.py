@@ -171,3 +171,34 @@ def test_quick_resilience_benchmark_prints_every_figure() -> None:
     if disk:
         cases = re.search(r"cases: (\d+) submitted .*, (\d+) on both nodes", result.stdout)
         assert cases is not None and cases.group(1) == cases.group(2)
+
+
+def test_quick_benchmark_compares_sm2_with_ed25519() -> None:
+    """bench/exchange.py --suite sm2 runs node-stream with Ed25519 signers, then with SM2
+    signers, each delivering everything, and prints the ratio of the two rates."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH),
+            "--quick",
+            "--json",
+            "--suite",
+            "sm2",
+            "--paths",
+            "node-stream",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=2 * BUDGET,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    rows = json.loads(result.stdout)["rows"]
+    assert [(row["path"], row["suite"]) for row in rows] == [
+        ("node-stream", "ed25519"),
+        ("node-stream", "sm2"),
+    ]
+    assert all(row["msg_per_s"] > 0 for row in rows)
+    assert "signature suite: sm2 (both nodes)" in result.stderr
+    assert re.search(r"^node-stream sm2 ÷ ed25519: [\d.]+×", result.stderr, re.M)
+    inboxes = re.findall(r"receiver inbox: (\d+) messages \(expected (\d+)\)", result.stderr)
+    assert len(inboxes) == 2 and all(got == expected for got, expected in inboxes)

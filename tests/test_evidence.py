@@ -1,8 +1,9 @@
 """`yrd audit evidence`: one message's evidence, checked by a checker that uses no project code.
 
-The checker below is written from DESIGN §3/§5 and RFC 9162 §2.1.3.2: base64, SHA-256,
-Ed25519 (cryptography) over the labelled statements, and the protobuf schema of the wire
-contract to read the receipt. It shares no code with node/."""
+The checker below is written from DESIGN §3/§4/§5 and RFC 9162 §2.1.3.2: base64, the
+signer's suite's hash (SHA-256, or SM3 from cryptography/OpenSSL), Ed25519 (cryptography) or
+SM2 with the default user id (snowland-smx) over the labelled statements, and the protobuf
+schema of the wire contract to read the receipt. It shares no code with node/."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ import hashlib
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from pysmx.SM2 import Verify as smx_verify
 
 from node.mesh.layout import read_manifest
 from node.protocol.envelope import header, seal_batch
@@ -37,22 +41,39 @@ NOW = 1_767_225_600.0
 # -- the independent checker -----------------------------------------------------------------
 
 
-def rfc9162_root(leaf: bytes, index: int, size: int, path: list[bytes]) -> bytes | None:
+def sm3(data: bytes) -> bytes:
+    digest = hashes.Hash(hashes.SM3())
+    digest.update(data)
+    return digest.finalize()
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def hash_of(key_id: str) -> Callable[[bytes], bytes]:
+    """DESIGN §3: SHA-256 for an Ed25519 signer, SM3 for an SM2 signer."""
+    return {"ed25519": sha256, "sm2": sm3}[key_id.split(":")[0]]
+
+
+def rfc9162_root(
+    leaf: bytes, index: int, size: int, path: list[bytes], h: Callable[[bytes], bytes] = sha256
+) -> bytes | None:
     """RFC 9162 §2.1.3.2, steps 1-5, written out from the RFC."""
     if index >= size:
         return None
     fn, sn = index, size - 1
-    r = hashlib.sha256(b"\x00" + leaf).digest()
+    r = h(b"\x00" + leaf)
     for p in path:
         if sn == 0:
             return None
         if fn % 2 == 1 or fn == sn:
-            r = hashlib.sha256(b"\x01" + p + r).digest()
+            r = h(b"\x01" + p + r)
             while fn % 2 == 0 and fn != 0:
                 fn //= 2
                 sn //= 2
         else:
-            r = hashlib.sha256(b"\x01" + r + p).digest()
+            r = h(b"\x01" + r + p)
         fn //= 2
         sn //= 2
     return r if sn == 0 else None
@@ -63,17 +84,25 @@ def signed_by(part: dict[str, Any], manifest_keys: dict[str, str]) -> bytes:
     message = base64.b64decode(part["message"])
     signature = part["signature"]
     assert manifest_keys[signature["key_id"]] == signature["public_key"], "key not the manifest's"
-    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(signature["public_key"]))
+    public = base64.b64decode(signature["public_key"])
     batch = signature["batch"]
     if batch is None:
         statement = b"yrd.federation.v1/envelope\x00" + message
     else:
         path = [base64.b64decode(node) for node in batch["path"]]
-        root = rfc9162_root(message, batch["leaf_index"], batch["tree_size"], path)
+        h = hash_of(signature["key_id"])
+        root = rfc9162_root(message, batch["leaf_index"], batch["tree_size"], path, h)
         assert root is not None, "malformed inclusion proof"
         statement = b"yrd.federation.v1/batch\x00" + batch["tree_size"].to_bytes(8, "big") + root
+    value = base64.b64decode(signature["value"])
+    if signature["key_id"].startswith("sm2:"):
+        r, s = decode_dss_signature(value)
+        rs = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        uid = b"1234567812345678"
+        assert smx_verify(rs, statement, public[1:], 64, uid=uid), "SM2 signature does not verify"
+        return message
     try:
-        key.verify(base64.b64decode(signature["value"]), statement)
+        Ed25519PublicKey.from_public_bytes(public).verify(value, statement)
     except InvalidSignature:
         raise AssertionError("signature does not verify") from None
     return message
@@ -85,7 +114,7 @@ def check_bundle(bundle: dict[str, Any], manifest_keys: dict[str, str]) -> None:
     assert pb.Message.FromString(message).header.message_id == bundle["message_id"]
     reply = pb.Message.FromString(signed_by(bundle["receipt"], manifest_keys))
     assert reply.header.in_reply_to == bundle["message_id"]
-    assert reply.receipt.digest == hashlib.sha256(message).digest()
+    assert reply.receipt.digest == hash_of(bundle["signature"]["key_id"])(message)
 
 
 def keys_of(manifest_path: Path) -> dict[str, str]:

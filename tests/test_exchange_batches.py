@@ -30,6 +30,7 @@ from node.store.audit import verify_store
 from node.transport.client import PeerChannel
 from node.transport.errors import FAULT_TRAILER, PeerUnavailable
 from node.trust.keys import SigningKey, load_signing_key
+from node.trust.suites import ED25519_SUITE
 from node.wire import EXCHANGE_METHOD, pb
 from tests.federation import probe_message
 from tests.nodes import config_for, make_mesh, raw_channel, running, tls_of
@@ -98,7 +99,7 @@ async def test_a_frame_is_answered_by_one_frame_of_receipts_each_provable_alone(
                 me="node-310000",
                 now=time.time(),
                 request_id=message.header.message_id,
-                request_digest=digest(message_bytes),
+                request_digest=digest(message_bytes, ED25519_SUITE),
             )
             assert checked.payload_type == "receipt"
             assert pb.Envelope.FromString(reply).proof.tree_size == 5

@@ -20,6 +20,7 @@ from node.protocol.faults import FaultCode, Refusal
 from node.protocol.replies import answer_for, fault_for, receipt_for
 from node.trust.keys import SigningKey
 from node.trust.manifest import KeyEntry
+from node.trust.suites import ED25519_SUITE
 from node.wire import pb
 from tests.federation import DAY, NOW, Federation, make_federation, node_id, sealed_probe
 
@@ -276,7 +277,7 @@ def test_receipt_answers_exact_request(fed: Federation) -> None:
         request_id=sealed.message_id,
         request_digest=sealed.digest,
     )
-    assert reply.message.receipt.digest == digest(sealed.message)
+    assert reply.message.receipt.digest == digest(sealed.message, ED25519_SUITE)
 
 
 def test_reply_for_another_request_refused(fed: Federation) -> None:

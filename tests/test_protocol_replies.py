@@ -22,6 +22,7 @@ from node.protocol.envelope import (
 )
 from node.protocol.faults import FaultCode, Refusal
 from node.protocol.replies import answer_for, fault_for, receipt_for
+from node.trust.suites import ED25519_SUITE
 from node.wire import pb
 from tests.federation import NOW, Federation, make_federation, node_id
 
@@ -129,7 +130,7 @@ def test_seal_names_the_message_it_signed(fed: Federation) -> None:
     sealed = request(fed)
     message = opened(sealed)
     assert sealed.message_id == message.header.message_id
-    assert sealed.digest == digest(sealed.message)
+    assert sealed.digest == digest(sealed.message, ED25519_SUITE)
     assert sealed.payload_type == "probe"
     assert pb.Envelope.FromString(sealed.envelope).key_id == fed.key("shanghai").key_id
 

@@ -277,13 +277,16 @@ async def test_submission_refusals_name_the_field_and_keep_nothing(mesh: Path) -
 # --- presentations --------------------------------------------------------------------------
 
 
-def test_a_presentation_is_signed_only_with_an_ed25519_key() -> None:
-    """A signing key of another suite (SM2) is refused as unsupported_key before anything is
-    signed: the presentation's compact layout numbers Ed25519 keys only (issue 16 adds SM2)."""
+def test_a_presentation_is_signed_only_with_a_key_of_a_numbered_suite() -> None:
+    """Ed25519 and SM2 keys sign presentations; a key whose id names any other algorithm is
+    refused as unsupported_key before anything is signed: the compact layout numbers only
+    those two suites."""
     ed25519 = SigningKey.generate()
     sm2 = SigningKey.generate(SM2_SUITE)
     certificate = parse_certificate(CARD)
     assert issue_presentation(certificate, ed25519, now=time.time())
+    assert issue_presentation(certificate, sm2, now=time.time())
+    other = SigningKey("ed448:" + "0" * 32, ed25519.secret)
     with pytest.raises(PresentationError) as refusal:
-        issue_presentation(certificate, sm2, now=time.time())
+        issue_presentation(certificate, other, now=time.time())
     assert (refusal.value.code, refusal.value.field) == ("unsupported_key", "key_id")

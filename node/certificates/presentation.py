@@ -5,7 +5,8 @@ verifier with the manifest, reads it offline with the issuer's key and judges it
 the issuer's latest revocation list (DESIGN.md §7). Rules kept:
 
 1. A token is base64url without padding of ``payload || signature``; the signature is
-   Ed25519 over ``PRESENTATION_PREFIX + payload`` by a key that speaks for the province
+   the issuer key's suite's (Ed25519, or SM2 carried as its 64-byte (r, s)) over
+   ``PRESENTATION_PREFIX + payload`` by a key that speaks for the province
    that issued the certificate (``issuers``). Verifying uses the received bytes; nothing is
    re-encoded to verify.
 2. The payload is a fixed binary layout, version 1, integers big-endian::
@@ -15,7 +16,7 @@ the issuer's latest revocation list (DESIGN.md §7). Rules kept:
        u8   status at issue, position in ``WIRE_STATUSES``
        u32  issued_at, epoch seconds
        u16  lifetime, seconds (expires_at = issued_at + lifetime)
-       u8   key algorithm (1 = ed25519), then the key id's 16-byte fingerprint
+       u8   key algorithm (1 = ed25519, 2 = sm2), then the key id's 16-byte fingerprint
        8    nonce
        16   holder digest: SHA-256(HOLDER_PREFIX + nonce + holder code)[:16]
        u8   n, then n ASCII bytes: the certificate identifier after "1.2.156.3005.2."
@@ -80,7 +81,7 @@ from node.identifiers import (
     parse_certificate_id,
 )
 from node.trust.keys import SigningKey
-from node.trust.suites import ED25519
+from node.trust.suites import ED25519, FIXED_SIGNATURE_LENGTH, SM2
 from node.vocabulary import Refused
 
 __all__ = [
@@ -134,11 +135,12 @@ PresentationErrorCode = Literal[
     "issuer_mismatch",
 ]
 
-_ALGORITHMS: Final = {1: ED25519}
-_KEY_ID: Final = re.compile(rf"{ED25519}:([0-9a-f]{{32}})")
+_ALGORITHMS: Final = {1: ED25519, 2: SM2}
+_ALGORITHM_NUMBERS: Final = {name: number for number, name in _ALGORITHMS.items()}
+_KEY_ID: Final = re.compile(rf"({ED25519}|{SM2}):([0-9a-f]{{32}})")
 _TOKEN: Final = re.compile(r"[A-Za-z0-9_-]+")
 _HEAD: Final = struct.Struct(">BBBIHB16s8s16s")
-_SIGNATURE_LENGTH: Final = 64
+_SIGNATURE_LENGTH: Final = FIXED_SIGNATURE_LENGTH
 _NONCE_LENGTH: Final = 8
 _U32_MAX: Final = 2**32 - 1
 
@@ -214,7 +216,7 @@ def issue_presentation(
     match = _KEY_ID.fullmatch(signing_key.key_id)
     if match is None:
         raise PresentationError(
-            "unsupported_key", "key_id", f"presentations are signed with {ED25519} keys"
+            "unsupported_key", "key_id", f"presentations are signed with {ED25519} or {SM2} keys"
         )
     if isinstance(lifetime, bool) or not isinstance(lifetime, int):
         raise PresentationError("invalid_lifetime", "lifetime", "must be whole seconds")
@@ -237,8 +239,8 @@ def issue_presentation(
         WIRE_STATUSES.index(status),
         issued_at,
         lifetime,
-        1,
-        bytes.fromhex(match.group(1)),
+        _ALGORITHM_NUMBERS[match.group(1)],
+        bytes.fromhex(match.group(2)),
         nonce,
         _holder_digest(nonce, certificate.holder_code),
     )
@@ -254,7 +256,7 @@ def issue_presentation(
         value = (values[name] or "").encode("utf-8")
         parts.append(struct.pack(">BH", position, len(value)) + value)
     payload = b"".join(parts)
-    signature = signing_key.sign(PRESENTATION_PREFIX + payload)
+    signature = signing_key.suite.to_fixed(signing_key.sign(PRESENTATION_PREFIX + payload))
     token = base64.urlsafe_b64encode(payload + signature).rstrip(b"=").decode("ascii")
     if len(token) > QR_BYTE_CAPACITY:
         raise PresentationError(
@@ -303,7 +305,7 @@ def read_presentation(
             "token",
             f"signed by {key_id}, which is not a current signing key of {province} in the manifest",
         )
-    if not key.verify(signature, PRESENTATION_PREFIX + payload):
+    if not key.verify(key.suite.from_fixed(signature), PRESENTATION_PREFIX + payload):
         raise PresentationError(
             "bad_signature", "token", "the signature does not verify: the token was altered"
         )

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from monitoring.status import fetch_all, problems
-from node.cli.mesh_cmd import endpoints_table
+from node.cli.mesh_cmd import endpoints_table, suites_said
 from node.cli.output import purpose_label, table
 from node.cli.progress import Progress, say
 from node.cli.status_cmd import render
@@ -31,6 +31,7 @@ from node.mesh.scenario import (
     pair_rows,
     run_cases,
 )
+from node.mesh.suite_choice import ED25519_THROUGHOUT, SuiteChoice
 from node.store.audit import verify_store
 
 HEARTBEAT_WAIT = 30.0
@@ -254,6 +255,7 @@ def demo(
     probes: int,
     per_pair: int = 2,
     monitoring: bool = False,
+    suites: SuiteChoice = ED25519_THROUGHOUT,
 ) -> int:
     with tempfile.TemporaryDirectory(prefix="yrd-demo-") as tmp:
         root = directory or Path(tmp) / "mesh"
@@ -261,11 +263,12 @@ def demo(
             f"yrd demo: a four-province federation in {root}"
             + ("" if directory else " (a temporary folder, deleted at the end; --dir DIR keeps it)")
         )
-        create_mesh(root, now=time.time(), base_port=base_port)
+        manifest = create_mesh(root, now=time.time(), base_port=base_port, suites=suites)
         say(
             "  created CA, governance key, manifest v1, and per province: TLS certificate, "
-            "Ed25519 signing key, node.toml"
+            "signing key, node.toml"
         )
+        say(f"  signing suites: {suites_said(manifest)}; governance key {suites.governance.name}")
         mesh = Mesh(root, officer_delay=OFFICER_DELAY)
         prometheus = Prometheus(root, mesh.configs) if monitoring else None
         healthy = False

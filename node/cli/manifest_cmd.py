@@ -18,6 +18,7 @@ from typing import Any
 from monitoring.status import days_left
 from node.cli.folder_arg import add_folder
 from node.cli.output import emit_json, fail, table
+from node.cli.suite_arg import KNOWN, suite
 from node.mesh import layout
 from node.mesh.access import NoToken, tool_token
 from node.mesh.folder import NotAMeshFolder, check_mesh_folder, mesh_configs
@@ -60,6 +61,14 @@ def register(commands: Any) -> None:
     add_folder(rotate)
     rotate.add_argument("--province", required=True)
     rotate.add_argument("--overlap-days", type=float, default=7.0)
+    rotate.add_argument(
+        "--suite",
+        type=suite,
+        metavar="SUITE",
+        help=f"the new key's suite ({KNOWN}); default the suite of the key it replaces. "
+        "Moving to the other suite is an overlap like any rotation: peers verify both keys "
+        "until the old one ends",
+    )
     rotate.set_defaults(run=run_rotate)
 
     revoke = sub.add_parser(
@@ -83,13 +92,17 @@ def register(commands: Any) -> None:
 
 
 def describe(manifest: Manifest, now: float) -> dict[str, Any]:
+    members = [m.to_json() for m in manifest.members]
+    for member, listed in zip(manifest.members, members, strict=True):
+        for key, shown in zip(member.keys, listed["signing_keys"], strict=True):
+            shown["suite"] = key.verify_key.suite.name
     return {
         "federation": manifest.federation,
         "version": manifest.version,
         "issued_at": format_time(manifest.issued_at),
         "expires_at": format_time(manifest.expires_at),
         "expired": manifest.expired_at(now),
-        "members": [m.to_json() for m in manifest.members],
+        "members": members,
     }
 
 
@@ -127,13 +140,26 @@ def run_show(args: argparse.Namespace) -> int:
                     m.code,
                     m.node_id,
                     m.endpoint,
+                    k.verify_key.suite.name,
                     k.key_id,
                     format_time(k.not_after),
                     state,
                 ]
             )
     sys.stdout.write(
-        table(["province", "code", "node", "endpoint", "signing key", "valid until", "state"], rows)
+        table(
+            [
+                "province",
+                "code",
+                "node",
+                "endpoint",
+                "suite",
+                "signing key",
+                "valid until",
+                "state",
+            ],
+            rows,
+        )
     )
     return 0
 
@@ -181,7 +207,7 @@ def run_rotate(args: argparse.Namespace) -> int:
     try:
         previous = layout.signing_key_in_use(args.dir, args.province)
         key_id = layout.rotate_signing_key(
-            args.dir, args.province, now=now, overlap_days=args.overlap_days
+            args.dir, args.province, now=now, overlap_days=args.overlap_days, suite=args.suite
         )
         manifest = layout.read_manifest(args.dir)
     except (ConfigError, KeyFileError, ManifestError, OSError, ValueError) as exc:

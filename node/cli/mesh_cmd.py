@@ -31,6 +31,7 @@ from typing import Any
 
 from node.cli.folder_arg import add_folder
 from node.cli.output import emit_json, fail, table
+from node.cli.suite_arg import KNOWN, suite_choice
 from node.mesh.access import VIEWER_FILE, create_mesh
 from node.mesh.faults import CLEAR, LinkFault
 from node.mesh.folder import NotAMeshFolder, mesh_configs
@@ -42,9 +43,11 @@ from node.mesh.monitoring import SHIPPED_RULES, Prometheus
 from node.mesh.node_control import Change, MeshControlError, NotDone, start_node, stop_node
 from node.mesh.processes import Mesh, MeshError, StartupFailed, node_configs
 from node.mesh.record import MeshLink, MeshNode
+from node.mesh.suite_choice import ED25519_THROUGHOUT, SuiteChoice
 from node.mesh.supervisor import MeshSupervisor
 from node.runtime.config import ConfigError, NodeConfig
 from node.store.lock import StoreInUse, StoreLock
+from node.trust.manifest import Manifest
 
 DEFAULT_BASE_PORT = 7101
 """Where a new mesh's gRPC ports start; HTTP at +1000, platforms at +2000."""
@@ -60,6 +63,15 @@ def register(commands: Any) -> None:
         type=int,
         default=DEFAULT_BASE_PORT,
         help="gRPC ports start here; HTTP at +1000, platforms at +2000",
+    )
+    init.add_argument(
+        "--suite",
+        type=suite_choice,
+        default=ED25519_THROUGHOUT,
+        metavar="SPEC",
+        help=f"signature suites ({KNOWN}): one for every member and the governance key "
+        "(--suite sm2), or per member (--suite shanghai=sm2,jiangsu=ed25519; others ed25519; "
+        "governance=sm2 for the governance key); default ed25519",
     )
     init.set_defaults(run=run_init)
     up = sub.add_parser(
@@ -147,24 +159,34 @@ def register(commands: Any) -> None:
         help="also run Prometheus with the shipped alert rules; print its URL and the alerts "
         "that fired during the demo",
     )
+    demo.add_argument(
+        "--suite",
+        type=suite_choice,
+        default=ED25519_THROUGHOUT,
+        metavar="SPEC",
+        help="signature suites, as for yrd mesh init: sm2, or shanghai=sm2,jiangsu=ed25519",
+    )
     demo.set_defaults(run=run_demo)
 
 
 def run_init(args: argparse.Namespace) -> int:
-    return _initialise(args.dir, args.base_port, told=True)
+    return _initialise(args.dir, args.base_port, told=True, suites=args.suite)
 
 
-def _initialise(directory: Path, base_port: int, *, told: bool) -> int:
+def _initialise(
+    directory: Path, base_port: int, *, told: bool, suites: SuiteChoice = ED25519_THROUGHOUT
+) -> int:
     """``yrd mesh init``; ``told``: also print the ports, the dashboard URL and the curl
     lines (``mesh up --init`` prints them once the mesh runs)."""
     try:
-        manifest = create_mesh(directory, now=time.time(), base_port=base_port)
+        manifest = create_mesh(directory, now=time.time(), base_port=base_port, suites=suites)
         configs = node_configs(directory)
     except (OSError, ValueError, MeshError, ConfigError) as exc:
         return fail(str(exc))
     sys.stdout.write(
         f"mesh initialised in {directory}: manifest version {manifest.version}, "
         f"{len(manifest.members)} provinces\n"
+        f"signing suites: {suites_said(manifest)}; governance key {suites.governance.name}\n"
     )
     if not told:
         return 0
@@ -191,6 +213,14 @@ def _initialise(directory: Path, base_port: int, *, told: bool) -> int:
     sys.stdout.write(how_to_reach(directory, configs))
     sys.stdout.write(f"start it: yrd mesh up --dir {directory}\n")
     return 0
+
+
+def suites_said(manifest: Manifest) -> str:
+    """``shanghai sm2, jiangsu ed25519, …``: each member's suite, from its current keys."""
+    return ", ".join(
+        f"{m.province} {'+'.join(sorted({k.verify_key.suite.name for k in m.keys}))}"
+        for m in manifest.members
+    )
 
 
 def how_to_reach(directory: Path, configs: Sequence[NodeConfig]) -> str:
@@ -502,4 +532,10 @@ def _ordered(orders: LinkOrders, link: str | None, fault: LinkFault, reset: bool
 def run_demo(args: argparse.Namespace) -> int:
     from node.cli.demo import demo
 
-    return demo(args.dir, base_port=args.base_port, probes=args.probes, monitoring=args.monitoring)
+    return demo(
+        args.dir,
+        base_port=args.base_port,
+        probes=args.probes,
+        monitoring=args.monitoring,
+        suites=args.suite,
+    )

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from node.mesh.layout import DEFAULT_PROVINCES, init_mesh
 from node.mesh.record import TOKENS_FILE
+from node.mesh.suite_choice import ED25519_THROUGHOUT, SuiteChoice
 from node.runtime.config import load_config
 from node.store import tokens
 from node.trust.keys import KeyFileError, read_private_file, write_private_file
@@ -40,10 +41,16 @@ def create_mesh(
     base_port: int = 7101,
     provinces: Sequence[str] = DEFAULT_PROVINCES,
     platforms: bool = True,
+    suites: SuiteChoice = ED25519_THROUGHOUT,
 ) -> Manifest:
     """``init_mesh`` and the tokens its tools use (rules in the module docstring)."""
     manifest = init_mesh(
-        directory, now=now, base_port=base_port, provinces=provinces, platforms=platforms
+        directory,
+        now=now,
+        base_port=base_port,
+        provinces=provinces,
+        platforms=platforms,
+        suites=suites,
     )
     provinces_made = [m.province for m in manifest.members]
     # Synchronous like init_mesh, and callable from inside an event loop (tests, the demo):

@@ -7,11 +7,15 @@ Layout::
     DIR/governance/governance.key, .pub      the key that signs the manifest
     DIR/manifest.json                        the signed manifest
     DIR/<province>/node.toml                 one node's config (paths relative to it)
-    DIR/<province>/signing.key               Ed25519 signing key (signing-<n>.key after rotation)
+    DIR/<province>/signing.key               signing key (signing-<n>.key after rotation)
     DIR/<province>/tls.key, tls.crt          TLS key and certificate (SAN = node id)
 
 Rules kept here:
 - Every private key file is created 0600 (``write_private_file``), never chmod-ed later.
+  Signing keys are PKCS#8 PEM files whose algorithm identifier names their suite (Ed25519,
+  or SM2 on curve sm2p256v1), so ``openssl pkey`` reads them; each member's suite and the
+  governance key's are chosen at init (``SuiteChoice``, ``--suite``) and a rotation may move
+  a member to the other suite.
   DIR and every folder in it are 0700 (``PRIVATE_DIR_MODE``): they hold keys, tokens, and
   once the mesh runs, stores and logs with personal data (``yrd mesh up`` keeps those 0600).
 - ``init_mesh`` writes everything or nothing: it builds the mesh in a hidden sibling folder
@@ -35,6 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from node.mesh.suite_choice import ED25519_THROUGHOUT, SuiteChoice
 from node.runtime.config import load_config, render_config
 from node.trust.keys import (
     SigningKey,
@@ -54,6 +59,7 @@ from node.trust.manifest import (
     sign_manifest,
     verify_manifest,
 )
+from node.trust.suites import Suite
 from node.trust.tls import certificate_pem, create_ca, issue_node_certificate, private_key_pem
 from node.vocabulary import CERTIFICATE_TYPES, PURPOSE_TOKENS
 
@@ -156,8 +162,10 @@ def init_mesh(
     key_days: int = 365,
     provinces: Sequence[str] = DEFAULT_PROVINCES,
     platforms: bool = True,
+    suites: SuiteChoice = ED25519_THROUGHOUT,
 ) -> Manifest:
-    """Create a mesh folder for ``provinces`` and return its signed manifest (version 1).
+    """Create a mesh folder for ``provinces`` and return its signed manifest (version 1);
+    each member and the governance key sign with the suite ``suites`` gives them.
 
     With ``platforms`` each node is configured for its province's simulated platform on the
     province's platform port, with fresh credentials both sides share
@@ -185,6 +193,7 @@ def init_mesh(
             manifest_days=manifest_days,
             key_days=key_days,
             platforms=platforms,
+            suites=suites,
         )
         _refuse_non_empty(directory)
         # rename(2) replaces an empty directory and fails if one appeared with content.
@@ -215,6 +224,7 @@ def _write_mesh(
     manifest_days: int,
     key_days: int,
     platforms: bool,
+    suites: SuiteChoice,
 ) -> Manifest:
     ca_key, ca_cert = create_ca("Yangtze River Delta Federation CA", now=now)
     (root / CA_CERT).parent.mkdir(mode=PRIVATE_DIR_MODE)
@@ -222,7 +232,7 @@ def _write_mesh(
     (root / CA_CERT).write_bytes(certificate_pem(ca_cert))
     write_private_file(root / CA_KEY, private_key_pem(ca_key))
 
-    governance = SigningKey.generate()
+    governance = SigningKey.generate(suites.governance)
     governance_text = governance.verify_key.text
     save_signing_key(governance, root / GOVERNANCE_KEY)
     (root / GOVERNANCE_PUB).write_text(governance_text + "\n", encoding="ascii")
@@ -232,7 +242,7 @@ def _write_mesh(
         node_id = node_id_for(province)
         folder = root / province
         folder.mkdir(mode=PRIVATE_DIR_MODE)
-        signing = SigningKey.generate()
+        signing = SigningKey.generate(suites.of(province))
         save_signing_key(signing, folder / "signing.key")
         tls_key, tls_cert = issue_node_certificate(ca_key, ca_cert, node_id, now=now)
         write_private_file(folder / "tls.key", private_key_pem(tls_key))
@@ -371,8 +381,10 @@ def rotate_signing_key(
     now: float,
     overlap_days: float = 7,
     key_days: int = 365,
+    suite: Suite | None = None,
 ) -> str:
-    """Give ``province`` a new signing key and return its key id.
+    """Give ``province`` a new signing key of ``suite`` (by default the suite of the key it
+    signs with now) and return its key id.
 
     The key the node signs with now (the one its node.toml names) stays valid for
     ``overlap_days`` more (never longer than it already was), so messages it signed before
@@ -381,7 +393,8 @@ def rotate_signing_key(
     manifest = read_manifest(directory, now=now)
     member = _member(manifest, province)
     config_path = directory / province / NODE_CONFIG
-    current_id = load_signing_key(load_config(config_path, env={}).paths.signing_key).key_id
+    current = load_signing_key(load_config(config_path, env={}).paths.signing_key)
+    current_id = current.key_id
     old = member.key(current_id)
     if old is None:
         raise ValueError(
@@ -389,7 +402,7 @@ def rotate_signing_key(
             f"{province}; fix the config before rotating"
         )
 
-    new_key = SigningKey.generate()
+    new_key = SigningKey.generate(suite or current.suite)
     new_path = _next_key_path(directory / province)
     # Prepared first so that a node.toml this cannot rewrite stops the rotation before
     # anything is published.

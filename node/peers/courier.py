@@ -37,7 +37,7 @@ from monitoring.metrics import NodeMetrics
 from node.delivery.worker import Outcome, Settlement
 from node.peers.peer import Peer
 from node.protocol.checks import Authenticated, CheckLimits, check_reply
-from node.protocol.envelope import Sealed, digest, header, seal
+from node.protocol.envelope import Sealed, envelope_digest, header, seal
 from node.protocol.faults import FaultCode, Refusal
 from node.store import audit, outbox
 from node.store.connection import Connection
@@ -290,7 +290,9 @@ class Courier:
             else:
                 encoded = message.SerializeToString(deterministic=True)
                 raw, sent = await peer.channel.ask(encoded, timeout=timeout)
-                request = Sealed(sent, encoded, message.header.message_id, digest(encoded), kind)
+                request = Sealed(
+                    sent, encoded, message.header.message_id, envelope_digest(sent), kind
+                )
         except TransportError as error:
             raise PeerUnanswered(province, error) from error
         try:
@@ -305,7 +307,12 @@ class Courier:
         return Answered(request, reply, raw, sent_at, answered_at)
 
     def _check_reply(
-        self, raw: bytes, peer_node_id: str, request_id: str, request_digest: bytes
+        self,
+        raw: bytes,
+        peer_node_id: str,
+        request_id: str,
+        request_digest: bytes,
+        request_envelope: bytes = b"",
     ) -> Authenticated:
         """Every receiver check on a peer's reply to one of our messages, with our trust now."""
         return check_reply(
@@ -316,6 +323,7 @@ class Courier:
             now=self._clock(),
             request_id=request_id,
             request_digest=request_digest,
+            request_envelope=request_envelope,
             limits=self._limits,
         )
 
@@ -326,7 +334,9 @@ class Courier:
 
         def settle(raw: bytes, item: OutboxItem) -> Settlement:
             try:
-                reply = self._check_reply(raw, peer_node_id, item.message_id, item.digest)
+                reply = self._check_reply(
+                    raw, peer_node_id, item.message_id, item.digest, item.envelope
+                )
             except Refusal as refusal:
                 # An answer we cannot trust settles nothing: keep the row and try again.
                 return Settlement(

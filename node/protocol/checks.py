@@ -34,12 +34,14 @@ from node.protocol.envelope import (
     digest,
     is_wire_id,
     payload_type,
+    signer_suite,
     statement_of,
 )
 from node.protocol.faults import FaultCode, Refusal
 from node.text import TextError, clean_text
 from node.trust.keys import VerifyKey
 from node.trust.manifest import Manifest, Member
+from node.trust.suites import SUITES
 from node.wire import pb
 
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -133,7 +135,7 @@ def _parse(raw: bytes, limits: CheckLimits) -> tuple[pb.Envelope, pb.Message, by
             "envelope must carry message, signature and key_id",
             field="envelope",
         )
-    message_digest = digest(envelope.message)
+    message_digest = digest(envelope.message, signer_suite(envelope.key_id))
     message = pb.Message()
     try:
         message.ParseFromString(envelope.message)
@@ -281,6 +283,13 @@ def _authenticate(
     )
 
 
+def _names_message(prior_digest: bytes, message_bytes: bytes) -> bool:
+    """Whether a stored digest names these bytes under some suite's hash: a sender that
+    moved to a key of another suite re-signs what its outbox still holds, and the same
+    message under the new suite's hash is still the same message, not a replay."""
+    return any(suite.hash(message_bytes) == prior_digest for suite in SUITES.values())
+
+
 @lru_cache(maxsize=256)
 def _batch_signature_verifies(key: VerifyKey, signature: bytes, statement: bytes) -> bool:
     """Every message of a batch carries the batch's one signature, and its proof leads to the
@@ -331,7 +340,7 @@ def check_envelope(
         )
     prior = inbox.prior(h.sender, h.message_id)
     if prior is not None:
-        if prior.digest != message_digest:
+        if not _names_message(prior.digest, envelope.message):
             raise Refusal(
                 FaultCode.REPLAY_MISMATCH,
                 f"message id {h.message_id} was already received with different content",
@@ -363,9 +372,15 @@ def check_reply(
     now: float,
     request_id: str,
     request_digest: bytes,
+    request_envelope: bytes = b"",
     limits: CheckLimits = CheckLimits(),
 ) -> Authenticated:
-    """Check a peer's signed reply to a request this node sent."""
+    """Check a peer's signed reply to a request this node sent.
+
+    ``request_envelope`` (the request as sealed) is read only when the reply names the
+    request by another digest than ``request_digest``: a request queued under a key of one
+    suite and sent after this node moved to a key of the other is named by the new suite's
+    hash, and is still the same bytes."""
     envelope, message, message_digest = _parse(raw, limits)
     h = message.header
     ids: _Ids = {"message_id": h.message_id, "digest": message_digest}
@@ -389,7 +404,7 @@ def check_reply(
     digest_field = _ANSWER_DIGEST.get(kind)
     if digest_field is not None:
         answered = getattr(getattr(message, kind), digest_field)
-        if answered and answered != request_digest:
+        if answered and not _answers(answered, request_digest, request_envelope):
             # An attestation (or receipt) for another request, replayed as this one's answer.
             raise Refusal(
                 FaultCode.INVALID_PAYLOAD,
@@ -406,6 +421,14 @@ def check_reply(
             )
     _check_text(message, ids)
     return authenticated
+
+
+def _answers(answered: bytes, request_digest: bytes, request_envelope: bytes) -> bool:
+    if answered == request_digest:
+        return True
+    if not request_envelope:
+        return False
+    return _names_message(answered, pb.Envelope.FromString(request_envelope).message)
 
 
 _ANSWER_DIGEST = {"receipt": "digest", "fault": "digest", "attestation": "request_digest"}

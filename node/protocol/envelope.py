@@ -16,6 +16,11 @@ whose order is the only thing it fixes), ``zip(..., strict=True)`` → no or a f
 ("big" is the default since Python 3.11).
 - A message is serialized exactly once, when sealed; the bytes signed are the bytes sent,
   stored, digested and verified.
+- Digests that name a signed message (a receipt's or a reply's digest of what it answers, a
+  batch's tree) use the hash of the signer's suite (DESIGN §3): SHA-256 under an ``ed25519:``
+  key, SM3 under an ``sm2:`` key. The suite is read from the envelope's key id, so a receiver
+  knows it before it trusts anything; a key id of no known suite is refused as an unknown key
+  by the checks, and until then its message is named by SHA-256.
 - Every identifier a header carries (message id, sender, recipient, in_reply_to,
   correlation_id) is a ``WIRE_ID``: 1 to ``MAX_WIRE_ID_LENGTH`` ASCII letters, digits and
   ``. _ : -``, starting with a letter or digit. What this node makes fits it (a UUID, a
@@ -25,7 +30,6 @@ whose order is the only thing it fixes), ``zip(..., strict=True)`` → no or a f
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from collections.abc import Sequence
@@ -34,6 +38,7 @@ from typing import Final
 
 from node.protocol.merkle import MerkleTree, leaf_hash, root_from_inclusion
 from node.trust.keys import SigningKey
+from node.trust.suites import ED25519_SUITE, SUITES, Suite
 from node.wire import pb
 
 DOMAIN_PREFIX = b"yrd.federation.v1/envelope\x00"
@@ -47,9 +52,23 @@ def is_wire_id(text: str) -> bool:
     return WIRE_ID.fullmatch(text) is not None
 
 
-def digest(message_bytes: bytes) -> bytes:
-    """SHA-256 of a message's bytes: what receipts and replies point back to."""
-    return hashlib.sha256(message_bytes).digest()
+def digest(message_bytes: bytes, suite: Suite) -> bytes:
+    """The hash of ``suite`` (the signer's) over a message's bytes: what receipts and replies
+    point back to."""
+    return suite.hash(message_bytes)
+
+
+def envelope_digest(envelope: bytes) -> bytes:
+    """The digest naming the message inside a serialized Envelope, by its signer's suite."""
+    parsed = pb.Envelope.FromString(envelope)
+    return digest(parsed.message, signer_suite(parsed.key_id))
+
+
+def signer_suite(key_id: str) -> Suite:
+    """The suite a key id names (``sm2:…`` → SM2); Ed25519's for one that names no known
+    suite, whose message the checks refuse as from an unknown key (module rules)."""
+    name, _, _ = key_id.partition(":")
+    return SUITES.get(name, ED25519_SUITE)
 
 
 def signing_input(message_bytes: bytes) -> bytes:
@@ -69,8 +88,13 @@ def statement_of(envelope: pb.Envelope) -> bytes | None:
     if not envelope.HasField("proof"):
         return signing_input(envelope.message)
     proof = envelope.proof
+    hash_function = signer_suite(envelope.key_id).hash
     root = root_from_inclusion(
-        leaf_hash(envelope.message), proof.leaf_index, proof.tree_size, proof.path
+        leaf_hash(envelope.message, hash_function),
+        proof.leaf_index,
+        proof.tree_size,
+        proof.path,
+        hash_function,
     )
     if root is None:
         return None
@@ -146,7 +170,7 @@ def seal_batch(messages: Sequence[pb.Message], key: SigningKey) -> SealedBatch:
                 envelope=envelope,
                 message=message_bytes,
                 message_id=message.header.message_id,
-                digest=digest(message_bytes),
+                digest=digest(message_bytes, key.suite),
                 payload_type=payload_type(message),
             )
             for message, message_bytes, envelope in zip(messages, encoded, envelopes, strict=True)
@@ -165,7 +189,7 @@ def signed_batch(encoded: Sequence[bytes], key: SigningKey) -> tuple[pb.Batch, M
     """The Batch of serialized messages (at least one), signed once, and its tree."""
     if not encoded:
         raise ValueError("a batch holds at least one message")
-    tree = MerkleTree.of(encoded)
+    tree = MerkleTree.of(encoded, key.suite.hash)
     batch = pb.Batch(
         messages=encoded,
         signature=key.sign(batch_statement(tree.size, tree.root())),
@@ -177,7 +201,7 @@ def signed_batch(encoded: Sequence[bytes], key: SigningKey) -> tuple[pb.Batch, M
 def envelopes_of(batch: pb.Batch, tree: MerkleTree | None = None) -> list[bytes]:
     """Each message of a batch as its own Envelope: the batch's signature and key id with the
     message's ``BatchProof``. Checked one by one, as any envelope is; nothing here is trusted."""
-    tree = tree or MerkleTree.of(batch.messages)
+    tree = tree or MerkleTree.of(batch.messages, signer_suite(batch.key_id).hash)
     return [
         pb.Envelope(
             message=message_bytes,
@@ -197,7 +221,7 @@ def seal(message: pb.Message, key: SigningKey) -> Sealed:
         envelope=seal_encoded(message_bytes, key),
         message=message_bytes,
         message_id=message.header.message_id,
-        digest=digest(message_bytes),
+        digest=digest(message_bytes, key.suite),
         payload_type=payload_type(message),
     )
 

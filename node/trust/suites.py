@@ -63,6 +63,9 @@ SM2_N: Final = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D5412
 
 FINGERPRINT_HEX_DIGITS: Final = 32
 
+FIXED_SIGNATURE_LENGTH: Final = 64
+"""An Ed25519 signature as it is; an SM2 signature as (r, s), 32 bytes each, big-endian."""
+
 # The longest DER signature: SEQUENCE of two INTEGERs of 33 bytes (a leading 0x00 when the top
 # bit of a 32-byte value is set). Anything longer is refused before it is parsed.
 _SM2_DER_SIGNATURE_MAX: Final = 2 + 2 * (2 + 33)
@@ -106,6 +109,16 @@ class Suite(ABC):
         """Whether ``signature`` is this suite's signature over ``data`` by ``public``.
 
         Never raises on malformed keys or signatures: they are simply not valid."""
+
+    @abstractmethod
+    def to_fixed(self, signature: bytes) -> bytes:
+        """One of this suite's own signatures in ``FIXED_SIGNATURE_LENGTH`` bytes, for a
+        format with no room for a length (an offline presentation's QR code)."""
+
+    @abstractmethod
+    def from_fixed(self, fixed: bytes) -> bytes:
+        """The signature ``verify`` takes, from its fixed-length form; never raises (what
+        comes back from hostile bytes simply does not verify)."""
 
     @abstractmethod
     def check_public(self, public: bytes) -> None:
@@ -155,6 +168,12 @@ class Ed25519Suite(Suite):
         except (BadSignatureError, ValueError, TypeError):
             return False
         return True
+
+    def to_fixed(self, signature: bytes) -> bytes:
+        return bytes(signature)
+
+    def from_fixed(self, fixed: bytes) -> bytes:
+        return bytes(fixed)
 
     def check_public(self, public: bytes) -> None:
         if len(public) != self.public_length:
@@ -222,6 +241,19 @@ class Sm2Suite(Suite):
             return bool(_sm2_verifier(bytes(public)).verify(data, raw))
         except (ValueError, TypeError, AttributeError, OverflowError):
             return False
+
+    def to_fixed(self, signature: bytes) -> bytes:
+        raw = _sm2_raw_signature(signature)
+        if raw is None:
+            raise ValueError("not a canonical DER SM2 signature")
+        return raw
+
+    def from_fixed(self, fixed: bytes) -> bytes:
+        if len(fixed) != FIXED_SIGNATURE_LENGTH:
+            return b""
+        return encode_dss_signature(
+            int.from_bytes(fixed[:32], "big"), int.from_bytes(fixed[32:], "big")
+        )
 
     def check_public(self, public: bytes) -> None:
         if len(public) != self.public_length:
