@@ -7,6 +7,7 @@ Run::
     .venv/bin/python bench/certificates.py                # full run (about 45 s)
     .venv/bin/python bench/certificates.py --quick        # smoke run (about 10 s)
     .venv/bin/python bench/certificates.py --revoked 1000 # a longer revocation list
+    .venv/bin/python bench/certificates.py --json         # one JSON object: {"rows": [...]}
 
 Two real node processes (Shanghai issuing, Jiangsu requesting; ``yrd node run``) on a fresh
 two-province mesh without platforms, so Shanghai's library is its store. This process loads
@@ -17,7 +18,11 @@ Jiangsu holds that list: its ``POST /v1/presentations/verify`` answers with an a
 version Shanghai's own answer names. Each row then runs for ``--seconds``, after a short
 warm-up that is not counted.
 
-``bare Ed25519 verify`` (the ceiling)
+``bare aiohttp`` (``bare-aiohttp``: the ceiling of the HTTP rows)
+    A JSON POST echo served by aiohttp in a process of its own (this file with
+    ``--echo-port``), asked at the same concurrency with a body like the cold row's question:
+    what the HTTP stack alone costs on this machine, in this run.
+``bare Ed25519 verify`` (``bare-ed25519``: the ceiling of the in-process rows)
     ``node.trust.keys.VerifyKey.verify`` in a tight loop in this process, over a message as
     large as the signed part of a real attestation envelope of this run.
 ``online verify, cache cold``
@@ -60,6 +65,7 @@ import argparse
 import asyncio
 import base64
 import itertools
+import json
 import os
 import random
 import socket
@@ -75,6 +81,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
+from aiohttp import web
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -122,6 +129,8 @@ class Side:
 
 @dataclass
 class Row:
+    path: str
+    """The row's name in ``--json`` (``bare-aiohttp``, ``online-cold``, …)."""
     name: str
     figure: float
     ceiling: float
@@ -184,6 +193,8 @@ class Bench:
         self.sh = sh
         self.js = js
         self.grantor = grantor
+        self.others: dict[str, Side] = {}
+        """Other processes whose CPU the rows count (the echo server)."""
 
     async def call(
         self, method: str, url: str, body: Any = None, *, expect: int = 200
@@ -206,11 +217,19 @@ class Bench:
         await asyncio.gather(*(one(i) for i in range(n)))
 
     async def measured(
-        self, name: str, seconds: float, concurrency: int, make: Callable[[int], Awaitable[Any]]
+        self,
+        path: str,
+        name: str,
+        seconds: float,
+        concurrency: int,
+        make: Callable[[int], Awaitable[Any]],
+        *,
+        per_call: int = 1,
     ) -> Row:
         """Call ``make(0)``, ``make(1)``, … with ``concurrency`` in flight for ``seconds``; the
-        rate and each process's CPU time per request."""
-        before = {"shanghai": self.sh.cpu(), "jiangsu": self.js.cpu()}
+        rate (of ``per_call`` items a call) and each process's CPU time per item."""
+        sides = {"shanghai": self.sh, "jiangsu": self.js, **self.others}
+        before = {name: side.cpu() for name, side in sides.items()}
         client = time.process_time()
         started = time.perf_counter()
         deadline = started + seconds
@@ -225,12 +244,10 @@ class Bench:
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-        cpu = {
-            "shanghai": (self.sh.cpu() - before["shanghai"]) / done,
-            "jiangsu": (self.js.cpu() - before["jiangsu"]) / done,
-            "client": (time.process_time() - client) / done,
-        }
-        return Row(name, done / elapsed, 0.0, cpu, done)
+        items = done * per_call
+        cpu = {name: (side.cpu() - before[name]) / items for name, side in sides.items()}
+        cpu["client"] = (time.process_time() - client) / items
+        return Row(path, name, items / elapsed, 0.0, cpu, items)
 
     async def load(self, cards: list[Card], concurrency: int) -> None:
         await self.bounded(
@@ -380,7 +397,7 @@ def attestation_size(attestation: str) -> int:
     return len(DOMAIN_PREFIX + pb.Envelope.FromString(raw).message)
 
 
-def in_process(name: str, seconds: float, step: Callable[[int], object]) -> Row:
+def in_process(path: str, name: str, seconds: float, step: Callable[[int], object]) -> Row:
     """Call ``step(0)``, ``step(1)``, … in a tight loop for ``seconds``; the rate."""
     done = 0
     started = time.perf_counter()
@@ -388,7 +405,7 @@ def in_process(name: str, seconds: float, step: Callable[[int], object]) -> Row:
     while time.perf_counter() < deadline:
         step(done)
         done += 1
-    return Row(name, done / (time.perf_counter() - started), 0.0, count=done)
+    return Row(path, name, done / (time.perf_counter() - started), 0.0, count=done)
 
 
 def ed25519_row(size: int, seconds: float) -> Row:
@@ -401,7 +418,7 @@ def ed25519_row(size: int, seconds: float) -> Row:
         if not verify_key.verify(signature, message):
             raise RuntimeError("the signature did not verify")
 
-    return in_process("bare Ed25519 verify (/s)", seconds, step)
+    return in_process("bare-ed25519", "bare Ed25519 verify (/s)", seconds, step)
 
 
 def offline_rows(mesh: Path, tokens: list[str], seconds: float) -> list[Row]:
@@ -432,21 +449,60 @@ def offline_rows(mesh: Path, tokens: list[str], seconds: float) -> list[Row]:
                 raise RuntimeError("a presentation was not valid offline")
 
         return [
-            in_process("offline presentation, in-process (/s)", seconds, pure),
-            in_process("offline, route's work in-process (/s)", seconds, route),
+            in_process("offline-pure", "offline presentation, in-process (/s)", seconds, pure),
+            in_process("offline-inprocess", "offline, the route's work (/s)", seconds, route),
         ]
     finally:
         conn.close()
 
 
+def echo_app() -> web.Application:
+    """The bare aiohttp row's server: a JSON POST body read and sent back."""
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.json_response(await request.json())
+
+    app = web.Application()
+    app.router.add_post("/echo", echo)
+    return app
+
+
+def start_echo() -> Side:
+    port = free_port()
+    command = [sys.executable, str(Path(__file__).resolve()), "--echo-port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return Side("echo", f"http://127.0.0.1:{port}", process)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+async def wait_echo(session: aiohttp.ClientSession, side: Side) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            async with session.post(side.url + "/echo", json={}) as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the echo server did not come up")
+
+
 async def run(args: argparse.Namespace, mesh: Path) -> None:
     cards = make_cards(args.cards, args.revoked)
     valid = cards[: args.cards]
-    sh, js = start(mesh, "shanghai"), start(mesh, "jiangsu")
+    sh, js, echo = start(mesh, "shanghai"), start(mesh, "jiangsu"), start_echo()
     try:
         async with mesh_session(mesh) as session:
             for side in (sh, js):
                 await wait_ready(session, side)
+            await wait_echo(session, echo)
             bench = Bench(session, sh, js, grantor_of(mesh, "shanghai"))
             await bench.load(cards, 8)
             # Shanghai publishes a changed list at start or at its next refresh (30 s by
@@ -472,10 +528,21 @@ async def run(args: argparse.Namespace, mesh: Path) -> None:
             size = attestation_size(first["attestation"])
             records_before = await bench.usage_records(valid)
 
+            bench.others = {"echo": echo}
+            echoed = bench.question(valid[0], f"echo-{run_id}")
+            aiohttp_row = await bench.measured(
+                "bare-aiohttp",
+                "bare aiohttp JSON echo (/s)",
+                args.seconds,
+                args.concurrency,
+                lambda i: bench.call("POST", echo.url + "/echo", echoed),
+            )
+            bench.others = {}
             cold: list[bool] = []
             warm: list[bool] = []
             http_rows = [
                 await bench.measured(
+                    "online-cold",
                     "online verify, cache cold (/s)",
                     args.seconds,
                     args.concurrency,
@@ -484,12 +551,14 @@ async def run(args: argparse.Namespace, mesh: Path) -> None:
                     ),
                 ),
                 await bench.measured(
+                    "online-warm",
                     "online verify, cache warm (/s)",
                     args.seconds,
                     args.concurrency,
                     lambda i: bench.verify(warm_question, warm),
                 ),
                 await bench.measured(
+                    "offline-http",
                     "offline presentation, HTTP (/s)",
                     args.seconds,
                     args.concurrency,
@@ -498,43 +567,84 @@ async def run(args: argparse.Namespace, mesh: Path) -> None:
             ]
             records_added = await bench.usage_records(valid) - records_before
     finally:
-        for side in (sh, js):
+        for side in (sh, js, echo):
             stop(side)
 
     ceiling = ed25519_row(size, args.seconds)
-    token = Row("presentation token (characters)", len(tokens[0]), QR_BYTE_CAPACITY)
-    rows = [ceiling, *http_rows, *offline_rows(mesh, tokens, args.seconds)]
-    for row in rows:
+    token = Row("token-size", "presentation token (characters)", len(tokens[0]), QR_BYTE_CAPACITY)
+    aiohttp_row.ceiling = aiohttp_row.figure
+    for row in http_rows:
+        row.ceiling = aiohttp_row.figure
+    in_process_rows = [ceiling, *offline_rows(mesh, tokens, args.seconds)]
+    for row in in_process_rows:
         row.ceiling = ceiling.figure
+    rows = [aiohttp_row, *http_rows, *in_process_rows, token]
+    notes = {
+        "seconds_per_row": args.seconds,
+        "concurrency": args.concurrency,
+        "ed25519_message_bytes": size,
+        "cold_cached": sum(cold),
+        "cold_count": len(cold),
+        "warm_cached": sum(warm),
+        "warm_count": len(warm),
+        "usage_records_added": records_added,
+        "cards_valid": args.cards,
+        "cards_revoked": args.revoked,
+        "revocation_list_version": list_version,
+        "load_before": args.load_before,
+        "load_after": os.getloadavg(),
+    }
+    if args.json:
+        print(json.dumps({"rows": [row_json(row) for row in rows], "notes": notes}))
+        return
+    print_table(rows, notes)
 
-    print(f"load average before: {args.load_before}, after: {os.getloadavg()}")
+
+def row_json(row: Row) -> dict[str, Any]:
+    return {
+        "path": row.path,
+        "name": row.name,
+        "per_s": round(row.figure, 1),
+        "ceiling": round(row.ceiling, 1),
+        "ratio": round(row.figure / row.ceiling, 4),
+        "count": row.count,
+        "cpu_us": {name: round(seconds * 1e6, 1) for name, seconds in row.cpu.items()},
+    }
+
+
+def print_table(rows: list[Row], notes: dict[str, Any]) -> None:
+    print(f"load average before: {notes['load_before']}, after: {notes['load_after']}")
     print(
         f"{'row':<40} {'figure':>9} {'ceiling':>9} {'ratio':>8} {'count':>7}   "
-        f"{'CPU µs/request: shanghai':>24} {'jiangsu':>8} {'client':>8}"
+        f"{'CPU µs/item: shanghai':>21} {'jiangsu':>8} {'client':>8}"
     )
-    for row in [*rows, token]:
+    for row in rows:
         cpu = "".join(
-            f"{row.cpu[name] * 1e6:>{width}.0f}"
-            for name, width in (("shanghai", 27), ("jiangsu", 9), ("client", 9))
+            f"{row.cpu.get(name, 0.0) * 1e6:>{width}.0f}"
+            for name, width in (("shanghai", 24), ("jiangsu", 9), ("client", 9))
             if row.cpu
         )
+        echo = f"   echo {row.cpu['echo'] * 1e6:.0f}" if "echo" in row.cpu else ""
         print(
             f"{row.name:<40} {row.figure:>9.0f} {row.ceiling:>9.0f} "
-            f"{row.figure / row.ceiling:>7.3f}× {row.count or '':>7}{cpu}"
+            f"{row.figure / row.ceiling:>7.3f}× {row.count or '':>7}{cpu}{echo}"
         )
     print(
-        f"({args.seconds:g} s per row, HTTP rows at concurrency {args.concurrency}; Ed25519 over "
-        f"{size}-byte messages, the signed part of an attestation envelope; token ceiling: "
-        "what a version-40 QR code holds)"
+        f"({notes['seconds_per_row']:g} s per row, HTTP rows at concurrency "
+        f"{notes['concurrency']} over the bare aiohttp row; in-process rows over Ed25519 verify "
+        f"of {notes['ed25519_message_bytes']}-byte messages, the signed part of an attestation "
+        "envelope; token ceiling: what a version-40 QR code holds)"
     )
     print(
-        f"cache: cold {sum(cold)} of {len(cold)} answered from Jiangsu's cache (expected 0), "
-        f"warm {sum(warm)} of {len(warm)} (expected {len(warm)})"
+        f"cache: cold {notes['cold_cached']} of {notes['cold_count']} answered from Jiangsu's "
+        f"cache (expected 0), warm {notes['warm_cached']} of {notes['warm_count']} "
+        f"(expected {notes['warm_count']})"
     )
     print(
-        f"issuer usage records added: {records_added} (expected {len(cold)}); "
-        f"library: {args.cards} valid + {args.revoked} revoked cards; Jiangsu held Shanghai's "
-        f"revocation list version {list_version}"
+        f"issuer usage records added: {notes['usage_records_added']} (expected "
+        f"{notes['cold_count']}); library: {notes['cards_valid']} valid + "
+        f"{notes['cards_revoked']} revoked cards; Jiangsu held Shanghai's revocation list "
+        f"version {notes['revocation_list_version']}"
     )
 
 
@@ -545,7 +655,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--cards", type=int, default=200, help="valid cards in the library")
     parser.add_argument("--revoked", type=int, default=100, help="revoked cards in the library")
+    parser.add_argument(
+        "--json", action="store_true", help='print one JSON object {"rows": [...]} instead'
+    )
+    parser.add_argument("--echo-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.echo_port:
+        web.run_app(echo_app(), host="127.0.0.1", port=args.echo_port, print=None)
+        return
     if args.quick:
         args.seconds, args.cards, args.revoked = 0.5, TOKENS, 10
     if args.cards < TOKENS:
