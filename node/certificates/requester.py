@@ -17,11 +17,12 @@ issuer's latest revocation list held here.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from monitoring.metrics import NodeMetrics
@@ -125,6 +126,22 @@ class Requester:
             self._cache.popitem(last=False)
         self._count(request, answer.status)
         return answer
+
+    async def verify_each(self, items: Sequence[Any]) -> list[Verified | VerificationRefused]:
+        """Each item (a ``POST /v1/certificates/verify`` body) answered or refused on its
+        own, in order; asked at once, so the questions to one issuer travel together."""
+
+        async def one(item: Any) -> Verified | VerificationRefused:
+            if not isinstance(item, Mapping):
+                return VerificationRefused(
+                    "invalid_item", "each item must be a JSON object: a verification question"
+                )
+            try:
+                return await self.verify(self.request(item))
+            except VerificationRefused as refusal:
+                return refusal
+
+        return list(await asyncio.gather(*(one(item) for item in items)))
 
     def _check_own_policy(self, request: VerifyRequest) -> None:
         """Refuse, sending nothing, a question this node's manifest policy does not let it
