@@ -110,6 +110,8 @@ PROVINCES = ("shanghai", "jiangsu")
 DIVISION = "310104"  # Xuhui, Shanghai: the issuing authority's and the holders' division
 SCENE = "hotel_check_in"
 TOKENS = 16
+BULK_SIZES = (1, 16, 128)
+"""Items a bulk request asks, one row each."""
 """Presentations issued for the offline rows, cycled over (one per card)."""
 SURNAMES = "李王张刘陈杨赵黄周吴"
 GIVEN = "明华静伟芳娜敏强磊军"
@@ -195,6 +197,8 @@ class Bench:
         self.grantor = grantor
         self.others: dict[str, Side] = {}
         """Other processes whose CPU the rows count (the echo server)."""
+        self.grants: dict[str, dict[str, Any]] = {}
+        self.run_id = f"{time.time_ns():x}"
 
     async def call(
         self, method: str, url: str, body: Any = None, *, expect: int = 200
@@ -292,20 +296,33 @@ class Bench:
             "requester": "南京市某酒店",
         }
 
+    def cold_question(self, card: Card, n: int) -> dict[str, Any]:
+        """A question never asked before: the card's own grant (signed once per card and run)
+        and a requester of its own (``cache_key`` holds the requester, so nothing is served
+        from Jiangsu's cache); both nodes still check the grant's signature each time."""
+        grant = self.grants.get(card.certificate_id)
+        if grant is None:
+            grant = self.grants[card.certificate_id] = self.question(card, f"{self.run_id}-{n}")
+        return {**grant, "requester": f"南京市某酒店{n:07d}"}
+
     async def verify(self, body: dict[str, Any], cached: list[bool]) -> None:
         answer = await self.call("POST", self.js.url + "/v1/certificates/verify", body)
-        if answer["status"] != "valid" or set(answer["fields"]) != {"name"}:
-            raise RuntimeError(f"unexpected attestation: {answer}")
+        _check_answer(answer)
         cached.append(bool(answer["cached"]))
 
-    async def usage_records(self, cards: list[Card]) -> int:
-        total = 0
-        for card in cards:
-            usage = await self.call(
-                "GET", f"{self.sh.url}/v1/certificates/{card.certificate_id}/usage"
-            )
-            total += len(usage["usage"])
-        return total
+    async def verify_batch(self, bodies: list[dict[str, Any]], cached: list[bool]) -> None:
+        url = self.js.url + "/v1/certificates/verify-batch"
+        results = (await self.call("POST", url, {"items": bodies}))["results"]
+        for result in results:
+            if "result" not in result:
+                raise RuntimeError(f"an item was refused: {result}")
+            _check_answer(result["result"])
+            cached.append(bool(result["result"]["cached"]))
+
+
+def _check_answer(answer: dict[str, Any]) -> None:
+    if answer["status"] != "valid" or set(answer["fields"]) != {"name"}:
+        raise RuntimeError(f"unexpected attestation: {answer}")
 
 
 @dataclass(frozen=True)
@@ -395,6 +412,17 @@ def attestation_size(attestation: str) -> int:
     """Bytes an attestation envelope's signature covers (domain prefix + message)."""
     raw = base64.urlsafe_b64decode(attestation + "=" * (-len(attestation) % 4))
     return len(DOMAIN_PREFIX + pb.Envelope.FromString(raw).message)
+
+
+def usage_records(mesh: Path) -> int:
+    """Usage records Shanghai holds (read from its store: there may be more per card than
+    ``GET …/usage`` lists)."""
+    path = load_config(mesh / "shanghai" / "node.toml", {}).paths.store
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return store.usage_count(conn)
+    finally:
+        conn.close()
 
 
 def in_process(path: str, name: str, seconds: float, step: Callable[[int], object]) -> Row:
@@ -516,7 +544,7 @@ async def run(args: argparse.Namespace, mesh: Path) -> None:
 
             # Warm-up (not counted): connections, both nodes' code paths, and the cache entry
             # of the question the warm row repeats.
-            run_id = f"{time.time_ns():x}"
+            run_id = bench.run_id
             await bench.bounded(
                 40,
                 4,
@@ -526,7 +554,7 @@ async def run(args: argparse.Namespace, mesh: Path) -> None:
             warm_question = bench.question(valid[0], f"warm-{run_id}")
             first = await bench.call("POST", js.url + "/v1/certificates/verify", warm_question)
             size = attestation_size(first["attestation"])
-            records_before = await bench.usage_records(valid)
+            records_before = usage_records(mesh)
 
             bench.others = {"echo": echo}
             echoed = bench.question(valid[0], f"echo-{run_id}")
@@ -546,9 +574,7 @@ async def run(args: argparse.Namespace, mesh: Path) -> None:
                     "online verify, cache cold (/s)",
                     args.seconds,
                     args.concurrency,
-                    lambda i: bench.verify(
-                        bench.question(valid[i % len(valid)], f"cold-{run_id}-{i:07d}"), cold
-                    ),
+                    lambda i: bench.verify(bench.cold_question(valid[i % len(valid)], i), cold),
                 ),
                 await bench.measured(
                     "online-warm",
@@ -565,11 +591,29 @@ async def run(args: argparse.Namespace, mesh: Path) -> None:
                     lambda i: bench.check_token(js, tokens[i % TOKENS]),
                 ),
             ]
-            records_added = await bench.usage_records(valid) - records_before
+            asked = itertools.count(10_000_000)
+            for size in BULK_SIZES:
+                http_rows.append(
+                    await bench.measured(
+                        f"bulk-cold-{size}",
+                        f"bulk verify, cold, {size} a request (/s)",
+                        args.seconds,
+                        max(2, args.concurrency // size),
+                        lambda i, size=size: bench.verify_batch(
+                            [
+                                bench.cold_question(valid[n % len(valid)], n)
+                                for n in itertools.islice(asked, size)
+                            ],
+                            cold,
+                        ),
+                        per_call=size,
+                    )
+                )
     finally:
         for side in (sh, js, echo):
             stop(side)
 
+    records_added = usage_records(mesh) - records_before
     ceiling = ed25519_row(size, args.seconds)
     token = Row("token-size", "presentation token (characters)", len(tokens[0]), QR_BYTE_CAPACITY)
     aiohttp_row.ceiling = aiohttp_row.figure

@@ -103,6 +103,12 @@ def usage(conn: sqlite3.Connection, certificate_id: str, *, limit: int = 500) ->
     ]
 
 
+def usage_count(conn: sqlite3.Connection) -> int:
+    """Usage records held, of every certificate."""
+    (count,) = conn.execute("SELECT count(*) FROM certificate_usage").fetchone()
+    return int(count)
+
+
 def keep_list(
     conn: sqlite3.Connection,
     *,
