@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from node.runtime.config import ConfigError, load_config
+from node.wire import pb
 from tests.certificate_samples import LI_MINGHUA, OTHER_PERSON, sample_json
 from tests.nodes import ScopedClient, config_for, eventually, make_mesh, serving, settled
 from tests.test_certificate_exchange import problem
@@ -137,3 +138,47 @@ def test_the_bulk_limit_is_read_from_node_toml(mesh: Path) -> None:
     assert load_config(path, {}).verify_batch_items == 500
     path.write_text(path.read_text() + "\n[certificates]\nverify_batch_items = 64\n")
     assert load_config(path, {}).verify_batch_items == 64
+
+
+async def test_the_same_question_in_flight_is_asked_once(mesh: Path) -> None:
+    """The same question five times in one bulk request (and a sixth beside it) reaches the
+    issuer once: one usage record, the same signed attestation for every asker, the joiners
+    marked as relying on an answer they did not cause (``cached``)."""
+    async with (
+        serving(config_for(mesh, "shanghai", **FAST)) as (sh, sh_client),
+        serving(config_for(mesh, "jiangsu", **FAST)) as (js, js_client),
+    ):
+        await eventually(lambda: settled(sh, js))
+        assert (await sh_client.post("/v1/certificates", json=CARD)).status == 201
+        same = {**STATUS_ONLY, "requester": "同一个问题"}
+        other = {**STATUS_ONLY, "requester": "另一个问题"}
+        response = await js_client.post(
+            "/v1/certificates/verify-batch", json={"items": [same] * 5 + [other]}
+        )
+        assert response.status == 200, await response.text()
+        answers = [r["result"] for r in (await response.json())["results"]]
+        assert len({a["attestation"] for a in answers[:5]}) == 1
+        assert answers[5]["attestation"] != answers[0]["attestation"]
+        assert [a["cached"] for a in answers] == [False, True, True, True, True, False]
+        records = (await (await sh_client.get(f"/v1/certificates/{CARD_ID}/usage")).json())["usage"]
+        assert sorted(r["requester"] for r in records) == ["另一个问题", "同一个问题"]
+
+
+async def test_a_question_sent_again_is_answered_from_the_inbox(mesh: Path) -> None:
+    """The same signed verification sent twice (a retry after a lost answer) gets the very
+    reply it got the first time, and the issuer records one usage, not two."""
+    async with (
+        serving(config_for(mesh, "shanghai", **FAST)) as (sh, sh_client),
+        serving(config_for(mesh, "jiangsu", **FAST)) as (js, _),
+    ):
+        await eventually(lambda: settled(sh, js))
+        assert (await sh_client.post("/v1/certificates", json=CARD)).status == 201
+        request = js.certificates.request({**STATUS_ONLY, "requester": "重试的窗口"})
+        [sealed] = js.courier.seal("shanghai", [("certificate_verify", request.to_wire())])
+        channel = js.peers["shanghai"].channel
+        first, _ = await channel.ask(sealed.message, timeout=10)
+        again, _ = await channel.ask(sealed.message, timeout=10)
+        replied = pb.Message.FromString(pb.Envelope.FromString(first).message)
+        assert replied.WhichOneof("body") == "attestation"
+        assert pb.Envelope.FromString(again).message == pb.Envelope.FromString(first).message
+        assert await usage_count(sh_client) == 1
