@@ -41,20 +41,25 @@ warm-up that is not counted.
 ``offline presentation, in-process``
     ``read_presentation`` + ``check_offline`` over the same tokens and list in this process
     (after the nodes stopped): the crypto and parsing without HTTP.
-``offline, route's work in-process``
+``offline, the route's work`` (``offline-inprocess``)
     What the route does per request besides HTTP and metrics: the issuer-key lookup, the
-    held list read from Jiangsu's store and verified and parsed again (``held_list``), then
-    the two functions above. The gap to the row above grows with ``--revoked``.
+    held list from memory (``HeldLists``: read from Jiangsu's store, verified and parsed at
+    the first look only), then the two functions above.
+``bulk verify, cold, N a request`` (``bulk-cold-1``, ``-16``, ``-128``)
+    ``POST /v1/certificates/verify-batch`` at Jiangsu with N cold questions each, enough
+    requests in flight for ``--concurrency`` questions (at least two); items per second.
 ``presentation token``
     Characters of a token; the ceiling here is what a QR code holds (version 40, level L).
 
 Rates are per second; the ratio is the figure over the ceiling. A cold online verification
 takes four Ed25519 operations (Jiangsu signs the request and verifies the attestation,
-Shanghai verifies the request and signs the answer), an offline check one for the token and,
-as the route is written, one more for the revocation list: a ratio near 1/4 or 1/2 would
-mean signatures are all the work. The CPU columns are each process's user + system time per
-request over the row (the client is this process): on 2 shared cores, a process near
-1 / rate is the bottleneck. The load average is printed before and after.
+Shanghai verifies the request and signs the answer; a frame of questions shares those
+signatures, but each grant's signature is checked on both sides), an offline check one for
+the token: a ratio near 1/4 or 1 would mean signatures are all the work. Cold questions
+share one consent grant per card and differ by requester. The CPU columns are each
+process's user + system time per item over the row (the client is this process): on 2
+shared cores, a process near 1 / rate is the bottleneck. The load average is printed
+before and after.
 
 Benchmarks print figures; they never assert timing.
 """
@@ -87,6 +92,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from node.certificates.consent import ConsentGrant, sign_grant  # noqa: E402
+from node.certificates.held_lists import HeldLists  # noqa: E402
 from node.certificates.issuers import manifest_issuer_keys  # noqa: E402
 from node.certificates.model import TYPES  # noqa: E402
 from node.certificates.presentation import (  # noqa: E402
@@ -450,8 +456,9 @@ def ed25519_row(size: int, seconds: float) -> Row:
 
 
 def offline_rows(mesh: Path, tokens: list[str], seconds: float) -> list[Row]:
-    """read_presentation + check_offline alone, then with the rest of the route's work:
-    the held list read from Jiangsu's store, verified and parsed, as ``held_list`` does."""
+    """read_presentation + check_offline alone, then with the rest of the route's work: the
+    issuer-key lookup and the held list from ``HeldLists`` over Jiangsu's store, as
+    ``held_list`` does (read from the store and checked at the first look, then kept)."""
     manifest = read_manifest(mesh)
     js_store = load_config(mesh / "jiangsu" / "node.toml", {}).paths.store
     conn = sqlite3.connect(f"file:{js_store}?mode=ro", uri=True)
@@ -467,12 +474,12 @@ def offline_rows(mesh: Path, tokens: list[str], seconds: float) -> list[Row]:
             if not check_offline(presentation, revocations, now=now).valid:
                 raise RuntimeError("a presentation was not valid offline")
 
+        lists = HeldLists(lambda: conn)
+
         def route(i: int) -> None:
             lookup = manifest_issuer_keys(manifest, now)
             presentation = read_presentation(tokens[i % len(tokens)], lookup, now=now)
-            held = store.held_list(conn, presentation.issuer_province)
-            assert held is not None
-            listed = read_revocation_list(held.signed, lookup)
+            listed = lists.checked(presentation.issuer_province, manifest, now)
             if not check_offline(presentation, listed, now=now).valid:
                 raise RuntimeError("a presentation was not valid offline")
 
