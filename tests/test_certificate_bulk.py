@@ -182,3 +182,37 @@ async def test_a_question_sent_again_is_answered_from_the_inbox(mesh: Path) -> N
         assert replied.WhichOneof("body") == "attestation"
         assert pb.Envelope.FromString(again).message == pb.Envelope.FromString(first).message
         assert await usage_count(sh_client) == 1
+
+
+async def test_each_consent_grant_is_checked_once_a_side(
+    mesh: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A question with a consent grant: its signature is checked once by the requester and
+    once by the issuer (whose validator's reading is the one the answer uses), not again."""
+    from node.certificates import verification
+
+    reads: list[str] = []
+    real = verification.read_grant
+
+    def counted(token: str, **kwargs: Any) -> Any:
+        reads.append(token)
+        return real(token, **kwargs)
+
+    async with (
+        serving(config_for(mesh, "shanghai", **FAST)) as (sh, sh_client),
+        serving(config_for(mesh, "jiangsu", **FAST)) as (js, js_client),
+    ):
+        await eventually(lambda: settled(sh, js))
+        assert (await sh_client.post("/v1/certificates", json=CARD)).status == 201
+        signed = await sh_client.post(
+            "/v1/consents",
+            json={"holder_code": LI_MINGHUA, "purpose": "hotel_check_in", "fields": ["name"]},
+        )
+        assert signed.status == 201, await signed.text()
+        grant = (await signed.json())["grant"]
+        monkeypatch.setattr(verification, "read_grant", counted)
+        asked = {**STATUS_ONLY, "fields": ["name"], "consent": {"grant": grant}}
+        answered = await js_client.post("/v1/certificates/verify", json=asked)
+        assert answered.status == 200, await answered.text()
+        assert (await answered.json())["fields"] == {"name": CARD["fields"]["name"]}
+        assert reads == [grant, grant]
