@@ -44,11 +44,12 @@ def put_certificate(
     )
 
 
-def get_certificate(conn: sqlite3.Connection, certificate_id: str) -> dict[str, Any] | None:
+def certificate_document(conn: sqlite3.Connection, certificate_id: str) -> str | None:
+    """A certificate of the library as stored (its JSON text)."""
     row = conn.execute(
         "SELECT document FROM certificate_library WHERE certificate_id = ?", (certificate_id,)
     ).fetchone()
-    return None if row is None else dict(json.loads(row[0]))
+    return None if row is None else str(row[0])
 
 
 def listed_certificates(conn: sqlite3.Connection) -> list[tuple[dict[str, Any], float]]:
