@@ -7,6 +7,7 @@ Run::
     .venv/bin/python bench/certificates.py                # full run (about 45 s)
     .venv/bin/python bench/certificates.py --quick        # smoke run (about 10 s)
     .venv/bin/python bench/certificates.py --revoked 1000 # a longer revocation list
+    .venv/bin/python bench/certificates.py --json         # one JSON object: {"rows": [...]}
 
 Two real node processes (Shanghai issuing, Jiangsu requesting; ``yrd node run``) on a fresh
 two-province mesh without platforms, so Shanghai's library is its store. This process loads
@@ -17,7 +18,11 @@ Jiangsu holds that list: its ``POST /v1/presentations/verify`` answers with an a
 version Shanghai's own answer names. Each row then runs for ``--seconds``, after a short
 warm-up that is not counted.
 
-``bare Ed25519 verify`` (the ceiling)
+``bare aiohttp`` (``bare-aiohttp``: the ceiling of the HTTP rows)
+    A JSON POST echo served by aiohttp in a process of its own (this file with
+    ``--echo-port``), asked at the same concurrency with a body like the cold row's question:
+    what the HTTP stack alone costs on this machine, in this run.
+``bare Ed25519 verify`` (``bare-ed25519``: the ceiling of the in-process rows)
     ``node.trust.keys.VerifyKey.verify`` in a tight loop in this process, over a message as
     large as the signed part of a real attestation envelope of this run.
 ``online verify, cache cold``
@@ -36,20 +41,25 @@ warm-up that is not counted.
 ``offline presentation, in-process``
     ``read_presentation`` + ``check_offline`` over the same tokens and list in this process
     (after the nodes stopped): the crypto and parsing without HTTP.
-``offline, route's work in-process``
+``offline, the route's work`` (``offline-inprocess``)
     What the route does per request besides HTTP and metrics: the issuer-key lookup, the
-    held list read from Jiangsu's store and verified and parsed again (``held_list``), then
-    the two functions above. The gap to the row above grows with ``--revoked``.
+    held list from memory (``HeldLists``: read from Jiangsu's store, verified and parsed at
+    the first look only), then the two functions above.
+``bulk verify, cold, N a request`` (``bulk-cold-1``, ``-16``, ``-128``)
+    ``POST /v1/certificates/verify-batch`` at Jiangsu with N cold questions each, enough
+    requests in flight for ``--concurrency`` questions (at least two); items per second.
 ``presentation token``
     Characters of a token; the ceiling here is what a QR code holds (version 40, level L).
 
 Rates are per second; the ratio is the figure over the ceiling. A cold online verification
 takes four Ed25519 operations (Jiangsu signs the request and verifies the attestation,
-Shanghai verifies the request and signs the answer), an offline check one for the token and,
-as the route is written, one more for the revocation list: a ratio near 1/4 or 1/2 would
-mean signatures are all the work. The CPU columns are each process's user + system time per
-request over the row (the client is this process): on 2 shared cores, a process near
-1 / rate is the bottleneck. The load average is printed before and after.
+Shanghai verifies the request and signs the answer; a frame of questions shares those
+signatures, but each grant's signature is checked on both sides), an offline check one for
+the token: a ratio near 1/4 or 1 would mean signatures are all the work. Cold questions
+share one consent grant per card and differ by requester. The CPU columns are each
+process's user + system time per item over the row (the client is this process): on 2
+shared cores, a process near 1 / rate is the bottleneck. The load average is printed
+before and after.
 
 Benchmarks print figures; they never assert timing.
 """
@@ -60,6 +70,7 @@ import argparse
 import asyncio
 import base64
 import itertools
+import json
 import os
 import random
 import socket
@@ -75,11 +86,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
+from aiohttp import web
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from node.certificates.consent import ConsentGrant, sign_grant  # noqa: E402
+from node.certificates.held_lists import HeldLists  # noqa: E402
 from node.certificates.issuers import manifest_issuer_keys  # noqa: E402
 from node.certificates.model import TYPES  # noqa: E402
 from node.certificates.presentation import (  # noqa: E402
@@ -103,6 +116,8 @@ PROVINCES = ("shanghai", "jiangsu")
 DIVISION = "310104"  # Xuhui, Shanghai: the issuing authority's and the holders' division
 SCENE = "hotel_check_in"
 TOKENS = 16
+BULK_SIZES = (1, 16, 128)
+"""Items a bulk request asks, one row each."""
 """Presentations issued for the offline rows, cycled over (one per card)."""
 SURNAMES = "李王张刘陈杨赵黄周吴"
 GIVEN = "明华静伟芳娜敏强磊军"
@@ -122,6 +137,8 @@ class Side:
 
 @dataclass
 class Row:
+    path: str
+    """The row's name in ``--json`` (``bare-aiohttp``, ``online-cold``, …)."""
     name: str
     figure: float
     ceiling: float
@@ -184,6 +201,10 @@ class Bench:
         self.sh = sh
         self.js = js
         self.grantor = grantor
+        self.others: dict[str, Side] = {}
+        """Other processes whose CPU the rows count (the echo server)."""
+        self.grants: dict[str, dict[str, Any]] = {}
+        self.run_id = f"{time.time_ns():x}"
 
     async def call(
         self, method: str, url: str, body: Any = None, *, expect: int = 200
@@ -206,11 +227,19 @@ class Bench:
         await asyncio.gather(*(one(i) for i in range(n)))
 
     async def measured(
-        self, name: str, seconds: float, concurrency: int, make: Callable[[int], Awaitable[Any]]
+        self,
+        path: str,
+        name: str,
+        seconds: float,
+        concurrency: int,
+        make: Callable[[int], Awaitable[Any]],
+        *,
+        per_call: int = 1,
     ) -> Row:
         """Call ``make(0)``, ``make(1)``, … with ``concurrency`` in flight for ``seconds``; the
-        rate and each process's CPU time per request."""
-        before = {"shanghai": self.sh.cpu(), "jiangsu": self.js.cpu()}
+        rate (of ``per_call`` items a call) and each process's CPU time per item."""
+        sides = {"shanghai": self.sh, "jiangsu": self.js, **self.others}
+        before = {name: side.cpu() for name, side in sides.items()}
         client = time.process_time()
         started = time.perf_counter()
         deadline = started + seconds
@@ -225,12 +254,10 @@ class Bench:
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-        cpu = {
-            "shanghai": (self.sh.cpu() - before["shanghai"]) / done,
-            "jiangsu": (self.js.cpu() - before["jiangsu"]) / done,
-            "client": (time.process_time() - client) / done,
-        }
-        return Row(name, done / elapsed, 0.0, cpu, done)
+        items = done * per_call
+        cpu = {name: (side.cpu() - before[name]) / items for name, side in sides.items()}
+        cpu["client"] = (time.process_time() - client) / items
+        return Row(path, name, items / elapsed, 0.0, cpu, items)
 
     async def load(self, cards: list[Card], concurrency: int) -> None:
         await self.bounded(
@@ -275,20 +302,33 @@ class Bench:
             "requester": "南京市某酒店",
         }
 
+    def cold_question(self, card: Card, n: int) -> dict[str, Any]:
+        """A question never asked before: the card's own grant (signed once per card and run)
+        and a requester of its own (``cache_key`` holds the requester, so nothing is served
+        from Jiangsu's cache); both nodes still check the grant's signature each time."""
+        grant = self.grants.get(card.certificate_id)
+        if grant is None:
+            grant = self.grants[card.certificate_id] = self.question(card, f"{self.run_id}-{n}")
+        return {**grant, "requester": f"南京市某酒店{n:07d}"}
+
     async def verify(self, body: dict[str, Any], cached: list[bool]) -> None:
         answer = await self.call("POST", self.js.url + "/v1/certificates/verify", body)
-        if answer["status"] != "valid" or set(answer["fields"]) != {"name"}:
-            raise RuntimeError(f"unexpected attestation: {answer}")
+        _check_answer(answer)
         cached.append(bool(answer["cached"]))
 
-    async def usage_records(self, cards: list[Card]) -> int:
-        total = 0
-        for card in cards:
-            usage = await self.call(
-                "GET", f"{self.sh.url}/v1/certificates/{card.certificate_id}/usage"
-            )
-            total += len(usage["usage"])
-        return total
+    async def verify_batch(self, bodies: list[dict[str, Any]], cached: list[bool]) -> None:
+        url = self.js.url + "/v1/certificates/verify-batch"
+        results = (await self.call("POST", url, {"items": bodies}))["results"]
+        for result in results:
+            if "result" not in result:
+                raise RuntimeError(f"an item was refused: {result}")
+            _check_answer(result["result"])
+            cached.append(bool(result["result"]["cached"]))
+
+
+def _check_answer(answer: dict[str, Any]) -> None:
+    if answer["status"] != "valid" or set(answer["fields"]) != {"name"}:
+        raise RuntimeError(f"unexpected attestation: {answer}")
 
 
 @dataclass(frozen=True)
@@ -380,7 +420,18 @@ def attestation_size(attestation: str) -> int:
     return len(DOMAIN_PREFIX + pb.Envelope.FromString(raw).message)
 
 
-def in_process(name: str, seconds: float, step: Callable[[int], object]) -> Row:
+def usage_records(mesh: Path) -> int:
+    """Usage records Shanghai holds (read from its store: there may be more per card than
+    ``GET …/usage`` lists)."""
+    path = load_config(mesh / "shanghai" / "node.toml", {}).paths.store
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return store.usage_count(conn)
+    finally:
+        conn.close()
+
+
+def in_process(path: str, name: str, seconds: float, step: Callable[[int], object]) -> Row:
     """Call ``step(0)``, ``step(1)``, … in a tight loop for ``seconds``; the rate."""
     done = 0
     started = time.perf_counter()
@@ -388,7 +439,7 @@ def in_process(name: str, seconds: float, step: Callable[[int], object]) -> Row:
     while time.perf_counter() < deadline:
         step(done)
         done += 1
-    return Row(name, done / (time.perf_counter() - started), 0.0, count=done)
+    return Row(path, name, done / (time.perf_counter() - started), 0.0, count=done)
 
 
 def ed25519_row(size: int, seconds: float) -> Row:
@@ -401,12 +452,13 @@ def ed25519_row(size: int, seconds: float) -> Row:
         if not verify_key.verify(signature, message):
             raise RuntimeError("the signature did not verify")
 
-    return in_process("bare Ed25519 verify (/s)", seconds, step)
+    return in_process("bare-ed25519", "bare Ed25519 verify (/s)", seconds, step)
 
 
 def offline_rows(mesh: Path, tokens: list[str], seconds: float) -> list[Row]:
-    """read_presentation + check_offline alone, then with the rest of the route's work:
-    the held list read from Jiangsu's store, verified and parsed, as ``held_list`` does."""
+    """read_presentation + check_offline alone, then with the rest of the route's work: the
+    issuer-key lookup and the held list from ``HeldLists`` over Jiangsu's store, as
+    ``held_list`` does (read from the store and checked at the first look, then kept)."""
     manifest = read_manifest(mesh)
     js_store = load_config(mesh / "jiangsu" / "node.toml", {}).paths.store
     conn = sqlite3.connect(f"file:{js_store}?mode=ro", uri=True)
@@ -422,31 +474,70 @@ def offline_rows(mesh: Path, tokens: list[str], seconds: float) -> list[Row]:
             if not check_offline(presentation, revocations, now=now).valid:
                 raise RuntimeError("a presentation was not valid offline")
 
+        lists = HeldLists(lambda: conn)
+
         def route(i: int) -> None:
             lookup = manifest_issuer_keys(manifest, now)
             presentation = read_presentation(tokens[i % len(tokens)], lookup, now=now)
-            held = store.held_list(conn, presentation.issuer_province)
-            assert held is not None
-            listed = read_revocation_list(held.signed, lookup)
+            listed = lists.checked(presentation.issuer_province, manifest, now)
             if not check_offline(presentation, listed, now=now).valid:
                 raise RuntimeError("a presentation was not valid offline")
 
         return [
-            in_process("offline presentation, in-process (/s)", seconds, pure),
-            in_process("offline, route's work in-process (/s)", seconds, route),
+            in_process("offline-pure", "offline presentation, in-process (/s)", seconds, pure),
+            in_process("offline-inprocess", "offline, the route's work (/s)", seconds, route),
         ]
     finally:
         conn.close()
 
 
+def echo_app() -> web.Application:
+    """The bare aiohttp row's server: a JSON POST body read and sent back."""
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.json_response(await request.json())
+
+    app = web.Application()
+    app.router.add_post("/echo", echo)
+    return app
+
+
+def start_echo() -> Side:
+    port = free_port()
+    command = [sys.executable, str(Path(__file__).resolve()), "--echo-port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return Side("echo", f"http://127.0.0.1:{port}", process)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+async def wait_echo(session: aiohttp.ClientSession, side: Side) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            async with session.post(side.url + "/echo", json={}) as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the echo server did not come up")
+
+
 async def run(args: argparse.Namespace, mesh: Path) -> None:
     cards = make_cards(args.cards, args.revoked)
     valid = cards[: args.cards]
-    sh, js = start(mesh, "shanghai"), start(mesh, "jiangsu")
+    sh, js, echo = start(mesh, "shanghai"), start(mesh, "jiangsu"), start_echo()
     try:
         async with mesh_session(mesh) as session:
             for side in (sh, js):
                 await wait_ready(session, side)
+            await wait_echo(session, echo)
             bench = Bench(session, sh, js, grantor_of(mesh, "shanghai"))
             await bench.load(cards, 8)
             # Shanghai publishes a changed list at start or at its next refresh (30 s by
@@ -460,7 +551,7 @@ async def run(args: argparse.Namespace, mesh: Path) -> None:
 
             # Warm-up (not counted): connections, both nodes' code paths, and the cache entry
             # of the question the warm row repeats.
-            run_id = f"{time.time_ns():x}"
+            run_id = bench.run_id
             await bench.bounded(
                 40,
                 4,
@@ -470,71 +561,141 @@ async def run(args: argparse.Namespace, mesh: Path) -> None:
             warm_question = bench.question(valid[0], f"warm-{run_id}")
             first = await bench.call("POST", js.url + "/v1/certificates/verify", warm_question)
             size = attestation_size(first["attestation"])
-            records_before = await bench.usage_records(valid)
+            records_before = usage_records(mesh)
 
+            bench.others = {"echo": echo}
+            echoed = bench.question(valid[0], f"echo-{run_id}")
+            aiohttp_row = await bench.measured(
+                "bare-aiohttp",
+                "bare aiohttp JSON echo (/s)",
+                args.seconds,
+                args.concurrency,
+                lambda i: bench.call("POST", echo.url + "/echo", echoed),
+            )
+            bench.others = {}
             cold: list[bool] = []
             warm: list[bool] = []
             http_rows = [
                 await bench.measured(
+                    "online-cold",
                     "online verify, cache cold (/s)",
                     args.seconds,
                     args.concurrency,
-                    lambda i: bench.verify(
-                        bench.question(valid[i % len(valid)], f"cold-{run_id}-{i:07d}"), cold
-                    ),
+                    lambda i: bench.verify(bench.cold_question(valid[i % len(valid)], i), cold),
                 ),
                 await bench.measured(
+                    "online-warm",
                     "online verify, cache warm (/s)",
                     args.seconds,
                     args.concurrency,
                     lambda i: bench.verify(warm_question, warm),
                 ),
                 await bench.measured(
+                    "offline-http",
                     "offline presentation, HTTP (/s)",
                     args.seconds,
                     args.concurrency,
                     lambda i: bench.check_token(js, tokens[i % TOKENS]),
                 ),
             ]
-            records_added = await bench.usage_records(valid) - records_before
+            asked = itertools.count(10_000_000)
+            for size in BULK_SIZES:
+                http_rows.append(
+                    await bench.measured(
+                        f"bulk-cold-{size}",
+                        f"bulk verify, cold, {size} a request (/s)",
+                        args.seconds,
+                        max(2, args.concurrency // size),
+                        lambda i, size=size: bench.verify_batch(
+                            [
+                                bench.cold_question(valid[n % len(valid)], n)
+                                for n in itertools.islice(asked, size)
+                            ],
+                            cold,
+                        ),
+                        per_call=size,
+                    )
+                )
     finally:
-        for side in (sh, js):
+        for side in (sh, js, echo):
             stop(side)
 
+    records_added = usage_records(mesh) - records_before
     ceiling = ed25519_row(size, args.seconds)
-    token = Row("presentation token (characters)", len(tokens[0]), QR_BYTE_CAPACITY)
-    rows = [ceiling, *http_rows, *offline_rows(mesh, tokens, args.seconds)]
-    for row in rows:
+    token = Row("token-size", "presentation token (characters)", len(tokens[0]), QR_BYTE_CAPACITY)
+    aiohttp_row.ceiling = aiohttp_row.figure
+    for row in http_rows:
+        row.ceiling = aiohttp_row.figure
+    in_process_rows = [ceiling, *offline_rows(mesh, tokens, args.seconds)]
+    for row in in_process_rows:
         row.ceiling = ceiling.figure
+    rows = [aiohttp_row, *http_rows, *in_process_rows, token]
+    notes = {
+        "seconds_per_row": args.seconds,
+        "concurrency": args.concurrency,
+        "ed25519_message_bytes": size,
+        "cold_cached": sum(cold),
+        "cold_count": len(cold),
+        "warm_cached": sum(warm),
+        "warm_count": len(warm),
+        "usage_records_added": records_added,
+        "cards_valid": args.cards,
+        "cards_revoked": args.revoked,
+        "revocation_list_version": list_version,
+        "load_before": args.load_before,
+        "load_after": os.getloadavg(),
+    }
+    if args.json:
+        print(json.dumps({"rows": [row_json(row) for row in rows], "notes": notes}))
+        return
+    print_table(rows, notes)
 
-    print(f"load average before: {args.load_before}, after: {os.getloadavg()}")
+
+def row_json(row: Row) -> dict[str, Any]:
+    return {
+        "path": row.path,
+        "name": row.name,
+        "per_s": round(row.figure, 1),
+        "ceiling": round(row.ceiling, 1),
+        "ratio": round(row.figure / row.ceiling, 4),
+        "count": row.count,
+        "cpu_us": {name: round(seconds * 1e6, 1) for name, seconds in row.cpu.items()},
+    }
+
+
+def print_table(rows: list[Row], notes: dict[str, Any]) -> None:
+    print(f"load average before: {notes['load_before']}, after: {notes['load_after']}")
     print(
         f"{'row':<40} {'figure':>9} {'ceiling':>9} {'ratio':>8} {'count':>7}   "
-        f"{'CPU µs/request: shanghai':>24} {'jiangsu':>8} {'client':>8}"
+        f"{'CPU µs/item: shanghai':>21} {'jiangsu':>8} {'client':>8}"
     )
-    for row in [*rows, token]:
+    for row in rows:
         cpu = "".join(
-            f"{row.cpu[name] * 1e6:>{width}.0f}"
-            for name, width in (("shanghai", 27), ("jiangsu", 9), ("client", 9))
+            f"{row.cpu.get(name, 0.0) * 1e6:>{width}.0f}"
+            for name, width in (("shanghai", 24), ("jiangsu", 9), ("client", 9))
             if row.cpu
         )
+        echo = f"   echo {row.cpu['echo'] * 1e6:.0f}" if "echo" in row.cpu else ""
         print(
             f"{row.name:<40} {row.figure:>9.0f} {row.ceiling:>9.0f} "
-            f"{row.figure / row.ceiling:>7.3f}× {row.count or '':>7}{cpu}"
+            f"{row.figure / row.ceiling:>7.3f}× {row.count or '':>7}{cpu}{echo}"
         )
     print(
-        f"({args.seconds:g} s per row, HTTP rows at concurrency {args.concurrency}; Ed25519 over "
-        f"{size}-byte messages, the signed part of an attestation envelope; token ceiling: "
-        "what a version-40 QR code holds)"
+        f"({notes['seconds_per_row']:g} s per row, HTTP rows at concurrency "
+        f"{notes['concurrency']} over the bare aiohttp row; in-process rows over Ed25519 verify "
+        f"of {notes['ed25519_message_bytes']}-byte messages, the signed part of an attestation "
+        "envelope; token ceiling: what a version-40 QR code holds)"
     )
     print(
-        f"cache: cold {sum(cold)} of {len(cold)} answered from Jiangsu's cache (expected 0), "
-        f"warm {sum(warm)} of {len(warm)} (expected {len(warm)})"
+        f"cache: cold {notes['cold_cached']} of {notes['cold_count']} answered from Jiangsu's "
+        f"cache (expected 0), warm {notes['warm_cached']} of {notes['warm_count']} "
+        f"(expected {notes['warm_count']})"
     )
     print(
-        f"issuer usage records added: {records_added} (expected {len(cold)}); "
-        f"library: {args.cards} valid + {args.revoked} revoked cards; Jiangsu held Shanghai's "
-        f"revocation list version {list_version}"
+        f"issuer usage records added: {notes['usage_records_added']} (expected "
+        f"{notes['cold_count']}); library: {notes['cards_valid']} valid + "
+        f"{notes['cards_revoked']} revoked cards; Jiangsu held Shanghai's revocation list "
+        f"version {notes['revocation_list_version']}"
     )
 
 
@@ -545,7 +706,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--cards", type=int, default=200, help="valid cards in the library")
     parser.add_argument("--revoked", type=int, default=100, help="revoked cards in the library")
+    parser.add_argument(
+        "--json", action="store_true", help='print one JSON object {"rows": [...]} instead'
+    )
+    parser.add_argument("--echo-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.echo_port:
+        web.run_app(echo_app(), host="127.0.0.1", port=args.echo_port, print=None)
+        return
     if args.quick:
         args.seconds, args.cards, args.revoked = 0.5, TOKENS, 10
     if args.cards < TOKENS:

@@ -225,17 +225,19 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
             "mesh": ",".join(t.url for t in targets),
         }
         expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 86400))
+        question = {
+            **holder,
+            "purpose": "hotel_check_in",
+            "fields": ["name"],
+            "consent": {"grant_id": "grant-fuzz-0001", "expires_at": expires},
+            "requester": "南京市某酒店",
+        }
         bodies = {
             ("POST", "/v1/cases"): case_body(matter_of("jiangsu"), seed=2),
             ("POST", "/v1/cases/{case_id}/events"): {"action": "accept"},
             ("POST", "/v1/certificates"): card,
-            ("POST", "/v1/certificates/verify"): {
-                **holder,
-                "purpose": "hotel_check_in",
-                "fields": ["name"],
-                "consent": {"grant_id": "grant-fuzz-0001", "expires_at": expires},
-                "requester": "南京市某酒店",
-            },
+            ("POST", "/v1/certificates/verify"): question,
+            ("POST", "/v1/certificates/verify-batch"): {"items": [question, dict(holder)]},
             ("POST", "/v1/presentations"): holder,
             ("POST", "/v1/presentations/verify"): {"token": token},
             ("POST", "/v1/probes"): {"peer": "jiangsu", "count": 1, "payload_bytes": 16},

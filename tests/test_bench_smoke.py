@@ -94,31 +94,37 @@ def test_quick_case_benchmark_prints_both_figures() -> None:
 
 
 def test_quick_certificate_benchmark_prints_every_row() -> None:
-    """bench/certificates.py --quick measures online verification (cache cold and warm),
-    offline presentations over HTTP and in-process, and the token size against their
-    ceilings; every cold request reached the issuer and every warm one was served cached."""
+    """bench/certificates.py --quick --json measures the bare aiohttp and Ed25519 ceilings,
+    online verification (cache cold and warm, and in bulk), offline presentations over HTTP
+    and in-process, and the token size; every cold question reached the issuer (one usage
+    record each) and every warm one was served cached."""
     result = subprocess.run(
-        [sys.executable, str(BENCH.with_name("certificates.py")), "--quick"],
+        [sys.executable, str(BENCH.with_name("certificates.py")), "--quick", "--json"],
         capture_output=True,
         text=True,
         timeout=2 * BUDGET,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    rows = (
-        "bare Ed25519 verify (/s)",
-        "online verify, cache cold (/s)",
-        "online verify, cache warm (/s)",
-        "offline presentation, HTTP (/s)",
-        "offline presentation, in-process (/s)",
-        "offline, route's work in-process (/s)",
-        "presentation token (characters)",
-    )
-    for row in rows:
-        assert re.search(rf"^{re.escape(row)}\s+[\d.]+\s+[\d.]+\s+[\d.]+×", result.stdout, re.M)
-    cache = re.search(r"cache: cold (\d+) of \d+ .*, warm (\d+) of (\d+)", result.stdout)
-    assert cache is not None and cache.group(1) == "0" and cache.group(2) == cache.group(3)
-    usage = re.search(r"usage records added: (\d+) \(expected (\d+)\)", result.stdout)
-    assert usage is not None and usage.group(1) == usage.group(2)
+    report = json.loads(result.stdout)
+    rows = {row["path"]: row for row in report["rows"]}
+    assert set(rows) >= {
+        "bare-aiohttp",
+        "bare-ed25519",
+        "online-cold",
+        "online-warm",
+        "offline-http",
+        "offline-inprocess",
+        "bulk-cold-1",
+        "bulk-cold-16",
+        "bulk-cold-128",
+    }
+    for row in rows.values():
+        assert row["per_s"] > 0 and abs(row["ratio"] - row["per_s"] / row["ceiling"]) < 1e-3
+    assert rows["online-cold"]["ceiling"] == rows["bare-aiohttp"]["per_s"]
+    assert rows["offline-inprocess"]["ceiling"] == rows["bare-ed25519"]["per_s"]
+    notes = report["notes"]
+    assert notes["cold_cached"] == 0 and notes["warm_cached"] == notes["warm_count"]
+    assert notes["usage_records_added"] == notes["cold_count"] > 0
 
 
 FLOOD_ROWS = (

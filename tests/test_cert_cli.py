@@ -412,3 +412,62 @@ async def test_a_folder_that_is_no_mesh_says_so_and_how_to_make_one(
         assert f"{where} is not a mesh folder (" in err, argv
         assert f"; create one with: yrd mesh init {where}" in err, argv
         assert "governance" not in err and "manifest.json" not in err
+
+
+async def test_verify_file_in_bulk(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``cert verify --file`` asks every question of a CSV file or of JSON lines through the
+    bulk route, a line each (no holder code shown) and a count; a refused question exits 1
+    and is recorded nowhere; a malformed file exits 2 naming its line, and nothing is sent."""
+    async with live(tmp_path) as (_, sh, sh_url, _, js_url):
+        code, _, err = await yrd(
+            capsys, "cert", "import", str(card_file(tmp_path, CARD)), "--url", sh_url
+        )
+        assert code == 0, err
+        questions = tmp_path / "checks.csv"
+        questions.write_text(
+            "certificate_id,holder_code,purpose,requester,fields\n"
+            f"{CARD_ID},{LI_MINGHUA},hotel_check_in,前台一,\n"
+            f"{CARD_ID},{OTHER_PERSON},hotel_check_in,前台二,\n"
+            f"{CARD_ID},{LI_MINGHUA},hotel_check_in,前台三,name;address\n"
+            f"{CARD_ID},{LI_MINGHUA},hotel_check_in,前台四,\n",
+            encoding="utf-8",
+        )
+        argv = ["cert", "verify", "--file", str(questions), "--url", js_url, "--batch-size", "3"]
+        code, out, err = await yrd(capsys, *argv)
+        assert (code, err) == (1, "")
+        lines = out.splitlines()
+        assert lines[0].split() == ["2", CARD_ID, "valid", "valid", "status", "only"]
+        assert lines[1].split()[:4] == ["3", CARD_ID, "refused", "holder_mismatch"]
+        assert lines[2].split()[:4] == ["4", CARD_ID, "refused", "consent_required"]
+        assert lines[3].split()[:3] == ["5", CARD_ID, "valid"]
+        assert lines[-1] == "4 questions: 2 valid, 0 not valid, 0 not checked, 2 refused"
+        assert LI_MINGHUA not in out and OTHER_PERSON not in out
+        usage = sh.certificates.usage(CARD_ID)["usage"]
+        assert sorted(r["requester"] for r in usage) == ["前台一", "前台四"]
+
+        jsonl = tmp_path / "checks.jsonl"
+        ask = {"certificate_id": CARD_ID, "holder_code": LI_MINGHUA, "purpose": "hotel_check_in"}
+        jsonl.write_text(json.dumps(ask) + "\n\n" + json.dumps({**ask, "requester": "前台五"}))
+        code, out, err = await yrd(capsys, "cert", "verify", "--file", str(jsonl), "--url", js_url,
+                                   "--json")  # fmt: skip
+        assert (code, err) == (0, "")
+        results = json.loads(out)["results"]
+        assert [r["result"]["status"] for r in results] == ["valid", "valid"]
+
+        before = len(sh.certificates.usage(CARD_ID)["usage"])
+        broken = tmp_path / "broken.jsonl"
+        broken.write_text(json.dumps({**ask, "requester": "前台六"}) + "\n[1, 2]\n")
+        code, out, err = await yrd(capsys, "cert", "verify", "--file", str(broken), "--url", js_url)
+        assert (code, out) == (2, "")
+        assert f"{broken}:2: a line must hold one JSON object" in err
+        wrong_column = tmp_path / "wrong.csv"
+        wrong_column.write_text("certificate_id,holder,purpose\n")
+        code, _, err = await yrd(capsys, "cert", "verify", "--file", str(wrong_column), "--url",
+                                 js_url)  # fmt: skip
+        assert code == 2 and "unknown column 'holder'" in err
+        code, _, err = await yrd(capsys, "cert", "verify", CARD_ID, "--file", str(jsonl),
+                                 "--url", js_url)  # fmt: skip
+        assert code == 2 and "CERTIFICATE_ID goes without it" in err
+        code, _, err = await yrd(capsys, "cert", "verify", CARD_ID, "--url", js_url)
+        assert code == 2 and "or --file" in err
+        assert len(sh.certificates.usage(CARD_ID)["usage"]) == before

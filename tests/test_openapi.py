@@ -697,6 +697,18 @@ async def test_certificates_conform(mesh: Path) -> None:
             code="invalid_certificate_id",
         )
 
+        # Bulk verification: one result or problem per item, in order.
+        batch = "/v1/certificates/verify-batch"
+        items = [ask, {**ask, "holder_code": OTHER_PERSON}, {**ask, "colour": "red"}]
+        results = (await js_api.call("POST", batch, body={"items": items}, status=200)).json()
+        assert results["results"][0]["result"]["cached"] is True
+        assert [r.get("problem", {}).get("code") for r in results["results"][1:]] == [
+            "holder_mismatch",
+            "unknown_field",
+        ]
+        await js_api.call("POST", batch, body={"items": []}, conforms=False, status=422,
+                          code="empty_batch")  # fmt: skip
+
         # Offline presentations.
         holder = {"certificate_id": card_id, "holder_code": LI_MINGHUA}
         issued = (await sh_api.call("POST", "/v1/presentations", body=holder, status=201)).json()

@@ -58,6 +58,7 @@ RULES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/cases"): PLATFORM,
     ("POST", "/v1/cases/{case_id}/events"): PLATFORM,
     ("POST", "/v1/certificates/verify"): PLATFORM,
+    ("POST", "/v1/certificates/verify-batch"): PLATFORM,
     ("POST", "/v1/consents"): PLATFORM,
     ("POST", "/v1/presentations"): PLATFORM,
     ("POST", "/v1/presentations/verify"): PLATFORM,

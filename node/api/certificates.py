@@ -6,17 +6,22 @@ at fault: 422 malformed or unknown issuer, 403 holder, purpose, field or consent
 a certificate type or purpose the manifest does not let this node ask for
 (``certificate_not_permitted``, refused before anything is sent), 404 no such certificate,
 409 a certificate that cannot be presented, 503 the issuer's node or library did not answer.
+A bulk verification answers 200 with each item's result or problem (the status it would
+have had alone) in order; only a malformed list is refused whole (422).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
-from node.api.problems import ProblemError, refusal_problem
+from node.api.problems import ProblemError, problem_body, refusal_problem, refusal_status
 from node.api.requests import NODE_KEY, json_response, read_json
 from node.certificates.library import StoreLibrary
 from node.certificates.model import CertificateError, parse_certificate
-from node.certificates.verification import VerificationRefused
+from node.certificates.verification import VerificationRefused, Verified
+from node.certificates.verify_batch import batch_items
 
 _USAGE_STATUSES = {"not_issuer": 404}
 """The path names a certificate whose usage this node does not record: no such resource
@@ -32,6 +37,25 @@ async def verify(request: web.Request) -> web.Response:
     except VerificationRefused as refusal:
         raise refusal_problem(refusal) from None
     return json_response(verified.to_json())
+
+
+async def verify_batch(request: web.Request) -> web.Response:
+    """Many questions at once: one result or problem per item, in order."""
+    node = request.app[NODE_KEY]
+    body = await read_json(request)
+    try:
+        items = batch_items(body, limit=node.config.verify_batch_items)
+    except VerificationRefused as refusal:
+        raise refusal_problem(refusal) from None
+    answers = await node.certificates.verify_each(items)
+    return json_response({"results": [_item_result(answer) for answer in answers]})
+
+
+def _item_result(answer: Verified | VerificationRefused) -> dict[str, Any]:
+    if isinstance(answer, Verified):
+        return {"result": answer.to_json()}
+    status = refusal_status(answer.code)
+    return {"problem": problem_body(status, answer.code, answer.detail, field=answer.field)}
 
 
 async def usage(request: web.Request) -> web.Response:
@@ -101,6 +125,7 @@ async def import_certificate(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/certificates/verify", verify)
+    app.router.add_post("/v1/certificates/verify-batch", verify_batch)
     app.router.add_get("/v1/certificates/{certificate_id}/usage", usage)
     app.router.add_post("/v1/certificates", import_certificate)
     app.router.add_post("/v1/consents", grant_consent)

@@ -44,7 +44,10 @@ REFUSAL_STATUS: Final[Mapping[str, int]] = MappingProxyType(
 """The HTTP status of a domain refusal's code; any other code is 422."""
 
 
-def problem(status: int, code: str, detail: str, *, field: str | None = None) -> web.Response:
+def problem_body(
+    status: int, code: str, detail: str, *, field: str | None = None
+) -> dict[str, object]:
+    """A problem document as JSON data (a response's body, or one item's of a bulk answer)."""
     body: dict[str, object] = {
         "type": PROBLEM_TYPE_BASE + code,
         "title": code.replace("_", " "),
@@ -54,9 +57,13 @@ def problem(status: int, code: str, detail: str, *, field: str | None = None) ->
     }
     if field:
         body["field"] = field
+    return body
+
+
+def problem(status: int, code: str, detail: str, *, field: str | None = None) -> web.Response:
     return web.Response(
         status=status,
-        text=json.dumps(body, ensure_ascii=False),
+        text=json.dumps(problem_body(status, code, detail, field=field), ensure_ascii=False),
         content_type="application/problem+json",
     )
 

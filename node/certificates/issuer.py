@@ -72,6 +72,9 @@ _CONSENT_FAULTS = {
     "consent_expired": FaultCode.CONSENT_EXPIRED,
 }
 
+READ_REQUESTS_KEPT = 4096
+"""Most validated requests kept for their answer (a refused frame's are never taken)."""
+
 UsageRecord = Callable[[Connection], None]
 """Stores the usage record (用证记录) of one attestation, in the transaction that keeps it."""
 
@@ -98,10 +101,18 @@ class Issuer:
         self._library = library
         self._find_matter = find_matter
         self._metrics = metrics
+        self._read: dict[bytes, VerifyRequest] = {}
+        """Requests the validator read, by message digest, until their answer takes them."""
 
     # -- verifications -----------------------------------------------------------------------
 
     def validate_verify(self, message: Authenticated) -> None:
+        self._read[message.digest] = self._checked(message)
+        while len(self._read) > READ_REQUESTS_KEPT:
+            self._read.pop(next(iter(self._read)))
+
+    def _checked(self, message: Authenticated) -> VerifyRequest:
+        """The request read and checked before anything is stored (raises ``Refusal``)."""
         try:
             request = from_wire(
                 message.message.certificate_verify,
@@ -149,9 +160,11 @@ class Issuer:
                 message_id=message.message_id,
                 digest=message.digest,
             ) from None
+        return request
 
     async def answer_verify(self, message: Authenticated, now: float) -> Answer:
-        request = from_wire(
+        # Read (its consent grant's signature checked) once, by the validator just before.
+        request = self._read.pop(message.digest, None) or from_wire(
             message.message.certificate_verify, manifest=self._credentials().manifest, now=now
         )
         try:

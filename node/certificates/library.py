@@ -11,7 +11,9 @@ imports nothing of ``platform``, the layer above it.
 
 from __future__ import annotations
 
+import json
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -25,6 +27,9 @@ from node.certificates.revocation import RevocationEntry
 from node.identifiers import parse_certificate_id
 from node.store import certificates as store
 from node.store.database import Database
+
+PARSED_KEPT = 10_000
+"""Most parsed certificates the node's own library keeps in memory."""
 
 _DEFAULT_REASON = {
     CertificateStatus.REVOKED: "withdrawn_by_authority",
@@ -67,6 +72,9 @@ class StoreLibrary:
 
     def __init__(self, db: Callable[[], Database]) -> None:
         self._store = db
+        self._parsed: OrderedDict[str, Certificate] = OrderedDict()
+        """Certificates parsed, by their stored text: a changed row is parsed again, an
+        unchanged one (most checks) is not."""
 
     @property
     def _db(self) -> Database:
@@ -79,8 +87,15 @@ class StoreLibrary:
         )
 
     async def get(self, certificate_id: str) -> Certificate | None:
-        document = store.get_certificate(self._db.reader(), certificate_id)
-        return None if document is None else parse_certificate(document)
+        document = store.certificate_document(self._db.reader(), certificate_id)
+        if document is None:
+            return None
+        certificate = self._parsed.get(document)
+        if certificate is None:
+            certificate = self._parsed[document] = parse_certificate(json.loads(document))
+            while len(self._parsed) > PARSED_KEPT:
+                self._parsed.popitem(last=False)
+        return certificate
 
     async def revocations(self) -> list[RevocationEntry]:
         entries = []

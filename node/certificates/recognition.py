@@ -12,7 +12,7 @@ node signs for holders who signed in at its province platform.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from monitoring.metrics import NodeMetrics
@@ -111,6 +111,10 @@ class CertificateRecognition:
     async def verify(self, request: VerifyRequest) -> Verified:
         """The issuer's answer (``Requester.verify``); raises VerificationRefused."""
         return await self.requester.verify(request)
+
+    async def verify_each(self, items: Sequence[Any]) -> list[Verified | VerificationRefused]:
+        """Each question answered or refused on its own (``Requester.verify_each``)."""
+        return await self.requester.verify_each(items)
 
     async def check_presentation(self, body: Mapping[str, Any]) -> dict[str, Any]:
         return await self.requester.check_presentation(body)

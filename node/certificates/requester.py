@@ -9,7 +9,8 @@ refusal is ``certificate_not_permitted``. The requester checks the attestation (
 issuer, the request digest, through the courier) and caches it until its ``valid_until`` or
 until a newer revocation list of the issuer names the certificate; a cached answer is served
 only for the same question (the same certificate, holder, purpose, fields and consent)
-while that consent holds.
+while that consent holds. The same question asked again while it is in flight joins it:
+one question to the issuer, one usage record there.
 
 Offline presentations are checked here too, with the issuer's key from the manifest and the
 issuer's latest revocation list held here.
@@ -17,10 +18,12 @@ issuer's latest revocation list held here.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from monitoring.metrics import NodeMetrics
@@ -86,6 +89,8 @@ class Requester:
         self._held_list = held_list
         self._metrics = metrics
         self._cache: OrderedDict[tuple[Any, ...], Verified] = OrderedDict()
+        self._asking: dict[tuple[Any, ...], asyncio.Future[Verified]] = {}
+        """Questions in flight, by ``cache_key``: the same question asked meanwhile joins."""
 
     def request(self, question: VerifyQuestion | Mapping[str, Any]) -> VerifyRequest:
         """A question (a case's, or a ``POST /v1/certificates/verify`` body) read and
@@ -111,20 +116,54 @@ class Requester:
         if cached is not None and cached.valid_until > now and consent_holds:
             self._count(request, cached.status)
             return dataclasses.replace(cached, cached=True)
+        asking = self._asking.get(key)
+        joined = asking is not None
+        if asking is None:
+            asking = self._asking[key] = asyncio.ensure_future(self._ask(request, key, now))
+            asking.add_done_callback(functools.partial(self._asked, key))
         try:
-            if request.issuer == self.me:
-                answer = await self._verify_here(request, now)
-            else:
-                answer = await self._verify_remote(request)
+            # Shielded: one asker giving up does not withdraw the question from the others.
+            answer = await asyncio.shield(asking)
         except VerificationRefused as refusal:
             self._count(request, refusal.code)
             raise
+        self._count(request, answer.status)
+        # An asker who joined a question in flight relies on an answer it did not cause:
+        # one disclosure, one usage record, like an answer from the cache.
+        return dataclasses.replace(answer, cached=True) if joined else answer
+
+    def _asked(self, key: tuple[Any, ...], asking: asyncio.Future[Verified]) -> None:
+        self._asking.pop(key, None)
+        if not asking.cancelled():
+            asking.exception()  # heard by its askers; retrieved here should all have left
+
+    async def _ask(self, request: VerifyRequest, key: tuple[Any, ...], now: float) -> Verified:
+        """The issuer's answer to a question not in the cache, kept there."""
+        if request.issuer == self.me:
+            answer = await self._verify_here(request, now)
+        else:
+            answer = await self._verify_remote(request)
         self._cache[key] = answer
         self._cache.move_to_end(key)
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
-        self._count(request, answer.status)
         return answer
+
+    async def verify_each(self, items: Sequence[Any]) -> list[Verified | VerificationRefused]:
+        """Each item (a ``POST /v1/certificates/verify`` body) answered or refused on its
+        own, in order; asked at once, so the questions to one issuer travel together."""
+
+        async def one(item: Any) -> Verified | VerificationRefused:
+            if not isinstance(item, Mapping):
+                return VerificationRefused(
+                    "invalid_item", "each item must be a JSON object: a verification question"
+                )
+            try:
+                return await self.verify(self.request(item))
+            except VerificationRefused as refusal:
+                return refusal
+
+        return list(await asyncio.gather(*(one(item) for item in items)))
 
     def _check_own_policy(self, request: VerifyRequest) -> None:
         """Refuse, sending nothing, a question this node's manifest policy does not let it

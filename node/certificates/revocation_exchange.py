@@ -9,10 +9,12 @@ attestation (``requester``) and let offline presentations be checked (``offline`
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Collection
 
+from node.certificates.held_lists import HeldLists
 from node.certificates.issuers import manifest_issuer_keys
 from node.certificates.library import CertificateLibrary, LibraryUnavailable
 from node.certificates.revocation import (
@@ -27,6 +29,7 @@ from node.peers.inbound import Answer, PayloadHandler, Received
 from node.protocol.checks import Authenticated
 from node.protocol.faults import FaultCode, Refusal
 from node.store import certificates as store
+from node.store.certificates import HeldList
 from node.store.connection import Connection
 from node.store.database import Database
 from node.trust.manifest import PROVINCES
@@ -61,7 +64,7 @@ class RevocationExchange:
         self._courier = courier
         self._peers = peers
         self._library = library
-        self._parsed_lists: dict[tuple[str, int, int], RevocationList] = {}
+        self.lists = HeldLists(lambda: self._db().reader())
 
     def handlers(self) -> dict[str, PayloadHandler]:
         """The revocation-list payloads peers send (see ``peers.inbound``)."""
@@ -71,25 +74,9 @@ class RevocationExchange:
         }
 
     def held_list(self, province: str) -> RevocationList | None:
-        """The newest list of ``province`` held here, checked (each version once)."""
-        held = store.held_list(self._db().reader(), province)
-        if held is None:
-            return None
-        # Checked once per list version under each manifest: a manifest that revokes the
-        # key a held list was signed with voids the list the moment it is loaded.
-        manifest = self._credentials().manifest
-        cached = (province, held.version, manifest.version)
-        parsed = self._parsed_lists.get(cached)
-        if parsed is not None:
-            return parsed
-        keys = manifest_issuer_keys(manifest, self._clock())
+        """The newest list of ``province`` held here, checked (``HeldLists``)."""
         try:
-            parsed = read_revocation_list(held.signed, keys)
-            self._parsed_lists = {
-                key: value for key, value in self._parsed_lists.items() if key[0] != province
-            }
-            self._parsed_lists[cached] = parsed
-            return parsed
+            return self.lists.checked(province, self._credentials().manifest, self._clock())
         except RevocationError as error:
             # Held lists were checked on arrival; a key revoked since then voids them.
             log.warning(
@@ -131,19 +118,15 @@ class RevocationExchange:
             for province in self._peers
         }
 
+        mine = HeldList(self.me, version, signed, issued_at, now)
+
         def record(conn: Connection) -> None:
-            store.keep_list(
-                conn,
-                province=self.me,
-                version=version,
-                signed=signed,
-                issued_at=issued_at,
-                received_at=now,
-            )
+            _keep(conn, mine)
             for province, messages in sealed.items():
                 courier.enqueue(conn, province, messages, correlation_id=correlation)
 
         await self._db().write(record)
+        self.lists.kept(mine)
         log.info("revocation list published", extra={"version": version, "count": len(entries)})
         return True
 
@@ -172,17 +155,18 @@ class RevocationExchange:
     def on_list(self, conn: Connection, received: Received) -> None:
         message = received.message
         revocations = self._read_announce(message.message.revocation_list, message.sender.province)
-        store.keep_list(
-            conn,
-            province=revocations.issuer_province,
-            version=revocations.version,
-            signed=message.message.revocation_list.signed_list,
-            issued_at=revocations.issued_at,
-            received_at=received.received_at,
+        held = HeldList(
+            revocations.issuer_province,
+            revocations.version,
+            message.message.revocation_list.signed_list,
+            revocations.issued_at,
+            received.received_at,
         )
+        if _keep(conn, held):
+            self._db().after_commit(functools.partial(self.lists.kept, held))
 
     async def answer_list_request(self, message: Authenticated, now: float) -> Answer:
-        held = store.held_list(self._db().reader(), self.me)
+        held = self.lists.held(self.me)
         announce = pb.RevocationListAnnounce(province=_CODE_OF_PROVINCE[self.me])
         if held is not None:
             announce.signed_list = held.signed
@@ -193,7 +177,7 @@ class RevocationExchange:
         """Ask a peer for its current list; keep it if newer. Return whether it was kept."""
         if province not in self._peers:
             return False
-        held = store.held_list(self._db().reader(), province)
+        held = self.lists.held(province)
         request = pb.RevocationListRequest(held_version=held.version if held else 0)
         try:
             answered = await self._courier.ask(
@@ -212,17 +196,17 @@ class RevocationExchange:
                 "peer's revocation list refused", extra={"peer": province, "reason": str(error)}
             )
             return False
-        now = self._clock()
-        return await self._db().write(
-            lambda conn: store.keep_list(
-                conn,
-                province=province,
-                version=revocations.version,
-                signed=reply.message.revocation_list.signed_list,
-                issued_at=revocations.issued_at,
-                received_at=now,
-            )
+        pulled = HeldList(
+            province,
+            revocations.version,
+            reply.message.revocation_list.signed_list,
+            revocations.issued_at,
+            self._clock(),
         )
+        kept = await self._db().write(lambda conn: _keep(conn, pulled))
+        # Kept in memory even when the store held it already (another replica stored it).
+        self.lists.kept(pulled)
+        return kept
 
     def list_ages(self) -> dict[str, float]:
         """Seconds since each held list was issued, by issuing province."""
@@ -230,6 +214,17 @@ class RevocationExchange:
         return {
             h.province: max(0.0, now - h.issued_at) for h in store.held_lists(self._db().reader())
         }
+
+
+def _keep(conn: Connection, held: HeldList) -> bool:
+    return store.keep_list(
+        conn,
+        province=held.province,
+        version=held.version,
+        signed=held.signed,
+        issued_at=held.issued_at,
+        received_at=held.received_at,
+    )
 
 
 def _clamped(entry: RevocationEntry, issued_at: int) -> RevocationEntry:

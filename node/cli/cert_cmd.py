@@ -49,6 +49,7 @@ from node.cli.output import (
     table,
     zoned_time,
 )
+from node.cli.verify_file import read_questions
 from node.mesh.node_api import NodeApi, NodeRefused
 
 _ID_NUMBER: Final = re.compile(r"[0-9]{17}[0-9Xx]")
@@ -68,19 +69,31 @@ def register(commands: Any) -> None:
     verify = sub.add_parser(
         "verify",
         parents=[node],
-        help="verify a certificate online with its issuing province",
+        help="verify a certificate online with its issuing province (or many: --file)",
         description="Ask the node to verify a certificate with the node of the province that "
-        "issued it. Status needs no consent; fields beyond it need the holder's.",
-        epilog=VERIFY_EXIT_CODES,
+        "issued it. Status needs no consent; fields beyond it need the holder's. With --file, "
+        "every question of a CSV file (a header row naming the columns certificate_id, "
+        "holder_code, purpose and optionally fields, consent, requester, holder_name) or of "
+        "JSON lines (one POST /v1/certificates/verify body a line), in bulk.",
+        epilog=VERIFY_EXIT_CODES + BULK_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    verify.add_argument("certificate_id", metavar="CERTIFICATE_ID")
+    verify.add_argument("certificate_id", metavar="CERTIFICATE_ID", nargs="?")
     verify.add_argument(
-        "--holder", required=True, metavar="CODE", help="the holder's ID number or credit code"
+        "--file",
+        metavar="FILE",
+        help="ask every question in FILE (CSV or JSON lines; - for stdin) instead of one",
     )
     verify.add_argument(
+        "--batch-size",
+        type=int,
+        default=100,
+        metavar="N",
+        help="with --file: questions sent per request (default 100; at most the node's limit)",
+    )
+    verify.add_argument("--holder", metavar="CODE", help="the holder's ID number or credit code")
+    verify.add_argument(
         "--purpose",
-        required=True,
         metavar="P",
         help="a scene (hotel_check_in, roadside_vehicle_inspection, "
         "traffic_violation_handling) or a matter code",
@@ -218,6 +231,10 @@ async def _consent(api: NodeApi, args: argparse.Namespace) -> int:
 
 
 async def _verify(api: NodeApi, args: argparse.Namespace) -> int:
+    if args.file is not None:
+        return await _verify_file(api, args)
+    if args.certificate_id is None or args.holder is None or args.purpose is None:
+        raise UsageProblem("give CERTIFICATE_ID, --holder and --purpose, or --file")
     body: dict[str, Any] = {
         "certificate_id": args.certificate_id,
         "holder_code": args.holder,
@@ -259,6 +276,82 @@ async def _verify(api: NodeApi, args: argparse.Namespace) -> int:
     )
     sys.stdout.write(_disclosed(answer["certificate_type"], answer["fields"]))
     return code
+
+
+async def _verify_file(api: NodeApi, args: argparse.Namespace) -> int:
+    """Every question of ``--file`` through ``POST /v1/certificates/verify-batch``, in
+    requests of ``--batch-size``: a line per question, then a count of each outcome."""
+    single = [
+        flag
+        for flag, given in (
+            ("CERTIFICATE_ID", args.certificate_id),
+            ("--holder", args.holder),
+            ("--purpose", args.purpose),
+            ("--field", args.fields),
+            ("--consent", args.consent),
+            ("--requester", args.requester),
+        )
+        if given
+    ]
+    if single:
+        raise UsageProblem(f"--file holds the questions; {single[0]} goes without it")
+    if args.batch_size < 1:
+        raise UsageProblem("--batch-size must be at least 1")
+    questions = read_questions(args.file)  # every line checked before anything is sent
+    results: list[dict[str, Any]] = []
+    for start in range(0, len(questions), args.batch_size):
+        chunk = questions[start : start + args.batch_size]
+        body = {"items": [question.body for question in chunk]}
+        answer = (await api.call("POST", "/v1/certificates/verify-batch", body=body)).body
+        results.extend(answer["results"])
+    outcomes = [_outcome(result) for result in results]
+    if args.json:
+        emit_json({"results": results})
+    else:
+        for question, result, outcome in zip(questions, results, outcomes, strict=True):
+            sys.stdout.write(f"{question.line:>6}  {_bulk_line(question.body, result, outcome)}\n")
+        counts = {name: outcomes.count(name) for name in _BULK_OUTCOMES}
+        sys.stdout.write(
+            f"\n{len(questions)} questions: "
+            + ", ".join(f"{n} {name}" for name, n in counts.items())
+            + "\n"
+        )
+    return max((_BULK_OUTCOMES[o] for o in outcomes), key=_BULK_SEVERITY.index)
+
+
+_BULK_OUTCOMES: Final = {
+    "valid": EXIT_VERIFIED,
+    "not valid": EXIT_NOT_VALID,
+    "not checked": EXIT_NOT_CHECKED,
+    "refused": 1,
+}
+_BULK_SEVERITY: Final = (EXIT_VERIFIED, EXIT_NOT_VALID, EXIT_NOT_CHECKED, 1)
+"""Which exit code of a bulk check wins: a refusal over a question nobody checked, over a
+certificate that is not valid, over all valid."""
+BULK_EXIT_CODES: Final = """
+With --file: 0 every certificate valid; 3 one or more genuine but not valid; 2 one or more
+not checked (its issuer did not answer); 1 one or more questions refused (each refusal on
+its line). The worst one wins.
+"""
+
+
+def _outcome(result: Mapping[str, Any]) -> str:
+    if "result" in result:
+        return "valid" if result["result"]["status"] == "valid" else "not valid"
+    return "not checked" if result["problem"]["code"] in NOT_CHECKED else "refused"
+
+
+def _bulk_line(question: Mapping[str, Any], result: Mapping[str, Any], outcome: str) -> str:
+    """One question's outcome on one line; no holder code, no disclosed value."""
+    certificate = str(question.get("certificate_id", "-"))
+    if "result" in result:
+        answer = result["result"]
+        cached = "  (cached)" if answer["cached"] else ""
+        fields = ",".join(sorted(answer["fields"])) or "status only"
+        return f"{certificate}  {outcome}  {answer['status']}  {fields}{cached}"
+    shown = result["problem"]
+    field = f" [{shown['field']}]" if shown.get("field") else ""
+    return f"{certificate}  {outcome}  {shown['code']}{field}: {shown['detail']}"
 
 
 async def _usage(api: NodeApi, args: argparse.Namespace) -> int:

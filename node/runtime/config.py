@@ -96,6 +96,9 @@ class NodeConfig:
     revocation_refresh_seconds: float = 30.0
     """How often the node checks its library for revocations to publish, and pulls each
     peer's revocation list."""
+    verify_batch_items: int = 500
+    """Most items one ``POST /v1/certificates/verify-batch`` may ask (``[certificates]
+    verify_batch_items``); a longer list is refused whole."""
     holiday_tables: tuple[Path, ...] = ()
     """Extra holiday tables (``[cases] holiday_tables``) for years the packaged ones do not
     cover, or to correct one; case deadlines count working days with them."""
@@ -140,6 +143,12 @@ def parse_config(
             raise ConfigError(f"{where}: governance_keys[{i}]: {exc}") from exc
     if not anchors:
         raise ConfigError(f"{where}: governance_keys must name at least one key")
+    certificates = _opt(data, "certificates", dict, {}, where)
+    verify_batch_items = _opt(
+        certificates, "verify_batch_items", int, 500, f"{where} [certificates]"
+    )
+    if verify_batch_items < 1:
+        raise ConfigError(f"{where} [certificates]: verify_batch_items must be at least 1")
     grpc_t = _get(data, "grpc", dict, where)
     http_t = _get(data, "http", dict, where)
     delivery = _section(data, "delivery", DeliveryConfig(), where)
@@ -198,12 +207,9 @@ def parse_config(
         test_clock_file=None if test_clock is None else base / test_clock,
         platform=platform,
         revocation_refresh_seconds=_opt(
-            _opt(data, "certificates", dict, {}, where),
-            "revocation_refresh_seconds",
-            float,
-            30.0,
-            f"{where} [certificates]",
+            certificates, "revocation_refresh_seconds", float, 30.0, f"{where} [certificates]"
         ),
+        verify_batch_items=verify_batch_items,
         source=source,
     )
 

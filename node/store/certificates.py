@@ -45,11 +45,12 @@ def put_certificate(
     )
 
 
-def get_certificate(conn: Connection, certificate_id: str) -> dict[str, Any] | None:
+def certificate_document(conn: Connection, certificate_id: str) -> str | None:
+    """A certificate of the library as stored (its JSON text)."""
     row = conn.execute(
         "SELECT document FROM certificate_library WHERE certificate_id = ?", (certificate_id,)
     ).fetchone()
-    return None if row is None else dict(json.loads(row[0]))
+    return None if row is None else str(row[0])
 
 
 def listed_certificates(conn: Connection) -> list[tuple[dict[str, Any], float]]:
@@ -102,6 +103,12 @@ def usage(conn: Connection, certificate_id: str, *, limit: int = 500) -> list[Us
         UsageRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], r[8], r[9])
         for r in rows
     ]
+
+
+def usage_count(conn: Connection) -> int:
+    """Usage records held, of every certificate."""
+    (count,) = conn.execute("SELECT count(*) FROM certificate_usage").fetchone()
+    return int(count)
 
 
 def keep_list(

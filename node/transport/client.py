@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError
 
 from node.protocol.envelope import envelopes_of, signed_batch
 from node.transport.errors import PeerUnavailable, SignedRefusal, translate_rpc_errors
+from node.transport.questions import QuestionFrames
 from node.transport.server import TRANSPORT_HEADROOM
 from node.trust.keys import SigningKey
 from node.trust.tls import TlsMaterial
@@ -64,6 +65,7 @@ class PeerChannel:
         self._deliver = self._channel.unary_unary(DELIVER_METHOD)
         self._stream_method = self._channel.stream_stream(EXCHANGE_METHOD)
         self._stream: ExchangeStream | None = None
+        self._questions = QuestionFrames(node_id, self._exchange, frame_bytes=max_message_bytes)
 
     async def deliver(self, envelope: bytes, *, timeout: float) -> bytes:
         """Send one envelope on its own; return the signed reply. A refusal raises
@@ -106,15 +108,12 @@ class PeerChannel:
 
     async def ask(self, message: bytes, *, timeout: float) -> tuple[bytes, bytes]:
         """Send one serialized message on the ``Exchange`` stream, beside the delivery
-        worker's batches; return its reply and the message as sent (both Envelopes). Out of
-        time, the question is abandoned (its late reply is dropped) and the stream lives on.
+        worker's batches, in a frame with the other questions waiting for this peer
+        (``QuestionFrames``); return its reply and the message as sent (both Envelopes). Out
+        of time, the question is abandoned (its late reply is dropped) and the stream lives
+        on; a stream lost before the reply came is retried once with the same message.
         """
-        try:
-            async with asyncio.timeout(timeout):
-                [replied] = await self._exchange([message])
-        except TimeoutError as error:
-            raise PeerUnavailable(self.node_id, "no reply before the deadline") from error
-        return replied
+        return await self._questions.ask(message, timeout=timeout)
 
     async def _exchange(self, messages: list[bytes]) -> list[tuple[bytes, bytes]]:
         """One frame out, its reply frame back: (reply, message as sent) per message."""
@@ -157,6 +156,7 @@ class PeerChannel:
     async def close(self, grace: float | None = None) -> None:
         """Close the channel; with ``grace``, calls in progress get that long to finish."""
         if grace is None:
+            self._questions.close()
             self._drop_stream()
         await self._channel.close(grace)
 
