@@ -60,8 +60,9 @@ def history_of(metrics: NodeMetrics, measures: Measures, capacity: int = CAPACIT
 
 
 def test_samples_are_increases_per_interval_and_gauges_as_they_are() -> None:
-    """Counters are shown as what happened in each interval, backlogs as they were, and the
-    latency quantiles only for intervals in which something was delivered."""
+    """Counters are shown as what happened in each interval (refusals: this node's, of the
+    peer's messages), backlogs as they were, and the latency quantiles only for intervals in
+    which something was delivered."""
     metrics, measures = NodeMetrics(), Measures()
     history = history_of(metrics, measures)
     history.sample()
@@ -69,6 +70,7 @@ def test_samples_are_increases_per_interval_and_gauges_as_they_are() -> None:
     metrics.messages_sent.labels("jiangsu", "case_submit").inc(2)
     metrics.messages_received.labels("jiangsu", "probe").inc(3)
     metrics.messages_refused.labels("jiangsu", "probe", "bad_signature", "inbound").inc()
+    metrics.messages_refused.labels("jiangsu", "probe", "bad_signature", "outbound").inc(9)
     for seconds in (0.002, 0.003, 0.004, 0.2):
         metrics.delivery_latency.labels("jiangsu").observe(seconds)
     measures.outboxes = {"jiangsu": PeerSnapshot(4, 12.5, 0)}

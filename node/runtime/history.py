@@ -32,9 +32,9 @@ CAPACITY = 720
 """Samples kept per series: an hour at ``SAMPLE_INTERVAL``."""
 
 PEER_SERIES = ("sent", "received", "refused", "backlog", "oldest_s", "p50_s", "p99_s")
-"""Per peer: messages delivered, accepted and refused (either way) in each interval, the
-outbox's depth and oldest pending age, and the delivery latency's median and 99th
-percentile in the interval."""
+"""Per peer, on the link to it: messages delivered in each interval, the outbox's depth and
+oldest pending age, the delivery latency's median and 99th percentile in the interval; on
+the link from it: its messages accepted and refused here in each interval."""
 NODE_SERIES = ("cases_opened", "cases_concluded", "cases_overdue")
 """For the node: cases that began and that reached an outcome in each interval, and the
 open cases past their due time."""
@@ -86,12 +86,14 @@ def quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
     return lower
 
 
-def _per_peer(families: Iterable[Any], suffix: str) -> dict[str, float]:
-    """A counter's samples named ``*suffix`` summed per ``peer`` label."""
+def _per_peer(families: Iterable[Any], **only: str) -> dict[str, float]:
+    """A counter's totals summed per ``peer`` label, of the samples whose labels match
+    ``only``."""
     totals: dict[str, float] = {}
     for metric in families:
         for sample in metric.samples:
-            if sample.name.endswith(suffix):
+            matches = all(sample.labels.get(k) == v for k, v in only.items())
+            if sample.name.endswith("_total") and matches:
                 peer = sample.labels.get("peer", "")
                 totals[peer] = totals.get(peer, 0.0) + sample.value
     return totals
@@ -141,9 +143,9 @@ class History:
         """Read the node's measures once and push one sample onto every series."""
         outboxes = self._outboxes()
         counters = {
-            "sent": _per_peer(self._metrics.messages_sent.collect(), "_total"),
-            "received": _per_peer(self._metrics.messages_received.collect(), "_total"),
-            "refused": _per_peer(self._metrics.messages_refused.collect(), "_total"),
+            "sent": _per_peer(self._metrics.messages_sent.collect()),
+            "received": _per_peer(self._metrics.messages_received.collect()),
+            "refused": _per_peer(self._metrics.messages_refused.collect(), direction="inbound"),
         }
         latency = _latency_buckets(self._metrics)
         cases = self._cases()
