@@ -61,8 +61,9 @@ def history_of(metrics: NodeMetrics, measures: Measures, capacity: int = CAPACIT
 
 def test_samples_are_increases_per_interval_and_gauges_as_they_are() -> None:
     """Counters are shown as what happened in each interval (refusals: this node's, of the
-    peer's messages), backlogs as they were, and the latency quantiles only for intervals in
-    which something was delivered."""
+    peer's messages; the first sample, with no reading before it, is missing), backlogs as
+    they were, and the latency quantiles only for intervals in which something was
+    delivered."""
     metrics, measures = NodeMetrics(), Measures()
     history = history_of(metrics, measures)
     history.sample()
@@ -88,17 +89,17 @@ def test_samples_are_increases_per_interval_and_gauges_as_they_are() -> None:
     assert shown["times"] == [1000.0, 1005.0, 1010.0]
     jiangsu = shown["peers"]["jiangsu"]
     assert set(jiangsu) == set(PEER_SERIES)
-    assert jiangsu["sent"] == [0.0, 7.0, 1.0]
-    assert jiangsu["received"] == [0.0, 3.0, 0.0]
-    assert jiangsu["refused"] == [0.0, 1.0, 0.0]
+    assert jiangsu["sent"] == [None, 7.0, 1.0]
+    assert jiangsu["received"] == [None, 3.0, 0.0]
+    assert jiangsu["refused"] == [None, 1.0, 0.0]
     assert jiangsu["backlog"] == [0.0, 4.0, 4.0]
     assert jiangsu["oldest_s"] == [0.0, 12.5, 12.5]
     assert jiangsu["p50_s"][0] is None and jiangsu["p50_s"][2] is None
     assert 0.0025 <= jiangsu["p50_s"][1] <= 0.005
     assert 0.1 <= jiangsu["p99_s"][1] <= 0.25
     assert shown["node"] == {
-        "cases_opened": [0.0, 3.0, 0.0],
-        "cases_concluded": [0.0, 1.0, 0.0],
+        "cases_opened": [None, 3.0, 0.0],
+        "cases_concluded": [None, 1.0, 0.0],
         "cases_overdue": [0.0, 1.0, 1.0],
     }
     assert set(shown["node"]) == set(NODE_SERIES)
@@ -133,4 +134,4 @@ def test_a_closed_store_leaves_gaps_not_spikes() -> None:
     history.sample()
     measures.cases = CaseSnapshot({("handling", "accepted"): 6}, {}, {})
     history.sample()
-    assert history.to_json()["node"]["cases_opened"] == [5.0, None, 1.0]
+    assert history.to_json()["node"]["cases_opened"] == [None, None, 1.0]

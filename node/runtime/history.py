@@ -8,7 +8,8 @@ Rules kept here:
   manifest takes its series with it. Nothing survives a restart.
 - Samples are read from what the node already measures: its Prometheus counters and
   histogram (messages, delivery latency) and the snapshots its metric collectors read
-  (outbox, cases). Counters become the increase since the previous sample; the latency
+  (outbox, cases). Counters become the increase since the previous sample (the first sample
+  has none: it is missing); the latency
   quantiles are estimated from the histogram's buckets observed in that interval, the way
   Prometheus's ``histogram_quantile`` does, and are missing (NaN) when nothing was
   delivered in it.
@@ -32,9 +33,10 @@ CAPACITY = 720
 """Samples kept per series: an hour at ``SAMPLE_INTERVAL``."""
 
 PEER_SERIES = ("sent", "received", "refused", "backlog", "oldest_s", "p50_s", "p99_s")
-"""Per peer, on the link to it: messages delivered in each interval, the outbox's depth and
-oldest pending age, the delivery latency's median and 99th percentile in the interval; on
-the link from it: its messages accepted and refused here in each interval."""
+"""Per peer, on the link to it: messages delivered from the outbox (receipted) in each
+interval, the outbox's depth and oldest pending age, the delivery latency's median and 99th
+percentile in the interval; on the link from it: its messages accepted here (heartbeats
+too) and refused here in each interval."""
 NODE_SERIES = ("cases_opened", "cases_concluded", "cases_overdue")
 """For the node: cases that began and that reached an outcome in each interval, and the
 open cases past their due time."""
@@ -150,6 +152,8 @@ class History:
         latency = _latency_buckets(self._metrics)
         cases = self._cases()
         previous, self._previous = self._previous, {"counters": counters, "latency": latency}
+        # An increase needs two readings: the first sample has none to show.
+        first = "counters" not in previous
         self._times.push(self._clock())
         for gone in set(self._peers) - set(outboxes):
             del self._peers[gone]
@@ -159,10 +163,11 @@ class History:
                 rings = self._peers[peer] = {name: self._backfilled() for name in PEER_SERIES}
             for name, totals in counters.items():
                 before = previous.get("counters", {}).get(name, {}).get(peer, 0.0)
-                rings[name].push(max(0.0, totals.get(peer, 0.0) - before))
+                increase = max(0.0, totals.get(peer, 0.0) - before)
+                rings[name].push(math.nan if first else increase)
             rings["backlog"].push(float(outbox.depth))
             rings["oldest_s"].push(outbox.oldest_pending_age_seconds)
-            now = latency.get(peer, {})
+            now = {} if first else latency.get(peer, {})
             then = previous.get("latency", {}).get(peer, {})
             interval = [(le, n - then.get(le, 0.0)) for le, n in sorted(now.items())]
             rings["p50_s"].push(quantile(0.5, interval))
@@ -179,9 +184,12 @@ class History:
         total = sum(cases.by_status.values())
         concluded = sum(n for (_, s), n in cases.by_status.items() if s not in OPEN_STATUSES)
         self._previous["cases"] = (total, concluded)
-        opened_before, concluded_before = before or (0, 0)
-        self._node["cases_opened"].push(float(max(0, total - opened_before)))
-        self._node["cases_concluded"].push(float(max(0, concluded - concluded_before)))
+        if before is None:
+            self._node["cases_opened"].push(math.nan)
+            self._node["cases_concluded"].push(math.nan)
+        else:
+            self._node["cases_opened"].push(float(max(0, total - before[0])))
+            self._node["cases_concluded"].push(float(max(0, concluded - before[1])))
         self._node["cases_overdue"].push(float(sum(cases.overdue.values())))
 
     def _backfilled(self) -> Ring:
