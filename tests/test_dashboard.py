@@ -21,12 +21,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from node.api.dashboard import NodeView, RefusalCount, parse_mesh, render_card, render_page
+from node.api.dashboard_panels import samples
 from node.api.problems import ProblemError
 from node.api.service import start_http
 from node.api.sparkline import HEIGHT as SPARK_HEIGHT
 from node.api.sparkline import LINE_COLOUR
 from node.mesh.auth import mesh_session
-from node.runtime.history import History
+from node.runtime.history import CAPACITY, History
 from node.runtime.node import Node
 from node.transport.errors import FAULT_TRAILER
 from node.wire import DELIVER_METHOD, pb
@@ -220,13 +221,50 @@ def test_every_dynamic_value_is_escaped() -> None:
         "peers": [{"peer": "jiangsu", "up": False, "circuit": evil, "last_error": evil}],
     }
     refusal = RefusalCount(peer=evil, direction="inbound", payload_type=evil, code=evil, count=1)
+    feed = {
+        "history": {"interval_seconds": 5, "peers": {"jiangsu": {"sent": [1, 2]}}, "node": {}},
+        "overdue_cases": [
+            {k: evil for k in ("case_id", "role", "peer", "matter_code", "matter_name", "due_at")}
+        ],
+        "dead_letters": [{k: evil for k in ("seq", "peer", "type", "dead_at", "code", "retry")}],
+    }
     page = render_page(
-        [NodeView(evil, status, refusals=(refusal,)), NodeView(evil, None, error=evil)],
+        [NodeView(evil, status, refusals=(refusal,), feed=feed), NodeView(evil, None, error=evil)],
         own="shanghai",
         now=0.0,
     )
     assert "<script" not in page
     assert "&lt;script&gt;" in page
+    assert page.count('<table class="overdue">') == page.count('<table class="dead-letters">') == 1
+
+
+def test_a_malformed_feed_draws_as_no_samples() -> None:
+    """A feed is another process's answer: anything but a list of numbers draws as "no
+    samples" (or a gap for one bad sample), at most an hour of samples is read, and lists
+    that are not lists are no rows; the page renders in every case."""
+    status = {
+        "node_id": "node-310000",
+        "province": "shanghai",
+        "ready": True,
+        "checks": {},
+        "manifest": {"version": 1},
+        "peers": [{"peer": "jiangsu", "up": True, "circuit": "closed"}],
+    }
+    for history in (
+        "not a mapping",
+        {"peers": ["jiangsu"]},
+        {"peers": {"jiangsu": {"sent": "1,2,3", "backlog": {"a": 1}}}},
+        {"peers": {"jiangsu": {"sent": [True, "7", None, {}]}}},
+    ):
+        feed = {"history": history, "overdue_cases": "x", "dead_letters": [1, None]}
+        page = render_page([NodeView("a", status, feed=feed)], own="shanghai", now=0.0)
+        assert LINE_COLOUR not in page, history
+        assert "No case is past its promised time." in page and "No dead letters." in page
+    long = {"peers": {"jiangsu": {"backlog": [9.0] * 5000 + [1.0, 2.0]}}}
+    assert samples({"history": long}, "backlog", "jiangsu")[-2:] == [1.0, 2.0]
+    assert len(samples({"history": long}, "backlog", "jiangsu")) == CAPACITY
+    gapped = {"peers": {"jiangsu": {"sent": [1, "x", 3]}}}
+    assert samples({"history": gapped}, "sent", "jiangsu") == [1.0, None, 3.0]
 
 
 def test_card_shows_the_platform_link_and_cases() -> None:
