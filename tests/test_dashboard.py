@@ -8,6 +8,7 @@ Without Chromium the browser test skips on a workstation; in CI (``CI=true``) it
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import re
 import shutil
@@ -255,6 +256,7 @@ def test_a_malformed_feed_draws_as_no_samples() -> None:
         {"peers": ["jiangsu"]},
         {"peers": {"jiangsu": {"sent": "1,2,3", "backlog": {"a": 1}}}},
         {"peers": {"jiangsu": {"sent": [True, "7", None, {}]}}},
+        {"peers": {"jiangsu": {"sent": [math.inf, math.nan, -math.inf]}}},
     ):
         feed = {"history": history, "overdue_cases": "x", "dead_letters": [1, None]}
         page = render_page([NodeView("a", status, feed=feed)], own="shanghai", now=0.0)

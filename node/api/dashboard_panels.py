@@ -4,14 +4,16 @@ Rules kept here:
 - A directed link's history comes from both of its ends: what was sent, the backlog, its
   oldest message and the delivery latency from the sender; what was received and refused
   from the receiver. A node's cases come from the node itself.
-- A feed is another process's answer: only lists of numbers (or null) are drawn, at most an
-  hour's worth (``CAPACITY``) of each; anything else draws as "no samples", never an error.
+- A feed is another process's answer: only lists of finite numbers (or null) are drawn, at
+  most an hour's worth (``CAPACITY``) of each; anything else draws as "no samples", never an
+  error.
 - The overdue cases name the case id and the matter only; the dead letters the outbox seq,
   peer, type and code, and the command that retries each on that node's machine.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -47,7 +49,8 @@ def samples(
     feed: Mapping[str, Any] | None, name: str, peer: str | None = None
 ) -> list[float | None]:
     """Series ``name`` of the node (or of its link with ``peer``) in ``feed``, oldest first:
-    the numbers kept, anything else read as a missing sample; [] when there is none."""
+    the finite numbers kept, anything else (JSON's NaN and Infinity too) read as a missing
+    sample; [] when there is none."""
     history = _history(feed)
     peers = history.get("peers")
     if peer is None:
@@ -58,7 +61,9 @@ def samples(
     if not isinstance(values, list):
         return []
     return [
-        float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+        float(v)
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        else None
         for v in values[-CAPACITY:]
     ]
 
