@@ -1,6 +1,6 @@
 """The operator dashboard at ``GET /``: a four-node mesh rendered by one node, read by aiohttp
 and by real headless Chromium (Debian package chromium), which leaves a screenshot in
-``test-artifacts/dashboard.png``.
+``test-artifacts/dashboard.png`` (and one before any history, ``dashboard-no-history.png``).
 
 Without Chromium the browser test skips on a workstation; in CI (``CI=true``) it fails instead.
 """
@@ -8,6 +8,7 @@ Without Chromium the browser test skips on a workstation; in CI (``CI=true``) it
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import re
 import shutil
@@ -21,12 +22,16 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from node.api.dashboard import NodeView, RefusalCount, parse_mesh, render_card, render_page
+from node.api.dashboard_panels import samples
 from node.api.problems import ProblemError
 from node.api.service import start_http
+from node.api.sparkline import HEIGHT as SPARK_HEIGHT
+from node.api.sparkline import LINE_COLOUR
 from node.mesh.auth import mesh_session
+from node.runtime.history import CAPACITY, History
 from node.runtime.node import Node
 from node.transport.errors import FAULT_TRAILER
-from node.wire import DELIVER_METHOD
+from node.wire import DELIVER_METHOD, pb
 from tests.nodes import (
     BUDGET,
     config_for,
@@ -37,6 +42,7 @@ from tests.nodes import (
     settled,
     tls_of,
 )
+from tests.pixels import pixels_of, shape_heights
 
 PROVINCES = ("shanghai", "jiangsu", "zhejiang", "anhui")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -91,15 +97,19 @@ def assert_shows_the_mesh(page: str) -> None:
         for receiver in PROVINCES:
             if sender == receiver:
                 continue
-            cell = re.search(rf'data-link="{sender}-{receiver}">(.*?)</td>', page, re.S)
+            cell = re.search(rf'data-link="{sender}-{receiver}">(.*?)</table></td>', page, re.S)
             assert cell is not None, f"no cell for {sender}→{receiver}"
             assert ">up</span>" in cell.group(1), f"{sender}→{receiver} is not shown up"
             assert "circuit closed" in cell.group(1)
+            # The sender's feed, fetched from it: the backlog is sampled from its start on.
+            backlog = re.search(r'data-series="backlog">(.*?)</tr>', cell.group(1), re.S)
+            assert backlog is not None and LINE_COLOUR in backlog.group(1), (sender, receiver)
     for chinese in ("上海", "江苏", "浙江", "安徽"):
         assert chinese in page
     assert "4 provinces, 12 directed links" in page
     assert "malformed_envelope" in page
     assert page.count('class="card"') == 4
+    assert page.count('data-series="cases_overdue"') == 4
 
 
 async def test_dashboard_shows_all_twelve_links_and_the_refusal(mesh: Mesh) -> None:
@@ -212,13 +222,51 @@ def test_every_dynamic_value_is_escaped() -> None:
         "peers": [{"peer": "jiangsu", "up": False, "circuit": evil, "last_error": evil}],
     }
     refusal = RefusalCount(peer=evil, direction="inbound", payload_type=evil, code=evil, count=1)
+    feed = {
+        "history": {"interval_seconds": 5, "peers": {"jiangsu": {"sent": [1, 2]}}, "node": {}},
+        "overdue_cases": [
+            {k: evil for k in ("case_id", "role", "peer", "matter_code", "matter_name", "due_at")}
+        ],
+        "dead_letters": [{k: evil for k in ("seq", "peer", "type", "dead_at", "code", "retry")}],
+    }
     page = render_page(
-        [NodeView(evil, status, refusals=(refusal,)), NodeView(evil, None, error=evil)],
+        [NodeView(evil, status, refusals=(refusal,), feed=feed), NodeView(evil, None, error=evil)],
         own="shanghai",
         now=0.0,
     )
     assert "<script" not in page
     assert "&lt;script&gt;" in page
+    assert page.count('<table class="overdue">') == page.count('<table class="dead-letters">') == 1
+
+
+def test_a_malformed_feed_draws_as_no_samples() -> None:
+    """A feed is another process's answer: anything but a list of numbers draws as "no
+    samples" (or a gap for one bad sample), at most an hour of samples is read, and lists
+    that are not lists are no rows; the page renders in every case."""
+    status = {
+        "node_id": "node-310000",
+        "province": "shanghai",
+        "ready": True,
+        "checks": {},
+        "manifest": {"version": 1},
+        "peers": [{"peer": "jiangsu", "up": True, "circuit": "closed"}],
+    }
+    for history in (
+        "not a mapping",
+        {"peers": ["jiangsu"]},
+        {"peers": {"jiangsu": {"sent": "1,2,3", "backlog": {"a": 1}}}},
+        {"peers": {"jiangsu": {"sent": [True, "7", None, {}]}}},
+        {"peers": {"jiangsu": {"sent": [math.inf, math.nan, -math.inf]}}},
+    ):
+        feed = {"history": history, "overdue_cases": "x", "dead_letters": [1, None]}
+        page = render_page([NodeView("a", status, feed=feed)], own="shanghai", now=0.0)
+        assert LINE_COLOUR not in page, history
+        assert "No case is past its promised time." in page and "No dead letters." in page
+    long = {"peers": {"jiangsu": {"backlog": [9.0] * 5000 + [1.0, 2.0]}}}
+    assert samples({"history": long}, "backlog", "jiangsu")[-2:] == [1.0, 2.0]
+    assert len(samples({"history": long}, "backlog", "jiangsu")) == CAPACITY
+    gapped = {"peers": {"jiangsu": {"sent": [1, "x", 3]}}}
+    assert samples({"history": gapped}, "sent", "jiangsu") == [1.0, None, 3.0]
 
 
 def test_card_shows_the_platform_link_and_cases() -> None:
@@ -277,13 +325,22 @@ def chromium_binary() -> str:
     pytest.skip("chromium is missing (Debian package chromium; `make test` installs it as root)")
 
 
-@pytest.mark.slow
-async def test_dashboard_in_headless_chromium(mesh: Mesh, tmp_path: Path) -> None:
-    """Real Chromium renders the mesh page; its DOM shows every link and the refusal."""
+def fresh_history(node: Node) -> None:
+    """From now on the page shows a history holding only the samples the test takes (the
+    sampling task keeps filling the node's first one, which the page no longer reads)."""
+    node.history = History(
+        metrics=node.metrics,
+        outboxes=node.health.outbox_snapshots,
+        cases=node.health.case_snapshot,
+        clock=node.clock,
+    )
+
+
+async def screenshot(url: str, picture: Path, profile: Path) -> str:
+    """Real headless Chromium opens ``url``, leaves a screenshot at ``picture`` and returns
+    the DOM it rendered."""
     chromium = chromium_binary()
-    ARTIFACTS.mkdir(exist_ok=True)
-    screenshot = ARTIFACTS / "dashboard.png"
-    screenshot.unlink(missing_ok=True)
+    remove(picture)
     process = await asyncio.create_subprocess_exec(
         chromium,
         "--headless",
@@ -296,11 +353,11 @@ async def test_dashboard_in_headless_chromium(mesh: Mesh, tmp_path: Path) -> Non
         "--disable-component-update",
         "--disable-sync",
         "--hide-scrollbars",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        f"--screenshot={screenshot}",
+        f"--user-data-dir={profile}",
+        f"--screenshot={picture}",
         "--window-size=1400,1000",
         "--dump-dom",
-        mesh.dashboard_url(credentials=True),
+        url,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -311,7 +368,50 @@ async def test_dashboard_in_headless_chromium(mesh: Mesh, tmp_path: Path) -> Non
         await process.wait()
         raise
     assert process.returncode == 0, stderr.decode(errors="replace")[-2000:]
-    dom = stdout.decode()
+    assert size_of(picture) > 10_000
+    return stdout.decode()
+
+
+def remove(picture: Path) -> None:
+    picture.unlink(missing_ok=True)
+
+
+def size_of(picture: Path) -> int:
+    return picture.stat().st_size
+
+
+@pytest.mark.slow
+async def test_dashboard_in_headless_chromium(mesh: Mesh, tmp_path: Path) -> None:
+    """Real Chromium renders the mesh page; its DOM shows every link and the refusal. Before
+    any sample no pixel has the sparklines' colour; after bursts of probes from Shanghai to
+    Jiangsu, sampled between bursts, the screenshot holds sparklines that rise and fall
+    (shapes of that colour far taller than a flat line), drawn from that traffic."""
+    chromium_binary()
+    ARTIFACTS.mkdir(exist_ok=True)
+    for node in mesh.nodes.values():
+        fresh_history(node)
+    before = ARTIFACTS / "dashboard-no-history.png"
+    await screenshot(mesh.dashboard_url(credentials=True), before, tmp_path / "profile")
+    assert pixels_of(before, LINE_COLOUR) == set()
+
+    shanghai = mesh.nodes["shanghai"]
+    for count in (0, 40, 3, 20):
+        if count:
+            await shanghai.courier.send(
+                "jiangsu", [("probe", pb.Probe(sequence=i)) for i in range(count)]
+            )
+            await eventually(lambda: settled(*mesh.nodes.values()), timeout=BUDGET)
+        for node in mesh.nodes.values():
+            node.history.sample()
+    after = ARTIFACTS / "dashboard.png"
+    dom = await screenshot(mesh.dashboard_url(credentials=True), after, tmp_path / "profile")
     assert_shows_the_mesh(dom)
-    assert screenshot.is_file()
-    assert screenshot.stat().st_size > 10_000
+    cell = re.search(r'data-link="shanghai-jiangsu">(.*?)</table></td>', dom, re.S)
+    assert cell is not None
+    for series in ("sent", "received"):
+        row = re.search(rf'<tr data-series="{series}">(.*?)</tr>', cell.group(1), re.S)
+        assert row is not None
+        heights = {p.split(",")[1] for p in re.findall(r"[0-9.]+,[0-9.]+", row.group(1))}
+        assert len(heights) >= 3, f"{series} on shanghai→jiangsu is flat: {row.group(1)}"
+    tallest = shape_heights(pixels_of(after, LINE_COLOUR))
+    assert tallest and tallest[0] >= SPARK_HEIGHT // 2, f"no rising sparkline drawn: {tallest}"

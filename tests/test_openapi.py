@@ -348,6 +348,9 @@ async def test_case_lifecycle_conforms(mesh: Path) -> None:
         status = (await sh_api.call("GET", "/v1/status", status=200)).json()
         assert status["satisfaction"]["jiangsu"]["levels"]["5"] == 1
         await js_api.call("GET", "/v1/status", status=200)
+        sh.history.sample()  # a second sample: increases and latencies, not only gauges
+        feed = (await sh_api.call("GET", "/v1/dashboard", status=200)).json()
+        assert feed["history"]["peers"]["jiangsu"]["sent"][-1] is not None
         await sh_api.call("GET", "/v1/catalog", status=200)
         await sh_api.call("GET", "/metrics", status=200)
         await sh_api.call("GET", "/healthz", token=None, status=200)

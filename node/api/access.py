@@ -50,6 +50,7 @@ PLATFORM_AND_READERS = frozenset({"platform", "operator", "read"})
 RULES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/"): READERS,
     ("GET", "/v1/status"): READERS,
+    ("GET", "/v1/dashboard"): READERS,
     ("GET", "/v1/openapi.json"): PLATFORM_AND_READERS,
     ("GET", "/v1/catalog"): PLATFORM_AND_READERS,
     ("GET", "/v1/cases"): PLATFORM_AND_READERS,

@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from node.api import cases, certificates, openapi
 from node.api.access import access_middleware
 from node.api.dashboard import dashboard
+from node.api.dashboard_feed import dashboard_feed
 from node.api.problems import ProblemError, problem
 from node.api.requests import NODE_KEY, json_response, read_json
 from node.cases.catalog import matter_to_json, merge
@@ -176,6 +177,7 @@ def build_app(node: Node) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/status", status)
+    app.router.add_get("/v1/dashboard", dashboard_feed)
     app.router.add_get("/v1/catalog", catalog)
     app.router.add_put("/v1/maintenance", set_maintenance)
     app.router.add_post("/v1/probes", send_probes)

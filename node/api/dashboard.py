@@ -11,6 +11,11 @@ Rules kept here:
 - Every value that came from a node or a request is escaped before it reaches the HTML.
 - A link whose heartbeats are refused shows the refusal's code and who refuses, and a node
   that every peer refuses says so on its card; days left follow ``monitoring.status``'s rule.
+- History is drawn as sparklines (``node.api.sparkline``) from each node's feed
+  (``GET /v1/dashboard``, ``node.api.dashboard_feed``): a link's outbound series (sent,
+  backlog, oldest, latency) from its sender, its inbound ones (received, refused) from its
+  receiver; each node's cases on its card. Below them, the overdue cases (ids and matters
+  only) and the dead letters with the command that retries each.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ import asyncio
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from html import escape
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -37,6 +41,15 @@ from monitoring.status import (
     refusing_side,
 )
 from node.api.access import presented_token
+from node.api.dashboard_feed import feed
+from node.api.dashboard_panels import (
+    link_history,
+    node_history,
+    render_dead_letters,
+    render_overdue,
+)
+from node.api.markup import province_label
+from node.api.markup import text as _e
 from node.api.problems import ProblemError
 from node.api.requests import NODE_KEY
 from node.trust.manifest import PROVINCES
@@ -78,6 +91,8 @@ class NodeView:
     error: str = ""
     refusals: tuple[RefusalCount, ...] = ()
     expiries: Mapping[str, float] = field(default_factory=dict)
+    feed: Mapping[str, Any] | None = None
+    """The node's ``GET /v1/dashboard`` document: history, overdue cases, dead letters."""
 
     @property
     def province(self) -> str | None:
@@ -167,14 +182,18 @@ def metric_facts(
 def local_view(node: Node) -> NodeView:
     """This node's own status and metrics, read in-process."""
     refusals, expiries = metric_facts(node.metrics.registry.collect())
-    return NodeView("this node", node.health.status(), refusals=refusals, expiries=expiries)
+    return NodeView(
+        "this node", node.health.status(), refusals=refusals, expiries=expiries, feed=feed(node)
+    )
 
 
 async def fetch_view(session: aiohttp.ClientSession, url: str, token: str | None) -> NodeView:
-    """Another node's view from its ``/v1/status`` and ``/metrics``; errors are reported."""
+    """Another node's view from its ``/v1/status``, ``/metrics`` and ``/v1/dashboard``;
+    errors are reported, a missing feed only leaves its sparklines and lists empty."""
     answer = await fetch_status(session, url, token)
     if answer.status is None:
         return NodeView(url, None, answer.error)
+    shown = await fetch_feed(session, url, token)
     try:
         async with session.get(
             f"{url.rstrip('/')}/metrics", timeout=aiohttp.ClientTimeout(total=STATUS_TIMEOUT)
@@ -186,7 +205,26 @@ async def fetch_view(session: aiohttp.ClientSession, url: str, token: str | None
         refusals, expiries = metric_facts(text_string_to_metric_families(text))
     except ValueError:
         refusals, expiries = (), {}
-    return NodeView(url, answer.status, refusals=refusals, expiries=expiries)
+    return NodeView(url, answer.status, refusals=refusals, expiries=expiries, feed=shown)
+
+
+async def fetch_feed(
+    session: aiohttp.ClientSession, url: str, token: str | None
+) -> Mapping[str, Any] | None:
+    """Another node's ``/v1/dashboard`` document, or None when it does not give one."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        async with session.get(
+            f"{url.rstrip('/')}/v1/dashboard",
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=STATUS_TIMEOUT),
+        ) as response:
+            if response.status != 200:
+                return None
+            document = await response.json()
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+    return document if isinstance(document, Mapping) else None
 
 
 async def gather_views(node: Node, mesh: Sequence[str], token: str | None) -> list[NodeView]:
@@ -225,17 +263,12 @@ min-width:17rem}
 .warn{color:#9a6700;font-weight:700}
 dl{display:grid;grid-template-columns:auto auto;gap:.15rem .8rem;margin:0;font-size:.9rem}
 dt{color:#57606a}dd{margin:0}
+table.sparks{margin-top:.4rem;background:none}
+.sparks th,.sparks td{border:0;padding:0 .35rem 0 0;font-size:.75rem;background:none;
+font-weight:400;vertical-align:middle}
+.sparks th{color:#57606a;white-space:nowrap}
+svg.spark{display:block}
 """
-
-
-def _e(value: object) -> str:
-    return escape(str(value), quote=True)
-
-
-def province_label(province: str) -> str:
-    """``shanghai 上海`` for a known province, the escaped name otherwise."""
-    chinese = PROVINCES.get(province, ("", ""))[1]
-    return f"{_e(province)} <span lang=zh>{_e(chinese)}</span>" if chinese else _e(province)
 
 
 def _number(value: object, digits: int = 1) -> str:
@@ -251,9 +284,14 @@ def _days(timestamp: float, now: float) -> tuple[str, str]:
 
 
 def link_cell(views: Mapping[str, NodeView], sender: str, receiver: str) -> str:
-    """One directed link: the sender's outbound state, or failing that what the receiver saw."""
+    """One directed link: the sender's outbound state, or failing that what the receiver saw;
+    its history from both."""
     view = views.get(sender)
     status = view.status if view else None
+    receiving = views.get(receiver)
+    history = link_history(
+        view.feed if view else None, receiving.feed if receiving else None, sender, receiver
+    )
     if status is not None:
         for link in status.get("peers", []):
             if link.get("peer") != receiver:
@@ -283,16 +321,16 @@ def link_cell(views: Mapping[str, NodeView], sender: str, receiver: str) -> str:
             return (
                 f'<td class="link link-{css}" data-link="{_e(sender)}-{_e(receiver)}">'
                 + "<br>".join(rows)
+                + history
                 + "</td>"
             )
-    receiving = views.get(receiver)
     if receiving is not None and receiving.status is not None:
         for link in receiving.status.get("peers", []):
             if link.get("peer") == sender and link.get("last_received_at"):
                 return (
                     f'<td class="link link-partial" data-link="{_e(sender)}-{_e(receiver)}">'
                     f'<span class="state">seen</span><br>last received<br>'
-                    f"{_e(link['last_received_at'])}</td>"
+                    f"{_e(link['last_received_at'])}{history}</td>"
                 )
     return f'<td class="link link-unknown" data-link="{_e(sender)}-{_e(receiver)}">no data</td>'
 
@@ -365,7 +403,8 @@ def render_card(view: NodeView, now: float, refused_by_all: Sequence[str] = ()) 
     details = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
     return (
         f'<div class="card" data-province="{_e(province)}"><h3>{province_label(province)}</h3>'
-        f'<dl>{details}</dl><p class="muted">from {_e(view.source)}</p></div>'
+        f"<dl>{details}</dl>{node_history(view.feed, province)}"
+        f'<p class="muted">from {_e(view.source)}</p></div>'
     )
 
 
@@ -398,6 +437,7 @@ def render_page(views: Sequence[NodeView], *, own: str, now: float) -> str:
     links = len(provinces) * (len(provinces) - 1)
     refused = refused_nodes([v.status for v in views if v.status is not None])
     cards = "".join(render_card(v, now, refused.get(v.province or "", ())) for v in views)
+    feeds = [(v.province or v.source, v.feed) for v in views]
     generated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now))
     return (
         "<!doctype html>\n"
@@ -413,6 +453,10 @@ def render_page(views: Sequence[NodeView], *, own: str, now: float) -> str:
         f"{render_matrix(by_province, provinces)}"
         "<h2>Nodes</h2>"
         f'<div class="cards">{cards}</div>'
+        "<h2>Overdue cases (past their promised time, 承诺时限)</h2>"
+        f"{render_overdue(feeds)}"
+        "<h2>Dead letters (parked, waiting for an operator)</h2>"
+        f"{render_dead_letters(feeds)}"
         "<h2>Refusals by code (since each node started)</h2>"
         f"{render_refusals(views)}"
         "</body></html>\n"

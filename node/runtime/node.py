@@ -45,6 +45,7 @@ from node.runtime.credentials import (
     record_manifest,
 )
 from node.runtime.health import Health
+from node.runtime.history import History
 from node.runtime.startup import StartupError, check_own_key, reload_failure_reason
 from node.runtime.supervisor import Supervisor
 from node.store import log_tree, outbox
@@ -98,6 +99,13 @@ class Node:
         self._tls: TlsMaterial | None = None
         self.health = Health(self)
         """Readiness, status, metric snapshots and maintenance mode."""
+        self.history = History(
+            metrics=self.metrics,
+            outboxes=self.health.outbox_snapshots,
+            cases=self.health.case_snapshot,
+            clock=clock,
+        )
+        """The last hour of traffic, backlogs, latency and cases, for the dashboard."""
         self.peers = PeerRegistry(
             node_id=config.node_id,
             tls=self._started_tls,
@@ -275,6 +283,7 @@ class Node:
         self.tasks.start("revocation-lists", self._revocation_loop)
         self.tasks.start("certificate-checks", self.cases.checks.run)
         self.tasks.start("store-watch", self._watch_store)
+        self.tasks.start("history", self.history.run)
         log.info(
             "node started",
             extra={

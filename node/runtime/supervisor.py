@@ -3,7 +3,8 @@
 Rules kept here:
 - A task is started from a factory (a function that makes a fresh coroutine), so it can be
   started again. Delivery workers, heartbeats, platform polls and deliveries, certificate
-  checks, revocation lists, the store watch: all of them go through ``Supervisor.start``.
+  checks, revocation lists, the store watch, the dashboard's history sampler: all of them
+  go through ``Supervisor.start``.
 - An exception that escapes a task is logged once, with the task's name and the exception's
   type, counted (``yrd_task_restarts_total{task}``), and the task starts again after a
   capped, jittered, exponential back-off. The back-off grows while the task keeps failing
