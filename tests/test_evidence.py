@@ -109,12 +109,18 @@ def signed_by(part: dict[str, Any], manifest_keys: dict[str, str]) -> bytes:
 
 
 def check_bundle(bundle: dict[str, Any], manifest_keys: dict[str, str]) -> None:
-    """The message is signed, its receipt is signed and answers exactly those bytes."""
+    """The message is signed, its reply is signed and answers exactly those bytes: a receipt
+    or an attestation names them by digest; a revocation list answers its request by id."""
     message = signed_by(bundle, manifest_keys)
     assert pb.Message.FromString(message).header.message_id == bundle["message_id"]
     reply = pb.Message.FromString(signed_by(bundle["receipt"], manifest_keys))
     assert reply.header.in_reply_to == bundle["message_id"]
-    assert reply.receipt.digest == hash_of(bundle["signature"]["key_id"])(message)
+    body = reply.WhichOneof("body")
+    named = {"receipt": reply.receipt.digest, "attestation": reply.attestation.request_digest}
+    if body in named:
+        assert named[body] == hash_of(bundle["signature"]["key_id"])(message)
+    else:
+        assert body == "revocation_list", f"a {body} is not an answer"
 
 
 def keys_of(manifest_path: Path) -> dict[str, str]:
