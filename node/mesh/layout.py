@@ -67,6 +67,8 @@ DEFAULT_MAY_SEND = (
     "case_update",
     "catalog_announce",
     "certificate_verify",
+    "checkpoint",
+    "cosignature",
     "heartbeat",
     "probe",
     "revocation_list",

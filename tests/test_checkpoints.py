@@ -1,0 +1,183 @@
+"""Checkpoints of the evidence log, cosigned by peers over real mutual-TLS gRPC, and the
+rewrites an insider with the store file can make, each caught by the witness and by
+``yrd audit verify`` with the checkpoints the witness holds."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from node.protocol.checkpoints import Head, check_checkpoint, sign_checkpoint
+from node.protocol.faults import FaultCode, Refusal
+from node.runtime.node import Node
+from node.store import audit, checkpoints
+from node.store.log_tree import EntryFields
+from node.trust.keys import SigningKey
+from node.wire import pb
+from tests.nodes import BUDGET, config_for, eventually, make_mesh, running, settled
+
+pytestmark = pytest.mark.timeout(BUDGET * 4)
+
+QUIET = {"checkpoint_interval_seconds": 3600.0}
+"""Checkpoints only when the test asks (and on shutdown)."""
+
+
+async def traffic(sender: Node, receiver: Node, count: int) -> None:
+    """``count`` probes from ``sender``, receipted: evidence entries on both sides."""
+    await sender.courier.send(
+        receiver.config.province, [("probe", pb.Probe(sequence=i)) for i in range(count)]
+    )
+    await eventually(lambda: settled(sender, receiver))
+
+
+def store_of(node: Node) -> Path:
+    return node.config.paths.store
+
+
+def rewrite(store: Path, change: Callable[[list[EntryFields]], list[EntryFields]]) -> None:
+    """What an insider with the file can do: drop the triggers, change the entries, re-chain
+    every hash, rebuild the tree and reset SQLite's counter, and forget the checkpoints."""
+    conn = sqlite3.connect(store)
+    with conn:
+        rows = conn.execute(
+            "SELECT seq, recorded_at, direction, peer, message_id, kind, body FROM audit "
+            "ORDER BY seq"
+        ).fetchall()
+        entries = change([EntryFields(*row) for row in rows])
+        for trigger in ("audit_no_update", "audit_no_delete", "audit_tree_no_delete"):
+            conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        conn.execute("DELETE FROM audit")
+        conn.execute("DELETE FROM audit_tree")
+        conn.execute("DELETE FROM checkpoints WHERE witness != ''")
+        conn.execute("UPDATE sqlite_sequence SET seq = 0 WHERE name = 'audit'")
+        audit.append_many(
+            conn,
+            [
+                audit.Record(
+                    e.direction, e.peer, e.message_id, e.kind, bytes(e.body), e.recorded_at
+                )
+                for e in entries
+            ],
+        )
+    conn.close()
+
+
+def delete_one(entries: list[EntryFields]) -> list[EntryFields]:
+    return entries[:2] + entries[3:]
+
+
+def back_date(entries: list[EntryFields]) -> list[EntryFields]:
+    moved = entries[2]._replace(recorded_at=entries[2].recorded_at - 30 * 86400)
+    return [*entries[:2], moved, *entries[3:]]
+
+
+def cut_tail(entries: list[EntryFields]) -> list[EntryFields]:
+    return entries[:-2]
+
+
+def held_by(node: Node, origin: str) -> list[checkpoints.Cosigned]:
+    return checkpoints.cosigned(node.db.reader(), origin=origin, witness=node.config.province)
+
+
+async def test_a_peer_cosigns_each_checkpoint_that_extends_the_last(tmp_path: Path) -> None:
+    """Both sides keep the cosigned checkpoint; the next one, over more entries, is proven
+    consistent and cosigned too; the metrics show the witness's last size."""
+    mesh = make_mesh(tmp_path)
+    async with (
+        running(config_for(mesh, "shanghai", **QUIET)) as shanghai,
+        running(config_for(mesh, "jiangsu", **QUIET)) as jiangsu,
+    ):
+        await traffic(shanghai, jiangsu, 3)
+        assert await shanghai.checkpoints.checkpoint() == {"jiangsu": "cosigned"}
+        first = held_by(jiangsu, "shanghai")
+        assert [h.tree_size for h in first] == [audit_size(shanghai)] and first[0].tree_size > 0
+        await traffic(shanghai, jiangsu, 2)
+        assert await shanghai.checkpoints.checkpoint() == {"jiangsu": "cosigned"}
+        sizes = [h.tree_size for h in held_by(jiangsu, "shanghai")]
+        assert len(sizes) == 2 and sizes[1] > sizes[0]
+        own = checkpoints.latest_cosigned(shanghai.db.reader(), "shanghai", "jiangsu")
+        assert own is not None and own.tree_size == sizes[1]
+        gauge = shanghai.metrics.checkpoint_cosigned_size.labels("jiangsu")._value.get()
+        assert gauge == sizes[1]
+    report = audit.verify_store(store_of(shanghai))
+    assert report.ok and report.witnesses == ("jiangsu",) and report.checkpoints >= 2
+
+
+def audit_size(node: Node) -> int:
+    (count,) = node.db.reader().execute("SELECT count(*) FROM audit").fetchone()
+    return int(count)
+
+
+@pytest.mark.parametrize("change", [delete_one, back_date, cut_tail])
+async def test_a_rewritten_log_is_refused_by_its_witness_and_caught_by_verify(
+    tmp_path: Path, change: Callable[[list[EntryFields]], list[EntryFields]]
+) -> None:
+    """After a rewrite that re-chains every hash (so the log alone verifies), the witness
+    refuses the next checkpoint with a signed log_inconsistent fault, counted, and stores
+    nothing; ``verify`` with the witness's checkpoints names where the log diverges."""
+    mesh = make_mesh(tmp_path)
+    jiangsu_config = config_for(mesh, "jiangsu", **QUIET)
+    shanghai_config = config_for(mesh, "shanghai", **QUIET)
+    async with running(jiangsu_config) as jiangsu:
+        async with running(shanghai_config) as shanghai:
+            await traffic(shanghai, jiangsu, 4)
+            assert await shanghai.checkpoints.checkpoint() == {"jiangsu": "cosigned"}
+        # shanghai's shutdown checkpoint was cosigned too
+        cosigned = held_by(jiangsu, "shanghai")
+        rewrite(shanghai_config.paths.store, change)
+        alone = audit.verify_store(shanghai_config.paths.store)
+        assert alone.ok, alone.reason  # the log alone cannot tell
+        witnessed = audit.verify_store(shanghai_config.paths.store, witnessed=cosigned)
+        assert not witnessed.ok and witnessed.witnesses == ("jiangsu",)
+        # no smaller cosigned checkpoint still matches: the witnesses bound it to entry 1
+        assert witnessed.first_bad_seq == 1, witnessed.reason
+        async with running(replace(shanghai_config)) as shanghai:
+            outcome = await shanghai.checkpoints.checkpoint()
+            assert outcome == {"jiangsu": FaultCode.LOG_INCONSISTENT.value}
+            refused = shanghai.metrics.checkpoints_refused_by_peer.labels("jiangsu")
+            assert refused._value.get() == 1
+        assert jiangsu.metrics.checkpoints_refused.labels("shanghai")._value.get() >= 1
+        assert len(held_by(jiangsu, "shanghai")) == len(cosigned)
+
+
+def test_a_fork_shown_to_two_witnesses_is_refused_by_the_one_that_saw_the_other_branch() -> None:
+    """Two trees of the same size shown to two witnesses each pass alone; a witness that
+    cosigned one branch refuses the other, naming the root."""
+    key = SigningKey.generate()
+    keys = {key.key_id: key.verify_key}
+    branch_a = Head(5, bytes(32))
+    branch_b = Head(5, b"\x01" * 32)
+    signed_b = sign_checkpoint(key, origin="node-310000", head=branch_b, now=1.0, proofs={})
+    assert check_checkpoint(signed_b, sender="node-310000", keys=keys, cosigned=None) == branch_b
+    with pytest.raises(Refusal) as refused:
+        check_checkpoint(signed_b, sender="node-310000", keys=keys, cosigned=branch_a)
+    assert refused.value.code is FaultCode.LOG_INCONSISTENT
+    assert refused.value.field == "body.checkpoint.root_hash"
+
+
+def test_a_checkpoint_not_signed_by_its_sender_is_refused() -> None:
+    """A checkpoint with another node's origin, a short root or a bad signature is refused
+    with a code naming it, before any comparison."""
+    key = SigningKey.generate()
+    other = SigningKey.generate()
+    signed = sign_checkpoint(key, origin="node-310000", head=Head(1, bytes(32)), now=1.0, proofs={})
+    with pytest.raises(Refusal, match="origin"):
+        check_checkpoint(
+            signed, sender="node-320000", keys={key.key_id: key.verify_key}, cosigned=None
+        )
+    with pytest.raises(Refusal) as bad:
+        check_checkpoint(
+            signed, sender="node-310000", keys={key.key_id: other.verify_key}, cosigned=None
+        )
+    assert bad.value.code is FaultCode.BAD_SIGNATURE
+    short = pb.Checkpoint()
+    short.CopyFrom(signed)
+    short.root_hash = b"\x00"
+    with pytest.raises(Refusal, match="32 bytes"):
+        check_checkpoint(
+            short, sender="node-310000", keys={key.key_id: key.verify_key}, cosigned=None
+        )
