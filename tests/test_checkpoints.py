@@ -5,6 +5,8 @@ rewrites an insider with the store file can make, each caught by the witness and
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +24,7 @@ from tests.nodes import BUDGET, config_for, eventually, make_mesh, running, sett
 
 pytestmark = pytest.mark.timeout(BUDGET * 4)
 
+YRD = [sys.executable, "-m", "node.cli.main"]
 QUIET = {"checkpoint_interval_seconds": 3600.0}
 """Checkpoints only when the test asks (and on shutdown)."""
 
@@ -32,6 +35,16 @@ async def traffic(sender: Node, receiver: Node, count: int) -> None:
         receiver.config.province, [("probe", pb.Probe(sequence=i)) for i in range(count)]
     )
     await eventually(lambda: settled(sender, receiver))
+
+
+def audit_verify(store: Path, mesh: Path) -> subprocess.CompletedProcess[str]:
+    """``yrd audit verify --store STORE --mesh MESH``, as a process."""
+    return subprocess.run(
+        [*YRD, "audit", "verify", "--store", str(store), "--mesh", str(mesh)],
+        capture_output=True,
+        text=True,
+        timeout=BUDGET,
+    )
 
 
 def store_of(node: Node) -> Path:
@@ -83,6 +96,7 @@ def held_by(node: Node, origin: str) -> list[checkpoints.Cosigned]:
     return checkpoints.cosigned(node.db.reader(), origin=origin, witness=node.config.province)
 
 
+@pytest.mark.slow  # runs `yrd audit verify` as a process
 async def test_a_peer_cosigns_each_checkpoint_that_extends_the_last(tmp_path: Path) -> None:
     """Both sides keep the cosigned checkpoint; the next one, over more entries, is proven
     consistent and cosigned too; the metrics show the witness's last size."""
@@ -105,6 +119,9 @@ async def test_a_peer_cosigns_each_checkpoint_that_extends_the_last(tmp_path: Pa
         assert gauge == sizes[1]
     report = audit.verify_store(store_of(shanghai))
     assert report.ok and report.witnesses == ("jiangsu",) and report.checkpoints >= 2
+    shown = audit_verify(store_of(shanghai), mesh)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "witnesses: jiangsu" in shown.stdout
 
 
 def audit_size(node: Node) -> int:
@@ -112,6 +129,7 @@ def audit_size(node: Node) -> int:
     return int(count)
 
 
+@pytest.mark.slow  # runs `yrd audit verify` as a process
 @pytest.mark.parametrize("change", [delete_one, back_date, cut_tail])
 async def test_a_rewritten_log_is_refused_by_its_witness_and_caught_by_verify(
     tmp_path: Path, change: Callable[[list[EntryFields]], list[EntryFields]]
@@ -135,6 +153,9 @@ async def test_a_rewritten_log_is_refused_by_its_witness_and_caught_by_verify(
         assert not witnessed.ok and witnessed.witnesses == ("jiangsu",)
         # no smaller cosigned checkpoint still matches: the witnesses bound it to entry 1
         assert witnessed.first_bad_seq == 1, witnessed.reason
+        shown = audit_verify(shanghai_config.paths.store, mesh)
+        assert shown.returncode == 1, shown.stderr
+        assert "BROKEN at entry 1" in shown.stdout and "witnesses: jiangsu" in shown.stdout
         async with running(replace(shanghai_config)) as shanghai:
             outcome = await shanghai.checkpoints.checkpoint()
             assert outcome == {"jiangsu": FaultCode.LOG_INCONSISTENT.value}

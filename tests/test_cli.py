@@ -491,7 +491,12 @@ async def test_audit_verify_json_intact(
         "entries": len(audit_rows(store)),
         "first_bad_seq": None,
         "reason": report["reason"],
+        "witnesses": report["witnesses"],
+        "checkpoints": report["checkpoints"],
     }
+    # only the peer can have cosigned this log (on its shutdown checkpoint, if it got through)
+    assert set(report["witnesses"]) <= {"shanghai"}
+    assert report["checkpoints"] >= len(report["witnesses"])
 
 
 def test_audit_verify_missing_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
