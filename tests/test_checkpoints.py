@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from node.protocol.checkpoints import Head, check_checkpoint, sign_checkpoint
 from node.protocol.faults import FaultCode, Refusal
 from node.runtime.node import Node
 from node.store import audit, checkpoints
+from node.store.database import Database
 from node.store.log_tree import EntryFields
 from node.trust.keys import SigningKey
 from node.wire import pb
@@ -202,3 +204,29 @@ def test_a_checkpoint_not_signed_by_its_sender_is_refused() -> None:
         check_checkpoint(
             short, sender="node-310000", keys={key.key_id: key.verify_key}, cosigned=None
         )
+
+
+async def test_a_purge_keeps_every_cosigned_checkpoint_valid(tmp_path: Path) -> None:
+    """Purging the message bodies keeps their leaves: every checkpoint the node and its
+    witness hold is still a prefix of the tree, and the witness cosigns the next one."""
+    mesh = make_mesh(tmp_path)
+    shanghai_config = config_for(mesh, "shanghai", **QUIET)
+    async with running(config_for(mesh, "jiangsu", **QUIET)) as jiangsu:
+        async with running(shanghai_config) as shanghai:
+            await traffic(shanghai, jiangsu, 3)
+            assert await shanghai.checkpoints.checkpoint() == {"jiangsu": "cosigned"}
+        db = await Database.open(shanghai_config.paths.store)
+        try:
+            purged = await db.write(
+                lambda conn: audit.purge(conn, before=time.time() + 1, now=time.time())
+            )
+        finally:
+            await db.close()
+        assert purged.entries > 0
+        report = audit.verify_store(
+            shanghai_config.paths.store, witnessed=held_by(jiangsu, "shanghai")
+        )
+        assert report.ok, report.reason
+        assert report.witnesses == ("jiangsu",) and report.checkpoints >= 2
+        async with running(shanghai_config) as shanghai:
+            assert await shanghai.checkpoints.checkpoint() == {"jiangsu": "cosigned"}

@@ -84,7 +84,7 @@ class LogWitnessing:
     def remember(self) -> None:
         """The metrics of the last cosignature of each witness, from the store (a restart
         must not make every witness look silent)."""
-        for held in store.cosigned(self._db().reader(), origin=self.me):
+        for held in store.cosigned(self._db().reader(), own=True):
             self._observe_cosigned(held.witness, held.tree_size, held.cosigned_at)
 
     async def checkpoint(self) -> dict[str, str]:
@@ -181,6 +181,7 @@ class LogWitnessing:
                 checkpoint=checkpoint,
                 cosignature=cosignature,
                 cosigned_at=at,
+                own=True,
             )
         )
         self._observe_cosigned(province, checkpoint.tree_size, at)

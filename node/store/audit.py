@@ -384,23 +384,7 @@ def _own_cosigned(conn: sqlite3.Connection) -> list[checkpoints.Cosigned]:
     ).fetchone()
     if not tables:
         return []
-    me = _own_node_id(conn)
-    return [h for h in checkpoints.cosigned(conn) if h.checkpoint.origin == me]
-
-
-def _own_node_id(conn: sqlite3.Connection) -> str:
-    """This store's node id, as the messages in its log name it ('' when none does)."""
-    row = conn.execute(
-        "SELECT direction, body FROM audit WHERE kind = 'envelope' AND purged_at IS NULL "
-        "ORDER BY seq LIMIT 1"
-    ).fetchone()
-    if row is None:
-        return ""
-    try:
-        header = pb.Message.FromString(pb.Envelope.FromString(bytes(row[1])).message).header
-    except DecodeError:
-        return ""
-    return header.sender if row[0] == "sent" else header.recipient
+    return checkpoints.cosigned(conn, own=True)
 
 
 @dataclass(frozen=True)

@@ -54,8 +54,8 @@ def record_sent(
     """Keep a checkpoint of our own log about to go to ``witness`` (a size already kept for
     that witness keeps its row, and its cosignature)."""
     conn.execute(
-        "INSERT INTO checkpoints (origin, witness, tree_size, root_hash, checkpoint) "
-        "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        "INSERT INTO checkpoints (origin, witness, tree_size, root_hash, checkpoint, own) "
+        "VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT DO NOTHING",
         (
             origin,
             witness,
@@ -74,13 +74,14 @@ def record_cosigned(
     checkpoint: pb.Checkpoint,
     cosignature: pb.Cosignature,
     cosigned_at: float,
+    own: bool,
 ) -> None:
     """Keep a checkpoint with a witness's cosignature of it (the newer one for a size kept
-    before: the same head, cosigned again)."""
+    before: the same head, cosigned again); ``own``: of this node's own log."""
     conn.execute(
         "INSERT INTO checkpoints "
-        "(origin, witness, tree_size, root_hash, checkpoint, cosignature, cosigned_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (origin, witness, tree_size) DO UPDATE SET "
+        "(origin, witness, tree_size, root_hash, checkpoint, cosignature, cosigned_at, own) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (origin, witness, tree_size) DO UPDATE SET "
         "checkpoint = excluded.checkpoint, cosignature = excluded.cosignature, "
         "cosigned_at = excluded.cosigned_at",
         (
@@ -91,6 +92,7 @@ def record_cosigned(
             checkpoint.SerializeToString(deterministic=True),
             cosignature.SerializeToString(deterministic=True),
             cosigned_at,
+            int(own),
         ),
     )
 
@@ -141,21 +143,26 @@ def witness(
         checkpoint=checkpoint,
         cosignature=cosignature,
         cosigned_at=now,
+        own=False,
     )
     return cosignature
 
 
 def cosigned(
-    conn: sqlite3.Connection, *, origin: str | None = None, witness: str | None = None
+    conn: sqlite3.Connection,
+    *,
+    origin: str | None = None,
+    witness: str | None = None,
+    own: bool | None = None,
 ) -> list[Cosigned]:
-    """The cosigned checkpoints held, of one log or by one witness, smallest tree first;
-    rows that do not parse are left out (``divergences`` is told about them by the caller)."""
+    """The cosigned checkpoints held, of one log, by one witness, or of this node's own log
+    (``own``), smallest tree first; rows that do not parse are left out."""
     rows = conn.execute(
         "SELECT origin, witness, tree_size, root_hash, checkpoint, cosignature, cosigned_at "
         "FROM checkpoints WHERE cosignature IS NOT NULL "
         "AND (? IS NULL OR origin = ?) AND (? IS NULL OR witness = ?) "
-        "ORDER BY tree_size, witness",
-        (origin, origin, witness, witness),
+        "AND (? IS NULL OR own = ?) ORDER BY tree_size, witness",
+        (origin, origin, witness, witness, own, own),
     )
     held: list[Cosigned] = []
     for row_origin, row_witness, size, root, checkpoint, cosignature, at in rows:

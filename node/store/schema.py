@@ -346,9 +346,9 @@ END;
 
 _V14 = """
 -- Checkpoints of evidence logs and their cosignatures (node/store/checkpoints.py), one row
--- per log (origin), witness and tree size, both named by province. origin = this node: a
--- checkpoint of its own log, stored before it is sent to the witness, cosignature NULL until
--- the witness answers. witness = this node: a peer's checkpoint this node checked and cosigned;
+-- per log (origin), witness and tree size, both named by province. own = 1: a checkpoint of
+-- this node's own log, stored before it is sent to the witness, cosignature NULL until the
+-- witness answers. own = 0: a peer's checkpoint this node checked and cosigned as witness;
 -- the latest per origin is what the next one must extend. checkpoint and cosignature hold the
 -- serialized Checkpoint and Cosignature messages, each signed on its own.
 CREATE TABLE checkpoints (
@@ -359,6 +359,7 @@ CREATE TABLE checkpoints (
     checkpoint BLOB NOT NULL,
     cosignature BLOB,
     cosigned_at REAL,
+    own INTEGER NOT NULL CHECK (own IN (0, 1)),
     PRIMARY KEY (origin, witness, tree_size)
 );
 """
