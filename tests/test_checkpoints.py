@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from monitoring.status import NodeAnswer, link_rows
 from node.protocol.checkpoints import Head, check_checkpoint, sign_checkpoint
 from node.protocol.faults import FaultCode, Refusal
 from node.runtime.node import Node
@@ -119,6 +120,11 @@ async def test_a_peer_cosigns_each_checkpoint_that_extends_the_last(tmp_path: Pa
         assert own is not None and own.tree_size == sizes[1]
         gauge = shanghai.metrics.checkpoint_cosigned_size.labels("jiangsu")._value.get()
         assert gauge == sizes[1]
+        [link] = shanghai.health.status()["peers"]  # type: ignore[misc]
+        assert link["cosigned"]["tree_size"] == sizes[1]
+        assert link_rows([NodeAnswer("shanghai", shanghai.health.status())])[0][8].startswith(
+            f"{sizes[1]} · "
+        )
     report = audit.verify_store(store_of(shanghai))
     assert report.ok and report.witnesses == ("jiangsu",) and report.checkpoints >= 2
     shown = audit_verify(store_of(shanghai), mesh)

@@ -116,6 +116,16 @@ def latest_sent(conn: sqlite3.Connection, origin: str, witness: str) -> int | No
     return None if size is None else int(size)
 
 
+def last_cosigned_by_witness(conn: sqlite3.Connection) -> dict[str, tuple[int, float]]:
+    """For each witness of this node's own log: the largest size it cosigned, and when it
+    last cosigned one."""
+    rows = conn.execute(
+        "SELECT witness, max(tree_size), max(cosigned_at) FROM checkpoints "
+        "WHERE own = 1 AND cosignature IS NOT NULL GROUP BY witness"
+    )
+    return {str(w): (int(size), float(at)) for w, size, at in rows}
+
+
 def witness(
     conn: sqlite3.Connection,
     checkpoint: pb.Checkpoint,
