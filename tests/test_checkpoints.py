@@ -18,12 +18,12 @@ from monitoring.status import NodeAnswer, link_rows
 from node.protocol.checkpoints import Head, check_checkpoint, sign_checkpoint
 from node.protocol.faults import FaultCode, Refusal
 from node.runtime.node import Node
-from node.store import audit, checkpoints
+from node.store import audit, checkpoints, outbox
 from node.store.database import Database
 from node.store.log_tree import EntryFields
 from node.trust.keys import SigningKey
 from node.wire import pb
-from tests.nodes import BUDGET, config_for, eventually, make_mesh, running, settled
+from tests.nodes import BUDGET, config_for, eventually, make_mesh, running
 
 pytestmark = pytest.mark.timeout(BUDGET * 4)
 
@@ -37,7 +37,8 @@ async def traffic(sender: Node, receiver: Node, count: int) -> None:
     await sender.courier.send(
         receiver.config.province, [("probe", pb.Probe(sequence=i)) for i in range(count)]
     )
-    await eventually(lambda: settled(sender, receiver))
+    province = receiver.config.province
+    await eventually(lambda: outbox.depth(sender.db.reader(), province)[0] == 0)
 
 
 def audit_verify(store: Path, mesh: Path) -> subprocess.CompletedProcess[str]:
@@ -236,3 +237,31 @@ async def test_a_purge_keeps_every_cosigned_checkpoint_valid(tmp_path: Path) -> 
         assert report.witnesses == ("jiangsu",) and report.checkpoints >= 2
         async with running(shanghai_config) as shanghai:
             assert await shanghai.checkpoints.checkpoint() == {"jiangsu": "cosigned"}
+
+
+@pytest.mark.slow  # runs `yrd audit verify` as a process
+async def test_a_fork_shown_to_two_real_peers_is_refused_and_caught_by_verify(
+    tmp_path: Path,
+) -> None:
+    """Shanghai shows one tree to Jiangsu, rewrites its log and shows the other tree to
+    Zhejiang, which never saw the first: Zhejiang cosigns, Jiangsu refuses it, and
+    ``verify --mesh`` with both witnesses' checkpoints names the divergence."""
+    mesh = make_mesh(tmp_path, ("shanghai", "jiangsu", "zhejiang"))
+    shanghai_config = config_for(mesh, "shanghai", **QUIET)
+    async with running(config_for(mesh, "jiangsu", **QUIET)) as jiangsu:
+        async with running(shanghai_config) as shanghai:
+            await traffic(shanghai, jiangsu, 3)
+            outcome = await shanghai.checkpoints.checkpoint()
+            assert outcome == {"jiangsu": "cosigned", "zhejiang": "unanswered"}
+        rewrite(shanghai_config.paths.store, delete_one)
+        async with (
+            running(config_for(mesh, "zhejiang", **QUIET)) as zhejiang,
+            running(shanghai_config) as shanghai,
+        ):
+            outcome = await shanghai.checkpoints.checkpoint()
+            assert outcome == {"jiangsu": "log_inconsistent", "zhejiang": "cosigned"}
+            assert held_by(zhejiang, "shanghai")
+    shown = audit_verify(shanghai_config.paths.store, mesh)
+    assert shown.returncode == 1, shown.stdout + shown.stderr
+    assert "witnesses: jiangsu, zhejiang" in shown.stdout
+    assert "not the ones jiangsu cosigned" in shown.stdout
