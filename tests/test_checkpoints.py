@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from monitoring.status import NodeAnswer, link_rows
-from node.protocol.checkpoints import Head, check_checkpoint, sign_checkpoint
+from node.protocol.checkpoints import Head, check_checkpoint, cosign, sign_checkpoint
 from node.protocol.faults import FaultCode, Refusal
+from node.protocol.merkle import MerkleTree
 from node.runtime.node import Node
 from node.store import audit, checkpoints, outbox
 from node.store.database import Database
@@ -265,3 +266,54 @@ async def test_a_fork_shown_to_two_real_peers_is_refused_and_caught_by_verify(
     assert shown.returncode == 1, shown.stdout + shown.stderr
     assert "witnesses: jiangsu, zhejiang" in shown.stdout
     assert "not the ones jiangsu cosigned" in shown.stdout
+
+
+def tree_of(count: int, changed: int | None = None) -> MerkleTree:
+    """A tree of ``count`` leaves; leaf ``changed`` (1-based) different."""
+    return MerkleTree.of(
+        [b"entry %d%s" % (i, b"!" if i == changed else b"") for i in range(1, count + 1)]
+    )
+
+
+def test_a_witness_takes_a_proof_from_the_size_it_holds_even_when_its_answer_was_lost() -> None:
+    """The sender proves from the last size cosigned and the last sent; the witness, whose
+    latest is the sent one (its cosignature never arrived), finds its proof among them; a
+    checkpoint with no proof from the witness's size is refused."""
+    key = SigningKey.generate()
+    keys = {key.key_id: key.verify_key}
+    tree = tree_of(11)
+    proofs = {size: tree.consistency_path(size) for size in (4, 7)}
+    head = Head(11, tree.root())
+    signed = sign_checkpoint(key, origin="node-310000", head=head, now=2.0, proofs=proofs)
+    for held in (4, 7):
+        cosigned = Head(held, tree.root(held))
+        assert check_checkpoint(signed, sender="node-310000", keys=keys, cosigned=cosigned) == head
+    with pytest.raises(Refusal, match="no consistency proof from the 5 entries"):
+        check_checkpoint(signed, sender="node-310000", keys=keys, cosigned=Head(5, tree.root(5)))
+
+
+def test_verify_bounds_a_change_between_the_checkpoints_that_match_and_the_first_that_does() -> (
+    None
+):
+    """Checkpoints at 4 and 9 of the original log, entry 6 changed since: the one at 4 still
+    matches, the one at 9 does not, and the divergence is named as entries 5 to 9."""
+    key = SigningKey.generate()
+    witness_key = SigningKey.generate()
+    keys = {key.key_id: key.verify_key, witness_key.key_id: witness_key.verify_key}
+    original = tree_of(12)
+    held = []
+    for size in (4, 9):
+        head = Head(size, original.root(size))
+        checkpoint = sign_checkpoint(key, origin="node-310000", head=head, now=1.0, proofs={})
+        cosignature = cosign(witness_key, witness="node-320000", checkpoint=checkpoint, now=2.0)
+        held.append(
+            checkpoints.Cosigned(
+                "shanghai", "jiangsu", size, head.root_hash, checkpoint, cosignature, 2.0
+            )
+        )
+    results = checkpoints.divergences(tree_of(12, changed=6), held, keys)
+    assert results[0][1] is None
+    parted = results[1][1]
+    assert parted is not None and parted.first_seq == 5
+    assert "entries 5 to 9 were changed" in parted.reason
+    assert all(d is None for _, d in checkpoints.divergences(original, held, keys))
