@@ -346,7 +346,8 @@ class NodeMetrics:
         )
         self.checkpoints_refused_by_peer = Counter(
             "yrd_checkpoints_refused_by_peer_total",
-            "Checkpoints of this node's log the witness peer refused with a signed fault.",
+            "Checkpoints of this node's log the witness peer refused as not extending the one "
+            "it cosigned before (a signed log_inconsistent fault).",
             ["peer"],
             registry=r,
         )

@@ -31,7 +31,7 @@ from node.peers.courier import AskFailed, Courier, CredentialsView
 from node.peers.inbound import Answer, PayloadHandler
 from node.protocol.checkpoints import Head, cosign, cosignature_verifies, sign_checkpoint
 from node.protocol.checks import Authenticated
-from node.protocol.faults import Refusal
+from node.protocol.faults import FaultCode, Refusal
 from node.store import checkpoints as store
 from node.store.database import Database
 from node.store.log_tree import StoredTree
@@ -147,6 +147,11 @@ class LogWitnessing:
         reply = answered.reply
         if reply.payload_type == "fault":
             fault = reply.message.fault
+            if fault.code != FaultCode.LOG_INCONSISTENT.value:
+                # Not a verdict on our log (the peer is stopping, its store is full, its
+                # manifest does not list the type yet): the next round asks again.
+                log.info("checkpoint not cosigned", extra={"peer": province, "code": fault.code})
+                return fault.code
             self._metrics.checkpoints_refused_by_peer.labels(province).inc()
             log.error(
                 "a witness refused our checkpoint",
