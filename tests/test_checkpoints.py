@@ -317,3 +317,31 @@ def test_verify_bounds_a_change_between_the_checkpoints_that_match_and_the_first
     assert parted is not None and parted.first_seq == 5
     assert "entries 5 to 9 were changed" in parted.reason
     assert all(d is None for _, d in checkpoints.divergences(original, held, keys))
+
+
+async def test_a_forged_checkpoint_gets_a_signed_fault_and_changes_nothing(tmp_path: Path) -> None:
+    """Over the real pipeline: a checkpoint naming another node's log, and one whose
+    signature is not the sender's, are each refused with a signed fault naming the field;
+    the witness keeps nothing and counts both."""
+    mesh = make_mesh(tmp_path)
+    async with (
+        running(config_for(mesh, "shanghai", **QUIET)) as shanghai,
+        running(config_for(mesh, "jiangsu", **QUIET)) as jiangsu,
+    ):
+        await eventually(lambda: shanghai.peers.link("jiangsu").up)
+        key = shanghai.credentials.signing_key
+        head = Head(1, bytes(32))
+        other_origin = sign_checkpoint(key, origin="node-330000", head=head, now=1.0, proofs={})
+        bad_signature = sign_checkpoint(key, origin="node-310000", head=head, now=1.0, proofs={})
+        bad_signature.signature = bytes(64)
+        for forged, code, field in (
+            (other_origin, "invalid_payload", "body.checkpoint.origin"),
+            (bad_signature, "bad_signature", "body.checkpoint.signature"),
+        ):
+            answered = await shanghai.courier.ask(
+                "jiangsu", "checkpoint", forged, timeout=BUDGET / 4, record=False
+            )
+            fault = answered.reply.message.fault
+            assert (answered.reply.payload_type, fault.code, fault.field) == ("fault", code, field)
+        assert held_by(jiangsu, "shanghai") == []
+        assert jiangsu.metrics.checkpoints_refused.labels("shanghai")._value.get() == 2
