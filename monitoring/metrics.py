@@ -325,6 +325,32 @@ class NodeMetrics:
             ["peer"],
             registry=r,
         )
+        self.checkpoint_cosigned_size = Gauge(
+            "yrd_checkpoint_cosigned_tree_size",
+            "Entries of this node's evidence log in the last checkpoint the witness peer cosigned.",
+            ["peer"],
+            registry=r,
+        )
+        self.checkpoint_cosigned_at = Gauge(
+            "yrd_checkpoint_cosigned_timestamp_seconds",
+            "When the witness peer last cosigned a checkpoint of this node's log (Unix time).",
+            ["peer"],
+            registry=r,
+        )
+        self.checkpoints_refused = Counter(
+            "yrd_checkpoints_refused_total",
+            "Checkpoints of the peer's log this node refused as its witness: they did not "
+            "extend the one cosigned before (a rewrite or a fork), or did not verify.",
+            ["peer"],
+            registry=r,
+        )
+        self.checkpoints_refused_by_peer = Counter(
+            "yrd_checkpoints_refused_by_peer_total",
+            "Checkpoints of this node's log the witness peer refused as not extending the one "
+            "it cosigned before (a signed log_inconsistent fault).",
+            ["peer"],
+            registry=r,
+        )
         self.store_write_latency = Histogram(
             "yrd_store_write_latency_seconds",
             "Time from a write being queued to its transaction being durable (group commit).",

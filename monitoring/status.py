@@ -262,11 +262,19 @@ def link_rows(answers: Sequence[NodeAnswer], now: float | None = None) -> list[l
                     f"{link.get('oldest_pending_age_seconds', 0):.1f}",
                     link.get("circuit", ""),
                     link.get("dead_letters", 0),
+                    _cosigned(link.get("cosigned"), now),
                     ago(link.get("last_success_at"), now),
                     f"{refusal.get('code')} (by {by})" if by else "",
                 ]
             )
     return rows
+
+
+def _cosigned(last: dict[str, Any] | None, now: float) -> str:
+    """The size of the last checkpoint of the node's log the peer cosigned, and how long ago."""
+    if not last:
+        return "never"
+    return f"{last['tree_size']} · {ago(last['at'], now)}"
 
 
 LINK_HEADERS = [
@@ -278,6 +286,7 @@ LINK_HEADERS = [
     "oldest s",
     "circuit",
     "dead",
+    "cosigned",
     "last success",
     "refused",
 ]

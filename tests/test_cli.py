@@ -491,7 +491,12 @@ async def test_audit_verify_json_intact(
         "entries": len(audit_rows(store)),
         "first_bad_seq": None,
         "reason": report["reason"],
+        "witnesses": report["witnesses"],
+        "checkpoints": report["checkpoints"],
     }
+    # only the peer can have cosigned this log (on its shutdown checkpoint, if it got through)
+    assert set(report["witnesses"]) <= {"shanghai"}
+    assert report["checkpoints"] >= len(report["witnesses"])
 
 
 def test_audit_verify_missing_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -563,6 +568,7 @@ async def test_status_table_for_healthy_pair(
         "s",
         "circuit",
         "dead",
+        "cosigned",
         "last",
         "success",
         "refused",
@@ -571,8 +577,10 @@ async def test_status_table_for_healthy_pair(
     rows = [line.split() for line in lines[2:4]]
     assert [r[:3] for r in rows] == [["shanghai", "jiangsu", "up"], ["jiangsu", "shanghai", "up"]]
     assert all(r[6] == "closed" for r in rows)
+    # No checkpoint yet (the interval is a minute): no witness has cosigned.
+    assert all(r[8] == "never" for r in rows), rows
     # Heartbeats flowing keep "last success" current: seconds ago, never blank.
-    assert all(r[8:] == [r[8], "s", "ago"] and int(r[8]) < 60 for r in rows), rows
+    assert all(r[9:] == [r[9], "s", "ago"] and int(r[9]) < 60 for r in rows), rows
     assert "healthy" in lines
     assert document["healthy"] is True and document["problems"] == []
     assert [n["province"] for n in document["nodes"]] == ["shanghai", "jiangsu"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import struct
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -123,6 +124,63 @@ def check_bundle(bundle: dict[str, Any], manifest_keys: dict[str, str]) -> None:
         assert body == "revocation_list", f"a {body} is not an answer"
 
 
+def ed25519_verifies(public_key: str, signature: str, statement: bytes) -> None:
+    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key))
+    try:
+        key.verify(base64.b64decode(signature), statement)
+    except InvalidSignature:
+        raise AssertionError("signature does not verify") from None
+
+
+def length_prefixed(data: bytes) -> bytes:
+    return len(data).to_bytes(8, "big") + data
+
+
+def check_log(bundle: dict[str, Any], manifest_keys: dict[str, str]) -> list[str]:
+    """The message's entry is a leaf of the tree whose head its node signed and its peers
+    cosigned (RFC 9162 inclusion; the labelled statements); return the witnesses."""
+    shown = bundle["log"]
+    entry = shown["entry"]
+    body = base64.b64decode(entry["body"])
+    assert pb.Envelope.FromString(body).message == base64.b64decode(bundle["message"])
+    leaf = (
+        b"yrd.evidence.v1\x00"
+        + struct.pack(">qd", entry["seq"], entry["recorded_at"])
+        + b"".join(
+            length_prefixed(entry[name].encode())
+            for name in ("direction", "peer", "message_id", "kind")
+        )
+        + length_prefixed(body)
+    )
+    checkpoint = shown["checkpoint"]
+    path = [base64.b64decode(node) for node in shown["path"]]
+    root = rfc9162_root(leaf, shown["leaf_index"], checkpoint["tree_size"], path)
+    assert root is not None and root == base64.b64decode(checkpoint["root_hash"]), "not included"
+    assert manifest_keys[checkpoint["key_id"]] == checkpoint["public_key"]
+    statement = (
+        b"yrd.federation.v1/checkpoint\x00"
+        + checkpoint["origin"].encode()
+        + b"\x00"
+        + checkpoint["tree_size"].to_bytes(8, "big")
+        + root
+        + checkpoint["signed_at_ms"].to_bytes(8, "big")
+    )
+    ed25519_verifies(checkpoint["public_key"], checkpoint["signature"], statement)
+    witnesses = []
+    for cosignature in shown["cosignatures"]:
+        assert manifest_keys[cosignature["key_id"]] == cosignature["public_key"]
+        cosigned = (
+            b"yrd.federation.v1/cosignature\x00"
+            + cosignature["witness"].encode()
+            + b"\x00"
+            + cosignature["cosigned_at_ms"].to_bytes(8, "big")
+            + statement
+        )
+        ed25519_verifies(cosignature["public_key"], cosignature["signature"], cosigned)
+        witnesses.append(cosignature["witness"])
+    return witnesses
+
+
 def keys_of(manifest_path: Path) -> dict[str, str]:
     document = json.loads(manifest_path.read_bytes())
     return {
@@ -172,6 +230,34 @@ async def test_both_sides_of_a_real_exchange_give_bundles_the_checker_accepts(
         bundle = json.loads(shown.stdout)
         assert (bundle["direction"], bundle["peer"]) == (direction, peer)
         check_bundle(bundle, keys)
+
+
+async def test_a_bundle_proves_its_entry_is_in_the_log_its_peer_cosigned(tmp_path: Path) -> None:
+    """With a checkpoint cosigned, the bundle carries the entry's inclusion path, the
+    checkpoint and the cosignature, and the checker accepts them with the manifest alone;
+    one changed byte of the path, and it does not."""
+    mesh = make_mesh(tmp_path)
+    async with (
+        running(config_for(mesh, "jiangsu")),
+        running(config_for(mesh, "shanghai")) as sh,
+    ):
+        [message_id] = await sh.courier.send("jiangsu", [("probe", pb.Probe(sequence=7))])
+        await eventually(lambda: len(audit.message_entries(sh.db.reader(), message_id)) == 2)
+        unwitnessed = evidence(mesh / "shanghai" / "node.db", message_id)
+        assert json.loads(unwitnessed.stdout)["log"]["checkpoint"] is None
+        assert await sh.checkpoints.checkpoint() == {"jiangsu": "cosigned"}
+    shown = evidence(mesh / "shanghai" / "node.db", message_id)
+    assert shown.returncode == 0, shown.stderr
+    bundle = json.loads(shown.stdout)
+    keys = keys_of(mesh / "manifest.json")
+    check_bundle(bundle, keys)
+    assert "node-320000" in check_log(bundle, keys)
+    path = bundle["log"]["path"]
+    first = bytearray(base64.b64decode(path[0]))
+    first[0] ^= 1
+    path[0] = base64.b64encode(bytes(first)).decode()
+    with pytest.raises(AssertionError, match="not included"):
+        check_log(bundle, keys)
 
 
 @pytest.fixture

@@ -210,6 +210,9 @@ async def exposition_after_traffic(mesh: Path) -> list[str]:
         with pytest.raises(ManifestMalformed):
             await sh.reload()
 
+        for node in (sh, js):
+            assert set((await node.checkpoints.checkpoint()).values()) == {"cosigned"}
+
         await eventually(lambda: sh.platform is not None and sh.platform.state.up)
         texts = []
         for client in (sh_client, js_client):

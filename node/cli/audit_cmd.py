@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from node.cli.folder_arg import add_folder
 from node.cli.output import (
     EXIT_NOT_CHECKED,
     EXIT_REFUSED,
@@ -20,7 +21,9 @@ from node.cli.output import (
     fail,
     zoned_time,
 )
-from node.store.audit import Purged, purge, read_only, verify_store
+from node.mesh.folder import NotAMeshFolder, mesh_configs
+from node.store.audit import AuditReport, Purged, purge, read_only, verify_store
+from node.store.checkpoints import Cosigned, cosigned
 from node.store.connection import STORE_HELP, StoreLocation, store_location
 from node.store.database import Database, StoreError
 from node.store.evidence import EvidenceError, bundle
@@ -33,12 +36,23 @@ def register(commands: Any) -> None:
     sub = group.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     verify = sub.add_parser(
         "verify",
-        help="recompute the hash chain and every signature",
-        description="Recompute the evidence log's hash chain and check every signature in it.",
+        help="recompute the hash chain, every signature, and the checkpoints peers cosigned",
+        description=(
+            "Recompute the evidence log's hash chain and tree, check every signature in it, "
+            "and check every cosigned checkpoint of it the store holds against the tree. With "
+            "--mesh DIR, also the checkpoints of this log that each peer of the mesh holds, "
+            "read from the peers' store files (read-only; safe while they run)."
+        ),
         epilog=VERIFY_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verify.add_argument("--store", type=store_location, required=True, help=STORE_HELP)
+    add_folder(
+        verify,
+        help="a mesh folder whose peers' cosigned checkpoints to check too",
+        required=False,
+        dest="mesh",
+    )
     verify.add_argument("--json", action="store_true", help="machine-readable output")
     verify.set_defaults(run=run_verify)
     evidence = sub.add_parser(
@@ -147,12 +161,34 @@ def run_evidence(args: argparse.Namespace) -> int:
     return EXIT_VERIFIED
 
 
+def _same_store(a: StoreLocation, b: StoreLocation) -> bool:
+    if isinstance(a, Path) and isinstance(b, Path):
+        return a.resolve() == b.resolve()
+    return a == b
+
+
+def _peers_cosigned(mesh: Path, store: StoreLocation) -> list[Cosigned]:
+    """The cosigned checkpoints of ``store``'s log that the mesh's other nodes hold."""
+    configs = mesh_configs(mesh)
+    mine = [c for c in configs if _same_store(c.paths.store, store)]
+    if not mine:
+        raise NotAMeshFolder(f"the store {store} is no node's store in the mesh {mesh}")
+    held: list[Cosigned] = []
+    for config in configs:
+        theirs = config.paths.store
+        if config is not mine[0] and (not isinstance(theirs, Path) or theirs.is_file()):
+            with read_only(theirs) as conn:
+                held += cosigned(conn, origin=mine[0].province, witness=config.province)
+    return held
+
+
 def run_verify(args: argparse.Namespace) -> int:
     if isinstance(args.store, Path) and not args.store.exists():
         return fail(f"store file {args.store} does not exist", EXIT_NOT_CHECKED)
     try:
-        report = verify_store(args.store)
-    except StoreError as exc:
+        witnessed = [] if args.mesh is None else _peers_cosigned(args.mesh, args.store)
+        report = verify_store(args.store, witnessed=witnessed)
+    except (StoreError, NotAMeshFolder) as exc:
         return fail(str(exc), EXIT_NOT_CHECKED)
     if args.json:
         emit_json(
@@ -161,15 +197,27 @@ def run_verify(args: argparse.Namespace) -> int:
                 "entries": report.entries,
                 "first_bad_seq": report.first_bad_seq,
                 "reason": report.reason,
+                "witnesses": list(report.witnesses),
+                "checkpoints": report.checkpoints,
             }
         )
     elif report.ok:
         sys.stdout.write(
-            f"evidence log intact: {report.entries} entries, chain and signatures verified\n"
+            f"evidence log intact: {report.entries} entries, chain and signatures verified; "
+            f"{_witnessed(report)}\n"
         )
     else:
         sys.stdout.write(
             f"evidence log BROKEN at entry {report.first_bad_seq}: {report.reason} "
-            f"({report.entries} entries checked before it)\n"
+            f"({report.entries} entries checked before it; {_witnessed(report)})\n"
         )
     return EXIT_VERIFIED if report.ok else EXIT_REFUSED
+
+
+def _witnessed(report: AuditReport) -> str:
+    if not report.witnesses:
+        return "no cosigned checkpoint to check"
+    return (
+        f"{report.checkpoints} cosigned checkpoints checked, witnesses: "
+        f"{', '.join(report.witnesses)}"
+    )

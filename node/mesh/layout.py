@@ -73,6 +73,8 @@ DEFAULT_MAY_SEND = (
     "case_update",
     "catalog_announce",
     "certificate_verify",
+    "checkpoint",
+    "cosignature",
     "heartbeat",
     "probe",
     "revocation_list",

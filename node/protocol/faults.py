@@ -48,6 +48,9 @@ class FaultCode(enum.Enum):
     CONSENT_MISMATCH = "consent_mismatch"
     CONSENT_UNVERIFIABLE = "consent_unverifiable"
     LIBRARY_UNAVAILABLE = "library_unavailable"
+    # A witness's refusal of a checkpoint that does not extend the one it cosigned before:
+    # the log was rewritten, cut short, or shown otherwise to another peer (a fork).
+    LOG_INCONSISTENT = "log_inconsistent"
 
     @property
     def grpc_status(self) -> grpc.StatusCode:
@@ -100,6 +103,7 @@ _STATUS: dict[FaultCode, grpc.StatusCode] = {
     FaultCode.CONSENT_MISMATCH: grpc.StatusCode.PERMISSION_DENIED,
     FaultCode.CONSENT_UNVERIFIABLE: grpc.StatusCode.PERMISSION_DENIED,
     FaultCode.LIBRARY_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    FaultCode.LOG_INCONSISTENT: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 # Refusals that depend on the receiver's or sender's current state (clocks, keys about to be

@@ -80,6 +80,8 @@ class NodeConfig:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     clock_window_seconds: float = DEFAULT_CLOCK_WINDOW
     heartbeat_interval_seconds: float = 5.0
+    checkpoint_interval_seconds: float = 60.0
+    """How often the node signs a checkpoint of its evidence log for its peers to cosign."""
     shutdown_grace_seconds: float = 10.0
     """How long in-flight calls may run after SIGTERM before they are cancelled."""
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
@@ -199,6 +201,7 @@ def parse_config(
         ),
         clock_window_seconds=_opt(data, "clock_window_seconds", float, DEFAULT_CLOCK_WINDOW, where),
         heartbeat_interval_seconds=_opt(data, "heartbeat_interval_seconds", float, 5.0, where),
+        checkpoint_interval_seconds=_opt(data, "checkpoint_interval_seconds", float, 60.0, where),
         shutdown_grace_seconds=_opt(data, "shutdown_grace_seconds", float, 10.0, where),
         delivery=delivery,
         peer_limits=peer_limits,
@@ -343,6 +346,7 @@ def render_config(
         f"governance_keys = [{', '.join(q(k) for k in governance_public_keys)}]",
         f"clock_window_seconds = {DEFAULT_CLOCK_WINDOW}",
         "heartbeat_interval_seconds = 5.0",
+        "checkpoint_interval_seconds = 60.0",
         "shutdown_grace_seconds = 10.0",
         "",
         "[paths]",

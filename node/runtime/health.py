@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from monitoring.metrics import CaseSnapshot, PeerSnapshot, StoreSnapshot
 from node.cases.lifecycle import Status
@@ -15,6 +15,7 @@ from node.delivery.circuit import CircuitState
 from node.runtime.startup import StartupError, check_own_key
 from node.store import cases as cases_store
 from node.store import outbox
+from node.store.checkpoints import last_cosigned_by_witness
 from node.store.connection import Connection, DriverError
 from node.store.database import StoreError
 from node.trust.manifest import format_time
@@ -175,6 +176,7 @@ class Health:
         now = self._node.clock()
         inbound = self._node.admission.view()
         peers = []
+        cosigned = last_cosigned_by_witness(self._node.db.reader())
         for province, peer in sorted(self._node.peers.items()):
             link = peer.worker.link
             snap = snapshots.get(province, PeerSnapshot(0, 0.0, 0))
@@ -201,6 +203,7 @@ class Health:
                     "last_error": link.last_error,
                     "refusal": link.refusal.to_json() if link.refusal else None,
                     "inbound": inbound.get(peer.node_id, IDLE_DOOR),
+                    "cosigned": _cosigned(cosigned.get(province)),
                 }
             )
         readiness = self.readiness()
@@ -226,6 +229,13 @@ class Health:
             "inbox_messages": sum(by_type.values()),
             "inbox_by_type": by_type,
         }
+
+
+def _cosigned(last: tuple[int, float] | None) -> dict[str, Any] | None:
+    """The last checkpoint of our log a witness cosigned: its size, and when."""
+    if last is None:
+        return None
+    return {"tree_size": last[0], "at": format_time(last[1])}
 
 
 def _case_counts(conn: Connection) -> dict[str, dict[str, int]]:

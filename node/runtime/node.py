@@ -27,6 +27,7 @@ from node.cases.views import CaseViews
 from node.certificates.library import PlatformLibrary, StoreLibrary
 from node.certificates.recognition import CertificateRecognition
 from node.delivery.worker import PeerWorker
+from node.peers.checkpoints import LogWitnessing
 from node.peers.courier import Courier
 from node.peers.heartbeat import Heartbeat
 from node.peers.inbound import InboundProcessor
@@ -148,6 +149,18 @@ class Node:
             find_matter=self.cases.find_matter,
             metrics=self.metrics,
         )
+        self.checkpoints = LogWitnessing(
+            node_id=config.node_id,
+            province=config.province,
+            db=lambda: self.db,
+            clock=clock,
+            credentials=lambda: self.credentials,
+            courier=self.courier,
+            peers=self.peers,
+            metrics=self.metrics,
+            interval=config.checkpoint_interval_seconds,
+        )
+        """Checkpoints of our evidence log cosigned by the peers, and theirs we cosign."""
         self.platform: PlatformLink | None = None
         """The link to this node's own province platform, when one is configured."""
         self.inbound: EnvelopeReceiver = InboundProcessor(
@@ -159,7 +172,10 @@ class Node:
             links=self.peers.link,
             limits=CheckLimits(config.max_message_bytes, config.clock_window_seconds),
             stopping=lambda: self.stopping,
-            handlers=CATALOG_HANDLERS | self.cases.handlers() | self.certificates.handlers(),
+            handlers=CATALOG_HANDLERS
+            | self.cases.handlers()
+            | self.certificates.handlers()
+            | self.checkpoints.handlers(),
         )
 
     # -- state ------------------------------------------------------------------------------
@@ -284,6 +300,7 @@ class Node:
         self.tasks.start("certificate-checks", self.cases.checks.run)
         self.tasks.start("store-watch", self._watch_store)
         self.tasks.start("history", self.history.run)
+        self.tasks.start("checkpoints", self.checkpoints.run)
         log.info(
             "node started",
             extra={
@@ -411,6 +428,9 @@ class Node:
         grace = self.config.shutdown_grace_seconds
         if self._grpc is not None:
             await _bounded(self._grpc.stop(grace), grace + SHUTDOWN_STEP_LIMIT, "grpc server stop")
+        # A last checkpoint, of the log as the node leaves it, while the peers are still linked.
+        if self._credentials is not None and self._db is not None:
+            await _bounded(self.checkpoints.checkpoint(), SHUTDOWN_STEP_LIMIT, "last checkpoint")
         await self.peers.close(lambda work, step: _bounded(work, SHUTDOWN_STEP_LIMIT, step))
         await _bounded(self.tasks.stop(), SHUTDOWN_STEP_LIMIT, "background tasks")
         if self.platform is not None:

@@ -29,7 +29,8 @@ from typing import Any, NamedTuple
 from google.protobuf.message import DecodeError
 
 from node.protocol.envelope import statement_of
-from node.store import log_tree, postgres
+from node.protocol.merkle import MerkleTree
+from node.store import checkpoints, log_tree, postgres
 from node.store.connection import Connection, DriverError, PostgresUrl, StoreLocation
 from node.store.database import StoreError
 from node.trust.keys import VerifyKey
@@ -83,6 +84,10 @@ class AuditReport:
     first_bad_seq: int | None
     reason: str
     """A sentence for the operator: what was checked, or why entry ``first_bad_seq`` is bad."""
+    witnesses: tuple[str, ...] = ()
+    """The provinces whose cosigned checkpoints of this log were checked against it."""
+    checkpoints: int = 0
+    """How many cosigned checkpoints were checked."""
 
 
 def entry_hash(
@@ -250,9 +255,14 @@ def _signature_problem(body: bytes, keys: dict[str, VerifyKey]) -> str:
 
 
 def verify_chain(
-    conn: Connection, *, governance_keys: Iterable[VerifyKey] | None = None
+    conn: Connection,
+    *,
+    governance_keys: Iterable[VerifyKey] | None = None,
+    witnessed: Sequence[checkpoints.Cosigned] = (),
 ) -> AuditReport:
-    """Recompute every hash and link, and check every signature, in ``seq`` order.
+    """Recompute every hash and link, and check every signature, in ``seq`` order; then the
+    tree against every cosigned checkpoint of this log held here, and ``witnessed`` (the
+    ones its peers hold, read from their stores).
 
     With ``governance_keys``, each recorded manifest must also carry a valid governance
     signature; without, manifests are trusted as far as the chain vouches for them."""
@@ -353,13 +363,34 @@ def verify_chain(
     if tree_problem is not None:
         seq, problem = tree_problem
         return AuditReport(good, False, seq, problem)
+    held = [*_own_cosigned(conn), *witnessed]
+    checked = checkpoints.divergences(MerkleTree(leaves), held, keys)
+    witnesses = tuple(sorted({h.witness for h, _ in checked}))
+    parted = [d for _, d in checked if d is not None]
+    if parted:
+        first = min(parted, key=lambda d: d.first_seq)
+        return AuditReport(good, False, first.first_seq, first.reason, witnesses, len(checked))
     return AuditReport(
         good,
         True,
         None,
-        f"{good} entries; every hash links, every signature verifies and the evidence tree "
-        "matches the entries",
+        f"{good} entries; every hash links, every signature verifies, the evidence tree "
+        f"matches the entries and {len(checked)} cosigned checkpoints are prefixes of it",
+        witnesses,
+        len(checked),
     )
+
+
+def _own_cosigned(conn: Connection) -> list[checkpoints.Cosigned]:
+    """The cosigned checkpoints of this store's own log (none in a SQLite store from before
+    them; PostgreSQL stores began after them, at a baseline that has the table)."""
+    if not isinstance(conn, postgres.PgConnection):
+        (tables,) = conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'checkpoints'"
+        ).fetchone()
+        if not tables:
+            return []
+    return checkpoints.cosigned(conn, own=True)
 
 
 @dataclass(frozen=True)
@@ -458,8 +489,11 @@ def read_only(location: StoreLocation) -> Iterator[Connection]:
 
 
 def verify_store(
-    location: StoreLocation, *, governance_keys: Iterable[VerifyKey] | None = None
+    location: StoreLocation,
+    *,
+    governance_keys: Iterable[VerifyKey] | None = None,
+    witnessed: Sequence[checkpoints.Cosigned] = (),
 ) -> AuditReport:
     """``verify_chain`` on a store, opened read-only (safe while the node runs)."""
     with read_only(location) as conn:
-        return verify_chain(conn, governance_keys=governance_keys)
+        return verify_chain(conn, governance_keys=governance_keys, witnessed=witnessed)

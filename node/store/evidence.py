@@ -15,7 +15,9 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from node.store.audit import AuditEntry, message_entries, recorded_keys
+from node.store.checkpoints import Cosigned, cosigned
 from node.store.connection import Connection
+from node.store.log_tree import StoredTree
 from node.trust.keys import VerifyKey
 from node.trust.manifest import format_time
 from node.wire import pb
@@ -39,9 +41,6 @@ def _envelope(entry: AuditEntry) -> pb.Envelope:
 
 
 def _signed(envelope: pb.Envelope, keys: dict[str, VerifyKey]) -> dict[str, Any]:
-    key = keys.get(envelope.key_id)
-    if key is None:
-        raise EvidenceError(f"key {envelope.key_id!r} is in no manifest the log holds")
     batch = None
     if envelope.HasField("proof"):
         proof = envelope.proof
@@ -53,8 +52,7 @@ def _signed(envelope: pb.Envelope, keys: dict[str, VerifyKey]) -> dict[str, Any]
     return {
         "message": _b64(envelope.message),
         "signature": {
-            "key_id": envelope.key_id,
-            "public_key": _b64(key.public_bytes),
+            **_key(envelope.key_id, keys),
             "value": _b64(envelope.signature),
             "batch": batch,
         },
@@ -81,4 +79,61 @@ def bundle(conn: Connection, message_id: str) -> dict[str, Any]:
         "peer": message.peer,
         **_signed(_envelope(message), keys),
         "receipt": _signed(_envelope(replies[-1]), keys) if replies else None,
+        "log": _in_log(conn, message, keys),
+    }
+
+
+def _in_log(conn: Connection, entry: AuditEntry, keys: dict[str, VerifyKey]) -> dict[str, Any]:
+    """The message's entry in the evidence log, its inclusion path in the latest cosigned
+    checkpoint that covers it, that checkpoint, and every witness's cosignature of it (the
+    checkpoint is None while no witness has cosigned one covering the entry)."""
+    covering = [h for h in cosigned(conn, own=True) if h.tree_size >= entry.seq]
+    shown: dict[str, Any] = {
+        "entry": {
+            "seq": entry.seq,
+            "recorded_at": entry.recorded_at,
+            "direction": entry.direction,
+            "peer": entry.peer,
+            "message_id": entry.message_id,
+            "kind": entry.kind,
+            "body": _b64(entry.body),
+        },
+        "leaf_index": entry.seq - 1,
+        "checkpoint": None,
+    }
+    if not covering:
+        return shown
+    latest = max(covering, key=lambda h: (h.tree_size, h.checkpoint.signed_at_ms))
+    same = [h for h in covering if h.checkpoint.signature == latest.checkpoint.signature]
+    checkpoint = latest.checkpoint
+    shown["tree_size"] = latest.tree_size
+    shown["path"] = [
+        _b64(node) for node in StoredTree(conn).inclusion_path(entry.seq - 1, latest.tree_size)
+    ]
+    shown["checkpoint"] = {
+        "origin": checkpoint.origin,
+        "tree_size": checkpoint.tree_size,
+        "root_hash": _b64(checkpoint.root_hash),
+        "signed_at_ms": checkpoint.signed_at_ms,
+        **_key(checkpoint.key_id, keys),
+        "signature": _b64(checkpoint.signature),
+    }
+    shown["cosignatures"] = [_cosignature(h, keys) for h in same]
+    return shown
+
+
+def _key(key_id: str, keys: dict[str, VerifyKey]) -> dict[str, str]:
+    key = keys.get(key_id)
+    if key is None:
+        raise EvidenceError(f"key {key_id!r} is in no manifest the log holds")
+    return {"key_id": key_id, "public_key": _b64(key.public_bytes)}
+
+
+def _cosignature(held: Cosigned, keys: dict[str, VerifyKey]) -> dict[str, Any]:
+    cosignature = held.cosignature
+    return {
+        "witness": cosignature.witness,
+        "cosigned_at_ms": cosignature.cosigned_at_ms,
+        **_key(cosignature.key_id, keys),
+        "signature": _b64(cosignature.signature),
     }

@@ -344,6 +344,26 @@ BEGIN
 END;
 """
 
+_V14 = """
+-- Checkpoints of evidence logs and their cosignatures (node/store/checkpoints.py), one row
+-- per log (origin), witness and tree size, both named by province. own = 1: a checkpoint of
+-- this node's own log, stored before it is sent to the witness, cosignature NULL until the
+-- witness answers. own = 0: a peer's checkpoint this node checked and cosigned as witness;
+-- the latest per origin is what the next one must extend. checkpoint and cosignature hold the
+-- serialized Checkpoint and Cosignature messages, each signed on its own.
+CREATE TABLE checkpoints (
+    origin TEXT NOT NULL,
+    witness TEXT NOT NULL,
+    tree_size INTEGER NOT NULL CHECK (tree_size >= 0),
+    root_hash BLOB NOT NULL,
+    checkpoint BLOB NOT NULL,
+    cosignature BLOB,
+    cosigned_at REAL,
+    own INTEGER NOT NULL CHECK (own IN (0, 1)),
+    PRIMARY KEY (origin, witness, tree_size)
+);
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1,
     _V2,
@@ -358,6 +378,7 @@ MIGRATIONS: tuple[str, ...] = (
     _V11,
     _V12,
     _V13,
+    _V14,
 )
 """Migration ``i`` brings ``user_version`` from ``i`` to ``i + 1``."""
 

@@ -293,10 +293,26 @@ CREATE TRIGGER audit_tree_no_delete BEFORE DELETE ON audit_tree
     FOR EACH ROW EXECUTE FUNCTION refuse_change('the evidence tree is append-only');
 """
 
+_V14 = """
+-- Checkpoints of evidence logs and their cosignatures: schema._V14 (the comments there).
+CREATE TABLE checkpoints (
+    origin TEXT NOT NULL,
+    witness TEXT NOT NULL,
+    tree_size BIGINT NOT NULL CHECK (tree_size >= 0),
+    root_hash BYTEA NOT NULL,
+    checkpoint BYTEA NOT NULL,
+    cosignature BYTEA,
+    cosigned_at DOUBLE PRECISION,
+    own BIGINT NOT NULL CHECK (own IN (0, 1)),
+    PRIMARY KEY (origin, witness, tree_size)
+);
+"""
+
 MIGRATIONS: MappingProxyType[int, str] = MappingProxyType(
     {
         BASELINE: _V13,
-        # The next schema version goes here, as `14: _V14`, beside schema.MIGRATIONS's _V14.
+        14: _V14,
+        # The next schema version goes here, as `15: _V15`, beside schema.MIGRATIONS's _V15.
     }
 )
 """Version -> the script that brings a database from the version before it to that one."""

@@ -70,7 +70,7 @@ class Header(_message.Message):
     def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., recipient: _Optional[str] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., in_reply_to: _Optional[str] = ..., correlation_id: _Optional[str] = ..., manifest_version: _Optional[int] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("header", "receipt", "fault", "heartbeat", "probe", "catalog_announce", "case_submit", "case_update", "case_action", "certificate_verify", "attestation", "revocation_list", "revocation_list_request")
+    __slots__ = ("header", "receipt", "fault", "heartbeat", "probe", "catalog_announce", "case_submit", "case_update", "case_action", "certificate_verify", "attestation", "revocation_list", "revocation_list_request", "checkpoint", "cosignature")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     FAULT_FIELD_NUMBER: _ClassVar[int]
@@ -84,6 +84,8 @@ class Message(_message.Message):
     ATTESTATION_FIELD_NUMBER: _ClassVar[int]
     REVOCATION_LIST_FIELD_NUMBER: _ClassVar[int]
     REVOCATION_LIST_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    COSIGNATURE_FIELD_NUMBER: _ClassVar[int]
     header: Header
     receipt: Receipt
     fault: Fault
@@ -97,7 +99,9 @@ class Message(_message.Message):
     attestation: Attestation
     revocation_list: RevocationListAnnounce
     revocation_list_request: RevocationListRequest
-    def __init__(self, header: _Optional[_Union[Header, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., fault: _Optional[_Union[Fault, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., probe: _Optional[_Union[Probe, _Mapping]] = ..., catalog_announce: _Optional[_Union[CatalogAnnounce, _Mapping]] = ..., case_submit: _Optional[_Union[CaseSubmit, _Mapping]] = ..., case_update: _Optional[_Union[CaseUpdate, _Mapping]] = ..., case_action: _Optional[_Union[CaseAction, _Mapping]] = ..., certificate_verify: _Optional[_Union[CertificateVerify, _Mapping]] = ..., attestation: _Optional[_Union[Attestation, _Mapping]] = ..., revocation_list: _Optional[_Union[RevocationListAnnounce, _Mapping]] = ..., revocation_list_request: _Optional[_Union[RevocationListRequest, _Mapping]] = ...) -> None: ...
+    checkpoint: Checkpoint
+    cosignature: Cosignature
+    def __init__(self, header: _Optional[_Union[Header, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., fault: _Optional[_Union[Fault, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., probe: _Optional[_Union[Probe, _Mapping]] = ..., catalog_announce: _Optional[_Union[CatalogAnnounce, _Mapping]] = ..., case_submit: _Optional[_Union[CaseSubmit, _Mapping]] = ..., case_update: _Optional[_Union[CaseUpdate, _Mapping]] = ..., case_action: _Optional[_Union[CaseAction, _Mapping]] = ..., certificate_verify: _Optional[_Union[CertificateVerify, _Mapping]] = ..., attestation: _Optional[_Union[Attestation, _Mapping]] = ..., revocation_list: _Optional[_Union[RevocationListAnnounce, _Mapping]] = ..., revocation_list_request: _Optional[_Union[RevocationListRequest, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., cosignature: _Optional[_Union[Cosignature, _Mapping]] = ...) -> None: ...
 
 class Receipt(_message.Message):
     __slots__ = ("message_id", "digest", "status", "reason", "received_at")
@@ -399,3 +403,49 @@ class RevocationListRequest(_message.Message):
     HELD_VERSION_FIELD_NUMBER: _ClassVar[int]
     held_version: int
     def __init__(self, held_version: _Optional[int] = ...) -> None: ...
+
+class Checkpoint(_message.Message):
+    __slots__ = ("origin", "tree_size", "root_hash", "signed_at_ms", "key_id", "signature", "proofs")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_HASH_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    PROOFS_FIELD_NUMBER: _ClassVar[int]
+    origin: str
+    tree_size: int
+    root_hash: bytes
+    signed_at_ms: int
+    key_id: str
+    signature: bytes
+    proofs: _containers.RepeatedCompositeFieldContainer[ConsistencyProof]
+    def __init__(self, origin: _Optional[str] = ..., tree_size: _Optional[int] = ..., root_hash: _Optional[bytes] = ..., signed_at_ms: _Optional[int] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., proofs: _Optional[_Iterable[_Union[ConsistencyProof, _Mapping]]] = ...) -> None: ...
+
+class ConsistencyProof(_message.Message):
+    __slots__ = ("from_size", "path")
+    FROM_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    from_size: int
+    path: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, from_size: _Optional[int] = ..., path: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class Cosignature(_message.Message):
+    __slots__ = ("witness", "origin", "tree_size", "root_hash", "signed_at_ms", "cosigned_at_ms", "key_id", "signature")
+    WITNESS_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_HASH_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    COSIGNED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    witness: str
+    origin: str
+    tree_size: int
+    root_hash: bytes
+    signed_at_ms: int
+    cosigned_at_ms: int
+    key_id: str
+    signature: bytes
+    def __init__(self, witness: _Optional[str] = ..., origin: _Optional[str] = ..., tree_size: _Optional[int] = ..., root_hash: _Optional[bytes] = ..., signed_at_ms: _Optional[int] = ..., cosigned_at_ms: _Optional[int] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...

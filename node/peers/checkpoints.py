@@ -1,0 +1,242 @@
+"""Checkpoints of this node's evidence log, cosigned by its peers as witnesses.
+
+Rules kept here:
+- Every interval (and once more on shutdown) the node signs one checkpoint of its evidence
+  tree — node id, tree size, root hash, time — and asks every peer to cosign it, with
+  consistency proofs from the last size that peer cosigned and the last size sent to it
+  (the peer's latest is one of the two even when an answer was lost). The checkpoint is
+  kept before it is sent, and the cosignature when it comes back, after it verified.
+- A checkpoint only covers committed entries: the tree is read from the store's reader,
+  which sees committed transactions only, and commits are durable (``synchronous=FULL``).
+- As a witness, the node checks a peer's checkpoint against the latest of that log it
+  cosigned, and keeps it and answers with its cosignature, or refuses it with a signed
+  ``log_inconsistent`` fault, a metric and a log line (a rewrite or a fork).
+- Checkpoints and cosignatures are not entries of the evidence log (like heartbeats): each
+  is signed on its own and kept in the ``checkpoints`` table, and a log that took an entry
+  per checkpoint would never be still.
+
+Imports: see the package docstring (``node.peers``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Collection
+from functools import partial
+
+from monitoring.metrics import NodeMetrics
+from node.peers.courier import AskFailed, Courier, CredentialsView
+from node.peers.inbound import Answer, PayloadHandler
+from node.protocol.checkpoints import Head, cosign, cosignature_verifies, sign_checkpoint
+from node.protocol.checks import Authenticated
+from node.protocol.faults import FaultCode, Refusal
+from node.store import checkpoints as store
+from node.store.connection import Connection
+from node.store.database import Database
+from node.store.log_tree import StoredTree
+from node.wire import pb
+
+log = logging.getLogger(__name__)
+
+ASK_TIMEOUT = 10.0
+
+
+class LogWitnessing:
+    """This node's checkpoints sent to its peers, and the peers' it cosigns."""
+
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        province: str,
+        db: Callable[[], Database],
+        clock: Callable[[], float],
+        credentials: Callable[[], CredentialsView],
+        courier: Courier,
+        peers: Collection[str],
+        metrics: NodeMetrics,
+        interval: float,
+    ) -> None:
+        self._node_id = node_id
+        self.me = province
+        self._db = db
+        self._clock = clock
+        self._credentials = credentials
+        self._courier = courier
+        self._peers = peers
+        self._metrics = metrics
+        self._interval = interval
+
+    def handlers(self) -> dict[str, PayloadHandler]:
+        """The checkpoints peers send for this node to witness (see ``peers.inbound``)."""
+        return {"checkpoint": PayloadHandler(respond=self.cosign)}
+
+    # -- our log ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Checkpoint every interval, forever."""
+        self.remember()
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.checkpoint()
+
+    def remember(self) -> None:
+        """The metrics of the last cosignature of each witness, from the store (a restart
+        must not make every witness look silent)."""
+        for province in self._peers:
+            # Every peer's refusal series exists from the start, so an alert sees its rise.
+            self._metrics.checkpoints_refused.labels(province).inc(0)
+            self._metrics.checkpoints_refused_by_peer.labels(province).inc(0)
+        for held in store.cosigned(self._db().reader(), own=True):
+            self._observe_cosigned(held.witness, held.tree_size, held.cosigned_at)
+
+    async def checkpoint(self) -> dict[str, str]:
+        """Sign one checkpoint of the log as committed now and ask every peer to cosign it;
+        return each peer's outcome ("cosigned" or why not)."""
+        credentials = self._credentials()
+        now = self._clock()
+        if credentials.manifest.expired_at(now):
+            return {}
+        reader = self._db().reader()
+        tree = StoredTree(reader)
+        head = Head(tree.size, tree.root())
+        provinces = list(self._peers)
+
+        def bases(province: str) -> dict[int, list[bytes]]:
+            cosigned = store.latest_cosigned(reader, self.me, province)
+            sizes = {
+                cosigned.tree_size if cosigned else 0,
+                store.latest_sent(reader, self.me, province) or 0,
+            }
+            return {
+                size: tree.consistency_path(size, head.tree_size)
+                for size in sizes
+                if 0 < size <= head.tree_size
+            }
+
+        signed = {
+            province: sign_checkpoint(
+                credentials.signing_key,
+                origin=self._node_id,
+                head=head,
+                now=now,
+                proofs=bases(province),
+            )
+            for province in provinces
+        }
+
+        def keep(conn: Connection) -> None:
+            for province, checkpoint in signed.items():
+                store.record_sent(conn, origin=self.me, witness=province, checkpoint=checkpoint)
+
+        await self._db().write(keep)
+        outcomes = await asyncio.gather(
+            *(self._ask(province, signed[province]) for province in provinces)
+        )
+        return dict(zip(provinces, outcomes, strict=True))
+
+    async def _ask(self, province: str, checkpoint: pb.Checkpoint) -> str:
+        try:
+            answered = await self._courier.ask(
+                province, "checkpoint", checkpoint, timeout=ASK_TIMEOUT, record=False
+            )
+        except (AskFailed, Refusal) as error:
+            log.info("checkpoint not cosigned", extra={"peer": province, "error": str(error)})
+            return "unanswered"
+        reply = answered.reply
+        if reply.payload_type == "fault":
+            fault = reply.message.fault
+            if fault.code != FaultCode.LOG_INCONSISTENT.value:
+                # Not a verdict on our log (the peer is stopping, its store is full, its
+                # manifest does not list the type yet): the next round asks again.
+                log.info("checkpoint not cosigned", extra={"peer": province, "code": fault.code})
+                return fault.code
+            self._metrics.checkpoints_refused_by_peer.labels(province).inc()
+            log.error(
+                "a witness refused our checkpoint",
+                extra={"peer": province, "code": fault.code, "reason": fault.text},
+            )
+            return fault.code
+        cosignature = reply.message.cosignature
+        witness_keys = {key.key_id: key.verify_key for key in reply.sender.keys}
+        if (
+            reply.payload_type != "cosignature"
+            or cosignature.witness != reply.sender.node_id
+            or (
+                cosignature.origin,
+                cosignature.tree_size,
+                cosignature.root_hash,
+                cosignature.signed_at_ms,
+            )
+            != (
+                checkpoint.origin,
+                checkpoint.tree_size,
+                checkpoint.root_hash,
+                checkpoint.signed_at_ms,
+            )
+            or not cosignature_verifies(cosignature, witness_keys)
+        ):
+            log.warning(
+                "a witness's answer is no cosignature of our checkpoint", extra={"peer": province}
+            )
+            return "bad_cosignature"
+        at = answered.answered_at
+        await self._db().write(
+            partial(
+                store.record_cosigned,
+                origin=self.me,
+                witness=province,
+                checkpoint=checkpoint,
+                cosignature=cosignature,
+                cosigned_at=at,
+                own=True,
+            )
+        )
+        self._observe_cosigned(province, checkpoint.tree_size, at)
+        return "cosigned"
+
+    def _observe_cosigned(self, witness: str, tree_size: int, at: float) -> None:
+        self._metrics.checkpoint_cosigned_size.labels(witness).set(tree_size)
+        self._metrics.checkpoint_cosigned_at.labels(witness).set(at)
+
+    # -- the peers' logs --------------------------------------------------------------------
+
+    async def cosign(self, message: Authenticated, now: float) -> Answer:
+        """As a witness: check a peer's checkpoint, keep it and cosign it (``Responder``)."""
+        sender = message.sender
+        credentials = self._credentials()
+        keys = {key.key_id: key.verify_key for key in sender.keys if key.usable_at(now)}
+
+        def sign(checkpoint: pb.Checkpoint) -> pb.Cosignature:
+            return cosign(
+                credentials.signing_key, witness=self._node_id, checkpoint=checkpoint, now=now
+            )
+
+        try:
+            cosignature = await self._db().write(
+                partial(
+                    store.witness,
+                    checkpoint=message.message.checkpoint,
+                    origin=sender.province,
+                    me=self.me,
+                    sender_node_id=sender.node_id,
+                    keys=keys,
+                    cosign=sign,
+                    now=now,
+                )
+            )
+        except Refusal as refusal:
+            self._metrics.checkpoints_refused.labels(sender.province).inc()
+            log.error(
+                "refused a peer's checkpoint",
+                extra={"peer": sender.province, "code": refusal.code.value, "reason": refusal.text},
+            )
+            raise Refusal(
+                refusal.code,
+                refusal.text,
+                field=refusal.field,
+                message_id=message.message_id,
+                digest=message.digest,
+            ) from None
+        return Answer(("cosignature", cosignature), store=False)

@@ -1,0 +1,266 @@
+"""Checkpoints of evidence logs and their cosignatures, as this node holds them.
+
+Rules kept here:
+- One table for both roles (schema v14): the checkpoints of this node's own log, each with
+  the witness it was sent to and, once that witness answered, its cosignature; and the
+  checkpoints of peers' logs this node cosigned as their witness.
+- A checkpoint of our own log is stored before it is sent, so the tree size a witness may
+  hold as its latest is always one this node knows, and can prove consistency from, even
+  when the witness's answer was lost.
+- A witness checks a checkpoint against the latest it cosigned and stores it in one write
+  job (``witness``), so two checkpoints of one log can never both pass against the same
+  earlier one.
+- Checking the log against what the witnesses cosigned (``divergences``) names the entries
+  where a cosigned head and today's tree part: between the largest cosigned size that still
+  matches and the smallest that does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from node.protocol.checkpoints import (
+    Head,
+    check_checkpoint,
+    cosignature_verifies,
+    statement_of,
+)
+from node.protocol.merkle import TreeView
+from node.store.connection import Connection
+from node.trust.keys import VerifyKey
+from node.wire import pb
+
+
+@dataclass(frozen=True)
+class Cosigned:
+    """A checkpoint of a log and one witness's cosignature of it."""
+
+    origin: str
+    witness: str
+    """Provinces: whose log, and who cosigned it."""
+    tree_size: int
+    root_hash: bytes
+    checkpoint: pb.Checkpoint
+    cosignature: pb.Cosignature
+    cosigned_at: float
+
+
+def record_sent(conn: Connection, *, origin: str, witness: str, checkpoint: pb.Checkpoint) -> None:
+    """Keep a checkpoint of our own log about to go to ``witness`` (a size already kept for
+    that witness keeps its row, and its cosignature)."""
+    conn.execute(
+        "INSERT INTO checkpoints (origin, witness, tree_size, root_hash, checkpoint, own) "
+        "VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT DO NOTHING",
+        (
+            origin,
+            witness,
+            checkpoint.tree_size,
+            checkpoint.root_hash,
+            checkpoint.SerializeToString(deterministic=True),
+        ),
+    )
+
+
+def record_cosigned(
+    conn: Connection,
+    *,
+    origin: str,
+    witness: str,
+    checkpoint: pb.Checkpoint,
+    cosignature: pb.Cosignature,
+    cosigned_at: float,
+    own: bool,
+) -> None:
+    """Keep a checkpoint with a witness's cosignature of it (the newer one for a size kept
+    before: the same head, cosigned again); ``own``: of this node's own log."""
+    conn.execute(
+        "INSERT INTO checkpoints "
+        "(origin, witness, tree_size, root_hash, checkpoint, cosignature, cosigned_at, own) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (origin, witness, tree_size) DO UPDATE SET "
+        "checkpoint = excluded.checkpoint, cosignature = excluded.cosignature, "
+        "cosigned_at = excluded.cosigned_at",
+        (
+            origin,
+            witness,
+            checkpoint.tree_size,
+            checkpoint.root_hash,
+            checkpoint.SerializeToString(deterministic=True),
+            cosignature.SerializeToString(deterministic=True),
+            cosigned_at,
+            int(own),
+        ),
+    )
+
+
+def latest_cosigned(conn: Connection, origin: str, witness: str) -> Head | None:
+    """The largest head of ``origin``'s log that ``witness`` cosigned."""
+    row = conn.execute(
+        "SELECT tree_size, root_hash FROM checkpoints WHERE origin = ? AND witness = ? "
+        "AND cosignature IS NOT NULL ORDER BY tree_size DESC LIMIT 1",
+        (origin, witness),
+    ).fetchone()
+    return None if row is None else Head(int(row[0]), bytes(row[1]))
+
+
+def latest_sent(conn: Connection, origin: str, witness: str) -> int | None:
+    """The largest tree size of our log kept as sent to ``witness``, answered or not."""
+    (size,) = conn.execute(
+        "SELECT max(tree_size) FROM checkpoints WHERE origin = ? AND witness = ?",
+        (origin, witness),
+    ).fetchone()
+    return None if size is None else int(size)
+
+
+def last_cosigned_by_witness(conn: Connection) -> dict[str, tuple[int, float]]:
+    """For each witness of this node's own log: the largest size it cosigned, and when it
+    last cosigned one."""
+    rows = conn.execute(
+        "SELECT witness, max(tree_size), max(cosigned_at) FROM checkpoints "
+        "WHERE own = 1 AND cosignature IS NOT NULL GROUP BY witness"
+    )
+    return {str(w): (int(size), float(at)) for w, size, at in rows}
+
+
+def witness(
+    conn: Connection,
+    checkpoint: pb.Checkpoint,
+    *,
+    origin: str,
+    me: str,
+    sender_node_id: str,
+    keys: Mapping[str, VerifyKey],
+    cosign: Callable[[pb.Checkpoint], pb.Cosignature],
+    now: float,
+) -> pb.Cosignature:
+    """As ``me``, the witness: check ``origin``'s checkpoint against the latest of its log
+    this node cosigned, then cosign and keep it (inside a write job). Raises ``Refusal``."""
+    check_checkpoint(
+        checkpoint,
+        sender=sender_node_id,
+        keys=keys,
+        cosigned=latest_cosigned(conn, origin, me),
+    )
+    cosignature = cosign(checkpoint)
+    record_cosigned(
+        conn,
+        origin=origin,
+        witness=me,
+        checkpoint=checkpoint,
+        cosignature=cosignature,
+        cosigned_at=now,
+        own=False,
+    )
+    return cosignature
+
+
+def cosigned(
+    conn: Connection,
+    *,
+    origin: str | None = None,
+    witness: str | None = None,
+    own: bool | None = None,
+) -> list[Cosigned]:
+    """The cosigned checkpoints held, of one log, by one witness, or of this node's own log
+    (``own``), smallest tree first; rows that do not parse are left out."""
+    rows = conn.execute(
+        "SELECT origin, witness, tree_size, root_hash, checkpoint, cosignature, cosigned_at "
+        "FROM checkpoints WHERE cosignature IS NOT NULL "
+        "AND (? IS NULL OR origin = ?) AND (? IS NULL OR witness = ?) "
+        "AND (? IS NULL OR own = ?) ORDER BY tree_size, witness",
+        # own as 0/1 (the column's type on both backends), None for either.
+        (origin, origin, witness, witness, *[None if own is None else int(own)] * 2),
+    )
+    held: list[Cosigned] = []
+    for row_origin, row_witness, size, root, checkpoint, cosignature, at in rows:
+        try:
+            held.append(
+                Cosigned(
+                    str(row_origin),
+                    str(row_witness),
+                    int(size),
+                    bytes(root),
+                    pb.Checkpoint.FromString(bytes(checkpoint)),
+                    pb.Cosignature.FromString(bytes(cosignature)),
+                    float(at),
+                )
+            )
+        except (DecodeError, TypeError, ValueError):
+            continue
+    return held
+
+
+@dataclass(frozen=True)
+class Divergence:
+    first_seq: int
+    """The first entry the witnesses' heads and today's tree may disagree on."""
+    reason: str
+
+
+def signature_problem(held: Cosigned, keys: Mapping[str, VerifyKey]) -> str:
+    """Why a held cosigned checkpoint is not what it claims ('' when it is): the
+    checkpoint's signature by the log's node, the cosignature by its witness, and both
+    naming the head the row holds."""
+    checkpoint, cosignature = held.checkpoint, held.cosignature
+    key = keys.get(checkpoint.key_id)
+    if key is None or not key.verify(checkpoint.signature, statement_of(checkpoint)):
+        return f"the checkpoint of {held.tree_size} entries is not signed by its log's node"
+    if statement_of(cosignature) != statement_of(checkpoint) or (
+        checkpoint.tree_size,
+        checkpoint.root_hash,
+    ) != (held.tree_size, held.root_hash):
+        return f"the cosignature of {held.witness} names another checkpoint than the one held"
+    if not cosignature_verifies(cosignature, keys):
+        return f"the cosignature of {held.witness} does not verify under {cosignature.key_id}"
+    return ""
+
+
+def divergences(
+    tree: TreeView, held: Iterable[Cosigned], keys: Mapping[str, VerifyKey]
+) -> list[tuple[Cosigned, Divergence | None]]:
+    """Each cosigned checkpoint against ``tree`` (recomputed from the entries): None where
+    it verifies and its head is a prefix of the tree, else where they part."""
+    checked = sorted(held, key=lambda h: h.tree_size)
+    matching = [
+        h.tree_size
+        for h in checked
+        if h.tree_size <= tree.size and tree.root(h.tree_size) == h.root_hash
+    ]
+    results: list[tuple[Cosigned, Divergence | None]] = []
+    for h in checked:
+        problem = signature_problem(h, keys)
+        below = max((size for size in matching if size < h.tree_size), default=0)
+        if problem:
+            results.append((h, Divergence(below + 1, problem)))
+        elif h.tree_size > tree.size:
+            results.append(
+                (
+                    h,
+                    Divergence(
+                        below + 1,
+                        f"{h.witness} cosigned {h.tree_size} entries; the log holds "
+                        f"{tree.size}: entries were removed at or after entry {below + 1}",
+                    ),
+                )
+            )
+        elif h.tree_size not in matching:
+            span = (
+                f"entry {h.tree_size}"
+                if below + 1 == h.tree_size
+                else f"entries {below + 1} to {h.tree_size}"
+            )
+            results.append(
+                (
+                    h,
+                    Divergence(
+                        below + 1,
+                        f"the log's first {h.tree_size} entries are not the ones {h.witness} "
+                        f"cosigned: {span} were changed",
+                    ),
+                )
+            )
+        else:
+            results.append((h, None))
+    return results

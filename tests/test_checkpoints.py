@@ -1,0 +1,347 @@
+"""Checkpoints of the evidence log, cosigned by peers over real mutual-TLS gRPC, and the
+rewrites an insider with the store file can make, each caught by the witness and by
+``yrd audit verify`` with the checkpoints the witness holds."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from monitoring.status import NodeAnswer, link_rows
+from node.protocol.checkpoints import Head, check_checkpoint, cosign, sign_checkpoint
+from node.protocol.faults import FaultCode, Refusal
+from node.protocol.merkle import MerkleTree
+from node.runtime.node import Node
+from node.store import audit, checkpoints, outbox
+from node.store.database import Database
+from node.store.log_tree import EntryFields
+from node.trust.keys import SigningKey
+from node.wire import pb
+from tests.nodes import BUDGET, config_for, eventually, make_mesh, running
+
+pytestmark = pytest.mark.timeout(BUDGET * 4)
+
+YRD = [sys.executable, "-m", "node.cli.main"]
+QUIET = {"checkpoint_interval_seconds": 3600.0}
+"""Checkpoints only when the test asks (and on shutdown)."""
+
+
+async def traffic(sender: Node, receiver: Node, count: int) -> None:
+    """``count`` probes from ``sender``, receipted: evidence entries on both sides."""
+    await sender.courier.send(
+        receiver.config.province, [("probe", pb.Probe(sequence=i)) for i in range(count)]
+    )
+    province = receiver.config.province
+    await eventually(lambda: outbox.depth(sender.db.reader(), province)[0] == 0)
+
+
+def audit_verify(store: Path, mesh: Path) -> subprocess.CompletedProcess[str]:
+    """``yrd audit verify --store STORE --mesh MESH``, as a process."""
+    return subprocess.run(
+        [*YRD, "audit", "verify", "--store", str(store), "--mesh", str(mesh)],
+        capture_output=True,
+        text=True,
+        timeout=BUDGET,
+    )
+
+
+def store_of(node: Node) -> Path:
+    return node.config.paths.store
+
+
+def rewrite(store: Path, change: Callable[[list[EntryFields]], list[EntryFields]]) -> None:
+    """What an insider with the file can do: drop the triggers, change the entries, re-chain
+    every hash, rebuild the tree and reset SQLite's counter, and forget the checkpoints."""
+    conn = sqlite3.connect(store)
+    with conn:
+        rows = conn.execute(
+            "SELECT seq, recorded_at, direction, peer, message_id, kind, body FROM audit "
+            "ORDER BY seq"
+        ).fetchall()
+        entries = change([EntryFields(*row) for row in rows])
+        for trigger in ("audit_no_update", "audit_no_delete", "audit_tree_no_delete"):
+            conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        conn.execute("DELETE FROM audit")
+        conn.execute("DELETE FROM audit_tree")
+        conn.execute("DELETE FROM checkpoints WHERE witness != ''")
+        conn.execute("UPDATE sqlite_sequence SET seq = 0 WHERE name = 'audit'")
+        audit.append_many(
+            conn,
+            [
+                audit.Record(
+                    e.direction, e.peer, e.message_id, e.kind, bytes(e.body), e.recorded_at
+                )
+                for e in entries
+            ],
+        )
+    conn.close()
+
+
+def delete_one(entries: list[EntryFields]) -> list[EntryFields]:
+    return entries[:2] + entries[3:]
+
+
+def back_date(entries: list[EntryFields]) -> list[EntryFields]:
+    moved = entries[2]._replace(recorded_at=entries[2].recorded_at - 30 * 86400)
+    return [*entries[:2], moved, *entries[3:]]
+
+
+def cut_tail(entries: list[EntryFields]) -> list[EntryFields]:
+    return entries[:-2]
+
+
+def held_by(node: Node, origin: str) -> list[checkpoints.Cosigned]:
+    return checkpoints.cosigned(node.db.reader(), origin=origin, witness=node.config.province)
+
+
+@pytest.mark.slow  # runs `yrd audit verify` as a process
+async def test_a_peer_cosigns_each_checkpoint_that_extends_the_last(tmp_path: Path) -> None:
+    """Both sides keep the cosigned checkpoint; the next one, over more entries, is proven
+    consistent and cosigned too; the metrics show the witness's last size."""
+    mesh = make_mesh(tmp_path)
+    async with (
+        running(config_for(mesh, "shanghai", **QUIET)) as shanghai,
+        running(config_for(mesh, "jiangsu", **QUIET)) as jiangsu,
+    ):
+        await traffic(shanghai, jiangsu, 3)
+        assert await shanghai.checkpoints.checkpoint() == {"jiangsu": "cosigned"}
+        first = held_by(jiangsu, "shanghai")
+        assert [h.tree_size for h in first] == [audit_size(shanghai)] and first[0].tree_size > 0
+        await traffic(shanghai, jiangsu, 2)
+        assert await shanghai.checkpoints.checkpoint() == {"jiangsu": "cosigned"}
+        sizes = [h.tree_size for h in held_by(jiangsu, "shanghai")]
+        assert len(sizes) == 2 and sizes[1] > sizes[0]
+        own = checkpoints.latest_cosigned(shanghai.db.reader(), "shanghai", "jiangsu")
+        assert own is not None and own.tree_size == sizes[1]
+        gauge = shanghai.metrics.checkpoint_cosigned_size.labels("jiangsu")._value.get()
+        assert gauge == sizes[1]
+        [link] = shanghai.health.status()["peers"]  # type: ignore[misc]
+        assert link["cosigned"]["tree_size"] == sizes[1]
+        assert link_rows([NodeAnswer("shanghai", shanghai.health.status())])[0][8].startswith(
+            f"{sizes[1]} · "
+        )
+    report = audit.verify_store(store_of(shanghai))
+    assert report.ok and report.witnesses == ("jiangsu",) and report.checkpoints >= 2
+    shown = audit_verify(store_of(shanghai), mesh)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "witnesses: jiangsu" in shown.stdout
+
+
+def audit_size(node: Node) -> int:
+    (count,) = node.db.reader().execute("SELECT count(*) FROM audit").fetchone()
+    return int(count)
+
+
+@pytest.mark.slow  # runs `yrd audit verify` as a process
+@pytest.mark.parametrize("change", [delete_one, back_date, cut_tail])
+async def test_a_rewritten_log_is_refused_by_its_witness_and_caught_by_verify(
+    tmp_path: Path, change: Callable[[list[EntryFields]], list[EntryFields]]
+) -> None:
+    """After a rewrite that re-chains every hash (so the log alone verifies), the witness
+    refuses the next checkpoint with a signed log_inconsistent fault, counted, and stores
+    nothing; ``verify`` with the witness's checkpoints names where the log diverges."""
+    mesh = make_mesh(tmp_path)
+    jiangsu_config = config_for(mesh, "jiangsu", **QUIET)
+    shanghai_config = config_for(mesh, "shanghai", **QUIET)
+    async with running(jiangsu_config) as jiangsu:
+        async with running(shanghai_config) as shanghai:
+            await traffic(shanghai, jiangsu, 4)
+            assert await shanghai.checkpoints.checkpoint() == {"jiangsu": "cosigned"}
+        # shanghai's shutdown checkpoint was cosigned too
+        cosigned = held_by(jiangsu, "shanghai")
+        rewrite(shanghai_config.paths.store, change)
+        alone = audit.verify_store(shanghai_config.paths.store)
+        assert alone.ok, alone.reason  # the log alone cannot tell
+        witnessed = audit.verify_store(shanghai_config.paths.store, witnessed=cosigned)
+        assert not witnessed.ok and witnessed.witnesses == ("jiangsu",)
+        # no smaller cosigned checkpoint still matches: the witnesses bound it to entry 1
+        assert witnessed.first_bad_seq == 1, witnessed.reason
+        shown = audit_verify(shanghai_config.paths.store, mesh)
+        assert shown.returncode == 1, shown.stderr
+        assert "BROKEN at entry 1" in shown.stdout and "witnesses: jiangsu" in shown.stdout
+        async with running(replace(shanghai_config)) as shanghai:
+            outcome = await shanghai.checkpoints.checkpoint()
+            assert outcome == {"jiangsu": FaultCode.LOG_INCONSISTENT.value}
+            refused = shanghai.metrics.checkpoints_refused_by_peer.labels("jiangsu")
+            assert refused._value.get() == 1
+        assert jiangsu.metrics.checkpoints_refused.labels("shanghai")._value.get() >= 1
+        assert len(held_by(jiangsu, "shanghai")) == len(cosigned)
+
+
+def test_a_fork_shown_to_two_witnesses_is_refused_by_the_one_that_saw_the_other_branch() -> None:
+    """Two trees of the same size shown to two witnesses each pass alone; a witness that
+    cosigned one branch refuses the other, naming the root."""
+    key = SigningKey.generate()
+    keys = {key.key_id: key.verify_key}
+    branch_a = Head(5, bytes(32))
+    branch_b = Head(5, b"\x01" * 32)
+    signed_b = sign_checkpoint(key, origin="node-310000", head=branch_b, now=1.0, proofs={})
+    assert check_checkpoint(signed_b, sender="node-310000", keys=keys, cosigned=None) == branch_b
+    with pytest.raises(Refusal) as refused:
+        check_checkpoint(signed_b, sender="node-310000", keys=keys, cosigned=branch_a)
+    assert refused.value.code is FaultCode.LOG_INCONSISTENT
+    assert refused.value.field == "body.checkpoint.root_hash"
+
+
+def test_a_checkpoint_not_signed_by_its_sender_is_refused() -> None:
+    """A checkpoint with another node's origin, a short root or a bad signature is refused
+    with a code naming it, before any comparison."""
+    key = SigningKey.generate()
+    other = SigningKey.generate()
+    signed = sign_checkpoint(key, origin="node-310000", head=Head(1, bytes(32)), now=1.0, proofs={})
+    with pytest.raises(Refusal, match="origin"):
+        check_checkpoint(
+            signed, sender="node-320000", keys={key.key_id: key.verify_key}, cosigned=None
+        )
+    with pytest.raises(Refusal) as bad:
+        check_checkpoint(
+            signed, sender="node-310000", keys={key.key_id: other.verify_key}, cosigned=None
+        )
+    assert bad.value.code is FaultCode.BAD_SIGNATURE
+    short = pb.Checkpoint()
+    short.CopyFrom(signed)
+    short.root_hash = b"\x00"
+    with pytest.raises(Refusal, match="32 bytes"):
+        check_checkpoint(
+            short, sender="node-310000", keys={key.key_id: key.verify_key}, cosigned=None
+        )
+
+
+async def test_a_purge_keeps_every_cosigned_checkpoint_valid(tmp_path: Path) -> None:
+    """Purging the message bodies keeps their leaves: every checkpoint the node and its
+    witness hold is still a prefix of the tree, and the witness cosigns the next one."""
+    mesh = make_mesh(tmp_path)
+    shanghai_config = config_for(mesh, "shanghai", **QUIET)
+    async with running(config_for(mesh, "jiangsu", **QUIET)) as jiangsu:
+        async with running(shanghai_config) as shanghai:
+            await traffic(shanghai, jiangsu, 3)
+            assert await shanghai.checkpoints.checkpoint() == {"jiangsu": "cosigned"}
+        db = await Database.open(shanghai_config.paths.store)
+        try:
+            purged = await db.write(
+                lambda conn: audit.purge(conn, before=time.time() + 1, now=time.time())
+            )
+        finally:
+            await db.close()
+        assert purged.entries > 0
+        report = audit.verify_store(
+            shanghai_config.paths.store, witnessed=held_by(jiangsu, "shanghai")
+        )
+        assert report.ok, report.reason
+        assert report.witnesses == ("jiangsu",) and report.checkpoints >= 2
+        async with running(shanghai_config) as shanghai:
+            assert await shanghai.checkpoints.checkpoint() == {"jiangsu": "cosigned"}
+
+
+@pytest.mark.slow  # runs `yrd audit verify` as a process
+async def test_a_fork_shown_to_two_real_peers_is_refused_and_caught_by_verify(
+    tmp_path: Path,
+) -> None:
+    """Shanghai shows one tree to Jiangsu, rewrites its log and shows the other tree to
+    Zhejiang, which never saw the first: Zhejiang cosigns, Jiangsu refuses it, and
+    ``verify --mesh`` with both witnesses' checkpoints names the divergence."""
+    mesh = make_mesh(tmp_path, ("shanghai", "jiangsu", "zhejiang"))
+    shanghai_config = config_for(mesh, "shanghai", **QUIET)
+    async with running(config_for(mesh, "jiangsu", **QUIET)) as jiangsu:
+        async with running(shanghai_config) as shanghai:
+            await traffic(shanghai, jiangsu, 3)
+            outcome = await shanghai.checkpoints.checkpoint()
+            assert outcome == {"jiangsu": "cosigned", "zhejiang": "unanswered"}
+        rewrite(shanghai_config.paths.store, delete_one)
+        async with (
+            running(config_for(mesh, "zhejiang", **QUIET)) as zhejiang,
+            running(shanghai_config) as shanghai,
+        ):
+            outcome = await shanghai.checkpoints.checkpoint()
+            assert outcome == {"jiangsu": "log_inconsistent", "zhejiang": "cosigned"}
+            assert held_by(zhejiang, "shanghai")
+    shown = audit_verify(shanghai_config.paths.store, mesh)
+    assert shown.returncode == 1, shown.stdout + shown.stderr
+    assert "witnesses: jiangsu, zhejiang" in shown.stdout
+    assert "not the ones jiangsu cosigned" in shown.stdout
+
+
+def tree_of(count: int, changed: int | None = None) -> MerkleTree:
+    """A tree of ``count`` leaves; leaf ``changed`` (1-based) different."""
+    return MerkleTree.of(
+        [b"entry %d%s" % (i, b"!" if i == changed else b"") for i in range(1, count + 1)]
+    )
+
+
+def test_a_witness_takes_a_proof_from_the_size_it_holds_even_when_its_answer_was_lost() -> None:
+    """The sender proves from the last size cosigned and the last sent; the witness, whose
+    latest is the sent one (its cosignature never arrived), finds its proof among them; a
+    checkpoint with no proof from the witness's size is refused."""
+    key = SigningKey.generate()
+    keys = {key.key_id: key.verify_key}
+    tree = tree_of(11)
+    proofs = {size: tree.consistency_path(size) for size in (4, 7)}
+    head = Head(11, tree.root())
+    signed = sign_checkpoint(key, origin="node-310000", head=head, now=2.0, proofs=proofs)
+    for held in (4, 7):
+        cosigned = Head(held, tree.root(held))
+        assert check_checkpoint(signed, sender="node-310000", keys=keys, cosigned=cosigned) == head
+    with pytest.raises(Refusal, match="no consistency proof from the 5 entries"):
+        check_checkpoint(signed, sender="node-310000", keys=keys, cosigned=Head(5, tree.root(5)))
+
+
+def test_verify_bounds_a_change_between_the_checkpoints_that_match_and_the_first_that_does() -> (
+    None
+):
+    """Checkpoints at 4 and 9 of the original log, entry 6 changed since: the one at 4 still
+    matches, the one at 9 does not, and the divergence is named as entries 5 to 9."""
+    key = SigningKey.generate()
+    witness_key = SigningKey.generate()
+    keys = {key.key_id: key.verify_key, witness_key.key_id: witness_key.verify_key}
+    original = tree_of(12)
+    held = []
+    for size in (4, 9):
+        head = Head(size, original.root(size))
+        checkpoint = sign_checkpoint(key, origin="node-310000", head=head, now=1.0, proofs={})
+        cosignature = cosign(witness_key, witness="node-320000", checkpoint=checkpoint, now=2.0)
+        held.append(
+            checkpoints.Cosigned(
+                "shanghai", "jiangsu", size, head.root_hash, checkpoint, cosignature, 2.0
+            )
+        )
+    results = checkpoints.divergences(tree_of(12, changed=6), held, keys)
+    assert results[0][1] is None
+    parted = results[1][1]
+    assert parted is not None and parted.first_seq == 5
+    assert "entries 5 to 9 were changed" in parted.reason
+    assert all(d is None for _, d in checkpoints.divergences(original, held, keys))
+
+
+async def test_a_forged_checkpoint_gets_a_signed_fault_and_changes_nothing(tmp_path: Path) -> None:
+    """Over the real pipeline: a checkpoint naming another node's log, and one whose
+    signature is not the sender's, are each refused with a signed fault naming the field;
+    the witness keeps nothing and counts both."""
+    mesh = make_mesh(tmp_path)
+    async with (
+        running(config_for(mesh, "shanghai", **QUIET)) as shanghai,
+        running(config_for(mesh, "jiangsu", **QUIET)) as jiangsu,
+    ):
+        await eventually(lambda: shanghai.peers.link("jiangsu").up)
+        key = shanghai.credentials.signing_key
+        head = Head(1, bytes(32))
+        other_origin = sign_checkpoint(key, origin="node-330000", head=head, now=1.0, proofs={})
+        bad_signature = sign_checkpoint(key, origin="node-310000", head=head, now=1.0, proofs={})
+        bad_signature.signature = bytes(64)
+        for forged, code, field in (
+            (other_origin, "invalid_payload", "body.checkpoint.origin"),
+            (bad_signature, "bad_signature", "body.checkpoint.signature"),
+        ):
+            answered = await shanghai.courier.ask(
+                "jiangsu", "checkpoint", forged, timeout=BUDGET / 4, record=False
+            )
+            fault = answered.reply.message.fault
+            assert (answered.reply.payload_type, fault.code, fault.field) == ("fault", code, field)
+        assert held_by(jiangsu, "shanghai") == []
+        assert jiangsu.metrics.checkpoints_refused.labels("shanghai")._value.get() == 2
