@@ -33,7 +33,7 @@ from node.protocol.checks import Authenticated
 from node.protocol.faults import FaultCode, Refusal
 from node.store import checkpoints as store
 from node.store.connection import Connection
-from node.store.database import Database
+from node.store.database import Database, StoreError
 from node.store.log_tree import StoredTree
 from node.wire import pb
 
@@ -79,7 +79,15 @@ class LogWitnessing:
         self.remember()
         while True:
             await asyncio.sleep(self._interval)
+            await self.try_checkpoint()
+
+    async def try_checkpoint(self) -> None:
+        """``checkpoint``, skipped with a warning while the store refuses writes (a full
+        disk is a state the node waits out, not a reason to stop witnessing or stopping)."""
+        try:
             await self.checkpoint()
+        except StoreError as error:
+            log.warning("checkpoint skipped: the store refuses writes", extra={"error": str(error)})
 
     def remember(self) -> None:
         """The metrics of the last cosignature of each witness, from the store (a restart

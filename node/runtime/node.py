@@ -430,7 +430,8 @@ class Node:
             await _bounded(self._grpc.stop(grace), grace + SHUTDOWN_STEP_LIMIT, "grpc server stop")
         # A last checkpoint, of the log as the node leaves it, while the peers are still linked.
         if self._credentials is not None and self._db is not None:
-            await _bounded(self.checkpoints.checkpoint(), SHUTDOWN_STEP_LIMIT, "last checkpoint")
+            last = self.checkpoints.try_checkpoint()
+            await _bounded(last, SHUTDOWN_STEP_LIMIT, "last checkpoint")
         await self.peers.close(lambda work, step: _bounded(work, SHUTDOWN_STEP_LIMIT, step))
         await _bounded(self.tasks.stop(), SHUTDOWN_STEP_LIMIT, "background tasks")
         if self.platform is not None:
