@@ -33,6 +33,8 @@ from node.mesh.load import percentile
 from node.mesh.processes import Mesh, MeshError
 
 CASE_WAIT = 90.0
+SETTLE_WAIT = 10.0
+"""Seconds two concluded sides may differ while the last update's receipt is recorded."""
 TERMINAL = frozenset({"evaluated", "rejected", "withdrawn"})
 SCENE_OF_TYPE = {
     "resident_id_card": "hotel_check_in",
@@ -55,6 +57,8 @@ class DemoCase:
     path: list[str] = field(default_factory=list)
     certificates_checked: int = 0
     equal: bool = False
+    unequal_since: float | None = None
+    """When both sides were first seen concluded with different histories (monotonic)."""
     level: int | None = None
     """The applicant's evaluation (好差评), 1-5."""
 
@@ -147,10 +151,18 @@ async def _follow(
                 continue
             case.status = seen["status"]
             if case.status in TERMINAL and handled is not None and handled["status"] == case.status:
-                case.seconds = time.monotonic() - case.started
+                now = time.monotonic()
+                case.equal = seen["history"] == handled["history"]
+                if not case.equal:
+                    # The last update may still be settling at its sender: until its receipt
+                    # is recorded, the sender's record holds it as queued, not as it went out
+                    # in its signed batch. Equal once settled; give that SETTLE_WAIT.
+                    case.unequal_since = case.unequal_since or now
+                    if now - case.unequal_since < SETTLE_WAIT:
+                        continue
+                case.seconds = now - case.started
                 case.path = [entry["action"] for entry in seen["history"]]
                 case.level = seen.get("evaluation_level")
-                case.equal = seen["history"] == handled["history"]
                 case.certificates_checked = sum(
                     1
                     for m in handled["materials"]
