@@ -313,6 +313,12 @@ class NodeMetrics:
             "When this node's TLS certificate expires (Unix time).",
             registry=r,
         )
+        self.holiday_tables_end = Gauge(
+            "yrd_holiday_tables_end_timestamp_seconds",
+            "When the holiday tables this node counts working days with end (Unix time): no "
+            "due time past it can be computed until the next year's table is loaded.",
+            registry=r,
+        )
         self.last_sent = Gauge(
             "yrd_peer_last_delivery_timestamp_seconds",
             "When a message to the peer was last receipted (Unix time).",

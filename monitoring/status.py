@@ -331,6 +331,7 @@ NODE_HEADERS = [
     "manifest ends",
     "key ends",
     "TLS ends",
+    "holidays end",
     "dead",
     "overdue",
     "platform",
@@ -359,7 +360,7 @@ def node_rows(answers: Sequence[NodeAnswer], now: float | None = None) -> list[l
     for answer in answers:
         s = answer.status
         if s is None:
-            rows.append([answer.label, "NO ANSWER", "", "", "", "", "", "", "", ""])
+            rows.append([answer.label, "NO ANSWER", *[""] * (len(NODE_HEADERS) - 2)])
             continue
         expiries = s.get("expiries", {})
         failing = [k for k, v in s.get("checks", {}).items() if v != "ok"]
@@ -373,6 +374,7 @@ def node_rows(answers: Sequence[NodeAnswer], now: float | None = None) -> list[l
                 _days_left(expiries.get("manifest"), now),
                 _days_left(expiries.get("signing_key"), now),
                 _days_left(expiries.get("tls_certificate"), now),
+                _days_left(expiries.get("holiday_tables"), now),
                 s.get("dead_letters", 0),
                 s.get("overdue_cases", 0),
                 _platform_cell(s.get("platform")),

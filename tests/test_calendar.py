@@ -147,6 +147,23 @@ def test_a_deadline_running_into_an_uncovered_year_raises() -> None:
     assert caught.value.code == "year_not_covered"
 
 
+def test_the_tables_end_where_the_first_year_without_one_begins(tmp_path: Path) -> None:
+    """covered_until is local midnight starting the first uncovered year from the instant's
+    own year on: past a gap nothing counts, and an uncovered year ends at its own start."""
+    table_2027 = tmp_path / "cn-2027.json"
+    table_2027.write_text(json.dumps(table_document()), encoding="utf-8")
+    with_2027 = WorkingCalendar(load_holidays([table_2027]))
+    assert CALENDAR.covered_until(at(2026, 6, 1)) == at(2027, 1, 1, 0)
+    assert CALENDAR.covered_until(at(2026, 12, 31, 23, 59)) == at(2027, 1, 1, 0)
+    assert with_2027.covered_until(at(2026, 6, 1)) == at(2028, 1, 1, 0)
+    assert with_2027.covered_until(at(2027, 6, 1)) == at(2028, 1, 1, 0)
+    # A year no table covers has ended before it began; so has everything after a gap.
+    assert CALENDAR.covered_until(at(2027, 3, 1)) == at(2027, 1, 1, 0)
+    assert CALENDAR.covered_until(at(2025, 3, 1)) == at(2025, 1, 1, 0)
+    gap = WorkingCalendar(HolidayTable(frozenset(), frozenset(), frozenset({2026, 2028})))
+    assert gap.covered_until(at(2026, 3, 1)) == at(2027, 1, 1, 0)
+
+
 def test_promised_days_below_one_are_refused() -> None:
     """A time limit of zero working days is not a deadline."""
     with pytest.raises(DeadlineError) as caught:

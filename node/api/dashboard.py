@@ -66,6 +66,7 @@ EXPIRY_GAUGES = {
     "manifest": "yrd_manifest_expiry_timestamp_seconds",
     "signing key": "yrd_signing_key_expiry_timestamp_seconds",
     "TLS certificate": "yrd_tls_certificate_expiry_timestamp_seconds",
+    "holiday tables": "yrd_holiday_tables_end_timestamp_seconds",
 }
 REFUSALS_COUNTER = "yrd_messages_refused_total"
 CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"

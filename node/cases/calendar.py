@@ -291,6 +291,15 @@ class WorkingCalendar:
         """The first instant after ``day``: local midnight at the start of the next day."""
         return datetime.combine(day + _ONE_DAY, time(), tzinfo=self._zone).timestamp()
 
+    def covered_until(self, instant: float) -> float:
+        """The first instant no holiday table covers from ``instant``'s year on: local
+        midnight starting the first year after it without a table (the start of ``instant``'s
+        own year when that one has none). A due time is known only before it (rule 2)."""
+        year = self.day_of(instant).year
+        while year in self.table.years and year < MAXYEAR:
+            year += 1
+        return datetime.combine(date(year, 1, 1), time(), tzinfo=self._zone).timestamp()
+
     def add_working_days(self, start: float, days: int) -> float:
         """The due time of ``days`` working days from ``start``, with no pause (rule 3)."""
         due = Deadline(start, days).due_at(self)

@@ -152,7 +152,8 @@ class Health:
         return checks
 
     def expiries(self) -> dict[str, str | None]:
-        """When the trust this node runs on ends: manifest, signing key, TLS certificate."""
+        """When what this node runs on ends: manifest, signing key, TLS certificate, and the
+        holiday tables that case deadlines are counted with."""
         credentials = self._node.credentials
         member = credentials.manifest.member(self._node.config.node_id)
         key = member.key(credentials.signing_key.key_id) if member else None
@@ -162,6 +163,7 @@ class Health:
             "manifest": format_time(credentials.manifest.expires_at),
             "signing_key": format_time(key.not_after) if key else None,
             "tls_certificate": format_time(cert) if cert is not None else None,
+            "holiday_tables": format_time(self._node.calendar.covered_until(self._node.clock())),
         }
 
     def set_maintenance(self, on: bool) -> None:

@@ -131,12 +131,14 @@ class Node:
         """The one way this node sends to its peers."""
         self.catalog = load_catalog(config.province)
         """The cross-province matters this node's province handles."""
-        calendar = WorkingCalendar(load_holidays(config.holiday_tables))
+        self.calendar = WorkingCalendar(load_holidays(config.holiday_tables))
+        """Working days for case deadlines; its tables end is published (metric, status)."""
+        self.metrics.holiday_tables_end.set(self.calendar.covered_until(clock()))
         self.catalogs = FederatedCatalog(self.catalog, lambda: self.db)
         """Our catalog and every peer's as announced: the one reader of peers' catalogs."""
         self.case_views = CaseViews(lambda: self.db, clock)
         """Cases as the REST API and the status view show them."""
-        self.cases = CaseExchange(self, calendar, courier=self.courier, catalogs=self.catalogs)
+        self.cases = CaseExchange(self, self.calendar, courier=self.courier, catalogs=self.catalogs)
         self.certificates = CertificateRecognition(
             node_id=config.node_id,
             province=config.province,
