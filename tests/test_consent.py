@@ -29,7 +29,7 @@ from node.certificates.consent import (
 from node.identifiers import make_id_number
 from node.protocol.envelope import header, seal
 from node.runtime.node import Node
-from node.trust.keys import SigningKey
+from node.trust.keys import SigningKey, VerifyKey
 from node.wire import DELIVER_METHOD, pb
 from tests.certificate_samples import LI_MINGHUA, NOW, manifest_for, sample_json
 from tests.nodes import config_for, eventually, make_mesh, raw_channel, serving, settled, tls_of
@@ -125,6 +125,42 @@ def test_a_grant_by_a_revoked_key_is_refused() -> None:
     with pytest.raises(ConsentRefused) as caught:
         read_grant(token, manifest=revoked, now=NOW)
     assert caught.value.code == "consent_unverifiable"
+
+
+def test_a_grant_read_again_is_not_verified_again_but_its_time_and_manifest_still_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second read of a token under the same manifest checks no signature; it is still
+    refused once expired, and a reloaded manifest that revokes the key refuses it at once."""
+    token = sign_grant(grant(grant_id="cg-read-twice-0123456789"), KEYS["shanghai"])
+    verified: list[bytes] = []
+    real = VerifyKey.verify
+
+    def counted(self: Any, signature: bytes, message: bytes) -> bool:
+        verified.append(message)
+        return bool(real(self, signature, message))
+
+    monkeypatch.setattr(VerifyKey, "verify", counted)
+    first = read_grant(token, manifest=MANIFEST, now=NOW)
+    assert len(verified) == 1
+    assert read_grant(token, manifest=MANIFEST, now=NOW + 10) == first
+    assert len(verified) == 1
+    assert refusal(token, now=NOW + 3600).code == "consent_expired"
+    revoked = manifest_for(KEYS, revoked=frozenset({KEYS["shanghai"].key_id}))
+    with pytest.raises(ConsentRefused) as caught:
+        read_grant(token, manifest=revoked, now=NOW)
+    assert caught.value.code == "consent_unverifiable"
+
+
+def test_a_forged_token_is_verified_and_refused_every_time() -> None:
+    """A refused token is never remembered: each read checks its signature and refuses it."""
+    token = sign_grant(grant(grant_id="cg-forged-0123456789ab"), KEYS["shanghai"])
+    signed = pb.SignedConsent.FromString(grant_bytes(token))
+    signed.signature = bytes(64)
+    forged = grant_token(signed.SerializeToString())
+    for _ in range(3):
+        assert refusal(forged).code == "consent_unverifiable"
+    assert read_grant(token, manifest=MANIFEST, now=NOW).grant_id == "cg-forged-0123456789ab"
 
 
 def test_an_expired_grant_is_refused_from_its_expiry_on() -> None:
