@@ -273,13 +273,10 @@ class CaseExchange:
             case = cases.get(conn, case_id)
             if case is None:
                 raise CaseNotFound(case_id)
-            if platform_event is not None:
-                taken = platform_store.event_outcome(conn, platform_event)
-                if taken is not None and taken != platform_store.DEFERRED:
-                    return case, None, ""  # this platform event was taken before
-                platform_store.record_event(
-                    conn, event_id=platform_event, case_id=case_id, outcome="applied", at=now
-                )
+            if platform_event is not None and not platform_store.record_event(
+                conn, event_id=platform_event, case_id=case_id, outcome="applied", at=now
+            ):
+                return case, None, ""  # taken before, or by another replica at once
             side = Role(case.role)
             update = CaseUpdate(
                 case_id=case_id,
