@@ -10,6 +10,8 @@ file by default or a PostgreSQL database (``[store] url``).
 - ``outbox``: messages this node must deliver, per peer in ``seq`` order, with a persisted
   cursor below which everything is settled (delivered or dead-lettered).
 - ``inbox``: ids and replies of messages this node accepted, so re-delivery is idempotent.
+- ``leases``: which replica, where several share one store, does a job only one process may
+  do (send a peer its outbox, read or feed the platform); a lapsed lease is taken over.
 - ``audit``: the append-only, hash-chained evidence log of envelopes, replies and manifests,
   with ``log_tree`` keeping it as an RFC 9162 Merkle tree, ``evidence`` building one
   message's checkable bundle, and retention (``audit.purge``) that keeps every proof valid.
