@@ -21,7 +21,7 @@ from node.platform.adapter import Page, PlatformEvent
 from node.platform.config import PlatformConfig
 from node.platform.link import PlatformLink
 from node.runtime.config import ConfigError, load_config
-from node.store import audit, inbox, leases, log_tree
+from node.store import audit, cases, inbox, leases, log_tree
 from node.store import platform as platform_store
 from node.store.connection import Connection, StoreLocation
 from node.store.database import Database
@@ -460,3 +460,44 @@ async def test_two_replicas_appending_evidence_at_once_keep_one_chain_and_tree(
     report = audit.verify_chain(first.reader())
     assert (report.ok, report.entries) == (True, 240), report.reason
     assert log_tree.tree_size(second.reader()) == 240
+
+
+async def test_one_idempotency_key_at_two_replicas_at_once_makes_one_case(
+    replicas: tuple[Database, Database],
+) -> None:
+    """Both replicas store a new case under each of 20 Idempotency-Keys at once: each key
+    holds one case, and exactly one of the two inserts was told it stored it."""
+    first, second = replicas
+
+    def new_case(key: str, replica: str) -> Callable[[Connection], bool]:
+        row = cases.CaseRow(
+            case_id=f"310000-20260101-{replica}{key}",
+            role="accepting",
+            accepting="shanghai",
+            handling="jiangsu",
+            matter_code="m",
+            mode="全程网办",
+            promised_days=5,
+            submission=b"submission",
+            status="submitted",
+            applied=0,
+            due_at=None,
+            submitted_at=T0,
+            updated_at=T0,
+            concluded_at=None,
+            evaluation_level=None,
+            problem="",
+            idempotency_key=key,
+            request_digest=b"\x03" * 32,
+        )
+        return lambda conn: cases.insert_case(conn, row)
+
+    keys = [f"key-{i}" for i in range(20)]
+    told = await asyncio.gather(
+        *(first.write(new_case(k, "a")) for k in keys),
+        *(second.write(new_case(k, "b")) for k in keys),
+    )
+    assert [a + b for a, b in zip(told[:20], told[20:], strict=True)] == [1] * 20
+    for key, by_first in zip(keys, told[:20], strict=True):
+        stored = cases.by_idempotency_key(second.reader(), key)
+        assert stored is not None and stored.case_id.endswith(("a" if by_first else "b") + key)

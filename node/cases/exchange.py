@@ -232,19 +232,21 @@ class CaseExchange:
         )
 
         def store(conn: Connection) -> tuple[CaseRow, bool]:
-            if idempotency_key is not None:
-                prior = cases.by_idempotency_key(conn, idempotency_key)
-                if prior is not None:
-                    if prior.request_digest != digest:
-                        raise CaseConflict(
-                            "idempotency_key_reused",
-                            "this Idempotency-Key was used with a different request body",
-                            field="Idempotency-Key",
-                        )
-                    return prior, False
-            cases.insert_case(conn, row)
-            self._courier.enqueue(conn, case.handler, [sealed], correlation_id=case_id)
-            return row, True
+            # The insert claims the key: the same request at two replicas at once is stored
+            # once, and both answer with that case.
+            if cases.insert_case(conn, row):
+                self._courier.enqueue(conn, case.handler, [sealed], correlation_id=case_id)
+                return row, True
+            assert idempotency_key is not None, "only a key can make an insert a no-op"
+            prior = cases.by_idempotency_key(conn, idempotency_key)
+            assert prior is not None
+            if prior.request_digest != digest:
+                raise CaseConflict(
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used with a different request body",
+                    field="Idempotency-Key",
+                )
+            return prior, False
 
         stored, created = await node.db.write(store)
         if created:

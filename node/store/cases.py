@@ -87,9 +87,13 @@ class RequestRow:
     fault_text: str
 
 
-def insert_case(conn: Connection, row: CaseRow) -> None:
-    conn.execute(
-        f"INSERT INTO cases ({_CASE_COLUMNS}) VALUES ({', '.join('?' * 18)})",  # noqa: S608
+def insert_case(conn: Connection, row: CaseRow) -> bool:
+    """Store a new case; False (nothing stored) when its Idempotency-Key is taken already. The
+    insert is the key's claim: of two replicas storing one key at once, the second waits for
+    the first one's commit (PostgreSQL) and stores nothing."""
+    inserted = conn.execute(
+        f"INSERT INTO cases ({_CASE_COLUMNS}) VALUES ({', '.join('?' * 18)}) "  # noqa: S608
+        "ON CONFLICT (idempotency_key) DO NOTHING RETURNING case_id",
         (
             row.case_id,
             row.role,
@@ -110,7 +114,8 @@ def insert_case(conn: Connection, row: CaseRow) -> None:
             row.idempotency_key,
             row.request_digest,
         ),
-    )
+    ).fetchone()
+    return inserted is not None
 
 
 def get(conn: Connection, case_id: str) -> CaseRow | None:
