@@ -146,9 +146,9 @@ async def test_a_released_lease_is_free_at_once(replicas: tuple[Database, Databa
 async def test_a_claim_writes_only_when_a_renewal_is_due(
     replicas: tuple[Database, Database],
 ) -> None:
-    """``LeaseClaim.hold`` answers from memory between renewals, renews every
-    ``renew_seconds``, and a replica that does not hold the lease looks again only when the
-    holder's lease would have lapsed."""
+    """``LeaseClaim.hold`` answers from memory between renewals and renews every
+    ``renew_seconds``; a replica that does not hold the lease looks again as often, or when
+    the holder's lease would lapse if that is sooner."""
     first, second = replicas
     clock = FakeClock(T0)
     mine = LeaseClaim(lambda: first, "job", A, clock=clock, config=LEASES)
@@ -164,15 +164,18 @@ async def test_a_claim_writes_only_when_a_renewal_is_due(
     assert first.commits == commits + 1
     lease = leases.current(first.reader(), "job")
     assert lease is not None and lease.expires_at == pytest.approx(T0 + 5.1 + 15)
-    # B's view of A's lease ran out at T0 + 15: it asks once and learns of the renewal ...
-    clock.advance(10)
+    # B last asked at T0: it asks again at T0 + 5.1, not before its renewal interval is up.
     commits = second.commits
     assert not await theirs.hold()
     assert second.commits == commits + 1
-    # ... and asks nothing more until A's lease, as renewed, would lapse.
     clock.advance(4.9)
     assert not await theirs.hold()
     assert second.commits == commits + 1
+    # A stops and releases the lease: B sees it at its next look and takes it.
+    await first.write(lambda c: leases.release_all(c, A, now=clock()))
+    clock.advance(0.2)
+    assert await theirs.hold()
+    assert not await mine.hold()
 
 
 def test_a_lease_config_that_lapses_before_its_renewal_is_refused(tmp_path: Path) -> None:
@@ -186,6 +189,7 @@ def test_a_lease_config_that_lapses_before_its_renewal_is_refused(tmp_path: Path
     for lines, refusal in (
         ("duration_seconds = 5.0\nrenew_seconds = 5.0\n", "'duration_seconds' .* must be more"),
         ("renew_seconds = 0.0\n", "'renew_seconds' must be more than 0"),
+        ("duration_seconds = 5.0\nrenew_seconds = 1.0\n", "more than 5.0 s, the idle tick"),
     ):
         config.write_text(text + "\n[leases]\n" + lines)
         with pytest.raises(ConfigError, match=refusal):

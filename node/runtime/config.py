@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from node.delivery.config import DeliveryConfig as DeliveryConfig  # read here, used there
+from node.delivery.retry import IDLE_TICK
 from node.platform.config import PlatformConfig
 from node.protocol.checks import DEFAULT_CLOCK_WINDOW, DEFAULT_MAX_MESSAGE_BYTES
 from node.protocol.envelope import MAX_BATCH_MESSAGES
@@ -166,6 +167,11 @@ def parse_config(
     leases = _section(data, "leases", LeaseConfig(), where)
     if (problem := leases.problem()) is not None:
         raise ConfigError(f"{where} [leases]: {problem}")
+    if leases.duration_seconds <= IDLE_TICK:
+        raise ConfigError(
+            f"{where} [leases]: 'duration_seconds' must be more than {IDLE_TICK} s, the idle "
+            f"tick at which an idle holder renews, not {leases.duration_seconds}"
+        )
     peer_limits = _section(data, "peer_limits", PeerLimits(), where)
     for name in ("max_streams", "max_calls", "stream_backlog", "refusals_to_suspend"):
         if getattr(peer_limits, name) < 1:

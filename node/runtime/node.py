@@ -99,7 +99,7 @@ class Node:
             on_restart=self._task_restarted,
         )
         """Every long-lived task of this node; a failed one is restarted after a back-off."""
-        self._lock = StoreLock(config.paths.store)
+        self._lock = StoreLock(config.paths.store, identity=config.node_id)
         self._tls: TlsMaterial | None = None
         self.health = Health(self)
         """Readiness, status, metric snapshots and maintenance mode."""

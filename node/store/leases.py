@@ -27,7 +27,10 @@ Rules kept here:
   ``renew_seconds`` after the last write, well before the lease lapses (``duration_seconds``):
   another replica can take the lease over only once the holder has stopped renewing it for a
   whole lease. Work that outlasts the lease (a batch stuck for longer) may be sent twice;
-  the receiver's deduplication makes that harmless.
+  the receiver's deduplication makes that harmless. A holder renews each time its loop
+  comes round (each batch; an idle delivery worker every 5 s, so a lease must be longer);
+  one backing off from an unreachable peer for longer than a lease lets it go, and
+  another replica tries the peer meanwhile.
 - Times are the replicas' clocks (wall time, the node's injected clock). Replicas' clocks
   must agree to well within a lease (NTP does); a skew only makes a takeover early or late.
 
@@ -238,8 +241,9 @@ class LeaseClaim:
     """One replica's hold on one lease, asked before each piece of work (``hold``).
 
     Writes only when due: taking the lease, renewing it ``renew_seconds`` after the last
-    write, or looking again once the other holder's lease would have lapsed. Between those,
-    ``hold`` answers from what it last wrote or read."""
+    write, or, while another replica holds it, looking again every ``renew_seconds`` (or when
+    the holder's lease would lapse, if sooner). Between those, ``hold`` answers from what it
+    last wrote or read."""
 
     def __init__(
         self,
@@ -299,9 +303,11 @@ class LeaseClaim:
             self._look_at = float("-inf")
             return True
         self._forget()
-        # Held by another: look again when it would lapse, or after a renewal interval if
-        # its row was busy (it is being renewed or taken right now).
-        self._look_at = lease.expires_at if lease is not None else now + self._config.renew_seconds
+        # Held by another: look again after a renewal interval (a holder that stops releases
+        # its lease, and that is seen then), or when it would lapse if that comes first.
+        self._look_at = now + self._config.renew_seconds
+        if lease is not None:
+            self._look_at = min(self._look_at, lease.expires_at)
         return False
 
     async def _take(self, now: float, duration: float) -> Lease | None:
