@@ -5,26 +5,37 @@ over."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from node.cases.announce import to_announce
+from node.cases.catalog import load_catalog
 from node.cli.main import main
+from node.protocol.envelope import header, seal
 from node.runtime.config import NodeConfig
 from node.runtime.node import Node
 from node.store import inbox, leases, tokens
 from node.store.connection import PostgresUrl
 from node.store.leases import LeaseConfig
+from node.trust.keys import load_signing_key
+from node.wire import DELIVER_METHOD, pb
 from tests.cases import case_body, matter_of, status_of
+from tests.federation import node_id
 from tests.nodes import (
     ScopedClient,
     config_for,
     eventually,
     make_mesh,
+    raw_channel,
+    running,
     serving,
     settled,
+    tls_of,
     tokens_of,
 )
 from tests.postgres import free_port
@@ -79,6 +90,18 @@ async def test_a_case_between_a_postgres_node_and_a_sqlite_node(
     assert report["entries"] > 4  # the manifest, and the case's envelopes and replies
 
 
+def replicas_of(mesh: Path, province: str, url: PostgresUrl) -> tuple[NodeConfig, NodeConfig]:
+    """Two replicas of ``province``'s node on the store at ``url``: the mesh's config, and the
+    same with listen addresses of its own; leases short enough for a test to see a handover."""
+    on_sqlite = config_for(mesh, province)
+    quick = LeaseConfig(duration_seconds=6.0, renew_seconds=0.2)
+    first = replace(on_sqlite, paths=replace(on_sqlite.paths, store=url), leases=quick)
+    second = replace(
+        first, grpc_listen=f"127.0.0.1:{free_port()}", http_listen=f"127.0.0.1:{free_port()}"
+    )
+    return first, second
+
+
 async def test_two_replicas_share_one_outbox_and_hand_it_over_when_one_stops(
     tmp_path: Path, postgres_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -87,14 +110,8 @@ async def test_two_replicas_share_one_outbox_and_hand_it_over_when_one_stops(
     queued; when it stops it releases the lease and the other delivers from then on. Each
     case reaches Jiangsu once, and the shared evidence log verifies."""
     mesh = make_mesh(tmp_path)
-    url = PostgresUrl(postgres_url)
-    on_sqlite = config_for(mesh, "shanghai")
-    quick = LeaseConfig(duration_seconds=6.0, renew_seconds=0.2)
-    first = replace(on_sqlite, paths=replace(on_sqlite.paths, store=url), leases=quick)
-    second = replace(
-        first, grpc_listen=f"127.0.0.1:{free_port()}", http_listen=f"127.0.0.1:{free_port()}"
-    )
-    await issue_tokens(url, on_sqlite)
+    first, second = replicas_of(mesh, "shanghai", PostgresUrl(postgres_url))
+    await issue_tokens(PostgresUrl(postgres_url), config_for(mesh, "shanghai"))
 
     def holder(node: Node) -> str | None:
         current = leases.current(node.db.reader(), leases.outbox_lease("jiangsu"))
@@ -129,3 +146,43 @@ async def test_two_replicas_share_one_outbox_and_hand_it_over_when_one_stops(
     capsys.readouterr()
     assert main(["audit", "verify", "--store", postgres_url, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["ok"] is True
+
+
+async def test_the_same_message_at_two_replicas_at_once_is_stored_once_with_one_receipt(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Jiangsu's catalog announcement, one signed envelope, delivered to both Shanghai
+    replicas at the same moment: both answer OK with the same receipt (the one stored first),
+    and the message is in the shared inbox and evidence log once."""
+    mesh = make_mesh(tmp_path)
+    first, second = replicas_of(mesh, "shanghai", PostgresUrl(postgres_url))
+    async with running(first) as sh_a, running(second) as sh_b:
+        message = pb.Message(
+            header=header(
+                sender=node_id("jiangsu"),
+                recipient=first.node_id,
+                now=time.time(),
+                manifest_version=sh_a.credentials.manifest.version,
+            ),
+            catalog_announce=to_announce(load_catalog("jiangsu")),
+        )
+        sealed = seal(message, load_signing_key(mesh / "jiangsu" / "signing.key"))
+
+        async def deliver(config: NodeConfig) -> bytes:
+            tls = tls_of(mesh, "jiangsu")
+            async with raw_channel(config, tls, config.node_id) as channel:
+                reply: bytes = await channel.unary_unary(DELIVER_METHOD)(sealed.envelope, timeout=5)
+            return pb.Envelope.FromString(reply).message
+
+        replies = await asyncio.gather(*(deliver(config) for config in (first, second) * 3))
+        assert len(set(replies)) == 1
+        assert pb.Message.FromString(replies[0]).HasField("receipt")
+        stored = inbox.prior(sh_b.db.reader(), node_id("jiangsu"), sealed.message_id)
+        assert stored is not None
+        assert pb.Envelope.FromString(stored.reply).message == replies[0]
+        (entries,) = (
+            sh_a.db.reader()
+            .execute("SELECT count(*) FROM audit WHERE message_id = ?", (sealed.message_id,))
+            .fetchone()
+        )
+        assert entries == 2  # the message as received and the receipt as sent, once each

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from node.cli.main import main
 from node.delivery.config import DeliveryConfig
 from node.delivery.worker import PeerWorker
 from node.platform.adapter import Page, PlatformEvent
@@ -441,11 +442,11 @@ async def test_the_same_inbound_messages_at_two_replicas_are_stored_once_with_on
 
 
 async def test_two_replicas_appending_evidence_at_once_keep_one_chain_and_tree(
-    replicas: tuple[Database, Database],
+    replicas: tuple[Database, Database], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Both replicas append evidence at once, and one folds the log into the tree (as a
     replica starting does) meanwhile: one chain, every entry once, the tree over all of it;
-    ``verify_chain`` passes."""
+    ``verify_chain`` and ``yrd audit verify`` pass."""
     first, second = replicas
     manifest = make_federation().signed()
 
@@ -464,6 +465,10 @@ async def test_two_replicas_appending_evidence_at_once_keep_one_chain_and_tree(
     report = audit.verify_chain(first.reader())
     assert (report.ok, report.entries) == (True, 240), report.reason
     assert log_tree.tree_size(second.reader()) == 240
+    where = first.location
+    capsys.readouterr()
+    assert main(["audit", "verify", "--store", getattr(where, "url", str(where))]) == 0
+    assert "240 entries" in capsys.readouterr().out
 
 
 async def test_one_idempotency_key_at_two_replicas_at_once_makes_one_case(
