@@ -471,6 +471,29 @@ async def test_two_replicas_appending_evidence_at_once_keep_one_chain_and_tree(
     assert "240 entries" in capsys.readouterr().out
 
 
+def case_row(case_id: str, key: str | None = None) -> cases.CaseRow:
+    return cases.CaseRow(
+        case_id=case_id,
+        role="accepting",
+        accepting="shanghai",
+        handling="jiangsu",
+        matter_code="m",
+        mode="全程网办",
+        promised_days=5,
+        submission=b"submission",
+        status="submitted",
+        applied=0,
+        due_at=None,
+        submitted_at=T0,
+        updated_at=T0,
+        concluded_at=None,
+        evaluation_level=None,
+        problem="",
+        idempotency_key=key,
+        request_digest=b"\x03" * 32,
+    )
+
+
 async def test_one_idempotency_key_at_two_replicas_at_once_makes_one_case(
     replicas: tuple[Database, Database],
 ) -> None:
@@ -479,26 +502,7 @@ async def test_one_idempotency_key_at_two_replicas_at_once_makes_one_case(
     first, second = replicas
 
     def new_case(key: str, replica: str) -> Callable[[Connection], bool]:
-        row = cases.CaseRow(
-            case_id=f"310000-20260101-{replica}{key}",
-            role="accepting",
-            accepting="shanghai",
-            handling="jiangsu",
-            matter_code="m",
-            mode="全程网办",
-            promised_days=5,
-            submission=b"submission",
-            status="submitted",
-            applied=0,
-            due_at=None,
-            submitted_at=T0,
-            updated_at=T0,
-            concluded_at=None,
-            evaluation_level=None,
-            problem="",
-            idempotency_key=key,
-            request_digest=b"\x03" * 32,
-        )
+        row = case_row(f"310000-20260101-{replica}{key}", key)
         return lambda conn: cases.insert_case(conn, row)
 
     keys = [f"key-{i}" for i in range(20)]
@@ -510,3 +514,26 @@ async def test_one_idempotency_key_at_two_replicas_at_once_makes_one_case(
     for key, by_first in zip(keys, told[:20], strict=True):
         stored = cases.by_idempotency_key(second.reader(), key)
         assert stored is not None and stored.case_id.endswith(("a" if by_first else "b") + key)
+
+
+async def test_two_replicas_changing_one_case_at_once_each_see_the_others_change(
+    replicas: tuple[Database, Database],
+) -> None:
+    """Both replicas apply 20 updates to one case at once, each numbering its update from
+    the case as it reads it for change: every number is given once, none read stale."""
+    first, second = replicas
+    await first.write(lambda conn: cases.insert_case(conn, case_row("case-1")))
+
+    def next_update(conn: Connection) -> int:
+        case = cases.get_for_change(conn, "case-1")
+        assert case is not None
+        conn.execute(
+            "UPDATE cases SET applied = ? WHERE case_id = ?", (case.applied + 1, case.case_id)
+        )
+        return case.applied + 1
+
+    numbers = await asyncio.gather(
+        *(first.write(next_update) for _ in range(20)),
+        *(second.write(next_update) for _ in range(20)),
+    )
+    assert sorted(numbers) == list(range(1, 41))

@@ -272,7 +272,7 @@ class CaseExchange:
         now = exact(node.clock())
 
         def change(conn: Connection) -> tuple[CaseRow, str | None, str]:
-            case = cases.get(conn, case_id)
+            case = cases.get_for_change(conn, case_id)
             if case is None:
                 raise CaseNotFound(case_id)
             if platform_event is not None and not platform_store.record_event(
@@ -459,7 +459,7 @@ class CaseExchange:
             cases.resign(conn, item.correlation_id, held=item.envelope, sent=settlement.sent)
         if item.payload_type not in ("case_submit", "case_action"):
             return  # the only settlements that mean something for a case
-        case = cases.get(conn, item.correlation_id)
+        case = cases.get_for_change(conn, item.correlation_id)
         if case is None or case.role != Role.ACCEPTING.value:
             return
         if item.payload_type == "case_submit":
@@ -492,7 +492,7 @@ class CaseExchange:
     def _case_of(
         self, conn: Connection, message: Authenticated, case_id: str, role: Role
     ) -> CaseRow:
-        case = cases.get(conn, case_id)
+        case = cases.get_for_change(conn, case_id)
         if case is None:
             raise Refusal(
                 FaultCode.UNKNOWN_CASE,

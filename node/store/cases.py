@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from node.store import postgres
 from node.store.connection import Connection
 
 OPEN_STATUSES = ("submitted", "delivered", "accepted", "supplement_requested", "supplemented")
@@ -121,6 +122,19 @@ def insert_case(conn: Connection, row: CaseRow) -> bool:
 def get(conn: Connection, case_id: str) -> CaseRow | None:
     found = conn.execute(
         f"SELECT {_CASE_COLUMNS} FROM cases WHERE case_id = ?",  # noqa: S608
+        (case_id,),
+    ).fetchone()
+    return CaseRow(*found) if found else None
+
+
+def get_for_change(conn: Connection, case_id: str) -> CaseRow | None:
+    """``get`` inside a write job about to change the case: on PostgreSQL the row stays locked
+    until the transaction ends, so of two replicas changing one case at once the second waits
+    and then reads the first one's change (its next update number, its new status) instead of
+    the state before it. A SQLite write transaction holds the whole store already."""
+    lock = " FOR NO KEY UPDATE" if isinstance(conn, postgres.PgConnection) else ""
+    found = conn.execute(
+        f"SELECT {_CASE_COLUMNS} FROM cases WHERE case_id = ?{lock}",  # noqa: S608
         (case_id,),
     ).fetchone()
     return CaseRow(*found) if found else None
