@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from node.cli.main import main
@@ -24,7 +26,7 @@ from node.platform.link import PlatformLink
 from node.runtime.config import ConfigError, load_config
 from node.store import audit, cases, inbox, leases, log_tree
 from node.store import platform as platform_store
-from node.store.connection import Connection, StoreLocation
+from node.store.connection import Connection, PostgresUrl, StoreLocation
 from node.store.database import Database
 from node.store.leases import Lease, LeaseClaim, LeaseConfig, LeaseNotHeld
 from tests.federation import make_federation
@@ -101,6 +103,27 @@ async def test_a_renewal_by_a_non_holder_is_refused_and_changes_nothing(
     assert not await second.write(lambda c: leases.release(c, name, B, now=T0 + 2))
     assert leases.current(second.reader(), name) == before
     assert leases.current(second.reader(), "never-taken") is None
+
+
+@pytest.mark.slow
+async def test_a_lease_row_another_replica_is_writing_is_skipped_not_waited_for(
+    postgres_url: str,
+) -> None:
+    """PostgreSQL: while another replica's transaction holds a lease row, ``take`` returns
+    None at once (SKIP LOCKED) instead of stalling this replica's one writer; once that
+    transaction ends it answers as usual."""
+    db = await Database.open(PostgresUrl(postgres_url))
+    try:
+        await db.write(taking("job", A, T0))
+        with psycopg.connect(postgres_url) as other:  # a transaction, as a replica's batch
+            other.execute("SELECT 1 FROM leases WHERE name = 'job' FOR UPDATE")
+            started = time.monotonic()
+            assert await db.write(taking("job", B, T0 + 60)) is None
+            assert time.monotonic() - started < 1.0
+        taken = await db.write(taking("job", B, T0 + 60))
+        assert taken is not None and taken.owner == B
+    finally:
+        await db.close()
 
 
 async def test_a_lease_without_a_name_owner_or_time_is_refused(
