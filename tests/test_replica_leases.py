@@ -357,8 +357,8 @@ async def test_the_platform_is_polled_by_one_replica_and_an_event_applied_once(
     replicas: tuple[Database, Database],
 ) -> None:
     """Two replicas' platform links poll in turn: only the poll lease's holder reads the
-    platform. The other reads the same event all the same after a takeover (the holder died
-    before saving its cursor): the event applies once."""
+    platform (and tells of its health). The other reads the same event all the same after a
+    takeover (the holder died before saving its cursor): the event applies once."""
     clock = FakeClock(T0)
     event = PlatformEvent("evt-1", "case-1", {"action": "accept"})
     links = []
@@ -380,6 +380,13 @@ async def test_the_platform_is_polled_by_one_replica_and_an_event_applied_once(
                 clock=clock,
                 config=LEASES,
             ),
+            delivery_lease=LeaseClaim(
+                lambda db=db: db,  # type: ignore[misc]
+                leases.PLATFORM_DELIVERY,
+                owner,
+                clock=clock,
+                config=LEASES,
+            ),
         )
         links.append((link, adapter, desk))
     (link_a, adapter_a, desk_a), (link_b, adapter_b, desk_b) = links
@@ -395,6 +402,8 @@ async def test_the_platform_is_polled_by_one_replica_and_an_event_applied_once(
     await poll_round(link_b)
     assert adapter_a.polls > 0 and adapter_b.polls == 0
     assert desk_a.applied == ["evt-1"]
+    # Only the reader tells of the platform's health (yrd_platform_up).
+    assert link_a.talks_to_platform and not link_b.talks_to_platform
     # A dies with the event applied but (say) its cursor unsaved: B takes over once the
     # lease lapses, reads the same event, and does not apply it again.
     await replicas[0].write(

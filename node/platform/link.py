@@ -147,6 +147,14 @@ class PlatformLink:
             on_backoff=lambda error, _interval: self._down(error),
         )
 
+    @property
+    def talks_to_platform(self) -> bool:
+        """Whether this replica reads or feeds the platform now (rule 5): only then does
+        ``state`` say anything about the platform's health."""
+        return any(
+            lease is None or lease.held for lease in (self._poll_lease, self._delivery_lease)
+        )
+
     def notify(self) -> None:
         """New items wait in the platform outbox."""
         self._deliveries.notify()
