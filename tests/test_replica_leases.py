@@ -56,6 +56,11 @@ async def replicas(store_location: StoreLocation) -> AsyncIterator[tuple[Databas
     await second.close()
 
 
+def claim(db: Database, name: str, owner: str, clock: FakeClock) -> LeaseClaim:
+    """``owner``'s hold on the lease ``name`` through ``db``, with the test's leases."""
+    return LeaseClaim(lambda: db, name, owner, clock=clock, config=LEASES)
+
+
 def taking(name: str, owner: str, now: float) -> Callable[[Connection], Lease | None]:
     return lambda conn: leases.take(conn, name, owner, now=now, duration=15.0)
 
@@ -175,8 +180,7 @@ async def test_a_claim_writes_only_when_a_renewal_is_due(
     the holder's lease would lapse if that is sooner."""
     first, second = replicas
     clock = FakeClock(T0)
-    mine = LeaseClaim(lambda: first, "job", A, clock=clock, config=LEASES)
-    theirs = LeaseClaim(lambda: second, "job", B, clock=clock, config=LEASES)
+    mine, theirs = claim(first, "job", A, clock), claim(second, "job", B, clock)
     assert await mine.hold() and mine.held
     assert not await theirs.hold()
     clock.advance(4.9)
@@ -240,13 +244,7 @@ class Replica:
             config=DeliveryConfig(batch_size=4),
             clock=self.clock,
             observer=RecordingObserver(),
-            lease=LeaseClaim(
-                lambda: self.db,
-                leases.outbox_lease(PEER),
-                self.owner,
-                clock=self.clock,
-                config=LEASES,
-            ),
+            lease=claim(self.db, leases.outbox_lease(PEER), self.owner, self.clock),
         )
 
 
@@ -373,20 +371,8 @@ async def test_the_platform_is_polled_by_one_replica_and_an_event_applied_once(
             clock=clock,
             cases=desk,
             refused_records=NullCounter(),  # type: ignore[arg-type]
-            poll_lease=LeaseClaim(
-                lambda db=db: db,  # type: ignore[misc]
-                leases.PLATFORM_POLL,
-                owner,
-                clock=clock,
-                config=LEASES,
-            ),
-            delivery_lease=LeaseClaim(
-                lambda db=db: db,  # type: ignore[misc]
-                leases.PLATFORM_DELIVERY,
-                owner,
-                clock=clock,
-                config=LEASES,
-            ),
+            poll_lease=claim(db, leases.PLATFORM_POLL, owner, clock),
+            delivery_lease=claim(db, leases.PLATFORM_DELIVERY, owner, clock),
         )
         links.append((link, adapter, desk))
     (link_a, adapter_a, desk_a), (link_b, adapter_b, desk_b) = links
