@@ -103,12 +103,16 @@ def replicas_of(mesh: Path, province: str, url: PostgresUrl) -> tuple[NodeConfig
 
 
 async def test_two_replicas_share_one_outbox_and_hand_it_over_when_one_stops(
-    tmp_path: Path, postgres_url: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    postgres_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Two Shanghai replicas (same identity, ports of their own) on one PostgreSQL store both
     start; the first holds the sender lease for Jiangsu and delivers what either replica
-    queued; when it stops it releases the lease and the other delivers from then on. Each
-    case reaches Jiangsu once, and the shared evidence log verifies."""
+    queued (and alone signs checkpoints of the shared log); when it stops it releases the
+    lease and the other delivers from then on. Each case reaches Jiangsu once, and the
+    shared evidence log verifies."""
     mesh = make_mesh(tmp_path)
     first, second = replicas_of(mesh, "shanghai", PostgresUrl(postgres_url))
     await issue_tokens(PostgresUrl(postgres_url), config_for(mesh, "shanghai"))
@@ -131,6 +135,15 @@ async def test_two_replicas_share_one_outbox_and_hand_it_over_when_one_stops(
             code = matter_of("jiangsu").code
             await eventually(lambda: sh_a.catalogs.find_matter(code) is not None)
             async with serving(second) as (sh_b, client_b):
+                signed: list[bool] = []
+
+                async def counted() -> None:
+                    signed.append(True)
+
+                monkeypatch.setattr(sh_b.checkpoints, "checkpoint", counted)
+                await sh_a.checkpoints.try_checkpoint()  # takes the checkpoint lease
+                await sh_b.checkpoints.try_checkpoint()
+                assert signed == []  # the first replica checkpoints the shared log
                 ids = [await submit(client_a, 1), await submit(client_b, 2)]
                 await eventually(lambda: all(status_of(js, i) == "delivered" for i in ids))
                 assert holder(sh_b) == sh_a.replica_id

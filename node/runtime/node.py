@@ -162,6 +162,7 @@ class Node:
             peers=self.peers,
             metrics=self.metrics,
             interval=config.checkpoint_interval_seconds,
+            lease=self.lease(leases.CHECKPOINTS),
         )
         """Checkpoints of our evidence log cosigned by the peers, and theirs we cosign."""
         self.platform: PlatformLink | None = None

@@ -2,11 +2,13 @@
 
 Several replicas of a province's node (processes with the same identity) may share one
 PostgreSQL store. Most of what they do is safe in any number (every receiver is idempotent,
-every write is a transaction), but three jobs are not: sending a peer its outbox (per-case
-order holds only with one sender per peer), reading the province platform's feeds, and
-handing the platform what waits for it. Each is done under a lease: a row of ``leases`` named
-for the job (``outbox_lease(peer)``, ``PLATFORM_POLL``, ``PLATFORM_DELIVERY``) with its owner,
-a replica id unique to one process (``new_owner``), and when it lapses.
+every write is a transaction), but four jobs are not: sending a peer its outbox (per-case
+order holds only with one sender per peer), reading the province platform's feeds, handing
+the platform what waits for it, and signing checkpoints of the shared evidence log (two
+signed at once could reach a witness out of order). Each is done under a lease: a row of
+``leases`` named for the job (``outbox_lease(peer)``, ``PLATFORM_POLL``,
+``PLATFORM_DELIVERY``, ``CHECKPOINTS``) with its owner, a replica id unique to one process
+(``new_owner``), and when it lapses.
 
 Rules kept here:
 - One sender per peer (a per-peer sender lease, not per-row claims): only the holder of
@@ -57,6 +59,8 @@ PLATFORM_POLL = "platform-poll"
 """The lease of reading the province platform's feeds."""
 PLATFORM_DELIVERY = "platform-delivery"
 """The lease of handing the province platform what waits in the platform outbox."""
+CHECKPOINTS = "checkpoints"
+"""The lease of signing checkpoints of the shared evidence log for the witnesses."""
 
 _COLUMNS = "name, owner, expires_at, acquired_at"
 
