@@ -15,11 +15,12 @@ import pytest
 
 from node.cases.announce import to_announce
 from node.cases.catalog import load_catalog
+from node.certificates import revocation_exchange
 from node.cli.main import main
 from node.protocol.envelope import header, seal
 from node.runtime.config import NodeConfig
 from node.runtime.node import Node
-from node.store import inbox, leases, tokens
+from node.store import inbox, leases, outbox, tokens
 from node.store.connection import PostgresUrl
 from node.store.leases import LeaseConfig
 from node.trust.keys import load_signing_key
@@ -144,6 +145,15 @@ async def test_two_replicas_share_one_outbox_and_hand_it_over_when_one_stops(
                 await sh_a.checkpoints.try_checkpoint()  # takes the checkpoint lease
                 await sh_b.checkpoints.try_checkpoint()
                 assert signed == []  # the first replica checkpoints the shared log
+                # Both replicas publish our revocation list at once: one list per version.
+                monkeypatch.setattr(revocation_exchange, "REPUBLISH_AFTER", 0.0)
+                await asyncio.gather(sh_a.certificates.publish(), sh_b.certificates.publish())
+                lists = [
+                    (item.peer, item.correlation_id)
+                    for item in outbox.list_items(sh_b.db.reader(), limit=1000)
+                    if item.payload_type == "revocation_list"
+                ]
+                assert len(lists) == len(set(lists)) >= 2
                 ids = [await submit(client_a, 1), await submit(client_b, 2)]
                 await eventually(lambda: all(status_of(js, i) == "delivered" for i in ids))
                 assert holder(sh_b) == sh_a.replica_id
