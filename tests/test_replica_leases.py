@@ -30,7 +30,7 @@ from node.store.connection import Connection, PostgresUrl, StoreLocation
 from node.store.database import Database
 from node.store.leases import Lease, LeaseClaim, LeaseConfig, LeaseNotHeld
 from tests.federation import make_federation
-from tests.nodes import make_mesh
+from tests.nodes import eventually, make_mesh
 from tests.test_delivery import (
     PEER,
     FakeClock,
@@ -365,7 +365,9 @@ async def test_the_platform_is_polled_by_one_replica_and_an_event_applied_once(
         desk = AppliedOnce(db)
         link = PlatformLink(
             adapter,  # type: ignore[arg-type]
-            PlatformConfig(adapter="shanghai", url="http://platform.invalid"),
+            PlatformConfig(
+                adapter="shanghai", url="http://platform.invalid", poll_interval_seconds=0.01
+            ),
             province="shanghai",
             db=lambda db=db: db,  # type: ignore[misc]
             clock=clock,
@@ -378,11 +380,26 @@ async def test_the_platform_is_polled_by_one_replica_and_an_event_applied_once(
     (link_a, adapter_a, desk_a), (link_b, adapter_b, desk_b) = links
 
     async def poll_round(link: PlatformLink) -> None:
+        """Run the link's poll loop until it has been round twice (asked its lease twice)."""
+        claim = link._poll_lease
+        assert claim is not None
+        asked = 0
+        hold = claim.hold
+
+        async def counted() -> bool:
+            nonlocal asked
+            asked += 1
+            return await hold()
+
+        claim.hold = counted  # type: ignore[method-assign]
         task = asyncio.create_task(link.run_polls())
-        await asyncio.sleep(0.05)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        try:
+            await eventually(lambda: asked >= 2)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            claim.hold = hold  # type: ignore[method-assign]
 
     await poll_round(link_a)
     await poll_round(link_b)
