@@ -93,10 +93,11 @@ async def test_a_case_between_a_postgres_node_and_a_sqlite_node(
 
 def replicas_of(mesh: Path, province: str, url: PostgresUrl) -> tuple[NodeConfig, NodeConfig]:
     """Two replicas of ``province``'s node on the store at ``url``: the mesh's config, and the
-    same with listen addresses of its own; leases short enough for a test to see a handover."""
+    same with listen addresses of its own; non-holders look at leases often (a stopped holder's
+    lease is taken over quickly), holders keep theirs across idle ticks on a loaded machine."""
     on_sqlite = config_for(mesh, province)
-    quick = LeaseConfig(duration_seconds=6.0, renew_seconds=0.2)
-    first = replace(on_sqlite, paths=replace(on_sqlite.paths, store=url), leases=quick)
+    leased = LeaseConfig(duration_seconds=12.0, renew_seconds=0.2)
+    first = replace(on_sqlite, paths=replace(on_sqlite.paths, store=url), leases=leased)
     second = replace(
         first, grpc_listen=f"127.0.0.1:{free_port()}", http_listen=f"127.0.0.1:{free_port()}"
     )
