@@ -25,16 +25,19 @@ Rules kept here:
   makes); a row locked by another replica counts as taken, this time round. On SQLite the
   write transaction is exclusive already, so the same statements without the lock clause
   are enough.
-- A holder works only while ``now`` is before its renewal time (``LeaseClaim``), which comes
-  ``renew_seconds`` after the last write, well before the lease lapses (``duration_seconds``):
-  another replica can take the lease over only once the holder has stopped renewing it for a
-  whole lease. Work that outlasts the lease (a batch stuck for longer) may be sent twice;
-  the receiver's deduplication makes that harmless. A holder renews each time its loop
-  comes round (each batch; an idle delivery worker every 5 s, so a lease must be longer);
-  one backing off from an unreachable peer for longer than a lease lets it go, and
-  another replica tries the peer meanwhile.
+- A holder asks the store again before any work past its renewal time (``LeaseClaim``),
+  ``renew_seconds`` after its last write and well before the lease lapses
+  (``duration_seconds``): another replica can take the lease over only once the holder has
+  stopped renewing it for a whole lease. Work that outlasts the lease (a batch stuck for
+  longer) may be sent twice; the receiver's deduplication makes that harmless. A holder
+  renews each time its loop comes round (each batch; an idle delivery worker every 5 s, so
+  a lease must be longer); one backing off from an unreachable peer for longer than a
+  lease lets it go, and another replica tries the peer meanwhile.
 - Times are the replicas' clocks (wall time, the node's injected clock). Replicas' clocks
-  must agree to well within a lease (NTP does); a skew only makes a takeover early or late.
+  must agree to well within ``duration_seconds - renew_seconds`` (NTP does): a larger skew
+  could let a replica take a lease its holder still works under.
+- A wake-up is one process's: rows another replica queues for a peer are seen by the
+  sender-lease holder at its next batch, or its next idle tick (5 s) when it is idle.
 
 Row functions take a ``Connection`` and run inside a ``Database.write`` job; ``LeaseClaim``
 is one replica's hold on one lease, asked before each piece of work.
