@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +27,9 @@ from node.runtime.config import ConfigError, load_config
 from node.store import audit, cases, inbox, leases, log_tree
 from node.store import platform as platform_store
 from node.store.connection import Connection, PostgresUrl, StoreLocation
-from node.store.database import Database
+from node.store.database import Database, StoreUnavailable
 from node.store.leases import Lease, LeaseClaim, LeaseConfig, LeaseNotHeld
+from node.store.postgres import WRITE_LOCK, WRITE_LOCK_TIMEOUT
 from tests.federation import make_federation
 from tests.nodes import BUDGET, eventually, make_mesh
 from tests.test_delivery import (
@@ -39,6 +41,7 @@ from tests.test_delivery import (
     enqueue,
     states,
 )
+from tests.test_store_backends import wait_for_lock_waiter
 
 T0 = 1_767_225_600.0
 LEASES = LeaseConfig(duration_seconds=15.0, renew_seconds=5.0)
@@ -571,3 +574,47 @@ async def test_two_replicas_changing_one_case_at_once_each_see_the_others_change
         *(second.write(next_update) for _ in range(20)),
     )
     assert sorted(numbers) == list(range(1, 41))
+
+
+@pytest.mark.slow
+async def test_replicas_write_transactions_take_turns(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a replica's batch waits for another's transaction to end even when their
+    jobs touch unrelated rows (so their row locks can never cross and deadlock), and a
+    transaction that holds the store too long (a frozen replica) makes the other's write
+    fail as unavailable, nothing kept, rather than wait for good."""
+    first = await Database.open(PostgresUrl(postgres_url))
+    second = await Database.open(PostgresUrl(postgres_url))
+    inside = threading.Event()
+    order: list[str] = []
+
+    def long_job(conn: Connection) -> None:
+        inside.set()
+        wait_for_lock_waiter(postgres_url)
+        order.append("first")
+
+    def other_rows(conn: Connection) -> None:
+        order.append("second")
+        conn.execute(
+            "INSERT INTO catalogs (province, version, document, message_id, received_at) "
+            "VALUES ('anhui', 1, '{}', 'm', 0)"
+        )
+
+    try:
+        held = first.submit(long_job)
+        await asyncio.to_thread(inside.wait, BUDGET)
+        await asyncio.gather(held, second.write(other_rows))
+        assert order == ["first", "second"]
+
+        monkeypatch.setattr(
+            type(second), "BEGIN", second.BEGIN.replace(WRITE_LOCK_TIMEOUT, "200ms")
+        )
+        with psycopg.connect(postgres_url) as frozen:
+            frozen.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            with pytest.raises(StoreUnavailable):
+                await second.write(lambda conn: leases.take(conn, "x", B, now=T0, duration=1.0))
+        assert leases.current(second.reader(), "x") is None
+    finally:
+        await first.close()
+        await second.close()

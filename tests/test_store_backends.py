@@ -117,7 +117,7 @@ async def test_two_writers_on_one_database_both_commit_everything(postgres_url: 
         await second.close()
 
 
-def _wait_for_lock_waiter(url: str) -> None:
+def wait_for_lock_waiter(url: str) -> None:
     """Until a session of ``url``'s database waits on a row lock (the second writer)."""
     name = url.rsplit("/", 1)[1]
     deadline = time.monotonic() + BUDGET
@@ -162,7 +162,7 @@ async def test_the_same_inbound_message_at_two_writers_is_stored_once_with_one_r
                 return prior.reply, False
             if hold:
                 inserted.set()
-                _wait_for_lock_waiter(postgres_url)
+                wait_for_lock_waiter(postgres_url)
             return reply, True
 
         return job

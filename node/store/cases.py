@@ -129,9 +129,11 @@ def get(conn: Connection, case_id: str) -> CaseRow | None:
 
 def get_for_change(conn: Connection, case_id: str) -> CaseRow | None:
     """``get`` inside a write job about to change the case: on PostgreSQL the row stays locked
-    until the transaction ends, so of two replicas changing one case at once the second waits
-    and then reads the first one's change (its next update number, its new status) instead of
-    the state before it. A SQLite write transaction holds the whole store already."""
+    until the transaction ends, so of two transactions changing one case at once the second
+    waits and then reads the first one's change (its next update number, its new status)
+    instead of the state before it. The replicas' write transactions take turns already
+    (``postgres.WRITE_LOCK``); this also holds against any other session writing the case.
+    A SQLite write transaction holds the whole store."""
     lock = " FOR NO KEY UPDATE" if isinstance(conn, postgres.PgConnection) else ""
     found = conn.execute(
         f"SELECT {_CASE_COLUMNS} FROM cases WHERE case_id = ?{lock}",  # noqa: S608

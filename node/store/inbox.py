@@ -60,9 +60,10 @@ def record_once(
     """``record`` the message, or, when it is stored already, return what was stored (its
     digest and the reply to answer with instead of ``reply``). The same message may arrive
     twice at once: at one process (a retried stream and a unary call) the writer runs jobs
-    one by one; at two replicas sharing a PostgreSQL store the second one's insert waits for
-    the first one's commit, then reads its row. Either way the first one stored wins and
-    both answer with its reply."""
+    one by one; at two replicas sharing a PostgreSQL store their transactions take turns
+    (and any other session's insert waits for the first one's commit), so the second reads
+    the first one's row. Either way the first one stored wins and both answer with its
+    reply."""
     try:
         record(
             conn,

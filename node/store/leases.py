@@ -20,11 +20,12 @@ Rules kept here:
 - ``take`` gets a lease that is free, lapsed or the caller's own; ``renew`` extends the
   caller's live lease and refuses anyone else (``LeaseNotHeld``, nothing changes);
   ``release`` lapses it at once, so a replica that stops hands its jobs over without waiting.
-- On PostgreSQL a lease row is read ``FOR UPDATE SKIP LOCKED``: a replica never waits for
-  another's transaction on a lease row (its one writer thread would stall every write it
-  makes); a row locked by another replica counts as taken, this time round. On SQLite the
-  write transaction is exclusive already, so the same statements without the lock clause
-  are enough.
+- On PostgreSQL a lease row is read ``FOR UPDATE SKIP LOCKED``: a writer never waits on a
+  lease row (its one writer thread would stall every write it makes); a row locked by
+  another transaction counts as taken, this time round. The replicas' own transactions take
+  turns anyway (``postgres.WRITE_LOCK``), so that is a session outside them (an operator's).
+  On SQLite the write transaction is exclusive already, so the same statements without the
+  lock clause are enough.
 - A holder asks the store again before any work past its renewal time (``LeaseClaim``),
   ``renew_seconds`` after its last write and well before the lease lapses
   (``duration_seconds``): another replica can take the lease over only once the holder has
