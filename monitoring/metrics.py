@@ -161,7 +161,8 @@ class _PlatformCollector(Collector):
             ),
             ("yrd_platform_dead_letters", "Deliveries the province platform refused, parked."),
         ):
-            yield GaugeMetricFamily(name, help_text, value=snap[name])
+            if name in snap:  # a replica that does not talk to the platform has no "up"
+                yield GaugeMetricFamily(name, help_text, value=snap[name])
 
 
 class _RevocationCollector(Collector):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from node.certificates.held_lists import HeldLists
+from node.certificates.held_lists import RECHECK_SECONDS, HeldLists
 from node.certificates.model import CertificateStatus
 from node.certificates.revocation import (
     RevocationEntry,
@@ -20,6 +20,7 @@ from node.certificates.revocation import (
 from node.identifiers import CertificateId
 from node.store import certificates as store
 from node.store.certificates import HeldList
+from node.store.connection import StoreLocation
 from node.store.database import Database
 from node.trust.keys import SigningKey
 from tests.certificate_samples import NOW, manifest_for, sample
@@ -87,3 +88,43 @@ async def test_a_manifest_revoking_the_lists_key_voids_it_at_once(tmp_path: Path
             lists.checked("shanghai", dataclasses.replace(revoking, version=2), NOW)
     finally:
         await db.close()
+
+
+async def test_a_list_another_replica_took_is_seen_within_the_recheck_time(
+    store_location: StoreLocation,
+) -> None:
+    """Two replicas on one store: a newer list committed by one is held by the other once
+    ``RECHECK_SECONDS`` have passed since it last looked, never older."""
+    first = await Database.open(store_location)
+    second = await Database.open(store_location)
+    clock = [0.0]
+
+    async def keep(db: Database, held: HeldList) -> None:
+        await db.write(
+            lambda conn: store.keep_list(
+                conn,
+                province="shanghai",
+                version=held.version,
+                signed=held.signed,
+                issued_at=NOW,
+                received_at=NOW,
+            )
+        )
+
+    try:
+        await keep(first, signed_list(1))
+        lists = HeldLists(second.reader, clock=lambda: clock[0])
+        assert lists.checked("shanghai", MANIFEST, NOW).version == 1  # type: ignore[union-attr]
+        await keep(first, signed_list(2, CARD))
+        clock[0] += RECHECK_SECONDS / 2
+        assert lists.checked("shanghai", MANIFEST, NOW).version == 1  # type: ignore[union-attr]
+        clock[0] += RECHECK_SECONDS / 2
+        newer = lists.checked("shanghai", MANIFEST, NOW)
+        assert newer is not None and newer.version == 2 and newer.status_of(CARD) is not None
+        lists.kept(signed_list(3))
+        clock[0] += RECHECK_SECONDS
+        held = lists.held("shanghai")
+        assert held is not None and held.version == 3  # the store's 2 is older
+    finally:
+        await first.close()
+        await second.close()

@@ -117,10 +117,15 @@ async def test_applications_events_and_deliveries_flow_through_the_platform(tmp_
             await eventually(lambda: status_of(sh, inbound) == status_of(js, inbound))
             view = sh.case_views.view(sh.case_views.get(inbound))
             assert view["role"] == "handling"
-            assert (
-                view["history"]
-                == (await (await js_client.get(f"/v1/cases/{inbound}")).json())["history"]
-            )
+
+            async def same_history() -> bool:
+                # The sender's record of its last update holds it as queued until the
+                # receipt is recorded, a moment after the receiver shows it: wait for that.
+                mine = sh.case_views.view(sh.case_views.get(inbound))["history"]
+                theirs = await (await js_client.get(f"/v1/cases/{inbound}")).json()
+                return bool(mine == theirs["history"])
+
+            await eventually_async(same_history)
             shown = sh.health.status()["platform"]
             assert shown is not None and shown["up"] is True and shown["dead_letters"] == 0
 

@@ -117,7 +117,7 @@ async def test_two_writers_on_one_database_both_commit_everything(postgres_url: 
         await second.close()
 
 
-def _wait_for_lock_waiter(url: str) -> None:
+def wait_for_lock_waiter(url: str) -> None:
     """Until a session of ``url``'s database waits on a row lock (the second writer)."""
     name = url.rsplit("/", 1)[1]
     deadline = time.monotonic() + BUDGET
@@ -162,7 +162,7 @@ async def test_the_same_inbound_message_at_two_writers_is_stored_once_with_one_r
                 return prior.reply, False
             if hold:
                 inserted.set()
-                _wait_for_lock_waiter(postgres_url)
+                wait_for_lock_waiter(postgres_url)
             return reply, True
 
         return job
@@ -251,17 +251,35 @@ async def test_a_newer_schema_is_refused(pg: Database, postgres_url: str) -> Non
         await Database.open(PostgresUrl(postgres_url))
 
 
-async def test_a_second_node_on_one_database_is_refused(postgres_url: str) -> None:
-    """One node process per store holds on PostgreSQL too (until replicas take leases)."""
-    first, second = StoreLock(PostgresUrl(postgres_url)), StoreLock(PostgresUrl(postgres_url))
+async def test_replicas_of_one_node_share_a_database_and_no_other_process_does(
+    postgres_url: str,
+) -> None:
+    """Replicas (the same node id) hold the store together; a node of another identity is
+    refused while they run, and so is a tool that takes the store alone (``yrd audit
+    purge``), which in turn keeps every node out while it works."""
+    url = PostgresUrl(postgres_url)
+    first = StoreLock(url, identity="node-310000")
+    second = StoreLock(url, identity="node-310000")
+    other = StoreLock(url, identity="node-320000")
+    alone = StoreLock(url)
     first.acquire()
+    second.acquire()
     try:
-        with pytest.raises(StoreInUse):
-            second.acquire()
+        with pytest.raises(StoreInUse, match="another identity than node-320000"):
+            other.acquire()
+        with pytest.raises(StoreInUse, match="in use by another node process"):
+            alone.acquire()
     finally:
         first.release()
-    second.acquire()
-    second.release()
+        second.release()
+    alone.acquire()
+    try:
+        with pytest.raises(StoreInUse, match="in use by another node process"):
+            first.acquire()
+    finally:
+        alone.release()
+    other.acquire()
+    other.release()
 
 
 def _config_with(tmp_path: Path, store_lines: str, *, keep_file: bool) -> Path:

@@ -156,7 +156,7 @@ class CertificateChecks:
                 attestation=attestation,
                 at=now,
             )
-            current = cases.get(conn, check.case_id)
+            current = cases.get_for_change(conn, check.case_id)
             if state != "rejected" or current is None or current.status != "delivered":
                 return
             update = CaseUpdate(

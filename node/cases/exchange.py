@@ -232,19 +232,21 @@ class CaseExchange:
         )
 
         def store(conn: Connection) -> tuple[CaseRow, bool]:
-            if idempotency_key is not None:
-                prior = cases.by_idempotency_key(conn, idempotency_key)
-                if prior is not None:
-                    if prior.request_digest != digest:
-                        raise CaseConflict(
-                            "idempotency_key_reused",
-                            "this Idempotency-Key was used with a different request body",
-                            field="Idempotency-Key",
-                        )
-                    return prior, False
-            cases.insert_case(conn, row)
-            self._courier.enqueue(conn, case.handler, [sealed], correlation_id=case_id)
-            return row, True
+            # The insert claims the key: the same request at two replicas at once is stored
+            # once, and both answer with that case.
+            if cases.insert_case(conn, row):
+                self._courier.enqueue(conn, case.handler, [sealed], correlation_id=case_id)
+                return row, True
+            assert idempotency_key is not None, "only a key can make an insert a no-op"
+            prior = cases.by_idempotency_key(conn, idempotency_key)
+            assert prior is not None
+            if prior.request_digest != digest:
+                raise CaseConflict(
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used with a different request body",
+                    field="Idempotency-Key",
+                )
+            return prior, False
 
         stored, created = await node.db.write(store)
         if created:
@@ -270,16 +272,13 @@ class CaseExchange:
         now = exact(node.clock())
 
         def change(conn: Connection) -> tuple[CaseRow, str | None, str]:
-            case = cases.get(conn, case_id)
+            case = cases.get_for_change(conn, case_id)
             if case is None:
                 raise CaseNotFound(case_id)
-            if platform_event is not None:
-                taken = platform_store.event_outcome(conn, platform_event)
-                if taken is not None and taken != platform_store.DEFERRED:
-                    return case, None, ""  # this platform event was taken before
-                platform_store.record_event(
-                    conn, event_id=platform_event, case_id=case_id, outcome="applied", at=now
-                )
+            if platform_event is not None and not platform_store.record_event(
+                conn, event_id=platform_event, case_id=case_id, outcome="applied", at=now
+            ):
+                return case, None, ""  # taken before, or by another replica at once
             side = Role(case.role)
             update = CaseUpdate(
                 case_id=case_id,
@@ -460,7 +459,7 @@ class CaseExchange:
             cases.resign(conn, item.correlation_id, held=item.envelope, sent=settlement.sent)
         if item.payload_type not in ("case_submit", "case_action"):
             return  # the only settlements that mean something for a case
-        case = cases.get(conn, item.correlation_id)
+        case = cases.get_for_change(conn, item.correlation_id)
         if case is None or case.role != Role.ACCEPTING.value:
             return
         if item.payload_type == "case_submit":
@@ -493,7 +492,7 @@ class CaseExchange:
     def _case_of(
         self, conn: Connection, message: Authenticated, case_id: str, role: Role
     ) -> CaseRow:
-        case = cases.get(conn, case_id)
+        case = cases.get_for_change(conn, case_id)
         if case is None:
             raise Refusal(
                 FaultCode.UNKNOWN_CASE,

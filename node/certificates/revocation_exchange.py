@@ -120,12 +120,17 @@ class RevocationExchange:
 
         mine = HeldList(self.me, version, signed, issued_at, now)
 
-        def record(conn: Connection) -> None:
-            _keep(conn, mine)
+        def record(conn: Connection) -> bool:
+            if not _keep(conn, mine):
+                return False
             for province, messages in sealed.items():
                 courier.enqueue(conn, province, messages, correlation_id=correlation)
+            return True
 
-        await self._db().write(record)
+        if not await self._db().write(record):
+            # Another replica sharing the store published this version at the same moment:
+            # its list is the one held and sent, never two lists under one version.
+            return False
         self.lists.kept(mine)
         log.info("revocation list published", extra={"version": version, "count": len(entries)})
         return True

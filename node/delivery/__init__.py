@@ -21,6 +21,10 @@ How it works (the design, in one place):
 - A row pending longer than ``dead_letter_after_seconds`` is parked; ``yrd outbox retry``
   puts parked rows back in line.
 - The circuit (``CircuitState``) tells operators and the heartbeat where each link stands.
+- Where replicas of this node share one store, each peer's worker runs in every replica but
+  only the holder of that peer's sender lease (``node.store.leases``) sends: one sender per
+  peer keeps per-case order, and when the holder dies another replica takes the lapsed lease
+  over and resumes from the outbox (what was in flight is sent again; receivers deduplicate).
 
 ``worker`` and ``circuit`` hold that; ``retry`` the wait-drain-back-off loop the worker and
 the platform link share; ``config`` holds ``DeliveryConfig``, the

@@ -16,6 +16,7 @@ from node.delivery.retry import IDLE_TICK, DrainLoop, Sleep
 from node.store import audit, outbox
 from node.store.connection import Connection
 from node.store.database import Database
+from node.store.leases import LeaseClaim
 from node.store.outbox import OutboxItem
 from node.transport.errors import TransportError
 
@@ -89,8 +90,11 @@ class PeerWorker:
         observer: DeliveryObserver,
         on_settled: SettledHook | None = None,
         sleep: Sleep | None = None,
+        lease: LeaseClaim | None = None,
     ) -> None:
         self.link = PeerLink(peer)
+        self._lease = lease
+        """This peer's sender lease, where replicas share the store (None: always ours)."""
         self.peer_node_id = peer_node_id
         self._db = db
         self._channel = channel
@@ -143,6 +147,8 @@ class PeerWorker:
         recording_seqs: frozenset[int] = frozenset()
         try:
             while True:
+                if self._lease is not None and not await self._lease.hold():
+                    return  # another replica sends to this peer; look again at the next tick
                 await self._park_expired()
                 batch = outbox.pending_batch(
                     self._db.reader(),

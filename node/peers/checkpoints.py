@@ -34,6 +34,7 @@ from node.protocol.faults import FaultCode, Refusal
 from node.store import checkpoints as store
 from node.store.connection import Connection
 from node.store.database import Database, StoreError
+from node.store.leases import LeaseClaim
 from node.store.log_tree import StoredTree
 from node.wire import pb
 
@@ -57,7 +58,10 @@ class LogWitnessing:
         peers: Collection[str],
         metrics: NodeMetrics,
         interval: float,
+        lease: LeaseClaim | None = None,
     ) -> None:
+        self._lease = lease
+        """Where replicas share the store and so this log: the one that checkpoints it."""
         self._node_id = node_id
         self.me = province
         self._db = db
@@ -83,7 +87,12 @@ class LogWitnessing:
 
     async def try_checkpoint(self) -> None:
         """``checkpoint``, skipped with a warning while the store refuses writes (a full
-        disk is a state the node waits out, not a reason to stop witnessing or stopping)."""
+        disk is a state the node waits out, not a reason to stop witnessing or stopping).
+        Skipped too where another replica of this node checkpoints the shared log now: two
+        checkpoints of one log signed at once could reach a witness out of order, and the
+        smaller would look like a rewrite."""
+        if self._lease is not None and not await self._lease.hold():
+            return
         try:
             await self.checkpoint()
         except StoreError as error:

@@ -56,7 +56,7 @@ from node.protocol.faults import FaultCode, Refusal
 from node.protocol.replies import answer_message, fault_for, fault_message, receipt_message
 from node.store import audit, inbox
 from node.store.connection import Connection
-from node.store.database import Database, DuplicateEntry, StoreError, StoreUnavailable
+from node.store.database import Database, StoreError, StoreUnavailable
 from node.transport.admission import RefusalLog
 from node.transport.server import Reply
 from node.wire import pb
@@ -419,23 +419,18 @@ class InboundProcessor:
     ) -> bytes:
         """The message and its reply in the inbox, and its effect; the reply stored before
         (the same message stored at once by another call) when there is one."""
-        sender = accepted.sender.node_id
-        try:
-            inbox.record(
-                conn,
-                sender=sender,
-                message_id=accepted.message_id,
-                digest=accepted.digest,
-                payload_type=accepted.payload_type,
-                envelope=accepted.envelope,
-                reply=reply,
-                received_at=now,
-            )
-        except DuplicateEntry:
-            # The same message may arrive twice at once (a retried stream and a unary call);
-            # the writer runs jobs one by one, so the first one stored wins.
-            prior = inbox.prior(conn, sender, accepted.message_id)
-            assert prior is not None
+        prior = inbox.record_once(
+            conn,
+            sender=accepted.sender.node_id,
+            message_id=accepted.message_id,
+            digest=accepted.digest,
+            payload_type=accepted.payload_type,
+            envelope=accepted.envelope,
+            reply=reply,
+            received_at=now,
+        )
+        if prior is not None:
+            # The same message stored before, or at once by another call or replica.
             if prior.digest != accepted.digest:
                 raise Refusal(
                     FaultCode.REPLAY_MISMATCH,

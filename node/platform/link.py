@@ -24,6 +24,11 @@ Rules kept here (the adapter's own rules are in ``node.platform.adapter``):
    platform takes it. A 4xx refusal parks the item for an operator: retrying the same
    request cannot help.
 4. Nothing here logs names or ID numbers: references, case ids and codes only.
+5. Where replicas of the node share one store, one of them reads the feeds and one hands the
+   platform its items, each under a lease (``node.store.leases``: ``PLATFORM_POLL``,
+   ``PLATFORM_DELIVERY``); the others wait and take over a lease that lapses. An event read
+   by two replicas all the same (a takeover mid-page) is applied once: its id is claimed in
+   the transaction that applies it (rule 2).
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from node.platform.config import PlatformConfig
 from node.store import platform as store
 from node.store.connection import Connection
 from node.store.database import Database
+from node.store.leases import LeaseClaim
 from node.transport.admission import RefusalLog
 from node.trust.manifest import format_time
 
@@ -117,8 +123,13 @@ class PlatformLink:
         clock: Callable[[], float],
         cases: CaseDesk,
         refused_records: Counter,
+        poll_lease: LeaseClaim | None = None,
+        delivery_lease: LeaseClaim | None = None,
     ) -> None:
         self.adapter = adapter
+        self._poll_lease = poll_lease
+        self._delivery_lease = delivery_lease
+        """Rule 5; None: this process is the only one (always ours)."""
         self.config = config
         self._province = province
         self._db = db
@@ -136,6 +147,14 @@ class PlatformLink:
             on_backoff=lambda error, _interval: self._down(error),
         )
 
+    @property
+    def talks_to_platform(self) -> bool:
+        """Whether this replica reads or feeds the platform now (rule 5): only then does
+        ``state`` say anything about the platform's health."""
+        return any(
+            lease is None or lease.held for lease in (self._poll_lease, self._delivery_lease)
+        )
+
     def notify(self) -> None:
         """New items wait in the platform outbox."""
         self._deliveries.notify()
@@ -145,7 +164,8 @@ class PlatformLink:
     async def run_polls(self) -> None:
         while True:
             try:
-                await self.poll_once()
+                if self._poll_lease is None or await self._poll_lease.hold():
+                    await self.poll_once()
             except PlatformUnavailable as error:
                 self._down(error)
             except DialectError as error:
@@ -322,6 +342,8 @@ class PlatformLink:
         """Hand every pending item to the platform in order; raise PlatformUnavailable to
         back off with the head item still pending."""
         while items := store.pending(self._db().reader()):
+            if self._delivery_lease is not None and not await self._delivery_lease.hold():
+                return  # another replica hands the platform its items
             for item in items:
                 try:
                     await self._deliver(item.kind, item.payload)

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from node.delivery.config import DeliveryConfig as DeliveryConfig  # read here, used there
+from node.delivery.retry import IDLE_TICK
 from node.platform.config import PlatformConfig
 from node.protocol.checks import DEFAULT_CLOCK_WINDOW, DEFAULT_MAX_MESSAGE_BYTES
 from node.protocol.envelope import MAX_BATCH_MESSAGES
 from node.store.connection import PostgresUrl, StoreLocation, store_location
+from node.store.leases import LeaseConfig
 from node.transport.admission import PeerLimits
 from node.trust.keys import (
     VerifyKey,
@@ -85,6 +87,9 @@ class NodeConfig:
     shutdown_grace_seconds: float = 10.0
     """How long in-flight calls may run after SIGTERM before they are cancelled."""
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    leases: LeaseConfig = field(default_factory=LeaseConfig)
+    """How long the leases of replicas sharing one store last (``[leases]``): who sends
+    each peer its outbox, who reads and feeds the platform (``node.store.leases``)."""
     peer_limits: PeerLimits = field(default_factory=PeerLimits)
     """What one peer may hold of the federation port (``[peer_limits]``)."""
     peer_addresses: Mapping[str, str] = field(default_factory=dict)
@@ -159,6 +164,14 @@ def parse_config(
             f"{where} [delivery]: 'batch_size' must be 1 to {MAX_BATCH_MESSAGES} (the most "
             f"messages a peer takes in one frame), not {delivery.batch_size}"
         )
+    leases = _section(data, "leases", LeaseConfig(), where)
+    if (problem := leases.problem()) is not None:
+        raise ConfigError(f"{where} [leases]: {problem}")
+    if leases.duration_seconds <= IDLE_TICK:
+        raise ConfigError(
+            f"{where} [leases]: 'duration_seconds' must be more than {IDLE_TICK} s, the idle "
+            f"tick at which an idle holder renews, not {leases.duration_seconds}"
+        )
     peer_limits = _section(data, "peer_limits", PeerLimits(), where)
     for name in ("max_streams", "max_calls", "stream_backlog", "refusals_to_suspend"):
         if getattr(peer_limits, name) < 1:
@@ -204,6 +217,7 @@ def parse_config(
         checkpoint_interval_seconds=_opt(data, "checkpoint_interval_seconds", float, 60.0, where),
         shutdown_grace_seconds=_opt(data, "shutdown_grace_seconds", float, 10.0, where),
         delivery=delivery,
+        leases=leases,
         peer_limits=peer_limits,
         peer_addresses=peer_addresses,
         holiday_tables=holiday_tables,
@@ -332,6 +346,7 @@ def render_config(
     platform through the adapter of its own province's dialect.
     """
     d = DeliveryConfig()
+    leases = LeaseConfig()
     limits = PeerLimits()
 
     def q(text: str) -> str:
@@ -375,6 +390,13 @@ def render_config(
         f"retry_initial_seconds = {d.retry_initial_seconds}",
         f"retry_max_seconds = {d.retry_max_seconds}",
         f"dead_letter_after_seconds = {d.dead_letter_after_seconds}",
+        "",
+        "[leases]",
+        "# Replicas sharing one store: one sends each peer its outbox, one reads and feeds the",
+        "# platform, each under a lease renewed while it works; a dead one's lapse and are taken",
+        "# over after duration_seconds.",
+        f"duration_seconds = {leases.duration_seconds}",
+        f"renew_seconds = {leases.renew_seconds}",
         "",
         "[peer_limits]",
         "# What one peer may hold of this node's federation port; past it, RESOURCE_EXHAUSTED.",

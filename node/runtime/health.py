@@ -94,12 +94,16 @@ class Health:
         if self._node.platform is None or self._node.open_store is None:
             return None
         shown = self._node.platform.status()
-        return {
-            "yrd_platform_up": 1.0 if shown["up"] else 0.0,
+        snapshot = {
             "yrd_platform_outbox_depth": shown["outbox_depth"],
             "yrd_platform_oldest_pending_age_seconds": shown["oldest_pending_age_seconds"],
             "yrd_platform_dead_letters": shown["dead_letters"],
         }
+        # A replica that holds neither platform lease does not talk to the platform, so it
+        # has nothing to tell of its health (and must not be counted as finding it down).
+        if self._node.platform.talks_to_platform:
+            snapshot["yrd_platform_up"] = 1.0 if shown["up"] else 0.0
+        return snapshot
 
     def revocation_ages(self) -> dict[str, float]:
         if self._node.open_store is None:

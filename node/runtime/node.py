@@ -49,7 +49,7 @@ from node.runtime.health import Health
 from node.runtime.history import History
 from node.runtime.startup import StartupError, check_own_key, reload_failure_reason
 from node.runtime.supervisor import Supervisor
-from node.store import log_tree, outbox
+from node.store import leases, log_tree, outbox
 from node.store.database import Database, StoreError, probe_write
 from node.store.lock import StoreLock
 from node.transport.admission import PeerAdmission
@@ -86,6 +86,9 @@ class Node:
         self.clock = clock
         self.metrics = NodeMetrics()
         self.stopping = False
+        self.replica_id = leases.new_owner(config.node_id)
+        """This process among the replicas of this node sharing its store: the owner of the
+        leases it holds (``node.store.leases``)."""
         self._db: Database | None = None
         self._credentials: Credentials | None = None
         self._grpc: FederationServer | None = None
@@ -96,7 +99,7 @@ class Node:
             on_restart=self._task_restarted,
         )
         """Every long-lived task of this node; a failed one is restarted after a back-off."""
-        self._lock = StoreLock(config.paths.store)
+        self._lock = StoreLock(config.paths.store, identity=config.node_id)
         self._tls: TlsMaterial | None = None
         self.health = Health(self)
         """Readiness, status, metric snapshots and maintenance mode."""
@@ -161,6 +164,7 @@ class Node:
             peers=self.peers,
             metrics=self.metrics,
             interval=config.checkpoint_interval_seconds,
+            lease=self.lease(leases.CHECKPOINTS),
         )
         """Checkpoints of our evidence log cosigned by the peers, and theirs we cosign."""
         self.platform: PlatformLink | None = None
@@ -233,11 +237,18 @@ class Node:
             clock=self.clock,
             observer=self.courier,
             on_settled=self.cases.on_settled,
+            lease=self.lease(leases.outbox_lease(member.province)),
         )
         # What the store remembers, so "last success" is not blank after a restart until
         # the first heartbeat; the link keeps it current from then on.
         worker.link.remembered_success(outbox.last_delivered_at(self.db.reader(), member.province))
         return worker
+
+    def lease(self, name: str) -> leases.LeaseClaim:
+        """This replica's hold on the lease ``name``."""
+        return leases.LeaseClaim(
+            lambda: self.db, name, self.replica_id, clock=self.clock, config=self.config.leases
+        )
 
     def _heartbeat(self, peer: Peer) -> TaskFactory:
         return Heartbeat(
@@ -345,6 +356,8 @@ class Node:
             clock=self.clock,
             cases=self.cases,
             refused_records=self.metrics.platform_records_refused,
+            poll_lease=self.lease(leases.PLATFORM_POLL),
+            delivery_lease=self.lease(leases.PLATFORM_DELIVERY),
         )
         self.certificates.library = PlatformLibrary(adapter)
         self.tasks.start("platform-polls", self.platform.run_polls)
@@ -440,9 +453,18 @@ class Node:
             await _bounded(self.platform.adapter.close(), SHUTDOWN_STEP_LIMIT, "platform adapter")
         # The store is flushed without a limit: what was promised must be written.
         if self._db is not None:
+            await _bounded(self._release_leases(), SHUTDOWN_STEP_LIMIT, "release leases")
             await self._db.close()
         self._lock.release()
         log.info("node stopped", extra={"node_id": self.config.node_id})
+
+    async def _release_leases(self) -> None:
+        """Hand this replica's jobs to the other replicas now, not when its leases lapse."""
+        now = self.clock()
+        try:
+            await self.db.write(lambda c: leases.release_all(c, self.replica_id, now=now))
+        except StoreError as error:  # they lapse on their own
+            log.warning("leases not released", extra={"error": str(error)})
 
     # -- waking ----------------------------------------------------------------------------
 

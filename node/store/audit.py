@@ -154,9 +154,7 @@ def _append_rows(conn: Connection, records: Sequence[Record]) -> list[_Row]:
         if record.kind not in KINDS:
             raise ValueError(f"kind must be one of {sorted(KINDS)}, not {record.kind!r}")
     # The high-water mark, not the last row, decides the next seq: see the module docstring.
-    # Touching its row first holds the chain's head until commit where writers share a
-    # database (PostgreSQL): a second writer waits here, then reads the first one's entries.
-    conn.execute("UPDATE sqlite_sequence SET seq = seq WHERE name = 'audit'")
+    log_tree.hold_head(conn)
     high, last = conn.execute(
         "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'audit'), "
         "(SELECT hash FROM audit ORDER BY seq DESC LIMIT 1)"

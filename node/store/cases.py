@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from node.store import postgres
 from node.store.connection import Connection
 
 OPEN_STATUSES = ("submitted", "delivered", "accepted", "supplement_requested", "supplemented")
@@ -87,9 +88,13 @@ class RequestRow:
     fault_text: str
 
 
-def insert_case(conn: Connection, row: CaseRow) -> None:
-    conn.execute(
-        f"INSERT INTO cases ({_CASE_COLUMNS}) VALUES ({', '.join('?' * 18)})",  # noqa: S608
+def insert_case(conn: Connection, row: CaseRow) -> bool:
+    """Store a new case; False (nothing stored) when its Idempotency-Key is taken already. The
+    insert is the key's claim: of two replicas storing one key at once, the second waits for
+    the first one's commit (PostgreSQL) and stores nothing."""
+    inserted = conn.execute(
+        f"INSERT INTO cases ({_CASE_COLUMNS}) VALUES ({', '.join('?' * 18)}) "  # noqa: S608
+        "ON CONFLICT (idempotency_key) DO NOTHING RETURNING case_id",
         (
             row.case_id,
             row.role,
@@ -110,12 +115,28 @@ def insert_case(conn: Connection, row: CaseRow) -> None:
             row.idempotency_key,
             row.request_digest,
         ),
-    )
+    ).fetchone()
+    return inserted is not None
 
 
 def get(conn: Connection, case_id: str) -> CaseRow | None:
     found = conn.execute(
         f"SELECT {_CASE_COLUMNS} FROM cases WHERE case_id = ?",  # noqa: S608
+        (case_id,),
+    ).fetchone()
+    return CaseRow(*found) if found else None
+
+
+def get_for_change(conn: Connection, case_id: str) -> CaseRow | None:
+    """``get`` inside a write job about to change the case: on PostgreSQL the row stays locked
+    until the transaction ends, so of two transactions changing one case at once the second
+    waits and then reads the first one's change (its next update number, its new status)
+    instead of the state before it. The replicas' write transactions take turns already
+    (``postgres.WRITE_LOCK``); this also holds against any other session writing the case.
+    A SQLite write transaction holds the whole store."""
+    lock = " FOR NO KEY UPDATE" if isinstance(conn, postgres.PgConnection) else ""
+    found = conn.execute(
+        f"SELECT {_CASE_COLUMNS} FROM cases WHERE case_id = ?{lock}",  # noqa: S608
         (case_id,),
     ).fetchone()
     return CaseRow(*found) if found else None

@@ -146,3 +146,9 @@ def held_lists(conn: Connection) -> list[HeldList]:
         "ORDER BY province"
     )
     return [HeldList(*row) for row in rows]
+
+
+def held_versions(conn: Connection) -> dict[str, int]:
+    """The version of each province's list held in the store (a small read: no lists)."""
+    rows = conn.execute("SELECT province, version FROM revocation_lists")
+    return {str(province): int(version) for province, version in rows}

@@ -46,6 +46,42 @@ def record(
         raise DuplicateEntry(f"message {message_id} from {sender} is already in the inbox")
 
 
+def record_once(
+    conn: Connection,
+    *,
+    sender: str,
+    message_id: str,
+    digest: bytes,
+    payload_type: str,
+    envelope: bytes,
+    reply: bytes,
+    received_at: float,
+) -> PriorDelivery | None:
+    """``record`` the message, or, when it is stored already, return what was stored (its
+    digest and the reply to answer with instead of ``reply``). The same message may arrive
+    twice at once: at one process (a retried stream and a unary call) the writer runs jobs
+    one by one; at two replicas sharing a PostgreSQL store their transactions take turns
+    (and any other session's insert waits for the first one's commit), so the second reads
+    the first one's row. Either way the first one stored wins and both answer with its
+    reply."""
+    try:
+        record(
+            conn,
+            sender=sender,
+            message_id=message_id,
+            digest=digest,
+            payload_type=payload_type,
+            envelope=envelope,
+            reply=reply,
+            received_at=received_at,
+        )
+    except DuplicateEntry:
+        stored = prior(conn, sender, message_id)
+        assert stored is not None, "a conflicting row is committed before the insert returns"
+        return stored
+    return None
+
+
 def count(conn: Connection, sender: str | None = None, *, payload_type: str | None = None) -> int:
     """How many messages were accepted (from ``sender``, or from anyone; of one type, or all)."""
     row = conn.execute(

@@ -1,15 +1,20 @@
-"""One node process per store: held while the node runs, dropped when its process ends.
+"""Who may hold a store: held while the node runs, dropped when its process ends.
 
-Two node processes on one store would run two delivery workers over one outbox. A SQLite
-store is held by an exclusive ``flock`` on ``<store>.lock``; a PostgreSQL store by a session
-advisory lock on a connection of its own. Either way the holder's end (even by SIGKILL)
-drops it, so a crash never leaves a stale lock. Operator tools (``yrd outbox``, ``yrd audit``)
-do not take it: they may work beside a node.
+A SQLite store is one node process's: an exclusive ``flock`` on ``<store>.lock``. A
+PostgreSQL store may be shared by the replicas of one node (processes with the same
+identity; the jobs only one may do are shared out by ``leases``): each replica holds the
+store's advisory lock *shared*, with a shared lock on its identity beside it, on a connection
+of its own; a process of another identity is refused while any replica runs, and so is
+anything that takes the store exclusively (``yrd audit purge``, ``StoreLock`` without an
+identity). Either way the holder's end (even by SIGKILL) drops it, so a crash never leaves a
+stale lock. Other operator tools (``yrd outbox``, ``yrd audit verify``) do not take it: they
+may work beside a node.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 from pathlib import Path
 
@@ -18,7 +23,9 @@ from node.store.connection import PostgresUrl, StoreLocation
 from node.store.database import StoreError
 
 NODE_LOCK = 0x79726E6F6465  # "yrnode"
-"""The advisory lock key a node holds on its PostgreSQL store."""
+"""The advisory lock key a node holds on its PostgreSQL store (shared by its replicas)."""
+IDENTITY_CLASS = 0x79726964  # "yrid"
+"""The first key of the advisory locks naming the identity of the replicas on a store."""
 
 
 class StoreInUse(StoreError):
@@ -30,9 +37,17 @@ class StoreInUse(StoreError):
         """The pid the holder wrote into the lock file, or "unknown"."""
 
 
+def _identity_key(identity: str) -> int:
+    """A node id as the second key of an advisory lock (a signed 32-bit integer)."""
+    return int.from_bytes(hashlib.sha256(identity.encode()).digest()[:4], "big", signed=True)
+
+
 class StoreLock:
-    def __init__(self, store: StoreLocation) -> None:
+    def __init__(self, store: StoreLocation, *, identity: str | None = None) -> None:
+        """``identity``: the node id of a node process, which on PostgreSQL shares the store
+        with the other replicas of that node; None takes the store alone."""
         self._store = store
+        self._identity = identity
         self.path = store.with_name(store.name + ".lock") if isinstance(store, Path) else None
         """The lock file of a SQLite store; None for a database."""
         self._fd: int | None = None
@@ -61,13 +76,47 @@ class StoreLock:
 
     def _acquire_database(self, url: PostgresUrl) -> None:
         session = postgres.connect(url)
-        row = session.execute("SELECT pg_try_advisory_lock(?)", (NODE_LOCK,)).fetchone()
-        if not row or not row[0]:
+        try:
+            if self._identity is None:
+                self._take(session, "pg_try_advisory_lock(?)", (NODE_LOCK,), url)
+            else:
+                self._take(session, "pg_try_advisory_lock_shared(?)", (NODE_LOCK,), url)
+                self._take_identity(session, self._identity, url)
+        except BaseException:
             session.close()
+            raise
+        self._session = session
+
+    @staticmethod
+    def _take(
+        session: postgres.PgConnection, call: str, keys: tuple[int, ...], url: PostgresUrl
+    ) -> None:
+        row = session.execute(f"SELECT {call}", keys).fetchone()
+        if not row or not row[0]:
             raise StoreInUse(
                 f"store {url} is in use by another node process; stop it first", "unknown"
             )
-        self._session = session
+
+    @staticmethod
+    def _take_identity(session: postgres.PgConnection, identity: str, url: PostgresUrl) -> None:
+        """Beside the replicas of ``identity`` only: refused while a process of another
+        identity holds the store (two starting at once may both be refused; never both let
+        in)."""
+        key = _identity_key(identity)
+        session.execute("SELECT pg_advisory_lock_shared(?, ?)", (IDENTITY_CLASS, key))
+        row = session.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND classid = ?::oid AND objid <> ?::oid AND objsubid = 2",
+            (IDENTITY_CLASS, key & 0xFFFFFFFF),
+        ).fetchone()
+        if row is not None and row[0]:
+            raise StoreInUse(
+                f"store {url} is in use by a node process of another identity than {identity}; "
+                "replicas sharing a store must all be the same node (node_id, key and "
+                "certificate)",
+                "unknown",
+            )
 
     def release(self) -> None:
         if self._fd is not None:

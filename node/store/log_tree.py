@@ -67,6 +67,15 @@ def leaf_of(entry: EntryFields) -> bytes:
     return leaf_hash(LEAF_DOMAIN + entry_bytes(entry))
 
 
+def hold_head(conn: Connection) -> None:
+    """Lock the evidence log's head until the caller's transaction ends (inside a write job),
+    before reading it to append: where several writers share one database (replicas on
+    PostgreSQL) a second one waits here, then reads the first one's entries and tree, so the
+    chain and the tree grow as one. The head is the log's high-water mark row (``audit``);
+    on SQLite the write transaction holds the whole store anyway."""
+    conn.execute("UPDATE sqlite_sequence SET seq = seq WHERE name = 'audit'")
+
+
 def tree_size(conn: Connection) -> int:
     """How many entries the stored tree covers."""
     (last,) = conn.execute("SELECT max(idx) FROM audit_tree WHERE level = 0").fetchone()
@@ -108,6 +117,7 @@ def append_leaves(conn: Connection, first: int, hashes: Iterable[bytes]) -> int:
 def catch_up(conn: Connection) -> int:
     """Fold entries the tree does not cover yet into it, in seq order, up to the first gap
     (a store from before the tree, inside a write job); return how many were added."""
+    hold_head(conn)  # a replica starting while another appends
     size = tree_size(conn)
     rows = conn.execute(
         "SELECT seq, recorded_at, direction, peer, message_id, kind, body FROM audit "

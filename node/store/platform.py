@@ -82,13 +82,6 @@ def save_cursor(conn: Connection, feed: str, value: str, at: float) -> None:
     )
 
 
-def event_outcome(conn: Connection, event_id: str) -> str | None:
-    row = conn.execute(
-        "SELECT outcome FROM platform_events WHERE event_id = ?", (event_id,)
-    ).fetchone()
-    return None if row is None else str(row[0])
-
-
 DEFERRED = "deferred"
 """The outcome of an event to try again later; any other outcome is final."""
 
@@ -101,15 +94,19 @@ def record_event(
     outcome: str,
     at: float,
     body: dict[str, Any] | None = None,
-) -> None:
-    """Record what became of a platform event; a deferred one may later become final."""
-    conn.execute(
+) -> bool:
+    """Record what became of a platform event; a deferred one may later become final. False
+    (and no change) when the event was taken for good before: the insert is the claim, so of
+    two replicas taking the same event at once one records it, the other waits for that
+    commit (PostgreSQL) and gets False."""
+    row = conn.execute(
         "INSERT INTO platform_events (event_id, case_id, outcome, at, body) "
         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET "
         "outcome = excluded.outcome, at = excluded.at, body = excluded.body "
-        "WHERE platform_events.outcome = 'deferred'",
+        "WHERE platform_events.outcome = 'deferred' RETURNING event_id",
         (event_id, case_id, outcome, at, None if body is None else json.dumps(body)),
-    )
+    ).fetchone()
+    return row is not None
 
 
 def has_deferred(conn: Connection, case_id: str) -> bool:

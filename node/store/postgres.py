@@ -8,8 +8,16 @@ Rules kept here:
 - One writer connection per ``Database``, in autocommit mode: the writer thread says BEGIN,
   SAVEPOINT and COMMIT itself, as on SQLite. ``COMMIT`` returns once the server has made the
   transaction durable (``synchronous_commit`` on, as by default).
-- Several ``Database`` objects (processes) may share one database. Opening one takes an
-  advisory lock while it checks and migrates the schema, so two never migrate at once.
+- Several ``Database`` objects (processes: the replicas of one node) may share one database.
+  Opening one takes an advisory lock while it checks and migrates the schema, so two never
+  migrate at once. Each batch's transaction begins by taking the store's write lock (an
+  advisory transaction lock), so the writers of all processes take turns, one transaction
+  at a time, as SQLite's one writer does: a batch mixes unrelated jobs, and writers that
+  interleaved would lock rows in no common order and deadlock. So every rule the store's
+  SQL keeps for one writer (read, then write what was read) holds across replicas too. The
+  wait for the lock is bounded (``WRITE_LOCK_TIMEOUT``: then ``StoreUnavailable``), and a
+  writer whose process stops mid-transaction without dying (frozen) loses its transaction
+  after ``IDLE_TRANSACTION_TIMEOUT``, so one stuck replica cannot stall the others for good.
 - A lost server is a state, not a crash: writes fail with ``StoreUnavailable`` and nothing of
   their transaction is kept; the next batch (and the next read) connects again, so the store
   recovers without a restart when the server is back. A connection lost during COMMIT leaves
@@ -41,6 +49,12 @@ RECONNECT_PAUSE_SECONDS = 1.0
 the event loop, which must not stall on every call while the server is away."""
 SCHEMA_LOCK = 0x79726473746F7265
 """The advisory lock key held while a store's schema is checked and migrated ("yrdstore")."""
+WRITE_LOCK = 0x7972777269746572
+"""The advisory lock key each write transaction holds ("yrwriter"): one writer at a time."""
+WRITE_LOCK_TIMEOUT = "10s"
+"""How long a batch waits for another process's transaction before it fails as unavailable."""
+IDLE_TRANSACTION_TIMEOUT = "30s"
+"""A writer's transaction idle this long (its process frozen) is ended by the server."""
 _IN_TRANSACTION = frozenset({pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR})
 
 RawConnection = psycopg.Connection[tuple[Any, ...]]
@@ -169,6 +183,18 @@ def connect(url: PostgresUrl, *, read_only: bool = False) -> PgConnection:
     return PgConnection(raw, url=url, read_only=read_only)
 
 
+def connect_writer(url: PostgresUrl) -> PgConnection:
+    """``connect``, for a store's one writer: a transaction it leaves idle (a frozen process)
+    is ended by the server rather than holding the write lock for good."""
+    writer = connect(url)
+    try:
+        writer.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_TRANSACTION_TIMEOUT}'")
+    except BaseException:
+        writer.close()
+        raise
+    return writer
+
+
 def _schema_version(conn: RawConnection, url: PostgresUrl) -> int:
     """The database's schema version (0 for an empty database), refusing one that is not a
     node store or is newer than this code. Writes nothing."""
@@ -227,7 +253,7 @@ def _migrate(conn: RawConnection, url: PostgresUrl) -> None:
 
 
 def _open(url: PostgresUrl) -> tuple[PgConnection, PgConnection]:
-    writer = connect(url)
+    writer = connect_writer(url)
     try:
         _migrate(writer.raw, url)
         reader = connect(url, read_only=True)
@@ -244,7 +270,11 @@ class PostgresDatabase(Database):
     """A store in a PostgreSQL database: one writer connection in the writer thread, one
     read connection for the event loop."""
 
-    BEGIN = "BEGIN"
+    BEGIN = (
+        f"BEGIN; SET LOCAL lock_timeout = '{WRITE_LOCK_TIMEOUT}'; "
+        f"SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+    )
+    """The batch's transaction, its first act taking the store's write lock."""
 
     def __init__(self, url: PostgresUrl, writer: PgConnection, reader: PgConnection) -> None:
         self._url = url
@@ -289,7 +319,7 @@ class PostgresDatabase(Database):
     def _prepare_writer(self) -> None:
         if not self._writer.usable:
             self._writer.close()
-            self._writer = connect(self._url)
+            self._writer = connect_writer(self._url)
 
     def _in_transaction(self) -> bool:
         return bool(self._writer.in_transaction)

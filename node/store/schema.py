@@ -364,6 +364,19 @@ CREATE TABLE checkpoints (
 );
 """
 
+_V15 = """
+-- Leases (node/store/leases.py): which replica of this node does a job only one process may
+-- do at a time (sending one peer its outbox, reading or feeding the province platform).
+-- owner is a replica id unique to one process; a lease is free once expires_at has passed.
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    acquired_at REAL NOT NULL
+);
+CREATE INDEX leases_owner ON leases (owner);
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1,
     _V2,
@@ -379,6 +392,7 @@ MIGRATIONS: tuple[str, ...] = (
     _V12,
     _V13,
     _V14,
+    _V15,
 )
 """Migration ``i`` brings ``user_version`` from ``i`` to ``i + 1``."""
 

@@ -308,11 +308,23 @@ CREATE TABLE checkpoints (
 );
 """
 
+_V15 = """
+-- Leases: schema._V15 (the comments there).
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
+    acquired_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX leases_owner ON leases (owner);
+"""
+
 MIGRATIONS: MappingProxyType[int, str] = MappingProxyType(
     {
         BASELINE: _V13,
         14: _V14,
-        # The next schema version goes here, as `15: _V15`, beside schema.MIGRATIONS's _V15.
+        15: _V15,
+        # The next schema version goes here, as `16: _V16`, beside schema.MIGRATIONS's _V16.
     }
 )
 """Version -> the script that brings a database from the version before it to that one."""
