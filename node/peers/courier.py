@@ -150,6 +150,15 @@ class Courier:
         self._peers = peers
         self._metrics = metrics
         self._limits = limits
+        # labels() costs more than the updates it leads to, once per message: the children
+        # of each peer and payload type (few, and fixed) are looked up once.
+        self._delivered_children = functools.cache(
+            lambda peer, kind: (
+                metrics.messages_sent.labels(peer, kind),
+                metrics.last_sent.labels(peer),
+                metrics.delivery_latency.labels(peer),
+            )
+        )
 
     # -- one-way messages -------------------------------------------------------------------
 
@@ -362,9 +371,10 @@ class Courier:
 
     # DeliveryObserver
     def delivered(self, item: OutboxItem, settlement: Settlement, now: float) -> None:
-        self._metrics.messages_sent.labels(item.peer, item.payload_type).inc()
-        self._metrics.last_sent.labels(item.peer).set(now)
-        self._metrics.delivery_latency.labels(item.peer).observe(max(0.0, now - item.created_at))
+        sent, last_sent, latency = self._delivered_children(item.peer, item.payload_type)
+        sent.inc()
+        last_sent.set(now)
+        latency.observe(max(0.0, now - item.created_at))
 
     def refused(self, item: OutboxItem, settlement: Settlement) -> None:
         self._metrics.messages_refused.labels(

@@ -26,6 +26,7 @@ Imports: see the package docstring (``node.peers``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -160,6 +161,14 @@ class InboundProcessor:
         self._validators = {kind: h.validate for kind, h in handlers.items() if h.validate}
         self._responders = {kind: h.respond for kind, h in handlers.items() if h.respond}
         self._refusal_log = RefusalLog()
+        # labels() costs more than the updates it leads to, once per message: the children
+        # of each peer and payload type (members' allowed types: few) are looked up once.
+        self._received_children = functools.cache(
+            lambda peer, kind: (
+                metrics.messages_received.labels(peer, kind),
+                metrics.last_received.labels(peer),
+            )
+        )
 
     def receive(self, raw: bytes, tls_identity: str | None) -> Awaitable[Reply]:
         """Check one envelope now; the awaitable gives its own signed reply after commit.
@@ -373,9 +382,10 @@ class InboundProcessor:
         if isinstance(decision, _Again):
             self._metrics.messages_duplicate.labels(peer, message.payload_type).inc()
             return Reply(envelope)
-        self._metrics.messages_received.labels(peer, message.payload_type).inc()
+        received, last_received = self._received_children(peer, message.payload_type)
+        received.inc()
         self._links(peer).received(now)
-        self._metrics.last_received.labels(peer).set(now)
+        last_received.set(now)
         log.debug(
             "accepted",
             extra={"peer": peer, "message_id": message.message_id, "type": message.payload_type},
