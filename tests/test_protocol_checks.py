@@ -15,7 +15,16 @@ from node.protocol.checks import (
     check_envelope,
     check_reply,
 )
-from node.protocol.envelope import DOMAIN_PREFIX, Sealed, digest, seal, signing_input
+from node.protocol.envelope import (
+    DOMAIN_PREFIX,
+    Sealed,
+    digest,
+    received_frame,
+    seal,
+    signed_batch,
+    signing_input,
+    statement_of,
+)
 from node.protocol.faults import FaultCode, Refusal
 from node.protocol.replies import answer_for, fault_for, receipt_for
 from node.trust.keys import SigningKey
@@ -49,6 +58,7 @@ def check(
     now: float = NOW,
     inbox: MemoryInbox | None = None,
     limits: CheckLimits | None = None,
+    frame_statement: bytes | None = None,
 ) -> Authenticated | Redelivery:
     return check_envelope(
         raw,
@@ -58,6 +68,7 @@ def check(
         now=now,
         inbox=inbox or MemoryInbox(),
         limits=limits or CheckLimits(),
+        frame_statement=frame_statement,
     )
 
 
@@ -512,3 +523,41 @@ def test_a_reply_with_hostile_text_settles_nothing(fed: Federation) -> None:
     )
     refusal = refused_reply(fed, fault.envelope, sealed)
     assert (refusal.code, refusal.field) == (FaultCode.INVALID_PAYLOAD, "body.fault.text")
+
+
+def _frame(fed: Federation, count: int, key: SigningKey | None = None) -> pb.Batch:
+    messages = [sealed_probe(fed, "shanghai", "jiangsu", sequence=n).message for n in range(count)]
+    batch, _ = signed_batch(messages, key or fed.key("shanghai"))
+    return pb.Batch.FromString(batch.SerializeToString())
+
+
+def test_a_received_frame_is_checked_over_its_one_statement(fed: Federation) -> None:
+    """Each message cut from a frame is checked over the frame's statement, as walking its
+    proof finds it: the same verdicts, signed by the frame's key."""
+    statement, envelopes = received_frame(_frame(fed, 5))
+    for raw in envelopes:
+        parsed = pb.Envelope.FromString(raw)
+        assert statement_of(parsed) == statement
+        assert check(fed, raw, frame_statement=statement) == check(fed, raw)
+
+
+def test_a_frame_signed_by_another_key_fails_over_its_statement(fed: Federation) -> None:
+    """The statement is what the signature must be over, not a pass: a frame signed by a
+    key that is not its key id's is a bad signature for every message."""
+    batch = _frame(fed, 3, fed.key("jiangsu"))
+    batch.key_id = fed.key("shanghai").key_id
+    statement, envelopes = received_frame(batch)
+    for raw in envelopes:
+        assert refusal_code(fed, raw, frame_statement=statement) is FaultCode.BAD_SIGNATURE
+
+
+def test_a_frame_statement_is_not_used_for_a_message_signed_alone(fed: Federation) -> None:
+    """An envelope with no proof is checked over its own single-message statement even when
+    a frame statement is given, so a batch signature cannot be moved onto it."""
+    statement, [raw] = received_frame(_frame(fed, 1))
+    alone = pb.Envelope.FromString(raw)
+    alone.ClearField("proof")
+    assert (
+        refusal_code(fed, alone.SerializeToString(), frame_statement=statement)
+        is FaultCode.BAD_SIGNATURE
+    )

@@ -48,8 +48,8 @@ from node.protocol.checks import (
 )
 from node.protocol.envelope import (
     MAX_BATCH_MESSAGES,
-    envelopes_of,
     payload_type,
+    received_frame,
     seal_encoded,
     sign_batch,
 )
@@ -196,7 +196,8 @@ class InboundProcessor:
             batch = _parse_batch(frame, self._limits)
         except Refusal as refusal:
             return _ready(self._refuse(refusal, frame, tls_identity, now))
-        decisions = [self._decide(raw, tls_identity, now) for raw in envelopes_of(batch)]
+        statement, envelopes = received_frame(batch)
+        decisions = [self._decide(raw, tls_identity, now, statement) for raw in envelopes]
 
         async def reply() -> Reply:
             replies_frame, answers = await self._conclude(
@@ -206,8 +207,15 @@ class InboundProcessor:
 
         return asyncio.ensure_future(reply())
 
-    def _decide(self, raw: bytes, tls_identity: str | None, now: float) -> _Decision:
-        """Every receiver check on one envelope, before anything is stored."""
+    def _decide(
+        self,
+        raw: bytes,
+        tls_identity: str | None,
+        now: float,
+        frame_statement: bytes | None = None,
+    ) -> _Decision:
+        """Every receiver check on one envelope, before anything is stored (``raw`` cut from
+        a frame whose statement is ``frame_statement``: ``check_envelope``)."""
         credentials = self._credentials()
         try:
             if credentials.manifest.expired_at(now):
@@ -227,6 +235,7 @@ class InboundProcessor:
                 inbox=inbox.InboxReader(self._db().reader()),
                 limits=self._limits,
                 validators=self._validators,
+                frame_statement=frame_statement,
             )
         except Refusal as refusal:
             return _Refused(refusal, raw)

@@ -204,6 +204,15 @@ def signed_batch(encoded: Sequence[bytes], key: SigningKey) -> tuple[pb.Batch, M
     return batch, tree
 
 
+def received_frame(batch: pb.Batch) -> tuple[bytes, list[bytes]]:
+    """A received frame cut into its messages' own Envelopes (``envelopes_of``), with the
+    batch statement that every one of their proofs leads to: the proofs come from the tree
+    of the messages as received, so the receiver checks the frame's one signature over this
+    statement instead of walking each proof back to the same root."""
+    tree = MerkleTree.of(batch.messages, signer_suite(batch.key_id).hash)
+    return batch_statement(tree.size, tree.root()), envelopes_of(batch, tree)
+
+
 def envelopes_of(batch: pb.Batch, tree: MerkleTree | None = None) -> list[bytes]:
     """Each message of a batch as its own Envelope: the batch's signature and key id with the
     message's ``BatchProof``. Checked one by one, as any envelope is; nothing here is trusted."""
