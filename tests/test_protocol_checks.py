@@ -258,18 +258,26 @@ def test_every_fault_code_has_a_distinct_value_and_status() -> None:
     assert all(c.grpc_status is not None for c in FaultCode)
 
 
+def reply_check(
+    fed: Federation, reply: bytes, request: Sealed, frame_statement: bytes | None = None
+) -> Authenticated:
+    """Shanghai's check of ``reply`` to its ``request`` to Jiangsu."""
+    return check_reply(
+        reply,
+        peer=ME,
+        manifest=fed.manifest,
+        me=SENDER,
+        now=NOW,
+        request_id=request.message_id,
+        request_digest=request.digest,
+        frame_statement=frame_statement,
+    )
+
+
 def refused_reply(fed: Federation, reply: bytes, request: Sealed) -> Refusal:
     """How Shanghai's check of ``reply`` to its ``request`` to Jiangsu refuses it."""
     with pytest.raises(Refusal) as caught:
-        check_reply(
-            reply,
-            peer=ME,
-            manifest=fed.manifest,
-            me=SENDER,
-            now=NOW,
-            request_id=request.message_id,
-            request_digest=request.digest,
-        )
+        reply_check(fed, reply, request)
     return caught.value
 
 
@@ -561,3 +569,29 @@ def test_a_frame_statement_is_not_used_for_a_message_signed_alone(fed: Federatio
         refusal_code(fed, alone.SerializeToString(), frame_statement=statement)
         is FaultCode.BAD_SIGNATURE
     )
+
+
+@pytest.mark.parametrize("signer", ["jiangsu", "anhui"])
+def test_a_reply_frame_is_checked_over_its_one_statement(fed: Federation, signer: str) -> None:
+    """Receipts cut from a reply frame are checked over the frame's statement with the same
+    verdicts as by walking their proofs: accepted when Jiangsu signed the frame, a bad
+    signature when another key signed it under Jiangsu's key id."""
+    requests = [sealed_probe(fed, "shanghai", "jiangsu", sequence=n) for n in range(3)]
+    receipts = []
+    for request in requests:
+        accepted = check(fed, request.envelope)
+        assert isinstance(accepted, Authenticated)
+        receipt = receipt_for(accepted, me=ME, now=NOW, manifest_version=1, key=fed.key(signer))
+        receipts.append(pb.Envelope.FromString(receipt.envelope).message)
+    batch, _ = signed_batch(receipts, fed.key(signer))
+    batch.key_id = fed.key("jiangsu").key_id
+    statement, replies = received_frame(batch)
+    for reply, request in zip(replies, requests, strict=True):
+        verdicts = []
+        for frame_statement in (None, statement):
+            try:
+                verdicts.append(reply_check(fed, reply, request, frame_statement).payload_type)
+            except Refusal as refusal:
+                verdicts.append(refusal.code.value)
+        expected = "receipt" if signer == "jiangsu" else FaultCode.BAD_SIGNATURE.value
+        assert verdicts == [expected, expected]

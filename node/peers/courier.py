@@ -326,6 +326,7 @@ class Courier:
         request_id: str,
         request_digest: bytes,
         request_envelope: bytes = b"",
+        frame_statement: bytes | None = None,
     ) -> Authenticated:
         """Every receiver check on a peer's reply to one of our messages, with our trust now."""
         return check_reply(
@@ -338,17 +339,18 @@ class Courier:
             request_digest=request_digest,
             request_envelope=request_envelope,
             limits=self._limits,
+            frame_statement=frame_statement,
         )
 
     # -- the delivery workers' side ---------------------------------------------------------
 
-    def settler(self, peer_node_id: str) -> Callable[[bytes, OutboxItem], Settlement]:
+    def settler(self, peer_node_id: str) -> Callable[[bytes, OutboxItem, bytes], Settlement]:
         """What each reply to a peer's outbox row means for that row (``SettleReply``)."""
 
-        def settle(raw: bytes, item: OutboxItem) -> Settlement:
+        def settle(raw: bytes, item: OutboxItem, frame_statement: bytes) -> Settlement:
             try:
                 reply = self._check_reply(
-                    raw, peer_node_id, item.message_id, item.digest, item.envelope
+                    raw, peer_node_id, item.message_id, item.digest, item.envelope, frame_statement
                 )
             except Refusal as refusal:
                 # An answer we cannot trust settles nothing: keep the row and try again.

@@ -385,8 +385,10 @@ def check_reply(
     request_digest: bytes,
     request_envelope: bytes = b"",
     limits: CheckLimits = CheckLimits(),
+    frame_statement: bytes | None = None,
 ) -> Authenticated:
-    """Check a peer's signed reply to a request this node sent.
+    """Check a peer's signed reply to a request this node sent (``frame_statement`` as in
+    ``check_envelope``, for a reply cut from a reply frame).
 
     ``request_envelope`` (the request as sealed) is read only when the reply names the
     request by another digest than ``request_digest``: a request queued under a key of one
@@ -402,7 +404,9 @@ def check_reply(
             field="header.sender",
             **ids,
         )
-    authenticated = _authenticate(raw, envelope, message, message_digest, manifest, now)
+    authenticated = _authenticate(
+        raw, envelope, message, message_digest, manifest, now, frame_statement
+    )
     if h.recipient != me or h.in_reply_to != request_id:
         raise Refusal(
             FaultCode.WRONG_RECIPIENT,
