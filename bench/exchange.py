@@ -670,7 +670,9 @@ async def run_lockstep(
         size = min(batch, messages - done)
         t0 = time.perf_counter()
 
-        def answered(_index: int, _reply: bytes, _sent: bytes, t0: float = t0) -> None:
+        def answered(
+            _index: int, _reply: bytes, _sent: bytes, _statement: bytes, t0: float = t0
+        ) -> None:
             latencies.append(time.perf_counter() - t0)
 
         await channel.exchange_batch([request] * size, timeout=CALL_TIMEOUT, on_reply=answered)

@@ -69,7 +69,7 @@ class ScriptedChannel:
             self.failures -= 1
             raise PeerUnavailable(PEER, DOWN)
         for index, envelope in enumerate(envelopes):
-            on_reply(index, b"answer:" + envelope, b"sent:" + envelope)
+            on_reply(index, b"answer:" + envelope, b"sent:" + envelope, b"statement")
 
     @property
     def sent_ids(self) -> list[list[str]]:
@@ -82,8 +82,8 @@ class ScriptedSettle:
 
     outcomes: dict[str, Outcome] = field(default_factory=dict)
 
-    def __call__(self, reply: bytes, item: OutboxItem) -> Settlement:
-        assert reply == b"answer:" + item.envelope
+    def __call__(self, reply: bytes, item: OutboxItem, statement: bytes) -> Settlement:
+        assert reply == b"answer:" + item.envelope and statement == b"statement"
         outcome = self.outcomes.get(item.message_id, Outcome.DELIVERED)
         if outcome is Outcome.DELIVERED:
             return Settlement(Outcome.DELIVERED, reply=b"r-" + item.message_id.encode())

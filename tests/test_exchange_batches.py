@@ -293,7 +293,7 @@ async def test_a_reply_frame_with_the_wrong_count_is_a_transport_failure(mesh: P
         envelopes = [seal(m, key_of(mesh, "shanghai")).envelope for m in probes(3)]
         with pytest.raises(PeerUnavailable, match="2 replies for 3 messages"):
             await channel.exchange_batch(
-                envelopes, timeout=5, on_reply=lambda i, _r, _s: got.append(i)
+                envelopes, timeout=5, on_reply=lambda i, _r, _s, _f: got.append(i)
             )
     assert got == []
 
@@ -314,7 +314,7 @@ async def test_frames_are_cut_at_the_size_limit_and_each_signed_once(mesh: Path)
             message.probe.payload = b"x" * 30_000
         envelopes = [seal(m, key_of(mesh, "shanghai")).envelope for m in big]
         await channel.exchange_batch(
-            envelopes, timeout=5, on_reply=lambda i, _r, sent: got.append((i, sent))
+            envelopes, timeout=5, on_reply=lambda i, _r, sent, _f: got.append((i, sent))
         )
     assert [len(f.messages) for f in peer.frames] == [2, 2, 1]
     assert [i for i, _ in got] == [0, 1, 2, 3, 4]

@@ -15,7 +15,16 @@ from node.protocol.checks import (
     check_envelope,
     check_reply,
 )
-from node.protocol.envelope import DOMAIN_PREFIX, Sealed, digest, seal, signing_input
+from node.protocol.envelope import (
+    DOMAIN_PREFIX,
+    Sealed,
+    digest,
+    received_frame,
+    seal,
+    signed_batch,
+    signing_input,
+    statement_of,
+)
 from node.protocol.faults import FaultCode, Refusal
 from node.protocol.replies import answer_for, fault_for, receipt_for
 from node.trust.keys import SigningKey
@@ -49,6 +58,7 @@ def check(
     now: float = NOW,
     inbox: MemoryInbox | None = None,
     limits: CheckLimits | None = None,
+    frame_statement: bytes | None = None,
 ) -> Authenticated | Redelivery:
     return check_envelope(
         raw,
@@ -58,6 +68,7 @@ def check(
         now=now,
         inbox=inbox or MemoryInbox(),
         limits=limits or CheckLimits(),
+        frame_statement=frame_statement,
     )
 
 
@@ -247,18 +258,26 @@ def test_every_fault_code_has_a_distinct_value_and_status() -> None:
     assert all(c.grpc_status is not None for c in FaultCode)
 
 
+def reply_check(
+    fed: Federation, reply: bytes, request: Sealed, frame_statement: bytes | None = None
+) -> Authenticated:
+    """Shanghai's check of ``reply`` to its ``request`` to Jiangsu."""
+    return check_reply(
+        reply,
+        peer=ME,
+        manifest=fed.manifest,
+        me=SENDER,
+        now=NOW,
+        request_id=request.message_id,
+        request_digest=request.digest,
+        frame_statement=frame_statement,
+    )
+
+
 def refused_reply(fed: Federation, reply: bytes, request: Sealed) -> Refusal:
     """How Shanghai's check of ``reply`` to its ``request`` to Jiangsu refuses it."""
     with pytest.raises(Refusal) as caught:
-        check_reply(
-            reply,
-            peer=ME,
-            manifest=fed.manifest,
-            me=SENDER,
-            now=NOW,
-            request_id=request.message_id,
-            request_digest=request.digest,
-        )
+        reply_check(fed, reply, request)
     return caught.value
 
 
@@ -512,3 +531,67 @@ def test_a_reply_with_hostile_text_settles_nothing(fed: Federation) -> None:
     )
     refusal = refused_reply(fed, fault.envelope, sealed)
     assert (refusal.code, refusal.field) == (FaultCode.INVALID_PAYLOAD, "body.fault.text")
+
+
+def _frame(fed: Federation, count: int, key: SigningKey | None = None) -> pb.Batch:
+    messages = [sealed_probe(fed, "shanghai", "jiangsu", sequence=n).message for n in range(count)]
+    batch, _ = signed_batch(messages, key or fed.key("shanghai"))
+    return pb.Batch.FromString(batch.SerializeToString())
+
+
+def test_a_received_frame_is_checked_over_its_one_statement(fed: Federation) -> None:
+    """Each message cut from a frame is checked over the frame's statement, as walking its
+    proof finds it: the same verdicts, signed by the frame's key."""
+    statement, envelopes = received_frame(_frame(fed, 5))
+    for raw in envelopes:
+        parsed = pb.Envelope.FromString(raw)
+        assert statement_of(parsed) == statement
+        assert check(fed, raw, frame_statement=statement) == check(fed, raw)
+
+
+def test_a_frame_signed_by_another_key_fails_over_its_statement(fed: Federation) -> None:
+    """The statement is what the signature must be over, not a pass: a frame signed by a
+    key that is not its key id's is a bad signature for every message."""
+    batch = _frame(fed, 3, fed.key("jiangsu"))
+    batch.key_id = fed.key("shanghai").key_id
+    statement, envelopes = received_frame(batch)
+    for raw in envelopes:
+        assert refusal_code(fed, raw, frame_statement=statement) is FaultCode.BAD_SIGNATURE
+
+
+def test_a_frame_statement_is_not_used_for_a_message_signed_alone(fed: Federation) -> None:
+    """An envelope with no proof is checked over its own single-message statement even when
+    a frame statement is given, so a batch signature cannot be moved onto it."""
+    statement, [raw] = received_frame(_frame(fed, 1))
+    alone = pb.Envelope.FromString(raw)
+    alone.ClearField("proof")
+    assert (
+        refusal_code(fed, alone.SerializeToString(), frame_statement=statement)
+        is FaultCode.BAD_SIGNATURE
+    )
+
+
+@pytest.mark.parametrize("signer", ["jiangsu", "anhui"])
+def test_a_reply_frame_is_checked_over_its_one_statement(fed: Federation, signer: str) -> None:
+    """Receipts cut from a reply frame are checked over the frame's statement with the same
+    verdicts as by walking their proofs: accepted when Jiangsu signed the frame, a bad
+    signature when another key signed it under Jiangsu's key id."""
+    requests = [sealed_probe(fed, "shanghai", "jiangsu", sequence=n) for n in range(3)]
+    receipts = []
+    for request in requests:
+        accepted = check(fed, request.envelope)
+        assert isinstance(accepted, Authenticated)
+        receipt = receipt_for(accepted, me=ME, now=NOW, manifest_version=1, key=fed.key(signer))
+        receipts.append(pb.Envelope.FromString(receipt.envelope).message)
+    batch, _ = signed_batch(receipts, fed.key(signer))
+    batch.key_id = fed.key("jiangsu").key_id
+    statement, replies = received_frame(batch)
+    for reply, request in zip(replies, requests, strict=True):
+        verdicts = []
+        for frame_statement in (None, statement):
+            try:
+                verdicts.append(reply_check(fed, reply, request, frame_statement).payload_type)
+            except Refusal as refusal:
+                verdicts.append(refusal.code.value)
+        expected = "receipt" if signer == "jiangsu" else FaultCode.BAD_SIGNATURE.value
+        assert verdicts == [expected, expected]

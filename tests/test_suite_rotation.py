@@ -56,8 +56,9 @@ async def test_a_province_moves_from_ed25519_to_sm2_under_traffic(tmp_path: Path
         await traffic(1)
         await js.reload()  # the receiver learns the new key first, as in any rotation
         await traffic(2)
-        # Sealed under the old key, still in the outbox when the node moves to the new one:
-        # the worker signs its batch with the SM2 key.
+        # Queued while the node signed with the old key (unsigned, named by SHA-256), still in
+        # the outbox when the node moves to the new one: the worker signs its batch with the
+        # SM2 key, and the receipt naming it by SM3 still settles it.
         held = sh.courier.seal("jiangsu", [("probe", pb.Probe(sequence=999))])
         await sh.reload()
         await sh.db.write(lambda conn: sh.courier.enqueue(conn, "jiangsu", held))
@@ -84,10 +85,10 @@ async def test_a_province_moves_from_ed25519_to_sm2_under_traffic(tmp_path: Path
             .execute("SELECT envelope FROM inbox WHERE message_id = ?", (crossed,))
             .fetchone()
         )
-        assert (
-            pb.Envelope.FromString(held[0].envelope).key_id,
-            pb.Envelope.FromString(received[0]).key_id,
-        ) == (old_key.key_id, new_key_id)
+        as_queued = pb.Envelope.FromString(held[0].envelope)
+        assert (as_queued.signature, as_queued.key_id) == (b"", "")
+        assert held[0].digest == ED25519_SUITE.hash(held[0].message)
+        assert pb.Envelope.FromString(received[0]).key_id == new_key_id
         used = stored_key_ids(js.db.reader(), sh.config.node_id)
         assert {old_key.key_id, new_key_id} == set(used)
         assert used[-1] == new_key_id

@@ -48,9 +48,9 @@ class Settlement:
     evidence log and the outbox keep once the reply is recorded."""
 
 
-OnReply = Callable[[int, bytes, bytes], None]
-"""Called with each reply's index in the batch, the reply, and the message's envelope as
-sent, as soon as that reply arrives."""
+OnReply = Callable[[int, bytes, bytes, bytes], None]
+"""Called with each reply's index in the batch, the reply, the message's envelope as sent,
+and the statement of the reply frame the reply came in, as soon as that reply arrives."""
 
 
 class BatchChannel(Protocol):
@@ -69,7 +69,8 @@ class DeliveryFailed(Exception):
     """This attempt did not settle the head of the queue; back off and try again."""
 
 
-SettleReply = Callable[[bytes, OutboxItem], Settlement]
+SettleReply = Callable[[bytes, OutboxItem, bytes], Settlement]
+"""A reply, the row it answers, and its reply frame's statement (``check_reply``)."""
 SettledHook = Callable[[Connection, OutboxItem, Settlement, float], None]
 """Runs inside the transaction that records a row's settlement (delivered, declined or
 parked), so what the answer means for the row's business is stored with it."""
@@ -195,8 +196,8 @@ class PeerWorker:
         """Send a batch; check each reply as it arrives, while the peer works on the rest."""
         settlements: list[Settlement] = []
 
-        def settle(index: int, reply: bytes, sent: bytes) -> None:
-            settlements.append(replace(self._settle(reply, batch[index]), sent=sent))
+        def settle(index: int, reply: bytes, sent: bytes, statement: bytes) -> None:
+            settlements.append(replace(self._settle(reply, batch[index], statement), sent=sent))
 
         try:
             await self._channel.exchange_batch(

@@ -6,9 +6,11 @@ Rules kept here:
   send (``payload_not_allowed``); the ``Refusal`` is raised before anything is sent or stored.
 - A message is durable before it is sent: ``enqueue`` puts it in the peer's outbox inside the
   caller's transaction, and wakes the peer's worker only after that transaction commits.
-  ``send`` is seal + enqueue in a write of its own. The worker sends what is queued in
-  batch-signed frames; each message enters the evidence log as it went out (its batch
-  signature and proof), with the peer's reply, when that reply is recorded.
+  ``send`` is seal + enqueue in a write of its own. What is queued is unsigned (``queued``
+  in ``node.protocol.envelope``): the worker sends it in batch-signed frames, and that one
+  signature per batch is the only one it gets. Each message enters the evidence log as it
+  went out (its batch signature and proof), with the peer's reply, when that reply is
+  recorded, and its outbox row and case record then hold it in that form.
 - A question with an answer of its own (``ask``) is sent at once, not through the outbox: in
   a frame of its own on the peer's ``Exchange`` stream, beside the worker's batches, or
   (heartbeats) alone in a ``Deliver`` call, so liveness is not judged behind a backlog. Its
@@ -37,7 +39,7 @@ from monitoring.metrics import NodeMetrics
 from node.delivery.worker import Outcome, Settlement
 from node.peers.peer import Peer
 from node.protocol.checks import Authenticated, CheckLimits, check_reply
-from node.protocol.envelope import Sealed, envelope_digest, header, seal
+from node.protocol.envelope import Sealed, envelope_digest, header, queued, seal
 from node.protocol.faults import FaultCode, Refusal
 from node.store import audit, outbox
 from node.store.connection import Connection
@@ -148,15 +150,26 @@ class Courier:
         self._peers = peers
         self._metrics = metrics
         self._limits = limits
+        # labels() costs more than the updates it leads to, once per message: the children
+        # of each peer and payload type (few, and fixed) are looked up once.
+        self._delivered_children = functools.cache(
+            lambda peer, kind: (
+                metrics.messages_sent.labels(peer, kind),
+                metrics.last_sent.labels(peer),
+                metrics.delivery_latency.labels(peer),
+            )
+        )
 
     # -- one-way messages -------------------------------------------------------------------
 
     def seal(
         self, province: str, bodies: Sequence[tuple[str, ProtoMessage]], *, correlation_id: str = ""
     ) -> list[Sealed]:
-        """Sign messages for a peer, as the manifest policy allows; nothing is stored yet."""
-        key = self._credentials().signing_key
-        return [seal(m, key) for m in self._compose(province, bodies, correlation_id)]
+        """Messages for a peer as its outbox holds them, as the manifest policy allows:
+        unsigned, since the batch they are sent in is signed (module rules); nothing is
+        stored yet."""
+        suite = self._credentials().signing_key.suite
+        return [queued(m, suite) for m in self._compose(province, bodies, correlation_id)]
 
     def _compose(
         self, province: str, bodies: Sequence[tuple[str, ProtoMessage]], correlation_id: str = ""
@@ -218,8 +231,8 @@ class Courier:
         *,
         correlation_id: str = "",
     ) -> None:
-        """Put sealed messages in a peer's outbox, inside ``conn``'s transaction (a write
-        job); the peer's worker wakes once it has committed. Each enters the evidence log
+        """Put sealed (unsigned) messages in a peer's outbox, inside ``conn``'s transaction
+        (a write job); the peer's worker wakes once it has committed. Each enters the evidence log
         when its reply is recorded, as it was sent (in its batch, with its proof)."""
         now = self._clock()
         for s in sealed:
@@ -313,6 +326,7 @@ class Courier:
         request_id: str,
         request_digest: bytes,
         request_envelope: bytes = b"",
+        frame_statement: bytes | None = None,
     ) -> Authenticated:
         """Every receiver check on a peer's reply to one of our messages, with our trust now."""
         return check_reply(
@@ -325,17 +339,18 @@ class Courier:
             request_digest=request_digest,
             request_envelope=request_envelope,
             limits=self._limits,
+            frame_statement=frame_statement,
         )
 
     # -- the delivery workers' side ---------------------------------------------------------
 
-    def settler(self, peer_node_id: str) -> Callable[[bytes, OutboxItem], Settlement]:
+    def settler(self, peer_node_id: str) -> Callable[[bytes, OutboxItem, bytes], Settlement]:
         """What each reply to a peer's outbox row means for that row (``SettleReply``)."""
 
-        def settle(raw: bytes, item: OutboxItem) -> Settlement:
+        def settle(raw: bytes, item: OutboxItem, frame_statement: bytes) -> Settlement:
             try:
                 reply = self._check_reply(
-                    raw, peer_node_id, item.message_id, item.digest, item.envelope
+                    raw, peer_node_id, item.message_id, item.digest, item.envelope, frame_statement
                 )
             except Refusal as refusal:
                 # An answer we cannot trust settles nothing: keep the row and try again.
@@ -358,9 +373,10 @@ class Courier:
 
     # DeliveryObserver
     def delivered(self, item: OutboxItem, settlement: Settlement, now: float) -> None:
-        self._metrics.messages_sent.labels(item.peer, item.payload_type).inc()
-        self._metrics.last_sent.labels(item.peer).set(now)
-        self._metrics.delivery_latency.labels(item.peer).observe(max(0.0, now - item.created_at))
+        sent, last_sent, latency = self._delivered_children(item.peer, item.payload_type)
+        sent.inc()
+        last_sent.set(now)
+        latency.observe(max(0.0, now - item.created_at))
 
     def refused(self, item: OutboxItem, settlement: Settlement) -> None:
         self._metrics.messages_refused.labels(

@@ -26,6 +26,7 @@ Imports: see the package docstring (``node.peers``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -47,8 +48,8 @@ from node.protocol.checks import (
 )
 from node.protocol.envelope import (
     MAX_BATCH_MESSAGES,
-    envelopes_of,
     payload_type,
+    received_frame,
     seal_encoded,
     sign_batch,
 )
@@ -160,6 +161,14 @@ class InboundProcessor:
         self._validators = {kind: h.validate for kind, h in handlers.items() if h.validate}
         self._responders = {kind: h.respond for kind, h in handlers.items() if h.respond}
         self._refusal_log = RefusalLog()
+        # labels() costs more than the updates it leads to, once per message: the children
+        # of each peer and payload type (members' allowed types: few) are looked up once.
+        self._received_children = functools.cache(
+            lambda peer, kind: (
+                metrics.messages_received.labels(peer, kind),
+                metrics.last_received.labels(peer),
+            )
+        )
 
     def receive(self, raw: bytes, tls_identity: str | None) -> Awaitable[Reply]:
         """Check one envelope now; the awaitable gives its own signed reply after commit.
@@ -187,7 +196,8 @@ class InboundProcessor:
             batch = _parse_batch(frame, self._limits)
         except Refusal as refusal:
             return _ready(self._refuse(refusal, frame, tls_identity, now))
-        decisions = [self._decide(raw, tls_identity, now) for raw in envelopes_of(batch)]
+        statement, envelopes = received_frame(batch)
+        decisions = [self._decide(raw, tls_identity, now, statement) for raw in envelopes]
 
         async def reply() -> Reply:
             replies_frame, answers = await self._conclude(
@@ -197,8 +207,15 @@ class InboundProcessor:
 
         return asyncio.ensure_future(reply())
 
-    def _decide(self, raw: bytes, tls_identity: str | None, now: float) -> _Decision:
-        """Every receiver check on one envelope, before anything is stored."""
+    def _decide(
+        self,
+        raw: bytes,
+        tls_identity: str | None,
+        now: float,
+        frame_statement: bytes | None = None,
+    ) -> _Decision:
+        """Every receiver check on one envelope, before anything is stored (``raw`` cut from
+        a frame whose statement is ``frame_statement``: ``check_envelope``)."""
         credentials = self._credentials()
         try:
             if credentials.manifest.expired_at(now):
@@ -218,6 +235,7 @@ class InboundProcessor:
                 inbox=inbox.InboxReader(self._db().reader()),
                 limits=self._limits,
                 validators=self._validators,
+                frame_statement=frame_statement,
             )
         except Refusal as refusal:
             return _Refused(refusal, raw)
@@ -373,9 +391,10 @@ class InboundProcessor:
         if isinstance(decision, _Again):
             self._metrics.messages_duplicate.labels(peer, message.payload_type).inc()
             return Reply(envelope)
-        self._metrics.messages_received.labels(peer, message.payload_type).inc()
+        received, last_received = self._received_children(peer, message.payload_type)
+        received.inc()
         self._links(peer).received(now)
-        self._metrics.last_received.labels(peer).set(now)
+        last_received.set(now)
         log.debug(
             "accepted",
             extra={"peer": peer, "message_id": message.message_id, "type": message.payload_type},

@@ -217,6 +217,7 @@ def _authenticate(
     message_digest: bytes,
     manifest: Manifest,
     now: float,
+    frame_statement: bytes | None = None,
 ) -> Authenticated:
     h = message.header
     ids: _Ids = {"message_id": h.message_id, "digest": message_digest}
@@ -252,7 +253,10 @@ def _authenticate(
             field="envelope.key_id",
             **ids,
         )
-    statement = statement_of(envelope)
+    if frame_statement is not None and envelope.HasField("proof"):
+        statement: bytes | None = frame_statement
+    else:
+        statement = statement_of(envelope)
     if statement is None:
         raise Refusal(
             FaultCode.BAD_SIGNATURE,
@@ -309,8 +313,13 @@ def check_envelope(
     inbox: InboxView,
     limits: CheckLimits = CheckLimits(),
     validators: Mapping[str, PayloadValidator] | None = None,
+    frame_statement: bytes | None = None,
 ) -> Authenticated | Redelivery:
-    """Run every receiver check on a request envelope; raise ``Refusal`` at the first failure."""
+    """Run every receiver check on a request envelope; raise ``Refusal`` at the first failure.
+
+    ``frame_statement``: for an envelope this node cut from a received frame itself
+    (``received_frame``), the statement its proof leads to; its signature is checked over
+    that, the proof not walked again."""
     envelope, message, message_digest = _parse(raw, limits)
     h = message.header
     ids: _Ids = {"message_id": h.message_id, "digest": message_digest}
@@ -321,7 +330,9 @@ def check_envelope(
             field="header.sender",
             **ids,
         )
-    authenticated = _authenticate(raw, envelope, message, message_digest, manifest, now)
+    authenticated = _authenticate(
+        raw, envelope, message, message_digest, manifest, now, frame_statement
+    )
     if h.recipient != me:
         raise Refusal(
             FaultCode.WRONG_RECIPIENT,
@@ -374,8 +385,10 @@ def check_reply(
     request_digest: bytes,
     request_envelope: bytes = b"",
     limits: CheckLimits = CheckLimits(),
+    frame_statement: bytes | None = None,
 ) -> Authenticated:
-    """Check a peer's signed reply to a request this node sent.
+    """Check a peer's signed reply to a request this node sent (``frame_statement`` as in
+    ``check_envelope``, for a reply cut from a reply frame).
 
     ``request_envelope`` (the request as sealed) is read only when the reply names the
     request by another digest than ``request_digest``: a request queued under a key of one
@@ -391,7 +404,9 @@ def check_reply(
             field="header.sender",
             **ids,
         )
-    authenticated = _authenticate(raw, envelope, message, message_digest, manifest, now)
+    authenticated = _authenticate(
+        raw, envelope, message, message_digest, manifest, now, frame_statement
+    )
     if h.recipient != me or h.in_reply_to != request_id:
         raise Refusal(
             FaultCode.WRONG_RECIPIENT,

@@ -8,6 +8,11 @@ Rules kept here:
   the RFC 9162 tree whose leaves are the messages. Out of its batch, a message's Envelope
   carries the batch signature and a ``BatchProof``; its statement is rebuilt from the message
   and the proof, so every message stays provable on its own.
+- A message waiting in an outbox is held unsigned (``queued``: an Envelope of the message
+  alone, no signature, key id or proof); the batch signature made when it is sent is its only
+  signature. The receiver's checks refuse an envelope without a signature, and the evidence
+  log only ever holds a message as it was sent, so the unsigned form is never accepted or
+  evidence. A message sent on its own (``Deliver``) is signed then (``seal``).
 
 Mutants ``make mutation`` leaves alive in ``seal_batch`` and ``batch_statement`` are
 equivalent: ``deterministic=True`` → ``False``/``None`` (our messages have no map fields,
@@ -112,12 +117,13 @@ def payload_type(message: pb.Message) -> str:
 
 @dataclass(frozen=True)
 class Sealed:
-    """A signed message, ready to store and send."""
+    """A message ready to store and send: signed, or unsigned as an outbox holds it
+    (``queued``)."""
 
     envelope: bytes
     """The serialized Envelope."""
     message: bytes
-    """The serialized Message inside it (what was signed)."""
+    """The serialized Message inside it (what is signed)."""
     message_id: str
     digest: bytes
     payload_type: str
@@ -198,6 +204,15 @@ def signed_batch(encoded: Sequence[bytes], key: SigningKey) -> tuple[pb.Batch, M
     return batch, tree
 
 
+def received_frame(batch: pb.Batch) -> tuple[bytes, list[bytes]]:
+    """A received frame cut into its messages' own Envelopes (``envelopes_of``), with the
+    batch statement that every one of their proofs leads to: the proofs come from the tree
+    of the messages as received, so the receiver checks the frame's one signature over this
+    statement instead of walking each proof back to the same root."""
+    tree = MerkleTree.of(batch.messages, signer_suite(batch.key_id).hash)
+    return batch_statement(tree.size, tree.root()), envelopes_of(batch, tree)
+
+
 def envelopes_of(batch: pb.Batch, tree: MerkleTree | None = None) -> list[bytes]:
     """Each message of a batch as its own Envelope: the batch's signature and key id with the
     message's ``BatchProof``. Checked one by one, as any envelope is; nothing here is trusted."""
@@ -213,6 +228,19 @@ def envelopes_of(batch: pb.Batch, tree: MerkleTree | None = None) -> list[bytes]
         ).SerializeToString(deterministic=True)
         for index, message_bytes in enumerate(batch.messages)
     ]
+
+
+def queued(message: pb.Message, suite: Suite) -> Sealed:
+    """A message as an outbox holds it until it is sent, unsigned (module rules): named by
+    the digest of ``suite``, the one this node signs with now."""
+    message_bytes = message.SerializeToString(deterministic=True)
+    return Sealed(
+        envelope=pb.Envelope(message=message_bytes).SerializeToString(deterministic=True),
+        message=message_bytes,
+        message_id=message.header.message_id,
+        digest=digest(message_bytes, suite),
+        payload_type=payload_type(message),
+    )
 
 
 def seal(message: pb.Message, key: SigningKey) -> Sealed:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import grpc
 from google.protobuf.message import DecodeError
 
-from node.protocol.envelope import envelopes_of, signed_batch
+from node.protocol.envelope import envelopes_of, received_frame, signed_batch
 from node.transport.errors import PeerUnavailable, SignedRefusal, translate_rpc_errors
 from node.transport.questions import QuestionFrames
 from node.transport.server import TRANSPORT_HEADROOM
@@ -80,13 +80,14 @@ class PeerChannel:
         envelopes: Sequence[bytes],
         *,
         timeout: float,
-        on_reply: Callable[[int, bytes, bytes], None],
+        on_reply: Callable[[int, bytes, bytes, bytes], None],
     ) -> None:
         """Send signed envelopes' messages as batch-signed frames on the long-lived
         ``Exchange`` stream (as few frames as the size limit allows, each signed once); hand
-        each reply to ``on_reply`` (its index, the reply as its own provable Envelope, and the
-        message as it was sent: its Envelope with the frame's signature and its proof), in
-        order, as each reply frame arrives.
+        each reply to ``on_reply`` (its index, the reply as its own provable Envelope, the
+        message as it was sent: its Envelope with the frame's signature and its proof, and
+        the statement of the reply frame, which the reply's proof leads to:
+        ``check_reply``), in order, as each reply frame arrives.
 
         The delivery worker's call: when it fails or runs out of time the stream is dropped
         (a stalled peer gets a fresh connection), and the next call opens another.
@@ -96,8 +97,9 @@ class PeerChannel:
             async with asyncio.timeout(timeout):
                 start = 0
                 for frame in self._frames(messages):
-                    for index, replied in enumerate(await self._exchange(frame)):
-                        on_reply(start + index, *replied)
+                    statement, replies = await self._exchange_frame(frame)
+                    for index, (reply, sent) in enumerate(replies):
+                        on_reply(start + index, reply, sent, statement)
                     start += len(frame)
         except TimeoutError as error:
             self._drop_stream()
@@ -117,11 +119,19 @@ class PeerChannel:
 
     async def _exchange(self, messages: list[bytes]) -> list[tuple[bytes, bytes]]:
         """One frame out, its reply frame back: (reply, message as sent) per message."""
+        _, replies = await self._exchange_frame(messages)
+        return replies
+
+    async def _exchange_frame(
+        self, messages: list[bytes]
+    ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        """``_exchange``, with the statement of the reply frame."""
         if self._stream is None or self._stream.broken is not None:
             self._stream = ExchangeStream(self.node_id, self._stream_method(wait_for_ready=False))
         batch, tree = signed_batch(messages, self._signing_key())
         raw = await self._stream.send(batch.SerializeToString(deterministic=True))
-        return list(zip(self._replies(raw, len(messages)), envelopes_of(batch, tree), strict=True))
+        statement, replies = self._replies(raw, len(messages))
+        return statement, list(zip(replies, envelopes_of(batch, tree), strict=True))
 
     def _frames(self, messages: list[bytes]) -> list[list[bytes]]:
         """The messages in order, cut into frames of at most the size limit."""
@@ -135,8 +145,9 @@ class PeerChannel:
             size += len(message)
         return frames
 
-    def _replies(self, raw: bytes, expected: int) -> list[bytes]:
-        """A reply frame's replies, each as its own Envelope (checked by the caller)."""
+    def _replies(self, raw: bytes, expected: int) -> tuple[bytes, list[bytes]]:
+        """A reply frame's statement and its replies, each as its own Envelope (checked by
+        the caller)."""
         try:
             batch = pb.Batch.FromString(raw)
         except DecodeError as exc:
@@ -146,7 +157,7 @@ class PeerChannel:
                 self.node_id,
                 f"reply frame holds {len(batch.messages)} replies for {expected} messages",
             )
-        return envelopes_of(batch)
+        return received_frame(batch)
 
     def _drop_stream(self) -> None:
         if self._stream is not None:
