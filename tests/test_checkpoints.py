@@ -345,3 +345,31 @@ async def test_a_forged_checkpoint_gets_a_signed_fault_and_changes_nothing(tmp_p
             assert (answered.reply.payload_type, fault.code, fault.field) == ("fault", code, field)
         assert held_by(jiangsu, "shanghai") == []
         assert jiangsu.metrics.checkpoints_refused.labels("shanghai")._value.get() == 2
+
+
+async def test_nodes_stopping_at_once_cosign_each_others_last_checkpoint(tmp_path: Path) -> None:
+    """Two nodes stopped at the same moment (a mesh stop) each hold the other's cosignature of
+    its final checkpoint: the last checkpoint is sent before the server stops, and a stopping
+    node still cosigns."""
+    import asyncio
+
+    mesh = make_mesh(tmp_path)
+    shanghai = Node(config_for(mesh, "shanghai", **QUIET))
+    jiangsu = Node(config_for(mesh, "jiangsu", **QUIET))
+    await shanghai.start()
+    await jiangsu.start()
+    try:
+        await traffic(shanghai, jiangsu, 2)
+        await traffic(jiangsu, shanghai, 2)
+    finally:
+        await asyncio.gather(shanghai.stop(), jiangsu.stop())
+    for node, witness in ((shanghai, "jiangsu"), (jiangsu, "shanghai")):
+        me = node.config.province
+        conn = sqlite3.connect(store_of(node))
+        try:
+            (size,) = conn.execute("SELECT count(*) FROM audit").fetchone()
+            held = checkpoints.latest_cosigned(conn, me, witness)  # type: ignore[arg-type]
+        finally:
+            conn.close()
+        assert held is not None, f"{me}'s last checkpoint was not cosigned by {witness}"
+        assert held.tree_size == size

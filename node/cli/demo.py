@@ -324,7 +324,12 @@ def demo(
             say(
                 f"  {config.province:<9} {report.entries:>6} entries, "
                 + (
-                    "chain and signatures verified"
+                    "chain and signatures verified; "
+                    + (
+                        f"checkpoints cosigned by {', '.join(report.witnesses)}"
+                        if report.witnesses
+                        else "no checkpoint cosigned by any witness"
+                    )
                     if report.ok
                     else f"BROKEN at {report.first_bad_seq}: {report.reason}"
                 )
