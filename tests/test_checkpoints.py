@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from monitoring.status import NodeAnswer, link_rows
+from monitoring.status import NodeAnswer, link_rows, node_rows, problems
 from node.protocol.checkpoints import Head, check_checkpoint, cosign, sign_checkpoint
 from node.protocol.faults import FaultCode, Refusal
 from node.protocol.merkle import MerkleTree
@@ -171,6 +171,14 @@ async def test_a_rewritten_log_is_refused_by_its_witness_and_caught_by_verify(
             assert outcome == {"jiangsu": FaultCode.LOG_INCONSISTENT.value}
             refused = shanghai.metrics.checkpoints_refused_by_peer.labels("jiangsu")
             assert refused._value.get() == 1
+            # The status says so: the link's cosigned column, the node's "not ok", the verdict.
+            [link] = shanghai.health.status()["peers"]  # type: ignore[misc]
+            assert link["checkpoint_refused"]["count"] == 1
+            assert link["checkpoint_refused"]["code"] == FaultCode.LOG_INCONSISTENT.value
+            answers = [NodeAnswer("shanghai", shanghai.health.status())]
+            assert link_rows(answers)[0][8] == "REFUSED"
+            assert "log refused by witness jiangsu (log_inconsistent)" in node_rows(answers)[0][-1]
+            assert any("jiangsu refuses to cosign shanghai's" in p for p in problems(answers))
         assert jiangsu.metrics.checkpoints_refused.labels("shanghai")._value.get() >= 1
         assert len(held_by(jiangsu, "shanghai")) == len(cosigned)
 
