@@ -381,3 +381,21 @@ async def test_nodes_stopping_at_once_cosign_each_others_last_checkpoint(tmp_pat
             conn.close()
         assert held is not None, f"{me}'s last checkpoint was not cosigned by {witness}"
         assert held.tree_size == size
+
+
+async def test_a_witness_that_never_cosigned_has_a_series_to_age_from(tmp_path: Path) -> None:
+    """A peer that never answers has no cosignature time, but the time the node started
+    asking it is exported from the start, so YrdWitnessSilent can fire for it."""
+    mesh = make_mesh(tmp_path)
+    before = time.time()
+    async with running(config_for(mesh, "shanghai", **QUIET)) as shanghai:
+        gauge = shanghai.metrics.checkpoint_witness_since.labels("jiangsu")._value
+        await eventually(lambda: gauge.get() > 0)
+        assert before <= gauge.get() <= time.time()
+        exposed = {
+            sample.labels.get("peer")
+            for family in shanghai.metrics.registry.collect()
+            if family.name == "yrd_checkpoint_cosigned_timestamp_seconds"
+            for sample in family.samples
+        }
+        assert "jiangsu" not in exposed

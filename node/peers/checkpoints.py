@@ -112,10 +112,13 @@ class LogWitnessing:
     def remember(self) -> None:
         """The metrics of the last cosignature of each witness, from the store (a restart
         must not make every witness look silent)."""
+        started = self._clock()
         for province in self._peers:
             # Every peer's refusal series exists from the start, so an alert sees its rise.
             self._metrics.checkpoints_refused.labels(province).inc(0)
             self._metrics.checkpoints_refused_by_peer.labels(province).inc(0)
+            # And a witness that never cosigns still ages (YrdWitnessSilent), from now.
+            self._metrics.checkpoint_witness_since.labels(province).set(started)
         for held in store.cosigned(self._db().reader(), own=True):
             self._observe_cosigned(held.witness, held.tree_size, held.cosigned_at)
 
