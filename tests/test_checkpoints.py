@@ -18,6 +18,7 @@ from monitoring.status import NodeAnswer, link_rows, node_rows, problems
 from node.protocol.checkpoints import Head, check_checkpoint, cosign, sign_checkpoint
 from node.protocol.faults import FaultCode, Refusal
 from node.protocol.merkle import MerkleTree
+from node.runtime.config import ConfigError, load_config
 from node.runtime.node import Node
 from node.store import audit, checkpoints, outbox
 from node.store.database import Database
@@ -399,3 +400,21 @@ async def test_a_witness_that_never_cosigned_has_a_series_to_age_from(tmp_path: 
             for sample in family.samples
         }
         assert "jiangsu" not in exposed
+
+
+@pytest.mark.parametrize("key", ["checkpoint_interval_seconds", "heartbeat_interval_seconds"])
+@pytest.mark.parametrize("value", ["0", "-1.5", "nan", "inf"])
+def test_an_interval_that_would_spin_a_loop_is_refused(
+    tmp_path: Path, key: str, value: str
+) -> None:
+    """An interval of zero, less, or no number at all is refused naming the key, instead of a
+    loop checkpointing (or heartbeating) as fast as it can."""
+    path = make_mesh(tmp_path) / "shanghai" / "node.toml"
+    text = path.read_text(encoding="utf-8")
+    assert f"\n{key} = " in text
+    changed = [
+        f"{key} = {value}" if line.startswith(f"{key} =") else line for line in text.split("\n")
+    ]
+    path.write_text("\n".join(changed), encoding="utf-8")
+    with pytest.raises(ConfigError, match=f"'{key}' must be a positive number of seconds"):
+        load_config(path, {})
