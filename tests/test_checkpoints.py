@@ -235,7 +235,7 @@ async def test_a_purge_keeps_every_cosigned_checkpoint_valid(tmp_path: Path) -> 
         db = await Database.open(shanghai_config.paths.store)
         try:
             purged = await db.write(
-                lambda conn: audit.purge(conn, before=time.time() + 1, now=time.time())
+                lambda conn: audit.purge(conn, before=time.time(), now=time.time())
             )
         finally:
             await db.close()

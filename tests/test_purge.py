@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 from node.protocol.merkle import verify_consistency, verify_inclusion
 from node.store import audit, log_tree
 from node.store.audit import verify_chain
-from node.store.connection import StoreLocation
+from node.store.connection import Connection, StoreLocation
 from node.store.database import Database
 from node.store.lock import StoreLock
 from tests import test_audit
@@ -97,6 +98,71 @@ async def test_a_body_blanked_without_a_purge_entry_is_named(
     report = verify_chain(db.reader())
     assert (report.ok, report.first_bad_seq) == (False, 7)
     assert "no purge entry names it" in report.reason
+
+
+async def test_purges_one_after_another_verify(db: Database, federation: Federation) -> None:
+    """A second purge, further on, names only what the first left: the log verifies."""
+    await month_of_traffic(db, federation)
+    await db.write(lambda c: audit.purge(c, before=NOW + 10 * DAY, now=NOW + 40 * DAY))
+    done = await db.write(lambda c: audit.purge(c, before=NOW + 20 * DAY, now=NOW + 41 * DAY))
+    assert done.entries == 20
+    report = verify_chain(db.reader())
+    assert report.ok, report.reason
+
+
+@pytest.mark.parametrize(
+    ("blank", "document", "expected"),
+    [
+        # entry 25 (day 11) named by a purge of what came before day 5
+        ([25], {"before": NOW + 5 * DAY, "entries": 1, "seqs": [[25, 25]]}, "at or after"),
+        # entry 25 alone vanishes; the older entries 2 to 24 keep their bodies
+        ([25], {"before": NOW + 20 * DAY, "entries": 1, "seqs": [[25, 25]]}, "leaves entry 2"),
+        ([2, 3], {"before": NOW + DAY, "entries": 2, "seqs": [[3, 3], [2, 2]]}, "out of order"),
+        ([2], {"before": NOW + DAY, "entries": 2, "seqs": [[2, 3]]}, "3, which still holds"),
+        ([2, 3], {"before": NOW + DAY, "entries": 5, "seqs": [[2, 3]]}, "counts 5"),
+        ([2, 3], {"before": NOW + 99 * DAY, "entries": 2, "seqs": [[2, 3]]}, "past its own"),
+        ([], {"before": NOW + DAY, "entries": 1, "seqs": [[1, 1]]}, "no earlier message"),
+    ],
+    ids=[
+        "after-before",
+        "one-vanishes",
+        "out-of-order",
+        "not-purged",
+        "miscount",
+        "future",
+        "manifest",
+    ],
+)
+async def test_a_hand_made_purge_entry_is_refused(
+    db: Database,
+    federation: Federation,
+    blank: list[int],
+    document: dict[str, object],
+    expected: str,
+) -> None:
+    """An insider blanks bodies and appends a purge entry of their own: verify checks the
+    entry against the entries it names and refuses it, naming the purge entry."""
+    await month_of_traffic(db, federation)
+    recorded_at = NOW + 40 * DAY
+
+    def forge(conn: Connection) -> audit.AuditEntry:
+        for seq in blank:
+            conn.execute("UPDATE audit SET body = ?, purged_at = ? WHERE seq = ?", (b"", 1.0, seq))
+        body = json.dumps(document).encode()
+        return audit.append(
+            conn,
+            direction="local",
+            peer="",
+            message_id="purge-forged",
+            kind="purge",
+            body=body,
+            recorded_at=recorded_at,
+        )
+
+    forged = await db.write(forge)
+    report = verify_chain(db.reader())
+    assert (report.ok, report.first_bad_seq) == (False, forged.seq), report.reason
+    assert expected in report.reason
 
 
 @pytest.mark.parametrize(
