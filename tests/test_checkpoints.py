@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from monitoring.status import NodeAnswer, link_rows, node_rows, problems
+from node.cli.audit_cmd import divergence_headline
 from node.protocol.checkpoints import Head, check_checkpoint, cosign, sign_checkpoint
 from node.protocol.faults import FaultCode, Refusal
 from node.protocol.merkle import MerkleTree
@@ -166,7 +167,9 @@ async def test_a_rewritten_log_is_refused_by_its_witness_and_caught_by_verify(
         assert witnessed.first_bad_seq == 1, witnessed.reason
         shown = audit_verify(shanghai_config.paths.store, mesh)
         assert shown.returncode == 1, shown.stderr
-        assert "BROKEN at entry 1" in shown.stdout and "witnesses: jiangsu" in shown.stdout
+        assert witnessed.last_bad_seq is not None and witnessed.last_bad_seq >= 1
+        assert f"BROKEN in entries 1 to {witnessed.last_bad_seq}:" in shown.stdout
+        assert "witnesses: jiangsu" in shown.stdout and "checked before it" not in shown.stdout
         async with running(replace(shanghai_config)) as shanghai:
             outcome = await shanghai.checkpoints.checkpoint()
             assert outcome == {"jiangsu": FaultCode.LOG_INCONSISTENT.value}
@@ -323,8 +326,8 @@ def test_verify_bounds_a_change_between_the_checkpoints_that_match_and_the_first
     results = checkpoints.divergences(tree_of(12, changed=6), held, keys)
     assert results[0][1] is None
     parted = results[1][1]
-    assert parted is not None and parted.first_seq == 5
-    assert "entries 5 to 9 were changed" in parted.reason
+    assert parted is not None and (parted.first_seq, parted.last_seq) == (5, 9)
+    assert "an entry in entries 5 to 9 was changed" in parted.reason
     assert all(d is None for _, d in checkpoints.divergences(original, held, keys))
 
 
@@ -418,3 +421,25 @@ def test_an_interval_that_would_spin_a_loop_is_refused(
     path.write_text("\n".join(changed), encoding="utf-8")
     with pytest.raises(ConfigError, match=f"'{key}' must be a positive number of seconds"):
         load_config(path, {})
+
+
+def test_the_headline_of_a_divergence_names_the_range_it_lies_in() -> None:
+    """Entry 100 of 849 deleted and the log re-chained, witnesses holding checkpoints at 25
+    and 230: the headline names entries 26 to 230 and says why no closer, instead of "BROKEN
+    at entry 26 (848 entries checked before it)"."""
+    report = audit.AuditReport(
+        848,
+        False,
+        26,
+        "the log's first 230 entries are not the ones jiangsu cosigned: an entry in entries "
+        "26 to 230 was changed, removed or added",
+        ("jiangsu",),
+        3,
+        last_bad_seq=230,
+    )
+    shown = divergence_headline(report)
+    assert shown.startswith("evidence log BROKEN in entries 26 to 230: ")
+    assert "entries 1 to 25 match a cosigned checkpoint" in shown
+    assert "which entry of 26 to 230 differs first cannot be told" in shown
+    assert "848 entries link and verify on their own" in shown
+    assert "checked before it" not in shown

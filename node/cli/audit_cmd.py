@@ -199,6 +199,7 @@ def run_verify(args: argparse.Namespace) -> int:
                 "reason": report.reason,
                 "witnesses": list(report.witnesses),
                 "checkpoints": report.checkpoints,
+                "last_bad_seq": report.last_bad_seq,
             }
         )
     elif report.ok:
@@ -206,12 +207,36 @@ def run_verify(args: argparse.Namespace) -> int:
             f"evidence log intact: {report.entries} entries, chain and signatures verified; "
             f"{_witnessed(report)}\n"
         )
+    elif report.last_bad_seq is not None:
+        sys.stdout.write(divergence_headline(report) + "\n")
     else:
         sys.stdout.write(
             f"evidence log BROKEN at entry {report.first_bad_seq}: {report.reason} "
             f"({report.entries} entries checked before it; {_witnessed(report)})\n"
         )
     return EXIT_VERIFIED if report.ok else EXIT_REFUSED
+
+
+def divergence_headline(report: AuditReport) -> str:
+    """The headline when the log verifies alone but not against its witnesses: the range the
+    first difference lies in, as tightly as the cosigned checkpoints bound it."""
+    first, last = report.first_bad_seq, report.last_bad_seq
+    span = f"entry {first}" if first == last else f"entries {first} to {last}"
+    matching = (
+        f"entries 1 to {first - 1} match a cosigned checkpoint"
+        if first and first > 1
+        else "no cosigned checkpoint matches any part of it"
+    )
+    exactly = (
+        ""
+        if first == last
+        else f"; which entry of {first} to {last} differs first cannot be told without the "
+        "original entries"
+    )
+    return (
+        f"evidence log BROKEN in {span}: {report.reason}. Its {report.entries} entries link "
+        f"and verify on their own; {matching}{exactly} ({_witnessed(report)})"
+    )
 
 
 def _witnessed(report: AuditReport) -> str:

@@ -88,6 +88,11 @@ class AuditReport:
     """The provinces whose cosigned checkpoints of this log were checked against it."""
     checkpoints: int = 0
     """How many cosigned checkpoints were checked."""
+    last_bad_seq: int | None = None
+    """When the entries verify alone but not against the witnesses' checkpoints: the first
+    difference lies in ``first_bad_seq`` to this entry (entries before ``first_bad_seq``
+    match a cosigned checkpoint; one ending here does not). Which entry exactly cannot be
+    told without the original entries."""
 
 
 def entry_hash(
@@ -372,8 +377,13 @@ def verify_chain(
     witnesses = tuple(sorted({h.witness for h, _ in checked}))
     parted = [d for _, d in checked if d is not None]
     if parted:
-        first = min(parted, key=lambda d: d.first_seq)
-        return AuditReport(good, False, first.first_seq, first.reason, witnesses, len(checked))
+        # The bound comes from heads that verify: where the first that does not match ends.
+        bounded = [d for d in parted if d.last_seq is not None]
+        first = min(bounded or parted, key=lambda d: d.first_seq)
+        last = min((d.last_seq for d in bounded if d.last_seq is not None), default=None)
+        return AuditReport(
+            good, False, first.first_seq, first.reason, witnesses, len(checked), last
+        )
     return AuditReport(
         good,
         True,
