@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from node.cli.audit_cmd import retention_boundary
 from node.protocol.merkle import verify_consistency, verify_inclusion
 from node.store import audit, log_tree
 from node.store.audit import verify_chain
@@ -185,6 +188,17 @@ async def test_the_log_takes_no_other_update(
     assert verify_chain(db.reader()).ok
 
 
+def test_a_plain_date_is_the_midnight_that_starts_it_in_shanghai() -> None:
+    """``--before 2026-06-01`` is 2026-06-01T00:00:00+08:00; a zoned time is kept as given,
+    and a time with no zone is still refused."""
+    assert retention_boundary("2026-06-01") == datetime(2026, 5, 31, 16, tzinfo=UTC).timestamp()
+    assert (
+        retention_boundary("2026-06-01T00:00:00Z") == datetime(2026, 6, 1, tzinfo=UTC).timestamp()
+    )
+    with pytest.raises(argparse.ArgumentTypeError, match="needs a zone"):
+        retention_boundary("2026-06-01T00:00:00")
+
+
 def yrd(*arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*YRD, *arguments], capture_output=True, text=True, timeout=BUDGET, check=False
@@ -201,7 +215,9 @@ async def test_the_command_purges_a_stopped_nodes_store_only(
         ids = await month_of_traffic(db, federation)
     finally:
         await db.close()
-    before = "2026-01-11T00:00:00Z"  # NOW is 2026-01-01: ten days
+    # NOW is 2026-01-01T00:00Z, each day's entries at 08:00 in Shanghai: a plain date is the
+    # midnight that starts it in Asia/Shanghai, so ten days are purged.
+    before = "2026-01-11"
 
     lock = StoreLock(store)
     lock.acquire()
@@ -213,7 +229,8 @@ async def test_the_command_purges_a_stopped_nodes_store_only(
     assert yrd("audit", "evidence", "--store", str(store), "--message-id", ids[0]).returncode == 0
 
     for bad, said in (
-        ("2026-01-11", "needs a zone"),
+        ("2026-01-11T00:00:00", "needs a zone"),
+        ("2026-13-01", "not an RFC 3339 time"),
         ("yesterday", "not an RFC 3339 time"),
         ("2999-01-01T00:00:00Z", "in the future"),
     ):
@@ -225,6 +242,8 @@ async def test_the_command_purges_a_stopped_nodes_store_only(
     assert "purged the bodies of 20 entries" in done.stdout
     gone = yrd("audit", "evidence", "--store", str(store), "--message-id", ids[0])
     assert gone.returncode == 1 and "purged at the end of its retention" in gone.stderr
+    later = yrd("audit", "purge", "--store", str(store), "--before", "2026-01-16T00:00:00Z")
+    assert later.returncode == 0 and "purged the bodies of 10 entries" in later.stdout
     kept = yrd("audit", "evidence", "--store", str(store), "--message-id", ids[-1])
     assert kept.returncode == 0, kept.stderr
     verified = yrd("audit", "verify", "--store", str(store))

@@ -8,9 +8,11 @@ import argparse
 import asyncio
 import sys
 import time
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from node.certificates.model import CHINA_STANDARD_TIME
 from node.cli.folder_arg import add_folder
 from node.cli.output import (
     EXIT_NOT_CHECKED,
@@ -89,16 +91,29 @@ def register(commands: Any) -> None:
     purge.add_argument("--store", type=store_location, required=True, help=STORE_HELP)
     purge.add_argument(
         "--before",
-        type=_instant,
+        type=retention_boundary,
         required=True,
         metavar="TIME",
-        help="an RFC 3339 time with a zone, e.g. 2026-06-01T00:00:00+08:00",
+        help=(
+            "a date, meaning midnight at the start of that day in Asia/Shanghai "
+            "(2026-06-01 is 2026-06-01T00:00:00+08:00), or an RFC 3339 time with a zone, "
+            "e.g. 2026-06-01T12:00:00Z"
+        ),
     )
     purge.add_argument("--json", action="store_true", help="machine-readable output")
     purge.set_defaults(run=run_purge)
 
 
-def _instant(text: str) -> float:
+def retention_boundary(text: str) -> float:
+    """``--before``: a plain date is the midnight that starts it in Asia/Shanghai (the
+    federation's one zone; no daylight saving since 1991, so +08:00), else a zoned time."""
+    if len(text) == len("2026-06-01"):
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            return datetime.combine(day, datetime.min.time(), CHINA_STANDARD_TIME).timestamp()
     return zoned_time(text).timestamp()
 
 
