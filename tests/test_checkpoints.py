@@ -16,6 +16,7 @@ import pytest
 
 from monitoring.status import NodeAnswer, link_rows, node_rows, problems
 from node.cli.audit_cmd import divergence_headline
+from node.peers.courier import AskFailed
 from node.protocol.checkpoints import Head, check_checkpoint, cosign, sign_checkpoint
 from node.protocol.faults import FaultCode, Refusal
 from node.protocol.merkle import MerkleTree
@@ -385,6 +386,36 @@ async def test_nodes_stopping_at_once_cosign_each_others_last_checkpoint(tmp_pat
             conn.close()
         assert held is not None, f"{me}'s last checkpoint was not cosigned by {witness}"
         assert held.tree_size == size
+
+
+async def test_a_stopping_node_cosigns_checkpoints_and_refuses_everything_else(
+    tmp_path: Path,
+) -> None:
+    """While a node stops it still cosigns a peer's checkpoint, and refuses any other
+    request (a heartbeat, a probe) as unavailable."""
+    mesh = make_mesh(tmp_path)
+    async with (
+        running(config_for(mesh, "jiangsu", **QUIET)) as jiangsu,
+        running(config_for(mesh, "shanghai", **QUIET)) as shanghai,
+    ):
+        jiangsu.stopping = True
+        try:
+            assert await shanghai.checkpoints.checkpoint() == {"jiangsu": "cosigned"}
+            refused = jiangsu.metrics.messages_refused
+            for kind, body in (("heartbeat", pb.Heartbeat()), ("probe", pb.Probe(sequence=1))):
+                # The refusal names no message (as before the envelope was read), so the
+                # asker sees a reply about no request of its own.
+                with pytest.raises(AskFailed):
+                    await shanghai.courier.ask(
+                        "jiangsu", kind, body, timeout=BUDGET, record=False, alone=True
+                    )
+                counted = refused.labels("shanghai", kind, "unavailable", "inbound")._value.get()
+                assert counted >= 1, kind
+            assert (
+                refused.labels("shanghai", "checkpoint", "unavailable", "inbound")._value.get() == 0
+            )
+        finally:
+            jiangsu.stopping = False
 
 
 async def test_a_witness_that_never_cosigned_has_a_series_to_age_from(tmp_path: Path) -> None:
