@@ -344,6 +344,13 @@ class NodeMetrics:
             ["peer"],
             registry=r,
         )
+        self.checkpoint_witness_since = Gauge(
+            "yrd_checkpoint_witness_since_timestamp_seconds",
+            "Since when this node has asked the witness peer to cosign its log (its start, "
+            "Unix time): the age of a witness that never cosigned is counted from here.",
+            ["peer"],
+            registry=r,
+        )
         self.checkpoints_refused = Counter(
             "yrd_checkpoints_refused_total",
             "Checkpoints of the peer's log this node refused as its witness: they did not "

@@ -1,8 +1,8 @@
 """The federation status view: ask every node for ``/v1/status`` and judge the whole.
 
 Used by ``yrd status``, the demo and the dashboard. A federation is healthy when every node
-answered and is ready, every directed link is up with its circuit not open, and nothing is
-parked.
+answered and is ready, every directed link is up with its circuit not open, no witness
+refuses a node's evidence log, and nothing is parked.
 
 Rules kept here:
 - Nodes are named by province wherever it is known (from their answer, or from the mesh
@@ -202,6 +202,13 @@ def problems(
                 )
             elif not link.get("up"):
                 found.append(f"{arrow}: peer not answering heartbeats")
+            if refused_log := link.get("checkpoint_refused"):
+                found.append(
+                    f"{arrow}: {link['peer']} refuses to cosign {name}'s evidence log "
+                    f"({refused_log.get('code')}, {refused_log.get('count')} time(s), last at "
+                    f"{refused_log.get('at')}): {refused_log.get('reason') or 'no detail'}; "
+                    "a rewrite or a fork of the log: run yrd audit verify --mesh on it"
+                )
             # Half-open is a trial under way with a peer that answers again, not a fault.
             if link.get("circuit") == "open":
                 found.append(f"{arrow}: delivery circuit open ({link.get('last_error') or '?'})")
@@ -262,7 +269,9 @@ def link_rows(answers: Sequence[NodeAnswer], now: float | None = None) -> list[l
                     f"{link.get('oldest_pending_age_seconds', 0):.1f}",
                     link.get("circuit", ""),
                     link.get("dead_letters", 0),
-                    _cosigned(link.get("cosigned"), now),
+                    "REFUSED"
+                    if link.get("checkpoint_refused")
+                    else _cosigned(link.get("cosigned"), now),
                     ago(link.get("last_success_at"), now),
                     f"{refusal.get('code')} (by {by})" if by else "",
                 ]
@@ -366,6 +375,11 @@ def node_rows(answers: Sequence[NodeAnswer], now: float | None = None) -> list[l
         failing = [k for k, v in s.get("checks", {}).items() if v != "ok"]
         # Ready by its own checks, yet no peer takes its messages: the table says so too.
         failing += [f"refused by every peer ({c})" for c in refused.get(answer.label, [])]
+        failing += [
+            f"log refused by witness {link['peer']} ({link['checkpoint_refused'].get('code')})"
+            for link in s.get("peers", [])
+            if link.get("checkpoint_refused")
+        ]
         rows.append(
             [
                 answer.label,

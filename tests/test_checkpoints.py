@@ -14,10 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from monitoring.status import NodeAnswer, link_rows
+from monitoring.status import NodeAnswer, link_rows, node_rows, problems
+from node.cli.audit_cmd import divergence_headline
+from node.peers.courier import AskFailed
 from node.protocol.checkpoints import Head, check_checkpoint, cosign, sign_checkpoint
 from node.protocol.faults import FaultCode, Refusal
 from node.protocol.merkle import MerkleTree
+from node.runtime.config import ConfigError, load_config
 from node.runtime.node import Node
 from node.store import audit, checkpoints, outbox
 from node.store.database import Database
@@ -165,12 +168,22 @@ async def test_a_rewritten_log_is_refused_by_its_witness_and_caught_by_verify(
         assert witnessed.first_bad_seq == 1, witnessed.reason
         shown = audit_verify(shanghai_config.paths.store, mesh)
         assert shown.returncode == 1, shown.stderr
-        assert "BROKEN at entry 1" in shown.stdout and "witnesses: jiangsu" in shown.stdout
+        assert witnessed.last_bad_seq is not None and witnessed.last_bad_seq >= 1
+        assert f"BROKEN in entries 1 to {witnessed.last_bad_seq}:" in shown.stdout
+        assert "witnesses: jiangsu" in shown.stdout and "checked before it" not in shown.stdout
         async with running(replace(shanghai_config)) as shanghai:
             outcome = await shanghai.checkpoints.checkpoint()
             assert outcome == {"jiangsu": FaultCode.LOG_INCONSISTENT.value}
             refused = shanghai.metrics.checkpoints_refused_by_peer.labels("jiangsu")
             assert refused._value.get() == 1
+            # The status says so: the link's cosigned column, the node's "not ok", the verdict.
+            [link] = shanghai.health.status()["peers"]  # type: ignore[misc]
+            assert link["checkpoint_refused"]["count"] == 1
+            assert link["checkpoint_refused"]["code"] == FaultCode.LOG_INCONSISTENT.value
+            answers = [NodeAnswer("shanghai", shanghai.health.status())]
+            assert link_rows(answers)[0][8] == "REFUSED"
+            assert "log refused by witness jiangsu (log_inconsistent)" in node_rows(answers)[0][-1]
+            assert any("jiangsu refuses to cosign shanghai's" in p for p in problems(answers))
         assert jiangsu.metrics.checkpoints_refused.labels("shanghai")._value.get() >= 1
         assert len(held_by(jiangsu, "shanghai")) == len(cosigned)
 
@@ -226,7 +239,7 @@ async def test_a_purge_keeps_every_cosigned_checkpoint_valid(tmp_path: Path) -> 
         db = await Database.open(shanghai_config.paths.store)
         try:
             purged = await db.write(
-                lambda conn: audit.purge(conn, before=time.time() + 1, now=time.time())
+                lambda conn: audit.purge(conn, before=time.time(), now=time.time())
             )
         finally:
             await db.close()
@@ -314,8 +327,8 @@ def test_verify_bounds_a_change_between_the_checkpoints_that_match_and_the_first
     results = checkpoints.divergences(tree_of(12, changed=6), held, keys)
     assert results[0][1] is None
     parted = results[1][1]
-    assert parted is not None and parted.first_seq == 5
-    assert "entries 5 to 9 were changed" in parted.reason
+    assert parted is not None and (parted.first_seq, parted.last_seq) == (5, 9)
+    assert "an entry in entries 5 to 9 was changed" in parted.reason
     assert all(d is None for _, d in checkpoints.divergences(original, held, keys))
 
 
@@ -345,3 +358,119 @@ async def test_a_forged_checkpoint_gets_a_signed_fault_and_changes_nothing(tmp_p
             assert (answered.reply.payload_type, fault.code, fault.field) == ("fault", code, field)
         assert held_by(jiangsu, "shanghai") == []
         assert jiangsu.metrics.checkpoints_refused.labels("shanghai")._value.get() == 2
+
+
+async def test_nodes_stopping_at_once_cosign_each_others_last_checkpoint(tmp_path: Path) -> None:
+    """Two nodes stopped at the same moment (a mesh stop) each hold the other's cosignature of
+    its final checkpoint: the last checkpoint is sent before the server stops, and a stopping
+    node still cosigns."""
+    import asyncio
+
+    mesh = make_mesh(tmp_path)
+    shanghai = Node(config_for(mesh, "shanghai", **QUIET))
+    jiangsu = Node(config_for(mesh, "jiangsu", **QUIET))
+    await shanghai.start()
+    await jiangsu.start()
+    try:
+        await traffic(shanghai, jiangsu, 2)
+        await traffic(jiangsu, shanghai, 2)
+    finally:
+        await asyncio.gather(shanghai.stop(), jiangsu.stop())
+    for node, witness in ((shanghai, "jiangsu"), (jiangsu, "shanghai")):
+        me = node.config.province
+        conn = sqlite3.connect(store_of(node))
+        try:
+            (size,) = conn.execute("SELECT count(*) FROM audit").fetchone()
+            held = checkpoints.latest_cosigned(conn, me, witness)  # type: ignore[arg-type]
+        finally:
+            conn.close()
+        assert held is not None, f"{me}'s last checkpoint was not cosigned by {witness}"
+        assert held.tree_size == size
+
+
+async def test_a_stopping_node_cosigns_checkpoints_and_refuses_everything_else(
+    tmp_path: Path,
+) -> None:
+    """While a node stops it still cosigns a peer's checkpoint, and refuses any other
+    request (a heartbeat, a probe) as unavailable."""
+    mesh = make_mesh(tmp_path)
+    async with (
+        running(config_for(mesh, "jiangsu", **QUIET)) as jiangsu,
+        running(config_for(mesh, "shanghai", **QUIET)) as shanghai,
+    ):
+        jiangsu.stopping = True
+        try:
+            assert await shanghai.checkpoints.checkpoint() == {"jiangsu": "cosigned"}
+            refused = jiangsu.metrics.messages_refused
+            for kind, body in (("heartbeat", pb.Heartbeat()), ("probe", pb.Probe(sequence=1))):
+                # The refusal names no message (as before the envelope was read), so the
+                # asker sees a reply about no request of its own.
+                with pytest.raises(AskFailed):
+                    await shanghai.courier.ask(
+                        "jiangsu", kind, body, timeout=BUDGET, record=False, alone=True
+                    )
+                counted = refused.labels("shanghai", kind, "unavailable", "inbound")._value.get()
+                assert counted >= 1, kind
+            assert (
+                refused.labels("shanghai", "checkpoint", "unavailable", "inbound")._value.get() == 0
+            )
+        finally:
+            jiangsu.stopping = False
+
+
+async def test_a_witness_that_never_cosigned_has_a_series_to_age_from(tmp_path: Path) -> None:
+    """A peer that never answers has no cosignature time, but the time the node started
+    asking it is exported from the start, so YrdWitnessSilent can fire for it."""
+    mesh = make_mesh(tmp_path)
+    before = time.time()
+    async with running(config_for(mesh, "shanghai", **QUIET)) as shanghai:
+        gauge = shanghai.metrics.checkpoint_witness_since.labels("jiangsu")._value
+        await eventually(lambda: gauge.get() > 0)
+        assert before <= gauge.get() <= time.time()
+        exposed = {
+            sample.labels.get("peer")
+            for family in shanghai.metrics.registry.collect()
+            if family.name == "yrd_checkpoint_cosigned_timestamp_seconds"
+            for sample in family.samples
+        }
+        assert "jiangsu" not in exposed
+
+
+@pytest.mark.parametrize("key", ["checkpoint_interval_seconds", "heartbeat_interval_seconds"])
+@pytest.mark.parametrize("value", ["0", "-1.5", "nan", "inf"])
+def test_an_interval_that_would_spin_a_loop_is_refused(
+    tmp_path: Path, key: str, value: str
+) -> None:
+    """An interval of zero, less, or no number at all is refused naming the key, instead of a
+    loop checkpointing (or heartbeating) as fast as it can."""
+    path = make_mesh(tmp_path) / "shanghai" / "node.toml"
+    text = path.read_text(encoding="utf-8")
+    assert f"\n{key} = " in text
+    changed = [
+        f"{key} = {value}" if line.startswith(f"{key} =") else line for line in text.split("\n")
+    ]
+    path.write_text("\n".join(changed), encoding="utf-8")
+    with pytest.raises(ConfigError, match=f"'{key}' must be a positive number of seconds"):
+        load_config(path, {})
+
+
+def test_the_headline_of_a_divergence_names_the_range_it_lies_in() -> None:
+    """Entry 100 of 849 deleted and the log re-chained, witnesses holding checkpoints at 25
+    and 230: the headline names entries 26 to 230 and says why no closer, instead of "BROKEN
+    at entry 26 (848 entries checked before it)"."""
+    report = audit.AuditReport(
+        848,
+        False,
+        26,
+        "the log's first 230 entries are not the ones jiangsu cosigned: an entry in entries "
+        "26 to 230 was changed, removed or added",
+        ("jiangsu",),
+        3,
+        last_bad_seq=230,
+    )
+    shown = divergence_headline(report)
+    assert shown.startswith("evidence log BROKEN in entries 26 to 230: ")
+    assert "entries 1 to 25 match a cosigned checkpoint" in shown
+    assert "which entry of 26 to 230 differs first cannot be told" in shown
+    assert "848 entries link and verify on their own" in shown
+    assert "checked before it" not in shown

@@ -493,6 +493,7 @@ async def test_audit_verify_json_intact(
         "reason": report["reason"],
         "witnesses": report["witnesses"],
         "checkpoints": report["checkpoints"],
+        "last_bad_seq": None,
     }
     # only the peer can have cosigned this log (on its shutdown checkpoint, if it got through)
     assert set(report["witnesses"]) <= {"shanghai"}

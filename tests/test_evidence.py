@@ -13,6 +13,7 @@ import json
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from pysmx.SM2 import Verify as smx_verify
 
+from node.mesh.access import create_mesh
 from node.mesh.layout import read_manifest
+from node.mesh.suite_choice import parse_suite_choice
 from node.protocol.envelope import header, seal_batch
-from node.store import audit
+from node.store import audit, checkpoints
 from node.store.connection import PostgresUrl, StoreLocation
 from node.store.database import Database
 from node.trust.keys import SigningKey, load_signing_key
 from node.wire import pb
-from tests.nodes import BUDGET, config_for, eventually, make_mesh, running
+from tests.nodes import BUDGET, config_for, eventually, free_base_port, make_mesh, running
 
 pytestmark = pytest.mark.slow  # runs `yrd audit evidence` as a process
 
@@ -95,18 +98,22 @@ def signed_by(part: dict[str, Any], manifest_keys: dict[str, str]) -> bytes:
         root = rfc9162_root(message, batch["leaf_index"], batch["tree_size"], path, h)
         assert root is not None, "malformed inclusion proof"
         statement = b"yrd.federation.v1/batch\x00" + batch["tree_size"].to_bytes(8, "big") + root
-    value = base64.b64decode(signature["value"])
-    if signature["key_id"].startswith("sm2:"):
+    statement_verifies(signature["key_id"], public, base64.b64decode(signature["value"]), statement)
+    return message
+
+
+def statement_verifies(key_id: str, public: bytes, value: bytes, statement: bytes) -> None:
+    """One signature over a labelled statement, SM2 or Ed25519 by the key id."""
+    if key_id.startswith("sm2:"):
         r, s = decode_dss_signature(value)
         rs = r.to_bytes(32, "big") + s.to_bytes(32, "big")
         uid = b"1234567812345678"
         assert smx_verify(rs, statement, public[1:], 64, uid=uid), "SM2 signature does not verify"
-        return message
+        return
     try:
         Ed25519PublicKey.from_public_bytes(public).verify(value, statement)
     except InvalidSignature:
         raise AssertionError("signature does not verify") from None
-    return message
 
 
 def check_bundle(bundle: dict[str, Any], manifest_keys: dict[str, str]) -> None:
@@ -124,12 +131,14 @@ def check_bundle(bundle: dict[str, Any], manifest_keys: dict[str, str]) -> None:
         assert body == "revocation_list", f"a {body} is not an answer"
 
 
-def ed25519_verifies(public_key: str, signature: str, statement: bytes) -> None:
-    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key))
-    try:
-        key.verify(base64.b64decode(signature), statement)
-    except InvalidSignature:
-        raise AssertionError("signature does not verify") from None
+def part_verifies(part: dict[str, Any], statement: bytes) -> None:
+    """A checkpoint's or a cosignature's signature, with the key it names."""
+    statement_verifies(
+        part["key_id"],
+        base64.b64decode(part["public_key"]),
+        base64.b64decode(part["signature"]),
+        statement,
+    )
 
 
 def length_prefixed(data: bytes) -> bytes:
@@ -165,7 +174,7 @@ def check_log(bundle: dict[str, Any], manifest_keys: dict[str, str]) -> list[str
         + root
         + checkpoint["signed_at_ms"].to_bytes(8, "big")
     )
-    ed25519_verifies(checkpoint["public_key"], checkpoint["signature"], statement)
+    part_verifies(checkpoint, statement)
     witnesses = []
     for cosignature in shown["cosignatures"]:
         assert manifest_keys[cosignature["key_id"]] == cosignature["public_key"]
@@ -176,7 +185,7 @@ def check_log(bundle: dict[str, Any], manifest_keys: dict[str, str]) -> list[str
             + cosignature["cosigned_at_ms"].to_bytes(8, "big")
             + statement
         )
-        ed25519_verifies(cosignature["public_key"], cosignature["signature"], cosigned)
+        part_verifies(cosignature, cosigned)
         witnesses.append(cosignature["witness"])
     return witnesses
 
@@ -258,6 +267,40 @@ async def test_a_bundle_proves_its_entry_is_in_the_log_its_peer_cosigned(tmp_pat
     path[0] = base64.b64encode(bytes(first)).decode()
     with pytest.raises(AssertionError, match="not included"):
         check_log(bundle, keys)
+
+
+async def test_an_sm2_log_bundle_holds_every_witness_cosignature(tmp_path: Path) -> None:
+    """SM2 signatures are randomised, so each witness holds a differently signed copy of one
+    checkpoint; the bundle still carries every witness's cosignature of that checkpoint."""
+    directory = tmp_path / "mesh"
+    create_mesh(
+        directory,
+        now=time.time(),
+        base_port=free_base_port(3),
+        provinces=("shanghai", "jiangsu", "zhejiang"),
+        platforms=False,
+        suites=parse_suite_choice("shanghai=sm2"),
+    )
+    async with (
+        running(config_for(directory, "jiangsu")),
+        running(config_for(directory, "zhejiang")),
+        running(config_for(directory, "shanghai")) as sh,
+    ):
+        [message_id] = await sh.courier.send("jiangsu", [("probe", pb.Probe(sequence=7))])
+        await eventually(lambda: len(audit.message_entries(sh.db.reader(), message_id)) == 2)
+        outcome = await sh.checkpoints.checkpoint()
+        assert outcome == {"jiangsu": "cosigned", "zhejiang": "cosigned"}
+        held = checkpoints.cosigned(sh.db.reader(), own=True)
+        copies = {h.checkpoint.signature for h in held if h.tree_size == held[-1].tree_size}
+        assert len(copies) == 2, "each witness's copy is signed anew (SM2)"
+    shown = evidence(directory / "shanghai" / "node.db", message_id)
+    assert shown.returncode == 0, shown.stderr
+    bundle = json.loads(shown.stdout)
+    assert bundle["log"]["checkpoint"]["key_id"].startswith("sm2:")
+    assert sorted(check_log(bundle, keys_of(directory / "manifest.json"))) == [
+        "node-320000",
+        "node-330000",
+    ]
 
 
 @pytest.fixture

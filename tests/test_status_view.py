@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from monitoring.status import (
+    NODE_HEADERS,
     NodeAnswer,
     ago,
     days_left,
@@ -66,7 +67,7 @@ def test_a_silent_node_is_named_by_province_with_the_command_that_starts_it() ->
         "jiangsu: node not answering at 127.0.0.1:8102 (connection refused); "
         "start it: yrd mesh start --dir mesh jiangsu"
     ]
-    assert node_rows([silent]) == [["jiangsu", "NO ANSWER", "", "", "", "", "", "", "", ""]]
+    assert node_rows([silent]) == [["jiangsu", "NO ANSWER", *[""] * (len(NODE_HEADERS) - 2)]]
     assert link_rows([silent]) == []
 
 
@@ -163,3 +164,27 @@ def test_platform_down_or_refusing_is_a_problem() -> None:
     found = problems([down])
     assert any("platform is not answering (connection refused); 3 item(s) wait" in p for p in found)
     assert any("platform refused 1 delivery" in p for p in found)
+
+
+def test_a_witness_refusing_a_nodes_log_makes_the_federation_unhealthy() -> None:
+    """A link whose peer refuses the node's checkpoints (log_inconsistent) shows REFUSED in
+    the cosigned column, the node's "not ok" names the witness, and the verdict names it."""
+    refused = {
+        **link("jiangsu"),
+        "cosigned": None,
+        "checkpoint_refused": {
+            "count": 3,
+            "at": "2026-12-01T10:00:00Z",
+            "code": "log_inconsistent",
+            "reason": "the checkpoint does not extend the one cosigned before",
+        },
+    }
+    shanghai = node("shanghai", refused)
+    assert link_rows([shanghai], now=0.0)[0][8] == "REFUSED"
+    assert (
+        node_rows([shanghai], now=0.0)[0][-1] == "log refused by witness jiangsu (log_inconsistent)"
+    )
+    [problem] = problems([shanghai])
+    assert problem.startswith("shanghai→jiangsu: jiangsu refuses to cosign shanghai's evidence log")
+    assert "3 time(s)" in problem and "does not extend" in problem
+    assert problems([node("shanghai", link("jiangsu"))]) == []

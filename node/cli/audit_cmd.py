@@ -8,9 +8,11 @@ import argparse
 import asyncio
 import sys
 import time
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from node.certificates.model import CHINA_STANDARD_TIME
 from node.cli.folder_arg import add_folder
 from node.cli.output import (
     EXIT_NOT_CHECKED,
@@ -89,16 +91,29 @@ def register(commands: Any) -> None:
     purge.add_argument("--store", type=store_location, required=True, help=STORE_HELP)
     purge.add_argument(
         "--before",
-        type=_instant,
+        type=retention_boundary,
         required=True,
         metavar="TIME",
-        help="an RFC 3339 time with a zone, e.g. 2026-06-01T00:00:00+08:00",
+        help=(
+            "a date, meaning midnight at the start of that day in Asia/Shanghai "
+            "(2026-06-01 is 2026-06-01T00:00:00+08:00), or an RFC 3339 time with a zone, "
+            "e.g. 2026-06-01T12:00:00Z"
+        ),
     )
     purge.add_argument("--json", action="store_true", help="machine-readable output")
     purge.set_defaults(run=run_purge)
 
 
-def _instant(text: str) -> float:
+def retention_boundary(text: str) -> float:
+    """``--before``: a plain date is the midnight that starts it in Asia/Shanghai (the
+    federation's one zone; no daylight saving since 1991, so +08:00), else a zoned time."""
+    if len(text) == len("2026-06-01"):
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            return datetime.combine(day, datetime.min.time(), CHINA_STANDARD_TIME).timestamp()
     return zoned_time(text).timestamp()
 
 
@@ -199,6 +214,7 @@ def run_verify(args: argparse.Namespace) -> int:
                 "reason": report.reason,
                 "witnesses": list(report.witnesses),
                 "checkpoints": report.checkpoints,
+                "last_bad_seq": report.last_bad_seq,
             }
         )
     elif report.ok:
@@ -206,12 +222,36 @@ def run_verify(args: argparse.Namespace) -> int:
             f"evidence log intact: {report.entries} entries, chain and signatures verified; "
             f"{_witnessed(report)}\n"
         )
+    elif report.last_bad_seq is not None:
+        sys.stdout.write(divergence_headline(report) + "\n")
     else:
         sys.stdout.write(
             f"evidence log BROKEN at entry {report.first_bad_seq}: {report.reason} "
             f"({report.entries} entries checked before it; {_witnessed(report)})\n"
         )
     return EXIT_VERIFIED if report.ok else EXIT_REFUSED
+
+
+def divergence_headline(report: AuditReport) -> str:
+    """The headline when the log verifies alone but not against its witnesses: the range the
+    first difference lies in, as tightly as the cosigned checkpoints bound it."""
+    first, last = report.first_bad_seq, report.last_bad_seq
+    span = f"entry {first}" if first == last else f"entries {first} to {last}"
+    matching = (
+        f"entries 1 to {first - 1} match a cosigned checkpoint"
+        if first and first > 1
+        else "no cosigned checkpoint matches any part of it"
+    )
+    exactly = (
+        ""
+        if first == last
+        else f"; which entry of {first} to {last} differs first cannot be told without the "
+        "original entries"
+    )
+    return (
+        f"evidence log BROKEN in {span}: {report.reason}. Its {report.entries} entries link "
+        f"and verify on their own; {matching}{exactly} ({_witnessed(report)})"
+    )
 
 
 def _witnessed(report: AuditReport) -> str:

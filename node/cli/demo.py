@@ -33,7 +33,9 @@ from node.mesh.scenario import (
     run_cases,
 )
 from node.mesh.suite_choice import ED25519_THROUGHOUT, SuiteChoice
-from node.store.audit import verify_store
+from node.store.audit import read_only, verify_store
+from node.store.checkpoints import last_cosigned_by_witness
+from node.store.connection import StoreLocation
 
 HEARTBEAT_WAIT = 30.0
 OFFICER_DELAY = 0.3
@@ -324,7 +326,7 @@ def demo(
             say(
                 f"  {config.province:<9} {report.entries:>6} entries, "
                 + (
-                    "chain and signatures verified"
+                    f"chain and signatures verified; {_witnesses_of(config.paths.store)}"
                     if report.ok
                     else f"BROKEN at {report.first_bad_seq}: {report.reason}"
                 )
@@ -336,3 +338,15 @@ def demo(
             "logs (yrd demo --dir DIR keeps them)"
         )
         return 0 if healthy and intact else 1
+
+
+def _witnesses_of(store: StoreLocation) -> str:
+    """Which peers cosigned the log, each with the size of the last checkpoint it cosigned
+    (the whole log when the shutdown checkpoint was witnessed)."""
+    with read_only(store) as conn:
+        last = last_cosigned_by_witness(conn)
+    if not last:
+        return "no checkpoint cosigned by any witness"
+    return "cosigned by " + ", ".join(
+        f"{witness} (at {size})" for witness, (size, _) in sorted(last.items())
+    )

@@ -10,7 +10,8 @@ Rules kept here:
   which sees committed transactions only, and commits are durable (``synchronous=FULL``).
 - As a witness, the node checks a peer's checkpoint against the latest of that log it
   cosigned, and keeps it and answers with its cosignature, or refuses it with a signed
-  ``log_inconsistent`` fault, a metric and a log line (a rewrite or a fork).
+  ``log_inconsistent`` fault, a metric and a log line (a rewrite or a fork). A witness's
+  refusal of our log is counted, logged and shown in the status until it cosigns again.
 - Checkpoints and cosignatures are not entries of the evidence log (like heartbeats): each
   is signed on its own and kept in the ``checkpoints`` table, and a log that took an entry
   per checkpoint would never be still.
@@ -22,7 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from functools import partial
 
 from monitoring.metrics import NodeMetrics
@@ -41,6 +43,16 @@ from node.wire import pb
 log = logging.getLogger(__name__)
 
 ASK_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class WitnessRefusal:
+    """A witness refuses our log: its refusals since it last cosigned, and the latest one."""
+
+    count: int
+    at: float
+    code: str
+    reason: str
 
 
 class LogWitnessing:
@@ -71,6 +83,14 @@ class LogWitnessing:
         self._peers = peers
         self._metrics = metrics
         self._interval = interval
+        self._refusals: dict[str, WitnessRefusal] = {}
+
+    @property
+    def refusals(self) -> Mapping[str, WitnessRefusal]:
+        """The witnesses whose latest answer refused our log (a fork or a rewrite), by
+        province; a witness leaves when it cosigns again. Kept in memory: after a restart
+        the next checkpoint asks again."""
+        return self._refusals
 
     def handlers(self) -> dict[str, PayloadHandler]:
         """The checkpoints peers send for this node to witness (see ``peers.inbound``)."""
@@ -101,10 +121,13 @@ class LogWitnessing:
     def remember(self) -> None:
         """The metrics of the last cosignature of each witness, from the store (a restart
         must not make every witness look silent)."""
+        started = self._clock()
         for province in self._peers:
             # Every peer's refusal series exists from the start, so an alert sees its rise.
             self._metrics.checkpoints_refused.labels(province).inc(0)
             self._metrics.checkpoints_refused_by_peer.labels(province).inc(0)
+            # And a witness that never cosigns still ages (YrdWitnessSilent), from now.
+            self._metrics.checkpoint_witness_since.labels(province).set(started)
         for held in store.cosigned(self._db().reader(), own=True):
             self._observe_cosigned(held.witness, held.tree_size, held.cosigned_at)
 
@@ -170,6 +193,13 @@ class LogWitnessing:
                 log.info("checkpoint not cosigned", extra={"peer": province, "code": fault.code})
                 return fault.code
             self._metrics.checkpoints_refused_by_peer.labels(province).inc()
+            before = self._refusals.get(province)
+            self._refusals[province] = WitnessRefusal(
+                count=(before.count if before else 0) + 1,
+                at=answered.answered_at,
+                code=fault.code,
+                reason=fault.text,
+            )
             log.error(
                 "a witness refused our checkpoint",
                 extra={"peer": province, "code": fault.code, "reason": fault.text},
@@ -211,6 +241,7 @@ class LogWitnessing:
             )
         )
         self._observe_cosigned(province, checkpoint.tree_size, at)
+        self._refusals.pop(province, None)
         return "cosigned"
 
     def _observe_cosigned(self, witness: str, tree_size: int, at: float) -> None:

@@ -16,6 +16,8 @@ Rules kept here:
 - A request with an answer of its own (a certificate verification) is answered by its
   responder instead of a receipt; the answer is stored with the request, in the inbox as
   its reply and in the evidence log, before it leaves, exactly like a receipt.
+- A stopping node refuses every message as ``unavailable``, except a peer's checkpoint,
+  which it still cosigns (a whole mesh stopping at once still witnesses its last heads).
 - Each payload type's validator, effect and responder come from the service that handles
   that type, as one ``PayloadHandler`` each (``CATALOG_HANDLERS``, ``CaseExchange.handlers``,
   ``CertificateRecognition.handlers``); the node only combines them.
@@ -65,6 +67,8 @@ from node.wire import pb
 log = logging.getLogger(__name__)
 
 EPHEMERAL_TYPES = frozenset({"heartbeat"})
+# The one request a stopping node still answers (checked after the envelope's checks).
+_WHILE_STOPPING = frozenset({"checkpoint"})
 
 
 @dataclass(frozen=True)
@@ -224,8 +228,6 @@ class InboundProcessor:
                     f"this node's manifest (version {credentials.manifest.version}) has expired; "
                     "it refuses all traffic until a current manifest is loaded",
                 )
-            if self._stopping():
-                raise Refusal(FaultCode.UNAVAILABLE, "this node is shutting down; retry later")
             verdict = check_envelope(
                 raw,
                 tls_identity=tls_identity,
@@ -237,6 +239,13 @@ class InboundProcessor:
                 validators=self._validators,
                 frame_statement=frame_statement,
             )
+            # A stopping node takes no new work, but still cosigns its peers' checkpoints:
+            # when a whole mesh stops at once, the last checkpoints are sent while every
+            # node is already stopping, and would otherwise never be witnessed.
+            if self._stopping() and not (
+                isinstance(verdict, Authenticated) and verdict.payload_type in _WHILE_STOPPING
+            ):
+                raise Refusal(FaultCode.UNAVAILABLE, "this node is shutting down; retry later")
         except Refusal as refusal:
             return _Refused(refusal, raw)
         except StoreError as error:

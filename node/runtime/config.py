@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -132,6 +133,14 @@ def _opt(table: Mapping[str, Any], key: str, kind: type, default: Any, where: st
     return _get(table, key, kind, where) if key in table else default
 
 
+def _interval(table: Mapping[str, Any], key: str, default: float, where: str) -> float:
+    """A period a loop sleeps between rounds: zero or less would make the loop spin."""
+    value = float(_opt(table, key, float, default, where))
+    if not (0 < value < math.inf):
+        raise ConfigError(f"{where}: {key!r} must be a positive number of seconds, not {value!r}")
+    return value
+
+
 def parse_config(
     data: Mapping[str, Any], *, base: Path, env: Mapping[str, str], source: Path | None = None
 ) -> NodeConfig:
@@ -213,8 +222,8 @@ def parse_config(
             grpc_t, "max_message_bytes", int, DEFAULT_MAX_MESSAGE_BYTES, f"{where} [grpc]"
         ),
         clock_window_seconds=_opt(data, "clock_window_seconds", float, DEFAULT_CLOCK_WINDOW, where),
-        heartbeat_interval_seconds=_opt(data, "heartbeat_interval_seconds", float, 5.0, where),
-        checkpoint_interval_seconds=_opt(data, "checkpoint_interval_seconds", float, 60.0, where),
+        heartbeat_interval_seconds=_interval(data, "heartbeat_interval_seconds", 5.0, where),
+        checkpoint_interval_seconds=_interval(data, "checkpoint_interval_seconds", 60.0, where),
         shutdown_grace_seconds=_opt(data, "shutdown_grace_seconds", float, 10.0, where),
         delivery=delivery,
         leases=leases,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from monitoring.metrics import CaseSnapshot, PeerSnapshot, StoreSnapshot
 from node.cases.lifecycle import Status
 from node.delivery.circuit import CircuitState
+from node.peers.checkpoints import WitnessRefusal
 from node.runtime.startup import StartupError, check_own_key
 from node.store import cases as cases_store
 from node.store import outbox
@@ -183,6 +184,7 @@ class Health:
         inbound = self._node.admission.view()
         peers = []
         cosigned = last_cosigned_by_witness(self._node.db.reader())
+        refusals = self._node.checkpoints.refusals
         for province, peer in sorted(self._node.peers.items()):
             link = peer.worker.link
             snap = snapshots.get(province, PeerSnapshot(0, 0.0, 0))
@@ -210,6 +212,7 @@ class Health:
                     "refusal": link.refusal.to_json() if link.refusal else None,
                     "inbound": inbound.get(peer.node_id, IDLE_DOOR),
                     "cosigned": _cosigned(cosigned.get(province)),
+                    "checkpoint_refused": _checkpoint_refused(refusals.get(province)),
                 }
             )
         readiness = self.readiness()
@@ -242,6 +245,18 @@ def _cosigned(last: tuple[int, float] | None) -> dict[str, Any] | None:
     if last is None:
         return None
     return {"tree_size": last[0], "at": format_time(last[1])}
+
+
+def _checkpoint_refused(refusal: WitnessRefusal | None) -> dict[str, Any] | None:
+    """The witness's refusals of our log since it last cosigned, and the latest one."""
+    if refusal is None:
+        return None
+    return {
+        "count": refusal.count,
+        "at": format_time(refusal.at),
+        "code": refusal.code,
+        "reason": refusal.reason,
+    }
 
 
 def _case_counts(conn: Connection) -> dict[str, dict[str, int]]:

@@ -441,12 +441,14 @@ class Node:
         """Stop accepting, finish in-flight calls within the grace period, flush the store."""
         self.stopping = True
         grace = self.config.shutdown_grace_seconds
-        if self._grpc is not None:
-            await _bounded(self._grpc.stop(grace), grace + SHUTDOWN_STEP_LIMIT, "grpc server stop")
-        # A last checkpoint, of the log as the node leaves it, while the peers are still linked.
+        # A last checkpoint, of the log as the node leaves it, while the peers are still linked
+        # and before the server stops: peers stopping at the same moment still answer it only
+        # while their servers run (a stopping node cosigns, see ``peers.inbound``).
         if self._credentials is not None and self._db is not None:
             last = self.checkpoints.try_checkpoint()
             await _bounded(last, SHUTDOWN_STEP_LIMIT, "last checkpoint")
+        if self._grpc is not None:
+            await _bounded(self._grpc.stop(grace), grace + SHUTDOWN_STEP_LIMIT, "grpc server stop")
         await self.peers.close(lambda work, step: _bounded(work, SHUTDOWN_STEP_LIMIT, step))
         await _bounded(self.tasks.stop(), SHUTDOWN_STEP_LIMIT, "background tasks")
         if self.platform is not None:

@@ -88,6 +88,11 @@ class AuditReport:
     """The provinces whose cosigned checkpoints of this log were checked against it."""
     checkpoints: int = 0
     """How many cosigned checkpoints were checked."""
+    last_bad_seq: int | None = None
+    """When the entries verify alone but not against the witnesses' checkpoints: the first
+    difference lies in ``first_bad_seq`` to this entry (entries before ``first_bad_seq``
+    match a cosigned checkpoint; one ending here does not). Which entry exactly cannot be
+    told without the original entries."""
 
 
 def entry_hash(
@@ -276,8 +281,10 @@ def verify_chain(
 
     purged: list[int] = []
     """Entries whose body a purge removed; each must be named by a later purge entry."""
-    purges: list[tuple[int, int]] = []
-    """The seq ranges the purge entries name."""
+    messages: dict[int, tuple[float, bool]] = {}
+    """Each message entry so far (the ones a purge may name): when recorded, and if purged."""
+    named: set[int] = set()
+    """The entries the purge entries so far name."""
     for row in conn.execute(f"SELECT {_READ} FROM audit ORDER BY seq"):  # noqa: S608
         entry = _entry(row)
         if entry is None:
@@ -301,6 +308,7 @@ def verify_chain(
             if entry.body or entry.kind not in PURGEABLE:
                 return bad(entry.seq, "marked purged but holds a body, or is not a message")
             purged.append(entry.seq)
+            messages[entry.seq] = (entry.recorded_at, True)
             leaf = log_tree.stored_leaf(conn, entry.seq - 1)
             if leaf is None:
                 return bad(entry.seq, "purged, and the evidence tree has no leaf for it")
@@ -321,10 +329,9 @@ def verify_chain(
         if recomputed != entry.hash:
             return bad(entry.seq, "hash does not match its content")
         if entry.kind == "purge":
-            ranges = _purged_ranges(entry.body)
-            if ranges is None:
-                return bad(entry.seq, "purge entry does not name the entries it purged")
-            purges.extend(ranges)
+            problem = _purge_problem(entry, messages, named)
+            if problem:
+                return bad(entry.seq, problem)
         elif entry.kind == "manifest":
             listed, problem = _manifest_keys(entry.body, anchors)
             if problem:
@@ -334,11 +341,13 @@ def verify_chain(
             problem = _signature_problem(entry.body, keys)
             if problem:
                 return bad(entry.seq, problem)
+        if entry.kind in PURGEABLE:
+            messages[entry.seq] = (entry.recorded_at, False)
         good += 1
         prev_seq = entry.seq
         prev_hash = entry.hash
         leaves.append(_leaf(row[:9]))
-    unrecorded = [seq for seq in purged if not any(a <= seq <= b for a, b in purges)]
+    unrecorded = [seq for seq in purged if seq not in named]
     if unrecorded:
         return AuditReport(
             good,
@@ -366,8 +375,13 @@ def verify_chain(
     witnesses = tuple(sorted({h.witness for h, _ in checked}))
     parted = [d for _, d in checked if d is not None]
     if parted:
-        first = min(parted, key=lambda d: d.first_seq)
-        return AuditReport(good, False, first.first_seq, first.reason, witnesses, len(checked))
+        # The bound comes from heads that verify: where the first that does not match ends.
+        bounded = [d for d in parted if d.last_seq is not None]
+        first = min(bounded or parted, key=lambda d: d.first_seq)
+        last = min((d.last_seq for d in bounded if d.last_seq is not None), default=None)
+        return AuditReport(
+            good, False, first.first_seq, first.reason, witnesses, len(checked), last
+        )
     return AuditReport(
         good,
         True,
@@ -401,7 +415,11 @@ class Purged:
 
 def purge(conn: Connection, *, before: float, now: float) -> Purged:
     """Remove the bodies of message entries recorded before ``before`` (retention, inside a
-    write job) and record which in a ``purge`` entry; leaves, hashes and proofs stay."""
+    write job) and record which in a ``purge`` entry; leaves, hashes and proofs stay.
+    A purge only reaches into the past (``before`` after ``now`` is a ValueError): ``verify``
+    refuses a purge entry that reaches past its own time."""
+    if before > now:
+        raise ValueError("a purge only reaches into the past: 'before' is after 'now'")
     seqs = [
         int(seq)
         for (seq,) in conn.execute(
@@ -434,14 +452,56 @@ def purge(conn: Connection, *, before: float, now: float) -> Purged:
     return Purged(len(seqs), record)
 
 
-def _purged_ranges(body: bytes) -> list[tuple[int, int]] | None:
-    """The seq ranges a purge entry names, or None when it is not one."""
+def _purge_problem(
+    entry: AuditEntry, messages: dict[int, tuple[float, bool]], named: set[int]
+) -> str:
+    """Why a purge entry is not one ``purge`` could have written after the entries before it
+    (empty when it is), adding the entries it names to ``named``.
+
+    A purge removes the body of every message entry recorded before its ``before`` that no
+    earlier purge removed, and names exactly those, in ascending ranges: so each entry it
+    names is an earlier message entry, recorded before ``before``, purged, and named by no
+    other purge, and every earlier message entry recorded before ``before`` is named by it
+    or an earlier purge. A hand-made purge entry that makes one body vanish fails this."""
     try:
-        document = json.loads(body)
+        document = json.loads(entry.body)
+        before = float(document["before"])
+        count = int(document["entries"])
         ranges = [(int(a), int(b)) for a, b in document["seqs"]]
     except (ValueError, KeyError, TypeError):
-        return None
-    return ranges
+        return "purge entry does not name the entries it purged"
+    if before > entry.recorded_at:
+        return "purge entry reaches past its own time (its 'before' is after it was recorded)"
+    last = 0
+    mine: list[int] = []
+    for low, high in ranges:
+        if not last < low <= high:
+            return "purge entry names its entries out of order or twice"
+        last = high
+        mine += range(low, high + 1)
+    if count != len(mine):
+        return f"purge entry counts {count} entries but names {len(mine)}"
+    for seq in mine:
+        if seq not in messages:
+            return f"purge entry names entry {seq}, which is no earlier message entry"
+        recorded_at, purged = messages[seq]
+        if recorded_at >= before:
+            return (
+                f"purge entry names entry {seq}, recorded at or after the purge's 'before' "
+                "(a purge only removes older entries)"
+            )
+        if not purged:
+            return f"purge entry names entry {seq}, which still holds its body"
+        if seq in named:
+            return f"purge entry names entry {seq}, which an earlier purge named"
+    named.update(mine)
+    for seq, (recorded_at, _) in messages.items():
+        if recorded_at < before and seq not in named:
+            return (
+                f"purge entry leaves entry {seq} out, though it was recorded before the "
+                "purge's 'before': it did not purge what it says it purged"
+            )
+    return ""
 
 
 def message_entries(conn: Connection, message_id: str) -> list[AuditEntry]:

@@ -197,6 +197,10 @@ class Divergence:
     first_seq: int
     """The first entry the witnesses' heads and today's tree may disagree on."""
     reason: str
+    last_seq: int | None = None
+    """The last entry the first difference may lie at: the end of the cosigned head that
+    does not match (the entry after the log's end when entries were removed); None when
+    the checkpoint itself does not verify, which bounds nothing."""
 
 
 def signature_problem(held: Cosigned, keys: Mapping[str, VerifyKey]) -> str:
@@ -242,6 +246,7 @@ def divergences(
                         below + 1,
                         f"{h.witness} cosigned {h.tree_size} entries; the log holds "
                         f"{tree.size}: entries were removed at or after entry {below + 1}",
+                        min(h.tree_size, tree.size + 1),
                     ),
                 )
             )
@@ -257,7 +262,8 @@ def divergences(
                     Divergence(
                         below + 1,
                         f"the log's first {h.tree_size} entries are not the ones {h.witness} "
-                        f"cosigned: {span} were changed",
+                        f"cosigned: an entry in {span} was changed, removed or added",
+                        h.tree_size,
                     ),
                 )
             )

@@ -104,7 +104,10 @@ def _in_log(conn: Connection, entry: AuditEntry, keys: dict[str, VerifyKey]) -> 
     if not covering:
         return shown
     latest = max(covering, key=lambda h: (h.tree_size, h.checkpoint.signed_at_ms))
-    same = [h for h in covering if h.checkpoint.signature == latest.checkpoint.signature]
+    # The same checkpoint by content, not by signature bytes: one is signed per witness, and
+    # an SM2 signature is randomised, so each witness holds a differently signed copy; every
+    # cosignature covers the content alone, so each verifies against the one shown.
+    same = [h for h in covering if _content(h) == _content(latest)]
     checkpoint = latest.checkpoint
     shown["tree_size"] = latest.tree_size
     shown["path"] = [
@@ -120,6 +123,11 @@ def _in_log(conn: Connection, entry: AuditEntry, keys: dict[str, VerifyKey]) -> 
     }
     shown["cosignatures"] = [_cosignature(h, keys) for h in same]
     return shown
+
+
+def _content(held: Cosigned) -> tuple[str, int, bytes, int]:
+    checkpoint = held.checkpoint
+    return (checkpoint.origin, checkpoint.tree_size, checkpoint.root_hash, checkpoint.signed_at_ms)
 
 
 def _key(key_id: str, keys: dict[str, VerifyKey]) -> dict[str, str]:
