@@ -89,13 +89,14 @@ async def test_the_stored_tree_serves_every_root_path_and_proof(db: Database) ->
     assert verify_chain(conn).ok
 
 
-async def test_a_store_from_before_the_tree_has_its_entries_folded_in(tmp_path: Path) -> None:
-    path = tmp_path / "v11.db"
+def old_store(path: Path, entries: int = 5, *, edited: int = 0) -> None:
+    """A store of schema version 11 (before the tree) holding a linear chain of ``entries``,
+    entry ``edited`` (if any) with a body changed after it was hashed."""
     conn = sqlite3.connect(path, isolation_level=None)
     for script in MIGRATIONS[:11]:
         conn.executescript(script)
     prev = GENESIS
-    for seq in range(1, 6):
+    for seq in range(1, entries + 1):
         fields = {
             "seq": seq,
             "recorded_at": NOW + seq,
@@ -106,6 +107,8 @@ async def test_a_store_from_before_the_tree_has_its_entries_folded_in(tmp_path: 
             "body": MANIFEST,
         }
         digest = entry_hash(prev, **fields)  # type: ignore[arg-type]
+        if seq == edited:
+            fields["body"] = MANIFEST + b" "
         conn.execute(
             "INSERT INTO audit (seq, recorded_at, direction, peer, message_id, kind, body, "
             "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -115,6 +118,10 @@ async def test_a_store_from_before_the_tree_has_its_entries_folded_in(tmp_path: 
     conn.execute("PRAGMA user_version = 11")
     conn.close()
 
+
+async def test_a_store_from_before_the_tree_has_its_entries_folded_in(tmp_path: Path) -> None:
+    path = tmp_path / "v11.db"
+    old_store(path)
     db = await Database.open(path)
     try:
         assert log_tree.tree_size(db.reader()) == 0
@@ -126,6 +133,27 @@ async def test_a_store_from_before_the_tree_has_its_entries_folded_in(tmp_path: 
         conn = db.reader()
         assert log_tree.StoredTree(conn).root() == MerkleTree(expected_leaves(conn)).root()
         assert verify_chain(conn).ok
+    finally:
+        await db.close()
+
+
+async def test_an_old_chain_is_verified_as_it_is_folded_in(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Migration checks the old chain once: an entry whose body no longer matches its hash
+    stops the tree before it (an error naming the entry, never its content), appends go on,
+    and verify names the entry."""
+    path = tmp_path / "v11.db"
+    old_store(path, entries=8, edited=6)
+    db = await Database.open(path)
+    try:
+        assert await db.write(log_tree.catch_up) == 5
+        assert [r.__dict__.get("seq") for r in caplog.records if r.levelname == "ERROR"] == [6]
+        await db.write(lambda c: audit.append_many(c, records(100, 2)))
+        assert log_tree.tree_size(db.reader()) == 5
+        assert db.reader().execute("SELECT count(*) FROM audit").fetchone()[0] == 10
+        report = verify_chain(db.reader())
+        assert not report.ok and report.first_bad_seq == 6, report
     finally:
         await db.close()
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -33,6 +32,7 @@ from node.protocol.merkle import MerkleTree
 from node.store import checkpoints, log_tree, postgres
 from node.store.connection import Connection, DriverError, PostgresUrl, StoreLocation
 from node.store.database import StoreError
+from node.store.log_tree import GENESIS, entry_hash
 from node.trust.keys import VerifyKey
 from node.trust.manifest import (
     MANIFEST_PREFIX,
@@ -41,10 +41,6 @@ from node.trust.manifest import (
     parse_manifest_body,
 )
 from node.wire import pb
-
-GENESIS = bytes(32)
-"""The ``prev_hash`` of the first entry."""
-HASH_DOMAIN = b"yrd.audit.v1\x00"
 
 DIRECTIONS = frozenset({"sent", "received", "local"})
 KINDS = frozenset({"envelope", "reply", "manifest", "purge"})
@@ -93,28 +89,6 @@ class AuditReport:
     difference lies in ``first_bad_seq`` to this entry (entries before ``first_bad_seq``
     match a cosigned checkpoint; one ending here does not). Which entry exactly cannot be
     told without the original entries."""
-
-
-def entry_hash(
-    prev_hash: bytes,
-    *,
-    seq: int,
-    recorded_at: float,
-    direction: str,
-    peer: str,
-    message_id: str,
-    kind: str,
-    body: bytes,
-) -> bytes:
-    """SHA-256 over a domain tag and every field, each length-prefixed so no two different
-    entries encode alike; ``recorded_at`` as its exact IEEE-754 double, as SQLite stores it."""
-    return hashlib.sha256(
-        HASH_DOMAIN
-        + log_tree.field_bytes(prev_hash)
-        + log_tree.entry_bytes(
-            log_tree.EntryFields(seq, recorded_at, direction, peer, message_id, kind, body)
-        )
-    ).digest()
 
 
 class Record(NamedTuple):

@@ -18,6 +18,7 @@ Rules kept here:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import struct
 from collections.abc import Iterable
@@ -60,6 +61,32 @@ def entry_bytes(entry: EntryFields) -> bytes:
         + b"".join(field_bytes(text.encode("utf-8")) for text in texts)
         + field_bytes(bytes(entry.body))
     )
+
+
+GENESIS = bytes(32)
+"""The ``prev_hash`` of the log's first entry."""
+HASH_DOMAIN = b"yrd.audit.v1\x00"
+"""The domain tag of an entry's chain hash (the linear chain of the log before the tree)."""
+
+
+def entry_hash(
+    prev_hash: bytes,
+    *,
+    seq: int,
+    recorded_at: float,
+    direction: str,
+    peer: str,
+    message_id: str,
+    kind: str,
+    body: bytes,
+) -> bytes:
+    """SHA-256 over a domain tag and every field, each length-prefixed so no two different
+    entries encode alike; ``recorded_at`` as its exact IEEE-754 double, as SQLite stores it."""
+    return hashlib.sha256(
+        HASH_DOMAIN
+        + field_bytes(prev_hash)
+        + entry_bytes(EntryFields(seq, recorded_at, direction, peer, message_id, kind, body))
+    ).digest()
 
 
 def leaf_of(entry: EntryFields) -> bytes:
@@ -115,27 +142,44 @@ def append_leaves(conn: Connection, first: int, hashes: Iterable[bytes]) -> int:
 
 
 def catch_up(conn: Connection) -> int:
-    """Fold entries the tree does not cover yet into it, in seq order, up to the first gap
-    (a store from before the tree, inside a write job); return how many were added."""
+    """Fold entries the tree does not cover yet into it, in seq order (a store from before
+    the tree, inside a write job); return how many were added. Each entry's chain link and
+    hash are verified first, so the old chain is checked once as it becomes leaves: the tree
+    stops before the first gap or broken link (appends go on, uncovered), `yrd audit verify`
+    names that entry, and the peers see this node's checkpoints stall."""
     hold_head(conn)  # a replica starting while another appends
     size = tree_size(conn)
+    if size == 0:
+        prev = GENESIS
+    else:
+        found = conn.execute("SELECT hash FROM audit WHERE seq = ?", (size,)).fetchone()
+        prev = bytes(found[0]) if found is not None else b""
     rows = conn.execute(
-        "SELECT seq, recorded_at, direction, peer, message_id, kind, body FROM audit "
-        "WHERE seq > ? ORDER BY seq",
+        "SELECT seq, recorded_at, direction, peer, message_id, kind, body, prev_hash, hash, "
+        "purged_at FROM audit WHERE seq > ? ORDER BY seq",
         (size,),
     ).fetchall()
     hashes: list[bytes] = []
     for row in rows:
-        if row[0] != size + len(hashes) + 1:
-            # Entries were removed behind the node's back. The tree stops before the gap
-            # (appends go on, uncovered): `yrd audit verify` names the gap, and the peers
-            # see this node's checkpoints stall.
-            log.error(
-                "the evidence log has a gap; its tree cannot grow past it",
-                extra={"missing_seq": size + len(hashes) + 1},
-            )
-            break
-        hashes.append(leaf_of(EntryFields(*row)))
+        seq = size + len(hashes) + 1
+        fields = EntryFields(*row[:7])
+        if row[0] != seq:
+            problem = "missing"
+        elif bytes(row[7]) != prev:
+            problem = "does not link to the entry before it"
+        elif row[9] is not None:
+            problem = "purged before the tree covered it"
+        elif entry_hash(bytes(row[7]), **fields._asdict()) != bytes(row[8]):
+            problem = "hash does not match its content"
+        else:
+            hashes.append(leaf_of(fields))
+            prev = bytes(row[8])
+            continue
+        log.error(
+            "the evidence log's tree cannot grow past a bad entry",
+            extra={"seq": seq, "problem": problem},
+        )
+        break
     append_leaves(conn, size, hashes)
     return len(hashes)
 
