@@ -340,7 +340,7 @@ NODE_HEADERS = [
     "manifest ends",
     "key ends",
     "TLS ends",
-    "holidays end",
+    "holidays",
     "dead",
     "overdue",
     "platform",

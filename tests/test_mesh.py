@@ -134,15 +134,13 @@ def assert_demo_passed(result: subprocess.CompletedProcess[str], directory: Path
     )
     assert result.stdout.count("verified it offline: valid") == 4
     assert result.stdout.count("chain and signatures verified") == 4
-    # Every log's last checkpoint is cosigned by the three other provinces, even though all
-    # four nodes stop at the same moment.
-    logs = re.findall(
-        r"^  \w+ +(\d+) entries, .*; cosigned by \w+ \(at (\d+)\), \w+ \(at (\d+)\), "
-        r"\w+ \(at (\d+)\)$",
-        result.stdout,
-        re.M,
-    )
+    # Every log's last checkpoint is cosigned at its final size, though all four nodes stop
+    # at the same moment. (By each witness nearly always; a peer whose own last round ended
+    # first may have closed its server before another's last checkpoint reached it.)
+    logs = re.findall(r"^  \w+ +(\d+) entries, .*; cosigned by (.*)$", result.stdout, re.M)
     assert len(logs) == 4, result.stdout
+    for size, witnesses in logs:
+        assert f"(at {size})" in witnesses, result.stdout
     assert f"the mesh stays in {directory}" in result.stdout
 
 
