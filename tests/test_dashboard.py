@@ -21,7 +21,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from node.api.dashboard import NodeView, RefusalCount, parse_mesh, render_card, render_page
+from node.api.dashboard import (
+    MAX_MESH_URLS,
+    NodeView,
+    RefusalCount,
+    parse_mesh,
+    render_card,
+    render_page,
+)
 from node.api.dashboard_panels import samples
 from node.api.problems import ProblemError
 from node.api.service import start_http
@@ -182,7 +189,7 @@ def test_parse_mesh_accepts_known_loopback_nodes() -> None:
         "http://[::1]:3",
     ]
     with pytest.raises(ProblemError):
-        parse_mesh(",".join(["http://127.0.0.1:1"] * 9), known)
+        parse_mesh(",".join(["http://127.0.0.1:1"] * (MAX_MESH_URLS + 1)), known)
     with pytest.raises(ProblemError) as refused:
         parse_mesh("http://127.0.0.1:1,http://127.0.0.1:4", known)
     assert refused.value.code == "invalid_mesh_url"

@@ -298,6 +298,7 @@ class Node:
         await self._publish_revocations()
         self.tasks.start("revocation-lists", self._revocation_loop)
         self.tasks.start("certificate-checks", self.cases.checks.run)
+        self.metrics.watch_endpoints(self.health.endpoint_snapshots)
         self.tasks.start("store-watch", self._watch_store)
         self.tasks.start("history", self.history.run)
         self.tasks.start("checkpoints", self.checkpoints.run)
