@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from monitoring.metrics import (
     UNKNOWN_PEER,
@@ -80,6 +81,19 @@ async def _bounded(work: Awaitable[object], seconds: float, step: str) -> None:
         log.error("shutdown step overran its limit; moving on", extra={"step": step})
 
 
+class SharedStore:
+    """The lock a node holds on a PostgreSQL store: none. Several replicas of a province's
+    node share one database (DESIGN §5), so only a SQLite file is held by one process.
+    (Until the outbox is claimed with leases, two replicas may both send one queued message;
+    its receiver keeps it once and answers both with the same receipt.)"""
+
+    def acquire(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+
 class Node:
     def __init__(self, config: NodeConfig, *, clock: Clock = time.time) -> None:
         self.config = config
@@ -96,7 +110,9 @@ class Node:
             on_restart=self._task_restarted,
         )
         """Every long-lived task of this node; a failed one is restarted after a back-off."""
-        self._lock = StoreLock(config.paths.store)
+        self._lock: StoreLock | SharedStore = (
+            StoreLock(config.paths.store) if isinstance(config.paths.store, Path) else SharedStore()
+        )
         self._tls: TlsMaterial | None = None
         self.health = Health(self)
         """Readiness, status, metric snapshots and maintenance mode."""
@@ -282,6 +298,7 @@ class Node:
         self.metrics.watch_store(self.health.outbox_snapshots, self.health.store_snapshot)
         self.db.observe_write = self.metrics.store_write_latency.observe
         self.metrics.watch_cases(self.health.case_snapshot)
+        self.metrics.watch_endpoints(self.health.endpoint_snapshots)
         self.metrics.watch_revocation_lists(self.health.revocation_ages)
         self.metrics.watch_platform(self.health.platform_snapshot)
         self._grpc = await start_server(
@@ -298,7 +315,6 @@ class Node:
         await self._publish_revocations()
         self.tasks.start("revocation-lists", self._revocation_loop)
         self.tasks.start("certificate-checks", self.cases.checks.run)
-        self.metrics.watch_endpoints(self.health.endpoint_snapshots)
         self.tasks.start("store-watch", self._watch_store)
         self.tasks.start("history", self.history.run)
         self.tasks.start("checkpoints", self.checkpoints.run)
