@@ -10,11 +10,12 @@ identity. Rules kept here:
 - Calls go to one endpoint at a time (the current one), the first in the manifest's order
   to begin with: one stream per peer, as with a single node.
 - A transport failure on the current endpoint (unreachable, stream lost, no reply in time;
-  never a signed refusal, which is the peer's answer) marks it failed and moves the traffic
-  to the next endpoint, round the list. The failed call itself is not retried here: its
-  caller's retry (the delivery worker's back-off, a question's second send) goes to the
-  next endpoint. Messages are idempotent at the receiver, so a batch resent to another
-  replica of the same province is answered with the same receipts.
+  never a signed refusal of a call, which is the peer's answer; a refusal that ends a whole
+  ``Exchange`` stream is a lost stream, as ``ExchangeStream`` reports it) marks it failed
+  and moves the traffic to the next endpoint, round the list. The failed call itself is
+  not retried here: its caller's retry (the delivery worker's back-off, a question's
+  second send) goes to the next endpoint. Messages are idempotent at the receiver, so a
+  batch resent to another replica of the same province is answered with the same receipts.
 - Traffic that moved off the first endpoint goes back to it after ``return_after`` seconds
   (if it is still down, that costs one failed call and moves on again), so a repaired first
   replica takes its share again without an operator.
@@ -221,6 +222,9 @@ class PeerChannel:
         except PeerUnavailable as error:
             self._failed(index, error)
             raise
+        except SignedRefusal:
+            self._answered(index)  # refused, but answered: another replica would say the same
+            raise
         self._answered(index)
         assert isinstance(reply, bytes)
         return reply
@@ -342,7 +346,12 @@ class ExchangeStream:
                     await self._call.write(frame)
             except BaseException as error:
                 answer.cancel()  # this caller hears of it from the raise, not the future
-                self._fail(_unavailable(self._peer, error))
+                unavailable = _unavailable(self._peer, error)
+                self._fail(unavailable)
+                if isinstance(error, asyncio.InvalidStateError):
+                    # The call ended (the peer went away) before the reader noticed: the
+                    # stream is lost, as for any transport failure.
+                    raise unavailable from error
                 raise
         return await answer
 
