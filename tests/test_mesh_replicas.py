@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 
 from node.cli.main import main
+from node.mesh.access import create_mesh
+from node.mesh.layout import StoreChoice
 from node.mesh.leftovers import process_alive
 from tests.cases import case_body, matter_of
 from tests.nodes import free_base_port
@@ -248,3 +250,51 @@ def test_two_provinces_of_two_replicas_on_postgres(reachable: Path) -> None:
     assert f"jiangsu node (pid {first['pid']}) exited with signal SIGKILL" in output
     assert not (directory / "mesh.json").exists()
     assert not (directory / "postgres" / "data" / "postmaster.pid").exists()
+
+
+@pytest.mark.slow
+def test_a_killed_mesh_up_leaves_replicas_and_its_database_server_to_the_next(
+    reachable: Path,
+) -> None:
+    """``yrd mesh up`` SIGKILLed: its replicas and PostgreSQL run on in their own sessions;
+    the next ``yrd mesh up`` stops every one of them (each named) before it starts anew."""
+    directory = reachable / "mesh"
+    create_mesh(
+        directory,
+        now=time.time(),
+        base_port=free_base_port(2),
+        provinces=("shanghai", "jiangsu"),
+        platforms=False,
+        store=StoreChoice("postgres", 2),
+    )
+    first = subprocess.Popen([*YRD, "mesh", "up", str(directory)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    try:
+        written = wait_for(lambda: first.poll() is None and record(directory), "mesh.json", 90)
+        pids = [r["pid"] for n in written["nodes"] for r in n["replicas"]]
+        server = int((directory / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
+    finally:
+        first.kill()
+        first.wait()
+    assert all(process_alive(pid) for pid in [*pids, server])
+    log = (reachable / "up.log").open("w")
+    second = subprocess.Popen([*YRD, "mesh", "up", str(directory)], stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        wait_for(
+            lambda: (
+                second.poll() is None
+                and (record(directory) or {}).get("supervisor_pid") == second.pid
+            ),
+            "the second mesh up running",
+            90,
+        )
+        assert not any(process_alive(pid) for pid in [*pids, server])
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=60)
+        log.close()
+    said = (reachable / "up.log").read_text()
+    for pid in pids:
+        assert f"node (pid {pid}) that an earlier yrd mesh up" in said, said
+    assert f"the postgres (pid {server}) that an earlier yrd mesh up" in said, said

@@ -88,10 +88,12 @@ def _postgres_pid(directory: Path) -> int | None:
 
 
 def stop_leftovers(found: Sequence[Leftover], grace: float = STOP_GRACE) -> dict[int, str]:
-    """SIGTERM each (after SIGCONT, for a paused one), SIGKILL what is left after ``grace``;
-    how each ended by pid (``stopped`` or ``killed``)."""
+    """SIGTERM each (SIGINT for PostgreSQL; after SIGCONT, for a paused one), SIGKILL what
+    is left after ``grace``; how each ended by pid (``stopped`` or ``killed``)."""
     for leftover in found:
-        for signum in (signal.SIGCONT, signal.SIGTERM):
+        # PostgreSQL's SIGTERM waits for its sessions to end; SIGINT ends them ("fast").
+        stop = signal.SIGINT if leftover.kind == "postgres" else signal.SIGTERM
+        for signum in (signal.SIGCONT, stop):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(leftover.pid, signum)
     deadline = time.monotonic() + grace
