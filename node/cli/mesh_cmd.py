@@ -419,7 +419,11 @@ def _run_up(args: argparse.Namespace) -> int:
 
     supervisor = MeshSupervisor(mesh, tell=_tell)
     prometheus = (
-        Prometheus(args.dir, mesh.configs, rules=args.alert_rules or SHIPPED_RULES)
+        Prometheus(
+            args.dir,
+            [c for replicas in mesh.replicas.values() for c in replicas],  # each a target
+            rules=args.alert_rules or SHIPPED_RULES,
+        )
         if args.monitoring
         else None
     )
@@ -448,8 +452,9 @@ def _run_up(args: argparse.Namespace) -> int:
             mesh.monitor = prometheus
             mesh.record()
         sys.stdout.write(endpoints_table(nodes))
-        every = [c for configs in mesh.replicas.values() for c in configs]
-        sys.stdout.write(how_to_reach(args.dir, every))
+        sys.stdout.write(
+            how_to_reach(args.dir, [c for replicas in mesh.replicas.values() for c in replicas])
+        )
         if mesh.links:
             sys.stdout.write("\n" + links_table(mesh.links))
         if prometheus is not None:
