@@ -175,7 +175,8 @@ class PeerChannel:
         """The endpoint to call: the current one, or the first again once traffic has been
         elsewhere for ``return_after`` seconds."""
         if self._current and self._clock() - self._moved_at >= self._return_after:
-            self._dials[self._current].drop_stream()
+            # The other endpoint's stream is left as it is: frames still in flight on it get
+            # their replies there.
             self._current = 0
         return self._current, self._dials[self._current]
 
