@@ -91,6 +91,7 @@ async def test_a_dead_first_endpoint_moves_calls_to_the_second(mesh: Path) -> No
         await channel.close()
     first, other = channel.health
     assert (first.state, first.failures) == (EndpointState.FAILED, 1)
+    assert not first.state.is_available() and other.state.is_available()
     assert first.last_error and "UNAVAILABLE" in first.last_error
     assert (other.state, other.failures) == (EndpointState.HEALTHY, 0)
     assert [e["current"] for e in channel.endpoint_status()] == [False, True]
