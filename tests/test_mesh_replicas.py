@@ -63,6 +63,25 @@ def test_bad_store_and_replica_options_are_refused_and_nothing_is_made(
     assert not directory.exists()
 
 
+@pytest.mark.slow  # pg_config is a process
+def test_a_folder_the_database_server_cannot_reach_is_refused_and_nothing_is_left(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As root, PostgreSQL runs as another user, who cannot pass an owner-only folder above
+    the mesh (pytest's own): init says which folder, exits 2 and leaves no mesh behind."""
+    if os.getuid() != 0:
+        pytest.skip("only root hands the server to another user")
+    missing_server_is_a_skip(server_bindir)
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    directory = closed / "mesh"
+    assert main(["mesh", "init", str(directory), "--store", "postgres"]) == 2
+    err = capsys.readouterr().err
+    assert "PostgreSQL runs as user" in err and "is closed to it" in err, err
+    assert not directory.exists()
+    assert list(closed.iterdir()) == []
+
+
 @pytest.fixture
 def reachable() -> Iterator[Path]:
     """A folder the unprivileged PostgreSQL user can pass through when the tests run as root

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,7 +47,8 @@ def create_mesh(
     store: StoreChoice = ONE_SQLITE_NODE,
 ) -> Manifest:
     """``init_mesh`` and the tokens its tools use (rules in the module docstring); a
-    ``--store postgres`` mesh's server runs meanwhile, to hold them."""
+    ``--store postgres`` mesh's server runs meanwhile, to hold them. Everything or nothing:
+    when the tokens cannot be made (the database server does not start), DIR is removed."""
     manifest = init_mesh(
         directory,
         now=now,
@@ -57,16 +59,22 @@ def create_mesh(
         store=store,
     )
     provinces_made = [m.province for m in manifest.members]
-    configs = [load_config(directory / p / "node.toml", {}) for p in provinces_made]
-    server = start_mesh_database(directory, configs)
     try:
-        # Synchronous like init_mesh, and callable from inside an event loop (tests, the
-        # demo): the stores are opened on a loop of their own, in a thread of their own.
-        with ThreadPoolExecutor(1) as thread:
-            thread.submit(asyncio.run, provision(directory, provinces_made, now=now)).result()
-    finally:
-        if server is not None:
-            server.stop()
+        configs = [load_config(directory / p / "node.toml", {}) for p in provinces_made]
+        server = start_mesh_database(directory, configs)
+        try:
+            # Synchronous like init_mesh, and callable from inside an event loop (tests, the
+            # demo): the stores are opened on a loop of their own, in a thread of their own.
+            with ThreadPoolExecutor(1) as thread:
+                thread.submit(asyncio.run, provision(directory, provinces_made, now=now)).result()
+        finally:
+            if server is not None:
+                server.stop()
+    except BaseException:
+        # init_mesh made DIR (it refuses one with anything in it): a mesh without its
+        # tokens, or whose database server cannot run, is no mesh; nothing is left.
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
     return manifest
 
 
