@@ -185,10 +185,11 @@ class PeerChannel:
 
     def _failed(self, index: int, error: BaseException) -> None:
         """A transport failure on endpoint ``index``: the next endpoint takes the traffic
-        (once per failure of the current one, however many calls saw it)."""
+        (once per failure of the current one, however many calls saw it). The failed stream
+        is already broken (the next call opens another); closing the endpoint's stream here
+        could close a newer one that another caller is using."""
         self.health[index].failures += 1
         self._mark(index, EndpointState.FAILED, str(error))
-        self._dials[index].drop_stream()
         if index == self._current and len(self._dials) > 1:
             self._current = (index + 1) % len(self._dials)
             if self._current and index == 0:
@@ -256,6 +257,7 @@ class PeerChannel:
                     start += len(frame)
         except TimeoutError as error:
             unavailable = PeerUnavailable(self.node_id, "no reply before the deadline")
+            self._dials[self._current].drop_stream()  # a stalled peer gets a fresh connection
             self._failed(self._current, unavailable)
             raise unavailable from error
         except BaseException:
