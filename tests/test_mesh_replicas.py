@@ -29,7 +29,7 @@ from node.mesh.access import create_mesh
 from node.mesh.layout import StoreChoice
 from node.mesh.leftovers import process_alive
 from tests.cases import case_body, matter_of
-from tests.nodes import free_base_port
+from tests.nodes import _free, free_base_port
 from tests.postgres import missing_server_is_a_skip, server_bindir
 
 YRD = [sys.executable, "-m", "node.cli.main"]
@@ -126,6 +126,22 @@ def call(url: str, token: str | None = None, body: dict[str, Any] | None = None)
         return status, text
 
 
+def replica_base_port() -> int:
+    """A base port whose two provinces' ports are free for replicas 1 and 2 (+100)."""
+    for _ in range(50):
+        base = free_base_port(2)
+        if all(_free(base + offset + i) for offset in (100, 1100) for i in range(2)):
+            return base
+    raise RuntimeError("no free port range for two replicas found")
+
+
+def up_record(up: subprocess.Popen[bytes], directory: Path, log: Path) -> dict[str, Any] | None:
+    """mesh.json once ``yrd mesh up`` wrote it; an AssertionError with its log if it exited."""
+    if up.poll() is not None:
+        raise AssertionError(f"mesh up exited ({up.returncode}):\n{log.read_text()[-3000:]}")
+    return record(directory)
+
+
 def record(directory: Path) -> dict[str, Any] | None:
     try:
         return dict(json.loads((directory / "mesh.json").read_text()))
@@ -152,7 +168,7 @@ def test_two_provinces_of_two_replicas_on_postgres(reachable: Path) -> None:
     SIGKILLed Jiangsu replica 1 sends Shanghai's traffic to Jiangsu replica 2 (which
     receives the next case), and once the supervisor runs again it restarts the replica."""
     directory = reachable / "mesh"
-    base = free_base_port(2)
+    base = replica_base_port()
     init = subprocess.run(
         [*YRD, "mesh", "init", str(directory), "--store", "postgres", "--replicas", "2",
          "--provinces", "shanghai,jiangsu", "--base-port", str(base)],
@@ -172,9 +188,7 @@ def test_two_provinces_of_two_replicas_on_postgres(reachable: Path) -> None:
     )  # fmt: skip
     try:
         written = wait_for(
-            lambda: up.poll() is None and record(directory),
-            "mesh.json",
-            UP_WITHIN,
+            lambda: up_record(up, directory, reachable / "up.log"), "mesh.json", UP_WITHIN
         )
         nodes = {n["province"]: n for n in written["nodes"]}
         assert set(nodes) == {"shanghai", "jiangsu"}
@@ -294,7 +308,7 @@ def test_a_killed_mesh_up_leaves_replicas_and_its_database_server_to_the_next(
     create_mesh(
         directory,
         now=time.time(),
-        base_port=free_base_port(2),
+        base_port=replica_base_port(),
         provinces=("shanghai", "jiangsu"),
         platforms=False,
         store=StoreChoice("postgres", 2),
