@@ -166,7 +166,7 @@ from node.wire import DELIVER_STREAM_METHOD, SERVICE_NAME, pb
 
 # The private PostgreSQL server of the tests, for --store postgres.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.postgres import start_server, store_in_database
+from tests.postgres import new_database, start_server, store_in_database
 
 SENDER = "shanghai"
 RECEIVER = "jiangsu"
@@ -1216,7 +1216,7 @@ async def on_postgres(
     server = await asyncio.to_thread(start_server)
     try:
         for province in (SENDER, RECEIVER):
-            url = server.new_database()
+            url = new_database(server)
             store_in_database(mesh / province / "node.toml", url)
             # The mesh's read token, so the report can ask the receiver for its inbox count.
             viewer = mesh_token(mesh, "", "read")

@@ -180,6 +180,49 @@ class _RevocationCollector(Collector):
         yield age
 
 
+@dataclass(frozen=True)
+class EndpointSnapshot:
+    """One endpoint of a peer, for the endpoint metrics (labels: province and address only)."""
+
+    peer: str
+    endpoint: str
+    state: str
+    """``untried``, ``healthy`` or ``failed`` (``node.transport.client.EndpointState``)."""
+    current: bool
+    failures: int
+
+
+class _EndpointCollector(Collector):
+    def __init__(self, read: Callable[[], Iterable[EndpointSnapshot]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
+        labels = ["peer", "endpoint"]
+        up = GaugeMetricFamily(
+            "yrd_peer_endpoint_up",
+            "1 when the last call to this endpoint of the peer was answered, 0 when it failed "
+            "in transport; absent until it is called.",
+            labels=labels,
+        )
+        current = GaugeMetricFamily(
+            "yrd_peer_endpoint_current",
+            "1 for the endpoint of the peer that calls go to now.",
+            labels=labels,
+        )
+        failures = CounterMetricFamily(
+            "yrd_peer_endpoint_failures",
+            "Transport failures of calls to this endpoint of the peer.",
+            labels=labels,
+        )
+        for snap in self._read():
+            names = [snap.peer, snap.endpoint]
+            if snap.state != "untried":
+                up.add_metric(names, 1.0 if snap.state == "healthy" else 0.0)
+            current.add_metric(names, 1.0 if snap.current else 0.0)
+            failures.add_metric(names, snap.failures)
+        yield from (up, current, failures)
+
+
 class _StoreCollector(Collector):
     def __init__(
         self,
@@ -445,6 +488,10 @@ class NodeMetrics:
     def watch_revocation_lists(self, read: Callable[[], Mapping[str, float]]) -> None:
         """Seconds since each held revocation list was issued, by issuing province."""
         self.registry.register(_RevocationCollector(read))
+
+    def watch_endpoints(self, read: Callable[[], Iterable[EndpointSnapshot]]) -> None:
+        """Each peer endpoint's health (``yrd_peer_endpoint_*``)."""
+        self.registry.register(_EndpointCollector(read))
 
     def watch_cases(self, read: Callable[[], CaseSnapshot | None]) -> None:
         self.registry.register(_CaseCollector(read))

@@ -42,9 +42,11 @@ class NodeAnswer:
 
     @property
     def label(self) -> str:
-        """The province when known, else the URL."""
-        if self.status is not None and isinstance(self.status.get("province"), str):
-            return str(self.status["province"])
+        """The name the caller gave it (``shanghai``, ``shanghai#2`` for a replica) when it
+        is that province's, else the province it says, else the URL."""
+        said = self.status.get("province") if self.status is not None else None
+        if isinstance(said, str) and not (self.name or "").startswith(f"{said}#"):
+            return said
         return self.name or self.url
 
 
@@ -277,6 +279,37 @@ def link_rows(answers: Sequence[NodeAnswer], now: float | None = None) -> list[l
                 ]
             )
     return rows
+
+
+ENDPOINT_HEADERS = ["from", "to", "endpoint", "state", "in use", "failures", "last error"]
+
+
+def endpoint_rows(answers: Sequence[NodeAnswer]) -> list[list[Any]]:
+    """One row per endpoint of each peer with several (a node run as replicas), as each
+    node that answered sees it; none when every peer has one endpoint."""
+    rows: list[list[Any]] = []
+    for answer in answers:
+        for link in (answer.status or {}).get("peers", []):
+            endpoints = link.get("endpoints") or []
+            if len(endpoints) < 2:
+                continue
+            rows += [
+                [
+                    answer.label,
+                    link["peer"],
+                    e.get("endpoint"),
+                    e.get("state"),
+                    "yes" if e.get("current") else "",
+                    e.get("failures", 0),
+                    _short(e.get("last_error") or ""),
+                ]
+                for e in endpoints
+            ]
+    return rows
+
+
+def _short(text: str, most: int = 60) -> str:
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 def _cosigned(last: dict[str, Any] | None, now: float) -> str:

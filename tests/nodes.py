@@ -212,3 +212,21 @@ def cli_env(argv: Sequence[str]) -> str | None:
     if tokens is None:
         return None
     return tokens["operator" if list(argv[:2]) == ["cert", "import"] else "platform"]
+
+
+async def federation_server(
+    mesh: Path, province: str, handlers: dict[str, grpc.RpcMethodHandler], port: int = 0
+) -> tuple[grpc.aio.Server, int]:
+    """A started gRPC server with ``province``'s TLS identity (mutual TLS) serving
+    ``handlers`` of the Federation service on loopback ``port`` (0: any free one)."""
+    tls = tls_of(mesh, province)
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("yrd.federation.v1.Federation", handlers),)
+    )
+    credentials = grpc.ssl_server_credentials(
+        [(tls.key_pem, tls.cert_pem)], root_certificates=tls.ca_pem, require_client_auth=True
+    )
+    bound = server.add_secure_port(f"127.0.0.1:{port}", credentials)
+    await server.start()
+    return server, bound

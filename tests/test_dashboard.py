@@ -21,7 +21,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from node.api.dashboard import NodeView, RefusalCount, parse_mesh, render_card, render_page
+from node.api.dashboard import (
+    MAX_MESH_URLS,
+    NodeView,
+    RefusalCount,
+    parse_mesh,
+    render_card,
+    render_page,
+)
 from node.api.dashboard_panels import samples
 from node.api.problems import ProblemError
 from node.api.service import start_http
@@ -182,7 +189,7 @@ def test_parse_mesh_accepts_known_loopback_nodes() -> None:
         "http://[::1]:3",
     ]
     with pytest.raises(ProblemError):
-        parse_mesh(",".join(["http://127.0.0.1:1"] * 9), known)
+        parse_mesh(",".join(["http://127.0.0.1:1"] * (MAX_MESH_URLS + 1)), known)
     with pytest.raises(ProblemError) as refused:
         parse_mesh("http://127.0.0.1:1,http://127.0.0.1:4", known)
     assert refused.value.code == "invalid_mesh_url"
@@ -314,6 +321,41 @@ def test_a_refused_link_and_a_node_every_peer_refuses_are_shown() -> None:
     assert ">89 d</span>" in card.group(1)  # what yrd status says too: one rule
     other = re.search(r'data-province="shanghai">(.*?)</div>', page, re.S)
     assert other is not None and "every peer refuses" not in other.group(1)
+
+
+def test_each_replica_of_a_province_has_a_row_of_its_own() -> None:
+    """Two Shanghai replicas and one Jiangsu node: a replicas table with a row per Shanghai
+    replica (its addresses, readiness and the Jiangsu endpoint it calls), and a card each;
+    a mesh with one node per province has no replicas table."""
+
+    def node(province: str, http: str, grpc: str, calls: str, ready: bool = True) -> NodeView:
+        endpoints = [{"endpoint": calls, "state": "healthy", "current": True}]
+        status = {
+            "node_id": "node-x",
+            "province": province,
+            "listen": {"grpc": grpc, "http": http},
+            "ready": ready,
+            "checks": {},
+            "manifest": {"version": 1},
+            "peers": [{"peer": "jiangsu", "up": True, "endpoints": endpoints}],
+        }
+        return NodeView(f"http://{http}", status)
+
+    views = [
+        node("shanghai", "127.0.0.1:8101", "127.0.0.1:7101", "127.0.0.1:7102"),
+        node("shanghai", "127.0.0.1:8201", "127.0.0.1:7201", "127.0.0.1:7202", ready=False),
+        node("jiangsu", "127.0.0.1:8102", "127.0.0.1:7102", "127.0.0.1:7101"),
+    ]
+    page = render_page(views, own="shanghai", now=0.0)
+    table = re.search(r'<table class="replicas">(.*?)</table>', page, re.S)
+    assert table is not None
+    rows = re.findall(r'<tr data-province="shanghai">(.*?)</tr>', table.group(1), re.S)
+    assert len(rows) == 2
+    assert "127.0.0.1:8101" in rows[0] and "jiangsu → 127.0.0.1:7102" in rows[0]
+    assert "127.0.0.1:8201" in rows[1] and "not ready" in rows[1]
+    assert "jiangsu" not in re.sub(r"jiangsu → ", "", table.group(1).split("</thead>")[1])
+    assert page.count("listens on") == 3
+    assert 'class="replicas"' not in render_page(views[::2], own="shanghai", now=0.0)
 
 
 def chromium_binary() -> str:

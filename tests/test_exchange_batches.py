@@ -33,7 +33,7 @@ from node.trust.keys import SigningKey, load_signing_key
 from node.trust.suites import ED25519_SUITE
 from node.wire import EXCHANGE_METHOD, pb
 from tests.federation import probe_message
-from tests.nodes import config_for, make_mesh, raw_channel, running, tls_of
+from tests.nodes import config_for, federation_server, make_mesh, raw_channel, running, tls_of
 
 
 @pytest.fixture
@@ -243,21 +243,9 @@ class ScriptedPeer:
 @contextlib.asynccontextmanager
 async def scripted(mesh: Path, peer: ScriptedPeer) -> AsyncIterator[PeerChannel]:
     """``peer`` serving as Jiangsu; Shanghai's PeerChannel to it."""
-    tls = tls_of(mesh, "jiangsu")
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers(
-        (
-            grpc.method_handlers_generic_handler(
-                "yrd.federation.v1.Federation",
-                {"Exchange": grpc.stream_stream_rpc_method_handler(peer.exchange)},
-            ),
-        )
+    server, port = await federation_server(
+        mesh, "jiangsu", {"Exchange": grpc.stream_stream_rpc_method_handler(peer.exchange)}
     )
-    credentials = grpc.ssl_server_credentials(
-        [(tls.key_pem, tls.cert_pem)], root_certificates=tls.ca_pem, require_client_auth=True
-    )
-    port = server.add_secure_port("127.0.0.1:0", credentials)
-    await server.start()
     key = key_of(mesh, "shanghai")
     channel = PeerChannel(
         "node-320000",

@@ -58,7 +58,8 @@ if TYPE_CHECKING:
     from node.runtime.node import Node
 
 REFRESH_SECONDS = 5
-MAX_MESH_URLS = 8
+MAX_MESH_URLS = 36
+"""Four provinces of up to nine replicas each (``yrd mesh init --replicas``)."""
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 EXPIRY_WARNING_DAYS = 30.0
 """Amber from here on, the same horizon as the expiry alerts in monitoring/prometheus."""
@@ -235,9 +236,19 @@ async def gather_views(node: Node, mesh: Sequence[str], token: str | None) -> li
     if mesh:
         async with aiohttp.ClientSession() as session:
             fetched = await asyncio.gather(*(fetch_view(session, url, token) for url in mesh))
-        own = node.config.province
-        views.extend(v for v in fetched if v.province != own)
+        views.extend(v for v in fetched if not _is_node(v, node))
     return views
+
+
+def _is_node(view: NodeView, node: Node) -> bool:
+    """Whether ``view`` is ``node`` itself again: the same HTTP address, or (a node from
+    before replicas, which says no address) the same province."""
+    if view.status is None:
+        return False
+    listen = view.status.get("listen")
+    if isinstance(listen, Mapping):
+        return listen.get("http") == node.config.http_listen
+    return view.province == node.config.province
 
 
 # --- rendering -------------------------------------------------------------------------------
@@ -401,11 +412,54 @@ def render_card(view: NodeView, now: float, refused_by_all: Sequence[str] = ()) 
         )
         rows.append(("cases", _e(counts)))
     rows.append(("inbox messages", _number(status.get("inbox_messages", 0))))
+    listen = status.get("listen")
+    if isinstance(listen, Mapping):
+        rows.insert(1, ("listens on", _e(f"gRPC {listen.get('grpc')}, HTTP {listen.get('http')}")))
     details = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
     return (
         f'<div class="card" data-province="{_e(province)}"><h3>{province_label(province)}</h3>'
         f"<dl>{details}</dl>{node_history(view.feed, province)}"
         f'<p class="muted">from {_e(view.source)}</p></div>'
+    )
+
+
+def render_replicas(views: Sequence[NodeView]) -> str:
+    """A row per node process of the provinces that run several (replicas): where it
+    listens, whether it is ready, and which endpoint of each peer it calls now."""
+    counted: dict[str, int] = {}
+    for view in views:
+        if view.province is not None:
+            counted[view.province] = counted.get(view.province, 0) + 1
+    if all(n < 2 for n in counted.values()):
+        return ""
+    rows = []
+    for view in sorted(views, key=lambda v: (v.province or "", v.source)):
+        status = view.status
+        if status is None or counted.get(view.province or "", 0) < 2:
+            continue
+        said = status.get("listen")
+        listen: Mapping[str, Any] = said if isinstance(said, Mapping) else {}
+        ready = (
+            '<span class="ok">ready</span>'
+            if status.get("ready")
+            else ('<span class="bad">not ready</span>')
+        )
+        calls = ", ".join(
+            f"{link.get('peer')} → {e.get('endpoint')}"
+            for link in status.get("peers", [])
+            for e in link.get("endpoints", [])
+            if e.get("current")
+        )
+        rows.append(
+            f'<tr data-province="{_e(view.province)}"><td>{province_label(view.province or "")}'
+            f"</td><td>{_e(listen.get('http'))}</td><td>{_e(listen.get('grpc'))}</td>"
+            f"<td>{ready}</td><td>{_e(calls)}</td></tr>"
+        )
+    return (
+        "<h2>Replicas (a row per node process)</h2>"
+        '<table class="replicas"><thead><tr><th>province</th><th>HTTP</th><th>gRPC</th>'
+        "<th>readiness</th><th>calls peers at</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
     )
 
 
@@ -452,6 +506,7 @@ def render_page(views: Sequence[NodeView], *, own: str, now: float) -> str:
         f"{_e(generated)}; refreshes every {REFRESH_SECONDS} s.</p>"
         "<h2>Links (rows send, columns receive)</h2>"
         f"{render_matrix(by_province, provinces)}"
+        f"{render_replicas(views)}"
         "<h2>Nodes</h2>"
         f'<div class="cards">{cards}</div>'
         "<h2>Overdue cases (past their promised time, 承诺时限)</h2>"

@@ -139,7 +139,7 @@ def run_show(args: argparse.Namespace) -> int:
                     m.province,
                     m.code,
                     m.node_id,
-                    m.endpoint,
+                    " ".join(m.endpoints),  # every replica's
                     k.verify_key.suite.name,
                     k.key_id,
                     format_time(k.not_after),

@@ -35,13 +35,21 @@ from node.cli.suite_arg import KNOWN, suite_choice
 from node.mesh.access import VIEWER_FILE, create_mesh
 from node.mesh.faults import CLEAR, LinkFault
 from node.mesh.folder import NotAMeshFolder, mesh_configs
-from node.mesh.layout import MANIFEST_FILE
+from node.mesh.layout import (
+    DEFAULT_PROVINCES,
+    MANIFEST_FILE,
+    MAX_REPLICAS,
+    ONE_SQLITE_NODE,
+    REPLICA_PORT_STEP,
+    StoreChoice,
+)
 from node.mesh.leftovers import leftovers, process_alive, stop_leftovers
 from node.mesh.link_control import LinkKeeper, LinkOrders, order, read_state, running_links
 from node.mesh.links import LinkSet
 from node.mesh.monitoring import SHIPPED_RULES, Prometheus
 from node.mesh.node_control import Change, MeshControlError, NotDone, start_node, stop_node
-from node.mesh.processes import Mesh, MeshError, StartupFailed, node_configs
+from node.mesh.postgres_server import ServerFailed, ServerMissing
+from node.mesh.processes import Mesh, MeshError, StartupFailed, replica_configs
 from node.mesh.record import MeshLink, MeshNode
 from node.mesh.suite_choice import ED25519_THROUGHOUT, SuiteChoice
 from node.mesh.supervisor import MeshSupervisor
@@ -72,6 +80,30 @@ def register(commands: Any) -> None:
         help=f"signature suites ({KNOWN}): one for every member and the governance key "
         "(--suite sm2), or per member (--suite shanghai=sm2,jiangsu=ed25519; others ed25519; "
         "governance=sm2 for the governance key); default ed25519",
+    )
+    init.add_argument(
+        "--store",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="sqlite (default): a store file per node; postgres: a database per province on "
+        "the mesh's own PostgreSQL server (Debian package postgresql), data in DIR/postgres, "
+        "started and stopped by yrd mesh up",
+    )
+    init.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        metavar="N",
+        help=f"node processes per province (1-{MAX_REPLICAS}), sharing its database and "
+        f"identity, each on its own ports (replica r: +{REPLICA_PORT_STEP}×(r-1)); above 1 "
+        "needs --store postgres",
+    )
+    init.add_argument(
+        "--provinces",
+        type=_province_list,
+        default=DEFAULT_PROVINCES,
+        metavar="LIST",
+        help="the members, comma-separated (default: all four), e.g. shanghai,jiangsu",
     )
     init.set_defaults(run=run_init)
     up = sub.add_parser(
@@ -169,40 +201,83 @@ def register(commands: Any) -> None:
     demo.set_defaults(run=run_demo)
 
 
+def _province_list(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in DEFAULT_PROVINCES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"{', '.join(unknown) or 'none'}: name provinces among {', '.join(DEFAULT_PROVINCES)}"
+        )
+    return names
+
+
 def run_init(args: argparse.Namespace) -> int:
-    return _initialise(args.dir, args.base_port, told=True, suites=args.suite)
+    try:
+        store = StoreChoice(args.store, args.replicas)
+    except ValueError as exc:
+        return fail(str(exc))
+    return _initialise(
+        args.dir,
+        args.base_port,
+        told=True,
+        suites=args.suite,
+        store=store,
+        provinces=args.provinces,
+    )
 
 
 def _initialise(
-    directory: Path, base_port: int, *, told: bool, suites: SuiteChoice = ED25519_THROUGHOUT
+    directory: Path,
+    base_port: int,
+    *,
+    told: bool,
+    suites: SuiteChoice = ED25519_THROUGHOUT,
+    store: StoreChoice = ONE_SQLITE_NODE,
+    provinces: Sequence[str] = DEFAULT_PROVINCES,
 ) -> int:
     """``yrd mesh init``; ``told``: also print the ports, the dashboard URL and the curl
     lines (``mesh up --init`` prints them once the mesh runs)."""
     try:
-        manifest = create_mesh(directory, now=time.time(), base_port=base_port, suites=suites)
-        configs = node_configs(directory)
-    except (OSError, ValueError, MeshError, ConfigError) as exc:
+        manifest = create_mesh(
+            directory,
+            now=time.time(),
+            base_port=base_port,
+            suites=suites,
+            store=store,
+            provinces=provinces,
+        )
+        replicas = replica_configs(directory)
+        configs = [c for numbered in replicas.values() for c in numbered]
+    except (OSError, ValueError, MeshError, ConfigError, ServerMissing, ServerFailed) as exc:
         return fail(str(exc))
     sys.stdout.write(
         f"mesh initialised in {directory}: manifest version {manifest.version}, "
         f"{len(manifest.members)} provinces\n"
         f"signing suites: {suites_said(manifest)}; governance key {suites.governance.name}\n"
+        + (
+            f"stores: a PostgreSQL database per province (server data in {directory}/postgres, "
+            f"run by yrd mesh up); {store.replicas} replica(s) per province\n"
+            if store.backend == "postgres"
+            else ""
+        )
     )
     if not told:
         return 0
     sys.stdout.write("\n")
     sys.stdout.write(
         table(
-            ["province", "node", "grpc", "http", "platform"],
+            ["province", "replica", "node", "grpc", "http", "platform"],
             [
                 [
                     c.province,
+                    number,
                     c.node_id,
                     c.grpc_listen,
                     c.http_listen,
                     c.platform.url.removeprefix("http://") if c.platform else None,
                 ]
-                for c in configs
+                for numbered in replicas.values()
+                for number, c in enumerate(numbered, start=1)
             ],
         )
     )
@@ -238,10 +313,15 @@ def how_to_reach(directory: Path, configs: Sequence[NodeConfig]) -> str:
 
 
 def endpoints_table(nodes: list[MeshNode]) -> str:
-    return table(
-        ["province", "node", "grpc", "http", "pid", "platform", "platform pid"],
-        [[n.province, n.node_id, n.grpc, n.http, n.pid, n.platform, n.platform_pid] for n in nodes],
-    )
+    """A row per node process: a province's replicas one under another."""
+    rows = []
+    for n in nodes:
+        rows.append([n.province, n.node_id, n.grpc, n.http, n.pid, n.platform, n.platform_pid])
+        rows += [
+            [f"  replica {number}", "", r.grpc, r.http, r.pid, "", ""]
+            for number, r in enumerate(n.replicas[1:], start=2)
+        ]
+    return table(["province", "node", "grpc", "http", "pid", "platform", "platform pid"], rows)
 
 
 def links_table(links: list[MeshLink]) -> str:
@@ -339,7 +419,11 @@ def _run_up(args: argparse.Namespace) -> int:
 
     supervisor = MeshSupervisor(mesh, tell=_tell)
     prometheus = (
-        Prometheus(args.dir, mesh.configs, rules=args.alert_rules or SHIPPED_RULES)
+        Prometheus(
+            args.dir,
+            [c for replicas in mesh.replicas.values() for c in replicas],  # each a target
+            rules=args.alert_rules or SHIPPED_RULES,
+        )
         if args.monitoring
         else None
     )
@@ -368,7 +452,9 @@ def _run_up(args: argparse.Namespace) -> int:
             mesh.monitor = prometheus
             mesh.record()
         sys.stdout.write(endpoints_table(nodes))
-        sys.stdout.write(how_to_reach(args.dir, mesh.configs))
+        sys.stdout.write(
+            how_to_reach(args.dir, [c for replicas in mesh.replicas.values() for c in replicas])
+        )
         if mesh.links:
             sys.stdout.write("\n" + links_table(mesh.links))
         if prometheus is not None:

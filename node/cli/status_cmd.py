@@ -1,7 +1,9 @@
 """``yrd status --mesh DIR | URL…``: one table for the whole federation; exit 1 if unhealthy.
 
 Nodes are named by province (the mesh folder says which URL is whose, so a silent one is
-named too), and a node that does not answer comes with the command that starts it.
+named too; replica r of a province, from 2, is ``<province>#r``), and a node that does not
+answer comes with the command that starts it. A peer with several endpoints (replicas) gets
+a table of each endpoint's health as each node sees it.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from typing import Any
 
 from monitoring.status import (
     BACKLOG_RATE_HEADER,
+    ENDPOINT_HEADERS,
     LINK_HEADERS,
     NODE_HEADERS,
     NodeAnswer,
     backlog_rates,
+    endpoint_rows,
     fetch_all,
     link_rows,
     node_rows,
@@ -30,7 +34,7 @@ from monitoring.status import (
 )
 from node.cli.output import emit_json, fail, table
 from node.mesh.access import NoToken, tool_token
-from node.mesh.folder import NotAMeshFolder, mesh_configs, start_command
+from node.mesh.folder import NotAMeshFolder, mesh_replicas, start_command
 
 
 def register(commands: Any) -> None:
@@ -58,6 +62,9 @@ def register(commands: Any) -> None:
 
 def render(answers: list[NodeAnswer], rates: dict[tuple[str, str], float] | None = None) -> str:
     nodes = table(NODE_HEADERS, node_rows(answers))
+    endpoints = endpoint_rows(answers)
+    if endpoints:
+        nodes += "\n" + table(ENDPOINT_HEADERS, endpoints)
     links = link_rows(answers)
     if rates is not None:
         return nodes + (
@@ -127,10 +134,15 @@ def run_status(args: argparse.Namespace) -> int:
     names: dict[str, str] = {}
     if args.mesh:
         try:
-            configs = mesh_configs(args.mesh)
+            replicas = mesh_replicas(args.mesh)
         except NotAMeshFolder as exc:
             return fail(str(exc))
-        names = {f"http://{c.http_listen}": c.province for c in configs}
+        # A row per node process: a province's replica r (from 2) is "<province>#r".
+        names = {
+            f"http://{c.http_listen}": c.province if number == 1 else f"{c.province}#{number}"
+            for configs in replicas.values()
+            for number, c in enumerate(configs, start=1)
+        }
         urls += list(names)
     if not urls:
         return fail("name a mesh folder (--mesh DIR) or node URLs")

@@ -15,6 +15,9 @@ command lines, so a process boundary, not an import, is what ties them to it.
   ``routes``: each ``node.toml``'s routes through the link proxies; ``leftovers``: the
   processes an earlier, killed run left, found by their command lines and stopped.
 - ``supervisor``: ``yrd mesh up``'s supervisor, restarting what dies, with back-off.
+- ``postgres_server``: a PostgreSQL server of one's own (the Debian package's programs, a
+  free loopback port, an unprivileged user when root), for a mesh and for the tests;
+  ``database``: a ``--store postgres`` mesh's server in ``DIR/postgres`` and its databases.
 - ``node_control``: the control channel through which a tester stops and starts a node.
 - ``access``: creating a mesh with its REST tokens, and finding a tool's token.
 - ``auth``: HTTP sessions that carry the mesh's tokens; ``folder``: checking a mesh folder

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from node.mesh.layout import DEFAULT_PROVINCES, init_mesh
+from node.mesh.database import start_mesh_database
+from node.mesh.layout import DEFAULT_PROVINCES, ONE_SQLITE_NODE, StoreChoice, init_mesh
 from node.mesh.record import TOKENS_FILE
 from node.mesh.suite_choice import ED25519_THROUGHOUT, SuiteChoice
 from node.runtime.config import load_config
@@ -42,8 +44,11 @@ def create_mesh(
     provinces: Sequence[str] = DEFAULT_PROVINCES,
     platforms: bool = True,
     suites: SuiteChoice = ED25519_THROUGHOUT,
+    store: StoreChoice = ONE_SQLITE_NODE,
 ) -> Manifest:
-    """``init_mesh`` and the tokens its tools use (rules in the module docstring)."""
+    """``init_mesh`` and the tokens its tools use (rules in the module docstring); a
+    ``--store postgres`` mesh's server runs meanwhile, to hold them. Everything or nothing:
+    when the tokens cannot be made (the database server does not start), DIR is removed."""
     manifest = init_mesh(
         directory,
         now=now,
@@ -51,12 +56,25 @@ def create_mesh(
         provinces=provinces,
         platforms=platforms,
         suites=suites,
+        store=store,
     )
     provinces_made = [m.province for m in manifest.members]
-    # Synchronous like init_mesh, and callable from inside an event loop (tests, the demo):
-    # the stores are opened on a loop of their own, in a thread of their own.
-    with ThreadPoolExecutor(1) as thread:
-        thread.submit(asyncio.run, provision(directory, provinces_made, now=now)).result()
+    try:
+        configs = [load_config(directory / p / "node.toml", {}) for p in provinces_made]
+        server = start_mesh_database(directory, configs)
+        try:
+            # Synchronous like init_mesh, and callable from inside an event loop (tests, the
+            # demo): the stores are opened on a loop of their own, in a thread of their own.
+            with ThreadPoolExecutor(1) as thread:
+                thread.submit(asyncio.run, provision(directory, provinces_made, now=now)).result()
+        finally:
+            if server is not None:
+                server.stop()
+    except BaseException:
+        # init_mesh made DIR (it refuses one with anything in it): a mesh without its
+        # tokens, or whose database server cannot run, is no mesh; nothing is left.
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
     return manifest
 
 

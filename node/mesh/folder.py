@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from node.mesh.layout import GOVERNANCE_PUB, MANIFEST_FILE
-from node.mesh.processes import MeshError, node_configs
+from node.mesh.processes import MeshError, node_configs, replica_configs
 from node.mesh.record import read_record
 from node.runtime.config import ConfigError, NodeConfig
 from node.trust.manifest import ManifestError
@@ -43,6 +43,16 @@ def mesh_configs(directory: Path) -> list[NodeConfig]:
     check_mesh_folder(directory)
     try:
         return node_configs(directory)
+    except (MeshError, ManifestError, ConfigError, OSError, ValueError) as exc:
+        raise NotAMeshFolder(f"the mesh in {directory} cannot be read: {exc}") from None
+
+
+def mesh_replicas(directory: Path) -> dict[str, list[NodeConfig]]:
+    """Each province's replicas' configs (replica 1 first) in the mesh in ``directory``;
+    ``NotAMeshFolder`` saying what is wrong."""
+    check_mesh_folder(directory)
+    try:
+        return replica_configs(directory)
     except (MeshError, ManifestError, ConfigError, OSError, ValueError) as exc:
         raise NotAMeshFolder(f"the mesh in {directory} cannot be read: {exc}") from None
 

@@ -9,6 +9,8 @@ Layout::
     DIR/<province>/node.toml                 one node's config (paths relative to it)
     DIR/<province>/signing.key               signing key (signing-<n>.key after rotation)
     DIR/<province>/tls.key, tls.crt          TLS key and certificate (SAN = node id)
+    DIR/<province>/node-<r>.toml             replica r's config (r = 2..N; ``--replicas N``)
+    DIR/postgres/                            the mesh's PostgreSQL server (``--store postgres``)
 
 Rules kept here:
 - Every private key file is created 0600 (``write_private_file``), never chmod-ed later.
@@ -22,6 +24,14 @@ Rules kept here:
   and renames it into place, and refuses a DIR that exists and is not empty.
 - Every published manifest is one version above the one it replaces, is checked by the same
   ``verify_manifest`` the nodes run before it is written, and replaces the file atomically.
+- ``--store postgres --replicas N`` (``StoreChoice``): each province's store is a database
+  of the mesh's own PostgreSQL server (``DIR/postgres``, ``postgres_server``), on a port
+  chosen free at init and written into every node.toml's ``[store] url``; replica r of a
+  province has its own config ``node-<r>.toml`` (replica 1 keeps ``node.toml``) in the
+  province's folder: the same keys, certificate and database, its own gRPC and HTTP ports
+  (replica 1's plus ``REPLICA_PORT_STEP`` × (r − 1)); the manifest lists every replica's
+  gRPC endpoint under ``endpoints``. Replicas need the shared database: with SQLite (one
+  file, one process) ``--replicas`` above 1 is refused.
 - Rotation is an overlap: the new key is published first, then the node is pointed at it, and
   the old key keeps verifying until the overlap ends, so no message in flight is refused.
 """
@@ -39,6 +49,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from node.mesh.postgres_server import SERVER_USER, free_port
 from node.mesh.suite_choice import ED25519_THROUGHOUT, SuiteChoice
 from node.runtime.config import load_config, render_config
 from node.trust.keys import (
@@ -116,6 +127,50 @@ class ProvincePorts:
 
 
 PLATFORM_CREDENTIALS = "platform-credentials.json"
+POSTGRES_DIR = "postgres"
+"""The mesh's own PostgreSQL server's folder, in DIR (``--store postgres``)."""
+MAX_REPLICAS = 9
+"""Replicas per province: replica 10 would take the HTTP ports of replica 1."""
+REPLICA_PORT_STEP = 100
+"""Replica r listens on replica 1's gRPC and HTTP ports plus this × (r − 1)."""
+
+
+@dataclass(frozen=True)
+class StoreChoice:
+    """Where a new mesh's nodes keep their stores, and how many replicas each province runs."""
+
+    backend: str = "sqlite"
+    """``sqlite`` (a file per node) or ``postgres`` (a database per province on the mesh's
+    own server)."""
+    replicas: int = 1
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("sqlite", "postgres"):
+            raise ValueError(f"store must be sqlite or postgres, not {self.backend!r}")
+        if not 1 <= self.replicas <= MAX_REPLICAS:
+            raise ValueError(f"replicas must be 1 to {MAX_REPLICAS}, not {self.replicas}")
+        if self.replicas > 1 and self.backend != "postgres":
+            raise ValueError(
+                f"{self.replicas} replicas need a database they share: add --store postgres "
+                "(a SQLite store is one file that one process holds)"
+            )
+
+
+ONE_SQLITE_NODE = StoreChoice()
+
+
+def config_name(replica: int) -> str:
+    """The config file of a province's replica ``replica`` (1 = ``node.toml``)."""
+    return NODE_CONFIG if replica == 1 else f"node-{replica}.toml"
+
+
+def replica_ports(ports: ProvincePorts, replica: int) -> ProvincePorts:
+    """The ports of replica ``replica`` of the province whose first replica has ``ports``."""
+    shift = REPLICA_PORT_STEP * (replica - 1)
+    moved = ProvincePorts(grpc=ports.grpc + shift, http=ports.http + shift, platform=ports.platform)
+    if moved.http > 65535:
+        raise ValueError(f"replica {replica} would listen on port {moved.http}, above 65535")
+    return moved
 
 
 def platform_credentials() -> dict[str, str]:
@@ -165,9 +220,11 @@ def init_mesh(
     provinces: Sequence[str] = DEFAULT_PROVINCES,
     platforms: bool = True,
     suites: SuiteChoice = ED25519_THROUGHOUT,
+    store: StoreChoice = ONE_SQLITE_NODE,
 ) -> Manifest:
     """Create a mesh folder for ``provinces`` and return its signed manifest (version 1);
-    each member and the governance key sign with the suite ``suites`` gives them.
+    each member and the governance key sign with the suite ``suites`` gives them, and each
+    province keeps its store and runs its replicas as ``store`` says (module rules).
 
     With ``platforms`` each node is configured for its province's simulated platform on the
     province's platform port, with fresh credentials both sides share
@@ -179,6 +236,7 @@ def init_mesh(
     for province in provinces:
         node_id_for(province)
     ports = [ports_for(i, base_port) for i in range(len(provinces))]
+    replica_ports(ports[-1], store.replicas)  # the highest port of all still fits
     directory = directory.absolute()
     _refuse_non_empty(directory)
 
@@ -196,6 +254,7 @@ def init_mesh(
             key_days=key_days,
             platforms=platforms,
             suites=suites,
+            store=store,
         )
         _refuse_non_empty(directory)
         # rename(2) replaces an empty directory and fails if one appeared with content.
@@ -227,6 +286,7 @@ def _write_mesh(
     key_days: int,
     platforms: bool,
     suites: SuiteChoice,
+    store: StoreChoice,
 ) -> Manifest:
     ca_key, ca_cert = create_ca("Yangtze River Delta Federation CA", now=now)
     (root / CA_CERT).parent.mkdir(mode=PRIVATE_DIR_MODE)
@@ -239,7 +299,18 @@ def _write_mesh(
     save_signing_key(governance, root / GOVERNANCE_KEY)
     (root / GOVERNANCE_PUB).write_text(governance_text + "\n", encoding="ascii")
 
+    if store.backend == "postgres":
+        (root / POSTGRES_DIR).mkdir(mode=PRIVATE_DIR_MODE)
     members = []
+    mesh_ports = {
+        p
+        for port in ports
+        for r in range(1, store.replicas + 1)
+        for p in (replica_ports(port, r).grpc, replica_ports(port, r).http, port.platform)
+    }
+    database_port = None
+    while store.backend == "postgres" and database_port in (None, *mesh_ports):
+        database_port = free_port()
     for province, port in zip(provinces, ports, strict=True):
         node_id = node_id_for(province)
         folder = root / province
@@ -253,33 +324,44 @@ def _write_mesh(
             write_private_file(
                 folder / PLATFORM_CREDENTIALS, json.dumps(platform_credentials()).encode()
             )
-        (folder / NODE_CONFIG).write_text(
-            render_config(
-                node_id=node_id,
-                province=province,
-                governance_public_keys=[governance_text],
-                paths={
-                    "manifest": f"../{MANIFEST_FILE}",
-                    "signing_key": "signing.key",
-                    "tls_key": "tls.key",
-                    "tls_cert": "tls.crt",
-                    "ca_cert": f"../{CA_CERT}",
-                    "store": "node.db",
-                },
-                grpc_listen=f"127.0.0.1:{port.grpc}",
-                http_listen=f"127.0.0.1:{port.http}",
-                dashboard_peers=[f"http://127.0.0.1:{p.http}" for p in ports if p != port],
-                platform_url=f"http://127.0.0.1:{port.platform}" if platforms else None,
-                platform_credentials=PLATFORM_CREDENTIALS if platforms else None,
-            ),
-            encoding="utf-8",
-        )
+        everyone = [replica_ports(p, r) for p in ports for r in range(1, store.replicas + 1)]
+        mine = [replica_ports(port, r) for r in range(1, store.replicas + 1)]
+        for replica, listens in enumerate(mine, start=1):
+            (folder / config_name(replica)).write_text(
+                render_config(
+                    node_id=node_id,
+                    province=province,
+                    governance_public_keys=[governance_text],
+                    paths={
+                        "manifest": f"../{MANIFEST_FILE}",
+                        "signing_key": "signing.key",
+                        "tls_key": "tls.key",
+                        "tls_cert": "tls.crt",
+                        "ca_cert": f"../{CA_CERT}",
+                        "store": "node.db",
+                    },
+                    grpc_listen=f"127.0.0.1:{listens.grpc}",
+                    http_listen=f"127.0.0.1:{listens.http}",
+                    dashboard_peers=[
+                        f"http://127.0.0.1:{p.http}" for p in everyone if p != listens
+                    ],
+                    platform_url=f"http://127.0.0.1:{port.platform}" if platforms else None,
+                    platform_credentials=PLATFORM_CREDENTIALS if platforms else None,
+                    store_url=None
+                    if database_port is None
+                    else (f"postgresql://{SERVER_USER}@127.0.0.1:{database_port}/{province}"),
+                ),
+                encoding="utf-8",
+            )
         members.append(
             Member(
                 node_id=node_id,
                 province=province,
                 code=PROVINCES[province][0],
                 endpoint=f"127.0.0.1:{port.grpc}",
+                replica_endpoints=tuple(f"127.0.0.1:{p.grpc}" for p in mine)
+                if len(mine) > 1
+                else (),
                 keys=(_new_key_entry(signing, now=now, key_days=key_days),),
                 may_send=frozenset(DEFAULT_MAY_SEND),
                 may_verify=DEFAULT_MAY_VERIFY,

@@ -3,8 +3,10 @@ folder whose last ``mesh up`` was killed: its children run on in sessions of the
 
 Rules kept here:
 - A process counts only if ``DIR/mesh.json`` names it and it still runs as this folder's
-  node, simulated platform or Prometheus by its command line (read from ``/proc``): a pid
-  that is gone, a zombie, or now another program (the pid reused) is not one.
+  node (any replica), simulated platform or Prometheus by its command line (read from
+  ``/proc``): a pid that is gone, a zombie, or now another program (the pid reused) is not
+  one. The mesh's PostgreSQL server is named by its own ``postmaster.pid`` instead, and
+  counts while that pid runs ``postgres`` on ``DIR/postgres/data``.
 - Stopping sends SIGCONT and SIGTERM, and SIGKILL only after the grace period.
 """
 
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from node.mesh.layout import POSTGRES_DIR, config_name
 from node.mesh.processes import STOP_GRACE
 from node.mesh.record import Kind, MeshRecord, read_record
 
@@ -29,8 +32,8 @@ class Leftover:
     this folder's node or platform of ``province``."""
 
     province: str
-    """The province, or "" for the mesh's Prometheus."""
-    kind: Kind | Literal["prometheus"]
+    """The province, or "" for the mesh's Prometheus and PostgreSQL."""
+    kind: Kind | Literal["prometheus", "postgres"]
     pid: int
 
     @property
@@ -55,17 +58,42 @@ def leftovers(directory: Path) -> tuple[MeshRecord | None, list[Leftover]]:
         for kind, pid in held:
             if isinstance(pid, int) and pid > 0 and _runs_as(pid, directory, node.province, kind):
                 found.append(Leftover(node.province, kind, pid))
+        for number, replica in enumerate(node.replicas[1:], start=2):
+            pid = replica.pid
+            config = config_name(number)
+            if pid and pid > 0 and _runs_as(pid, directory, node.province, "node", config):
+                found.append(Leftover(node.province, "node", pid))
     pid = record.prometheus_pid
     if pid is not None and pid > 0 and _runs_prometheus(pid, directory):
         found.append(Leftover("", "prometheus", pid))
+    pid = _postgres_pid(directory)
+    if pid is not None:
+        found.append(Leftover("", "postgres", pid))
     return record, found
 
 
+def _postgres_pid(directory: Path) -> int | None:
+    """The mesh's PostgreSQL server that still runs on ``DIR/postgres/data``, by its
+    ``postmaster.pid`` (first line: the pid; second: the data folder)."""
+    data = directory / POSTGRES_DIR / "data"
+    try:
+        lines = (data / "postmaster.pid").read_text().splitlines()
+        pid = int(lines[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    argv = _command_line(pid)
+    if argv is None or not argv or not argv[0].endswith("postgres"):
+        return None
+    return pid if len(lines) > 1 and Path(lines[1]).resolve() == data.resolve() else None
+
+
 def stop_leftovers(found: Sequence[Leftover], grace: float = STOP_GRACE) -> dict[int, str]:
-    """SIGTERM each (after SIGCONT, for a paused one), SIGKILL what is left after ``grace``;
-    how each ended by pid (``stopped`` or ``killed``)."""
+    """SIGTERM each (SIGINT for PostgreSQL; after SIGCONT, for a paused one), SIGKILL what
+    is left after ``grace``; how each ended by pid (``stopped`` or ``killed``)."""
     for leftover in found:
-        for signum in (signal.SIGCONT, signal.SIGTERM):
+        # PostgreSQL's SIGTERM waits for its sessions to end; SIGINT ends them ("fast").
+        stop = signal.SIGINT if leftover.kind == "postgres" else signal.SIGTERM
+        for signum in (signal.SIGCONT, stop):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(leftover.pid, signum)
     deadline = time.monotonic() + grace
@@ -97,9 +125,11 @@ def process_alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
-def _runs_as(pid: int, directory: Path, province: str, kind: Kind) -> bool:
+def _runs_as(
+    pid: int, directory: Path, province: str, kind: Kind, config: str = config_name(1)
+) -> bool:
     """Whether ``pid`` is alive and its command line is ``yrd node run`` on this folder's
-    ``province/node.toml`` (kind node) or the simulated platform on its ``platform.db``."""
+    ``province/<config>`` (kind node) or the simulated platform on its ``platform.db``."""
     argv = _command_line(pid)
     if argv is None:
         return False
@@ -108,7 +138,7 @@ def _runs_as(pid: int, directory: Path, province: str, kind: Kind) -> bool:
     except OSError:
         cwd = Path.cwd()
     if kind == "node":
-        marker, option, file = "node.cli.main", "--config", "node.toml"
+        marker, option, file = "node.cli.main", "--config", config
     else:
         marker, option, file = "adapters.simulation.run", "--db", "platform.db"
     if marker not in argv or option not in argv[:-1]:

@@ -16,6 +16,12 @@ Rules kept here:
 - A mesh made with ``links`` (``yrd mesh up --links``, ``yrd chaos --network``) dials every
   peer through its directed link's proxy (``routes``), from before any node starts until
   the mesh stops.
+- A ``--store postgres`` mesh starts its own PostgreSQL server (``database``) before
+  anything else and stops it after everything else. Each province runs every replica its
+  folder has a config for (``node.toml``, ``node-2.toml``, …: ``layout.config_name``), each
+  its own process with its own log (``node.log``, ``node-2.log``, …); replica 1 is the
+  province's node as single-node tools know it (``processes``), replicas 2.. are kept
+  beside it (``replica_processes``) and listed with it in mesh.json under ``replicas``.
 """
 
 from __future__ import annotations
@@ -33,9 +39,11 @@ from typing import Protocol
 
 import aiohttp
 
+from node.mesh.database import database_port, start_mesh_database
 from node.mesh.layout import DEFAULT_PROVINCES as PROVINCE_ORDER
-from node.mesh.layout import read_manifest
+from node.mesh.layout import MAX_REPLICAS, config_name, read_manifest
 from node.mesh.logs import log_tail, open_log
+from node.mesh.postgres_server import PostgresServer, ServerFailed, ServerMissing
 from node.mesh.record import (
     MESH_FILE,
     TOKENS_FILE,
@@ -43,6 +51,7 @@ from node.mesh.record import (
     MeshLink,
     MeshNode,
     MeshRecord,
+    MeshReplica,
     ProcessState,
     write_record,
 )
@@ -121,12 +130,21 @@ def platform_run_command(config: NodeConfig, *, seed: int, officer_delay: float)
 
 
 def node_configs(directory: Path) -> list[NodeConfig]:
-    manifest = read_manifest(directory)
-    configs = []
-    for member in manifest.members:
-        path = directory / member.province / "node.toml"
-        configs.append(load_config(path, os.environ))
-    return configs
+    """Each province's node (its first replica's config), in the manifest's order."""
+    return [replicas[0] for replicas in replica_configs(directory).values()]
+
+
+def replica_configs(directory: Path) -> dict[str, list[NodeConfig]]:
+    """Each province's replicas' configs in order (replica 1 first), by province in the
+    manifest's order."""
+    found = {}
+    for member in read_manifest(directory).members:
+        folder = directory / member.province
+        configs = [load_config(folder / config_name(1), os.environ)]
+        while len(configs) < MAX_REPLICAS and (folder / config_name(len(configs) + 1)).exists():
+            configs.append(load_config(folder / config_name(len(configs) + 1), os.environ))
+        found[member.province] = configs
+    return found
 
 
 async def wait_http(
@@ -176,8 +194,16 @@ class Mesh:
         self.links = list(links)
         """The proxies the nodes dial each other through; empty: directly."""
         route_peers(directory, self.links)
-        self.configs = node_configs(directory)
+        self.replicas = replica_configs(directory)
+        """Each province's replicas' configs, replica 1 first."""
+        self.configs = [replicas[0] for replicas in self.replicas.values()]
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        """Each province's node (replica 1)."""
+        self.replica_processes: dict[tuple[str, int], subprocess.Popen[bytes]] = {}
+        """Replicas 2.. of each province, by (province, replica)."""
+        self.replica_states: dict[tuple[str, int], ProcessState] = {}
+        self.database: PostgresServer | None = None
+        """The mesh's own PostgreSQL server while it runs (``--store postgres``)."""
         self.platforms: dict[str, subprocess.Popen[bytes]] = {}
         self.states: dict[tuple[str, Kind], ProcessState] = {}
         """Each process's state as mesh.json shows it; one not named here is running."""
@@ -187,7 +213,7 @@ class Mesh:
         """Written into mesh.json: the mesh's Prometheus, when it runs one."""
         self.seed = seed
         self.officer_delay = officer_delay
-        self.log_starts: dict[tuple[str, Kind], int] = {}
+        self.log_starts: dict[tuple[str, str], int] = {}
         """Where each process's log stood when it was last started: what it wrote since."""
 
     def config(self, province: str) -> NodeConfig:
@@ -197,25 +223,37 @@ class Mesh:
         config = self.config(province)
         return config.platform.url if config.platform else None
 
-    def log_path(self, province: str, kind: Kind) -> Path:
-        return self.directory / province / f"{kind}.log"
+    def log_path(self, province: str, kind: Kind, replica: int = 1) -> Path:
+        name = kind if replica == 1 else f"{kind}-{replica}"
+        return self.directory / province / f"{name}.log"
 
-    def process(self, province: str, kind: Kind) -> subprocess.Popen[bytes]:
+    def process(self, province: str, kind: Kind, replica: int = 1) -> subprocess.Popen[bytes]:
+        if replica > 1:
+            return self.replica_processes[(province, replica)]
         return (self.processes if kind == "node" else self.platforms)[province]
 
-    def state(self, province: str, kind: Kind) -> ProcessState:
+    def state(self, province: str, kind: Kind, replica: int = 1) -> ProcessState:
+        if replica > 1:
+            return self.replica_states.get((province, replica), ProcessState.RUNNING)
         return self.states.get((province, kind), ProcessState.RUNNING)
 
-    def start_process(self, province: str, kind: Kind) -> subprocess.Popen[bytes]:
-        """Start ``province``'s node or platform (again), with the same files as before."""
-        config = self.config(province)
-        return self.start_node(config) if kind == "node" else self.start_platform(config)
+    def set_state(self, province: str, kind: Kind, state: ProcessState, replica: int = 1) -> None:
+        if replica > 1:
+            self.replica_states[(province, replica)] = state
+        else:
+            self.states[(province, kind)] = state
 
-    async def wait_process(self, province: str, kind: Kind) -> None:
-        """Until ``province``'s node or platform is ready; MeshError if it exits first or is
-        not ready in time."""
+    def start_process(self, province: str, kind: Kind, replica: int = 1) -> subprocess.Popen[bytes]:
+        """Start ``province``'s node (replica) or platform (again), with the same files."""
+        if kind == "platform":
+            return self.start_platform(self.config(province))
+        return self.start_node(self.replicas[province][replica - 1], replica)
+
+    async def wait_process(self, province: str, kind: Kind, replica: int = 1) -> None:
+        """Until ``province``'s node (replica) or platform is ready; MeshError if it exits
+        first or is not ready in time."""
         if kind == "node":
-            await self.wait_ready(province)
+            await self.wait_ready(province, replica=replica)
         else:
             await self.wait_platform(province)
 
@@ -246,17 +284,22 @@ class Mesh:
             self.log_starts.get((province, "platform"), 0),
         )
 
-    def url(self, province: str) -> str:
-        return f"http://{self.config(province).http_listen}"
+    def url(self, province: str, replica: int = 1) -> str:
+        return f"http://{self.replicas[province][replica - 1].http_listen}"
 
     @property
     def urls(self) -> list[str]:
         return [self.url(c.province) for c in self.configs]
 
-    def start_node(self, config: NodeConfig) -> subprocess.Popen[bytes]:
+    def numbered(self) -> list[tuple[str, int]]:
+        """Every node process of the mesh as (province, replica), replica 1 first."""
+        return [(p, r) for p, configs in self.replicas.items() for r in range(1, len(configs) + 1)]
+
+    def start_node(self, config: NodeConfig, replica: int = 1) -> subprocess.Popen[bytes]:
         assert config.source is not None
-        with open_log(self.log_path(config.province, "node")) as log:
-            self.log_starts[(config.province, "node")] = os.fstat(log.fileno()).st_size
+        log_path = self.log_path(config.province, "node", replica)
+        with open_log(log_path) as log:
+            self.log_starts[(config.province, log_path.stem)] = os.fstat(log.fileno()).st_size
             process = subprocess.Popen(
                 node_run_command(config.source),
                 stdout=log,
@@ -264,29 +307,42 @@ class Mesh:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C in the terminal reaches the supervisor only
             )
-        self.processes[config.province] = process
+        if replica == 1:
+            self.processes[config.province] = process
+        else:
+            self.replica_processes[(config.province, replica)] = process
         return process
 
-    async def wait_ready(self, province: str, timeout: float = READY_TIMEOUT) -> None:
+    async def wait_ready(
+        self, province: str, timeout: float = READY_TIMEOUT, *, replica: int = 1
+    ) -> None:
+        log_path = self.log_path(province, "node", replica)
+        what = f"{province} node" if replica == 1 else f"{province} replica {replica}"
         await wait_http(
-            self.url(province) + "/readyz",
-            self.processes[province],
-            f"{province} node",
-            self.log_path(province, "node"),
+            self.url(province, replica) + "/readyz",
+            self.process(province, "node", replica),
+            what,
+            log_path,
             timeout,
-            self.log_starts.get((province, "node"), 0),
+            self.log_starts.get((province, log_path.stem), 0),
         )
 
     def ports_in_use(self) -> list[str]:
         """The ports this mesh's processes would listen on that another process holds, each
         as "<province> <what> <host:port>"; the mesh cannot start while any is listed."""
         wanted = []
-        for c in self.configs:
+        for c in [c for configs in self.replicas.values() for c in configs]:
             wanted += [(c.province, "gRPC", c.grpc_listen), (c.province, "HTTP", c.http_listen)]
+        port = database_port(self.configs)
+        if port is not None:
+            wanted.append(("", "PostgreSQL", f"127.0.0.1:{port}"))
+        for c in self.configs:
             if c.platform is not None:
                 address = c.platform.url.removeprefix("http://").rstrip("/")
                 wanted.append((c.province, "platform", address))
-        return [f"{p} {what} {address}" for p, what, address in wanted if not _free(address)]
+        return [
+            f"{p} {what} {address}".lstrip() for p, what, address in wanted if not _free(address)
+        ]
 
     async def up(self) -> list[MeshNode]:
         taken = self.ports_in_use()
@@ -298,13 +354,19 @@ class Mesh:
                 "ports: yrd mesh init NEWDIR --base-port N"
             )
         try:
+            try:
+                self.database = await asyncio.to_thread(
+                    start_mesh_database, self.directory, self.configs
+                )
+            except (ServerMissing, ServerFailed) as exc:
+                raise MeshError(f"the mesh's PostgreSQL server did not start: {exc}") from None
             with_platform = [c for c in self.configs if c.platform is not None]
             for config in with_platform:
                 self.start_platform(config)
             await asyncio.gather(*(self.wait_platform(c.province) for c in with_platform))
-            for config in self.configs:
-                self.start_node(config)
-            await asyncio.gather(*(self.wait_ready(c.province) for c in self.configs))
+            for province, replica in self.numbered():
+                self.start_node(self.replicas[province][replica - 1], replica)
+            await asyncio.gather(*(self.wait_ready(p, replica=r) for p, r in self.numbered()))
         except MeshError:
             self.stop()
             raise
@@ -324,6 +386,15 @@ class Mesh:
                 self.state(c.province, "node"),
                 self.state(c.province, "platform") if c.province in self.platforms else None,
                 str(self.directory.absolute() / c.province / TOKENS_FILE),
+                [
+                    MeshReplica(
+                        r.grpc_listen,
+                        r.http_listen,
+                        self._pid(c.province, "node", number),
+                        self.state(c.province, "node", number),
+                    )
+                    for number, r in enumerate(self.replicas[c.province], start=1)
+                ],
             )
             for c in self.configs
         ]
@@ -338,40 +409,48 @@ class Mesh:
         write_record(self.directory, record)
         return nodes
 
-    def _pid(self, province: str, kind: Kind) -> int | None:
-        group = self.processes if kind == "node" else self.platforms
-        if province not in group or self.state(province, kind) in (
-            ProcessState.RESTARTING,
-            ProcessState.STOPPED,
-        ):
+    def _pid(self, province: str, kind: Kind, replica: int = 1) -> int | None:
+        try:
+            process = self.process(province, kind, replica)
+        except KeyError:
             return None
-        return group[province].pid
+        if self.state(province, kind, replica) in (ProcessState.RESTARTING, ProcessState.STOPPED):
+            return None
+        return process.pid
+
+    def node_processes(self) -> list[subprocess.Popen[bytes]]:
+        """Every replica's process of every province."""
+        return [*self.processes.values(), *self.replica_processes.values()]
 
     def signal_nodes(self, signum: int) -> list[int]:
         """Send ``signum`` to every node (SIGHUP: reload), not to the platforms; the pids
         it was sent to."""
         sent = []
-        for process in self.processes.values():
+        for process in self.node_processes():
             if process.poll() is None:
                 process.send_signal(signum)
                 sent.append(process.pid)
         return sent
 
     def stop(self, grace: float = STOP_GRACE) -> dict[str, int | None]:
-        """Stop the nodes, then their platforms; the nodes' exit codes by province."""
-        for group in (self.processes, self.platforms):
-            for process in group.values():
+        """Stop the nodes, then their platforms, then the database server; the nodes' exit
+        codes by province (replica 1's)."""
+        for group in (self.node_processes(), list(self.platforms.values())):
+            for process in group:
                 if process.poll() is None:
                     # A paused (SIGSTOPped) process acts on SIGTERM only once it runs again.
                     process.send_signal(signal.SIGCONT)
                     process.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + grace
-            for process in group.values():
+            for process in group:
                 try:
                     process.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+        if self.database is not None:
+            self.database.stop(grace)
+            self.database = None
         (self.directory / MESH_FILE).unlink(missing_ok=True)
         if self.links:
             route_peers(self.directory, ())

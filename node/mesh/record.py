@@ -9,7 +9,9 @@ Rules kept here:
   ``platform_state`` (``ProcessState``); ``supervisor_pid`` names the ``yrd mesh up``
   process that keeps the mesh, null when none does (``yrd demo``, ``yrd chaos``). A mesh
   made with links lists them under ``"links"``, one with a Prometheus names it under
-  ``"prometheus"`` and ``"prometheus_pid"``.
+  ``"prometheus"`` and ``"prometheus_pid"``. Each province lists its node's replicas under
+  ``"replicas"``: ``[{"grpc", "http", "pid", "state"}, …]``, replica 1 first (the same
+  process as the entry's own ``grpc``, ``http`` and ``pid``, which single-node tools read).
 - A reader takes only the keys it knows of an entry, so a newer writer's extra keys do not
   break it; what is not a record is ``ValueError``.
 """
@@ -51,6 +53,17 @@ class ProcessState(StrEnum):
 
 
 @dataclass(frozen=True)
+class MeshReplica:
+    """One replica of a province's node in ``mesh.json``."""
+
+    grpc: str
+    http: str
+    pid: int | None
+    """None while it is not running (restarting or stopped)."""
+    state: ProcessState = ProcessState.RUNNING
+
+
+@dataclass(frozen=True)
 class MeshNode:
     """One province's entry in ``mesh.json``."""
 
@@ -67,6 +80,9 @@ class MeshNode:
     platform_state: ProcessState | None = None
     tokens_file: str | None = None
     """The province's ``tokens.json`` (its platform and operator REST tokens, 0600)."""
+    replicas: list[MeshReplica] = field(default_factory=list)
+    """Every replica of the node, replica 1 (this entry's own process) first; empty in a
+    record written before replicas."""
 
 
 @dataclass(frozen=True)
@@ -125,11 +141,21 @@ def read_record(directory: Path) -> MeshRecord:
         for entry in data["nodes"]:
             node = MeshNode(**{k: v for k, v in entry.items() if k in known})
             platform_state = node.platform_state
+            replicas = [
+                MeshReplica(
+                    str(r["grpc"]),
+                    str(r["http"]),
+                    r.get("pid"),
+                    ProcessState(r.get("state", "running")),
+                )
+                for r in entry.get("replicas", [])
+            ]
             nodes.append(
                 replace(
                     node,
                     state=ProcessState(node.state),
                     platform_state=None if platform_state is None else ProcessState(platform_state),
+                    replicas=replicas,
                 )
             )
         supervisor_pid = data.get("supervisor_pid")

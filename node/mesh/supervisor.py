@@ -18,6 +18,9 @@ Rules kept here:
 - A process started again counts as up only once it is ready (node: /readyz, platform:
   /sim/fixtures); one not ready within ``READY_TIMEOUT`` is killed and backs off like a crash.
 - Every change of a process's state or pid rewrites ``DIR/mesh.json`` (``Mesh.record``).
+- Each replica of a province's node is kept on its own (its own back-off, its own line when
+  it exits); a stop by hand (``yrd mesh stop PROVINCE``) stops every replica of the
+  province, and ``yrd mesh start`` starts them all again.
 - Stopping the whole mesh is ``stop``: every process, SIGTERM then SIGKILL after the grace
   period (``Mesh.stop``), ``mesh.json`` and the control markers removed.
 """
@@ -89,9 +92,13 @@ class _Kept:
     """While starting: the wait for it to be ready."""
     terminating_since: float | None = None
     """When SIGTERM was sent to stop it by hand."""
+    replica: int = 1
+    """Which replica of the province's node (1 for a platform)."""
 
     @property
     def name(self) -> str:
+        if self.replica > 1:
+            return f"{self.province} {self.kind} replica {self.replica}"
         return f"{self.province} {self.kind}"
 
 
@@ -132,11 +139,12 @@ class MeshSupervisor:
         clear_stop_requests(self.mesh.directory, self._provinces)
         nodes = await self.mesh.up()
         now = self._clock()
-        kinds: tuple[Kind, ...] = ("platform", "node")
         self._kept = [
-            _Kept(province, kind, self._backoff(), ready_since=now, started_at=now)
-            for kind in kinds
-            for province in (self.mesh.processes if kind == "node" else self.mesh.platforms)
+            _Kept(province, "platform", self._backoff(), ready_since=now, started_at=now)
+            for province in self.mesh.platforms
+        ] + [
+            _Kept(province, "node", self._backoff(), ready_since=now, started_at=now, replica=r)
+            for province, r in self.mesh.numbered()
         ]
         return nodes
 
@@ -176,7 +184,7 @@ class MeshSupervisor:
     def _step(self, kept: _Kept, now: float) -> bool:
         """Act on one process; True when its state or pid changed."""
         mesh = self.mesh
-        state = mesh.state(kept.province, kept.kind)
+        state = mesh.state(kept.province, kept.kind, kept.replica)
         held = kept.kind == "node" and stop_requested(mesh.directory, kept.province)
         if state is ProcessState.STOPPED:
             if held:
@@ -193,7 +201,7 @@ class MeshSupervisor:
                 return False
             self._start(kept, now, "started again")
             return True
-        process = mesh.process(kept.province, kept.kind)
+        process = mesh.process(kept.province, kept.kind, kept.replica)
         if process.poll() is not None:
             self._exited(kept, process.pid, process.returncode, now, held)
             return True
@@ -220,12 +228,13 @@ class MeshSupervisor:
         self._set(kept, ProcessState.RESTARTING)
         self.tell(
             f"{kept.name} (pid {pid}) exited with {how}; log "
-            f"{self.mesh.log_path(kept.province, kept.kind)}; starting it again in {delay:.1f} s"
+            f"{self.mesh.log_path(kept.province, kept.kind, kept.replica)}; starting it again in "
+            f"{delay:.1f} s"
         )
 
     def _start(self, kept: _Kept, now: float, why: str) -> None:
         try:
-            process = self.mesh.start_process(kept.province, kept.kind)
+            process = self.mesh.start_process(kept.province, kept.kind, kept.replica)
         except OSError as exc:
             delay = kept.backoff.after_exit(0.0)
             kept.restart_at = now + delay
@@ -234,7 +243,9 @@ class MeshSupervisor:
             return
         kept.started_at = now
         kept.terminating_since = None
-        kept.readiness = asyncio.create_task(self.mesh.wait_process(kept.province, kept.kind))
+        kept.readiness = asyncio.create_task(
+            self.mesh.wait_process(kept.province, kept.kind, kept.replica)
+        )
         self._set(kept, ProcessState.STARTING)
         self.tell(f"{kept.name} {why} (pid {process.pid})")
 
@@ -247,7 +258,7 @@ class MeshSupervisor:
         if error is None:
             kept.ready_since = now
             self._set(kept, ProcessState.RUNNING)
-            pid = self.mesh.process(kept.province, kept.kind).pid
+            pid = self.mesh.process(kept.province, kept.kind, kept.replica).pid
             self.tell(
                 f"{kept.name} ready (pid {pid}) {now - kept.started_at:.1f} s after its start"
             )
@@ -255,13 +266,13 @@ class MeshSupervisor:
         if not isinstance(error, MeshError):
             raise error
         self.tell(f"{error}; killing it")
-        self.mesh.process(kept.province, kept.kind).kill()
+        self.mesh.process(kept.province, kept.kind, kept.replica).kill()
         return False
 
     def _terminate(self, kept: _Kept, now: float) -> None:
         """Stop by hand: SIGTERM once (after SIGCONT, for a paused process), SIGKILL once the
         grace period is over."""
-        process = self.mesh.process(kept.province, kept.kind)
+        process = self.mesh.process(kept.province, kept.kind, kept.replica)
         if kept.terminating_since is None:
             self._forget_readiness(kept)
             kept.terminating_since = now
@@ -281,4 +292,4 @@ class MeshSupervisor:
             wait.cancel()
 
     def _set(self, kept: _Kept, state: ProcessState) -> None:
-        self.mesh.states[(kept.province, kept.kind)] = state
+        self.mesh.set_state(kept.province, kept.kind, state, kept.replica)

@@ -1,8 +1,9 @@
 """The peers of this node, kept matching the manifest.
 
 Rules kept here:
-- A new member gets a channel, a delivery worker and heartbeats; a moved endpoint gets a new
-  channel, the old one living on for the calls already made on it; a member that left is no
+- A new member gets a channel (to every endpoint its replicas listen on, ``PeerChannel``), a
+  delivery worker and heartbeats; a changed list of endpoints gets a new channel, the old
+  one living on for the calls already made on it; a member that left is no
   longer contacted (what waits for it stays in the outbox, visible to operators).
 - A province that is not (or not yet) a peer still has a ``PeerLink``, so what arrives from
   it before the peers are synced is shown.
@@ -88,7 +89,7 @@ class PeerRegistry(Mapping[str, Peer]):
     def _channel(self, member: Member) -> PeerChannel:
         return PeerChannel(
             member.node_id,
-            member.endpoint,
+            member.endpoints,
             self._tls(),
             max_message_bytes=self._max_message_bytes,
             signing_key=self._signing_key,
@@ -112,7 +113,7 @@ class PeerRegistry(Mapping[str, Peer]):
                     self._start(f"deliver-{member.province}", worker.run),
                     self._start(f"heartbeat-{member.province}", self._heartbeat(peer)),
                 ]
-            elif peer.channel.endpoint != member.endpoint:
+            elif peer.channel.endpoints != member.endpoints:
                 old = peer.channel
                 peer.channel = self._channel(member)
                 peer.worker.use_channel(peer.channel)

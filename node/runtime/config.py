@@ -347,12 +347,14 @@ def render_config(
     platform_url: str | None = None,
     platform_credentials: str | None = None,
     dashboard_peers: Sequence[str] = (),
+    store_url: str | None = None,
 ) -> str:
     """A node.toml text with every default written out, for ``yrd mesh init``.
 
     ``paths`` maps manifest, signing_key, tls_key, tls_cert, ca_cert and store to paths
-    relative to the file's folder. With ``platform_url`` the node reaches its province's
-    platform through the adapter of its own province's dialect.
+    relative to the file's folder; with ``store_url`` the store is that PostgreSQL database
+    (``[store] url``) and ``paths`` names no store. With ``platform_url`` the node reaches
+    its province's platform through the adapter of its own province's dialect.
     """
     d = DeliveryConfig()
     leases = LeaseConfig()
@@ -377,8 +379,10 @@ def render_config(
         *(
             f"{name} = {q(paths[name])}"
             for name in ("manifest", "signing_key", "tls_key", "tls_cert", "ca_cert", "store")
+            if name != "store" or store_url is None
         ),
         "",
+        *(["[store]", f"url = {q(store_url)}", ""] if store_url is not None else []),
         "[grpc]",
         f"listen = {q(grpc_listen)}",
         f"max_message_bytes = {DEFAULT_MAX_MESSAGE_BYTES}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from monitoring.metrics import CaseSnapshot, PeerSnapshot, StoreSnapshot
+from monitoring.metrics import CaseSnapshot, EndpointSnapshot, PeerSnapshot, StoreSnapshot
 from node.cases.lifecycle import Status
 from node.delivery.circuit import CircuitState
 from node.peers.checkpoints import WitnessRefusal
@@ -70,6 +70,20 @@ class Health:
             provinces=(self._node.config.province, *sorted(self._node.peers)),
             statuses=tuple(status.value for status in Status),
         )
+
+    def endpoint_snapshots(self) -> list[EndpointSnapshot]:
+        """Each endpoint of each peer (every replica of its node), as calls last found it."""
+        return [
+            EndpointSnapshot(
+                province,
+                health.endpoint,
+                health.state.value,
+                i == peer.channel.current,
+                health.failures,
+            )
+            for province, peer in sorted(self._node.peers.items())
+            for i, health in enumerate(peer.channel.health)
+        ]
 
     def outbox_snapshots(self) -> dict[str, PeerSnapshot]:
         if self._node.open_store is None:
@@ -213,6 +227,7 @@ class Health:
                     "inbound": inbound.get(peer.node_id, IDLE_DOOR),
                     "cosigned": _cosigned(cosigned.get(province)),
                     "checkpoint_refused": _checkpoint_refused(refusals.get(province)),
+                    "endpoints": peer.channel.endpoint_status(),
                 }
             )
         readiness = self.readiness()
@@ -220,6 +235,10 @@ class Health:
         return {
             "node_id": self._node.config.node_id,
             "province": self._node.config.province,
+            "listen": {
+                "grpc": self._node.config.grpc_listen,
+                "http": self._node.config.http_listen,
+            },
             "ready": all(v == "ok" for v in readiness.values()),
             "checks": readiness,
             "manifest": {

@@ -295,6 +295,7 @@ class Node:
         self.metrics.watch_store(self.health.outbox_snapshots, self.health.store_snapshot)
         self.db.observe_write = self.metrics.store_write_latency.observe
         self.metrics.watch_cases(self.health.case_snapshot)
+        self.metrics.watch_endpoints(self.health.endpoint_snapshots)
         self.metrics.watch_revocation_lists(self.health.revocation_ages)
         self.metrics.watch_platform(self.health.platform_snapshot)
         self._grpc = await start_server(

@@ -4,13 +4,35 @@ The server's certificate must chain to the federation CA and name the peer's nod
 channel overrides the TLS target name with it, since peers are addressed by host:port). So
 the address dialled may be another than the manifest's endpoint (``address``: a relay, a
 tester's fault proxy) without changing whom the channel accepts at the far end.
+
+A peer whose node runs as replicas has several endpoints (the manifest's ``endpoints``), one
+identity. Rules kept here:
+- Calls go to one endpoint at a time (the current one), the first in the manifest's order
+  to begin with: one stream per peer, as with a single node.
+- A transport failure on the current endpoint (unreachable, stream lost, no reply in time;
+  never a signed refusal of a call, which is the peer's answer; a refusal that ends a whole
+  ``Exchange`` stream is a lost stream, as ``ExchangeStream`` reports it) marks it failed
+  and moves the traffic to the next endpoint, round the list. The failed call itself is
+  not retried here: its caller's retry (the delivery worker's back-off, a question's
+  second send) goes to the next endpoint. Messages are idempotent at the receiver, so a
+  batch resent to another replica of the same province is answered with the same receipts.
+- Traffic that moved off the first endpoint goes back to it after ``return_after`` seconds
+  (if it is still down, that costs one failed call and moves on again), so a repaired first
+  replica takes its share again without an operator.
+- Each endpoint's health (``EndpointHealth``: untried, healthy, failed; last error;
+  failures) is kept for status and metrics, labelled by the endpoint's address only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -23,32 +45,58 @@ from node.trust.keys import SigningKey
 from node.trust.tls import TlsMaterial
 from node.wire import DELIVER_METHOD, EXCHANGE_METHOD, pb
 
+log = logging.getLogger(__name__)
 
-class PeerChannel:
+
+RETURN_TO_FIRST_SECONDS: Final = 30.0
+"""How long a peer's traffic stays on another endpoint before the first is tried again."""
+
+
+class EndpointState(StrEnum):
+    """What this node knows of one endpoint of a peer, as status and metrics show it."""
+
+    UNTRIED = "untried"
+    """Not called yet (or not since the manifest listed it)."""
+    HEALTHY = "healthy"
+    """Its last call got an answer (a signed refusal is an answer)."""
+    FAILED = "failed"
+    """Its last call failed in transport: unreachable, stream lost, out of time."""
+
+    def is_available(self) -> bool:
+        return self is not EndpointState.FAILED
+
+
+@dataclass
+class EndpointHealth:
+    """One endpoint of a peer: where it is, and how its last call went."""
+
+    endpoint: str
+    """As the manifest lists it."""
+    state: EndpointState = EndpointState.UNTRIED
+    last_error: str | None = None
+    changed_at: float | None = None
+    """When ``state`` last changed (monotonic clock)."""
+    failures: int = 0
+    """Transport failures since the channel was made."""
+
+    def to_json(self, *, current: bool) -> dict[str, object]:
+        return {
+            "endpoint": self.endpoint,
+            "state": self.state.value,
+            "current": current,
+            "last_error": self.last_error,
+            "failures": self.failures,
+        }
+
+
+class _Dial:
+    """The gRPC channel to one endpoint, its methods and its ``Exchange`` stream."""
+
     def __init__(
-        self,
-        node_id: str,
-        endpoint: str,
-        tls: TlsMaterial,
-        *,
-        max_message_bytes: int,
-        signing_key: Callable[[], SigningKey],
-        address: str | None = None,
-    ) -> None:
-        self.node_id = node_id
-        self.endpoint = endpoint
-        """The peer's endpoint in the manifest."""
-        self.address = address or endpoint
-        """Where the channel dials: the endpoint, unless configured otherwise."""
-        self._signing_key = signing_key
-        self._frame_bytes = max_message_bytes
-        """Most message bytes one frame carries (a lone larger message goes alone)."""
-        limit = max_message_bytes + TRANSPORT_HEADROOM
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=tls.ca_pem, private_key=tls.key_pem, certificate_chain=tls.cert_pem
-        )
-        self._channel = grpc.aio.secure_channel(
-            self.address,
+        self, address: str, node_id: str, credentials: grpc.ChannelCredentials, limit: int
+    ):
+        self.channel = grpc.aio.secure_channel(
+            address,
             credentials,
             options=[
                 ("grpc.ssl_target_name_override", node_id),
@@ -62,16 +110,124 @@ class PeerChannel:
                 ("grpc.keepalive_timeout_ms", 10000),
             ],
         )
-        self._deliver = self._channel.unary_unary(DELIVER_METHOD)
-        self._stream_method = self._channel.stream_stream(EXCHANGE_METHOD)
-        self._stream: ExchangeStream | None = None
+        self.deliver = self.channel.unary_unary(DELIVER_METHOD)
+        self.stream_method = self.channel.stream_stream(EXCHANGE_METHOD)
+        self.stream: ExchangeStream | None = None
+
+    def drop_stream(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+
+
+class PeerChannel:
+    def __init__(
+        self,
+        node_id: str,
+        endpoints: str | Sequence[str],
+        tls: TlsMaterial,
+        *,
+        max_message_bytes: int,
+        signing_key: Callable[[], SigningKey],
+        address: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        return_after: float = RETURN_TO_FIRST_SECONDS,
+    ) -> None:
+        self.node_id = node_id
+        self.endpoints: tuple[str, ...] = (
+            (endpoints,) if isinstance(endpoints, str) else tuple(endpoints)
+        )
+        """The peer's endpoints in the manifest, in the order they are tried."""
+        if not self.endpoints:
+            raise ValueError(f"peer {node_id} has no endpoint")
+        self.address = address
+        """Where the channel dials instead of the endpoints (a relay, a tester's proxy), or
+        None: each endpoint itself."""
+        self._signing_key = signing_key
+        self._clock = clock
+        self._return_after = return_after
+        self._frame_bytes = max_message_bytes
+        """Most message bytes one frame carries (a lone larger message goes alone)."""
+        limit = max_message_bytes + TRANSPORT_HEADROOM
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=tls.ca_pem, private_key=tls.key_pem, certificate_chain=tls.cert_pem
+        )
+        dialled = [address] if address else list(self.endpoints)
+        self._dials = [_Dial(a, node_id, credentials, limit) for a in dialled]
+        self.health = [EndpointHealth(e) for e in (dialled if address else self.endpoints)]
+        """Per dialled endpoint, in order: how its last call went."""
+        self._current = 0
+        self._moved_at = 0.0
+        """When traffic left the first endpoint (monotonic)."""
         self._questions = QuestionFrames(node_id, self._exchange, frame_bytes=max_message_bytes)
+
+    @property
+    def endpoint(self) -> str:
+        """The peer's first endpoint in the manifest."""
+        return self.endpoints[0]
+
+    @property
+    def current(self) -> int:
+        """The index in ``health`` of the endpoint calls go to now."""
+        return self._current
+
+    def _dial(self) -> tuple[int, _Dial]:
+        """The endpoint to call: the current one, or the first again once traffic has been
+        elsewhere for ``return_after`` seconds."""
+        if self._current and self._clock() - self._moved_at >= self._return_after:
+            # The other endpoint's stream is left as it is: frames still in flight on it get
+            # their replies there.
+            self._current = 0
+        return self._current, self._dials[self._current]
+
+    def _answered(self, index: int) -> None:
+        self._mark(index, EndpointState.HEALTHY, None)
+
+    def _failed(self, index: int, error: BaseException) -> None:
+        """A transport failure on endpoint ``index``: the next endpoint takes the traffic
+        (once per failure of the current one, however many calls saw it). The failed stream
+        is already broken (the next call opens another); closing the endpoint's stream here
+        could close a newer one that another caller is using."""
+        self.health[index].failures += 1
+        self._mark(index, EndpointState.FAILED, str(error))
+        if index == self._current and len(self._dials) > 1:
+            self._current = (index + 1) % len(self._dials)
+            if self._current and index == 0:
+                self._moved_at = self._clock()
+            log.warning(
+                "peer endpoint failed; moving to the next",
+                extra={
+                    "peer_node": self.node_id,
+                    "endpoint": self.health[index].endpoint,
+                    "next_endpoint": self.health[self._current].endpoint,
+                },
+            )
+
+    def _mark(self, index: int, state: EndpointState, error: str | None) -> None:
+        health = self.health[index]
+        if health.state is not state:
+            health.changed_at = self._clock()
+        health.state = state
+        health.last_error = error if error is not None else health.last_error
+
+    def endpoint_status(self) -> list[dict[str, object]]:
+        """Each endpoint's health for status, in order, the one in use marked ``current``."""
+        return [h.to_json(current=i == self._current) for i, h in enumerate(self.health)]
 
     async def deliver(self, envelope: bytes, *, timeout: float) -> bytes:
         """Send one envelope on its own; return the signed reply. A refusal raises
         SignedRefusal."""
-        with translate_rpc_errors(self.node_id):
-            reply = await self._deliver(envelope, timeout=timeout, wait_for_ready=False)
+        index, dial = self._dial()
+        try:
+            with translate_rpc_errors(self.node_id):
+                reply = await dial.deliver(envelope, timeout=timeout, wait_for_ready=False)
+        except PeerUnavailable as error:
+            self._failed(index, error)
+            raise
+        except SignedRefusal:
+            self._answered(index)  # refused, but answered: another replica would say the same
+            raise
+        self._answered(index)
         assert isinstance(reply, bytes)
         return reply
 
@@ -102,10 +258,12 @@ class PeerChannel:
                         on_reply(start + index, reply, sent, statement)
                     start += len(frame)
         except TimeoutError as error:
-            self._drop_stream()
-            raise PeerUnavailable(self.node_id, "no reply before the deadline") from error
+            unavailable = PeerUnavailable(self.node_id, "no reply before the deadline")
+            self._dials[self._current].drop_stream()  # a stalled peer gets a fresh connection
+            self._failed(self._current, unavailable)
+            raise unavailable from error
         except BaseException:
-            self._drop_stream()
+            self._dials[self._current].drop_stream()
             raise
 
     async def ask(self, message: bytes, *, timeout: float) -> tuple[bytes, bytes]:
@@ -126,11 +284,17 @@ class PeerChannel:
         self, messages: list[bytes]
     ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
         """``_exchange``, with the statement of the reply frame."""
-        if self._stream is None or self._stream.broken is not None:
-            self._stream = ExchangeStream(self.node_id, self._stream_method(wait_for_ready=False))
+        index, dial = self._dial()
+        if dial.stream is None or dial.stream.broken is not None:
+            dial.stream = ExchangeStream(self.node_id, dial.stream_method(wait_for_ready=False))
         batch, tree = signed_batch(messages, self._signing_key())
-        raw = await self._stream.send(batch.SerializeToString(deterministic=True))
-        statement, replies = self._replies(raw, len(messages))
+        try:
+            raw = await dial.stream.send(batch.SerializeToString(deterministic=True))
+            statement, replies = self._replies(raw, len(messages))
+        except PeerUnavailable as error:
+            self._failed(index, error)
+            raise
+        self._answered(index)
         return statement, list(zip(replies, envelopes_of(batch, tree), strict=True))
 
     def _frames(self, messages: list[bytes]) -> list[list[bytes]]:
@@ -159,17 +323,13 @@ class PeerChannel:
             )
         return received_frame(batch)
 
-    def _drop_stream(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
-
     async def close(self, grace: float | None = None) -> None:
         """Close the channel; with ``grace``, calls in progress get that long to finish."""
         if grace is None:
             self._questions.close()
-            self._drop_stream()
-        await self._channel.close(grace)
+            for dial in self._dials:
+                dial.drop_stream()
+        await asyncio.gather(*(dial.channel.close(grace) for dial in self._dials))
 
 
 class ExchangeStream:
@@ -199,7 +359,12 @@ class ExchangeStream:
                     await self._call.write(frame)
             except BaseException as error:
                 answer.cancel()  # this caller hears of it from the raise, not the future
-                self._fail(_unavailable(self._peer, error))
+                unavailable = _unavailable(self._peer, error)
+                self._fail(unavailable)
+                if isinstance(error, asyncio.InvalidStateError):
+                    # The call ended (the peer went away) before the reader noticed: the
+                    # stream is lost, as for any transport failure.
+                    raise unavailable from error
                 raise
         return await answer
 

@@ -26,6 +26,12 @@ Rules kept here:
   scene names (``node.certificates.policy.SCENES``) and ``"matter"``, which stands for every
   matter code of the federated catalog (免于提交). A request is allowed when both its type
   and its purpose are listed (``node.certificates.policy.check_may_verify``).
+- A member's ``endpoint`` is where its node listens for gRPC; a member whose node runs as
+  several replicas also lists ``"endpoints"``: every replica's, in the order peers try them,
+  the first being ``endpoint`` (so a reader that knows only ``endpoint`` reaches the first
+  replica). A member with one endpoint is written without ``endpoints``, so the canonical
+  form, and every signature made before replicas, stays as it was. ``endpoints`` is parsed
+  strictly: a non-empty list of distinct ``host:port`` strings starting with ``endpoint``.
 - Secure by default: a member whose policy has no ``may_verify`` may ask for no
   certificate at all. ``may_verify`` is parsed strictly: both lists present, no other keys,
   every entry a known type or purpose token, or the manifest is refused naming the entry.
@@ -151,12 +157,21 @@ class Member:
     """Payload types (``Message.body`` field names) this member may send to others."""
     may_verify: VerifyPermission = NO_CERTIFICATES
     """Certificate types and purposes this member may ask issuers to verify."""
+    replica_endpoints: tuple[str, ...] = ()
+    """Every replica's gRPC endpoint, the first being ``endpoint``; empty for a member with
+    one node (``endpoints`` reads both)."""
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """Where this member's node listens, in the order peers try: every replica's
+        endpoint, or the one ``endpoint``."""
+        return self.replica_endpoints or (self.endpoint,)
 
     def key(self, key_id: str) -> KeyEntry | None:
         return next((k for k in self.keys if k.key_id == key_id), None)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "node_id": self.node_id,
             "province": self.province,
             "code": self.code,
@@ -167,6 +182,9 @@ class Member:
                 "may_verify": self.may_verify.to_json(),
             },
         }
+        if len(self.endpoints) > 1:
+            document["endpoints"] = list(self.endpoints)
+        return document
 
 
 @dataclass(frozen=True)
@@ -288,6 +306,31 @@ def _parse_may_verify(policy: Mapping[str, Any], where: str) -> VerifyPermission
     )
 
 
+MAX_ENDPOINTS = 64
+"""The most endpoints one member may list (a bound on what a peer dials)."""
+
+
+def _parse_endpoints(obj: Mapping[str, Any], endpoint: str, where: str) -> tuple[str, ...]:
+    """A member's ``endpoints`` (module rules); () when it lists none or only ``endpoint``."""
+    if "endpoints" not in obj:
+        return ()
+    listed = _require(obj, "endpoints", list, where)
+    where = f"{where}.endpoints"
+    if not listed or len(listed) > MAX_ENDPOINTS:
+        raise ManifestMalformed(f"{where} must list 1 to {MAX_ENDPOINTS} endpoints")
+    for index, address in enumerate(listed):
+        host, colon, port = address.rpartition(":") if isinstance(address, str) else ("", "", "")
+        if not (host and colon and port.isdigit() and 0 < int(port) <= 65535):
+            raise ManifestMalformed(f"{where}[{index}] is {address!r}, not a host:port address")
+    if len(set(listed)) != len(listed):
+        raise ManifestMalformed(f"{where} lists one endpoint twice")
+    if listed[0] != endpoint:
+        raise ManifestMalformed(
+            f"{where}[0] is {listed[0]!r}; it must be the member's endpoint {endpoint!r}"
+        )
+    return tuple(listed) if len(listed) > 1 else ()
+
+
 def _parse_member(obj: Any, where: str) -> Member:
     if not isinstance(obj, dict):
         raise ManifestMalformed(f"{where} is not an object")
@@ -301,11 +344,13 @@ def _parse_member(obj: Any, where: str) -> Member:
             f"{where}.code {code} is not the GB/T 2260 code of {province} "
             f"({PROVINCES[province][0]})"
         )
+    endpoint = _require(obj, "endpoint", str, where)
     return Member(
         node_id=_require(obj, "node_id", str, where),
         province=province,
         code=code,
-        endpoint=_require(obj, "endpoint", str, where),
+        endpoint=endpoint,
+        replica_endpoints=_parse_endpoints(obj, endpoint, where),
         keys=tuple(_parse_key(k, f"{where}.signing_keys[{i}]") for i, k in enumerate(keys)),
         may_send=frozenset(str(t) for t in may_send),
         may_verify=_parse_may_verify(policy, f"{where}.policy"),
