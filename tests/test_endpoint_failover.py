@@ -56,7 +56,7 @@ async def send(channel: PeerChannel, mesh: Path) -> list[int]:
     """One probe through ``channel``'s delivery call; the indexes answered."""
     got: list[int] = []
     envelopes = [seal(m, key_of(mesh, "shanghai")).envelope for m in probes(1)]
-    await channel.exchange_batch(envelopes, timeout=5, on_reply=lambda i, _r, _s: got.append(i))
+    await channel.exchange_batch(envelopes, timeout=5, on_reply=lambda i, _r, _s, _t: got.append(i))
     return got
 
 

@@ -255,13 +255,23 @@ def test_two_provinces_of_two_replicas_on_postgres(reachable: Path) -> None:
                 lambda: case_status(other, platform["jiangsu"], second["case_id"]) is not None,
                 "the second case received by Jiangsu's second replica",
             )
-            seen = endpoints_seen(shanghai, viewer, "jiangsu")
-            assert [e["endpoint"] for e in seen] == [
-                nodes["jiangsu"]["grpc"],
-                nodes["jiangsu"]["replicas"][1]["grpc"],
-            ]
-            assert seen[0]["state"] == "failed" and seen[0]["failures"] >= 1
-            assert seen[1]["state"] == "healthy" and seen[1]["current"] is True
+
+            # Whichever Shanghai replica holds the sender lease for Jiangsu sent the case; each
+            # moves to the second endpoint at its first failed call (a send or a heartbeat).
+            def failed_over(http: str) -> bool:
+                seen = endpoints_seen(http, viewer, "jiangsu")
+                assert [e["endpoint"] for e in seen] == [
+                    nodes["jiangsu"]["grpc"],
+                    nodes["jiangsu"]["replicas"][1]["grpc"],
+                ]
+                return (
+                    seen[0]["state"] == "failed"
+                    and seen[0]["failures"] >= 1
+                    and seen[1]["state"] == "healthy"
+                    and seen[1]["current"] is True
+                )
+
+            wait_for(lambda: failed_over(shanghai), "Shanghai's replica 1 moved to endpoint 2")
             _, metrics = call(f"http://{shanghai}/metrics")
             assert f'yrd_peer_endpoint_up{{endpoint="{first["grpc"]}",peer="jiangsu"}} 0.0' in (
                 metrics

@@ -13,13 +13,14 @@ may work beside a node.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
 from pathlib import Path
 
 from node.store import postgres
-from node.store.connection import PostgresUrl, StoreLocation
+from node.store.connection import DriverError, PostgresUrl, StoreLocation
 from node.store.database import StoreError
 
 NODE_LOCK = 0x79726E6F6465  # "yrnode"
@@ -123,5 +124,10 @@ class StoreLock:
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
         if self._session is not None:
-            self._session.close()  # ending the session drops the advisory lock
+            # Unlocked before the session ends: a closed connection's backend exits (and
+            # drops its locks) a moment after close() returns, so a process taking the store
+            # right after this one releases it could still find it held.
+            with contextlib.suppress(*DriverError):
+                self._session.execute("SELECT pg_advisory_unlock_all()")
+            self._session.close()
             self._session = None
