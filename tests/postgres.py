@@ -24,6 +24,7 @@ from node.mesh.postgres_server import free_port as free_port
 from node.mesh.postgres_server import server_bindir as server_bindir
 from node.mesh.postgres_server import start_server as start_server
 from node.store.connection import PostgresUrl, StoreLocation
+from tests.binaries import in_ci
 
 T = TypeVar("T")
 _names = count(1)
@@ -42,7 +43,7 @@ def missing_server_is_a_skip(start: Callable[[], T]) -> T:
         if found is None:
             raise ServerMissing("PostgreSQL (initdb) is missing: Debian package postgresql")
     except ServerMissing as missing:
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        if in_ci():
             pytest.fail(f"{missing}, in CI: `make test` installs Debian's postgresql package")
         pytest.skip(str(missing))
     return found

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import re
-import shutil
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -39,6 +37,7 @@ from node.runtime.history import CAPACITY, History
 from node.runtime.node import Node
 from node.transport.errors import FAULT_TRAILER
 from node.wire import DELIVER_METHOD, pb
+from tests.binaries import required_binary
 from tests.nodes import (
     BUDGET,
     config_for,
@@ -359,12 +358,7 @@ def test_each_replica_of_a_province_has_a_row_of_its_own() -> None:
 
 
 def chromium_binary() -> str:
-    found = shutil.which("chromium")
-    if found:
-        return found
-    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        pytest.fail("chromium is missing in CI: `make test` installs Debian's chromium package")
-    pytest.skip("chromium is missing (Debian package chromium; `make test` installs it as root)")
+    return required_binary("chromium", "chromium")
 
 
 def fresh_history(node: Node) -> None:

@@ -14,7 +14,6 @@ import functools
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from node.mesh.monitoring import SHIPPED_RULES, scrape_config
 from node.mesh.node_control import alive
 from node.mesh.processes import node_configs
 from node.trust.manifest import parse_time
+from tests.binaries import required_binary
 from tests.nodes import BUDGET, free_base_port
 
 pytestmark = pytest.mark.slow
@@ -46,12 +46,7 @@ pytestmark = pytest.mark.slow
 def prometheus_binary() -> str:
     """The prometheus binary; missing, a failure in CI (`make test` installs it) and a skip
     elsewhere."""
-    found = shutil.which("prometheus")
-    if found:
-        return found
-    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        pytest.fail("prometheus is missing in CI: `make test` installs Debian's prometheus package")
-    pytest.skip("prometheus is missing (Debian package prometheus; `make test` installs it)")
+    return required_binary("prometheus", "prometheus")
 
 
 YRD = [sys.executable, "-m", "node.cli.main"]

@@ -9,15 +9,14 @@ Without it these tests skip on a workstation; in CI (``CI=true``) they fail inst
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from node.mesh.layout import DEFAULT_PROVINCES, ports_for
+from tests.binaries import required_binary
 from tests.nodes import BUDGET, make_mesh
 from tests.test_metric_coverage import ALERTS, SCRAPE_CONFIG, exposition_after_traffic
 
@@ -27,12 +26,7 @@ ALERT_TESTS = PROMETHEUS / "tests" / "alerts_test.yml"
 
 @pytest.fixture
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is not None:
-        return path
-    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        pytest.fail("promtool is missing in CI: `make test` installs Debian's prometheus package")
-    pytest.skip("promtool is not installed (Debian: apt-get install prometheus; `make test` does)")
+    return required_binary("promtool", "prometheus")
 
 
 def promtool_run(promtool: str, *args: str, stdin: str | None = None) -> str:
