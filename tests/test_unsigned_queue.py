@@ -26,20 +26,13 @@ from node.protocol.faults import FaultCode
 from node.store import inbox, outbox
 from node.store.audit import verify_store
 from node.transport.errors import FAULT_TRAILER
-from node.trust.keys import SigningKey, load_signing_key
 from node.trust.suites import ED25519_SUITE
 from node.wire import DELIVER_METHOD, DELIVER_STREAM_METHOD, EXCHANGE_METHOD, pb
 from tests.federation import make_federation, probe_message
-from tests.nodes import config_for, eventually, make_mesh, raw_channel, running, tls_of
+from tests.nodes import config_for, eventually, raw_channel, running, tls_of
+from tests.test_exchange_batches import key_of, mesh
 
-
-@pytest.fixture
-def mesh(tmp_path: Path) -> Path:
-    return make_mesh(tmp_path)
-
-
-def key_of(mesh: Path, province: str) -> SigningKey:
-    return load_signing_key(mesh / province / "signing.key")
+__all__ = ["mesh"]  # the fixture, used by name
 
 
 async def test_a_queued_message_is_unsigned_until_it_goes_out_in_its_signed_batch(
