@@ -47,7 +47,8 @@ class OutboxItem:
     payload_type: str
     correlation_id: str
     envelope: bytes
-    """The serialized signed Envelope, exactly as it is sent."""
+    """The serialized Envelope: unsigned while queued, then as it went out (with its batch
+    signature and proof) once the peer's reply is recorded."""
     digest: bytes
     """SHA-256 of the message bytes inside the envelope; the peer's receipt must name it."""
     created_at: float
