@@ -45,11 +45,13 @@ from node.protocol.checks import (
     Authenticated,
     CheckLimits,
     PayloadValidator,
+    PriorDelivery,
     Redelivery,
     check_envelope,
 )
 from node.protocol.envelope import (
     MAX_BATCH_MESSAGES,
+    envelope_digest,
     payload_type,
     received_frame,
     seal_encoded,
@@ -234,7 +236,7 @@ class InboundProcessor:
                 manifest=credentials.manifest,
                 me=self._node_id,
                 now=now,
-                inbox=inbox.InboxReader(self._db().reader()),
+                inbox=_InboxNow(self._db),
                 limits=self._limits,
                 validators=self._validators,
                 frame_statement=frame_statement,
@@ -249,7 +251,9 @@ class InboundProcessor:
         except Refusal as refusal:
             return _Refused(refusal, raw)
         except StoreError as error:
-            return _Refused(_store_refusal(error), raw)
+            # Only the inbox read fails so (the checks before it read no store): the
+            # message was parsed and authenticated, so its fault names it.
+            return _Refused(_store_refusal(error, ids=_ids_of(raw)), raw)
         if isinstance(verdict, Redelivery):
             return _Again(verdict.message, verdict.prior.reply)
         return _Fresh(verdict, self._responders.get(verdict.payload_type))
@@ -531,16 +535,39 @@ def _parse_batch(frame: bytes, limits: CheckLimits) -> pb.Batch:
     return batch
 
 
-def _store_refusal(error: BaseException, accepted: Authenticated | None = None) -> Refusal:
-    """A failure to store a message, as the signed fault its sender gets: about that
-    message (its id and digest) once the checks have read it, so the sender can tell the
-    fault answers it."""
-    message_id = accepted.message_id if accepted else ""
-    digest = accepted.digest if accepted else b""
+class _InboxNow:
+    """The inbox as the checks read it, through the store's read connection taken only when
+    asked: a message refused before the inbox is read (malformed, badly signed) is refused
+    for what is wrong with it, even while the store is away."""
+
+    def __init__(self, db: Callable[[], Database]) -> None:
+        self._db = db
+
+    def prior(self, sender: str, message_id: str) -> PriorDelivery | None:
+        return inbox.prior(self._db().reader(), sender, message_id)
+
+
+def _ids_of(raw: bytes) -> tuple[str, bytes]:
+    """The id and digest of an envelope the checks have parsed already."""
+    message = pb.Message.FromString(pb.Envelope.FromString(raw).message)
+    return message.header.message_id, envelope_digest(raw)
+
+
+def _store_refusal(
+    error: BaseException,
+    accepted: Authenticated | None = None,
+    *,
+    ids: tuple[str, bytes] = ("", b""),
+) -> Refusal:
+    """A failure to store (or read the inbox for) a message, as the signed fault its sender
+    gets: about that message (its id and digest) once the checks have read it, so the
+    sender can tell the fault answers it."""
+    message_id, digest = (accepted.message_id, accepted.digest) if accepted else ids
     if isinstance(error, StoreUnavailable):
         return Refusal(
             FaultCode.STORE_UNAVAILABLE,
-            "this node's store cannot take writes now (disk full or I/O error); nothing of "
+            "this node's store cannot take writes now (disk full, I/O error or its database "
+            "unreachable); nothing of "
             "the message was kept; send it again later",
             message_id=message_id,
             digest=digest,
