@@ -17,14 +17,26 @@ import pytest
 from node.cli.main import main
 from node.runtime.config import ConfigError, load_config
 from node.store import audit, inbox, outbox, schema_postgres
-from node.store.connection import Connection, PostgresUrl, store_location
-from node.store.database import Database, DuplicateEntry, StoreError, StoreUnavailable
+from node.store.connection import Connection, PostgresUrl, StoreLocation, store_location
+from node.store.database import (
+    Database,
+    DuplicateEntry,
+    StoreError,
+    StoreUnavailable,
+    read_store_id,
+)
 from node.store.lock import StoreInUse, StoreLock
 from node.store.postgres import translate
 from node.store.schema import MIGRATIONS, SCHEMA_VERSION
 from tests.federation import make_federation
 from tests.nodes import BUDGET, make_mesh
-from tests.postgres import PostgresServer, free_port, missing_server_is_a_skip, store_in_database
+from tests.postgres import (
+    PostgresServer,
+    free_port,
+    missing_server_is_a_skip,
+    new_database,
+    store_in_database,
+)
 from tests.test_store import enqueue
 
 T0 = 1_767_225_600.0
@@ -363,3 +375,56 @@ async def test_two_writers_append_one_unbroken_evidence_chain(postgres_url: str)
     finally:
         await first.close()
         await second.close()
+
+
+async def test_each_store_has_an_id_of_its_own_that_never_changes(
+    store_location: StoreLocation, tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """A new store gets a random id (32 hex digits) that it keeps when opened again; another
+    new store, on either backend, gets another."""
+    db = await Database.open(store_location)
+    made = db.store_id
+    await db.close()
+    assert len(made) == 32 and int(made, 16) >= 0
+    again = await Database.open(store_location)
+    try:
+        assert again.store_id == made
+        assert read_store_id(again.reader()) == made
+    finally:
+        await again.close()
+    others = [tmp_path / "other.db", PostgresUrl(new_database(postgres_server))]
+    for location in others:
+        other = await Database.open(location)
+        assert other.store_id != made
+        await other.close()
+
+
+async def test_a_store_made_before_store_ids_gets_one_when_opened(
+    store_location: StoreLocation,
+) -> None:
+    """A store of schema version 15 (before ``store_meta``) is given its id by the migration
+    that makes the table, once, and keeps everything it held."""
+    db = await Database.open(store_location)
+    await db.write(enqueue("jiangsu", "kept"))
+    await db.close()
+    older = "DROP TABLE store_meta"
+    if isinstance(store_location, PostgresUrl):
+        with psycopg.connect(store_location.url, autocommit=True) as conn:
+            conn.execute(older)
+            conn.execute("UPDATE store_schema SET version = 15")
+    else:
+        with sqlite3.connect(store_location) as conn:
+            conn.execute(older)
+            conn.execute("PRAGMA user_version = 15")
+    db = await Database.open(store_location)
+    try:
+        assert len(db.store_id) == 32
+        held = [item.message_id for item in outbox.pending_batch(db.reader(), "jiangsu", 10)]
+        assert held == ["kept"]
+    finally:
+        await db.close()
+    reopened = await Database.open(store_location)
+    try:
+        assert reopened.store_id == db.store_id
+    finally:
+        await reopened.close()

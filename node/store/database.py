@@ -23,6 +23,9 @@ Rules kept here (for both backends; file rules are SQLite's):
   node's evidence (``: > node.db`` empties it), so what to do with it is an operator's
   decision; silently starting an empty node over it would lose every case for good.
 - A store whose schema version is newer than this code knows is refused, never downgraded.
+- Every store has an id of its own (``store_id``: random, made with it, never changed; read
+  at open), so that processes that cannot see each other's store can tell whether they
+  share one (the replicas of a node, ``node.runtime.replicas``).
 - A store that cannot take writes for a while (disk full, I/O error, locked by another
   process) is a state, not a crash: the failed writes raise ``StoreUnavailable``, nothing of
   their transaction is kept, ``write_problem()`` says why until a commit succeeds again, and
@@ -167,6 +170,14 @@ def _write_failure(exc: BaseException, what: str) -> StoreError:
     error = (StoreUnavailable if _is_unavailable(exc) else StoreError)(f"{what} ({exc})")
     error.__cause__ = exc
     return error
+
+
+def read_store_id(conn: Connection) -> str:
+    """The store's own id (``store_meta``)."""
+    row = conn.execute("SELECT value FROM store_meta WHERE name = 'store_id'").fetchone()
+    if row is None:
+        raise StoreError("the store has no store id (store_meta holds no 'store_id' row)")
+    return str(row[0])
 
 
 def probe_write(at: float) -> Callable[[Connection], None]:
@@ -383,8 +394,12 @@ class Database:
     BEGIN = "BEGIN"
     """The statement that opens a batch's transaction."""
 
-    def __init__(self, location: StoreLocation, writer: Any, *, thread_name: str) -> None:
+    def __init__(
+        self, location: StoreLocation, writer: Any, *, thread_name: str, store_id: str
+    ) -> None:
         self._location = location
+        self.store_id = store_id
+        """The store's own id: random, made with the store, never changed (module rules)."""
         self._where = str(location)
         self._writer = writer
         self._queue: queue.SimpleQueue[_Job | _Stop] = queue.SimpleQueue()
@@ -640,7 +655,7 @@ class SqliteDatabase(Database):
     def __init__(self, path: Path, writer: sqlite3.Connection, reader: sqlite3.Connection) -> None:
         self._path = path
         self._reader = reader
-        super().__init__(path, writer, thread_name=path.name)
+        super().__init__(path, writer, thread_name=path.name, store_id=read_store_id(reader))
 
     @classmethod
     async def open_file(cls, path: Path) -> SqliteDatabase:

@@ -39,7 +39,7 @@ import psycopg
 from psycopg import pq
 
 from node.store.connection import PostgresUrl
-from node.store.database import Database, StoreError, StoreUnavailable
+from node.store.database import Database, StoreError, StoreUnavailable, read_store_id
 from node.store.schema_postgres import MIGRATIONS
 
 CONNECT_TIMEOUT_SECONDS = 5
@@ -281,7 +281,9 @@ class PostgresDatabase(Database):
         self._reader = reader
         self._reader_retry_at = 0.0
         self._last_size = 0
-        super().__init__(url, writer, thread_name=url.url.rsplit("/", 1)[-1])
+        super().__init__(
+            url, writer, thread_name=url.url.rsplit("/", 1)[-1], store_id=read_store_id(reader)
+        )
 
     @classmethod
     async def open_url(cls, url: PostgresUrl) -> PostgresDatabase:

@@ -377,6 +377,18 @@ CREATE TABLE leases (
 CREATE INDEX leases_owner ON leases (owner);
 """
 
+_V16 = """
+-- Facts about the store itself, one row each. store_id: random, made with the store (or by
+-- this migration, for a store made before it), never changed. Replicas of a node compare
+-- theirs at start (node/runtime/replicas.py): the same id is the same store. A copy of a
+-- store (a restored backup) keeps its id.
+CREATE TABLE store_meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+INSERT INTO store_meta (name, value) VALUES ('store_id', lower(hex(randomblob(16))));
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1,
     _V2,
@@ -393,6 +405,7 @@ MIGRATIONS: tuple[str, ...] = (
     _V13,
     _V14,
     _V15,
+    _V16,
 )
 """Migration ``i`` brings ``user_version`` from ``i`` to ``i + 1``."""
 

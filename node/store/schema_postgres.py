@@ -319,12 +319,22 @@ CREATE TABLE leases (
 CREATE INDEX leases_owner ON leases (owner);
 """
 
+_V16 = """
+-- Facts about the store itself: schema._V16 (the comments there). The same 32 hex digits.
+CREATE TABLE store_meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+INSERT INTO store_meta (name, value) VALUES ('store_id', replace(gen_random_uuid()::text, '-', ''));
+"""
+
 MIGRATIONS: MappingProxyType[int, str] = MappingProxyType(
     {
         BASELINE: _V13,
         14: _V14,
         15: _V15,
-        # The next schema version goes here, as `16: _V16`, beside schema.MIGRATIONS's _V16.
+        16: _V16,
+        # The next schema version goes here, as `17: _V17`, beside schema.MIGRATIONS's _V17.
     }
 )
 """Version -> the script that brings a database from the version before it to that one."""
