@@ -17,7 +17,9 @@ session's (``tests/postgres.py``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -26,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +37,21 @@ import psycopg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from node.mesh.layout import node_id_for, publish_manifest, read_manifest
 from node.mesh.postgres_server import SERVER_USER
+from node.mesh.processes import node_run_command
+from node.protocol.checks import CheckLimits
+from node.protocol.envelope import header, seal
+from node.runtime.config import NodeConfig, load_config
+from node.runtime.node import Node
+from node.runtime.replicas import SiblingAnswer, SiblingCheck
+from node.runtime.startup import StartupError
 from node.store import inbox, outbox
 from node.store.audit import verify_store
 from node.store.connection import PostgresUrl
+from node.transport.errors import FAULT_TRAILER
+from node.trust.keys import SigningKey, load_signing_key, save_signing_key
+from node.wire import DELIVER_METHOD, pb
 from tests.cases import case_body, matter_of, status_of
 from tests.nodes import (
     BUDGET,
@@ -46,16 +59,27 @@ from tests.nodes import (
     eventually,
     eventually_async,
     make_mesh,
+    raw_channel,
+    running,
     serving,
     settled,
+    tls_of,
 )
-from tests.postgres import free_port, missing_server_is_a_skip, server_bindir
+from tests.postgres import (
+    PostgresServer,
+    free_port,
+    missing_server_is_a_skip,
+    new_database,
+    server_bindir,
+    store_in_database,
+)
 from tests.test_postgres_node import issue_tokens, replicas_of
 from tests.test_store_unavailable import LAST_PROBE, deliver_probe, reply_body, signed_by_node
 
 pytestmark = pytest.mark.slow  # PostgreSQL servers are processes
 
 Client = TestClient[Any, Any]
+LIMITS = CheckLimits()
 
 
 _START = (
@@ -223,3 +247,176 @@ async def test_a_replica_whose_database_is_lost_refuses_then_recovers_losing_not
         js_store = js.config.paths.store
     assert verify_store(url).ok
     assert verify_store(js_store).ok
+
+
+# -- replicas that do not belong together ------------------------------------------------------
+
+
+def with_replica_endpoint(mesh: Path, province: str) -> str:
+    """Publish the mesh's manifest again with a second endpoint for ``province``'s node (its
+    second replica's gRPC address, on a free port); returns that address."""
+    second = f"127.0.0.1:{free_port()}"
+    manifest = read_manifest(mesh)
+    members = tuple(
+        replace(m, replica_endpoints=(m.endpoint, second)) if m.province == province else m
+        for m in manifest.members
+    )
+    publish_manifest(mesh, replace(manifest, members=members), now=time.time())
+    return second
+
+
+def replica_on(config: NodeConfig, url: str, grpc_listen: str | None = None) -> NodeConfig:
+    """``config``'s node with its store in the database at ``url`` (and, given, listening
+    for gRPC at ``grpc_listen``, and for HTTP on a free port)."""
+    config = replace(config, paths=replace(config.paths, store=PostgresUrl(url)))
+    if grpc_listen is None:
+        return config
+    return replace(config, grpc_listen=grpc_listen, http_listen=f"127.0.0.1:{free_port()}")
+
+
+def store_id_in(url: str) -> str:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT value FROM store_meta WHERE name = 'store_id'").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def replica_toml(mesh: Path, config: NodeConfig, url: str, name: str) -> Path:
+    """A ``node-2.toml`` beside Shanghai's ``node.toml``: the same but for its listen
+    addresses (``config``'s) and its store (the database at ``url``)."""
+    first = load_config(mesh / "shanghai" / "node.toml", {})
+    text = (mesh / "shanghai" / "node.toml").read_text()
+    text = text.replace(f'listen = "{first.grpc_listen}"', f'listen = "{config.grpc_listen}"')
+    text = text.replace(f'listen = "{first.http_listen}"', f'listen = "{config.http_listen}"')
+    path = mesh / "shanghai" / name
+    path.write_text(text)
+    store_in_database(path, url)
+    return path
+
+
+async def test_a_replica_on_another_database_is_refused_at_start(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """Shanghai's first replica runs on database A; a second, configured with database B,
+    asks it at start which store it runs on, and stops with exit status 2 and a message
+    naming both store ids, before it serves anything. The first replica goes on."""
+    mesh = make_mesh(tmp_path)
+    second_endpoint = with_replica_endpoint(mesh, "shanghai")
+    first_url, other_url = new_database(postgres_server), new_database(postgres_server)
+    first = replica_on(config_for(mesh, "shanghai"), first_url)
+    second = replica_on(config_for(mesh, "shanghai"), other_url, second_endpoint)
+    async with running(first) as sh:
+        process = await asyncio.create_subprocess_exec(
+            *node_run_command(replica_toml(mesh, second, other_url, "node-2.toml")),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(process.communicate(), timeout=BUDGET)
+        said = err.decode()
+        assert process.returncode == 2, said  # the CLI's "cannot start" status
+        assert "replicas of node-310000 must share one store" in said
+        assert sh.db.store_id in said
+        assert store_id_in(other_url) in said
+        assert sh.db.store_id != store_id_in(other_url)
+        assert second_endpoint not in said  # named the first's endpoint, not its own
+        assert first.grpc_listen in said
+        assert sh.health.readiness()["store"] == "ok"
+
+
+async def test_replicas_on_one_database_both_start_and_the_probe_leaves_nothing(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Two Shanghai replicas on one database: the second finds the first on its store and
+    starts. The probe and its answer are checked and signed, and stored nowhere."""
+    mesh = make_mesh(tmp_path)
+    second_endpoint = with_replica_endpoint(mesh, "shanghai")
+    first = replica_on(config_for(mesh, "shanghai"), postgres_url)
+    second = replica_on(config_for(mesh, "shanghai"), postgres_url, second_endpoint)
+    async with running(first) as sh_a, running(second) as sh_b:
+        assert sh_a.db.store_id == sh_b.db.store_id == store_id_in(postgres_url)
+
+        # What the second replica asked the first at start, asked again: the first's store.
+        def siblings_of(node: Node) -> SiblingCheck:
+            tls = tls_of(mesh, "shanghai")
+            return SiblingCheck(node.config.node_id, node.credentials, tls, time.time, LIMITS)
+
+        answers = await siblings_of(sh_b).run(
+            own_listen=second.grpc_listen, store_id=sh_b.db.store_id
+        )
+        assert answers == [SiblingAnswer(first.grpc_listen, sh_a.db.store_id)]
+        # And the first asks the second likewise.
+        answers = await siblings_of(sh_a).run(
+            own_listen=first.grpc_listen, store_id=sh_a.db.store_id
+        )
+        assert answers == [SiblingAnswer(second_endpoint, sh_a.db.store_id)]
+        conn = sh_a.db.reader()
+        assert inbox.count(conn, payload_type="replica_probe") == 0
+        (kept,) = conn.execute(
+            "SELECT count(*) FROM audit WHERE peer = 'shanghai' AND kind <> 'manifest'"
+        ).fetchone()
+        assert kept == 0
+
+
+async def test_an_unreachable_sibling_does_not_stop_a_replica(
+    tmp_path: Path, postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The manifest lists a second Shanghai replica that is not running: the first starts
+    all the same and logs that it could not ask it."""
+    mesh = make_mesh(tmp_path)
+    second_endpoint = with_replica_endpoint(mesh, "shanghai")
+    caplog.set_level(logging.WARNING, logger="node.runtime.replicas")
+    async with running(replica_on(config_for(mesh, "shanghai"), postgres_url)) as sh:
+        assert sh.serving
+    [record] = [r for r in caplog.records if r.name == "node.runtime.replicas"]
+    assert record.getMessage().startswith("replica not checked")
+    assert record.__dict__["endpoint"] == second_endpoint
+    assert "not reachable" in record.__dict__["reason"]
+
+
+async def test_a_replica_probe_from_another_node_is_refused(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Only a node's own identity may ask it which store it runs on: Jiangsu's probe, signed
+    and sent over mutual TLS as Jiangsu, gets a signed ``payload_not_allowed`` fault."""
+    mesh = make_mesh(tmp_path)
+    config = replica_on(config_for(mesh, "shanghai"), postgres_url)
+    async with running(config) as sh:
+        message = pb.Message(
+            header=header(
+                sender=node_id_for("jiangsu"),
+                recipient=config.node_id,
+                now=time.time(),
+                manifest_version=sh.credentials.manifest.version,
+            ),
+            replica_probe=pb.ReplicaProbe(),
+        )
+        envelope = seal(message, load_signing_key(mesh / "jiangsu" / "signing.key")).envelope
+        async with raw_channel(config, tls_of(mesh, "jiangsu"), config.node_id) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await channel.unary_unary(DELIVER_METHOD)(envelope, timeout=BUDGET / 4)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        trailer = dict(refused.value.trailing_metadata() or ())[FAULT_TRAILER]
+        fault = reply_body(trailer)
+        assert fault.fault.code == "payload_not_allowed"
+        assert "only this node's own replicas" in fault.fault.text
+        assert signed_by_node(trailer, sh)
+
+
+async def test_a_replica_with_another_signing_key_or_certificate_is_refused(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A replica with Shanghai's node id but a signing key the manifest does not list for it,
+    or the TLS certificate of another node, is refused at start, saying which."""
+    mesh = make_mesh(tmp_path)
+    config = replica_on(config_for(mesh, "shanghai"), postgres_url)
+    stranger = tmp_path / "stranger.key"
+    save_signing_key(SigningKey.generate(), stranger)
+    with pytest.raises(StartupError, match="is not listed for node-310000"):
+        await Node(replace(config, paths=replace(config.paths, signing_key=stranger))).start()
+    jiangsu = mesh / "jiangsu"
+    other_tls = replace(config.paths, tls_cert=jiangsu / "tls.crt", tls_key=jiangsu / "tls.key")
+    with pytest.raises(StartupError, match="is for node-320000, not for this node node-310000"):
+        await Node(replace(config, paths=other_tls)).start()
+    # Neither left the store held: the right configuration starts on it at once.
+    async with running(config) as sh:
+        assert sh.serving

@@ -16,6 +16,9 @@ Rules kept here:
 - A request with an answer of its own (a certificate verification) is answered by its
   responder instead of a receipt; the answer is stored with the request, in the inbox as
   its reply and in the evidence log, before it leaves, exactly like a receipt.
+- A replica probe (from another replica of this node: the checks allow it from no one else)
+  is answered here with this store's id (``replica_store``), nothing stored: replicas of one
+  node must share one store (``node.runtime.replicas``).
 - A stopping node refuses every message as ``unavailable``, except a peer's checkpoint,
   which it still cosigns (a whole mesh stopping at once still witnesses its last heads).
 - Each payload type's validator, effect and responder come from the service that handles
@@ -166,6 +169,7 @@ class InboundProcessor:
         self._effects = {kind: h.effect for kind, h in handlers.items() if h.effect}
         self._validators = {kind: h.validate for kind, h in handlers.items() if h.validate}
         self._responders = {kind: h.respond for kind, h in handlers.items() if h.respond}
+        self._responders["replica_probe"] = self._answer_replica_probe
         self._refusal_log = RefusalLog()
         # labels() costs more than the updates it leads to, once per message: the children
         # of each peer and payload type (members' allowed types: few) are looked up once.
@@ -175,6 +179,11 @@ class InboundProcessor:
                 metrics.last_received.labels(peer),
             )
         )
+
+    async def _answer_replica_probe(self, probe: Authenticated, now: float) -> Answer:
+        """Which store this replica runs on, for another replica of this node."""
+        answer = pb.ReplicaStore(store_id=self._db().store_id, request_digest=probe.digest)
+        return Answer(("replica_store", answer), store=False)
 
     def receive(self, raw: bytes, tls_identity: str | None) -> Awaitable[Reply]:
         """Check one envelope now; the awaitable gives its own signed reply after commit.

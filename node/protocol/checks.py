@@ -3,7 +3,8 @@
     size → parse (header identifiers well formed) → TLS identity = header.sender → sender is
     a member → key is the sender's, current and not revoked → signature → recipient is us →
     sent_at in the clock window → message_id not seen with other bytes → policy allows the
-    payload type → payload valid (every string clean text, then the payload's own checks)
+    payload type (a replica probe: the sender is this node itself) → payload valid (every
+    string clean text, then the payload's own checks)
 
 Each failing step raises a ``Refusal`` with its own ``FaultCode``. Header identifiers must
 be ``WIRE_ID``s (``malformed_message``, the refused id never echoed); every other string
@@ -46,8 +47,11 @@ from node.wire import pb
 
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 DEFAULT_CLOCK_WINDOW = 300.0
-REPLY_TYPES = frozenset({"receipt", "fault", "attestation"})
+REPLY_TYPES = frozenset({"receipt", "fault", "attestation", "replica_store"})
 """Payloads that only ever answer a request; nobody may send one as a message of its own."""
+OWN_REPLICA_TYPES = frozenset({"replica_probe"})
+"""Payloads a node's replicas send each other: allowed from this node's own identity only,
+whatever the manifest policy lists (the policy says what a member may send to others)."""
 HEADER_IDS = ("message_id", "sender", "recipient", "in_reply_to", "correlation_id")
 """The header's identifiers, each a ``WIRE_ID`` when present; the first three always are."""
 
@@ -360,7 +364,15 @@ def check_envelope(
             )
         return Redelivery(authenticated, prior)
     kind = authenticated.payload_type
-    if kind not in authenticated.sender.may_send or kind in REPLY_TYPES:
+    if kind in OWN_REPLICA_TYPES:
+        if h.sender != me:
+            raise Refusal(
+                FaultCode.PAYLOAD_NOT_ALLOWED,
+                f"only this node's own replicas may send {kind}, not {h.sender}",
+                field="body",
+                **ids,
+            )
+    elif kind not in authenticated.sender.may_send or kind in REPLY_TYPES:
         raise Refusal(
             FaultCode.PAYLOAD_NOT_ALLOWED,
             f"the manifest policy does not allow {h.sender} to send {kind or 'an empty body'}",
@@ -446,7 +458,12 @@ def _answers(answered: bytes, request_digest: bytes, request_envelope: bytes) ->
     return _names_message(answered, pb.Envelope.FromString(request_envelope).message)
 
 
-_ANSWER_DIGEST = {"receipt": "digest", "fault": "digest", "attestation": "request_digest"}
+_ANSWER_DIGEST = {
+    "receipt": "digest",
+    "fault": "digest",
+    "attestation": "request_digest",
+    "replica_store": "request_digest",
+}
 """The field of a reply that names the digest of the request it answers."""
-_MUST_NAME_REQUEST = frozenset({"receipt", "attestation"})
+_MUST_NAME_REQUEST = frozenset({"receipt", "attestation", "replica_store"})
 """A fault may leave it empty: a receiver that could not parse the request has no digest."""

@@ -1,8 +1,10 @@
 """A running federation node: the wiring of store, trust, gRPC, delivery and HTTP.
 
 Start-up refuses, with a message that says what to fix, when: a key file is unsafe or
-malformed, the store is corrupt, the manifest on disk is unsigned, tampered or older than
-the one the store last recorded, or this node's signing key is not listed for it. An
+malformed, the TLS certificate is for another node, the store is corrupt or unreachable, the
+manifest on disk is unsigned, tampered or older than the one the store last recorded, this
+node's signing key is not listed for it, or another replica of this node (another endpoint of
+its own in the manifest) answers that it runs on another store (``node.runtime.replicas``). An
 *expired* manifest does not stop start-up: the node comes up not ready and refuses all
 traffic, so operators can see it and replace the manifest (SIGHUP reloads it).
 """
@@ -47,7 +49,13 @@ from node.runtime.credentials import (
 )
 from node.runtime.health import Health
 from node.runtime.history import History
-from node.runtime.startup import StartupError, check_own_key, reload_failure_reason
+from node.runtime.replicas import SiblingCheck
+from node.runtime.startup import (
+    StartupError,
+    check_own_certificate,
+    check_own_key,
+    reload_failure_reason,
+)
 from node.runtime.supervisor import Supervisor
 from node.store import leases, log_tree, outbox
 from node.store.database import Database, StoreError, probe_write
@@ -269,6 +277,7 @@ class Node:
             tls = TlsMaterial.load(
                 config.paths.ca_cert, config.paths.tls_cert, config.paths.tls_key
             )
+            check_own_certificate(tls.cert_pem, config.node_id, str(config.paths.tls_cert))
             # Signature and form first, so a bad manifest never leaves a new store behind;
             # the version is compared with the held one once the store is open.
             verify_manifest(config.paths.manifest.read_bytes(), config.governance_keys, now=None)
@@ -285,6 +294,15 @@ class Node:
             await self._db.write(log_tree.catch_up)
             manifest = await load_manifest(self._db, config, self.clock)
             check_own_key(manifest, config.node_id, key, self.clock())
+            # Before the federation port opens: a replica on the wrong database serves nothing.
+            siblings = SiblingCheck(
+                config.node_id,
+                Credentials(manifest, key),
+                tls,
+                self.clock,
+                CheckLimits(config.max_message_bytes, config.clock_window_seconds),
+            )
+            await siblings.run(own_listen=config.grpc_listen, store_id=self._db.store_id)
         except (ManifestError, StartupError) as exc:
             await self._db.close()
             self._lock.release()

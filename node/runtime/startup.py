@@ -1,7 +1,7 @@
 """What stops a node from starting or reloading, said so an operator knows what to fix.
 
-Pure rules over the manifest, the signing key and the exceptions loading them raises: no
-store, network or clock of its own (the caller passes ``now``).
+Pure rules over the manifest, the signing key, the TLS certificate and the exceptions loading
+them raises: no store, network or clock of its own (the caller passes ``now``).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import re
 from node.runtime.config import ConfigError
 from node.trust.keys import KeyFileError, SigningKey
 from node.trust.manifest import Manifest
+from node.trust.tls import certificate_node_id
 
 
 class StartupError(Exception):
@@ -42,6 +43,17 @@ def check_own_key(manifest: Manifest, node_id: str, key: SigningKey, now: float)
             f"signing key {key.key_id} is {state} for {node_id} in manifest version "
             f"{manifest.version}",
             "signing_key_" + state.replace(" ", "_"),
+        )
+
+
+def check_own_certificate(cert_pem: bytes, node_id: str, where: str) -> None:
+    """Refuse a TLS certificate that speaks for another node than ``node_id``: peers (and
+    this node's own replicas) would take this process for that node."""
+    named = certificate_node_id(cert_pem, where)
+    if named != node_id:
+        raise StartupError(
+            f"TLS certificate {where} is for {named}, not for this node {node_id}; give it "
+            f"{node_id}'s certificate and key"
         )
 
 

@@ -70,7 +70,7 @@ class Header(_message.Message):
     def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., recipient: _Optional[str] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., in_reply_to: _Optional[str] = ..., correlation_id: _Optional[str] = ..., manifest_version: _Optional[int] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("header", "receipt", "fault", "heartbeat", "probe", "catalog_announce", "case_submit", "case_update", "case_action", "certificate_verify", "attestation", "revocation_list", "revocation_list_request", "checkpoint", "cosignature")
+    __slots__ = ("header", "receipt", "fault", "heartbeat", "probe", "catalog_announce", "case_submit", "case_update", "case_action", "certificate_verify", "attestation", "revocation_list", "revocation_list_request", "checkpoint", "cosignature", "replica_probe", "replica_store")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     FAULT_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +86,8 @@ class Message(_message.Message):
     REVOCATION_LIST_REQUEST_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     COSIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_PROBE_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_STORE_FIELD_NUMBER: _ClassVar[int]
     header: Header
     receipt: Receipt
     fault: Fault
@@ -101,7 +103,9 @@ class Message(_message.Message):
     revocation_list_request: RevocationListRequest
     checkpoint: Checkpoint
     cosignature: Cosignature
-    def __init__(self, header: _Optional[_Union[Header, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., fault: _Optional[_Union[Fault, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., probe: _Optional[_Union[Probe, _Mapping]] = ..., catalog_announce: _Optional[_Union[CatalogAnnounce, _Mapping]] = ..., case_submit: _Optional[_Union[CaseSubmit, _Mapping]] = ..., case_update: _Optional[_Union[CaseUpdate, _Mapping]] = ..., case_action: _Optional[_Union[CaseAction, _Mapping]] = ..., certificate_verify: _Optional[_Union[CertificateVerify, _Mapping]] = ..., attestation: _Optional[_Union[Attestation, _Mapping]] = ..., revocation_list: _Optional[_Union[RevocationListAnnounce, _Mapping]] = ..., revocation_list_request: _Optional[_Union[RevocationListRequest, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., cosignature: _Optional[_Union[Cosignature, _Mapping]] = ...) -> None: ...
+    replica_probe: ReplicaProbe
+    replica_store: ReplicaStore
+    def __init__(self, header: _Optional[_Union[Header, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., fault: _Optional[_Union[Fault, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., probe: _Optional[_Union[Probe, _Mapping]] = ..., catalog_announce: _Optional[_Union[CatalogAnnounce, _Mapping]] = ..., case_submit: _Optional[_Union[CaseSubmit, _Mapping]] = ..., case_update: _Optional[_Union[CaseUpdate, _Mapping]] = ..., case_action: _Optional[_Union[CaseAction, _Mapping]] = ..., certificate_verify: _Optional[_Union[CertificateVerify, _Mapping]] = ..., attestation: _Optional[_Union[Attestation, _Mapping]] = ..., revocation_list: _Optional[_Union[RevocationListAnnounce, _Mapping]] = ..., revocation_list_request: _Optional[_Union[RevocationListRequest, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., cosignature: _Optional[_Union[Cosignature, _Mapping]] = ..., replica_probe: _Optional[_Union[ReplicaProbe, _Mapping]] = ..., replica_store: _Optional[_Union[ReplicaStore, _Mapping]] = ...) -> None: ...
 
 class Receipt(_message.Message):
     __slots__ = ("message_id", "digest", "status", "reason", "received_at")
@@ -449,3 +453,15 @@ class Cosignature(_message.Message):
     key_id: str
     signature: bytes
     def __init__(self, witness: _Optional[str] = ..., origin: _Optional[str] = ..., tree_size: _Optional[int] = ..., root_hash: _Optional[bytes] = ..., signed_at_ms: _Optional[int] = ..., cosigned_at_ms: _Optional[int] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class ReplicaProbe(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReplicaStore(_message.Message):
+    __slots__ = ("store_id", "request_digest")
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    store_id: str
+    request_digest: bytes
+    def __init__(self, store_id: _Optional[str] = ..., request_digest: _Optional[bytes] = ...) -> None: ...
