@@ -334,6 +334,7 @@ async def test_replicas_on_one_database_both_start_and_the_probe_leaves_nothing(
     second = replica_on(config_for(mesh, "shanghai"), postgres_url, second_endpoint)
     async with running(first) as sh_a, running(second) as sh_b:
         assert sh_a.db.store_id == sh_b.db.store_id == store_id_in(postgres_url)
+        assert sh_a.health.status()["store_id"] == sh_b.health.status()["store_id"]
 
         # What the second replica asked the first at start, asked again: the first's store.
         def siblings_of(node: Node) -> SiblingCheck:

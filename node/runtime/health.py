@@ -248,6 +248,7 @@ class Health:
             },
             "expiries": self.expiries(),
             "signing_key_id": self._node.credentials.signing_key.key_id,
+            "store_id": self._node.db.store_id,
             "peers": peers,
             "dead_letters": sum(s.dead_letters for s in snapshots.values()),
             "overdue_cases": self._node.case_views.overdue_count(),
