@@ -49,6 +49,7 @@ from node.runtime.startup import StartupError
 from node.store import inbox, outbox
 from node.store.audit import verify_store
 from node.store.connection import PostgresUrl
+from node.store.lock import StoreInUse
 from node.transport.errors import FAULT_TRAILER
 from node.trust.keys import SigningKey, load_signing_key, save_signing_key
 from node.wire import DELIVER_METHOD, pb
@@ -111,11 +112,13 @@ class OwnServer:
         return self.url(name)
 
     def start(self) -> None:
-        subprocess.run(
+        started = subprocess.run(
             [sys.executable, "-c", _START, str(self.folder), str(self.port)],
-            check=True,
+            capture_output=True,
+            check=False,
             timeout=BUDGET,
         )
+        assert started.returncode == 0, started.stderr.decode(errors="replace")[-2000:]
 
     def stop(self) -> None:
         """The server's "fast" shutdown (every session ends); returns once it is down."""
@@ -401,6 +404,20 @@ async def test_a_replica_probe_from_another_node_is_refused(
         assert fault.fault.code == "payload_not_allowed"
         assert "only this node's own replicas" in fault.fault.text
         assert signed_by_node(trailer, sh)
+
+
+async def test_another_node_on_a_replicas_database_is_refused(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Jiangsu's node configured with the database Shanghai's replicas run on is refused at
+    start while they run, and Shanghai's replica goes on."""
+    mesh = make_mesh(tmp_path)
+    async with running(replica_on(config_for(mesh, "shanghai"), postgres_url)) as sh:
+        intruder = Node(replica_on(config_for(mesh, "jiangsu"), postgres_url))
+        with pytest.raises(StoreInUse, match="of another identity than node-320000"):
+            await intruder.start()
+        assert sh.health.readiness()["store"] == "ok"
+        assert sh.db.write_problem() is None
 
 
 async def test_a_replica_with_another_signing_key_or_certificate_is_refused(
