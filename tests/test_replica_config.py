@@ -49,6 +49,7 @@ from node.runtime.startup import StartupError
 from node.store import inbox, outbox
 from node.store.audit import verify_store
 from node.store.connection import PostgresUrl
+from node.store.database import Database
 from node.store.lock import StoreInUse
 from node.transport.errors import FAULT_TRAILER
 from node.trust.keys import SigningKey, load_signing_key, save_signing_key
@@ -300,12 +301,14 @@ def replica_toml(mesh: Path, config: NodeConfig, url: str, name: str) -> Path:
 async def test_a_replica_on_another_database_is_refused_at_start(
     tmp_path: Path, postgres_server: PostgresServer
 ) -> None:
-    """Shanghai's first replica runs on database A; a second, configured with database B,
-    asks it at start which store it runs on, and stops with exit status 2 and a message
-    naming both store ids, before it serves anything. The first replica goes on."""
+    """Shanghai's first replica runs on database A; a second, configured with database B
+    (a store of its own from an earlier run), asks it at start which store it runs on, and
+    stops with exit status 2 and a message naming both store ids, before it serves
+    anything. The first replica goes on."""
     mesh = make_mesh(tmp_path)
     second_endpoint = with_replica_endpoint(mesh, "shanghai")
     first_url, other_url = new_database(postgres_server), new_database(postgres_server)
+    await (await Database.open(PostgresUrl(other_url))).close()
     first = replica_on(config_for(mesh, "shanghai"), first_url)
     second = replica_on(config_for(mesh, "shanghai"), other_url, second_endpoint)
     async with running(first) as sh:
@@ -326,6 +329,33 @@ async def test_a_replica_on_another_database_is_refused_at_start(
         assert sh.health.readiness()["store"] == "ok"
 
 
+async def test_a_replica_on_an_empty_database_is_refused_and_leaves_it_empty(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """A second Shanghai replica pointed at an empty database is refused before it makes a
+    store there: the database is left without a single table."""
+    mesh = make_mesh(tmp_path)
+    second_endpoint = with_replica_endpoint(mesh, "shanghai")
+    first_url, empty_url = new_database(postgres_server), new_database(postgres_server)
+    first = replica_on(config_for(mesh, "shanghai"), first_url)
+    async with running(first) as sh:
+        second = Node(replica_on(config_for(mesh, "shanghai"), empty_url, second_endpoint))
+        with pytest.raises(StartupError) as refused:
+            await second.start()
+        said = str(refused.value)
+        assert "must share one store" in said and "has no store id" in said
+        assert f"the replica at {first.grpc_listen} runs on store {sh.db.store_id}" in said
+        with psycopg.connect(empty_url, autocommit=True) as conn:
+            tables = conn.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+            ).fetchone()
+        assert tables == (0,)
+        # Refused, it holds no lock: given the first replica's database, it starts beside it.
+        fixed = replica_on(config_for(mesh, "shanghai"), first_url, second_endpoint)
+        async with running(fixed) as sh_b:
+            assert sh_b.db.store_id == sh.db.store_id
+
+
 async def test_replicas_on_one_database_both_start_and_the_probe_leaves_nothing(
     tmp_path: Path, postgres_url: str
 ) -> None:
@@ -344,14 +374,13 @@ async def test_replicas_on_one_database_both_start_and_the_probe_leaves_nothing(
             tls = tls_of(mesh, "shanghai")
             return SiblingCheck(node.config.node_id, node.credentials, tls, time.time, LIMITS)
 
-        answers = await siblings_of(sh_b).run(
-            own_listen=second.grpc_listen, store_id=sh_b.db.store_id
-        )
+        async def held() -> str:
+            return sh_a.db.store_id
+
+        answers = await siblings_of(sh_b).run(own_listen=second.grpc_listen, held=held)
         assert answers == [SiblingAnswer(first.grpc_listen, sh_a.db.store_id)]
         # And the first asks the second likewise.
-        answers = await siblings_of(sh_a).run(
-            own_listen=first.grpc_listen, store_id=sh_a.db.store_id
-        )
+        answers = await siblings_of(sh_a).run(own_listen=first.grpc_listen, held=held)
         assert answers == [SiblingAnswer(second_endpoint, sh_a.db.store_id)]
         conn = sh_a.db.reader()
         assert inbox.count(conn, payload_type="replica_probe") == 0

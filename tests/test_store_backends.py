@@ -23,6 +23,7 @@ from node.store.database import (
     DuplicateEntry,
     StoreError,
     StoreUnavailable,
+    held_store_id,
     read_store_id,
 )
 from node.store.lock import StoreInUse, StoreLock
@@ -428,3 +429,31 @@ async def test_a_store_made_before_store_ids_gets_one_when_opened(
         assert reopened.store_id == db.store_id
     finally:
         await reopened.close()
+
+
+async def test_a_stores_id_is_read_without_opening_it(store_location: StoreLocation) -> None:
+    """``held_store_id`` reads a store's id and changes nothing: None (and still no store)
+    where there is none yet, the id once there is one."""
+    assert await held_store_id(store_location) is None
+    if isinstance(store_location, PostgresUrl):
+        with psycopg.connect(store_location.url, autocommit=True) as conn:
+            (tables,) = conn.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+            ).fetchone() or (None,)
+        assert tables == 0
+    else:
+        assert not await asyncio.to_thread(Path(store_location).exists)
+    db = await Database.open(store_location)
+    try:
+        assert await held_store_id(store_location) == db.store_id
+    finally:
+        await db.close()
+    assert await held_store_id(str(store_location)) == db.store_id
+
+
+async def test_an_unreachable_database_has_no_id_to_read() -> None:
+    """Reading the id of a store on a server that is not there is the same clear error as
+    opening it."""
+    url = PostgresUrl(f"postgresql://yrd@127.0.0.1:{free_port()}/nowhere")
+    with pytest.raises(StoreUnavailable, match="cannot reach the store database"):
+        await held_store_id(url)

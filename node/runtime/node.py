@@ -58,7 +58,7 @@ from node.runtime.startup import (
 )
 from node.runtime.supervisor import Supervisor
 from node.store import leases, log_tree, outbox
-from node.store.database import Database, StoreError, probe_write
+from node.store.database import Database, StoreError, held_store_id, probe_write
 from node.store.lock import StoreLock
 from node.transport.admission import PeerAdmission
 from node.transport.client import PeerChannel
@@ -280,11 +280,25 @@ class Node:
             check_own_certificate(tls.cert_pem, config.node_id, str(config.paths.tls_cert))
             # Signature and form first, so a bad manifest never leaves a new store behind;
             # the version is compared with the held one once the store is open.
-            verify_manifest(config.paths.manifest.read_bytes(), config.governance_keys, now=None)
+            on_disk = verify_manifest(
+                config.paths.manifest.read_bytes(), config.governance_keys, now=None
+            )
         except Exception as exc:
             raise StartupError(str(exc)) from exc
         self._lock.acquire()
         try:
+            # Before the store is opened (a replica on the wrong database leaves it as it
+            # was) and before the federation port opens (it serves nothing).
+            siblings = SiblingCheck(
+                config.node_id,
+                Credentials(on_disk, key),
+                tls,
+                self.clock,
+                CheckLimits(config.max_message_bytes, config.clock_window_seconds),
+            )
+            await siblings.run(
+                own_listen=config.grpc_listen, held=lambda: held_store_id(config.paths.store)
+            )
             self._db = await Database.open(config.paths.store)
         except BaseException:
             self._lock.release()
@@ -294,15 +308,6 @@ class Node:
             await self._db.write(log_tree.catch_up)
             manifest = await load_manifest(self._db, config, self.clock)
             check_own_key(manifest, config.node_id, key, self.clock())
-            # Before the federation port opens: a replica on the wrong database serves nothing.
-            siblings = SiblingCheck(
-                config.node_id,
-                Credentials(manifest, key),
-                tls,
-                self.clock,
-                CheckLimits(config.max_message_bytes, config.clock_window_seconds),
-            )
-            await siblings.run(own_listen=config.grpc_listen, store_id=self._db.store_id)
         except (ManifestError, StartupError) as exc:
             await self._db.close()
             self._lock.release()

@@ -4,14 +4,17 @@ A replica cannot see another replica's database, so it asks. Rules kept here:
 - A node's *siblings* are the other endpoints of its own member in the manifest: every one
   of ``endpoints`` but its own ``[grpc] listen``. A node with one endpoint has none, and
   asks nothing.
-- Before its federation port opens, a starting node asks every sibling at once, over mutual
-  TLS as its own identity, which store it runs on: a signed ``replica_probe``, answered with
+- Before it opens its store (so a refused start leaves it untouched) and before its
+  federation port opens, a starting node asks every sibling at once, over mutual TLS as its
+  own identity, which store it runs on: a signed ``replica_probe``, answered with
   a signed ``replica_store`` holding the sibling's store id (``Database.store_id``) and the
   digest of the probe. The reply is checked like any peer's reply (signed by a key the
   manifest lists for this node, addressed to us, answering that very probe).
-- A sibling that answers with another store id runs on another database: the node refuses
-  to start (``StoreMismatch``), naming both ids and the sibling's endpoint, before it
-  serves anything.
+- A sibling that answers with another store id than the one this node's store holds (read
+  without opening it: ``database.held_store_id``) runs on another database: the node
+  refuses to start (``StoreMismatch``), naming both ids and the sibling's endpoint. So does
+  one answering while this node's store has no id (new, or from before store ids): it
+  cannot be the sibling's.
 - A sibling that cannot be reached in ``PROBE_TIMEOUT``, answers with a fault (its own
   store away, or a node too old to know the probe), or whose reply fails the checks proves
   nothing either way: it is logged, and start-up goes on. A replica that was down checks
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from node.protocol.checks import CheckLimits, check_reply
@@ -74,11 +77,15 @@ class SiblingCheck:
             return []
         return [endpoint for endpoint in member.endpoints if endpoint != own_listen]
 
-    async def run(self, *, own_listen: str, store_id: str) -> list[SiblingAnswer]:
+    async def run(
+        self, *, own_listen: str, held: Callable[[], Awaitable[str | None]]
+    ) -> list[SiblingAnswer]:
         """Ask every sibling at once; ``StoreMismatch`` when one runs on another store than
-        ``store_id``. Returns what each said."""
+        the one ``held()`` names (asked only when a sibling named one). Returns what each
+        said."""
         answers = await asyncio.gather(*(self.ask(e) for e in self.endpoints(own_listen)))
-        judge(self.node_id, store_id, answers)
+        told = any(a.store_id is not None for a in answers)
+        judge(self.node_id, await held() if told else None, answers)
         return list(answers)
 
     async def ask(self, endpoint: str) -> SiblingAnswer:
@@ -132,9 +139,10 @@ class SiblingCheck:
         return SiblingAnswer(endpoint, None, f"it answered with {reply.payload_type or 'nothing'}")
 
 
-def judge(node_id: str, store_id: str, answers: Sequence[SiblingAnswer]) -> None:
-    """Refuse the start when a sibling runs on another store; log the siblings that said
-    nothing that tells."""
+def judge(node_id: str, store_id: str | None, answers: Sequence[SiblingAnswer]) -> None:
+    """Refuse the start when a sibling runs on another store than ``store_id`` (None: this
+    node's store has no id yet, so is no sibling's); log the siblings that said nothing
+    that tells."""
     for answer in answers:
         if answer.store_id is None:
             log.warning(
@@ -146,8 +154,14 @@ def judge(node_id: str, store_id: str, answers: Sequence[SiblingAnswer]) -> None
     others = [a for a in answers if a.store_id is not None and a.store_id != store_id]
     if others:
         named = "; ".join(f"the replica at {a.endpoint} runs on store {a.store_id}" for a in others)
+        mine = (
+            f"this one runs on store {store_id}"
+            if store_id is not None
+            else "this one's store has no store id (a new store, one from before store ids, "
+            "or one it cannot read)"
+        )
         raise StoreMismatch(
-            f"replicas of {node_id} must share one store, but this one runs on store "
-            f"{store_id} and {named}: another database. Give every replica of {node_id} the "
-            "same [store] url"
+            f"replicas of {node_id} must share one store, but {mine} and {named}: another "
+            f"database. Give every replica of {node_id} the same [store] url; this one's "
+            "store was left untouched"
         )

@@ -180,6 +180,34 @@ def read_store_id(conn: Connection) -> str:
     return str(row[0])
 
 
+async def held_store_id(location: StoreLocation | str) -> str | None:
+    """The id of the store at ``location`` without opening it (nothing is created, migrated
+    or written): None where there is no store yet, one from before store ids, or one that
+    cannot be read (``Database.open`` then says why). ``StoreUnavailable`` when its database
+    server cannot be reached."""
+    if isinstance(location, str):
+        location = store_location(location)
+    if isinstance(location, PostgresUrl):
+        from node.store.postgres import held_store_id as held_in_database
+
+        return await asyncio.to_thread(held_in_database, location)
+    return await asyncio.to_thread(_held_in_file, Path(location))
+
+
+def _held_in_file(path: Path) -> str | None:
+    if not path.exists():
+        return None
+    try:
+        # Read-only: nothing created or written (a WAL store's latest commits are read too).
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            return read_store_id(conn)
+        finally:
+            conn.close()
+    except (sqlite3.Error, StoreError):
+        return None
+
+
 def probe_write(at: float) -> Callable[[Connection], None]:
     """The smallest real write: it commits only if the store takes writes again."""
 

@@ -252,6 +252,19 @@ def _migrate(conn: RawConnection, url: PostgresUrl) -> None:
                 ) from exc
 
 
+def held_store_id(url: PostgresUrl) -> str | None:
+    """The id of the store in ``url``'s database, read without changing anything; None when
+    the database holds no store with an id (``database.held_store_id``)."""
+    conn = connect(url, read_only=True)
+    try:
+        found = conn.execute("SELECT to_regclass('store_meta') IS NOT NULL").fetchone()
+        return read_store_id(conn) if found is not None and found[0] else None
+    except (psycopg.Error, StoreError):
+        return None
+    finally:
+        conn.close()
+
+
 def _open(url: PostgresUrl) -> tuple[PgConnection, PgConnection]:
     writer = connect_writer(url)
     try:
