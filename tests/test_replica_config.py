@@ -406,33 +406,43 @@ async def test_an_unreachable_sibling_does_not_stop_a_replica(
     assert "not reachable" in record.__dict__["reason"]
 
 
-async def test_a_replica_probe_from_another_node_is_refused(
-    tmp_path: Path, postgres_url: str
+@pytest.mark.parametrize(
+    ("sender", "kind", "said"),
+    [
+        ("jiangsu", "replica_probe", "only this node's own replicas may send replica_probe"),
+        ("shanghai", "replica_store", "does not allow node-310000 to send replica_store"),
+    ],
+)
+async def test_a_replica_probe_from_another_node_or_an_unasked_answer_is_refused(
+    tmp_path: Path, postgres_url: str, sender: str, kind: str, said: str
 ) -> None:
     """Only a node's own identity may ask it which store it runs on: Jiangsu's probe, signed
-    and sent over mutual TLS as Jiangsu, gets a signed ``payload_not_allowed`` fault."""
+    and sent over mutual TLS as Jiangsu, gets a signed ``payload_not_allowed`` fault; and an
+    answer (``replica_store``) is never taken as a message of its own, even from the node
+    itself."""
     mesh = make_mesh(tmp_path)
     config = replica_on(config_for(mesh, "shanghai"), postgres_url)
     async with running(config) as sh:
         message = pb.Message(
             header=header(
-                sender=node_id_for("jiangsu"),
+                sender=node_id_for(sender),
                 recipient=config.node_id,
                 now=time.time(),
                 manifest_version=sh.credentials.manifest.version,
             ),
-            replica_probe=pb.ReplicaProbe(),
         )
-        envelope = seal(message, load_signing_key(mesh / "jiangsu" / "signing.key")).envelope
-        async with raw_channel(config, tls_of(mesh, "jiangsu"), config.node_id) as channel:
+        getattr(message, kind).SetInParent()
+        envelope = seal(message, load_signing_key(mesh / sender / "signing.key")).envelope
+        async with raw_channel(config, tls_of(mesh, sender), config.node_id) as channel:
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await channel.unary_unary(DELIVER_METHOD)(envelope, timeout=BUDGET / 4)
         assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
         trailer = dict(refused.value.trailing_metadata() or ())[FAULT_TRAILER]
         fault = reply_body(trailer)
         assert fault.fault.code == "payload_not_allowed"
-        assert "only this node's own replicas" in fault.fault.text
+        assert said in fault.fault.text
         assert signed_by_node(trailer, sh)
+        assert inbox.count(sh.db.reader()) == 0
 
 
 async def test_another_node_on_a_replicas_database_is_refused(
