@@ -42,6 +42,7 @@ from node.mesh.postgres_server import SERVER_USER
 from node.mesh.processes import node_run_command
 from node.protocol.checks import CheckLimits
 from node.protocol.envelope import header, seal
+from node.runtime import replicas
 from node.runtime.config import NodeConfig, load_config
 from node.runtime.node import Node
 from node.runtime.replicas import SiblingAnswer, SiblingCheck
@@ -327,6 +328,37 @@ async def test_a_replica_on_another_database_is_refused_at_start(
         assert second_endpoint not in said  # named the first's endpoint, not its own
         assert first.grpc_listen in said
         assert sh.health.readiness()["store"] == "ok"
+
+
+async def test_replicas_started_at_once_on_two_databases_are_found_once_both_serve(
+    tmp_path: Path, postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two Shanghai replicas on two databases, each finding the other not serving yet at
+    start (started at the same moment): once both serve, each asks the other again, finds
+    its other store, and is not ready, its readiness naming the store and both ids."""
+    mesh = make_mesh(tmp_path)
+    second_endpoint = with_replica_endpoint(mesh, "shanghai")
+    first_url, other_url = new_database(postgres_server), new_database(postgres_server)
+    monkeypatch.setattr(replicas, "RECHECK_SECONDS", 0.1)
+    first = replica_on(config_for(mesh, "shanghai"), first_url)
+    async with running(first) as sh_a:
+
+        async def not_serving_yet(check: SiblingCheck, endpoint: str) -> SiblingAnswer:
+            return SiblingAnswer(endpoint, None, "not reachable: not serving yet")
+
+        with monkeypatch.context() as at_once:
+            at_once.setattr(SiblingCheck, "ask", not_serving_yet)
+            sh_b = Node(replica_on(config_for(mesh, "shanghai"), other_url, second_endpoint))
+            await sh_b.start()
+        try:
+            assert sh_a.db.store_id != sh_b.db.store_id
+            for node, other in ((sh_a, sh_b), (sh_b, sh_a)):
+                await eventually(lambda n=node: n.replica_problem is not None)
+                said = node.health.readiness()["store"]
+                assert "must share one store" in said
+                assert node.db.store_id in said and other.db.store_id in said
+        finally:
+            await sh_b.stop()
 
 
 async def test_a_replica_on_an_empty_database_is_refused_and_leaves_it_empty(

@@ -135,7 +135,7 @@ class Health:
         else:
             try:
                 db.reader().execute("SELECT 1").fetchone()
-                checks["store"] = db.write_problem() or "ok"
+                checks["store"] = db.write_problem() or self._node.replica_problem or "ok"
             except (*DriverError, StoreError) as exc:
                 checks["store"] = f"store cannot be read: {exc}"
         credentials_now = self._node.loaded_credentials

@@ -94,6 +94,9 @@ class Node:
         self.clock = clock
         self.metrics = NodeMetrics()
         self.stopping = False
+        self.replica_problem: str | None = None
+        """Why a replica of this node found after start runs on another store, if one does
+        (``node.runtime.replicas``): readiness names the store with it."""
         self.replica_id = leases.new_owner(config.node_id)
         """This process among the replicas of this node sharing its store: the owner of the
         leases it holds (``node.store.leases``)."""
@@ -296,7 +299,7 @@ class Node:
                 self.clock,
                 CheckLimits(config.max_message_bytes, config.clock_window_seconds),
             )
-            await siblings.run(
+            told = await siblings.run(
                 own_listen=config.grpc_listen, held=lambda: held_store_id(config.paths.store)
             )
             self._db = await Database.open(config.paths.store)
@@ -338,6 +341,13 @@ class Node:
         self.tasks.start("store-watch", self._watch_store)
         self.tasks.start("history", self.history.run)
         self.tasks.start("checkpoints", self.checkpoints.run)
+        untold = [answer.endpoint for answer in told if answer.store_id is None]
+        if untold:
+            store_id = self.db.store_id
+            self.tasks.start(
+                "replica-check",
+                lambda: siblings.recheck(untold, store_id, self._replica_on_another_store),
+            )
         log.info(
             "node started",
             extra={
@@ -415,6 +425,9 @@ class Node:
 
     def _refused_at_door(self, identity: str, reason: str) -> None:
         self.metrics.door_refusals.labels(self._peer_name(identity), reason).inc()
+
+    def _replica_on_another_store(self, problem: str) -> None:
+        self.replica_problem = problem
 
     def _task_restarted(self, name: str) -> None:
         self.metrics.task_restarts.labels(name).inc()

@@ -18,8 +18,12 @@ A replica cannot see another replica's database, so it asks. Rules kept here:
 - A sibling that cannot be reached in ``PROBE_TIMEOUT``, answers with a fault (its own
   store away, or a node too old to know the probe), or whose reply fails the checks proves
   nothing either way: it is logged, and start-up goes on. A replica that was down checks
-  the others when it starts itself; two replicas started at the very same moment may each
-  find the other not serving yet.
+  the others when it starts itself.
+- Two replicas started at the very same moment may each find the other not serving yet. So
+  once it serves, a node asks the siblings that told it nothing again, every
+  ``RECHECK_SECONDS``, until each has told its store; one on another store is logged as an
+  error and fails this node's readiness, naming the store (it is running already: it is
+  not stopped, but load balancers and operators see it).
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 5.0
 """Seconds a sibling has to answer before it counts as not reachable."""
+RECHECK_SECONDS = 10.0
+"""Seconds between the asks, once the node serves, of siblings that told nothing at start."""
 
 
 class StoreMismatch(StartupError):
@@ -87,6 +93,22 @@ class SiblingCheck:
         told = any(a.store_id is not None for a in answers)
         judge(self.node_id, await held() if told else None, answers)
         return list(answers)
+
+    async def recheck(
+        self, untold: Sequence[str], store_id: str, found: Callable[[str], None]
+    ) -> None:
+        """Ask the siblings at ``untold`` again, every ``RECHECK_SECONDS``, until each has
+        told its store; tell ``found`` why, for each one on another store than ``store_id``."""
+        waiting = list(untold)
+        while waiting:
+            await asyncio.sleep(RECHECK_SECONDS)
+            answers = await asyncio.gather(*(self.ask(e) for e in waiting))
+            waiting = [a.endpoint for a in answers if a.store_id is None]
+            for answer in answers:
+                if answer.store_id is not None and answer.store_id != store_id:
+                    problem = mismatch(self.node_id, store_id, [answer])
+                    log.error("replica on another store", extra={"reason": problem})
+                    found(problem)
 
     async def ask(self, endpoint: str) -> SiblingAnswer:
         """Ask the replica at ``endpoint`` which store it runs on."""
@@ -153,15 +175,21 @@ def judge(node_id: str, store_id: str | None, answers: Sequence[SiblingAnswer]) 
             log.info("replica shares this store", extra={"endpoint": answer.endpoint})
     others = [a for a in answers if a.store_id is not None and a.store_id != store_id]
     if others:
-        named = "; ".join(f"the replica at {a.endpoint} runs on store {a.store_id}" for a in others)
-        mine = (
-            f"this one runs on store {store_id}"
-            if store_id is not None
-            else "this one's store has no store id (a new store, one from before store ids, "
-            "or one it cannot read)"
-        )
         raise StoreMismatch(
-            f"replicas of {node_id} must share one store, but {mine} and {named}: another "
-            f"database. Give every replica of {node_id} the same [store] url; this one's "
-            "store was left untouched"
+            mismatch(node_id, store_id, others) + "; this one's store was left untouched"
         )
+
+
+def mismatch(node_id: str, store_id: str | None, others: Sequence[SiblingAnswer]) -> str:
+    """What is wrong when siblings run on other stores, and what to do."""
+    named = "; ".join(f"the replica at {a.endpoint} runs on store {a.store_id}" for a in others)
+    mine = (
+        f"this one runs on store {store_id}"
+        if store_id is not None
+        else "this one's store has no store id (a new store, one from before store ids, "
+        "or one it cannot read)"
+    )
+    return (
+        f"replicas of {node_id} must share one store, but {mine} and {named}: another "
+        f"database. Give every replica of {node_id} the same [store] url"
+    )
