@@ -206,7 +206,7 @@ class _EndpointCollector(Collector):
         )
         current = GaugeMetricFamily(
             "yrd_peer_endpoint_current",
-            "1 for the endpoint of the peer that calls go to now.",
+            "1 for each endpoint of the peer that a lane of traffic goes to now.",
             labels=labels,
         )
         failures = CounterMetricFamily(
