@@ -280,6 +280,11 @@ async def test_submissions_go_round_the_replicas_and_one_unanswered_goes_to_anot
             await stream._look(cases[1])
             assert asked[-1] == ("r1", cases[1].case_id)
             assert cases[1].status == "submitted"
+        result = report(cases, stream)
+        assert (result.accepted, result.failovers, result.unanswered) == (4, 1, 0)
+        assert "1 request(s) got no answer at a replica and were answered at another" in (
+            render(result)
+        )
     finally:
         await first.runner.cleanup()
         await second.runner.cleanup()

@@ -154,6 +154,8 @@ class ProvinceApi:
         self._turn = 0
         self._failed_at = [-math.inf] * len(self.replicas)
         """When each replica last got no answer (the clock's time)."""
+        self.failovers = 0
+        """Requests that got no answer at a replica and were answered at another."""
 
     def order(self) -> list[int]:
         """The replicas (by index) in the order the next request asks them: from the next in
@@ -176,10 +178,14 @@ class ProvinceApi:
         unreachable: NodeUnreachable | None = None
         for index in self.order():
             try:
-                return await self.replicas[index].call(method, path, body=body, headers=headers)
+                answer = await self.replicas[index].call(method, path, body=body, headers=headers)
             except NodeUnreachable as error:
                 self._failed_at[index] = self._clock()
                 unreachable = error
+                continue
+            if unreachable is not None:
+                self.failovers += 1
+            return answer
         assert unreachable is not None  # an Endpoint has at least one URL
         raise unreachable
 
@@ -578,6 +584,9 @@ class LoadReport:
     refused_for_now: dict[str, int] = field(default_factory=dict)
     """Submissions the node still answered 5xx when the retries ended, by problem code
     (``store_unavailable``: its disk is full): answered, and nothing created."""
+    failovers: int = 0
+    """Requests (submissions and looks) that got no answer at one replica of a province and
+    were answered at another."""
 
     @property
     def submissions_per_second(self) -> float:
@@ -597,6 +606,7 @@ class LoadReport:
             "refused": self.refused,
             "refused_for_now": self.refused_for_now,
             "unanswered": self.unanswered,
+            "failovers": self.failovers,
             "submit_seconds": round(self.submit_seconds, 3),
             "submissions_per_second": round(self.submissions_per_second, 1),
             "pairs": [_figures_json(p) for p in self.pairs],
@@ -661,6 +671,7 @@ def report(cases: Sequence[LoadCase], stream: CaseStream) -> LoadReport:
         total=PairFigures.of("total", accepted),
         failures=failures,
         still_open=dict(sorted(still_open.items())),
+        failovers=sum(api.failovers for api in stream.apis.values()),
     )
 
 
