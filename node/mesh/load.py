@@ -58,8 +58,11 @@ RETRY_PAUSE: Final = 0.5
 """Seconds before a submission whose answer was lost is sent again."""
 CATALOG_WAIT: Final = 30.0
 """How long an accepting node may take to hold every handler's signed catalog."""
-SHUNNED_FOR: Final = 5.0
-"""Seconds a replica that got no answer is asked only after its province's other replicas."""
+SHUNNED_FOR: Final = 15.0
+"""Seconds a replica that got no answer is asked only after its province's other replicas:
+longer than a request's deadline (``node_api.TIMEOUT``), so a frozen replica holds up the
+requests in its turn once a while, not all the time; short enough that a restarted one is
+soon asked in turn again."""
 LOOKS_IN_FLIGHT: Final = 16
 SUPPLEMENT_NOTE: Final = "已按补正告知补交材料"
 CONCLUDED_STATUSES: Final = frozenset(s.value for s in CONCLUDED)
