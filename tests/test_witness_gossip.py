@@ -90,6 +90,8 @@ def test_a_checkpoint_proves_the_shown_heads_it_extends_and_is_asked_for_the_res
     settled = check_shown(checkpoint_of(tree, 12, (5,)), shown, asked=lambda _: 0)
     assert settled.proven == (head_of(tree, 5),)
     assert settled.wanted == (head_of(tree, 8),) and settled.wanted_sizes == [8]
+    empty = Head(0, MerkleTree.of([]).root())
+    assert check_shown(checkpoint_of(tree, 12), [empty], asked=lambda _: 0).proven == (empty,)
     settled = check_shown(checkpoint_of(tree, 8, (5,)), shown, asked=lambda _: 0)
     assert settled.proven == (head_of(tree, 5), head_of(tree, 8)) and settled.wanted == ()
     # Asked once or twice, still room for a lost answer; at the limit, refused.
@@ -258,6 +260,23 @@ async def split_shanghai(mesh: Path, *, grow: int) -> tuple[Head, Head]:
     return branch_a, branch_b
 
 
+async def show_two_branches(
+    shanghai: Node, to_jiangsu: MerkleTree, to_zhejiang: MerkleTree
+) -> None:
+    """Shanghai, with its real key over its real links, shows each witness the head of
+    another tree, and each cosigns it: neither sees the other's."""
+    key = shanghai.credentials.signing_key
+    for province, tree in (("jiangsu", to_jiangsu), ("zhejiang", to_zhejiang)):
+        await eventually(lambda p=province: shanghai.peers.link(p).up)  # type: ignore[misc]
+        shown = sign_checkpoint(
+            key, origin=SHANGHAI, head=head_of(tree, tree.size), now=time.time(), proofs={}
+        )
+        answered = await shanghai.courier.ask(
+            province, "checkpoint", shown, timeout=BUDGET / 4, record=False
+        )
+        assert answered.payload_type == "cosignature", (province, answered.fault)
+
+
 async def test_a_split_view_neither_witness_saw_is_found_when_they_compare_heads(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -274,19 +293,9 @@ async def test_a_split_view_neither_witness_saw_is_found_when_they_compare_heads
         running(config_for(mesh, "jiangsu", **QUIET)) as jiangsu,
         running(config_for(mesh, "zhejiang", **QUIET)) as zhejiang,
     ):
-        for province in ("jiangsu", "zhejiang"):
-            await eventually(lambda p=province: shanghai.peers.link(p).up)  # type: ignore[misc]
+        await show_two_branches(shanghai, branch_a, branch_b)
         await eventually(lambda: jiangsu.peers.link("zhejiang").up)
         await eventually(lambda: zhejiang.peers.link("jiangsu").up)
-        key = shanghai.credentials.signing_key
-        for province, tree in (("jiangsu", branch_a), ("zhejiang", branch_b)):
-            shown = sign_checkpoint(
-                key, origin=SHANGHAI, head=head_of(tree, 9), now=time.time(), proofs={}
-            )
-            answered = await shanghai.courier.ask(
-                province, "checkpoint", shown, timeout=BUDGET / 4, record=False
-            )
-            assert answered.payload_type == "cosignature", province
         assert (await jiangsu.checkpoints.gossip())["zhejiang"] == "log_inconsistent"
         assert (await zhejiang.checkpoints.gossip())["jiangsu"] == "log_inconsistent"
         # The fault is Zhejiang's signed answer, naming the log and the size.
@@ -317,6 +326,29 @@ async def test_a_split_view_neither_witness_saw_is_found_when_they_compare_heads
         # Neither witness blames the other's own log.
         assert zhejiang.metrics.checkpoints_refused.labels("jiangsu")._value.get() == 0
         assert jiangsu.metrics.checkpoints_refused.labels("zhejiang")._value.get() == 0
+
+
+async def test_witnesses_compare_heads_every_checkpoint_interval_on_their_own(
+    tmp_path: Path,
+) -> None:
+    """Jiangsu and Zhejiang, each shown its own branch of Shanghai's log, then run with a
+    short checkpoint interval: with no call from the test they show each other the heads
+    they cosigned, and each finds the split view."""
+    mesh = make_mesh(tmp_path, THREE)
+    async with running(config_for(mesh, "shanghai", **QUIET)) as shanghai:
+        async with (
+            running(config_for(mesh, "jiangsu", **QUIET)),
+            running(config_for(mesh, "zhejiang", **QUIET)),
+        ):
+            await show_two_branches(shanghai, tree_of(7), tree_of(7, changed=2))
+        often = {"checkpoint_interval_seconds": 0.3}
+        async with (
+            running(config_for(mesh, "jiangsu", **often)) as jiangsu,
+            running(config_for(mesh, "zhejiang", **often)) as zhejiang,
+        ):
+            for node in (jiangsu, zhejiang):
+                refused = node.metrics.checkpoints_refused.labels("shanghai")._value
+                await eventually(lambda r=refused: r.get() >= 1)  # type: ignore[misc]
 
 
 async def test_a_split_view_of_different_sizes_is_found_when_its_node_cannot_prove_it(

@@ -321,8 +321,9 @@ class LogWitnessing:
                 extra={"peer": sender.province, "code": refusal.code.value, "reason": refusal.text},
             )
             raise _answering(refusal, message) from None
-        for head in settled.proven:
-            self._asked.pop((origin, head), None)
+        # Only heads still pending keep a count (proven or replaced ones leave).
+        for key in [k for k in self._asked if k[0] == origin and k[1] not in settled.wanted]:
+            del self._asked[key]
         for head in settled.wanted:
             self._asked[origin, head] = self._asked.get((origin, head), 0) + 1
         return Answer(("cosignature", cosignature), store=False)

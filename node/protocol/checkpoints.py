@@ -401,6 +401,10 @@ def check_shown(
                 "shrank or is split",
                 "tree_size",
             )
+        if size == 0:
+            # Every tree extends the empty one (as for a first checkpoint cosigned).
+            proven.append(pending)
+            continue
         if size == head.tree_size:
             if pending.root_hash != head.root_hash:
                 raise _refused(
