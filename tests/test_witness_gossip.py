@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,10 @@ from node.protocol.checkpoints import (
     MAX_WITNESSED_HEADS,
     PROOF_ASKS,
     Head,
+    ShownCheck,
     SplitView,
     Standing,
+    WitnessedHead,
     check_shown,
     check_witnessed_heads,
     cosign,
@@ -28,6 +31,8 @@ from node.protocol.faults import FaultCode, Refusal
 from node.protocol.merkle import MerkleTree
 from node.runtime.node import Node
 from node.store import audit, checkpoints
+from node.store.connection import StoreLocation
+from node.store.database import Database
 from node.trust.keys import SigningKey
 from node.wire import pb
 from tests.nodes import BUDGET, config_for, eventually, make_mesh, running
@@ -502,3 +507,111 @@ async def test_forged_or_oversize_witnessed_heads_get_a_signed_fault_and_nothing
         )
         assert answered.fault is None and answered.payload_type == "receipt"
         assert rows_of(zhejiang, "shanghai") == [("jiangsu", 40, tree.root())]
+
+
+class ZhejiangStore:
+    """Zhejiang's store as Shanghai's witness, driven through the store functions."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.owner = SigningKey.generate()
+        self.jiangsu = SigningKey.generate()
+        self.zhejiang = SigningKey.generate()
+
+    def signed(
+        self, tree: MerkleTree, size: int, proofs_from: tuple[int, ...] = ()
+    ) -> pb.Checkpoint:
+        return sign_checkpoint(
+            self.owner,
+            origin=SHANGHAI,
+            head=head_of(tree, size),
+            now=1.0,
+            proofs={s: tree.consistency_path(s, size) for s in proofs_from},
+        )
+
+    async def show(self, tree: MerkleTree, size: int) -> list[checkpoints.Split]:
+        checkpoint = self.signed(tree, size)
+        cosignature = cosign(self.jiangsu, witness=JIANGSU, checkpoint=checkpoint, now=2.0)
+        shown = WitnessedHead(SHANGHAI, checkpoint, cosignature)
+        return await self.db.write(
+            partial(
+                checkpoints.take_shown,
+                shown=[shown],
+                provinces={SHANGHAI: "shanghai"},
+                sender="jiangsu",
+            )
+        )
+
+    async def cosign(self, checkpoint: pb.Checkpoint) -> tuple[pb.Cosignature, ShownCheck]:
+        return await self.db.write(
+            partial(
+                checkpoints.witness,
+                checkpoint=checkpoint,
+                origin="shanghai",
+                me="zhejiang",
+                sender_node_id=SHANGHAI,
+                keys={self.owner.key_id: self.owner.verify_key},
+                cosign=lambda c: cosign(self.zhejiang, witness=ZHEJIANG, checkpoint=c, now=3.0),
+                now=3.0,
+            )
+        )
+
+    def pending(self) -> list[tuple[Head, str]]:
+        return checkpoints.shown_pending(self.db.reader(), "shanghai", "zhejiang")
+
+
+async def test_a_witness_keeps_shown_heads_pending_until_proven_on_either_store(
+    store_location: StoreLocation,
+) -> None:
+    """A shown head of a size and root held is not kept; a new one is kept pending, and a
+    newer one from the same witness replaces it; the next checkpoint without its proof is
+    cosigned asking for it, the one with the proof drops it and asks for nothing."""
+    tree = tree_of(12)
+    zhejiang = ZhejiangStore(await Database.open(store_location))
+    try:
+        await zhejiang.cosign(zhejiang.signed(tree, 4))
+        assert await zhejiang.show(tree, 4) == [] and zhejiang.pending() == []
+        assert await zhejiang.show(tree, 6) == []
+        assert await zhejiang.show(tree, 9) == []
+        assert zhejiang.pending() == [(head_of(tree, 9), "jiangsu")]
+        cosignature, settled = await zhejiang.cosign(zhejiang.signed(tree, 11, (4,)))
+        assert list(cosignature.proofs_wanted) == [9] and settled.wanted == (head_of(tree, 9),)
+        reader = zhejiang.db.reader()
+        assert checkpoints.proofs_wanted(reader, "shanghai", "zhejiang") == [9]
+        cosignature, settled = await zhejiang.cosign(zhejiang.signed(tree, 12, (9, 11)))
+        assert list(cosignature.proofs_wanted) == [] and settled.proven == (head_of(tree, 9),)
+        assert zhejiang.pending() == []
+        assert checkpoints.proofs_wanted(reader, "shanghai", "zhejiang") == []
+        latest_held = checkpoints.latest_witnessed(reader, "shanghai", "zhejiang")
+        assert latest_held is not None and latest_held.tree_size == 12
+    finally:
+        await zhejiang.db.close()
+
+
+async def test_a_split_view_is_kept_as_evidence_and_refuses_every_later_checkpoint(
+    store_location: StoreLocation,
+) -> None:
+    """A shown head of a held size with another root is a split view, kept beside the held
+    one; a newer head from the same witness does not replace it; and the log's next
+    checkpoint is refused (nothing of it kept), since it cannot extend both."""
+    tree, other = tree_of(12), tree_of(12, changed=2)
+    zhejiang = ZhejiangStore(await Database.open(store_location))
+    try:
+        await zhejiang.cosign(zhejiang.signed(tree, 4))
+        [split] = await zhejiang.show(other, 4)
+        assert (split.origin, split.shown_by) == ("shanghai", "jiangsu")
+        assert (split.view.held, split.view.shown) == (head_of(tree, 4), head_of(other, 4))
+        assert await zhejiang.show(other, 7) == []
+        assert zhejiang.pending() == [
+            (head_of(other, 4), "jiangsu"),
+            (head_of(other, 7), "jiangsu"),
+        ]
+        # Shown again, it is a split view again.
+        assert len(await zhejiang.show(other, 4)) == 1
+        with pytest.raises(Refusal, match="the log is split") as refused:
+            await zhejiang.cosign(zhejiang.signed(tree, 12, (4,)))
+        assert refused.value.code is FaultCode.LOG_INCONSISTENT
+        latest_held = checkpoints.latest_cosigned(zhejiang.db.reader(), "shanghai", "zhejiang")
+        assert latest_held == head_of(tree, 4)
+    finally:
+        await zhejiang.db.close()
