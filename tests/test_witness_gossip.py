@@ -146,12 +146,11 @@ class Gossip:
         return pb.WitnessedHead(checkpoint=checkpoint, cosignature=cosignature)
 
     def check(self, *heads: pb.WitnessedHead) -> list[str]:
-        members = {SHANGHAI: self.owner, "node-340000": self.owner}
+        members = {SHANGHAI: self.owner, "node-340000": self.owner, JIANGSU: self.sender}
         checked = check_witnessed_heads(
             pb.WitnessedHeads(heads=heads),
             sender=JIANGSU,
             me=ZHEJIANG,
-            sender_keys={self.sender.key_id: self.sender.verify_key},
             keys_at=lambda node_id, _: (
                 {members[node_id].key_id: members[node_id].verify_key}
                 if node_id in members
@@ -203,6 +202,21 @@ def test_witnessed_heads_are_checked_whole_before_anything_is_judged() -> None:
         FaultCode.INVALID_PAYLOAD,
         "body.witnessed_heads.heads[1].checkpoint.origin",
     )
+    # The sender's key must be usable when it cosigned (6.0 here): not, say, revoked.
+    with pytest.raises(Refusal, match="not cosigned by the sender") as revoked:
+        check_witnessed_heads(
+            pb.WitnessedHeads(heads=[gossip.head()]),
+            sender=JIANGSU,
+            me=ZHEJIANG,
+            keys_at=lambda node_id, when: (
+                {gossip.owner.key_id: gossip.owner.verify_key}
+                if node_id == SHANGHAI
+                else {gossip.sender.key_id: gossip.sender.verify_key}
+                if when != 6.0
+                else {}
+            ),
+        )
+    assert revoked.value.code is FaultCode.BAD_SIGNATURE
     too_many = [gossip.head()] * (MAX_WITNESSED_HEADS + 1)
     assert refusal_of(gossip, *too_many) == (
         FaultCode.MESSAGE_TOO_LARGE,

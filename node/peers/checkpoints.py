@@ -404,7 +404,6 @@ class LogWitnessing:
                 message.message.witnessed_heads,
                 sender=sender.node_id,
                 me=self._node_id,
-                sender_keys={k.key_id: k.verify_key for k in sender.keys if k.usable_at(now)},
                 keys_at=keys_at,
             )
         except Refusal as refusal:

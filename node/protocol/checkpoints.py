@@ -248,13 +248,13 @@ def check_witnessed_heads(
     *,
     sender: str,
     me: str,
-    sender_keys: Mapping[str, VerifyKey],
     keys_at: Callable[[str, float], Mapping[str, VerifyKey] | None],
 ) -> list[WitnessedHead]:
-    """The heads a peer (``sender``, node id, whose usable keys are ``sender_keys``) showed
-    this node (``me``), each checkpoint signed by its origin with a key usable when it was
-    signed (``keys_at(node_id, time)``; None for a node that is no member) and cosigned by
-    the sender. Raises ``Refusal`` for the whole message at the first head that is not."""
+    """The heads a peer (``sender``, node id) showed this node (``me``), each checkpoint
+    signed by its origin and cosigned by the sender, each with a key usable when it signed
+    (``keys_at(node_id, time)``, None for a node that is no member: a head cosigned before a
+    key rotation still verifies, one signed with a revoked key does not). Raises ``Refusal``
+    for the whole message at the first head that is not."""
     if heads.ByteSize() > MAX_WITNESSED_BYTES:
         raise _bad_head(
             FaultCode.MESSAGE_TOO_LARGE,
@@ -315,7 +315,9 @@ def check_witnessed_heads(
         if (
             cosignature.witness != sender
             or statement_of(cosignature) != statement_of(checkpoint)
-            or not cosignature_verifies(cosignature, sender_keys)
+            or not cosignature_verifies(
+                cosignature, keys_at(sender, cosignature.cosigned_at_ms / 1000) or {}
+            )
         ):
             raise _bad_head(
                 FaultCode.BAD_SIGNATURE,
