@@ -26,7 +26,9 @@ Rules kept here (sans-I/O):
   checkpoint. A pending head larger than the checkpoint, of its size with another root, or
   whose proof fails is a split view (``log_inconsistent``); one still unproven after the
   witness asked ``PROOF_ASKS`` times is refused the same way, since a node that will not
-  prove its own signed head consistent is hiding one branch.
+  prove its own signed head consistent is hiding one branch. A head of the empty log needs
+  no proof. The head that revealed a split view stays pending, so every later checkpoint of
+  that log is refused too, as a rewritten log's are.
 """
 
 from __future__ import annotations
