@@ -402,7 +402,8 @@ class NodeMetrics:
         self.checkpoints_refused = Counter(
             "yrd_checkpoints_refused_total",
             "Checkpoints of the peer's log this node refused as its witness: they did not "
-            "extend the one cosigned before (a rewrite or a fork), or did not verify.",
+            "extend the one cosigned before (a rewrite or a fork), or did not verify; and "
+            "split views of the peer's log found when witnesses compare heads.",
             ["peer"],
             registry=r,
         )
