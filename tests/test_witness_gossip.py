@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from node.cli.main import main
 from node.protocol.checkpoints import (
     MAX_WITNESSED_HEADS,
     PROOF_ASKS,
@@ -371,7 +372,7 @@ async def test_witnesses_compare_heads_every_checkpoint_interval_on_their_own(
 
 
 async def test_a_split_view_of_different_sizes_is_found_when_its_node_cannot_prove_it(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Branches of different sizes pass the gossip round as pending heads; Zhejiang's next
     cosignature of Shanghai asks for a proof from the size Jiangsu cosigned, Shanghai's
@@ -407,6 +408,17 @@ async def test_a_split_view_of_different_sizes_is_found_when_its_node_cannot_pro
     report = audit.verify_store(config_for(mesh, "shanghai").paths.store, witnessed=witnessed)
     assert not report.ok and set(report.witnesses) == {"jiangsu", "zhejiang"}
     assert "not the ones jiangsu cosigned" in report.reason, report.reason
+    # So does `yrd audit verify --mesh` with Jiangsu's store gone: Zhejiang's copy of the
+    # head Jiangsu cosigned is enough.
+    jiangsu_store = config_for(mesh, "jiangsu").paths.store
+    assert isinstance(jiangsu_store, Path)
+    for leftover in jiangsu_store.parent.glob(jiangsu_store.name + "*"):
+        leftover.unlink()
+    shanghai_store = str(config_for(mesh, "shanghai").paths.store)
+    capsys.readouterr()
+    assert main(["audit", "verify", "--store", shanghai_store, "--mesh", str(mesh)]) == 1
+    shown = capsys.readouterr().out
+    assert "witnesses: jiangsu, zhejiang" in shown and "not the ones jiangsu cosigned" in shown
     lines = [
         r.__dict__.get("reason", "")
         for r in caplog.records
