@@ -1,10 +1,13 @@
-"""``yrd demo`` on a mesh of replicas (``--store postgres --replicas N``): the same shape
-options as ``yrd mesh init``, refused the same way; a demo on two provinces of two replicas
-each, on the mesh's own PostgreSQL server, that passes, names each replica and verifies
-each province's evidence log once."""
+"""``yrd demo`` and ``yrd chaos`` on a mesh of replicas (``--store postgres --replicas N``):
+the same shape options as ``yrd mesh init``, refused the same way; a chaos schedule that
+also kills and pauses single replicas, still a pure function of its inputs; a demo and a
+chaos run on two provinces of two replicas each, on the mesh's own PostgreSQL server, that
+pass, name each replica and verify each province's evidence log once."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import re
 import subprocess
 import sys
@@ -14,6 +17,7 @@ import pytest
 
 from monitoring.status import NodeAnswer, node_rows, problems
 from node.cli.main import main
+from node.mesh.chaos import KILL_REPLICA, KINDS, PAUSE_REPLICA, REPLICA_KINDS, plan_schedule
 from node.mesh.node_control import alive
 from tests.nodes import BUDGET
 from tests.postgres import missing_server_is_a_skip, server_bindir
@@ -21,12 +25,13 @@ from tests.test_mesh_replicas import replica_base_port
 
 YRD = [sys.executable, "-m", "node.cli.main"]
 TWO = ("shanghai", "jiangsu")
+FOUR = ("shanghai", "jiangsu", "zhejiang", "anhui")
 
 
 # --- options --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", [["demo"]], ids=["demo"])
+@pytest.mark.parametrize("command", [["demo"], ["chaos", "--duration", "5"]], ids=["demo", "chaos"])
 @pytest.mark.parametrize(
     "options",
     [["--replicas", "2"], ["--store", "postgres", "--replicas", "0"]],
@@ -45,6 +50,51 @@ def test_bad_shape_options_are_refused_as_mesh_init_refuses_them(
     assert capsys.readouterr().err == said
     assert not directory.exists()
     assert not (tmp_path / "init").exists()
+
+
+# --- the schedule ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("duration", [5.0, 12.0, 30.0, 120.0])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("replicas", [2, 3])
+def test_a_replica_mesh_schedule_kills_and_pauses_single_replicas(
+    duration: float, seed: int, replicas: int
+) -> None:
+    """With replicas, every kind happens, the replicas' too; a replica's disturbance names a
+    replica of the mesh (``jiangsu#2``), others name none; still one at a time, the last
+    until the end."""
+    schedule = plan_schedule(seed, duration, TWO, replicas=replicas)
+    assert {d.kind for d in schedule} == set(KINDS + REPLICA_KINDS)
+    for d in schedule:
+        if d.kind in REPLICA_KINDS:
+            assert d.replica is not None and 1 <= d.replica <= replicas
+            assert d.target == f"{d.province}#{d.replica}"
+            assert d.to_json()["replica"] == d.replica
+        else:
+            assert d.replica is None and d.target == d.province
+            assert "replica" not in d.to_json()
+    for earlier, later in itertools.pairwise(schedule):
+        assert earlier.at + earlier.hold < later.at
+    assert schedule[-1].at + schedule[-1].hold == pytest.approx(duration, abs=0.051)
+
+
+def test_the_schedule_is_a_function_of_seed_duration_provinces_and_replicas() -> None:
+    """The same inputs, the same schedule; one replica per province is the schedule a mesh
+    of single nodes always had (no replicas' kinds); the replica count and the seed each
+    change it; across seeds every replica of a province is disturbed alone."""
+    assert plan_schedule(7, 30, FOUR, replicas=2) == plan_schedule(7, 30, FOUR, replicas=2)
+    assert plan_schedule(7, 30, FOUR, replicas=1) == plan_schedule(7, 30, FOUR)
+    assert not {d.kind for d in plan_schedule(7, 30, FOUR)} & set(REPLICA_KINDS)
+    assert plan_schedule(7, 30, FOUR, replicas=2) != plan_schedule(7, 30, FOUR, replicas=3)
+    assert plan_schedule(7, 30, FOUR, replicas=2) != plan_schedule(8, 30, FOUR, replicas=2)
+    hit = {
+        (d.kind, d.replica)
+        for seed in range(1, 20)
+        for d in plan_schedule(seed, 12, TWO, replicas=2)
+        if d.kind in REPLICA_KINDS
+    }
+    assert hit == {(kind, r) for kind in (KILL_REPLICA, PAUSE_REPLICA) for r in (1, 2)}
 
 
 # --- status of a replica that leaves the platform to another --------------------------------
@@ -120,3 +170,39 @@ def test_demo_on_two_provinces_of_two_replicas_on_postgres() -> None:
     pids = [*pids_in(out), int(again.group(1))]
     assert len(pids) == 2 * 2 + 2 + 1
     assert not any(alive(pid) for pid in pids)
+
+
+@pytest.mark.slow
+def test_chaos_on_two_provinces_of_two_replicas_kills_single_replicas() -> None:
+    """``yrd chaos --store postgres --replicas 2`` on two provinces: the JSON report's
+    schedule is the seed's with the replica count, a single replica is SIGKILLed and
+    started again with a new pid and another paused and continued, each named
+    ``<province>#<r>``; every invariant holds, the evidence verified once per province
+    (2 logs, not 4), every replica stopped with exit 0."""
+    missing_server_is_a_skip(server_bindir)
+    seed = 3
+    expected = plan_schedule(seed, 12, TWO, replicas=2)
+    kills = [d for d in expected if d.kind == KILL_REPLICA]
+    assert kills and any(d.kind == PAUSE_REPLICA for d in expected)
+    result = subprocess.run(
+        [*YRD, "chaos", "--store", "postgres", "--replicas", "2", "--provinces", ",".join(TWO),
+         "--duration", "12", "--seed", str(seed), "--cases", "20", "--officer-delay", "0.1",
+         "--base-port", str(replica_base_port()), "--json"],
+        capture_output=True, text=True, timeout=3 * BUDGET, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr[-5000:]
+    report = json.loads(result.stdout)
+    assert report["ok"] is True and report["replicas"] == 2
+    assert report["schedule"] == [d.to_json() for d in expected]
+    happened = [(h["action"], h["target"], h["pid"]) for h in report["happenings"]]
+    for kill in kills:
+        target = f"{kill.target} node"
+        down = [pid for action, t, pid in happened if action == "SIGKILL" and t == target]
+        back = [pid for action, t, pid in happened if action == "restart" and t == target]
+        assert down and back and not set(down) & set(back), happened
+    assert any(a == "SIGSTOP" and re.fullmatch(r"\w+#\d node", t) for a, t, _ in happened)
+    verdicts = {v["number"]: v for v in report["invariants"]}
+    assert sorted(verdicts) == [1, 2, 3, 4, 5, 6] and all(v["ok"] for v in verdicts.values())
+    assert verdicts[5]["detail"].startswith("2 of 2 evidence logs verify"), verdicts[5]
+    assert report["stopped"] == {f"{p}#{r}": 0 for p in TWO for r in (1, 2)}
+    assert not any(alive(pid) for _, _, pid in happened if pid is not None)
