@@ -52,6 +52,18 @@ def test_bad_shape_options_are_refused_as_mesh_init_refuses_them(
     assert not (tmp_path / "init").exists()
 
 
+def test_chaos_refuses_network_faults_on_replicas_and_makes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--network`` routes only first replicas through the link proxies: with
+    ``--replicas 2`` chaos says so, exits 2 and makes no mesh."""
+    directory = tmp_path / "mesh"
+    options = ["--store", "postgres", "--replicas", "2", "--network"]
+    assert main(["chaos", "--dir", str(directory), *options]) == 2
+    assert "run without --network" in capsys.readouterr().err
+    assert not directory.exists()
+
+
 # --- the schedule ---------------------------------------------------------------------------
 
 

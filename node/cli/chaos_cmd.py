@@ -24,7 +24,7 @@ from node.cli.mesh_cmd import (
 from node.cli.output import emit_json, fail
 from node.cli.progress import Progress
 from node.mesh.access import create_mesh
-from node.mesh.chaos import ChaosOptions, ChaosResult, Happening, run_chaos
+from node.mesh.chaos import ChaosOptions, ChaosResult, Happening, network_refused, run_chaos
 from node.mesh.layout import StoreChoice
 from node.mesh.postgres_server import ServerFailed, ServerMissing
 from node.mesh.processes import MeshError
@@ -83,6 +83,9 @@ def run_chaos_command(args: argparse.Namespace) -> int:
         store = shaped(args)
     except ValueError as exc:
         return fail(str(exc))
+    refused = network_refused(store.replicas) if args.network else None
+    if refused:
+        return fail(refused)
     with temporary_mesh_folder("yrd-chaos-", store) as tmp:
         return _chaos(args, store, args.dir or tmp / "mesh")
 

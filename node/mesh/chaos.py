@@ -59,7 +59,7 @@ from node.mesh.load import (
     session,
 )
 from node.mesh.postgres_server import ServerFailed, ServerMissing
-from node.mesh.processes import Mesh, MeshError
+from node.mesh.processes import Mesh, MeshError, replica_configs
 from node.mesh.record import Kind, MeshNode
 from node.store.audit import AuditReport, verify_store
 from node.store.connection import StoreLocation
@@ -386,6 +386,10 @@ def run_chaos(
     MeshError when the mesh cannot start, KeyboardInterrupt on Ctrl-C or SIGTERM; a breakdown
     after that (a restart that fails) is the result's ``error``. Every child is stopped in
     any case."""
+    if options.network:
+        refused = network_refused(max(len(r) for r in replica_configs(directory).values()))
+        if refused:
+            raise MeshError(refused)
     links = LinkSet.for_mesh(directory, seed=options.seed) if options.network else None
     try:
         mesh = Mesh(
@@ -422,6 +426,17 @@ def run_chaos(
     if len(result.verdicts) == 5:
         result.verdicts.insert(4, invariants.evidence_intact(_evidence(mesh), result.stopped))
     return result
+
+
+def network_refused(replicas: int) -> str | None:
+    """Why ``network`` cannot disturb a mesh of ``replicas`` per province (None: it can)."""
+    if replicas == 1:
+        return None
+    return (
+        "--network routes only a province's first replica through the link proxies, each "
+        "to its peer's first replica, so replicas could not fail over and link faults would "
+        f"miss the others; with {replicas} replicas per province, run without --network"
+    )
 
 
 def _interrupt(signum: int, frame: object) -> None:
