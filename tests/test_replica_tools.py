@@ -157,7 +157,7 @@ def test_demo_on_two_provinces_of_two_replicas_on_postgres() -> None:
     )  # fmt: skip
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
-    assert "a 2-province federation" in out and "2 replicas each sharing" in out
+    assert "a two-province federation" in out and "2 replicas each sharing" in out
     assert "heartbeats: 4/4 directed links up" in out
     assert "40 messages signed, stored, delivered and receipted" in out
     killed = re.search(r"^SIGKILL shanghai#2 \(pid (\d+)\)", out, re.M)

@@ -53,6 +53,11 @@ OFFICER_DELAY = 0.3
 DRAIN_WAIT = 120.0
 
 
+def _in_words(count: int) -> str:
+    """``two``, ``three``, ``four``: how many provinces a mesh has, as the demo says it."""
+    return {2: "two", 3: "three", 4: "four"}.get(count, str(count))
+
+
 def _pairs(mesh: Mesh) -> int:
     """The mesh's directed province pairs (twelve among four)."""
     return len(mesh.configs) * (len(mesh.configs) - 1)
@@ -311,7 +316,7 @@ async def _replica_back(mesh: Mesh, down: tuple[str, int]) -> None:
 
 
 async def _scenario(mesh: Mesh, probes: int, per_pair: int, prometheus: Prometheus | None) -> bool:
-    provinces = len(mesh.configs)
+    provinces = _in_words(len(mesh.configs))
     say(
         f"starting {provinces} simulated platforms and {provinces} nodes{_replicas_said(mesh)} "
         "(separate processes)…"
@@ -379,7 +384,7 @@ def demo(
     with temporary_mesh_folder("yrd-demo-", store) as tmp:
         root = directory or tmp / "mesh"
         say(
-            f"yrd demo: a {len(provinces)}-province federation in {root}"
+            f"yrd demo: a {_in_words(len(provinces))}-province federation in {root}"
             + ("" if directory else " (a temporary folder, deleted at the end; --dir DIR keeps it)")
         )
         try:
