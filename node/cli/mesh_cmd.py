@@ -455,6 +455,14 @@ def _run_up(args: argparse.Namespace) -> int:
     )
 
     async def supervise() -> None:
+        # Until everything is up (keep_mesh then sets its own handlers), Ctrl-C or SIGTERM
+        # cancels the start at its next await: never between starting a process and keeping
+        # its handle, so the finally below stops every process started so far.
+        starting = asyncio.current_task()
+        assert starting is not None
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, starting.cancel)
         if links is not None:
             await links.start()
         try:
@@ -509,6 +517,8 @@ def _run_up(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(supervise())
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None  # after the finally below: "interrupted", 130
     except StartupFailed as exc:
         _tell(str(exc))
         if exc.tail:
