@@ -29,8 +29,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Two workers, a test file each at a time (a file's module fixtures, such as one monitored
+# mesh, are made once); YRD_TEST_WORKERS=0 runs everything in this one process.
+YRD_TEST_WORKERS ?= 2
 pytest: $(STAMP) promtool chromium postgresql
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(YRD_TEST_WORKERS) --dist loadfile
 
 # promtool (Debian package prometheus) checks the alert rules, their unit tests, the scrape
 # config and a live node's metrics (tests/test_monitoring_rules.py). Installed when missing and

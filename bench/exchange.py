@@ -8,6 +8,7 @@ Run::
     .venv/bin/python bench/exchange.py --json           # JSON on stdout, report on stderr
     .venv/bin/python bench/exchange.py --paths node-stream --messages 20000   # to profile
     .venv/bin/python bench/exchange.py --paths node-stream --store postgres   # SQLite vs PostgreSQL
+    .venv/bin/python bench/exchange.py --paths backlog --store postgres   # drain: 1 vs 2 replicas
     .venv/bin/python bench/exchange.py --suite sm2 --paths node-stream   # SM2 beside Ed25519
 
 ``--suite sm2`` runs the chosen paths twice in one run, first with both nodes signing with
@@ -63,6 +64,13 @@ core) and stay meaningful when other work on the machine makes the rates noisy.
     ``node-stream`` again, after the other rows, with both nodes' stores in databases of a
     private PostgreSQL server this run starts (``tests/postgres.py``): the same path, the
     same nodes and mesh, only the store differs.
+``backlog-pg``, ``backlog-pg-2`` (with ``--store postgres``)
+    ``backlog`` with both nodes on PostgreSQL, after the other rows: ``backlog-pg`` with the
+    receiver as one process (as ``node-stream-pg``); ``backlog-pg-2`` on a mesh of its own
+    made as ``yrd mesh init --store postgres --replicas 2`` makes one (the mesh's own
+    PostgreSQL server, the manifest listing both of the receiver's endpoints), with both
+    receiver replicas stopped and started again, so the sender's worker drains the backlog
+    in two lanes, one to each replica (server µs/msg sums both replicas; RSS is the larger).
 ``open-loop``
     ``node-stream`` offered ``--rate`` messages/s for ``--seconds`` (1,000 × 10 s): the
     i-th ``courier.send`` starts at i/rate by the clock, in a task of its own, whatever the
@@ -116,6 +124,7 @@ import logging
 import os
 import platform
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -125,7 +134,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -133,8 +142,9 @@ from pathlib import Path
 import grpc
 
 from node.mesh.access import bearer, create_mesh, mesh_token
-from node.mesh.layout import node_id_for, read_manifest
-from node.mesh.processes import node_run_command
+from node.mesh.database import start_mesh_database
+from node.mesh.layout import REPLICA_PORT_STEP, StoreChoice, node_id_for, read_manifest
+from node.mesh.processes import node_run_command, replica_configs
 from node.mesh.suite_choice import SuiteChoice
 from node.protocol.checks import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -187,11 +197,15 @@ PATHS = (
     "node-stream-pg",
     "open-loop",
     "backlog",
+    "backlog-pg",
+    "backlog-pg-2",
 )
 """Every path, in table order (``--paths`` selects some)."""
-ON_POSTGRES = {"node-stream-pg": "node-stream"}
+ON_POSTGRES = {"node-stream-pg": "node-stream", "backlog-pg": "backlog"}
 """Rows that are another row with the nodes' stores on PostgreSQL (``--store postgres``)."""
-DEFAULT_PATHS = tuple(p for p in PATHS if p not in ON_POSTGRES)
+ON_REPLICAS = {"backlog-pg-2": "backlog"}
+"""Rows that are another row with the receiver as two replicas on PostgreSQL."""
+DEFAULT_PATHS = tuple(p for p in PATHS if p not in ON_POSTGRES and p not in ON_REPLICAS)
 ECHO_MODES = {"echo-signed": "signed", "echo-durable": "durable"}
 """The floor rows, each against its own echo server doing that much of a node's work."""
 BASELINES = {
@@ -203,6 +217,8 @@ BASELINES = {
     "node-stream-pg": "echo-stream",
     "open-loop": "echo-stream",
     "backlog": "echo-stream",
+    "backlog-pg": "echo-stream",
+    "backlog-pg-2": "echo-stream",
 }
 """The bare-echo path each path's throughput is divided by."""
 
@@ -256,11 +272,12 @@ def process_cpu(pid: int | None) -> float:
 
 
 class CpuMeter:
-    """CPU seconds used by this process and the server-side process over a timed region."""
+    """CPU seconds used by this process and the server-side process (or processes: a
+    province's replicas, summed) over a timed region."""
 
-    def __init__(self, server_pid: int | None) -> None:
-        self._server_pid = server_pid
-        self._start = (process_cpu(None), process_cpu(server_pid))
+    def __init__(self, server_pid: int | Sequence[int] | None) -> None:
+        self._server_pids = list(server_pid) if isinstance(server_pid, Sequence) else [server_pid]
+        self._start = (process_cpu(None), self._server_cpu())
         self.stopped = False
         self.client = float("nan")
         self.server = float("nan")
@@ -270,7 +287,10 @@ class CpuMeter:
         if not self.stopped:
             self.stopped = True
             self.client = process_cpu(None) - self._start[0]
-            self.server = process_cpu(self._server_pid) - self._start[1]
+            self.server = self._server_cpu() - self._start[1]
+
+    def _server_cpu(self) -> float:
+        return sum(process_cpu(pid) for pid in self._server_pids)
 
 
 async def measured(
@@ -1015,14 +1035,17 @@ def rss_mb(pid: int | None) -> tuple[float, float]:
 async def backlog_run(
     sender: Node,
     messages: int,
-    receiver: Child,
-    restart: Callable[[], Awaitable[Child]],
+    receivers: Sequence[Child],
+    restart: Callable[[], Awaitable[list[Child]]],
     ready: Callable[[], bool],
-) -> tuple[Result, Child]:
-    """Stop the receiver, queue ``messages`` probes, start it again: time from its start
-    until the last receipt is recorded, and both processes' RSS at that point."""
+    key: str = "backlog",
+) -> tuple[Result, list[Child]]:
+    """Stop the receiver (every replica of it), queue ``messages`` probes, start it again:
+    time from its start until the last receipt is recorded, and the processes' RSS at that
+    point (a receiver of several replicas: the largest)."""
     reader = sender.db.reader()
-    receiver.stop()
+    for receiver in receivers:
+        receiver.stop()
     after = last_seq(reader)
     queued = 0
     while queued < messages:
@@ -1031,25 +1054,30 @@ async def backlog_run(
         queued += size
     started_wall = time.time()
     started = time.perf_counter()
-    receiver = await restart()
-    meter = CpuMeter(receiver.pid)
+    receivers = await restart()
+    meter = CpuMeter([receiver.pid for receiver in receivers])
     ready_s = float("nan")
     deadline = time.monotonic() + max(120.0, messages / 200)
     while pending(reader, after) > 0:
-        receiver.check_alive()
+        for receiver in receivers:
+            receiver.check_alive()
         if ready_s != ready_s and ready():  # NaN: not seen ready yet
             ready_s = time.perf_counter() - started
         if time.monotonic() > deadline:
             raise RuntimeError(f"backlog: {pending(reader, after)} probes still pending")
         await asyncio.sleep(0.02)
     meter.stop()
-    rss = {"sender": rss_mb(None), "receiver": rss_mb(receiver.pid)}
+    rss = {
+        "sender": rss_mb(None),
+        "receiver": max(rss_mb(receiver.pid) for receiver in receivers),
+    }
     rows = settled_since(reader, after, messages)
     first = min(r.delivered_at for r in rows)
     drain = max(r.delivered_at for r in rows) - started_wall
+    replicas = f", {len(receivers)} replicas" if len(receivers) > 1 else ""
     result = Result(
-        "backlog",
-        f"backlog ({messages} queued, receiver down)",
+        key,
+        f"backlog ({messages} queued, receiver down{replicas})",
         messages,
         drain,
         # How long after the receiver's start each receipt was recorded.
@@ -1066,7 +1094,7 @@ async def backlog_run(
         receiver_rss_mb=rss["receiver"][0],
         receiver_rss_peak_mb=rss["receiver"][1],
     )
-    return result, receiver
+    return result, receivers
 
 
 async def node_paths(
@@ -1175,8 +1203,12 @@ async def node_paths(
             results.append(result)
 
         if "backlog" in args.paths:
-            result, receiver = await backlog_run(
-                sender, args.backlog_messages, receiver, start_receiver, ready
+
+            async def restart() -> list[Child]:
+                return [await start_receiver()]
+
+            result, [receiver] = await backlog_run(
+                sender, args.backlog_messages, [receiver], restart, ready
             )
             sent += result.messages
             results.append(result)
@@ -1232,8 +1264,90 @@ async def on_postgres(
     moved = {row: pg for pg, row in ON_POSTGRES.items()}
     for result in results:
         result.key = moved[result.key]
-        result.label = "node stream, both nodes on PostgreSQL"
+        result.label += ", on PostgreSQL"
     return results, facts
+
+
+async def on_replicas(
+    args: argparse.Namespace, workdir: Path, children: list[Child], suite: Suite
+) -> Result:
+    """The ``backlog-pg-2`` row: the backlog drained by a receiver of two replicas sharing
+    one PostgreSQL database (``yrd mesh init --store postgres --replicas 2``: the mesh's own
+    server, the manifest listing both endpoints), so the sender's worker sends two lanes,
+    one to each replica. The sender is one replica of its province, in this process."""
+    # PostgreSQL refuses to run as root; started as root it runs as its own user, which must
+    # pass through the folder (the benchmark's temporary folder is closed to others).
+    folder = Path(tempfile.mkdtemp(prefix="yrd-bench-replicas-"))
+    os.chmod(folder, 0o711)
+    mesh = folder / "mesh"
+    receivers: list[Child] = []
+    try:
+        create_mesh(
+            mesh,
+            now=time.time(),
+            base_port=free_base_port(2 + REPLICA_PORT_STEP),
+            provinces=(SENDER, RECEIVER),
+            platforms=False,
+            suites=SuiteChoice(default=suite, governance=suite),
+            store=StoreChoice("postgres", 2),
+        )
+        configs = replica_configs(mesh)
+        server = await asyncio.to_thread(
+            start_mesh_database, mesh, [c for cs in configs.values() for c in cs]
+        )
+        if server is None:
+            raise RuntimeError(f"the replica mesh in {mesh} has no database server")
+        try:
+            sender_config = configs[SENDER][0]
+            if args.batch_size is not None:
+                delivery = replace(sender_config.delivery, batch_size=args.batch_size)
+                sender_config = replace(sender_config, delivery=delivery)
+            files = [mesh / RECEIVER / "node.toml", mesh / RECEIVER / "node-2.toml"]
+            https = [f"http://{c.http_listen}" for c in configs[RECEIVER]]
+
+            def ready() -> bool:
+                return all(http_json(f"{http}/readyz")[0] == 200 for http in https)
+
+            async def start_receivers() -> list[Child]:
+                started = [
+                    spawn(
+                        "receiver node",
+                        node_run_command(path, "--log-level", "warning"),
+                        workdir / f"replica-{n}.log",
+                        children,
+                    )
+                    for n, path in enumerate(files, start=1)
+                ]
+                receivers[:] = started
+                await asyncio.sleep(0)
+                return started
+
+            for child in await start_receivers():
+                await wait_until(ready, child, "receiver replicas /readyz")
+            sender = Node(sender_config)
+            await sender.start()
+            try:
+                lanes = sender.peers[RECEIVER].channel.lanes
+                if lanes != 2:
+                    raise RuntimeError(f"the sender sees {lanes} endpoint(s) of the receiver")
+                result, _ = await backlog_run(
+                    sender,
+                    args.backlog_messages,
+                    receivers,
+                    start_receivers,
+                    ready,
+                    key="backlog-pg-2",
+                )
+            finally:
+                await sender.stop()
+        finally:
+            for child in receivers:
+                child.stop()
+            await asyncio.to_thread(server.stop)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    result.label += ", on PostgreSQL"
+    return result
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -1401,7 +1515,7 @@ async def benchmark(args: argparse.Namespace, workdir: Path, suite: Suite) -> li
                 sender_config.max_message_bytes,
             )
         runs: list[tuple[str, dict[str, object]]] = []
-        if any(p in DEFAULT_PATHS and p.startswith("node-") for p in args.paths):
+        if any(p in DEFAULT_PATHS and not p.startswith("echo-") for p in args.paths):
             nodes, facts = await node_paths(args, mesh, workdir, children, sender_config)
             results += nodes
             runs.append(("", facts))
@@ -1414,6 +1528,8 @@ async def benchmark(args: argparse.Namespace, workdir: Path, suite: Suite) -> li
             )
             results += nodes
             runs.append(("on PostgreSQL, ", facts))
+        if any(p in ON_REPLICAS for p in args.paths):
+            results.append(await on_replicas(args, workdir, children, suite))
         print_table(results)
         for where, facts in runs:
             print(
@@ -1467,7 +1583,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--store",
         choices=("sqlite", "postgres"),
         default="sqlite",
-        help="postgres: also run node-stream with both nodes on PostgreSQL (node-stream-pg)",
+        help="postgres: also run node-stream and backlog with both nodes on PostgreSQL "
+        "(node-stream-pg, backlog-pg) and backlog with the receiver as two replicas "
+        "(backlog-pg-2)",
     )
     parser.add_argument(
         "--rate", type=float, default=1000.0, help="open loop: messages/s offered (default 1000)"
@@ -1522,7 +1640,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown or not args.paths:
         parser.error(f"--paths: unknown {unknown}; choose from {', '.join(DEFAULT_PATHS)}")
     if args.store == "postgres":
-        args.paths += [pg for pg, row in ON_POSTGRES.items() if row in args.paths]
+        args.paths += [pg for pg, row in (ON_POSTGRES | ON_REPLICAS).items() if row in args.paths]
     return args
 
 

@@ -88,6 +88,11 @@ CASE_DURATION_BUCKETS = (
 """A case runs from seconds (the demo) to the weeks of a promised time limit."""
 
 
+TAKEOVER_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 15, 20, 30, 45, 60, 120, 300)
+"""A released lease is taken within a renewal interval (seconds), a lapsed one after a whole
+lease's duration (15 s by default) and up to a renewal interval more."""
+
+
 @dataclass(frozen=True)
 class CaseSnapshot:
     """The node's cases as they are at scrape time."""
@@ -206,7 +211,7 @@ class _EndpointCollector(Collector):
         )
         current = GaugeMetricFamily(
             "yrd_peer_endpoint_current",
-            "1 for the endpoint of the peer that calls go to now.",
+            "1 for each endpoint of the peer that a lane of traffic goes to now.",
             labels=labels,
         )
         failures = CounterMetricFamily(
@@ -397,7 +402,8 @@ class NodeMetrics:
         self.checkpoints_refused = Counter(
             "yrd_checkpoints_refused_total",
             "Checkpoints of the peer's log this node refused as its witness: they did not "
-            "extend the one cosigned before (a rewrite or a fork), or did not verify.",
+            "extend the one cosigned before (a rewrite or a fork), or did not verify; and "
+            "split views of the peer's log found when witnesses compare heads.",
             ["peer"],
             registry=r,
         )
@@ -475,12 +481,33 @@ class NodeMetrics:
             ["task"],
             registry=r,
         )
+        self.lease_takeovers = Counter(
+            "yrd_lease_takeovers_total",
+            "Leases (jobs only one replica may do: outbox:<peer>, platform-poll, "
+            "platform-delivery, checkpoints) this replica took from another, by lease and cause "
+            "(lapsed: the holder stopped renewing it; released: it handed the lease over).",
+            ["lease", "cause"],
+            registry=r,
+        )
+        self.lease_takeover_delay = Histogram(
+            "yrd_lease_takeover_delay_seconds",
+            "How long a lease's job went undone before this replica took it over: from the "
+            "previous holder's last renewal (lapsed) or its release (released).",
+            ["lease", "cause"],
+            buckets=TAKEOVER_BUCKETS,
+            registry=r,
+        )
         self.manifest_reload_failures = Counter(
             "yrd_manifest_reload_failures_total",
             "Manifest reloads refused (bad signature, older version, expired, malformed).",
             ["reason"],
             registry=r,
         )
+
+    def lease_taken_over(self, lease: str, cause: str, delay_seconds: float) -> None:
+        """One lease taken from another replica (``node.store.leases.TakeoverMetrics``)."""
+        self.lease_takeovers.labels(lease, cause).inc()
+        self.lease_takeover_delay.labels(lease, cause).observe(delay_seconds)
 
     def watch_platform(self, read: Callable[[], Mapping[str, float] | None]) -> None:
         self.registry.register(_PlatformCollector(read))

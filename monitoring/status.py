@@ -218,7 +218,7 @@ def problems(
                 found.append(f"{arrow}: {link['dead_letters']} dead letter(s)")
         platform = s.get("platform")
         if platform:
-            if not platform.get("up"):
+            if platform.get("up") is False:  # None: another replica of the node talks to it
                 found.append(
                     f"{name}: its platform is not answering ({platform.get('last_error') or '?'}); "
                     f"{platform.get('outbox_depth', 0)} item(s) wait for it"
@@ -434,6 +434,7 @@ def node_rows(answers: Sequence[NodeAnswer], now: float | None = None) -> list[l
 def _platform_cell(platform: dict[str, Any] | None) -> str:
     if not platform:
         return "-"
-    state = "up" if platform.get("up") else "DOWN"
+    up = platform.get("up")  # None: another replica of the node talks to it
+    state = "other replica's" if up is None else "up" if up else "DOWN"
     waiting = platform.get("outbox_depth", 0)
     return f"{state}, {waiting} waiting" if waiting else state

@@ -12,13 +12,19 @@ that a test which starts a process is marked slow.
 - A test that starts a process (``subprocess``, ``asyncio``'s subprocesses, ``os.fork``,
   ``os.posix_spawn``, ``os.exec*``) fails unless it is marked ``slow``: the audit hook below
   sees every start, in the test's set-up, call or tear-down.
+- The root logger's handlers and level are put back after every test: ``yrd node run``
+  called in-process points logging at the ``sys.stderr`` of that moment (a test's capture,
+  closed when the test ends), and a later test in the same process would otherwise find
+  "--- Logging error ---" in its own captured stderr (``make test`` runs the files in two
+  processes, so which test follows which is not fixed).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from typing import Any, Final
 
 import pytest
@@ -57,6 +63,15 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
 
 
 sys.addaudithook(_audit)
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

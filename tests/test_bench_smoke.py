@@ -62,10 +62,13 @@ def test_quick_benchmark_runs_every_path_and_delivers_everything() -> None:
 
 
 def test_quick_benchmark_on_postgres_measures_node_stream_on_both_stores() -> None:
-    """bench/exchange.py --store postgres runs node-stream on SQLite and again with both nodes
-    on a private PostgreSQL server, and each receiver holds every message it was sent."""
+    """bench/exchange.py --store postgres runs node-stream and backlog on SQLite, again with
+    both nodes on a private PostgreSQL server, and the backlog once more with the receiver as
+    two replicas (a replica mesh's own server); each receiver holds every message it was
+    sent."""
     missing_server_is_a_skip(server_bindir)
-    quick = ["--quick", "--json", "--paths", "node-stream", "--store", "postgres"]
+    quick = ["--quick", "--json", "--paths", "node-stream,backlog", "--store", "postgres"]
+    quick += ["--backlog-messages", "300"]
     result = subprocess.run(
         [sys.executable, str(BENCH), *quick],
         capture_output=True,
@@ -74,8 +77,9 @@ def test_quick_benchmark_on_postgres_measures_node_stream_on_both_stores() -> No
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     rows = {row["path"]: row for row in json.loads(result.stdout)["rows"]}
-    assert list(rows) == ["node-stream", "node-stream-pg"]
+    assert list(rows) == ["node-stream", "node-stream-pg", "backlog", "backlog-pg", "backlog-pg-2"]
     assert all(row["msg_per_s"] > 0 for row in rows.values())
+    assert all(rows[key]["drain_s"] > 0 for key in ("backlog", "backlog-pg", "backlog-pg-2"))
     counts = re.findall(r"receiver inbox: (\d+) messages \(expected (\d+)\)", result.stderr)
     assert len(counts) == 2 and all(held == expected for held, expected in counts)
 

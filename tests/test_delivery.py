@@ -55,13 +55,15 @@ class ScriptedChannel:
     """The peer's end of the stream: unreachable for the first ``failures`` batches, then it
     answers each envelope in order."""
 
+    lanes = 1
+
     def __init__(self, failures: int = 0) -> None:
         self.failures = failures
         self.batches: list[list[bytes]] = []
         """Every batch the worker tried to send, failed ones included, in order."""
 
     async def exchange_batch(
-        self, envelopes: Sequence[bytes], *, timeout: float, on_reply: OnReply
+        self, envelopes: Sequence[bytes], *, timeout: float, on_reply: OnReply, lane: int = 0
     ) -> None:
         self.batches.append(list(envelopes))
         await asyncio.sleep(0)
@@ -399,7 +401,7 @@ async def test_batches_are_bounded_ordered_and_parked_rows_do_not_block(rig: Rig
     original = channel.exchange_batch
 
     async def exchange_batch(
-        envelopes: Sequence[bytes], *, timeout: float, on_reply: OnReply
+        envelopes: Sequence[bytes], *, timeout: float, on_reply: OnReply, lane: int = 0
     ) -> None:
         cursors.append(outbox.cursor(rig.db.reader(), PEER))
         await original(envelopes, timeout=timeout, on_reply=on_reply)
@@ -571,7 +573,7 @@ async def test_a_worker_cancelled_while_recording_still_commits_and_reports(rig:
 
     class AnsweringChannel(ScriptedChannel):
         async def exchange_batch(
-            self, envelopes: Sequence[bytes], *, timeout: float, on_reply: OnReply
+            self, envelopes: Sequence[bytes], *, timeout: float, on_reply: OnReply, lane: int = 0
         ) -> None:
             await super().exchange_batch(envelopes, timeout=timeout, on_reply=on_reply)
             answered.set()

@@ -1,7 +1,7 @@
 """A peer with several endpoints (its node's replicas), over real mutual-TLS gRPC on
-loopback: calls go to one endpoint; a transport failure there moves them to the next; a
-signed refusal does not; after ``return_after`` the first endpoint is tried again; each
-endpoint's health is kept."""
+loopback: each lane's calls go to its own endpoint; a transport failure there moves them to
+the next; a signed refusal does not; after ``return_after`` a lane's own endpoint is tried
+again; each endpoint's health is kept."""
 
 from __future__ import annotations
 
@@ -53,11 +53,13 @@ def answering(mesh: Path) -> ScriptedPeer:
     return ScriptedPeer(receipts)
 
 
-async def send(channel: PeerChannel, mesh: Path) -> list[int]:
-    """One probe through ``channel``'s delivery call; the indexes answered."""
+async def send(channel: PeerChannel, mesh: Path, lane: int = 0) -> list[int]:
+    """One probe through ``channel``'s delivery call in ``lane``; the indexes answered."""
     got: list[int] = []
     envelopes = [seal(m, key_of(mesh, "shanghai")).envelope for m in probes(1)]
-    await channel.exchange_batch(envelopes, timeout=5, on_reply=lambda i, _r, _s, _t: got.append(i))
+    await channel.exchange_batch(
+        envelopes, timeout=5, on_reply=lambda i, _r, _s, _t: got.append(i), lane=lane
+    )
     return got
 
 
@@ -131,6 +133,42 @@ async def test_calls_go_back_to_the_first_endpoint_after_a_while(mesh: Path) -> 
     finally:
         await channel.close()
     assert [h.state for h in channel.health] == [EndpointState.HEALTHY] * 2
+
+
+async def test_each_lane_goes_to_its_own_endpoint_and_shares_the_ones_left(mesh: Path) -> None:
+    """Two endpoints, two lanes: lane 0's batches go to the first, lane 1's to the second
+    (both marked in use); the second stops: lane 1 fails once, then goes to the first with
+    lane 0, and 30 s later (fake clock), the second serving again, back to its own."""
+    base = free_base_port(2)
+    clock = FakeClock()
+    channel = channel_to(mesh, [base, base + 1], clock)
+    first, second = answering(mesh), answering(mesh)
+    assert channel.lanes == 2
+    try:
+        async with serving(mesh, first, base):
+            async with serving(mesh, second, base + 1):
+                assert await send(channel, mesh, lane=0) == [0]
+                assert await send(channel, mesh, lane=1) == [0]
+                assert (len(first.frames), len(second.frames)) == (1, 1)
+                assert [e["current"] for e in channel.endpoint_status()] == [True, True]
+            with pytest.raises(PeerUnavailable):
+                await send(channel, mesh, lane=1)
+            assert await send(channel, mesh, lane=1) == [0]
+            assert (len(first.frames), len(second.frames)) == (2, 1)
+            assert [e["current"] for e in channel.endpoint_status()] == [True, False]
+            assert channel.current == 0  # lane 0 never moved
+            clock.now += 30.0
+            async with serving(mesh, second, base + 1):
+                for _ in range(50):  # gRPC may still be backing off its reconnection
+                    with contextlib.suppress(PeerUnavailable):
+                        if await send(channel, mesh, lane=1) == [0] and len(second.frames) == 2:
+                            break
+                    clock.now += 30.0
+                    await asyncio.sleep(0.1)
+                assert len(second.frames) == 2
+    finally:
+        await channel.close()
+    assert channel.health[1].failures >= 1 and channel.health[0].failures == 0
 
 
 async def test_a_signed_refusal_does_not_move_calls(mesh: Path) -> None:

@@ -21,7 +21,8 @@ import pytest
 from aiohttp import web
 
 from node.cli.load_cmd import render
-from node.mesh.load import CaseStream, Endpoint, LoadCase, report
+from node.mesh.load import SHUNNED_FOR, CaseStream, Endpoint, LoadCase, ProvinceApi, report
+from node.mesh.node_api import NodeUnreachable
 from node.runtime.node import Node
 from node.store.database import StoreUnavailable
 from tests.cases import case_body, matter_of
@@ -35,6 +36,7 @@ from tests.nodes import (
     settled,
 )
 from tests.processes import authorized
+from tests.test_delivery import FakeClock
 
 MESH_UP = BUDGET
 """Seconds ``yrd mesh up`` may take to write mesh.json, and to stop again."""
@@ -209,7 +211,7 @@ async def test_a_5xx_is_asked_again_with_the_same_key_and_a_4xx_is_final() -> No
     try:
         async with aiohttp.ClientSession() as http:
             stream = CaseStream(
-                http, {"shanghai": Endpoint("shanghai", f"http://127.0.0.1:{port}", None)}
+                http, {"shanghai": Endpoint("shanghai", (f"http://127.0.0.1:{port}",), None)}
             )
             good = LoadCase("shanghai", "anhui", {"matter_code": "good"}, key="k-good")
             await stream.submit(good, retry_for=BUDGET / 2)
@@ -220,6 +222,97 @@ async def test_a_5xx_is_asked_again_with_the_same_key_and_a_4xx_is_final() -> No
             assert (bad.outcome, bad.refusal, bad.attempts) == ("refused", "unknown_matter", 1)
     finally:
         await runner.cleanup()
+
+
+class Replica:
+    """One replica's REST API stand-in: creates a case per Idempotency-Key (in a store the
+    replicas share), replays it for a key seen before, and records who asked what."""
+
+    def __init__(self, name: str, shared: dict[str, str], asked: list[tuple[str, str]]) -> None:
+        self.name, self._shared, self._asked = name, shared, asked
+        app = web.Application()
+        app.router.add_post("/v1/cases", self._submit)
+        app.router.add_get("/v1/cases/{case_id}", self._look)
+        self.runner = web.AppRunner(app)
+
+    async def start(self) -> str:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        return f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+
+    async def _submit(self, request: web.Request) -> web.Response:
+        key = request.headers["Idempotency-Key"]
+        self._asked.append((self.name, key))
+        replayed = key in self._shared
+        case_id = self._shared.setdefault(key, f"c-{len(self._shared)}")
+        headers = {"Idempotent-Replayed": "true"} if replayed else {}
+        return web.json_response(
+            {"case_id": case_id, "status": "submitted"}, status=201, headers=headers
+        )
+
+    async def _look(self, request: web.Request) -> web.Response:
+        self._asked.append((self.name, request.match_info["case_id"]))
+        return web.json_response({"status": "submitted", "history": []})
+
+
+async def test_submissions_go_round_the_replicas_and_one_unanswered_goes_to_another() -> None:
+    """A province of two replicas: submissions go to each in turn; once one is gone
+    (connection refused), a submission in its turn is sent at once to the other with the same
+    Idempotency-Key and creates its case once, and the case is followed there."""
+    shared: dict[str, str] = {}
+    asked: list[tuple[str, str]] = []
+    first, second = Replica("r1", shared, asked), Replica("r2", shared, asked)
+    urls = (await first.start(), await second.start())
+    try:
+        async with aiohttp.ClientSession() as http:
+            stream = CaseStream(http, {"shanghai": Endpoint("shanghai", urls, None)})
+            cases = [LoadCase("shanghai", "anhui", {}, key=f"k{i}") for i in range(4)]
+            for case in cases[:2]:
+                await stream.submit(case, retry_for=BUDGET / 2)
+            assert asked == [("r1", "k0"), ("r2", "k1")]
+            await second.runner.cleanup()
+            for case in cases[2:]:
+                await stream.submit(case, retry_for=BUDGET / 2)
+            assert asked[2:] == [("r1", "k2"), ("r1", "k3")]  # k3 was r2's turn
+            assert [(c.outcome, c.attempts) for c in cases] == [("created", 1)] * 4
+            assert sorted(shared) == ["k0", "k1", "k2", "k3"]
+            await stream._look(cases[1])
+            assert asked[-1] == ("r1", cases[1].case_id)
+            assert cases[1].status == "submitted"
+        result = report(cases, stream)
+        assert (result.accepted, result.failovers, result.unanswered) == (4, 1, 0)
+        assert "1 request(s) got no answer at a replica and were answered at another" in (
+            render(result)
+        )
+    finally:
+        await first.runner.cleanup()
+        await second.runner.cleanup()
+
+
+async def test_a_replica_that_got_no_answer_is_asked_last_for_a_while() -> None:
+    """Replicas are asked in turn; one that got no answer is asked after the others for
+    ``SHUNNED_FOR`` seconds, then takes its turn again. With none answering, the reason of
+    the last one asked is raised."""
+    clock = FakeClock()
+    live = Replica("r1", {}, [])
+    urls = (await live.start(), f"http://127.0.0.1:{free_base_port(1)}")
+    try:
+        async with aiohttp.ClientSession() as http:
+            api = ProvinceApi(http, Endpoint("shanghai", urls, None), clock=clock)
+            assert [api.order(), api.order()] == [[0, 1], [1, 0]]
+            await api.call("GET", "/v1/cases/c-1")  # replica 1's turn
+            await api.call("GET", "/v1/cases/c-1")  # replica 2's: refused, then replica 1
+            assert [api.order(), api.order()] == [[0, 1], [0, 1]]
+            clock.advance(SHUNNED_FOR + 0.1)
+            assert [api.order(), api.order()] == [[0, 1], [1, 0]]
+            await live.runner.cleanup()
+            with pytest.raises(NodeUnreachable, match="connection refused") as raised:
+                await api.call("GET", "/readyz")  # replica 1's turn, then replica 2
+            assert raised.value.url == urls[1]
+            assert [api.order(), api.order()] == [[1, 0], [0, 1]]  # both shunned: in turn
+    finally:
+        await live.runner.cleanup()
 
 
 async def refuse_writes(node: Node) -> None:
@@ -248,7 +341,7 @@ async def test_a_store_refusing_writes_is_refused_for_now_not_unanswered(tmp_pat
         await eventually(lambda: settled(shanghai, jiangsu))
         await refuse_writes(shanghai)
         url = str(client.make_url("")).rstrip("/")
-        endpoint = Endpoint("shanghai", url, None, client.tokens["platform"])
+        endpoint = Endpoint("shanghai", (url,), None, client.tokens["platform"])
         async with aiohttp.ClientSession() as http:
             stream = CaseStream(http, {"shanghai": endpoint})
             body = case_body(matter_of("jiangsu"), seed=7)

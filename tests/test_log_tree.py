@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import sqlite3
 import struct
@@ -10,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from node.cli.main import main
 from node.protocol.merkle import MerkleTree, verify_consistency, verify_inclusion
 from node.store import audit, log_tree
 from node.store.audit import GENESIS, entry_hash, verify_chain
 from node.store.connection import StoreLocation
 from node.store.database import Database
-from node.store.schema import MIGRATIONS
+from node.store.schema import MIGRATIONS, SCHEMA_VERSION
 from tests.federation import make_federation
 from tests.postgres import FILE_ONLY
 from tests.test_audit import attacker, rechain
@@ -207,3 +209,30 @@ async def test_the_tree_is_append_only_through_sql(db: Database) -> None:
     with pytest.raises(Exception, match="append-only"):
         await db.write(lambda c: c.execute("DELETE FROM audit_tree"))
     assert log_tree.tree_size(db.reader()) == 2
+
+
+def test_audit_verify_of_a_store_its_node_has_not_brought_up_to_date_says_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``yrd audit verify`` on a version 11 store (a node that has not run this version yet)
+    does not stop at a missing column: it exits 2 saying to start the node once, and leaves
+    the file as it was; after the node has opened it, the same command verifies it."""
+    path = tmp_path / "v11.db"
+    old_store(path)
+    before = path.read_bytes()
+    assert main(["audit", "verify", "--store", str(path)]) == 2
+    said = capsys.readouterr().err
+    assert f"schema version 11, older than version {SCHEMA_VERSION}" in said
+    assert "start its node once" in said and "no such column" not in said
+    assert path.read_bytes() == before
+
+    async def opened_by_its_node() -> None:
+        db = await Database.open(path)
+        try:
+            await db.write(log_tree.catch_up)
+        finally:
+            await db.close()
+
+    asyncio.run(opened_by_its_node())
+    assert main(["audit", "verify", "--store", str(path)]) == 0
+    assert "evidence log intact: 5 entries" in capsys.readouterr().out

@@ -142,6 +142,18 @@ def up_record(up: subprocess.Popen[bytes], directory: Path, log: Path) -> dict[s
     return record(directory)
 
 
+def stop_up(up: subprocess.Popen[bytes]) -> None:
+    """Stop ``yrd mesh up`` (paused or not) as Ctrl-C would; its whole session if it hangs."""
+    if up.poll() is None:
+        up.send_signal(signal.SIGCONT)
+        up.send_signal(signal.SIGTERM)
+        try:
+            up.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(up.pid, signal.SIGKILL)
+            up.wait()
+
+
 def record(directory: Path) -> dict[str, Any] | None:
     try:
         return dict(json.loads((directory / "mesh.json").read_text()))
@@ -293,13 +305,7 @@ def test_two_provinces_of_two_replicas_on_postgres(reachable: Path) -> None:
         )
         assert call(f"http://{restarted['http']}/readyz")[0] == 200
     finally:
-        if up.poll() is None:
-            up.send_signal(signal.SIGTERM)
-            try:
-                up.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(up.pid, signal.SIGKILL)
-                up.wait()
+        stop_up(up)
         log.close()
     output = (reachable / "up.log").read_text()
     assert "mesh stopped" in output, output[-3000:]

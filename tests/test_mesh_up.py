@@ -250,3 +250,52 @@ def test_make_demo_passes_args_on_to_yrd_demo() -> None:
     assert shown.returncode == 0, shown.stderr
     demo = [line for line in shown.stdout.splitlines() if "yrd demo" in line]
     assert demo and demo[-1].endswith("/yrd demo --base-port 7201 --probes 5"), shown.stdout
+
+
+def processes_of(directory: Path, also: bytes = b"") -> list[int]:
+    """Pids of the live processes whose command line names ``directory`` (and ``also``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            words = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        named = any(str(directory).encode() in word for word in words)
+        if state != "Z" and named and also in b" ".join(words):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("started", [b"simulation", b"node run"], ids=["platforms", "nodes"])
+def test_a_sigterm_while_the_mesh_starts_stops_what_it_started(
+    tmp_path: Path, started: bytes
+) -> None:
+    """SIGTERM reaches ``mesh up`` while its processes are starting (the first platform, or
+    the first node, has started): it stops every process it started and exits 130 (not
+    killed at once, leaving them running), with no mesh.json left."""
+    directory = tmp_path / "mesh"
+    create_mesh(directory, now=time.time(), base_port=free_base_port())
+    up = subprocess.Popen(
+        [*YRD, "mesh", "up", str(directory)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_until(
+            lambda: bool(processes_of(directory, started)),
+            BUDGET,
+            lambda: "no process of the mesh started",
+        )
+        up.send_signal(signal.SIGTERM)
+        out, err = up.communicate(timeout=BUDGET)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    assert "mesh up;" not in out, "the signal came after the mesh was up: nothing tested"
+    assert up.returncode == 130, err
+    assert processes_of(directory) == [], err
+    assert not (directory / "mesh.json").exists()

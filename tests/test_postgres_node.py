@@ -17,6 +17,10 @@ from node.cases.announce import to_announce
 from node.cases.catalog import load_catalog
 from node.certificates import revocation_exchange
 from node.cli.main import main
+from node.mesh.access import create_mesh
+from node.mesh.database import start_mesh_database
+from node.mesh.layout import StoreChoice
+from node.mesh.processes import replica_configs
 from node.protocol.envelope import header, seal
 from node.runtime.config import NodeConfig
 from node.runtime.node import Node
@@ -28,9 +32,12 @@ from node.wire import DELIVER_METHOD, pb
 from tests.cases import case_body, matter_of, status_of
 from tests.federation import node_id
 from tests.nodes import (
+    BUDGET,
+    FAST_DELIVERY,
     ScopedClient,
     config_for,
     eventually,
+    free_base_port,
     make_mesh,
     raw_channel,
     running,
@@ -40,6 +47,9 @@ from tests.nodes import (
     tokens_of,
 )
 from tests.postgres import free_port
+from tests.test_mesh_replicas import reachable
+
+__all__ = ["reachable"]  # the fixture, used by name
 
 pytestmark = pytest.mark.slow  # the session's PostgreSQL server is a process
 
@@ -210,3 +220,57 @@ async def test_the_same_message_at_two_replicas_at_once_is_stored_once_with_one_
             .fetchone()
         )
         assert entries == 2  # the message as received and the receipt as sent, once each
+
+
+async def test_a_peer_spreads_its_batches_over_every_replica_of_a_province(
+    reachable: Path,
+) -> None:
+    """Jiangsu runs as two replicas on its own database and the manifest lists both
+    endpoints: Shanghai's worker sends its queue in two lanes, one to each replica, so both
+    receive messages; every message is stored once and receipted."""
+    directory = reachable / "mesh"
+    create_mesh(
+        directory,
+        now=time.time(),
+        base_port=free_base_port(2),
+        provinces=("shanghai", "jiangsu"),
+        platforms=False,
+        store=StoreChoice("postgres", 2),
+    )
+    configs = replica_configs(directory)
+    server = start_mesh_database(directory, [c for cs in configs.values() for c in cs])
+    assert server is not None
+    quick = {"delivery": FAST_DELIVERY, "heartbeat_interval_seconds": 0.2}
+    sender_config = replace(configs["shanghai"][0], **quick)  # type: ignore[arg-type]
+    try:
+        async with (
+            running(replace(configs["jiangsu"][0], **quick)) as first,  # type: ignore[arg-type]
+            running(replace(configs["jiangsu"][1], **quick)) as second,  # type: ignore[arg-type]
+            running(sender_config) as shanghai,
+        ):
+            peer = shanghai.peers["jiangsu"]
+            assert peer.channel.lanes == 2
+            bodies = [("probe", pb.Probe(sequence=i)) for i in range(200)]
+            sent = await shanghai.courier.send("jiangsu", bodies)
+
+            def received(node: Node) -> float:
+                return sum(
+                    sample.value
+                    for metric in node.metrics.messages_received.collect()
+                    for sample in metric.samples
+                    if sample.name.endswith("_total") and sample.labels["type"] == "probe"
+                )
+
+            await eventually(lambda: received(first) + received(second) >= 200, timeout=BUDGET)
+            assert received(first) > 0 and received(second) > 0
+            assert [e["current"] for e in peer.channel.endpoint_status()] == [True, True]
+            await eventually(
+                lambda: all(
+                    i.state == "delivered"
+                    for i in outbox.list_items(shanghai.db.reader(), limit=1000)
+                    if i.message_id in sent
+                )
+            )
+            assert inbox.count(first.db.reader(), payload_type="probe") == 200
+    finally:
+        server.stop()

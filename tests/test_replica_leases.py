@@ -7,6 +7,7 @@ replicas take it at once, and the evidence log stays one chain. Time is a fake c
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -17,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from monitoring.metrics import NodeMetrics
 from node.cli.main import main
 from node.delivery.config import DeliveryConfig
 from node.delivery.worker import PeerWorker
@@ -28,7 +30,7 @@ from node.store import audit, cases, inbox, leases, log_tree
 from node.store import platform as platform_store
 from node.store.connection import Connection, PostgresUrl, StoreLocation
 from node.store.database import Database, StoreUnavailable
-from node.store.leases import Lease, LeaseClaim, LeaseConfig, LeaseNotHeld
+from node.store.leases import Lease, LeaseClaim, LeaseConfig, LeaseNotHeld, Takeover
 from node.store.postgres import WRITE_LOCK, WRITE_LOCK_TIMEOUT
 from tests.federation import make_federation
 from tests.nodes import BUDGET, eventually, make_mesh
@@ -206,6 +208,78 @@ async def test_a_claim_writes_only_when_a_renewal_is_due(
     clock.advance(0.2)
     assert await theirs.hold()
     assert not await mine.hold()
+
+
+def takeovers(metrics: NodeMetrics, name: str, cause: str) -> tuple[float, float]:
+    """How many takeovers of ``name`` by ``cause`` the replica counted, and their delays' sum."""
+    labels = {"lease": name, "cause": cause}
+    sample = metrics.registry.get_sample_value
+    return (
+        sample("yrd_lease_takeovers_total", labels) or 0.0,
+        sample("yrd_lease_takeover_delay_seconds_sum", labels) or 0.0,
+    )
+
+
+async def test_a_takeover_is_logged_and_counted_with_its_delay(
+    replicas: tuple[Database, Database], caplog: pytest.LogCaptureFixture
+) -> None:
+    """B takes A's lapsed lease 1.5 s after it lapsed: a warning naming the lease, A, the
+    cause and the delay since A's last renewal (the lease's 15 s and the 1.5 s), one count
+    and that delay in the metrics (a lease released to A was told at info). A lease handed
+    over by a stopping replica is counted as released, its delay the time since the release.
+    Taking a lease nobody held, or one's own again, is no takeover."""
+    first, second = replicas
+    clock = FakeClock(T0)
+    metrics = NodeMetrics()
+    name = leases.outbox_lease(PEER)
+    mine = claim(first, name, A, clock)
+    theirs = LeaseClaim(lambda: second, name, B, clock=clock, config=LEASES, metrics=metrics)
+    with caplog.at_level(logging.INFO, logger="node.store.leases"):
+        assert await theirs.hold()  # never held: taken, no takeover
+        clock.advance(15.0 + 5.0)
+        assert await theirs.hold()  # its own lapsed lease, taken again
+        assert caplog.records == []
+        await second.write(lambda c: leases.release_all(c, B, now=clock()))
+        assert await mine.hold()
+        clock.advance(LEASES.renew_seconds)
+        assert await mine.hold()  # renewed at T0 + 25: lapses at T0 + 40
+        clock.advance(15.0 + 1.5)
+        assert await theirs.hold()
+    assert takeovers(metrics, name, "lapsed") == (1.0, pytest.approx(16.5))
+    assert [
+        (r.levelname, r.getMessage(), r.lease, r.owner, r.previous, r.cause)  # type: ignore[attr-defined]
+        for r in caplog.records
+    ] == [
+        ("INFO", "lease taken over", name, A, B, "released"),
+        ("WARNING", "lease taken over", name, B, A, "lapsed"),
+    ]
+    said = caplog.records[1].__dict__
+    assert (said["free_seconds"], said["delay_seconds"]) == (1.5, 16.5)
+
+    # B stops and hands the lease over; a claim of A's that counts sees a released lease.
+    counting = LeaseClaim(lambda: first, name, A, clock=clock, config=LEASES, metrics=metrics)
+    await second.write(lambda c: leases.release_all(c, B, now=clock()))
+    released = leases.current(first.reader(), name)
+    assert released is not None and released.released and released.owner == B
+    clock.advance(0.75)
+    assert await counting.hold()
+    assert takeovers(metrics, name, "released") == (1.0, pytest.approx(0.75))
+    assert takeovers(metrics, name, "lapsed")[0] == 1.0
+
+
+def test_a_takeover_delay_is_since_the_last_renewal_or_the_release() -> None:
+    """A lapsed lease's takeover delay is its lease's duration plus the time it was free;
+    a released one's, the time since the release. A lease taken before it lapsed (clocks
+    apart) is free for no time, not less."""
+    lapsed = Lease("job", A, expires_at=T0 + 15, acquired_at=T0 - 60)
+    assert lapsed.released is False
+    assert Takeover.of(lapsed, now=T0 + 17, duration=15) == Takeover("job", A, "lapsed", 2.0, 17.0)
+    assert Takeover.of(lapsed, now=T0 + 14, duration=15).free_seconds == 0.0
+    released = Lease("job", A, expires_at=T0 + 3, acquired_at=T0 + 3)
+    assert released.released is True
+    assert Takeover.of(released, now=T0 + 4, duration=15) == Takeover(
+        "job", A, "released", 1.0, 1.0
+    )
 
 
 def test_a_lease_config_that_lapses_before_its_renewal_is_refused(tmp_path: Path) -> None:

@@ -394,6 +394,47 @@ async def test_pending_batch_is_per_peer_in_seq_order(db: Database) -> None:
     assert outbox.pending_batch(db.reader(), "jiangsu", 0) == []
 
 
+async def test_lanes_split_a_peers_batch_keeping_each_correlation_in_one_lane(
+    db: Database,
+) -> None:
+    """Two lanes (a peer with two replicas) share out a peer's pending rows: every row in
+    exactly one lane, in seq order, each case's rows all in one lane, at most ``limit`` per
+    batch, rows being recorded (``skip``) left out; a lane that does not exist is refused."""
+
+    def queued(message_id: str, correlation: str) -> Callable[[Any], int]:
+        def job(conn: Connection) -> int:
+            return outbox.enqueue(
+                conn, peer="jiangsu", message_id=message_id, payload_type="case_update",
+                envelope=b"e", digest=b"\x01" * 32, created_at=T0, correlation_id=correlation,
+            )  # fmt: skip
+
+        return job
+
+    cases = [f"case-{n}" for n in range(6)]
+    for i in range(30):
+        await db.write(queued(f"m{i:02}", cases[i % 6] if i % 5 else ""))
+    await db.write(enqueue("anhui", "other"))
+    lanes = [outbox.Lane(i, 2) for i in range(2)]
+    batches = [outbox.pending_batch(db.reader(), "jiangsu", 100, lane=lane) for lane in lanes]
+    ids = [[item.message_id for item in batch] for batch in batches]
+    assert all(ids) and all(batch == sorted(batch) for batch in ids)
+    assert sorted(ids[0] + ids[1]) == [f"m{i:02}" for i in range(30)]
+    for case in cases:
+        holding = {n for n, batch in enumerate(batches) for i in batch if i.correlation_id == case}
+        assert len(holding) == 1, case
+    assert (
+        len({item.correlation_id for item in batches[0] + batches[1] if item.correlation_id}) == 6
+    )
+    first = outbox.pending_batch(db.reader(), "jiangsu", 3, lane=lanes[0])
+    assert [item.message_id for item in first] == ids[0][:3]
+    skipped = outbox.pending_batch(
+        db.reader(), "jiangsu", 3, lane=lanes[0], skip={item.seq for item in first}
+    )
+    assert [item.message_id for item in skipped] == ids[0][3:6]
+    with pytest.raises(ValueError, match="lane 2 of 2 does not exist"):
+        outbox.Lane(2, 2)
+
+
 async def test_duplicate_message_id_is_refused(db: Database) -> None:
     """Enqueuing a message id that is already in the outbox fails and changes nothing."""
     await db.write(enqueue("jiangsu", "m1"))

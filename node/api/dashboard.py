@@ -400,9 +400,10 @@ def render_card(view: NodeView, now: float, refused_by_all: Sequence[str] = ()) 
     )
     platform = status.get("platform")
     if isinstance(platform, Mapping):
-        state = "up" if platform.get("up") else "DOWN"
+        up = platform.get("up")  # None: another replica of the node talks to it
+        state = "another replica's" if up is None else "up" if up else "DOWN"
         waiting = int(platform.get("outbox_depth", 0))
-        css = "ok" if platform.get("up") and not platform.get("dead_letters") else "bad"
+        css = "ok" if up is not False and not platform.get("dead_letters") else "bad"
         text = f"{state}, {waiting} waiting" if waiting else state
         rows.append(("province platform", f'<span class="{css}">{_e(text)}</span>'))
     cases = status.get("cases")

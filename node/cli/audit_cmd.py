@@ -183,18 +183,22 @@ def _same_store(a: StoreLocation, b: StoreLocation) -> bool:
 
 
 def _peers_cosigned(mesh: Path, store: StoreLocation) -> list[Cosigned]:
-    """The cosigned checkpoints of ``store``'s log that the mesh's other nodes hold."""
+    """The cosigned checkpoints of ``store``'s log that the mesh's other nodes hold: each
+    one's own cosignatures, and those other witnesses showed it (so a witness whose store is
+    gone still counts through the heads it gossiped), each once."""
     configs = mesh_configs(mesh)
     mine = [c for c in configs if _same_store(c.paths.store, store)]
     if not mine:
         raise NotAMeshFolder(f"the store {store} is no node's store in the mesh {mesh}")
-    held: list[Cosigned] = []
+    held: dict[tuple[str, int, bytes], Cosigned] = {}
     for config in configs:
         theirs = config.paths.store
-        if config is not mine[0] and (not isinstance(theirs, Path) or theirs.is_file()):
-            with read_only(theirs) as conn:
-                held += cosigned(conn, origin=mine[0].province, witness=config.province)
-    return held
+        if _same_store(theirs, store) or (isinstance(theirs, Path) and not theirs.is_file()):
+            continue
+        with read_only(theirs) as conn:
+            for head in cosigned(conn, origin=mine[0].province):
+                held.setdefault((head.witness, head.tree_size, head.root_hash), head)
+    return sorted(held.values(), key=lambda head: (head.tree_size, head.witness))
 
 
 def run_verify(args: argparse.Namespace) -> int:

@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from node.cli.folder_arg import add_folder
-from node.cli.mesh_cmd import endpoints_table
+from node.cli.mesh_cmd import (
+    add_shape_options,
+    endpoints_table,
+    shaped,
+    temporary_mesh_folder,
+)
 from node.cli.output import emit_json, fail
 from node.cli.progress import Progress
 from node.mesh.access import create_mesh
-from node.mesh.chaos import ChaosOptions, ChaosResult, Happening, run_chaos
+from node.mesh.chaos import ChaosOptions, ChaosResult, Happening, network_refused, run_chaos
+from node.mesh.layout import StoreChoice
+from node.mesh.postgres_server import ServerFailed, ServerMissing
 from node.mesh.processes import MeshError
 
 
@@ -31,9 +37,10 @@ def register(commands: Any) -> None:
         description="Init and start a four-province mesh, submit a steady stream of cases "
         "while a seeded schedule SIGKILLs and restarts nodes, SIGSTOPs and continues nodes "
         "and SIGKILLs and restarts simulated platforms (with --network, also slows, loses "
-        "on, cuts one way, blackholes and resets single links); then heal, wait until every "
-        "case has concluded and every outbox drained, and check that nothing was lost, "
-        "duplicated or told differently on the two sides.",
+        "on, cuts one way, blackholes and resets single links; with --replicas, also kills "
+        "and pauses single replicas); then heal, wait until every case has concluded and "
+        "every outbox drained, and check that nothing was lost, duplicated or told "
+        "differently on the two sides.",
     )
     add_folder(chaos, help="mesh folder (default: a fresh temporary one)", required=False)
     chaos.add_argument("--base-port", type=int, default=7101)
@@ -62,6 +69,7 @@ def register(commands: Any) -> None:
         help="nodes dial each other through a fault proxy per directed link, and the schedule "
         "adds link faults: latency with jitter, loss, one-way partition, blackhole, reset",
     )
+    add_shape_options(chaos, "started and stopped by the run (for a new mesh)")
     chaos.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     chaos.set_defaults(run=run_chaos_command)
 
@@ -71,19 +79,32 @@ def run_chaos_command(args: argparse.Namespace) -> int:
         return fail(
             "--duration and --cases must be positive, --wait and --officer-delay not negative"
         )
-    with tempfile.TemporaryDirectory(prefix="yrd-chaos-") as tmp:
-        return _chaos(args, args.dir or Path(tmp) / "mesh")
+    try:
+        store = shaped(args)
+    except ValueError as exc:
+        return fail(str(exc))
+    refused = network_refused(store.replicas) if args.network else None
+    if refused:
+        return fail(refused)
+    with temporary_mesh_folder("yrd-chaos-", store) as tmp:
+        return _chaos(args, store, args.dir or tmp / "mesh")
 
 
-def _chaos(args: argparse.Namespace, root: Path) -> int:
+def _chaos(args: argparse.Namespace, store: StoreChoice, root: Path) -> int:
     out = sys.stderr if args.json else sys.stdout
     progress = Progress(out)
 
     say = progress.note
     if not (root / "manifest.json").exists():
         try:
-            create_mesh(root, now=time.time(), base_port=args.base_port)
-        except (OSError, ValueError) as exc:
+            create_mesh(
+                root,
+                now=time.time(),
+                base_port=args.base_port,
+                store=store,
+                provinces=args.provinces,
+            )
+        except (OSError, ValueError, ServerMissing, ServerFailed) as exc:
             return fail(str(exc))
     options = ChaosOptions(
         args.duration, args.seed, args.cases, args.wait, args.officer_delay, args.network
@@ -91,10 +112,17 @@ def _chaos(args: argparse.Namespace, root: Path) -> int:
     say(
         f"yrd chaos: seed {args.seed}, {args.duration:g} s of disturbances"
         + (" (processes and links)" if args.network else "")
-        + f" while {args.cases} cases stream in on all twelve directed pairs; mesh in {root}"
+        + f" while {args.cases} cases stream in; mesh in {root}"
     )
 
     def started(result: ChaosResult) -> None:
+        provinces = len(result.nodes)
+        replicas = min(len(n.replicas) for n in result.nodes)
+        say(
+            f"{provinces} provinces"
+            + (f", each {replicas} replicas sharing a database" if replicas > 1 else "")
+            + f"; cases on all {provinces * (provinces - 1)} directed pairs"
+        )
         say(endpoints_table(result.nodes))
         say(f"schedule (seed {args.seed}, seconds after the stream begins):")
         for d in result.schedule:
@@ -163,6 +191,7 @@ def _as_json(args: argparse.Namespace, result: ChaosResult) -> dict[str, Any]:
         "seed": args.seed,
         "duration": args.duration,
         "network": args.network,
+        "replicas": min((len(n.replicas) for n in result.nodes), default=None),
         "schedule": [d.to_json() for d in result.schedule],
         "happenings": [h.to_json() for h in result.happenings],
         "submissions": result.submissions.to_json() if result.submissions else None,

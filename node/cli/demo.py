@@ -4,25 +4,35 @@ Creates a mesh, starts the four simulated platforms and the four nodes as proces
 signed heartbeats on all twelve directed links, sends a burst of signed probes on every link,
 waits until each one is receipted, runs cross-province cases on every directed pair through
 the platforms (``node.mesh.scenario``) and certificate checks across provinces, prints the
-federation status, verifies every node's evidence log, and stops.
+federation status, stops, and verifies every node's evidence log.
+
+With ``--provinces`` fewer members take part; with ``--store postgres --replicas N`` each
+province's node is N processes sharing the province's database on the mesh's own
+PostgreSQL server: the burst enters at every replica in turn, one replica (the first
+province's last) is SIGKILLed before the cases and started again after the certificates, so
+the cases run while its peers fail over to the others and its leases are taken over; the
+status shows every replica, and each province's evidence log is verified once (the
+replicas write one log), with the mesh's server started again for the check.
 """
 
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from monitoring.status import fetch_all, problems
-from node.cli.mesh_cmd import endpoints_table, suites_said
-from node.cli.output import purpose_label, table
+from node.cli.mesh_cmd import endpoints_table, suites_said, temporary_mesh_folder
+from node.cli.output import fail, purpose_label, table
 from node.cli.progress import Progress, say
 from node.cli.status_cmd import render
 from node.mesh.access import create_mesh, mesh_token
 from node.mesh.auth import mesh_session
+from node.mesh.layout import DEFAULT_PROVINCES, ONE_SQLITE_NODE, StoreChoice
 from node.mesh.monitoring import Prometheus, fired_alerts
+from node.mesh.postgres_server import ServerFailed, ServerMissing
 from node.mesh.processes import Mesh, MeshError
 from node.mesh.scenario import (
     PAIR_HEADERS,
@@ -43,11 +53,22 @@ OFFICER_DELAY = 0.3
 DRAIN_WAIT = 120.0
 
 
+def _in_words(count: int) -> str:
+    """``two``, ``three``, ``four``: how many provinces a mesh has, as the demo says it."""
+    return {2: "two", 3: "three", 4: "four"}.get(count, str(count))
+
+
+def _pairs(mesh: Mesh) -> int:
+    """The mesh's directed province pairs (twelve among four)."""
+    return len(mesh.configs) * (len(mesh.configs) - 1)
+
+
 async def _wait_links_up(mesh: Mesh) -> None:
+    """Until every node process (every replica) has its links to every peer up."""
     deadline = time.monotonic() + HEARTBEAT_WAIT
     progress = Progress()
     while True:
-        answers = await fetch_all(mesh.urls, mesh_token(mesh.directory, "", "read"))
+        answers = await fetch_all(list(mesh.named_urls), mesh_token(mesh.directory, "", "read"))
         links = [(a.status or {}).get("peers", []) for a in answers]
         up = sum(1 for peers in links for link in peers if link.get("up"))
         total = sum(len(peers) for peers in links)
@@ -60,21 +81,32 @@ async def _wait_links_up(mesh: Mesh) -> None:
         await asyncio.sleep(0.5)
 
 
+def probe_shares(probes: int, replicas: int) -> list[int]:
+    """How a link's ``probes`` are entered at a province's ``replicas`` in turn: as evenly
+    as they go, the first ones taking the remainder, none given zero."""
+    shares = [probes // replicas + (1 if r < probes % replicas else 0) for r in range(replicas)]
+    return [share for share in shares if share]
+
+
 async def _burst(mesh: Mesh, probes: int) -> int:
     sent = 0
     async with mesh_session(mesh.directory) as session:
         for config in mesh.configs:
+            replicas = len(mesh.replicas[config.province])
             for other in mesh.configs:
                 if other.province == config.province:
                     continue
-                async with session.post(
-                    mesh.url(config.province) + "/v1/probes",
-                    json={"peer": other.province, "count": probes, "payload_bytes": 256},
-                ) as response:
-                    body: dict[str, Any] = await response.json()
-                    if response.status != 202:
-                        raise MeshError(f"{config.province} refused the burst: {body}")
-                    sent += len(body["message_ids"])
+                for replica, share in enumerate(probe_shares(probes, replicas), start=1):
+                    async with session.post(
+                        mesh.url(config.province, replica) + "/v1/probes",
+                        json={"peer": other.province, "count": share, "payload_bytes": 256},
+                    ) as response:
+                        body: dict[str, Any] = await response.json()
+                        if response.status != 202:
+                            raise MeshError(
+                                f"{mesh.name(config.province, replica)} refused the burst: {body}"
+                            )
+                        sent += len(body["message_ids"])
     return sent
 
 
@@ -144,9 +176,10 @@ _STEP = {
 
 async def _cases(mesh: Mesh, catalog: list[dict[str, Any]], per_pair: int) -> None:
     say(
-        f"cases (跨省通办): {per_pair * 12} applications entered at the four platforms, each in "
-        "its own dialect, for matters of the other provinces; officers and applicants are the "
-        "platforms' simulated people, the nodes carry everything between them…"
+        f"cases (跨省通办): {per_pair * _pairs(mesh)} applications entered at the "
+        f"{len(mesh.configs)} platforms, each in its own dialect, for matters of the other "
+        "provinces; officers and applicants are the platforms' simulated people, the nodes "
+        "carry everything between them…"
     )
     started = time.monotonic()
     progress = Progress()
@@ -243,8 +276,51 @@ async def _bulk_check(mesh: Mesh) -> str:
     )
 
 
+def _replicas_said(mesh: Mesh) -> str:
+    """``2 replicas each`` on a mesh of replicas; nothing on one of single nodes."""
+    counts = {len(replicas) for replicas in mesh.replicas.values()}
+    if counts == {1}:
+        return ""
+    each = "/".join(str(n) for n in sorted(counts))
+    return f", {each} replicas each sharing its province's PostgreSQL database"
+
+
+async def _replica_down(mesh: Mesh) -> tuple[str, int] | None:
+    """On a mesh of replicas, SIGKILL the first province's last replica (the REST calls
+    of the demo go to the first replicas): the replica it was, or None on single nodes."""
+    province = mesh.configs[0].province
+    replica = len(mesh.replicas[province])
+    if replica == 1:
+        return None
+    process = mesh.process(province, "node", replica)
+    process.kill()
+    await asyncio.to_thread(process.wait)
+    say(
+        f"SIGKILL {mesh.name(province, replica)} (pid {process.pid}): the cases below run "
+        f"without it; its peers move to another of {province}'s endpoints and the leases it "
+        "held lapse and are taken over by another replica\n"
+    )
+    return province, replica
+
+
+async def _replica_back(mesh: Mesh, down: tuple[str, int]) -> None:
+    province, replica = down
+    started = time.monotonic()
+    process = mesh.start_process(province, "node", replica)
+    await mesh.wait_process(province, "node", replica)
+    mesh.record()
+    say(
+        f"{mesh.name(province, replica)} started again (pid {process.pid}), ready after "
+        f"{time.monotonic() - started:.1f} s\n"
+    )
+
+
 async def _scenario(mesh: Mesh, probes: int, per_pair: int, prometheus: Prometheus | None) -> bool:
-    say("starting four simulated platforms and four nodes (separate processes)…")
+    provinces = _in_words(len(mesh.configs))
+    say(
+        f"starting {provinces} simulated platforms and {provinces} nodes{_replicas_said(mesh)} "
+        "(separate processes)…"
+    )
     nodes = await mesh.up()
     say(endpoints_table(nodes))
     started_at = time.time()
@@ -254,9 +330,13 @@ async def _scenario(mesh: Mesh, probes: int, per_pair: int, prometheus: Promethe
         mesh.monitor = prometheus
         mesh.record()
         say(f"prometheus scrapes every node with the shipped alert rules: {prometheus.url}")
-    say("waiting for signed heartbeats on all twelve directed links…")
+    say(f"waiting for signed heartbeats on all {_pairs(mesh)} directed links…")
     await _wait_links_up(mesh)
-    say(f"burst: {probes} signed probes on each directed link…")
+    say(
+        f"burst: {probes} signed probes on each directed link"
+        + (", entered at each replica of the sender in turn" if _replicas_said(mesh) else "")
+        + "…"
+    )
     started = time.monotonic()
     sent = await _burst(mesh, probes)
     await _wait_drained(mesh, sent)
@@ -266,10 +346,15 @@ async def _scenario(mesh: Mesh, probes: int, per_pair: int, prometheus: Promethe
         f"({sent / elapsed:.0f} msg/s across the mesh)\n"
     )
     catalog = await _show_catalog(mesh)
+    down = await _replica_down(mesh)
     await _cases(mesh, catalog, per_pair)
     await _certificates(mesh, catalog)
+    if down is not None:
+        await _replica_back(mesh, down)
+        await _wait_links_up(mesh)
     say("federation status:")
-    answers = await fetch_all(mesh.urls, mesh_token(mesh.directory, "", "read"))
+    named = mesh.named_urls
+    answers = await fetch_all(list(named), mesh_token(mesh.directory, "", "read"), named)
     say(render(answers))
     found = problems(answers)
     say("healthy" if not found else "UNHEALTHY:\n" + "\n".join(f"  - {p}" for p in found))
@@ -293,14 +378,26 @@ def demo(
     per_pair: int = 2,
     monitoring: bool = False,
     suites: SuiteChoice = ED25519_THROUGHOUT,
+    store: StoreChoice = ONE_SQLITE_NODE,
+    provinces: Sequence[str] = DEFAULT_PROVINCES,
 ) -> int:
-    with tempfile.TemporaryDirectory(prefix="yrd-demo-") as tmp:
-        root = directory or Path(tmp) / "mesh"
+    with temporary_mesh_folder("yrd-demo-", store) as tmp:
+        root = directory or tmp / "mesh"
         say(
-            f"yrd demo: a four-province federation in {root}"
+            f"yrd demo: a {_in_words(len(provinces))}-province federation in {root}"
             + ("" if directory else " (a temporary folder, deleted at the end; --dir DIR keeps it)")
         )
-        manifest = create_mesh(root, now=time.time(), base_port=base_port, suites=suites)
+        try:
+            manifest = create_mesh(
+                root,
+                now=time.time(),
+                base_port=base_port,
+                suites=suites,
+                store=store,
+                provinces=provinces,
+            )
+        except (OSError, ValueError, ServerMissing, ServerFailed) as exc:
+            return fail(str(exc))
         say(
             "  created CA, governance key, manifest v1, and per province: TLS certificate, "
             "signing key, node.toml"
@@ -319,18 +416,7 @@ def demo(
             codes = mesh.stop()
             say("stopped: " + ", ".join(f"{p} exit {c}" for p, c in codes.items()))
         say("evidence logs:")
-        intact = True
-        for config in mesh.configs:
-            report = verify_store(config.paths.store)
-            intact &= report.ok
-            say(
-                f"  {config.province:<9} {report.entries:>6} entries, "
-                + (
-                    f"chain and signatures verified; {_witnesses_of(config.paths.store)}"
-                    if report.ok
-                    else f"BROKEN at {report.first_bad_seq}: {report.reason}"
-                )
-            )
+        intact = _evidence_intact(mesh)
         say(
             f"the mesh stays in {root} (yrd mesh up --dir {root} starts it again)"
             if directory is not None
@@ -338,6 +424,32 @@ def demo(
             "logs (yrd demo --dir DIR keeps them)"
         )
         return 0 if healthy and intact else 1
+
+
+def _evidence_intact(mesh: Mesh) -> bool:
+    """``yrd audit verify`` on each province's store, said line by line: once per province,
+    however many replicas wrote it (they share one database, running again meanwhile)."""
+    intact = True
+    try:
+        with mesh.stores_readable():
+            for config in mesh.configs:
+                report = verify_store(config.paths.store)
+                intact &= report.ok
+                writers = len(mesh.replicas[config.province])
+                say(
+                    f"  {config.province:<9} {report.entries:>6} entries"
+                    + (f" (one log, {writers} replicas wrote it)" if writers > 1 else "")
+                    + ", "
+                    + (
+                        f"chain and signatures verified; {_witnesses_of(config.paths.store)}"
+                        if report.ok
+                        else f"BROKEN at {report.first_bad_seq}: {report.reason}"
+                    )
+                )
+    except (ServerMissing, ServerFailed) as exc:
+        say(f"  not verified: the mesh's database server did not start again: {exc}")
+        return False
+    return intact
 
 
 def _witnesses_of(store: StoreLocation) -> str:

@@ -55,6 +55,14 @@ def register(commands: Any) -> None:
         "(default: all twelve directed pairs)",
     )
     load.add_argument(
+        "--spread",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="submit the cases evenly over this long, a steady stream (default: as fast as "
+        "--concurrency allows)",
+    )
+    load.add_argument(
         "--wait",
         type=float,
         default=60.0,
@@ -80,6 +88,8 @@ def run_load(args: argparse.Namespace) -> int:
         return fail(str(exc))
     if args.wait < 0:
         return fail("--wait must not be negative")
+    if args.spread < 0:
+        return fail("--spread must not be negative")
     progress = Progress(sys.stderr if args.json else sys.stdout)
 
     async def go() -> LoadReport:
@@ -98,6 +108,7 @@ def run_load(args: argparse.Namespace) -> int:
                 retry_for=RETRY_FOR,
                 wait=args.wait,
                 show=progress.show,
+                spread_over=args.spread,
             )
             progress.done()
             return report(cases, stream)
@@ -127,6 +138,10 @@ def render(result: LoadReport) -> str:
         )
         + (f", {result.unanswered} unanswered" if result.unanswered else ""),
     ]
+    if result.failovers:
+        lines.append(
+            f"{result.failovers} request(s) got no answer at a replica and were answered at another"
+        )
     if result.refused:
         lines.append(
             "refused by problem: " + ", ".join(f"{k} {n}" for k, n in result.refused.items())

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,30 +83,7 @@ def register(commands: Any) -> None:
         "(--suite sm2), or per member (--suite shanghai=sm2,jiangsu=ed25519; others ed25519; "
         "governance=sm2 for the governance key); default ed25519",
     )
-    init.add_argument(
-        "--store",
-        choices=("sqlite", "postgres"),
-        default="sqlite",
-        help="sqlite (default): a store file per node; postgres: a database per province on "
-        "the mesh's own PostgreSQL server (Debian package postgresql), data in DIR/postgres, "
-        "started and stopped by yrd mesh up",
-    )
-    init.add_argument(
-        "--replicas",
-        type=int,
-        default=1,
-        metavar="N",
-        help=f"node processes per province (1-{MAX_REPLICAS}), sharing its database and "
-        f"identity, each on its own ports (replica r: +{REPLICA_PORT_STEP}×(r-1)); above 1 "
-        "needs --store postgres",
-    )
-    init.add_argument(
-        "--provinces",
-        type=_province_list,
-        default=DEFAULT_PROVINCES,
-        metavar="LIST",
-        help="the members, comma-separated (default: all four), e.g. shanghai,jiangsu",
-    )
+    add_shape_options(init, "started and stopped by yrd mesh up")
     init.set_defaults(run=run_init)
     up = sub.add_parser(
         "up", help="start the four nodes and their simulated platforms as processes until Ctrl-C"
@@ -198,7 +177,54 @@ def register(commands: Any) -> None:
         metavar="SPEC",
         help="signature suites, as for yrd mesh init: sm2, or shanghai=sm2,jiangsu=ed25519",
     )
+    add_shape_options(demo, "started and stopped by the demo")
     demo.set_defaults(run=run_demo)
+
+
+def add_shape_options(parser: argparse.ArgumentParser, server_runs: str) -> None:
+    """``--store``, ``--replicas`` and ``--provinces``: the shape of a new mesh, the same for
+    ``yrd mesh init``, ``yrd demo`` and ``yrd chaos`` (``StoreChoice`` judges the first two
+    together: ``shaped``). ``server_runs``: who starts and stops a PostgreSQL mesh's server."""
+    parser.add_argument(
+        "--store",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="sqlite (default): a store file per node; postgres: a database per province on "
+        "the mesh's own PostgreSQL server (Debian package postgresql), data in DIR/postgres, "
+        + server_runs,
+    )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        metavar="N",
+        help=f"node processes per province (1-{MAX_REPLICAS}), sharing its database and "
+        f"identity, each on its own ports (replica r: +{REPLICA_PORT_STEP}×(r-1)); above 1 "
+        "needs --store postgres",
+    )
+    parser.add_argument(
+        "--provinces",
+        type=_province_list,
+        default=DEFAULT_PROVINCES,
+        metavar="LIST",
+        help="the members, comma-separated (default: all four), e.g. shanghai,jiangsu",
+    )
+
+
+def shaped(args: argparse.Namespace) -> StoreChoice:
+    """The store and replicas ``add_shape_options`` read; ValueError saying what is wrong."""
+    return StoreChoice(args.store, args.replicas)
+
+
+@contextlib.contextmanager
+def temporary_mesh_folder(prefix: str, store: StoreChoice) -> Iterator[Path]:
+    """A new temporary folder for a mesh of its own (``yrd demo``, ``yrd chaos``), removed
+    at the end. For a PostgreSQL mesh it is open for traversal (``o+x``: not for listing),
+    since the database server runs as another user when this is root."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        if store.backend == "postgres":
+            Path(tmp).chmod(0o711)
+        yield Path(tmp)
 
 
 def _province_list(text: str) -> tuple[str, ...]:
@@ -213,7 +239,7 @@ def _province_list(text: str) -> tuple[str, ...]:
 
 def run_init(args: argparse.Namespace) -> int:
     try:
-        store = StoreChoice(args.store, args.replicas)
+        store = shaped(args)
     except ValueError as exc:
         return fail(str(exc))
     return _initialise(
@@ -429,6 +455,14 @@ def _run_up(args: argparse.Namespace) -> int:
     )
 
     async def supervise() -> None:
+        # Until everything is up (keep_mesh then sets its own handlers), Ctrl-C or SIGTERM
+        # cancels the start at its next await: never between starting a process and keeping
+        # its handle, so the finally below stops every process started so far.
+        starting = asyncio.current_task()
+        assert starting is not None
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, starting.cancel)
         if links is not None:
             await links.start()
         try:
@@ -483,6 +517,8 @@ def _run_up(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(supervise())
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None  # after the finally below: "interrupted", 130
     except StartupFailed as exc:
         _tell(str(exc))
         if exc.tail:
@@ -618,10 +654,16 @@ def _ordered(orders: LinkOrders, link: str | None, fault: LinkFault, reset: bool
 def run_demo(args: argparse.Namespace) -> int:
     from node.cli.demo import demo
 
+    try:
+        store = shaped(args)
+    except ValueError as exc:
+        return fail(str(exc))
     return demo(
         args.dir,
         base_port=args.base_port,
         probes=args.probes,
         monitoring=args.monitoring,
         suites=args.suite,
+        store=store,
+        provinces=args.provinces,
     )

@@ -5,9 +5,12 @@ How it works (the design, in one place):
 - Everything a node promises to send is first a row in the ``outbox`` table, committed
   before the call that caused it returns. Workers only read the store; nothing is held only
   in memory.
-- Each peer has one worker and one long-lived gRPC ``Exchange`` stream with at most one
-  bounded batch in flight. A batch is the next ``batch_size`` pending rows above the peer's
-  persisted cursor, in outbox order, sent as batch-signed frames (the channel signs them);
+- Each peer has one worker and one long-lived gRPC ``Exchange`` stream per lane, with at
+  most one bounded batch in flight per lane. A peer with one endpoint has one lane; a peer
+  running as replicas has one per endpoint, its rows split by correlation (``outbox.Lane``:
+  a case's messages all in one lane, in order), each lane on its own replica. A batch is
+  the lane's next ``batch_size`` pending rows above the peer's persisted cursor, in outbox
+  order, sent as batch-signed frames (the channel signs them);
   replies come back in the same order, and with each reply the message as it went out (its
   batch signature and proof), which enters the evidence log and the outbox row with the
   reply.

@@ -54,8 +54,13 @@ and the statement of the reply frame the reply came in, as soon as that reply ar
 
 
 class BatchChannel(Protocol):
+    @property
+    def lanes(self) -> int:
+        """How many lanes batches may go in side by side (one per endpoint of the peer)."""
+        ...
+
     async def exchange_batch(
-        self, envelopes: Sequence[bytes], *, timeout: float, on_reply: OnReply
+        self, envelopes: Sequence[bytes], *, timeout: float, on_reply: OnReply, lane: int = 0
     ) -> None: ...
 
 
@@ -140,6 +145,29 @@ class PeerWorker:
     async def drain(self) -> None:
         """Send until this peer's queue is empty; raise DeliveryFailed to back off.
 
+        A peer with several endpoints (replicas) gets its rows in as many lanes side by
+        side (``outbox.Lane``: a case's messages all in one), each lane on its own endpoint
+        while that one answers; the drain ends when every lane has, and fails with the first
+        lane that failed.
+        """
+        channel = self._channel
+        if channel.lanes == 1:
+            await self._drain_lane(channel, None)
+            return
+        ended = await asyncio.gather(
+            *(
+                self._drain_lane(channel, outbox.Lane(index, channel.lanes))
+                for index in range(channel.lanes)
+            ),
+            return_exceptions=True,
+        )
+        for outcome in ended:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _drain_lane(self, channel: BatchChannel, lane: outbox.Lane | None) -> None:
+        """Send one lane's rows (all of them when ``lane`` is None) until none is pending.
+
         Batch N's settlement commits while batch N+1 is on the wire: one batch in flight,
         one being recorded, commits in batch order. Rows still being recorded are left out
         of the next batch, since the store shows them pending until that commit.
@@ -156,11 +184,14 @@ class PeerWorker:
                     self.link.peer,
                     self._config.batch_size,
                     skip=recording_seqs,
+                    lane=lane,
                 )
                 if not batch:
                     return
                 self.link.trial()
-                settlements = await self._exchange(batch)
+                settlements = await self._exchange(
+                    channel, batch, 0 if lane is None else lane.index
+                )
                 if recording is not None:
                     await recording
                 at = self._clock()
@@ -192,16 +223,22 @@ class PeerWorker:
                 extra={"peer": self.link.peer, "count": parked},
             )
 
-    async def _exchange(self, batch: list[OutboxItem]) -> list[Settlement]:
-        """Send a batch; check each reply as it arrives, while the peer works on the rest."""
+    async def _exchange(
+        self, channel: BatchChannel, batch: list[OutboxItem], lane: int
+    ) -> list[Settlement]:
+        """Send a batch in ``lane``; check each reply as it arrives, while the peer works on
+        the rest."""
         settlements: list[Settlement] = []
 
         def settle(index: int, reply: bytes, sent: bytes, statement: bytes) -> None:
             settlements.append(replace(self._settle(reply, batch[index], statement), sent=sent))
 
         try:
-            await self._channel.exchange_batch(
-                [item.envelope for item in batch], timeout=BATCH_TIMEOUT, on_reply=settle
+            await channel.exchange_batch(
+                [item.envelope for item in batch],
+                timeout=BATCH_TIMEOUT,
+                on_reply=settle,
+                lane=lane,
             )
         except TransportError as exc:
             at, detail = self._clock(), exc.detail

@@ -18,11 +18,12 @@ from yarl import URL
 
 from node.api.access import scope_for
 from node.mesh.access import bearer, mesh_token
-from node.mesh.processes import node_configs
+from node.mesh.processes import replica_configs
 
 
 def mesh_tokens(directory: Path) -> dict[str, dict[str, str]]:
-    """Node base URL (``http://host:port``) -> its tokens by scope."""
+    """Node base URL (``http://host:port``) -> its tokens by scope; every replica of a
+    province has the province's (they share its store, which holds them)."""
     viewer = mesh_token(directory, "", "read")
     return {
         f"http://{config.http_listen}": {
@@ -30,7 +31,8 @@ def mesh_tokens(directory: Path) -> dict[str, dict[str, str]]:
             "operator": mesh_token(directory, config.province, "operator"),
             "read": viewer,
         }
-        for config in node_configs(directory)
+        for replicas in replica_configs(directory).values()
+        for config in replicas
     }
 
 

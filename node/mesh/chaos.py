@@ -3,20 +3,27 @@ cases comes in, then healed and checked: nothing lost, nothing twice, both sides
 
 Disturbances: SIGKILL a node and start it again after a pause; SIGSTOP a node for a few
 seconds and SIGCONT it (to its peers, a partition: connections open, nothing answers);
-SIGKILL a simulated platform and start it again. With ``network``, the nodes dial each other
+SIGKILL a simulated platform and start it again. On a mesh whose provinces run as replicas
+(``--store postgres --replicas N``) a node is every replica of its province, and the
+schedule also SIGKILLs a single replica and starts it again, and SIGSTOPs a single replica
+and continues it: its province keeps serving from the others (peers move to another
+endpoint, its leases lapse and are taken over). With ``network``, the nodes dial each other
 through a fault-injecting proxy per directed link (``node.mesh.links``), and the schedule
 also makes one link slow (latency with jitter), lossy, cut one way (partition), a blackhole
 (connections hang open) or reset mid-stream, and clears it after its hold.
 
 Rules kept here:
-- The schedule is a pure function of seed, duration and provinces (``plan_schedule``): the
-  same seed disturbs the same targets the same way at the same offsets. How long a restart
-  takes is measured, not scheduled.
+- The schedule is a pure function of seed, duration, provinces and replicas per province
+  (``plan_schedule``): the same seed disturbs the same targets the same way at the same
+  offsets. How long a restart takes is measured, not scheduled.
 - One disturbance at a time, each undone (restarted, continued, the link cleared) before the
   next begins; the heal then makes sure every process runs and every link is clear before
   anything is judged.
 - Cases are judged once every one has concluded and every outbox has drained, or the wait
-  is over; the evidence logs only after the mesh has stopped cleanly.
+  is over; the evidence logs only after the mesh has stopped cleanly, once per province's
+  store (its replicas share one database; the mesh's server runs again for the check).
+- On a replica mesh every node process is named ``<province>#<r>`` (``Mesh.name``) in
+  what happens and in the exit codes.
 - This process owns every child: whatever ends the run (its end, an error, Ctrl-C, SIGTERM),
   ``Mesh.stop`` stops each one, continuing paused ones first.
 """
@@ -51,7 +58,8 @@ from node.mesh.load import (
     report,
     session,
 )
-from node.mesh.processes import Mesh, MeshError
+from node.mesh.postgres_server import ServerFailed, ServerMissing
+from node.mesh.processes import Mesh, MeshError, replica_configs
 from node.mesh.record import Kind, MeshNode
 from node.store.audit import AuditReport, verify_store
 from node.store.connection import StoreLocation
@@ -61,6 +69,10 @@ KILL_NODE: Final = "kill_node"
 PAUSE_NODE: Final = "pause_node"
 KILL_PLATFORM: Final = "kill_platform"
 KINDS: Final = (KILL_NODE, PAUSE_NODE, KILL_PLATFORM)
+KILL_REPLICA: Final = "kill_replica"
+PAUSE_REPLICA: Final = "pause_replica"
+REPLICA_KINDS: Final = (KILL_REPLICA, PAUSE_REPLICA)
+"""Disturbances of one replica of a province (a mesh of several replicas per province)."""
 SLOW_LINK: Final = "slow_link"
 LOSSY_LINK: Final = "lossy_link"
 PARTITION_LINK: Final = "partition_link"
@@ -96,9 +108,13 @@ class Disturbance:
     """For a link's disturbance: the receiving end (``province`` sends)."""
     fault: LinkFault | None = None
     """For a link's disturbance: what the link suffers meanwhile."""
+    replica: int | None = None
+    """For a replica's disturbance: which of the province's replicas (from 1)."""
 
     @property
     def target(self) -> str:
+        if self.replica is not None:
+            return f"{self.province}#{self.replica}"
         return self.province if self.peer is None else f"{self.province}→{self.peer}"
 
     def to_json(self) -> dict[str, Any]:
@@ -110,19 +126,28 @@ class Disturbance:
         }
         if self.peer is not None and self.fault is not None:
             document |= {"peer": self.peer, "fault": self.fault.to_json()}
+        if self.replica is not None:
+            document["replica"] = self.replica
         return document
 
 
 def plan_schedule(
-    seed: int, duration: float, provinces: Sequence[str], *, network: bool = False
+    seed: int,
+    duration: float,
+    provinces: Sequence[str],
+    *,
+    network: bool = False,
+    replicas: int = 1,
 ) -> list[Disturbance]:
     """About one disturbance per ``SLOT`` seconds after ``LEAD``, at least one of each kind
-    (``network``: the links' kinds too), kinds and provinces in shuffled rounds, each inside
-    its own slot with a hold of 35-60 % of it; the last one holds until ``duration``, so the
-    heal is what ends it and the recovery measured after the heal is a real catch-up. A
-    link's disturbance sends from the round's province to another drawn at random."""
+    (``network``: the links' kinds too; ``replicas`` above 1: the replicas' kinds too),
+    kinds and provinces in shuffled rounds, each inside its own slot with a hold of 35-60 %
+    of it; the last one holds until ``duration``, so the heal is what ends it and the
+    recovery measured after the heal is a real catch-up. A link's disturbance sends from
+    the round's province to another drawn at random; a replica's disturbance is of one of
+    the round's province's ``replicas`` drawn at random."""
     rng = random.Random(seed)  # noqa: S311  (a test schedule, not a secret)
-    pool = KINDS + NETWORK_KINDS if network else KINDS
+    pool = KINDS + (NETWORK_KINDS if network else ()) + (REPLICA_KINDS if replicas > 1 else ())
     count = max(len(pool), int(duration // SLOT))
     slot = max(0.0, duration - LEAD) / count
     kinds: list[str] = []
@@ -142,6 +167,8 @@ def plan_schedule(
             peer = rng.choice([p for p in provinces if p != disturbance.province])
             fault = _link_fault(disturbance.kind, rng)
             disturbance = replace(disturbance, peer=peer, fault=fault)
+        if disturbance.kind in REPLICA_KINDS:
+            disturbance = replace(disturbance, replica=rng.randint(1, replicas))
         schedule.append(disturbance)
     return schedule
 
@@ -169,7 +196,8 @@ class Happening:
     action: str
     """SIGKILL, SIGSTOP, SIGCONT, restart or heal."""
     target: str
-    """``<province> node`` or ``<province> platform``."""
+    """``<province> node`` (on a replica mesh ``<province>#<r> node``, one replica) or
+    ``<province> platform``."""
     pid: int | None
     detail: str = ""
 
@@ -216,32 +244,48 @@ class Disturber:
             await asyncio.sleep(max(0.0, self.started + disturbance.at - time.monotonic()))
             await self.apply(disturbance)
 
+    def _named(self, province: str, kind: Kind, replica: int = 1) -> str:
+        return f"{self.mesh.name(province, replica) if kind == 'node' else province} {kind}"
+
     async def apply(self, disturbance: Disturbance) -> None:
         province = disturbance.province
         if disturbance.kind in NETWORK_KINDS:
             await self._disturb_link(disturbance)
             return
-        if disturbance.kind == PAUSE_NODE:
-            process = self.mesh.processes[province]
-            process.send_signal(signal.SIGSTOP)
-            self._paused.add(process)
-            self._happened(
-                "SIGSTOP", f"{province} node", process.pid, f"paused for {disturbance.hold:.1f} s"
-            )
+        kind: Kind = "platform" if disturbance.kind == KILL_PLATFORM else "node"
+        # A node is every replica of its province; a replica's disturbance, the one named.
+        count = len(self.mesh.replicas[province]) if kind == "node" else 1
+        replicas = [disturbance.replica] if disturbance.replica else range(1, count + 1)
+        targets = [(r, self.mesh.process(province, kind, r)) for r in replicas]
+        if disturbance.kind in (PAUSE_NODE, PAUSE_REPLICA):
+            for replica, process in targets:
+                process.send_signal(signal.SIGSTOP)
+                self._paused.add(process)
+                self._happened(
+                    "SIGSTOP",
+                    self._named(province, kind, replica),
+                    process.pid,
+                    f"paused for {disturbance.hold:.1f} s",
+                )
             await asyncio.sleep(disturbance.hold)
-            process.send_signal(signal.SIGCONT)
-            self._paused.discard(process)
-            self._happened("SIGCONT", f"{province} node", process.pid, "running again")
+            for replica, process in targets:
+                process.send_signal(signal.SIGCONT)
+                self._paused.discard(process)
+                self._happened(
+                    "SIGCONT", self._named(province, kind, replica), process.pid, "running again"
+                )
             return
-        kind: Kind = "node" if disturbance.kind == KILL_NODE else "platform"
-        process = self.mesh.process(province, kind)
-        process.kill()
-        await asyncio.to_thread(process.wait)
-        self._happened(
-            "SIGKILL", f"{province} {kind}", process.pid, f"down for {disturbance.hold:.1f} s"
-        )
+        for replica, process in targets:
+            process.kill()
+            await asyncio.to_thread(process.wait)
+            self._happened(
+                "SIGKILL",
+                self._named(province, kind, replica),
+                process.pid,
+                f"down for {disturbance.hold:.1f} s",
+            )
         await asyncio.sleep(disturbance.hold)
-        await self._restart(province, kind)
+        await asyncio.gather(*(self._restart(province, kind, r) for r, _ in targets))
 
     async def _disturb_link(self, disturbance: Disturbance) -> None:
         assert self.links is not None, "a link's disturbance needs a mesh with links"
@@ -259,14 +303,14 @@ class Disturber:
         await link.set_fault(CLEAR)
         self._happened("restore", target, None, "clear")
 
-    async def _restart(self, province: str, kind: Kind, why: str = "") -> None:
+    async def _restart(self, province: str, kind: Kind, replica: int = 1, why: str = "") -> None:
         begun = time.monotonic()
-        process = self.mesh.start_process(province, kind)
-        await self.mesh.wait_process(province, kind)
+        process = self.mesh.start_process(province, kind, replica)
+        await self.mesh.wait_process(province, kind, replica)
         self.mesh.record()
         self._happened(
             "restart",
-            f"{province} {kind}",
+            self._named(province, kind, replica),
             process.pid,
             f"ready after {time.monotonic() - begun:.1f} s{why}",
         )
@@ -277,18 +321,15 @@ class Disturber:
             process.send_signal(signal.SIGCONT)
         self._paused.clear()
         restarted = 0
-        groups: tuple[tuple[Kind, dict[str, subprocess.Popen[bytes]]], ...] = (
-            ("platform", self.mesh.platforms),
-            ("node", self.mesh.processes),
-        )
-        for kind, group in groups:
-            for province, process in list(group.items()):
-                if process.poll() is not None:
-                    # Not one of ours: the schedule restarts what it kills before moving on.
-                    await self._restart(
-                        province, kind, f" (it had exited on its own with {process.returncode})"
-                    )
-                    restarted += 1
+        every: list[tuple[str, Kind, int]] = [(p, "platform", 1) for p in self.mesh.platforms]
+        every += [(p, "node", r) for p, r in self.mesh.numbered()]
+        for province, kind, replica in every:
+            process = self.mesh.process(province, kind, replica)
+            if process.poll() is not None:
+                # Not one of ours: the schedule restarts what it kills before moving on.
+                why = f" (it had exited on its own with {process.returncode})"
+                await self._restart(province, kind, replica, why)
+                restarted += 1
         detail = "all running" if not restarted else f"all running, {restarted} started again"
         if self.links is not None:
             await self.links.heal()
@@ -345,6 +386,10 @@ def run_chaos(
     MeshError when the mesh cannot start, KeyboardInterrupt on Ctrl-C or SIGTERM; a breakdown
     after that (a restart that fails) is the result's ``error``. Every child is stopped in
     any case."""
+    if options.network:
+        refused = network_refused(max(len(r) for r in replica_configs(directory).values()))
+        if refused:
+            raise MeshError(refused)
     links = LinkSet.for_mesh(directory, seed=options.seed) if options.network else None
     try:
         mesh = Mesh(
@@ -358,7 +403,13 @@ def run_chaos(
             asyncio.run(links.close())
         raise
     provinces = [c.province for c in mesh.configs]
-    schedule = plan_schedule(options.seed, options.duration, provinces, network=options.network)
+    schedule = plan_schedule(
+        options.seed,
+        options.duration,
+        provinces,
+        network=options.network,
+        replicas=min(len(replicas) for replicas in mesh.replicas.values()),
+    )
     result = ChaosResult(schedule)
     run = _ChaosRun(mesh, options, result, tell, show, links)
     before = signal.signal(signal.SIGTERM, _interrupt)
@@ -373,13 +424,37 @@ def run_chaos(
             signal.signal(signal.SIGINT, held[signal.SIGINT])
             signal.signal(signal.SIGTERM, before)
     if len(result.verdicts) == 5:
-        reports = {c.province: _verified(c.paths.store) for c in mesh.configs}
-        result.verdicts.insert(4, invariants.evidence_intact(reports, result.stopped))
+        result.verdicts.insert(4, invariants.evidence_intact(_evidence(mesh), result.stopped))
     return result
+
+
+def network_refused(replicas: int) -> str | None:
+    """Why ``network`` cannot disturb a mesh of ``replicas`` per province (None: it can)."""
+    if replicas == 1:
+        return None
+    return (
+        "--network routes only a province's first replica through the link proxies, each "
+        "to its peer's first replica, so replicas could not fail over and link faults would "
+        f"miss the others; with {replicas} replicas per province, run without --network"
+    )
 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _evidence(mesh: Mesh) -> dict[str, AuditReport]:
+    """``yrd audit verify --store`` on each province's store (one for all its replicas), the
+    mesh stopped; a store that cannot be read, a report that names why."""
+    try:
+        with mesh.stores_readable():
+            return {c.province: _verified(c.paths.store) for c in mesh.configs}
+    except (ServerMissing, ServerFailed) as exc:
+        reason = f"the mesh's database server did not start again: {exc}"
+        return {
+            c.province: AuditReport(entries=0, ok=False, first_bad_seq=None, reason=reason)
+            for c in mesh.configs
+        }
 
 
 def _verified(store: StoreLocation) -> AuditReport:

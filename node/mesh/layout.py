@@ -90,6 +90,7 @@ DEFAULT_MAY_SEND = (
     "probe",
     "revocation_list",
     "revocation_list_request",
+    "witnessed_heads",
 )
 """Payload types every member may send for now."""
 DEFAULT_MAY_VERIFY = VerifyPermission(

@@ -11,6 +11,12 @@ Rules kept here:
   ``store_unavailable``) is *refused for now*, counted by its code: the node answered and
   created nothing. Only one whose last attempt got no answer at all is *unanswered*, where the
   case may exist unseen. The two are never reported as each other.
+- A province of several replicas (``yrd mesh init --store postgres --replicas N``) is asked
+  at every replica: each request goes to the next replica in turn, and one that gets no
+  answer (connection refused or reset, no answer in time) is asked at the next replica at
+  once, with the same Idempotency-Key. A replica that failed so is asked last for
+  ``SHUNNED_FOR`` seconds. Any replica answers any case (they share one store), so a case is
+  followed wherever a replica answers. An answer, a refusal or a 5xx, is the province's.
 - This tool is the accepting platform of the cases it submits: it answers a supplement
   request (补正) as the applicant would, so the handler's simulated officer can conclude.
 - Figures come from the nodes' signed records: the submission time is the one the accepting
@@ -42,7 +48,7 @@ from node.cases.wire import instant
 from node.mesh.access import NoToken, mesh_token, tool_token
 from node.mesh.applications import Pair, fetch_fixtures, plan_applications
 from node.mesh.folder import NotAMeshFolder, check_mesh_folder, start_command
-from node.mesh.node_api import NodeApi, NodeRefused, NodeUnreachable
+from node.mesh.node_api import Answer, NodeApi, NodeRefused, NodeUnreachable
 from node.mesh.processes import Mesh, MeshError
 from node.wire import pb
 
@@ -52,6 +58,11 @@ RETRY_PAUSE: Final = 0.5
 """Seconds before a submission whose answer was lost is sent again."""
 CATALOG_WAIT: Final = 30.0
 """How long an accepting node may take to hold every handler's signed catalog."""
+SHUNNED_FOR: Final = 15.0
+"""Seconds a replica that got no answer is asked only after its province's other replicas:
+longer than a request's deadline (``node_api.TIMEOUT``), so a frozen replica holds up the
+requests in its turn once a while, not all the time; short enough that a restarted one is
+soon asked in turn again."""
 LOOKS_IN_FLIGHT: Final = 16
 SUPPLEMENT_NOTE: Final = "已按补正告知补交材料"
 CONCLUDED_STATUSES: Final = frozenset(s.value for s in CONCLUDED)
@@ -74,12 +85,18 @@ class LoadError(Exception):
 @dataclass(frozen=True)
 class Endpoint:
     province: str
-    url: str
-    """The node's REST base URL."""
+    urls: tuple[str, ...]
+    """The REST base URL of each of the province's node replicas, replica 1 first (one for a
+    province of one node)."""
     platform: str | None
     """The simulated platform's base URL."""
     token: str | None = None
     """The province platform's REST token: what submits and follows its cases."""
+
+    @property
+    def url(self) -> str:
+        """Replica 1's REST base URL: the province's node as single-node tools know it."""
+        return self.urls[0]
 
 
 def read_mesh(directory: Path) -> dict[str, Endpoint]:
@@ -90,7 +107,7 @@ def read_mesh(directory: Path) -> dict[str, Endpoint]:
         return {
             n["province"]: Endpoint(
                 n["province"],
-                "http://" + n["http"],
+                tuple("http://" + r["http"] for r in n.get("replicas") or [n]),
                 "http://" + n["platform"] if n.get("platform") else None,
                 tool_token(os.environ, directory, n["province"], "platform"),
             )
@@ -116,12 +133,64 @@ def endpoints_of(mesh: Mesh) -> dict[str, Endpoint]:
     return {
         c.province: Endpoint(
             c.province,
-            mesh.url(c.province),
+            tuple(mesh.url(c.province, r) for r in range(1, len(mesh.replicas[c.province]) + 1)),
             mesh.platform_url(c.province),
             mesh_token(mesh.directory, c.province, "platform"),
         )
         for c in mesh.configs
     }
+
+
+class ProvinceApi:
+    """A province's node replicas' REST APIs, asked in turn (round robin); a request that
+    gets no answer at one replica is asked at the next."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        endpoint: Endpoint,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.replicas = [NodeApi(session, url, endpoint.token) for url in endpoint.urls]
+        self._clock = clock
+        self._turn = 0
+        self._failed_at = [-math.inf] * len(self.replicas)
+        """When each replica last got no answer (the clock's time)."""
+        self.failovers = 0
+        """Requests that got no answer at a replica and were answered at another."""
+
+    def order(self) -> list[int]:
+        """The replicas (by index) in the order the next request asks them: from the next in
+        turn, the ones that got no answer within ``SHUNNED_FOR`` seconds last."""
+        start, self._turn = self._turn, (self._turn + 1) % len(self.replicas)
+        turn = [*range(start, len(self.replicas)), *range(start)]
+        recent = self._clock() - SHUNNED_FOR
+        return sorted(turn, key=lambda i: self._failed_at[i] > recent)
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Answer:
+        """The first answer of the replicas in ``order``; ``NodeUnreachable`` (the last
+        replica's) when none answers. A refusal is an answer: it is raised at once."""
+        unreachable: NodeUnreachable | None = None
+        for index in self.order():
+            try:
+                answer = await self.replicas[index].call(method, path, body=body, headers=headers)
+            except NodeUnreachable as error:
+                self._failed_at[index] = self._clock()
+                unreachable = error
+                continue
+            if unreachable is not None:
+                self.failovers += 1
+            return answer
+        assert unreachable is not None  # an Endpoint has at least one URL
+        raise unreachable
 
 
 def parse_pairs(text: str | None, provinces: Sequence[str]) -> list[Pair]:
@@ -209,28 +278,33 @@ class CaseStream:
 
     def __init__(self, session: aiohttp.ClientSession, endpoints: Mapping[str, Endpoint]) -> None:
         self.endpoints = dict(endpoints)
-        self.apis = {p: NodeApi(session, e.url, e.token) for p, e in endpoints.items()}
+        self.apis = {p: ProvinceApi(session, e) for p, e in endpoints.items()}
         self._session = session
         self.run_id = secrets.token_hex(4)
         self.first_submission: float | None = None
         self.last_answer: float | None = None
 
     async def check_nodes(self, directory: Path | None = None) -> None:
-        """Every node answers and is ready; LoadError naming the first that is not (and,
-        given the mesh folder, the command that starts it)."""
-        for province, api in self.apis.items():
-            try:
-                await api.call("GET", "/readyz")
-            except NodeUnreachable as exc:
-                where = URL(api.url).authority
-                hint = f"; start it: {start_command(directory, province)}" if directory else ""
-                raise LoadError(
-                    f"the {province} node does not answer at {where} ({exc.reason}){hint}"
-                ) from None
-            except NodeRefused:
-                raise LoadError(
-                    f"the {province} node at {api.url} is not ready (see {api.url}/readyz)"
-                ) from None
+        """Every province has a replica that answers and is ready; LoadError naming the first
+        province without one (and, given the mesh folder, the command that starts it)."""
+        for province, apis in self.apis.items():
+            problem = ""
+            for api in apis.replicas:
+                try:
+                    await api.call("GET", "/readyz")
+                    break
+                except NodeUnreachable as exc:
+                    where = URL(api.url).authority
+                    hint = f"; start it: {start_command(directory, province)}" if directory else ""
+                    problem = problem or (
+                        f"the {province} node does not answer at {where} ({exc.reason}){hint}"
+                    )
+                except NodeRefused:
+                    problem = problem or (
+                        f"the {province} node at {api.url} is not ready (see {api.url}/readyz)"
+                    )
+            else:
+                raise LoadError(problem)
 
     async def plan(self, pairs: Sequence[Pair], count: int) -> list[LoadCase]:
         """``count`` applications spread over ``pairs`` in turn, from the accepting platforms'
@@ -513,6 +587,9 @@ class LoadReport:
     refused_for_now: dict[str, int] = field(default_factory=dict)
     """Submissions the node still answered 5xx when the retries ended, by problem code
     (``store_unavailable``: its disk is full): answered, and nothing created."""
+    failovers: int = 0
+    """Requests (submissions and looks) that got no answer at one replica of a province and
+    were answered at another."""
 
     @property
     def submissions_per_second(self) -> float:
@@ -532,6 +609,7 @@ class LoadReport:
             "refused": self.refused,
             "refused_for_now": self.refused_for_now,
             "unanswered": self.unanswered,
+            "failovers": self.failovers,
             "submit_seconds": round(self.submit_seconds, 3),
             "submissions_per_second": round(self.submissions_per_second, 1),
             "pairs": [_figures_json(p) for p in self.pairs],
@@ -596,6 +674,7 @@ def report(cases: Sequence[LoadCase], stream: CaseStream) -> LoadReport:
         total=PairFigures.of("total", accepted),
         failures=failures,
         still_open=dict(sorted(still_open.items())),
+        failovers=sum(api.failovers for api in stream.apis.values()),
     )
 
 

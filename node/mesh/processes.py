@@ -22,18 +22,21 @@ Rules kept here:
   its own process with its own log (``node.log``, ``node-2.log``, …); replica 1 is the
   province's node as single-node tools know it (``processes``), replicas 2.. are kept
   beside it (``replica_processes``) and listed with it in mesh.json under ``replicas``.
+  What reads the stores once the mesh has stopped (the demo's and chaos's evidence checks)
+  runs the server again meanwhile (``stores_readable``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -291,6 +294,17 @@ class Mesh:
     def urls(self) -> list[str]:
         return [self.url(c.province) for c in self.configs]
 
+    def name(self, province: str, replica: int = 1) -> str:
+        """How ``yrd demo`` and ``yrd chaos`` name a node process: its province, or
+        ``<province>#<r>`` for each replica (the first too) of a province that runs several
+        (``jiangsu#1``, ``jiangsu#2``), so that a replica is never taken for its province."""
+        return province if len(self.replicas[province]) == 1 else f"{province}#{replica}"
+
+    @property
+    def named_urls(self) -> dict[str, str]:
+        """Every node process's URL (a province's replicas in order) and its ``name``."""
+        return {self.url(p, r): self.name(p, r) for p, r in self.numbered()}
+
     def numbered(self) -> list[tuple[str, int]]:
         """Every node process of the mesh as (province, replica), replica 1 first."""
         return [(p, r) for p, configs in self.replicas.items() for r in range(1, len(configs) + 1)]
@@ -434,7 +448,7 @@ class Mesh:
 
     def stop(self, grace: float = STOP_GRACE) -> dict[str, int | None]:
         """Stop the nodes, then their platforms, then the database server; the nodes' exit
-        codes by province (replica 1's)."""
+        codes by process name (``name``: the province, or each replica's)."""
         for group in (self.node_processes(), list(self.platforms.values())):
             for process in group:
                 if process.poll() is None:
@@ -454,4 +468,24 @@ class Mesh:
         (self.directory / MESH_FILE).unlink(missing_ok=True)
         if self.links:
             route_peers(self.directory, ())
-        return {p: proc.returncode for p, proc in self.processes.items()}
+        started = {**{(p, 1): proc for p, proc in self.processes.items()}, **self.replica_processes}
+        return {
+            self.name(p, r): started[(p, r)].returncode
+            for p, r in self.numbered()
+            if (p, r) in started
+        }
+
+    @contextlib.contextmanager
+    def stores_readable(self) -> Iterator[None]:
+        """The provinces' stores readable once the mesh has stopped (``yrd demo`` and ``yrd
+        chaos`` verify the evidence logs then): a ``--store postgres`` mesh's server runs
+        again meanwhile; SQLite files need nothing. ServerMissing or ServerFailed when the
+        server does not start."""
+        server = None
+        if self.database is None:
+            server = start_mesh_database(self.directory, self.configs)
+        try:
+            yield
+        finally:
+            if server is not None:
+                server.stop()

@@ -400,7 +400,8 @@ class PlatformLink:
         return {
             "adapter": self.config.adapter,
             "url": self.config.url,
-            "up": state.up,
+            # None: another replica reads and feeds the platform; this one knows nothing of it.
+            "up": state.up if self.talks_to_platform else None,
             "outbox_depth": waiting,
             "oldest_pending_age_seconds": round(now - oldest, 3) if oldest else 0.0,
             "dead_letters": dead,

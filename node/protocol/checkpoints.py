@@ -11,12 +11,31 @@ Rules kept here (sans-I/O):
   that size. A smaller tree (entries deleted), another root at the same size (a rewrite, or
   a fork shown to two witnesses) or a larger tree without a valid proof is refused with
   ``log_inconsistent``, naming what diverges.
+- Witnesses compare heads (gossip), or a node could show each witness its own branch of the
+  log forever (a split view) and each would cosign: every checkpoint interval a node sends
+  each peer a ``WitnessedHeads``, the latest checkpoint of every other node's log it
+  cosigned, with its cosignature (``check_witnessed_heads``: at most ``MAX_WITNESSED_HEADS``,
+  one per origin, neither the sender's log nor the recipient's, no proofs, every signature
+  verified before anything is judged or kept). The recipient judges each head against the
+  heads of that log it holds (``judge_shown``): one of the same size and root is known;
+  the same size and another root is a split view, proven by the two heads its node signed;
+  any other size is pending, kept until the log's node proves it consistent.
+- The proof comes with the log's next checkpoint to that witness (``check_shown``): the
+  witness's cosignature names the pending sizes (``Cosignature.proofs_wanted``); the node
+  keeps the cosignature and adds a consistency proof from each of those sizes to its next
+  checkpoint. A pending head larger than the checkpoint, of its size with another root, or
+  whose proof fails is a split view (``log_inconsistent``); one still unproven after the
+  witness asked ``PROOF_ASKS`` times is refused the same way, since a node that will not
+  prove its own signed head consistent is hiding one branch. A head of the empty log needs
+  no proof. The head that revealed a split view stays pending, so every later checkpoint of
+  that log is refused too, as a rewritten log's are.
 """
 
 from __future__ import annotations
 
+import enum
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from node.protocol.faults import FaultCode, Refusal
@@ -29,6 +48,14 @@ COSIGNATURE_PREFIX = b"yrd.federation.v1/cosignature\x00"
 ROOT_BYTES = 32
 """The evidence tree is SHA-256 whatever the signing suite."""
 _U64 = struct.Struct(">Q")
+MAX_WITNESSED_HEADS = 16
+"""Heads in one ``WitnessedHeads``: one per origin, and a federation of four provinces needs
+two; more is refused, not trimmed."""
+MAX_WITNESSED_BYTES = 32 * 1024
+"""A head with its cosignature is some 300 bytes; a bigger message is not gossip."""
+PROOF_ASKS = 3
+"""Answers naming a pending head (``proofs_wanted``) after which a checkpoint still without a
+proof from it is refused: room for answers lost on the way, none for a node that will not."""
 
 
 @dataclass(frozen=True)
@@ -194,3 +221,222 @@ def check_checkpoint(
             "proofs",
         )
     return head
+
+
+# -- witnesses comparing heads (gossip) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WitnessedHead:
+    """A head of a third party's log as a peer showed it: both signatures verified."""
+
+    origin: str
+    """The log's node id."""
+    checkpoint: pb.Checkpoint
+    cosignature: pb.Cosignature
+    """The sender's, as the witness that cosigned it."""
+
+    @property
+    def head(self) -> Head:
+        return Head(self.checkpoint.tree_size, self.checkpoint.root_hash)
+
+
+def _bad_head(code: FaultCode, text: str, field: str) -> Refusal:
+    return Refusal(code, text, field=f"body.witnessed_heads.heads{field}")
+
+
+def check_witnessed_heads(
+    heads: pb.WitnessedHeads,
+    *,
+    sender: str,
+    me: str,
+    keys_at: Callable[[str, float], Mapping[str, VerifyKey] | None],
+) -> list[WitnessedHead]:
+    """The heads a peer (``sender``, node id) showed this node (``me``), each checkpoint
+    signed by its origin and cosigned by the sender, each with a key usable when it signed
+    (``keys_at(node_id, time)``, None for a node that is no member: a head cosigned before a
+    key rotation still verifies, one signed with a revoked key does not). Raises ``Refusal``
+    for the whole message at the first head that is not."""
+    if heads.ByteSize() > MAX_WITNESSED_BYTES:
+        raise _bad_head(
+            FaultCode.MESSAGE_TOO_LARGE,
+            f"witnessed heads of {heads.ByteSize()} bytes; at most {MAX_WITNESSED_BYTES}",
+            "",
+        )
+    if len(heads.heads) > MAX_WITNESSED_HEADS:
+        raise _bad_head(
+            FaultCode.MESSAGE_TOO_LARGE,
+            f"{len(heads.heads)} witnessed heads; at most {MAX_WITNESSED_HEADS}, one per log",
+            "",
+        )
+    checked: list[WitnessedHead] = []
+    for index, shown in enumerate(heads.heads):
+        at = f"[{index}]"
+        checkpoint, cosignature = shown.checkpoint, shown.cosignature
+        origin = checkpoint.origin
+        if origin in (sender, me):
+            raise _bad_head(
+                FaultCode.INVALID_PAYLOAD,
+                f"a witnessed head of {'the sender' if origin == sender else 'this node'}'s "
+                "own log; gossip carries third parties' heads",
+                f"{at}.checkpoint.origin",
+            )
+        if any(h.origin == origin for h in checked):
+            raise _bad_head(
+                FaultCode.INVALID_PAYLOAD,
+                f"a second head of {origin}'s log; one per log",
+                f"{at}.checkpoint.origin",
+            )
+        if checkpoint.proofs:
+            raise _bad_head(
+                FaultCode.INVALID_PAYLOAD,
+                "a witnessed head carries no consistency proofs",
+                f"{at}.checkpoint.proofs",
+            )
+        if len(checkpoint.root_hash) != ROOT_BYTES:
+            raise _bad_head(
+                FaultCode.INVALID_PAYLOAD,
+                f"root_hash must be {ROOT_BYTES} bytes, not {len(checkpoint.root_hash)}",
+                f"{at}.checkpoint.root_hash",
+            )
+        keys = keys_at(origin, checkpoint.signed_at_ms / 1000)
+        if keys is None:
+            raise _bad_head(
+                FaultCode.INVALID_PAYLOAD,
+                f"{origin or '(no origin)'} is no member of the federation",
+                f"{at}.checkpoint.origin",
+            )
+        key = keys.get(checkpoint.key_id)
+        if key is None or not key.verify(checkpoint.signature, statement_of(checkpoint)):
+            raise _bad_head(
+                FaultCode.BAD_SIGNATURE,
+                f"the head of {origin}'s log is not signed by {origin} "
+                f"(key {checkpoint.key_id or '(none)'})",
+                f"{at}.checkpoint.signature",
+            )
+        if (
+            cosignature.witness != sender
+            or statement_of(cosignature) != statement_of(checkpoint)
+            or not cosignature_verifies(
+                cosignature, keys_at(sender, cosignature.cosigned_at_ms / 1000) or {}
+            )
+        ):
+            raise _bad_head(
+                FaultCode.BAD_SIGNATURE,
+                f"the head of {origin}'s log is not cosigned by the sender ({sender})",
+                f"{at}.cosignature",
+            )
+        checked.append(WitnessedHead(origin, checkpoint, cosignature))
+    return checked
+
+
+class Standing(enum.Enum):
+    """Where a shown head stands against the heads of its log a witness holds."""
+
+    KNOWN = "known"
+    """A head of the same size and root is held already."""
+    PENDING = "pending"
+    """New: the log's node must prove it consistent with its next checkpoint."""
+
+
+@dataclass(frozen=True)
+class SplitView:
+    """Two heads of one log, both signed by its node, that cannot both be true."""
+
+    held: Head
+    shown: Head
+    reason: str
+
+
+def _root(root: bytes) -> str:
+    return root.hex()[:16]
+
+
+def judge_shown(shown: Head, held: Iterable[Head]) -> Standing | SplitView:
+    """A head a peer showed, against every head of that log this witness holds (cosigned
+    itself, or shown before): a split view while any of its size has another root (shown
+    again, it is refused again, as a rewritten log's checkpoints are), else known or
+    pending."""
+    same_size = [h for h in held if h.tree_size == shown.tree_size]
+    other = next((h for h in same_size if h.root_hash != shown.root_hash), None)
+    if other is not None:
+        return SplitView(
+            other,
+            shown,
+            f"two heads of {shown.tree_size} entries with different roots "
+            f"({_root(other.root_hash)}… held, {_root(shown.root_hash)}… shown)",
+        )
+    return Standing.KNOWN if same_size else Standing.PENDING
+
+
+@dataclass(frozen=True)
+class ShownCheck:
+    """What a checkpoint settles of the heads shown to its witness by other witnesses."""
+
+    proven: tuple[Head, ...]
+    """Pending heads the checkpoint is now proven to extend."""
+    wanted: tuple[Head, ...]
+    """Pending heads without a proof yet: the cosignature asks for proofs from their sizes."""
+
+    @property
+    def wanted_sizes(self) -> list[int]:
+        return sorted({h.tree_size for h in self.wanted})
+
+
+def check_shown(
+    checkpoint: pb.Checkpoint,
+    shown: Sequence[Head],
+    *,
+    asked: Callable[[Head], int],
+    limit: int = PROOF_ASKS,
+) -> ShownCheck:
+    """A checkpoint (already checked against what the witness cosigned) against the pending
+    heads of its log shown by other witnesses; ``asked``: how many answers named a head in
+    ``proofs_wanted`` so far. Raises ``Refusal`` (``log_inconsistent``) for a split view."""
+    head = Head(checkpoint.tree_size, checkpoint.root_hash)
+    proven: list[Head] = []
+    wanted: list[Head] = []
+    for pending in shown:
+        size = pending.tree_size
+        if size > head.tree_size:
+            raise _refused(
+                f"a checkpoint of {head.tree_size} entries, after its node signed a head of "
+                f"{size} ({_root(pending.root_hash)}…) that another witness cosigned: the log "
+                "shrank or is split",
+                "tree_size",
+            )
+        if size == 0:
+            # Every tree extends the empty one (as for a first checkpoint cosigned).
+            proven.append(pending)
+            continue
+        if size == head.tree_size:
+            if pending.root_hash != head.root_hash:
+                raise _refused(
+                    f"another root for {size} entries than the head another witness cosigned "
+                    f"({_root(head.root_hash)}… here, {_root(pending.root_hash)}… there): the "
+                    "log is split",
+                    "root_hash",
+                )
+            proven.append(pending)
+            continue
+        proof = next((p for p in checkpoint.proofs if p.from_size == size), None)
+        if proof is None:
+            if asked(pending) >= limit:
+                raise _refused(
+                    f"no consistency proof from the head of {size} entries another witness "
+                    f"cosigned, asked for {asked(pending)} times",
+                    "proofs",
+                )
+            wanted.append(pending)
+            continue
+        if not verify_consistency(
+            size, head.tree_size, pending.root_hash, head.root_hash, list(proof.path)
+        ):
+            raise _refused(
+                f"the tree of {head.tree_size} entries ({_root(head.root_hash)}…) does not "
+                f"extend the head of {size} ({_root(pending.root_hash)}…) another witness "
+                "cosigned: the log is split",
+                "proofs",
+            )
+        proven.append(pending)
+    return ShownCheck(tuple(proven), tuple(wanted))

@@ -258,7 +258,12 @@ class Node:
     def lease(self, name: str) -> leases.LeaseClaim:
         """This replica's hold on the lease ``name``."""
         return leases.LeaseClaim(
-            lambda: self.db, name, self.replica_id, clock=self.clock, config=self.config.leases
+            lambda: self.db,
+            name,
+            self.replica_id,
+            clock=self.clock,
+            config=self.config.leases,
+            metrics=self.metrics,
         )
 
     def _heartbeat(self, peer: Peer) -> TaskFactory:

@@ -33,6 +33,7 @@ from node.store import checkpoints, log_tree, postgres
 from node.store.connection import Connection, DriverError, PostgresUrl, StoreLocation
 from node.store.database import StoreError
 from node.store.log_tree import GENESIS, entry_hash
+from node.store.schema import SCHEMA_VERSION
 from node.trust.keys import VerifyKey
 from node.trust.manifest import (
     MANIFEST_PREFIX,
@@ -513,11 +514,38 @@ def read_only(location: StoreLocation) -> Iterator[Connection]:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store file {path}: {exc}") from exc
     try:
+        _check_version(conn, location)
         yield conn
     except DriverError as exc:
         raise StoreError(f"cannot read the audit log in {location}: {exc}") from exc
     finally:
         conn.close()
+
+
+def _check_version(conn: Connection, location: StoreLocation) -> None:
+    """Refuse a store whose schema is not the one this code reads, saying what to do: the
+    tables and columns read here are the current version's, and an older store is brought up
+    to date by its node (at start), never by a read-only reader."""
+    if isinstance(location, PostgresUrl):
+        row = conn.execute("SELECT version FROM store_schema").fetchone()
+        version = -1 if row is None else int(row[0])
+    else:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version == SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"store {location} has schema version {version}, newer than version "
+            f"{SCHEMA_VERSION} that this yrd reads; it was written by a newer node: use that "
+            "version's yrd"
+        )
+    if version < 1:
+        raise StoreError(f"{location} is not a node store (schema version {version})")
+    raise StoreError(
+        f"store {location} has schema version {version}, older than version {SCHEMA_VERSION} "
+        "that this yrd reads: start its node once with this version (a node brings its store "
+        "up to date at start, keeping everything), then run this again"
+    )
 
 
 def verify_store(

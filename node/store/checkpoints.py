@@ -10,6 +10,14 @@ Rules kept here:
 - A witness checks a checkpoint against the latest it cosigned and stores it in one write
   job (``witness``), so two checkpoints of one log can never both pass against the same
   earlier one.
+- Heads of a peer's log that other witnesses showed this one (gossip, see
+  ``node.protocol.checkpoints``) are rows of that log under the witness that cosigned them
+  (``own = 0``, ``witness`` not this node), verified before they are kept. They are pending
+  until the log's node proves its next checkpoint to this witness extends them, and then
+  dropped (this node's own cosigned chain covers them); a head in a split view stays, as the
+  evidence beside the head it contradicts. A newer head from the same witness replaces its
+  older pending ones of that log (that witness proved its own chain consistent), so the rows
+  stay bounded by members times members.
 - Checking the log against what the witnesses cosigned (``divergences``) names the entries
   where a cosigned head and today's tree part: between the largest cosigned size that still
   matches and the smallest that does not.
@@ -17,15 +25,22 @@ Rules kept here:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf.message import DecodeError
 
 from node.protocol.checkpoints import (
     Head,
+    ShownCheck,
+    SplitView,
+    Standing,
+    WitnessedHead,
     check_checkpoint,
+    check_shown,
     cosignature_verifies,
+    judge_shown,
     statement_of,
 )
 from node.protocol.merkle import TreeView
@@ -134,16 +149,22 @@ def witness(
     keys: Mapping[str, VerifyKey],
     cosign: Callable[[pb.Checkpoint], pb.Cosignature],
     now: float,
-) -> pb.Cosignature:
+    asked: Callable[[Head], int] = lambda _: 0,
+) -> tuple[pb.Cosignature, ShownCheck]:
     """As ``me``, the witness: check ``origin``'s checkpoint against the latest of its log
-    this node cosigned, then cosign and keep it (inside a write job). Raises ``Refusal``."""
+    this node cosigned and the heads of it other witnesses showed (``asked``: how often an
+    answer asked for a proof from one), then cosign and keep it, asking for the proofs still
+    missing, and drop the shown heads it proves (inside a write job). Raises ``Refusal``."""
     check_checkpoint(
         checkpoint,
         sender=sender_node_id,
         keys=keys,
         cosigned=latest_cosigned(conn, origin, me),
     )
+    pending = [head for head, _ in shown_pending(conn, origin, me)]
+    settled = check_shown(checkpoint, pending, asked=asked)
     cosignature = cosign(checkpoint)
+    cosignature.proofs_wanted.extend(settled.wanted_sizes)
     record_cosigned(
         conn,
         origin=origin,
@@ -153,7 +174,129 @@ def witness(
         cosigned_at=now,
         own=False,
     )
-    return cosignature
+    for head in settled.proven:
+        conn.execute(
+            "DELETE FROM checkpoints WHERE origin = ? AND witness != ? AND own = 0 "
+            "AND tree_size = ? AND root_hash = ?",
+            (origin, me, head.tree_size, head.root_hash),
+        )
+    return cosignature, settled
+
+
+def shown_pending(conn: Connection, origin: str, me: str) -> list[tuple[Head, str]]:
+    """The heads of ``origin``'s log other witnesses showed ``me`` and its node has not yet
+    proven consistent, with the witness that showed each, smallest first."""
+    rows = conn.execute(
+        "SELECT tree_size, root_hash, witness FROM checkpoints WHERE origin = ? "
+        "AND witness != ? AND own = 0 ORDER BY tree_size, witness",
+        (origin, me),
+    )
+    return [(Head(int(size), bytes(root)), str(w)) for size, root, w in rows]
+
+
+@dataclass(frozen=True)
+class Split:
+    """A split view a shown head revealed: the log (province), who showed it, both heads."""
+
+    origin: str
+    shown_by: str
+    view: SplitView
+
+
+def take_shown(
+    conn: Connection,
+    shown: list[WitnessedHead],
+    *,
+    provinces: Mapping[str, str],
+    sender: str,
+) -> list[Split]:
+    """Judge and keep the heads ``sender`` (a province) showed this node, all verified,
+    against every head of their logs held here (inside a write job); the split views found.
+    ``provinces``: each origin's province by node id."""
+    splits: list[Split] = []
+    for witnessed in shown:
+        origin = provinces[witnessed.origin]
+        rows = conn.execute(
+            "SELECT tree_size, root_hash FROM checkpoints WHERE origin = ? AND own = 0 "
+            "AND tree_size = ?",
+            (origin, witnessed.checkpoint.tree_size),
+        )
+        verdict = judge_shown(witnessed.head, [Head(int(n), bytes(r)) for n, r in rows])
+        if verdict is Standing.KNOWN:
+            continue
+        if isinstance(verdict, SplitView):
+            splits.append(Split(origin, sender, verdict))
+        else:
+            # Older pending heads from this witness are implied by this one, unless one is
+            # half of a split view (evidence is never dropped).
+            conn.execute(
+                "DELETE FROM checkpoints WHERE origin = ? AND witness = ? AND own = 0 "
+                "AND tree_size < ? AND NOT EXISTS (SELECT 1 FROM checkpoints AS other "
+                "WHERE other.origin = checkpoints.origin AND other.own = 0 "
+                "AND other.tree_size = checkpoints.tree_size "
+                "AND other.root_hash != checkpoints.root_hash)",
+                (origin, sender, witnessed.checkpoint.tree_size),
+            )
+        conn.execute(
+            "INSERT INTO checkpoints "
+            "(origin, witness, tree_size, root_hash, checkpoint, cosignature, cosigned_at, own) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT DO NOTHING",
+            (
+                origin,
+                sender,
+                witnessed.checkpoint.tree_size,
+                witnessed.checkpoint.root_hash,
+                witnessed.checkpoint.SerializeToString(deterministic=True),
+                witnessed.cosignature.SerializeToString(deterministic=True),
+                witnessed.cosignature.cosigned_at_ms / 1000,
+            ),
+        )
+    return splits
+
+
+def proofs_wanted(conn: Connection, origin: str, witness: str) -> list[int]:
+    """The sizes ``witness`` asked, in its latest cosignature of ``origin``'s log, for
+    consistency proofs from."""
+    row = conn.execute(
+        "SELECT cosignature FROM checkpoints WHERE origin = ? AND witness = ? "
+        "AND cosignature IS NOT NULL ORDER BY cosigned_at DESC, tree_size DESC LIMIT 1",
+        (origin, witness),
+    ).fetchone()
+    if row is None:
+        return []
+    try:
+        return [int(size) for size in pb.Cosignature.FromString(bytes(row[0])).proofs_wanted]
+    except DecodeError:
+        return []
+
+
+def latest_witnessed(conn: Connection, origin: str, witness: str) -> Cosigned | None:
+    """The largest checkpoint of ``origin``'s log that ``witness`` cosigned, whole."""
+    rows = conn.execute(
+        f"SELECT {_HELD} FROM checkpoints WHERE origin = ? AND witness = ? "  # noqa: S608
+        "AND cosignature IS NOT NULL ORDER BY tree_size DESC LIMIT 1",
+        (origin, witness),
+    )
+    return next(_parsed(rows), None)
+
+
+_HELD = "origin, witness, tree_size, root_hash, checkpoint, cosignature, cosigned_at"
+
+
+def _parsed(rows: Iterable[Any]) -> Iterator[Cosigned]:
+    for row_origin, row_witness, size, root, checkpoint, cosignature, at in rows:
+        try:
+            yield Cosigned(
+                str(row_origin),
+                str(row_witness),
+                int(size),
+                bytes(root),
+                pb.Checkpoint.FromString(bytes(checkpoint)),
+                pb.Cosignature.FromString(bytes(cosignature)),
+                float(at),
+            )
+        except (DecodeError, TypeError, ValueError):
+            continue
 
 
 def cosigned(
@@ -166,30 +309,13 @@ def cosigned(
     """The cosigned checkpoints held, of one log, by one witness, or of this node's own log
     (``own``), smallest tree first; rows that do not parse are left out."""
     rows = conn.execute(
-        "SELECT origin, witness, tree_size, root_hash, checkpoint, cosignature, cosigned_at "
-        "FROM checkpoints WHERE cosignature IS NOT NULL "
+        f"SELECT {_HELD} FROM checkpoints WHERE cosignature IS NOT NULL "  # noqa: S608
         "AND (? IS NULL OR origin = ?) AND (? IS NULL OR witness = ?) "
         "AND (? IS NULL OR own = ?) ORDER BY tree_size, witness",
         # own as 0/1 (the column's type on both backends), None for either.
         (origin, origin, witness, witness, *[None if own is None else int(own)] * 2),
     )
-    held: list[Cosigned] = []
-    for row_origin, row_witness, size, root, checkpoint, cosignature, at in rows:
-        try:
-            held.append(
-                Cosigned(
-                    str(row_origin),
-                    str(row_witness),
-                    int(size),
-                    bytes(root),
-                    pb.Checkpoint.FromString(bytes(checkpoint)),
-                    pb.Cosignature.FromString(bytes(cosignature)),
-                    float(at),
-                )
-            )
-        except (DecodeError, TypeError, ValueError):
-            continue
-    return held
+    return list(_parsed(rows))
 
 
 @dataclass(frozen=True)

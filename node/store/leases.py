@@ -37,6 +37,13 @@ Rules kept here:
 - Times are the replicas' clocks (wall time, the node's injected clock). Replicas' clocks
   must agree to well within ``duration_seconds - renew_seconds`` (NTP does): a larger skew
   could let a replica take a lease its holder still works under.
+- A takeover is logged once and counted (``LeaseClaim``'s ``metrics``): the lease, the
+  holder it was taken from, whether that holder released it or let it lapse, how long it had
+  been free and the takeover's delay: the time since the holder last renewed it (for a lapsed
+  lease, how long it was free plus the lease's duration, as this replica's ``[leases]`` has
+  it; replicas of a province share one) or released it. A released lease is told apart by
+  its ``acquired_at``: ``release`` sets it to the moment of release, equal to its
+  ``expires_at``, which no held lease's ever is.
 - A wake-up is one process's: rows another replica queues for a peer are seen by the
   sender-lease holder at its next batch, or its next idle tick (5 s) when it is idle.
 
@@ -51,7 +58,7 @@ import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from node.store import postgres
 from node.store.connection import Connection
@@ -110,10 +117,45 @@ class Lease:
     expires_at: float
     """When the lease lapses unless renewed; free for anyone from then on."""
     acquired_at: float
-    """When the holder took it (renewals keep it)."""
+    """When the holder took it (renewals keep it); once released, when it was released."""
 
     def held_by(self, owner: str, now: float) -> bool:
         return self.owner == owner and now < self.expires_at
+
+    @property
+    def released(self) -> bool:
+        """Its holder released it (rather than stopped renewing it)."""
+        return self.acquired_at >= self.expires_at
+
+
+@dataclass(frozen=True)
+class Takeover:
+    """A lease another replica held, taken by this one."""
+
+    name: str
+    previous: str
+    """The replica id of the holder it was taken from."""
+    cause: str
+    """``lapsed``: the holder stopped renewing it (died, froze, lost its store);
+    ``released``: the holder handed it over as it stopped."""
+    free_seconds: float
+    """How long the lease had been free (lapsed or released) when it was taken."""
+    delay_seconds: float
+    """How long the job went undone: since the holder's last renewal (a lapsed lease: free
+    for ``free_seconds`` after a whole lease's duration) or its release."""
+
+    @classmethod
+    def of(cls, before: Lease, *, now: float, duration: float) -> Takeover:
+        """The takeover at ``now`` of ``before``, a lease of ``duration`` seconds."""
+        free = max(0.0, now - before.expires_at)
+        if before.released:
+            return cls(before.name, before.owner, "released", free, free)
+        return cls(before.name, before.owner, "lapsed", free, free + duration)
+
+
+class TakeoverMetrics(Protocol):
+    def lease_taken_over(self, lease: str, cause: str, delay_seconds: float) -> None:
+        """Count one takeover of ``lease`` and observe its delay."""
 
 
 class LeaseNotHeld(StoreError):
@@ -171,11 +213,6 @@ def take(conn: Connection, name: str, owner: str, *, now: float, duration: float
         "UPDATE leases SET owner = ?, expires_at = ?, acquired_at = ? WHERE name = ?",
         (owner, now + duration, acquired, name),
     )
-    if lease.owner != owner:
-        log.info(
-            "lease taken over" if lease.owner else "lease taken",
-            extra={"lease": name, "owner": owner, "previous": lease.owner},
-        )
     return Lease(name, owner, now + duration, acquired)
 
 
@@ -197,8 +234,9 @@ def release(conn: Connection, name: str, owner: str, *, now: float) -> bool:
     """Lapse ``owner``'s lease at ``now`` so another replica may take it at once; False
     (nothing changes) when ``owner`` does not hold it."""
     changed = conn.execute(
-        "UPDATE leases SET expires_at = ? WHERE name = ? AND owner = ? AND expires_at > ?",
-        (now, name, owner, now),
+        "UPDATE leases SET expires_at = ?, acquired_at = ? "
+        "WHERE name = ? AND owner = ? AND expires_at > ?",
+        (now, now, name, owner, now),
     ).rowcount
     return changed > 0
 
@@ -206,8 +244,8 @@ def release(conn: Connection, name: str, owner: str, *, now: float) -> bool:
 def release_all(conn: Connection, owner: str, *, now: float) -> int:
     """Lapse every lease ``owner`` holds (a replica stopping); return how many."""
     return conn.execute(
-        "UPDATE leases SET expires_at = ? WHERE owner = ? AND expires_at > ?",
-        (now, owner, now),
+        "UPDATE leases SET expires_at = ?, acquired_at = ? WHERE owner = ? AND expires_at > ?",
+        (now, now, owner, now),
     ).rowcount
 
 
@@ -251,7 +289,8 @@ class LeaseClaim:
     Writes only when due: taking the lease, renewing it ``renew_seconds`` after the last
     write, or, while another replica holds it, looking again every ``renew_seconds`` (or when
     the holder's lease would lapse, if sooner). Between those, ``hold`` answers from what it
-    last wrote or read."""
+    last wrote or read. Taking the lease from another replica is logged and counted in
+    ``metrics``."""
 
     def __init__(
         self,
@@ -261,12 +300,14 @@ class LeaseClaim:
         *,
         clock: Clock,
         config: LeaseConfig,
+        metrics: TakeoverMetrics | None = None,
     ) -> None:
         self.name = name
         self.owner = owner
         self._db = db
         self._clock = clock
         self._config = config
+        self._metrics = metrics
         self._renew_at = float("-inf")
         """Until then the lease is ours without asking the store."""
         self._expires_at = float("-inf")
@@ -319,9 +360,36 @@ class LeaseClaim:
         return False
 
     async def _take(self, now: float, duration: float) -> Lease | None:
-        return await self._db().write(
-            lambda c: take(c, self.name, self.owner, now=now, duration=duration)
+        def taking(conn: Connection) -> tuple[Lease | None, Lease | None]:
+            return current(conn, self.name), take(
+                conn, self.name, self.owner, now=now, duration=duration
+            )
+
+        before, lease = await self._db().write(taking)
+        if (
+            before is not None
+            and before.owner != self.owner
+            and lease is not None
+            and lease.held_by(self.owner, now)
+        ):
+            self._taken_over(Takeover.of(before, now=now, duration=duration))
+        return lease
+
+    def _taken_over(self, takeover: Takeover) -> None:
+        log.log(
+            logging.WARNING if takeover.cause == "lapsed" else logging.INFO,
+            "lease taken over",
+            extra={
+                "lease": takeover.name,
+                "owner": self.owner,
+                "previous": takeover.previous,
+                "cause": takeover.cause,
+                "free_seconds": round(takeover.free_seconds, 3),
+                "delay_seconds": round(takeover.delay_seconds, 3),
+            },
         )
+        if self._metrics is not None:
+            self._metrics.lease_taken_over(takeover.name, takeover.cause, takeover.delay_seconds)
 
     def _forget(self) -> None:
         self._renew_at = self._expires_at = float("-inf")

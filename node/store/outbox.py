@@ -16,6 +16,7 @@ either connection. They do not commit.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -109,12 +110,39 @@ def enqueue(
     return int(rows[0][0])
 
 
+@dataclass(frozen=True)
+class Lane:
+    """One of ``count`` lanes a peer's pending rows are split into, to be sent side by side
+    (to the peer's replicas). A row's lane follows from its correlation id (its message id
+    when it has none), so every message of one case, catalog or list is in one lane and
+    keeps its order, whichever lane goes first."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"lane {self.index} of {self.count} does not exist")
+
+    def holds(self, correlation_id: str, message_id: str) -> bool:
+        key = (correlation_id or message_id).encode()
+        return zlib.crc32(key) % self.count == self.index
+
+
 def pending_batch(
-    conn: Connection, peer: str, limit: int, *, skip: Collection[int] = ()
+    conn: Connection,
+    peer: str,
+    limit: int,
+    *,
+    skip: Collection[int] = (),
+    lane: Lane | None = None,
 ) -> list[OutboxItem]:
     """The next ``limit`` pending messages for ``peer`` above its cursor, in ``seq`` order,
-    leaving out the seqs in ``skip`` (rows whose settlement is being recorded)."""
+    leaving out the seqs in ``skip`` (rows whose settlement is being recorded); with
+    ``lane``, only that lane's."""
     _check_limit(limit)
+    if lane is not None and lane.count > 1:
+        return _pending_in_lane(conn, peer, limit, skip, lane)
     if not skip:
         rows = conn.execute(
             f"SELECT {_COLUMNS} FROM outbox WHERE peer = ? AND state = 'pending' AND seq > ? "  # noqa: S608
@@ -128,6 +156,37 @@ def pending_batch(
             "AND seq NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?",
             (peer, cursor(conn, peer), json.dumps(sorted(skip)), limit),
         )
+    return [_item(row) for row in rows]
+
+
+def _pending_in_lane(
+    conn: Connection, peer: str, limit: int, skip: Collection[int], lane: Lane
+) -> list[OutboxItem]:
+    """``pending_batch`` for one lane: the pending rows' keys are read in windows from the
+    cursor on (the other lanes' rows are passed over, never built), then the lane's rows."""
+    chosen: list[int] = []
+    after = cursor(conn, peer)
+    window = limit * lane.count
+    while len(chosen) < limit:
+        keys = conn.execute(
+            "SELECT seq, correlation_id, message_id FROM outbox "
+            "WHERE peer = ? AND state = 'pending' AND seq > ? ORDER BY seq LIMIT ?",
+            (peer, after, window),
+        ).fetchall()
+        chosen += [
+            int(seq) for seq, correlation, message in keys
+            if int(seq) not in skip and lane.holds(correlation, message)
+        ]  # fmt: skip
+        if len(keys) < window:
+            break
+        after = int(keys[-1][0])
+    if not chosen:
+        return []
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM outbox WHERE seq IN (SELECT value FROM json_each(?)) "  # noqa: S608
+        "ORDER BY seq",
+        (json.dumps(chosen[:limit]),),
+    )
     return [_item(row) for row in rows]
 
 

@@ -7,18 +7,22 @@ tester's fault proxy) without changing whom the channel accepts at the far end.
 
 A peer whose node runs as replicas has several endpoints (the manifest's ``endpoints``), one
 identity. Rules kept here:
-- Calls go to one endpoint at a time (the current one), the first in the manifest's order
-  to begin with: one stream per peer, as with a single node.
-- A transport failure on the current endpoint (unreachable, stream lost, no reply in time;
-  never a signed refusal of a call, which is the peer's answer; a refusal that ends a whole
+- Traffic is spread over the endpoints in *lanes*, one per endpoint (``lanes``): lane i
+  starts on endpoint i, so each replica of the peer receives a share. The delivery worker
+  sends each lane's batches in turn (``exchange_batch(lane=i)``, a case's messages always
+  in one lane); questions and single calls go in lane 0. With one endpoint (or a relay
+  ``address``) there is one lane: one stream per peer, as with a single node.
+- A transport failure on an endpoint (unreachable, stream lost, no reply in time; never a
+  signed refusal of a call, which is the peer's answer; a refusal that ends a whole
   ``Exchange`` stream is a lost stream, as ``ExchangeStream`` reports it) marks it failed
-  and moves the traffic to the next endpoint, round the list. The failed call itself is
-  not retried here: its caller's retry (the delivery worker's back-off, a question's
-  second send) goes to the next endpoint. Messages are idempotent at the receiver, so a
-  batch resent to another replica of the same province is answered with the same receipts.
-- Traffic that moved off the first endpoint goes back to it after ``return_after`` seconds
-  (if it is still down, that costs one failed call and moves on again), so a repaired first
-  replica takes its share again without an operator.
+  and moves every lane using it to the next endpoint, round the list. The failed call
+  itself is not retried here: its caller's retry (the delivery worker's back-off, a
+  question's second send) goes to the next endpoint. Messages are idempotent at the
+  receiver, so a batch resent to another replica of the same province is answered with the
+  same receipts.
+- A lane that moved off its own endpoint goes back to it after ``return_after`` seconds (if
+  it is still down, that costs one failed call and moves on again), so a repaired replica
+  takes its share again without an operator.
 - Each endpoint's health (``EndpointHealth``: untried, healthy, failed; last error;
   failures) is kept for status and metrics, labelled by the endpoint's address only.
 """
@@ -120,6 +124,17 @@ class _Dial:
             self.stream = None
 
 
+@dataclass
+class _Lane:
+    """Where one lane of a peer's traffic goes: its own endpoint, or the one it moved to."""
+
+    own: int
+    """The index of the endpoint this lane starts on and goes back to."""
+    current: int
+    moved_at: float = 0.0
+    """When it left its own endpoint (monotonic)."""
+
+
 class PeerChannel:
     def __init__(
         self,
@@ -156,9 +171,7 @@ class PeerChannel:
         self._dials = [_Dial(a, node_id, credentials, limit) for a in dialled]
         self.health = [EndpointHealth(e) for e in (dialled if address else self.endpoints)]
         """Per dialled endpoint, in order: how its last call went."""
-        self._current = 0
-        self._moved_at = 0.0
-        """When traffic left the first endpoint (monotonic)."""
+        self._lanes = [_Lane(i, i) for i in range(len(self._dials))]
         self._questions = QuestionFrames(node_id, self._exchange, frame_bytes=max_message_bytes)
 
     @property
@@ -167,18 +180,24 @@ class PeerChannel:
         return self.endpoints[0]
 
     @property
-    def current(self) -> int:
-        """The index in ``health`` of the endpoint calls go to now."""
-        return self._current
+    def lanes(self) -> int:
+        """How many lanes the traffic may be spread over: one per dialled endpoint."""
+        return len(self._lanes)
 
-    def _dial(self) -> tuple[int, _Dial]:
-        """The endpoint to call: the current one, or the first again once traffic has been
+    @property
+    def current(self) -> int:
+        """The index in ``health`` of the endpoint lane 0 (questions, single calls) uses."""
+        return self._lanes[0].current
+
+    def _dial(self, lane: int = 0) -> tuple[int, _Dial]:
+        """The endpoint ``lane`` calls: its current one, or its own again once it has been
         elsewhere for ``return_after`` seconds."""
-        if self._current and self._clock() - self._moved_at >= self._return_after:
+        at = self._lanes[lane]
+        if at.current != at.own and self._clock() - at.moved_at >= self._return_after:
             # The other endpoint's stream is left as it is: frames still in flight on it get
             # their replies there.
-            self._current = 0
-        return self._current, self._dials[self._current]
+            at.current = at.own
+        return at.current, self._dials[at.current]
 
     def _answered(self, index: int) -> None:
         self._mark(index, EndpointState.HEALTHY, None)
@@ -190,16 +209,21 @@ class PeerChannel:
         could close a newer one that another caller is using."""
         self.health[index].failures += 1
         self._mark(index, EndpointState.FAILED, str(error))
-        if index == self._current and len(self._dials) > 1:
-            self._current = (index + 1) % len(self._dials)
-            if self._current and index == 0:
-                self._moved_at = self._clock()
+        if len(self._dials) == 1:
+            return
+        following = (index + 1) % len(self._dials)
+        moved = [lane for lane in self._lanes if lane.current == index]
+        for lane in moved:
+            lane.current = following
+            if index == lane.own:
+                lane.moved_at = self._clock()
+        if moved:
             log.warning(
                 "peer endpoint failed; moving to the next",
                 extra={
                     "peer_node": self.node_id,
                     "endpoint": self.health[index].endpoint,
-                    "next_endpoint": self.health[self._current].endpoint,
+                    "next_endpoint": self.health[following].endpoint,
                 },
             )
 
@@ -211,8 +235,9 @@ class PeerChannel:
         health.last_error = error if error is not None else health.last_error
 
     def endpoint_status(self) -> list[dict[str, object]]:
-        """Each endpoint's health for status, in order, the one in use marked ``current``."""
-        return [h.to_json(current=i == self._current) for i, h in enumerate(self.health)]
+        """Each endpoint's health for status, in order, those a lane uses marked ``current``."""
+        used = {lane.current for lane in self._lanes}
+        return [h.to_json(current=i in used) for i, h in enumerate(self.health)]
 
     async def deliver(self, envelope: bytes, *, timeout: float) -> bytes:
         """Send one envelope on its own; return the signed reply. A refusal raises
@@ -237,6 +262,7 @@ class PeerChannel:
         *,
         timeout: float,
         on_reply: Callable[[int, bytes, bytes, bytes], None],
+        lane: int = 0,
     ) -> None:
         """Send signed envelopes' messages as batch-signed frames on the long-lived
         ``Exchange`` stream (as few frames as the size limit allows, each signed once); hand
@@ -245,25 +271,28 @@ class PeerChannel:
         the statement of the reply frame, which the reply's proof leads to:
         ``check_reply``), in order, as each reply frame arrives.
 
-        The delivery worker's call: when it fails or runs out of time the stream is dropped
-        (a stalled peer gets a fresh connection), and the next call opens another.
+        The delivery worker's call, in ``lane``: when it fails or runs out of time the
+        stream is dropped (a stalled peer gets a fresh connection), and the next call opens
+        another.
         """
         messages = [pb.Envelope.FromString(envelope).message for envelope in envelopes]
+        index = self._lanes[lane].current
         try:
             async with asyncio.timeout(timeout):
                 start = 0
                 for frame in self._frames(messages):
-                    statement, replies = await self._exchange_frame(frame)
-                    for index, (reply, sent) in enumerate(replies):
-                        on_reply(start + index, reply, sent, statement)
+                    index, dial = self._dial(lane)
+                    statement, replies = await self._exchange_frame(frame, index, dial)
+                    for at, (reply, sent) in enumerate(replies):
+                        on_reply(start + at, reply, sent, statement)
                     start += len(frame)
         except TimeoutError as error:
             unavailable = PeerUnavailable(self.node_id, "no reply before the deadline")
-            self._dials[self._current].drop_stream()  # a stalled peer gets a fresh connection
-            self._failed(self._current, unavailable)
+            self._dials[index].drop_stream()  # a stalled peer gets a fresh connection
+            self._failed(index, unavailable)
             raise unavailable from error
         except BaseException:
-            self._dials[self._current].drop_stream()
+            self._dials[index].drop_stream()
             raise
 
     async def ask(self, message: bytes, *, timeout: float) -> tuple[bytes, bytes]:
@@ -276,15 +305,15 @@ class PeerChannel:
         return await self._questions.ask(message, timeout=timeout)
 
     async def _exchange(self, messages: list[bytes]) -> list[tuple[bytes, bytes]]:
-        """One frame out, its reply frame back: (reply, message as sent) per message."""
-        _, replies = await self._exchange_frame(messages)
+        """One frame out in lane 0, its reply frame back: (reply, message as sent) per
+        message."""
+        _, replies = await self._exchange_frame(messages, *self._dial())
         return replies
 
     async def _exchange_frame(
-        self, messages: list[bytes]
+        self, messages: list[bytes], index: int, dial: _Dial
     ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-        """``_exchange``, with the statement of the reply frame."""
-        index, dial = self._dial()
+        """``_exchange`` on endpoint ``index``, with the statement of the reply frame."""
         if dial.stream is None or dial.stream.broken is not None:
             dial.stream = ExchangeStream(self.node_id, dial.stream_method(wait_for_ready=False))
         batch, tree = signed_batch(messages, self._signing_key())

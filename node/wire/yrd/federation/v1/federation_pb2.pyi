@@ -70,7 +70,7 @@ class Header(_message.Message):
     def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., recipient: _Optional[str] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., in_reply_to: _Optional[str] = ..., correlation_id: _Optional[str] = ..., manifest_version: _Optional[int] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("header", "receipt", "fault", "heartbeat", "probe", "catalog_announce", "case_submit", "case_update", "case_action", "certificate_verify", "attestation", "revocation_list", "revocation_list_request", "checkpoint", "cosignature", "replica_probe", "replica_store")
+    __slots__ = ("header", "receipt", "fault", "heartbeat", "probe", "catalog_announce", "case_submit", "case_update", "case_action", "certificate_verify", "attestation", "revocation_list", "revocation_list_request", "checkpoint", "cosignature", "witnessed_heads", "replica_probe", "replica_store")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     FAULT_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +86,7 @@ class Message(_message.Message):
     REVOCATION_LIST_REQUEST_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     COSIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    WITNESSED_HEADS_FIELD_NUMBER: _ClassVar[int]
     REPLICA_PROBE_FIELD_NUMBER: _ClassVar[int]
     REPLICA_STORE_FIELD_NUMBER: _ClassVar[int]
     header: Header
@@ -103,9 +104,10 @@ class Message(_message.Message):
     revocation_list_request: RevocationListRequest
     checkpoint: Checkpoint
     cosignature: Cosignature
+    witnessed_heads: WitnessedHeads
     replica_probe: ReplicaProbe
     replica_store: ReplicaStore
-    def __init__(self, header: _Optional[_Union[Header, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., fault: _Optional[_Union[Fault, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., probe: _Optional[_Union[Probe, _Mapping]] = ..., catalog_announce: _Optional[_Union[CatalogAnnounce, _Mapping]] = ..., case_submit: _Optional[_Union[CaseSubmit, _Mapping]] = ..., case_update: _Optional[_Union[CaseUpdate, _Mapping]] = ..., case_action: _Optional[_Union[CaseAction, _Mapping]] = ..., certificate_verify: _Optional[_Union[CertificateVerify, _Mapping]] = ..., attestation: _Optional[_Union[Attestation, _Mapping]] = ..., revocation_list: _Optional[_Union[RevocationListAnnounce, _Mapping]] = ..., revocation_list_request: _Optional[_Union[RevocationListRequest, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., cosignature: _Optional[_Union[Cosignature, _Mapping]] = ..., replica_probe: _Optional[_Union[ReplicaProbe, _Mapping]] = ..., replica_store: _Optional[_Union[ReplicaStore, _Mapping]] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[Header, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., fault: _Optional[_Union[Fault, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., probe: _Optional[_Union[Probe, _Mapping]] = ..., catalog_announce: _Optional[_Union[CatalogAnnounce, _Mapping]] = ..., case_submit: _Optional[_Union[CaseSubmit, _Mapping]] = ..., case_update: _Optional[_Union[CaseUpdate, _Mapping]] = ..., case_action: _Optional[_Union[CaseAction, _Mapping]] = ..., certificate_verify: _Optional[_Union[CertificateVerify, _Mapping]] = ..., attestation: _Optional[_Union[Attestation, _Mapping]] = ..., revocation_list: _Optional[_Union[RevocationListAnnounce, _Mapping]] = ..., revocation_list_request: _Optional[_Union[RevocationListRequest, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., cosignature: _Optional[_Union[Cosignature, _Mapping]] = ..., witnessed_heads: _Optional[_Union[WitnessedHeads, _Mapping]] = ..., replica_probe: _Optional[_Union[ReplicaProbe, _Mapping]] = ..., replica_store: _Optional[_Union[ReplicaStore, _Mapping]] = ...) -> None: ...
 
 class Receipt(_message.Message):
     __slots__ = ("message_id", "digest", "status", "reason", "received_at")
@@ -435,7 +437,7 @@ class ConsistencyProof(_message.Message):
     def __init__(self, from_size: _Optional[int] = ..., path: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class Cosignature(_message.Message):
-    __slots__ = ("witness", "origin", "tree_size", "root_hash", "signed_at_ms", "cosigned_at_ms", "key_id", "signature")
+    __slots__ = ("witness", "origin", "tree_size", "root_hash", "signed_at_ms", "cosigned_at_ms", "key_id", "signature", "proofs_wanted")
     WITNESS_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -444,6 +446,7 @@ class Cosignature(_message.Message):
     COSIGNED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    PROOFS_WANTED_FIELD_NUMBER: _ClassVar[int]
     witness: str
     origin: str
     tree_size: int
@@ -452,7 +455,22 @@ class Cosignature(_message.Message):
     cosigned_at_ms: int
     key_id: str
     signature: bytes
-    def __init__(self, witness: _Optional[str] = ..., origin: _Optional[str] = ..., tree_size: _Optional[int] = ..., root_hash: _Optional[bytes] = ..., signed_at_ms: _Optional[int] = ..., cosigned_at_ms: _Optional[int] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    proofs_wanted: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, witness: _Optional[str] = ..., origin: _Optional[str] = ..., tree_size: _Optional[int] = ..., root_hash: _Optional[bytes] = ..., signed_at_ms: _Optional[int] = ..., cosigned_at_ms: _Optional[int] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., proofs_wanted: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class WitnessedHeads(_message.Message):
+    __slots__ = ("heads",)
+    HEADS_FIELD_NUMBER: _ClassVar[int]
+    heads: _containers.RepeatedCompositeFieldContainer[WitnessedHead]
+    def __init__(self, heads: _Optional[_Iterable[_Union[WitnessedHead, _Mapping]]] = ...) -> None: ...
+
+class WitnessedHead(_message.Message):
+    __slots__ = ("checkpoint", "cosignature")
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    COSIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    checkpoint: Checkpoint
+    cosignature: Cosignature
+    def __init__(self, checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., cosignature: _Optional[_Union[Cosignature, _Mapping]] = ...) -> None: ...
 
 class ReplicaProbe(_message.Message):
     __slots__ = ()
