@@ -116,6 +116,11 @@ Benchmarks print figures; they never assert timing.
 
 from __future__ import annotations
 
+# Before grpc: importing node turns gRPC's fork handlers off (see node/__init__.py); this
+# benchmark starts a database server while its nodes run gRPC.
+import node as _fork_handlers_off  # noqa: F401
+
+# isort: split
 import argparse
 import asyncio
 import contextlib
