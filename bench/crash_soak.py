@@ -23,13 +23,19 @@ measured, not planned.
 Figures per round: the victim, the kill point and what Jiangsu held at the kill, the
 messages in flight at the kill by type (stored by their receiver, unacknowledged at their
 sender), the re-deliveries their receivers answered with the original receipt afterwards,
-verifications answered, seconds, and violations. At the end: rounds, kills with a batch in
-flight, every effect counted after the last round (cumulative over the run), attestations
-signed whose answer never reached the requester (its call died with the kill; the issuer
-recorded the disclosure once), and every violation.
+the last checkpoint of the victim's log its peer cosigned before the kill (entries, and
+seconds before the kill), verifications answered, seconds, and violations. At the end:
+rounds, kills with a batch in flight, every effect counted after the last round (cumulative
+over the run), attestations signed whose answer never reached the requester (its call died
+with the kill; the issuer recorded the disclosure once), and every violation.
+
+Both nodes checkpoint their evidence logs every 0.5 s, and the rounds check the checkpoints
+as ``tests/test_crash.py`` does (``tests/crash_rounds.py`` step 5).
 
 The exit status is non-zero when a round found a violation (an effect not exactly once, a
-probe lost, a claim of a batch in flight that re-deliveries do not bear out) or could not
+probe lost, a claim of a batch in flight that re-deliveries do not bear out, a checkpoint
+that the restarted log does not extend, a refused checkpoint, a log that does not verify
+with its peer's checkpoints, no checkpoint cosigned before the kill) or could not
 run (a process that would not start, a mesh that never went quiet); never for a slow round.
 """
 
@@ -70,21 +76,28 @@ def in_flight_text(result: RoundResult) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in kinds.most_common()) or "none"
 
 
+def cosigned_text(result: RoundResult) -> str:
+    """The last checkpoint of the victim's log cosigned before the kill: entries, and how
+    long before the kill."""
+    held = result.witnessed_at_kill
+    return "none" if held is None else f"{held.tree_size} -{held.before_kill:.1f}s"
+
+
 def round_line(result: RoundResult) -> str:
     plan = result.plan
     return (
         f"{plan.number:>5}  {plan.victim:<8}  {plan.probes:>6}  {plan.applications:>5}  "
         f"{plan.kill_after:>4} {plan.trigger:<6}  {result.held_at_kill:>5}  "
         f"{in_flight_text(result):<34}  "
-        f"{sum(result.redelivered.values()):>11}  {result.verifications:>8}  "
-        f"{result.seconds:>7.1f}  {len(result.failures()):>10}"
+        f"{sum(result.redelivered.values()):>11}  {cosigned_text(result):>13}  "
+        f"{result.verifications:>8}  {result.seconds:>7.1f}  {len(result.failures()):>10}"
     )
 
 
 HEADER = (
     f"{'round':>5}  {'victim':<8}  {'probes':>6}  {'cases':>5}  {'kill at':<11}  {'held':>5}  "
-    f"{'in flight at the kill':<34}  {'redelivered':>11}  {'verified':>8}  {'seconds':>7}  "
-    f"{'violations':>10}"
+    f"{'in flight at the kill':<34}  {'redelivered':>11}  {'cosigned':>13}  {'verified':>8}  "
+    f"{'seconds':>7}  {'violations':>10}"
 )
 
 
@@ -224,6 +237,12 @@ def round_json(result: RoundResult) -> dict[str, Any]:
             link: dict(Counter(held.values())) for link, held in result.in_flight.items()
         },
         "redelivered": result.redelivered,
+        "cosigned_before_kill": None
+        if result.witnessed_at_kill is None
+        else {
+            "tree_size": result.witnessed_at_kill.tree_size,
+            "seconds_before_kill": round(result.witnessed_at_kill.before_kill, 2),
+        },
         "verifications_answered": result.verifications,
         "seconds": round(result.seconds, 2),
         "effects_counted": dict(result.report.counted),

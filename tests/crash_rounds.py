@@ -30,6 +30,16 @@ A round, all of it a pure function of (seed, round number) but for what timing d
    application answered), each receiver must have counted a re-delivery
    (``yrd_messages_duplicate_total``) for each message claimed in flight on its link, and
    every effect must be there exactly once.
+5. Checkpoints never cover an entry that was not durable (DESIGN §5). Each node checkpoints
+   its evidence log every 0.5 s, so the peers cosign heads all through the traffic and the
+   kill lands among them. The latest head of the victim's log its peer had cosigned at the
+   kill must be a prefix of the restarted victim's tree (``tests/test_crash.py`` also wants
+   one cosigned during a round, not only before it: a kill may come a moment after a round
+   begins); once quiet, each witness must cosign each log whole again (so no checkpoint after
+   the restart was refused), neither node may have counted a refused checkpoint either way
+   (``yrd_checkpoints_refused_total``, ``yrd_checkpoints_refused_by_peer_total``), and
+   ``verify_store`` (what ``yrd audit verify --store S --mesh DIR`` runs) must pass on both
+   stores with the other node's cosigned checkpoints.
 """
 
 from __future__ import annotations
@@ -56,6 +66,9 @@ from node.mesh.access import create_mesh
 from node.mesh.applications import Application, fetch_fixtures, plan_applications
 from node.mesh.auth import mesh_session
 from node.mesh.processes import Mesh
+from node.store.audit import verify_store
+from node.store.checkpoints import cosigned, latest_cosigned, latest_witnessed
+from node.store.log_tree import StoredTree, tree_size
 from tests.effects import EffectReport, count_effects, read_only
 from tests.nodes import free_base_port
 
@@ -78,8 +91,11 @@ VERIFY_PAUSE: Final = 0.05
 TUNING: Final = {
     "heartbeat_interval_seconds": "0.5",
     "retry_max_seconds": "2.0",
+    "checkpoint_interval_seconds": "0.5",
 }
-"""node.toml values that let a restarted peer be found again within a second or two."""
+"""node.toml values that let a restarted peer be found again within a second or two, and
+that have each log checkpointed and cosigned many times a round, so kills land among
+checkpoints."""
 
 
 Trigger = Literal["probes", "cases"]
@@ -122,6 +138,18 @@ def plan_round(seed: int, number: int, victim: Victim) -> RoundPlan:
     return RoundPlan(number, victim, trigger, kill_after, probes, applications)
 
 
+@dataclass(frozen=True)
+class WitnessedAtKill:
+    """The latest head of the victim's log that its peer had cosigned when it was killed."""
+
+    tree_size: int
+    root_hash: bytes
+    before_kill: float
+    """Seconds from that cosignature to the kill."""
+    this_round: bool
+    """Cosigned after the round began: checkpoints were being made among the traffic."""
+
+
 @dataclass
 class RoundResult:
     plan: RoundPlan
@@ -138,6 +166,9 @@ class RoundResult:
     verifications: int
     """Verifications answered during the round (each a disclosure, unless cached)."""
     seconds: float
+    witnessed_at_kill: WitnessedAtKill | None
+    checkpoint_problems: list[str]
+    """Everything wrong with the checkpoints (step 5 of the module docstring)."""
 
     @property
     def claims_in_flight(self) -> bool:
@@ -154,6 +185,7 @@ class RoundResult:
             self.report.violations
             + [f"{link}: {len(ids)} accepted probes lost" for link, ids in self.lost.items() if ids]
             + self.unconfirmed()
+            + self.checkpoint_problems
         )
 
     def unconfirmed(self) -> list[str]:
@@ -193,7 +225,11 @@ async def crash_mesh(tmp: Path) -> AsyncIterator[CrashMesh]:
     try:
         await mesh.up()
         async with mesh_session(directory, timeout=aiohttp.ClientTimeout(total=30)) as session:
-            yield CrashMesh(mesh, session)
+            crash = CrashMesh(mesh, session)
+            # Each log cosigned before the first round, as after every round: a kill never
+            # comes before the checkpoint it is to be judged against.
+            await crash.witnessed_whole()
+            yield crash
     finally:
         mesh.stop()
 
@@ -213,6 +249,7 @@ class CrashMesh:
 
     async def run_round(self, plan: RoundPlan) -> RoundResult:
         started = time.monotonic()
+        round_began = time.time()
         victim = VICTIMS[plan.victim]
         survivor = next(p for p in PROVINCES if p != victim)
         sender_id = self.mesh.config(SENDER).node_id
@@ -245,12 +282,19 @@ class CrashMesh:
                 held = _held(receiver, sender_id, counted) - before
                 in_flight = await self._in_flight(victim, survivor, killed_at)
                 survivor_seen = await self._redeliveries(survivor, victim)
+                at_kill = self._witnessed_at(victim, survivor, killed_at, round_began)
                 self.mesh.start_process(victim, "node")
                 await self.mesh.wait_ready(victim, timeout=PATIENCE)
             finally:
                 stop_asking.set()
                 answered = sum(await asyncio.gather(*asking))
         await _until(self._quiet, 3 * PATIENCE, "the mesh never went quiet", interval=QUIET_POLL)
+        await self.witnessed_whole()
+        checkpoint_problems = [
+            *self._not_extended(victim, survivor, at_kill),
+            *await self._refused_checkpoints(),
+            *self._unverified(),
+        ]
         redelivered = {
             link(survivor, victim): await self._redeliveries(victim, survivor),
             link(victim, survivor): await self._redeliveries(survivor, victim) - survivor_seen,
@@ -268,6 +312,8 @@ class CrashMesh:
             count_effects(self.directory),
             answered,
             time.monotonic() - started,
+            at_kill,
+            checkpoint_problems,
         )
 
     # -- traffic -------------------------------------------------------------------------------
@@ -363,18 +409,122 @@ class CrashMesh:
     async def _redeliveries(self, receiver: str, sender: str) -> int:
         """Re-deliveries from ``sender`` that ``receiver`` answered with the original receipt
         since it started."""
-        async with self.session.get(self.mesh.url(receiver) + "/metrics") as response:
+        counted = await self._counters(receiver, "yrd_messages_duplicate_total")
+        return int(counted.get(sender, 0))
+
+    async def _counters(self, province: str, name: str) -> Counter[str]:
+        """The samples ``name`` of ``province``'s /metrics, summed by peer."""
+        async with self.session.get(self.mesh.url(province) + "/metrics") as response:
             text = await response.text()
-        return int(
-            sum(
-                sample.value
-                for family in text_string_to_metric_families(text)
-                if family.name == "yrd_messages_duplicate"
-                for sample in family.samples
-                if sample.name == "yrd_messages_duplicate_total"
-                and sample.labels.get("peer") == sender
-            )
+        counted: Counter[str] = Counter()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name:
+                    counted[sample.labels.get("peer", "")] += int(sample.value)
+        return counted
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def _witnessed_at(
+        self, victim: str, survivor: str, killed_at: float, round_began: float
+    ) -> WitnessedAtKill | None:
+        """The latest head of the dead victim's log that the survivor cosigned (nothing can
+        be cosigned after the kill)."""
+        with read_only(self.store(survivor)) as conn:
+            held = latest_witnessed(conn, victim, survivor)
+        if held is None:
+            return None
+        return WitnessedAtKill(
+            held.tree_size,
+            held.root_hash,
+            killed_at - held.cosigned_at,
+            held.cosigned_at >= round_began,
         )
+
+    async def witnessed_whole(self) -> None:
+        """Wait until each node has cosigned the other's log as it is now."""
+        await _until(
+            self._witnessed_whole,
+            PATIENCE,
+            "the witnesses never cosigned every log whole",
+            interval=QUIET_POLL,
+        )
+
+    def _witnessed_whole(self) -> bool:
+        """Each node has cosigned the other's log as it is now: after a restart, every
+        checkpoint since was taken, and none covers less than the log."""
+        for origin in PROVINCES:
+            with read_only(self.store(origin)) as conn:
+                size = tree_size(conn)
+            for witness in PROVINCES:
+                if witness == origin:
+                    continue
+                with read_only(self.store(witness)) as conn:
+                    held = latest_cosigned(conn, origin, witness)
+                if held is None or held.tree_size != size:
+                    return False
+        return True
+
+    def _not_extended(
+        self, victim: str, survivor: str, at_kill: WitnessedAtKill | None
+    ) -> list[str]:
+        """Why the head cosigned before the kill does not show that checkpoints cover only
+        durable entries: there was none, or the restarted log does not extend it."""
+        if at_kill is None:
+            return [f"{survivor} had cosigned no checkpoint of {victim}'s log at the kill"]
+        with read_only(self.store(victim)) as conn:
+            tree = StoredTree(conn)
+            if at_kill.tree_size <= tree.size and tree.root(at_kill.tree_size) == at_kill.root_hash:
+                return []
+            size = tree.size
+        return [
+            f"{survivor} cosigned {victim}'s log at {at_kill.tree_size} entries before the kill; "
+            f"the restarted log ({size} entries) does not extend that head: the checkpoint "
+            "covered entries that were not durable"
+        ]
+
+    async def _refused_checkpoints(self) -> list[str]:
+        """Checkpoints refused either way, as each node counted them since it started."""
+        problems = []
+        for province in PROVINCES:
+            for name, what in (
+                ("yrd_checkpoints_refused_total", "{p} refused {n} checkpoints of {peer}'s log"),
+                (
+                    "yrd_checkpoints_refused_by_peer_total",
+                    "{peer} refused {n} checkpoints of {p}'s log",
+                ),
+            ):
+                counted = await self._counters(province, name)
+                other = next(p for p in PROVINCES if p != province)
+                if other not in counted:  # every peer's series exists from the start
+                    problems.append(f"{province} exports no {name} for {other}")
+                for peer, n in sorted(counted.items()):
+                    if n:
+                        problems.append(what.format(p=province, peer=peer, n=n))
+        return problems
+
+    def _unverified(self) -> list[str]:
+        """``yrd audit verify --store S --mesh DIR`` on each node's store: the chain, the tree,
+        every signature, and every checkpoint of the log that either node holds cosigned."""
+        problems = []
+        for origin in PROVINCES:
+            witnessed = []
+            for witness in PROVINCES:
+                if witness != origin:
+                    with read_only(self.store(witness)) as conn:
+                        witnessed += cosigned(conn, origin=origin)
+            report = verify_store(self.store(origin), witnessed=witnessed)
+            peers = sorted(set(PROVINCES) - {origin})
+            if not report.ok:
+                problems.append(
+                    f"yrd audit verify {origin}: entry {report.first_bad_seq}: {report.reason}"
+                )
+            elif sorted(report.witnesses) != peers or not report.checkpoints:
+                problems.append(
+                    f"yrd audit verify {origin}: checked {report.checkpoints} checkpoints of "
+                    f"witnesses {list(report.witnesses)}, not {peers}'s"
+                )
+        return problems
 
     # -- quiet -------------------------------------------------------------------------------
 
