@@ -228,6 +228,71 @@ class _EndpointCollector(Collector):
         yield from (up, current, failures)
 
 
+@dataclass(frozen=True)
+class WitnessedSnapshot:
+    """A peer's evidence log as this node witnesses it, read from the store at scrape time
+    (so every replica of a node shows the same, whichever one cosigned)."""
+
+    cosigned_at: float | None
+    """When this node last cosigned a checkpoint of the peer's log; None if it never did."""
+    pending: int
+    """Heads of the peer's log other witnesses showed this node that the peer has not yet
+    proven consistent with what this node cosigned."""
+    oldest_pending_age_seconds: float
+    """Since the oldest of those heads was cosigned by the witness that showed it (0 when
+    none is pending)."""
+
+
+@dataclass(frozen=True)
+class EvidenceSnapshot:
+    """This node's evidence log and the peers' logs it witnesses, at scrape time."""
+
+    uncovered_entries: int
+    """Entries of this node's log past its Merkle tree (after a gap or a broken link the tree
+    stops growing, so no checkpoint covers them)."""
+    witnessed: Mapping[str, WitnessedSnapshot]
+    """By peer province."""
+
+
+class _EvidenceCollector(Collector):
+    def __init__(self, read: Callable[[], EvidenceSnapshot | None]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        snap = self._read()
+        uncovered = GaugeMetricFamily(
+            "yrd_evidence_entries_uncovered",
+            "Entries of this node's evidence log its Merkle tree does not cover (after a gap "
+            "or a broken link the tree stops growing): no checkpoint can anchor them.",
+        )
+        cosigned = GaugeMetricFamily(
+            "yrd_witnessed_log_cosigned_timestamp_seconds",
+            "When this node, as its witness, last cosigned a checkpoint of the peer's evidence "
+            "log (Unix time); absent until it first does.",
+            labels=["peer"],
+        )
+        pending = GaugeMetricFamily(
+            "yrd_witnessed_heads_pending",
+            "Heads of the peer's evidence log that other witnesses showed this node and the "
+            "peer has not yet proven consistent with what this node cosigned.",
+            labels=["peer"],
+        )
+        age = GaugeMetricFamily(
+            "yrd_witnessed_heads_pending_oldest_age_seconds",
+            "Age of the oldest head of the peer's log pending here, from when the witness "
+            "that showed it cosigned it (0 when none is pending).",
+            labels=["peer"],
+        )
+        if snap is not None:
+            uncovered.add_metric([], snap.uncovered_entries)
+            for peer, witnessed in sorted(snap.witnessed.items()):
+                if witnessed.cosigned_at is not None:
+                    cosigned.add_metric([peer], witnessed.cosigned_at)
+                pending.add_metric([peer], witnessed.pending)
+                age.add_metric([peer], witnessed.oldest_pending_age_seconds)
+        yield from (uncovered, cosigned, pending, age)
+
+
 class _StoreCollector(Collector):
     def __init__(
         self,
@@ -394,8 +459,9 @@ class NodeMetrics:
         )
         self.checkpoint_witness_since = Gauge(
             "yrd_checkpoint_witness_since_timestamp_seconds",
-            "Since when this node has asked the witness peer to cosign its log (its start, "
-            "Unix time): the age of a witness that never cosigned is counted from here.",
+            "Since when this node has asked the witness peer to cosign its log, and witnessed "
+            "the peer's (its start, Unix time): the age of a witness that never cosigned, and "
+            "of a peer that never sent a checkpoint, is counted from here.",
             ["peer"],
             registry=r,
         )
@@ -519,6 +585,11 @@ class NodeMetrics:
     def watch_endpoints(self, read: Callable[[], Iterable[EndpointSnapshot]]) -> None:
         """Each peer endpoint's health (``yrd_peer_endpoint_*``)."""
         self.registry.register(_EndpointCollector(read))
+
+    def watch_evidence(self, read: Callable[[], EvidenceSnapshot | None]) -> None:
+        """The evidence log's coverage and the peers' logs this node witnesses
+        (``yrd_evidence_*``, ``yrd_witnessed_*``)."""
+        self.registry.register(_EvidenceCollector(read))
 
     def watch_cases(self, read: Callable[[], CaseSnapshot | None]) -> None:
         self.registry.register(_CaseCollector(read))

@@ -26,6 +26,11 @@ Rules kept here:
 - Checkpoints and cosignatures are not entries of the evidence log (like heartbeats): each
   is signed on its own and kept in the ``checkpoints`` table, and a log that took an entry
   per checkpoint would never be still.
+- What a witness knows of each peer's log is exported from the store at scrape time
+  (``evidence``): when it last cosigned one, and the heads other witnesses showed it that
+  the peer has not proven yet, with the oldest one's age. These are the witness's own
+  series, so a node that hides a split view by no longer sending a witness its checkpoints
+  is seen by that witness's operator, not only by its own (``YrdWitnessSilent``).
 
 Imports: see the package docstring (``node.peers``).
 """
@@ -40,7 +45,7 @@ from functools import partial
 
 from google.protobuf.message import Message as ProtoMessage
 
-from monitoring.metrics import NodeMetrics
+from monitoring.metrics import EvidenceSnapshot, NodeMetrics, WitnessedSnapshot
 from node.peers.courier import Answered, AskFailed, Courier, CredentialsView
 from node.peers.inbound import Answer, PayloadHandler
 from node.protocol.checkpoints import (
@@ -57,7 +62,7 @@ from node.store import checkpoints as store
 from node.store.connection import Connection
 from node.store.database import Database, StoreError
 from node.store.leases import LeaseClaim
-from node.store.log_tree import StoredTree
+from node.store.log_tree import StoredTree, uncovered
 from node.trust.keys import VerifyKey
 from node.wire import pb
 
@@ -108,6 +113,9 @@ class LogWitnessing:
         self._asked: dict[tuple[str, Head], int] = {}
         """How many of our cosignatures asked a peer for a proof from a head of its log
         shown to us, by (province, head); a head leaves when proven."""
+        self._watched = False
+        """Whether ``evidence`` is registered with the metrics (once, though ``run`` may be
+        restarted)."""
 
     @property
     def refusals(self) -> Mapping[str, WitnessRefusal]:
@@ -158,6 +166,33 @@ class LogWitnessing:
             self._metrics.checkpoint_witness_since.labels(province).set(started)
         for held in store.cosigned(self._db().reader(), own=True):
             self._observe_cosigned(held.witness, held.tree_size, held.cosigned_at)
+        if not self._watched:
+            self._metrics.watch_evidence(self.evidence)
+            self._watched = True
+
+    def evidence(self) -> EvidenceSnapshot | None:
+        """The log's coverage and each peer's log as this node witnesses it, read from the
+        store at scrape time; None while the store is closed."""
+        try:
+            reader = self._db().reader()
+        except StoreError:
+            return None
+        now = self._clock()
+        witnessed = {}
+        for province in self._peers:
+            latest = store.latest_witnessed(reader, province, self.me)
+            shown = store.shown_pending(reader, province, self.me)
+            since = [
+                held.cosigned_at
+                for by in sorted({witness for _, witness in shown})
+                for held in store.cosigned(reader, origin=province, witness=by, own=False)
+            ]
+            witnessed[province] = WitnessedSnapshot(
+                cosigned_at=None if latest is None else latest.cosigned_at,
+                pending=len(shown),
+                oldest_pending_age_seconds=max(0.0, now - min(since)) if since else 0.0,
+            )
+        return EvidenceSnapshot(uncovered(reader), witnessed)
 
     async def checkpoint(self) -> dict[str, str]:
         """Sign one checkpoint of the log as committed now and ask every peer to cosign it;

@@ -12,7 +12,9 @@ Rules kept here:
 - Leaves are added in the same transaction as their entries (``audit.append_many``), so the
   tree never covers an entry that is not durable. A store from before the tree existed has
   its entries folded in as the first leaves (``catch_up``), once, when the node starts.
-  A log with entries removed is never covered past the gap, and that never stops the node.
+  A log with entries removed is never covered past the gap, and that never stops the node;
+  the entries left uncovered are counted (``uncovered``: ``yrd_evidence_entries_uncovered``,
+  alert ``YrdEvidenceUncovered``).
 - Like the entries, tree rows are only appended: triggers refuse UPDATE and DELETE.
 """
 
@@ -182,6 +184,15 @@ def catch_up(conn: Connection) -> int:
         break
     append_leaves(conn, size, hashes)
     return len(hashes)
+
+
+def uncovered(conn: Connection) -> int:
+    """How many entries the tree does not cover: none, unless ``catch_up`` stopped at a gap
+    or a broken link (then every later entry, for good)."""
+    (count,) = conn.execute(
+        "SELECT count(*) FROM audit WHERE seq > ?", (tree_size(conn),)
+    ).fetchone()
+    return int(count)
 
 
 def stored_leaf(conn: Connection, index: int) -> bytes | None:
