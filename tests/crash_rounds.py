@@ -228,7 +228,9 @@ async def crash_mesh(tmp: Path) -> AsyncIterator[CrashMesh]:
             crash = CrashMesh(mesh, session)
             # Each log cosigned before the first round, as after every round: a kill never
             # comes before the checkpoint it is to be judged against.
-            await crash.witnessed_whole()
+            unwitnessed = await crash.witnessed_whole()
+            if unwitnessed:
+                raise RoundBroke("; ".join(unwitnessed))
             yield crash
     finally:
         mesh.stop()
@@ -289,8 +291,8 @@ class CrashMesh:
                 stop_asking.set()
                 answered = sum(await asyncio.gather(*asking))
         await _until(self._quiet, 3 * PATIENCE, "the mesh never went quiet", interval=QUIET_POLL)
-        await self.witnessed_whole()
         checkpoint_problems = [
+            *await self.witnessed_whole(),
             *self._not_extended(victim, survivor, at_kill),
             *await self._refused_checkpoints(),
             *self._unverified(),
@@ -441,18 +443,19 @@ class CrashMesh:
             held.cosigned_at >= round_began,
         )
 
-    async def witnessed_whole(self) -> None:
-        """Wait until each node has cosigned the other's log as it is now."""
-        await _until(
-            self._witnessed_whole,
-            PATIENCE,
-            "the witnesses never cosigned every log whole",
-            interval=QUIET_POLL,
-        )
+    async def witnessed_whole(self) -> list[str]:
+        """Wait until each node has cosigned the other's log as it is now: after a restart,
+        every checkpoint since was taken, and none covers less than the log. What is still
+        not cosigned after ``PATIENCE``, one line per log."""
+        deadline = time.monotonic() + PATIENCE
+        while unwitnessed := self._unwitnessed():
+            if time.monotonic() > deadline:
+                return unwitnessed
+            await asyncio.sleep(QUIET_POLL)
+        return []
 
-    def _witnessed_whole(self) -> bool:
-        """Each node has cosigned the other's log as it is now: after a restart, every
-        checkpoint since was taken, and none covers less than the log."""
+    def _unwitnessed(self) -> list[str]:
+        lines = []
         for origin in PROVINCES:
             with read_only(self.store(origin)) as conn:
                 size = tree_size(conn)
@@ -462,8 +465,12 @@ class CrashMesh:
                 with read_only(self.store(witness)) as conn:
                     held = latest_cosigned(conn, origin, witness)
                 if held is None or held.tree_size != size:
-                    return False
-        return True
+                    cosigned = "none" if held is None else f"{held.tree_size} entries"
+                    lines.append(
+                        f"{witness} cosigned {cosigned} of {origin}'s log of {size} entries "
+                        f"within {PATIENCE:.0f} s"
+                    )
+        return lines
 
     def _not_extended(
         self, victim: str, survivor: str, at_kill: WitnessedAtKill | None
