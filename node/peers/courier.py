@@ -278,10 +278,12 @@ class Courier:
         timeout: float,
         record: bool = True,
         alone: bool = False,
+        lane: int = 0,
     ) -> Answered:
         """Ask a peer now and return its checked reply: on the peer's ``Exchange`` stream,
         beside the delivery worker's batches, or ``alone`` in a ``Deliver`` call of its own
-        (a heartbeat: liveness is not held up behind a backlog's batches).
+        in ``lane`` (a heartbeat: liveness is not held up behind a backlog's batches, and
+        each lane's endpoint is seen in turn).
 
         With ``record``, the request and the answer enter the evidence log together once the
         answer passed its checks (a heartbeat or a list pull, with no lasting effect, is not
@@ -297,7 +299,7 @@ class Courier:
             if alone:
                 request = seal(message, self._credentials().signing_key)
                 try:
-                    raw = await peer.channel.deliver(request.envelope, timeout=timeout)
+                    raw = await peer.channel.deliver(request.envelope, timeout=timeout, lane=lane)
                 except SignedRefusal as refusal:
                     raw = refusal.envelope
             else:
