@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -121,7 +122,8 @@ async def test_a_rewrite_that_deleted_its_own_checkpoints_is_caught_by_the_peers
 ) -> None:
     """A rewritten log that also forgot every checkpoint it held verifies alone; asked, the
     running witness's cosigned head names where it diverges, with the node stopped. With no
-    peer reachable, it is said plainly that no witness vouches for the log."""
+    peer reachable, it is said plainly that no witness vouches for the log, unless the chain
+    itself is broken."""
     mesh = make_mesh(tmp_path)
     shanghai_config = config_for(mesh, "shanghai", **QUIET)
     async with running(config_for(mesh, "jiangsu", **QUIET)) as jiangsu:
@@ -146,6 +148,16 @@ async def test_a_rewrite_that_deleted_its_own_checkpoints_is_caught_by_the_peers
         "this node has peers (jiangsu), but no witness has cosigned any checkpoint of it: "
         "the log is this node's word only"
     ) in shown
+
+    edited = sqlite3.connect(shanghai_config.paths.store)  # triggers dropped by the rewrite
+    with edited:
+        edited.execute("UPDATE audit SET recorded_at = recorded_at + 1 WHERE seq = 2")
+    edited.close()
+    code, shown = await verify(mesh, "shanghai")
+    assert code == 1 and "evidence log BROKEN at entry 2:" in shown, shown
+    assert "word only" not in shown  # a broken chain says nothing of its witnesses
+    code, out = await verify(mesh, "shanghai", "--json")
+    assert code == 1 and json.loads(out)["witnessed"] is None, out
 
 
 async def ask_heads(asker: Node, province: str, origin: str) -> Answered:

@@ -267,7 +267,10 @@ def run_verify(args: argparse.Namespace) -> int:
         OSError,
     ) as exc:
         return fail(str(exc), EXIT_NOT_CHECKED)
-    unwitnessed = bool(asked.peers) and report.checkpoints == 0
+    # Whether a cosigned checkpoint vouches for the log; None when the chain broke before
+    # any was checked (a broken chain says nothing of its witnesses).
+    witnessed = True if report.checkpoints else (False if report.ok else None)
+    unwitnessed = bool(asked.peers) and witnessed is False
     if args.json:
         emit_json(
             {
@@ -278,7 +281,7 @@ def run_verify(args: argparse.Namespace) -> int:
                 "witnesses": list(report.witnesses),
                 "checkpoints": report.checkpoints,
                 "last_bad_seq": report.last_bad_seq,
-                "witnessed": report.checkpoints > 0,
+                "witnessed": witnessed,
                 "peers_asked": [
                     {
                         "province": a.province,
