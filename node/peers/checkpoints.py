@@ -23,6 +23,10 @@ Rules kept here:
 - The proofs a witness asks for in its cosignature (``proofs_wanted``) are read back from
   the cosignature kept, so the next checkpoint carries them even after a restart; how many
   times each was asked is counted in memory (a restart only gives the node more rounds).
+- A peer asks this node for the heads of its own log it cosigned (``answer_heads``: a node
+  asks about its own log only), so ``yrd audit verify`` can check a log against its
+  witnesses from the log's own machine. The answer is the latest cosigned head, with its
+  cosignature; neither question nor answer is stored.
 - Checkpoints and cosignatures are not entries of the evidence log (like heartbeats): each
   is signed on its own and kept in the ``checkpoints`` table, and a log that took an entry
   per checkpoint would never be still.
@@ -46,6 +50,7 @@ from node.peers.inbound import Answer, PayloadHandler
 from node.protocol.checkpoints import (
     MAX_WITNESSED_HEADS,
     Head,
+    check_heads_request,
     check_witnessed_heads,
     cosign,
     cosignature_verifies,
@@ -121,6 +126,7 @@ class LogWitnessing:
         return {
             "checkpoint": PayloadHandler(respond=self.cosign),
             "witnessed_heads": PayloadHandler(respond=self.take_heads),
+            "heads_request": PayloadHandler(respond=self.answer_heads),
         }
 
     # -- our log ----------------------------------------------------------------------------
@@ -362,13 +368,7 @@ class LogWitnessing:
     async def _show(self, province: str, held: list[store.Cosigned]) -> str:
         if not held:
             return "nothing"
-        heads = pb.WitnessedHeads()
-        for h in held[:MAX_WITNESSED_HEADS]:
-            shown = heads.heads.add()
-            shown.checkpoint.CopyFrom(h.checkpoint)
-            del shown.checkpoint.proofs[:]
-            shown.cosignature.CopyFrom(h.cosignature)
-            del shown.cosignature.proofs_wanted[:]
+        heads = _heads(held[:MAX_WITNESSED_HEADS])
         answered = await self._asked_peer(
             province, "witnessed_heads", heads, "witnessed heads not shown"
         )
@@ -442,6 +442,31 @@ class LogWitnessing:
         )
         receipt.received_at.FromNanoseconds(int(now * 1e9))
         return Answer(("receipt", receipt), store=False)
+
+    async def answer_heads(self, message: Authenticated, now: float) -> Answer:
+        """As a witness: the latest checkpoint of the asker's own log this node cosigned,
+        with its cosignature, or none (``Responder``; nothing stored)."""
+        sender = message.sender
+        try:
+            check_heads_request(message.message.heads_request, sender=sender.node_id)
+        except Refusal as refusal:
+            raise _answering(refusal, message) from None
+        latest = store.latest_witnessed(self._db().reader(), sender.province, self.me)
+        heads = _heads([] if latest is None else [latest])
+        return Answer(("witnessed_heads", heads), store=False)
+
+
+def _heads(held: list[store.Cosigned]) -> pb.WitnessedHeads:
+    """Cosigned heads as shown to a peer: each checkpoint without its proofs, each
+    cosignature without the proofs it asked for (requests to the log's node only)."""
+    heads = pb.WitnessedHeads()
+    for h in held:
+        shown = heads.heads.add()
+        shown.checkpoint.CopyFrom(h.checkpoint)
+        del shown.checkpoint.proofs[:]
+        shown.cosignature.CopyFrom(h.cosignature)
+        del shown.cosignature.proofs_wanted[:]
+    return heads
 
 
 def _answering(refusal: Refusal, message: Authenticated) -> Refusal:

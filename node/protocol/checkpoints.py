@@ -440,3 +440,54 @@ def check_shown(
             )
         proven.append(pending)
     return ShownCheck(tuple(proven), tuple(wanted))
+
+
+# -- a node asking its witnesses for the heads of its own log they hold -----------------------
+
+MAX_HEADS_ANSWERED = 1
+"""Heads in the answer to a ``HeadsRequest``: the witness's latest cosigned one of the asker's
+log (each cosigned head extends the ones before it, so the latest stands for them); more is
+refused, not trimmed."""
+
+
+def check_heads_request(request: pb.HeadsRequest, *, sender: str) -> None:
+    """A witness's check of a ``HeadsRequest`` from ``sender`` (node id): a node asks about
+    its own log only (the heads of another's log are that log's witnesses' to compare, by
+    gossip). Raises ``Refusal``."""
+    if request.origin != sender:
+        raise Refusal(
+            FaultCode.PAYLOAD_NOT_ALLOWED,
+            f"a node asks only for the heads of its own log; {sender} asked about "
+            f"{request.origin or '(no origin)'}'s",
+            field="body.heads_request.origin",
+        )
+
+
+def check_heads_answer(
+    heads: pb.WitnessedHeads,
+    *,
+    witness: str,
+    me: str,
+    keys_at: Callable[[str, float], Mapping[str, VerifyKey] | None],
+) -> list[WitnessedHead]:
+    """The heads of this node's (``me``) log that ``witness`` (node id) answered a
+    ``HeadsRequest`` with: at most ``MAX_HEADS_ANSWERED``, each of this node's log, and each
+    passing the checks of gossip (``check_witnessed_heads``: no proofs, the checkpoint signed
+    by this node and cosigned by the witness, each with a key usable when it signed). Raises
+    ``Refusal`` for the whole answer at the first head that is not."""
+    if len(heads.heads) > MAX_HEADS_ANSWERED:
+        raise _bad_head(
+            FaultCode.MESSAGE_TOO_LARGE,
+            f"{len(heads.heads)} heads; an answer holds at most {MAX_HEADS_ANSWERED}",
+            "",
+        )
+    for index, shown in enumerate(heads.heads):
+        if shown.checkpoint.origin != me:
+            raise _bad_head(
+                FaultCode.INVALID_PAYLOAD,
+                f"a head of {shown.checkpoint.origin or '(no origin)'}'s log; asked for {me}'s",
+                f"[{index}].checkpoint.origin",
+            )
+    # Gossip refuses heads of the recipient's own log, which is what is asked for here (checked
+    # above): so no recipient is named, and every other check of gossip applies as it is.
+    return check_witnessed_heads(heads, sender=witness, me="", keys_at=keys_at)
