@@ -30,6 +30,7 @@ from node.store.connection import STORE_HELP, StoreLocation, store_location
 from node.store.database import Database, StoreError
 from node.store.evidence import EvidenceError, bundle
 from node.store.lock import StoreInUse, StoreLock
+from node.trust.keys import VerifyKey
 from node.trust.manifest import format_time
 
 
@@ -43,7 +44,10 @@ def register(commands: Any) -> None:
             "Recompute the evidence log's hash chain and tree, check every signature in it, "
             "and check every cosigned checkpoint of it the store holds against the tree. With "
             "--mesh DIR, also the checkpoints of this log that each peer of the mesh holds, "
-            "read from the peers' store files (read-only; safe while they run)."
+            "read from the peers' store files (read-only; safe while they run), and every "
+            "manifest the log records must carry the signature of a governance key the "
+            "node's configuration names (without --mesh, the manifests are trusted as far "
+            "as the chain vouches for them)."
         ),
         epilog=VERIFY_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -182,10 +186,14 @@ def _same_store(a: StoreLocation, b: StoreLocation) -> bool:
     return a == b
 
 
-def _peers_cosigned(mesh: Path, store: StoreLocation) -> list[Cosigned]:
+def _peers_cosigned(
+    mesh: Path, store: StoreLocation
+) -> tuple[list[Cosigned], tuple[VerifyKey, ...]]:
     """The cosigned checkpoints of ``store``'s log that the mesh's other nodes hold: each
     one's own cosignatures, and those other witnesses showed it (so a witness whose store is
-    gone still counts through the heads it gossiped), each once."""
+    gone still counts through the heads it gossiped), each once; and the governance keys
+    the store's node trusts, so every manifest the log records must carry their signature
+    (else an insider could record a manifest listing a key of its own for a witness)."""
     configs = mesh_configs(mesh)
     mine = [c for c in configs if _same_store(c.paths.store, store)]
     if not mine:
@@ -198,15 +206,18 @@ def _peers_cosigned(mesh: Path, store: StoreLocation) -> list[Cosigned]:
         with read_only(theirs) as conn:
             for head in cosigned(conn, origin=mine[0].province):
                 held.setdefault((head.witness, head.tree_size, head.root_hash), head)
-    return sorted(held.values(), key=lambda head: (head.tree_size, head.witness))
+    ordered = sorted(held.values(), key=lambda head: (head.tree_size, head.witness))
+    return ordered, mine[0].governance_keys
 
 
 def run_verify(args: argparse.Namespace) -> int:
     if isinstance(args.store, Path) and not args.store.exists():
         return fail(f"store file {args.store} does not exist", EXIT_NOT_CHECKED)
     try:
-        witnessed = [] if args.mesh is None else _peers_cosigned(args.mesh, args.store)
-        report = verify_store(args.store, witnessed=witnessed)
+        witnessed, governance = (
+            ([], None) if args.mesh is None else _peers_cosigned(args.mesh, args.store)
+        )
+        report = verify_store(args.store, governance_keys=governance, witnessed=witnessed)
     except (StoreError, NotAMeshFolder) as exc:
         return fail(str(exc), EXIT_NOT_CHECKED)
     if args.json:

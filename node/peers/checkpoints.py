@@ -49,6 +49,7 @@ from node.protocol.checkpoints import (
     check_witnessed_heads,
     cosign,
     cosignature_verifies,
+    member_keys,
     sign_checkpoint,
 )
 from node.protocol.checks import Authenticated
@@ -58,7 +59,6 @@ from node.store.connection import Connection
 from node.store.database import Database, StoreError
 from node.store.leases import LeaseClaim
 from node.store.log_tree import StoredTree
-from node.trust.keys import VerifyKey
 from node.wire import pb
 
 log = logging.getLogger(__name__)
@@ -244,7 +244,8 @@ class LogWitnessing:
             )
             return fault.code
         cosignature = reply.message.cosignature
-        witness_keys = {key.key_id: key.verify_key for key in reply.sender.keys}
+        # Only the witness's own key, usable when it cosigned (a revoked one is not).
+        witness_keys = member_keys({reply.sender.node_id: reply.sender.keys})
         if (
             reply.payload_type != "cosignature"
             or cosignature.witness != reply.sender.node_id
@@ -392,13 +393,7 @@ class LogWitnessing:
         split view they reveal (``Responder``)."""
         sender = message.sender
         manifest = self._credentials().manifest
-
-        def keys_at(node_id: str, when: float) -> dict[str, VerifyKey] | None:
-            member = manifest.member(node_id)
-            if member is None:
-                return None
-            return {key.key_id: key.verify_key for key in member.keys if key.usable_at(when)}
-
+        keys_at = member_keys({m.node_id: m.keys for m in manifest.members})
         try:
             shown = check_witnessed_heads(
                 message.message.witnessed_heads,

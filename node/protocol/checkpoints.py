@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from node.protocol.faults import FaultCode, Refusal
 from node.protocol.merkle import verify_consistency
 from node.trust.keys import SigningKey, VerifyKey
+from node.trust.manifest import KeyEntry
 from node.wire import pb
 
 CHECKPOINT_PREFIX = b"yrd.federation.v1/checkpoint\x00"
@@ -142,10 +143,39 @@ def cosign(
     )
 
 
-def cosignature_verifies(cosignature: pb.Cosignature, keys: Mapping[str, VerifyKey]) -> bool:
-    """Whether a cosignature is its witness's key's signature over the checkpoint it names
-    (``keys``: every key the manifest lists for the witness)."""
-    key = keys.get(cosignature.key_id)
+KeysAt = Callable[[str, float], Mapping[str, VerifyKey] | None]
+"""The keys of one member (by node id) usable at a time: None for a node that is no member.
+A signature on a checkpoint or a cosignature counts only under its signer's own key."""
+
+
+def member_keys(members: Mapping[str, Iterable[KeyEntry]]) -> KeysAt:
+    """``KeysAt`` over each member's key entries (by node id), each usable in its window and
+    while not revoked, as a manifest lists them."""
+
+    def keys_at(node_id: str, when: float) -> Mapping[str, VerifyKey] | None:
+        entries = members.get(node_id)
+        if entries is None:
+            return None
+        return {k.key_id: k.verify_key for k in entries if k.usable_at(when)}
+
+    return keys_at
+
+
+def checkpoint_verifies(checkpoint: pb.Checkpoint, keys_at: KeysAt) -> bool:
+    """Whether a checkpoint is signed by a key of the member that is its origin, usable when
+    it was signed."""
+    key = (keys_at(checkpoint.origin, checkpoint.signed_at_ms / 1000) or {}).get(checkpoint.key_id)
+    return key is not None and key.verify(checkpoint.signature, statement_of(checkpoint))
+
+
+def cosignature_verifies(cosignature: pb.Cosignature, keys_at: KeysAt) -> bool:
+    """Whether a cosignature is signed by a key of the member it names as witness, usable
+    when it cosigned, over the checkpoint it names; a log's own node is never its witness."""
+    if not cosignature.witness or cosignature.witness == cosignature.origin:
+        return False
+    key = (keys_at(cosignature.witness, cosignature.cosigned_at_ms / 1000) or {}).get(
+        cosignature.key_id
+    )
     statement = cosignature_statement(
         cosignature.witness, cosignature.cosigned_at_ms, statement_of(cosignature)
     )
@@ -250,7 +280,7 @@ def check_witnessed_heads(
     *,
     sender: str,
     me: str,
-    keys_at: Callable[[str, float], Mapping[str, VerifyKey] | None],
+    keys_at: KeysAt,
 ) -> list[WitnessedHead]:
     """The heads a peer (``sender``, node id) showed this node (``me``), each checkpoint
     signed by its origin and cosigned by the sender, each with a key usable when it signed
@@ -299,15 +329,13 @@ def check_witnessed_heads(
                 f"root_hash must be {ROOT_BYTES} bytes, not {len(checkpoint.root_hash)}",
                 f"{at}.checkpoint.root_hash",
             )
-        keys = keys_at(origin, checkpoint.signed_at_ms / 1000)
-        if keys is None:
+        if keys_at(origin, checkpoint.signed_at_ms / 1000) is None:
             raise _bad_head(
                 FaultCode.INVALID_PAYLOAD,
                 f"{origin or '(no origin)'} is no member of the federation",
                 f"{at}.checkpoint.origin",
             )
-        key = keys.get(checkpoint.key_id)
-        if key is None or not key.verify(checkpoint.signature, statement_of(checkpoint)):
+        if not checkpoint_verifies(checkpoint, keys_at):
             raise _bad_head(
                 FaultCode.BAD_SIGNATURE,
                 f"the head of {origin}'s log is not signed by {origin} "
@@ -317,9 +345,7 @@ def check_witnessed_heads(
         if (
             cosignature.witness != sender
             or statement_of(cosignature) != statement_of(checkpoint)
-            or not cosignature_verifies(
-                cosignature, keys_at(sender, cosignature.cosigned_at_ms / 1000) or {}
-            )
+            or not cosignature_verifies(cosignature, keys_at)
         ):
             raise _bad_head(
                 FaultCode.BAD_SIGNATURE,

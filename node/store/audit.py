@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 from google.protobuf.message import DecodeError
 
+from node.protocol.checkpoints import KeysAt, member_keys
 from node.protocol.envelope import statement_of
 from node.protocol.merkle import MerkleTree
 from node.store import checkpoints, log_tree, postgres
@@ -37,6 +38,8 @@ from node.store.schema import SCHEMA_VERSION
 from node.trust.keys import VerifyKey
 from node.trust.manifest import (
     MANIFEST_PREFIX,
+    KeyEntry,
+    Manifest,
     ManifestError,
     canonical_json,
     parse_manifest_body,
@@ -191,28 +194,44 @@ def _entry(row: Any) -> AuditEntry | None:
 
 def _manifest_keys(
     body: bytes, anchors: dict[str, VerifyKey] | None
-) -> tuple[dict[str, VerifyKey], str]:
-    """The keys a manifest entry lists, or an empty dict and the reason it is unusable."""
+) -> tuple[Manifest | None, str]:
+    """The manifest an entry holds, or None and the reason it is unusable."""
     try:
         document = json.loads(body)
         if not isinstance(document, dict) or "manifest" not in document:
-            return {}, 'manifest entry has no "manifest" object'
+            return None, 'manifest entry has no "manifest" object'
         manifest = parse_manifest_body(document["manifest"])
     except (ValueError, ManifestError) as exc:
-        return {}, f"manifest entry is not a readable manifest: {exc}"
+        return None, f"manifest entry is not a readable manifest: {exc}"
     if anchors is not None:
         signature = document.get("signature")
         key_id = str(signature.get("key_id")) if isinstance(signature, dict) else ""
         anchor = anchors.get(key_id)
         if anchor is None or not isinstance(signature, dict):
-            return {}, f"manifest is not signed by a governance key (signed by {key_id!r})"
+            return None, f"manifest is not signed by a governance key (signed by {key_id!r})"
         try:
             value = base64.b64decode(str(signature.get("value")), validate=True)
         except binascii.Error:
-            return {}, "manifest signature is not base64"
+            return None, "manifest signature is not base64"
         if not anchor.verify(value, MANIFEST_PREFIX + canonical_json(document["manifest"])):
-            return {}, f"manifest signature does not verify under {key_id}"
-    return manifest.all_keys(), ""
+            return None, f"manifest signature does not verify under {key_id}"
+    return manifest, ""
+
+
+Signers = dict[str, dict[str, KeyEntry]]
+"""Each member's keys (by node id, then key id) as the manifests recorded so far list them,
+the latest listing of a key deciding its window and whether it is revoked."""
+
+
+def _add_signers(signers: Signers, manifest: Manifest) -> None:
+    for member in manifest.members:
+        signers.setdefault(member.node_id, {}).update({k.key_id: k for k in member.keys})
+
+
+def signers_keys_at(signers: Signers) -> KeysAt:
+    """``KeysAt`` over ``signers``: a checkpoint or cosignature counts only under a key of
+    its own signer, usable when it signed."""
+    return member_keys({node_id: list(keys.values()) for node_id, keys in signers.items()})
 
 
 def _signature_problem(body: bytes, keys: dict[str, VerifyKey]) -> str:
@@ -246,6 +265,7 @@ def verify_chain(
     signature; without, manifests are trusted as far as the chain vouches for them."""
     anchors = None if governance_keys is None else {k.key_id: k for k in governance_keys}
     keys: dict[str, VerifyKey] = {}
+    signers: Signers = {}
     leaves: list[bytes] = []
     prev_seq = 0
     prev_hash = GENESIS
@@ -308,10 +328,11 @@ def verify_chain(
             if problem:
                 return bad(entry.seq, problem)
         elif entry.kind == "manifest":
-            listed, problem = _manifest_keys(entry.body, anchors)
-            if problem:
+            manifest, problem = _manifest_keys(entry.body, anchors)
+            if manifest is None:
                 return bad(entry.seq, problem)
-            keys.update(listed)
+            keys.update(manifest.all_keys())
+            _add_signers(signers, manifest)
         else:
             problem = _signature_problem(entry.body, keys)
             if problem:
@@ -346,7 +367,7 @@ def verify_chain(
         seq, problem = tree_problem
         return AuditReport(good, False, seq, problem)
     held = [*_own_cosigned(conn), *witnessed]
-    checked = checkpoints.divergences(MerkleTree(leaves), held, keys)
+    checked = checkpoints.divergences(MerkleTree(leaves), held, signers_keys_at(signers))
     witnesses = tuple(sorted({h.witness for h, _ in checked}))
     parted = [d for _, d in checked if d is not None]
     if parted:
@@ -489,13 +510,16 @@ def message_entries(conn: Connection, message_id: str) -> list[AuditEntry]:
     return [entry for entry in map(_entry, rows) if entry is not None]
 
 
-def recorded_keys(conn: Connection) -> dict[str, VerifyKey]:
-    """Every key listed by a manifest the log holds, revoked or not."""
+def recorded_keys(conn: Connection) -> tuple[dict[str, VerifyKey], Signers]:
+    """Every key listed by a manifest the log holds, revoked or not; and each member's."""
     keys: dict[str, VerifyKey] = {}
+    signers: Signers = {}
     for (body,) in conn.execute("SELECT body FROM audit WHERE kind = 'manifest' ORDER BY seq"):
-        listed, _problem = _manifest_keys(bytes(body), None)
-        keys.update(listed)
-    return keys
+        manifest, _problem = _manifest_keys(bytes(body), None)
+        if manifest is not None:
+            keys.update(manifest.all_keys())
+            _add_signers(signers, manifest)
+    return keys, signers
 
 
 @contextmanager

@@ -33,12 +33,14 @@ from google.protobuf.message import DecodeError
 
 from node.protocol.checkpoints import (
     Head,
+    KeysAt,
     ShownCheck,
     SplitView,
     Standing,
     WitnessedHead,
     check_checkpoint,
     check_shown,
+    checkpoint_verifies,
     cosignature_verifies,
     judge_shown,
     statement_of,
@@ -329,38 +331,49 @@ class Divergence:
     the checkpoint itself does not verify, which bounds nothing."""
 
 
-def signature_problem(held: Cosigned, keys: Mapping[str, VerifyKey]) -> str:
+def signature_problem(held: Cosigned, keys_at: KeysAt) -> str:
     """Why a held cosigned checkpoint is not what it claims ('' when it is): the
-    checkpoint's signature by the log's node, the cosignature by its witness, and both
-    naming the head the row holds."""
+    checkpoint's signature by a key of its origin, the cosignature by a key of the member it
+    names as witness (another member than the origin), and both naming the head the row
+    holds."""
     checkpoint, cosignature = held.checkpoint, held.cosignature
-    key = keys.get(checkpoint.key_id)
-    if key is None or not key.verify(checkpoint.signature, statement_of(checkpoint)):
-        return f"the checkpoint of {held.tree_size} entries is not signed by its log's node"
+    if not checkpoint_verifies(checkpoint, keys_at):
+        return (
+            f"the checkpoint of {held.tree_size} entries is not signed by its log's node "
+            f"({checkpoint.origin or '(no origin)'}, key {checkpoint.key_id or '(none)'})"
+        )
     if statement_of(cosignature) != statement_of(checkpoint) or (
         checkpoint.tree_size,
         checkpoint.root_hash,
     ) != (held.tree_size, held.root_hash):
         return f"the cosignature of {held.witness} names another checkpoint than the one held"
-    if not cosignature_verifies(cosignature, keys):
-        return f"the cosignature of {held.witness} does not verify under {cosignature.key_id}"
+    if not cosignature_verifies(cosignature, keys_at):
+        return (
+            f"the cosignature of {held.witness} is not signed by a key of its witness "
+            f"{cosignature.witness or '(none)'}, another member than the log's node "
+            f"(key {cosignature.key_id or '(none)'})"
+        )
     return ""
 
 
 def divergences(
-    tree: TreeView, held: Iterable[Cosigned], keys: Mapping[str, VerifyKey]
+    tree: TreeView, held: Iterable[Cosigned], keys_at: KeysAt
 ) -> list[tuple[Cosigned, Divergence | None]]:
     """Each cosigned checkpoint against ``tree`` (recomputed from the entries): None where
-    it verifies and its head is a prefix of the tree, else where they part."""
+    it verifies and its head is a prefix of the tree, else where they part. Only heads whose
+    signatures verify bound where the log parts: a badly signed row bounds nothing."""
     checked = sorted(held, key=lambda h: h.tree_size)
+    problems = {id(h): signature_problem(h, keys_at) for h in checked}
     matching = [
         h.tree_size
         for h in checked
-        if h.tree_size <= tree.size and tree.root(h.tree_size) == h.root_hash
+        if not problems[id(h)]
+        and h.tree_size <= tree.size
+        and tree.root(h.tree_size) == h.root_hash
     ]
     results: list[tuple[Cosigned, Divergence | None]] = []
     for h in checked:
-        problem = signature_problem(h, keys)
+        problem = problems[id(h)]
         below = max((size for size in matching if size < h.tree_size), default=0)
         if problem:
             results.append((h, Divergence(below + 1, problem)))
