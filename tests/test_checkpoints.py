@@ -19,10 +19,14 @@ from monitoring.status import NodeAnswer, link_rows, node_rows, problems
 from node.cli.audit_cmd import divergence_headline
 from node.peers.courier import AskFailed
 from node.protocol.checkpoints import (
+    MAX_PATH_NODES,
+    MAX_PROOFS,
+    MAX_PROOFS_WANTED,
     Head,
     KeysAt,
     check_checkpoint,
     cosign,
+    cosigns,
     member_keys,
     sign_checkpoint,
 )
@@ -130,6 +134,8 @@ async def test_a_peer_cosigns_each_checkpoint_that_extends_the_last(tmp_path: Pa
         assert await shanghai.checkpoints.checkpoint() == {"jiangsu": "cosigned"}
         sizes = [h.tree_size for h in held_by(jiangsu, "shanghai")]
         assert len(sizes) == 2 and sizes[1] > sizes[0]
+        # Each is kept as its signed head: the proofs it carried were checked, not kept.
+        assert all(not h.checkpoint.proofs for h in held_by(jiangsu, "shanghai"))
         own = checkpoints.latest_cosigned(shanghai.db.reader(), "shanghai", "jiangsu")
         assert own is not None and own.tree_size == sizes[1]
         gauge = shanghai.metrics.checkpoint_cosigned_size.labels("jiangsu")._value.get()
@@ -473,6 +479,89 @@ def test_a_badly_signed_row_does_not_bound_the_divergence() -> None:
     assert parted is not None and (parted.first_seq, parted.last_seq) == (1, 9)
 
 
+def beyond_bounds(signed: pb.Checkpoint) -> list[tuple[pb.Checkpoint, str, str]]:
+    """``signed`` (a checkpoint of 3 entries, signed) made bigger than the protocol makes one,
+    in each way a witness refuses: the checkpoint, the fault code, the field under
+    ``body.checkpoint``. The proofs are not signed, so the signature still verifies."""
+    node = bytes(32)
+
+    def changed(change: Callable[[pb.Checkpoint], object]) -> pb.Checkpoint:
+        checkpoint = pb.Checkpoint()
+        checkpoint.CopyFrom(signed)
+        change(checkpoint)
+        return checkpoint
+
+    def proofs(*made: tuple[int, list[bytes]]) -> Callable[[pb.Checkpoint], object]:
+        return lambda c: [c.proofs.add(from_size=size, path=path) for size, path in made]
+
+    return [
+        (
+            changed(proofs(*[(1, [node])] * (MAX_PROOFS + 1))),
+            "message_too_large",
+            "proofs",
+        ),
+        (changed(proofs((1, [node]), (1, [node]))), "invalid_payload", "proofs[1].from_size"),
+        (changed(proofs((3, []))), "invalid_payload", "proofs[0].from_size"),
+        (changed(proofs((7, [node]))), "invalid_payload", "proofs[0].from_size"),
+        (changed(proofs((0, [node]))), "invalid_payload", "proofs[0].from_size"),
+        (
+            changed(proofs((1, [node] * (MAX_PATH_NODES + 1)))),
+            "message_too_large",
+            "proofs[0].path",
+        ),
+        (changed(proofs((2, [node, bytes(31)]))), "invalid_payload", "proofs[0].path"),
+        (changed(lambda c: setattr(c, "key_id", "k" * 129)), "invalid_payload", "key_id"),
+        (changed(lambda c: setattr(c, "signature", bytes(129))), "invalid_payload", "signature"),
+        (changed(lambda c: setattr(c, "tree_size", 2**63)), "invalid_payload", "tree_size"),
+    ]
+
+
+def test_a_checkpoint_beyond_the_protocols_bounds_is_refused_naming_the_field() -> None:
+    """More proofs than a sender makes, a proof from a size twice, from the tree's own size
+    or beyond, from 0, a path too long or with a node not a digest, an overlong key id or
+    signature, a tree larger than a store holds: each refused before anything is judged,
+    though the checkpoint is its sender's and extends nothing cosigned."""
+    key = SigningKey.generate()
+    keys = {key.key_id: key.verify_key}
+    signed = sign_checkpoint(key, origin="node-310000", head=Head(3, bytes(32)), now=1.0, proofs={})
+    assert check_checkpoint(signed, sender="node-310000", keys=keys, cosigned=None)
+    for checkpoint, code, field in beyond_bounds(signed):
+        with pytest.raises(Refusal) as refused:
+            check_checkpoint(checkpoint, sender="node-310000", keys=keys, cosigned=None)
+        assert (refused.value.code.value, refused.value.field) == (code, f"body.checkpoint.{field}")
+
+
+def test_an_answer_counts_as_a_cosignature_only_from_the_witness_key_usable_then() -> None:
+    """The witness's cosignature of the checkpoint sent counts; one by a revoked or expired
+    key of the witness, one naming another witness or checkpoint, or one asking for more
+    proofs than a witness may, does not."""
+    shanghai, jiangsu = SigningKey.generate(), SigningKey.generate()
+    checkpoint = sign_checkpoint(
+        shanghai, origin="node-310000", head=Head(3, bytes(32)), now=1.0, proofs={}
+    )
+    cosignature = cosign(jiangsu, witness="node-320000", checkpoint=checkpoint, now=2.0)
+
+    def counts(answer: pb.Cosignature, *, revoked: bool = False, until: float = 10.0) -> bool:
+        entry = KeyEntry(jiangsu.key_id, jiangsu.verify_key, 0.0, until, revoked)
+        keys_at = member_keys({"node-320000": [entry]})
+        return cosigns(answer, checkpoint, witness="node-320000", keys_at=keys_at)
+
+    assert counts(cosignature)
+    assert not counts(cosignature, revoked=True)
+    assert not counts(cosignature, until=1.5)
+    other = sign_checkpoint(
+        shanghai, origin="node-310000", head=Head(4, bytes(32)), now=1.0, proofs={}
+    )
+    assert not counts(cosign(jiangsu, witness="node-320000", checkpoint=other, now=2.0))
+    assert not counts(cosign(jiangsu, witness="node-330000", checkpoint=checkpoint, now=2.0))
+    greedy = pb.Cosignature()
+    greedy.CopyFrom(cosignature)
+    greedy.proofs_wanted.extend(range(1, MAX_PROOFS_WANTED + 1))
+    assert counts(greedy)
+    greedy.proofs_wanted.append(MAX_PROOFS_WANTED + 1)
+    assert not counts(greedy)
+
+
 def tree_of(count: int, changed: int | None = None) -> MerkleTree:
     """A tree of ``count`` leaves; leaf ``changed`` (1-based) different."""
     return MerkleTree.of(
@@ -525,9 +614,10 @@ def test_verify_bounds_a_change_between_the_checkpoints_that_match_and_the_first
 
 
 async def test_a_forged_checkpoint_gets_a_signed_fault_and_changes_nothing(tmp_path: Path) -> None:
-    """Over the real pipeline: a checkpoint naming another node's log, and one whose
-    signature is not the sender's, are each refused with a signed fault naming the field;
-    the witness keeps nothing and counts both."""
+    """Over the real pipeline: a checkpoint naming another node's log, one whose signature
+    is not the sender's, and each one beyond the protocol's bounds (signed by the sender) are
+    refused with a signed fault naming the field; the witness keeps nothing and counts
+    each."""
     mesh = make_mesh(tmp_path)
     async with (
         running(config_for(mesh, "shanghai", **QUIET)) as shanghai,
@@ -539,17 +629,27 @@ async def test_a_forged_checkpoint_gets_a_signed_fault_and_changes_nothing(tmp_p
         other_origin = sign_checkpoint(key, origin="node-330000", head=head, now=1.0, proofs={})
         bad_signature = sign_checkpoint(key, origin="node-310000", head=head, now=1.0, proofs={})
         bad_signature.signature = bytes(64)
-        for forged, code, field in (
+        cases = [
             (other_origin, "invalid_payload", "body.checkpoint.origin"),
             (bad_signature, "bad_signature", "body.checkpoint.signature"),
-        ):
+            *(
+                (out_of_bounds, code, f"body.checkpoint.{field}")
+                for out_of_bounds, code, field in beyond_bounds(
+                    sign_checkpoint(
+                        key, origin="node-310000", head=Head(3, bytes(32)), now=1.0, proofs={}
+                    )
+                )
+            ),
+        ]
+        for forged, code, field in cases:
             answered = await shanghai.courier.ask(
                 "jiangsu", "checkpoint", forged, timeout=BUDGET / 4, record=False
             )
             fault = answered.reply.message.fault
             assert (answered.reply.payload_type, fault.code, fault.field) == ("fault", code, field)
         assert held_by(jiangsu, "shanghai") == []
-        assert jiangsu.metrics.checkpoints_refused.labels("shanghai")._value.get() == 2
+        refused = jiangsu.metrics.checkpoints_refused.labels("shanghai")._value.get()
+        assert refused == len(cases)
 
 
 async def test_nodes_stopping_at_once_cosign_each_others_last_checkpoint(tmp_path: Path) -> None:

@@ -10,11 +10,13 @@ import logging
 import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from node.cli.main import main
 from node.protocol.checkpoints import (
+    MAX_PROOFS_WANTED,
     MAX_WITNESSED_HEADS,
     PROOF_ASKS,
     Head,
@@ -610,6 +612,35 @@ async def test_a_witness_keeps_shown_heads_pending_until_proven_on_either_store(
         assert checkpoints.proofs_wanted(reader, "shanghai", "zhejiang") == []
         latest_held = checkpoints.latest_witnessed(reader, "shanghai", "zhejiang")
         assert latest_held is not None and latest_held.tree_size == 12
+        assert not latest_held.checkpoint.proofs, "kept without the proofs it carried"
+    finally:
+        await zhejiang.db.close()
+
+
+async def test_a_cosignature_asks_for_at_most_max_proofs_wanted(
+    store_location: StoreLocation,
+) -> None:
+    """With more pending heads of a log than one cosignature may ask proofs from, the
+    cosignature asks for the smallest ``MAX_PROOFS_WANTED``; the rest stay pending."""
+    tree = tree_of(40)
+    zhejiang = ZhejiangStore(await Database.open(store_location))
+    try:
+        await zhejiang.cosign(zhejiang.signed(tree, 1))
+        pending = range(2, MAX_PROOFS_WANTED + 6)
+
+        def shown_by_many(conn: Any) -> None:
+            for size in pending:
+                conn.execute(
+                    "INSERT INTO checkpoints (origin, witness, tree_size, root_hash, checkpoint, "
+                    "cosignature, cosigned_at, own) VALUES ('shanghai', ?, ?, ?, ?, ?, 2.0, 0)",
+                    (f"witness-{size}", size, tree.root(size), b"", b""),
+                )
+
+        await zhejiang.db.write(shown_by_many)
+        cosignature, settled = await zhejiang.cosign(zhejiang.signed(tree, 40, (1,)))
+        assert list(cosignature.proofs_wanted) == list(pending)[:MAX_PROOFS_WANTED]
+        assert len(settled.wanted) == len(pending)
+        assert len(zhejiang.pending()) == len(pending)
     finally:
         await zhejiang.db.close()
 

@@ -44,11 +44,12 @@ from monitoring.metrics import NodeMetrics
 from node.peers.courier import Answered, AskFailed, Courier, CredentialsView
 from node.peers.inbound import Answer, PayloadHandler
 from node.protocol.checkpoints import (
+    MAX_PROOFS_WANTED,
     MAX_WITNESSED_HEADS,
     Head,
     check_witnessed_heads,
     cosign,
-    cosignature_verifies,
+    cosigns,
     member_keys,
     sign_checkpoint,
 )
@@ -177,12 +178,13 @@ class LogWitnessing:
                 cosigned.tree_size if cosigned else 0,
                 store.latest_sent(reader, self.me, province) or 0,
                 # Heads of ours other witnesses showed it, that it asked us to prove.
-                *store.proofs_wanted(reader, self.me, province)[:MAX_WITNESSED_HEADS],
+                *store.proofs_wanted(reader, self.me, province)[:MAX_PROOFS_WANTED],
             }
+            # A head of the checkpoint's own size needs no proof (the roots are compared).
             return {
                 size: tree.consistency_path(size, head.tree_size)
                 for size in sizes
-                if 0 < size <= head.tree_size
+                if 0 < size < head.tree_size
             }
 
         signed = {
@@ -246,22 +248,8 @@ class LogWitnessing:
         cosignature = reply.message.cosignature
         # Only the witness's own key, usable when it cosigned (a revoked one is not).
         witness_keys = member_keys({reply.sender.node_id: reply.sender.keys})
-        if (
-            reply.payload_type != "cosignature"
-            or cosignature.witness != reply.sender.node_id
-            or (
-                cosignature.origin,
-                cosignature.tree_size,
-                cosignature.root_hash,
-                cosignature.signed_at_ms,
-            )
-            != (
-                checkpoint.origin,
-                checkpoint.tree_size,
-                checkpoint.root_hash,
-                checkpoint.signed_at_ms,
-            )
-            or not cosignature_verifies(cosignature, witness_keys)
+        if reply.payload_type != "cosignature" or not cosigns(
+            cosignature, checkpoint, witness=reply.sender.node_id, keys_at=witness_keys
         ):
             log.warning(
                 "a witness's answer is no cosignature of our checkpoint", extra={"peer": province}

@@ -38,6 +38,7 @@ import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from node.protocol.envelope import MAX_WIRE_ID_LENGTH
 from node.protocol.faults import FaultCode, Refusal
 from node.protocol.merkle import verify_consistency
 from node.trust.keys import SigningKey, VerifyKey
@@ -47,11 +48,27 @@ from node.wire import pb
 CHECKPOINT_PREFIX = b"yrd.federation.v1/checkpoint\x00"
 COSIGNATURE_PREFIX = b"yrd.federation.v1/cosignature\x00"
 ROOT_BYTES = 32
-"""The evidence tree is SHA-256 whatever the signing suite."""
+"""The evidence tree is SHA-256 whatever the signing suite (an SM3 digest would be 32 bytes
+too): every root and every node of a proof path is this long."""
 _U64 = struct.Struct(">Q")
 MAX_WITNESSED_HEADS = 16
 """Heads in one ``WitnessedHeads``: one per origin, and a federation of four provinces needs
 two; more is refused, not trimmed."""
+MAX_PROOFS_WANTED = MAX_WITNESSED_HEADS
+"""Sizes one cosignature asks proofs from (``proofs_wanted``); a longer list is refused."""
+MAX_PROOFS = MAX_PROOFS_WANTED + 2
+"""Consistency proofs in one checkpoint: from the size its witness last cosigned, from the
+size last sent to it, and from each size the witness asked for (``proofs_wanted``, at most
+``MAX_PROOFS_WANTED``); more is refused, not trimmed."""
+MAX_PATH_NODES = 64
+"""Nodes in one consistency path: RFC 9162 needs at most about 2·log2(size), so 64 covers
+every tree of up to 2^32 entries."""
+MAX_TREE_SIZE = 2**63 - 1
+"""The largest tree size a checkpoint may state: what the store's integer columns hold."""
+MAX_SIGNATURE_BYTES = 128
+"""An Ed25519 signature is 64 bytes, an SM2 one (DER) at most 72."""
+MAX_ID_LENGTH = MAX_WIRE_ID_LENGTH
+"""Node ids and key ids in checkpoints and cosignatures, as in envelopes."""
 MAX_WITNESSED_BYTES = 32 * 1024
 """A head with its cosignature is some 300 bytes; a bigger message is not gossip."""
 PROOF_ASKS = 3
@@ -182,8 +199,85 @@ def cosignature_verifies(cosignature: pb.Cosignature, keys_at: KeysAt) -> bool:
     return key is not None and key.verify(cosignature.signature, statement)
 
 
+def cosigns(
+    cosignature: pb.Cosignature, checkpoint: pb.Checkpoint, *, witness: str, keys_at: KeysAt
+) -> bool:
+    """Whether an answer is ``witness``'s (node id) cosignature of ``checkpoint``: naming that
+    witness and that checkpoint's statement, asking for at most ``MAX_PROOFS_WANTED`` proofs,
+    signed by the witness's own key usable when it cosigned (a revoked one is not)."""
+    return (
+        cosignature.witness == witness
+        and statement_of(cosignature) == statement_of(checkpoint)
+        and len(cosignature.proofs_wanted) <= MAX_PROOFS_WANTED
+        and cosignature_verifies(cosignature, keys_at)
+    )
+
+
 def _refused(text: str, field: str) -> Refusal:
     return Refusal(FaultCode.LOG_INCONSISTENT, text, field=f"body.checkpoint.{field}")
+
+
+def check_bounds(checkpoint: pb.Checkpoint) -> None:
+    """Refuse a checkpoint bigger than any this protocol makes, before anything is judged or
+    kept: ids and signature, the root, the tree size, and the proofs (at most ``MAX_PROOFS``,
+    each from a distinct size below the tree's, its path at most ``MAX_PATH_NODES`` nodes
+    of ``ROOT_BYTES``). Raises ``Refusal``."""
+    invalid, too_large = FaultCode.INVALID_PAYLOAD, FaultCode.MESSAGE_TOO_LARGE
+    size = checkpoint.tree_size
+    bounds = [
+        (
+            len(checkpoint.key_id) > MAX_ID_LENGTH,
+            invalid,
+            f"key_id of {len(checkpoint.key_id)} characters; at most {MAX_ID_LENGTH}",
+            "key_id",
+        ),
+        (
+            len(checkpoint.signature) > MAX_SIGNATURE_BYTES,
+            invalid,
+            f"signature of {len(checkpoint.signature)} bytes; at most {MAX_SIGNATURE_BYTES}",
+            "signature",
+        ),
+        (
+            len(checkpoint.root_hash) != ROOT_BYTES,
+            invalid,
+            f"checkpoint root_hash must be {ROOT_BYTES} bytes, not {len(checkpoint.root_hash)}",
+            "root_hash",
+        ),
+        (size > MAX_TREE_SIZE, invalid, f"tree_size {size} is above {MAX_TREE_SIZE}", "tree_size"),
+        (
+            len(checkpoint.proofs) > MAX_PROOFS,
+            too_large,
+            f"{len(checkpoint.proofs)} consistency proofs; at most {MAX_PROOFS}",
+            "proofs",
+        ),
+    ]
+    sizes = [proof.from_size for proof in checkpoint.proofs]
+    for index, proof in enumerate(checkpoint.proofs if len(sizes) <= MAX_PROOFS else ()):
+        at, path = f"proofs[{index}]", proof.path
+        bounds += [
+            (
+                not 0 < proof.from_size < size or proof.from_size in sizes[:index],
+                invalid,
+                f"a proof from size {proof.from_size}: each proof is from a distinct size "
+                f"from 1 to {size - 1}, below the tree's",
+                f"{at}.from_size",
+            ),
+            (
+                len(path) > MAX_PATH_NODES,
+                too_large,
+                f"a consistency path of {len(path)} nodes; at most {MAX_PATH_NODES}",
+                f"{at}.path",
+            ),
+            (
+                any(len(node) != ROOT_BYTES for node in path[:MAX_PATH_NODES]),
+                invalid,
+                f"every node of a consistency path is {ROOT_BYTES} bytes",
+                f"{at}.path",
+            ),
+        ]
+    for broken, code, text, field in bounds:
+        if broken:
+            raise Refusal(code, text, field=f"body.checkpoint.{field}")
 
 
 def check_checkpoint(
@@ -196,20 +290,16 @@ def check_checkpoint(
     """A witness's checks of a checkpoint from ``sender`` (its node id), whose usable keys
     are ``keys``, against the last head of that log it cosigned; the head to cosign.
 
-    Raises ``Refusal``: ``invalid_payload`` or ``bad_signature`` for a checkpoint that is not
-    the sender's, ``log_inconsistent`` for one that does not extend ``cosigned``."""
+    Raises ``Refusal``: ``invalid_payload``, ``message_too_large`` or ``bad_signature`` for a
+    checkpoint that is not the sender's or is out of bounds (``check_bounds``),
+    ``log_inconsistent`` for one that does not extend ``cosigned``."""
     if checkpoint.origin != sender:
         raise Refusal(
             FaultCode.INVALID_PAYLOAD,
-            f"checkpoint origin {checkpoint.origin!r} is not the sender ({sender})",
+            f"checkpoint origin {checkpoint.origin[:MAX_ID_LENGTH]!r} is not the sender ({sender})",
             field="body.checkpoint.origin",
         )
-    if len(checkpoint.root_hash) != ROOT_BYTES:
-        raise Refusal(
-            FaultCode.INVALID_PAYLOAD,
-            f"checkpoint root_hash must be {ROOT_BYTES} bytes, not {len(checkpoint.root_hash)}",
-            field="body.checkpoint.root_hash",
-        )
+    check_bounds(checkpoint)
     key = keys.get(checkpoint.key_id)
     if key is None or not key.verify(checkpoint.signature, statement_of(checkpoint)):
         raise Refusal(

@@ -32,6 +32,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from node.protocol.checkpoints import (
+    MAX_PROOFS_WANTED,
     Head,
     KeysAt,
     ShownCheck,
@@ -65,6 +66,15 @@ class Cosigned:
     cosigned_at: float
 
 
+def _kept(checkpoint: pb.Checkpoint) -> bytes:
+    """A checkpoint as kept: its signed head without the consistency proofs it carried
+    (checked on arrival, then only bytes a peer chose the size of)."""
+    head = pb.Checkpoint()
+    head.CopyFrom(checkpoint)
+    del head.proofs[:]
+    return head.SerializeToString(deterministic=True)
+
+
 def record_sent(conn: Connection, *, origin: str, witness: str, checkpoint: pb.Checkpoint) -> None:
     """Keep a checkpoint of our own log about to go to ``witness`` (a size already kept for
     that witness keeps its row, and its cosignature)."""
@@ -76,7 +86,7 @@ def record_sent(conn: Connection, *, origin: str, witness: str, checkpoint: pb.C
             witness,
             checkpoint.tree_size,
             checkpoint.root_hash,
-            checkpoint.SerializeToString(deterministic=True),
+            _kept(checkpoint),
         ),
     )
 
@@ -104,7 +114,7 @@ def record_cosigned(
             witness,
             checkpoint.tree_size,
             checkpoint.root_hash,
-            checkpoint.SerializeToString(deterministic=True),
+            _kept(checkpoint),
             cosignature.SerializeToString(deterministic=True),
             cosigned_at,
             int(own),
@@ -166,7 +176,9 @@ def witness(
     pending = [head for head, _ in shown_pending(conn, origin, me)]
     settled = check_shown(checkpoint, pending, asked=asked)
     cosignature = cosign(checkpoint)
-    cosignature.proofs_wanted.extend(settled.wanted_sizes)
+    # Pending heads are bounded by members times members; the cap keeps the answer bounded
+    # whatever the table holds (the rest are asked for in a later round).
+    cosignature.proofs_wanted.extend(settled.wanted_sizes[:MAX_PROOFS_WANTED])
     record_cosigned(
         conn,
         origin=origin,
