@@ -25,6 +25,7 @@ from node.protocol.checkpoints import (
     Head,
     KeysAt,
     check_checkpoint,
+    checkpoint_verifies,
     cosign,
     cosigns,
     member_keys,
@@ -201,6 +202,15 @@ async def test_a_rewritten_log_is_refused_by_its_witness_and_caught_by_verify(
             assert any("jiangsu refuses to cosign shanghai's" in p for p in problems(answers))
         assert jiangsu.metrics.checkpoints_refused.labels("shanghai")._value.get() >= 1
         assert len(held_by(jiangsu, "shanghai")) == len(cosigned)
+        # The refused checkpoint, signed by shanghai, is kept: the proof of the rewrite.
+        [kept] = checkpoints.refused(jiangsu.db.reader(), "shanghai")
+        manifest = jiangsu.credentials.manifest
+        keys_at = member_keys({m.node_id: m.keys for m in manifest.members})
+        assert checkpoint_verifies(kept, keys_at) and not kept.proofs
+        contradicted = max(cosigned, key=lambda h: h.tree_size)
+        assert kept.tree_size < contradicted.tree_size or (
+            kept.tree_size == contradicted.tree_size and kept.root_hash != contradicted.root_hash
+        )
 
 
 def test_a_fork_shown_to_two_witnesses_is_refused_by_the_one_that_saw_the_other_branch() -> None:

@@ -672,3 +672,52 @@ async def test_a_split_view_is_kept_as_evidence_and_refuses_every_later_checkpoi
         assert latest_held == head_of(tree, 4)
     finally:
         await zhejiang.db.close()
+
+
+async def test_a_refused_checkpoint_is_kept_as_evidence_within_a_bound(
+    store_location: StoreLocation,
+) -> None:
+    """A checkpoint refused as log_inconsistent is kept when its sender signed it (not when
+    not), without its proofs, once per size and at most ``MAX_REFUSED_KEPT`` per log; kept,
+    it is neither a cosigned head nor a pending one."""
+    tree, other = tree_of(40), tree_of(40, changed=2)
+    zhejiang = ZhejiangStore(await Database.open(store_location))
+    keys = {zhejiang.owner.key_id: zhejiang.owner.verify_key}
+
+    def keep(checkpoint: pb.Checkpoint) -> Any:
+        return zhejiang.db.write(
+            partial(
+                checkpoints.keep_refused,
+                checkpoint=checkpoint,
+                origin="shanghai",
+                sender_node_id=SHANGHAI,
+                keys=keys,
+                now=4.0,
+            )
+        )
+
+    try:
+        await zhejiang.cosign(zhejiang.signed(tree, 30))
+        rewritten = zhejiang.signed(other, 30, (3,))
+        with pytest.raises(Refusal) as refusal:
+            await zhejiang.cosign(rewritten)
+        assert refusal.value.code is FaultCode.LOG_INCONSISTENT
+        forged = pb.Checkpoint()
+        forged.CopyFrom(rewritten)
+        forged.signature = bytes(64)
+        assert not await keep(forged)
+        assert await keep(rewritten)
+        assert not await keep(rewritten), "once per size"
+        for size in range(1, checkpoints.MAX_REFUSED_KEPT + 5):
+            await keep(zhejiang.signed(other, size))
+        reader = zhejiang.db.reader()
+        kept = checkpoints.refused(reader, "shanghai")
+        assert len(kept) == checkpoints.MAX_REFUSED_KEPT
+        [first] = [c for c in kept if c.tree_size == 30]
+        assert first.root_hash == other.root(30) and not first.proofs
+        assert first.signature == rewritten.signature
+        assert checkpoints.latest_cosigned(reader, "shanghai", "zhejiang") == head_of(tree, 30)
+        assert zhejiang.pending() == []
+        assert [h.tree_size for h in checkpoints.cosigned(reader, origin="shanghai")] == [30]
+    finally:
+        await zhejiang.db.close()

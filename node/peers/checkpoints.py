@@ -60,6 +60,8 @@ from node.store.connection import Connection
 from node.store.database import Database, StoreError
 from node.store.leases import LeaseClaim
 from node.store.log_tree import StoredTree
+from node.trust.keys import VerifyKey
+from node.trust.manifest import Member
 from node.wire import pb
 
 log = logging.getLogger(__name__)
@@ -305,6 +307,8 @@ class LogWitnessing:
             )
         except Refusal as refusal:
             self._metrics.checkpoints_refused.labels(sender.province).inc()
+            if refusal.code is FaultCode.LOG_INCONSISTENT:
+                await self._keep_refused(message.message.checkpoint, sender, keys, now)
             log.error(
                 "refused a peer's checkpoint",
                 extra={"peer": sender.province, "code": refusal.code.value, "reason": refusal.text},
@@ -316,6 +320,40 @@ class LogWitnessing:
         for head in settled.wanted:
             self._asked[origin, head] = self._asked.get((origin, head), 0) + 1
         return Answer(("cosignature", cosignature), store=False)
+
+    async def _keep_refused(
+        self, checkpoint: pb.Checkpoint, sender: Member, keys: Mapping[str, VerifyKey], now: float
+    ) -> None:
+        """Keep a checkpoint refused as ``log_inconsistent`` (signed by its node, it proves
+        the equivocation) and log its head beside the one it contradicts."""
+        origin = sender.province
+        try:
+            kept = await self._db().write(
+                partial(
+                    store.keep_refused,
+                    checkpoint=checkpoint,
+                    origin=origin,
+                    sender_node_id=sender.node_id,
+                    keys=keys,
+                    now=now,
+                )
+            )
+        except StoreError as error:
+            # The refusal is answered all the same; the next refused checkpoint is kept.
+            log.warning("a refused checkpoint not kept", extra={"error": str(error)})
+            kept = False
+        held = store.latest_cosigned(self._db().reader(), origin, self.me)
+        log.error(
+            "a peer's log contradicts the head this node cosigned",
+            extra={
+                "peer": origin,
+                "kept": kept,
+                "refused_size": checkpoint.tree_size,
+                "refused_root": checkpoint.root_hash.hex(),
+                "cosigned_size": held.tree_size if held else None,
+                "cosigned_root": held.root_hash.hex() if held else None,
+            },
+        )
 
     # -- comparing heads with the other witnesses (gossip) ----------------------------------
 

@@ -18,6 +18,10 @@ Rules kept here:
   evidence beside the head it contradicts. A newer head from the same witness replaces its
   older pending ones of that log (that witness proved its own chain consistent), so the rows
   stay bounded by members times members.
+- A checkpoint this node refused as witness (``log_inconsistent``) is kept too, once its
+  signature verified, as the origin's own signed word beside the head it contradicts: a row
+  under the witness ``REFUSED``, with no cosignature, at most ``MAX_REFUSED_KEPT`` per log.
+  Rows without a cosignature are never cosigned heads nor pending ones.
 - Checking the log against what the witnesses cosigned (``divergences``) names the entries
   where a cosigned head and today's tree part: between the largest cosigned size that still
   matches and the smallest that does not.
@@ -191,10 +195,62 @@ def witness(
     for head in settled.proven:
         conn.execute(
             "DELETE FROM checkpoints WHERE origin = ? AND witness != ? AND own = 0 "
-            "AND tree_size = ? AND root_hash = ?",
+            "AND cosignature IS NOT NULL AND tree_size = ? AND root_hash = ?",
             (origin, me, head.tree_size, head.root_hash),
         )
     return cosignature, settled
+
+
+REFUSED = "(refused)"
+"""The ``witness`` of a row that keeps a checkpoint this node refused as witness (no
+cosignature): no province is spelled so."""
+MAX_REFUSED_KEPT = 16
+"""Refused checkpoints kept per log: the first ones prove the equivocation, and a hostile
+peer sending a refused checkpoint every second cannot fill the disk."""
+
+
+def keep_refused(
+    conn: Connection,
+    checkpoint: pb.Checkpoint,
+    *,
+    origin: str,
+    sender_node_id: str,
+    keys: Mapping[str, VerifyKey],
+    now: float,
+) -> bool:
+    """Keep a checkpoint of ``origin``'s log (a province) this node refused as its witness
+    (``log_inconsistent``: it does not extend what this node cosigned), as the evidence
+    beside the head it contradicts: signed by its sender (``keys``, usable now), without its
+    proofs, at most ``MAX_REFUSED_KEPT`` per log, one per size (inside a write job of its
+    own, since the refusal rolled the witness's back). Whether it was kept."""
+    key = keys.get(checkpoint.key_id)
+    if (
+        checkpoint.origin != sender_node_id
+        or key is None
+        or not key.verify(checkpoint.signature, statement_of(checkpoint))
+    ):
+        return False
+    (held,) = conn.execute(
+        "SELECT count(*) FROM checkpoints WHERE origin = ? AND witness = ?", (origin, REFUSED)
+    ).fetchone()
+    if int(held) >= MAX_REFUSED_KEPT:
+        return False
+    kept = conn.execute(
+        "INSERT INTO checkpoints (origin, witness, tree_size, root_hash, checkpoint, "
+        "cosigned_at, own) VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT DO NOTHING",
+        (origin, REFUSED, checkpoint.tree_size, checkpoint.root_hash, _kept(checkpoint), now),
+    )
+    return bool(kept.rowcount)
+
+
+def refused(conn: Connection, origin: str) -> list[pb.Checkpoint]:
+    """The checkpoints of ``origin``'s log this node refused as witness and kept, smallest
+    tree first."""
+    rows = conn.execute(
+        "SELECT checkpoint FROM checkpoints WHERE origin = ? AND witness = ? ORDER BY tree_size",
+        (origin, REFUSED),
+    )
+    return [pb.Checkpoint.FromString(bytes(blob)) for (blob,) in rows]
 
 
 def shown_pending(conn: Connection, origin: str, me: str) -> list[tuple[Head, str]]:
@@ -202,7 +258,7 @@ def shown_pending(conn: Connection, origin: str, me: str) -> list[tuple[Head, st
     proven consistent, with the witness that showed each, smallest first."""
     rows = conn.execute(
         "SELECT tree_size, root_hash, witness FROM checkpoints WHERE origin = ? "
-        "AND witness != ? AND own = 0 ORDER BY tree_size, witness",
+        "AND witness != ? AND own = 0 AND cosignature IS NOT NULL ORDER BY tree_size, witness",
         (origin, me),
     )
     return [(Head(int(size), bytes(root)), str(w)) for size, root, w in rows]
