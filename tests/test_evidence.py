@@ -235,11 +235,13 @@ def members_of(manifest_path: Path) -> dict[str, tuple[str, str, float, float, b
 def owner_of(
     members: dict[str, tuple[str, str, float, float, bool]], part: dict[str, Any], at: float
 ) -> str:
-    """The member whose key signed ``part``, a key usable at ``at``, as the manifest lists it."""
+    """The member whose key signed ``part``, a key in its window at ``at``, as the manifest
+    lists it. A revoked key is taken as for the messages (``signed_by``): the manifest says
+    a key was revoked, not since when, and a key retired after a rotation is revoked."""
     assert part["key_id"] in members, "key not in the manifest"
-    node_id, public_key, not_before, not_after, revoked = members[part["key_id"]]
+    node_id, public_key, not_before, not_after, _revoked = members[part["key_id"]]
     assert public_key == part["public_key"], "key not the manifest's"
-    assert not revoked and not_before <= at <= not_after, "key not usable when it signed"
+    assert not_before <= at <= not_after, "key not usable when it signed"
     return node_id
 
 

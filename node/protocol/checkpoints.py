@@ -5,7 +5,12 @@ Rules kept here (sans-I/O):
   root hash and the time it was signed, signed by that node over one statement
   (``checkpoint_statement``); a cosignature is a witness's signature over that very statement,
   with its own node id and time in front (``cosignature_statement``). Both are signed and
-  checked with the manifest's keys, like envelopes, so a third party needs nothing else.
+  checked with the manifest's keys, like envelopes, so a third party needs nothing else:
+  a checkpoint only under a key of the member that is its origin, a cosignature only under
+  a key of the member it names as witness, never the origin (``KeysAt``).
+- A witness refuses, before it judges anything, a checkpoint bigger than this protocol makes
+  (``check_bounds``: ``MAX_PROOFS`` proofs from distinct sizes below the tree's, paths of
+  ``MAX_PATH_NODES`` digests, bounded ids and signature).
 - A witness cosigns a checkpoint only if it extends the last checkpoint of that log it
   cosigned: the same size and root, or a larger tree with an RFC 9162 consistency proof from
   that size. A smaller tree (entries deleted), another root at the same size (a rewrite, or

@@ -14,7 +14,7 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from node.store.audit import AuditEntry, Signers, message_entries, recorded_keys, signers_keys_at
+from node.store.audit import AuditEntry, Signers, message_entries, recorded_keys
 from node.store.checkpoints import Cosigned, cosigned, signature_problem
 from node.store.connection import Connection
 from node.store.log_tree import StoredTree
@@ -89,11 +89,10 @@ def _in_log(conn: Connection, entry: AuditEntry, signers: Signers) -> dict[str, 
     checkpoint is None while no witness has cosigned one covering the entry). Only rows
     signed by the log's node and cosigned by another member, each under its own key, count:
     a row the store holds is not evidence on its own say-so."""
-    keys_at = signers_keys_at(signers)
     covering = [
         h
         for h in cosigned(conn, own=True)
-        if h.tree_size >= entry.seq and not signature_problem(h, keys_at)
+        if h.tree_size >= entry.seq and not signature_problem(h, signers.keys_at)
     ]
     shown: dict[str, Any] = {
         "entry": {
@@ -125,7 +124,7 @@ def _in_log(conn: Connection, entry: AuditEntry, signers: Signers) -> dict[str, 
         "tree_size": checkpoint.tree_size,
         "root_hash": _b64(checkpoint.root_hash),
         "signed_at_ms": checkpoint.signed_at_ms,
-        **_key(checkpoint.key_id, _listed(signers, checkpoint.origin)),
+        **_key(checkpoint.key_id, signers.of(checkpoint.origin)),
         "signature": _b64(checkpoint.signature),
     }
     shown["cosignatures"] = [_cosignature(h, signers) for h in same]
@@ -144,17 +143,11 @@ def _key(key_id: str, keys: dict[str, VerifyKey]) -> dict[str, str]:
     return {"key_id": key_id, "public_key": _b64(key.public_bytes)}
 
 
-def _listed(signers: Signers, node_id: str) -> dict[str, VerifyKey]:
-    """The keys the log's manifests list for one member: a checkpoint or cosignature shows
-    its signer's own key, never another member's."""
-    return {key_id: k.verify_key for key_id, k in signers.get(node_id, {}).items()}
-
-
 def _cosignature(held: Cosigned, signers: Signers) -> dict[str, Any]:
     cosignature = held.cosignature
     return {
         "witness": cosignature.witness,
         "cosigned_at_ms": cosignature.cosigned_at_ms,
-        **_key(cosignature.key_id, _listed(signers, cosignature.witness)),
+        **_key(cosignature.key_id, signers.of(cosignature.witness)),
         "signature": _b64(cosignature.signature),
     }
