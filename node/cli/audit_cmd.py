@@ -34,7 +34,7 @@ from node.store.connection import STORE_HELP, StoreLocation, store_location
 from node.store.database import Database, StoreError
 from node.store.evidence import EvidenceError, bundle
 from node.store.lock import StoreInUse, StoreLock
-from node.trust.keys import KeyFileError
+from node.trust.keys import KeyFileError, VerifyKey
 from node.trust.manifest import ManifestError, format_time
 from node.trust.tls import TlsMaterialError
 
@@ -52,7 +52,10 @@ def register(commands: Any) -> None:
             "as this node over mutual TLS, for the checkpoints of this log it cosigned; a "
             "peer that cannot be reached is named, and the rest are checked. With --mesh "
             "DIR, also the checkpoints of this log that each peer of the mesh holds, read "
-            "from the peers' store files. Read-only: safe while the node and its peers run."
+            "from the peers' store files. With either, every manifest the log records must "
+            "carry the signature of a governance key the node's configuration names "
+            "(without, the manifests are trusted as far as the chain vouches for them). "
+            "Read-only: safe while the node and its peers run."
         ),
         epilog=VERIFY_EXIT_CODES
         + "\n\nA peer that cannot be reached is named, not a failure. A log no witness "
@@ -200,10 +203,15 @@ def _same_store(a: StoreLocation, b: StoreLocation) -> bool:
     return a == b
 
 
-def _peers_cosigned(mesh: Path, store: StoreLocation) -> tuple[list[Cosigned], list[str]]:
+def _peers_cosigned(
+    mesh: Path, store: StoreLocation
+) -> tuple[list[Cosigned], list[str], tuple[VerifyKey, ...]]:
     """The cosigned checkpoints of ``store``'s log that the mesh's other nodes hold: each
     one's own cosignatures, and those other witnesses showed it (so a witness whose store is
-    gone still counts through the heads it gossiped), each once; and those nodes."""
+    gone still counts through the heads it gossiped), each once; those nodes; and the
+    governance keys the store's node trusts, so every manifest the log records must carry
+    their signature (else an insider could record a manifest listing a key of its own for a
+    witness)."""
     configs = mesh_configs(mesh)
     mine = [c for c in configs if _same_store(c.paths.store, store)]
     if not mine:
@@ -217,7 +225,7 @@ def _peers_cosigned(mesh: Path, store: StoreLocation) -> tuple[list[Cosigned], l
         with read_only(theirs) as conn:
             for head in cosigned(conn, origin=mine[0].province):
                 held.setdefault((head.witness, head.tree_size, head.root_hash), head)
-    return sorted(held.values(), key=_by_size), peers
+    return sorted(held.values(), key=_by_size), peers, mine[0].governance_keys
 
 
 @dataclass(frozen=True)
@@ -248,16 +256,20 @@ def run_verify(args: argparse.Namespace) -> int:
     try:
         held: dict[tuple[str, int, bytes], Cosigned] = {}
         asked = _Asked([], None)
+        governance: tuple[VerifyKey, ...] | None = None
         if args.mesh is not None:
-            mesh_heads, peers = _peers_cosigned(args.mesh, store)
+            mesh_heads, peers, governance = _peers_cosigned(args.mesh, store)
             asked = _Asked([], peers)
             held.update({(h.witness, h.tree_size, h.root_hash): h for h in mesh_heads})
         if config is not None:
+            governance = config.governance_keys
             answers, peers = _ask_peers(config)
             asked = _Asked(answers, peers)
             for answer in answers:
                 held.update({(h.witness, h.tree_size, h.root_hash): h for h in answer.heads})
-        report = verify_store(store, witnessed=sorted(held.values(), key=_by_size))
+        report = verify_store(
+            store, governance_keys=governance, witnessed=sorted(held.values(), key=_by_size)
+        )
     except (
         StoreError,
         NotAMeshFolder,

@@ -48,12 +48,14 @@ from monitoring.metrics import NodeMetrics
 from node.peers.courier import Answered, AskFailed, Courier, CredentialsView
 from node.peers.inbound import Answer, PayloadHandler
 from node.protocol.checkpoints import (
+    MAX_PROOFS_WANTED,
     MAX_WITNESSED_HEADS,
     Head,
     check_heads_request,
     check_witnessed_heads,
     cosign,
-    cosignature_verifies,
+    cosigns,
+    member_keys,
     sign_checkpoint,
 )
 from node.protocol.checks import Authenticated
@@ -64,6 +66,7 @@ from node.store.database import Database, StoreError
 from node.store.leases import LeaseClaim
 from node.store.log_tree import StoredTree
 from node.trust.keys import VerifyKey
+from node.trust.manifest import Member
 from node.wire import pb
 
 log = logging.getLogger(__name__)
@@ -183,12 +186,13 @@ class LogWitnessing:
                 cosigned.tree_size if cosigned else 0,
                 store.latest_sent(reader, self.me, province) or 0,
                 # Heads of ours other witnesses showed it, that it asked us to prove.
-                *store.proofs_wanted(reader, self.me, province)[:MAX_WITNESSED_HEADS],
+                *store.proofs_wanted(reader, self.me, province)[:MAX_PROOFS_WANTED],
             }
+            # A head of the checkpoint's own size needs no proof (the roots are compared).
             return {
                 size: tree.consistency_path(size, head.tree_size)
                 for size in sizes
-                if 0 < size <= head.tree_size
+                if 0 < size < head.tree_size
             }
 
         signed = {
@@ -250,23 +254,10 @@ class LogWitnessing:
             )
             return fault.code
         cosignature = reply.message.cosignature
-        witness_keys = {key.key_id: key.verify_key for key in reply.sender.keys}
-        if (
-            reply.payload_type != "cosignature"
-            or cosignature.witness != reply.sender.node_id
-            or (
-                cosignature.origin,
-                cosignature.tree_size,
-                cosignature.root_hash,
-                cosignature.signed_at_ms,
-            )
-            != (
-                checkpoint.origin,
-                checkpoint.tree_size,
-                checkpoint.root_hash,
-                checkpoint.signed_at_ms,
-            )
-            or not cosignature_verifies(cosignature, witness_keys)
+        # Only the witness's own key, usable when it cosigned (a revoked one is not).
+        witness_keys = member_keys({reply.sender.node_id: reply.sender.keys})
+        if reply.payload_type != "cosignature" or not cosigns(
+            cosignature, checkpoint, witness=reply.sender.node_id, keys_at=witness_keys
         ):
             log.warning(
                 "a witness's answer is no cosignature of our checkpoint", extra={"peer": province}
@@ -322,6 +313,8 @@ class LogWitnessing:
             )
         except Refusal as refusal:
             self._metrics.checkpoints_refused.labels(sender.province).inc()
+            if refusal.code is FaultCode.LOG_INCONSISTENT:
+                await self._keep_refused(message.message.checkpoint, sender, keys, now)
             log.error(
                 "refused a peer's checkpoint",
                 extra={"peer": sender.province, "code": refusal.code.value, "reason": refusal.text},
@@ -333,6 +326,40 @@ class LogWitnessing:
         for head in settled.wanted:
             self._asked[origin, head] = self._asked.get((origin, head), 0) + 1
         return Answer(("cosignature", cosignature), store=False)
+
+    async def _keep_refused(
+        self, checkpoint: pb.Checkpoint, sender: Member, keys: Mapping[str, VerifyKey], now: float
+    ) -> None:
+        """Keep a checkpoint refused as ``log_inconsistent`` (signed by its node, it proves
+        the equivocation) and log its head beside the one it contradicts."""
+        origin = sender.province
+        try:
+            kept = await self._db().write(
+                partial(
+                    store.keep_refused,
+                    checkpoint=checkpoint,
+                    origin=origin,
+                    sender_node_id=sender.node_id,
+                    keys=keys,
+                    now=now,
+                )
+            )
+        except StoreError as error:
+            # The refusal is answered all the same; the next refused checkpoint is kept.
+            log.warning("a refused checkpoint not kept", extra={"error": str(error)})
+            kept = False
+        held = store.latest_cosigned(self._db().reader(), origin, self.me)
+        log.error(
+            "a peer's log contradicts the head this node cosigned",
+            extra={
+                "peer": origin,
+                "kept": kept,
+                "refused_size": checkpoint.tree_size,
+                "refused_root": checkpoint.root_hash.hex(),
+                "cosigned_size": held.tree_size if held else None,
+                "cosigned_root": held.root_hash.hex() if held else None,
+            },
+        )
 
     # -- comparing heads with the other witnesses (gossip) ----------------------------------
 
@@ -392,13 +419,7 @@ class LogWitnessing:
         split view they reveal (``Responder``)."""
         sender = message.sender
         manifest = self._credentials().manifest
-
-        def keys_at(node_id: str, when: float) -> dict[str, VerifyKey] | None:
-            member = manifest.member(node_id)
-            if member is None:
-                return None
-            return {key.key_id: key.verify_key for key in member.keys if key.usable_at(when)}
-
+        keys_at = member_keys({m.node_id: m.keys for m in manifest.members})
         try:
             shown = check_witnessed_heads(
                 message.message.witnessed_heads,
