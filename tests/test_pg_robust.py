@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,8 +19,8 @@ import pytest
 from node.cli.main import main
 from node.cli.output import EXIT_NOT_CHECKED
 from node.mesh.postgres_server import PostgresServer
-from node.store import outbox, postgres
-from node.store.connection import PostgresUrl
+from node.store import leases, outbox, postgres
+from node.store.connection import Connection, PostgresUrl
 from node.store.database import Database, StoreUnavailable
 from node.store.lock import NODE_LOCK, StoreInUse, StoreLock
 from tests.cases import case_body, matter_of
@@ -221,3 +222,35 @@ async def test_a_lock_taken_by_another_identity_meanwhile_keeps_the_replica_not_
     finally:
         intruder.release()
         replica.release()
+
+
+async def write_once(url: str, job: Callable[[Connection], object]) -> None:
+    db = await Database.open(PostgresUrl(url))
+    try:
+        await db.write(job)
+    finally:
+        await db.close()
+
+
+def test_purge_is_refused_while_a_lease_is_held_even_without_the_lock(
+    postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A lease not yet lapsed says a replica may run: ``yrd audit purge`` refuses, naming it,
+    even though nothing holds the store lock; once it has lapsed, the purge runs."""
+    owner = "shanghai-node/1"
+    now = time.time()
+    asyncio.run(
+        write_once(
+            postgres_url,
+            lambda c: leases.take(c, "checkpoints", owner, now=now, duration=60.0),
+        )
+    )
+    capsys.readouterr()
+    assert main(["audit", "purge", "--store", postgres_url, "--before", BEFORE]) == (
+        EXIT_NOT_CHECKED
+    )
+    said = capsys.readouterr().err
+    assert f"leases held by a running replica ({owner})" in said
+    assert "Nothing was purged" in said
+    asyncio.run(write_once(postgres_url, lambda c: leases.release_all(c, owner, now=time.time())))
+    assert main(["audit", "purge", "--store", postgres_url, "--before", BEFORE]) == 0
