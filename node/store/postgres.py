@@ -32,7 +32,10 @@ Rules kept here:
   connection's socket, so the blocked call returns at once with ``StoreUnavailable`` and the
   connection is made again off the event loop. A frozen server therefore stalls the event
   loop for at most ``READ_DEADLINE_SECONDS`` per read (then the reader fails fast until the
-  server answers again), never for good.
+  server answers again), never for good. What remains: a reader whose connection the server
+  or the network closed (a restart, a partition found by keepalives) connects again in place,
+  once, on the loop, which may wait ``RECONNECT_TIMEOUT_SECONDS`` when the server does not
+  answer; reads of operator tools (``connect`` without a deadline) are not bounded.
 - A database without the node's schema table but with other tables is not a node store and
   is refused, never written into; a newer schema version than this code knows is refused.
 """
@@ -58,6 +61,9 @@ from node.store.schema_postgres import MIGRATIONS
 
 CONNECT_TIMEOUT_SECONDS = 5
 """How long one attempt to reach the server may take."""
+RECONNECT_TIMEOUT_SECONDS = 2
+"""How long a bounded connection found broken by a read (``PgConnection``) waits to connect
+again in place: on the event loop, so short (libpq's shortest)."""
 KEEPALIVE: dict[str, Any] = {
     "keepalives": 1,
     "keepalives_idle": 5,
@@ -241,6 +247,9 @@ class PgConnection:
             read_only=True,
             statement_timeout=self._statement_timeout,
             deadline=self._deadline,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS
+            if self._deadline is None
+            else RECONNECT_TIMEOUT_SECONDS,
         ).raw
         return self._execute(sql, parameters)
 
@@ -312,13 +321,14 @@ def connect(
     read_only: bool = False,
     statement_timeout: str | None = None,
     deadline: float | None = None,
+    connect_timeout: int = CONNECT_TIMEOUT_SECONDS,
 ) -> PgConnection:
     """A new autocommit connection to the store's database (with ``KEEPALIVE``);
     ``StoreUnavailable`` when the server cannot be reached. ``statement_timeout``: the
     session's, ended by the server; ``deadline``: the client's (``PgConnection``)."""
     try:
         raw: RawConnection = psycopg.connect(
-            url.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS, **KEEPALIVE
+            url.url, autocommit=True, connect_timeout=connect_timeout, **KEEPALIVE
         )
     except psycopg.OperationalError as exc:
         detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
