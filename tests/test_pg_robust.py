@@ -119,6 +119,28 @@ async def test_a_read_on_a_frozen_server_ends_at_its_deadline_and_the_store_reco
         await db.close()
 
 
+async def test_a_write_to_a_frozen_server_fails_at_the_writers_deadline(
+    postgres_server: PostgresServer, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the server frozen, a write is told StoreUnavailable once the writer's deadline
+    has passed (here made short), and the same store writes again once it is back."""
+    monkeypatch.setattr(postgres, "WRITE_DEADLINE_SECONDS", 1.5)
+    db = await Database.open(PostgresUrl(postgres_url))
+    try:
+        await db.write(enqueue("jiangsu", "before"))
+        with paused(postgres_server):
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="did not answer"):
+                await asyncio.wait_for(db.write(enqueue("jiangsu", "lost")), timeout=10)
+            assert time.monotonic() - started < 1.5 + 1.0
+            assert db.write_problem() is not None
+        await db.write(enqueue("jiangsu", "after"))
+        held = outbox.pending_batch(db.reader(), "jiangsu", 10)
+        assert [item.message_id for item in held] == ["before", "after"]
+    finally:
+        await db.close()
+
+
 async def test_a_node_on_a_frozen_server_stays_live_and_is_not_ready_until_it_is_back(
     tmp_path: Path, postgres_server: PostgresServer, postgres_url: str
 ) -> None:

@@ -476,6 +476,9 @@ class PostgresDatabase(Database):
         self._reader_retry_at = 0.0
         self._fresh_reader: PgConnection | None = None
         self._reconnecting = False
+        self._fresh_lock = threading.Lock()
+        """Guards ``_fresh_reader`` and ``_reconnecting`` between the loop and the thread
+        that connects."""
         self._last_size = 0
         self._probe_answered_at = time.monotonic()
         self._probe_failure: str | None = None
@@ -544,7 +547,8 @@ class PostgresDatabase(Database):
         if self._closed:
             raise StoreError(f"store {self._where} is closed")
         if not self._reader.usable:
-            fresh, self._fresh_reader = self._fresh_reader, None
+            with self._fresh_lock:
+                fresh, self._fresh_reader = self._fresh_reader, None
             if fresh is None:
                 self._reconnect_reader()
                 raise StoreUnavailable(f"the store database {self._where} is unreachable")
@@ -556,29 +560,30 @@ class PostgresDatabase(Database):
         """Make the event loop's connection again in a thread: connecting waits for the
         server (up to ``CONNECT_TIMEOUT_SECONDS``), which the loop must not."""
         now = time.monotonic()
-        if self._reconnecting or now < self._reader_retry_at:
-            return
-        self._reconnecting = True
+        with self._fresh_lock:
+            if self._reconnecting or now < self._reader_retry_at:
+                return
+            self._reconnecting = True
         self._reader_retry_at = now + RECONNECT_PAUSE_SECONDS
 
         def reconnect() -> None:
-            try:
+            fresh: PgConnection | None = None
+            with contextlib.suppress(StoreError):  # the next read asks again, after the pause
                 fresh = connect_reader(self._url)
-                if self._closed:
-                    fresh.close()
-                else:
-                    self._fresh_reader = fresh
-            except StoreError:
-                pass  # the next read asks again, after the pause
-            finally:
+            with self._fresh_lock:
                 self._reconnecting = False
+                if fresh is not None and not self._closed and self._fresh_reader is None:
+                    self._fresh_reader, fresh = fresh, None
+            if fresh is not None:
+                fresh.close()
 
         threading.Thread(target=reconnect, name="store-reader-connect", daemon=True).start()
 
     def _close_readers(self) -> None:
         self._probe_stop.set()
         self._reader.close()
-        fresh, self._fresh_reader = self._fresh_reader, None
+        with self._fresh_lock:
+            fresh, self._fresh_reader = self._fresh_reader, None
         if fresh is not None:
             fresh.close()
 
