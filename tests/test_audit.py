@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from node.protocol.checkpoints import Head, cosign, sign_checkpoint
 from node.protocol.envelope import Sealed, header, seal
-from node.store import audit
+from node.store import audit, checkpoints
 from node.store.audit import GENESIS, AuditEntry, entry_hash, verify_chain, verify_store
 from node.store.connection import IntegrityError, StoreLocation
 from node.store.database import Database
@@ -357,3 +358,32 @@ async def test_bad_direction_or_kind_is_refused(db: Database) -> None:
     with pytest.raises(ValueError, match="kind must be one of"):
         await append(db, "receipt", b"")
     assert verify_chain(db.reader()).entries == 0
+
+
+async def test_a_revoked_key_keeps_the_checkpoints_it_cosigned_before_verifiable(
+    db: Database, federation: Federation
+) -> None:
+    """A witness key revoked (as after a rotation) still vouches for what it cosigned before
+    the log recorded the revoking manifest, not for a cosignature dated after; and a key
+    counts only inside its window."""
+    await append(db, "manifest", federation.manifest(), direction="local")
+    revoking = federation.manifest(version=2, revoked=frozenset({federation.jiangsu.key_id}))
+    await append(db, "manifest", revoking, direction="local")  # recorded at NOW + 0.125
+    _keys, signers = audit.recorded_keys(db.reader())
+    head = Head(2, bytes(32))
+
+    def problem(cosigned_at: float) -> str:
+        checkpoint = sign_checkpoint(
+            federation.shanghai, origin="shanghai", head=head, now=NOW - 60, proofs={}
+        )
+        cosignature = cosign(
+            federation.jiangsu, witness="jiangsu", checkpoint=checkpoint, now=cosigned_at
+        )
+        held = checkpoints.Cosigned(
+            "shanghai", "jiangsu", 2, head.root_hash, checkpoint, cosignature, cosigned_at
+        )
+        return checkpoints.signature_problem(held, signers.keys_at)
+
+    assert problem(NOW - 30) == ""
+    assert "not signed by a key of its witness" in problem(NOW + 1)
+    assert "not signed by a key of its witness" in problem(NOW - 7200)  # before not_before

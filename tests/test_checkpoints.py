@@ -4,6 +4,7 @@ rewrites an insider with the store file can make, each caught by the witness and
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -17,15 +18,28 @@ import pytest
 from monitoring.status import NodeAnswer, link_rows, node_rows, problems
 from node.cli.audit_cmd import divergence_headline
 from node.peers.courier import AskFailed
-from node.protocol.checkpoints import Head, check_checkpoint, cosign, sign_checkpoint
+from node.protocol.checkpoints import (
+    MAX_PATH_NODES,
+    MAX_PROOFS,
+    MAX_PROOFS_WANTED,
+    Head,
+    KeysAt,
+    check_checkpoint,
+    checkpoint_verifies,
+    cosign,
+    cosigns,
+    member_keys,
+    sign_checkpoint,
+)
 from node.protocol.faults import FaultCode, Refusal
 from node.protocol.merkle import MerkleTree
 from node.runtime.config import ConfigError, load_config
 from node.runtime.node import Node
 from node.store import audit, checkpoints, outbox
 from node.store.database import Database
-from node.store.log_tree import EntryFields
+from node.store.log_tree import EntryFields, StoredTree
 from node.trust.keys import SigningKey
+from node.trust.manifest import KeyEntry
 from node.wire import pb
 from tests.nodes import BUDGET, config_for, eventually, make_mesh, running
 
@@ -45,10 +59,10 @@ async def traffic(sender: Node, receiver: Node, count: int) -> None:
     await eventually(lambda: outbox.depth(sender.db.reader(), province)[0] == 0)
 
 
-def audit_verify(store: Path, mesh: Path) -> subprocess.CompletedProcess[str]:
+def audit_verify(store: Path, mesh: Path, *options: str) -> subprocess.CompletedProcess[str]:
     """``yrd audit verify --store STORE --mesh MESH``, as a process."""
     return subprocess.run(
-        [*YRD, "audit", "verify", "--store", str(store), "--mesh", str(mesh)],
+        [*YRD, "audit", "verify", "--store", str(store), "--mesh", str(mesh), *options],
         capture_output=True,
         text=True,
         timeout=BUDGET,
@@ -121,6 +135,8 @@ async def test_a_peer_cosigns_each_checkpoint_that_extends_the_last(tmp_path: Pa
         assert await shanghai.checkpoints.checkpoint() == {"jiangsu": "cosigned"}
         sizes = [h.tree_size for h in held_by(jiangsu, "shanghai")]
         assert len(sizes) == 2 and sizes[1] > sizes[0]
+        # Each is kept as its signed head: the proofs it carried were checked, not kept.
+        assert all(not h.checkpoint.proofs for h in held_by(jiangsu, "shanghai"))
         own = checkpoints.latest_cosigned(shanghai.db.reader(), "shanghai", "jiangsu")
         assert own is not None and own.tree_size == sizes[1]
         gauge = shanghai.metrics.checkpoint_cosigned_size.labels("jiangsu")._value.get()
@@ -186,6 +202,15 @@ async def test_a_rewritten_log_is_refused_by_its_witness_and_caught_by_verify(
             assert any("jiangsu refuses to cosign shanghai's" in p for p in problems(answers))
         assert jiangsu.metrics.checkpoints_refused.labels("shanghai")._value.get() >= 1
         assert len(held_by(jiangsu, "shanghai")) == len(cosigned)
+        # The refused checkpoint, signed by shanghai, is kept: the proof of the rewrite.
+        [kept] = checkpoints.refused(jiangsu.db.reader(), "shanghai")
+        manifest = jiangsu.credentials.manifest
+        keys_at = member_keys({m.node_id: m.keys for m in manifest.members})
+        assert checkpoint_verifies(kept, keys_at) and not kept.proofs
+        contradicted = max(cosigned, key=lambda h: h.tree_size)
+        assert kept.tree_size < contradicted.tree_size or (
+            kept.tree_size == contradicted.tree_size and kept.root_hash != contradicted.root_hash
+        )
 
 
 def test_a_fork_shown_to_two_witnesses_is_refused_by_the_one_that_saw_the_other_branch() -> None:
@@ -281,6 +306,272 @@ async def test_a_fork_shown_to_two_real_peers_is_refused_and_caught_by_verify(
     assert "not the ones jiangsu cosigned" in shown.stdout
 
 
+async def shanghais_log(tmp_path: Path) -> tuple[Path, SigningKey]:
+    """Shanghai's store after traffic to jiangsu (both stopped), and shanghai's key."""
+    mesh = make_mesh(tmp_path)
+    shanghai_config = config_for(mesh, "shanghai", **QUIET)
+    async with running(config_for(mesh, "jiangsu", **QUIET)) as jiangsu:
+        async with running(shanghai_config) as shanghai:
+            await traffic(shanghai, jiangsu, 3)
+    return shanghai_config.paths.store, shanghai.credentials.signing_key
+
+
+def audit_verify_alone(store: Path) -> subprocess.CompletedProcess[str]:
+    """``yrd audit verify --store STORE``: what the store holds, no peer's checkpoints."""
+    return subprocess.run(
+        [*YRD, "audit", "verify", "--store", str(store)],
+        capture_output=True,
+        text=True,
+        timeout=BUDGET,
+    )
+
+
+def self_cosign(store: Path, key: SigningKey, *, witness: str) -> None:
+    """What an insider with the file and its node's own key adds after a rewrite: a
+    checkpoint of the rewritten log "cosigned" by that same key under ``witness``'s name,
+    kept as jiangsu's cosignature."""
+    conn = sqlite3.connect(store)
+    with conn:
+        tree = StoredTree(conn)
+        head = Head(tree.size, tree.root())
+        now = time.time()
+        checkpoint = sign_checkpoint(key, origin="node-310000", head=head, now=now, proofs={})
+        checkpoints.record_cosigned(
+            conn,
+            origin="shanghai",
+            witness="jiangsu",
+            checkpoint=checkpoint,
+            cosignature=cosign(key, witness=witness, checkpoint=checkpoint, now=now),
+            cosigned_at=now,
+            own=True,
+        )
+    conn.close()
+
+
+@pytest.mark.slow  # runs `yrd audit verify` as a process
+@pytest.mark.parametrize("witness", ["node-320000", "node-310000"])
+async def test_a_self_cosigned_checkpoint_does_not_vouch_for_a_rewritten_log(
+    tmp_path: Path, witness: str
+) -> None:
+    """After a rewrite that wipes the checkpoints, a row "cosigned" with the node's own key,
+    under its witness's name or its own, is named by ``verify_store`` and by ``yrd audit
+    verify`` as a cosignature that is not its witness's: the log is not ok."""
+    store, key = await shanghais_log(tmp_path)
+    rewrite(store, delete_one)
+    self_cosign(store, key, witness=witness)
+    report = audit.verify_store(store)
+    assert not report.ok, report.reason
+    assert "is not signed by a key of its witness" in report.reason
+    shown = audit_verify_alone(store)
+    assert shown.returncode == 1, shown.stdout + shown.stderr
+    assert "BROKEN" in shown.stdout and "not signed by a key of its witness" in shown.stdout
+
+
+def planted_witness_key(key: SigningKey) -> Callable[[list[EntryFields]], list[EntryFields]]:
+    """A rewrite that also records, after the last manifest, a manifest entry listing
+    ``key`` as jiangsu's (node-320000's) own, its governance signature left as it was."""
+
+    def change(entries: list[EntryFields]) -> list[EntryFields]:
+        kept = delete_one(entries)
+        last = max(i for i, e in enumerate(kept) if e.kind == "manifest")
+        document = json.loads(bytes(kept[last].body))
+        [member] = [m for m in document["manifest"]["members"] if m["node_id"] == "node-320000"]
+        planted = dict(member["signing_keys"][0], key_id=key.key_id, public_key=key.verify_key.text)
+        member["signing_keys"].append(planted)
+        body = json.dumps(document).encode()
+        return [*kept[: last + 1], kept[last]._replace(body=body), *kept[last + 1 :]]
+
+    return change
+
+
+@pytest.mark.slow  # runs `yrd audit verify` as a process
+async def test_a_manifest_entry_planting_a_witness_key_is_caught_with_the_mesh(
+    tmp_path: Path,
+) -> None:
+    """An insider who re-chains the log with a manifest entry listing a key of its own as
+    the witness's can cosign its rewritten log with it: the log alone cannot tell, but
+    ``yrd audit verify --mesh`` checks every recorded manifest's governance signature with
+    the node's configured governance keys, and names the planted entry."""
+    store, own = await shanghais_log(tmp_path)
+    mesh = tmp_path / "mesh"
+    planted = SigningKey.generate()
+    rewrite(store, planted_witness_key(planted))
+    conn = sqlite3.connect(store)
+    with conn:
+        tree = StoredTree(conn)
+        checkpoint = sign_checkpoint(
+            own, origin="node-310000", head=Head(tree.size, tree.root()), now=time.time(), proofs={}
+        )
+        checkpoints.record_cosigned(
+            conn,
+            origin="shanghai",
+            witness="jiangsu",
+            checkpoint=checkpoint,
+            cosignature=cosign(
+                planted, witness="node-320000", checkpoint=checkpoint, now=time.time()
+            ),
+            cosigned_at=time.time(),
+            own=True,
+        )
+    conn.close()
+    alone = audit.verify_store(store)
+    assert alone.ok and alone.witnesses == ("jiangsu",), alone.reason
+    shown = audit_verify(store, mesh, "--json")
+    assert shown.returncode == 1, shown.stdout + shown.stderr
+    verdict = json.loads(shown.stdout)
+    assert "manifest signature does not verify" in verdict["reason"]
+    [manifest_seq] = [
+        seq
+        for (seq,) in sqlite3.connect(store).execute(
+            "SELECT seq FROM audit WHERE kind = 'manifest' ORDER BY seq DESC LIMIT 1"
+        )
+    ]
+    assert verdict["first_bad_seq"] == manifest_seq
+
+
+def members(*keys: tuple[str, SigningKey]) -> KeysAt:
+    """``KeysAt`` for members each with one key, usable from 0 to 10 000 s."""
+    return member_keys(
+        {node_id: [KeyEntry(key.key_id, key.verify_key, 0.0, 10_000.0)] for node_id, key in keys}
+    )
+
+
+def held(
+    checkpoint: pb.Checkpoint, cosignature: pb.Cosignature, witness: str = "jiangsu"
+) -> checkpoints.Cosigned:
+    return checkpoints.Cosigned(
+        "shanghai",
+        witness,
+        checkpoint.tree_size,
+        checkpoint.root_hash,
+        checkpoint,
+        cosignature,
+        cosignature.cosigned_at_ms / 1000,
+    )
+
+
+def test_a_checkpoint_or_cosignature_counts_only_under_its_own_signers_key() -> None:
+    """A checkpoint signed by another member's key, a cosignature by the log's own node
+    (under the witness's name or its own), or by a key outside its window, is named; the
+    checkpoint signed by its origin and cosigned by its witness, each its own key, is not."""
+    shanghai, jiangsu = SigningKey.generate(), SigningKey.generate()
+    keys_at = members(("node-310000", shanghai), ("node-320000", jiangsu))
+    head = Head(3, tree_of(3).root())
+
+    def signed(by: SigningKey, witness_key: SigningKey, witness: str, at: float = 2.0) -> str:
+        checkpoint = sign_checkpoint(by, origin="node-310000", head=head, now=1.0, proofs={})
+        cosigned = cosign(witness_key, witness=witness, checkpoint=checkpoint, now=at)
+        return checkpoints.signature_problem(held(checkpoint, cosigned), keys_at)
+
+    assert signed(shanghai, jiangsu, "node-320000") == ""
+    assert "not signed by its log's node" in signed(jiangsu, jiangsu, "node-320000")
+    for witness in ("node-320000", "node-310000"):
+        assert "not signed by a key of its witness" in signed(shanghai, shanghai, witness)
+    assert "not signed by a key of its witness" in signed(shanghai, jiangsu, "node-330000")
+    assert "not signed by a key of its witness" in signed(shanghai, jiangsu, "node-320000", 1e5)
+
+
+def test_a_badly_signed_row_does_not_bound_the_divergence() -> None:
+    """A row whose head matches the tree but whose cosignature does not verify is named, and
+    does not move where the log is said to part: a checkpoint at 9 that does not match is
+    bounded by the verified ones only (entries 1 to 9, not 5 to 9)."""
+    shanghai, jiangsu = SigningKey.generate(), SigningKey.generate()
+    keys_at = members(("node-310000", shanghai), ("node-320000", jiangsu))
+    original = tree_of(12)
+    rows = []
+    for size, witness_key in ((4, shanghai), (9, jiangsu)):
+        head = Head(size, original.root(size))
+        checkpoint = sign_checkpoint(shanghai, origin="node-310000", head=head, now=1.0, proofs={})
+        cosigned = cosign(witness_key, witness="node-320000", checkpoint=checkpoint, now=2.0)
+        rows.append(held(checkpoint, cosigned))
+    junk, parted = (d for _, d in checkpoints.divergences(tree_of(12, changed=6), rows, keys_at))
+    assert junk is not None and "not signed by a key of its witness" in junk.reason
+    assert parted is not None and (parted.first_seq, parted.last_seq) == (1, 9)
+
+
+def beyond_bounds(signed: pb.Checkpoint) -> list[tuple[pb.Checkpoint, str, str]]:
+    """``signed`` (a checkpoint of 3 entries, signed) made bigger than the protocol makes one,
+    in each way a witness refuses: the checkpoint, the fault code, the field under
+    ``body.checkpoint``. The proofs are not signed, so the signature still verifies."""
+    node = bytes(32)
+
+    def changed(change: Callable[[pb.Checkpoint], object]) -> pb.Checkpoint:
+        checkpoint = pb.Checkpoint()
+        checkpoint.CopyFrom(signed)
+        change(checkpoint)
+        return checkpoint
+
+    def proofs(*made: tuple[int, list[bytes]]) -> Callable[[pb.Checkpoint], object]:
+        return lambda c: [c.proofs.add(from_size=size, path=path) for size, path in made]
+
+    return [
+        (
+            changed(proofs(*[(1, [node])] * (MAX_PROOFS + 1))),
+            "message_too_large",
+            "proofs",
+        ),
+        (changed(proofs((1, [node]), (1, [node]))), "invalid_payload", "proofs[1].from_size"),
+        (changed(proofs((3, []))), "invalid_payload", "proofs[0].from_size"),
+        (changed(proofs((7, [node]))), "invalid_payload", "proofs[0].from_size"),
+        (changed(proofs((0, [node]))), "invalid_payload", "proofs[0].from_size"),
+        (
+            changed(proofs((1, [node] * (MAX_PATH_NODES + 1)))),
+            "message_too_large",
+            "proofs[0].path",
+        ),
+        (changed(proofs((2, [node, bytes(31)]))), "invalid_payload", "proofs[0].path"),
+        (changed(lambda c: setattr(c, "key_id", "k" * 129)), "invalid_payload", "key_id"),
+        (changed(lambda c: setattr(c, "signature", bytes(129))), "invalid_payload", "signature"),
+        (changed(lambda c: setattr(c, "tree_size", 2**63)), "invalid_payload", "tree_size"),
+    ]
+
+
+def test_a_checkpoint_beyond_the_protocols_bounds_is_refused_naming_the_field() -> None:
+    """More proofs than a sender makes, a proof from a size twice, from the tree's own size
+    or beyond, from 0, a path too long or with a node not a digest, an overlong key id or
+    signature, a tree larger than a store holds: each refused before anything is judged,
+    though the checkpoint is its sender's and extends nothing cosigned."""
+    key = SigningKey.generate()
+    keys = {key.key_id: key.verify_key}
+    signed = sign_checkpoint(key, origin="node-310000", head=Head(3, bytes(32)), now=1.0, proofs={})
+    assert check_checkpoint(signed, sender="node-310000", keys=keys, cosigned=None)
+    for checkpoint, code, field in beyond_bounds(signed):
+        with pytest.raises(Refusal) as refused:
+            check_checkpoint(checkpoint, sender="node-310000", keys=keys, cosigned=None)
+        assert (refused.value.code.value, refused.value.field) == (code, f"body.checkpoint.{field}")
+
+
+def test_an_answer_counts_as_a_cosignature_only_from_the_witness_key_usable_then() -> None:
+    """The witness's cosignature of the checkpoint sent counts; one by a revoked or expired
+    key of the witness, one naming another witness or checkpoint, or one asking for more
+    proofs than a witness may, does not."""
+    shanghai, jiangsu = SigningKey.generate(), SigningKey.generate()
+    checkpoint = sign_checkpoint(
+        shanghai, origin="node-310000", head=Head(3, bytes(32)), now=1.0, proofs={}
+    )
+    cosignature = cosign(jiangsu, witness="node-320000", checkpoint=checkpoint, now=2.0)
+
+    def counts(answer: pb.Cosignature, *, revoked: bool = False, until: float = 10.0) -> bool:
+        entry = KeyEntry(jiangsu.key_id, jiangsu.verify_key, 0.0, until, revoked)
+        keys_at = member_keys({"node-320000": [entry]})
+        return cosigns(answer, checkpoint, witness="node-320000", keys_at=keys_at)
+
+    assert counts(cosignature)
+    assert not counts(cosignature, revoked=True)
+    assert not counts(cosignature, until=1.5)
+    other = sign_checkpoint(
+        shanghai, origin="node-310000", head=Head(4, bytes(32)), now=1.0, proofs={}
+    )
+    assert not counts(cosign(jiangsu, witness="node-320000", checkpoint=other, now=2.0))
+    assert not counts(cosign(jiangsu, witness="node-330000", checkpoint=checkpoint, now=2.0))
+    greedy = pb.Cosignature()
+    greedy.CopyFrom(cosignature)
+    greedy.proofs_wanted.extend(range(1, MAX_PROOFS_WANTED + 1))
+    assert counts(greedy)
+    greedy.proofs_wanted.append(MAX_PROOFS_WANTED + 1)
+    assert not counts(greedy)
+
+
 def tree_of(count: int, changed: int | None = None) -> MerkleTree:
     """A tree of ``count`` leaves; leaf ``changed`` (1-based) different."""
     return MerkleTree.of(
@@ -312,7 +603,7 @@ def test_verify_bounds_a_change_between_the_checkpoints_that_match_and_the_first
     matches, the one at 9 does not, and the divergence is named as entries 5 to 9."""
     key = SigningKey.generate()
     witness_key = SigningKey.generate()
-    keys = {key.key_id: key.verify_key, witness_key.key_id: witness_key.verify_key}
+    keys = members(("node-310000", key), ("node-320000", witness_key))
     original = tree_of(12)
     held = []
     for size in (4, 9):
@@ -333,9 +624,10 @@ def test_verify_bounds_a_change_between_the_checkpoints_that_match_and_the_first
 
 
 async def test_a_forged_checkpoint_gets_a_signed_fault_and_changes_nothing(tmp_path: Path) -> None:
-    """Over the real pipeline: a checkpoint naming another node's log, and one whose
-    signature is not the sender's, are each refused with a signed fault naming the field;
-    the witness keeps nothing and counts both."""
+    """Over the real pipeline: a checkpoint naming another node's log, one whose signature
+    is not the sender's, and each one beyond the protocol's bounds (signed by the sender) are
+    refused with a signed fault naming the field; the witness keeps nothing and counts
+    each."""
     mesh = make_mesh(tmp_path)
     async with (
         running(config_for(mesh, "shanghai", **QUIET)) as shanghai,
@@ -347,17 +639,27 @@ async def test_a_forged_checkpoint_gets_a_signed_fault_and_changes_nothing(tmp_p
         other_origin = sign_checkpoint(key, origin="node-330000", head=head, now=1.0, proofs={})
         bad_signature = sign_checkpoint(key, origin="node-310000", head=head, now=1.0, proofs={})
         bad_signature.signature = bytes(64)
-        for forged, code, field in (
+        cases = [
             (other_origin, "invalid_payload", "body.checkpoint.origin"),
             (bad_signature, "bad_signature", "body.checkpoint.signature"),
-        ):
+            *(
+                (out_of_bounds, code, f"body.checkpoint.{field}")
+                for out_of_bounds, code, field in beyond_bounds(
+                    sign_checkpoint(
+                        key, origin="node-310000", head=Head(3, bytes(32)), now=1.0, proofs={}
+                    )
+                )
+            ),
+        ]
+        for forged, code, field in cases:
             answered = await shanghai.courier.ask(
                 "jiangsu", "checkpoint", forged, timeout=BUDGET / 4, record=False
             )
             fault = answered.reply.message.fault
             assert (answered.reply.payload_type, fault.code, fault.field) == ("fault", code, field)
         assert held_by(jiangsu, "shanghai") == []
-        assert jiangsu.metrics.checkpoints_refused.labels("shanghai")._value.get() == 2
+        refused = jiangsu.metrics.checkpoints_refused.labels("shanghai")._value.get()
+        assert refused == len(cases)
 
 
 async def test_nodes_stopping_at_once_cosign_each_others_last_checkpoint(tmp_path: Path) -> None:

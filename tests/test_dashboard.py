@@ -357,6 +357,25 @@ def test_each_replica_of_a_province_has_a_row_of_its_own() -> None:
     assert 'class="replicas"' not in render_page(views[::2], own="shanghai", now=0.0)
 
 
+def test_replicas_reading_one_database_list_its_overdue_cases_and_dead_letters_once() -> None:
+    """Both Shanghai replicas answer with the same feed (one database): its overdue case and
+    its dead letter are listed once, not once per replica."""
+    feed = {
+        "overdue_cases": [
+            {"case_id": "310000-20261206-0000000000000001", "role": "handling", "peer": "jiangsu"}
+        ],
+        "dead_letters": [{"seq": 7, "peer": "jiangsu", "type": "case_update", "retry": "r"}],
+    }
+    status = {"province": "shanghai", "ready": True, "checks": {}, "peers": []}
+    views = [
+        NodeView("http://127.0.0.1:8101", status, feed=feed),
+        NodeView("http://127.0.0.1:8201", status, feed=feed),
+    ]
+    page = render_page(views, own="shanghai", now=0.0)
+    assert page.count("310000-20261206-0000000000000001") == 1
+    assert page.count("<td>7</td>") == 1
+
+
 def chromium_binary() -> str:
     return required_binary("chromium", "chromium")
 

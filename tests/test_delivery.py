@@ -26,7 +26,7 @@ from node.delivery.worker import (
     PeerWorker,
     Settlement,
 )
-from node.store import outbox
+from node.store import audit, outbox
 from node.store.connection import StoreLocation
 from node.store.database import Database
 from node.store.outbox import OutboxItem
@@ -588,3 +588,41 @@ async def test_a_worker_cancelled_while_recording_still_commits_and_reports(rig:
         await task
     await eventually(lambda: states(rig.db) == {"m0": "delivered", "m1": "delivered"})
     await eventually(lambda: rig.observer.delivered_ids == ["m0", "m1"])
+
+
+async def test_a_row_another_replica_settled_meanwhile_is_not_settled_twice(rig: Rig) -> None:
+    """While this worker's batch is out, another replica (which took the sender lease over
+    from this one, paused) delivers m1 and records its evidence: when this worker's replies
+    come back, m1 keeps the other's settlement, evidence and effects, each once; the other
+    rows are settled here."""
+    channel = ScriptedChannel()
+    worker = rig.build(channel, DeliveryConfig(batch_size=3))
+    [_, seq1, _] = await enqueue(rig.db, "m0", "m1", "m2")
+    original = channel.exchange_batch
+
+    def settled_elsewhere(conn: sqlite3.Connection) -> None:
+        audit.append_many(
+            conn,
+            [
+                audit.Record("sent", PEER, "m1", "envelope", b"sent-by-the-other", T0),
+                audit.Record("received", PEER, "m1", "reply", b"r-m1-other", T0),
+            ],
+        )
+        outbox.mark_delivered_batch(conn, PEER, [(seq1, b"r-m1-other", b"")], at=T0)
+
+    async def exchange_batch(
+        envelopes: Sequence[bytes], *, timeout: float, on_reply: OnReply, lane: int = 0
+    ) -> None:
+        await rig.db.write(settled_elsewhere)
+        await original(envelopes, timeout=timeout, on_reply=on_reply)
+
+    channel.exchange_batch = exchange_batch  # type: ignore[method-assign]
+    await worker.drain()
+
+    assert channel.sent_ids == [["m0", "m1", "m2"]]
+    assert states(rig.db) == {"m0": "delivered", "m1": "delivered", "m2": "delivered"}
+    assert item(rig.db, "m1").reply == b"r-m1-other"
+    assert sorted(audited_replies(rig.db)) == [
+        ("m0", b"r-m0"), ("m1", b"r-m1-other"), ("m2", b"r-m2")
+    ]  # fmt: skip
+    assert rig.observer.delivered_ids == ["m0", "m2"]

@@ -10,11 +10,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import sqlite3
 import struct
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from pysmx.SM2 import Verify as smx_verify
 from node.mesh.access import create_mesh
 from node.mesh.layout import read_manifest
 from node.mesh.suite_choice import parse_suite_choice
+from node.protocol.checkpoints import Head, cosign, sign_checkpoint
 from node.protocol.envelope import header, seal_batch
 from node.store import audit, checkpoints
 from node.store.connection import PostgresUrl, StoreLocation
@@ -145,9 +148,13 @@ def length_prefixed(data: bytes) -> bytes:
     return len(data).to_bytes(8, "big") + data
 
 
-def check_log(bundle: dict[str, Any], manifest_keys: dict[str, str]) -> list[str]:
+def check_log(
+    bundle: dict[str, Any], manifest_keys: dict[str, tuple[str, str, float, float, bool]]
+) -> list[str]:
     """The message's entry is a leaf of the tree whose head its node signed and its peers
-    cosigned (RFC 9162 inclusion; the labelled statements); return the witnesses."""
+    cosigned (RFC 9162 inclusion; the labelled statements), each with a key the manifest
+    lists for that very member (the origin; each witness, another member); return the
+    witnesses."""
     shown = bundle["log"]
     entry = shown["entry"]
     body = base64.b64decode(entry["body"])
@@ -165,7 +172,9 @@ def check_log(bundle: dict[str, Any], manifest_keys: dict[str, str]) -> list[str
     path = [base64.b64decode(node) for node in shown["path"]]
     root = rfc9162_root(leaf, shown["leaf_index"], checkpoint["tree_size"], path)
     assert root is not None and root == base64.b64decode(checkpoint["root_hash"]), "not included"
-    assert manifest_keys[checkpoint["key_id"]] == checkpoint["public_key"]
+    origin = checkpoint["origin"]
+    signed_at = checkpoint["signed_at_ms"] / 1000
+    assert owner_of(manifest_keys, checkpoint, signed_at) == origin, "not its origin's key"
     statement = (
         b"yrd.federation.v1/checkpoint\x00"
         + checkpoint["origin"].encode()
@@ -177,7 +186,10 @@ def check_log(bundle: dict[str, Any], manifest_keys: dict[str, str]) -> list[str
     part_verifies(checkpoint, statement)
     witnesses = []
     for cosignature in shown["cosignatures"]:
-        assert manifest_keys[cosignature["key_id"]] == cosignature["public_key"]
+        witness = cosignature["witness"]
+        cosigned_at = cosignature["cosigned_at_ms"] / 1000
+        assert witness != origin, "a log's own node is not its witness"
+        assert owner_of(manifest_keys, cosignature, cosigned_at) == witness, "not the witness's key"
         cosigned = (
             b"yrd.federation.v1/cosignature\x00"
             + cosignature["witness"].encode()
@@ -199,6 +211,40 @@ def keys_of(manifest_path: Path) -> dict[str, str]:
     }
 
 
+def members_of(manifest_path: Path) -> dict[str, tuple[str, str, float, float, bool]]:
+    """Each key id: the node id of the member that lists it, its public key, its window and
+    whether it is revoked."""
+    document = json.loads(manifest_path.read_bytes())
+
+    def epoch(text: str) -> float:
+        return datetime.fromisoformat(text).timestamp()
+
+    return {
+        key["key_id"]: (
+            member["node_id"],
+            key["public_key"],
+            epoch(key["not_before"]),
+            epoch(key["not_after"]),
+            bool(key.get("revoked", False)),
+        )
+        for member in document["manifest"]["members"]
+        for key in member["signing_keys"]
+    }
+
+
+def owner_of(
+    members: dict[str, tuple[str, str, float, float, bool]], part: dict[str, Any], at: float
+) -> str:
+    """The member whose key signed ``part``, a key in its window at ``at``, as the manifest
+    lists it. A revoked key is taken as for the messages (``signed_by``): the manifest says
+    a key was revoked, not since when, and a key retired after a rotation is revoked."""
+    assert part["key_id"] in members, "key not in the manifest"
+    node_id, public_key, not_before, not_after, _revoked = members[part["key_id"]]
+    assert public_key == part["public_key"], "key not the manifest's"
+    assert not_before <= at <= not_after, "key not usable when it signed"
+    return node_id
+
+
 def evidence(store: StoreLocation, message_id: str) -> subprocess.CompletedProcess[str]:
     """``yrd audit evidence --store`` on a store file or a database URL."""
     where = store.url if isinstance(store, PostgresUrl) else str(store)
@@ -209,6 +255,22 @@ def evidence(store: StoreLocation, message_id: str) -> subprocess.CompletedProce
         timeout=BUDGET,
         check=False,
     )
+
+
+async def probe_then_checkpoint(
+    mesh: Path, *, before: Callable[[str], None] = lambda _: None
+) -> str:
+    """One probe from shanghai to jiangsu, receipted, then (after ``before``, given the
+    message id) a checkpoint of shanghai's log that jiangsu cosigns; the message id."""
+    async with (
+        running(config_for(mesh, "jiangsu")),
+        running(config_for(mesh, "shanghai")) as sh,
+    ):
+        [message_id] = await sh.courier.send("jiangsu", [("probe", pb.Probe(sequence=7))])
+        await eventually(lambda: len(audit.message_entries(sh.db.reader(), message_id)) == 2)
+        before(message_id)
+        assert await sh.checkpoints.checkpoint() == {"jiangsu": "cosigned"}
+    return message_id
 
 
 # -- tests -----------------------------------------------------------------------------------
@@ -246,27 +308,24 @@ async def test_a_bundle_proves_its_entry_is_in_the_log_its_peer_cosigned(tmp_pat
     checkpoint and the cosignature, and the checker accepts them with the manifest alone;
     one changed byte of the path, and it does not."""
     mesh = make_mesh(tmp_path)
-    async with (
-        running(config_for(mesh, "jiangsu")),
-        running(config_for(mesh, "shanghai")) as sh,
-    ):
-        [message_id] = await sh.courier.send("jiangsu", [("probe", pb.Probe(sequence=7))])
-        await eventually(lambda: len(audit.message_entries(sh.db.reader(), message_id)) == 2)
-        unwitnessed = evidence(mesh / "shanghai" / "node.db", message_id)
-        assert json.loads(unwitnessed.stdout)["log"]["checkpoint"] is None
-        assert await sh.checkpoints.checkpoint() == {"jiangsu": "cosigned"}
+
+    def unwitnessed(message_id: str) -> None:
+        shown = evidence(mesh / "shanghai" / "node.db", message_id)
+        assert json.loads(shown.stdout)["log"]["checkpoint"] is None
+
+    message_id = await probe_then_checkpoint(mesh, before=unwitnessed)
     shown = evidence(mesh / "shanghai" / "node.db", message_id)
     assert shown.returncode == 0, shown.stderr
     bundle = json.loads(shown.stdout)
     keys = keys_of(mesh / "manifest.json")
     check_bundle(bundle, keys)
-    assert "node-320000" in check_log(bundle, keys)
+    assert "node-320000" in check_log(bundle, members_of(mesh / "manifest.json"))
     path = bundle["log"]["path"]
     first = bytearray(base64.b64decode(path[0]))
     first[0] ^= 1
     path[0] = base64.b64encode(bytes(first)).decode()
     with pytest.raises(AssertionError, match="not included"):
-        check_log(bundle, keys)
+        check_log(bundle, members_of(mesh / "manifest.json"))
 
 
 async def test_an_sm2_log_bundle_holds_every_witness_cosignature(tmp_path: Path) -> None:
@@ -297,7 +356,7 @@ async def test_an_sm2_log_bundle_holds_every_witness_cosignature(tmp_path: Path)
     assert shown.returncode == 0, shown.stderr
     bundle = json.loads(shown.stdout)
     assert bundle["log"]["checkpoint"]["key_id"].startswith("sm2:")
-    assert sorted(check_log(bundle, keys_of(directory / "manifest.json"))) == [
+    assert sorted(check_log(bundle, members_of(directory / "manifest.json"))) == [
         "node-320000",
         "node-330000",
     ]
@@ -396,3 +455,82 @@ async def test_no_evidence_and_no_store_are_told_apart(db: Database, tmp_path: P
     absent = evidence(tmp_path / "absent.db", "x")
     assert absent.returncode == 2
     assert "no store file" in absent.stderr
+
+
+def forge_part(key: SigningKey, part: dict[str, Any], statement: bytes) -> None:
+    """Sign ``statement`` into a bundle's checkpoint or cosignature part with ``key``, naming
+    it: a signature that verifies, by a key the manifest lists, perhaps another member's."""
+    part.update(
+        key_id=key.key_id,
+        public_key=base64.b64encode(key.verify_key.public_bytes).decode(),
+        signature=base64.b64encode(key.sign(statement)).decode(),
+    )
+
+
+async def test_a_self_cosigned_checkpoint_is_no_evidence(tmp_path: Path) -> None:
+    """A row of the store "cosigned" with the node's own key under its witness's name is
+    left out of the bundle; and the checker refuses a bundle whose cosignature is signed by
+    the log's own node (under the witness's name or its own) or whose checkpoint is signed
+    by another member's key, each a signature that verifies under a key of the manifest."""
+    mesh = make_mesh(tmp_path)
+    message_id = await probe_then_checkpoint(mesh)
+    store = mesh / "shanghai" / "node.db"
+    own, peer = _key(mesh, "shanghai"), _key(mesh, "jiangsu")
+    conn = sqlite3.connect(store)
+    [genuine] = checkpoints.cosigned(conn, own=True)
+    later = genuine.checkpoint.signed_at_ms / 1000 + 1
+    forged = sign_checkpoint(
+        own,
+        origin="node-310000",
+        head=Head(genuine.tree_size, genuine.root_hash),
+        now=later,
+        proofs={},
+    )
+    with conn:
+        checkpoints.record_cosigned(
+            conn,
+            origin="shanghai",
+            witness="zhejiang",  # another row than the genuine one, which stays
+            checkpoint=forged,
+            cosignature=cosign(own, witness="node-320000", checkpoint=forged, now=later),
+            cosigned_at=later,
+            own=True,
+        )
+    conn.close()
+    shown = evidence(store, message_id)
+    assert shown.returncode == 0, shown.stderr
+    bundle = json.loads(shown.stdout)
+    members = members_of(mesh / "manifest.json")
+    assert bundle["log"]["checkpoint"]["signed_at_ms"] == genuine.checkpoint.signed_at_ms
+    assert [c["key_id"] for c in bundle["log"]["cosignatures"]] == [peer.key_id]
+    assert check_log(bundle, members) == ["node-320000"]
+
+    checkpoint = bundle["log"]["checkpoint"]
+    statement = (
+        b"yrd.federation.v1/checkpoint\x00node-310000\x00"
+        + checkpoint["tree_size"].to_bytes(8, "big")
+        + base64.b64decode(checkpoint["root_hash"])
+        + checkpoint["signed_at_ms"].to_bytes(8, "big")
+    )
+
+    def cosigned_by(witness: str) -> bytes:
+        at = bundle["log"]["cosignatures"][0]["cosigned_at_ms"]
+        return (
+            b"yrd.federation.v1/cosignature\x00"
+            + witness.encode()
+            + b"\x00"
+            + at.to_bytes(8, "big")
+            + statement
+        )
+
+    for witness, match in (("node-320000", "not the witness's key"), ("node-310000", "own node")):
+        self_cosigned = json.loads(shown.stdout)
+        part = self_cosigned["log"]["cosignatures"][0]
+        part["witness"] = witness
+        forge_part(own, part, cosigned_by(witness))
+        with pytest.raises(AssertionError, match=match):
+            check_log(self_cosigned, members)
+    other_signer = json.loads(shown.stdout)
+    forge_part(peer, other_signer["log"]["checkpoint"], statement)
+    with pytest.raises(AssertionError, match="not its origin's key"):
+        check_log(other_signer, members)

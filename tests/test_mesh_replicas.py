@@ -190,6 +190,15 @@ def test_two_provinces_of_two_replicas_on_postgres(reachable: Path) -> None:
     assert "2 replica(s) per province" in init.stdout
     assert (directory / "postgres" / "data" / "PG_VERSION").exists()
     assert f"127.0.0.1:{base + 100}" in (directory / "manifest.json").read_text()
+    # The link proxies reach first replicas only: --links on replicas is refused at once.
+    linked = subprocess.run(
+        [*YRD, "mesh", "up", str(directory), "--links"], capture_output=True, text=True, timeout=60
+    )
+    assert linked.returncode == 2, linked.stderr
+    assert "with 2 replicas per province, run without --links; nothing was started" in (
+        linked.stderr
+    )
+    assert not (directory / "mesh.json").exists()
 
     log = (reachable / "up.log").open("w")
     up = subprocess.Popen(

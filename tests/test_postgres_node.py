@@ -6,6 +6,7 @@ over."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import replace
@@ -27,6 +28,7 @@ from node.runtime.node import Node
 from node.store import inbox, leases, outbox, tokens
 from node.store.connection import PostgresUrl
 from node.store.leases import LeaseConfig
+from node.transport.client import EndpointState
 from node.trust.keys import load_signing_key
 from node.wire import DELIVER_METHOD, pb
 from tests.cases import case_body, matter_of, status_of
@@ -245,32 +247,44 @@ async def test_a_peer_spreads_its_batches_over_every_replica_of_a_province(
     try:
         async with (
             running(replace(configs["jiangsu"][0], **quick)) as first,  # type: ignore[arg-type]
-            running(replace(configs["jiangsu"][1], **quick)) as second,  # type: ignore[arg-type]
-            running(sender_config) as shanghai,
+            contextlib.AsyncExitStack() as replica_2,
         ):
-            peer = shanghai.peers["jiangsu"]
-            assert peer.channel.lanes == 2
-            bodies = [("probe", pb.Probe(sequence=i)) for i in range(200)]
-            sent = await shanghai.courier.send("jiangsu", bodies)
-
-            def received(node: Node) -> float:
-                return sum(
-                    sample.value
-                    for metric in node.metrics.messages_received.collect()
-                    for sample in metric.samples
-                    if sample.name.endswith("_total") and sample.labels["type"] == "probe"
-                )
-
-            await eventually(lambda: received(first) + received(second) >= 200, timeout=BUDGET)
-            assert received(first) > 0 and received(second) > 0
-            assert [e["current"] for e in peer.channel.endpoint_status()] == [True, True]
-            await eventually(
-                lambda: all(
-                    i.state == "delivered"
-                    for i in outbox.list_items(shanghai.db.reader(), limit=1000)
-                    if i.message_id in sent
-                )
+            second = await replica_2.enter_async_context(
+                running(replace(configs["jiangsu"][1], **quick))  # type: ignore[arg-type]
             )
-            assert inbox.count(first.db.reader(), payload_type="probe") == 200
+            async with running(sender_config) as shanghai:
+                peer = shanghai.peers["jiangsu"]
+                assert peer.channel.lanes == 2
+                bodies = [("probe", pb.Probe(sequence=i)) for i in range(200)]
+                sent = await shanghai.courier.send("jiangsu", bodies)
+
+                def received(node: Node) -> float:
+                    return sum(
+                        sample.value
+                        for metric in node.metrics.messages_received.collect()
+                        for sample in metric.samples
+                        if sample.name.endswith("_total") and sample.labels["type"] == "probe"
+                    )
+
+                await eventually(lambda: received(first) + received(second) >= 200, timeout=BUDGET)
+                assert received(first) > 0 and received(second) > 0
+                assert [e["current"] for e in peer.channel.endpoint_status()] == [True, True]
+                await eventually(
+                    lambda: all(
+                        i.state == "delivered"
+                        for i in outbox.list_items(shanghai.db.reader(), limit=1000)
+                        if i.message_id in sent
+                    )
+                )
+                assert inbox.count(first.db.reader(), payload_type="probe") == 200
+
+                # The second replica stops; with no traffic at all, the heartbeats (which go
+                # round the lanes) find its endpoint failed, and the link stays up on the first.
+                await replica_2.aclose()
+                await eventually(lambda: peer.channel.health[1].state is EndpointState.FAILED)
+                for _ in range(10):
+                    assert shanghai.peers.link("jiangsu").up
+                    await asyncio.sleep(0.1)
+                assert peer.channel.health[0].state is EndpointState.HEALTHY
     finally:
         server.stop()

@@ -10,11 +10,13 @@ import logging
 import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from node.cli.main import main
 from node.protocol.checkpoints import (
+    MAX_PROOFS_WANTED,
     MAX_WITNESSED_HEADS,
     PROOF_ASKS,
     Head,
@@ -610,6 +612,35 @@ async def test_a_witness_keeps_shown_heads_pending_until_proven_on_either_store(
         assert checkpoints.proofs_wanted(reader, "shanghai", "zhejiang") == []
         latest_held = checkpoints.latest_witnessed(reader, "shanghai", "zhejiang")
         assert latest_held is not None and latest_held.tree_size == 12
+        assert not latest_held.checkpoint.proofs, "kept without the proofs it carried"
+    finally:
+        await zhejiang.db.close()
+
+
+async def test_a_cosignature_asks_for_at_most_max_proofs_wanted(
+    store_location: StoreLocation,
+) -> None:
+    """With more pending heads of a log than one cosignature may ask proofs from, the
+    cosignature asks for the smallest ``MAX_PROOFS_WANTED``; the rest stay pending."""
+    tree = tree_of(40)
+    zhejiang = ZhejiangStore(await Database.open(store_location))
+    try:
+        await zhejiang.cosign(zhejiang.signed(tree, 1))
+        pending = range(2, MAX_PROOFS_WANTED + 6)
+
+        def shown_by_many(conn: Any) -> None:
+            for size in pending:
+                conn.execute(
+                    "INSERT INTO checkpoints (origin, witness, tree_size, root_hash, checkpoint, "
+                    "cosignature, cosigned_at, own) VALUES ('shanghai', ?, ?, ?, ?, ?, 2.0, 0)",
+                    (f"witness-{size}", size, tree.root(size), b"", b""),
+                )
+
+        await zhejiang.db.write(shown_by_many)
+        cosignature, settled = await zhejiang.cosign(zhejiang.signed(tree, 40, (1,)))
+        assert list(cosignature.proofs_wanted) == list(pending)[:MAX_PROOFS_WANTED]
+        assert len(settled.wanted) == len(pending)
+        assert len(zhejiang.pending()) == len(pending)
     finally:
         await zhejiang.db.close()
 
@@ -639,5 +670,54 @@ async def test_a_split_view_is_kept_as_evidence_and_refuses_every_later_checkpoi
         assert refused.value.code is FaultCode.LOG_INCONSISTENT
         latest_held = checkpoints.latest_cosigned(zhejiang.db.reader(), "shanghai", "zhejiang")
         assert latest_held == head_of(tree, 4)
+    finally:
+        await zhejiang.db.close()
+
+
+async def test_a_refused_checkpoint_is_kept_as_evidence_within_a_bound(
+    store_location: StoreLocation,
+) -> None:
+    """A checkpoint refused as log_inconsistent is kept when its sender signed it (not when
+    not), without its proofs, once per size and at most ``MAX_REFUSED_KEPT`` per log; kept,
+    it is neither a cosigned head nor a pending one."""
+    tree, other = tree_of(40), tree_of(40, changed=2)
+    zhejiang = ZhejiangStore(await Database.open(store_location))
+    keys = {zhejiang.owner.key_id: zhejiang.owner.verify_key}
+
+    def keep(checkpoint: pb.Checkpoint) -> Any:
+        return zhejiang.db.write(
+            partial(
+                checkpoints.keep_refused,
+                checkpoint=checkpoint,
+                origin="shanghai",
+                sender_node_id=SHANGHAI,
+                keys=keys,
+                now=4.0,
+            )
+        )
+
+    try:
+        await zhejiang.cosign(zhejiang.signed(tree, 30))
+        rewritten = zhejiang.signed(other, 30, (3,))
+        with pytest.raises(Refusal) as refusal:
+            await zhejiang.cosign(rewritten)
+        assert refusal.value.code is FaultCode.LOG_INCONSISTENT
+        forged = pb.Checkpoint()
+        forged.CopyFrom(rewritten)
+        forged.signature = bytes(64)
+        assert not await keep(forged)
+        assert await keep(rewritten)
+        assert not await keep(rewritten), "once per size"
+        for size in range(1, checkpoints.MAX_REFUSED_KEPT + 5):
+            await keep(zhejiang.signed(other, size))
+        reader = zhejiang.db.reader()
+        kept = checkpoints.refused(reader, "shanghai")
+        assert len(kept) == checkpoints.MAX_REFUSED_KEPT
+        [first] = [c for c in kept if c.tree_size == 30]
+        assert first.root_hash == other.root(30) and not first.proofs
+        assert first.signature == rewritten.signature
+        assert checkpoints.latest_cosigned(reader, "shanghai", "zhejiang") == head_of(tree, 30)
+        assert zhejiang.pending() == []
+        assert [h.tree_size for h in checkpoints.cosigned(reader, origin="shanghai")] == [30]
     finally:
         await zhejiang.db.close()

@@ -493,7 +493,13 @@ def render_page(views: Sequence[NodeView], *, own: str, now: float) -> str:
     links = len(provinces) * (len(provinces) - 1)
     refused = refused_nodes([v.status for v in views if v.status is not None])
     cards = "".join(render_card(v, now, refused.get(v.province or "", ())) for v in views)
-    feeds = [(v.province or v.source, v.feed) for v in views]
+    # Replicas of a province read one database: its overdue cases and dead letters once,
+    # from the first replica that answered.
+    feeds: dict[str, Mapping[str, Any] | None] = {}
+    for view in views:
+        label = view.province or view.source
+        if feeds.get(label) is None:
+            feeds[label] = view.feed
     generated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now))
     return (
         "<!doctype html>\n"
@@ -511,9 +517,9 @@ def render_page(views: Sequence[NodeView], *, own: str, now: float) -> str:
         "<h2>Nodes</h2>"
         f'<div class="cards">{cards}</div>'
         "<h2>Overdue cases (past their promised time, 承诺时限)</h2>"
-        f"{render_overdue(feeds)}"
+        f"{render_overdue(list(feeds.items()))}"
         "<h2>Dead letters (parked, waiting for an operator)</h2>"
-        f"{render_dead_letters(feeds)}"
+        f"{render_dead_letters(list(feeds.items()))}"
         "<h2>Refusals by code (since each node started)</h2>"
         f"{render_refusals(views)}"
         "</body></html>\n"

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,8 @@ from node.cli.output import (
     zoned_time,
 )
 from node.mesh.folder import NotAMeshFolder, mesh_configs
+from node.runtime.config import ConfigError, NodeConfig, load_config
+from node.runtime.witnesses import WitnessAnswer, ask_witnesses, own_manifest
 from node.store import leases
 from node.store.audit import AuditReport, Purged, purge, read_only, verify_store
 from node.store.checkpoints import Cosigned, cosigned
@@ -31,7 +35,9 @@ from node.store.connection import STORE_HELP, Connection, PostgresUrl, StoreLoca
 from node.store.database import Database, StoreError
 from node.store.evidence import EvidenceError, bundle
 from node.store.lock import StoreInUse, StoreLock
-from node.trust.manifest import format_time
+from node.trust.keys import KeyFileError, VerifyKey
+from node.trust.manifest import ManifestError, format_time
+from node.trust.tls import TlsMaterialError
 
 
 def register(commands: Any) -> None:
@@ -43,13 +49,28 @@ def register(commands: Any) -> None:
         description=(
             "Recompute the evidence log's hash chain and tree, check every signature in it, "
             "and check every cosigned checkpoint of it the store holds against the tree. With "
-            "--mesh DIR, also the checkpoints of this log that each peer of the mesh holds, "
-            "read from the peers' store files (read-only; safe while they run)."
+            "--config (the node's node.toml; the store is its store), also ask every peer, "
+            "as this node over mutual TLS, for the checkpoints of this log it cosigned; a "
+            "peer that cannot be reached is named, and the rest are checked. With --mesh "
+            "DIR, also the checkpoints of this log that each peer of the mesh holds, read "
+            "from the peers' store files. With either, every manifest the log records must "
+            "carry the signature of a governance key the node's configuration names "
+            "(without, the manifests are trusted as far as the chain vouches for them). "
+            "Read-only: safe while the node and its peers run."
         ),
-        epilog=VERIFY_EXIT_CODES,
+        epilog=VERIFY_EXIT_CODES
+        + "\n\nA peer that cannot be reached is named, not a failure. A log no witness "
+        "cosigned\nany checkpoint of (a node just started) is said to be the node's word "
+        "only, with 0.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    verify.add_argument("--store", type=store_location, required=True, help=STORE_HELP)
+    log = verify.add_mutually_exclusive_group(required=True)
+    log.add_argument("--store", type=store_location, help=STORE_HELP)
+    log.add_argument(
+        "--config",
+        type=Path,
+        help="the node's node.toml: verify its store and ask its peers, as this node",
+    )
     add_folder(
         verify,
         help="a mesh folder whose peers' cosigned checkpoints to check too",
@@ -201,15 +222,21 @@ def _same_store(a: StoreLocation, b: StoreLocation) -> bool:
     return a == b
 
 
-def _peers_cosigned(mesh: Path, store: StoreLocation) -> list[Cosigned]:
+def _peers_cosigned(
+    mesh: Path, store: StoreLocation
+) -> tuple[list[Cosigned], list[str], tuple[VerifyKey, ...]]:
     """The cosigned checkpoints of ``store``'s log that the mesh's other nodes hold: each
     one's own cosignatures, and those other witnesses showed it (so a witness whose store is
-    gone still counts through the heads it gossiped), each once."""
+    gone still counts through the heads it gossiped), each once; those nodes; and the
+    governance keys the store's node trusts, so every manifest the log records must carry
+    their signature (else an insider could record a manifest listing a key of its own for a
+    witness)."""
     configs = mesh_configs(mesh)
     mine = [c for c in configs if _same_store(c.paths.store, store)]
     if not mine:
         raise NotAMeshFolder(f"the store {store} is no node's store in the mesh {mesh}")
     held: dict[tuple[str, int, bytes], Cosigned] = {}
+    peers = [c.province for c in configs if c.province != mine[0].province]
     for config in configs:
         theirs = config.paths.store
         if _same_store(theirs, store) or (isinstance(theirs, Path) and not theirs.is_file()):
@@ -217,17 +244,64 @@ def _peers_cosigned(mesh: Path, store: StoreLocation) -> list[Cosigned]:
         with read_only(theirs) as conn:
             for head in cosigned(conn, origin=mine[0].province):
                 held.setdefault((head.witness, head.tree_size, head.root_hash), head)
-    return sorted(held.values(), key=lambda head: (head.tree_size, head.witness))
+    return sorted(held.values(), key=_by_size), peers, mine[0].governance_keys
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """What verify asked of the peers: their answers (with ``--config``), and who the peers
+    are (from ``--config`` or ``--mesh``; None when neither names them)."""
+
+    answers: list[WitnessAnswer]
+    peers: list[str] | None
+
+
+def _ask_peers(config: NodeConfig) -> tuple[list[WitnessAnswer], list[str]]:
+    manifest = own_manifest(config)
+    peers = [m.province for m in manifest.members if m.node_id != config.node_id]
+    return asyncio.run(ask_witnesses(config, manifest)), peers
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    if isinstance(args.store, Path) and not args.store.exists():
-        return fail(f"store file {args.store} does not exist", EXIT_NOT_CHECKED)
+    config: NodeConfig | None = None
+    if args.config is not None:
+        try:
+            config = load_config(args.config, os.environ)
+        except ConfigError as exc:
+            return fail(str(exc), EXIT_NOT_CHECKED)
+    store = args.store if config is None else config.paths.store
+    if isinstance(store, Path) and not store.exists():
+        return fail(f"store file {store} does not exist", EXIT_NOT_CHECKED)
     try:
-        witnessed = [] if args.mesh is None else _peers_cosigned(args.mesh, args.store)
-        report = verify_store(args.store, witnessed=witnessed)
-    except (StoreError, NotAMeshFolder) as exc:
+        held: dict[tuple[str, int, bytes], Cosigned] = {}
+        asked = _Asked([], None)
+        governance: tuple[VerifyKey, ...] | None = None
+        if args.mesh is not None:
+            mesh_heads, peers, governance = _peers_cosigned(args.mesh, store)
+            asked = _Asked([], peers)
+            held.update({(h.witness, h.tree_size, h.root_hash): h for h in mesh_heads})
+        if config is not None:
+            governance = config.governance_keys
+            answers, peers = _ask_peers(config)
+            asked = _Asked(answers, peers)
+            for answer in answers:
+                held.update({(h.witness, h.tree_size, h.root_hash): h for h in answer.heads})
+        report = verify_store(
+            store, governance_keys=governance, witnessed=sorted(held.values(), key=_by_size)
+        )
+    except (
+        StoreError,
+        NotAMeshFolder,
+        ManifestError,
+        KeyFileError,
+        TlsMaterialError,
+        OSError,
+    ) as exc:
         return fail(str(exc), EXIT_NOT_CHECKED)
+    # Whether a cosigned checkpoint vouches for the log; None when the chain broke before
+    # any was checked (a broken chain says nothing of its witnesses).
+    witnessed = True if report.checkpoints else (False if report.ok else None)
+    unwitnessed = bool(asked.peers) and witnessed is False
     if args.json:
         emit_json(
             {
@@ -238,6 +312,17 @@ def run_verify(args: argparse.Namespace) -> int:
                 "witnesses": list(report.witnesses),
                 "checkpoints": report.checkpoints,
                 "last_bad_seq": report.last_bad_seq,
+                "witnessed": witnessed,
+                "peers_asked": [
+                    {
+                        "province": a.province,
+                        "answered": not a.problem,
+                        "reached": a.reached,
+                        "checkpoints": len(a.heads),
+                        "problem": a.problem or None,
+                    }
+                    for a in asked.answers
+                ],
             }
         )
     elif report.ok:
@@ -252,7 +337,32 @@ def run_verify(args: argparse.Namespace) -> int:
             f"evidence log BROKEN at entry {report.first_bad_seq}: {report.reason} "
             f"({report.entries} entries checked before it; {_witnessed(report)})\n"
         )
+    if not args.json:
+        sys.stdout.write(_asked_lines(asked.answers))
+        if unwitnessed:
+            sys.stdout.write(
+                f"this node has peers ({', '.join(asked.peers or [])}), but no witness has "
+                "cosigned any checkpoint of it: the log is this node's word only\n"
+            )
     return EXIT_VERIFIED if report.ok else EXIT_REFUSED
+
+
+def _by_size(head: Cosigned) -> tuple[int, str]:
+    return head.tree_size, head.witness
+
+
+def _asked_lines(answers: list[WitnessAnswer]) -> str:
+    """One line per peer asked: what it answered, or why it did not."""
+    lines = []
+    for a in answers:
+        if a.problem:
+            said = a.problem
+        elif a.heads:
+            said = f"answered: its latest cosigned checkpoint, of {a.heads[-1].tree_size} entries"
+        else:
+            said = "answered: it has cosigned no checkpoint of this log"
+        lines.append(f"  peer {a.province}: {said}\n")
+    return "".join(lines)
 
 
 def divergence_headline(report: AuditReport) -> str:

@@ -24,8 +24,9 @@ from node.cli.mesh_cmd import (
 from node.cli.output import emit_json, fail
 from node.cli.progress import Progress
 from node.mesh.access import create_mesh
-from node.mesh.chaos import ChaosOptions, ChaosResult, Happening, network_refused, run_chaos
+from node.mesh.chaos import ChaosOptions, ChaosResult, Happening, run_chaos
 from node.mesh.layout import StoreChoice
+from node.mesh.links import links_refused
 from node.mesh.postgres_server import ServerFailed, ServerMissing
 from node.mesh.processes import MeshError
 
@@ -83,7 +84,7 @@ def run_chaos_command(args: argparse.Namespace) -> int:
         store = shaped(args)
     except ValueError as exc:
         return fail(str(exc))
-    refused = network_refused(store.replicas) if args.network else None
+    refused = links_refused("--network", store.replicas) if args.network else None
     if refused:
         return fail(refused)
     with temporary_mesh_folder("yrd-chaos-", store) as tmp:

@@ -47,7 +47,7 @@ from node.mesh.layout import (
 )
 from node.mesh.leftovers import leftovers, process_alive, stop_leftovers
 from node.mesh.link_control import LinkKeeper, LinkOrders, order, read_state, running_links
-from node.mesh.links import LinkSet
+from node.mesh.links import LinkSet, links_refused
 from node.mesh.monitoring import SHIPPED_RULES, Prometheus
 from node.mesh.node_control import Change, MeshControlError, NotDone, start_node, stop_node
 from node.mesh.postgres_server import ServerFailed, ServerMissing
@@ -431,6 +431,11 @@ def _clear_leftovers(directory: Path) -> int | None:
 def _run_up(args: argparse.Namespace) -> int:
     links: LinkSet | None = None
     try:
+        if args.links:
+            replicas = max(len(r) for r in replica_configs(args.dir).values())
+            refused = links_refused("--links", replicas)
+            if refused is not None:
+                return fail(refused + "; nothing was started")
         links = LinkSet.for_mesh(args.dir, seed=args.seed) if args.links else None
         mesh = Mesh(
             args.dir,

@@ -262,12 +262,21 @@ class PeerWorker:
         at: float,
         conn: Connection,
     ) -> None:
+        # Only rows still pending are settled here: one that another replica settled while
+        # this batch was out (it took the sender lease over from a holder that was paused or
+        # slow) already has its evidence and its effects, which must not happen twice.
+        pending = outbox.still_pending(conn, [item.seq for item in batch])
+        answered = [
+            (item, settlement)
+            for item, settlement in zip(batch, settlements, strict=True)
+            if item.seq in pending
+        ]
         # Each answered message enters the evidence log as it was sent (its batch signature
         # and proof) with its reply, all in one statement; then what the replies settle is
         # recorded row by row.
         settled = [
             (item, settlement)
-            for item, settlement in zip(batch, settlements, strict=True)
+            for item, settlement in answered
             if settlement.reply and settlement.outcome is not Outcome.RETRY
         ]
         peer = self.link.peer
@@ -283,7 +292,7 @@ class PeerWorker:
             ],
         )
         delivered: list[tuple[int, bytes, bytes]] = []
-        for item, settlement in zip(batch, settlements, strict=True):
+        for item, settlement in answered:
             if settlement.outcome in (Outcome.DELIVERED, Outcome.DECLINED):
                 delivered.append((item.seq, settlement.reply, settlement.sent))
             elif settlement.outcome is Outcome.PARKED:
@@ -303,4 +312,6 @@ class PeerWorker:
         outbox.mark_delivered_batch(conn, self.link.peer, delivered, at=at)
         # Tied to the commit, not to whoever awaits it: observed even if drain() was
         # cancelled meanwhile, never if the transaction failed.
-        self._db.after_commit(partial(self._observe, batch, settlements, at))
+        self._db.after_commit(
+            partial(self._observe, [i for i, _ in answered], [s for _, s in answered], at)
+        )

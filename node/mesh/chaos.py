@@ -46,7 +46,7 @@ from node.mesh import invariants
 from node.mesh.access import mesh_token
 from node.mesh.faults import CLEAR, LinkFault
 from node.mesh.invariants import CaseSides, Verdict
-from node.mesh.links import LinkSet
+from node.mesh.links import LinkSet, links_refused
 from node.mesh.load import (
     CONCLUDED_STATUSES,
     CaseStream,
@@ -387,7 +387,9 @@ def run_chaos(
     after that (a restart that fails) is the result's ``error``. Every child is stopped in
     any case."""
     if options.network:
-        refused = network_refused(max(len(r) for r in replica_configs(directory).values()))
+        refused = links_refused(
+            "--network", max(len(r) for r in replica_configs(directory).values())
+        )
         if refused:
             raise MeshError(refused)
     links = LinkSet.for_mesh(directory, seed=options.seed) if options.network else None
@@ -426,17 +428,6 @@ def run_chaos(
     if len(result.verdicts) == 5:
         result.verdicts.insert(4, invariants.evidence_intact(_evidence(mesh), result.stopped))
     return result
-
-
-def network_refused(replicas: int) -> str | None:
-    """Why ``network`` cannot disturb a mesh of ``replicas`` per province (None: it can)."""
-    if replicas == 1:
-        return None
-    return (
-        "--network routes only a province's first replica through the link proxies, each "
-        "to its peer's first replica, so replicas could not fail over and link faults would "
-        f"miss the others; with {replicas} replicas per province, run without --network"
-    )
 
 
 def _interrupt(signum: int, frame: object) -> None:

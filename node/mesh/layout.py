@@ -86,6 +86,7 @@ DEFAULT_MAY_SEND = (
     "certificate_verify",
     "checkpoint",
     "cosignature",
+    "heads_request",
     "heartbeat",
     "probe",
     "revocation_list",

@@ -405,3 +405,15 @@ def mesh_routes(endpoints: dict[str, str]) -> list[Route]:
         for receiver, target in endpoints.items()
         if receiver != sender
     ]
+
+
+def links_refused(option: str, replicas: int) -> str | None:
+    """Why ``option`` (link proxies) cannot serve a mesh of ``replicas`` per province (None:
+    it can): the proxies route a province's first replica to each peer's first replica."""
+    if replicas == 1:
+        return None
+    return (
+        f"{option} routes only a province's first replica through the link proxies, each "
+        "to its peer's first replica, so replicas could not fail over and link faults would "
+        f"miss the others; with {replicas} replicas per province, run without {option}"
+    )

@@ -23,6 +23,10 @@ Rules kept here:
 - The proofs a witness asks for in its cosignature (``proofs_wanted``) are read back from
   the cosignature kept, so the next checkpoint carries them even after a restart; how many
   times each was asked is counted in memory (a restart only gives the node more rounds).
+- A peer asks this node for the heads of its own log it cosigned (``answer_heads``: a node
+  asks about its own log only), so ``yrd audit verify`` can check a log against its
+  witnesses from the log's own machine. The answer is the latest cosigned head, with its
+  cosignature; neither question nor answer is stored.
 - Checkpoints and cosignatures are not entries of the evidence log (like heartbeats): each
   is signed on its own and kept in the ``checkpoints`` table, and a log that took an entry
   per checkpoint would never be still.
@@ -44,11 +48,14 @@ from monitoring.metrics import NodeMetrics
 from node.peers.courier import Answered, AskFailed, Courier, CredentialsView
 from node.peers.inbound import Answer, PayloadHandler
 from node.protocol.checkpoints import (
+    MAX_PROOFS_WANTED,
     MAX_WITNESSED_HEADS,
     Head,
+    check_heads_request,
     check_witnessed_heads,
     cosign,
-    cosignature_verifies,
+    cosigns,
+    member_keys,
     sign_checkpoint,
 )
 from node.protocol.checks import Authenticated
@@ -59,6 +66,7 @@ from node.store.database import Database, StoreError
 from node.store.leases import LeaseClaim
 from node.store.log_tree import StoredTree
 from node.trust.keys import VerifyKey
+from node.trust.manifest import Member
 from node.wire import pb
 
 log = logging.getLogger(__name__)
@@ -121,6 +129,7 @@ class LogWitnessing:
         return {
             "checkpoint": PayloadHandler(respond=self.cosign),
             "witnessed_heads": PayloadHandler(respond=self.take_heads),
+            "heads_request": PayloadHandler(respond=self.answer_heads),
         }
 
     # -- our log ----------------------------------------------------------------------------
@@ -177,12 +186,13 @@ class LogWitnessing:
                 cosigned.tree_size if cosigned else 0,
                 store.latest_sent(reader, self.me, province) or 0,
                 # Heads of ours other witnesses showed it, that it asked us to prove.
-                *store.proofs_wanted(reader, self.me, province)[:MAX_WITNESSED_HEADS],
+                *store.proofs_wanted(reader, self.me, province)[:MAX_PROOFS_WANTED],
             }
+            # A head of the checkpoint's own size needs no proof (the roots are compared).
             return {
                 size: tree.consistency_path(size, head.tree_size)
                 for size in sizes
-                if 0 < size <= head.tree_size
+                if 0 < size < head.tree_size
             }
 
         signed = {
@@ -244,23 +254,10 @@ class LogWitnessing:
             )
             return fault.code
         cosignature = reply.message.cosignature
-        witness_keys = {key.key_id: key.verify_key for key in reply.sender.keys}
-        if (
-            reply.payload_type != "cosignature"
-            or cosignature.witness != reply.sender.node_id
-            or (
-                cosignature.origin,
-                cosignature.tree_size,
-                cosignature.root_hash,
-                cosignature.signed_at_ms,
-            )
-            != (
-                checkpoint.origin,
-                checkpoint.tree_size,
-                checkpoint.root_hash,
-                checkpoint.signed_at_ms,
-            )
-            or not cosignature_verifies(cosignature, witness_keys)
+        # Only the witness's own key, usable when it cosigned (a revoked one is not).
+        witness_keys = member_keys({reply.sender.node_id: reply.sender.keys})
+        if reply.payload_type != "cosignature" or not cosigns(
+            cosignature, checkpoint, witness=reply.sender.node_id, keys_at=witness_keys
         ):
             log.warning(
                 "a witness's answer is no cosignature of our checkpoint", extra={"peer": province}
@@ -316,6 +313,8 @@ class LogWitnessing:
             )
         except Refusal as refusal:
             self._metrics.checkpoints_refused.labels(sender.province).inc()
+            if refusal.code is FaultCode.LOG_INCONSISTENT:
+                await self._keep_refused(message.message.checkpoint, sender, keys, now)
             log.error(
                 "refused a peer's checkpoint",
                 extra={"peer": sender.province, "code": refusal.code.value, "reason": refusal.text},
@@ -327,6 +326,40 @@ class LogWitnessing:
         for head in settled.wanted:
             self._asked[origin, head] = self._asked.get((origin, head), 0) + 1
         return Answer(("cosignature", cosignature), store=False)
+
+    async def _keep_refused(
+        self, checkpoint: pb.Checkpoint, sender: Member, keys: Mapping[str, VerifyKey], now: float
+    ) -> None:
+        """Keep a checkpoint refused as ``log_inconsistent`` (signed by its node, it proves
+        the equivocation) and log its head beside the one it contradicts."""
+        origin = sender.province
+        try:
+            kept = await self._db().write(
+                partial(
+                    store.keep_refused,
+                    checkpoint=checkpoint,
+                    origin=origin,
+                    sender_node_id=sender.node_id,
+                    keys=keys,
+                    now=now,
+                )
+            )
+        except StoreError as error:
+            # The refusal is answered all the same; the next refused checkpoint is kept.
+            log.warning("a refused checkpoint not kept", extra={"error": str(error)})
+            kept = False
+        held = store.latest_cosigned(self._db().reader(), origin, self.me)
+        log.error(
+            "a peer's log contradicts the head this node cosigned",
+            extra={
+                "peer": origin,
+                "kept": kept,
+                "refused_size": checkpoint.tree_size,
+                "refused_root": checkpoint.root_hash.hex(),
+                "cosigned_size": held.tree_size if held else None,
+                "cosigned_root": held.root_hash.hex() if held else None,
+            },
+        )
 
     # -- comparing heads with the other witnesses (gossip) ----------------------------------
 
@@ -362,13 +395,7 @@ class LogWitnessing:
     async def _show(self, province: str, held: list[store.Cosigned]) -> str:
         if not held:
             return "nothing"
-        heads = pb.WitnessedHeads()
-        for h in held[:MAX_WITNESSED_HEADS]:
-            shown = heads.heads.add()
-            shown.checkpoint.CopyFrom(h.checkpoint)
-            del shown.checkpoint.proofs[:]
-            shown.cosignature.CopyFrom(h.cosignature)
-            del shown.cosignature.proofs_wanted[:]
+        heads = _heads(held[:MAX_WITNESSED_HEADS])
         answered = await self._asked_peer(
             province, "witnessed_heads", heads, "witnessed heads not shown"
         )
@@ -392,13 +419,7 @@ class LogWitnessing:
         split view they reveal (``Responder``)."""
         sender = message.sender
         manifest = self._credentials().manifest
-
-        def keys_at(node_id: str, when: float) -> dict[str, VerifyKey] | None:
-            member = manifest.member(node_id)
-            if member is None:
-                return None
-            return {key.key_id: key.verify_key for key in member.keys if key.usable_at(when)}
-
+        keys_at = member_keys({m.node_id: m.keys for m in manifest.members})
         try:
             shown = check_witnessed_heads(
                 message.message.witnessed_heads,
@@ -442,6 +463,31 @@ class LogWitnessing:
         )
         receipt.received_at.FromNanoseconds(int(now * 1e9))
         return Answer(("receipt", receipt), store=False)
+
+    async def answer_heads(self, message: Authenticated, now: float) -> Answer:
+        """As a witness: the latest checkpoint of the asker's own log this node cosigned,
+        with its cosignature, or none (``Responder``; nothing stored)."""
+        sender = message.sender
+        try:
+            check_heads_request(message.message.heads_request, sender=sender.node_id)
+        except Refusal as refusal:
+            raise _answering(refusal, message) from None
+        latest = store.latest_witnessed(self._db().reader(), sender.province, self.me)
+        heads = _heads([] if latest is None else [latest])
+        return Answer(("witnessed_heads", heads), store=False)
+
+
+def _heads(held: list[store.Cosigned]) -> pb.WitnessedHeads:
+    """Cosigned heads as shown to a peer: each checkpoint without its proofs, each
+    cosignature without the proofs it asked for (requests to the log's node only)."""
+    heads = pb.WitnessedHeads()
+    for h in held:
+        shown = heads.heads.add()
+        shown.checkpoint.CopyFrom(h.checkpoint)
+        del shown.checkpoint.proofs[:]
+        shown.cosignature.CopyFrom(h.cosignature)
+        del shown.cosignature.proofs_wanted[:]
+    return heads
 
 
 def _answering(refusal: Refusal, message: Authenticated) -> Refusal:

@@ -37,7 +37,6 @@ from google.protobuf.message import Message as ProtoMessage
 
 from monitoring.metrics import NodeMetrics
 from node.delivery.worker import Outcome, Settlement
-from node.peers.peer import Peer
 from node.protocol.checks import Authenticated, CheckLimits, check_reply
 from node.protocol.envelope import Sealed, envelope_digest, header, queued, seal
 from node.protocol.faults import FaultCode, Refusal
@@ -45,6 +44,7 @@ from node.store import audit, outbox
 from node.store.connection import Connection
 from node.store.database import Database
 from node.store.outbox import OutboxItem
+from node.transport.client import PeerChannel
 from node.transport.errors import SignedRefusal, TransportError
 from node.trust.keys import SigningKey
 from node.trust.manifest import Manifest
@@ -65,6 +65,20 @@ class CredentialsView(Protocol):
 
     @property
     def signing_key(self) -> SigningKey: ...
+
+
+class Reachable(Protocol):
+    """A peer as the courier reaches it (``node.peers.peer.Peer``, or a one-off asker's
+    record of a peer: ``node.runtime.witnesses``)."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def channel(self) -> PeerChannel: ...
+
+    def wake(self) -> None:
+        """New rows are committed in its outbox: its delivery worker sends them now."""
 
 
 class AskFailed(Exception):
@@ -139,7 +153,7 @@ class Courier:
         db: Callable[[], Database],
         clock: Clock,
         credentials: Callable[[], CredentialsView],
-        peers: Mapping[str, Peer],
+        peers: Mapping[str, Reachable],
         metrics: NodeMetrics,
         limits: CheckLimits,
     ) -> None:
@@ -265,7 +279,7 @@ class Courier:
         """New rows are committed in this peer's outbox: its worker sends them now."""
         peer = self._peers.get(province)
         if peer is not None:
-            peer.worker.notify()
+            peer.wake()
 
     # -- questions --------------------------------------------------------------------------
 
@@ -278,10 +292,12 @@ class Courier:
         timeout: float,
         record: bool = True,
         alone: bool = False,
+        lane: int = 0,
     ) -> Answered:
         """Ask a peer now and return its checked reply: on the peer's ``Exchange`` stream,
         beside the delivery worker's batches, or ``alone`` in a ``Deliver`` call of its own
-        (a heartbeat: liveness is not held up behind a backlog's batches).
+        in ``lane`` (a heartbeat: liveness is not held up behind a backlog's batches, and
+        each lane's endpoint is seen in turn).
 
         With ``record``, the request and the answer enter the evidence log together once the
         answer passed its checks (a heartbeat or a list pull, with no lasting effect, is not
@@ -297,7 +313,7 @@ class Courier:
             if alone:
                 request = seal(message, self._credentials().signing_key)
                 try:
-                    raw = await peer.channel.deliver(request.envelope, timeout=timeout)
+                    raw = await peer.channel.deliver(request.envelope, timeout=timeout, lane=lane)
                 except SignedRefusal as refusal:
                     raw = refusal.envelope
             else:

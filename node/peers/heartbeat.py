@@ -9,6 +9,11 @@ stored (see ``inbound``). An answer from a peer whose delivery circuit is open c
 worker's back-off short, so a backlog starts draining as soon as the peer is back rather
 than at the end of a long back-off.
 
+A peer running as replicas (several endpoints, one lane each: ``transport.client``) gets its
+heartbeats in each lane in turn, so every endpoint's health is current even when no traffic
+flows. A heartbeat whose endpoint does not answer is sent once more at once, where the
+channel moved that lane: the link is the province's, up while any replica answers.
+
 Imports: see the package docstring (``node.peers``).
 """
 
@@ -20,7 +25,7 @@ from collections.abc import Callable
 
 from monitoring.metrics import NodeMetrics
 from node.delivery.circuit import LinkRefusal
-from node.peers.courier import AskFailed, Courier, PeerUnanswered, ReplyRefused
+from node.peers.courier import Answered, AskFailed, Courier, PeerUnanswered, ReplyRefused
 from node.peers.peer import Peer
 from node.protocol.faults import Refusal
 from node.store import outbox
@@ -72,15 +77,15 @@ class Heartbeat:
             sequence=self._sequence,
             outbox_depth=outbox.depth(self._db().reader(), peer.province)[0],
         )
+        lanes = peer.channel.lanes
+        lane = self._sequence % lanes
         try:
-            answered = await self._courier.ask(
-                peer.province,
-                "heartbeat",
-                body,
-                timeout=HEARTBEAT_TIMEOUT,
-                record=False,
-                alone=True,
-            )
+            try:
+                answered = await self._ask(body, lane)
+            except PeerUnanswered:
+                if lanes == 1:
+                    raise
+                answered = await self._ask(body, lane)  # where the channel moved the lane
         except (Refusal, AskFailed) as exc:
             # This node's refusal: to send (an expired manifest) or of the peer's answer.
             refusal = exc.refusal if isinstance(exc, ReplyRefused) else exc
@@ -115,3 +120,14 @@ class Heartbeat:
         self._metrics.peer_up.labels(peer.province).set(1 if link.up else 0)
         if link.rtt_seconds is not None:
             self._metrics.heartbeat_rtt.labels(peer.province).set(link.rtt_seconds)
+
+    async def _ask(self, body: pb.Heartbeat, lane: int) -> Answered:
+        return await self._courier.ask(
+            self._peer.province,
+            "heartbeat",
+            body,
+            timeout=HEARTBEAT_TIMEOUT,
+            record=False,
+            alone=True,
+            lane=lane,
+        )

@@ -17,3 +17,7 @@ class Peer:
     worker: PeerWorker
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     """Its delivery worker and heartbeat loop."""
+
+    def wake(self) -> None:
+        """New rows are committed in its outbox: its delivery worker sends them now."""
+        self.worker.notify()

@@ -5,7 +5,12 @@ Rules kept here (sans-I/O):
   root hash and the time it was signed, signed by that node over one statement
   (``checkpoint_statement``); a cosignature is a witness's signature over that very statement,
   with its own node id and time in front (``cosignature_statement``). Both are signed and
-  checked with the manifest's keys, like envelopes, so a third party needs nothing else.
+  checked with the manifest's keys, like envelopes, so a third party needs nothing else:
+  a checkpoint only under a key of the member that is its origin, a cosignature only under
+  a key of the member it names as witness, never the origin (``KeysAt``).
+- A witness refuses, before it judges anything, a checkpoint bigger than this protocol makes
+  (``check_bounds``: ``MAX_PROOFS`` proofs from distinct sizes below the tree's, paths of
+  ``MAX_PATH_NODES`` digests, bounded ids and signature).
 - A witness cosigns a checkpoint only if it extends the last checkpoint of that log it
   cosigned: the same size and root, or a larger tree with an RFC 9162 consistency proof from
   that size. A smaller tree (entries deleted), another root at the same size (a rewrite, or
@@ -38,19 +43,37 @@ import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from node.protocol.envelope import MAX_WIRE_ID_LENGTH
 from node.protocol.faults import FaultCode, Refusal
 from node.protocol.merkle import verify_consistency
 from node.trust.keys import SigningKey, VerifyKey
+from node.trust.manifest import KeyEntry
 from node.wire import pb
 
 CHECKPOINT_PREFIX = b"yrd.federation.v1/checkpoint\x00"
 COSIGNATURE_PREFIX = b"yrd.federation.v1/cosignature\x00"
 ROOT_BYTES = 32
-"""The evidence tree is SHA-256 whatever the signing suite."""
+"""The evidence tree is SHA-256 whatever the signing suite (an SM3 digest would be 32 bytes
+too): every root and every node of a proof path is this long."""
 _U64 = struct.Struct(">Q")
 MAX_WITNESSED_HEADS = 16
 """Heads in one ``WitnessedHeads``: one per origin, and a federation of four provinces needs
 two; more is refused, not trimmed."""
+MAX_PROOFS_WANTED = MAX_WITNESSED_HEADS
+"""Sizes one cosignature asks proofs from (``proofs_wanted``); a longer list is refused."""
+MAX_PROOFS = MAX_PROOFS_WANTED + 2
+"""Consistency proofs in one checkpoint: from the size its witness last cosigned, from the
+size last sent to it, and from each size the witness asked for (``proofs_wanted``, at most
+``MAX_PROOFS_WANTED``); more is refused, not trimmed."""
+MAX_PATH_NODES = 64
+"""Nodes in one consistency path: RFC 9162 needs at most about 2·log2(size), so 64 covers
+every tree of up to 2^32 entries."""
+MAX_TREE_SIZE = 2**63 - 1
+"""The largest tree size a checkpoint may state: what the store's integer columns hold."""
+MAX_SIGNATURE_BYTES = 128
+"""An Ed25519 signature is 64 bytes, an SM2 one (DER) at most 72."""
+MAX_ID_LENGTH = MAX_WIRE_ID_LENGTH
+"""Node ids and key ids in checkpoints and cosignatures, as in envelopes."""
 MAX_WITNESSED_BYTES = 32 * 1024
 """A head with its cosignature is some 300 bytes; a bigger message is not gossip."""
 PROOF_ASKS = 3
@@ -142,18 +165,124 @@ def cosign(
     )
 
 
-def cosignature_verifies(cosignature: pb.Cosignature, keys: Mapping[str, VerifyKey]) -> bool:
-    """Whether a cosignature is its witness's key's signature over the checkpoint it names
-    (``keys``: every key the manifest lists for the witness)."""
-    key = keys.get(cosignature.key_id)
+KeysAt = Callable[[str, float], Mapping[str, VerifyKey] | None]
+"""The keys of one member (by node id) usable at a time: None for a node that is no member.
+A signature on a checkpoint or a cosignature counts only under its signer's own key."""
+
+
+def member_keys(members: Mapping[str, Iterable[KeyEntry]]) -> KeysAt:
+    """``KeysAt`` over each member's key entries (by node id), each usable in its window and
+    while not revoked, as a manifest lists them."""
+
+    def keys_at(node_id: str, when: float) -> Mapping[str, VerifyKey] | None:
+        entries = members.get(node_id)
+        if entries is None:
+            return None
+        return {k.key_id: k.verify_key for k in entries if k.usable_at(when)}
+
+    return keys_at
+
+
+def checkpoint_verifies(checkpoint: pb.Checkpoint, keys_at: KeysAt) -> bool:
+    """Whether a checkpoint is signed by a key of the member that is its origin, usable when
+    it was signed."""
+    key = (keys_at(checkpoint.origin, checkpoint.signed_at_ms / 1000) or {}).get(checkpoint.key_id)
+    return key is not None and key.verify(checkpoint.signature, statement_of(checkpoint))
+
+
+def cosignature_verifies(cosignature: pb.Cosignature, keys_at: KeysAt) -> bool:
+    """Whether a cosignature is signed by a key of the member it names as witness, usable
+    when it cosigned, over the checkpoint it names; a log's own node is never its witness."""
+    if not cosignature.witness or cosignature.witness == cosignature.origin:
+        return False
+    key = (keys_at(cosignature.witness, cosignature.cosigned_at_ms / 1000) or {}).get(
+        cosignature.key_id
+    )
     statement = cosignature_statement(
         cosignature.witness, cosignature.cosigned_at_ms, statement_of(cosignature)
     )
     return key is not None and key.verify(cosignature.signature, statement)
 
 
+def cosigns(
+    cosignature: pb.Cosignature, checkpoint: pb.Checkpoint, *, witness: str, keys_at: KeysAt
+) -> bool:
+    """Whether an answer is ``witness``'s (node id) cosignature of ``checkpoint``: naming that
+    witness and that checkpoint's statement, asking for at most ``MAX_PROOFS_WANTED`` proofs,
+    signed by the witness's own key usable when it cosigned (a revoked one is not)."""
+    return (
+        cosignature.witness == witness
+        and statement_of(cosignature) == statement_of(checkpoint)
+        and len(cosignature.proofs_wanted) <= MAX_PROOFS_WANTED
+        and cosignature_verifies(cosignature, keys_at)
+    )
+
+
 def _refused(text: str, field: str) -> Refusal:
     return Refusal(FaultCode.LOG_INCONSISTENT, text, field=f"body.checkpoint.{field}")
+
+
+def check_bounds(checkpoint: pb.Checkpoint) -> None:
+    """Refuse a checkpoint bigger than any this protocol makes, before anything is judged or
+    kept: ids and signature, the root, the tree size, and the proofs (at most ``MAX_PROOFS``,
+    each from a distinct size below the tree's, its path at most ``MAX_PATH_NODES`` nodes
+    of ``ROOT_BYTES``). Raises ``Refusal``."""
+    invalid, too_large = FaultCode.INVALID_PAYLOAD, FaultCode.MESSAGE_TOO_LARGE
+    size = checkpoint.tree_size
+    bounds = [
+        (
+            len(checkpoint.key_id) > MAX_ID_LENGTH,
+            invalid,
+            f"key_id of {len(checkpoint.key_id)} characters; at most {MAX_ID_LENGTH}",
+            "key_id",
+        ),
+        (
+            len(checkpoint.signature) > MAX_SIGNATURE_BYTES,
+            invalid,
+            f"signature of {len(checkpoint.signature)} bytes; at most {MAX_SIGNATURE_BYTES}",
+            "signature",
+        ),
+        (
+            len(checkpoint.root_hash) != ROOT_BYTES,
+            invalid,
+            f"checkpoint root_hash must be {ROOT_BYTES} bytes, not {len(checkpoint.root_hash)}",
+            "root_hash",
+        ),
+        (size > MAX_TREE_SIZE, invalid, f"tree_size {size} is above {MAX_TREE_SIZE}", "tree_size"),
+        (
+            len(checkpoint.proofs) > MAX_PROOFS,
+            too_large,
+            f"{len(checkpoint.proofs)} consistency proofs; at most {MAX_PROOFS}",
+            "proofs",
+        ),
+    ]
+    sizes = [proof.from_size for proof in checkpoint.proofs]
+    for index, proof in enumerate(checkpoint.proofs if len(sizes) <= MAX_PROOFS else ()):
+        at, path = f"proofs[{index}]", proof.path
+        bounds += [
+            (
+                not 0 < proof.from_size < size or proof.from_size in sizes[:index],
+                invalid,
+                f"a proof from size {proof.from_size}: each proof is from a distinct size "
+                f"from 1 to {size - 1}, below the tree's",
+                f"{at}.from_size",
+            ),
+            (
+                len(path) > MAX_PATH_NODES,
+                too_large,
+                f"a consistency path of {len(path)} nodes; at most {MAX_PATH_NODES}",
+                f"{at}.path",
+            ),
+            (
+                any(len(node) != ROOT_BYTES for node in path[:MAX_PATH_NODES]),
+                invalid,
+                f"every node of a consistency path is {ROOT_BYTES} bytes",
+                f"{at}.path",
+            ),
+        ]
+    for broken, code, text, field in bounds:
+        if broken:
+            raise Refusal(code, text, field=f"body.checkpoint.{field}")
 
 
 def check_checkpoint(
@@ -166,20 +295,16 @@ def check_checkpoint(
     """A witness's checks of a checkpoint from ``sender`` (its node id), whose usable keys
     are ``keys``, against the last head of that log it cosigned; the head to cosign.
 
-    Raises ``Refusal``: ``invalid_payload`` or ``bad_signature`` for a checkpoint that is not
-    the sender's, ``log_inconsistent`` for one that does not extend ``cosigned``."""
+    Raises ``Refusal``: ``invalid_payload``, ``message_too_large`` or ``bad_signature`` for a
+    checkpoint that is not the sender's or is out of bounds (``check_bounds``),
+    ``log_inconsistent`` for one that does not extend ``cosigned``."""
     if checkpoint.origin != sender:
         raise Refusal(
             FaultCode.INVALID_PAYLOAD,
-            f"checkpoint origin {checkpoint.origin!r} is not the sender ({sender})",
+            f"checkpoint origin {checkpoint.origin[:MAX_ID_LENGTH]!r} is not the sender ({sender})",
             field="body.checkpoint.origin",
         )
-    if len(checkpoint.root_hash) != ROOT_BYTES:
-        raise Refusal(
-            FaultCode.INVALID_PAYLOAD,
-            f"checkpoint root_hash must be {ROOT_BYTES} bytes, not {len(checkpoint.root_hash)}",
-            field="body.checkpoint.root_hash",
-        )
+    check_bounds(checkpoint)
     key = keys.get(checkpoint.key_id)
     if key is None or not key.verify(checkpoint.signature, statement_of(checkpoint)):
         raise Refusal(
@@ -250,7 +375,7 @@ def check_witnessed_heads(
     *,
     sender: str,
     me: str,
-    keys_at: Callable[[str, float], Mapping[str, VerifyKey] | None],
+    keys_at: KeysAt,
 ) -> list[WitnessedHead]:
     """The heads a peer (``sender``, node id) showed this node (``me``), each checkpoint
     signed by its origin and cosigned by the sender, each with a key usable when it signed
@@ -299,15 +424,13 @@ def check_witnessed_heads(
                 f"root_hash must be {ROOT_BYTES} bytes, not {len(checkpoint.root_hash)}",
                 f"{at}.checkpoint.root_hash",
             )
-        keys = keys_at(origin, checkpoint.signed_at_ms / 1000)
-        if keys is None:
+        if keys_at(origin, checkpoint.signed_at_ms / 1000) is None:
             raise _bad_head(
                 FaultCode.INVALID_PAYLOAD,
                 f"{origin or '(no origin)'} is no member of the federation",
                 f"{at}.checkpoint.origin",
             )
-        key = keys.get(checkpoint.key_id)
-        if key is None or not key.verify(checkpoint.signature, statement_of(checkpoint)):
+        if not checkpoint_verifies(checkpoint, keys_at):
             raise _bad_head(
                 FaultCode.BAD_SIGNATURE,
                 f"the head of {origin}'s log is not signed by {origin} "
@@ -317,9 +440,7 @@ def check_witnessed_heads(
         if (
             cosignature.witness != sender
             or statement_of(cosignature) != statement_of(checkpoint)
-            or not cosignature_verifies(
-                cosignature, keys_at(sender, cosignature.cosigned_at_ms / 1000) or {}
-            )
+            or not cosignature_verifies(cosignature, keys_at)
         ):
             raise _bad_head(
                 FaultCode.BAD_SIGNATURE,
@@ -440,3 +561,54 @@ def check_shown(
             )
         proven.append(pending)
     return ShownCheck(tuple(proven), tuple(wanted))
+
+
+# -- a node asking its witnesses for the heads of its own log they hold -----------------------
+
+MAX_HEADS_ANSWERED = 1
+"""Heads in the answer to a ``HeadsRequest``: the witness's latest cosigned one of the asker's
+log (each cosigned head extends the ones before it, so the latest stands for them); more is
+refused, not trimmed."""
+
+
+def check_heads_request(request: pb.HeadsRequest, *, sender: str) -> None:
+    """A witness's check of a ``HeadsRequest`` from ``sender`` (node id): a node asks about
+    its own log only (the heads of another's log are that log's witnesses' to compare, by
+    gossip). Raises ``Refusal``."""
+    if request.origin != sender:
+        raise Refusal(
+            FaultCode.PAYLOAD_NOT_ALLOWED,
+            f"a node asks only for the heads of its own log; {sender} asked about "
+            f"{request.origin or '(no origin)'}'s",
+            field="body.heads_request.origin",
+        )
+
+
+def check_heads_answer(
+    heads: pb.WitnessedHeads,
+    *,
+    witness: str,
+    me: str,
+    keys_at: Callable[[str, float], Mapping[str, VerifyKey] | None],
+) -> list[WitnessedHead]:
+    """The heads of this node's (``me``) log that ``witness`` (node id) answered a
+    ``HeadsRequest`` with: at most ``MAX_HEADS_ANSWERED``, each of this node's log, and each
+    passing the checks of gossip (``check_witnessed_heads``: no proofs, the checkpoint signed
+    by this node and cosigned by the witness, each with a key usable when it signed). Raises
+    ``Refusal`` for the whole answer at the first head that is not."""
+    if len(heads.heads) > MAX_HEADS_ANSWERED:
+        raise _bad_head(
+            FaultCode.MESSAGE_TOO_LARGE,
+            f"{len(heads.heads)} heads; an answer holds at most {MAX_HEADS_ANSWERED}",
+            "",
+        )
+    for index, shown in enumerate(heads.heads):
+        if shown.checkpoint.origin != me:
+            raise _bad_head(
+                FaultCode.INVALID_PAYLOAD,
+                f"a head of {shown.checkpoint.origin or '(no origin)'}'s log; asked for {me}'s",
+                f"[{index}].checkpoint.origin",
+            )
+    # Gossip refuses heads of the recipient's own log, which is what is asked for here (checked
+    # above): so no recipient is named, and every other check of gossip applies as it is.
+    return check_witnessed_heads(heads, sender=witness, me="", keys_at=keys_at)

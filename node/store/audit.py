@@ -11,6 +11,11 @@ Rules kept here:
 - ``seq`` numbers are never reused (AUTOINCREMENT's high-water mark decides the next one), so
   rows removed from the end leave a gap that the next append makes visible.
 - ``verify_chain`` stops at the first bad entry and says which one and why.
+- A cosigned checkpoint counts only under its signers' own keys (``Signers``): the
+  checkpoint's origin's, the cosignature's witness's (another member), each in its window
+  when it signed and not revoked by then (from the first manifest entry revoking it). The
+  manifests come from the log itself, so they are trusted as far as the chain vouches for
+  them unless ``governance_keys`` are given (``yrd audit verify --mesh`` gives the node's).
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -37,6 +43,8 @@ from node.store.schema import SCHEMA_VERSION
 from node.trust.keys import VerifyKey
 from node.trust.manifest import (
     MANIFEST_PREFIX,
+    KeyEntry,
+    Manifest,
     ManifestError,
     canonical_json,
     parse_manifest_body,
@@ -191,28 +199,64 @@ def _entry(row: Any) -> AuditEntry | None:
 
 def _manifest_keys(
     body: bytes, anchors: dict[str, VerifyKey] | None
-) -> tuple[dict[str, VerifyKey], str]:
-    """The keys a manifest entry lists, or an empty dict and the reason it is unusable."""
+) -> tuple[Manifest | None, str]:
+    """The manifest an entry holds, or None and the reason it is unusable."""
     try:
         document = json.loads(body)
         if not isinstance(document, dict) or "manifest" not in document:
-            return {}, 'manifest entry has no "manifest" object'
+            return None, 'manifest entry has no "manifest" object'
         manifest = parse_manifest_body(document["manifest"])
     except (ValueError, ManifestError) as exc:
-        return {}, f"manifest entry is not a readable manifest: {exc}"
+        return None, f"manifest entry is not a readable manifest: {exc}"
     if anchors is not None:
         signature = document.get("signature")
         key_id = str(signature.get("key_id")) if isinstance(signature, dict) else ""
         anchor = anchors.get(key_id)
         if anchor is None or not isinstance(signature, dict):
-            return {}, f"manifest is not signed by a governance key (signed by {key_id!r})"
+            return None, f"manifest is not signed by a governance key (signed by {key_id!r})"
         try:
             value = base64.b64decode(str(signature.get("value")), validate=True)
         except binascii.Error:
-            return {}, "manifest signature is not base64"
+            return None, "manifest signature is not base64"
         if not anchor.verify(value, MANIFEST_PREFIX + canonical_json(document["manifest"])):
-            return {}, f"manifest signature does not verify under {key_id}"
-    return manifest.all_keys(), ""
+            return None, f"manifest signature does not verify under {key_id}"
+    return manifest, ""
+
+
+@dataclass
+class Signers:
+    """Each member's keys as the manifests the log records list them: who may sign
+    checkpoints and cosignatures, and from when a key no longer may."""
+
+    listed: dict[str, dict[str, KeyEntry]] = field(default_factory=dict)
+    """By node id, then key id: the latest listing of each key decides its window."""
+    revoked_since: dict[tuple[str, str], float] = field(default_factory=dict)
+    """(node id, key id): when the log first recorded a manifest listing the key revoked.
+    A manifest carries no revocation time, so this is the one the log can vouch for; what
+    the key signed before stays evidence (a key is revoked when retired after a rotation)."""
+
+    def add(self, manifest: Manifest, recorded_at: float) -> None:
+        for member in manifest.members:
+            self.listed.setdefault(member.node_id, {}).update({k.key_id: k for k in member.keys})
+            for key in member.keys:
+                if key.revoked:
+                    self.revoked_since.setdefault((member.node_id, key.key_id), recorded_at)
+
+    def of(self, node_id: str) -> dict[str, VerifyKey]:
+        """Every key listed for one member, whatever its window."""
+        return {key_id: k.verify_key for key_id, k in self.listed.get(node_id, {}).items()}
+
+    def keys_at(self, node_id: str, when: float) -> Mapping[str, VerifyKey] | None:
+        """``KeysAt``: a member's keys in their window at ``when`` and not revoked by then."""
+        entries = self.listed.get(node_id)
+        if entries is None:
+            return None
+        return {
+            key_id: k.verify_key
+            for key_id, k in entries.items()
+            if k.not_before <= when <= k.not_after
+            and when < self.revoked_since.get((node_id, key_id), math.inf)
+        }
 
 
 def _signature_problem(body: bytes, keys: dict[str, VerifyKey]) -> str:
@@ -246,6 +290,7 @@ def verify_chain(
     signature; without, manifests are trusted as far as the chain vouches for them."""
     anchors = None if governance_keys is None else {k.key_id: k for k in governance_keys}
     keys: dict[str, VerifyKey] = {}
+    signers = Signers()
     leaves: list[bytes] = []
     prev_seq = 0
     prev_hash = GENESIS
@@ -308,10 +353,11 @@ def verify_chain(
             if problem:
                 return bad(entry.seq, problem)
         elif entry.kind == "manifest":
-            listed, problem = _manifest_keys(entry.body, anchors)
-            if problem:
+            manifest, problem = _manifest_keys(entry.body, anchors)
+            if manifest is None:
                 return bad(entry.seq, problem)
-            keys.update(listed)
+            keys.update(manifest.all_keys())
+            signers.add(manifest, entry.recorded_at)
         else:
             problem = _signature_problem(entry.body, keys)
             if problem:
@@ -346,7 +392,7 @@ def verify_chain(
         seq, problem = tree_problem
         return AuditReport(good, False, seq, problem)
     held = [*_own_cosigned(conn), *witnessed]
-    checked = checkpoints.divergences(MerkleTree(leaves), held, keys)
+    checked = checkpoints.divergences(MerkleTree(leaves), held, signers.keys_at)
     witnesses = tuple(sorted({h.witness for h, _ in checked}))
     parted = [d for _, d in checked if d is not None]
     if parted:
@@ -489,13 +535,18 @@ def message_entries(conn: Connection, message_id: str) -> list[AuditEntry]:
     return [entry for entry in map(_entry, rows) if entry is not None]
 
 
-def recorded_keys(conn: Connection) -> dict[str, VerifyKey]:
-    """Every key listed by a manifest the log holds, revoked or not."""
+def recorded_keys(conn: Connection) -> tuple[dict[str, VerifyKey], Signers]:
+    """Every key listed by a manifest the log holds, revoked or not; and each member's."""
     keys: dict[str, VerifyKey] = {}
-    for (body,) in conn.execute("SELECT body FROM audit WHERE kind = 'manifest' ORDER BY seq"):
-        listed, _problem = _manifest_keys(bytes(body), None)
-        keys.update(listed)
-    return keys
+    signers = Signers()
+    for body, recorded_at in conn.execute(
+        "SELECT body, recorded_at FROM audit WHERE kind = 'manifest' ORDER BY seq"
+    ):
+        manifest, _problem = _manifest_keys(bytes(body), None)
+        if manifest is not None:
+            keys.update(manifest.all_keys())
+            signers.add(manifest, float(recorded_at))
+    return keys, signers
 
 
 @contextmanager

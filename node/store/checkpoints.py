@@ -18,6 +18,10 @@ Rules kept here:
   evidence beside the head it contradicts. A newer head from the same witness replaces its
   older pending ones of that log (that witness proved its own chain consistent), so the rows
   stay bounded by members times members.
+- A checkpoint this node refused as witness (``log_inconsistent``) is kept too, once its
+  signature verified, as the origin's own signed word beside the head it contradicts: a row
+  under the witness ``REFUSED``, with no cosignature, at most ``MAX_REFUSED_KEPT`` per log.
+  Rows without a cosignature are never cosigned heads nor pending ones.
 - Checking the log against what the witnesses cosigned (``divergences``) names the entries
   where a cosigned head and today's tree part: between the largest cosigned size that still
   matches and the smallest that does not.
@@ -32,13 +36,16 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from node.protocol.checkpoints import (
+    MAX_PROOFS_WANTED,
     Head,
+    KeysAt,
     ShownCheck,
     SplitView,
     Standing,
     WitnessedHead,
     check_checkpoint,
     check_shown,
+    checkpoint_verifies,
     cosignature_verifies,
     judge_shown,
     statement_of,
@@ -63,6 +70,15 @@ class Cosigned:
     cosigned_at: float
 
 
+def _kept(checkpoint: pb.Checkpoint) -> bytes:
+    """A checkpoint as kept: its signed head without the consistency proofs it carried
+    (checked on arrival, then only bytes a peer chose the size of)."""
+    head = pb.Checkpoint()
+    head.CopyFrom(checkpoint)
+    del head.proofs[:]
+    return head.SerializeToString(deterministic=True)
+
+
 def record_sent(conn: Connection, *, origin: str, witness: str, checkpoint: pb.Checkpoint) -> None:
     """Keep a checkpoint of our own log about to go to ``witness`` (a size already kept for
     that witness keeps its row, and its cosignature)."""
@@ -74,7 +90,7 @@ def record_sent(conn: Connection, *, origin: str, witness: str, checkpoint: pb.C
             witness,
             checkpoint.tree_size,
             checkpoint.root_hash,
-            checkpoint.SerializeToString(deterministic=True),
+            _kept(checkpoint),
         ),
     )
 
@@ -102,7 +118,7 @@ def record_cosigned(
             witness,
             checkpoint.tree_size,
             checkpoint.root_hash,
-            checkpoint.SerializeToString(deterministic=True),
+            _kept(checkpoint),
             cosignature.SerializeToString(deterministic=True),
             cosigned_at,
             int(own),
@@ -164,7 +180,9 @@ def witness(
     pending = [head for head, _ in shown_pending(conn, origin, me)]
     settled = check_shown(checkpoint, pending, asked=asked)
     cosignature = cosign(checkpoint)
-    cosignature.proofs_wanted.extend(settled.wanted_sizes)
+    # Pending heads are bounded by members times members; the cap keeps the answer bounded
+    # whatever the table holds (the rest are asked for in a later round).
+    cosignature.proofs_wanted.extend(settled.wanted_sizes[:MAX_PROOFS_WANTED])
     record_cosigned(
         conn,
         origin=origin,
@@ -177,10 +195,62 @@ def witness(
     for head in settled.proven:
         conn.execute(
             "DELETE FROM checkpoints WHERE origin = ? AND witness != ? AND own = 0 "
-            "AND tree_size = ? AND root_hash = ?",
+            "AND cosignature IS NOT NULL AND tree_size = ? AND root_hash = ?",
             (origin, me, head.tree_size, head.root_hash),
         )
     return cosignature, settled
+
+
+REFUSED = "(refused)"
+"""The ``witness`` of a row that keeps a checkpoint this node refused as witness (no
+cosignature): no province is spelled so."""
+MAX_REFUSED_KEPT = 16
+"""Refused checkpoints kept per log: the first ones prove the equivocation, and a hostile
+peer sending a refused checkpoint every second cannot fill the disk."""
+
+
+def keep_refused(
+    conn: Connection,
+    checkpoint: pb.Checkpoint,
+    *,
+    origin: str,
+    sender_node_id: str,
+    keys: Mapping[str, VerifyKey],
+    now: float,
+) -> bool:
+    """Keep a checkpoint of ``origin``'s log (a province) this node refused as its witness
+    (``log_inconsistent``: it does not extend what this node cosigned), as the evidence
+    beside the head it contradicts: signed by its sender (``keys``, usable now), without its
+    proofs, at most ``MAX_REFUSED_KEPT`` per log, one per size (inside a write job of its
+    own, since the refusal rolled the witness's back). Whether it was kept."""
+    key = keys.get(checkpoint.key_id)
+    if (
+        checkpoint.origin != sender_node_id
+        or key is None
+        or not key.verify(checkpoint.signature, statement_of(checkpoint))
+    ):
+        return False
+    (held,) = conn.execute(
+        "SELECT count(*) FROM checkpoints WHERE origin = ? AND witness = ?", (origin, REFUSED)
+    ).fetchone()
+    if int(held) >= MAX_REFUSED_KEPT:
+        return False
+    kept = conn.execute(
+        "INSERT INTO checkpoints (origin, witness, tree_size, root_hash, checkpoint, "
+        "cosigned_at, own) VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT DO NOTHING",
+        (origin, REFUSED, checkpoint.tree_size, checkpoint.root_hash, _kept(checkpoint), now),
+    )
+    return bool(kept.rowcount)
+
+
+def refused(conn: Connection, origin: str) -> list[pb.Checkpoint]:
+    """The checkpoints of ``origin``'s log this node refused as witness and kept, smallest
+    tree first."""
+    rows = conn.execute(
+        "SELECT checkpoint FROM checkpoints WHERE origin = ? AND witness = ? ORDER BY tree_size",
+        (origin, REFUSED),
+    )
+    return [pb.Checkpoint.FromString(bytes(blob)) for (blob,) in rows]
 
 
 def shown_pending(conn: Connection, origin: str, me: str) -> list[tuple[Head, str]]:
@@ -188,7 +258,7 @@ def shown_pending(conn: Connection, origin: str, me: str) -> list[tuple[Head, st
     proven consistent, with the witness that showed each, smallest first."""
     rows = conn.execute(
         "SELECT tree_size, root_hash, witness FROM checkpoints WHERE origin = ? "
-        "AND witness != ? AND own = 0 ORDER BY tree_size, witness",
+        "AND witness != ? AND own = 0 AND cosignature IS NOT NULL ORDER BY tree_size, witness",
         (origin, me),
     )
     return [(Head(int(size), bytes(root)), str(w)) for size, root, w in rows]
@@ -329,38 +399,49 @@ class Divergence:
     the checkpoint itself does not verify, which bounds nothing."""
 
 
-def signature_problem(held: Cosigned, keys: Mapping[str, VerifyKey]) -> str:
+def signature_problem(held: Cosigned, keys_at: KeysAt) -> str:
     """Why a held cosigned checkpoint is not what it claims ('' when it is): the
-    checkpoint's signature by the log's node, the cosignature by its witness, and both
-    naming the head the row holds."""
+    checkpoint's signature by a key of its origin, the cosignature by a key of the member it
+    names as witness (another member than the origin), and both naming the head the row
+    holds."""
     checkpoint, cosignature = held.checkpoint, held.cosignature
-    key = keys.get(checkpoint.key_id)
-    if key is None or not key.verify(checkpoint.signature, statement_of(checkpoint)):
-        return f"the checkpoint of {held.tree_size} entries is not signed by its log's node"
+    if not checkpoint_verifies(checkpoint, keys_at):
+        return (
+            f"the checkpoint of {held.tree_size} entries is not signed by its log's node "
+            f"({checkpoint.origin or '(no origin)'}, key {checkpoint.key_id or '(none)'})"
+        )
     if statement_of(cosignature) != statement_of(checkpoint) or (
         checkpoint.tree_size,
         checkpoint.root_hash,
     ) != (held.tree_size, held.root_hash):
         return f"the cosignature of {held.witness} names another checkpoint than the one held"
-    if not cosignature_verifies(cosignature, keys):
-        return f"the cosignature of {held.witness} does not verify under {cosignature.key_id}"
+    if not cosignature_verifies(cosignature, keys_at):
+        return (
+            f"the cosignature of {held.witness} is not signed by a key of its witness "
+            f"{cosignature.witness or '(none)'}, another member than the log's node "
+            f"(key {cosignature.key_id or '(none)'})"
+        )
     return ""
 
 
 def divergences(
-    tree: TreeView, held: Iterable[Cosigned], keys: Mapping[str, VerifyKey]
+    tree: TreeView, held: Iterable[Cosigned], keys_at: KeysAt
 ) -> list[tuple[Cosigned, Divergence | None]]:
     """Each cosigned checkpoint against ``tree`` (recomputed from the entries): None where
-    it verifies and its head is a prefix of the tree, else where they part."""
+    it verifies and its head is a prefix of the tree, else where they part. Only heads whose
+    signatures verify bound where the log parts: a badly signed row bounds nothing."""
     checked = sorted(held, key=lambda h: h.tree_size)
+    problems = {id(h): signature_problem(h, keys_at) for h in checked}
     matching = [
         h.tree_size
         for h in checked
-        if h.tree_size <= tree.size and tree.root(h.tree_size) == h.root_hash
+        if not problems[id(h)]
+        and h.tree_size <= tree.size
+        and tree.root(h.tree_size) == h.root_hash
     ]
     results: list[tuple[Cosigned, Divergence | None]] = []
     for h in checked:
-        problem = signature_problem(h, keys)
+        problem = problems[id(h)]
         below = max((size for size in matching if size < h.tree_size), default=0)
         if problem:
             results.append((h, Divergence(below + 1, problem)))

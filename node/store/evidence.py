@@ -14,8 +14,8 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from node.store.audit import AuditEntry, message_entries, recorded_keys
-from node.store.checkpoints import Cosigned, cosigned
+from node.store.audit import AuditEntry, Signers, message_entries, recorded_keys
+from node.store.checkpoints import Cosigned, cosigned, signature_problem
 from node.store.connection import Connection
 from node.store.log_tree import StoredTree
 from node.trust.keys import VerifyKey
@@ -72,22 +72,28 @@ def bundle(conn: Connection, message_id: str) -> dict[str, Any]:
             f"(at {format_time(message.purged_at)}); its leaf stays in the evidence tree"
         )
     replies = [e for e in entries if e.kind == "reply" and e.purged_at is None]
-    keys = recorded_keys(conn)
+    keys, signers = recorded_keys(conn)
     return {
         "message_id": message_id,
         "direction": message.direction,
         "peer": message.peer,
         **_signed(_envelope(message), keys),
         "receipt": _signed(_envelope(replies[-1]), keys) if replies else None,
-        "log": _in_log(conn, message, keys),
+        "log": _in_log(conn, message, signers),
     }
 
 
-def _in_log(conn: Connection, entry: AuditEntry, keys: dict[str, VerifyKey]) -> dict[str, Any]:
+def _in_log(conn: Connection, entry: AuditEntry, signers: Signers) -> dict[str, Any]:
     """The message's entry in the evidence log, its inclusion path in the latest cosigned
     checkpoint that covers it, that checkpoint, and every witness's cosignature of it (the
-    checkpoint is None while no witness has cosigned one covering the entry)."""
-    covering = [h for h in cosigned(conn, own=True) if h.tree_size >= entry.seq]
+    checkpoint is None while no witness has cosigned one covering the entry). Only rows
+    signed by the log's node and cosigned by another member, each under its own key, count:
+    a row the store holds is not evidence on its own say-so."""
+    covering = [
+        h
+        for h in cosigned(conn, own=True)
+        if h.tree_size >= entry.seq and not signature_problem(h, signers.keys_at)
+    ]
     shown: dict[str, Any] = {
         "entry": {
             "seq": entry.seq,
@@ -118,10 +124,10 @@ def _in_log(conn: Connection, entry: AuditEntry, keys: dict[str, VerifyKey]) -> 
         "tree_size": checkpoint.tree_size,
         "root_hash": _b64(checkpoint.root_hash),
         "signed_at_ms": checkpoint.signed_at_ms,
-        **_key(checkpoint.key_id, keys),
+        **_key(checkpoint.key_id, signers.of(checkpoint.origin)),
         "signature": _b64(checkpoint.signature),
     }
-    shown["cosignatures"] = [_cosignature(h, keys) for h in same]
+    shown["cosignatures"] = [_cosignature(h, signers) for h in same]
     return shown
 
 
@@ -137,11 +143,11 @@ def _key(key_id: str, keys: dict[str, VerifyKey]) -> dict[str, str]:
     return {"key_id": key_id, "public_key": _b64(key.public_bytes)}
 
 
-def _cosignature(held: Cosigned, keys: dict[str, VerifyKey]) -> dict[str, Any]:
+def _cosignature(held: Cosigned, signers: Signers) -> dict[str, Any]:
     cosignature = held.cosignature
     return {
         "witness": cosignature.witness,
         "cosigned_at_ms": cosignature.cosigned_at_ms,
-        **_key(cosignature.key_id, keys),
+        **_key(cosignature.key_id, signers.of(cosignature.witness)),
         "signature": _b64(cosignature.signature),
     }

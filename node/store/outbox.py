@@ -190,6 +190,18 @@ def _pending_in_lane(
     return [_item(row) for row in rows]
 
 
+def still_pending(conn: Connection, seqs: Collection[int]) -> set[int]:
+    """Which of ``seqs`` are pending now (in a write job: as this transaction sees them)."""
+    if not seqs:
+        return set()
+    rows = conn.execute(
+        "SELECT seq FROM outbox WHERE state = 'pending' "
+        "AND seq IN (SELECT value FROM json_each(?))",
+        (json.dumps(sorted(seqs)),),
+    )
+    return {int(row[0]) for row in rows}
+
+
 def mark_delivered(conn: Connection, seq: int, *, reply: bytes, at: float) -> None:
     """Record the peer's signed reply; a no-op unless the item is still pending."""
     peer, _ = _peer_of(conn, seq)  # an unknown seq is a ValueError

@@ -22,7 +22,8 @@ identity. Rules kept here:
   same receipts.
 - A lane that moved off its own endpoint goes back to it after ``return_after`` seconds (if
   it is still down, that costs one failed call and moves on again), so a repaired replica
-  takes its share again without an operator.
+  takes its share again without an operator. The heartbeats go round the lanes, so every
+  endpoint's health is seen, and a failed one tried again, even when no traffic flows.
 - Each endpoint's health (``EndpointHealth``: untried, healthy, failed; last error;
   failures) is kept for status and metrics, labelled by the endpoint's address only.
 """
@@ -239,10 +240,10 @@ class PeerChannel:
         used = {lane.current for lane in self._lanes}
         return [h.to_json(current=i in used) for i, h in enumerate(self.health)]
 
-    async def deliver(self, envelope: bytes, *, timeout: float) -> bytes:
-        """Send one envelope on its own; return the signed reply. A refusal raises
-        SignedRefusal."""
-        index, dial = self._dial()
+    async def deliver(self, envelope: bytes, *, timeout: float, lane: int = 0) -> bytes:
+        """Send one envelope on its own, in ``lane``; return the signed reply. A refusal
+        raises SignedRefusal."""
+        index, dial = self._dial(lane)
         try:
             with translate_rpc_errors(self.node_id):
                 reply = await dial.deliver(envelope, timeout=timeout, wait_for_ready=False)

@@ -70,7 +70,7 @@ class Header(_message.Message):
     def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., recipient: _Optional[str] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., in_reply_to: _Optional[str] = ..., correlation_id: _Optional[str] = ..., manifest_version: _Optional[int] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("header", "receipt", "fault", "heartbeat", "probe", "catalog_announce", "case_submit", "case_update", "case_action", "certificate_verify", "attestation", "revocation_list", "revocation_list_request", "checkpoint", "cosignature", "witnessed_heads", "replica_probe", "replica_store")
+    __slots__ = ("header", "receipt", "fault", "heartbeat", "probe", "catalog_announce", "case_submit", "case_update", "case_action", "certificate_verify", "attestation", "revocation_list", "revocation_list_request", "checkpoint", "cosignature", "witnessed_heads", "replica_probe", "replica_store", "heads_request")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     FAULT_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,7 @@ class Message(_message.Message):
     WITNESSED_HEADS_FIELD_NUMBER: _ClassVar[int]
     REPLICA_PROBE_FIELD_NUMBER: _ClassVar[int]
     REPLICA_STORE_FIELD_NUMBER: _ClassVar[int]
+    HEADS_REQUEST_FIELD_NUMBER: _ClassVar[int]
     header: Header
     receipt: Receipt
     fault: Fault
@@ -107,7 +108,8 @@ class Message(_message.Message):
     witnessed_heads: WitnessedHeads
     replica_probe: ReplicaProbe
     replica_store: ReplicaStore
-    def __init__(self, header: _Optional[_Union[Header, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., fault: _Optional[_Union[Fault, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., probe: _Optional[_Union[Probe, _Mapping]] = ..., catalog_announce: _Optional[_Union[CatalogAnnounce, _Mapping]] = ..., case_submit: _Optional[_Union[CaseSubmit, _Mapping]] = ..., case_update: _Optional[_Union[CaseUpdate, _Mapping]] = ..., case_action: _Optional[_Union[CaseAction, _Mapping]] = ..., certificate_verify: _Optional[_Union[CertificateVerify, _Mapping]] = ..., attestation: _Optional[_Union[Attestation, _Mapping]] = ..., revocation_list: _Optional[_Union[RevocationListAnnounce, _Mapping]] = ..., revocation_list_request: _Optional[_Union[RevocationListRequest, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., cosignature: _Optional[_Union[Cosignature, _Mapping]] = ..., witnessed_heads: _Optional[_Union[WitnessedHeads, _Mapping]] = ..., replica_probe: _Optional[_Union[ReplicaProbe, _Mapping]] = ..., replica_store: _Optional[_Union[ReplicaStore, _Mapping]] = ...) -> None: ...
+    heads_request: HeadsRequest
+    def __init__(self, header: _Optional[_Union[Header, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., fault: _Optional[_Union[Fault, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., probe: _Optional[_Union[Probe, _Mapping]] = ..., catalog_announce: _Optional[_Union[CatalogAnnounce, _Mapping]] = ..., case_submit: _Optional[_Union[CaseSubmit, _Mapping]] = ..., case_update: _Optional[_Union[CaseUpdate, _Mapping]] = ..., case_action: _Optional[_Union[CaseAction, _Mapping]] = ..., certificate_verify: _Optional[_Union[CertificateVerify, _Mapping]] = ..., attestation: _Optional[_Union[Attestation, _Mapping]] = ..., revocation_list: _Optional[_Union[RevocationListAnnounce, _Mapping]] = ..., revocation_list_request: _Optional[_Union[RevocationListRequest, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., cosignature: _Optional[_Union[Cosignature, _Mapping]] = ..., witnessed_heads: _Optional[_Union[WitnessedHeads, _Mapping]] = ..., replica_probe: _Optional[_Union[ReplicaProbe, _Mapping]] = ..., replica_store: _Optional[_Union[ReplicaStore, _Mapping]] = ..., heads_request: _Optional[_Union[HeadsRequest, _Mapping]] = ...) -> None: ...
 
 class Receipt(_message.Message):
     __slots__ = ("message_id", "digest", "status", "reason", "received_at")
@@ -471,6 +473,12 @@ class WitnessedHead(_message.Message):
     checkpoint: Checkpoint
     cosignature: Cosignature
     def __init__(self, checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., cosignature: _Optional[_Union[Cosignature, _Mapping]] = ...) -> None: ...
+
+class HeadsRequest(_message.Message):
+    __slots__ = ("origin",)
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    origin: str
+    def __init__(self, origin: _Optional[str] = ...) -> None: ...
 
 class ReplicaProbe(_message.Message):
     __slots__ = ()
