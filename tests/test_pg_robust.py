@@ -8,6 +8,7 @@ keeps its connections open and answers nothing, as a hung or partitioned server 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -137,6 +138,32 @@ async def test_a_write_to_a_frozen_server_fails_at_the_writers_deadline(
         await db.write(enqueue("jiangsu", "after"))
         held = outbox.pending_batch(db.reader(), "jiangsu", 10)
         assert [item.message_id for item in held] == ["before", "after"]
+    finally:
+        await db.close()
+
+
+async def test_a_write_of_many_rows_in_one_call_gets_a_deadline_per_thousand_rows(
+    postgres_server: PostgresServer, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One ``executemany`` of 2,001 rows (a purge's updates are one call) is given three
+    deadlines, not one: a large purge is not cut off as if the server were gone."""
+    monkeypatch.setattr(postgres, "WRITE_DEADLINE_SECONDS", 0.5)
+    db = await Database.open(PostgresUrl(postgres_url))
+    rows = [(float(i), b"", i) for i in range(2001)]
+
+    frozen = contextlib.ExitStack()
+
+    def many(conn: Connection) -> None:
+        conn.execute("SELECT 1")  # sends the job's savepoint
+        frozen.enter_context(paused(postgres_server))  # then, before the rows, freeze
+        conn.executemany("UPDATE audit SET body = ?, purged_at = ? WHERE seq = ?", rows)
+
+    try:
+        with frozen:
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match=r"did not answer within 1\.5 s"):
+                await asyncio.wait_for(db.write(many), timeout=10)
+            assert time.monotonic() - started >= 1.5
     finally:
         await db.close()
 

@@ -84,6 +84,8 @@ WRITE_STATEMENT_TIMEOUT = "20s"
 """A statement of the writer (the batch's BEGIN waits up to ``WRITE_LOCK_TIMEOUT``)."""
 WRITE_DEADLINE_SECONDS = 25.0
 """The most the writer thread waits for one statement before it takes the server as gone."""
+STATEMENTS_PER_DEADLINE = 1000
+"""An ``executemany`` of more rows than this is given one deadline for each so many."""
 PROBE_DEADLINE_SECONDS = 2.0
 """How long the store's readiness probe waits for ``SELECT 1``."""
 PROBE_INTERVAL_SECONDS = 1.0
@@ -254,18 +256,21 @@ class PgConnection:
         return self._execute(sql, parameters)
 
     @contextlib.contextmanager
-    def _bounded(self) -> Iterator[None]:
-        """The statement inside, ended by the watchdog past this connection's deadline."""
+    def _bounded(self, statements: int = 1) -> Iterator[None]:
+        """The ``statements`` inside, ended by the watchdog past this connection's deadline
+        (for each ``STATEMENTS_PER_DEADLINE`` of them: a purge's thousands of rows are one
+        call, each row a statement)."""
         if self._deadline is None:
             yield
             return
-        with WATCHDOG.bound(self.raw, self._deadline) as watched:
+        seconds = self._deadline * -(-statements // STATEMENTS_PER_DEADLINE)
+        with WATCHDOG.bound(self.raw, seconds) as watched:
             try:
                 yield
             except psycopg.OperationalError as exc:
                 if watched.ended:
                     raise StoreUnavailable(
-                        f"the store database {self._url} did not answer within {self._deadline:g} s"
+                        f"the store database {self._url} did not answer within {seconds:g} s"
                     ) from exc
                 raise
 
@@ -293,8 +298,9 @@ class PgConnection:
             self._execute("SELECT 1", ())
         cursor = psycopg.ClientCursor(self.raw)
         query, order = translate(sql)
-        with self._bounded():
-            cursor.executemany(query, [_bind(order, p) for p in parameters])
+        rows = [_bind(order, p) for p in parameters]
+        with self._bounded(len(rows)):
+            cursor.executemany(query, rows)
         self._count(cursor)
         return cursor
 
@@ -448,7 +454,10 @@ def held_store_id(url: PostgresUrl) -> str | None:
 def _open(url: PostgresUrl) -> tuple[PgConnection, PgConnection]:
     writer = connect_writer(url)
     try:
+        # A migration may rewrite a large table: no statement timeout while it runs.
+        writer.raw.execute("SET statement_timeout = 0")
         _migrate(writer.raw, url)
+        writer.raw.execute(f"SET statement_timeout = '{WRITE_STATEMENT_TIMEOUT}'")
         reader = connect_reader(url)
     except psycopg.OperationalError as exc:
         writer.close()
