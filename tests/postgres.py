@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from collections.abc import Callable, Iterator
 from itertools import count
 from pathlib import Path
@@ -80,3 +82,39 @@ def store_in_database(config: Path, url: str) -> None:
     """Rewrite a mesh node's ``node.toml`` to keep its store in the database at ``url``."""
     text = config.read_text().replace('store = "node.db"\n', "")
     config.write_text(text + f'\n[store]\nurl = "{url}"\n')
+
+
+def server_processes(server: PostgresServer) -> list[int]:
+    """The server's postmaster and every process it started (backends, background workers),
+    found through ``/proc``."""
+    postmaster = server.process.pid
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        # "pid (name) state ppid ...": the name may hold spaces and parentheses.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
+            children.append(int(entry.name))
+    return [postmaster, *children]
+
+
+@contextlib.contextmanager
+def paused(server: PostgresServer) -> Iterator[None]:
+    """The server frozen (SIGSTOP to the postmaster first, so it starts nothing new, then to
+    its processes) while inside, continued after: it keeps its connections open and answers
+    nothing, as a hung server or a partitioned one does."""
+    stopped = []
+    try:
+        for pid in server_processes(server):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+                stopped.append(pid)
+        yield
+    finally:
+        for pid in reversed(stopped):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)

@@ -28,9 +28,10 @@ from node.cli.output import (
 from node.mesh.folder import NotAMeshFolder, mesh_configs
 from node.runtime.config import ConfigError, NodeConfig, load_config
 from node.runtime.witnesses import WitnessAnswer, ask_witnesses, own_manifest
+from node.store import leases
 from node.store.audit import AuditReport, Purged, purge, read_only, verify_store
 from node.store.checkpoints import Cosigned, cosigned
-from node.store.connection import STORE_HELP, StoreLocation, store_location
+from node.store.connection import STORE_HELP, Connection, PostgresUrl, StoreLocation, store_location
 from node.store.database import Database, StoreError
 from node.store.evidence import EvidenceError, bundle
 from node.store.lock import StoreInUse, StoreLock
@@ -179,8 +180,26 @@ def run_purge(args: argparse.Namespace) -> int:
 
 async def _purge(store: StoreLocation, before: float) -> Purged:
     db = await Database.open(store)
+
+    def guarded(conn: Connection) -> Purged:
+        now = time.time()
+        if isinstance(store, PostgresUrl):
+            # A second guard beside the store lock, which a replica holds only on a live
+            # session: a running replica renews its leases, so one not yet lapsed says a
+            # replica may still run. Read under the write lock, with the purge.
+            held = [lease for lease in leases.all_leases(conn) if now < lease.expires_at]
+            if held:
+                raise StoreInUse(
+                    f"the store {store} has leases held by a running replica ("
+                    + ", ".join(sorted({lease.owner for lease in held}))
+                    + "); stop every replica of the node first, or wait until their leases "
+                    "lapse",
+                    "unknown",
+                )
+        return purge(conn, before=before, now=now)
+
     try:
-        return await db.write(lambda conn: purge(conn, before=before, now=time.time()))
+        return await db.write(guarded)
     finally:
         await db.close()
 

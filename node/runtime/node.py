@@ -431,6 +431,11 @@ class Node:
     def _refused_at_door(self, identity: str, reason: str) -> None:
         self.metrics.door_refusals.labels(self._peer_name(identity), reason).inc()
 
+    @property
+    def store_lock(self) -> StoreLock:
+        """Who holds the store: readiness fails while this process does not."""
+        return self._lock
+
     def _replica_on_another_store(self, problem: str) -> None:
         self.replica_problem = problem
 

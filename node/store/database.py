@@ -486,6 +486,15 @@ class Database:
         """How much room the store takes (files, or the database)."""
         raise NotImplementedError
 
+    def read_problem(self) -> str | None:
+        """Why reads would fail now (None when the store answers); never waits for long, so
+        the event loop may ask it (readiness)."""
+        try:
+            self.reader().execute("SELECT 1").fetchone()
+        except (sqlite3.Error, psycopg.Error, StoreError) as exc:
+            return f"store cannot be read: {exc}"
+        return None
+
     @property
     def queued(self) -> int:
         """Write jobs waiting for the writer thread."""
