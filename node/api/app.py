@@ -59,8 +59,8 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
         response = problem(
             503,
             "store_unavailable",
-            "the node's store cannot take writes now (disk full or I/O error); nothing of this "
-            "request was kept; send it again later",
+            "the node's store cannot take writes now (disk full, I/O error, or its database not "
+            "answering); nothing of this request was kept; send it again later",
         )
         response.headers["Retry-After"] = str(STORE_RETRY_AFTER)
         return response
