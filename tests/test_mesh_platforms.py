@@ -91,6 +91,14 @@ async def test_shanghai_application_handled_in_anhui_through_both_platforms(tmp_
             shanghai = citizen("shanghai")
             platform = mesh.platform_url("shanghai")
             assert platform is not None
+
+            async def knows_anhuis_matters() -> bool:
+                # An application for a matter Shanghai's node has not yet heard of in Anhui's
+                # catalog announcement is refused for good (status 90): wait for it first.
+                catalog = await get(session, f"{mesh.url('shanghai')}/v1/catalog")
+                return any(m["handler"] == "anhui" for m in catalog["matters"])
+
+            await eventually_async(knows_anhuis_matters, interval=0.2)
             references = [
                 await shanghai.enter_application(session, platform, body)
                 for body in [await anhui_application(session, mesh, i) for i in range(4)]
