@@ -4,6 +4,7 @@ rewrites an insider with the store file can make, each caught by the witness and
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import subprocess
@@ -37,6 +38,7 @@ from node.runtime.config import ConfigError, load_config
 from node.runtime.node import Node
 from node.store import audit, checkpoints, outbox
 from node.store.database import Database
+from node.store.evidence import bundle
 from node.store.log_tree import EntryFields, StoredTree
 from node.trust.keys import SigningKey
 from node.trust.manifest import KeyEntry
@@ -776,3 +778,70 @@ def test_the_headline_of_a_divergence_names_the_range_it_lies_in() -> None:
     assert "which entry of 26 to 230 differs first cannot be told" in shown
     assert "848 entries link and verify on their own" in shown
     assert "checked before it" not in shown
+
+
+async def test_a_row_copied_under_another_witnesss_name_is_counted_for_its_real_witness(
+    tmp_path: Path,
+) -> None:
+    """An insider copies the checkpoint Jiangsu cosigned into a row under Zhejiang's name:
+    verify names the witness the cosignature itself names (jiangsu), never zhejiang, and
+    the evidence bundle shows that cosignature once."""
+    store, _ = await shanghais_log(tmp_path)
+    conn = sqlite3.connect(store)
+    with conn:
+        copied = conn.execute(
+            "INSERT INTO checkpoints (origin, witness, tree_size, root_hash, checkpoint, "
+            "cosignature, cosigned_at, own) SELECT origin, 'zhejiang', tree_size, root_hash, "
+            "checkpoint, cosignature, cosigned_at, own FROM checkpoints "
+            "WHERE witness = 'jiangsu' AND cosignature IS NOT NULL"
+        ).rowcount
+        message_id = conn.execute(
+            "SELECT message_id FROM audit WHERE direction = 'sent' ORDER BY seq LIMIT 1"
+        ).fetchone()[0]
+    conn.close()
+    assert copied >= 1
+    report = audit.verify_store(store)
+    assert report.ok, report.reason
+    assert report.witnesses == ("jiangsu",)
+    with audit.read_only(store) as reader:
+        shown = bundle(reader, message_id)
+    assert [c["witness"] for c in shown["log"]["cosignatures"]] == ["node-320000"]
+
+
+def test_a_checkpoint_padded_with_unknown_fields_is_kept_without_them(tmp_path: Path) -> None:
+    """A peer's signed checkpoint and cosignature padded with a megabyte in a field this
+    code does not know (protobuf keeps such fields) are kept as their known fields only,
+    which is all their signatures cover."""
+    key = SigningKey.generate()
+    checkpoint = sign_checkpoint(
+        key, origin="node-310000", head=Head(3, b"\x01" * 32), now=time.time(), proofs={}
+    )
+    cosignature = cosign(key, witness="node-320000", checkpoint=checkpoint, now=time.time())
+    padding = b"\xfa\x06" + b"\x80\x80\x40" + b"x" * (1 << 20)  # field 111, length 1 MiB
+    padded = pb.Checkpoint.FromString(checkpoint.SerializeToString() + padding)
+    padded_cosignature = pb.Cosignature.FromString(cosignature.SerializeToString() + padding)
+    assert padded.ByteSize() > 1 << 20
+
+    async def keep() -> tuple[bytes, bytes]:
+        db = await Database.open(tmp_path / "node.db")
+        try:
+            await db.write(
+                lambda conn: checkpoints.record_cosigned(
+                    conn,
+                    origin="shanghai",
+                    witness="jiangsu",
+                    checkpoint=padded,
+                    cosignature=padded_cosignature,
+                    cosigned_at=time.time(),
+                    own=False,
+                )
+            )
+            row = db.reader().execute("SELECT checkpoint, cosignature FROM checkpoints").fetchone()
+            return bytes(row[0]), bytes(row[1])
+        finally:
+            await db.close()
+
+    kept, kept_cosignature = asyncio.run(keep())
+    assert len(kept) < 1000 and len(kept_cosignature) < 1000
+    assert pb.Checkpoint.FromString(kept) == checkpoint
+    assert pb.Cosignature.FromString(kept_cosignature) == cosignature

@@ -27,7 +27,7 @@ import math
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -230,6 +230,8 @@ class Signers:
 
     listed: dict[str, dict[str, KeyEntry]] = field(default_factory=dict)
     """By node id, then key id: the latest listing of each key decides its window."""
+    provinces: dict[str, str] = field(default_factory=dict)
+    """Each member's province by node id."""
     revoked_since: dict[tuple[str, str], float] = field(default_factory=dict)
     """(node id, key id): when the log first recorded a manifest listing the key revoked.
     A manifest carries no revocation time, so this is the one the log can vouch for; what
@@ -237,6 +239,7 @@ class Signers:
 
     def add(self, manifest: Manifest, recorded_at: float) -> None:
         for member in manifest.members:
+            self.provinces[member.node_id] = member.province
             self.listed.setdefault(member.node_id, {}).update({k.key_id: k for k in member.keys})
             for key in member.keys:
                 if key.revoked:
@@ -391,7 +394,12 @@ def verify_chain(
     if tree_problem is not None:
         seq, problem = tree_problem
         return AuditReport(good, False, seq, problem)
-    held = [*_own_cosigned(conn), *witnessed]
+    # Who cosigned a row is the witness its (verified) cosignature names, not the row's
+    # witness column: a row copied under another province's name names the one who signed.
+    held = [
+        replace(h, witness=signers.provinces.get(h.cosignature.witness, h.witness))
+        for h in [*_own_cosigned(conn), *witnessed]
+    ]
     checked = checkpoints.divergences(MerkleTree(leaves), held, signers.keys_at)
     witnesses = tuple(sorted({h.witness for h, _ in checked}))
     parted = [d for _, d in checked if d is not None]

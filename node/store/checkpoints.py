@@ -72,11 +72,22 @@ class Cosigned:
 
 def _kept(checkpoint: pb.Checkpoint) -> bytes:
     """A checkpoint as kept: its signed head without the consistency proofs it carried
-    (checked on arrival, then only bytes a peer chose the size of)."""
+    (checked on arrival, then only bytes a peer chose the size of), nor any field this code
+    does not know (protobuf keeps them, and a peer could pad a signed checkpoint with
+    megabytes of them: the signatures cover the known fields only)."""
     head = pb.Checkpoint()
     head.CopyFrom(checkpoint)
     del head.proofs[:]
+    head.DiscardUnknownFields()
     return head.SerializeToString(deterministic=True)
+
+
+def _kept_cosignature(cosignature: pb.Cosignature) -> bytes:
+    """A cosignature as kept: without fields this code does not know (as ``_kept``)."""
+    kept = pb.Cosignature()
+    kept.CopyFrom(cosignature)
+    kept.DiscardUnknownFields()
+    return kept.SerializeToString(deterministic=True)
 
 
 def record_sent(conn: Connection, *, origin: str, witness: str, checkpoint: pb.Checkpoint) -> None:
@@ -119,7 +130,7 @@ def record_cosigned(
             checkpoint.tree_size,
             checkpoint.root_hash,
             _kept(checkpoint),
-            cosignature.SerializeToString(deterministic=True),
+            _kept_cosignature(cosignature),
             cosigned_at,
             int(own),
         ),
@@ -316,8 +327,8 @@ def take_shown(
                 sender,
                 witnessed.checkpoint.tree_size,
                 witnessed.checkpoint.root_hash,
-                witnessed.checkpoint.SerializeToString(deterministic=True),
-                witnessed.cosignature.SerializeToString(deterministic=True),
+                _kept(witnessed.checkpoint),
+                _kept_cosignature(witnessed.cosignature),
                 witnessed.cosignature.cosigned_at_ms / 1000,
             ),
         )

@@ -127,7 +127,9 @@ def _in_log(conn: Connection, entry: AuditEntry, signers: Signers) -> dict[str, 
         **_key(checkpoint.key_id, signers.of(checkpoint.origin)),
         "signature": _b64(checkpoint.signature),
     }
-    shown["cosignatures"] = [_cosignature(h, signers) for h in same]
+    # One per witness, by the witness its cosignature names (a copied row is no second one).
+    by_witness = {h.cosignature.witness: h for h in same}
+    shown["cosignatures"] = [_cosignature(h, signers) for h in by_witness.values()]
     return shown
 
 
