@@ -32,6 +32,7 @@ from node.protocol.checkpoints import (
 )
 from node.protocol.faults import FaultCode, Refusal
 from node.protocol.merkle import MerkleTree
+from node.runtime.config import NodeConfig
 from node.runtime.node import Node
 from node.store import audit, checkpoints
 from node.store.connection import StoreLocation
@@ -318,8 +319,8 @@ async def test_a_split_view_neither_witness_saw_is_found_when_they_compare_heads
         await show_two_branches(shanghai, branch_a, branch_b)
         await eventually(lambda: jiangsu.peers.link("zhejiang").up)
         await eventually(lambda: zhejiang.peers.link("jiangsu").up)
-        assert (await jiangsu.checkpoints.gossip())["zhejiang"] == "log_inconsistent"
-        assert (await zhejiang.checkpoints.gossip())["jiangsu"] == "log_inconsistent"
+        assert (await jiangsu.checkpoints.heads.gossip())["zhejiang"] == "log_inconsistent"
+        assert (await zhejiang.checkpoints.heads.gossip())["jiangsu"] == "log_inconsistent"
         # The fault is Zhejiang's signed answer, naming the log and the size.
         held = checkpoints.latest_witnessed(jiangsu.db.reader(), "shanghai", "jiangsu")
         assert held is not None
@@ -388,8 +389,8 @@ async def test_a_split_view_of_different_sizes_is_found_when_its_node_cannot_pro
         async with running(config_for(mesh, "jiangsu", **QUIET)) as jiangsu:
             await eventually(lambda: jiangsu.peers.link("zhejiang").up)
             await eventually(lambda: zhejiang.peers.link("jiangsu").up)
-            assert (await jiangsu.checkpoints.gossip())["zhejiang"] == "received"
-            assert (await zhejiang.checkpoints.gossip())["jiangsu"] == "received"
+            assert (await jiangsu.checkpoints.heads.gossip())["zhejiang"] == "received"
+            assert (await zhejiang.checkpoints.heads.gossip())["jiangsu"] == "received"
         assert ("jiangsu", branch_a.tree_size, branch_a.root_hash) in rows_of(zhejiang, "shanghai")
         assert zhejiang.metrics.checkpoints_refused.labels("shanghai")._value.get() == 0
         async with running(config_for(mesh, "shanghai", **QUIET)) as shanghai:
@@ -429,6 +430,30 @@ async def test_a_split_view_of_different_sizes_is_found_when_its_node_cannot_pro
     assert any(f"head of {branch_a.tree_size}" in line for line in lines), lines
 
 
+EVERYONE = {"jiangsu": "cosigned", "zhejiang": "cosigned"}
+
+
+async def zhejiang_misses_a_head(
+    shanghai: Node, jiangsu_config: NodeConfig, zhejiang_config: NodeConfig
+) -> checkpoints.Cosigned:
+    """Both witnesses cosign a checkpoint of Shanghai's log; then Jiangsu alone cosigns the
+    next (returned: the head Zhejiang missed), and Zhejiang alone a later one."""
+    async with running(jiangsu_config) as jiangsu, running(zhejiang_config):
+        await eventually(lambda: shanghai.peers.link("zhejiang").up)
+        await traffic(shanghai, jiangsu, 2)
+        assert await shanghai.checkpoints.checkpoint() == EVERYONE
+    async with running(jiangsu_config) as jiangsu:
+        await traffic(shanghai, jiangsu, 2)
+        assert (await shanghai.checkpoints.checkpoint())["jiangsu"] == "cosigned"
+        missed = checkpoints.latest_witnessed(jiangsu.db.reader(), "shanghai", "jiangsu")
+        assert missed is not None
+    # Zhejiang cosigns a later head, so the one it missed is not the last it was sent.
+    async with running(zhejiang_config) as zhejiang:
+        await traffic(shanghai, zhejiang, 1)
+        assert (await shanghai.checkpoints.checkpoint())["zhejiang"] == "cosigned"
+    return missed
+
+
 async def test_an_honest_growing_log_proves_every_head_shown_and_raises_nothing(
     tmp_path: Path,
 ) -> None:
@@ -439,34 +464,23 @@ async def test_an_honest_growing_log_proves_every_head_shown_and_raises_nothing(
     mesh = make_mesh(tmp_path, THREE)
     jiangsu_config = config_for(mesh, "jiangsu", **QUIET)
     zhejiang_config = config_for(mesh, "zhejiang", **QUIET)
-    everyone = {"jiangsu": "cosigned", "zhejiang": "cosigned"}
     async with running(config_for(mesh, "shanghai", **QUIET)) as shanghai:
-        async with running(jiangsu_config) as jiangsu, running(zhejiang_config) as zhejiang:
-            await eventually(lambda: shanghai.peers.link("zhejiang").up)
-            await traffic(shanghai, jiangsu, 2)
-            assert await shanghai.checkpoints.checkpoint() == everyone
-        async with running(jiangsu_config) as jiangsu:
-            await traffic(shanghai, jiangsu, 2)
-            assert (await shanghai.checkpoints.checkpoint())["jiangsu"] == "cosigned"
-            missed = latest(jiangsu, "shanghai")
-        async with running(zhejiang_config) as zhejiang:
-            await traffic(shanghai, zhejiang, 1)
-            assert (await shanghai.checkpoints.checkpoint())["zhejiang"] == "cosigned"
+        missed = await zhejiang_misses_a_head(shanghai, jiangsu_config, zhejiang_config)
         async with running(jiangsu_config) as jiangsu, running(zhejiang_config) as zhejiang:
             await eventually(lambda: jiangsu.peers.link("zhejiang").up)
             assert missed.tree_size not in [n for _, n, _ in rows_of(zhejiang, "shanghai")]
-            assert (await jiangsu.checkpoints.gossip())["zhejiang"] == "received"
+            assert (await jiangsu.checkpoints.heads.gossip())["zhejiang"] == "received"
             assert ("jiangsu", missed.tree_size, missed.root_hash) in rows_of(zhejiang, "shanghai")
             await eventually(lambda: shanghai.peers.link("zhejiang").up)
             await eventually(lambda: shanghai.peers.link("jiangsu").up)
-            assert await shanghai.checkpoints.checkpoint() == everyone
+            assert await shanghai.checkpoints.checkpoint() == EVERYONE
             reader = shanghai.db.reader()
             assert checkpoints.proofs_wanted(reader, "shanghai", "zhejiang") == [missed.tree_size]
-            assert await shanghai.checkpoints.checkpoint() == everyone
+            assert await shanghai.checkpoints.checkpoint() == EVERYONE
             assert checkpoints.proofs_wanted(reader, "shanghai", "zhejiang") == []
             assert {w for w, _, _ in rows_of(zhejiang, "shanghai")} == {"zhejiang"}
             # Every head Jiangsu shows now is one Zhejiang holds: known, nothing kept.
-            assert (await jiangsu.checkpoints.gossip())["zhejiang"] == "received"
+            assert (await jiangsu.checkpoints.heads.gossip())["zhejiang"] == "received"
             assert {w for w, _, _ in rows_of(zhejiang, "shanghai")} == {"zhejiang"}
             for node in (jiangsu, zhejiang):
                 assert node.metrics.checkpoints_refused.labels("shanghai")._value.get() == 0

@@ -19,6 +19,7 @@ from node.runtime.node import Node
 from node.store import checkpoints, log_tree
 from tests.nodes import BUDGET, config_for, eventually, make_mesh, running
 from tests.test_checkpoints import QUIET, traffic
+from tests.test_witness_gossip import EVERYONE, zhejiang_misses_a_head
 
 pytestmark = pytest.mark.timeout(BUDGET * 4)
 
@@ -92,26 +93,13 @@ async def test_a_head_another_witness_showed_is_pending_with_its_age_until_its_l
     mesh = make_mesh(tmp_path, THREE)
     jiangsu_config = config_for(mesh, "jiangsu", **QUIET)
     zhejiang_config = config_for(mesh, "zhejiang", **QUIET)
-    everyone = {"jiangsu": "cosigned", "zhejiang": "cosigned"}
     async with running(config_for(mesh, "shanghai", **QUIET)) as shanghai:
-        async with running(jiangsu_config) as jiangsu, running(zhejiang_config) as zhejiang:
-            await eventually(lambda: shanghai.peers.link("zhejiang").up)
-            await traffic(shanghai, jiangsu, 2)
-            assert await shanghai.checkpoints.checkpoint() == everyone
-        async with running(jiangsu_config) as jiangsu:
-            await traffic(shanghai, jiangsu, 2)
-            assert (await shanghai.checkpoints.checkpoint())["jiangsu"] == "cosigned"
-            missed = checkpoints.latest_witnessed(jiangsu.db.reader(), "shanghai", "jiangsu")
-            assert missed is not None
-        # Zhejiang cosigns a later head, so the one it missed is not the last it was sent.
-        async with running(zhejiang_config) as zhejiang:
-            await traffic(shanghai, zhejiang, 1)
-            assert (await shanghai.checkpoints.checkpoint())["zhejiang"] == "cosigned"
+        missed = await zhejiang_misses_a_head(shanghai, jiangsu_config, zhejiang_config)
         async with running(jiangsu_config) as jiangsu, running(zhejiang_config) as zhejiang:
             await watching(zhejiang)
             assert pending(zhejiang) == (0.0, 0.0)
             await eventually(lambda: jiangsu.peers.link("zhejiang").up)
-            assert (await jiangsu.checkpoints.gossip())["zhejiang"] == "received"
+            assert (await jiangsu.checkpoints.heads.gossip())["zhejiang"] == "received"
             before = time.time()
             count, age = pending(zhejiang)
             after = time.time()
@@ -124,11 +112,11 @@ async def test_a_head_another_witness_showed_is_pending_with_its_age_until_its_l
             assert last is not None
             await eventually(lambda: shanghai.peers.link("zhejiang").up)
             await eventually(lambda: shanghai.peers.link("jiangsu").up)
-            assert await shanghai.checkpoints.checkpoint() == everyone
+            assert await shanghai.checkpoints.checkpoint() == EVERYONE
             assert pending(zhejiang)[0] == 1
             now = sample(zhejiang, COSIGNED_AT, "shanghai")
             assert now is not None and now > last
-            assert await shanghai.checkpoints.checkpoint() == everyone
+            assert await shanghai.checkpoints.checkpoint() == EVERYONE
             assert pending(zhejiang) == (0.0, 0.0)
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from monitoring.metrics import NodeMetrics
 from node.peers.courier import AskFailed, Courier, ReplyRefused
+from node.peers.head_gossip import ASK_TIMEOUT
 from node.protocol.checkpoints import check_heads_answer
 from node.protocol.checks import CheckLimits
 from node.protocol.faults import Refusal
@@ -39,9 +40,6 @@ from node.trust.keys import VerifyKey, load_signing_key
 from node.trust.manifest import Manifest, verify_manifest
 from node.trust.tls import TlsMaterial
 from node.wire import pb
-
-ASK_TIMEOUT = 10.0
-"""Seconds a peer has to answer before it counts as not reachable."""
 
 
 @dataclass(frozen=True)
