@@ -6,10 +6,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from monitoring.metrics import CaseSnapshot, EndpointSnapshot, PeerSnapshot, StoreSnapshot
+from monitoring.metrics import (
+    CaseSnapshot,
+    EndpointSnapshot,
+    NodeMetrics,
+    PeerSnapshot,
+    StoreSnapshot,
+)
 from node.cases.lifecycle import Status
 from node.delivery.circuit import CircuitState
 from node.peers.checkpoints import WitnessRefusal
@@ -18,6 +25,7 @@ from node.store import cases as cases_store
 from node.store import outbox
 from node.store.checkpoints import last_cosigned_by_witness
 from node.store.connection import Connection
+from node.store.database import StoreError, probe_write
 from node.trust.manifest import format_time
 from node.trust.tls import certificate_not_after
 
@@ -38,12 +46,43 @@ IDLE_DOOR: dict[str, object] = {
 """A peer's place at our federation port before it has called (``PeerAdmission.view``)."""
 
 
+STORE_WATCH_INTERVAL = 1.0
+"""Seconds between write attempts while the store refuses writes."""
+
+
 class Health:
     """Readiness, status and snapshots of one node, and its maintenance switch."""
 
     def __init__(self, node: Node) -> None:
         self._node = node
         self.maintenance_since: float | None = None
+
+    def watch(self, metrics: NodeMetrics) -> None:
+        """Have ``metrics`` read the snapshots below at each scrape."""
+        metrics.watch_store(self.outbox_snapshots, self.store_snapshot)
+        metrics.watch_cases(self.case_snapshot)
+        metrics.watch_endpoints(self.endpoint_snapshots)
+        metrics.watch_revocation_lists(self.revocation_ages)
+        metrics.watch_platform(self.platform_snapshot)
+
+    async def watch_store(self) -> None:
+        """While the store refuses writes (disk full, I/O error, locked), try a tiny write
+        every second. Once writes commit again, by that write or by any other, end the other
+        tasks' back-off, so work resumes at once rather than when each back-off runs out."""
+        node = self._node
+        failing = False
+        while True:
+            await asyncio.sleep(STORE_WATCH_INTERVAL)
+            if node.db.write_problem() is not None:
+                failing = True
+                try:
+                    await node.db.write(probe_write(node.clock()))
+                except StoreError:
+                    continue
+            if failing:
+                failing = False
+                log.warning("the store takes writes again; resuming work")
+                node.tasks.wake()
 
     def store_snapshot(self) -> StoreSnapshot | None:
         db = self._node.open_store

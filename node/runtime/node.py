@@ -58,7 +58,7 @@ from node.runtime.startup import (
 )
 from node.runtime.supervisor import Supervisor
 from node.store import leases, log_tree, outbox
-from node.store.database import Database, StoreError, held_store_id, probe_write
+from node.store.database import Database, StoreError, held_store_id
 from node.store.lock import StoreLock
 from node.transport.admission import PeerAdmission
 from node.transport.client import PeerChannel
@@ -74,10 +74,6 @@ Clock = Callable[[], float]
 SHUTDOWN_STEP_LIMIT = 5.0
 """Seconds a shutdown step beyond the gRPC grace may take before the node moves on: a
 graceful stop must end even if a library call never returns."""
-
-
-STORE_WATCH_INTERVAL = 1.0
-"""Seconds between write attempts while the store refuses writes."""
 
 
 async def _bounded(work: Awaitable[object], seconds: float, step: str) -> None:
@@ -107,7 +103,7 @@ class Node:
         """The federation port's door: per-peer caps and suspension of abusive peers."""
         self.tasks = Supervisor(
             on_start=lambda name: self.metrics.task_restarts.labels(name).inc(0),
-            on_restart=self._task_restarted,
+            on_restart=lambda name: self.metrics.task_restarts.labels(name).inc(),
         )
         """Every long-lived task of this node; a failed one is restarted after a back-off."""
         self._lock = StoreLock(config.paths.store, identity=config.node_id)
@@ -297,13 +293,7 @@ class Node:
         try:
             # Before the store is opened (a replica on the wrong database leaves it as it
             # was) and before the federation port opens (it serves nothing).
-            siblings = SiblingCheck(
-                config.node_id,
-                Credentials(on_disk, key),
-                tls,
-                self.clock,
-                CheckLimits(config.max_message_bytes, config.clock_window_seconds),
-            )
+            siblings = SiblingCheck.of(config, Credentials(on_disk, key), tls, self.clock)
             told = await siblings.run(
                 own_listen=config.grpc_listen, held=lambda: held_store_id(config.paths.store)
             )
@@ -323,12 +313,8 @@ class Node:
         self._credentials = Credentials(manifest, key)
         self._tls = tls
         observe_credentials(self.metrics, self._credentials, config.node_id, tls)
-        self.metrics.watch_store(self.health.outbox_snapshots, self.health.store_snapshot)
+        self.health.watch(self.metrics)
         self.db.observe_write = self.metrics.store_write_latency.observe
-        self.metrics.watch_cases(self.health.case_snapshot)
-        self.metrics.watch_endpoints(self.health.endpoint_snapshots)
-        self.metrics.watch_revocation_lists(self.health.revocation_ages)
-        self.metrics.watch_platform(self.health.platform_snapshot)
         self._grpc = await start_server(
             self.inbound,
             config.grpc_listen,
@@ -343,16 +329,12 @@ class Node:
         await self._publish_revocations()
         self.tasks.start("revocation-lists", self._revocation_loop)
         self.tasks.start("certificate-checks", self.cases.checks.run)
-        self.tasks.start("store-watch", self._watch_store)
+        self.tasks.start("store-watch", self.health.watch_store)
         self.tasks.start("history", self.history.run)
         self.tasks.start("checkpoints", self.checkpoints.run)
-        untold = [answer.endpoint for answer in told if answer.store_id is None]
-        if untold:
-            store_id = self.db.store_id
-            self.tasks.start(
-                "replica-check",
-                lambda: siblings.recheck(untold, store_id, self._replica_on_another_store),
-            )
+        if any(answer.store_id is None for answer in told):
+            found, store_id = self._replica_on_another_store, self.db.store_id
+            self.tasks.start("replica-check", lambda: siblings.recheck(told, store_id, found))
         log.info(
             "node started",
             extra={
@@ -438,27 +420,6 @@ class Node:
 
     def _replica_on_another_store(self, problem: str) -> None:
         self.replica_problem = problem
-
-    def _task_restarted(self, name: str) -> None:
-        self.metrics.task_restarts.labels(name).inc()
-
-    async def _watch_store(self) -> None:
-        """While the store refuses writes (disk full, I/O error, locked), try a tiny write
-        every second. Once writes commit again, by that write or by any other, end the other
-        tasks' back-off, so work resumes at once rather than when each back-off runs out."""
-        failing = False
-        while True:
-            await asyncio.sleep(STORE_WATCH_INTERVAL)
-            if self.db.write_problem() is not None:
-                failing = True
-                try:
-                    await self.db.write(probe_write(self.clock()))
-                except StoreError:
-                    continue
-            if failing:
-                failing = False
-                log.warning("the store takes writes again; resuming work")
-                self.tasks.wake()
 
     async def reload(self) -> None:
         """SIGHUP: re-read node.toml's signing key and the manifest; keep the old on error."""

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from node.protocol.checks import CheckLimits, check_reply
 from node.protocol.envelope import header, seal
 from node.protocol.faults import Refusal
+from node.runtime.config import NodeConfig
 from node.runtime.credentials import Credentials
 from node.runtime.startup import StartupError
 from node.transport.client import PeerChannel
@@ -76,6 +77,18 @@ class SiblingCheck:
     limits: CheckLimits
     timeout: float = PROBE_TIMEOUT
 
+    @classmethod
+    def of(
+        cls,
+        config: NodeConfig,
+        credentials: Credentials,
+        tls: TlsMaterial,
+        clock: Callable[[], float],
+    ) -> SiblingCheck:
+        """The check a node of ``config`` makes, as itself, with its message limits."""
+        limits = CheckLimits(config.max_message_bytes, config.clock_window_seconds)
+        return cls(config.node_id, credentials, tls, clock, limits)
+
     def endpoints(self, own_listen: str) -> list[str]:
         """The other endpoints of this node in the manifest, in its order."""
         member = self.credentials.manifest.member(self.node_id)
@@ -95,11 +108,12 @@ class SiblingCheck:
         return list(answers)
 
     async def recheck(
-        self, untold: Sequence[str], store_id: str, found: Callable[[str], None]
+        self, told: Sequence[SiblingAnswer], store_id: str, found: Callable[[str], None]
     ) -> None:
-        """Ask the siblings at ``untold`` again, every ``RECHECK_SECONDS``, until each has
-        told its store; tell ``found`` why, for each one on another store than ``store_id``."""
-        waiting = list(untold)
+        """Ask the siblings that did not tell their store in ``told`` again, every
+        ``RECHECK_SECONDS``, until each has; tell ``found`` why, for each one on another
+        store than ``store_id``."""
+        waiting = [answer.endpoint for answer in told if answer.store_id is None]
         while waiting:
             await asyncio.sleep(RECHECK_SECONDS)
             answers = await asyncio.gather(*(self.ask(e) for e in waiting))
